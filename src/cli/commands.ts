@@ -1,0 +1,118 @@
+/** The commands: each takes parsed arguments, does IO at this edge, and returns an exit code. */
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { createRequire } from "node:module";
+import { KexecError, isKexecError } from "../core/errors.js";
+import { inspectJson, renderInspect } from "../core/image/describe.js";
+import { readKernelImage } from "../core/image/index.js";
+import { renderMachine, toMachineJson } from "../core/machine/model.js";
+import { readInputFile } from "../node/files.js";
+import { readMachine } from "../node/machine.js";
+import { snapshot } from "../node/snapshot.js";
+import { has, value, type ParsedArgs } from "./options.js";
+
+const SUBCOMMANDS: Record<string, (args: ParsedArgs, rest: string[]) => Promise<number>> = {
+  inspect: inspectCommand,
+  machine: machineCommand,
+  snapshot: snapshotCommand,
+  demo: demoCommand,
+  help: async () => 0,
+};
+
+export async function runCommand(args: ParsedArgs): Promise<number> {
+  if (has(args, "version")) {
+    process.stdout.write(`kexec-ts ${packageVersion()}\n`);
+    return 0;
+  }
+  const [first, ...rest] = args.positionals;
+  if (first !== undefined && SUBCOMMANDS[first]) return SUBCOMMANDS[first]!(args, rest);
+  return kexecCommand(args);
+}
+
+function packageVersion(): string {
+  const require = createRequire(import.meta.url);
+  return (require("../../package.json") as { version: string }).version;
+}
+
+function print(args: ParsedArgs, json: unknown, text: () => string): void {
+  if (has(args, "json")) process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+  else process.stdout.write(`${text()}\n`);
+}
+
+async function inspectCommand(args: ParsedArgs, rest: string[]): Promise<number> {
+  const path = rest[0];
+  if (path === undefined) throw new KexecError("usage", "inspect needs an IMAGE", {}, "kexec-ts inspect /boot/vmlinuz-$(uname -r)");
+  const image = loadImage(path, has(args, "vmlinux"));
+  print(args, inspectJson(image), () => renderInspect(image, path));
+  return 0;
+}
+
+export function loadImage(path: string, decompressPayload: boolean) {
+  const bytes = readInputFile(path, "kernel image");
+  try {
+    return readKernelImage(bytes, { decompressPayload });
+  } catch (e) {
+    if (isKexecError(e)) throw e.inFile(path);
+    throw e;
+  }
+}
+
+async function machineCommand(args: ParsedArgs): Promise<number> {
+  const machine = await readMachine(value(args, "root") ?? "/");
+  print(args, toMachineJson(machine), () => renderMachine(machine));
+  return 0;
+}
+
+async function snapshotCommand(args: ParsedArgs, rest: string[]): Promise<number> {
+  const dest = rest[0];
+  if (dest === undefined) throw new KexecError("usage", "snapshot needs a destination DIR", {}, "kexec-ts snapshot /tmp/my-machine");
+  const result = await snapshot(value(args, "root") ?? "/", dest);
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  return 0;
+}
+
+/**
+ * What `npm start` runs: the machine model of this machine (or of the sample
+ * snapshot shipped in the repo when this is not an x86 Linux machine we can
+ * read), and an inspection of a kernel from /boot when there is one.
+ */
+async function demoCommand(args: ParsedArgs): Promise<number> {
+  let root = value(args, "root") ?? "/";
+  if (!has(args, "root") && !existsSync("/proc/iomem")) {
+    root = new URL("../../testdata/snapshots/host-debian12", import.meta.url).pathname;
+    process.stdout.write(`(no /proc/iomem here: using the sample snapshot ${root})\n\n`);
+  }
+  const machine = await readMachine(root);
+  process.stdout.write(`== machine (${root}) ==\n${renderMachine(machine)}\n\n`);
+  const kernel = findBootKernel(root === "/" ? "/boot" : join(root, "boot"));
+  if (kernel) {
+    const image = loadImage(kernel, false);
+    process.stdout.write(`== kernel image ==\n${renderInspect(image, kernel)}\n`);
+  } else {
+    process.stdout.write("(no kernel in /boot to inspect: try `kexec-ts inspect IMAGE`)\n");
+  }
+  return 0;
+}
+
+function findBootKernel(dir: string): string | undefined {
+  if (!existsSync(dir)) return undefined;
+  const names = readdirSync(dir).filter((n) => n.startsWith("vmlinuz")).sort();
+  const last = names[names.length - 1];
+  return last === undefined ? undefined : join(dir, last);
+}
+
+/** kexec-tools compatible mode: kexec-ts [-l|-p|-e|-u|-S] ... */
+async function kexecCommand(args: ParsedArgs): Promise<number> {
+  if (has(args, "status")) {
+    const machine = await readMachine(value(args, "root") ?? "/");
+    // kexec-tools: -S alone asks about the crash kernel; with -l about the kexec kernel.
+    const loaded = has(args, "load") ? machine.kexec.loaded : machine.kexec.crashLoaded;
+    return loaded ? 1 : 0;
+  }
+  const action = ["load", "load-panic", "exec", "unload"].find((a) => has(args, a));
+  if (action === undefined) {
+    const word = args.positionals[0];
+    throw new KexecError("usage", word === undefined ? "nothing to do: give an action (-l, -p, -e, -u, -S) or a command" : `unknown command "${word}"`, { actual: word ?? "" }, "see kexec-ts --help");
+  }
+  throw new KexecError("usage", `--${action} is not available in this version of kexec-ts yet`, { field: action }, "use kexec-ts inspect / machine to look before loading");
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+/**
+ * kexec-ts command line. Parses once, dispatches to a command, and catches
+ * once: a KexecError prints `kexec-ts: <message>` and `hint: <hint>` and
+ * exits with the code from exit-codes.ts; anything else is a bug and says how
+ * to report it.
+ */
+import { isKexecError } from "../core/errors.js";
+import { EXIT_BUG, EXIT_FOR_ERROR } from "./exit-codes.js";
+import { parseArgs, has, helpText } from "./options.js";
+import { runCommand } from "./commands.js";
+
+async function main(argv: string[]): Promise<number> {
+  const args = parseArgs(argv);
+  if (has(args, "help") || argv.length === 0) {
+    process.stdout.write(helpText());
+    return 0;
+  }
+  return runCommand(args);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (isKexecError(e)) {
+      process.stderr.write(`kexec-ts: ${e.message}\n`);
+      if (e.hint) process.stderr.write(`hint: ${e.hint}\n`);
+      process.exitCode = EXIT_FOR_ERROR[e.code];
+      return;
+    }
+    process.stderr.write(`kexec-ts: internal error (a bug in kexec-ts): ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+    process.stderr.write("hint: please report it with the command line, the output of `kexec-ts snapshot DIR` and the image's `kexec-ts inspect --json`\n");
+    process.exitCode = EXIT_BUG;
+  },
+);

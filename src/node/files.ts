@@ -1,0 +1,33 @@
+/** File IO at the edge: every failure becomes a KexecError that names the file and says what to do. */
+import { readFileSync, statSync } from "node:fs";
+import { KexecError } from "../core/errors.js";
+
+export function readInputFile(path: string, what: string): Uint8Array {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    throw ioError(e, path, what);
+  }
+  if (st.isDirectory()) {
+    throw new KexecError("io", `${path}: is a directory, expected ${what}`, { file: path, expected: "a regular file", actual: "a directory" });
+  }
+  try {
+    const data = readFileSync(path);
+    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  } catch (e) {
+    throw ioError(e, path, what);
+  }
+}
+
+export function ioError(e: unknown, path: string, what: string): KexecError {
+  const err = e as NodeJS.ErrnoException;
+  const code = err?.code ?? "EIO";
+  const hints: Record<string, string> = {
+    ENOENT: `check the path of the ${what}`,
+    EACCES: "run as root or fix the file's permissions",
+    EPERM: "run as root or fix the file's permissions",
+    EISDIR: `give the path of a file, not a directory`,
+  };
+  return new KexecError("io", `${path}: cannot read ${what}: ${err?.message ?? String(e)}`, { file: path, errno: code }, hints[code]);
+}
