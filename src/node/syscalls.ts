@@ -1,0 +1,207 @@
+/**
+ * The kexec syscalls through FFI (koffi, which ships prebuilt linux-x64 and
+ * linux-ia32 binaries, so the same code runs in a 64-bit and a 32-bit Node).
+ * Numbers are those of the *user space's* ABI: a 32-bit Node on a 64-bit
+ * kernel goes through the compat entry points (kexec_load 283), whose segment
+ * struct has 32-bit fields — so it cannot name a destination above 4 GiB.
+ */
+import { closeSync, openSync, readSync, constants as fsConstants } from "node:fs";
+import { createRequire } from "node:module";
+import { KexecError } from "../core/errors.js";
+import { hex } from "../core/format.js";
+import { explainErrno, type ErrnoContext, type KexecSyscall } from "../core/plan/syscall-errors.js";
+
+export const KEXEC_ON_CRASH = 0x1;
+export const KEXEC_PRESERVE_CONTEXT = 0x2;
+export const KEXEC_ARCH_386 = 3 << 16;
+export const KEXEC_ARCH_X86_64 = 62 << 16;
+export const KEXEC_FILE_UNLOAD = 0x1;
+export const KEXEC_FILE_ON_CRASH = 0x2;
+export const KEXEC_FILE_NO_INITRAMFS = 0x4;
+export const KEXEC_SEGMENT_MAX = 16;
+
+const LINUX_REBOOT_MAGIC1 = 0xfee1dead;
+const LINUX_REBOOT_MAGIC2 = 672274793;
+const LINUX_REBOOT_CMD_KEXEC = 0x45584543;
+
+export type UserArch = "x86_64" | "i386";
+
+interface SyscallNumbers {
+  kexec_load: number;
+  kexec_file_load: number | undefined;
+  reboot: number;
+}
+
+const NUMBERS: Record<UserArch, SyscallNumbers> = {
+  // arch/x86/entry/syscalls/syscall_64.tbl
+  x86_64: { kexec_load: 246, kexec_file_load: 320, reboot: 169 },
+  // syscall_32.tbl: there is no kexec_file_load for 32-bit callers
+  i386: { kexec_load: 283, kexec_file_load: undefined, reboot: 88 },
+};
+
+export function userArch(): UserArch {
+  if (process.arch === "x64") return "x86_64";
+  if (process.arch === "ia32") return "i386";
+  throw new KexecError("syscall", `kexec-ts runs on x86 only; this Node is ${process.arch}`, { actual: process.arch });
+}
+
+export interface LoadSegment {
+  buf: Uint8Array;
+  mem: bigint;
+  memsz: bigint;
+}
+
+// koffi is loaded lazily: commands that never call the kernel (inspect, plan)
+// must work where the native module is absent, e.g. another architecture.
+type Koffi = typeof import("koffi");
+let ffi: { koffi: Koffi; syscall: (...args: unknown[]) => number | bigint; sync: () => void } | undefined;
+
+function load() {
+  if (ffi) return ffi;
+  let koffi: Koffi;
+  try {
+    koffi = createRequire(import.meta.url)("koffi") as Koffi;
+  } catch (e) {
+    throw new KexecError("syscall", `cannot load the FFI module koffi: ${(e as Error).message}`, {}, "reinstall kexec-ts with its dependencies (npm ci --omit=dev)");
+  }
+  const libc = koffi.load("libc.so.6");
+  ffi = {
+    koffi,
+    syscall: libc.func("long syscall(long number, ...)") as (...args: unknown[]) => number | bigint,
+    sync: libc.func("void sync(void)") as () => void,
+  };
+  return ffi;
+}
+
+function errnoName(koffi: Koffi, errno: number): string {
+  for (const [name, value] of Object.entries(koffi.os.errno)) if (value === errno) return name;
+  return `errno ${errno}`;
+}
+
+function fail(call: KexecSyscall, errno: string, details: string, ctx: ErrnoContext): never {
+  const why = explainErrno(call, errno, ctx);
+  throw new KexecError("syscall", `${call} failed with ${errno}: ${why.cause}${details ? ` (${details})` : ""}`, { errno, call, fallbackAllowed: why.fallbackAllowed }, why.hint);
+}
+
+/** The last kernel log records, read from /dev/kmsg (each read returns one record). */
+export function kernelLogTail(sinceSeq?: number): { lines: string[]; lastSeq: number } {
+  const lines: string[] = [];
+  let lastSeq = sinceSeq ?? -1;
+  let fd: number;
+  try {
+    fd = openSync("/dev/kmsg", fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  } catch {
+    return { lines, lastSeq };
+  }
+  const buf = Buffer.alloc(8192);
+  try {
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(fd, buf, 0, buf.length, null);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === "EPIPE") continue; // records were overwritten; keep reading
+        break; // EAGAIN: no more records
+      }
+      const record = buf.toString("utf8", 0, n);
+      const semi = record.indexOf(";");
+      const seq = Number(record.split(",")[1]);
+      if (sinceSeq !== undefined && seq <= sinceSeq) continue;
+      lastSeq = seq;
+      lines.push(record.slice(semi + 1).split("\n")[0] ?? "");
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return { lines, lastSeq };
+}
+
+export function kexecLoad(entry: bigint, segments: readonly LoadSegment[], flags: number, ctx: ErrnoContext = {}): void {
+  const arch = userArch();
+  if (segments.length > KEXEC_SEGMENT_MAX) throw new KexecError("syscall", `kexec_load takes at most ${KEXEC_SEGMENT_MAX} segments, the plan has ${segments.length}`, { expected: `<= ${KEXEC_SEGMENT_MAX}`, actual: String(segments.length) });
+  if (arch === "i386") {
+    for (const s of segments) {
+      if (s.mem + s.memsz > 1n << 32n) {
+        throw new KexecError("syscall", `a 32-bit kexec_load cannot name destination ${hex(s.mem)}+${hex(s.memsz)}: the compat segment struct has 32-bit addresses`,
+          { field: "mem", actual: hex(s.mem) }, "use a 64-bit kexec-ts, or a crash region below 4 GiB");
+      }
+    }
+    if (entry >= 1n << 32n) throw new KexecError("syscall", `a 32-bit kexec_load cannot pass entry ${hex(entry)}`, { field: "entry", actual: hex(entry) });
+  }
+  const { koffi, syscall } = load();
+  const kexecSegment = koffi.struct({ buf: "void *", bufsz: "size_t", mem: "uintptr_t", memsz: "size_t" });
+  const owned: unknown[] = [];
+  try {
+    const records = segments.map((s) => {
+      const native = koffi.alloc("uint8_t", Math.max(1, s.buf.length));
+      owned.push(native);
+      if (s.buf.length) koffi.encode(native, koffi.array("uint8_t", s.buf.length), s.buf);
+      return { buf: native, bufsz: s.buf.length, mem: s.mem, memsz: s.memsz };
+    });
+    const array = koffi.alloc(kexecSegment, Math.max(1, records.length));
+    owned.push(array);
+    if (records.length) koffi.encode(array, koffi.array(kexecSegment, records.length), records);
+    const rc = syscall(NUMBERS[arch].kexec_load, "unsigned long", entry, "unsigned long", segments.length, "void *", array, "unsigned long", flags >>> 0);
+    if (Number(rc) < 0) {
+      const name = errnoName(koffi, koffi.errno());
+      fail("kexec_load", name, `entry ${hex(entry)}, flags ${hex(flags)}, segments ${segments.map((s) => `${hex(s.mem)}+${hex(s.memsz)}`).join(" ")}`, ctx);
+    }
+  } finally {
+    for (const p of owned) koffi.free(p as never);
+  }
+}
+
+export function kexecUnload(crash: boolean, ctx: ErrnoContext = {}): void {
+  const arch = userArch();
+  const { koffi, syscall } = load();
+  // kexec_load with no segments unloads; the arch bits must still be DEFAULT or native, so pass none.
+  const rc = syscall(NUMBERS[arch].kexec_load, "unsigned long", 0n, "unsigned long", 0, "void *", null, "unsigned long", crash ? KEXEC_ON_CRASH : 0);
+  if (Number(rc) < 0) fail("kexec_unload", errnoName(koffi, koffi.errno()), "", ctx);
+}
+
+export function kexecFileLoad(kernelPath: string, initrdPath: string | undefined, cmdline: string, flags: number, ctx: ErrnoContext = {}): void {
+  const arch = userArch();
+  const number = NUMBERS[arch].kexec_file_load;
+  if (number === undefined) {
+    throw new KexecError("syscall", "kexec_file_load does not exist for 32-bit processes (no entry in syscall_32.tbl)", { errno: "ENOSYS", call: "kexec_file_load", fallbackAllowed: true }, "use kexec_load (-c), or a 64-bit kexec-ts");
+  }
+  const { koffi, syscall } = load();
+  const kernelFd = openSync(kernelPath, "r");
+  const initrdFd = initrdPath === undefined ? -1 : openSync(initrdPath, "r");
+  const before = kernelLogTail().lastSeq;
+  try {
+    // The length the kernel wants includes the terminating NUL, which koffi appends to the string.
+    const rc = syscall(number, "int", kernelFd, "int", initrdFd, "unsigned long", Buffer.byteLength(cmdline, "utf8") + 1, "const char *", cmdline, "unsigned long", (flags | (initrdPath === undefined ? KEXEC_FILE_NO_INITRAMFS : 0)) >>> 0);
+    if (Number(rc) < 0) {
+      const name = errnoName(koffi, koffi.errno());
+      const kernelLog = kernelLogTail(before).lines.filter((l) => /kexec|bzImage|purgatory|crash/i.test(l));
+      fail("kexec_file_load", name, "", { ...ctx, kernelLog });
+    }
+  } finally {
+    closeSync(kernelFd);
+    if (initrdFd >= 0) closeSync(initrdFd);
+  }
+}
+
+export function kexecFileUnload(crash: boolean, ctx: ErrnoContext = {}): void {
+  const arch = userArch();
+  const number = NUMBERS[arch].kexec_file_load;
+  if (number === undefined) return kexecUnload(crash, ctx);
+  const { koffi, syscall } = load();
+  const rc = syscall(number, "int", -1, "int", -1, "unsigned long", 0, "const char *", null, "unsigned long", KEXEC_FILE_UNLOAD | (crash ? KEXEC_FILE_ON_CRASH : 0));
+  if (Number(rc) < 0) fail("kexec_unload", errnoName(koffi, koffi.errno()), "", ctx);
+}
+
+/** sync(), then reboot(LINUX_REBOOT_CMD_KEXEC). Returns only on failure. */
+export function rebootIntoKexec(ctx: ErrnoContext = {}): never {
+  const arch = userArch();
+  const { koffi, syscall, sync } = load();
+  sync();
+  syscall(NUMBERS[arch].reboot, "int", LINUX_REBOOT_MAGIC1 | 0, "int", LINUX_REBOOT_MAGIC2, "unsigned int", LINUX_REBOOT_CMD_KEXEC, "void *", null);
+  fail("reboot", errnoName(koffi, koffi.errno()), "", ctx);
+}
+
+export function syncFilesystems(): void {
+  load().sync();
+}
