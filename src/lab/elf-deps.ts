@@ -1,0 +1,150 @@
+/**
+ * Just enough ELF to copy a dynamically linked program into an initramfs: its machine, its
+ * program interpreter (PT_INTERP) and the libraries it names (DT_NEEDED). Reading these from
+ * the file, instead of running ldd, works for the 32-bit Node too, whose loader is not
+ * installed on the host. Layouts from include/uapi/linux/elf.h.
+ */
+import { readFileSync, existsSync, realpathSync } from "node:fs";
+import { join } from "node:path";
+import { ByteReader } from "../core/bytes/reader.js";
+import { KexecError } from "../core/errors.js";
+
+const EM_386 = 3;
+const EM_X86_64 = 62;
+const ELFCLASS32 = 1;
+const ELFCLASS64 = 2;
+const PT_LOAD = 1;
+const PT_DYNAMIC = 2;
+const PT_INTERP = 3;
+const DT_NULL = 0n;
+const DT_NEEDED = 1n;
+const DT_STRTAB = 5n;
+
+export type UserArch = "x86_64" | "i386";
+
+export interface DynamicInfo {
+  arch: UserArch;
+  /** "/lib64/ld-linux-x86-64.so.2"; undefined for a static program. */
+  interpreter: string | undefined;
+  needed: string[];
+}
+
+interface Segment {
+  type: number;
+  offset: number;
+  vaddr: bigint;
+  filesz: number;
+}
+
+export function readDynamicInfo(bytes: Uint8Array, what = "ELF file"): DynamicInfo {
+  const r = new ByteReader(bytes, what);
+  if (r.u32be(0, "e_ident[EI_MAG]") !== 0x7f454c46) {
+    throw new KexecError("parse", `${what}: not an ELF file`, { field: "e_ident", offset: 0, expected: "\\x7fELF" });
+  }
+  const elfClass = r.u8(4, "e_ident[EI_CLASS]");
+  if (elfClass !== ELFCLASS32 && elfClass !== ELFCLASS64) {
+    throw new KexecError("parse", `${what}: EI_CLASS ${elfClass} is neither ELFCLASS32 nor ELFCLASS64`, { field: "e_ident[EI_CLASS]", offset: 4 });
+  }
+  const is64 = elfClass === ELFCLASS64;
+  const machine = r.u16(18, "e_machine");
+  const arch: UserArch | undefined = machine === EM_X86_64 ? "x86_64" : machine === EM_386 ? "i386" : undefined;
+  if (arch === undefined) {
+    throw new KexecError("parse", `${what}: e_machine ${machine} is not x86 (EM_386 3 or EM_X86_64 62)`, { field: "e_machine", offset: 18, actual: String(machine) });
+  }
+  const phoff = is64 ? Number(r.u64(32, "e_phoff")) : r.u32(28, "e_phoff");
+  const phentsize = r.u16(is64 ? 54 : 42, "e_phentsize");
+  const phnum = r.u16(is64 ? 56 : 44, "e_phnum");
+  const segments: Segment[] = [];
+  for (let i = 0; i < phnum; i++) {
+    const at = phoff + i * phentsize;
+    segments.push(
+      is64
+        ? { type: r.u32(at, "p_type"), offset: Number(r.u64(at + 8, "p_offset")), vaddr: r.u64(at + 16, "p_vaddr"), filesz: Number(r.u64(at + 32, "p_filesz")) }
+        : { type: r.u32(at, "p_type"), offset: r.u32(at + 4, "p_offset"), vaddr: BigInt(r.u32(at + 8, "p_vaddr")), filesz: r.u32(at + 16, "p_filesz") },
+    );
+  }
+  const interpSegment = segments.find((s) => s.type === PT_INTERP);
+  const interpreter = interpSegment === undefined ? undefined : r.cstring(interpSegment.offset, interpSegment.filesz, "PT_INTERP");
+
+  const dynamic = segments.find((s) => s.type === PT_DYNAMIC);
+  const needed: string[] = [];
+  if (dynamic !== undefined) {
+    const entrySize = is64 ? 16 : 8;
+    const neededOffsets: bigint[] = [];
+    let strtab: bigint | undefined;
+    for (let at = dynamic.offset; at + entrySize <= dynamic.offset + dynamic.filesz; at += entrySize) {
+      const tag = is64 ? r.u64(at, "d_tag") : BigInt(r.u32(at, "d_tag"));
+      const value = is64 ? r.u64(at + 8, "d_val") : BigInt(r.u32(at + 4, "d_val"));
+      if (tag === DT_NULL) break;
+      if (tag === DT_NEEDED) neededOffsets.push(value);
+      if (tag === DT_STRTAB) strtab = value;
+    }
+    if (neededOffsets.length > 0) {
+      if (strtab === undefined) throw new KexecError("parse", `${what}: DT_NEEDED entries but no DT_STRTAB`, { field: "DT_STRTAB" });
+      // DT_STRTAB is a virtual address; the PT_LOAD that contains it says where it is in the file.
+      const load = segments.find((s) => s.type === PT_LOAD && strtab! >= s.vaddr && strtab! < s.vaddr + BigInt(s.filesz));
+      if (load === undefined) throw new KexecError("parse", `${what}: DT_STRTAB 0x${strtab.toString(16)} is in no PT_LOAD segment`, { field: "DT_STRTAB" });
+      const strtabOffset = load.offset + Number(strtab - load.vaddr);
+      for (const o of neededOffsets) {
+        const name = r.cstring(strtabOffset + Number(o), 4096, "DT_NEEDED");
+        if (name === undefined) throw new KexecError("parse", `${what}: DT_NEEDED string at 0x${o.toString(16)} is not terminated`, { field: "DT_NEEDED" });
+        needed.push(name);
+      }
+    }
+  }
+  return { arch, interpreter, needed };
+}
+
+/** Where the loader looks, per arch (Debian's multiarch paths first). Relative to a root. */
+export const LIBRARY_DIRS: Record<UserArch, string[]> = {
+  x86_64: ["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "usr/lib64", "lib", "usr/lib"],
+  i386: ["lib/i386-linux-gnu", "usr/lib/i386-linux-gnu", "lib", "usr/lib"],
+};
+
+export interface LibraryFile {
+  /** Absolute path in the guest, as the loader will look for it. */
+  guestPath: string;
+  /** The real file on the host (symlinks resolved). */
+  hostPath: string;
+}
+
+/**
+ * The interpreter and the transitive DT_NEEDED closure of `programs`, looked up under `root`
+ * ("/" for the host, or an extracted package tree). Each library keeps the name the loader
+ * asks for, in the directory where it was found.
+ */
+export function resolveLibraries(root: string, programs: string[], arch: UserArch): LibraryFile[] {
+  const found = new Map<string, LibraryFile>();
+  const queue: { hostPath: string; what: string }[] = programs.map((p) => ({ hostPath: p, what: p }));
+  const seen = new Set<string>();
+  while (queue.length > 0) {
+    const { hostPath, what } = queue.shift()!;
+    const real = realpathSync(hostPath);
+    if (seen.has(real)) continue;
+    seen.add(real);
+    const info = readDynamicInfo(readFileSync(real), what);
+    if (info.arch !== arch) {
+      throw new KexecError("lab", `${what} is ${info.arch} code, but the guest user space is ${arch}`, { file: what, expected: arch, actual: info.arch });
+    }
+    if (info.interpreter !== undefined && !found.has(info.interpreter)) {
+      const host = join(root, info.interpreter);
+      if (!existsSync(host)) {
+        throw new KexecError("lab", `${what} needs the loader ${info.interpreter}, which is not under ${root}`, { file: what, field: "PT_INTERP", expected: host },
+          "run .ci/setup-debian.sh to fetch the libraries");
+      }
+      found.set(info.interpreter, { guestPath: info.interpreter, hostPath: realpathSync(host) });
+    }
+    for (const name of info.needed) {
+      if ([...found.values()].some((f) => f.guestPath.endsWith(`/${name}`))) continue;
+      const dir = LIBRARY_DIRS[arch].find((d) => existsSync(join(root, d, name)));
+      if (dir === undefined) {
+        throw new KexecError("lab", `${what} needs ${name}, found in none of ${LIBRARY_DIRS[arch].map((d) => join(root, d)).join(", ")}`,
+          { file: what, field: "DT_NEEDED", expected: name }, "run .ci/setup-debian.sh to fetch the libraries");
+      }
+      const lib = join(root, dir, name);
+      found.set(`/${dir}/${name}`, { guestPath: `/${dir}/${name}`, hostPath: realpathSync(lib) });
+      queue.push({ hostPath: lib, what: lib });
+    }
+  }
+  return [...found.values()];
+}

@@ -1,0 +1,397 @@
+/**
+ * Builds a lab guest's initramfs as a concatenation of cpio archives (the kernel unpacks them
+ * one after another, each compressed on its own): busybox, Node for the user-space arch, the
+ * built kexec-ts, and a small last part with /init, the step scripts and extra files. The
+ * first three change rarely and are cached under <cache>/initramfs/parts keyed by the identity
+ * (path, size, mtime) of every input file, so a rebuild costs only the last part.
+ */
+import { createHash } from "node:crypto";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, lstatSync, statSync, writeFileSync, renameSync, openSync, writeSync, closeSync } from "node:fs";
+import { dirname, join, relative, resolve, basename } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { gzip as gzipCallback, constants as zlibConstants } from "node:zlib";
+import { KexecError } from "../core/errors.js";
+import { size as formatSize } from "../core/format.js";
+import { CpioWriter } from "./cpio.js";
+import { readDynamicInfo, resolveLibraries, type UserArch } from "./elf-deps.js";
+import { generateInit, type InitSpec } from "./init-script.js";
+import { busyboxPath, i386NodeRoot, labCacheDir, findKernel, SETUP_HINT } from "./kernels.js";
+
+const gzip = promisify(gzipCallback);
+
+/** A file to put into the guest. Exactly one source: host, text, kernel or initramfs. */
+export interface ExtraFile {
+  /** Absolute guest path. */
+  guest: string;
+  /** A host file to copy. */
+  host?: string;
+  /** Literal contents. */
+  text?: string;
+  /** The vmlinuz of a lab kernel, by short name ("amd64-6.12"). */
+  kernel?: string;
+  /** Another initramfs, built from this spec (for the kernel a guest kexecs into). */
+  initramfs?: InitramfsSpec;
+  mode?: number;
+}
+
+export interface InitramfsSpec {
+  userArch: UserArch;
+  init: InitSpec;
+  /** Put Node into the guest (/usr/bin/node). */
+  node?: boolean;
+  /** Put the built kexec-ts into /opt/kexec-ts with /bin/kexec-ts; true uses this checkout. */
+  kexecTs?: boolean | { repoRoot: string };
+  files?: ExtraFile[];
+  /** Kernel modules (by name, "virtio_blk") of this lab kernel, loaded with their dependencies before the init marker. */
+  modules?: { kernel: string; names: string[] };
+}
+
+export interface InitramfsPart {
+  name: string;
+  bytes: number;
+  cached: boolean;
+}
+
+export interface BuiltInitramfs {
+  path: string;
+  bytes: number;
+  parts: InitramfsPart[];
+  buildMs: number;
+}
+
+export interface BuildOptions {
+  cache?: string;
+  /** Where to write the image; default <cache>/initramfs/out/<content hash>.img. */
+  outPath?: string;
+}
+
+/** The kernel wants each archive that follows another to start 4-byte aligned. */
+function padTo4(bytes: Uint8Array): Uint8Array {
+  const pad = (4 - (bytes.length % 4)) % 4;
+  if (pad === 0) return bytes;
+  const out = new Uint8Array(bytes.length + pad);
+  out.set(bytes, 0);
+  return out;
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  return Buffer.concat(chunks);
+}
+
+async function compress(cpio: CpioWriter, level: number): Promise<Uint8Array> {
+  return padTo4(await gzip(concat(cpio.chunks()), { level, memLevel: zlibConstants.Z_DEFAULT_MEMLEVEL }));
+}
+
+function readHostFile(path: string, why: string): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new KexecError("lab", `cannot read ${path} (${why}): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: path });
+  }
+}
+
+/** Walks a host tree: every regular file, symlink and directory below `dir`, relative paths. */
+function walk(dir: string, skip: (rel: string) => boolean = () => false): { rel: string; kind: "file" | "dir" | "symlink" }[] {
+  const out: { rel: string; kind: "file" | "dir" | "symlink" }[] = [];
+  const visit = (rel: string): void => {
+    for (const name of readdirSync(join(dir, rel)).sort()) {
+      const r = rel === "" ? name : `${rel}/${name}`;
+      if (skip(r)) continue;
+      const st = lstatSync(join(dir, r));
+      if (st.isSymbolicLink()) out.push({ rel: r, kind: "symlink" });
+      else if (st.isDirectory()) {
+        out.push({ rel: r, kind: "dir" });
+        visit(r);
+      } else if (st.isFile()) out.push({ rel: r, kind: "file" });
+    }
+  };
+  visit("");
+  return out;
+}
+
+/** A key for a set of host files: changes when any path, size or mtime does. */
+function identityKey(label: string, paths: string[]): string {
+  const h = createHash("sha256").update(label);
+  for (const p of paths) {
+    const st = lstatSync(p);
+    h.update(`\0${p}\0${st.size}\0${st.mtimeMs}`);
+  }
+  return h.digest("hex").slice(0, 16);
+}
+
+/** A cached part: built once per key, then read from <cache>/initramfs/parts. */
+async function cachedPart(cache: string, name: string, key: string, build: () => CpioWriter, level: number): Promise<{ bytes: Uint8Array; part: InitramfsPart }> {
+  const dir = join(cache, "initramfs", "parts");
+  const file = join(dir, `${name}-${key}.cpio.gz`);
+  if (existsSync(file)) {
+    const bytes = readFileSync(file);
+    return { bytes, part: { name, bytes: bytes.length, cached: true } };
+  }
+  const bytes = await compress(build(), level);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(`${file}.tmp`, bytes);
+  renameSync(`${file}.tmp`, file);
+  return { bytes, part: { name, bytes: bytes.length, cached: false } };
+}
+
+// Applets /init and the lab's steps rely on, linked in the archive so they work before
+// `busybox --install` has run (and in a second kernel's initramfs that never runs it).
+const APPLETS = ["sh", "ash", "mount", "umount", "cat", "echo", "mkdir", "ls", "sleep", "poweroff", "reboot", "halt", "dmesg", "base64", "tar", "gzip", "sync",
+  "grep", "cut", "wc", "md5sum", "cp", "rm", "insmod", "head", "tail", "sed", "uname", "mknod", "true", "false", "test", "[", "tr", "od", "hexdump", "dd", "xxd", "find"];
+
+function busyboxPart(arch: UserArch, cache: string): { key: string; build: () => CpioWriter } {
+  const bb = busyboxPath(arch, cache);
+  return {
+    key: identityKey(`busybox-${arch}`, [bb]),
+    build: () => {
+      const data = readHostFile(bb, "busybox");
+      const info = readDynamicInfo(data, bb);
+      if (info.interpreter !== undefined) {
+        throw new KexecError("lab", `${bb} is dynamically linked; the lab needs a static busybox`, { file: bb, field: "PT_INTERP", actual: info.interpreter },
+          "apt-get install busybox-static");
+      }
+      if (info.arch !== arch) throw new KexecError("lab", `${bb} is ${info.arch}, the guest user space is ${arch}`, { file: bb, expected: arch, actual: info.arch });
+      const w = new CpioWriter();
+      for (const d of ["proc", "sys", "dev", "tmp", "run", "root", "etc", "sbin", "usr/bin", "usr/sbin", "lab"]) w.dir(d);
+      w.dir("tmp", 0o1777);
+      // The kernel opens /dev/console for /init's stdio before anything is mounted.
+      w.device("dev/console", "char", 5, 1, 0o600);
+      w.device("dev/null", "char", 1, 3, 0o666);
+      w.file("bin/busybox", data, 0o755);
+      for (const applet of APPLETS) w.symlink(`bin/${applet}`, "busybox");
+      w.file("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
+      w.file("etc/group", "root:x:0:\n");
+      return w;
+    },
+  };
+}
+
+function addLibraries(w: CpioWriter, root: string, programs: string[], arch: UserArch): void {
+  for (const lib of resolveLibraries(root, programs, arch)) w.file(lib.guestPath, readHostFile(lib.hostPath, "shared library"), 0o755);
+}
+
+function nodePart(arch: UserArch, cache: string): { key: string; build: () => CpioWriter } {
+  if (arch === "x86_64") {
+    const node = "/usr/bin/node";
+    if (!existsSync(node)) throw new KexecError("lab", "no /usr/bin/node on the host to put into an x86_64 guest", { file: node }, "install Node 18 or newer");
+    return {
+      key: identityKey("node-x86_64", [node, ...resolveLibraries("/", [node], "x86_64").map((l) => l.hostPath)]),
+      build: () => {
+        const w = new CpioWriter();
+        w.file("usr/bin/node", readHostFile(node, "node"), 0o755);
+        addLibraries(w, "/", [node], "x86_64");
+        return w;
+      },
+    };
+  }
+  const root = i386NodeRoot(cache);
+  const node = join(root, "usr/bin/node");
+  const shared = join(root, "usr/share/nodejs");
+  const tree = existsSync(shared) ? walk(shared) : [];
+  return {
+    key: identityKey("node-i386", [node, ...resolveLibraries(root, [node], "i386").map((l) => l.hostPath), ...tree.map((t) => join(shared, t.rel))]),
+    build: () => {
+      const w = new CpioWriter();
+      w.file("usr/bin/node", readHostFile(node, "node"), 0o755);
+      w.symlink("usr/bin/nodejs", "node");
+      addLibraries(w, root, [node], "i386");
+      // Debian's Node 18 takes undici, acorn and cjs-module-lexer from /usr/share/nodejs.
+      addTree(w, shared, "usr/share/nodejs", tree);
+      return w;
+    },
+  };
+}
+
+function addTree(w: CpioWriter, hostDir: string, guestDir: string, tree: { rel: string; kind: "file" | "dir" | "symlink" }[]): void {
+  for (const t of tree) {
+    const host = join(hostDir, t.rel);
+    const guest = `${guestDir}/${t.rel}`;
+    if (t.kind === "dir") w.dir(guest);
+    else if (t.kind === "symlink") w.symlink(guest, readlinkSync(host));
+    else w.file(guest, readHostFile(host, "tree"), statSync(host).mode & 0o777);
+  }
+}
+
+/** This checkout: dist/lab/initramfs.js → the repository root. */
+export function defaultRepoRoot(): string {
+  return resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+}
+
+/** Production dependencies, transitively, as directories under node_modules. */
+export function productionPackages(repoRoot: string): string[] {
+  const found = new Set<string>();
+  const visit = (fromDir: string, pkgJson: string): void => {
+    const deps = Object.keys((JSON.parse(readFileSync(pkgJson, "utf8")) as { dependencies?: Record<string, string> }).dependencies ?? {});
+    for (const dep of deps) {
+      // Node's lookup: <dir>/node_modules/<dep> for the requiring package's dir and each parent.
+      let hit: string | undefined;
+      for (let dir = fromDir; ; dir = dirname(dir)) {
+        const candidate = join(dir, "node_modules", dep);
+        if (existsSync(join(candidate, "package.json"))) {
+          hit = candidate;
+          break;
+        }
+        if (resolve(dir) === resolve(repoRoot) || dirname(dir) === dir) break;
+      }
+      if (hit === undefined) {
+        throw new KexecError("lab", `production dependency ${dep} (of ${pkgJson}) is not installed`, { file: pkgJson, field: "dependencies", expected: dep }, "run `npm ci` (or `npm install`) in the repository");
+      }
+      if (found.has(hit)) continue;
+      found.add(hit);
+      visit(hit, join(hit, "package.json"));
+    }
+  };
+  visit(repoRoot, join(repoRoot, "package.json"));
+  return [...found].sort();
+}
+
+// koffi ships prebuilt binaries for many systems; the lab's guests are Linux x86_64 and i386.
+const KOFFI_KEEP = new Set(["linux_x64", "linux_ia32"]);
+function skipInPackage(rel: string): boolean {
+  const m = /(^|\/)koffi\/build\/koffi\/([^/]+)$/.exec(rel);
+  if (m !== null && !KOFFI_KEEP.has(m[2]!)) return true;
+  return /(^|\/)node_modules\/\.bin$/.test(rel);
+}
+
+function kexecTsPart(repoRoot: string): { key: string; build: () => CpioWriter } {
+  const dist = join(repoRoot, "dist");
+  if (!existsSync(join(dist, "cli", "main.js"))) {
+    throw new KexecError("lab", `kexec-ts is not built: ${join(dist, "cli/main.js")} is missing`, { file: join(dist, "cli/main.js") }, "run `npm run build`");
+  }
+  const distTree = walk(dist, (rel) => rel.endsWith(".test.js"));
+  const packages = productionPackages(repoRoot);
+  const packageTrees = packages.map((p) => ({ dir: p, tree: walk(p, skipInPackage) }));
+  const allFiles = [join(repoRoot, "package.json"), ...distTree.map((t) => join(dist, t.rel)), ...packageTrees.flatMap((p) => p.tree.map((t) => join(p.dir, t.rel)))];
+  return {
+    key: identityKey("kexec-ts", allFiles),
+    build: () => {
+      const w = new CpioWriter();
+      w.file("opt/kexec-ts/package.json", readHostFile(join(repoRoot, "package.json"), "package.json"));
+      addTree(w, dist, "opt/kexec-ts/dist", distTree);
+      for (const p of packageTrees) addTree(w, p.dir, `opt/kexec-ts/${relative(repoRoot, p.dir)}`, p.tree);
+      const wrapper = '#!/bin/sh\nexec node /opt/kexec-ts/dist/cli/main.js "$@"\n';
+      w.file("usr/bin/kexec-ts", wrapper, 0o755);
+      return w;
+    },
+  };
+}
+
+export interface ResolvedModule {
+  name: string;
+  /** Path relative to the modules directory, as in modules.dep ("kernel/drivers/block/virtio_blk.ko.xz"). */
+  path: string;
+}
+
+/** `names` and everything they depend on, in load order, from the kernel's modules.dep. */
+export function resolveModules(modulesDep: string, names: string[], where = "modules.dep"): ResolvedModule[] {
+  const canonical = (n: string): string => n.replace(/-/g, "_");
+  const byName = new Map<string, { path: string; deps: string[] }>();
+  for (const line of modulesDep.split("\n")) {
+    const colon = line.indexOf(":");
+    if (colon < 0) continue;
+    const path = line.slice(0, colon).trim();
+    const deps = line.slice(colon + 1).trim().split(/\s+/).filter((d) => d !== "");
+    byName.set(canonical(basename(path).replace(/\.ko(\.[a-z0-9]+)?$/, "")), { path, deps });
+  }
+  const byPath = new Map([...byName.entries()].map(([n, v]) => [v.path, n]));
+  const order: ResolvedModule[] = [];
+  const added = new Set<string>();
+  const add = (name: string): void => {
+    if (added.has(name)) return;
+    const entry = byName.get(name);
+    if (entry === undefined) {
+      throw new KexecError("lab", `${where}: no module ${JSON.stringify(name)}`, { file: where, field: "modules", actual: name }, "it may be built into the kernel (see modules.builtin) or be spelled differently");
+    }
+    added.add(name);
+    // modules.dep lists the whole closure; loading it from the end puts dependencies first.
+    for (const dep of [...entry.deps].reverse()) add(byPath.get(dep) ?? canonical(basename(dep).replace(/\.ko(\.[a-z0-9]+)?$/, "")));
+    order.push({ name, path: entry.path });
+  };
+  for (const n of names) add(canonical(n));
+  return order;
+}
+
+function decompressModule(path: string): Uint8Array {
+  const tool = path.endsWith(".xz") ? "xz" : path.endsWith(".zst") ? "zstd" : path.endsWith(".gz") ? "gzip" : undefined;
+  if (tool === undefined) return readHostFile(path, "kernel module");
+  const r = spawnSync(tool, ["-dc", path], { maxBuffer: 256 << 20 });
+  if (r.error !== undefined || r.status !== 0) {
+    throw new KexecError("lab", `cannot decompress ${path} with ${tool}: ${r.error?.message ?? r.stderr.toString().trim()}`, { file: path }, `install ${tool} (${SETUP_HINT})`);
+  }
+  return r.stdout;
+}
+
+async function lastPart(spec: InitramfsSpec, cache: string): Promise<CpioWriter> {
+  const w = new CpioWriter();
+  const modulePaths: string[] = [];
+  if (spec.modules !== undefined && spec.modules.names.length > 0) {
+    const k = findKernel(spec.modules.kernel, cache);
+    const dep = join(k.modules, "modules.dep");
+    for (const m of resolveModules(readFileSync(dep, "utf8"), spec.modules.names, dep)) {
+      const guest = `/lib/modules/${k.version}/${m.path.replace(/\.ko\.[a-z0-9]+$/, ".ko")}`;
+      w.file(guest, decompressModule(join(k.modules, m.path)));
+      modulePaths.push(guest);
+    }
+  }
+  const init = generateInit({ ...spec.init, modules: [...(spec.init.modules ?? []), ...modulePaths] });
+  for (const [path, text] of init.files) w.file(path, text, 0o755);
+  for (const [i, f] of (spec.files ?? []).entries()) {
+    const sources = [f.host, f.text, f.kernel, f.initramfs].filter((s) => s !== undefined).length;
+    if (sources !== 1) {
+      throw new KexecError("usage", `files[${i}] (${f.guest}) needs exactly one of host, text, kernel, initramfs; it has ${sources}`, { field: `files[${i}]` });
+    }
+    let data: Uint8Array;
+    if (f.host !== undefined) data = readHostFile(f.host, `files[${i}]`);
+    else if (f.text !== undefined) data = new TextEncoder().encode(f.text);
+    else if (f.kernel !== undefined) data = readHostFile(findKernel(f.kernel, cache).vmlinuz, `files[${i}].kernel`);
+    else data = readFileSync((await buildInitramfs(f.initramfs!, { cache })).path);
+    w.file(f.guest, data, f.mode ?? 0o644);
+  }
+  return w;
+}
+
+/** Builds (or reuses) the initramfs for `spec` and writes it to a file. */
+export async function buildInitramfs(spec: InitramfsSpec, options: BuildOptions = {}): Promise<BuiltInitramfs> {
+  const started = performance.now();
+  const cache = options.cache ?? labCacheDir();
+  const pieces: { bytes: Uint8Array; part: InitramfsPart }[] = [];
+
+  const bb = busyboxPart(spec.userArch, cache);
+  pieces.push(await cachedPart(cache, `busybox-${spec.userArch}`, bb.key, bb.build, 9));
+  if (spec.node === true) {
+    const n = nodePart(spec.userArch, cache);
+    // Level 1: the part is ~100 MB and built once per Node version; the guest inflates it either way.
+    pieces.push(await cachedPart(cache, `node-${spec.userArch}`, n.key, n.build, 1));
+  }
+  if (spec.kexecTs !== undefined && spec.kexecTs !== false) {
+    const root = spec.kexecTs === true ? defaultRepoRoot() : spec.kexecTs.repoRoot;
+    const k = kexecTsPart(root);
+    pieces.push(await cachedPart(cache, "kexec-ts", k.key, k.build, 6));
+  }
+  const last = await compress(await lastPart(spec, cache), 1);
+  pieces.push({ bytes: last, part: { name: "init", bytes: last.length, cached: false } });
+
+  const hash = createHash("sha256");
+  for (const p of pieces) hash.update(p.bytes);
+  const digest = hash.digest("hex").slice(0, 16);
+  const path = options.outPath ?? join(cache, "initramfs", "out", `${digest}.img`);
+  const total = pieces.reduce((n, p) => n + p.bytes.length, 0);
+  if (!(options.outPath === undefined && existsSync(path) && statSync(path).size === total)) {
+    mkdirSync(dirname(path), { recursive: true });
+    const fd = openSync(`${path}.tmp`, "w");
+    try {
+      for (const p of pieces) writeSync(fd, p.bytes);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(`${path}.tmp`, path);
+  }
+  return { path, bytes: total, parts: pieces.map((p) => p.part), buildMs: Math.round(performance.now() - started) };
+}
+
+export function describeInitramfs(built: BuiltInitramfs): string {
+  const parts = built.parts.map((p) => `${p.name} ${formatSize(p.bytes)}${p.cached ? " (cached)" : ""}`).join(", ");
+  return `initramfs ${built.path}: ${formatSize(built.bytes)} [${parts}] in ${built.buildMs} ms`;
+}

@@ -1,0 +1,375 @@
+/**
+ * Runs a lab guest under QEMU (TCG) and watches its serial console: the markers /init prints
+ * (init-script.ts), a kernel panic, a reset (with -no-reboot QEMU exits instead of rebooting,
+ * so a triple fault ends the process), or silence past a stage's bound. The console log and the
+ * exact command line are always kept, so a failure can be reproduced by pasting one line.
+ */
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, writeFileSync, readFileSync, createWriteStream, accessSync, constants as fsConstants } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, delimiter, resolve } from "node:path";
+import { gunzipSync } from "node:zlib";
+import { KexecError } from "../core/errors.js";
+import type { UserArch } from "./elf-deps.js";
+import { MARK, STEP, FILE_BEGIN, FILE_END } from "./init-script.js";
+import { findKernel, SETUP_HINT } from "./kernels.js";
+import { readTar, safeRelativePath, type TarEntry } from "./tar.js";
+
+export type GuestOutcome =
+  | "ok"            // every expected marker appeared
+  | "panic"         // "Kernel panic" on the console (and the run did not allow it)
+  | "reset"         // QEMU exited before the markers: the CPU reset (triple fault) or the guest rebooted
+  | "timeout"       // a stage took longer than its bound; QEMU was killed
+  | "step-failed"   // a step exited nonzero
+  | "extract-error" // a file sent by the guest did not decode or verify
+  | "qemu-error";   // QEMU could not start the machine
+
+export interface ExpectedMarker {
+  /** Marker name as printed after KEXEC-TS-MARK: ("init", "second/init"). */
+  name: string;
+  /** Seconds allowed since the previous marker (or since start, for the first). */
+  timeoutSec?: number;
+  /** A step marker's rc may be nonzero. */
+  mayFail?: boolean;
+}
+
+export interface GuestSpec {
+  /** Names the run in messages and its output directory. */
+  name: string;
+  /** A lab kernel by short name ("amd64-6.1") or a vmlinuz path with the arch it runs. */
+  kernel: string | { path: string; arch: UserArch };
+  initrd: string;
+  /** Added after "console=ttyS0 panic=-1". */
+  append?: string;
+  /** QEMU -m, default "1G". */
+  mem?: string;
+  /** QEMU -cpu, default "max". */
+  cpu?: string;
+  smp?: number;
+  /** More QEMU arguments (a virtio disk, a different machine). */
+  qemuArgs?: string[];
+  expect: (string | ExpectedMarker)[];
+  /** Bound for the first marker (boot to /init), default 180 s: TCG on a busy machine. */
+  bootTimeoutSec?: number;
+  /** Bound between later markers, default 120 s. */
+  stepTimeoutSec?: number;
+  /** Kdump scenarios panic on purpose; then a panic is not a failure. */
+  allowPanic?: boolean;
+  /** Where console.log and command.sh go; default <tmp>/kexec-ts-lab/<name>. */
+  outDir?: string;
+  /** Write files the guest sends into <extractTo>/<step name>/. */
+  extractTo?: string;
+  /** Called with every console line as it arrives. */
+  onLine?: (line: string) => void;
+}
+
+export interface StepResult {
+  rc: number | undefined;
+  output: string[];
+}
+
+export interface MarkerTime {
+  name: string;
+  /** Milliseconds since QEMU started. */
+  ms: number;
+}
+
+export interface GuestResult {
+  name: string;
+  outcome: GuestOutcome;
+  /** One line saying what happened, with the evidence. */
+  reason: string;
+  markersSeen: MarkerTime[];
+  missing: string[];
+  steps: Record<string, StepResult>;
+  extractedFiles: Record<string, TarEntry[]>;
+  log: string[];
+  commandLine: string;
+  outDir: string;
+  durationMs: number;
+  /** QEMU's -d log noticed a triple fault. */
+  tripleFault: boolean;
+}
+
+function shellWord(arg: string): string {
+  return /^[A-Za-z0-9_.,:=/+@%-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+export function shellCommandLine(argv: string[]): string {
+  return argv.map(shellWord).join(" ");
+}
+
+export function findOnPath(program: string): string | undefined {
+  for (const dir of (process.env["PATH"] ?? "").split(delimiter)) {
+    if (dir === "") continue;
+    const p = join(dir, program);
+    try {
+      accessSync(p, fsConstants.X_OK);
+      return p;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+export function qemuBinary(arch: UserArch): string {
+  const program = arch === "x86_64" ? "qemu-system-x86_64" : "qemu-system-i386";
+  const path = findOnPath(program);
+  if (path === undefined) {
+    throw new KexecError("lab", `${program} is not installed`, { expected: program }, `apt-get install qemu-system-x86, or ${SETUP_HINT}`);
+  }
+  return path;
+}
+
+export interface QemuInvocation {
+  argv: string[];
+  kernelPath: string;
+  arch: UserArch;
+}
+
+export function qemuInvocation(spec: GuestSpec, debugLog?: string): QemuInvocation {
+  const { path: kernelPath, arch } =
+    typeof spec.kernel === "string" ? (({ vmlinuz, kernelArch }) => ({ path: vmlinuz, arch: kernelArch }))(findKernel(spec.kernel)) : spec.kernel;
+  if (!existsSync(kernelPath)) throw new KexecError("lab", `kernel ${kernelPath} does not exist`, { file: kernelPath }, SETUP_HINT);
+  if (!existsSync(spec.initrd)) throw new KexecError("lab", `initramfs ${spec.initrd} does not exist`, { file: spec.initrd });
+  const append = ["console=ttyS0", "panic=-1", spec.append ?? ""].join(" ").trim();
+  const argv = [
+    qemuBinary(arch),
+    "-accel", "tcg",
+    "-cpu", spec.cpu ?? "max",
+    "-m", spec.mem ?? "1G",
+    "-smp", String(spec.smp ?? 1),
+    "-nographic", "-no-reboot",
+    "-net", "none",
+    "-kernel", resolve(kernelPath),
+    "-initrd", resolve(spec.initrd),
+    "-append", append,
+    ...(debugLog !== undefined ? ["-d", "cpu_reset,guest_errors", "-D", debugLog] : []),
+    ...(spec.qemuArgs ?? []),
+  ];
+  return { argv, kernelPath, arch };
+}
+
+const PANIC = /Kernel panic - not syncing/;
+const MARK_RE = /KEXEC-TS-MARK:(\S+)(?: rc=(\d+))?/;
+const BASE64_LINE = /^[A-Za-z0-9+/=]+$/;
+
+function tail(lines: string[], n = 15): string {
+  return lines.slice(-n).map((l) => `  | ${l}`).join("\n");
+}
+
+/** Boots the guest and waits for `spec.expect` in order; never throws for a guest failure. */
+export async function runGuest(spec: GuestSpec): Promise<GuestResult> {
+  const outDir = spec.outDir ?? join(tmpdir(), "kexec-ts-lab", spec.name.replace(/[^A-Za-z0-9._-]/g, "_"));
+  mkdirSync(outDir, { recursive: true });
+  const debugLog = join(outDir, "qemu-debug.log");
+  writeFileSync(debugLog, "");
+  const { argv } = qemuInvocation(spec, debugLog);
+  const commandLine = shellCommandLine(argv);
+  writeFileSync(join(outDir, "command.sh"), `#!/bin/sh\n# ${spec.name}: reproduce by running this line\n${commandLine}\n`, { mode: 0o755 });
+  const consoleFile = createWriteStream(join(outDir, "console.log"));
+
+  const expected: ExpectedMarker[] = spec.expect.map((e) => (typeof e === "string" ? { name: e } : e));
+  const log: string[] = [];
+  const markersSeen: MarkerTime[] = [];
+  const steps: Record<string, StepResult> = {};
+  const extractedFiles: Record<string, TarEntry[]> = {};
+  let next = 0;
+  let currentStep: string | undefined;
+  let file: { name: string; bytes: number; md5: string; base64: string[] } | undefined;
+  let outcome: GuestOutcome | undefined;
+  let reason = "";
+
+  const started = performance.now();
+  const elapsed = (): number => Math.round(performance.now() - started);
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+
+  let timer: NodeJS.Timeout | undefined;
+  const finish = (o: GuestOutcome, why: string): void => {
+    if (outcome !== undefined) return;
+    outcome = o;
+    reason = why;
+  };
+  const kill = (): void => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  };
+  const armTimer = (): void => {
+    if (timer !== undefined) clearTimeout(timer);
+    if (outcome !== undefined) return;
+    const waitingFor = expected[next];
+    // After the last marker: give the guest a while to power off by itself.
+    const seconds = waitingFor === undefined ? 30 : waitingFor.timeoutSec ?? (next === 0 ? spec.bootTimeoutSec ?? 180 : spec.stepTimeoutSec ?? 120);
+    timer = setTimeout(() => {
+      if (waitingFor === undefined) {
+        kill();
+        return;
+      }
+      const after = markersSeen.length > 0 ? `after marker ${markersSeen[markersSeen.length - 1]!.name}` : "after start";
+      finish("timeout", `no marker ${waitingFor.name} within ${seconds} s ${after}; QEMU killed. Last console lines:\n${tail(log)}`);
+      kill();
+    }, seconds * 1000);
+  };
+
+  const onLine = (raw: string): void => {
+    const line = raw.replace(/\r/g, "");
+    log.push(line);
+    consoleFile.write(`${line}\n`);
+    spec.onLine?.(line);
+    if (outcome !== undefined && outcome !== "ok") return;
+
+    if (file !== undefined) {
+      if (line.includes(`${FILE_END}${file.name}`)) {
+        const f = file;
+        file = undefined;
+        try {
+          extractedFiles[f.name] = decodeExtract(f.name, f.base64, f.bytes, f.md5);
+        } catch (e) {
+          finish("extract-error", (e as Error).message);
+          kill();
+        }
+      } else if (BASE64_LINE.test(line)) file.base64.push(line);
+      return;
+    }
+    const fileStart = line.indexOf(FILE_BEGIN);
+    if (fileStart >= 0) {
+      const [name, bytes, md5] = line.slice(fileStart + FILE_BEGIN.length).trim().split(/\s+/);
+      file = { name: name ?? "", bytes: Number(bytes), md5: md5 ?? "", base64: [] };
+      return;
+    }
+    const stepStart = line.indexOf(STEP);
+    if (stepStart >= 0) {
+      currentStep = line.slice(stepStart + STEP.length).trim();
+      steps[currentStep] = { rc: undefined, output: [] };
+      return;
+    }
+    const m = MARK_RE.exec(line);
+    if (m !== null) {
+      const name = m[1]!;
+      const rc = m[2] === undefined ? undefined : Number(m[2]);
+      if (currentStep === name) {
+        steps[name]!.rc = rc;
+        currentStep = undefined;
+      }
+      markersSeen.push({ name, ms: elapsed() });
+      const want = expected[next];
+      if (want !== undefined && want.name === name) {
+        next++;
+        if (rc !== undefined && rc !== 0 && want.mayFail !== true) {
+          finish("step-failed", `step ${name} exited with status ${rc}. Its output:\n${tail(steps[name]?.output ?? [], 30)}`);
+          kill();
+          return;
+        }
+        if (next === expected.length) finish("ok", `all ${expected.length} markers seen`);
+        armTimer();
+      }
+      return;
+    }
+    if (currentStep !== undefined) steps[currentStep]!.output.push(line);
+    if (PANIC.test(line) && spec.allowPanic !== true) {
+      finish("panic", `the kernel panicked${markersSeen.length > 0 ? ` after marker ${markersSeen[markersSeen.length - 1]!.name}` : " before /init"}: ${line.trim()}`);
+      // panic=-1 reboots at once and -no-reboot turns that into an exit; wait briefly for the rest of the trace.
+      setTimeout(kill, 2000);
+    }
+  };
+
+  let pending = "";
+  child.stdout.on("data", (d: Buffer) => {
+    pending += d.toString("latin1");
+    let nl: number;
+    while ((nl = pending.indexOf("\n")) >= 0) {
+      onLine(pending.slice(0, nl));
+      pending = pending.slice(nl + 1);
+    }
+  });
+
+  armTimer();
+  const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit) => {
+    child.on("error", (e) => {
+      finish("qemu-error", `cannot run ${argv[0]}: ${e.message}`);
+      resolveExit({ code: null, signal: null });
+    });
+    child.on("close", (code, signal) => resolveExit({ code, signal }));
+  });
+  if (pending !== "") onLine(pending);
+  if (timer !== undefined) clearTimeout(timer);
+  await new Promise<void>((r) => consoleFile.end(r));
+
+  const debug = existsSync(debugLog) ? readFileSync(debugLog, "latin1") : "";
+  const tripleFault = /triple fault/i.test(debug);
+  if (outcome === undefined) {
+    const last = markersSeen.length > 0 ? `after marker ${markersSeen[markersSeen.length - 1]!.name}` : "before any marker";
+    if (exit.code !== 0 && exit.code !== null && log.length === 0) {
+      finish("qemu-error", `QEMU exited with status ${exit.code}: ${stderr.trim()}`);
+    } else if (log.some((l) => PANIC.test(l))) {
+      finish("panic", `the kernel panicked ${last}: ${log.find((l) => PANIC.test(l))!.trim()}`);
+    } else {
+      const powerDown = log.some((l) => /reboot: Power down/.test(l));
+      const why = tripleFault ? "the CPU triple-faulted (QEMU -d log)" : powerDown ? "the guest powered off" : "the machine reset (a triple fault or a reboot; -no-reboot makes QEMU exit)";
+      finish("reset", `QEMU exited ${last}, waiting for ${expected[next]?.name ?? "?"}: ${why}. The console stopped at:\n${tail(log)}`);
+    }
+  }
+  if (spec.extractTo !== undefined) writeExtracted(extractedFiles, spec.extractTo);
+  const result: GuestResult = {
+    name: spec.name,
+    outcome: outcome!,
+    reason,
+    markersSeen,
+    missing: expected.slice(next).map((e) => e.name),
+    steps,
+    extractedFiles,
+    log,
+    commandLine,
+    outDir,
+    durationMs: elapsed(),
+    tripleFault,
+  };
+  writeFileSync(join(outDir, "result.json"), JSON.stringify({ ...result, log: undefined, extractedFiles: Object.keys(extractedFiles) }, null, 2));
+  return result;
+}
+
+/** Base64 lines → verified gzip → tar entries. */
+export function decodeExtract(name: string, base64Lines: string[], bytes: number, md5: string): TarEntry[] {
+  const gz = Buffer.from(base64Lines.join(""), "base64");
+  if (gz.length !== bytes) {
+    throw new KexecError("lab", `file ${name} from the guest: ${gz.length} bytes arrived, the guest sent ${bytes}`, { field: name, expected: String(bytes), actual: String(gz.length) },
+      "console lines were lost or mixed with kernel messages; the log is in the run's console.log");
+  }
+  const digest = createHash("md5").update(gz).digest("hex");
+  if (digest !== md5) {
+    throw new KexecError("lab", `file ${name} from the guest: md5 ${digest}, the guest said ${md5}`, { field: name, expected: md5, actual: digest });
+  }
+  return readTar(gunzipSync(gz));
+}
+
+/** Writes extracted trees to <dir>/<name>/..., refusing paths that leave the directory. */
+export function writeExtracted(extracted: Record<string, TarEntry[]>, dir: string): void {
+  for (const [name, entries] of Object.entries(extracted)) {
+    const base = join(dir, name.replace(/\//g, "_"));
+    mkdirSync(base, { recursive: true });
+    for (const e of entries) {
+      const rel = safeRelativePath(e.name);
+      if (rel === undefined) continue;
+      const target = join(base, rel);
+      if (e.type === "dir") mkdirSync(target, { recursive: true });
+      else if (e.type === "file") {
+        mkdirSync(join(target, ".."), { recursive: true });
+        writeFileSync(target, e.data);
+      }
+    }
+  }
+}
+
+/** True when QEMU and the lab kernels are present; otherwise why not (for tests that skip). */
+export function labAvailable(kernels: string[] = []): { ok: true } | { ok: false; why: string } {
+  if (findOnPath("qemu-system-x86_64") === undefined) return { ok: false, why: `qemu-system-x86_64 not installed (${SETUP_HINT})` };
+  try {
+    for (const k of kernels) findKernel(k);
+  } catch (e) {
+    return { ok: false, why: (e as Error).message };
+  }
+  return { ok: true };
+}
