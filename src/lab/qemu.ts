@@ -309,7 +309,8 @@ export async function runGuest(spec: GuestSpec): Promise<GuestResult> {
     } else {
       const powerDown = log.some((l) => /reboot: Power down/.test(l));
       const why = tripleFault ? "the CPU triple-faulted (QEMU -d log)" : powerDown ? "the guest powered off" : "the machine reset (a triple fault or a reboot; -no-reboot makes QEMU exit)";
-      finish("reset", `QEMU exited ${last}, waiting for ${expected[next]?.name ?? "?"}: ${why}. The console stopped at:\n${tail(log)}`);
+      const state = cpuStateAtReset(debug);
+      finish("reset", `QEMU exited ${last}, waiting for ${expected[next]?.name ?? "?"}: ${why}.${state !== undefined ? ` CPU state at the reset: ${state}.` : ""} The console stopped at:\n${tail(log)}`);
     }
   }
   if (spec.extractTo !== undefined) writeExtracted(extractedFiles, spec.extractTo);
@@ -329,6 +330,23 @@ export async function runGuest(spec: GuestSpec): Promise<GuestResult> {
   };
   writeFileSync(join(outDir, "result.json"), JSON.stringify({ ...result, log: undefined, extractedFiles: Object.keys(extractedFiles) }, null, 2));
   return result;
+}
+
+/**
+ * With `-d cpu_reset` QEMU dumps the registers each time a CPU resets, before resetting it, so
+ * after a triple fault the last dump is where the guest died. The dumps at power-on show the
+ * zeroed or reset-vector state and are not worth reporting.
+ */
+export function cpuStateAtReset(debugLog: string): string | undefined {
+  const blocks = debugLog.split(/^CPU Reset \(CPU \d+\)$/m);
+  const last = blocks[blocks.length - 1];
+  if (blocks.length < 2 || last === undefined) return undefined;
+  const ip = /\b(RIP|EIP)=([0-9a-f]+)/.exec(last);
+  const cr = /CR0=([0-9a-f]+) CR2=([0-9a-f]+) CR3=([0-9a-f]+) CR4=([0-9a-f]+)/.exec(last);
+  if (ip === null || cr === null) return undefined;
+  const ipValue = BigInt(`0x${ip[2]}`);
+  if (ipValue === 0n || ipValue === 0xfff0n) return undefined;
+  return `${ip[1]}=${ip[2]} CR0=${cr[1]} CR2=${cr[2]} CR3=${cr[3]} CR4=${cr[4]}`;
 }
 
 /** Base64 lines → verified gzip → tar entries. */

@@ -1,0 +1,214 @@
+/**
+ * Scenarios are data (lab/scenarios/*.json), so the end-to-end suite grows without code: which
+ * kernel, how much memory, which CPU, the command line, the guest's user space, the steps its
+ * /init runs, the markers to wait for, and checks on what the steps printed.
+ */
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { basename, join } from "node:path";
+import { KexecError } from "../core/errors.js";
+import type { UserArch } from "./elf-deps.js";
+import { buildInitramfs, defaultRepoRoot, type BuiltInitramfs, type ExtraFile, type InitramfsSpec } from "./initramfs.js";
+import { expectedMarkers, type GuestStep, type InitSpec } from "./init-script.js";
+import { findKernel } from "./kernels.js";
+import { runGuest, type ExpectedMarker, type GuestResult } from "./qemu.js";
+
+/** What a scenario checks once the run is over; `step` limits it to that step's output. */
+export interface ScenarioCheck {
+  step?: string;
+  /** The text must appear. */
+  contains?: string;
+  /** The text must not appear. */
+  absent?: string;
+  /** A regular expression (multiline) must match. */
+  matches?: string;
+  /** Why this is checked, printed with the verdict. */
+  why?: string;
+}
+
+/** A guest file in a scenario: like ExtraFile, with a nested initramfs given as a stage. */
+export interface ScenarioFile {
+  guest: string;
+  host?: string;
+  text?: string;
+  kernel?: string;
+  initramfs?: ScenarioStage;
+  mode?: number;
+}
+
+/** The user space of one kernel: its steps and what goes into its initramfs. */
+export interface ScenarioStage {
+  /** Marker prefix, e.g. "second": its markers are "second/init", ... */
+  stage?: string;
+  userArch?: UserArch;
+  node?: boolean;
+  kexecTs?: boolean;
+  modules?: string[];
+  /** The kernel whose modules `modules` names (default: the scenario's kernel). */
+  modulesKernel?: string;
+  files?: ScenarioFile[];
+  steps: GuestStep[];
+  poweroff?: boolean;
+}
+
+export interface Scenario extends ScenarioStage {
+  name: string;
+  description?: string;
+  kernel: string;
+  mem?: string;
+  cpu?: string;
+  smp?: number;
+  append?: string;
+  qemuArgs?: string[];
+  /** Markers in order; default: init, each returning step, done. */
+  expect?: (string | ExpectedMarker)[];
+  allowPanic?: boolean;
+  bootTimeoutSec?: number;
+  checks?: ScenarioCheck[];
+  /** Where it was read from. */
+  file?: string;
+}
+
+export function scenarioDir(repoRoot = defaultRepoRoot()): string {
+  return join(repoRoot, "lab", "scenarios");
+}
+
+function fail(file: string, field: string, message: string): never {
+  throw new KexecError("usage", `${file}: ${field}: ${message}`, { file, field }, "see lab/README.md for the scenario format");
+}
+
+function checkStage(file: string, path: string, s: unknown): asserts s is ScenarioStage {
+  if (typeof s !== "object" || s === null) fail(file, path, "expected an object");
+  const o = s as Record<string, unknown>;
+  if (!Array.isArray(o["steps"])) fail(file, `${path}steps`, "expected an array of steps");
+  if (o["userArch"] !== undefined && o["userArch"] !== "x86_64" && o["userArch"] !== "i386") fail(file, `${path}userArch`, `expected "x86_64" or "i386", found ${JSON.stringify(o["userArch"])}`);
+  for (const [i, step] of (o["steps"] as unknown[]).entries()) {
+    if (typeof step !== "object" || step === null) fail(file, `${path}steps[${i}]`, "expected an object");
+    const st = step as Record<string, unknown>;
+    if (typeof st["name"] !== "string") fail(file, `${path}steps[${i}].name`, "expected a string");
+    if (typeof st["run"] !== "string") fail(file, `${path}steps[${i}].run`, "expected shell text");
+  }
+  for (const [i, f] of ((o["files"] as unknown[] | undefined) ?? []).entries()) {
+    const fo = f as Record<string, unknown>;
+    if (typeof fo["guest"] !== "string") fail(file, `${path}files[${i}].guest`, "expected a guest path");
+    if (fo["initramfs"] !== undefined) checkStage(file, `${path}files[${i}].initramfs.`, fo["initramfs"]);
+  }
+}
+
+export function parseScenario(text: string, file: string): Scenario {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new KexecError("parse", `${file}: not valid JSON: ${(e as Error).message}`, { file });
+  }
+  if (typeof raw !== "object" || raw === null) fail(file, "(top)", "expected an object");
+  const o = raw as Record<string, unknown>;
+  if (typeof o["name"] !== "string" || !/^[A-Za-z0-9._-]+$/.test(o["name"])) fail(file, "name", "expected a name of letters, digits, ._-");
+  if (typeof o["kernel"] !== "string") fail(file, "kernel", "expected a lab kernel name such as amd64-6.1");
+  checkStage(file, "", raw);
+  return { ...(raw as Scenario), file };
+}
+
+export function loadScenario(file: string): Scenario {
+  if (!existsSync(file)) throw new KexecError("io", `scenario ${file} does not exist`, { file });
+  return parseScenario(readFileSync(file, "utf8"), file);
+}
+
+/** All scenarios in lab/scenarios, by file name order. */
+export function listScenarios(dir = scenarioDir()): Scenario[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".json"))
+    .sort()
+    .map((f) => loadScenario(join(dir, f)));
+}
+
+/** A scenario by name or by file path. */
+export function findScenario(nameOrFile: string, dir = scenarioDir()): Scenario {
+  if (nameOrFile.endsWith(".json")) return loadScenario(nameOrFile);
+  const hit = listScenarios(dir).find((s) => s.name === nameOrFile || basename(s.file ?? "", ".json") === nameOrFile);
+  if (hit === undefined) {
+    throw new KexecError("usage", `no scenario named ${JSON.stringify(nameOrFile)} in ${dir}`, { field: "scenario", actual: nameOrFile, expected: listScenarios(dir).map((s) => s.name).join(" | ") });
+  }
+  return hit;
+}
+
+/** The initramfs spec for a stage; nested stages become nested initramfs files. */
+export function stageInitramfs(stage: ScenarioStage, defaults: { userArch: UserArch; kernel: string }, title: string): InitramfsSpec {
+  const userArch = stage.userArch ?? defaults.userArch;
+  const init: InitSpec = { steps: stage.steps, title };
+  if (stage.stage !== undefined) init.stage = stage.stage;
+  if (stage.poweroff !== undefined) init.poweroff = stage.poweroff;
+  const files: ExtraFile[] = (stage.files ?? []).map((f) => {
+    const { initramfs, ...rest } = f;
+    return initramfs === undefined ? rest : { ...rest, initramfs: stageInitramfs(initramfs, { userArch, kernel: defaults.kernel }, `${title} (${initramfs.stage ?? "nested"})`) };
+  });
+  const spec: InitramfsSpec = { userArch, init, files };
+  if (stage.node === true) spec.node = true;
+  if (stage.kexecTs === true) spec.kexecTs = true;
+  if (stage.modules !== undefined && stage.modules.length > 0) spec.modules = { kernel: stage.modulesKernel ?? defaults.kernel, names: stage.modules };
+  return spec;
+}
+
+export interface CheckResult {
+  check: ScenarioCheck;
+  ok: boolean;
+  detail: string;
+}
+
+export function evaluateChecks(checks: ScenarioCheck[], result: GuestResult): CheckResult[] {
+  return checks.map((check) => {
+    const where = check.step === undefined ? "the console" : `step ${check.step}`;
+    const text = check.step === undefined ? result.log.join("\n") : result.steps[check.step]?.output.join("\n");
+    if (text === undefined) return { check, ok: false, detail: `${where} did not run` };
+    if (check.contains !== undefined && !text.includes(check.contains)) return { check, ok: false, detail: `${where} lacks ${JSON.stringify(check.contains)}` };
+    if (check.absent !== undefined && text.includes(check.absent)) return { check, ok: false, detail: `${where} has ${JSON.stringify(check.absent)}` };
+    if (check.matches !== undefined && !new RegExp(check.matches, "m").test(text)) return { check, ok: false, detail: `${where} does not match /${check.matches}/` };
+    return { check, ok: true, detail: `${where}: ok` };
+  });
+}
+
+export interface ScenarioResult {
+  scenario: Scenario;
+  initramfs: BuiltInitramfs;
+  guest: GuestResult;
+  checks: CheckResult[];
+  ok: boolean;
+}
+
+export interface RunScenarioOptions {
+  outDir?: string;
+  onLine?: (line: string) => void;
+  extractTo?: string;
+}
+
+export async function runScenario(scenario: Scenario, options: RunScenarioOptions = {}): Promise<ScenarioResult> {
+  const kernel = findKernel(scenario.kernel);
+  const userArch = scenario.userArch ?? kernel.kernelArch;
+  const initramfs = await buildInitramfs(stageInitramfs(scenario, { userArch, kernel: scenario.kernel }, `kexec-ts lab scenario ${scenario.name}`));
+  const init: InitSpec = { steps: scenario.steps };
+  const guest = await runGuest({
+    name: scenario.name,
+    kernel: scenario.kernel,
+    initrd: initramfs.path,
+    ...(scenario.append !== undefined ? { append: scenario.append } : {}),
+    ...(scenario.mem !== undefined ? { mem: scenario.mem } : {}),
+    ...(scenario.cpu !== undefined ? { cpu: scenario.cpu } : {}),
+    ...(scenario.smp !== undefined ? { smp: scenario.smp } : {}),
+    ...(scenario.qemuArgs !== undefined ? { qemuArgs: scenario.qemuArgs } : {}),
+    ...(scenario.bootTimeoutSec !== undefined ? { bootTimeoutSec: scenario.bootTimeoutSec } : {}),
+    ...(scenario.allowPanic !== undefined ? { allowPanic: scenario.allowPanic } : {}),
+    ...(options.outDir !== undefined ? { outDir: options.outDir } : {}),
+    ...(options.onLine !== undefined ? { onLine: options.onLine } : {}),
+    ...(options.extractTo !== undefined ? { extractTo: options.extractTo } : {}),
+    expect: scenario.expect ?? expectedMarkers(init).map((name) => {
+      const step = scenario.steps.find((s) => s.name === name);
+      const marker: ExpectedMarker = { name };
+      if (step?.timeoutSec !== undefined) marker.timeoutSec = step.timeoutSec;
+      if (step?.mayFail === true) marker.mayFail = true;
+      return marker;
+    }),
+  });
+  const checks = guest.outcome === "ok" ? evaluateChecks(scenario.checks ?? [], guest) : [];
+  return { scenario, initramfs, guest, checks, ok: guest.outcome === "ok" && checks.every((c) => c.ok) };
+}

@@ -1,0 +1,83 @@
+/**
+ * The end-to-end suite: every scenario in lab/scenarios (or the ones named), one after another,
+ * with a verdict per scenario and, for a failure, the console log and the command that
+ * reproduces it. `npm run test:e2e` runs it; `kexec-ts lab` can call runSuite.
+ */
+import { pathToFileURL } from "node:url";
+import { isKexecError } from "../core/errors.js";
+import { size } from "../core/format.js";
+import { labAvailable } from "./qemu.js";
+import { findScenario, listScenarios, runScenario, type ScenarioResult } from "./scenario.js";
+
+export interface SuiteOptions {
+  /** Print every console line as it arrives. */
+  verbose?: boolean;
+  /** Where progress goes (default: stdout). */
+  print?: (line: string) => void;
+}
+
+export interface SuiteResult {
+  results: ScenarioResult[];
+  passed: number;
+  failed: number;
+  skipped: number;
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+export function describeResult(r: ScenarioResult): string[] {
+  const g = r.guest;
+  const init = g.markersSeen.find((m) => m.name === "init");
+  const head = `${r.ok ? "PASS" : "FAIL"} ${r.scenario.name}  ${seconds(g.durationMs)}${init !== undefined ? ` (init at ${seconds(init.ms)})` : ""}  initramfs ${size(r.initramfs.bytes)}`;
+  if (r.ok) return [head];
+  const lines = [head];
+  if (g.outcome !== "ok") lines.push(`  ${g.outcome}: ${g.reason}`);
+  for (const c of r.checks.filter((c) => !c.ok)) lines.push(`  check failed: ${c.detail}${c.check.why !== undefined ? ` (${c.check.why})` : ""}`);
+  lines.push(`  console: ${g.outDir}/console.log`, `  reproduce: ${g.commandLine}`);
+  return lines;
+}
+
+export async function runSuite(names: string[] = [], options: SuiteOptions = {}): Promise<SuiteResult> {
+  const print = options.print ?? ((l: string) => console.log(l));
+  const scenarios = names.length === 0 ? listScenarios() : names.map((n) => findScenario(n));
+  const out: SuiteResult = { results: [], passed: 0, failed: 0, skipped: 0 };
+  const available = labAvailable([...new Set(scenarios.map((s) => s.kernel))]);
+  if (!available.ok) {
+    print(`SKIP all ${scenarios.length} scenarios: ${available.why}`);
+    out.skipped = scenarios.length;
+    return out;
+  }
+  for (const scenario of scenarios) {
+    const r = await runScenario(scenario, options.verbose === true ? { onLine: (l) => print(`  | ${l}`) } : {});
+    out.results.push(r);
+    if (r.ok) out.passed++;
+    else out.failed++;
+    for (const l of describeResult(r)) print(l);
+  }
+  return out;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const verbose = argv.includes("--verbose") || argv.includes("-v");
+  const names = argv.filter((a) => !a.startsWith("-"));
+  if (argv.includes("--list")) {
+    for (const s of listScenarios()) console.log(`${s.name.padEnd(36)} ${s.kernel.padEnd(12)} ${s.description ?? ""}`);
+    return 0;
+  }
+  try {
+    const r = await runSuite(names, { verbose });
+    console.log(`${r.passed} passed, ${r.failed} failed${r.skipped > 0 ? `, ${r.skipped} skipped` : ""}`);
+    return r.failed === 0 ? 0 : 1;
+  } catch (e) {
+    if (!isKexecError(e)) throw e;
+    console.error(`kexec-ts lab: ${e.message}`);
+    if (e.hint !== undefined) console.error(`hint: ${e.hint}`);
+    return 2;
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv.slice(2)).then((code) => (process.exitCode = code));
+}
