@@ -72,6 +72,7 @@ test("bad magic, old protocol, truncation and a payload past the end are clear e
   const good = buildBzImage({ payload: new Uint8Array([0x1f, 0x8b, 8, 0, 0, 0, 0, 0]) });
   const noFlag = good.slice();
   noFlag[0x1fe] = 0;
+  noFlag[0x1ff] = 0;
   expectError(() => parseBzImage(noFlag), "parse", /boot_flag at offset 0x1fe is 0x0000, expected 0xaa55/);
   const old = good.slice();
   old[0x206] = 0x01;
