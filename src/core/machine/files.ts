@@ -1,0 +1,78 @@
+/**
+ * The one list of /proc and /sys paths the machine model is built from. The
+ * reader (src/node/machine.ts) and the snapshot (src/node/snapshot.ts) both
+ * expand this list, so a snapshot always holds exactly what a replay reads.
+ * Paths are relative to the root directory ("/" or --root DIR).
+ */
+
+export type MachineFileSpec =
+  | { kind: "file"; path: string; binary?: true; meaning: string }
+  | { kind: "dir"; path: string; meaning: string }
+  /** dir/<entry>/<file> for every entry matching the pattern: memmap/N, cpu/cpuN. */
+  | { kind: "glob"; dir: string; entry: RegExp; files: readonly string[]; pattern: string; meaning: string };
+
+export const SECURE_BOOT_VARIABLE = "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c";
+
+export const MACHINE_FILES: readonly MachineFileSpec[] = [
+  { kind: "file", path: "proc/iomem", meaning: "no resource map: the memory layout, crash regions and kernel ranges come from elsewhere or are unknown" },
+  { kind: "file", path: "proc/cmdline", meaning: "kernel command line unknown: crashkernel= cannot be read" },
+  { kind: "file", path: "proc/cpuinfo", meaning: "CPU flags unknown: paging mode unknown" },
+  { kind: "file", path: "proc/version", meaning: "kernel version unknown" },
+  { kind: "file", path: "proc/meminfo", meaning: "MemTotal unknown" },
+  { kind: "file", path: "proc/sys/kernel/arch", meaning: "no utsname machine: the kernel's arch is taken from weaker evidence" },
+  { kind: "file", path: "proc/sys/kernel/osrelease", meaning: "kernel release taken from /proc/version" },
+  { kind: "file", path: "proc/sys/kernel/kexec_load_disabled", meaning: "whether kexec_load is disabled is unknown" },
+  { kind: "file", path: "proc/sys/kernel/kexec_load_limit_panic", meaning: "no per-kernel limit on crash-kernel loads (needs Linux 6.7+)" },
+  { kind: "file", path: "proc/sys/kernel/kexec_load_limit_reboot", meaning: "no per-kernel limit on kexec loads (needs Linux 6.7+)" },
+  { kind: "file", path: "sys/kernel/address_bits", meaning: "no address_bits (needs Linux 6.x)" },
+  { kind: "file", path: "sys/kernel/kexec_loaded", meaning: "kexec state unknown (the kernel may lack CONFIG_KEXEC_CORE)" },
+  { kind: "file", path: "sys/kernel/kexec_crash_loaded", meaning: "crash-kernel state unknown" },
+  { kind: "file", path: "sys/kernel/kexec_crash_size", meaning: "crash region size unknown from sysfs" },
+  { kind: "file", path: "sys/kernel/vmcoreinfo", meaning: "vmcoreinfo note address unknown" },
+  { kind: "file", path: "sys/kernel/boot_params/data", binary: true, meaning: "no boot_params: the boot loader's e820 table and EFI info are unknown" },
+  { kind: "file", path: "sys/kernel/boot_params/version", meaning: "boot protocol version unknown" },
+  { kind: "file", path: "sys/kernel/security/lockdown", meaning: "lockdown: unknown (securityfs not mounted, or no lockdown LSM)" },
+  { kind: "dir", path: "sys/firmware/efi", meaning: "not booted through EFI" },
+  { kind: "file", path: "sys/firmware/efi/fw_platform_size", meaning: "EFI firmware word size unknown" },
+  { kind: "file", path: SECURE_BOOT_VARIABLE, binary: true, meaning: "SecureBoot variable unreadable (efivarfs not mounted, or not EFI)" },
+  { kind: "file", path: "sys/devices/system/cpu/possible", meaning: "possible CPUs unknown" },
+  { kind: "file", path: "sys/devices/system/cpu/present", meaning: "present CPUs unknown" },
+  { kind: "glob", dir: "sys/firmware/memmap", entry: /^\d+$/, files: ["start", "end", "type"], pattern: "sys/firmware/memmap/N/{start,end,type}", meaning: "no firmware memmap (CONFIG_FIRMWARE_MEMMAP)" },
+  {
+    kind: "glob",
+    dir: "sys/devices/system/cpu",
+    entry: /^cpu\d+$/,
+    files: ["crash_notes", "crash_notes_size"],
+    pattern: "sys/devices/system/cpu/cpuN/crash_notes",
+    meaning: "no per-CPU crash notes (the kernel may lack CONFIG_CRASH_DUMP)",
+  },
+];
+
+/**
+ * What the reader found, as plain data: the core builds the model from this
+ * alone, so the same bytes give the same model on any machine or in a browser.
+ */
+export interface MachineFiles {
+  /** Contents by relative path ("proc/iomem"); globbed files appear only when present. */
+  files: Record<string, Uint8Array>;
+  /** The "dir" specs that exist. */
+  dirs: string[];
+  /** Paths that exist but could not be read (EACCES as non-root), so facts can say why. */
+  unreadable?: string[];
+}
+
+/** The relative paths a glob spec yields for one directory listing. */
+export function expandGlob(spec: Extract<MachineFileSpec, { kind: "glob" }>, entries: readonly string[]): string[] {
+  return entries
+    .filter((e) => spec.entry.test(e))
+    .sort((a, b) => naturalCompare(a, b))
+    .flatMap((e) => spec.files.map((f) => `${spec.dir}/${e}/${f}`));
+}
+
+/** "cpu2" < "cpu10": compare the digit runs as numbers. */
+export function naturalCompare(a: string, b: string): number {
+  const na = /\d+$/.exec(a);
+  const nb = /\d+$/.exec(b);
+  if (na && nb && a.slice(0, na.index) === b.slice(0, nb.index)) return Number(na[0]) - Number(nb[0]);
+  return a < b ? -1 : a > b ? 1 : 0;
+}

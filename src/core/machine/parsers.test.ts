@@ -1,0 +1,145 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { ByteWriter } from "../bytes/writer.js";
+import { KexecError } from "../errors.js";
+import { E820_TABLE_OFFSET, parseBootParams, parseBootParamsVersion } from "./bootparams.js";
+import { parseCpuinfo } from "./cpuinfo.js";
+import {
+  archFromMachine,
+  archFromVersionText,
+  parseAddress,
+  parseAddressBits,
+  parseByteCount,
+  parseCpuList,
+  parseFlag,
+  parseInteger,
+  parseLockdown,
+  parseMeminfo,
+  parseProcVersion,
+  parseSecureBootVariable,
+  parseVmcoreinfo,
+} from "./kernelfiles.js";
+import { parseFirmwareMemmap } from "./memmap.js";
+
+const isParse = (line?: number) => (e: unknown) => e instanceof KexecError && e.code === "parse" && (line === undefined || e.data["line"] === line) && e.hint !== undefined;
+
+test("boot_params: e820, efi_info, secure_boot and setup header fields at their bootparam.h offsets", () => {
+  const w = new ByteWriter(4096);
+  w.u64(0x070, 0xf5000n); // acpi_rsdp_addr
+  w.u32(0x1c0, 0x34364c45); // "EL64"
+  w.u32(0x1c4, 0x7e000000);
+  w.u32(0x1d8, 0x1); // systab_hi
+  w.u32(0x1c8, 48);
+  w.u32(0x1cc, 1);
+  w.u32(0x1d0, 0x7d000000);
+  w.u32(0x1d4, 0x1200);
+  w.u8(0x1e8, 2);
+  w.u8(0x1ec, 3);
+  w.u32(0x202, 0x53726448);
+  w.u16(0x206, 0x020f);
+  w.u8(0x210, 0xff);
+  w.u8(0x211, 0x81);
+  w.u32(0x228, 0x20000);
+  w.u32(0x0c8, 0x1);
+  w.u16(0x236, 0x7f);
+  w.u32(0x23c, 0);
+  w.u64(0x250, 0x12345000n);
+  w.u64(E820_TABLE_OFFSET, 0n);
+  w.u64(E820_TABLE_OFFSET + 8, 0x9fc00n);
+  w.u32(E820_TABLE_OFFSET + 16, 1);
+  w.u64(E820_TABLE_OFFSET + 20, 0x100000000n);
+  w.u64(E820_TABLE_OFFSET + 28, 0x40000000n);
+  w.u32(E820_TABLE_OFFSET + 36, 4);
+  const bp = parseBootParams(w.finish());
+  assert.equal(bp.version, 0x020f);
+  assert.equal(bp.headerMagic, true);
+  assert.equal(bp.typeOfLoader, 0xff);
+  assert.equal(bp.loadflags, 0x81);
+  assert.equal(bp.xloadflags, 0x7f);
+  assert.equal(bp.cmdLinePtr, 0x100020000n, "ext_cmd_line_ptr is the high half");
+  assert.equal(bp.setupData, 0x12345000n);
+  assert.equal(bp.acpiRsdpAddr, 0xf5000n);
+  assert.equal(bp.secureBoot, "enabled");
+  assert.deepEqual(bp.efi, { loaderSignature: "EL64", systab: 0x17e000000n, memdescSize: 48, memdescVersion: 1, memmap: 0x7d000000n, memmapSize: 0x1200 });
+  assert.deepEqual(bp.e820, [
+    { start: 0n, size: 0x9fc00n, type: "System RAM", e820Type: 1 },
+    { start: 0x100000000n, size: 0x40000000n, type: "ACPI Non-volatile Storage", e820Type: 4 },
+  ]);
+});
+
+test("boot_params: a zero page without EFI, truncation and a bad entry count are reported", () => {
+  const zero = parseBootParams(new Uint8Array(4096));
+  assert.equal(zero.efi, null);
+  assert.equal(zero.secureBoot, "unset");
+  assert.deepEqual(zero.e820, []);
+  assert.throws(() => parseBootParams(new Uint8Array(0x100)), (e: unknown) => e instanceof KexecError && /efi_loader_signature at offset 0x1c0/.test(e.message));
+  const many = new Uint8Array(4096);
+  many[0x1e8] = 200;
+  assert.throws(() => parseBootParams(many), /e820_entries at offset 0x1e8 is 200, expected at most 128/);
+  assert.equal(parseBootParamsVersion("0x020c\n"), 0x20c);
+  assert.throws(() => parseBootParamsVersion("2.12\n"), isParse(1));
+});
+
+test("cpuinfo: first processor's flags, address sizes, model and count", () => {
+  const block = (n: number, flags: string) =>
+    `processor\t: ${n}\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R)\ncpu MHz\t\t: 2100.000\nflags\t\t: ${flags}\naddress sizes\t: 46 bits physical, 57 bits virtual\npower management:\n\n`;
+  const info = parseCpuinfo(block(0, "fpu pae lm la57 hypervisor") + block(1, "fpu pae lm la57 hypervisor"));
+  assert.equal(info.count, 2);
+  assert.equal(info.modelName, "Intel(R) Xeon(R)");
+  assert.deepEqual(info.flags, ["fpu", "pae", "lm", "la57", "hypervisor"]);
+  assert.deepEqual([info.physicalBits, info.virtualBits], [46, 57]);
+  assert.throws(() => parseCpuinfo("processor\t: 0\nflags none\n"), isParse(2));
+  assert.throws(() => parseCpuinfo("processor\t: 0\naddress sizes\t: lots\n"), isParse(2));
+  assert.deepEqual(parseCpuinfo("").flags, []);
+});
+
+test("firmware memmap: inclusive ends become sizes, entries sorted by start, bad files named", () => {
+  const ranges = parseFirmwareMemmap([
+    { index: "1", start: "0x100000\n", end: "0xbfffffff\n", type: "System RAM\n" },
+    { index: "0", start: "0x0\n", end: "0x9fbff\n", type: "System RAM\n" },
+  ]);
+  assert.deepEqual(ranges, [
+    { start: 0n, size: 0x9fc00n, type: "System RAM" },
+    { start: 0x100000n, size: 0xbff00000n, type: "System RAM" },
+  ]);
+  assert.throws(
+    () => parseFirmwareMemmap([{ index: "3", start: "zz\n", end: "0x0\n", type: "x\n" }]),
+    (e: unknown) => e instanceof KexecError && e.data.file === "/sys/firmware/memmap/3/start" && /line 1: expected a hex address/.test(e.message),
+  );
+  assert.throws(
+    () => parseFirmwareMemmap([{ index: "2", start: "0x1000\n", end: "0xfff\n", type: "x\n" }]),
+    (e: unknown) => e instanceof KexecError && e.data.file === "/sys/firmware/memmap/2/end",
+  );
+});
+
+test("kernel files: version, arch words, meminfo, cpu lists and small values", () => {
+  assert.equal(parseProcVersion("Linux version 6.1.0-18-amd64 (debian-kernel@lists.debian.org) (gcc-12) #1 SMP\n").release, "6.1.0-18-amd64");
+  assert.throws(() => parseProcVersion("Windows\n"), isParse(1));
+  assert.equal(archFromMachine("x86_64\n"), "x86_64");
+  assert.equal(archFromMachine("i686\n"), "i386");
+  assert.equal(archFromMachine("aarch64\n"), null);
+  assert.equal(archFromVersionText("6.1.0-50-686-pae"), "i386");
+  assert.equal(archFromVersionText("6.1.0-50-686"), "i386");
+  assert.equal(archFromVersionText("6.1.0-50-amd64"), "x86_64");
+  assert.equal(archFromVersionText("6.18.44-fc-v669"), null);
+  assert.equal(parseAddressBits("64\n"), 64);
+  assert.throws(() => parseAddressBits("48\n"), isParse(1));
+  assert.deepEqual(parseMeminfo("MemTotal:       1024 kB\nHugePages_Total:       0\n"), { MemTotal: 1048576n, HugePages_Total: 0n });
+  assert.throws(() => parseMeminfo("MemTotal: 1024 kB\nbroken line\n"), isParse(2));
+  assert.deepEqual(parseCpuList("0-3,5,7-8\n"), [0, 1, 2, 3, 5, 7, 8]);
+  assert.deepEqual(parseCpuList("\n"), []);
+  assert.throws(() => parseCpuList("3-1\n"), isParse(1));
+  assert.equal(parseFlag("1\n"), true);
+  assert.throws(() => parseFlag("yes\n"), isParse(1));
+  assert.equal(parseInteger("-1\n"), -1);
+  assert.equal(parseByteCount("268435456\n"), 268435456n);
+  assert.equal(parseAddress("47fc14a38\n"), 0x47fc14a38n);
+  assert.equal(parseLockdown("none [integrity] confidentiality\n"), "integrity");
+  assert.equal(parseLockdown("[none] integrity confidentiality\n"), "none");
+  assert.throws(() => parseLockdown("none integrity\n"), isParse(1));
+  assert.deepEqual(parseVmcoreinfo("0x0000000100c66000 1024\n"), { address: 0x100c66000n, size: 0x1024n });
+  assert.throws(() => parseVmcoreinfo("0x1000\n"), isParse(1));
+  assert.equal(parseSecureBootVariable(new Uint8Array([6, 0, 0, 0, 1])), true);
+  assert.equal(parseSecureBootVariable(new Uint8Array([6, 0, 0, 0, 0])), false);
+  assert.throws(() => parseSecureBootVariable(new Uint8Array([6, 0, 0, 0])), /expected 5 bytes/);
+});

@@ -1,0 +1,72 @@
+/**
+ * Helpers shared by the line-oriented /proc and /sys parsers: splitting a file
+ * into numbered lines and building the one kind of error they raise.
+ */
+import { KexecError } from "../errors.js";
+
+export interface Line {
+  /** 1-based, as an editor shows it. */
+  number: number;
+  text: string;
+}
+
+/** Lines of a text file, numbered; a trailing newline does not make an extra empty line. */
+export function numberedLines(text: string): Line[] {
+  const parts = text.split("\n");
+  if (parts.length > 0 && parts[parts.length - 1] === "") parts.pop();
+  return parts.map((t, i) => ({ number: i + 1, text: t.endsWith("\r") ? t.slice(0, -1) : t }));
+}
+
+/**
+ * A parse error at one line of a text file. The file name is added by the
+ * caller (KexecError.inFile) because the pure parsers never see paths.
+ */
+export function lineError(line: Line, expected: string, found: string, hint: string): KexecError {
+  return new KexecError(
+    "parse",
+    `line ${line.number}: expected ${expected}, found ${found}: ${JSON.stringify(line.text)}`,
+    { line: line.number, text: line.text, expected, actual: found },
+    hint,
+  );
+}
+
+/** A parse error for a one-value sysfs/procfs file (no line structure worth naming). */
+export function valueError(text: string, expected: string, hint: string): KexecError {
+  const shown = text.length > 80 ? `${text.slice(0, 80)}...` : text;
+  return new KexecError(
+    "parse",
+    `line 1: expected ${expected}, found ${JSON.stringify(shown)}`,
+    { line: 1, text: shown, expected, actual: shown },
+    hint,
+  );
+}
+
+/** Strict unsigned hex without prefix, as /proc/iomem prints it. */
+export function parseBareHex(text: string): bigint | undefined {
+  return /^[0-9a-fA-F]+$/.test(text) ? BigInt(`0x${text}`) : undefined;
+}
+
+/** Hex with an optional 0x prefix, as sysfs prints addresses (%llx or %pa). */
+export function parseHex(text: string): bigint | undefined {
+  const t = text.startsWith("0x") || text.startsWith("0X") ? text.slice(2) : text;
+  return parseBareHex(t);
+}
+
+export function parseDecimal(text: string): bigint | undefined {
+  return /^[0-9]+$/.test(text) ? BigInt(text) : undefined;
+}
+
+/** Single-value files end with one newline; some have none (or trailing spaces). */
+export function singleValue(text: string): string {
+  return text.replace(/[\s\0]+$/, "");
+}
+
+/** Runs a pure parser and names `file` in any KexecError it raises. */
+export function inFile<T>(file: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    if (e instanceof KexecError) throw e.inFile(file);
+    throw e;
+  }
+}

@@ -1,0 +1,92 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { KexecError } from "../core/errors.js";
+import { MACHINE_FILES } from "../core/machine/files.js";
+import { toMachineJson } from "../core/machine/model.js";
+import { readMachine } from "./machine.js";
+import { SNAPSHOT_MANIFEST, snapshot, type SnapshotManifest } from "./snapshot.js";
+
+async function tree(root: string, files: Record<string, string | Uint8Array>): Promise<void> {
+  for (const [rel, content] of Object.entries(files)) {
+    await mkdir(dirname(join(root, rel)), { recursive: true });
+    await writeFile(join(root, rel), content);
+  }
+}
+
+/** What a busybox initramfs has: /proc and /sys, no /etc, no efivars, no securityfs. */
+const INITRAMFS = {
+  "proc/iomem": "00000000-00000fff : Reserved\n00001000-0009fbff : System RAM\n00100000-7fffffff : System RAM\n  01000000-01ffffff : Kernel code\n  70000000-7fffffff : Crash kernel\n",
+  "proc/cmdline": "console=ttyS0 panic=-1 nokaslr crashkernel=256M@1792M\n",
+  "proc/cpuinfo": "processor\t: 0\nflags\t\t: fpu pae lm la57\naddress sizes\t: 52 bits physical, 57 bits virtual\n\n",
+  "proc/version": "Linux version 6.1.0-50-amd64 (debian-kernel@lists.debian.org) #1 SMP\n",
+  "proc/sys/kernel/arch": "x86_64\n",
+  "proc/kallsyms": "ffffffff81000000 T _text\n",
+  "sys/kernel/kexec_loaded": "0\n",
+  "sys/kernel/kexec_crash_loaded": "0\n",
+  "sys/kernel/boot_params/data": new Uint8Array(4096),
+  "sys/devices/system/cpu/cpu0/crash_notes": "7fc14a38\n",
+  "sys/devices/system/cpu/cpu0/online": "1\n",
+  "sys/devices/system/cpu/cpufreq/boost": "0\n",
+  "sys/firmware/memmap/0/start": "0x0\n",
+  "sys/firmware/memmap/0/end": "0x9fbff\n",
+  "sys/firmware/memmap/0/type": "System RAM\n",
+};
+
+test("snapshot of a minimal initramfs-like root copies exactly the listed files and replays to the same model", async () => {
+  const root = await mkdtemp(join(tmpdir(), "kexec-ts-root-"));
+  const dest = join(await mkdtemp(join(tmpdir(), "kexec-ts-dest-")), "snap");
+  try {
+    await tree(root, INITRAMFS);
+    const manifest = await snapshot(root, dest);
+    assert.deepEqual(toMachineJson(await readMachine(dest)), toMachineJson(await readMachine(root)));
+    // Only listed paths are copied: kallsyms, cpu0/online and cpufreq stay behind.
+    assert.equal(existsSync(join(dest, "proc/kallsyms")), false);
+    assert.equal(existsSync(join(dest, "sys/devices/system/cpu/cpu0/online")), false);
+    assert.equal(existsSync(join(dest, "sys/devices/system/cpu/cpu0/crash_notes")), true);
+    assert.deepEqual(manifest.files, Object.keys(INITRAMFS).filter((p) => !/kallsyms|online|cpufreq/.test(p)).sort());
+    const written = JSON.parse(readFileSync(join(dest, SNAPSHOT_MANIFEST), "utf8")) as SnapshotManifest;
+    assert.equal(written.tool, "kexec-ts");
+    assert.match(written.version, /^\d+\.\d+\.\d+/);
+    assert.ok(written.absent.includes("sys/kernel/security/lockdown"));
+    assert.ok(written.absent.includes("sys/firmware/efi"));
+    // Every absent or copied path is one the reader uses.
+    const known = MACHINE_FILES.map((s) => (s.kind === "glob" ? s.dir : s.path));
+    for (const p of [...written.files, ...written.absent]) assert.ok(known.some((k) => p === k || p.startsWith(`${k}/`)), p);
+    const m = await readMachine(dest);
+    assert.equal(m.pagingLevels, 5);
+    assert.deepEqual(m.crashRegions, [{ start: 0x70000000n, size: 0x10000000n }]);
+    assert.equal(m.crashkernel?.resolution?.offset, 1792n << 20n);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+    await rm(dirname(dest), { recursive: true, force: true });
+  }
+});
+
+test("snapshot keeps an existing but empty /sys/firmware/efi (an EFI boot) through git", async () => {
+  const root = await mkdtemp(join(tmpdir(), "kexec-ts-root-"));
+  const dest = join(root, "..", `${root.split("/").pop()}-dest`);
+  try {
+    await tree(root, { "proc/version": "Linux version 6.1.0-50-amd64 (x) #1\n" });
+    await mkdir(join(root, "sys/firmware/efi"), { recursive: true });
+    await snapshot(root, dest);
+    assert.equal(existsSync(join(dest, "sys/firmware/efi/.keep")), true);
+    assert.equal((await readMachine(dest)).efi.booted, true);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+    await rm(dest, { recursive: true, force: true });
+  }
+});
+
+test("snapshot refuses a non-empty destination", async () => {
+  const root = await mkdtemp(join(tmpdir(), "kexec-ts-root-"));
+  try {
+    await tree(root, { "old/file": "x" });
+    await assert.rejects(snapshot(root, join(root, "old")), (e: unknown) => e instanceof KexecError && e.code === "usage" && /not empty/.test(e.message));
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});

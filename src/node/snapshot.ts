@@ -1,0 +1,78 @@
+/**
+ * `kexec-ts snapshot DIR`: copies every file readMachine reads into DIR, at
+ * the same relative paths, so `--root DIR` replays the same model elsewhere
+ * (a bug report, the web page, a test fixture). Works with nothing but /proc
+ * and /sys mounted, as in a busybox initramfs.
+ */
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { KexecError } from "../core/errors.js";
+import { collectMachineFiles } from "./rootfs.js";
+
+export const SNAPSHOT_MANIFEST = "SNAPSHOT.json";
+
+export interface SnapshotManifest {
+  tool: "kexec-ts";
+  version: string;
+  /** When the snapshot was taken (ISO 8601). */
+  created: string;
+  /** The root it was taken from. */
+  root: string;
+  files: string[];
+  dirs: string[];
+  /** Listed paths that did not exist on the machine. */
+  absent: string[];
+  /** Paths that existed but could not be read, with the errno. */
+  unreadable: Record<string, string>;
+}
+
+export async function snapshot(root: string, destDir: string): Promise<SnapshotManifest> {
+  const existing = await readdir(destDir).catch(() => null);
+  if (existing !== null && existing.length > 0) {
+    throw new KexecError(
+      "usage",
+      `${destDir}: not empty, expected a new or empty directory for the snapshot`,
+      { file: destDir, expected: "an empty directory", actual: `${existing.length} entries` },
+      "choose a new directory (old files would mix with the new snapshot)",
+    );
+  }
+  const collected = await collectMachineFiles(root);
+  const write = async (rel: string, bytes: Uint8Array): Promise<void> => {
+    const path = join(destDir, rel);
+    try {
+      await mkdir(dirname(path), { recursive: true });
+      await writeFile(path, bytes);
+    } catch (e) {
+      throw new KexecError("io", `${path}: cannot write snapshot file: ${(e as Error).message}`, { file: path }, "check that the destination is writable and has space");
+    }
+  };
+  const files = Object.keys(collected.files).sort();
+  for (const rel of files) await write(rel, collected.files[rel]!);
+  for (const dir of collected.dirs) {
+    await mkdir(join(destDir, dir), { recursive: true });
+    // git drops empty directories, and an existing /sys/firmware/efi is itself a fact (EFI boot).
+    if ((await readdir(join(destDir, dir))).length === 0) await write(`${dir}/.keep`, new Uint8Array(0));
+  }
+  const manifest: SnapshotManifest = {
+    tool: "kexec-ts",
+    version: await toolVersion(),
+    created: new Date().toISOString(),
+    root,
+    files,
+    dirs: collected.dirs,
+    absent: collected.missing,
+    unreadable: collected.errors,
+  };
+  await write(SNAPSHOT_MANIFEST, new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`));
+  return manifest;
+}
+
+/** The version in package.json next to dist/; "unknown" when the package was copied without it. */
+async function toolVersion(): Promise<string> {
+  try {
+    const pkg = JSON.parse(await readFile(new URL("../../package.json", import.meta.url), "utf8")) as { version?: unknown };
+    return typeof pkg.version === "string" ? pkg.version : "unknown";
+  } catch {
+    return "unknown";
+  }
+}
