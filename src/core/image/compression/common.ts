@@ -56,8 +56,8 @@ export function truncated(codec: Compression, field: string, offset: number, nee
   return decompressError(codec, `stream ends inside ${field}`, {
     offset,
     field,
-    expected: `${needed} more bytes`,
-    actual: `${Math.max(0, available)}`,
+    expected: `${needed} more byte${needed === 1 ? "" : "s"}`,
+    actual: `${Math.max(0, available)} byte${available === 1 ? "" : "s"}`,
   });
 }
 

@@ -55,15 +55,16 @@ export function decompressGzip(input: Uint8Array, sizeHint: number | undefined, 
   let pos = dataStart;
   try {
     while (pos < input.length) {
-      const end = Math.min(input.length, pos + SLICE);
-      inflater.push(input.subarray(pos, end), end === input.length);
-      pos = end;
+      const start = pos;
+      pos = Math.min(input.length, pos + SLICE);
+      inflater.push(input.subarray(start, pos), pos === input.length);
     }
   } catch (e) {
     if (e instanceof Error && e.name === "KexecError") throw e;
     const why = e instanceof Error ? e.message : String(e);
-    throw decompressError("gzip", `deflate data is invalid (${why}) within the ${SLICE >> 10} KiB before`, {
-      offset: pos,
+    if (pos >= input.length && /EOF/i.test(why)) throw truncated("gzip", "the deflate data", input.length, 1, 0);
+    // fflate reports no position; the fault lies in what had been fed so far.
+    throw decompressError("gzip", `deflate data is invalid (${why}) before offset ${hex(pos)}`, {
       field: "deflate data",
       expected: "a valid deflate stream",
       actual: why,
