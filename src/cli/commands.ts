@@ -10,12 +10,14 @@ import { readInputFile } from "../node/files.js";
 import { readMachine } from "../node/machine.js";
 import { snapshot } from "../node/snapshot.js";
 import { has, value, type ParsedArgs } from "./options.js";
+import { execCommand, loadCommand, planCommand, unloadCommand } from "./load.js";
 
 const SUBCOMMANDS: Record<string, (args: ParsedArgs, rest: string[]) => Promise<number>> = {
   inspect: inspectCommand,
   machine: machineCommand,
   snapshot: snapshotCommand,
   demo: demoCommand,
+  plan: planCommand,
   help: async () => 0,
 };
 
@@ -109,10 +111,19 @@ async function kexecCommand(args: ParsedArgs): Promise<number> {
     const loaded = has(args, "load") ? machine.kexec.loaded : machine.kexec.crashLoaded;
     return loaded ? 1 : 0;
   }
-  const action = ["load", "load-panic", "exec", "unload"].find((a) => has(args, a));
-  if (action === undefined) {
-    const word = args.positionals[0];
-    throw new KexecError("usage", word === undefined ? "nothing to do: give an action (-l, -p, -e, -u, -S) or a command" : `unknown command "${word}"`, { actual: word ?? "" }, "see kexec-ts --help");
+  if (has(args, "unload")) return unloadCommand(args);
+  if (has(args, "load") || has(args, "load-panic")) {
+    const code = await loadCommand(args, args.positionals);
+    // -f: load and jump at once, as kexec-tools does without a shutdown.
+    if (code === 0 && has(args, "force") && !has(args, "load-panic")) return execCommand(args);
+    return code;
   }
-  throw new KexecError("usage", `--${action} is not available in this version of kexec-ts yet`, { field: action }, "use kexec-ts inspect / machine to look before loading");
+  if (has(args, "exec")) return execCommand(args);
+  if (has(args, "force") && args.positionals.length > 0) {
+    args.flags.set("load", [""]);
+    const code = await loadCommand(args, args.positionals);
+    return code === 0 ? execCommand(args) : code;
+  }
+  const word = args.positionals[0];
+  throw new KexecError("usage", word === undefined ? "nothing to do: give an action (-l, -p, -e, -u, -S) or a command" : `unknown command "${word}"`, { actual: word ?? "" }, "see kexec-ts --help");
 }

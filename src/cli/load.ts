@@ -1,0 +1,164 @@
+/**
+ * kexec-tools compatible actions: -l / -p (load), -e (exec), -u (unload), and
+ * `plan` (the same computation with nothing loaded). The syscall choice
+ * follows kexec-tools: -s file only, -c kexec_load only, -a (default) file
+ * first and kexec_load when the kernel lacks or refuses the file loader in a
+ * way kexec_load might not (ENOSYS, EINVAL, ENOEXEC, ENOTSUP) — never after a
+ * permission or signature refusal, which kexec_load would only repeat.
+ */
+import { KexecError, isKexecError } from "../core/errors.js";
+import { hex, size, table } from "../core/format.js";
+import type { KernelImage } from "../core/image/index.js";
+import type { Machine } from "../core/machine/model.js";
+import { planJson, planLoad, type Plan } from "../core/plan/plan.js";
+import { parseNumber } from "../core/format.js";
+import type { ErrnoContext } from "../core/plan/syscall-errors.js";
+import { rngSeed, sha256 } from "../node/crypto.js";
+import { readInputFile } from "../node/files.js";
+import { readMachine } from "../node/machine.js";
+import {
+  KEXEC_FILE_ON_CRASH, kexecFileLoad, kexecFileUnload, kexecLoad, kexecUnload, rebootIntoKexec, userArch,
+} from "../node/syscalls.js";
+import { loadImage } from "./commands.js";
+import { has, value, type ParsedArgs } from "./options.js";
+
+type SyscallChoice = "file" | "load" | "auto";
+
+function syscallChoice(args: ParsedArgs): SyscallChoice {
+  if (has(args, "kexec-file-syscall")) return "file";
+  if (has(args, "kexec-syscall")) return "load";
+  return "auto";
+}
+
+function parseAddress(text: string | undefined, flag: string): bigint | undefined {
+  if (text === undefined) return undefined;
+  const v = parseNumber(text);
+  if (v === undefined) throw new KexecError("usage", `--${flag}=${text} is not a number`, { field: flag, actual: text }, `e.g. --${flag}=0x100000000`);
+  return v;
+}
+
+/** The new kernel's command line: --reuse-cmdline's part, then --append (kexec-tools joins them with one space). */
+export function commandLine(args: ParsedArgs, machine: Machine, crash: boolean): string {
+  const parts: string[] = [];
+  if (has(args, "reuse-cmdline")) {
+    const reused = (machine.cmdline ?? "")
+      .split(/\s+/)
+      .filter((w) => w && !w.startsWith("BOOT_IMAGE=") && !(crash && w.startsWith("crashkernel=")));
+    parts.push(reused.join(" "));
+  }
+  const append = value(args, "append");
+  if (append !== undefined) parts.push(append);
+  return parts.filter(Boolean).join(" ");
+}
+
+function errnoContext(machine: Machine, image?: KernelImage): ErrnoContext {
+  return {
+    lockdown: machine.lockdown ?? undefined,
+    loadDisabled: machine.kexec.loadDisabled ?? undefined,
+    isRoot: typeof process.getuid === "function" ? process.getuid() === 0 : undefined,
+    imageSigned: image?.kind === "bzImage" ? image.bzImage.pe.signed : undefined,
+  };
+}
+
+interface Prepared {
+  image: KernelImage;
+  machine: Machine;
+  imagePath: string;
+  initrdPath: string | undefined;
+  initrd: Uint8Array | undefined;
+  cmdline: string;
+  crash: boolean;
+}
+
+async function prepare(args: ParsedArgs, positionals: string[]): Promise<Prepared> {
+  const crash = has(args, "load-panic");
+  const imagePath = positionals[0];
+  if (imagePath === undefined) throw new KexecError("usage", `${crash ? "-p" : "-l"} needs a kernel IMAGE`, {}, `kexec-ts ${crash ? "-p" : "-l"} /boot/vmlinuz-$(uname -r) --initrd=/boot/initrd.img-$(uname -r) --reuse-cmdline`);
+  const machine = await readMachine(value(args, "root") ?? "/");
+  const image = loadImage(imagePath, false);
+  const initrdPath = value(args, "initrd");
+  const initrd = initrdPath === undefined ? undefined : readInputFile(initrdPath, "initrd");
+  return { image, machine, imagePath, initrdPath, initrd, cmdline: commandLine(args, machine, crash), crash };
+}
+
+function makePlan(p: Prepared, args: ParsedArgs, arch = userArch()): Plan {
+  return planLoad(p.image, p.machine, {
+    crash: p.crash,
+    cmdline: p.cmdline,
+    initrd: p.initrd,
+    userArch: arch,
+    memMin: parseAddress(value(args, "mem-min"), "mem-min"),
+    memMax: parseAddress(value(args, "mem-max"), "mem-max"),
+    entry32: has(args, "entry-32bit"),
+    rngSeed: rngSeed(),
+    serialDebug: process.env.KEXEC_TS_PURGATORY_SERIAL === "1",
+    sha256,
+  });
+}
+
+export function renderPlan(plan: Plan): string {
+  const rows = [["  kind", "mem", "memsz", "bufsz", ""]];
+  for (const s of plan.segments) rows.push([`  ${s.kind}`, hex(s.mem), hex(s.memsz), hex(s.buf.length), size(s.memsz)]);
+  return [
+    `${plan.syscall}: ${plan.crash ? "crash kernel" : "kernel"} for a ${plan.kernelArch} running kernel from a ${plan.userArch} user space`,
+    `  entry ${hex(plan.entry)} (purgatory) → ${plan.entryMode === "entry64" ? "64-bit entry" : "32-bit entry"} ${hex(plan.kernelEntry)}, boot_params at ${hex(plan.bootParams)}`,
+    `  flags ${hex(plan.flags)}`,
+    `  command line: ${plan.cmdline || "(empty)"}`,
+    table(rows, [false, true, true, true, false]),
+    ...plan.notes.map((n) => `  note: ${n}`),
+  ].join("\n");
+}
+
+export async function planCommand(args: ParsedArgs, positionals: string[]): Promise<number> {
+  if (!has(args, "load") && !has(args, "load-panic")) args.flags.set("load", [""]);
+  const p = await prepare(args, positionals);
+  const plan = makePlan(p, args);
+  if (has(args, "json")) process.stdout.write(`${JSON.stringify(planJson(plan), null, 2)}\n`);
+  else process.stdout.write(`${renderPlan(plan)}\n`);
+  return 0;
+}
+
+export async function loadCommand(args: ParsedArgs, positionals: string[]): Promise<number> {
+  const p = await prepare(args, positionals);
+  const choice = syscallChoice(args);
+  const ctx = errnoContext(p.machine, p.image);
+  if (choice !== "load") {
+    try {
+      kexecFileLoad(p.imagePath, p.initrdPath, p.cmdline, p.crash ? KEXEC_FILE_ON_CRASH : 0, ctx);
+      if (has(args, "debug")) process.stderr.write(`kexec-ts: loaded ${p.imagePath} with kexec_file_load\n`);
+      return 0;
+    } catch (e) {
+      if (!isKexecError(e) || choice === "file" || e.data.fallbackAllowed !== true) throw e;
+      process.stderr.write(`kexec-ts: ${e.message}\nkexec-ts: falling back to kexec_load\n`);
+    }
+  }
+  const plan = makePlan(p, args);
+  if (has(args, "debug")) process.stderr.write(`${renderPlan(plan)}\n`);
+  kexecLoad(plan.entry, plan.segments.map((s) => ({ buf: s.buf, mem: s.mem, memsz: s.memsz })), plan.flags, ctx);
+  return 0;
+}
+
+export async function unloadCommand(args: ParsedArgs): Promise<number> {
+  const crash = has(args, "load-panic");
+  const machine = await readMachine(value(args, "root") ?? "/");
+  const ctx = errnoContext(machine);
+  if (syscallChoice(args) === "load") kexecUnload(crash, ctx);
+  else {
+    try {
+      kexecFileUnload(crash, ctx);
+    } catch (e) {
+      if (!isKexecError(e) || e.data.fallbackAllowed !== true) throw e;
+      kexecUnload(crash, ctx);
+    }
+  }
+  return 0;
+}
+
+export async function execCommand(args: ParsedArgs): Promise<number> {
+  const machine = await readMachine(value(args, "root") ?? "/");
+  if (machine.kexec.loaded === false) {
+    throw new KexecError("usage", "nothing has been loaded: /sys/kernel/kexec_loaded is 0", { file: "/sys/kernel/kexec_loaded", expected: "1", actual: "0" }, "load a kernel first with kexec-ts -l IMAGE");
+  }
+  rebootIntoKexec(errnoContext(machine));
+}
+

@@ -1,0 +1,267 @@
+/**
+ * The plan: from an image and the machine model to the exact segments, entry
+ * and flags that kexec_load will be given. Pure — the same plan is computed on
+ * the machine, from a snapshot (--root), in tests and in the browser.
+ */
+import { KexecError } from "../errors.js";
+import { hex } from "../format.js";
+import type { KernelImage } from "../image/index.js";
+import type { BzImage } from "../image/bzimage.js";
+import type { Machine } from "../machine/model.js";
+import { Placer, type Bound } from "./placement.js";
+import { PAGE_SIZE, alignUp, type Range } from "./ranges.js";
+import { buildZeroPage, e820TypeFromName, type E820 } from "./zero-page.js";
+import { buildPurgatory } from "./purgatory.js";
+
+export type SegmentKind = "kernel" | "initrd" | "bootparams" | "cmdline" | "purgatory" | "elfcorehdr" | "backup" | "setupdata";
+export type Syscall = "kexec_load" | "kexec_file_load";
+export type Arch = "x86_64" | "i386";
+
+export interface PlanSegment {
+  kind: SegmentKind;
+  mem: bigint;
+  memsz: bigint;
+  /** The bytes copied to mem; the rest of memsz is zero-filled by the kernel. */
+  buf: Uint8Array;
+}
+
+export interface Plan {
+  syscall: Syscall;
+  crash: boolean;
+  kernelArch: Arch;
+  userArch: Arch;
+  /** How the purgatory enters the kernel. */
+  entryMode: "entry64" | "entry32";
+  /** What kexec_load is given as entry: the purgatory's start. */
+  entry: bigint;
+  /** Where the purgatory jumps: kernel + 0x200 (64-bit) or the kernel's start (32-bit). */
+  kernelEntry: bigint;
+  bootParams: bigint;
+  flags: number;
+  cmdline: string;
+  segments: PlanSegment[];
+  /** Human notes on choices made (e.g. "e820 from /sys/firmware/memmap"). */
+  notes: string[];
+}
+
+export interface LoadRequest {
+  crash: boolean;
+  cmdline: string;
+  initrd: Uint8Array | undefined;
+  userArch: Arch;
+  memMin?: bigint | undefined;
+  /** Inclusive, as kexec-tools' --mem-max. */
+  memMax?: bigint | undefined;
+  /** Enter a 64-bit image through its 32-bit entry. */
+  entry32?: boolean | undefined;
+  /** 32 random bytes for SETUP_RNG_SEED (the core has no entropy source). */
+  rngSeed?: Uint8Array | undefined;
+  /** Purgatory prints progress on COM1 (useful in the lab). */
+  serialDebug?: boolean | undefined;
+  sha256: (chunks: Uint8Array[]) => Uint8Array;
+}
+
+export const KEXEC_ON_CRASH = 0x1;
+export const KEXEC_ARCH_386 = 3 << 16;
+export const KEXEC_ARCH_X86_64 = 62 << 16;
+
+const MiB = 0x100000n;
+const GiB4 = 1n << 32n;
+/** A 32-bit kernel must sit in its direct-mapped low memory (kexec-tools' DEFAULT_BZIMAGE_ADDR_MAX + 1). */
+const LOWMEM_896M = 0x38000000n;
+
+export function runningKernelLimit(machine: Machine): Bound {
+  if (machine.kernelArch === "i386") {
+    return { value: GiB4, reason: "an i386 running kernel copies segments with paging off (32-bit physical addresses)" };
+  }
+  // KEXEC_DESTINATION_MEMORY_LIMIT = MAXMEM - 1: 2^46 with 4-level paging, 2^52 with 5-level.
+  if (machine.pagingLevels === 5) return { value: 1n << 52n, reason: "MAXMEM of the running 5-level kernel (4 PiB)" };
+  return { value: 1n << 46n, reason: "MAXMEM of the running 4-level kernel (64 TiB)" };
+}
+
+/** System RAM (or the crash regions) the plan may use. */
+export function placementPool(machine: Machine, crash: boolean): { pool: Range[]; name: string } {
+  if (crash) {
+    if (machine.crashRegions.length === 0) {
+      throw new KexecError("plan", "no crash region: /proc/iomem has no \"Crash kernel\" range", { field: "crashRegions" },
+        machine.cmdline?.includes("crashkernel=") ? "crashkernel= is on the command line but nothing was reserved: see `kexec-ts check -p`" : "boot the running kernel with crashkernel=256M (or more)");
+    }
+    return { pool: machine.crashRegions, name: "the crash region" };
+  }
+  const ram = machine.memory.filter((m) => m.type === "System RAM");
+  if (ram.length === 0) {
+    throw new KexecError("plan", "the machine model has no System RAM ranges", { field: "memory", actual: machine.memorySource ?? "no memory map" },
+      machine.iomem?.addressesHidden ? "/proc/iomem shows zeros to non-root users: run as root" : "kexec-ts could not read /proc/iomem or /sys/firmware/memmap");
+  }
+  return { pool: ram, name: "System RAM" };
+}
+
+/** The memory map the new kernel receives, from the most faithful source the machine has. */
+export function e820ForNewKernel(machine: Machine): { entries: E820[]; source: string } {
+  const fromRanges = (ranges: { start: bigint; size: bigint; type: string }[]) =>
+    ranges.flatMap((r) => {
+      const type = e820TypeFromName(r.type);
+      return type === undefined ? [] : [{ addr: r.start, size: r.size, type }];
+    });
+  if (machine.firmwareMemmap && machine.firmwareMemmap.length) return { entries: fromRanges(machine.firmwareMemmap), source: "/sys/firmware/memmap" };
+  if (machine.bootParams && machine.bootParams.e820.length) {
+    return { entries: machine.bootParams.e820.map((e) => ({ addr: e.start, size: e.size, type: e.e820Type })), source: "the boot_params e820 table" };
+  }
+  return { entries: fromRanges(machine.memory), source: "/proc/iomem" };
+}
+
+export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest): Plan {
+  if (image.kind !== "bzImage") {
+    throw new KexecError("plan", "kexec_load of an ELF vmlinux is not supported yet; give the bzImage (vmlinuz)", { field: "format", actual: "elf" }, "use /boot/vmlinuz-*");
+  }
+  if (req.crash) {
+    throw new KexecError("plan", "loading a crash kernel (-p) with kexec_load is not supported in this version", { field: "crash" }, "use -s (kexec_file_load) for kdump");
+  }
+  const kernelArch = machine.kernelArch;
+  if (kernelArch === null) {
+    throw new KexecError("machine", "cannot tell whether the running kernel is x86_64 or i386", { field: "kernelArch" }, "kexec-ts needs /proc/version or /proc/sys/kernel/arch; with --root, make sure the snapshot has them");
+  }
+  const bz = image.bzImage;
+  const entryMode = chooseEntryMode(bz, kernelArch, req);
+  const notes: string[] = [];
+
+  const { pool, name } = placementPool(machine, req.crash);
+  const placer = new Placer(pool, name);
+  const globalMins: Bound[] = [{ value: MiB, reason: "the first 1 MiB holds BIOS data and the real-mode trampoline" }];
+  if (req.memMin !== undefined) globalMins.push({ value: req.memMin, reason: "--mem-min" });
+  const globalLimits: Bound[] = [runningKernelLimit(machine)];
+  if (req.memMax !== undefined) globalLimits.push({ value: req.memMax + 1n, reason: "--mem-max" });
+  if (req.userArch === "i386") globalLimits.push({ value: GiB4, reason: "a 32-bit kexec_load passes 32-bit destination addresses (compat_kexec_segment)" });
+  if (entryMode === "entry32") globalLimits.push({ value: GiB4, reason: "the 32-bit entry runs with paging off" });
+
+  // The purgatory goes first and highest, like kexec-tools' bzImage64 loader; its
+  // size is known before the addresses it will be patched with.
+  const purgatoryArch: Arch = kernelArch;
+  const probe = buildPurgatory(purgatoryArch, { mode: entryMode, entry: 0n, bootParams: 0n, regions: [] }, req.sha256);
+  const purgatoryLimits = [...globalLimits];
+  if (probe.below4G) purgatoryLimits.push({ value: GiB4, reason: "the purgatory leaves long mode from an identity-mapped page below 4 GiB" });
+  const purgatoryAt = placer.place({ what: "purgatory", size: probe.memsz, align: probe.alignment, mins: globalMins, limits: purgatoryLimits, topDown: true });
+
+  const cmdlineBytes = req.cmdline.length + 1;
+  if (req.cmdline.length > bz.cmdlineSize) {
+    throw new KexecError("plan", `the command line is ${req.cmdline.length} bytes, longer than the image's cmdline_size (${bz.cmdlineSize})`,
+      { field: "cmdline_size", expected: `<= ${bz.cmdlineSize}`, actual: String(req.cmdline.length) }, "shorten --append");
+  }
+  const is32BitImage = !bz.is64;
+  const lowLimit: Bound[] = [];
+  if (is32BitImage) lowLimit.push({ value: LOWMEM_896M, reason: "a 32-bit kernel reads its boot data from low memory (below 896 MiB)" });
+  else if (!bz.canBeLoadedAbove4G || entryMode === "entry32") lowLimit.push({ value: GiB4, reason: bz.canBeLoadedAbove4G ? "the 32-bit entry" : "the image lacks XLF_CAN_BE_LOADED_ABOVE_4G" });
+  // boot_params + command line + setup_data: one segment; 4 KiB of setup_data room is plenty (e820 ext + RNG seed).
+  const bootParamsSize = alignUp(BigInt(4096 + cmdlineBytes + 16 + 4096), PAGE_SIZE);
+  const bootParamsAt = placer.place({ what: "boot parameters", size: bootParamsSize, align: PAGE_SIZE, mins: globalMins, limits: [...globalLimits, ...lowLimit], topDown: true });
+
+  const kernel = placeKernel(placer, bz, entryMode, globalMins, globalLimits, notes);
+
+  let initrdAt: { mem: bigint; memsz: bigint } | undefined;
+  if (req.initrd) {
+    const initrdLimits = [...globalLimits, ...lowLimit];
+    if (is32BitImage || !bz.canBeLoadedAbove4G) initrdLimits.push({ value: bz.initrdAddrMax + 1n, reason: `initrd_addr_max of the image (${hex(bz.initrdAddrMax)})` });
+    initrdAt = placer.place({ what: "initrd", size: BigInt(req.initrd.length), align: PAGE_SIZE, mins: [...globalMins, { value: 16n * MiB, reason: "initrds start at 16 MiB or above (as the kernel's own loader)" }], limits: initrdLimits, topDown: true });
+  }
+
+  const e820 = e820ForNewKernel(machine);
+  notes.push(`memory map for the new kernel from ${e820.source}`);
+  const zeroPage = buildZeroPage({
+    image: bz,
+    imageBytes: image.bytes,
+    address: bootParamsAt.mem,
+    cmdline: req.cmdline,
+    initrd: initrdAt && req.initrd ? { address: initrdAt.mem, size: BigInt(req.initrd.length) } : undefined,
+    e820: e820.entries,
+    acpiRsdp: machine.bootParams?.acpiRsdpAddr,
+    hardwareSubarch: machine.bootParams ? BigInt(machine.bootParams.hardwareSubarch) : undefined,
+    rngSeed: req.rngSeed,
+    kernelAddress: kernel.mem,
+  });
+  if (zeroPage.e820InSetupData) notes.push(`${zeroPage.e820InSetupData} e820 entries beyond 128 passed as SETUP_E820_EXT`);
+
+  const segments: PlanSegment[] = [
+    { kind: "bootparams", mem: bootParamsAt.mem, memsz: bootParamsAt.memsz, buf: zeroPage.bytes },
+    { kind: "kernel", mem: kernel.mem, memsz: kernel.memsz, buf: image.bytes.subarray(bz.setupSize) },
+  ];
+  if (initrdAt && req.initrd) segments.push({ kind: "initrd", mem: initrdAt.mem, memsz: initrdAt.memsz, buf: req.initrd });
+
+  const kernelEntry = entryMode === "entry64" ? kernel.mem + 0x200n : kernel.mem;
+  const purgatory = buildPurgatory(purgatoryArch, {
+    mode: entryMode,
+    entry: kernelEntry,
+    bootParams: bootParamsAt.mem,
+    regions: segments.map((s) => ({ start: s.mem, bytes: s.buf, memsz: s.memsz })),
+    serialDebug: req.serialDebug ?? false,
+  }, req.sha256);
+  segments.push({ kind: "purgatory", mem: purgatoryAt.mem, memsz: purgatoryAt.memsz, buf: purgatory.bytes });
+  segments.sort((a, b) => (a.mem < b.mem ? -1 : 1));
+
+  const flags = (kernelArch === "x86_64" ? KEXEC_ARCH_X86_64 : KEXEC_ARCH_386) | (req.crash ? KEXEC_ON_CRASH : 0);
+  return {
+    syscall: "kexec_load",
+    crash: req.crash,
+    kernelArch,
+    userArch: req.userArch,
+    entryMode,
+    entry: purgatoryAt.mem + purgatory.entryOffset,
+    kernelEntry,
+    bootParams: bootParamsAt.mem,
+    flags,
+    cmdline: req.cmdline,
+    segments,
+    notes,
+  };
+}
+
+function chooseEntryMode(bz: BzImage, kernelArch: Arch, req: LoadRequest): "entry64" | "entry32" {
+  if (req.entry32 || !bz.is64) return "entry32";
+  if (kernelArch === "i386") {
+    // An i386 running kernel hands over with paging off: no long mode to enter a 64-bit entry from.
+    return "entry32";
+  }
+  return "entry64";
+}
+
+function placeKernel(placer: Placer, bz: BzImage, entryMode: "entry64" | "entry32", mins: Bound[], limits: Bound[], notes: string[]) {
+  if (bz.initSize === undefined) {
+    throw new KexecError("plan", `the image's boot protocol ${hex(bz.protocol)} has no init_size (needs 2.10), so the memory it needs cannot be known`,
+      { field: "init_size", expected: "protocol >= 0x20a", actual: hex(bz.protocol) }, "use a kernel newer than 2.6.31");
+  }
+  // The kernel needs init_size bytes from its (aligned) start, not just its file size.
+  const memsz = alignUp(bz.initSize > BigInt(bz.kernelFileSize) ? bz.initSize : BigInt(bz.kernelFileSize), PAGE_SIZE);
+  if (!bz.relocatable) {
+    const at = bz.prefAddress ?? MiB;
+    notes.push(`the image is not relocatable: kernel fixed at ${hex(at)}`);
+    return placer.reserveFixed("kernel", at, memsz);
+  }
+  const kernelMins = [...mins];
+  if (bz.prefAddress !== undefined && bz.prefAddress > MiB) {
+    kernelMins.push({ value: bz.prefAddress, reason: `pref_address of the image (${hex(bz.prefAddress)}): a kernel loaded lower relocates itself up over memory it was not given` });
+  }
+  const kernelLimits = [...limits];
+  if (!bz.is64) kernelLimits.push({ value: LOWMEM_896M, reason: "a 32-bit kernel must lie in low memory (896 MiB)" });
+  else if (!bz.canBeLoadedAbove4G) kernelLimits.push({ value: GiB4, reason: "the image lacks XLF_CAN_BE_LOADED_ABOVE_4G" });
+  else if (entryMode === "entry32") kernelLimits.push({ value: GiB4, reason: "the 32-bit entry" });
+  const align = bz.kernelAlignment ?? 0x200000n;
+  return placer.place({ what: "kernel", size: memsz, align, mins: kernelMins, limits: kernelLimits, topDown: true });
+}
+
+/** The plan as stable JSON (DESIGN.md): hex strings for addresses and sizes. */
+export function planJson(plan: Plan, checks: unknown[] = []): Record<string, unknown> {
+  return {
+    syscall: plan.syscall,
+    crash: plan.crash,
+    kernelArch: plan.kernelArch,
+    userArch: plan.userArch,
+    entry: hex(plan.entry),
+    entryMode: plan.entryMode,
+    kernelEntry: hex(plan.kernelEntry),
+    bootParams: hex(plan.bootParams),
+    flags: hex(plan.flags),
+    cmdline: plan.cmdline,
+    segments: plan.segments.map((s) => ({ kind: s.kind, mem: hex(s.mem), memsz: hex(s.memsz), bufsz: hex(s.buf.length) })),
+    notes: plan.notes,
+    checks,
+  };
+}
