@@ -148,3 +148,40 @@ export function resolveLibraries(root: string, programs: string[], arch: UserArc
   }
   return [...found.values()];
 }
+
+/**
+ * The .modinfo section of a kernel module: NUL-separated "key=value" strings (depends=,
+ * name=, vermagic=...). Debian's kernel packages ship no modules.dep (depmod writes it at
+ * install time), so the lab reads dependencies from here.
+ */
+export function readModinfo(bytes: Uint8Array, what = "kernel module"): Map<string, string[]> {
+  const r = new ByteReader(bytes, what);
+  if (r.u32be(0, "e_ident[EI_MAG]") !== 0x7f454c46) {
+    throw new KexecError("parse", `${what}: not an ELF file`, { field: "e_ident", offset: 0, expected: "\\x7fELF" });
+  }
+  const is64 = r.u8(4, "e_ident[EI_CLASS]") === ELFCLASS64;
+  const shoff = is64 ? Number(r.u64(40, "e_shoff")) : r.u32(32, "e_shoff");
+  const shentsize = r.u16(is64 ? 58 : 46, "e_shentsize");
+  const shnum = r.u16(is64 ? 60 : 48, "e_shnum");
+  const shstrndx = r.u16(is64 ? 62 : 50, "e_shstrndx");
+  const section = (i: number): { name: number; offset: number; size: number } => {
+    const at = shoff + i * shentsize;
+    return is64
+      ? { name: r.u32(at, "sh_name"), offset: Number(r.u64(at + 24, "sh_offset")), size: Number(r.u64(at + 32, "sh_size")) }
+      : { name: r.u32(at, "sh_name"), offset: r.u32(at + 16, "sh_offset"), size: r.u32(at + 20, "sh_size") };
+  };
+  const names = section(shstrndx);
+  const out = new Map<string, string[]>();
+  for (let i = 0; i < shnum; i++) {
+    const s = section(i);
+    if (r.cstring(names.offset + s.name, 64, "sh_name") !== ".modinfo") continue;
+    const text = new TextDecoder().decode(r.slice(s.offset, s.size, ".modinfo"));
+    for (const entry of text.split("\0")) {
+      const eq = entry.indexOf("=");
+      if (eq <= 0) continue;
+      const key = entry.slice(0, eq);
+      out.set(key, [...(out.get(key) ?? []), entry.slice(eq + 1)]);
+    }
+  }
+  return out;
+}

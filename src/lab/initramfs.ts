@@ -15,7 +15,7 @@ import { gzip as gzipCallback, constants as zlibConstants } from "node:zlib";
 import { KexecError } from "../core/errors.js";
 import { size as formatSize } from "../core/format.js";
 import { CpioWriter } from "./cpio.js";
-import { readDynamicInfo, resolveLibraries, type UserArch } from "./elf-deps.js";
+import { readDynamicInfo, readModinfo, resolveLibraries, type UserArch } from "./elf-deps.js";
 import { generateInit, type InitSpec } from "./init-script.js";
 import { busyboxPath, i386NodeRoot, labCacheDir, findKernel, SETUP_HINT } from "./kernels.js";
 
@@ -131,8 +131,10 @@ async function cachedPart(cache: string, name: string, key: string, build: () =>
   }
   const bytes = await compress(build(), level);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(`${file}.tmp`, bytes);
-  renameSync(`${file}.tmp`, file);
+  // Test files run in parallel processes; each writes its own temporary file, and rename is atomic.
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, bytes);
+  renameSync(tmp, file);
   return { bytes, part: { name, bytes: bytes.length, cached: false } };
 }
 
@@ -280,36 +282,57 @@ function kexecTsPart(repoRoot: string): { key: string; build: () => CpioWriter }
 
 export interface ResolvedModule {
   name: string;
-  /** Path relative to the modules directory, as in modules.dep ("kernel/drivers/block/virtio_blk.ko.xz"). */
+  /** Path relative to the modules directory ("kernel/drivers/block/virtio_blk.ko.xz"). */
   path: string;
 }
 
-/** `names` and everything they depend on, in load order, from the kernel's modules.dep. */
-export function resolveModules(modulesDep: string, names: string[], where = "modules.dep"): ResolvedModule[] {
-  const canonical = (n: string): string => n.replace(/-/g, "_");
-  const byName = new Map<string, { path: string; deps: string[] }>();
+/** Where a module is and what it needs, by canonical name ("virtio_blk"). */
+export type ModuleLookup = (name: string) => { path: string; depends: string[] } | undefined;
+
+const moduleName = (file: string): string => basename(file).replace(/\.ko(\.[a-z0-9]+)?$/, "").replace(/-/g, "_");
+
+/** A lookup over modules.dep text (as depmod writes it). */
+export function modulesDepLookup(modulesDep: string): ModuleLookup {
+  const byName = new Map<string, { path: string; depends: string[] }>();
   for (const line of modulesDep.split("\n")) {
     const colon = line.indexOf(":");
     if (colon < 0) continue;
     const path = line.slice(0, colon).trim();
     const deps = line.slice(colon + 1).trim().split(/\s+/).filter((d) => d !== "");
-    byName.set(canonical(basename(path).replace(/\.ko(\.[a-z0-9]+)?$/, "")), { path, deps });
+    // modules.dep lists the whole closure, the deepest last; reversed, dependencies come first.
+    byName.set(moduleName(path), { path, depends: deps.reverse().map(moduleName) });
   }
-  const byPath = new Map([...byName.entries()].map(([n, v]) => [v.path, n]));
+  return (name) => byName.get(name);
+}
+
+/** A lookup that walks the modules directory and reads each needed module's .modinfo depends=. */
+export function modinfoLookup(modulesDir: string): ModuleLookup {
+  const byName = new Map<string, string>();
+  for (const t of walk(modulesDir)) if (t.kind === "file" && /\.ko(\.[a-z0-9]+)?$/.test(t.rel)) byName.set(moduleName(t.rel), t.rel);
+  return (name) => {
+    const path = byName.get(name);
+    if (path === undefined) return undefined;
+    const info = readModinfo(decompressModule(join(modulesDir, path)), join(modulesDir, path));
+    const depends = (info.get("depends") ?? []).flatMap((d) => d.split(",")).filter((d) => d !== "").map((d) => d.replace(/-/g, "_"));
+    return { path, depends };
+  };
+}
+
+/** `names` and everything they depend on, dependencies first. */
+export function resolveModules(lookup: ModuleLookup, names: string[], where: string): ResolvedModule[] {
   const order: ResolvedModule[] = [];
   const added = new Set<string>();
   const add = (name: string): void => {
     if (added.has(name)) return;
-    const entry = byName.get(name);
+    const entry = lookup(name);
     if (entry === undefined) {
       throw new KexecError("lab", `${where}: no module ${JSON.stringify(name)}`, { file: where, field: "modules", actual: name }, "it may be built into the kernel (see modules.builtin) or be spelled differently");
     }
     added.add(name);
-    // modules.dep lists the whole closure; loading it from the end puts dependencies first.
-    for (const dep of [...entry.deps].reverse()) add(byPath.get(dep) ?? canonical(basename(dep).replace(/\.ko(\.[a-z0-9]+)?$/, "")));
+    for (const dep of entry.depends) add(dep);
     order.push({ name, path: entry.path });
   };
-  for (const n of names) add(canonical(n));
+  for (const n of names) add(n.replace(/-/g, "_"));
   return order;
 }
 
@@ -329,7 +352,8 @@ async function lastPart(spec: InitramfsSpec, cache: string): Promise<CpioWriter>
   if (spec.modules !== undefined && spec.modules.names.length > 0) {
     const k = findKernel(spec.modules.kernel, cache);
     const dep = join(k.modules, "modules.dep");
-    for (const m of resolveModules(readFileSync(dep, "utf8"), spec.modules.names, dep)) {
+    const lookup = existsSync(dep) ? modulesDepLookup(readFileSync(dep, "utf8")) : modinfoLookup(k.modules);
+    for (const m of resolveModules(lookup, spec.modules.names, k.modules)) {
       const guest = `/lib/modules/${k.version}/${m.path.replace(/\.ko\.[a-z0-9]+$/, ".ko")}`;
       w.file(guest, decompressModule(join(k.modules, m.path)));
       modulePaths.push(guest);
@@ -380,13 +404,14 @@ export async function buildInitramfs(spec: InitramfsSpec, options: BuildOptions 
   const total = pieces.reduce((n, p) => n + p.bytes.length, 0);
   if (!(options.outPath === undefined && existsSync(path) && statSync(path).size === total)) {
     mkdirSync(dirname(path), { recursive: true });
-    const fd = openSync(`${path}.tmp`, "w");
+    const tmp = `${path}.${process.pid}.tmp`;
+    const fd = openSync(tmp, "w");
     try {
       for (const p of pieces) writeSync(fd, p.bytes);
     } finally {
       closeSync(fd);
     }
-    renameSync(`${path}.tmp`, path);
+    renameSync(tmp, path);
   }
   return { path, bytes: total, parts: pieces.map((p) => p.part), buildMs: Math.round(performance.now() - started) };
 }

@@ -6,9 +6,9 @@
  */
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, writeFileSync, readFileSync, createWriteStream, accessSync, constants as fsConstants } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync, readFileSync, createWriteStream, accessSync, constants as fsConstants } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, delimiter, resolve } from "node:path";
+import { dirname, join, delimiter, resolve } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { KexecError } from "../core/errors.js";
 import type { UserArch } from "./elf-deps.js";
@@ -47,8 +47,14 @@ export interface GuestSpec {
   /** QEMU -cpu, default "max". */
   cpu?: string;
   smp?: number;
-  /** More QEMU arguments (a virtio disk, a different machine). */
+  /** More QEMU arguments (a different machine, a device). */
   qemuArgs?: string[];
+  /**
+   * Raw virtio disks (/dev/vda, /dev/vdb...), created sparse in the run directory; the host
+   * reads them after the run (how a capture kernel carries a vmcore out). The guest kernel
+   * needs virtio_pci and virtio_blk (modules in Debian's 6.1).
+   */
+  disks?: { sizeMiB: number }[];
   expect: (string | ExpectedMarker)[];
   /** Bound for the first marker (boot to /init), default 180 s: TCG on a busy machine. */
   bootTimeoutSec?: number;
@@ -90,6 +96,8 @@ export interface GuestResult {
   durationMs: number;
   /** QEMU's -d log noticed a triple fault. */
   tripleFault: boolean;
+  /** Host paths of spec.disks, in order. */
+  disks: string[];
 }
 
 function shellWord(arg: string): string {
@@ -129,7 +137,7 @@ export interface QemuInvocation {
   arch: UserArch;
 }
 
-export function qemuInvocation(spec: GuestSpec, debugLog?: string): QemuInvocation {
+export function qemuInvocation(spec: GuestSpec, debugLog?: string, disks: string[] = []): QemuInvocation {
   const { path: kernelPath, arch } =
     typeof spec.kernel === "string" ? (({ vmlinuz, kernelArch }) => ({ path: vmlinuz, arch: kernelArch }))(findKernel(spec.kernel)) : spec.kernel;
   if (!existsSync(kernelPath)) throw new KexecError("lab", `kernel ${kernelPath} does not exist`, { file: kernelPath }, SETUP_HINT);
@@ -147,6 +155,7 @@ export function qemuInvocation(spec: GuestSpec, debugLog?: string): QemuInvocati
     "-initrd", resolve(spec.initrd),
     "-append", append,
     ...(debugLog !== undefined ? ["-d", "cpu_reset,guest_errors", "-D", debugLog] : []),
+    ...disks.flatMap((d) => ["-drive", `file=${resolve(d)},format=raw,if=virtio`]),
     ...(spec.qemuArgs ?? []),
   ];
   return { argv, kernelPath, arch };
@@ -160,13 +169,37 @@ function tail(lines: string[], n = 15): string {
   return lines.slice(-n).map((l) => `  | ${l}`).join("\n");
 }
 
+/**
+ * <tmp>/kexec-ts-lab/<name>-XXXXXX: unique, because several test processes (and several people
+ * on one machine) run guests at once. Runs older than a day are removed.
+ */
+function freshRunDir(name: string): string {
+  const base = join(tmpdir(), "kexec-ts-lab");
+  mkdirSync(base, { recursive: true });
+  const dayAgo = Date.now() - 24 * 3600 * 1000;
+  for (const entry of readdirSync(base)) {
+    try {
+      if (statSync(join(base, entry)).mtimeMs < dayAgo) rmSync(join(base, entry), { recursive: true, force: true });
+    } catch {
+      // another process removed it first
+    }
+  }
+  return mkdtempSync(join(base, `${name.replace(/[^A-Za-z0-9._-]/g, "_")}-`));
+}
+
 /** Boots the guest and waits for `spec.expect` in order; never throws for a guest failure. */
 export async function runGuest(spec: GuestSpec): Promise<GuestResult> {
-  const outDir = spec.outDir ?? join(tmpdir(), "kexec-ts-lab", spec.name.replace(/[^A-Za-z0-9._-]/g, "_"));
+  const outDir = spec.outDir ?? freshRunDir(spec.name);
   mkdirSync(outDir, { recursive: true });
   const debugLog = join(outDir, "qemu-debug.log");
   writeFileSync(debugLog, "");
-  const { argv } = qemuInvocation(spec, debugLog);
+  const disks = (spec.disks ?? []).map((d, i) => {
+    const path = join(outDir, `disk${i}.img`);
+    writeFileSync(path, "");
+    truncateSync(path, d.sizeMiB * 1024 * 1024);
+    return path;
+  });
+  const { argv } = qemuInvocation(spec, debugLog, disks);
   const commandLine = shellCommandLine(argv);
   writeFileSync(join(outDir, "command.sh"), `#!/bin/sh\n# ${spec.name}: reproduce by running this line\n${commandLine}\n`, { mode: 0o755 });
   const consoleFile = createWriteStream(join(outDir, "console.log"));
@@ -327,6 +360,7 @@ export async function runGuest(spec: GuestSpec): Promise<GuestResult> {
     outDir,
     durationMs: elapsed(),
     tripleFault,
+    disks,
   };
   writeFileSync(join(outDir, "result.json"), JSON.stringify({ ...result, log: undefined, extractedFiles: Object.keys(extractedFiles) }, null, 2));
   return result;
@@ -363,22 +397,26 @@ export function decodeExtract(name: string, base64Lines: string[], bytes: number
   return readTar(gunzipSync(gz));
 }
 
-/** Writes extracted trees to <dir>/<name>/..., refusing paths that leave the directory. */
-export function writeExtracted(extracted: Record<string, TarEntry[]>, dir: string): void {
-  for (const [name, entries] of Object.entries(extracted)) {
-    const base = join(dir, name.replace(/\//g, "_"));
-    mkdirSync(base, { recursive: true });
-    for (const e of entries) {
-      const rel = safeRelativePath(e.name);
-      if (rel === undefined) continue;
-      const target = join(base, rel);
-      if (e.type === "dir") mkdirSync(target, { recursive: true });
-      else if (e.type === "file") {
-        mkdirSync(join(target, ".."), { recursive: true });
-        writeFileSync(target, e.data);
-      }
+/** Writes tar entries under `dir`, refusing paths that leave it. Symlinks stay symlinks. */
+export function writeTree(entries: TarEntry[], dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  for (const e of entries) {
+    const rel = safeRelativePath(e.name);
+    if (rel === undefined) continue;
+    const target = join(dir, rel);
+    if (e.type === "dir") mkdirSync(target, { recursive: true });
+    else if (e.type === "file" || e.type === "symlink") {
+      mkdirSync(dirname(target), { recursive: true });
+      rmSync(target, { force: true });
+      if (e.type === "file") writeFileSync(target, e.data);
+      else symlinkSync(e.linkName, target);
     }
   }
+}
+
+/** Writes each extracted tree to <dir>/<step name>/. */
+export function writeExtracted(extracted: Record<string, TarEntry[]>, dir: string): void {
+  for (const [name, entries] of Object.entries(extracted)) writeTree(entries, join(dir, name.replace(/\//g, "_")));
 }
 
 /** True when QEMU and the lab kernels are present; otherwise why not (for tests that skip). */

@@ -39,6 +39,12 @@ export interface ScenarioFile {
 export interface ScenarioStage {
   /** Marker prefix, e.g. "second": its markers are "second/init", ... */
   stage?: string;
+  /**
+   * The lab kernel that boots this stage. For a nested stage it defaults to the one kernel
+   * among its sibling files; it decides the default userArch and whose modules load.
+   */
+  kernel?: string;
+  /** Default: the arch of the stage's kernel (an i386 kernel cannot run x86_64 programs). */
   userArch?: UserArch;
   node?: boolean;
   kexecTs?: boolean;
@@ -59,6 +65,7 @@ export interface Scenario extends ScenarioStage {
   smp?: number;
   append?: string;
   qemuArgs?: string[];
+  disks?: { sizeMiB: number }[];
   /** Markers in order; default: init, each returning step, done. */
   expect?: (string | ExpectedMarker)[];
   allowPanic?: boolean;
@@ -133,20 +140,26 @@ export function findScenario(nameOrFile: string, dir = scenarioDir()): Scenario 
   return hit;
 }
 
-/** The initramfs spec for a stage; nested stages become nested initramfs files. */
-export function stageInitramfs(stage: ScenarioStage, defaults: { userArch: UserArch; kernel: string }, title: string): InitramfsSpec {
-  const userArch = stage.userArch ?? defaults.userArch;
+/**
+ * The initramfs spec for a stage; nested stages become nested initramfs files. `kernelArch`
+ * maps a lab kernel name to what it runs (injected so this stays testable without a cache).
+ */
+export function stageInitramfs(stage: ScenarioStage, kernel: string, kernelArch: (name: string) => UserArch, title: string): InitramfsSpec {
+  const userArch = stage.userArch ?? kernelArch(kernel);
   const init: InitSpec = { steps: stage.steps, title };
   if (stage.stage !== undefined) init.stage = stage.stage;
   if (stage.poweroff !== undefined) init.poweroff = stage.poweroff;
+  const siblingKernels = (stage.files ?? []).flatMap((f) => (f.kernel !== undefined ? [f.kernel] : []));
   const files: ExtraFile[] = (stage.files ?? []).map((f) => {
     const { initramfs, ...rest } = f;
-    return initramfs === undefined ? rest : { ...rest, initramfs: stageInitramfs(initramfs, { userArch, kernel: defaults.kernel }, `${title} (${initramfs.stage ?? "nested"})`) };
+    if (initramfs === undefined) return rest;
+    const nestedKernel = initramfs.kernel ?? (siblingKernels.length === 1 ? siblingKernels[0]! : kernel);
+    return { ...rest, initramfs: stageInitramfs(initramfs, nestedKernel, kernelArch, `${title} (${initramfs.stage ?? "nested"})`) };
   });
   const spec: InitramfsSpec = { userArch, init, files };
   if (stage.node === true) spec.node = true;
   if (stage.kexecTs === true) spec.kexecTs = true;
-  if (stage.modules !== undefined && stage.modules.length > 0) spec.modules = { kernel: stage.modulesKernel ?? defaults.kernel, names: stage.modules };
+  if (stage.modules !== undefined && stage.modules.length > 0) spec.modules = { kernel: stage.modulesKernel ?? kernel, names: stage.modules };
   return spec;
 }
 
@@ -183,9 +196,7 @@ export interface RunScenarioOptions {
 }
 
 export async function runScenario(scenario: Scenario, options: RunScenarioOptions = {}): Promise<ScenarioResult> {
-  const kernel = findKernel(scenario.kernel);
-  const userArch = scenario.userArch ?? kernel.kernelArch;
-  const initramfs = await buildInitramfs(stageInitramfs(scenario, { userArch, kernel: scenario.kernel }, `kexec-ts lab scenario ${scenario.name}`));
+  const initramfs = await buildInitramfs(stageInitramfs(scenario, scenario.kernel, (name) => findKernel(name).kernelArch, `kexec-ts lab scenario ${scenario.name}`));
   const init: InitSpec = { steps: scenario.steps };
   const guest = await runGuest({
     name: scenario.name,
@@ -196,6 +207,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
     ...(scenario.cpu !== undefined ? { cpu: scenario.cpu } : {}),
     ...(scenario.smp !== undefined ? { smp: scenario.smp } : {}),
     ...(scenario.qemuArgs !== undefined ? { qemuArgs: scenario.qemuArgs } : {}),
+    ...(scenario.disks !== undefined ? { disks: scenario.disks } : {}),
     ...(scenario.bootTimeoutSec !== undefined ? { bootTimeoutSec: scenario.bootTimeoutSec } : {}),
     ...(scenario.allowPanic !== undefined ? { allowPanic: scenario.allowPanic } : {}),
     ...(options.outDir !== undefined ? { outDir: options.outDir } : {}),

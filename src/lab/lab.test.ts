@@ -1,0 +1,181 @@
+import { test } from "node:test";
+import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import { readFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { KexecError } from "../core/errors.js";
+import { readDynamicInfo, readModinfo, resolveLibraries } from "./elf-deps.js";
+import { expectedMarkers, generateInit, shellQuote, MARK, STEP } from "./init-script.js";
+import { productionPackages, defaultRepoRoot, resolveModules, modulesDepLookup, modinfoLookup } from "./initramfs.js";
+import { findKernel } from "./kernels.js";
+import { evaluateChecks, listScenarios, parseScenario, stageInitramfs } from "./scenario.js";
+import { readTar } from "./tar.js";
+import type { GuestResult } from "./qemu.js";
+
+test("/init runs each step from its own file and brackets it with markers", () => {
+  const { files } = generateInit({ stage: "second", steps: [{ name: "load", run: "echo 'quoted' \"both\"" }, { name: "snap", run: "true", extract: "/tmp/s" }] });
+  const init = files.get("/init")!;
+  assert.equal(files.get("/lab/steps/load.sh"), "#!/bin/sh\necho 'quoted' \"both\"\n");
+  assert.ok(init.startsWith("#!/bin/sh\n"));
+  const order = ["kexec_ts_mark init", `${STEP}$(kexec_ts_name 'load')`, "sh /lab/steps/load.sh", "kexec_ts_mark 'load'", "kexec_ts_extract 'snap' '/tmp/s'", "kexec_ts_mark done", "poweroff -f"];
+  let at = 0;
+  for (const piece of order) {
+    const i = init.indexOf(piece, at);
+    assert.ok(i >= at, `${piece} after offset ${at}`);
+    at = i;
+  }
+  assert.match(init, /kexec_ts_stage='second'/);
+  assert.ok(init.includes(MARK));
+});
+
+test("the generated /init is valid shell, and the marker helpers print what the host expects", () => {
+  const { files } = generateInit({ stage: "k2", steps: [{ name: "a", run: "true" }] });
+  const init = files.get("/init")!;
+  assert.equal(spawnSync("sh", ["-n"], { input: init }).status, 0);
+  // Run just the helper definitions from the script in the host's shell.
+  const helpers = init.split("\n").filter((l) => l.startsWith("kexec_ts_stage=") || l.startsWith("kexec_ts_name()") || l.startsWith("kexec_ts_mark()")).join("\n");
+  const r = spawnSync("sh", ["-c", `${helpers}\nkexec_ts_mark init\nkexec_ts_mark a " rc=3"`]);
+  assert.equal(r.stdout.toString(), `${MARK}k2/init\n${MARK}k2/a rc=3\n`);
+});
+
+test("step names are checked: reserved, duplicate and unsafe names are refused", () => {
+  assert.throws(() => generateInit({ steps: [{ name: "init", run: "" }] }), KexecError);
+  assert.throws(() => generateInit({ steps: [{ name: "a", run: "" }, { name: "a", run: "" }] }), /used twice/);
+  assert.throws(() => generateInit({ steps: [{ name: "a b", run: "" }] }), /must match/);
+  assert.throws(() => generateInit({ steps: [{ name: "../x", run: "" }] }), /must match/);
+});
+
+test("expected markers stop at a step that never returns", () => {
+  assert.deepEqual(expectedMarkers({ steps: [{ name: "a", run: "" }, { name: "b", run: "" }] }), ["init", "a", "b", "done"]);
+  assert.deepEqual(expectedMarkers({ stage: "s", steps: [{ name: "load", run: "" }, { name: "exec", run: "kexec -e", returns: false }, { name: "never", run: "" }] }), ["s/init", "s/load"]);
+});
+
+test("shellQuote survives any text", () => {
+  for (const text of ["plain", "it's", "a'b'c", "$HOME `x` \"y\"", ""]) {
+    assert.equal(spawnSync("sh", ["-c", `printf %s ${shellQuote(text)}`]).stdout.toString(), text);
+  }
+});
+
+test("the host's node and its libraries are found from PT_INTERP and DT_NEEDED", (t) => {
+  if (!existsSync("/usr/bin/node")) return t.skip("no /usr/bin/node");
+  const info = readDynamicInfo(readFileSync("/usr/bin/node"), "/usr/bin/node");
+  assert.equal(info.arch, "x86_64");
+  assert.equal(info.interpreter, "/lib64/ld-linux-x86-64.so.2");
+  assert.ok(info.needed.includes("libc.so.6"));
+  const libs = resolveLibraries("/", ["/usr/bin/node"], "x86_64").map((l) => l.guestPath);
+  assert.ok(libs.includes("/lib64/ld-linux-x86-64.so.2"));
+  assert.ok(libs.some((l) => l.endsWith("/libc.so.6")));
+  // ldd is the independent witness: every library it lists must be in our closure.
+  const ldd = spawnSync("ldd", ["/usr/bin/node"]).stdout.toString();
+  for (const m of ldd.matchAll(/^\s*(\S+\.so\S*) => /gm)) assert.ok(libs.some((l) => l.endsWith(`/${m[1]}`)), `${m[1]} from ldd`);
+  assert.throws(() => resolveLibraries("/", ["/usr/bin/node"], "i386"), /is x86_64 code/);
+});
+
+test("a file that is not ELF is a parse error", () => {
+  assert.throws(() => readDynamicInfo(new TextEncoder().encode("#!/bin/sh\n"), "script"), (e: unknown) => e instanceof KexecError && e.code === "parse");
+});
+
+test("modules come with their dependencies first, from modules.dep", () => {
+  const dep = [
+    "kernel/drivers/block/virtio_blk.ko.xz: kernel/drivers/virtio/virtio_ring.ko.xz kernel/drivers/virtio/virtio.ko.xz",
+    "kernel/drivers/virtio/virtio_ring.ko.xz: kernel/drivers/virtio/virtio.ko.xz",
+    "kernel/drivers/virtio/virtio.ko.xz:",
+    "kernel/drivers/virtio/virtio_pci.ko.xz: kernel/drivers/virtio/virtio_pci_modern_dev.ko.xz kernel/drivers/virtio/virtio_ring.ko.xz kernel/drivers/virtio/virtio.ko.xz",
+    "kernel/drivers/virtio/virtio_pci_modern_dev.ko.xz:",
+  ].join("\n");
+  const lookup = modulesDepLookup(dep);
+  assert.deepEqual(resolveModules(lookup, ["virtio-blk", "virtio_pci"], "t").map((m) => m.name), ["virtio", "virtio_ring", "virtio_blk", "virtio_pci_modern_dev", "virtio_pci"]);
+  assert.throws(() => resolveModules(lookup, ["ext4"], "t"), /no module "ext4"/);
+});
+
+test("a Debian kernel's modules resolve from their .modinfo, dependencies first", (t) => {
+  let kernel;
+  try {
+    kernel = findKernel("amd64-6.12");
+  } catch (e) {
+    return t.skip((e as Error).message);
+  }
+  const order = resolveModules(modinfoLookup(kernel.modules), ["virtio_blk"], kernel.modules);
+  assert.equal(order[order.length - 1]!.name, "virtio_blk");
+  for (const m of order) assert.ok(existsSync(join(kernel.modules, m.path)), m.path);
+  const blk = readModinfo(spawnSync("xz", ["-dc", join(kernel.modules, order[order.length - 1]!.path)], { maxBuffer: 64 << 20 }).stdout);
+  assert.deepEqual(blk.get("name"), ["virtio_blk"]);
+  assert.match(blk.get("vermagic")![0]!, /^6\.12\./);
+});
+
+test("tar entries from GNU tar, with long names, read back", (t) => {
+  if (spawnSync("tar", ["--version"]).status !== 0) return t.skip("no tar");
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-tar-"));
+  try {
+    // GNU and pax carry any length; ustar splits the path into prefix (155) and name (100).
+    const cases: [string, string][] = [
+      ["gnu", `${"x".repeat(90)}/${"y".repeat(90)}/${"z".repeat(40)}`],
+      ["pax", `${"x".repeat(90)}/${"y".repeat(90)}/${"z".repeat(40)}`],
+      ["ustar", `${"p".repeat(80)}/${"q".repeat(60)}`],
+    ];
+    for (const [format, long] of cases) {
+      rmSync(join(dir, "d"), { recursive: true, force: true });
+      spawnSync("sh", ["-c", `mkdir -p "d/${long}" && printf 'hello' > "d/${long}/f" && ln -s f "d/${long}/l"`], { cwd: dir });
+      const r = spawnSync("tar", [`--format=${format}`, "-cf", "-", "-C", join(dir, "d"), "."]);
+      assert.equal(r.status, 0, r.stderr.toString());
+      const entries = readTar(r.stdout);
+      const f = entries.find((e) => e.name === `./${long}/f`);
+      assert.ok(f !== undefined, `${format}: long name`);
+      assert.equal(new TextDecoder().decode(f.data), "hello");
+      assert.equal(entries.find((e) => e.name === `./${long}/l`)?.linkName, "f");
+    }
+    const bad = spawnSync("tar", ["-cf", "-", "-C", join(dir, "d"), "."]).stdout;
+    bad[10] = bad[10]! ^ 0xff;
+    assert.throws(() => readTar(bad), /checksum/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("every scenario in lab/scenarios parses, and nested stages become nested initramfs specs", () => {
+  const scenarios = listScenarios();
+  assert.ok(scenarios.length >= 4);
+  for (const s of scenarios) assert.ok(s.steps.length > 0, s.name);
+  const s = parseScenario(
+    JSON.stringify({
+      name: "k",
+      kernel: "amd64-6.1",
+      steps: [{ name: "exec", run: "kexec -e", returns: false }],
+      files: [{ guest: "/k2/vmlinuz", kernel: "686-pae-6.1" }, { guest: "/k2/initrd", initramfs: { stage: "second", steps: [{ name: "hello", run: "echo hi" }] } }],
+    }),
+    "inline.json",
+  );
+  const arch = (name: string): "x86_64" | "i386" => (name.startsWith("686") ? "i386" : "x86_64");
+  const spec = stageInitramfs(s, s.kernel, arch, "t");
+  assert.equal(spec.userArch, "x86_64");
+  assert.equal(spec.files?.[1]?.initramfs?.init.stage, "second");
+  assert.equal(spec.files?.[1]?.initramfs?.userArch, "i386", "the nested stage is booted by the sibling i386 kernel");
+  assert.throws(() => parseScenario(JSON.stringify({ name: "k", kernel: "x", steps: [{ run: "x" }] }), "bad.json"), /bad.json: steps\[0\].name/);
+  assert.throws(() => parseScenario("{", "broken.json"), (e: unknown) => e instanceof KexecError && e.code === "parse");
+});
+
+test("checks look at a step's output or the whole console", () => {
+  const result = { log: ["boot", "KEXEC-TS-STEP:a", "la57=present"], steps: { a: { rc: 0, output: ["la57=present"] } } } as unknown as GuestResult;
+  const verdicts = evaluateChecks(
+    [{ step: "a", contains: "la57=present" }, { step: "a", absent: "la57" }, { matches: "^boot$" }, { step: "missing", contains: "x" }],
+    result,
+  ).map((c) => c.ok);
+  assert.deepEqual(verdicts, [true, false, true, false]);
+});
+
+test("production dependencies are found through node_modules", (t) => {
+  const root = defaultRepoRoot();
+  if (!existsSync(join(root, "node_modules"))) return t.skip("npm ci not run");
+  const pkgs = productionPackages(root).map((p) => p.slice(root.length + 1));
+  const deps = Object.keys((JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { dependencies?: Record<string, string> }).dependencies ?? {});
+  for (const d of deps) assert.ok(pkgs.includes(`node_modules/${d}`), d);
+  assert.ok(!pkgs.some((p) => p.includes("typescript")), "dev dependencies stay out");
+  const scratch = mkdtempSync(join(tmpdir(), "kexec-ts-deps-"));
+  try {
+    writeFileSync(join(scratch, "package.json"), JSON.stringify({ dependencies: { "not-installed-anywhere": "1" } }));
+    assert.throws(() => productionPackages(scratch), /not-installed-anywhere.*is not installed/);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+});
