@@ -12,6 +12,7 @@ import { Placer, type Bound } from "./placement.js";
 import { PAGE_SIZE, alignUp, type Range } from "./ranges.js";
 import { buildZeroPage, e820TypeFromName, type E820 } from "./zero-page.js";
 import { buildPurgatory } from "./purgatory.js";
+import { planViolations } from "./invariants.js";
 
 export type SegmentKind = "kernel" | "initrd" | "bootparams" | "cmdline" | "purgatory" | "elfcorehdr" | "backup" | "setupdata";
 export type Syscall = "kexec_load" | "kexec_file_load";
@@ -198,7 +199,7 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
   segments.sort((a, b) => (a.mem < b.mem ? -1 : 1));
 
   const flags = (kernelArch === "x86_64" ? KEXEC_ARCH_X86_64 : KEXEC_ARCH_386) | (req.crash ? KEXEC_ON_CRASH : 0);
-  return {
+  const plan: Plan = {
     syscall: "kexec_load",
     crash: req.crash,
     kernelArch,
@@ -212,6 +213,13 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
     segments,
     notes,
   };
+  // The plan is checked against the rules on its own, so a placement bug can
+  // never reach the kernel as a plan that "worked".
+  const violations = planViolations(plan, bz, machine, { memMin: req.memMin, memMax: req.memMax });
+  if (violations.length) {
+    throw new KexecError("plan", `internal error: the plan breaks its own invariants: ${violations.join("; ")}`, { violations }, "this is a bug in kexec-ts; please report it with `kexec-ts snapshot` and the image");
+  }
+  return plan;
 }
 
 function chooseEntryMode(bz: BzImage, kernelArch: Arch, req: LoadRequest): "entry64" | "entry32" {

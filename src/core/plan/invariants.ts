@@ -1,0 +1,64 @@
+/**
+ * What every kexec_load plan must satisfy, checked independently of how the
+ * planner got there: the kernel's own rules for segments (kernel/kexec.c,
+ * kimage_load_segment and sanity_check_segment_list) and the boot protocol's
+ * rules for the image. The planner runs this on its own output before
+ * returning it, and the tests run it on plans for random machines and images.
+ */
+import { hex } from "../format.js";
+import type { BzImage } from "../image/bzimage.js";
+import type { Machine } from "../machine/model.js";
+import { placementPool, runningKernelLimit, type Plan } from "./plan.js";
+import { PAGE_SIZE, contains, end, overlaps } from "./ranges.js";
+
+export const KEXEC_SEGMENT_MAX = 16;
+
+export function planViolations(plan: Plan, image: BzImage, machine: Machine, limits: { memMin?: bigint | undefined; memMax?: bigint | undefined } = {}): string[] {
+  const v: string[] = [];
+  const segs = plan.segments;
+  if (segs.length > KEXEC_SEGMENT_MAX) v.push(`${segs.length} segments, more than ${KEXEC_SEGMENT_MAX}`);
+  const { pool, name } = placementPool(machine, plan.crash);
+  const limit = runningKernelLimit(machine).value;
+  for (const s of segs) {
+    const r = { start: s.mem, size: s.memsz };
+    const label = `${s.kind} ${hex(s.mem)}+${hex(s.memsz)}`;
+    if (s.mem % PAGE_SIZE !== 0n) v.push(`${label}: mem not page aligned`);
+    if (s.memsz % PAGE_SIZE !== 0n) v.push(`${label}: memsz not page aligned`);
+    if (BigInt(s.buf.length) > s.memsz) v.push(`${label}: bufsz ${hex(s.buf.length)} > memsz`);
+    if (!pool.some((p) => contains(p, r))) v.push(`${label}: not inside one ${name} range`);
+    if (end(r) > limit) v.push(`${label}: beyond the running kernel's destination limit ${hex(limit)}`);
+    if (plan.userArch === "i386" && end(r) > 1n << 32n) v.push(`${label}: above 4 GiB, unreachable for a 32-bit kexec_load`);
+    if (plan.entryMode === "entry32" && end(r) > 1n << 32n) v.push(`${label}: above 4 GiB with a 32-bit entry`);
+    if (limits.memMin !== undefined && s.mem < limits.memMin) v.push(`${label}: below --mem-min`);
+    if (limits.memMax !== undefined && end(r) - 1n > limits.memMax) v.push(`${label}: above --mem-max`);
+  }
+  for (let i = 0; i < segs.length; i++) {
+    for (let j = i + 1; j < segs.length; j++) {
+      const a = segs[i]!;
+      const b = segs[j]!;
+      if (overlaps({ start: a.mem, size: a.memsz }, { start: b.mem, size: b.memsz })) v.push(`${a.kind} and ${b.kind} overlap`);
+    }
+  }
+  const kernel = segs.find((s) => s.kind === "kernel");
+  if (!kernel) v.push("no kernel segment");
+  else {
+    if (image.initSize !== undefined && kernel.memsz < image.initSize) v.push(`kernel memsz ${hex(kernel.memsz)} < init_size ${hex(image.initSize)}`);
+    if (image.relocatable && image.kernelAlignment !== undefined && kernel.mem % image.kernelAlignment !== 0n) v.push(`kernel at ${hex(kernel.mem)} not aligned to kernel_alignment ${hex(image.kernelAlignment)}`);
+    if (image.relocatable && image.prefAddress !== undefined && kernel.mem < image.prefAddress) v.push(`kernel at ${hex(kernel.mem)} below pref_address ${hex(image.prefAddress)}`);
+    if (!image.relocatable && kernel.mem !== (image.prefAddress ?? 0x100000n)) v.push("non-relocatable kernel not at its fixed address");
+    if (!image.canBeLoadedAbove4G && end({ start: kernel.mem, size: kernel.memsz }) > 1n << 32n) v.push("kernel above 4 GiB without XLF_CAN_BE_LOADED_ABOVE_4G");
+    if (!image.is64 && end({ start: kernel.mem, size: kernel.memsz }) > 0x38000000n) v.push("32-bit kernel above 896 MiB");
+    const expectedEntry = plan.entryMode === "entry64" ? kernel.mem + 0x200n : kernel.mem;
+    if (plan.kernelEntry !== expectedEntry) v.push(`kernel entry ${hex(plan.kernelEntry)}, expected ${hex(expectedEntry)}`);
+  }
+  const initrd = segs.find((s) => s.kind === "initrd");
+  if (initrd && (!image.canBeLoadedAbove4G || !image.is64) && initrd.mem + BigInt(initrd.buf.length) - 1n > image.initrdAddrMax) {
+    v.push(`initrd ends above initrd_addr_max ${hex(image.initrdAddrMax)}`);
+  }
+  if (plan.cmdline.length > image.cmdlineSize) v.push(`command line ${plan.cmdline.length} > cmdline_size ${image.cmdlineSize}`);
+  const purgatory = segs.find((s) => s.kind === "purgatory");
+  if (!purgatory || plan.entry < purgatory.mem || plan.entry >= purgatory.mem + purgatory.memsz) v.push("entry is not inside the purgatory");
+  const bootParams = segs.find((s) => s.kind === "bootparams");
+  if (!bootParams || plan.bootParams !== bootParams.mem) v.push("boot_params pointer does not match its segment");
+  return v;
+}

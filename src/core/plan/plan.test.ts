@@ -1,0 +1,123 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { asciiBytes } from "../bytes/reader.js";
+import { KexecError } from "../errors.js";
+import { readKernelImage } from "../image/index.js";
+import { buildBzImage } from "../image/testing/synthetic.js";
+import { buildMachine } from "../machine/build.js";
+import type { Machine } from "../machine/model.js";
+import { planViolations } from "./invariants.js";
+import { planLoad } from "./plan.js";
+import { sha256 } from "./purgatory.js";
+
+const hex = (v: bigint) => v.toString(16).padStart(8, "0");
+
+/** A machine from text, as the kernel would print it: iomem ranges with inclusive ends. */
+function machineFrom(ram: { start: bigint; size: bigint }[], arch: "x86_64" | "i386", la57: boolean, crash?: { start: bigint; size: bigint }): Machine {
+  const lines = ram
+    .slice()
+    .sort((a, b) => (a.start < b.start ? -1 : 1))
+    .map((r) => {
+      const line = `${hex(r.start)}-${hex(r.start + r.size - 1n)} : System RAM`;
+      if (crash && crash.start >= r.start && crash.start + crash.size <= r.start + r.size) {
+        return `${line}\n  ${hex(crash.start)}-${hex(crash.start + crash.size - 1n)} : Crash kernel`;
+      }
+      return line;
+    });
+  const files: Record<string, Uint8Array> = {
+    "proc/iomem": asciiBytes(`${lines.join("\n")}\n`),
+    "proc/version": asciiBytes(arch === "x86_64" ? "Linux version 6.1.0-50-amd64 (debian) #1 SMP\n" : "Linux version 6.1.0-50-686-pae (debian) #1 SMP\n"),
+    "proc/sys/kernel/arch": asciiBytes(arch === "x86_64" ? "x86_64\n" : "i686\n"),
+    "proc/cpuinfo": asciiBytes(`processor\t: 0\nflags\t\t: fpu pae lm${la57 ? " la57" : ""}\naddress sizes\t: 46 bits physical, 57 bits virtual\n\n`),
+    "proc/cmdline": asciiBytes("console=ttyS0\n"),
+  };
+  return buildMachine({ files, dirs: [] });
+}
+
+const MiB = 0x100000n;
+const GiB = 0x40000000n;
+
+const arbRam = fc
+  .array(fc.record({ startMiB: fc.integer({ min: 1, max: 8 * 1024 }), sizeMiB: fc.integer({ min: 1, max: 4096 }) }), { minLength: 1, maxLength: 6 })
+  .map((rs) => rs.map((r) => ({ start: BigInt(r.startMiB) * MiB, size: BigInt(r.sizeMiB) * MiB })))
+  // iomem top-level siblings never overlap: drop any range that does.
+  .map((rs) => rs.filter((r, i) => rs.every((o, j) => j >= i || r.start >= o.start + o.size || o.start >= r.start + r.size)));
+
+const arbImage = fc.record({
+  xloadflags: fc.constantFrom(0x00, 0x01, 0x03, 0x23, 0x63, 0x7f),
+  relocatable: fc.boolean(),
+  initSizeMiB: fc.integer({ min: 1, max: 96 }),
+  alignShift: fc.constantFrom(21, 24),
+  initrdAddrMax: fc.constantFrom(0x37ffffffn, 0x7fffffffn, 0xffffffffn),
+  protocol: fc.constantFrom(0x20a, 0x20c, 0x20f),
+});
+
+test("plans for random machines and images hold every invariant, or fail with a plan error", () => {
+  let planned = 0;
+  let refused = 0;
+  fc.assert(
+    fc.property(arbRam, arbImage, fc.constantFrom("x86_64", "i386"), fc.constantFrom("x86_64", "i386"), fc.boolean(), fc.integer({ min: 0, max: 64 }), (ram, img, kernelArch, userArch, la57, initrdMiB) => {
+      fc.pre(ram.length > 0);
+      const bytes = buildBzImage({
+        protocol: img.protocol,
+        fields: {
+          xloadflags: img.protocol >= 0x20c ? img.xloadflags : 0,
+          relocatable_kernel: img.relocatable ? 1 : 0,
+          init_size: BigInt(img.initSizeMiB) * MiB,
+          kernel_alignment: 1n << BigInt(img.alignShift),
+          initrd_addr_max: img.initrdAddrMax,
+        },
+        tail: 0x2000,
+      });
+      const image = readKernelImage(bytes);
+      const machine = machineFrom(ram, kernelArch as "x86_64" | "i386", la57 && kernelArch === "x86_64");
+      const initrd = initrdMiB ? new Uint8Array(initrdMiB * 0x100000) : undefined;
+      try {
+        const plan = planLoad(image, machine, { crash: false, cmdline: "console=ttyS0", initrd, userArch: userArch as "x86_64" | "i386", sha256 });
+        if (image.kind !== "bzImage") return;
+        assert.deepEqual(planViolations(plan, image.bzImage, machine), []);
+        planned++;
+      } catch (e) {
+        refused++;
+        assert.ok(e instanceof KexecError, String(e));
+        assert.equal(e.code, "plan", e.message);
+        assert.doesNotMatch(e.message, /internal error/);
+      }
+    }),
+    { numRuns: 150 },
+  );
+  // Both outcomes must actually occur, or the property says nothing.
+  assert.ok(planned >= 30, `only ${planned} of 150 random cases produced a plan`);
+  assert.ok(refused >= 5, `only ${refused} of 150 random cases were refused`);
+});
+
+test("a 32-bit user space on a 64-bit kernel keeps every segment below 4 GiB (seed 002)", () => {
+  const machine = machineFrom([{ start: MiB, size: 3n * GiB - MiB }, { start: 4n * GiB, size: 4n * GiB }], "x86_64", true);
+  const image = readKernelImage(buildBzImage({ fields: { init_size: 64n * MiB, xloadflags: 0x63 }, tail: 0x2000 }));
+  const p64 = planLoad(image, machine, { crash: false, cmdline: "", initrd: new Uint8Array(MiB_n(8)), userArch: "x86_64", sha256 });
+  assert.ok(p64.segments.some((s) => s.mem >= 4n * GiB), "a 64-bit loader uses the RAM above 4 GiB");
+  const p32 = planLoad(image, machine, { crash: false, cmdline: "", initrd: new Uint8Array(MiB_n(8)), userArch: "i386", sha256 });
+  for (const s of p32.segments) assert.ok(s.mem + s.memsz <= 4n * GiB, `${s.kind} at ${s.mem.toString(16)}`);
+  // And no 896 MiB limit for a 64-bit image: the kernel goes as high as 4 GiB allows.
+  assert.ok(p32.segments.find((s) => s.kind === "kernel")!.mem > 0x38000000n);
+  assert.equal(p32.flags, 62 << 16, "KEXEC_ARCH_X86_64: the running kernel's arch, not the user space's");
+});
+
+test("no hole: the error names the segment, its size, the window and who set each bound", () => {
+  const machine = machineFrom([{ start: MiB, size: 40n * MiB }], "x86_64", false);
+  const image = readKernelImage(buildBzImage({ fields: { init_size: 64n * MiB }, tail: 0x2000 }));
+  try {
+    planLoad(image, machine, { crash: false, cmdline: "", initrd: undefined, userArch: "x86_64", sha256 });
+    assert.fail("expected no room");
+  } catch (e) {
+    assert.ok(e instanceof KexecError);
+    assert.match(e.message, /no room for the kernel: 0x4000000 bytes \(64 MiB\) aligned to 0x200000/);
+    assert.match(e.message, /pref_address of the image/);
+    assert.match(e.message, /free System RAM there: /);
+  }
+});
+
+function MiB_n(n: number): number {
+  return n * 0x100000;
+}
