@@ -251,10 +251,12 @@ export function productionPackages(repoRoot: string): string[] {
 
 // koffi ships prebuilt binaries for many systems; the lab's guests are Linux x86_64 and i386.
 const KOFFI_KEEP = new Set(["linux_x64", "linux_ia32"]);
-function skipInPackage(rel: string): boolean {
-  const m = /(^|\/)koffi\/build\/koffi\/([^/]+)$/.exec(rel);
+/** What to leave out of a package directory (`rel` is relative to it). */
+export function skipInPackage(packageDir: string, rel: string): boolean {
+  const full = `${packageDir}/${rel}`;
+  const m = /(^|\/)koffi\/build\/koffi\/([^/]+)$/.exec(full);
   if (m !== null && !KOFFI_KEEP.has(m[2]!)) return true;
-  return /(^|\/)node_modules\/\.bin$/.test(rel);
+  return /(^|\/)node_modules\/\.bin$/.test(full);
 }
 
 function kexecTsPart(repoRoot: string): { key: string; build: () => CpioWriter } {
@@ -264,7 +266,7 @@ function kexecTsPart(repoRoot: string): { key: string; build: () => CpioWriter }
   }
   const distTree = walk(dist, (rel) => rel.endsWith(".test.js"));
   const packages = productionPackages(repoRoot);
-  const packageTrees = packages.map((p) => ({ dir: p, tree: walk(p, skipInPackage) }));
+  const packageTrees = packages.map((p) => ({ dir: p, tree: walk(p, (rel) => skipInPackage(p, rel)) }));
   const allFiles = [join(repoRoot, "package.json"), ...distTree.map((t) => join(dist, t.rel)), ...packageTrees.flatMap((p) => p.tree.map((t) => join(p.dir, t.rel)))];
   return {
     key: identityKey("kexec-ts", allFiles),

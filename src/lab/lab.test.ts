@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { KexecError } from "../core/errors.js";
 import { readDynamicInfo, readModinfo, resolveLibraries } from "./elf-deps.js";
 import { expectedMarkers, generateInit, shellQuote, MARK, STEP } from "./init-script.js";
-import { productionPackages, defaultRepoRoot, resolveModules, modulesDepLookup, modinfoLookup } from "./initramfs.js";
+import { productionPackages, defaultRepoRoot, skipInPackage, resolveModules, modulesDepLookup, modinfoLookup } from "./initramfs.js";
 import { findKernel } from "./kernels.js";
 import { evaluateChecks, listScenarios, parseScenario, stageInitramfs } from "./scenario.js";
 import { readTar } from "./tar.js";
@@ -162,6 +162,15 @@ test("checks look at a step's output or the whole console", () => {
     result,
   ).map((c) => c.ok);
   assert.deepEqual(verdicts, [true, false, true, false]);
+});
+
+test("koffi keeps only its Linux x86 binaries", () => {
+  const koffi = "/repo/node_modules/koffi";
+  assert.equal(skipInPackage(koffi, "build/koffi/linux_x64"), false);
+  assert.equal(skipInPackage(koffi, "build/koffi/linux_ia32"), false);
+  assert.equal(skipInPackage(koffi, "build/koffi/win32_x64"), true);
+  assert.equal(skipInPackage(koffi, "build/koffi/darwin_arm64"), true);
+  assert.equal(skipInPackage("/repo/node_modules/fflate", "build/koffi/win32_x64"), false);
 });
 
 test("production dependencies are found through node_modules", (t) => {
