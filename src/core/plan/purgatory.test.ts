@@ -244,3 +244,12 @@ test("purgatory/build.sh reproduces the committed blobs byte for byte", (t) => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("the blobs run under QEMU: both entries, 4- and 5-level paging, a hostile GDTR, corrupt segments halt", (t) => {
+  const missing = hasTools("qemu-system-x86_64", "gcc", "ld", "nm");
+  if (missing) return t.skip(`${missing} not found: purgatory/test/qemu.mjs needs it`);
+  // Eight TCG boots of a tiny multiboot harness, a few seconds in all.
+  const r = spawnSync(process.execPath, [join(purgatoryDir, "test", "qemu.mjs")], { encoding: "utf8", timeout: 240_000 });
+  assert.equal(r.status, 0, `purgatory/test/qemu.mjs failed:\n${r.stdout}\n${r.stderr}`);
+  assert.match(r.stdout, /all 8 scenarios passed/);
+});
