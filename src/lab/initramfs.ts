@@ -11,10 +11,10 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, lstatSy
 import { dirname, join, relative, resolve, basename } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { gzip as gzipCallback, constants as zlibConstants } from "node:zlib";
+import { gzip as gzipCallback, gunzipSync, constants as zlibConstants } from "node:zlib";
 import { KexecError } from "../core/errors.js";
 import { size as formatSize } from "../core/format.js";
-import { CpioWriter } from "./cpio.js";
+import { CpioWriter, readCpio, type CpioEntry } from "./cpio.js";
 import { readDynamicInfo, readModinfo, resolveLibraries, type UserArch } from "./elf-deps.js";
 import { generateInit, type InitSpec } from "./init-script.js";
 import { busyboxPath, i386NodeRoot, labCacheDir, findKernel, SETUP_HINT } from "./kernels.js";
@@ -33,6 +33,8 @@ export interface ExtraFile {
   kernel?: string;
   /** Another initramfs, built from this spec (for the kernel a guest kexecs into). */
   initramfs?: InitramfsSpec;
+  /** A host program (e.g. "/usr/sbin/kexec"), copied with its loader and DT_NEEDED libraries. */
+  program?: string;
   mode?: number;
 }
 
@@ -364,11 +366,17 @@ async function lastPart(spec: InitramfsSpec, cache: string): Promise<CpioWriter>
   const init = generateInit({ ...spec.init, modules: [...(spec.init.modules ?? []), ...modulePaths] });
   for (const [path, text] of init.files) w.file(path, text, 0o755);
   for (const [i, f] of (spec.files ?? []).entries()) {
-    const sources = [f.host, f.text, f.kernel, f.initramfs].filter((s) => s !== undefined).length;
+    const sources = [f.host, f.text, f.kernel, f.initramfs, f.program].filter((s) => s !== undefined).length;
     if (sources !== 1) {
-      throw new KexecError("usage", `files[${i}] (${f.guest}) needs exactly one of host, text, kernel, initramfs; it has ${sources}`, { field: `files[${i}]` });
+      throw new KexecError("usage", `files[${i}] (${f.guest}) needs exactly one of host, text, kernel, initramfs, program; it has ${sources}`, { field: `files[${i}]` });
     }
     let data: Uint8Array;
+    if (f.program !== undefined) {
+      data = readHostFile(f.program, `files[${i}].program`);
+      addLibraries(w, "/", [f.program], spec.userArch);
+      w.file(f.guest, data, f.mode ?? 0o755);
+      continue;
+    }
     if (f.host !== undefined) data = readHostFile(f.host, `files[${i}]`);
     else if (f.text !== undefined) data = new TextEncoder().encode(f.text);
     else if (f.kernel !== undefined) data = readHostFile(findKernel(f.kernel, cache).vmlinuz, `files[${i}].kernel`);
@@ -383,6 +391,14 @@ export async function buildInitramfs(spec: InitramfsSpec, options: BuildOptions 
   const started = performance.now();
   const cache = options.cache ?? labCacheDir();
   const pieces: { bytes: Uint8Array; part: InitramfsPart }[] = [];
+  // Programs of the wrong arch fail before any part is built.
+  for (const [i, f] of (spec.files ?? []).entries()) {
+    if (f.program === undefined) continue;
+    const arch = readDynamicInfo(readHostFile(f.program, `files[${i}].program`), f.program).arch;
+    if (arch !== spec.userArch) {
+      throw new KexecError("lab", `files[${i}].program ${f.program} is ${arch} code, but this guest's user space is ${spec.userArch}`, { file: f.program, expected: spec.userArch, actual: arch });
+    }
+  }
 
   const bb = busyboxPart(spec.userArch, cache);
   pieces.push(await cachedPart(cache, `busybox-${spec.userArch}`, bb.key, bb.build, 9));
@@ -416,6 +432,51 @@ export async function buildInitramfs(spec: InitramfsSpec, options: BuildOptions 
     renameSync(tmp, path);
   }
   return { path, bytes: total, parts: pieces.map((p) => p.part), buildMs: Math.round(performance.now() - started) };
+}
+
+/**
+ * Every entry of an initramfs as the kernel would unpack it: gzip members and plain cpio
+ * archives one after another, with zero padding between them.
+ */
+export function readInitramfs(bytes: Uint8Array, what = "initramfs"): CpioEntry[] {
+  const entries: CpioEntry[] = [];
+  let at = 0;
+  while (at < bytes.length) {
+    if (bytes[at] === 0) {
+      at++;
+      continue;
+    }
+    if (bytes[at] === 0x1f && bytes[at + 1] === 0x8b) {
+      let out: { buffer: Buffer; engine: { bytesWritten: number } };
+      try {
+        out = gunzipSync(bytes.subarray(at), { info: true }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+      } catch (e) {
+        throw new KexecError("decompress", `${what}: gzip member at offset 0x${at.toString(16)}: ${(e as Error).message}`, { file: what, offset: at });
+      }
+      entries.push(...readCpio(out.buffer));
+      at += out.engine.bytesWritten;
+      continue;
+    }
+    // A plain cpio archive runs to its trailer; readCpio stops there only at the end, so cut it.
+    const rest = bytes.subarray(at);
+    const trailer = findTrailerEnd(rest);
+    if (trailer === undefined) {
+      throw new KexecError("parse", `${what}: offset 0x${at.toString(16)} is neither gzip nor a complete cpio archive`, { file: what, offset: at });
+    }
+    entries.push(...readCpio(rest.subarray(0, trailer)));
+    at += trailer;
+  }
+  return entries;
+}
+
+function findTrailerEnd(bytes: Uint8Array): number | undefined {
+  const marker = new TextEncoder().encode("TRAILER!!!\0");
+  outer: for (let i = 110; i + marker.length <= bytes.length; i++) {
+    for (let j = 0; j < marker.length; j++) if (bytes[i + j] !== marker[j]) continue outer;
+    const end = i + marker.length;
+    return end + ((4 - (end % 4)) % 4);
+  }
+  return undefined;
 }
 
 export function describeInitramfs(built: BuiltInitramfs): string {

@@ -7,10 +7,11 @@ import { join } from "node:path";
 import { KexecError } from "../core/errors.js";
 import { readDynamicInfo, readModinfo, resolveLibraries } from "./elf-deps.js";
 import { expectedMarkers, generateInit, shellQuote, MARK, STEP } from "./init-script.js";
-import { productionPackages, defaultRepoRoot, skipInPackage, resolveModules, modulesDepLookup, modinfoLookup } from "./initramfs.js";
+import { buildInitramfs, readInitramfs, productionPackages, defaultRepoRoot, skipInPackage, resolveModules, modulesDepLookup, modinfoLookup } from "./initramfs.js";
 import { findKernel } from "./kernels.js";
 import { evaluateChecks, listScenarios, parseScenario, stageInitramfs } from "./scenario.js";
 import { readTar } from "./tar.js";
+
 import type { GuestResult } from "./qemu.js";
 
 test("/init runs each step from its own file and brackets it with markers", () => {
@@ -186,5 +187,26 @@ test("production dependencies are found through node_modules", (t) => {
     assert.throws(() => productionPackages(scratch), /not-installed-anywhere.*is not installed/);
   } finally {
     rmSync(scratch, { recursive: true, force: true });
+  }
+});
+
+test("a program file brings its loader and libraries into the initramfs", async (t) => {
+  if (!existsSync("/usr/sbin/kexec") || !existsSync("/bin/busybox")) return t.skip("kexec-tools or busybox-static not installed (.ci/setup-debian.sh)");
+  const cache = mkdtempSync(join(tmpdir(), "kexec-ts-cache-"));
+  try {
+    const built = await buildInitramfs({ userArch: "x86_64", init: { steps: [{ name: "v", run: "kexec --version" }] }, files: [{ guest: "/sbin/kexec", program: "/usr/sbin/kexec" }] }, { cache });
+    // Concatenated gzip members, each a cpio archive, as the kernel unpacks them.
+    const entries = readInitramfs(readFileSync(built.path));
+    const names = new Set(entries.map((e) => e.name));
+    for (const n of ["init", "bin/busybox", "bin/sh", "dev/console", "sbin/kexec", "lib64/ld-linux-x86-64.so.2", "lab/steps/v.sh"]) assert.ok(names.has(n), n);
+    const ldd = spawnSync("ldd", ["/usr/sbin/kexec"]).stdout.toString();
+    for (const m of ldd.matchAll(/^\s*(\S+\.so\S*) => /gm)) assert.ok([...names].some((n) => n.endsWith(`/${m[1]}`)), `${m[1]} from ldd`);
+    assert.equal(entries.find((e) => e.name === "dev/console")?.type, "char");
+    assert.equal(built.parts[0]!.cached, false);
+    const again = await buildInitramfs({ userArch: "x86_64", init: { steps: [{ name: "w", run: "true" }] } }, { cache });
+    assert.equal(again.parts[0]!.cached, true, "the busybox part is reused");
+    await assert.rejects(buildInitramfs({ userArch: "i386", init: { steps: [] }, files: [{ guest: "/sbin/kexec", program: "/usr/sbin/kexec" }] }, { cache }), /is x86_64 code/);
+  } finally {
+    rmSync(cache, { recursive: true, force: true });
   }
 });

@@ -32,6 +32,8 @@ export interface ScenarioFile {
   text?: string;
   kernel?: string;
   initramfs?: ScenarioStage;
+  /** A host program copied with its loader and libraries. */
+  program?: string;
   mode?: number;
 }
 
