@@ -16,6 +16,7 @@ import type { ErrnoContext } from "../core/plan/syscall-errors.js";
 import { rngSeed, sha256 } from "../node/crypto.js";
 import { readInputFile } from "../node/files.js";
 import { readMachine } from "../node/machine.js";
+import { readKernelLayout } from "../node/kernel-layout.js";
 import {
   KEXEC_FILE_ON_CRASH, kexecFileLoad, kexecFileUnload, kexecLoad, kexecUnload, rebootIntoKexec, userArch,
 } from "../node/syscalls.js";
@@ -93,6 +94,7 @@ function makePlan(p: Prepared, args: ParsedArgs, arch = userArch()): Plan {
     rngSeed: rngSeed(),
     serialDebug: process.env.KEXEC_TS_PURGATORY_SERIAL === "1",
     sha256,
+    kernelLayout: p.crash ? readKernelLayout(value(args, "root") ?? "/", p.machine) : undefined,
   });
 }
 

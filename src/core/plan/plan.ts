@@ -13,6 +13,8 @@ import { PAGE_SIZE, alignUp, type Range } from "./ranges.js";
 import { buildZeroPage, e820TypeFromName, type E820 } from "./zero-page.js";
 import { buildPurgatory } from "./purgatory.js";
 import { planViolations } from "./invariants.js";
+import { buildElfCoreHeader, elfCoreHeaderSize } from "./elfcorehdr.js";
+import { captureKernelE820, coreLoads, crashNoteAreas, defaultKernelLayout, type KernelLayout } from "./crash.js";
 
 export type SegmentKind = "kernel" | "initrd" | "bootparams" | "cmdline" | "purgatory" | "elfcorehdr" | "backup" | "setupdata";
 export type Syscall = "kexec_load" | "kexec_file_load";
@@ -60,6 +62,8 @@ export interface LoadRequest {
   /** Purgatory prints progress on COM1 (useful in the lab). */
   serialDebug?: boolean | undefined;
   sha256: (chunks: Uint8Array[]) => Uint8Array;
+  /** The crashed kernel's virtual layout for the core header (from /proc/kcore and /proc/kallsyms); defaults otherwise. */
+  kernelLayout?: KernelLayout | undefined;
 }
 
 export const KEXEC_ON_CRASH = 0x1;
@@ -115,9 +119,6 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
   if (image.kind !== "bzImage") {
     throw new KexecError("plan", "kexec_load of an ELF vmlinux is not supported yet; give the bzImage (vmlinuz)", { field: "format", actual: "elf" }, "use /boot/vmlinuz-*");
   }
-  if (req.crash) {
-    throw new KexecError("plan", "loading a crash kernel (-p) with kexec_load is not supported in this version", { field: "crash" }, "use -s (kexec_file_load) for kdump");
-  }
   const kernelArch = machine.kernelArch;
   if (kernelArch === null) {
     throw new KexecError("machine", "cannot tell whether the running kernel is x86_64 or i386", { field: "kernelArch" }, "kexec-ts needs /proc/version or /proc/sys/kernel/arch; with --root, make sure the snapshot has them");
@@ -135,6 +136,23 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
   if (req.userArch === "i386") globalLimits.push({ value: GiB4, reason: "a 32-bit kexec_load passes 32-bit destination addresses (compat_kexec_segment)" });
   if (entryMode === "entry32") globalLimits.push({ value: GiB4, reason: "the 32-bit entry runs with paging off" });
 
+  // kdump: the ELF core header goes first, at the bottom of the crash region as the
+  // kernel's own loader puts it, and is cut out of the capture kernel's memory map.
+  let coreHeader: { mem: bigint; memsz: bigint; bytes: Uint8Array } | undefined;
+  let cmdline = req.cmdline;
+  if (req.crash) {
+    const layout = req.kernelLayout ?? defaultKernelLayout(machine);
+    const noteAreas = crashNoteAreas(machine);
+    const loads = coreLoads(machine, layout);
+    const elfClass = kernelArch === "x86_64" ? 64 : 32;
+    const bytes = buildElfCoreHeader({ elfClass, notes: noteAreas, loads });
+    const at = placer.place({ what: "ELF core header", size: BigInt(elfCoreHeaderSize(elfClass, noteAreas.length + loads.length)), align: PAGE_SIZE, mins: globalMins, limits: globalLimits, topDown: false });
+    coreHeader = { ...at, bytes };
+    // Prefixed, as the kernel's loader does: words after "--" belong to init, so a suffix could be lost.
+    cmdline = `elfcorehdr=${hex(at.mem)} ${req.cmdline}`.trimEnd();
+    notes.push(`ELF${elfClass} core header: ${noteAreas.length} notes, ${loads.length} PT_LOADs; kernel layout from ${layout.source}`);
+  }
+
   // The purgatory goes first and highest, like kexec-tools' bzImage64 loader; its
   // size is known before the addresses it will be patched with.
   const purgatoryArch: Arch = kernelArch;
@@ -143,10 +161,10 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
   if (probe.below4G) purgatoryLimits.push({ value: GiB4, reason: "the purgatory leaves long mode from an identity-mapped page below 4 GiB" });
   const purgatoryAt = placer.place({ what: "purgatory", size: probe.memsz, align: probe.alignment, mins: globalMins, limits: purgatoryLimits, topDown: true });
 
-  const cmdlineBytes = req.cmdline.length + 1;
-  if (req.cmdline.length > bz.cmdlineSize) {
-    throw new KexecError("plan", `the command line is ${req.cmdline.length} bytes, longer than the image's cmdline_size (${bz.cmdlineSize})`,
-      { field: "cmdline_size", expected: `<= ${bz.cmdlineSize}`, actual: String(req.cmdline.length) }, "shorten --append");
+  const cmdlineBytes = cmdline.length + 1;
+  if (cmdline.length > bz.cmdlineSize) {
+    throw new KexecError("plan", `the command line is ${cmdline.length} bytes${req.crash ? " with elfcorehdr= added" : ""}, longer than the image's cmdline_size (${bz.cmdlineSize})`,
+      { field: "cmdline_size", expected: `<= ${bz.cmdlineSize}`, actual: String(cmdline.length) }, "shorten --append");
   }
   const is32BitImage = !bz.is64;
   const lowLimit: Bound[] = [];
@@ -154,7 +172,11 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
   else if (!bz.canBeLoadedAbove4G || entryMode === "entry32") lowLimit.push({ value: GiB4, reason: bz.canBeLoadedAbove4G ? "the 32-bit entry" : "the image lacks XLF_CAN_BE_LOADED_ABOVE_4G" });
   // boot_params + command line + setup_data: one segment; 4 KiB of setup_data room is plenty (e820 ext + RNG seed).
   const bootParamsSize = alignUp(BigInt(4096 + cmdlineBytes + 16 + 4096), PAGE_SIZE);
-  const bootParamsAt = placer.place({ what: "boot parameters", size: bootParamsSize, align: PAGE_SIZE, mins: globalMins, limits: [...globalLimits, ...lowLimit], topDown: true });
+  // A 32-bit kernel goes low, first fit, as kexec-tools' i386 loader does: observed in
+  // the lab, a 686-pae kernel placed just under 896 MiB on a 1 GiB guest hangs before
+  // printing anything (its early page tables and brk live past _end, beyond lowmem).
+  const lowFirst = is32BitImage;
+  const bootParamsAt = placer.place({ what: "boot parameters", size: bootParamsSize, align: PAGE_SIZE, mins: globalMins, limits: [...globalLimits, ...lowLimit], topDown: !lowFirst });
 
   const kernel = placeKernel(placer, bz, entryMode, globalMins, globalLimits, notes);
 
@@ -165,13 +187,15 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
     initrdAt = placer.place({ what: "initrd", size: BigInt(req.initrd.length), align: PAGE_SIZE, mins: [...globalMins, { value: 16n * MiB, reason: "initrds start at 16 MiB or above (as the kernel's own loader)" }], limits: initrdLimits, topDown: true });
   }
 
-  const e820 = e820ForNewKernel(machine);
+  const e820 = coreHeader
+    ? { entries: captureKernelE820(machine, [{ start: coreHeader.mem, size: coreHeader.memsz }]), source: "the crash region(s), the low 1 MiB and the ACPI/NVS/reserved ranges of /proc/iomem (the capture kernel's view)" }
+    : e820ForNewKernel(machine);
   notes.push(`memory map for the new kernel from ${e820.source}`);
   const zeroPage = buildZeroPage({
     image: bz,
     imageBytes: image.bytes,
     address: bootParamsAt.mem,
-    cmdline: req.cmdline,
+    cmdline,
     initrd: initrdAt && req.initrd ? { address: initrdAt.mem, size: BigInt(req.initrd.length) } : undefined,
     e820: e820.entries,
     acpiRsdp: machine.bootParams?.acpiRsdpAddr,
@@ -186,6 +210,7 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
     { kind: "kernel", mem: kernel.mem, memsz: kernel.memsz, buf: image.bytes.subarray(bz.setupSize) },
   ];
   if (initrdAt && req.initrd) segments.push({ kind: "initrd", mem: initrdAt.mem, memsz: initrdAt.memsz, buf: req.initrd });
+  if (coreHeader) segments.push({ kind: "elfcorehdr", mem: coreHeader.mem, memsz: coreHeader.memsz, buf: coreHeader.bytes });
 
   const kernelEntry = entryMode === "entry64" ? kernel.mem + 0x200n : kernel.mem;
   const purgatory = buildPurgatory(purgatoryArch, {
@@ -209,7 +234,7 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
     kernelEntry,
     bootParams: bootParamsAt.mem,
     flags,
-    cmdline: req.cmdline,
+    cmdline,
     segments,
     notes,
   };
@@ -252,7 +277,7 @@ function placeKernel(placer: Placer, bz: BzImage, entryMode: "entry64" | "entry3
   else if (!bz.canBeLoadedAbove4G) kernelLimits.push({ value: GiB4, reason: "the image lacks XLF_CAN_BE_LOADED_ABOVE_4G" });
   else if (entryMode === "entry32") kernelLimits.push({ value: GiB4, reason: "the 32-bit entry" });
   const align = bz.kernelAlignment ?? 0x200000n;
-  return placer.place({ what: "kernel", size: memsz, align, mins: kernelMins, limits: kernelLimits, topDown: true });
+  return placer.place({ what: "kernel", size: memsz, align, mins: kernelMins, limits: kernelLimits, topDown: bz.is64 });
 }
 
 /** The plan as stable JSON (DESIGN.md): hex strings for addresses and sizes. */
