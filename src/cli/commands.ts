@@ -81,7 +81,7 @@ async function snapshotCommand(args: ParsedArgs, rest: string[]): Promise<number
 async function demoCommand(args: ParsedArgs): Promise<number> {
   let root = value(args, "root") ?? "/";
   if (!has(args, "root") && !existsSync("/proc/iomem")) {
-    root = new URL("../../testdata/snapshots/host-debian12", import.meta.url).pathname;
+    root = new URL("../../testdata/snapshots/qemu-amd64-6.1-5level-crash1968M", import.meta.url).pathname;
     process.stdout.write(`(no /proc/iomem here: using the sample snapshot ${root})\n\n`);
   }
   const machine = await readMachine(root);

@@ -91,7 +91,11 @@ export function placementPool(machine: Machine, crash: boolean): { pool: Range[]
       throw new KexecError("plan", "no crash region: /proc/iomem has no \"Crash kernel\" range", { field: "crashRegions" },
         machine.cmdline?.includes("crashkernel=") ? "crashkernel= is on the command line but nothing was reserved: see `kexec-ts check -p`" : "boot the running kernel with crashkernel=256M (or more)");
     }
-    return { pool: machine.crashRegions, name: "the crash region" };
+    // With ,high (or the fallback above 4 GiB) there are two regions; the kernel's
+    // kexec_load accepts segments only inside crashk_res, the high one — crashk_low_res
+    // is memory for the capture kernel's DMA, handed over through its memory map.
+    const crashkRes = machine.crashRegions.reduce((a, b) => (b.start > a.start ? b : a));
+    return { pool: [crashkRes], name: "the crash region" };
   }
   const ram = machine.memory.filter((m) => m.type === "System RAM");
   if (ram.length === 0) {
