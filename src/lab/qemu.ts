@@ -5,16 +5,16 @@
  * exact command line are always kept, so a failure can be reproduced by pasting one line.
  */
 import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync, readFileSync, createWriteStream, accessSync, constants as fsConstants } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, delimiter, resolve } from "node:path";
-import { gunzipSync } from "node:zlib";
 import { KexecError } from "../core/errors.js";
 import type { UserArch } from "./elf-deps.js";
-import { MARK, STEP, FILE_BEGIN, FILE_END } from "./init-script.js";
+import { ConsoleWatcher, lastLines, type ExpectedMarker, type MarkerTime, type StepResult } from "./console.js";
 import { findKernel, SETUP_HINT } from "./kernels.js";
-import { readTar, safeRelativePath, type TarEntry } from "./tar.js";
+import { safeRelativePath, type TarEntry } from "./tar.js";
+
+export { decodeExtract, type ExpectedMarker, type MarkerTime, type StepResult } from "./console.js";
 
 export type GuestOutcome =
   | "ok"            // every expected marker appeared
@@ -24,15 +24,6 @@ export type GuestOutcome =
   | "step-failed"   // a step exited nonzero
   | "extract-error" // a file sent by the guest did not decode or verify
   | "qemu-error";   // QEMU could not start the machine
-
-export interface ExpectedMarker {
-  /** Marker name as printed after KEXEC-TS-MARK: ("init", "second/init"). */
-  name: string;
-  /** Seconds allowed since the previous marker (or since start, for the first). */
-  timeoutSec?: number;
-  /** A step marker's rc may be nonzero. */
-  mayFail?: boolean;
-}
 
 export interface GuestSpec {
   /** Names the run in messages and its output directory. */
@@ -68,17 +59,6 @@ export interface GuestSpec {
   extractTo?: string;
   /** Called with every console line as it arrives. */
   onLine?: (line: string) => void;
-}
-
-export interface StepResult {
-  rc: number | undefined;
-  output: string[];
-}
-
-export interface MarkerTime {
-  name: string;
-  /** Milliseconds since QEMU started. */
-  ms: number;
 }
 
 export interface GuestResult {
@@ -162,12 +142,6 @@ export function qemuInvocation(spec: GuestSpec, debugLog?: string, disks: string
 }
 
 const PANIC = /Kernel panic - not syncing/;
-const MARK_RE = /KEXEC-TS-MARK:(\S+)(?: rc=(\d+))?/;
-const BASE64_LINE = /^[A-Za-z0-9+/=]+$/;
-
-function tail(lines: string[], n = 15): string {
-  return lines.slice(-n).map((l) => `  | ${l}`).join("\n");
-}
 
 /**
  * <tmp>/kexec-ts-lab/<name>-XXXXXX: unique, because several test processes (and several people
@@ -204,14 +178,8 @@ export async function runGuest(spec: GuestSpec): Promise<GuestResult> {
   writeFileSync(join(outDir, "command.sh"), `#!/bin/sh\n# ${spec.name}: reproduce by running this line\n${commandLine}\n`, { mode: 0o755 });
   const consoleFile = createWriteStream(join(outDir, "console.log"));
 
-  const expected: ExpectedMarker[] = spec.expect.map((e) => (typeof e === "string" ? { name: e } : e));
-  const log: string[] = [];
-  const markersSeen: MarkerTime[] = [];
-  const steps: Record<string, StepResult> = {};
-  const extractedFiles: Record<string, TarEntry[]> = {};
-  let next = 0;
-  let currentStep: string | undefined;
-  let file: { name: string; bytes: number; md5: string; base64: string[] } | undefined;
+  const watcher = new ConsoleWatcher(spec.expect, { allowPanic: spec.allowPanic === true });
+  const log = watcher.log;
   let outcome: GuestOutcome | undefined;
   let reason = "";
 
@@ -232,81 +200,41 @@ export async function runGuest(spec: GuestSpec): Promise<GuestResult> {
   };
   const armTimer = (): void => {
     if (timer !== undefined) clearTimeout(timer);
-    if (outcome !== undefined) return;
-    const waitingFor = expected[next];
+    if (outcome !== undefined && outcome !== "ok") return;
+    const waitingFor = watcher.waitingFor;
     // After the last marker: give the guest a while to power off by itself.
-    const seconds = waitingFor === undefined ? 30 : waitingFor.timeoutSec ?? (next === 0 ? spec.bootTimeoutSec ?? 180 : spec.stepTimeoutSec ?? 120);
+    const seconds = waitingFor === undefined ? 30 : waitingFor.timeoutSec ?? (watcher.next === 0 ? spec.bootTimeoutSec ?? 180 : spec.stepTimeoutSec ?? 120);
     timer = setTimeout(() => {
       if (waitingFor === undefined) {
         kill();
         return;
       }
-      const after = markersSeen.length > 0 ? `after marker ${markersSeen[markersSeen.length - 1]!.name}` : "after start";
-      finish("timeout", `no marker ${waitingFor.name} within ${seconds} s ${after}; QEMU killed. Last console lines:\n${tail(log)}`);
+      const after = watcher.lastMarker !== undefined ? `after marker ${watcher.lastMarker}` : "after start";
+      finish("timeout", `no marker ${waitingFor.name} within ${seconds} s ${after}; QEMU killed. Last console lines:\n${lastLines(log)}`);
       kill();
     }, seconds * 1000);
   };
 
   const onLine = (raw: string): void => {
-    const line = raw.replace(/\r/g, "");
-    log.push(line);
+    if (outcome !== undefined && outcome !== "ok") {
+      log.push(raw.replace(/\r/g, ""));
+    } else {
+      const event = watcher.feed(raw, elapsed());
+      if (event?.kind === "complete") {
+        finish("ok", `all ${watcher.expected.length} markers seen`);
+        armTimer();
+      } else if (event?.kind === "marker" && event.expected) {
+        armTimer();
+      } else if (event?.kind === "fail") {
+        finish(event.outcome, event.reason);
+        // After a panic, panic=-1 reboots at once and -no-reboot turns that into an exit; let the rest of the trace arrive.
+        if (event.outcome === "panic") setTimeout(kill, 2000);
+        else kill();
+      }
+    }
+    const line = log[log.length - 1]!;
     consoleFile.write(`${line}\n`);
     spec.onLine?.(line);
-    if (outcome !== undefined && outcome !== "ok") return;
-
-    if (file !== undefined) {
-      if (line.includes(`${FILE_END}${file.name}`)) {
-        const f = file;
-        file = undefined;
-        try {
-          extractedFiles[f.name] = decodeExtract(f.name, f.base64, f.bytes, f.md5);
-        } catch (e) {
-          finish("extract-error", (e as Error).message);
-          kill();
-        }
-      } else if (BASE64_LINE.test(line)) file.base64.push(line);
-      return;
-    }
-    const fileStart = line.indexOf(FILE_BEGIN);
-    if (fileStart >= 0) {
-      const [name, bytes, md5] = line.slice(fileStart + FILE_BEGIN.length).trim().split(/\s+/);
-      file = { name: name ?? "", bytes: Number(bytes), md5: md5 ?? "", base64: [] };
-      return;
-    }
-    const stepStart = line.indexOf(STEP);
-    if (stepStart >= 0) {
-      currentStep = line.slice(stepStart + STEP.length).trim();
-      steps[currentStep] = { rc: undefined, output: [] };
-      return;
-    }
-    const m = MARK_RE.exec(line);
-    if (m !== null) {
-      const name = m[1]!;
-      const rc = m[2] === undefined ? undefined : Number(m[2]);
-      if (currentStep === name) {
-        steps[name]!.rc = rc;
-        currentStep = undefined;
-      }
-      markersSeen.push({ name, ms: elapsed() });
-      const want = expected[next];
-      if (want !== undefined && want.name === name) {
-        next++;
-        if (rc !== undefined && rc !== 0 && want.mayFail !== true) {
-          finish("step-failed", `step ${name} exited with status ${rc}. Its output:\n${tail(steps[name]?.output ?? [], 30)}`);
-          kill();
-          return;
-        }
-        if (next === expected.length) finish("ok", `all ${expected.length} markers seen`);
-        armTimer();
-      }
-      return;
-    }
-    if (currentStep !== undefined) steps[currentStep]!.output.push(line);
-    if (PANIC.test(line) && spec.allowPanic !== true) {
-      finish("panic", `the kernel panicked${markersSeen.length > 0 ? ` after marker ${markersSeen[markersSeen.length - 1]!.name}` : " before /init"}: ${line.trim()}`);
-      // panic=-1 reboots at once and -no-reboot turns that into an exit; wait briefly for the rest of the trace.
-      setTimeout(kill, 2000);
-    }
   };
 
   let pending = "";
@@ -334,7 +262,7 @@ export async function runGuest(spec: GuestSpec): Promise<GuestResult> {
   const debug = existsSync(debugLog) ? readFileSync(debugLog, "latin1") : "";
   const tripleFault = /triple fault/i.test(debug);
   if (outcome === undefined) {
-    const last = markersSeen.length > 0 ? `after marker ${markersSeen[markersSeen.length - 1]!.name}` : "before any marker";
+    const last = watcher.lastMarker !== undefined ? `after marker ${watcher.lastMarker}` : "before any marker";
     if (exit.code !== 0 && exit.code !== null && log.length === 0) {
       finish("qemu-error", `QEMU exited with status ${exit.code}: ${stderr.trim()}`);
     } else if (log.some((l) => PANIC.test(l))) {
@@ -343,16 +271,17 @@ export async function runGuest(spec: GuestSpec): Promise<GuestResult> {
       const powerDown = log.some((l) => /reboot: Power down/.test(l));
       const why = tripleFault ? "the CPU triple-faulted (QEMU -d log)" : powerDown ? "the guest powered off" : "the machine reset (a triple fault or a reboot; -no-reboot makes QEMU exit)";
       const state = cpuStateAtReset(debug);
-      finish("reset", `QEMU exited ${last}, waiting for ${expected[next]?.name ?? "?"}: ${why}.${state !== undefined ? ` CPU state at the reset: ${state}.` : ""} The console stopped at:\n${tail(log)}`);
+      finish("reset", `QEMU exited ${last}, waiting for ${watcher.waitingFor?.name ?? "?"}: ${why}.${state !== undefined ? ` CPU state at the reset: ${state}.` : ""} The console stopped at:\n${lastLines(log)}`);
     }
   }
+  const { markersSeen, steps, extractedFiles } = watcher;
   if (spec.extractTo !== undefined) writeExtracted(extractedFiles, spec.extractTo);
   const result: GuestResult = {
     name: spec.name,
     outcome: outcome!,
     reason,
     markersSeen,
-    missing: expected.slice(next).map((e) => e.name),
+    missing: watcher.missing,
     steps,
     extractedFiles,
     log,
@@ -381,20 +310,6 @@ export function cpuStateAtReset(debugLog: string): string | undefined {
   const ipValue = BigInt(`0x${ip[2]}`);
   if (ipValue === 0n || ipValue === 0xfff0n) return undefined;
   return `${ip[1]}=${ip[2]} CR0=${cr[1]} CR2=${cr[2]} CR3=${cr[3]} CR4=${cr[4]}`;
-}
-
-/** Base64 lines → verified gzip → tar entries. */
-export function decodeExtract(name: string, base64Lines: string[], bytes: number, md5: string): TarEntry[] {
-  const gz = Buffer.from(base64Lines.join(""), "base64");
-  if (gz.length !== bytes) {
-    throw new KexecError("lab", `file ${name} from the guest: ${gz.length} bytes arrived, the guest sent ${bytes}`, { field: name, expected: String(bytes), actual: String(gz.length) },
-      "console lines were lost or mixed with kernel messages; the log is in the run's console.log");
-  }
-  const digest = createHash("md5").update(gz).digest("hex");
-  if (digest !== md5) {
-    throw new KexecError("lab", `file ${name} from the guest: md5 ${digest}, the guest said ${md5}`, { field: name, expected: md5, actual: digest });
-  }
-  return readTar(gunzipSync(gz));
 }
 
 /** Writes tar entries under `dir`, refusing paths that leave it. Symlinks stay symlinks. */
