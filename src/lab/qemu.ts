@@ -340,7 +340,8 @@ export function labAvailable(kernels: string[] = []): { ok: true } | { ok: false
   try {
     for (const k of kernels) findKernel(k);
   } catch (e) {
-    return { ok: false, why: (e as Error).message };
+    const hint = e instanceof KexecError && e.hint !== undefined ? `; hint: ${e.hint}` : "";
+    return { ok: false, why: `${(e as Error).message}${hint}` };
   }
   return { ok: true };
 }
