@@ -1,0 +1,243 @@
+/**
+ * What the rules share, computed once: which syscall will really be used
+ * (under -a, kexec_file_load first and kexec_load after a refusal kexec-ts
+ * falls back from), the kernel's own verdict on the image for
+ * kexec_file_load, and where the segments would go.
+ */
+import { KexecError } from "../errors.js";
+import { hex } from "../format.js";
+import type { BzImage } from "../image/bzimage.js";
+import type { Machine } from "../machine/model.js";
+import { Placer, type Bound } from "../plan/placement.js";
+import { planLoad, runningKernelLimit } from "../plan/plan.js";
+import { PAGE_SIZE, alignUp, type Range } from "../plan/ranges.js";
+import type { CheckInput, CheckRequest, Evidence, Syscall } from "./types.js";
+
+export const MiB = 0x100000n;
+export const GiB = 0x40000000n;
+export const GiB4 = 1n << 32n;
+export const TiB64 = 1n << 46n;
+/** kexec-tools' and the planner's low-memory limit for a 32-bit kernel (DEFAULT_BZIMAGE_ADDR_MAX + 1). */
+export const LOWMEM_896M = 0x38000000n;
+/** "elfcorehdr=0x<16 hex digits> " — room bzImage64_load keeps on every command line (MAX_ELFCOREHDR_STR_LEN). */
+export const MAX_ELFCOREHDR_STR_LEN = 30;
+/** bootparam.h; protocol 2.12 added xloadflags. */
+export const LOADED_HIGH = 0x1;
+
+/** A refusal the running kernel will give to kexec_file_load, in its own terms. */
+export interface FileRefusal {
+  errno: "ENOSYS" | "EPERM" | "ENOEXEC" | "EKEYREJECTED" | "EINVAL" | "EADDRNOTAVAIL";
+  /** Which rule predicts it. */
+  rule: string;
+  reason: string;
+  /** The kernel's pr_err text, when it prints one (kexec-tools does not show it). */
+  kernelSays?: string;
+  /** kexec-ts -a retries with kexec_load after ENOSYS, EINVAL, ENOEXEC (never after a permission or signature refusal). */
+  fallback: boolean;
+}
+
+export interface PlacedSegment {
+  kind: string;
+  mem: bigint;
+  memsz: bigint;
+}
+
+export type Placement =
+  | { ok: true; syscall: Syscall; segments: PlacedSegment[]; pool: string; estimated: boolean }
+  | { ok: false; syscall: Syscall; message: string; data: Evidence; hint: string };
+
+export interface Context {
+  input: CheckInput;
+  req: CheckRequest;
+  machine: Machine;
+  /** undefined for an ELF vmlinux. */
+  bz: BzImage | undefined;
+  /** The syscalls that will be tried, in order. */
+  tries: Syscall[];
+  /** The one whose outcome decides the load. */
+  effective: Syscall;
+  /** The first refusal kexec_file_load would meet (null: it would load). */
+  fileRefusal: FileRefusal | null;
+  placement: () => Placement;
+}
+
+export function buildContext(input: CheckInput): Context {
+  const req = input.request;
+  const bz = input.image.kind === "bzImage" ? input.image.bzImage : undefined;
+  const partial = { input, req, machine: input.machine, bz };
+  const fileRefusal = predictFileRefusal(partial);
+  let tries: Syscall[];
+  if (req.syscall === "kexec_load") tries = ["kexec_load"];
+  else if (req.syscall === "kexec_file_load") tries = ["kexec_file_load"];
+  else tries = fileRefusal?.fallback ? ["kexec_file_load", "kexec_load"] : ["kexec_file_load"];
+  const effective = tries[tries.length - 1]!;
+  let cached: Placement | undefined;
+  const ctx: Context = {
+    ...partial,
+    tries,
+    effective,
+    fileRefusal,
+    placement: () => (cached ??= effective === "kexec_load" ? placeWithPlanner(ctx) : placeLikeKernel(ctx)),
+  };
+  return ctx;
+}
+
+/** True when the running kernel or the user space cannot call kexec_file_load at all. */
+export function fileSyscallMissing(c: Pick<Context, "machine" | "req">): string | null {
+  if (c.machine.kernelArch === "i386") return "the running kernel is i386, which has no kexec_file_load (it is not in syscall_32.tbl; kexec_file is x86_64-only)";
+  if (c.req.userArch === "i386") return "a 32-bit process cannot call kexec_file_load: the syscall has no entry in syscall_32.tbl, so it gets ENOSYS even on an x86_64 kernel";
+  return null;
+}
+
+/** The bzImage64 probe of arch/x86/kernel/kexec-bzimage64.c, in its order, with its pr_err strings. */
+export function bzImage64Probe(bz: BzImage, machine: Machine): { kernelSays: string; reason: string } | null {
+  if (bz.protocol < 0x20c) return { kernelSays: "Must be at least protocol version 2.12", reason: `boot protocol ${protocolText(bz.protocol)} is older than 2.12, which added xloadflags` };
+  if ((bz.loadflags & LOADED_HIGH) === 0) return { kernelSays: "zImage not a bzImage", reason: "loadflags lacks LOADED_HIGH: a zImage, loaded at 0x10000" };
+  if (!bz.is64) return { kernelSays: "Not a bzImage64. XLF_KERNEL_64 is not set.", reason: `xloadflags ${hex(bz.xloadflags, 2)} lacks XLF_KERNEL_64: the image has no 64-bit entry (a 32-bit kernel)` };
+  if (!bz.canBeLoadedAbove4G) return { kernelSays: "XLF_CAN_BE_LOADED_ABOVE_4G is not set.", reason: `xloadflags ${hex(bz.xloadflags, 2)} lacks XLF_CAN_BE_LOADED_ABOVE_4G (set only for relocatable x86_64 builds)` };
+  if (machine.efi.booted === true && machine.efi.firmwareBits === 32) {
+    return { kernelSays: "EFI is 32 bit. Can't load kernel above 4G. (pr_debug: not in dmesg by default)", reason: "the running kernel uses 32-bit EFI runtime services, which the bzImage64 loader refuses" };
+  }
+  if (!bz.fiveLevel && machine.pagingLevels === 5) return { kernelSays: "bzImage cannot handle 5-level paging mode.", reason: "the running kernel uses 5-level paging and the image lacks XLF_5LEVEL" };
+  return null;
+}
+
+export function protocolText(protocol: number): string {
+  return `${protocol >> 8}.${(protocol & 0xff).toString().padStart(2, "0")}`;
+}
+
+/** Bytes of command line as kexec_file_load counts them: cmdline_len includes the NUL. */
+export function fileCmdlineLength(cmdline: string): number {
+  return new TextEncoder().encode(cmdline).length + 1;
+}
+
+function predictFileRefusal(c: Pick<Context, "input" | "req" | "machine" | "bz">): FileRefusal | null {
+  const missing = fileSyscallMissing(c);
+  if (missing) return { errno: "ENOSYS", rule: "kexec-file-available", reason: missing, fallback: true };
+  // kexec_load_permitted() runs first: CAP_SYS_BOOT, kexec_load_disabled, the load limits.
+  if (c.input.isRoot === false) return { errno: "EPERM", rule: "not-root", reason: "not root: no CAP_SYS_BOOT", fallback: false };
+  if (c.machine.kexec.loadDisabled === true) return { errno: "EPERM", rule: "kexec-load-disabled", reason: "kernel.kexec_load_disabled is 1", fallback: false };
+  const limit = c.req.crash ? c.machine.kexec.loadLimitPanic : c.machine.kexec.loadLimitReboot;
+  if (limit === 0) return { errno: "EPERM", rule: "kexec-load-disabled", reason: `the ${c.req.crash ? "kexec_load_limit_panic" : "kexec_load_limit_reboot"} sysctl is 0`, fallback: false };
+  if (!c.bz) return { errno: "ENOEXEC", rule: "kexec-file-probe", reason: "an ELF vmlinux: x86's kexec_file_load has only the bzImage64 loader", kernelSays: "(no loader accepts the image)", fallback: true };
+  // The probe comes before the signature check in kimage_file_prepare_segments().
+  const probe = bzImage64Probe(c.bz, c.machine);
+  if (probe) return { errno: "ENOEXEC", rule: probe.kernelSays.startsWith("bzImage cannot handle") ? "paging-5level" : "kexec-file-probe", reason: probe.reason, kernelSays: probe.kernelSays, fallback: true };
+  if (c.machine.lockdown !== null && c.machine.lockdown !== "none" && !c.bz.pe.signed) {
+    return { errno: "EPERM", rule: "lockdown", reason: `lockdown=${c.machine.lockdown} and the image carries no signature`, fallback: false };
+  }
+  const len = fileCmdlineLength(c.req.cmdline);
+  if (len > c.bz.cmdlineSize) return { errno: "EINVAL", rule: "cmdline-size", reason: `command line of ${len} bytes (with its NUL) exceeds cmdline_size ${c.bz.cmdlineSize}`, kernelSays: "Kernel command line too long", fallback: true };
+  if (len + MAX_ELFCOREHDR_STR_LEN > c.bz.cmdlineSize) {
+    return { errno: "EINVAL", rule: "cmdline-size", reason: `command line of ${len} bytes + ${MAX_ELFCOREHDR_STR_LEN} kept for elfcorehdr= exceeds cmdline_size ${c.bz.cmdlineSize}`, kernelSays: "Appending elfcorehdr=<addr> to command line exceeds maximum allowed length", fallback: true };
+  }
+  return null;
+}
+
+/** kexec-ts' own planner (kexec_load): the exact segments, or the planner's reason. */
+function placeWithPlanner(c: Context): Placement {
+  try {
+    const plan = planLoad(c.input.image, c.machine, {
+      crash: c.req.crash,
+      cmdline: c.req.cmdline,
+      // Placement depends on sizes only; the bytes and the digest are not needed to predict it.
+      initrd: c.req.initrdSize !== undefined ? new Uint8Array(c.req.initrdSize) : undefined,
+      userArch: c.req.userArch,
+      memMin: c.req.memMin,
+      memMax: c.req.memMax,
+      entry32: c.req.entry32,
+      sha256: () => new Uint8Array(32),
+    });
+    return { ok: true, syscall: "kexec_load", segments: plan.segments.map((s) => ({ kind: s.kind, mem: s.mem, memsz: s.memsz })), pool: c.req.crash ? "the crash region" : "System RAM", estimated: false };
+  } catch (e) {
+    if (!(e instanceof KexecError)) throw e;
+    return { ok: false, syscall: "kexec_load", message: e.message, data: errorEvidence(e), hint: e.hint ?? "" };
+  }
+}
+
+function errorEvidence(e: KexecError): Evidence {
+  const out: Evidence = {};
+  for (const [k, v] of Object.entries(e.data)) {
+    if (v === undefined) continue;
+    out[k] = toEvidence(v);
+  }
+  return out;
+}
+
+function toEvidence(v: unknown): Evidence[string] {
+  if (v === null || typeof v === "string" || typeof v === "number" || typeof v === "boolean" || typeof v === "bigint") return v;
+  if (Array.isArray(v)) return v.map(toEvidence);
+  if (typeof v === "object") {
+    const o: Evidence = {};
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) if (x !== undefined) o[k] = toEvidence(x);
+    return o;
+  }
+  return String(v);
+}
+
+/** Sizes kexec_file's bzImage64 loader asks for; the purgatory and core header are estimates. */
+export const KERNEL_PURGATORY_ESTIMATE = 0x6000n;
+/**
+ * With CRASH_HOTPLUG (Debian's 6.x configs) the core header is sized for
+ * NR_CPUS_DEFAULT (64) + CRASH_MAX_MEMORY_RANGES (8192) program headers of 56
+ * bytes plus the ELF header; without it, it is much smaller.
+ */
+export const ELFCOREHDR_ESTIMATE = alignUp(64n + (2n + 64n + 8192n) * 56n, PAGE_SIZE);
+
+export interface FileSegmentSize {
+  kind: string;
+  size: bigint;
+  align: bigint;
+  min: Bound;
+  topDown: boolean;
+}
+
+/** The segments bzImage64_load adds, in its order. */
+export function fileSegments(bz: BzImage, req: CheckRequest): FileSegmentSize[] {
+  const out: FileSegmentSize[] = [];
+  if (req.crash) out.push({ kind: "elfcorehdr", size: ELFCOREHDR_ESTIMATE, align: PAGE_SIZE, min: { value: 0n, reason: "the crash region's start" }, topDown: false });
+  out.push({ kind: "purgatory", size: KERNEL_PURGATORY_ESTIMATE, align: PAGE_SIZE, min: { value: 0x3000n, reason: "MIN_PURGATORY_ADDR" }, topDown: true });
+  const params = alignUp(BigInt(4096 + fileCmdlineLength(req.cmdline) + MAX_ELFCOREHDR_STR_LEN), 16n) + 256n;
+  out.push({ kind: "bootparams", size: params, align: PAGE_SIZE, min: { value: 0x3000n, reason: "MIN_BOOTPARAM_ADDR" }, topDown: true });
+  const pref = bz.prefAddress ?? 0n;
+  const kernelMin: Bound = pref > MiB ? { value: pref, reason: `pref_address ${hex(pref)}` } : { value: MiB, reason: "MIN_KERNEL_LOAD_ADDR (1 MiB)" };
+  out.push({ kind: "kernel", size: alignUp(bz.initSize ?? BigInt(bz.kernelFileSize), PAGE_SIZE), align: bz.kernelAlignment ?? 0x200000n, min: kernelMin, topDown: true });
+  if (req.initrdSize !== undefined) out.push({ kind: "initrd", size: BigInt(req.initrdSize), align: PAGE_SIZE, min: { value: 16n * MiB, reason: "MIN_INITRD_LOAD_ADDR (16 MiB)" }, topDown: true });
+  return out;
+}
+
+/** The pool kexec_file places into: all System RAM, or for kdump only crashk_res (the main region). */
+export function filePool(machine: Machine, crash: boolean): { pool: Range[]; name: string } | null {
+  if (crash) {
+    if (machine.crashRegions.length === 0) return null;
+    // A ,high reservation also has a low part (crashk_low_res); kexec_file uses only crashk_res, the larger one.
+    const main = machine.crashRegions.reduce((a, b) => (b.size > a.size ? b : a));
+    return { pool: [main], name: "the crash region" };
+  }
+  const ram = machine.memory.filter((m) => m.type === "System RAM").map((m) => ({ start: m.start, size: m.size }));
+  return ram.length ? { pool: ram, name: "System RAM" } : null;
+}
+
+/** kexec_file_load's placement, as the kernel would do it (kexec_locate_mem_hole, top-down). */
+function placeLikeKernel(c: Context): Placement {
+  if (!c.bz) return { ok: false, syscall: "kexec_file_load", message: "an ELF vmlinux cannot be loaded with kexec_file_load on x86", data: { format: "elf" }, hint: "give the bzImage (vmlinuz)" };
+  const pool = filePool(c.machine, c.req.crash);
+  if (!pool) {
+    return c.req.crash
+      ? { ok: false, syscall: "kexec_file_load", message: "no crash region: /proc/iomem has no \"Crash kernel\" range", data: { crashRegions: 0 }, hint: "see crash-region" }
+      : { ok: false, syscall: "kexec_file_load", message: "the machine model has no System RAM ranges", data: { memorySource: c.machine.memorySource }, hint: "run as root so /proc/iomem shows addresses" };
+  }
+  const placer = new Placer(pool.pool, pool.name);
+  const limit = runningKernelLimit(c.machine);
+  const segments: PlacedSegment[] = [];
+  try {
+    for (const s of fileSegments(c.bz, c.req)) {
+      const at = placer.place({ what: s.kind, size: s.size, align: s.align, mins: [s.min], limits: [{ value: limit.value, reason: `KEXEC_DESTINATION_MEMORY_LIMIT: ${limit.reason}` }], topDown: s.topDown });
+      segments.push({ kind: s.kind, mem: at.mem, memsz: at.memsz });
+    }
+  } catch (e) {
+    if (!(e instanceof KexecError)) throw e;
+    return { ok: false, syscall: "kexec_file_load", message: e.message, data: errorEvidence(e), hint: e.hint ?? "" };
+  }
+  return { ok: true, syscall: "kexec_file_load", segments, pool: pool.name, estimated: true };
+}

@@ -1,0 +1,77 @@
+/**
+ * `kexec-ts check`: every rule over one input, in a fixed order (who may load,
+ * which syscall, the image against the running kernel, placement, the crash
+ * region). Pure: `load` and `plan` run the same rules before they act.
+ */
+import { buildContext } from "./context.js";
+import type { Rule } from "./result.js";
+import { entryMode, imageArch, kexecFileAvailable, kexecFileProbe, userArch } from "./rules-arch.js";
+import { crashRegion, crashRegionReach, crashRegionSize } from "./rules-crash.js";
+import { paging5Level, pagingPhysmemLimit } from "./rules-paging.js";
+import { alreadyLoaded, kexecLoadDisabled, kexecSupported, lockdown, notRoot, secureBoot } from "./rules-policy.js";
+import { above4G, cmdlineSize, initrdAddrMax, placementHole, protocolVersion, relocatable } from "./rules-placement.js";
+import type { CheckInput, CheckResult, CheckSummary, EvidenceValue, Verdict } from "./types.js";
+
+export * from "./types.js";
+export { renderChecks } from "./render.js";
+export { diagnoseNoReservation } from "./rules-crash.js";
+
+export const RULES: readonly Rule[] = [
+  kexecSupported,
+  notRoot,
+  kexecLoadDisabled,
+  lockdown,
+  secureBoot,
+  alreadyLoaded,
+  userArch,
+  kexecFileAvailable,
+  kexecFileProbe,
+  imageArch,
+  entryMode,
+  paging5Level,
+  pagingPhysmemLimit,
+  protocolVersion,
+  relocatable,
+  above4G,
+  initrdAddrMax,
+  cmdlineSize,
+  crashRegion,
+  crashRegionSize,
+  crashRegionReach,
+  placementHole,
+];
+
+export function runChecks(input: CheckInput): CheckResult[] {
+  const ctx = buildContext(input);
+  return RULES.map((rule) => rule(ctx));
+}
+
+const RANK: Record<Verdict, number> = { ok: 0, warn: 1, fail: 2 };
+
+/** The worst verdict and `check`'s exit code: 0 all ok, 1 warnings only, 2 any fail. */
+export function summarize(results: readonly CheckResult[]): CheckSummary {
+  const counts: Record<Verdict, number> = { ok: 0, warn: 0, fail: 0 };
+  let worst: Verdict = "ok";
+  for (const r of results) {
+    counts[r.verdict]++;
+    if (RANK[r.verdict] > RANK[worst]) worst = r.verdict;
+  }
+  return { verdict: worst, exitCode: RANK[worst] as 0 | 1 | 2, counts };
+}
+
+export type JsonEvidence = string | number | boolean | null | JsonEvidence[] | { [key: string]: JsonEvidence };
+
+/** A result as JSON: bigints become "0x..." strings, because JSON numbers lose 64-bit values. */
+export function checkJson(r: CheckResult): { id: string; verdict: Verdict; reason: string; evidence: Record<string, JsonEvidence>; remedy: string } {
+  const conv = (v: EvidenceValue): JsonEvidence => {
+    if (typeof v === "bigint") return `0x${v.toString(16)}`;
+    if (Array.isArray(v)) return v.map(conv);
+    if (v !== null && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, conv(x)]));
+    return v;
+  };
+  return { id: r.id, verdict: r.verdict, reason: r.reason, evidence: Object.fromEntries(Object.entries(r.evidence).map(([k, v]) => [k, conv(v)])), remedy: r.remedy };
+}
+
+export function checksJson(results: readonly CheckResult[]): { checks: ReturnType<typeof checkJson>[] } {
+  return { checks: results.map(checkJson) };
+}

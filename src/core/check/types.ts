@@ -1,0 +1,56 @@
+/**
+ * The check contract: every rule looks at the same input (an image, the
+ * machine model and what the user asked for) and returns one verdict with the
+ * numbers it used. Pure data in and out, so `check`, `plan`, `load`, the
+ * tests and the web page all get the same answers.
+ */
+import type { KernelImage } from "../image/index.js";
+import type { Machine } from "../machine/model.js";
+
+export type Verdict = "ok" | "warn" | "fail";
+export type Arch = "x86_64" | "i386";
+export type SyscallRequest = "kexec_load" | "kexec_file_load" | "auto";
+export type Syscall = "kexec_load" | "kexec_file_load";
+
+export type EvidenceValue = string | number | boolean | bigint | null | EvidenceValue[] | { [key: string]: EvidenceValue };
+export type Evidence = Record<string, EvidenceValue>;
+
+export interface CheckResult {
+  /** Stable, kebab-case: scripts and the web page key on it. */
+  id: string;
+  verdict: Verdict;
+  /** One line: what holds, or what goes wrong and where. */
+  reason: string;
+  /** The numbers and strings the verdict was computed from. */
+  evidence: Evidence;
+  /** What a user can do about a warn or fail; empty for ok. */
+  remedy: string;
+}
+
+export interface CheckRequest {
+  crash: boolean;
+  syscall: SyscallRequest;
+  /** The command line the new kernel gets, before anything a loader appends. */
+  cmdline: string;
+  initrdSize?: number | undefined;
+  /** The user space doing the load (a 32-bit kexec-ts on a 64-bit kernel is seed 002). */
+  userArch: Arch;
+  memMin?: bigint | undefined;
+  /** Inclusive, as --mem-max. */
+  memMax?: bigint | undefined;
+  entry32?: boolean | undefined;
+}
+
+export interface CheckInput {
+  image: KernelImage;
+  machine: Machine;
+  request: CheckRequest;
+  /** Whether the loader runs with CAP_SYS_BOOT (root); undefined when not known (a snapshot replay). */
+  isRoot?: boolean | undefined;
+}
+
+export interface CheckSummary {
+  verdict: Verdict;
+  exitCode: 0 | 1 | 2;
+  counts: Record<Verdict, number>;
+}
