@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, lstatSync, statSync, writeFileSync, renameSync, openSync, writeSync, closeSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, lstatSync, rmSync, statSync, utimesSync, writeFileSync, renameSync, openSync, writeSync, closeSync } from "node:fs";
 import { dirname, join, relative, resolve, basename } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -123,12 +123,43 @@ function identityKey(label: string, paths: string[]): string {
   return h.digest("hex").slice(0, 16);
 }
 
+// Every change to the checkout makes a new kexec-ts part and a new image of ~50 MB; keep the
+// most recently used few so the cache does not grow without bound.
+const KEEP_PARTS = 6;
+const KEEP_IMAGES = 24;
+
+function touch(file: string): void {
+  const now = new Date();
+  try {
+    utimesSync(file, now, now);
+  } catch {
+    // removed by another process's prune; the bytes are already read
+  }
+}
+
+/** Removes all but the `keep` most recently used files of `dir` that `match`. */
+function prune(dir: string, match: (file: string) => boolean, keep: number): void {
+  const files = readdirSync(dir)
+    .filter(match)
+    .map((f) => {
+      try {
+        return { f, t: statSync(join(dir, f)).mtimeMs };
+      } catch {
+        return undefined;
+      }
+    })
+    .filter((x): x is { f: string; t: number } => x !== undefined)
+    .sort((a, b) => b.t - a.t);
+  for (const { f } of files.slice(keep)) rmSync(join(dir, f), { force: true });
+}
+
 /** A cached part: built once per key, then read from <cache>/initramfs/parts. */
 async function cachedPart(cache: string, name: string, key: string, build: () => CpioWriter, level: number): Promise<{ bytes: Uint8Array; part: InitramfsPart }> {
   const dir = join(cache, "initramfs", "parts");
   const file = join(dir, `${name}-${key}.cpio.gz`);
   if (existsSync(file)) {
     const bytes = readFileSync(file);
+    touch(file);
     return { bytes, part: { name, bytes: bytes.length, cached: true } };
   }
   const bytes = await compress(build(), level);
@@ -137,6 +168,7 @@ async function cachedPart(cache: string, name: string, key: string, build: () =>
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, bytes);
   renameSync(tmp, file);
+  prune(dir, (f) => f.startsWith(`${name}-`) && f.endsWith(".cpio.gz"), KEEP_PARTS);
   return { bytes, part: { name, bytes: bytes.length, cached: false } };
 }
 
@@ -430,7 +462,8 @@ export async function buildInitramfs(spec: InitramfsSpec, options: BuildOptions 
       closeSync(fd);
     }
     renameSync(tmp, path);
-  }
+    if (options.outPath === undefined) prune(dirname(path), (f) => f.endsWith(".img"), KEEP_IMAGES);
+  } else touch(path);
   return { path, bytes: total, parts: pieces.map((p) => p.part), buildMs: Math.round(performance.now() - started) };
 }
 
