@@ -210,8 +210,8 @@ export function fileSegments(bz: BzImage, req: CheckRequest): FileSegmentSize[] 
 export function filePool(machine: Machine, crash: boolean): { pool: Range[]; name: string } | null {
   if (crash) {
     if (machine.crashRegions.length === 0) return null;
-    // A ,high reservation also has a low part (crashk_low_res); kexec_file uses only crashk_res, the larger one.
-    const main = machine.crashRegions.reduce((a, b) => (b.size > a.size ? b : a));
+    // A ,high reservation also has a low part (crashk_low_res, below 4 GiB); both syscalls place only in crashk_res, the higher one.
+    const main = machine.crashRegions.reduce((a, b) => (b.start > a.start ? b : a));
     return { pool: [main], name: "the crash region" };
   }
   const ram = machine.memory.filter((m) => m.type === "System RAM").map((m) => ({ start: m.start, size: m.size }));

@@ -1,7 +1,8 @@
 /**
  * The human view: one line per rule that is not ok, its evidence indented
- * under it, the remedy last; then one summary line. Ok rules are counted, not
- * listed — the JSON has all of them.
+ * under it, the remedy last — failures first, then warnings, each in rule
+ * order; then one summary line. Ok rules are counted, not listed — the JSON
+ * has all of them.
  */
 import type { CheckResult, EvidenceValue } from "./types.js";
 
@@ -14,8 +15,8 @@ function show(v: EvidenceValue): string {
 
 export function renderChecks(results: readonly CheckResult[]): string {
   const lines: string[] = [];
-  for (const r of results) {
-    if (r.verdict === "ok") continue;
+  const shown = [...results.filter((r) => r.verdict === "fail"), ...results.filter((r) => r.verdict === "warn")];
+  for (const r of shown) {
     lines.push(`${r.verdict.toUpperCase()} ${r.id}: ${r.reason}`);
     for (const [k, v] of Object.entries(r.evidence)) lines.push(`    ${k}: ${show(v)}`);
     if (r.remedy) lines.push(`  remedy: ${r.remedy}`);

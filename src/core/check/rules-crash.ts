@@ -98,7 +98,7 @@ export const crashRegionSize: Rule = (c) => {
   const id = "crash-region-size";
   if (!c.req.crash) return ok(id, "not a crash load (-l)");
   if (c.machine.crashRegions.length === 0 || !c.bz) return ok(id, "not computed (see crash-region)");
-  const pool = c.effective === "kexec_file_load" ? filePool(c.machine, true)!.pool : c.machine.crashRegions;
+  const pool = filePool(c.machine, true)!.pool;
   const available = totalSize(pool);
   const { needed, parts } = neededInRegion(c);
   const evidence: Evidence = { available, needed, ...Object.fromEntries(Object.entries(parts).map(([k, v]) => [`${k}Size`, v])), ...syscallEvidence(c) };
@@ -117,7 +117,7 @@ export const crashRegionSize: Rule = (c) => {
 export const crashRegionReach: Rule = (c) => {
   const id = "crash-region-reach";
   if (!c.req.crash) return ok(id, "not a crash load (-l)");
-  const regions = c.effective === "kexec_file_load" ? filePool(c.machine, true)?.pool ?? [] : c.machine.crashRegions;
+  const regions = filePool(c.machine, true)?.pool ?? [];
   if (regions.length === 0 || !c.bz) return ok(id, "not computed (see crash-region)");
   const bz = c.bz;
   const lowest = regions.reduce((a, b) => (b.start < a.start ? b : a));
