@@ -51,6 +51,10 @@ export const FLAGS: readonly FlagSpec[] = [
   { long: "userspace", value: "ARCH", help: "lab: x86_64 or i386 user space in the first kernel", group: "lab" },
   { long: "load-flags", value: "FLAGS", help: "lab: extra flags for the load step", group: "lab" },
   { long: "with-kexec-tools", help: "lab: run Debian's kexec-tools instead, for comparison", group: "lab" },
+  { long: "dump-level", value: "N", help: "vmcore save: makedumpfile's -d bitmask: 1 zero, 2 cache, 4 private cache, 8 user data, 16 free pages (default 31)", group: "vmcore" },
+  { long: "format", value: "FORMAT", help: "vmcore save: kdump (makedumpfile's compressed format, default), elf, or flat (a stream for pipes; makedumpfile -R reads it)", group: "vmcore" },
+  { long: "compress", value: "CODEC", help: "vmcore save: zlib (default), lzo, snappy or none, per page as makedumpfile -c/-l/-p", group: "vmcore" },
+  { long: "threads", value: "N", help: "vmcore save: compression worker threads (default: the CPU count; 0 compresses in the main thread)", group: "vmcore" },
 ];
 
 export interface ParsedArgs {

@@ -1,0 +1,292 @@
+/**
+ * Raw block codecs for kdump pages, both ways. makedumpfile stores each page
+ * compressed on its own: zlib (compress2), LZO1X-1 (lzo1x_1_compress), snappy
+ * (raw, not framed) or a zstd frame. zlib and zstd decoding reuse fflate/fzstd;
+ * LZO1X and snappy are written here from their format descriptions
+ * (Documentation/staging/lzo.rst; snappy's format_description.txt).
+ */
+import { unzlibSync } from "fflate";
+import { decompress as zstdDecompress } from "fzstd";
+import { KexecError } from "../errors.js";
+
+export type PageCodec = "zlib" | "lzo" | "snappy" | "zstd";
+
+function corrupt(codec: string, detail: string, at: number): KexecError {
+  return new KexecError("decompress", `${codec} page data is corrupt: ${detail} at byte ${at}`, { field: codec, offset: at }, "the dump file is damaged at this page");
+}
+
+export function decompressPage(codec: PageCodec, input: Uint8Array, pageSize: number): Uint8Array {
+  let out: Uint8Array;
+  try {
+    if (codec === "zlib") out = unzlibSync(input, { out: new Uint8Array(pageSize) });
+    else if (codec === "zstd") out = zstdDecompress(input, new Uint8Array(pageSize));
+    else if (codec === "lzo") out = lzo1xDecompress(input, pageSize);
+    else out = snappyDecompress(input, pageSize);
+  } catch (e) {
+    if (e instanceof KexecError) throw e;
+    throw corrupt(codec, (e as Error).message, 0);
+  }
+  if (out.length !== pageSize) throw corrupt(codec, `decoded ${out.length} bytes, expected ${pageSize}`, input.length);
+  return out;
+}
+
+// ---- LZO1X ----
+
+export function lzo1xDecompress(input: Uint8Array, outLen: number): Uint8Array {
+  const out = new Uint8Array(outLen);
+  let ip = 0;
+  let op = 0;
+  let state = 0;
+  const byte = (): number => {
+    if (ip >= input.length) throw corrupt("lzo", "input ends inside an instruction", ip);
+    return input[ip++]!;
+  };
+  const extended = (base: number): number => {
+    let n = 0;
+    let b = byte();
+    while (b === 0) {
+      n += 255;
+      b = byte();
+    }
+    return base + n + b;
+  };
+  const literals = (count: number) => {
+    if (ip + count > input.length || op + count > outLen) throw corrupt("lzo", `literal run of ${count} overruns`, ip);
+    out.set(input.subarray(ip, ip + count), op);
+    ip += count;
+    op += count;
+  };
+  const copy = (distance: number, length: number) => {
+    let from = op - distance;
+    if (from < 0 || op + length > outLen) throw corrupt("lzo", `match (distance ${distance}, length ${length}) outside the output`, ip);
+    for (let k = 0; k < length; k++) out[op++] = out[from++]!;
+  };
+  if (input.length > 0 && input[0]! > 17) {
+    const t = byte() - 17;
+    literals(t);
+    state = t < 4 ? t : 4;
+  }
+  for (;;) {
+    const t = byte();
+    let s: number;
+    if (t < 16) {
+      if (state === 0) {
+        literals(t === 0 ? extended(18) : t + 3);
+        state = 4;
+        continue;
+      }
+      const h = byte();
+      if (state === 4) copy((h << 2) + ((t >> 2) & 3) + 2049, 3);
+      else copy((h << 2) + ((t >> 2) & 3) + 1, 2);
+      s = t & 3;
+    } else if (t < 32) {
+      const len = (t & 7) === 0 ? extended(9) : (t & 7) + 2;
+      const lo = byte();
+      const hi = byte();
+      const d = (hi << 6) + (lo >> 2);
+      const distance = 16384 + ((t & 8) << 11) + d;
+      if (distance === 16384) break; // end of stream
+      copy(distance, len);
+      s = lo & 3;
+    } else if (t < 64) {
+      const len = (t & 31) === 0 ? extended(33) : (t & 31) + 2;
+      const lo = byte();
+      const hi = byte();
+      copy((hi << 6) + (lo >> 2) + 1, len);
+      s = lo & 3;
+    } else {
+      const h = byte();
+      const len = t < 128 ? 3 + ((t >> 5) & 1) : 5 + ((t >> 5) & 3);
+      copy((h << 3) + ((t >> 2) & 7) + 1, len);
+      s = t & 3;
+    }
+    literals(s);
+    state = s;
+  }
+  return op === outLen ? out : out.subarray(0, op);
+}
+
+/** Append the LZO length encoding: v if it fits in `max`, else 0, zero bytes and a remainder. */
+function lzoLength(out: number[], first: number, v: number, max: number): void {
+  if (v <= max) {
+    out.push(first | v);
+    return;
+  }
+  out.push(first);
+  let r = v - max;
+  while (r > 255) {
+    out.push(0);
+    r -= 255;
+  }
+  out.push(r);
+}
+
+const HASH_BITS = 12;
+
+/** A greedy LZO1X compressor (4-byte hash, no lazy matching): valid LZO1X that lzo1x_decompress_safe accepts. */
+export function lzo1xCompress(input: Uint8Array, table = new Int32Array(1 << HASH_BITS)): Uint8Array {
+  const n = input.length;
+  const out: number[] = [];
+  table.fill(-1);
+  let anchor = 0; // start of pending literals
+  let lastMatchAt = -1; // index in out of the last match instruction's S bits byte
+  const flushLiterals = (end: number) => {
+    const len = end - anchor;
+    if (len === 0) return;
+    if (lastMatchAt >= 0 && len <= 3) {
+      out[lastMatchAt]! |= len;
+    } else if (lastMatchAt < 0 && anchor === 0 && len <= 238) {
+      out.push(17 + len);
+    } else {
+      lzoLength(out, 0, len - 3, 15);
+    }
+    for (let k = anchor; k < end; k++) out.push(input[k]!);
+    anchor = end;
+  };
+  let i = 0;
+  while (i + 4 <= n) {
+    const v = input[i]! | (input[i + 1]! << 8) | (input[i + 2]! << 16) | (input[i + 3]! << 24);
+    const h = (Math.imul(v, 0x9e3779b1) >>> (32 - HASH_BITS));
+    const cand = table[h]!;
+    table[h] = i;
+    if (cand >= 0 && i - cand <= 0xbfff && input[cand] === input[i] && input[cand + 1] === input[i + 1] && input[cand + 2] === input[i + 2] && input[cand + 3] === input[i + 3]) {
+      let len = 4;
+      while (i + len < n && input[cand + len] === input[i + len]) len++;
+      // A 1..3 literal run right at the start needs the first-byte form, which is only valid before a match.
+      flushLiterals(i);
+      const distance = i - cand;
+      if (len <= 8 && distance <= 2048) {
+        const d = distance - 1;
+        if (len <= 4) out.push(0x40 | ((len - 3) << 5) | ((d & 7) << 2));
+        else out.push(0x80 | ((len - 5) << 5) | ((d & 7) << 2));
+        lastMatchAt = out.length - 1;
+        out.push(d >> 3);
+      } else if (distance <= 16384) {
+        const d = distance - 1;
+        lzoLength(out, 32, len - 2, 31);
+        lastMatchAt = out.length;
+        out.push((d & 63) << 2, d >> 6);
+      } else {
+        const d = distance - 16384;
+        lzoLength(out, 16 | ((d >> 14) & 1) << 3, len - 2, 7);
+        lastMatchAt = out.length;
+        out.push((d & 63) << 2, (d >> 6) & 0xff);
+      }
+      i += len;
+      anchor = i;
+      continue;
+    }
+    i++;
+  }
+  flushLiterals(n);
+  out.push(0x11, 0, 0);
+  return Uint8Array.from(out);
+}
+
+// ---- snappy (raw) ----
+
+export function snappyDecompress(input: Uint8Array, maxLen: number): Uint8Array {
+  let ip = 0;
+  let len = 0;
+  for (let shift = 0; ; shift += 7) {
+    if (ip >= input.length || shift > 28) throw corrupt("snappy", "bad length preamble", ip);
+    const b = input[ip++]!;
+    len |= (b & 0x7f) << shift;
+    if ((b & 0x80) === 0) break;
+  }
+  if (len > maxLen) throw corrupt("snappy", `length ${len} exceeds the page size ${maxLen}`, 0);
+  const out = new Uint8Array(len);
+  let op = 0;
+  while (ip < input.length) {
+    const tag = input[ip++]!;
+    const kind = tag & 3;
+    if (kind === 0) {
+      let l = tag >> 2;
+      if (l >= 60) {
+        const bytes = l - 59;
+        l = 0;
+        for (let k = 0; k < bytes; k++) l |= input[ip++]! << (8 * k);
+      }
+      l += 1;
+      if (ip + l > input.length || op + l > len) throw corrupt("snappy", "literal overruns", ip);
+      out.set(input.subarray(ip, ip + l), op);
+      ip += l;
+      op += l;
+      continue;
+    }
+    let l: number;
+    let off: number;
+    if (kind === 1) {
+      l = 4 + ((tag >> 2) & 7);
+      off = ((tag >> 5) << 8) | input[ip++]!;
+    } else if (kind === 2) {
+      l = (tag >> 2) + 1;
+      off = input[ip]! | (input[ip + 1]! << 8);
+      ip += 2;
+    } else {
+      l = (tag >> 2) + 1;
+      off = (input[ip]! | (input[ip + 1]! << 8) | (input[ip + 2]! << 16) | (input[ip + 3]! << 24)) >>> 0;
+      ip += 4;
+    }
+    if (off === 0 || off > op || op + l > len) throw corrupt("snappy", `copy (offset ${off}, length ${l}) outside the output`, ip);
+    for (let k = 0; k < l; k++, op++) out[op] = out[op - off]!;
+  }
+  if (op !== len) throw corrupt("snappy", `decoded ${op} of ${len} bytes`, ip);
+  return out;
+}
+
+export function snappyCompress(input: Uint8Array, table = new Int32Array(1 << HASH_BITS)): Uint8Array {
+  const n = input.length;
+  const out: number[] = [];
+  for (let v = n; ; ) {
+    if (v < 0x80) {
+      out.push(v);
+      break;
+    }
+    out.push((v & 0x7f) | 0x80);
+    v >>>= 7;
+  }
+  table.fill(-1);
+  let anchor = 0;
+  const literal = (end: number) => {
+    let len = end - anchor;
+    while (len > 0) {
+      const chunk = Math.min(len, 65536);
+      const l = chunk - 1;
+      if (l < 60) out.push(l << 2);
+      else if (l < 256) out.push(60 << 2, l);
+      else out.push(61 << 2, l & 0xff, l >> 8);
+      for (let k = anchor; k < anchor + chunk; k++) out.push(input[k]!);
+      anchor += chunk;
+      len -= chunk;
+    }
+  };
+  let i = 0;
+  while (i + 4 <= n) {
+    const v = input[i]! | (input[i + 1]! << 8) | (input[i + 2]! << 16) | (input[i + 3]! << 24);
+    const h = Math.imul(v, 0x1e35a7bd) >>> (32 - HASH_BITS);
+    const cand = table[h]!;
+    table[h] = i;
+    if (cand >= 0 && i - cand < 65536 && input[cand] === input[i] && input[cand + 1] === input[i + 1] && input[cand + 2] === input[i + 2] && input[cand + 3] === input[i + 3]) {
+      let len = 4;
+      while (i + len < n && input[cand + len] === input[i + len]) len++;
+      literal(i);
+      const off = i - cand;
+      let rest = len;
+      while (rest > 0) {
+        let l = Math.min(rest, 64);
+        // Never leave a tail below 4 that the 1-byte-offset form cannot carry.
+        if (rest - l > 0 && rest - l < 4) l = rest - 4;
+        if (l >= 4 && l <= 11 && off < 2048) out.push(1 | ((l - 4) << 2) | ((off >> 8) << 5), off & 0xff);
+        else out.push(2 | ((l - 1) << 2), off & 0xff, off >> 8);
+        rest -= l;
+      }
+      i += len;
+      anchor = i;
+      continue;
+    }
+    i++;
+  }
+  literal(n);
+  return Uint8Array.from(out);
+}

@@ -1,0 +1,154 @@
+/**
+ * An ELF vmcore (/proc/vmcore, or makedumpfile -E): PT_LOAD segments map
+ * physical memory (p_paddr) to file offsets, and p_vaddr to where the crashed
+ * kernel saw them; PT_NOTE holds NT_PRSTATUS per CPU and VMCOREINFO
+ * (include/uapi/linux/elf.h, kernel/crash_core.c). A segment whose p_filesz is
+ * below p_memsz has its tail excluded (makedumpfile's ELF output).
+ */
+import { KexecError } from "../errors.js";
+import { hex } from "../format.js";
+import { ET_CORE, PT_LOAD, PT_NOTE, parseElf, parseNotes, type ElfHeader, type ElfNote } from "../image/elf.js";
+import { ByteReader, latin1 } from "../bytes/reader.js";
+import type { PhysRange, PhysicalMemory, RandomAccess } from "./memory.js";
+import { parseVmcoreInfo, type VmcoreInfo } from "./vmcoreinfo.js";
+
+export const NT_PRSTATUS = 1;
+
+export interface LoadSegment {
+  index: number;
+  p_offset: bigint;
+  p_vaddr: bigint;
+  p_paddr: bigint;
+  p_filesz: bigint;
+  p_memsz: bigint;
+}
+
+export interface ElfCore {
+  format: "elf";
+  header: ElfHeader;
+  machine: "x86_64" | "i386";
+  loads: LoadSegment[];
+  notes: ElfNote[];
+  /** The raw PT_NOTE bytes, all segments concatenated (the kdump writer stores them as they are). */
+  noteBytes: Uint8Array;
+  cpus: number;
+  vmcoreinfo: VmcoreInfo | undefined;
+  /** Where each PT_LOAD's data starts and how far the headers run: the first data offset. */
+  headerEnd: bigint;
+}
+
+const HEAD = 64;
+
+export function looksLikeElfCore(head: Uint8Array): boolean {
+  return head.length >= 18 && head[0] === 0x7f && head[1] === 0x45 && head[2] === 0x4c && head[3] === 0x46 && (head[16]! | (head[17]! << 8)) === ET_CORE;
+}
+
+export function readElfCore(file: RandomAccess, what = "vmcore"): ElfCore {
+  const ident = file.read(0n, Number(file.size < BigInt(HEAD) ? file.size : BigInt(HEAD)));
+  const is64 = ident[4] === 2;
+  const r = new ByteReader(ident, what);
+  if (!looksLikeElfCore(ident)) parseElf(ident, what); // for its message about the magic/class
+  const phoff = is64 ? Number(r.u64(32, "e_phoff")) : r.u32(28, "e_phoff");
+  const phentsize = r.u16(is64 ? 54 : 42, "e_phentsize");
+  const phnum = r.u16(is64 ? 56 : 44, "e_phnum");
+  const tableEnd = phoff + phnum * phentsize;
+  if (BigInt(tableEnd) > file.size) {
+    throw new KexecError("parse", `${what}: the program header table ends at ${hex(tableEnd)}, past the end of the file (${hex(file.size)})`,
+      { field: "e_phoff", expected: `<= ${hex(file.size)}`, actual: hex(tableEnd) }, "the vmcore is truncated");
+  }
+  const headBytes = file.read(0n, tableEnd);
+  const elf = parseElf(headBytes, what);
+  if (elf.header.e_type !== ET_CORE) {
+    throw new KexecError("parse", `${what}: e_type is ${elf.header.e_type}, expected ${ET_CORE} (ET_CORE)`, { field: "e_type", offset: 16, expected: "4", actual: String(elf.header.e_type) },
+      "this is an ELF file but not a core dump");
+  }
+  const machine = elf.machineName === "x86_64" || elf.machineName === "i386" ? elf.machineName : undefined;
+  if (machine === undefined) {
+    throw new KexecError("parse", `${what}: e_machine is ${elf.header.e_machine}, expected 62 (x86_64) or 3 (i386)`, { field: "e_machine", offset: 18, expected: "62 or 3", actual: String(elf.header.e_machine) });
+  }
+  const loads: LoadSegment[] = [];
+  const notes: ElfNote[] = [];
+  const noteParts: Uint8Array[] = [];
+  let headerEnd = BigInt(tableEnd);
+  for (const ph of elf.programHeaders) {
+    if (ph.p_type === PT_LOAD) {
+      loads.push({ index: ph.index, p_offset: ph.p_offset, p_vaddr: ph.p_vaddr, p_paddr: ph.p_paddr, p_filesz: ph.p_filesz, p_memsz: ph.p_memsz });
+      if (ph.p_filesz > 0n && (headerEnd === BigInt(tableEnd) || ph.p_offset < headerEnd)) headerEnd = ph.p_offset;
+    } else if (ph.p_type === PT_NOTE) {
+      if (ph.p_filesz > 16n << 20n) {
+        throw new KexecError("parse", `${what}: PT_NOTE ${ph.index} claims ${ph.p_filesz} bytes, more than any kernel writes`, { field: `program header ${ph.index} p_filesz`, actual: String(ph.p_filesz) });
+      }
+      const area = file.read(ph.p_offset, Number(ph.p_filesz));
+      noteParts.push(area);
+      notes.push(...parseNotes(area, Number(ph.p_offset), `${what} PT_NOTE ${ph.index}`));
+    }
+  }
+  for (const l of loads) {
+    if (l.p_filesz > l.p_memsz) {
+      throw new KexecError("parse", `${what}: PT_LOAD ${l.index} has p_filesz ${hex(l.p_filesz)} above p_memsz ${hex(l.p_memsz)}`, { field: `program header ${l.index} p_filesz`, expected: `<= ${hex(l.p_memsz)}`, actual: hex(l.p_filesz) });
+    }
+  }
+  const noteBytes = concat(noteParts);
+  const infoNote = notes.find((n) => n.name === "VMCOREINFO");
+  return {
+    format: "elf", header: elf.header, machine, loads, notes, noteBytes,
+    cpus: notes.filter((n) => n.name === "CORE" && n.type === NT_PRSTATUS).length,
+    vmcoreinfo: infoNote ? parseVmcoreInfo(latin1(infoNote.desc).replace(/\0+$/, "")) : undefined,
+    headerEnd,
+  };
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * Physical memory of an ELF core. The kernel's elfcorehdr has one PT_LOAD per
+ * System RAM range plus one for the kernel text, which overlaps a RAM range: the
+ * RAM ranges are the memory, the text segment only an alias for translation.
+ */
+export function elfCoreMemory(core: ElfCore, file: RandomAccess, pageSize: number): PhysicalMemory & { segments: LoadSegment[] } {
+  const ps = BigInt(pageSize);
+  const segments = dedupeLoads(core.loads);
+  const ranges: PhysRange[] = segments.map((s) => ({ start: s.p_paddr, end: s.p_paddr + s.p_memsz }));
+  let last = 0;
+  return {
+    pageSize, ranges, segments,
+    readPage(pfn: bigint): Uint8Array | undefined {
+      const paddr = pfn * ps;
+      let seg = segments[last];
+      if (!seg || paddr < seg.p_paddr || paddr >= seg.p_paddr + seg.p_memsz) {
+        const i = segments.findIndex((s) => paddr >= s.p_paddr && paddr < s.p_paddr + s.p_memsz);
+        if (i < 0) return undefined;
+        last = i;
+        seg = segments[i]!;
+      }
+      const within = paddr - seg.p_paddr;
+      // A page straddling a segment start (unaligned RAM ranges) reads as zeros before it.
+      if (within + ps > seg.p_filesz) {
+        if (within >= seg.p_filesz) return undefined;
+        const out = new Uint8Array(pageSize);
+        out.set(file.read(seg.p_offset + within, Number(seg.p_filesz - within)));
+        return out;
+      }
+      return file.read(seg.p_offset + within, pageSize);
+    },
+  };
+}
+
+/** PT_LOADs without the ones wholly inside another (the kernel text alias), sorted by address. */
+export function dedupeLoads(loads: readonly LoadSegment[]): LoadSegment[] {
+  const sorted = [...loads].sort((a, b) => (a.p_paddr < b.p_paddr ? -1 : a.p_paddr > b.p_paddr ? 1 : b.p_memsz > a.p_memsz ? 1 : -1));
+  const out: LoadSegment[] = [];
+  for (const s of sorted) {
+    const inside = out.some((o) => s.p_paddr >= o.p_paddr && s.p_paddr + s.p_memsz <= o.p_paddr + o.p_memsz);
+    if (!inside) out.push(s);
+  }
+  return out;
+}

@@ -1,0 +1,189 @@
+/**
+ * Dump levels (makedumpfile's -d bitmask) and the page classification behind
+ * them, read from the crashed kernel's struct page array. The sparse memory
+ * model is walked as mm/sparse.c lays it out: mem_section (SPARSEMEM_EXTREME:
+ * an array of root pointers), section_mem_map encoding mem_map - section start,
+ * SIZE(page)/OFFSET(page.*) and the PG_* bit numbers from VMCOREINFO.
+ */
+import type { KernelMemory } from "./kernel-memory.js";
+import type { PhysRange } from "./memory.js";
+import { VmcoreInfoView, type VmcoreInfo } from "./vmcoreinfo.js";
+
+export const DL_EXCLUDE_ZERO = 1;
+export const DL_EXCLUDE_CACHE = 2;
+export const DL_EXCLUDE_CACHE_PRI = 4;
+export const DL_EXCLUDE_USER_DATA = 8;
+export const DL_EXCLUDE_FREE = 16;
+
+export function describeDumpLevel(level: number): string[] {
+  const out: string[] = [];
+  if (level & DL_EXCLUDE_ZERO) out.push("1: pages filled with zeros");
+  if (level & DL_EXCLUDE_CACHE) out.push("2: page cache pages without private data (on the LRU or in the swap cache, not anonymous)");
+  if (level & DL_EXCLUDE_CACHE_PRI) out.push("4: page cache pages with private data (PG_private)");
+  if (level & DL_EXCLUDE_USER_DATA) out.push("8: user process data (anonymous pages, hugetlbfs pages)");
+  if (level & DL_EXCLUDE_FREE) out.push("16: free pages (in the buddy allocator)");
+  return out;
+}
+
+export interface ExclusionCounts {
+  zero: bigint;
+  cache: bigint;
+  cachePrivate: bigint;
+  user: bigint;
+  free: bigint;
+  hwpoison: bigint;
+}
+
+export function emptyCounts(): ExclusionCounts {
+  return { zero: 0n, cache: 0n, cachePrivate: 0n, user: 0n, free: 0n, hwpoison: 0n };
+}
+
+export interface DumpBitmaps {
+  /** 1st bitmap: pages that exist (in a memory range). */
+  present: Uint8Array;
+  /** 2nd bitmap: pages to dump; zero pages are cleared later, while the data is read. */
+  dumpable: Uint8Array;
+  maxPfn: bigint;
+  counts: ExclusionCounts;
+  presentPages: bigint;
+}
+
+export function setBit(bitmap: Uint8Array, p: number): void {
+  bitmap[p >>> 3]! |= 1 << (p & 7);
+}
+export function clearBit(bitmap: Uint8Array, p: number): void {
+  bitmap[p >>> 3]! &= ~(1 << (p & 7));
+}
+export function testBit(bitmap: Uint8Array, p: number): boolean {
+  return (bitmap[p >>> 3]! & (1 << (p & 7))) !== 0;
+}
+
+/** Pages a byte range covers, partial pages included (the kernel exports unaligned RAM ranges). */
+export function presentBitmaps(ranges: readonly PhysRange[], pageSize: number): DumpBitmaps {
+  const ps = BigInt(pageSize);
+  const maxPfn = ranges.reduce((m, r) => ((r.end + ps - 1n) / ps > m ? (r.end + ps - 1n) / ps : m), 0n);
+  const bytes = Number((maxPfn + 7n) / 8n);
+  const present = new Uint8Array(bytes);
+  let presentPages = 0n;
+  for (const r of ranges) {
+    for (let p = Number(r.start / ps); p < Number((r.end + ps - 1n) / ps); p++) {
+      if (!testBit(present, p)) presentPages++;
+      setBit(present, p);
+    }
+  }
+  return { present, dumpable: present.slice(), maxPfn, counts: emptyCounts(), presentPages };
+}
+
+const MAX_ORDER = 11n;
+
+/**
+ * Clears from `bitmaps.dumpable` the pages that dump level `level` drops, by their struct page.
+ * Zero pages (level bit 1) are not decided here: that needs the page data.
+ */
+export function excludeByPageFlags(mem: KernelMemory, info: VmcoreInfo, bitmaps: DumpBitmaps, level: number, pageSize: number): void {
+  if ((level & (DL_EXCLUDE_CACHE | DL_EXCLUDE_CACHE_PRI | DL_EXCLUDE_USER_DATA | DL_EXCLUDE_FREE)) === 0) return;
+  const v = new VmcoreInfoView(info, `dump level ${level} (page flags from mem_map)`);
+  const sectionBits = Number(v.number("SECTION_SIZE_BITS"));
+  const pageShift = Math.log2(pageSize);
+  const pagesPerSection = 1 << (sectionBits - pageShift);
+  const memSection = v.symbol("mem_section");
+  const sectionSize = v.size("mem_section");
+  const sectionsPerRoot = pageSize / sectionSize; // SPARSEMEM_EXTREME: one page of sections per root
+  const sectionMemMapAt = v.offset("mem_section.section_mem_map");
+  const pageStruct = v.size("page");
+  const flagsAt = v.offset("page.flags");
+  const mappingAt = v.offset("page.mapping");
+  const mapcountAt = v.offset("page._mapcount");
+  const privateAt = v.offset("page.private");
+  const compoundHeadAt = info.offsets.get("page.compound_head");
+  const compoundOrderAt = info.offsets.get("page.compound_order");
+  const compoundDtorAt = info.offsets.get("page.compound_dtor");
+  const bit = (name: string) => { const n = info.numbers.get(name); return n === undefined ? 0n : 1n << n; };
+  const PG_lru = bit("PG_lru");
+  const PG_private = bit("PG_private");
+  const PG_swapcache = bit("PG_swapcache");
+  const PG_swapbacked = bit("PG_swapbacked");
+  const PG_hwpoison = bit("PG_hwpoison");
+  const PG_head = info.numbers.get("PG_head_mask") ?? 0n;
+  const buddyValue = info.numbers.get("PAGE_BUDDY_MAPCOUNT_VALUE");
+  const hugetlbDtor = info.numbers.get("HUGETLB_PAGE_DTOR");
+  // page_type shares _mapcount: a type is set when the top nibble is PAGE_TYPE_BASE and its bit is clear.
+  const PAGE_TYPE_BASE = 0xf0000000;
+  const buddyBit = buddyValue === undefined ? 0 : Number(~buddyValue & 0xffffffffn);
+  const isBuddy = (pageType: number) => buddyValue !== undefined && ((pageType & (PAGE_TYPE_BASE | buddyBit)) >>> 0) === PAGE_TYPE_BASE >>> 0;
+
+  const { dumpable, counts } = bitmaps;
+  const maxPfn = Number(bitmaps.maxPfn);
+  const exclude = (from: number, n: number, key: keyof ExclusionCounts) => {
+    for (let p = from; p < Math.min(from + n, maxPfn); p++) {
+      if (testBit(dumpable, p)) {
+        clearBit(dumpable, p);
+        counts[key]++;
+      }
+    }
+  };
+  const sections = Math.ceil(maxPfn / pagesPerSection);
+  const roots = new Map<number, bigint>();
+  for (let nr = 0; nr < sections; nr++) {
+    const first = nr * pagesPerSection;
+    // Skip sections with no present page without touching kernel memory.
+    let any = false;
+    for (let b = first >>> 3; b < Math.min(bitmaps.present.length, (first + pagesPerSection) >>> 3); b++) if (bitmaps.present[b]) { any = true; break; }
+    if (!any) continue;
+    const rootNr = Math.floor(nr / sectionsPerRoot);
+    let root = roots.get(rootNr);
+    if (root === undefined) {
+      root = mem.u64(memSection + BigInt(rootNr * 8), `mem_section root ${rootNr}`);
+      roots.set(rootNr, root);
+    }
+    if (root === 0n) continue;
+    const encoded = mem.u64(root + BigInt((nr % sectionsPerRoot) * sectionSize + sectionMemMapAt), `mem_section[${nr}].section_mem_map`);
+    // SECTION_MARKED_PRESENT | SECTION_HAS_MEM_MAP; the pointer lives above the flag bits.
+    if ((encoded & 3n) !== 3n) continue;
+    const memMap = encoded & ~0x3fn;
+    const count = Math.min(pagesPerSection, maxPfn - first);
+    const pages = mem.read(memMap + BigInt(first) * BigInt(pageStruct), count * pageStruct, `struct page array of section ${nr}`);
+    const dv = new DataView(pages.buffer, pages.byteOffset, pages.byteLength);
+    for (let i = 0; i < count; ) {
+      const p = first + i;
+      if (!testBit(dumpable, p)) { i++; continue; }
+      const at = i * pageStruct;
+      const flags = dv.getBigUint64(at + flagsAt, true);
+      const pageType = dv.getUint32(at + mapcountAt, true);
+      if (compoundHeadAt !== undefined && (dv.getBigUint64(at + compoundHeadAt, true) & 1n) === 1n) { i++; continue; }
+      if ((level & DL_EXCLUDE_FREE) && isBuddy(pageType)) {
+        const order = dv.getBigUint64(at + privateAt, true);
+        const n = order < MAX_ORDER ? 1 << Number(order) : 1;
+        exclude(p, n, "free");
+        i += n;
+        continue;
+      }
+      if (PG_hwpoison && (flags & PG_hwpoison)) { exclude(p, 1, "hwpoison"); i++; continue; }
+      let n = 1;
+      let hugetlb = false;
+      if (PG_head && (flags & PG_head) && i + 1 < count) {
+        const order = compoundOrderAt === undefined ? 0 : pages[(i + 1) * pageStruct + compoundOrderAt]!;
+        if (order > 0 && order < 19) n = 1 << order;
+        if (compoundDtorAt !== undefined && hugetlbDtor !== undefined) hugetlb = BigInt(pages[(i + 1) * pageStruct + compoundDtorAt]!) === hugetlbDtor;
+      }
+      const mapping = dv.getBigUint64(at + mappingAt, true);
+      const anon = (mapping & 1n) === 1n;
+      const cache = (flags & PG_lru) !== 0n || ((flags & PG_swapbacked) !== 0n && (flags & PG_swapcache) !== 0n);
+      const priv = (flags & PG_private) !== 0n;
+      if ((level & DL_EXCLUDE_CACHE) && cache && !priv && !anon) exclude(p, n, "cache");
+      else if ((level & DL_EXCLUDE_CACHE_PRI) && cache && !anon) exclude(p, n, "cachePrivate");
+      else if ((level & DL_EXCLUDE_USER_DATA) && (anon || hugetlb)) exclude(p, n, "user");
+      i += n;
+    }
+  }
+}
+
+export function isZeroPage(page: Uint8Array): boolean {
+  if ((page.byteOffset & 3) === 0 && (page.byteLength & 3) === 0) {
+    const words = new Uint32Array(page.buffer, page.byteOffset, page.byteLength >>> 2);
+    for (let i = 0; i < words.length; i++) if (words[i] !== 0) return false;
+    return true;
+  }
+  for (let i = 0; i < page.length; i++) if (page[i] !== 0) return false;
+  return true;
+}

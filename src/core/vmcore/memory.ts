@@ -1,0 +1,78 @@
+/**
+ * The two ways a vmcore is read: as a file (random access by file offset) and
+ * as the crashed machine's memory (by physical, then virtual, address). The
+ * core never opens files: the Node side hands it a RandomAccess over a file
+ * descriptor, tests hand it one over a Uint8Array.
+ */
+import { KexecError } from "../errors.js";
+import { hex } from "../format.js";
+
+export interface RandomAccess {
+  readonly size: bigint;
+  /** Exactly `length` bytes from `offset`; throws a KexecError when the file is shorter. */
+  read(offset: bigint, length: number): Uint8Array;
+}
+
+export function bytesAccess(bytes: Uint8Array, what = "vmcore"): RandomAccess {
+  return {
+    size: BigInt(bytes.length),
+    read(offset: bigint, length: number): Uint8Array {
+      const end = offset + BigInt(length);
+      if (offset < 0n || end > BigInt(bytes.length)) {
+        throw new KexecError("parse", `${what}: ${length} bytes at offset ${hex(offset)} lie past the end of the file (${bytes.length} bytes)`,
+          { offset, expected: `end <= ${hex(bytes.length)}`, actual: hex(end) }, "the file is truncated");
+      }
+      return bytes.subarray(Number(offset), Number(end));
+    },
+  };
+}
+
+/** Half-open physical range [start, end). */
+export interface PhysRange {
+  start: bigint;
+  end: bigint;
+}
+
+export interface PhysicalMemory {
+  readonly pageSize: number;
+  /** The physical ranges the dump describes (present in memory, dumped or not). */
+  readonly ranges: readonly PhysRange[];
+  /**
+   * One page's bytes by page frame number, or undefined when the page was excluded
+   * from the dump or lies in a hole. Never throws for an absent page.
+   */
+  readPage(pfn: bigint): Uint8Array | undefined;
+}
+
+/** Physical reads that may cross pages; a missing page is an error naming the address. */
+export function readPhysical(mem: PhysicalMemory, paddr: bigint, length: number, field: string): Uint8Array {
+  const out = new Uint8Array(length);
+  const ps = BigInt(mem.pageSize);
+  let done = 0;
+  while (done < length) {
+    const at = paddr + BigInt(done);
+    const pfn = at / ps;
+    const within = Number(at % ps);
+    const page = mem.readPage(pfn);
+    if (page === undefined) {
+      throw new KexecError("parse", `${field}: physical address ${hex(at)} (page frame ${hex(pfn)}) is not in the dump`,
+        { field, offset: at }, "the page was excluded by the dump level or lies in a memory hole");
+    }
+    const n = Math.min(length - done, mem.pageSize - within);
+    out.set(page.subarray(within, within + n), done);
+    done += n;
+  }
+  return out;
+}
+
+export function u64At(bytes: Uint8Array, offset: number): bigint {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(offset, true);
+}
+
+export function u32At(bytes: Uint8Array, offset: number): number {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(offset, true);
+}
+
+export function u16At(bytes: Uint8Array, offset: number): number {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint16(offset, true);
+}

@@ -1,0 +1,43 @@
+/** Random access to a vmcore file through a file descriptor (files of many GiB never sit in memory). */
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { KexecError } from "../../core/errors.js";
+import { hex } from "../../core/format.js";
+import type { RandomAccess } from "../../core/vmcore/memory.js";
+
+export interface OpenFile extends RandomAccess {
+  readonly path: string;
+  readonly fd: number;
+  close(): void;
+}
+
+export function openRandomAccess(path: string): OpenFile {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (e) {
+    throw new KexecError("io", `cannot open ${path}: ${(e as Error).message}`, { file: path }, "check the path and that you may read it (/proc/vmcore needs root)");
+  }
+  const st = fstatSync(fd);
+  const size = BigInt(st.size);
+  return {
+    path, fd, size,
+    read(offset: bigint, length: number): Uint8Array {
+      const out = new Uint8Array(length);
+      let done = 0;
+      while (done < length) {
+        let n: number;
+        try {
+          n = readSync(fd, out, done, length - done, Number(offset) + done);
+        } catch (e) {
+          throw new KexecError("io", `${path}: read error at offset ${hex(offset + BigInt(done))}: ${(e as Error).message}`, { file: path, offset: offset + BigInt(done) }, "the source may be on a failing device");
+        }
+        if (n === 0) {
+          throw new KexecError("parse", `${path}: ${length} bytes at offset ${hex(offset)} run past the end of the file (${hex(size)})`, { file: path, offset, expected: `end <= ${hex(size)}`, actual: hex(offset + BigInt(length)) }, "the file is truncated");
+        }
+        done += n;
+      }
+      return out;
+    },
+    close: () => closeSync(fd),
+  };
+}

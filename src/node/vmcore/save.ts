@@ -1,0 +1,466 @@
+/**
+ * `vmcore save`: read a vmcore once, in pfn order, and write it as kdump-compressed,
+ * flattened or ELF, with page compression in worker threads. Memory stays bounded:
+ * the bitmaps (one bit per page) plus a few batches in flight; page descriptors
+ * and data go to the file as each batch completes.
+ *
+ * Safety: the output is DST.incomplete until it is complete and fsynced, then renamed.
+ * The header is written first already marked incomplete (DUMP_DH_COMPRESSED_INCOMPLETE;
+ * for ELF a KEXEC-TS note), and is rewritten unmarked only at the end. On a signal,
+ * ENOSPC or a read error the pages written so far stay readable: the bitmap is cut to
+ * them and the mark stays, and the command exits non-zero saying what is missing.
+ */
+import { closeSync, fsyncSync, openSync, renameSync, writeSync, ftruncateSync, unlinkSync, existsSync } from "node:fs";
+import { KexecError } from "../../core/errors.js";
+import { hex, size } from "../../core/format.js";
+import { CODEC_FLAG, DUMP_DH_COMPRESSED_INCOMPLETE, PAGE_DESC_SIZE, encodeKdumpHeaders, encodePageDesc, encodeUtsname, findVmcoreinfo, planKdumpLayout, popcount } from "../../core/vmcore/kdump.js";
+import { DL_EXCLUDE_ZERO, clearBit, excludeByPageFlags, isZeroPage, presentBitmaps, testBit, type DumpBitmaps, type ExclusionCounts } from "../../core/vmcore/exclude.js";
+import { KEXEC_TS_NOTE_DESC, KEXEC_TS_NOTE_NAME, NT_KEXEC_TS_COMPLETE, NT_KEXEC_TS_INCOMPLETE, elfHeaderSize, encodeElfCoreHeader, encodeNote, type OutputLoad } from "../../core/vmcore/elf-writer.js";
+import { FLAT_END, encodeFlatHeader, encodeFlatRecordHeader } from "../../core/vmcore/flat.js";
+import { openVmcore, vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/vmcore.js";
+import { dedupeLoads } from "../../core/vmcore/elf-core.js";
+import { has, value, type ParsedArgs } from "../../cli/options.js";
+import { openRandomAccess } from "./file.js";
+import { inlineCompressor, workerCompressor, type Compressor } from "./pool.js";
+import type { Codec } from "./compress.js";
+import { Progress } from "./progress.js";
+import { availableParallelism, cpus } from "node:os";
+
+export type DumpFormat = "kdump" | "elf" | "flat";
+
+export interface SaveOptions {
+  src: string;
+  dst: string;
+  format: DumpFormat;
+  codec: Codec;
+  dumpLevel: number;
+  threads: number;
+  progress: boolean;
+  /** Stop after this many pages, as if a fault happened (tests of the incomplete path). */
+  faultAfterPages?: number;
+}
+
+const FORMATS: DumpFormat[] = ["kdump", "elf", "flat"];
+const CODECS: Codec[] = ["zlib", "lzo", "snappy", "zstd", "none"];
+const BATCH_PAGES = 1024;
+
+export function parseSaveOptions(args: ParsedArgs, files: string[]): SaveOptions {
+  const list = [...files];
+  let level = value(args, "dump-level");
+  // `-d` is kexec-tools' --debug in the shared flag table, so `-d 31` arrives as --debug plus a positional.
+  if (level === undefined && has(args, "debug") && list.length === 3 && /^[0-9]+$/.test(list[0]!)) level = list.shift();
+  const [src, dst] = list;
+  if (src === undefined || dst === undefined || list.length > 2) {
+    throw new KexecError("usage", "vmcore save needs SRC and DST", { actual: list.join(" ") }, "kexec-ts vmcore save --dump-level 31 /proc/vmcore /var/crash/vmcore");
+  }
+  const format = (value(args, "format") ?? "kdump") as DumpFormat;
+  if (!FORMATS.includes(format)) throw new KexecError("usage", `--format ${format}: expected kdump, elf or flat`, { field: "format", actual: format });
+  const codec = (value(args, "compress") ?? (format === "elf" ? "none" : "zlib")) as Codec;
+  if (!CODECS.includes(codec)) throw new KexecError("usage", `--compress ${codec}: expected zlib, lzo, snappy, zstd or none`, { field: "compress", actual: codec });
+  if (format === "elf" && codec !== "none") throw new KexecError("usage", "the ELF format stores pages uncompressed", { field: "compress", actual: codec }, "use --format kdump to compress");
+  const dumpLevel = Number(level ?? "31");
+  if (!Number.isInteger(dumpLevel) || dumpLevel < 0 || dumpLevel > 31) throw new KexecError("usage", `dump level ${level}: expected 0..31 (makedumpfile's -d bitmask)`, { field: "dump-level", actual: String(level) });
+  const cores = typeof availableParallelism === "function" ? availableParallelism() : cpus().length;
+  const threads = Number(value(args, "threads") ?? String(Math.max(1, cores)));
+  if (!Number.isInteger(threads) || threads < 0 || threads > 256) throw new KexecError("usage", `--threads ${value(args, "threads")}: expected 0..256 (0: compress in the main thread)`, { field: "threads" });
+  return { src, dst, format, codec, dumpLevel, threads, progress: process.stderr.isTTY === true };
+}
+
+/** Where bytes go: a seekable file, or a flattened stream of (offset, bytes) records. */
+interface Sink {
+  write(offset: bigint, data: Uint8Array): void;
+  finish(): void;
+}
+
+function fileSink(fd: number, path: string): Sink {
+  return {
+    write(offset, data) {
+      let done = 0;
+      while (done < data.length) done += writeSync(fd, data, done, data.length - done, Number(offset) + done);
+      void path;
+    },
+    finish() {},
+  };
+}
+
+function flatSink(fd: number): Sink {
+  const all = (data: Uint8Array) => {
+    let done = 0;
+    while (done < data.length) done += writeSync(fd, data, done, data.length - done, null);
+  };
+  all(encodeFlatHeader());
+  return {
+    write(offset, data) {
+      all(encodeFlatRecordHeader(offset, data.length));
+      all(data);
+    },
+    finish() { all(FLAT_END); },
+  };
+}
+
+export interface SaveResult {
+  complete: boolean;
+  pagesWritten: bigint;
+  bytesWritten: bigint;
+  counts: ExclusionCounts;
+  missing?: string;
+}
+
+export async function saveVmcore(opts: SaveOptions): Promise<number> {
+  const result = await saveVmcoreTo(opts);
+  const c = result.counts;
+  const excluded = `excluded: ${c.zero} zero, ${c.cache} cache, ${c.cachePrivate} private cache, ${c.user} user, ${c.free} free, ${c.hwpoison} hwpoison pages`;
+  if (result.complete) {
+    process.stderr.write(`kexec-ts: saved ${opts.dst} (${opts.format}, ${opts.codec}, -d ${opts.dumpLevel}): ${result.pagesWritten} pages, ${size(result.bytesWritten)}; ${excluded}\n`);
+    return 0;
+  }
+  process.stderr.write(`kexec-ts: the dump is INCOMPLETE: ${result.missing}\nkexec-ts: what was written is readable and marked incomplete in ${opts.dst === "-" ? "the stream" : `${opts.dst}.incomplete`}\n`);
+  return 74;
+}
+
+export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
+  const src = openRandomAccess(opts.src);
+  try {
+    const core = openVmcore(src, opts.src);
+    const ps = core.memory.pageSize;
+    const bitmaps = presentBitmaps(core.memory.ranges, ps);
+    if (opts.dumpLevel & ~DL_EXCLUDE_ZERO) {
+      if (!core.vmcoreinfo) throw new KexecError("parse", `${opts.src} has no VMCOREINFO, so dump level ${opts.dumpLevel} cannot read page flags`, { field: "VMCOREINFO" }, "use --dump-level 0 or 1");
+      excludeByPageFlags(vmcoreKernelMemory(core), core.vmcoreinfo, bitmaps, opts.dumpLevel, ps);
+    }
+    // A kdump-compressed source lacks what its own dump level dropped.
+    if (core.kdump) for (let p = 0; p < Number(bitmaps.maxPfn); p++) if (testBit(bitmaps.dumpable, p) && !dumpedInSource(core, p)) clearBit(bitmaps.dumpable, p);
+    const toStdout = opts.dst === "-";
+    if (toStdout && opts.format !== "flat") throw new KexecError("usage", "only --format flat can be written to standard output", { field: "format" }, "use --format flat, then makedumpfile -R to make a file of it");
+    const tmp = `${opts.dst}.incomplete`;
+    const fd = toStdout ? 1 : openSync(tmp, "w");
+    const abort = new AbortState(opts);
+    try {
+      const sink = opts.format === "flat" ? flatSink(fd) : fileSink(fd, tmp);
+      const compressor = opts.threads > 0 && opts.codec !== "none" ? workerCompressor(opts.codec, ps, opts.threads) : inlineCompressor(opts.codec, ps);
+      let result: SaveResult;
+      try {
+        result = opts.format === "elf"
+          ? await writeElf(core, bitmaps, opts, sink, abort)
+          : await writeKdump(core, bitmaps, opts, sink, compressor, abort);
+      } finally {
+        await compressor.close();
+      }
+      sink.finish();
+      if (!toStdout) {
+        fsyncSync(fd);
+        closeSync(fd);
+        if (result.complete) {
+          renameSync(tmp, opts.dst);
+          syncDirectory(opts.dst);
+        }
+      }
+      return result;
+    } catch (e) {
+      if (!toStdout) {
+        try { closeSync(fd); } catch { /* already closed */ }
+      }
+      throw e;
+    } finally {
+      abort.dispose();
+    }
+  } finally {
+    src.close();
+  }
+}
+
+function syncDirectory(path: string): void {
+  const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".";
+  try {
+    const d = openSync(dir, "r");
+    try { fsyncSync(d); } finally { closeSync(d); }
+  } catch { /* some file systems refuse fsync on a directory; the rename is still ordered after the data fsync */ }
+}
+
+function dumpedInSource(core: Vmcore, pfn: number): boolean {
+  return core.memory.readPage(BigInt(pfn)) !== undefined;
+}
+
+class AbortState {
+  reason: string | undefined;
+  private readonly handlers: [NodeJS.Signals, () => void][] = [];
+  constructor(readonly opts: SaveOptions) {
+    for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as NodeJS.Signals[]) {
+      const h = () => { this.reason ??= `stopped by ${sig}`; };
+      process.on(sig, h);
+      this.handlers.push([sig, h]);
+    }
+  }
+  dispose(): void {
+    for (const [sig, h] of this.handlers) process.off(sig, h);
+  }
+}
+
+function* dumpablePfns(bitmaps: DumpBitmaps): Generator<number> {
+  const max = Number(bitmaps.maxPfn);
+  const bm = bitmaps.dumpable;
+  for (let byte = 0; byte < bm.length; byte++) {
+    const b = bm[byte]!;
+    if (b === 0) continue;
+    for (let bit = 0; bit < 8; bit++) if (b & (1 << bit)) { const p = byte * 8 + bit; if (p < max) yield p; }
+  }
+}
+
+function describeFault(e: unknown): string {
+  if (e && typeof e === "object" && "code" in e && (e as { code: string }).code === "ENOSPC") return "the output device is full (ENOSPC)";
+  return e instanceof Error ? e.message : String(e);
+}
+
+async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions, sink: Sink, compressor: Compressor, abort: AbortState): Promise<SaveResult> {
+  const ps = core.memory.pageSize;
+  const info = core.vmcoreinfo;
+  const noteBytes = core.noteBytes;
+  const descCount = popcount(bitmaps.dumpable);
+  const codecFlag = opts.codec === "none" ? 0 : CODEC_FLAG[opts.codec];
+  const headerInput = {
+    utsname: core.kdump?.header.utsname ?? encodeUtsname(info?.osRelease ?? "", core.machine),
+    timestampSec: info?.crashTime ?? 0n,
+    status: codecFlag | DUMP_DH_COMPRESSED_INCOMPLETE,
+    blockSize: ps, maxMapnr: bitmaps.maxPfn, nrCpus: core.cpus,
+    physBase: BigInt.asUintN(64, info?.numbers.get("phys_base") ?? 0n), dumpLevel: opts.dumpLevel,
+    noteBytes, vmcoreinfoInNotes: findVmcoreinfo(noteBytes), descCount,
+  };
+  const layout = planKdumpLayout(headerInput);
+  // Headers and bitmaps first, already marked incomplete: a dump cut short at any point is recognisable.
+  sink.write(0n, encodeKdumpHeaders(headerInput, layout));
+  const bitmapBytes = (layout.bitmapBlocks * ps) / 2;
+  const writeBitmaps = () => {
+    const b1 = new Uint8Array(bitmapBytes); b1.set(bitmaps.present);
+    const b2 = new Uint8Array(bitmapBytes); b2.set(bitmaps.dumpable);
+    sink.write(layout.bitmapOffset, b1);
+    sink.write(layout.bitmapOffset + BigInt(bitmapBytes), b2);
+  };
+  writeBitmaps();
+  let dataAt = layout.dataOffset;
+  let zeroDesc: [bigint, number] | undefined;
+  if (!(opts.dumpLevel & DL_EXCLUDE_ZERO)) {
+    // makedumpfile's pd_zero: every zero page shares one stored zero page.
+    sink.write(dataAt, new Uint8Array(ps));
+    zeroDesc = [dataAt, ps];
+    dataAt += BigInt(ps);
+  }
+  const progress = new Progress(opts.progress, BigInt(descCount) * BigInt(ps));
+  let descIndex = 0n;
+  let written = 0n;
+  let committedUpTo = 0; // every dumpable pfn below this is written
+  const pending: Promise<void>[] = [];
+  let chain: Promise<void> = Promise.resolve();
+  let fault: string | undefined;
+
+  const iter = dumpablePfns(bitmaps);
+  let done = false;
+  let pagesSeen = 0;
+  while (!done) {
+    if (abort.reason || fault) break;
+    const pfns: number[] = [];
+    for (let n = 0; n < BATCH_PAGES; n++) {
+      const r = iter.next();
+      if (r.done) { done = true; break; }
+      pfns.push(r.value);
+    }
+    if (pfns.length === 0) break;
+    if (opts.faultAfterPages !== undefined && pagesSeen + pfns.length > opts.faultAfterPages) { fault = `simulated fault after ${opts.faultAfterPages} pages`; break; }
+    pagesSeen += pfns.length;
+    const pages = new Uint8Array(pfns.length * ps);
+    const skip = new Uint8Array(pfns.length);
+    const zero = new Uint8Array(pfns.length);
+    try {
+      for (let i = 0; i < pfns.length; i++) {
+        const page = core.memory.readPage(BigInt(pfns[i]!));
+        if (page === undefined) { skip[i] = 1; continue; }
+        if (isZeroPage(page)) { skip[i] = 1; zero[i] = 1; continue; }
+        pages.set(page, i * ps);
+      }
+    } catch (e) {
+      fault = `read error in ${opts.src} near page frame ${hex(pfns[0]!)}: ${describeFault(e)}`;
+      break;
+    }
+    const submitted = compressor.submit(pages, skip);
+    const batchFirst = pfns[0]!;
+    const batchEnd = pfns[pfns.length - 1]! + 1;
+    // Writes happen in submission order; several batches compress at once.
+    chain = chain.then(async () => {
+      const { sizes, data } = await submitted;
+      if (fault) return;
+      const descs = new Uint8Array(pfns.length * PAGE_DESC_SIZE);
+      let n = 0;
+      let dataOff = 0;
+      const out: Uint8Array[] = [];
+      let batchBytes = 0;
+      const firstDesc = descIndex;
+      const raw = pages; // still ours when compressed inline; transferred to a worker otherwise
+      for (let i = 0; i < pfns.length; i++) {
+        const s = sizes[i]!;
+        if (s === -2) {
+          if (zero[i] && zeroDesc) { encodePageDesc(zeroDesc[0], zeroDesc[1], 0, descs, n * PAGE_DESC_SIZE); n++; }
+          else clearBit(bitmaps.dumpable, pfns[i]!), zero[i] && bitmaps.counts.zero++;
+          continue;
+        }
+        let bytes: Uint8Array;
+        let flags = 0;
+        if (s === -1) bytes = raw.byteLength ? raw.subarray(i * ps, (i + 1) * ps) : core.memory.readPage(BigInt(pfns[i]!))!;
+        else { bytes = data.subarray(dataOff, dataOff + s); dataOff += s; flags = codecFlag; }
+        encodePageDesc(dataAt + BigInt(batchBytes), bytes.length, flags, descs, n * PAGE_DESC_SIZE);
+        n++;
+        out.push(bytes);
+        batchBytes += bytes.length;
+      }
+      const blob = new Uint8Array(batchBytes);
+      let at = 0;
+      for (const b of out) { blob.set(b, at); at += b.length; }
+      try {
+        sink.write(dataAt, blob);
+        sink.write(layout.descOffset + firstDesc * BigInt(PAGE_DESC_SIZE), descs.subarray(0, n * PAGE_DESC_SIZE));
+      } catch (e) {
+        fault = `write error at ${hex(dataAt)}: ${describeFault(e)}`;
+        // The descriptors of this batch may be torn: treat the batch as not written.
+        committedUpTo = batchFirst;
+        return;
+      }
+      dataAt += BigInt(batchBytes);
+      descIndex += BigInt(n);
+      written += BigInt(n);
+      committedUpTo = batchEnd;
+      progress.update(BigInt(pfns.length) * BigInt(ps), dataAt);
+    });
+    pending.push(chain);
+    // Bound the batches in flight (memory stays a few MiB per thread).
+    if (pending.length >= Math.max(2, opts.threads * 2)) await pending.shift();
+  }
+  await chain;
+  progress.finish();
+  const missing = abort.reason ?? fault;
+  if (missing) {
+    // Keep the written prefix consistent: later pages are not in the 2nd bitmap, so readers see them as excluded.
+    for (let p = committedUpTo; p < Number(bitmaps.maxPfn); p++) clearBit(bitmaps.dumpable, p);
+    try {
+      writeBitmaps();
+    } catch { /* the header already says incomplete; nothing more can be done on a full device */ }
+    const lost = BigInt(descCount) - written - bitmaps.counts.zero;
+    return { complete: false, pagesWritten: written, bytesWritten: dataAt, counts: bitmaps.counts, missing: `${missing}; pages from page frame ${hex(committedUpTo)} on (about ${lost > 0n ? lost : 0n} dumpable pages) are missing` };
+  }
+  writeBitmaps();
+  sink.write(0n, encodeKdumpHeaders({ ...headerInput, status: codecFlag }, layout));
+  return { complete: true, pagesWritten: written, bytesWritten: dataAt, counts: bitmaps.counts };
+}
+
+/** PT_LOADs for the dumpable pages: runs of dumped pages, each followed by its excluded tail (p_filesz < p_memsz). */
+function planElfLoads(core: Vmcore, bitmaps: DumpBitmaps, ps: number): { loads: Omit<OutputLoad, "p_offset">[] } {
+  const P = BigInt(ps);
+  const segs = core.elf ? core.elf.loads : core.memory.ranges.map((r) => ({ p_paddr: r.start, p_memsz: r.end - r.start, p_vaddr: 0n }));
+  const loads: Omit<OutputLoad, "p_offset">[] = [];
+  // Short excluded gaps are kept as data (as makedumpfile does) so the header does not grow to one PT_LOAD per hole.
+  const MIN_GAP = 64;
+  for (const s of segs.length ? [...segs].sort((a, b) => (a.p_paddr < b.p_paddr ? -1 : 1)) : []) {
+    const first = Number(s.p_paddr / P);
+    const end = Number((s.p_paddr + s.p_memsz + P - 1n) / P);
+    let p = first;
+    while (p < end) {
+      const runStart = p;
+      // dumped run (allowing short gaps), then excluded tail up to the next dumped page
+      let last = -1;
+      let q = p;
+      while (q < end) {
+        if (testBit(bitmaps.dumpable, q)) { last = q; q++; continue; }
+        let g = q;
+        while (g < end && !testBit(bitmaps.dumpable, g)) g++;
+        if (g < end && g - q < MIN_GAP && last >= 0) { q = g; continue; }
+        break;
+      }
+      const fileEnd = last >= 0 ? last + 1 : runStart;
+      let tailEnd = fileEnd;
+      while (tailEnd < end && !testBit(bitmaps.dumpable, tailEnd)) tailEnd++;
+      const start = BigInt(runStart) * P < s.p_paddr ? s.p_paddr : BigInt(runStart) * P;
+      const stop = BigInt(tailEnd) * P > s.p_paddr + s.p_memsz ? s.p_paddr + s.p_memsz : BigInt(tailEnd) * P;
+      const fileStop = BigInt(fileEnd) * P > stop ? stop : BigInt(fileEnd) * P;
+      loads.push({ p_paddr: start, p_vaddr: s.p_vaddr === 0n ? 0n : s.p_vaddr + (start - s.p_paddr), p_filesz: fileStop > start ? fileStop - start : 0n, p_memsz: stop - start });
+      p = tailEnd;
+    }
+  }
+  return { loads };
+}
+
+async function writeElf(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions, sink: Sink, abort: AbortState): Promise<SaveResult> {
+  const ps = core.memory.pageSize;
+  // ELF needs the final segment list before the data: a first pass finds the zero pages.
+  if (opts.dumpLevel & DL_EXCLUDE_ZERO) {
+    for (const p of dumpablePfns(bitmaps)) {
+      const page = core.memory.readPage(BigInt(p));
+      if (page === undefined || isZeroPage(page)) { clearBit(bitmaps.dumpable, p); if (page) bitmaps.counts.zero++; }
+    }
+  }
+  const { loads } = planElfLoads(core, bitmaps, ps);
+  const mark = (type: number, text: string) => {
+    const desc = new Uint8Array(KEXEC_TS_NOTE_DESC);
+    for (let i = 0; i < Math.min(text.length, desc.length - 1); i++) desc[i] = text.charCodeAt(i) & 0xff;
+    return encodeNote(KEXEC_TS_NOTE_NAME, type, desc);
+  };
+  const notesWith = (type: number, text: string) => {
+    const m = mark(type, text);
+    const out = new Uint8Array(core.noteBytes.length + m.length);
+    out.set(core.noteBytes);
+    out.set(m, core.noteBytes.length);
+    return out;
+  };
+  const notesLength = notesWith(0, "").length;
+  let offset = BigInt(Math.ceil((elfHeaderSize(loads.length) + notesLength) / ps) * ps);
+  const placed: OutputLoad[] = loads.map((l) => {
+    const o = { ...l, p_offset: l.p_filesz > 0n ? offset : 0n };
+    offset += l.p_filesz;
+    return o;
+  });
+  sink.write(0n, encodeElfCoreHeader(core.machine, placed, notesWith(NT_KEXEC_TS_INCOMPLETE, "kexec-ts vmcore save: in progress")));
+  const total = placed.reduce((n, l) => n + l.p_filesz, 0n);
+  const progress = new Progress(opts.progress, total);
+  let written = 0n;
+  let fault: string | undefined;
+  const CHUNK = 256;
+  outer: for (const [i, l] of placed.entries()) {
+    let at = 0n;
+    while (at < l.p_filesz) {
+      if (abort.reason) break outer;
+      const n = Number((l.p_filesz - at) / BigInt(ps) < BigInt(CHUNK) ? (l.p_filesz - at + BigInt(ps) - 1n) / BigInt(ps) : BigInt(CHUNK));
+      const buf = new Uint8Array(Math.min(n * ps, Number(l.p_filesz - at)));
+      try {
+        for (let k = 0; k * ps < buf.length; k++) {
+          const paddr = l.p_paddr + at + BigInt(k * ps);
+          const page = core.memory.readPage(paddr / BigInt(ps));
+          if (page) buf.set(page.subarray(Number(paddr % BigInt(ps)), Number(paddr % BigInt(ps)) + Math.min(ps, buf.length - k * ps)), k * ps);
+        }
+        if (opts.faultAfterPages !== undefined && written / BigInt(ps) >= BigInt(opts.faultAfterPages)) throw new Error(`simulated fault after ${opts.faultAfterPages} pages`);
+        sink.write(l.p_offset + at, buf);
+      } catch (e) {
+        fault = `${describeFault(e)} while writing PT_LOAD ${i + 1} at ${hex(l.p_paddr + at)}`;
+        // Shrink this segment to what is in the file and drop the data of the ones after it.
+        l.p_filesz = at;
+        for (const later of placed.slice(i + 1)) later.p_filesz = 0n;
+        break outer;
+      }
+      at += BigInt(buf.length);
+      written += BigInt(buf.length);
+      progress.update(BigInt(buf.length), written);
+      if ((written / BigInt(ps)) % 4096n === 0n) await new Promise((r) => setImmediate(r));
+    }
+  }
+  progress.finish();
+  const missing = abort.reason ?? fault;
+  if (missing) {
+    if (abort.reason) {
+      // Cut the data that was never written from the segments, so readers see it as excluded.
+      let left = written;
+      for (const l of placed) { const keep = left < l.p_filesz ? left : l.p_filesz; l.p_filesz = keep; left -= keep; }
+    }
+    const text = `incomplete: ${missing}`;
+    try { sink.write(0n, encodeElfCoreHeader(core.machine, placed, notesWith(NT_KEXEC_TS_INCOMPLETE, text))); } catch { /* header stays marked in progress */ }
+    return { complete: false, pagesWritten: written / BigInt(ps), bytesWritten: written, counts: bitmaps.counts, missing: `${missing}; ${size(total - written)} of page data is missing` };
+  }
+  sink.write(0n, encodeElfCoreHeader(core.machine, placed, notesWith(NT_KEXEC_TS_COMPLETE, "complete")));
+  return { complete: true, pagesWritten: written / BigInt(ps), bytesWritten: written, counts: bitmaps.counts };
+}
+
+export { existsSync, ftruncateSync, unlinkSync, dedupeLoads };
