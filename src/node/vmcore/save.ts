@@ -237,13 +237,12 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
   };
   writeBitmaps();
   let dataAt = layout.dataOffset;
-  let zeroDesc: [bigint, number] | undefined;
-  if (!(opts.dumpLevel & DL_EXCLUDE_ZERO)) {
-    // makedumpfile's pd_zero: every zero page shares one stored zero page.
-    sink.write(dataAt, new Uint8Array(ps));
-    zeroDesc = [dataAt, ps];
-    dataAt += BigInt(ps);
-  }
+  // Zero pages share one stored zero page (makedumpfile's pd_zero). makedumpfile 1.7.2 does this even
+  // at -d 1 in this format: its bitmaps are written before the data, so it cannot drop them from the
+  // 2nd bitmap, and its readers need every page of the 2nd bitmap to have a descriptor.
+  sink.write(dataAt, new Uint8Array(ps));
+  const zeroDesc: [bigint, number] = [dataAt, ps];
+  dataAt += BigInt(ps);
   const progress = new Progress(opts.progress, BigInt(descCount) * BigInt(ps));
   let descIndex = 0n;
   let written = 0n;
@@ -297,8 +296,11 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
       for (let i = 0; i < pfns.length; i++) {
         const s = sizes[i]!;
         if (s === -2) {
-          if (zero[i] && zeroDesc) { encodePageDesc(zeroDesc[0], zeroDesc[1], 0, descs, n * PAGE_DESC_SIZE); n++; }
-          else clearBit(bitmaps.dumpable, pfns[i]!), zero[i] && bitmaps.counts.zero++;
+          if (zero[i]) {
+            encodePageDesc(zeroDesc[0], zeroDesc[1], 0, descs, n * PAGE_DESC_SIZE);
+            n++;
+            if (opts.dumpLevel & DL_EXCLUDE_ZERO) bitmaps.counts.zero++;
+          } else clearBit(bitmaps.dumpable, pfns[i]!); // absent from a kdump source
           continue;
         }
         let bytes: Uint8Array;
@@ -341,7 +343,7 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
     try {
       writeBitmaps();
     } catch { /* the header already says incomplete; nothing more can be done on a full device */ }
-    const lost = BigInt(descCount) - written - bitmaps.counts.zero;
+    const lost = BigInt(descCount) - written;
     return { complete: false, pagesWritten: written, bytesWritten: dataAt, counts: bitmaps.counts, missing: `${missing}; pages from page frame ${hex(committedUpTo)} on (about ${lost > 0n ? lost : 0n} dumpable pages) are missing` };
   }
   writeBitmaps();
