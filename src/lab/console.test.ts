@@ -2,13 +2,13 @@ import { test } from "node:test";
 import { strict as assert } from "node:assert";
 import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
-import { ConsoleWatcher } from "./console.js";
+import { ConsoleWatcher, isPrintkLine } from "./console.js";
 
 function feedAll(w: ConsoleWatcher, lines: string[]): ReturnType<ConsoleWatcher["feed"]>[] {
   return lines.map((l, i) => w.feed(l, i * 10));
 }
 
-test("markers in order complete the run; kernel lines are kept in the log but not in step output", () => {
+test("markers in order complete the run; a step's output keeps kernel lines, which isPrintkLine recognises", () => {
   const w = new ConsoleWatcher(["init", "la57", "done"]);
   const events = feedAll(w, [
     "[    0.000000] Linux version 6.1.0-50-amd64",
@@ -20,7 +20,10 @@ test("markers in order complete the run; kernel lines are kept in the log but no
     "KEXEC-TS-MARK:done",
   ]);
   assert.deepEqual(events.map((e) => e?.kind), [undefined, "marker", undefined, undefined, undefined, "marker", "complete"]);
-  assert.deepEqual(w.steps["la57"], { rc: 0, output: ["la57=present"] });
+  assert.deepEqual(w.steps["la57"], { rc: 0, output: ["[    1.909689] tsc: Refined TSC clocksource calibration: 2596.106 MHz", "la57=present"] });
+  assert.deepEqual(w.steps["la57"]!.output.filter((l) => !isPrintkLine(l)), ["la57=present"]);
+  assert.equal(isPrintkLine("[12345.000001] x"), true);
+  assert.equal(isPrintkLine("la57=[present]"), false);
   assert.equal(w.log.length, 7);
   assert.equal(w.log[1], "KEXEC-TS-MARK:init", "carriage returns are dropped");
   assert.deepEqual(w.markersSeen.map((m) => [m.name, m.ms]), [["init", 10], ["la57", 50], ["done", 60]]);

@@ -20,7 +20,11 @@ export interface ExpectedMarker {
 
 export interface StepResult {
   rc: number | undefined;
-  /** The step's console lines, without kernel messages (those stay in the log). */
+  /**
+   * Every console line between the step's start and end, as it arrived. Kernel messages can
+   * be among them (the console is shared); `isPrintkLine` tells them apart, but a step that
+   * prints dmesg prints lines of the same shape, so nothing is dropped here.
+   */
   output: string[];
 }
 
@@ -38,8 +42,12 @@ export type ConsoleEvent =
 const PANIC = /Kernel panic - not syncing/;
 const MARK_RE = new RegExp(`${MARK}(\\S+)(?: rc=(\\d+))?`);
 const BASE64_LINE = /^[A-Za-z0-9+/=]+$/;
-// printk lines ("[    1.909689] tsc: ...") reach the console between a step's own lines.
-const KERNEL_LINE = /^\[\s*\d+\.\d{6}\] /;
+const PRINTK_LINE = /^\[\s*\d+\.\d{6}\] /;
+
+/** A line shaped like a timestamped kernel message ("[    1.909689] tsc: ..."). */
+export function isPrintkLine(line: string): boolean {
+  return PRINTK_LINE.test(line);
+}
 
 export function lastLines(lines: string[], n = 15): string {
   return lines.slice(-n).map((l) => `  | ${l}`).join("\n");
@@ -120,7 +128,7 @@ export class ConsoleWatcher {
       }
       return this.next === this.expected.length ? { kind: "complete" } : { kind: "marker", name, expected: true };
     }
-    if (this.currentStep !== undefined && !KERNEL_LINE.test(line)) this.steps[this.currentStep]!.output.push(line);
+    if (this.currentStep !== undefined) this.steps[this.currentStep]!.output.push(line);
     if (PANIC.test(line) && !this.allowPanic) {
       const where = this.lastMarker !== undefined ? ` after marker ${this.lastMarker}` : " before /init";
       return { kind: "fail", outcome: "panic", reason: `the kernel panicked${where}: ${line.trim()}` };

@@ -40,6 +40,11 @@ export interface ExtraFile {
 
 export interface InitramfsSpec {
   userArch: UserArch;
+  /**
+   * What the kernel that boots this initramfs runs. An x86_64 kernel also runs x86_64
+   * programs in an i386 user space; an i386 kernel runs only i386 ones. Default: userArch.
+   */
+  kernelArch?: UserArch;
   init: InitSpec;
   /** Put Node into the guest (/usr/bin/node). */
   node?: boolean;
@@ -405,7 +410,8 @@ async function lastPart(spec: InitramfsSpec, cache: string): Promise<CpioWriter>
     let data: Uint8Array;
     if (f.program !== undefined) {
       data = readHostFile(f.program, `files[${i}].program`);
-      addLibraries(w, "/", [f.program], spec.userArch);
+      // Libraries of the program's own arch, from the host (x86_64 and i386 paths do not collide).
+      addLibraries(w, "/", [f.program], readDynamicInfo(data, f.program).arch);
       w.file(f.guest, data, f.mode ?? 0o755);
       continue;
     }
@@ -423,12 +429,14 @@ export async function buildInitramfs(spec: InitramfsSpec, options: BuildOptions 
   const started = performance.now();
   const cache = options.cache ?? labCacheDir();
   const pieces: { bytes: Uint8Array; part: InitramfsPart }[] = [];
-  // Programs of the wrong arch fail before any part is built.
+  // Programs the guest's kernel cannot run fail before any part is built.
+  const kernelArch = spec.kernelArch ?? spec.userArch;
   for (const [i, f] of (spec.files ?? []).entries()) {
     if (f.program === undefined) continue;
     const arch = readDynamicInfo(readHostFile(f.program, `files[${i}].program`), f.program).arch;
-    if (arch !== spec.userArch) {
-      throw new KexecError("lab", `files[${i}].program ${f.program} is ${arch} code, but this guest's user space is ${spec.userArch}`, { file: f.program, expected: spec.userArch, actual: arch });
+    if (arch === "x86_64" && kernelArch === "i386") {
+      throw new KexecError("lab", `files[${i}].program ${f.program} is x86_64 code, and the kernel that boots this initramfs runs only i386 programs`,
+        { file: f.program, expected: "i386", actual: arch }, "use an i386 build of the program, or boot this stage with an amd64 kernel");
     }
   }
 

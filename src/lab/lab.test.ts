@@ -205,7 +205,10 @@ test("a program file brings its loader and libraries into the initramfs", async 
     assert.equal(built.parts[0]!.cached, false);
     const again = await buildInitramfs({ userArch: "x86_64", init: { steps: [{ name: "w", run: "true" }] } }, { cache });
     assert.equal(again.parts[0]!.cached, true, "the busybox part is reused");
-    await assert.rejects(buildInitramfs({ userArch: "i386", init: { steps: [] }, files: [{ guest: "/sbin/kexec", program: "/usr/sbin/kexec" }] }, { cache }), /is x86_64 code/);
+    await assert.rejects(
+      buildInitramfs({ userArch: "i386", kernelArch: "i386", init: { steps: [] }, files: [{ guest: "/sbin/kexec", program: "/usr/sbin/kexec" }] }, { cache }),
+      /is x86_64 code, and the kernel that boots this initramfs runs only i386 programs/,
+    );
   } finally {
     rmSync(cache, { recursive: true, force: true });
   }

@@ -158,7 +158,7 @@ export function stageInitramfs(stage: ScenarioStage, kernel: string, kernelArch:
     const nestedKernel = initramfs.kernel ?? (siblingKernels.length === 1 ? siblingKernels[0]! : kernel);
     return { ...rest, initramfs: stageInitramfs(initramfs, nestedKernel, kernelArch, `${title} (${initramfs.stage ?? "nested"})`) };
   });
-  const spec: InitramfsSpec = { userArch, init, files };
+  const spec: InitramfsSpec = { userArch, kernelArch: kernelArch(kernel), init, files };
   if (stage.node === true) spec.node = true;
   if (stage.kexecTs === true) spec.kexecTs = true;
   if (stage.modules !== undefined && stage.modules.length > 0) spec.modules = { kernel: stage.modulesKernel ?? kernel, names: stage.modules };

@@ -4,7 +4,7 @@
  * reproduces it. `npm run test:e2e` runs it; `kexec-ts lab` can call runSuite.
  */
 import { pathToFileURL } from "node:url";
-import { isKexecError } from "../core/errors.js";
+import { isKexecError, type KexecError } from "../core/errors.js";
 import { size } from "../core/format.js";
 import { labAvailable } from "./qemu.js";
 import { findScenario, listScenarios, runScenario, type ScenarioResult } from "./scenario.js";
@@ -18,6 +18,8 @@ export interface SuiteOptions {
 
 export interface SuiteResult {
   results: ScenarioResult[];
+  /** Scenarios that could not be run at all. */
+  errors: { scenario: string; error: KexecError }[];
   passed: number;
   failed: number;
   skipped: number;
@@ -42,7 +44,7 @@ export function describeResult(r: ScenarioResult): string[] {
 export async function runSuite(names: string[] = [], options: SuiteOptions = {}): Promise<SuiteResult> {
   const print = options.print ?? ((l: string) => console.log(l));
   const scenarios = names.length === 0 ? listScenarios() : names.map((n) => findScenario(n));
-  const out: SuiteResult = { results: [], passed: 0, failed: 0, skipped: 0 };
+  const out: SuiteResult = { results: [], errors: [], passed: 0, failed: 0, skipped: 0 };
   const available = labAvailable([...new Set(scenarios.map((s) => s.kernel))]);
   if (!available.ok) {
     print(`SKIP all ${scenarios.length} scenarios: ${available.why}`);
@@ -50,7 +52,17 @@ export async function runSuite(names: string[] = [], options: SuiteOptions = {})
     return out;
   }
   for (const scenario of scenarios) {
-    const r = await runScenario(scenario, options.verbose === true ? { onLine: (l) => print(`  | ${l}`) } : {});
+    let r: ScenarioResult;
+    try {
+      r = await runScenario(scenario, options.verbose === true ? { onLine: (l) => print(`  | ${l}`) } : {});
+    } catch (e) {
+      // A scenario that cannot even be built (a missing file, a program for the wrong arch) fails alone.
+      if (!isKexecError(e)) throw e;
+      out.failed++;
+      out.errors.push({ scenario: scenario.name, error: e });
+      print(`FAIL ${scenario.name}  not run: ${e.message}${e.hint !== undefined ? `\n  hint: ${e.hint}` : ""}`);
+      continue;
+    }
     out.results.push(r);
     if (r.ok) out.passed++;
     else out.failed++;
