@@ -130,11 +130,11 @@ export function elfCoreMemory(core: ElfCore, file: RandomAccess, pageSize: numbe
         seg = segments[i]!;
       }
       const within = paddr - seg.p_paddr;
-      // A page straddling a segment start (unaligned RAM ranges) reads as zeros before it.
+      // Past p_filesz the segment reads as zeros (ELF semantics, and what makedumpfile and crash
+      // return): makedumpfile -E leaves excluded pages there, zero pages among them.
       if (within + ps > seg.p_filesz) {
-        if (within >= seg.p_filesz) return undefined;
         const out = new Uint8Array(pageSize);
-        out.set(file.read(seg.p_offset + within, Number(seg.p_filesz - within)));
+        if (within < seg.p_filesz) out.set(file.read(seg.p_offset + within, Number(seg.p_filesz - within)));
         return out;
       }
       return file.read(seg.p_offset + within, pageSize);

@@ -91,6 +91,8 @@ function flatSink(fd: number): Sink {
   all(encodeFlatHeader());
   return {
     write(offset, data) {
+      // makedumpfile -R stops at the first record of size 0, taking it for the end.
+      if (data.length === 0) return;
       all(encodeFlatRecordHeader(offset, data.length));
       all(data);
     },
@@ -358,7 +360,8 @@ function planElfLoads(core: Vmcore, bitmaps: DumpBitmaps, ps: number): { loads: 
   const loads: Omit<OutputLoad, "p_offset">[] = [];
   // Short excluded gaps are kept as data (as makedumpfile does) so the header does not grow to one PT_LOAD per hole.
   const MIN_GAP = 64;
-  for (const s of segs.length ? [...segs].sort((a, b) => (a.p_paddr < b.p_paddr ? -1 : 1)) : []) {
+  // In the source's order: the kernel text alias first, as /proc/vmcore and makedumpfile -E have it.
+  for (const s of segs) {
     const first = Number(s.p_paddr / P);
     const end = Number((s.p_paddr + s.p_memsz + P - 1n) / P);
     let p = first;
