@@ -6,28 +6,19 @@
 import { statSync } from "node:fs";
 import { checksJson, renderChecks, runChecks, summarize, type Arch, type CheckRequest, type CheckResult, type SyscallRequest } from "../core/check/index.js";
 import { KexecError } from "../core/errors.js";
-import { parseNumber } from "../core/format.js";
 import type { KernelImage } from "../core/image/index.js";
 import type { Machine } from "../core/machine/model.js";
 import { ioError } from "../node/files.js";
 import { readMachine } from "../node/machine.js";
 import { userArch as processArch } from "../node/syscalls.js";
 import { loadImage } from "./commands.js";
-import { commandLine } from "./load.js";
+import { commandLine, parseAddress } from "./load.js";
 import { has, value, type ParsedArgs } from "./options.js";
 
 function syscallRequest(args: ParsedArgs): SyscallRequest {
   if (has(args, "kexec-file-syscall")) return "kexec_file_load";
   if (has(args, "kexec-syscall")) return "kexec_load";
   return "auto";
-}
-
-function address(args: ParsedArgs, flag: string): bigint | undefined {
-  const text = value(args, flag);
-  if (text === undefined) return undefined;
-  const v = parseNumber(text);
-  if (v === undefined) throw new KexecError("usage", `--${flag}=${text} is not a number`, { field: flag, actual: text }, `e.g. --${flag}=0x100000000`);
-  return v;
 }
 
 /**
@@ -65,8 +56,8 @@ export function requestFromArgs(args: ParsedArgs, machine: Machine, initrdBytes:
     cmdline: commandLine(args, machine, crash),
     initrdSize: initrdBytes,
     userArch: predictedUserArch(args, machine),
-    memMin: address(args, "mem-min"),
-    memMax: address(args, "mem-max"),
+    memMin: parseAddress(value(args, "mem-min"), "mem-min"),
+    memMax: parseAddress(value(args, "mem-max"), "mem-max"),
     entry32: has(args, "entry-32bit"),
   };
 }

@@ -11,6 +11,7 @@ import { readMachine } from "../node/machine.js";
 import { snapshot } from "../node/snapshot.js";
 import { has, value, type ParsedArgs } from "./options.js";
 import { execCommand, loadCommand, planCommand, unloadCommand } from "./load.js";
+import { checkCommand } from "./check.js";
 
 const SUBCOMMANDS: Record<string, (args: ParsedArgs, rest: string[]) => Promise<number>> = {
   inspect: inspectCommand,
@@ -18,6 +19,7 @@ const SUBCOMMANDS: Record<string, (args: ParsedArgs, rest: string[]) => Promise<
   snapshot: snapshotCommand,
   demo: demoCommand,
   plan: planCommand,
+  check: checkCommand,
   help: async () => 0,
 };
 

@@ -21,6 +21,8 @@ import {
   KEXEC_FILE_ON_CRASH, kexecFileLoad, kexecFileUnload, kexecLoad, kexecUnload, rebootIntoKexec, userArch,
 } from "../node/syscalls.js";
 import { loadImage } from "./commands.js";
+import { checksFor, predictedUserArch } from "./check.js";
+import { checksJson, renderChecks, summarize, type CheckResult } from "../core/check/index.js";
 import { has, value, type ParsedArgs } from "./options.js";
 
 type SyscallChoice = "file" | "load" | "auto";
@@ -31,7 +33,7 @@ function syscallChoice(args: ParsedArgs): SyscallChoice {
   return "auto";
 }
 
-function parseAddress(text: string | undefined, flag: string): bigint | undefined {
+export function parseAddress(text: string | undefined, flag: string): bigint | undefined {
   if (text === undefined) return undefined;
   const v = parseNumber(text);
   if (v === undefined) throw new KexecError("usage", `--${flag}=${text} is not a number`, { field: flag, actual: text }, `e.g. --${flag}=0x100000000`);
@@ -82,7 +84,7 @@ async function prepare(args: ParsedArgs, positionals: string[]): Promise<Prepare
   return { image, machine, imagePath, initrdPath, initrd, cmdline: commandLine(args, machine, crash), crash };
 }
 
-function makePlan(p: Prepared, args: ParsedArgs, arch = userArch()): Plan {
+function makePlan(p: Prepared, args: ParsedArgs, arch = predictedUserArch(args, p.machine)): Plan {
   return planLoad(p.image, p.machine, {
     crash: p.crash,
     cmdline: p.cmdline,
@@ -111,17 +113,46 @@ export function renderPlan(plan: Plan): string {
   ].join("\n");
 }
 
+/** The checks for this load; a failing one stops it unless --force, as DESIGN.md asks. */
+function runLoadChecks(p: Prepared, args: ParsedArgs): CheckResult[] {
+  return checksFor(args, p.image, p.machine, p.initrd?.length);
+}
+
 export async function planCommand(args: ParsedArgs, positionals: string[]): Promise<number> {
   if (!has(args, "load") && !has(args, "load-panic")) args.flags.set("load", [""]);
   const p = await prepare(args, positionals);
-  const plan = makePlan(p, args);
-  if (has(args, "json")) process.stdout.write(`${JSON.stringify(planJson(plan), null, 2)}\n`);
-  else process.stdout.write(`${renderPlan(plan)}\n`);
-  return 0;
+  const checks = runLoadChecks(p, args);
+  let plan: Plan | undefined;
+  let planError: KexecError | undefined;
+  try {
+    plan = makePlan(p, args);
+  } catch (e) {
+    // With -s the kernel places the segments itself; a kexec_load placement failure is then only a prediction.
+    if (!isKexecError(e) || e.code !== "plan") throw e;
+    planError = e;
+  }
+  if (has(args, "json")) {
+    const json = plan ? planJson(plan, checksJson(checks).checks) : { error: planError?.toJSON(), checks: checksJson(checks).checks };
+    process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+  } else {
+    if (plan) process.stdout.write(`${renderPlan(plan)}\n`);
+    else process.stdout.write(`no kexec_load plan: ${planError?.message}\n`);
+    process.stdout.write(`\n${renderChecks(checks)}\n`);
+  }
+  if (planError) return 2;
+  return summarize(checks).exitCode;
 }
 
 export async function loadCommand(args: ParsedArgs, positionals: string[]): Promise<number> {
   const p = await prepare(args, positionals);
+  const checks = runLoadChecks(p, args);
+  const summary = summarize(checks);
+  if (summary.exitCode === 2 && !has(args, "force")) {
+    process.stderr.write(`${renderChecks(checks.filter((c) => c.verdict !== "ok"))}\n`);
+    const failed = checks.filter((c) => c.verdict === "fail");
+    throw new KexecError("check", `not loading: ${failed.map((c) => `${c.id} (${c.reason})`).join("; ")}`, { checks: failed.map((c) => c.id) }, "fix the cause named above, or add --force to load anyway");
+  }
+  for (const c of checks.filter((x) => x.verdict === "warn")) process.stderr.write(`kexec-ts: warning: ${c.id}: ${c.reason}\n`);
   const choice = syscallChoice(args);
   const ctx = errnoContext(p.machine, p.image);
   if (choice !== "load") {

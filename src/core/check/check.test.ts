@@ -201,6 +201,10 @@ const CASES: Case[] = [
     expect: { "crash-region": "fail" } },
   { name: "crash region 256M@1968M, kexec_file_load", machine: machine({ la57: true, crash: crash1968, cmdline: "crashkernel=256M@1968M" }), image: modern, request: { crash: true, syscall: "kexec_file_load", initrdSize: 40 * 0x100000 },
     expect: { "crash-region": "ok", "crash-region-size": "ok", "crash-region-reach": "ok", "placement-hole": "ok" } },
+  { name: "capture command line without the usual kdump options", machine: machine({ crash: crash1968, cmdline: "crashkernel=256M@1968M" }), image: modern, request: { crash: true, syscall: "kexec_file_load", cmdline: "console=ttyS0" },
+    expect: { "crash-cmdline": "warn" }, says: { "crash-cmdline": "irqpoll, nr_cpus=1, reset_devices" } },
+  { name: "capture command line with irqpoll maxcpus=1 reset_devices", machine: machine({ crash: crash1968, cmdline: "crashkernel=256M@1968M" }), image: modern, request: { crash: true, syscall: "kexec_file_load", cmdline: "console=ttyS0 irqpoll maxcpus=1 reset_devices" },
+    expect: { "crash-cmdline": "ok" } },
   { name: "crash region too small", machine: machine({ crash: [{ start: 1968n * MiB, size: 48n * MiB }], cmdline: "crashkernel=48M@1968M" }), image: modern, request: { crash: true, syscall: "kexec_file_load", initrdSize: 20 * 0x100000 },
     expect: { "crash-region-size": "fail", "placement-hole": "fail" } },
   { name: "crash region that leaves little room to run", machine: machine({ crash: [{ start: 1968n * MiB, size: 96n * MiB }], cmdline: "crashkernel=96M@1968M" }), image: modern, request: { crash: true, syscall: "kexec_file_load" },
@@ -250,7 +254,7 @@ test("every rule is seen failing (or warning, for the advisory ones) and passing
   for (const c of CASES) for (const [id, v] of Object.entries(c.expect)) (seen.get(id) ?? seen.set(id, new Set()).get(id)!).add(v);
   const ids = runChecks({ image: modern, machine: machine(), request: req() }).map((r) => r.id);
   // These can only warn: a load that replaces another, or a Secure Boot policy that may or may not be built in.
-  const advisory = new Set(["already-loaded", "secure-boot"]);
+  const advisory = new Set(["already-loaded", "secure-boot", "crash-cmdline"]);
   for (const id of ids) {
     const v = seen.get(id) ?? new Set();
     assert.ok(v.has("ok"), `${id} has no passing case`);
@@ -292,5 +296,5 @@ test("human output lists only what is not ok, evidence indented, remedy last, th
   assert.ok(warnAt > 0);
   assert.match(text[warnAt - 1]!, /^ {2}remedy: /);
   assert.ok(text.slice(1, warnAt - 1).every((l) => l.startsWith("    ")));
-  assert.match(text[text.length - 1]!, /^FAIL: 22 checks, 20 ok, 1 warn, 1 fail/);
+  assert.match(text[text.length - 1]!, /^FAIL: 23 checks, 21 ok, 1 warn, 1 fail/);
 });

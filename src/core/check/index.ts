@@ -6,7 +6,7 @@
 import { buildContext } from "./context.js";
 import type { Rule } from "./result.js";
 import { entryMode, imageArch, kexecFileAvailable, kexecFileProbe, userArch } from "./rules-arch.js";
-import { crashRegion, crashRegionReach, crashRegionSize } from "./rules-crash.js";
+import { crashRegion, crashRegionReach, crashRegionSize, crashCmdline } from "./rules-crash.js";
 import { paging5Level, pagingPhysmemLimit } from "./rules-paging.js";
 import { alreadyLoaded, kexecLoadDisabled, kexecSupported, lockdown, notRoot, secureBoot } from "./rules-policy.js";
 import { above4G, cmdlineSize, initrdAddrMax, placementHole, protocolVersion, relocatable } from "./rules-placement.js";
@@ -38,6 +38,7 @@ export const RULES: readonly Rule[] = [
   crashRegion,
   crashRegionSize,
   crashRegionReach,
+  crashCmdline,
   placementHole,
 ];
 

@@ -142,3 +142,27 @@ export const crashRegionReach: Rule = (c) => {
   }
   return ok(id, `the crash region (${hex(lowest.start)}-${hex(highestEnd)}) is within what the loader and the capture kernel can use`, evidence);
 };
+
+/**
+ * The capture kernel boots on a machine whose devices were left running by a
+ * crashed kernel, usually with one CPU: distro kdump scripts add irqpoll
+ * (interrupts from devices nobody reset), nr_cpus=1 (less memory, no AP
+ * bring-up) and reset_devices (drivers reset hardware first). Their absence
+ * is not fatal, so it is a warning.
+ */
+const CAPTURE_OPTIONS: readonly { word: RegExp; name: string; why: string }[] = [
+  { word: /^irqpoll$/, name: "irqpoll", why: "devices of the crashed kernel may still raise interrupts nobody handles" },
+  { word: /^(nr_cpus|maxcpus)=1$/, name: "nr_cpus=1", why: "one CPU keeps the capture kernel inside a small crash region" },
+  { word: /^reset_devices$/, name: "reset_devices", why: "drivers then reset devices the crashed kernel left busy" },
+];
+
+export const crashCmdline: Rule = (c) => {
+  const id = "crash-cmdline";
+  if (!c.req.crash) return ok(id, "not a crash load (-l)");
+  const words = c.req.cmdline.split(/\s+/).filter(Boolean);
+  const missing = CAPTURE_OPTIONS.filter((o) => !words.some((w) => o.word.test(w)));
+  if (missing.length === 0) return ok(id, "the capture kernel's command line has irqpoll, nr_cpus=1 and reset_devices", { cmdline: c.req.cmdline });
+  return warn(id, `the capture kernel's command line lacks ${missing.map((m) => m.name).join(", ")}: ${missing.map((m) => m.why).join("; ")}`,
+    { cmdline: c.req.cmdline, missing: missing.map((m) => m.name) },
+    `add ${missing.map((m) => m.name).join(" ")} to --append (distro kdump services do)`);
+};
