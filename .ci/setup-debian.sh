@@ -7,8 +7,10 @@
 #   debian/*.deb, debian/x/<package>/     kernel packages and their extracted trees
 #   kernels.json                          short name -> vmlinuz, modules dir, version (paths
 #                                         relative to the cache directory)
-#   i386-node/debs/*.deb, i386-node/root/ Debian's nodejs:i386 and its libraries, extracted
-#                                         (never installed: the host's node stays as it is)
+#   i386-node/debs/*.deb, i386-node/root/ Debian's nodejs:i386, kexec-tools:i386 and
+#                                         makedumpfile:i386 with their libraries, extracted
+#                                         (never installed: the host's node stays as it is);
+#                                         the 32-bit peers are the reference for i386 user space
 #   i386-busybox/root/bin/busybox         Debian's busybox-static:i386, extracted
 # KEXEC_TS_REFRESH=1 looks for newer kernels even when the cache is complete.
 set -euo pipefail
@@ -152,20 +154,21 @@ fi
 
 # --- 32-bit Node for i386 user space -----------------------------------------------------
 NODE_DIR="$CACHE/i386-node"
-if [ "$REFRESH" != 1 ] && [ -x "$NODE_DIR/root/usr/bin/nodejs" -o -x "$NODE_DIR/root/usr/bin/node" ] && [ -s "$NODE_DIR/packages.txt" ]; then
+if [ "$REFRESH" != 1 ] && [ -x "$NODE_DIR/root/usr/bin/node" ] && [ -x "$NODE_DIR/root/sbin/kexec" ] &&
+   [ -x "$NODE_DIR/root/usr/bin/makedumpfile" ] && [ -s "$NODE_DIR/packages.txt" ]; then
   say "i386 node cached ($NODE_DIR)"
 else
   apt_update
-  mkdir -p "$NODE_DIR/debs"
+  rm -rf "$NODE_DIR/debs" && mkdir -p "$NODE_DIR/debs"
   # Every i386 library in nodejs:i386's dependency closure plus the arch-independent node-*
   # modules Debian unbundled from node (undici, acorn, cjs-module-lexer...). Extra libraries
   # pulled in through dpkg:i386 are harmless; the initramfs builder takes only what the ELF
   # files really need.
   mapfile -t NODE_PKGS < <(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
-      --no-breaks --no-replaces --no-enhances nodejs:i386 2>/dev/null |
-    grep -v '^ ' | sort -u | grep -E '^(lib[^ <>]*:i386|zlib1g:i386|nodejs:i386|node-[a-z0-9.-]+)$')
+      --no-breaks --no-replaces --no-enhances nodejs:i386 kexec-tools:i386 makedumpfile:i386 2>/dev/null |
+    grep -v '^ ' | sort -u | grep -E '^(lib[^ <>]*:i386|zlib1g:i386|nodejs:i386|kexec-tools:i386|makedumpfile:i386|node-[a-z0-9.-]+)$')
   [ "${#NODE_PKGS[@]}" -gt 0 ] || die "apt-cache found no dependencies for nodejs:i386 (apt-get update done?)"
-  say "fetching nodejs:i386 and ${#NODE_PKGS[@]} packages into $NODE_DIR"
+  say "fetching nodejs:i386, kexec-tools:i386, makedumpfile:i386 (${#NODE_PKGS[@]} packages) into $NODE_DIR"
   (cd "$NODE_DIR/debs" && apt-get download -qq "${NODE_PKGS[@]}" >/dev/null 2>"$NODE_DIR/download.log") ||
     die "apt-get download failed for nodejs:i386's packages (see $NODE_DIR/download.log)"
   rm -rf "$NODE_DIR/root.tmp" && mkdir -p "$NODE_DIR/root.tmp"

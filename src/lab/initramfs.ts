@@ -33,8 +33,13 @@ export interface ExtraFile {
   kernel?: string;
   /** Another initramfs, built from this spec (for the kernel a guest kexecs into). */
   initramfs?: InitramfsSpec;
-  /** A host program (e.g. "/usr/sbin/kexec"), copied with its loader and DT_NEEDED libraries. */
+  /** A program (e.g. "/usr/sbin/kexec"), copied with its loader and DT_NEEDED libraries. */
   program?: string;
+  /**
+   * Where `program` comes from: the host (default), or "i386", the cached 32-bit Debian user
+   * space (.ci/setup-debian.sh puts kexec-tools, makedumpfile and Node there).
+   */
+  from?: "host" | "i386";
   mode?: number;
 }
 
@@ -387,6 +392,10 @@ function decompressModule(path: string): Uint8Array {
   return r.stdout;
 }
 
+function programPath(f: ExtraFile, cache: string): string {
+  return f.from === "i386" ? join(i386NodeRoot(cache), f.program!) : f.program!;
+}
+
 async function lastPart(spec: InitramfsSpec, cache: string): Promise<CpioWriter> {
   const w = new CpioWriter();
   const modulePaths: string[] = [];
@@ -409,9 +418,10 @@ async function lastPart(spec: InitramfsSpec, cache: string): Promise<CpioWriter>
     }
     let data: Uint8Array;
     if (f.program !== undefined) {
-      data = readHostFile(f.program, `files[${i}].program`);
-      // Libraries of the program's own arch, from the host (x86_64 and i386 paths do not collide).
-      addLibraries(w, "/", [f.program], readDynamicInfo(data, f.program).arch);
+      const path = programPath(f, cache);
+      data = readHostFile(path, `files[${i}].program`);
+      // Libraries of the program's own arch from the same root (x86_64 and i386 paths do not collide).
+      addLibraries(w, f.from === "i386" ? i386NodeRoot(cache) : "/", [path], readDynamicInfo(data, path).arch);
       w.file(f.guest, data, f.mode ?? 0o755);
       continue;
     }
@@ -433,10 +443,11 @@ export async function buildInitramfs(spec: InitramfsSpec, options: BuildOptions 
   const kernelArch = spec.kernelArch ?? spec.userArch;
   for (const [i, f] of (spec.files ?? []).entries()) {
     if (f.program === undefined) continue;
-    const arch = readDynamicInfo(readHostFile(f.program, `files[${i}].program`), f.program).arch;
+    const path = programPath(f, cache);
+    const arch = readDynamicInfo(readHostFile(path, `files[${i}].program`), path).arch;
     if (arch === "x86_64" && kernelArch === "i386") {
-      throw new KexecError("lab", `files[${i}].program ${f.program} is x86_64 code, and the kernel that boots this initramfs runs only i386 programs`,
-        { file: f.program, expected: "i386", actual: arch }, "use an i386 build of the program, or boot this stage with an amd64 kernel");
+      throw new KexecError("lab", `files[${i}].program ${path} is x86_64 code, and the kernel that boots this initramfs runs only i386 programs`,
+        { file: path, expected: "i386", actual: arch }, `use the i386 build ("from": "i386"), or boot this stage with an amd64 kernel`);
     }
   }
 

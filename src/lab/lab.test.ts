@@ -8,7 +8,7 @@ import { KexecError } from "../core/errors.js";
 import { readDynamicInfo, readModinfo, resolveLibraries } from "./elf-deps.js";
 import { expectedMarkers, generateInit, shellQuote, MARK, STEP } from "./init-script.js";
 import { buildInitramfs, readInitramfs, productionPackages, defaultRepoRoot, skipInPackage, resolveModules, modulesDepLookup, modinfoLookup } from "./initramfs.js";
-import { findKernel } from "./kernels.js";
+import { findKernel, i386NodeRoot } from "./kernels.js";
 import { evaluateChecks, listScenarios, parseScenario, stageInitramfs } from "./scenario.js";
 import { readTar } from "./tar.js";
 
@@ -205,6 +205,20 @@ test("a program file brings its loader and libraries into the initramfs", async 
     assert.equal(built.parts[0]!.cached, false);
     const again = await buildInitramfs({ userArch: "x86_64", init: { steps: [{ name: "w", run: "true" }] } }, { cache });
     assert.equal(again.parts[0]!.cached, true, "the busybox part is reused");
+    let i386Root: string | undefined;
+    try {
+      i386Root = i386NodeRoot();
+    } catch {
+      t.diagnostic("no cached i386 user space: the from=i386 case is not checked");
+    }
+    if (i386Root !== undefined && existsSync(join(i386Root, "sbin/kexec"))) {
+      const i386 = await buildInitramfs(
+        { userArch: "i386", kernelArch: "x86_64", init: { steps: [] }, files: [{ guest: "/sbin/kexec", program: "/sbin/kexec", from: "i386" }, { guest: "/usr/bin/kexec64", program: "/usr/sbin/kexec" }] },
+        { cache: process.env["KEXEC_TS_CACHE"] ?? join(process.env["HOME"] ?? "/root", ".cache/kexec-ts") },
+      );
+      const got = new Set(readInitramfs(readFileSync(i386.path)).map((e) => e.name));
+      for (const n of ["sbin/kexec", "lib/ld-linux.so.2", "lib/i386-linux-gnu/libc.so.6", "usr/bin/kexec64", "lib64/ld-linux-x86-64.so.2", "lib/x86_64-linux-gnu/libc.so.6"]) assert.ok(got.has(n), n);
+    }
     await assert.rejects(
       buildInitramfs({ userArch: "i386", kernelArch: "i386", init: { steps: [] }, files: [{ guest: "/sbin/kexec", program: "/usr/sbin/kexec" }] }, { cache }),
       /is x86_64 code, and the kernel that boots this initramfs runs only i386 programs/,

@@ -32,8 +32,9 @@ export interface ScenarioFile {
   text?: string;
   kernel?: string;
   initramfs?: ScenarioStage;
-  /** A host program copied with its loader and libraries. */
+  /** A program copied with its loader and libraries, from the host or (from: "i386") the cached i386 user space. */
   program?: string;
+  from?: "host" | "i386";
   mode?: number;
 }
 
