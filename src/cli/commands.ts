@@ -5,12 +5,17 @@ import { createRequire } from "node:module";
 import { KexecError, isKexecError } from "../core/errors.js";
 import { inspectJson, renderInspect } from "../core/image/describe.js";
 import { readKernelImage } from "../core/image/index.js";
+import { buildBzImage } from "../core/image/testing/synthetic.js";
+import { renderChecks, runChecks } from "../core/check/index.js";
+import { planLoad } from "../core/plan/plan.js";
+import { sha256 } from "../node/crypto.js";
+import { cachedKernels } from "../node/kernel-cache.js";
 import { renderMachine, toMachineJson } from "../core/machine/model.js";
 import { readInputFile } from "../node/files.js";
 import { readMachine } from "../node/machine.js";
 import { snapshot } from "../node/snapshot.js";
 import { has, value, type ParsedArgs } from "./options.js";
-import { execCommand, loadCommand, planCommand, unloadCommand } from "./load.js";
+import { execCommand, loadCommand, planCommand, renderPlan, unloadCommand } from "./load.js";
 import { checkCommand } from "./check.js";
 
 const SUBCOMMANDS: Record<string, (args: ParsedArgs, rest: string[]) => Promise<number>> = {
@@ -76,24 +81,45 @@ async function snapshotCommand(args: ParsedArgs, rest: string[]): Promise<number
 }
 
 /**
- * What `npm start` runs: the machine model of this machine (or of the sample
- * snapshot shipped in the repo when this is not an x86 Linux machine we can
- * read), and an inspection of a kernel from /boot when there is one.
+ * What `npm start` runs: the whole prediction on an embedded default. With a
+ * kernel in /boot it is this machine's live state and that kernel; otherwise
+ * the sample QEMU snapshot shipped in the repo (a 5-level guest with
+ * crashkernel=256M@1968M) and a Debian kernel from the lab cache, or failing
+ * that a header-only image shaped like Debian's 6.1 amd64 kernel.
  */
 async function demoCommand(args: ParsedArgs): Promise<number> {
-  let root = value(args, "root") ?? "/";
-  if (!has(args, "root") && !existsSync("/proc/iomem")) {
-    root = new URL("../../testdata/snapshots/qemu-amd64-6.1-5level-crash1968M", import.meta.url).pathname;
-    process.stdout.write(`(no /proc/iomem here: using the sample snapshot ${root})\n\n`);
-  }
+  const bootKernel = has(args, "root") ? undefined : findBootKernel("/boot");
+  const sample = new URL("../../testdata/snapshots/qemu-amd64-6.1-5level-crash1968M", import.meta.url).pathname;
+  const root = value(args, "root") ?? (bootKernel ? "/" : sample);
+  const out = (text: string) => process.stdout.write(`${text}\n`);
+  if (root === sample) out(`(no kernel in /boot: using the sample snapshot ${root})\n`);
   const machine = await readMachine(root);
-  process.stdout.write(`== machine (${root}) ==\n${renderMachine(machine)}\n\n`);
-  const kernel = findBootKernel(root === "/" ? "/boot" : join(root, "boot"));
-  if (kernel) {
-    const image = loadImage(kernel, false);
-    process.stdout.write(`== kernel image ==\n${renderInspect(image, kernel)}\n`);
+  out(`== machine (${root}) ==\n${renderMachine(machine)}\n`);
+
+  let image;
+  let imageName: string;
+  const cached = cachedKernels().find((k) => k.flavour === (machine.kernelArch === "i386" ? "686-pae" : "amd64"));
+  if (bootKernel ?? cached) {
+    imageName = (bootKernel ?? cached!.vmlinuz);
+    image = loadImage(imageName, false);
   } else {
-    process.stdout.write("(no kernel in /boot to inspect: try `kexec-ts inspect IMAGE`)\n");
+    imageName = "(sample header of a Debian 6.1 amd64 bzImage; no kernel on this machine)";
+    image = readKernelImage(buildBzImage({ fields: { xloadflags: 0x7f, init_size: 0x37ee000n, kernel_alignment: 0x200000n }, tail: 0x4000 }));
+  }
+  out(`== kernel image ==\n${renderInspect(image, imageName)}\n`);
+
+  const arch = machine.kernelArch ?? "x86_64";
+  for (const crash of machine.crashRegions.length ? [false, true] : [false]) {
+    const cmdline = crash ? "console=ttyS0 irqpoll nr_cpus=1 reset_devices" : "console=ttyS0";
+    const request = { crash, syscall: "auto" as const, cmdline, userArch: arch, initrdSize: 32 * 0x100000 };
+    out(`== ${crash ? "kdump (-p)" : "kexec (-l)"} with a 32 MiB initrd: checks ==\n${renderChecks(runChecks({ image, machine, request }))}\n`);
+    try {
+      const plan = planLoad(image, machine, { crash, cmdline, initrd: new Uint8Array(32 * 0x100000), userArch: arch, sha256 });
+      out(`== ${crash ? "kdump" : "kexec"} plan for kexec_load ==\n${renderPlan(plan)}\n`);
+    } catch (e) {
+      if (!isKexecError(e)) throw e;
+      out(`== ${crash ? "kdump" : "kexec"} plan for kexec_load ==\nkexec-ts: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ""}`);
+    }
   }
   return 0;
 }
