@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, lstatSync, rmSync, statSync, utimesSync, writeFileSync, renameSync, openSync, writeSync, closeSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, lstatSync, rmSync, statSync, utimesSync, writeFileSync, renameSync, openSync, readSync, writeSync, closeSync } from "node:fs";
 import { dirname, join, relative, resolve, basename } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -218,10 +218,30 @@ function addLibraries(w: CpioWriter, root: string, programs: string[], arch: Use
   for (const lib of resolveLibraries(root, programs, arch)) w.file(lib.guestPath, readHostFile(lib.hostPath, "shared library"), 0o755);
 }
 
+/** The Node running the lab (so the guest gets the same one), else /usr/bin/node. */
+function hostX86_64Node(): string {
+  for (const candidate of [process.execPath, "/usr/bin/node"]) {
+    try {
+      const real = realpathSync(candidate);
+      // e_ident and e_machine are in the first 20 bytes; node itself is ~100 MB.
+      const head = Buffer.alloc(20);
+      const fd = openSync(real, "r");
+      try {
+        readSync(fd, head, 0, 20, 0);
+      } finally {
+        closeSync(fd);
+      }
+      if (head.readUInt32BE(0) === 0x7f454c46 && head.readUInt16LE(18) === 62) return real;
+    } catch {
+      // not there, or not an ELF we can read: try the next
+    }
+  }
+  throw new KexecError("lab", "no x86_64 Node on the host to put into an x86_64 guest", { file: process.execPath }, "install Node 18 or newer");
+}
+
 function nodePart(arch: UserArch, cache: string): { key: string; build: () => CpioWriter } {
   if (arch === "x86_64") {
-    const node = "/usr/bin/node";
-    if (!existsSync(node)) throw new KexecError("lab", "no /usr/bin/node on the host to put into an x86_64 guest", { file: node }, "install Node 18 or newer");
+    const node = hostX86_64Node();
     return {
       key: identityKey("node-x86_64", [node, ...resolveLibraries("/", [node], "x86_64").map((l) => l.hostPath)]),
       build: () => {
