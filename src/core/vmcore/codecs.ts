@@ -106,81 +106,116 @@ export function lzo1xDecompress(input: Uint8Array, outLen: number): Uint8Array {
   return op === outLen ? out : out.subarray(0, op);
 }
 
+/** Growable output for the encoders: typed writes, no per-byte array pushes. */
+class Out {
+  buf: Uint8Array;
+  n = 0;
+  constructor(capacity: number) {
+    this.buf = new Uint8Array(capacity);
+  }
+  room(k: number): void {
+    if (this.n + k <= this.buf.length) return;
+    const next = new Uint8Array(Math.max(this.buf.length * 2, this.n + k));
+    next.set(this.buf.subarray(0, this.n));
+    this.buf = next;
+  }
+  byte(b: number): void {
+    this.room(1);
+    this.buf[this.n++] = b;
+  }
+  copy(src: Uint8Array, from: number, to: number): void {
+    this.room(to - from);
+    this.buf.set(src.subarray(from, to), this.n);
+    this.n += to - from;
+  }
+  result(): Uint8Array {
+    return this.buf.slice(0, this.n);
+  }
+}
+
 /** Append the LZO length encoding: v if it fits in `max`, else 0, zero bytes and a remainder. */
-function lzoLength(out: number[], first: number, v: number, max: number): void {
+function lzoLength(out: Out, first: number, v: number, max: number): void {
   if (v <= max) {
-    out.push(first | v);
+    out.byte(first | v);
     return;
   }
-  out.push(first);
+  out.byte(first);
   let r = v - max;
   while (r > 255) {
-    out.push(0);
+    out.byte(0);
     r -= 255;
   }
-  out.push(r);
+  out.byte(r);
 }
 
 const HASH_BITS = 12;
 
-/** A greedy LZO1X compressor (4-byte hash, no lazy matching): valid LZO1X that lzo1x_decompress_safe accepts. */
+function read32(b: Uint8Array, i: number): number {
+  return b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24);
+}
+
+/**
+ * A greedy LZO1X compressor (4-byte hash, no lazy matching) producing what
+ * lzo1x_decompress_safe accepts. Like LZ4's, the search steps faster through
+ * data that keeps missing, so random pages cost little.
+ */
 export function lzo1xCompress(input: Uint8Array, table = new Int32Array(1 << HASH_BITS)): Uint8Array {
   const n = input.length;
-  const out: number[] = [];
+  const out = new Out(n + (n >> 4) + 64);
   table.fill(-1);
   let anchor = 0; // start of pending literals
-  let lastMatchAt = -1; // index in out of the last match instruction's S bits byte
+  let lastMatchAt = -1; // position in out of the last match's S bits
   const flushLiterals = (end: number) => {
     const len = end - anchor;
     if (len === 0) return;
-    if (lastMatchAt >= 0 && len <= 3) {
-      out[lastMatchAt]! |= len;
-    } else if (lastMatchAt < 0 && anchor === 0 && len <= 238) {
-      out.push(17 + len);
-    } else {
-      lzoLength(out, 0, len - 3, 15);
-    }
-    for (let k = anchor; k < end; k++) out.push(input[k]!);
+    if (lastMatchAt >= 0 && len <= 3) out.buf[lastMatchAt]! |= len;
+    else if (lastMatchAt < 0 && anchor === 0 && len <= 238) out.byte(17 + len);
+    else lzoLength(out, 0, len - 3, 15);
+    out.copy(input, anchor, end);
     anchor = end;
   };
   let i = 0;
+  let misses = 0;
   while (i + 4 <= n) {
-    const v = input[i]! | (input[i + 1]! << 8) | (input[i + 2]! << 16) | (input[i + 3]! << 24);
-    const h = (Math.imul(v, 0x9e3779b1) >>> (32 - HASH_BITS));
+    const v = read32(input, i);
+    const h = Math.imul(v, 0x9e3779b1) >>> (32 - HASH_BITS);
     const cand = table[h]!;
     table[h] = i;
-    if (cand >= 0 && i - cand <= 0xbfff && input[cand] === input[i] && input[cand + 1] === input[i + 1] && input[cand + 2] === input[i + 2] && input[cand + 3] === input[i + 3]) {
+    if (cand >= 0 && i - cand <= 0xbfff && read32(input, cand) === v) {
       let len = 4;
       while (i + len < n && input[cand + len] === input[i + len]) len++;
-      // A 1..3 literal run right at the start needs the first-byte form, which is only valid before a match.
       flushLiterals(i);
       const distance = i - cand;
       if (len <= 8 && distance <= 2048) {
         const d = distance - 1;
-        if (len <= 4) out.push(0x40 | ((len - 3) << 5) | ((d & 7) << 2));
-        else out.push(0x80 | ((len - 5) << 5) | ((d & 7) << 2));
-        lastMatchAt = out.length - 1;
-        out.push(d >> 3);
+        out.byte(len <= 4 ? 0x40 | ((len - 3) << 5) | ((d & 7) << 2) : 0x80 | ((len - 5) << 5) | ((d & 7) << 2));
+        lastMatchAt = out.n - 1;
+        out.byte(d >> 3);
       } else if (distance <= 16384) {
         const d = distance - 1;
         lzoLength(out, 32, len - 2, 31);
-        lastMatchAt = out.length;
-        out.push((d & 63) << 2, d >> 6);
+        lastMatchAt = out.n;
+        out.byte((d & 63) << 2);
+        out.byte(d >> 6);
       } else {
         const d = distance - 16384;
-        lzoLength(out, 16 | ((d >> 14) & 1) << 3, len - 2, 7);
-        lastMatchAt = out.length;
-        out.push((d & 63) << 2, (d >> 6) & 0xff);
+        lzoLength(out, 16 | (((d >> 14) & 1) << 3), len - 2, 7);
+        lastMatchAt = out.n;
+        out.byte((d & 63) << 2);
+        out.byte((d >> 6) & 0xff);
       }
       i += len;
       anchor = i;
+      misses = 0;
       continue;
     }
-    i++;
+    i += 1 + (misses++ >> 5);
   }
   flushLiterals(n);
-  out.push(0x11, 0, 0);
-  return Uint8Array.from(out);
+  out.byte(0x11);
+  out.byte(0);
+  out.byte(0);
+  return out.result();
 }
 
 // ---- snappy (raw) ----
@@ -237,37 +272,36 @@ export function snappyDecompress(input: Uint8Array, maxLen: number): Uint8Array 
 
 export function snappyCompress(input: Uint8Array, table = new Int32Array(1 << HASH_BITS)): Uint8Array {
   const n = input.length;
-  const out: number[] = [];
+  const out = new Out(n + (n >> 4) + 64);
   for (let v = n; ; ) {
     if (v < 0x80) {
-      out.push(v);
+      out.byte(v);
       break;
     }
-    out.push((v & 0x7f) | 0x80);
+    out.byte((v & 0x7f) | 0x80);
     v >>>= 7;
   }
   table.fill(-1);
   let anchor = 0;
   const literal = (end: number) => {
-    let len = end - anchor;
-    while (len > 0) {
-      const chunk = Math.min(len, 65536);
+    while (anchor < end) {
+      const chunk = Math.min(end - anchor, 65536);
       const l = chunk - 1;
-      if (l < 60) out.push(l << 2);
-      else if (l < 256) out.push(60 << 2, l);
-      else out.push(61 << 2, l & 0xff, l >> 8);
-      for (let k = anchor; k < anchor + chunk; k++) out.push(input[k]!);
+      if (l < 60) out.byte(l << 2);
+      else if (l < 256) { out.byte(60 << 2); out.byte(l); }
+      else { out.byte(61 << 2); out.byte(l & 0xff); out.byte(l >> 8); }
+      out.copy(input, anchor, anchor + chunk);
       anchor += chunk;
-      len -= chunk;
     }
   };
   let i = 0;
+  let misses = 0;
   while (i + 4 <= n) {
-    const v = input[i]! | (input[i + 1]! << 8) | (input[i + 2]! << 16) | (input[i + 3]! << 24);
+    const v = read32(input, i);
     const h = Math.imul(v, 0x1e35a7bd) >>> (32 - HASH_BITS);
     const cand = table[h]!;
     table[h] = i;
-    if (cand >= 0 && i - cand < 65536 && input[cand] === input[i] && input[cand + 1] === input[i + 1] && input[cand + 2] === input[i + 2] && input[cand + 3] === input[i + 3]) {
+    if (cand >= 0 && i - cand < 65536 && read32(input, cand) === v) {
       let len = 4;
       while (i + len < n && input[cand + len] === input[i + len]) len++;
       literal(i);
@@ -277,16 +311,17 @@ export function snappyCompress(input: Uint8Array, table = new Int32Array(1 << HA
         let l = Math.min(rest, 64);
         // Never leave a tail below 4 that the 1-byte-offset form cannot carry.
         if (rest - l > 0 && rest - l < 4) l = rest - 4;
-        if (l >= 4 && l <= 11 && off < 2048) out.push(1 | ((l - 4) << 2) | ((off >> 8) << 5), off & 0xff);
-        else out.push(2 | ((l - 1) << 2), off & 0xff, off >> 8);
+        if (l >= 4 && l <= 11 && off < 2048) { out.byte(1 | ((l - 4) << 2) | ((off >> 8) << 5)); out.byte(off & 0xff); }
+        else { out.byte(2 | ((l - 1) << 2)); out.byte(off & 0xff); out.byte(off >> 8); }
         rest -= l;
       }
       i += len;
       anchor = i;
+      misses = 0;
       continue;
     }
-    i++;
+    i += 1 + (misses++ >> 5);
   }
   literal(n);
-  return Uint8Array.from(out);
+  return out.result();
 }

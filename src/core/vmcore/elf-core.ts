@@ -120,6 +120,12 @@ export function elfCoreMemory(core: ElfCore, file: RandomAccess, pageSize: numbe
   let last = 0;
   return {
     pageSize, ranges, segments,
+    readRun(pfn: bigint, count: number): Uint8Array | undefined {
+      const paddr = pfn * ps;
+      const end = paddr + BigInt(count) * ps;
+      const seg = segments.find((s) => paddr >= s.p_paddr && end <= s.p_paddr + s.p_filesz);
+      return seg ? file.read(seg.p_offset + (paddr - seg.p_paddr), count * pageSize) : undefined;
+    },
     readPage(pfn: bigint): Uint8Array | undefined {
       const paddr = pfn * ps;
       let seg = segments[last];

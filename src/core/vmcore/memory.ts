@@ -42,6 +42,11 @@ export interface PhysicalMemory {
    * from the dump or lies in a hole. Never throws for an absent page.
    */
   readPage(pfn: bigint): Uint8Array | undefined;
+  /**
+   * Optional fast path: `count` consecutive pages in one read, or undefined when they do not
+   * lie in one stored run (the caller then reads page by page).
+   */
+  readRun?(pfn: bigint, count: number): Uint8Array | undefined;
 }
 
 /** Physical reads that may cross pages; a missing page is an error naming the address. */

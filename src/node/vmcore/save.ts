@@ -271,11 +271,19 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
     const skip = new Uint8Array(pfns.length);
     const zero = new Uint8Array(pfns.length);
     try {
-      for (let i = 0; i < pfns.length; i++) {
-        const page = core.memory.readPage(BigInt(pfns[i]!));
-        if (page === undefined) { skip[i] = 1; continue; }
-        if (isZeroPage(page)) { skip[i] = 1; zero[i] = 1; continue; }
-        pages.set(page, i * ps);
+      for (let i = 0; i < pfns.length; ) {
+        // Consecutive page frames come in one read when the source stores them together.
+        let run = 1;
+        while (i + run < pfns.length && pfns[i + run] === pfns[i]! + run) run++;
+        const bulk = run > 1 && core.memory.readRun ? core.memory.readRun(BigInt(pfns[i]!), run) : undefined;
+        if (bulk) pages.set(bulk, i * ps);
+        for (let k = i; k < i + run; k++) {
+          const page = bulk ? pages.subarray(k * ps, (k + 1) * ps) : core.memory.readPage(BigInt(pfns[k]!));
+          if (page === undefined) { skip[k] = 1; continue; }
+          if (isZeroPage(page)) { skip[k] = 1; zero[k] = 1; continue; }
+          if (!bulk) pages.set(page, k * ps);
+        }
+        i += run;
       }
     } catch (e) {
       fault = `read error in ${opts.src} near page frame ${hex(pfns[0]!)}: ${describeFault(e)}`;
