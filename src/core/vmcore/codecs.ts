@@ -226,7 +226,7 @@ export function snappyDecompress(input: Uint8Array, maxLen: number): Uint8Array 
   for (let shift = 0; ; shift += 7) {
     if (ip >= input.length || shift > 28) throw corrupt("snappy", "bad length preamble", ip);
     const b = input[ip++]!;
-    len |= (b & 0x7f) << shift;
+    len += (b & 0x7f) * 2 ** shift;
     if ((b & 0x80) === 0) break;
   }
   if (len > maxLen) throw corrupt("snappy", `length ${len} exceeds the page size ${maxLen}`, 0);

@@ -1,0 +1,126 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import fc from "fast-check";
+import { KexecError } from "../errors.js";
+import { lzo1xCompress, lzo1xDecompress, snappyCompress, snappyDecompress } from "./codecs.js";
+import { formatDmesg, readLockless } from "./dmesg.js";
+import { bytesAccess } from "./memory.js";
+import { parseVmcoreInfo } from "./vmcoreinfo.js";
+import { openVmcore, vmcoreKernelMemory } from "./vmcore.js";
+import { DISK_DUMP_HEADER, KDUMP_SUB_HEADER, encodeKdumpHeaders, encodeUtsname, planKdumpLayout, readKdump } from "./kdump.js";
+import { encodeFlatHeader, encodeFlatRecordHeader, FLAT_END, parseFlat } from "./flat.js";
+import { syntheticVmcore, SYNTH_PAGE } from "./testing.js";
+
+const fixture = new URL("../../../testdata/vmcore/vmcoreinfo-6.1.0-50-amd64.txt", import.meta.url);
+
+test("VMCOREINFO of Debian 6.1: hex symbols, signed numbers, offsets", () => {
+  const info = parseVmcoreInfo(readFileSync(fixture, "latin1"));
+  assert.equal(info.osRelease, "6.1.0-50-amd64");
+  assert.equal(info.pageSize, 4096);
+  assert.equal(info.symbols.get("prb"), 0xffffffffbcc64660n);
+  assert.equal(info.numbers.get("phys_base"), -830472192n);
+  assert.equal(info.numbers.get("PAGE_BUDDY_MAPCOUNT_VALUE"), -129n);
+  assert.equal(info.kernelOffset, 0x3a200000n);
+  assert.equal(info.offsets.get("printk_info.text_len"), 16);
+  assert.equal(info.sizes.get("page"), 64);
+});
+
+test("LZO1X and snappy: decode(encode(x)) = x for random, repetitive and empty inputs", () => {
+  const data = fc.oneof(
+    fc.uint8Array({ minLength: 0, maxLength: 9000 }),
+    fc.tuple(fc.uint8Array({ minLength: 1, maxLength: 40 }), fc.integer({ min: 1, max: 400 })).map(([u, k]) => {
+      const out = new Uint8Array(u.length * k);
+      for (let i = 0; i < k; i++) out.set(u, i * u.length);
+      return out;
+    }),
+  );
+  fc.assert(fc.property(data, (x) => {
+    assert.deepEqual(lzo1xDecompress(lzo1xCompress(x), x.length), x);
+    assert.deepEqual(snappyDecompress(snappyCompress(x), x.length), x);
+  }), { numRuns: 300 });
+});
+
+test("LZO1X long literal runs, long matches and far matches (M4) survive a round trip", () => {
+  const big = new Uint8Array(70000);
+  let s = 1;
+  for (let i = 0; i < 20000; i++) big[i] = (s = (s * 1103515245 + 12345) >>> 0) >>> 24;
+  big.copyWithin(40000, 0, 20000); // a match 40000 bytes back: beyond M3's 16 KiB
+  assert.deepEqual(lzo1xDecompress(lzo1xCompress(big), big.length), big);
+});
+
+test("corrupt LZO and snappy input fails with a KexecError, never a RangeError", () => {
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (junk) => {
+    for (const f of [() => lzo1xDecompress(junk, 4096), () => snappyDecompress(junk, 4096)]) {
+      try { f(); } catch (e) { assert.ok(e instanceof KexecError, String(e)); }
+    }
+  }), { numRuns: 500 });
+});
+
+test("synthetic ELF vmcore: memory, notes, and the printk ring buffer in makedumpfile's layout", () => {
+  const s = syntheticVmcore(64);
+  const core = openVmcore(bytesAccess(s.bytes));
+  assert.equal(core.format, "elf");
+  assert.equal(core.cpus, 1);
+  for (const [pfn, page] of s.pages) assert.deepEqual(core.memory.readPage(BigInt(pfn)), page, `pfn ${pfn}`);
+  assert.equal(core.memory.readPage(0n), undefined);
+  const records = readLockless(vmcoreKernelMemory(core), core.vmcoreinfo!);
+  assert.deepEqual(records.map((r) => r.text), s.messages.map((m) => m.text));
+  assert.equal(formatDmesg(records),
+    "[    0.000000] Linux version 6.1.0-synthetic\n" +
+    "[    0.001500] a line with\ttab and a second line\n               here\n" +
+    "[    2.000001] control \\x01 byte\n" +
+    "[   11.130486] Kernel panic - not syncing: sysrq triggered crash\n");
+});
+
+test("kdump header: fields sit where makedumpfile 1.7.2 puts them and read back", () => {
+  const notes = new Uint8Array(40);
+  const input = {
+    utsname: encodeUtsname("6.1.0-50-amd64", "x86_64"), timestampSec: 0x6b041d3dn, status: 1, blockSize: 4096,
+    maxMapnr: 0x3ffddn, nrCpus: 2, physBase: 0xffffffffce800000n, dumpLevel: 31, noteBytes: notes, vmcoreinfoInNotes: undefined, descCount: 0n,
+  };
+  const layout = planKdumpLayout(input);
+  const h = encodeKdumpHeaders(input, layout);
+  const dv = new DataView(h.buffer);
+  assert.equal(dv.getBigUint64(DISK_DUMP_HEADER.timestamp_sec, true), 0x6b041d3dn);
+  assert.equal(dv.getUint32(424, true), 1);
+  assert.equal(dv.getUint32(432, true), 1); // sub_hdr_size
+  assert.equal(dv.getUint32(436, true), 16); // bitmap_blocks for 0x3ffdd pages, as makedumpfile wrote
+  assert.equal(dv.getUint32(440, true), 0x3ffdd);
+  assert.equal(dv.getBigUint64(4096 + KDUMP_SUB_HEADER.max_mapnr_64, true), 0x3ffddn);
+  assert.equal(dv.getBigUint64(4096 + KDUMP_SUB_HEADER.offset_note, true), 4096n + 104n);
+  const file = new Uint8Array(Number(layout.dataOffset) + 4096);
+  file.set(h);
+  const k = readKdump(bytesAccess(file));
+  assert.equal(k.header.utsname.release, "6.1.0-50-amd64");
+  assert.equal(k.header.dump_level, 31);
+  assert.equal(k.dumpedPages, 0n);
+});
+
+test("flattened stream: header, records, end marker", () => {
+  const parts = [encodeFlatHeader(), encodeFlatRecordHeader(4096n, 3), new Uint8Array([1, 2, 3]), FLAT_END];
+  const stream = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) { stream.set(p, at); at += p.length; }
+  const records = parseFlat(stream);
+  assert.equal(records.length, 1);
+  assert.equal(records[0]!.offset, 4096n);
+  assert.deepEqual([...records[0]!.data], [1, 2, 3]);
+  assert.throws(() => parseFlat(stream.subarray(0, stream.length - 16)), KexecError);
+});
+
+test("readers fuzzed: a damaged vmcore gives a KexecError, never another exception", () => {
+  const s = syntheticVmcore(24);
+  fc.assert(fc.property(fc.array(fc.tuple(fc.nat(8191), fc.nat(255)), { maxLength: 12 }), fc.nat(s.bytes.length), (edits, cut) => {
+    const b = s.bytes.slice(0, Math.max(cut, 1));
+    for (const [at, v] of edits) if (at < b.length) b[at] = v;
+    try {
+      const core = openVmcore(bytesAccess(b));
+      for (let p = 0; p < 300; p += 7) core.memory.readPage(BigInt(p));
+      readLockless(vmcoreKernelMemory(core), core.vmcoreinfo!);
+    } catch (e) {
+      assert.ok(e instanceof KexecError, `${(e as Error).stack}`);
+    }
+  }), { numRuns: 300 });
+  assert.equal(SYNTH_PAGE, 4096);
+});
