@@ -252,12 +252,13 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
   const pending: Promise<void>[] = [];
   let chain: Promise<void> = Promise.resolve();
   let fault: string | undefined;
+  let writeFault: string | undefined;
 
   const iter = dumpablePfns(bitmaps);
   let done = false;
   let pagesSeen = 0;
   while (!done) {
-    if (abort.reason || fault) break;
+    if (abort.reason || fault || writeFault) break;
     const pfns: number[] = [];
     for (let n = 0; n < BATCH_PAGES; n++) {
       const r = iter.next();
@@ -295,7 +296,8 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
     // Writes happen in submission order; several batches compress at once.
     chain = chain.then(async () => {
       const { sizes, data } = await submitted;
-      if (fault) return;
+      // Batches read before a read fault or a signal are still written; after a write fault nothing is.
+      if (writeFault) return;
       const descs = new Uint8Array(pfns.length * PAGE_DESC_SIZE);
       let n = 0;
       let dataOff = 0;
@@ -329,7 +331,7 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
         sink.write(dataAt, blob);
         sink.write(layout.descOffset + firstDesc * BigInt(PAGE_DESC_SIZE), descs.subarray(0, n * PAGE_DESC_SIZE));
       } catch (e) {
-        fault = `write error at ${hex(dataAt)}: ${describeFault(e)}`;
+        writeFault = `write error at ${hex(dataAt)}: ${describeFault(e)}`;
         // The descriptors of this batch may be torn: treat the batch as not written.
         committedUpTo = batchFirst;
         return;
@@ -346,7 +348,7 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
   }
   await chain;
   progress.finish();
-  const missing = abort.reason ?? fault;
+  const missing = abort.reason ?? writeFault ?? fault;
   if (missing) {
     // Keep the written prefix consistent: later pages are not in the 2nd bitmap, so readers see them as excluded.
     for (let p = committedUpTo; p < Number(bitmaps.maxPfn); p++) clearBit(bitmaps.dumpable, p);
