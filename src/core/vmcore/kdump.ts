@@ -145,7 +145,6 @@ export function readKdump(file: RandomAccess, what = "kdump file"): KdumpFile {
   const bitmap1 = file.read(bitmapAt, bitmapBytes);
   const bitmap2 = file.read(bitmapAt + BigInt(bitmapBytes), bitmapBytes);
   const descAt = bitmapAt + BigInt(header.bitmap_blocks * blockSize);
-  const codec = codecOf(header.status);
   const rank = rankIndex(bitmap2);
   const present = popcount(bitmap1);
   const dumped = popcount(bitmap2);
@@ -153,6 +152,10 @@ export function readKdump(file: RandomAccess, what = "kdump file"): KdumpFile {
   const memory: PhysicalMemory = {
     pageSize: blockSize,
     ranges,
+    hasPage(pfn: bigint): boolean {
+      const p = Number(pfn);
+      return pfn >= 0n && pfn < header.max_mapnr && (bitmap2[p >>> 3]! & (1 << (p & 7))) !== 0;
+    },
     readPage(pfn: bigint): Uint8Array | undefined {
       if (pfn < 0n || pfn >= header.max_mapnr) return undefined;
       const p = Number(pfn);
@@ -173,7 +176,6 @@ export function readKdump(file: RandomAccess, what = "kdump file"): KdumpFile {
         if (size !== blockSize) throw new KexecError("parse", `${what}: uncompressed page_desc ${index} has size ${size}, expected ${blockSize}`, { field: "page_desc.size" });
         return data;
       }
-      void codec;
       return decompressPage(pageCodec, data, blockSize);
     },
   };

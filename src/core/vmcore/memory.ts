@@ -47,6 +47,8 @@ export interface PhysicalMemory {
    * lie in one stored run (the caller then reads page by page).
    */
   readRun?(pfn: bigint, count: number): Uint8Array | undefined;
+  /** Optional: whether a page is stored, without reading it (kdump files answer from their bitmap). */
+  hasPage?(pfn: bigint): boolean;
 }
 
 /** Physical reads that may cross pages; a missing page is an error naming the address. */

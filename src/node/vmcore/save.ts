@@ -180,7 +180,7 @@ function syncDirectory(path: string): void {
 }
 
 function dumpedInSource(core: Vmcore, pfn: number): boolean {
-  return core.memory.readPage(BigInt(pfn)) !== undefined;
+  return core.memory.hasPage ? core.memory.hasPage(BigInt(pfn)) : core.memory.readPage(BigInt(pfn)) !== undefined;
 }
 
 class AbortState {
