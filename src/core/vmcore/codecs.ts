@@ -106,8 +106,8 @@ export function lzo1xDecompress(input: Uint8Array, outLen: number): Uint8Array {
   return op === outLen ? out : out.subarray(0, op);
 }
 
-/** Growable output for the encoders: typed writes, no per-byte array pushes. */
-class Out {
+/** Growable output for the encoders: typed writes, no per-byte array pushes; reusable across pages. */
+export class EncodeBuffer {
   buf: Uint8Array;
   n = 0;
   constructor(capacity: number) {
@@ -134,7 +134,7 @@ class Out {
 }
 
 /** Append the LZO length encoding: v if it fits in `max`, else 0, zero bytes and a remainder. */
-function lzoLength(out: Out, first: number, v: number, max: number): void {
+function lzoLength(out: EncodeBuffer, first: number, v: number, max: number): void {
   if (v <= max) {
     out.byte(first | v);
     return;
@@ -159,9 +159,10 @@ function read32(b: Uint8Array, i: number): number {
  * lzo1x_decompress_safe accepts. Like LZ4's, the search steps faster through
  * data that keeps missing, so random pages cost little.
  */
-export function lzo1xCompress(input: Uint8Array, table = new Int32Array(1 << HASH_BITS)): Uint8Array {
+export function lzo1xCompress(input: Uint8Array, table = new Int32Array(1 << HASH_BITS), scratch?: EncodeBuffer): Uint8Array {
   const n = input.length;
-  const out = new Out(n + (n >> 4) + 64);
+  const out = scratch ?? new EncodeBuffer(n + (n >> 4) + 64);
+  out.n = 0;
   table.fill(-1);
   let anchor = 0; // start of pending literals
   let lastMatchAt = -1; // position in out of the last match's S bits
@@ -215,7 +216,7 @@ export function lzo1xCompress(input: Uint8Array, table = new Int32Array(1 << HAS
   out.byte(0x11);
   out.byte(0);
   out.byte(0);
-  return out.result();
+  return scratch ? out.buf.subarray(0, out.n) : out.result();
 }
 
 // ---- snappy (raw) ----
@@ -270,9 +271,10 @@ export function snappyDecompress(input: Uint8Array, maxLen: number): Uint8Array 
   return out;
 }
 
-export function snappyCompress(input: Uint8Array, table = new Int32Array(1 << HASH_BITS)): Uint8Array {
+export function snappyCompress(input: Uint8Array, table = new Int32Array(1 << HASH_BITS), scratch?: EncodeBuffer): Uint8Array {
   const n = input.length;
-  const out = new Out(n + (n >> 4) + 64);
+  const out = scratch ?? new EncodeBuffer(n + (n >> 4) + 64);
+  out.n = 0;
   for (let v = n; ; ) {
     if (v < 0x80) {
       out.byte(v);
@@ -323,5 +325,5 @@ export function snappyCompress(input: Uint8Array, table = new Int32Array(1 << HA
     i += 1 + (misses++ >> 5);
   }
   literal(n);
-  return out.result();
+  return scratch ? out.buf.subarray(0, out.n) : out.result();
 }

@@ -1,13 +1,7 @@
 /** Compression across worker threads, results handed back in submission order. */
 import { Worker } from "node:worker_threads";
-import { pageCompressor, type Codec } from "./compress.js";
+import { compressBatch, pageCompressor, type Codec, type CompressedBatch } from "./compress.js";
 import type { WorkReply, WorkRequest } from "./worker.js";
-
-export interface CompressedBatch {
-  /** Per page: -2 skipped, -1 stored raw, else the compressed length. */
-  sizes: Int32Array;
-  data: Uint8Array;
-}
 
 export interface Compressor {
   submit(pages: Uint8Array, skip: Uint8Array): Promise<CompressedBatch>;
@@ -18,24 +12,10 @@ export function inlineCompressor(codec: Codec, pageSize: number): Compressor {
   const compress = pageCompressor(codec);
   return {
     async submit(pages, skip) {
-      const count = pages.length / pageSize;
-      const sizes = new Int32Array(count);
-      const parts: Uint8Array[] = [];
-      let total = 0;
-      for (let i = 0; i < count; i++) {
-        if (skip[i]) { sizes[i] = -2; continue; }
-        const c = compress(pages.subarray(i * pageSize, (i + 1) * pageSize));
-        if (c === undefined || c.length >= pageSize) { sizes[i] = -1; continue; }
-        sizes[i] = c.length;
-        parts.push(c);
-        total += c.length;
-      }
-      const data = new Uint8Array(total);
-      let at = 0;
-      for (const p of parts) { data.set(p, at); at += p.length; }
+      const batch = compressBatch(compress, pages, pageSize, skip);
       // Let signals and the progress timer run between batches.
       await new Promise((r) => setImmediate(r));
-      return { sizes, data };
+      return batch;
     },
     async close() {},
   };
