@@ -113,3 +113,54 @@ export function formatDmesg(records: readonly LogRecord[]): string {
   }
   return out;
 }
+
+/**
+ * The page frames holding the printk ring buffer (the ring structure, descriptors, infos,
+ * text): a dump writer stores these first, so a dump cut short still has the log.
+ * Empty when the kernel's layout cannot be read; this is an optimisation, never an error.
+ */
+export function printkPageFrames(mem: KernelMemory, info: VmcoreInfo, pageSize: number): bigint[] {
+  try {
+    const v = new VmcoreInfoView(info, "locating the printk ring buffer");
+    const prbSymbol = v.symbol("prb");
+    const prb = mem.u64(prbSymbol, "prb");
+    const ring = mem.read(prb, v.size("printk_ringbuffer"), "printk_ringbuffer");
+    const descRing = v.offset("printk_ringbuffer.desc_ring");
+    const textRing = v.offset("printk_ringbuffer.text_data_ring");
+    const count = 1 << u32At(ring, descRing + v.offset("prb_desc_ring.count_bits"));
+    const dataSize = 2 ** u32At(ring, textRing + v.offset("prb_data_ring.size_bits"));
+    const ranges: [bigint, number][] = [
+      [prbSymbol, 8],
+      [prb, v.size("printk_ringbuffer")],
+      [u64At(ring, descRing + v.offset("prb_desc_ring.descs")), count * v.size("prb_desc")],
+      [u64At(ring, descRing + v.offset("prb_desc_ring.infos")), count * v.size("printk_info")],
+      [u64At(ring, textRing + v.offset("prb_data_ring.data")), dataSize],
+    ];
+    const ps = BigInt(pageSize);
+    const frames = new Set<bigint>();
+    // makedumpfile checks the release in init_uts_ns before anything, and walks page tables even for text.
+    const uts = info.symbols.get("init_uts_ns");
+    if (uts !== undefined) ranges.push([uts, 512]);
+    // ...and validates the sparse memory model: the mem_section roots and the section arrays they point to.
+    const memSection = info.symbols.get("mem_section");
+    const roots = Number(info.lengths.get("mem_section") ?? 0n);
+    if (memSection !== undefined && roots > 0 && roots <= 1 << 16) {
+      ranges.push([memSection, roots * 8]);
+      const table = mem.read(memSection, roots * 8, "mem_section roots");
+      for (let i = 0; i < roots; i++) {
+        const root = u64At(table, i * 8);
+        if (root !== 0n) ranges.push([root, pageSize]);
+      }
+    }
+    for (const [start, length] of ranges) {
+      if (length <= 0 || length > 1 << 30) continue;
+      for (let at = start & ~(ps - 1n); at < start + BigInt(length); at += ps) {
+        frames.add(mem.translate(at) / ps);
+        for (const table of mem.pageTablePages(at)) frames.add(table / ps);
+      }
+    }
+    return [...frames].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  } catch {
+    return [];
+  }
+}

@@ -198,7 +198,7 @@ export function popcount(bitmap: Uint8Array): bigint {
 }
 
 /** rank(p) = set bits before bit p, from a prefix count per 512-bit block. */
-function rankIndex(bitmap: Uint8Array): (p: number) => number {
+export function rankIndex(bitmap: Uint8Array): (p: number) => number {
   const blocks = Math.ceil(bitmap.length / 64);
   const prefix = new Uint32Array(blocks + 1);
   for (let b = 0; b < blocks; b++) {

@@ -29,6 +29,8 @@ export interface KernelMemory {
   translate(vaddr: bigint): bigint;
   read(vaddr: bigint, length: number, field: string): Uint8Array;
   u64(vaddr: bigint, field: string): bigint;
+  /** The physical addresses of the page-table pages a walk for `vaddr` reads (readers that walk need them). */
+  pageTablePages(vaddr: bigint): bigint[];
 }
 
 export interface KernelMemoryOptions {
@@ -51,7 +53,7 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
   const textToPhys = (vaddr: bigint): bigint | undefined =>
     options.machine === "x86_64" && vaddr >= START_KERNEL_MAP && vaddr < START_KERNEL_MAP + imageSize ? BigInt.asUintN(64, vaddr - START_KERNEL_MAP + physBase) : undefined;
 
-  const walk = (vaddr: bigint): bigint => {
+  const walk = (vaddr: bigint, visited?: bigint[]): bigint => {
     if (options.machine !== "x86_64") {
       throw new KexecError("parse", `virtual address ${hex(vaddr)} is not in any PT_LOAD, and page-table walks are implemented for x86_64 only`, { offset: vaddr });
     }
@@ -62,6 +64,7 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
     const shifts = levels === 5 ? [48n, 39n, 30n, 21n, 12n] : [39n, 30n, 21n, 12n];
     for (const [level, shift] of shifts.entries()) {
       const index = (vaddr >> shift) & 0x1ffn;
+      visited?.push(table);
       const entry = u64At(readPhysical(phys, table + index * 8n, 8, "page table entry"), 0) & ~smeMask;
       if ((entry & PTE_PRESENT) === 0n) {
         throw new KexecError("parse", `virtual address ${hex(vaddr)} is not mapped (level-${shifts.length - level} entry ${hex(entry)} at ${hex(table + index * 8n)} is not present)`, { offset: vaddr });
@@ -101,5 +104,12 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
     }
     return out;
   };
-  return { phys, translate, read, u64: (vaddr, field) => u64At(read(vaddr, 8, field), 0) };
+  const pageTablePages = (vaddr: bigint): bigint[] => {
+    const visited: bigint[] = [];
+    try {
+      walk(vaddr, visited);
+    } catch { /* the pages visited before the failure are still the ones a reader needs */ }
+    return visited;
+  };
+  return { phys, translate, read, u64: (vaddr, field) => u64At(read(vaddr, 8, field), 0), pageTablePages };
 }

@@ -148,6 +148,11 @@ test("real 6.1 vmcore: dmesg equals makedumpfile --dump-dmesg; our -d 31 kdump a
       assert.equal(r.complete, true);
       assert.equal(makedumpfileDmesg(dst, dir), reference, `makedumpfile reads our ${format}/${codec}`);
     }
+    // Cut short after 2000 pages (the log lives far above): the log pages were stored first.
+    const cut = join(dir, "cut.kdump");
+    const r = await saveVmcoreTo(opts(REAL, cut, { dumpLevel: 31, codec: "lzo", faultAfterPages: 2000 }));
+    assert.equal(r.complete, false);
+    assert.equal(makedumpfileDmesg(`${cut}.incomplete`, dir), reference, "makedumpfile reads the log of a cut dump");
     // makedumpfile's own -d 31 dump of the same vmcore keeps exactly the pages ours keeps.
     const theirs = join(dir, "theirs.kdump");
     execFileSync("makedumpfile", ["-l", "-d", "31", REAL, theirs], { stdio: "ignore" });

@@ -13,7 +13,9 @@
 import { closeSync, fsyncSync, openSync, renameSync, writeSync, ftruncateSync, unlinkSync, existsSync } from "node:fs";
 import { KexecError } from "../../core/errors.js";
 import { hex, size } from "../../core/format.js";
-import { CODEC_FLAG, DUMP_DH_COMPRESSED_INCOMPLETE, PAGE_DESC_SIZE, encodeKdumpHeaders, encodePageDesc, encodeUtsname, findVmcoreinfo, planKdumpLayout, popcount } from "../../core/vmcore/kdump.js";
+import { CODEC_FLAG, DUMP_DH_COMPRESSED_INCOMPLETE, PAGE_DESC_SIZE, encodeKdumpHeaders, encodePageDesc, encodeUtsname, findVmcoreinfo, planKdumpLayout, popcount, rankIndex } from "../../core/vmcore/kdump.js";
+import { printkPageFrames } from "../../core/vmcore/dmesg.js";
+import { pageCompressor } from "./compress.js";
 import { DL_EXCLUDE_ZERO, clearBit, excludeByPageFlags, isZeroPage, presentBitmaps, testBit, type DumpBitmaps, type ExclusionCounts } from "../../core/vmcore/exclude.js";
 import { KEXEC_TS_NOTE_DESC, KEXEC_TS_NOTE_NAME, NT_KEXEC_TS_COMPLETE, NT_KEXEC_TS_INCOMPLETE, elfHeaderSize, encodeElfCoreHeader, encodeNote, type OutputLoad } from "../../core/vmcore/elf-writer.js";
 import { FLAT_END, encodeFlatHeader, encodeFlatRecordHeader } from "../../core/vmcore/flat.js";
@@ -245,6 +247,30 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
   sink.write(dataAt, new Uint8Array(ps));
   const zeroDesc: [bigint, number] = [dataAt, ps];
   dataAt += BigInt(ps);
+  // The log first: the printk ring's pages are stored before the pfn-ordered pass, with their
+  // descriptors in place, so a dump cut short still answers `dmesg`.
+  const early = new Map<number, Uint8Array>();
+  if (info) {
+    const rank = rankIndex(bitmaps.dumpable);
+    const compress = pageCompressor(opts.codec);
+    for (const f of printkPageFrames(vmcoreKernelMemory(core), info, ps)) {
+      const p = Number(f);
+      if (p >= Number(bitmaps.maxPfn) || !testBit(bitmaps.dumpable, p)) continue;
+      const page = core.memory.readPage(f);
+      if (page === undefined) continue;
+      const desc = new Uint8Array(PAGE_DESC_SIZE);
+      if (isZeroPage(page)) encodePageDesc(zeroDesc[0], zeroDesc[1], 0, desc);
+      else {
+        const c = compress(page);
+        const stored = c !== undefined && c.length < ps ? c : page;
+        encodePageDesc(dataAt, stored.length, stored === page ? 0 : codecFlag, desc);
+        sink.write(dataAt, stored);
+        dataAt += BigInt(stored.length);
+      }
+      sink.write(layout.descOffset + BigInt(rank(p)) * BigInt(PAGE_DESC_SIZE), desc);
+      early.set(p, desc);
+    }
+  }
   const progress = new Progress(opts.progress, BigInt(descCount) * BigInt(ps));
   let descIndex = 0n;
   let written = 0n;
@@ -280,7 +306,8 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
         if (bulk) pages.set(bulk, i * ps);
         for (let k = i; k < i + run; k++) {
           const page = bulk ? pages.subarray(k * ps, (k + 1) * ps) : core.memory.readPage(BigInt(pfns[k]!));
-          if (page === undefined) { skip[k] = 1; continue; }
+            if (page === undefined) { skip[k] = 1; continue; }
+          if (early.has(pfns[k]!)) { skip[k] = 1; continue; }
           if (isZeroPage(page)) { skip[k] = 1; zero[k] = 1; continue; }
           if (!bulk) pages.set(page, k * ps);
         }
@@ -308,7 +335,11 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
       for (let i = 0; i < pfns.length; i++) {
         const s = sizes[i]!;
         if (s === -2) {
-          if (zero[i]) {
+          const stored = early.get(pfns[i]!);
+          if (stored) {
+            descs.set(stored, n * PAGE_DESC_SIZE);
+            n++;
+          } else if (zero[i]) {
             encodePageDesc(zeroDesc[0], zeroDesc[1], 0, descs, n * PAGE_DESC_SIZE);
             n++;
             if (opts.dumpLevel & DL_EXCLUDE_ZERO) bitmaps.counts.zero++;
@@ -350,9 +381,12 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
   progress.finish();
   const missing = abort.reason ?? writeFault ?? fault;
   if (missing) {
-    // Keep the written prefix consistent: later pages are not in the 2nd bitmap, so readers see them as excluded.
-    for (let p = committedUpTo; p < Number(bitmaps.maxPfn); p++) clearBit(bitmaps.dumpable, p);
+    // Keep the written prefix consistent: later pages leave the 2nd bitmap (readers see them as
+    // excluded), except the log pages stored first, whose descriptors move to their new ranks.
+    for (let p = committedUpTo; p < Number(bitmaps.maxPfn); p++) if (!early.has(p)) clearBit(bitmaps.dumpable, p);
     try {
+      const rank = rankIndex(bitmaps.dumpable);
+      for (const [p, desc] of early) if (p >= committedUpTo) sink.write(layout.descOffset + BigInt(rank(p)) * BigInt(PAGE_DESC_SIZE), desc);
       writeBitmaps();
     } catch { /* the header already says incomplete; nothing more can be done on a full device */ }
     const lost = BigInt(descCount) - written;
