@@ -1,8 +1,8 @@
 /** `vmcore info`: what a dump is, as plain data and as text. */
 import { hex, size, table } from "../format.js";
-import { PT_LOAD } from "../image/elf.js";
 import type { Vmcore } from "./vmcore.js";
 import { codecOf } from "./kdump.js";
+import type { PhysRange } from "./memory.js";
 import { describeDumpLevel } from "./exclude.js";
 
 export interface VmcoreSummary {
@@ -24,6 +24,8 @@ export interface VmcoreSummary {
   excluded: string[];
   pagesPresent: string | undefined;
   pagesDumped: string | undefined;
+  /** kexec-ts's own note in an ELF dump it wrote. */
+  note: string | undefined;
 }
 
 export function summarizeVmcore(core: Vmcore): VmcoreSummary {
@@ -33,7 +35,9 @@ export function summarizeVmcore(core: Vmcore): VmcoreSummary {
   const crash = info?.crashTime;
   const dumpLevel = core.kdump?.header.dump_level;
   let excluded: string[] = [];
+  const markedLevel = core.mark ? /dump level (\d+)/.exec(core.mark) : null;
   if (dumpLevel !== undefined) excluded = describeDumpLevel(dumpLevel);
+  else if (markedLevel) excluded = describeDumpLevel(Number(markedLevel[1]));
   else if (core.elf) {
     const cut = core.elf.loads.filter((l) => l.p_filesz < l.p_memsz).reduce((n, l) => n + (l.p_memsz - l.p_filesz), 0n);
     excluded = cut > 0n ? [`${size(cut)} of memory not in the file (p_filesz < p_memsz); the ELF format does not record why`] : [];
@@ -51,11 +55,12 @@ export function summarizeVmcore(core: Vmcore): VmcoreSummary {
     crashTime: crash === undefined ? undefined : new Date(Number(crash) * 1000).toISOString(),
     kaslrOffset: info?.kernelOffset === undefined ? undefined : hex(info.kernelOffset),
     physBase: physBase === undefined ? undefined : hex(BigInt.asUintN(64, physBase)),
-    memory: core.memory.ranges.map((r) => ({ start: hex(r.start), end: hex(r.end), size: size(r.end - r.start) })),
+    memory: mergeRanges(core.memory.ranges).map((r) => ({ start: hex(r.start), end: hex(r.end), size: size(r.end - r.start) })),
     memoryTotal: size(total),
     compression: core.kdump ? codecOf(core.kdump.header.status) ?? "none" : "none (ELF)",
-    dumpLevel,
+    dumpLevel: dumpLevel ?? (markedLevel ? Number(markedLevel[1]) : undefined),
     excluded,
+    note: core.mark,
     pagesPresent: core.kdump ? String(core.kdump.presentPages) : undefined,
     pagesDumped: core.kdump ? String(core.kdump.dumpedPages) : core.elf ? String(core.elf.loads.filter((l) => l.p_filesz > 0n).length) + " PT_LOAD segments with data" : undefined,
   };
@@ -77,6 +82,7 @@ export function renderVmcoreSummary(s: VmcoreSummary, file: string): string {
   ];
   if (s.buildId) rows.push(["build id", s.buildId]);
   if (s.dumpLevel !== undefined) rows.push(["dump level", `${s.dumpLevel}`]);
+  if (s.note) rows.push(["kexec-ts note", s.note]);
   if (s.pagesPresent !== undefined) rows.push(["pages", `${s.pagesDumped} dumped of ${s.pagesPresent} present`]);
   const lines = [table(rows)];
   lines.push("", "memory ranges:");
@@ -85,6 +91,16 @@ export function renderVmcoreSummary(s: VmcoreSummary, file: string): string {
     lines.push("", "excluded:");
     for (const e of s.excluded) lines.push(`  ${e}`);
   }
-  void PT_LOAD;
   return lines.join("\n");
+}
+
+/** Touching ranges as one (an ELF dump splits memory into a PT_LOAD per run of dumped pages). */
+function mergeRanges(ranges: readonly PhysRange[]): PhysRange[] {
+  const out: PhysRange[] = [];
+  for (const r of [...ranges].sort((a, b) => (a.start < b.start ? -1 : 1))) {
+    const last = out[out.length - 1];
+    if (last && r.start <= last.end) last.end = r.end > last.end ? r.end : last.end;
+    else out.push({ ...r });
+  }
+  return out;
 }

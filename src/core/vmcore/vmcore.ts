@@ -1,7 +1,9 @@
 /** One view over either input format: memory, notes, VMCOREINFO and how the dump was made. */
 import { KexecError } from "../errors.js";
 import { describeBytes } from "../format.js";
-import { dedupeLoads, elfCoreMemory, looksLikeElfCore, readElfCore, type ElfCore } from "./elf-core.js";
+import { latin1 } from "../bytes/reader.js";
+import { elfCoreMemory, looksLikeElfCore, readElfCore, type ElfCore } from "./elf-core.js";
+import { KEXEC_TS_NOTE_NAME, NT_KEXEC_TS_INCOMPLETE } from "./elf-writer.js";
 import { kernelMemory, type KernelMemory } from "./kernel-memory.js";
 import { looksLikeKdump, readKdump, type KdumpFile } from "./kdump.js";
 import type { PhysicalMemory, RandomAccess } from "./memory.js";
@@ -17,6 +19,8 @@ export interface Vmcore {
   incomplete: boolean;
   elf?: ElfCore;
   kdump?: KdumpFile;
+  /** The text of kexec-ts's own note in an ELF dump it wrote ("complete; dump level 31"). */
+  mark?: string;
 }
 
 export function openVmcore(file: RandomAccess, what = "vmcore"): Vmcore {
@@ -25,9 +29,11 @@ export function openVmcore(file: RandomAccess, what = "vmcore"): Vmcore {
     const elf = readElfCore(file, what);
     const pageSize = elf.vmcoreinfo?.pageSize ?? 4096;
     const memory = elfCoreMemory(elf, file, pageSize);
-    // makedumpfile -E marks a cut-short ELF dump by an e_flags bit? No: it has no flag; kexec-ts writes a note (see elf-writer).
-    const incomplete = elf.notes.some((n) => n.name === "KEXEC-TS" && n.type === 0x494e43);
-    return { format: "elf", machine: elf.machine, memory, vmcoreinfo: elf.vmcoreinfo, noteBytes: elf.noteBytes, cpus: elf.cpus, incomplete, elf };
+    // ELF has no "incomplete" flag of its own; kexec-ts's writer leaves a note that says so (elf-writer.ts).
+    const mark = elf.notes.find((n) => n.name === KEXEC_TS_NOTE_NAME);
+    const incomplete = mark?.type === NT_KEXEC_TS_INCOMPLETE;
+    const markText = mark ? latin1(mark.desc).replace(/\0+$/, "") : undefined;
+    return { format: "elf", machine: elf.machine, memory, vmcoreinfo: elf.vmcoreinfo, noteBytes: elf.noteBytes, cpus: elf.cpus, incomplete, elf, mark: markText };
   }
   if (looksLikeKdump(head)) {
     const kdump = readKdump(file, what);
@@ -46,11 +52,6 @@ export function vmcoreKernelMemory(core: Vmcore): KernelMemory {
   if (!core.vmcoreinfo) {
     throw new KexecError("parse", "the vmcore has no VMCOREINFO note, so kernel structures cannot be found", { field: "VMCOREINFO" }, "the crashed kernel was built without CONFIG_CRASH_CORE or the note area is damaged");
   }
-  const aliases = core.elf ? dedupeLoadsForAliases(core.elf) : [];
+  const aliases = core.elf ? core.elf.loads.map((l) => ({ vaddr: l.p_vaddr, paddr: l.p_paddr, size: l.p_memsz })) : [];
   return kernelMemory(core.memory, { machine: core.machine, vmcoreinfo: core.vmcoreinfo, aliases });
-}
-
-function dedupeLoadsForAliases(elf: ElfCore) {
-  void dedupeLoads;
-  return elf.loads.map((l) => ({ vaddr: l.p_vaddr, paddr: l.p_paddr, size: l.p_memsz }));
 }

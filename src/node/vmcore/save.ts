@@ -10,7 +10,7 @@
  * ENOSPC or a read error the pages written so far stay readable: the bitmap is cut to
  * them and the mark stays, and the command exits non-zero saying what is missing.
  */
-import { closeSync, fsyncSync, openSync, renameSync, writeSync, ftruncateSync, unlinkSync, existsSync } from "node:fs";
+import { closeSync, fsyncSync, openSync, renameSync, writeSync } from "node:fs";
 import { KexecError } from "../../core/errors.js";
 import { hex, size } from "../../core/format.js";
 import { CODEC_FLAG, DUMP_DH_COMPRESSED_INCOMPLETE, PAGE_DESC_SIZE, encodeKdumpHeaders, encodePageDesc, encodeUtsname, findVmcoreinfo, planKdumpLayout, popcount, rankIndex } from "../../core/vmcore/kdump.js";
@@ -20,7 +20,6 @@ import { DL_EXCLUDE_ZERO, clearBit, excludeByPageFlags, isZeroPage, presentBitma
 import { KEXEC_TS_NOTE_DESC, KEXEC_TS_NOTE_NAME, NT_KEXEC_TS_COMPLETE, NT_KEXEC_TS_INCOMPLETE, elfHeaderSize, encodeElfCoreHeader, encodeNote, type OutputLoad } from "../../core/vmcore/elf-writer.js";
 import { FLAT_END, encodeFlatHeader, encodeFlatRecordHeader } from "../../core/vmcore/flat.js";
 import { openVmcore, vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/vmcore.js";
-import { dedupeLoads } from "../../core/vmcore/elf-core.js";
 import { has, value, type ParsedArgs } from "../../cli/options.js";
 import { openRandomAccess } from "./file.js";
 import { inlineCompressor, workerCompressor, type Compressor } from "./pool.js";
@@ -74,12 +73,11 @@ interface Sink {
   finish(): void;
 }
 
-function fileSink(fd: number, path: string): Sink {
+function fileSink(fd: number): Sink {
   return {
     write(offset, data) {
       let done = 0;
       while (done < data.length) done += writeSync(fd, data, done, data.length - done, Number(offset) + done);
-      void path;
     },
     finish() {},
   };
@@ -140,7 +138,7 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
     const fd = toStdout ? 1 : openSync(tmp, "w");
     const abort = new AbortState(opts);
     try {
-      const sink = opts.format === "flat" ? flatSink(fd) : fileSink(fd, tmp);
+      const sink = opts.format === "flat" ? flatSink(fd) : fileSink(fd);
       const compressor = opts.threads > 0 && opts.codec !== "none" ? workerCompressor(opts.codec, ps, opts.threads) : inlineCompressor(opts.codec, ps);
       let result: SaveResult;
       try {
@@ -504,12 +502,11 @@ async function writeElf(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions, s
       let left = written;
       for (const l of placed) { const keep = left < l.p_filesz ? left : l.p_filesz; l.p_filesz = keep; left -= keep; }
     }
-    const text = `incomplete: ${missing}`;
+    const text = `incomplete; dump level ${opts.dumpLevel}; ${missing}`;
     try { sink.write(0n, encodeElfCoreHeader(core.machine, placed, notesWith(NT_KEXEC_TS_INCOMPLETE, text))); } catch { /* header stays marked in progress */ }
     return { complete: false, pagesWritten: written / BigInt(ps), bytesWritten: written, counts: bitmaps.counts, missing: `${missing}; ${size(total - written)} of page data is missing` };
   }
-  sink.write(0n, encodeElfCoreHeader(core.machine, placed, notesWith(NT_KEXEC_TS_COMPLETE, "complete")));
+  sink.write(0n, encodeElfCoreHeader(core.machine, placed, notesWith(NT_KEXEC_TS_COMPLETE, `complete; dump level ${opts.dumpLevel}`)));
   return { complete: true, pagesWritten: written / BigInt(ps), bytesWritten: written, counts: bitmaps.counts };
 }
 
-export { existsSync, ftruncateSync, unlinkSync, dedupeLoads };
