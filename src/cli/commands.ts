@@ -17,6 +17,7 @@ import { snapshot } from "../node/snapshot.js";
 import { has, value, type ParsedArgs } from "./options.js";
 import { execCommand, loadCommand, planCommand, renderPlan, unloadCommand } from "./load.js";
 import { checkCommand } from "./check.js";
+import { labCommand } from "./lab.js";
 
 const SUBCOMMANDS: Record<string, (args: ParsedArgs, rest: string[]) => Promise<number>> = {
   inspect: inspectCommand,
@@ -25,6 +26,7 @@ const SUBCOMMANDS: Record<string, (args: ParsedArgs, rest: string[]) => Promise<
   demo: demoCommand,
   plan: planCommand,
   check: checkCommand,
+  lab: labCommand,
   help: async () => 0,
 };
 
@@ -140,12 +142,9 @@ async function kexecCommand(args: ParsedArgs): Promise<number> {
     return loaded ? 1 : 0;
   }
   if (has(args, "unload")) return unloadCommand(args);
-  if (has(args, "load") || has(args, "load-panic")) {
-    const code = await loadCommand(args, args.positionals);
-    // -f: load and jump at once, as kexec-tools does without a shutdown.
-    if (code === 0 && has(args, "force") && !has(args, "load-panic")) return execCommand(args);
-    return code;
-  }
+  // -f alone is kexec-tools' "load and jump now"; with -l or -p it only lets a
+  // load go ahead past failing checks (DESIGN.md), and jumps nowhere.
+  if (has(args, "load") || has(args, "load-panic")) return loadCommand(args, args.positionals);
   if (has(args, "exec")) return execCommand(args);
   if (has(args, "force") && args.positionals.length > 0) {
     args.flags.set("load", [""]);

@@ -25,7 +25,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { long: "exec", short: "e", help: "jump to the loaded kernel now (syncs file systems first)", group: "action" },
   { long: "unload", short: "u", help: "unload the loaded kernel (with -p: the crash kernel)", group: "action" },
   { long: "status", short: "S", help: "exit 1 if a kernel is loaded (with -l: the kexec kernel, else the crash kernel), 0 if not", group: "action" },
-  { long: "force", short: "f", help: "load and jump at once, skipping shutdown; also overrides failing checks", group: "action" },
+  { long: "force", short: "f", help: "alone: load IMAGE and jump at once (as kexec -f); with -l/-p: load even when a check fails", group: "action" },
   { long: "kexec-file-syscall", short: "s", help: "use kexec_file_load only (the kernel parses and verifies the image)", group: "load" },
   { long: "kexec-syscall", short: "c", help: "use kexec_load only (kexec-ts places the segments itself)", group: "load" },
   { long: "kexec-syscall-auto", short: "a", help: "kexec_file_load first, kexec_load if the kernel lacks it (default)", group: "load" },

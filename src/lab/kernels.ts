@@ -8,6 +8,7 @@ import { homedir } from "node:os";
 import { join, isAbsolute } from "node:path";
 import { KexecError } from "../core/errors.js";
 import type { UserArch } from "./elf-deps.js";
+import { readKernelImage } from "../core/image/index.js";
 
 export const SETUP_HINT = "run `sudo bash .ci/setup-debian.sh` (installs QEMU and fetches the Debian kernels into the cache)";
 
@@ -66,8 +67,29 @@ export function loadKernelIndex(cache = labCacheDir()): Map<string, LabKernel> {
   return out;
 }
 
-/** A kernel by short name, checked to exist on disk. */
+/**
+ * A bzImage the user hands the lab by path rather than by lab name: its arch
+ * and release come from its own setup header. It has no modules directory.
+ */
+export function kernelFromPath(path: string): LabKernel {
+  if (!existsSync(path)) throw new KexecError("lab", `${path}: no such kernel image`, { file: path }, "give a bzImage path or a lab kernel name such as amd64-6.1");
+  let image;
+  try {
+    image = readKernelImage(new Uint8Array(readFileSync(path)));
+  } catch (e) {
+    if (e instanceof KexecError) throw new KexecError("lab", `${path}: ${e.message}`, { file: path, ...e.data }, e.hint ?? "give the lab a bzImage");
+    throw e;
+  }
+  if (image.kind !== "bzImage") throw new KexecError("lab", `${path}: an ELF vmlinux cannot be booted by QEMU -kernel; give the bzImage`, { file: path, expected: "bzImage", actual: "ELF" });
+  const bz = image.bzImage;
+  const version = bz.version?.split(" ")[0] ?? "unknown";
+  const kernelArch: UserArch = bz.is64 ? "x86_64" : "i386";
+  return { name: path, package: "(user image)", version, debianArch: kernelArch === "x86_64" ? "amd64" : "i386", kernelArch, vmlinuz: path, modules: "" };
+}
+
+/** A kernel by short name (or by path to a bzImage), checked to exist on disk. */
 export function findKernel(name: string, cache = labCacheDir()): LabKernel {
+  if (name.includes("/")) return kernelFromPath(name);
   const index = loadKernelIndex(cache);
   const k = index.get(name);
   if (k === undefined) {
