@@ -16,7 +16,7 @@ import { fileURLToPath } from "node:url";
 const here = dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt; };
-const threads = Number(opt("--threads", String(cpus().length)));
+const threads = opt("--threads", "auto");
 const only = opt("--only", undefined);
 const outFile = opt("--out", join(here, "RESULTS.md"));
 const cache = join(process.env.KEXEC_TS_CACHE ?? join(homedir(), ".cache", "kexec-ts"), "vmcores");
@@ -57,7 +57,7 @@ try {
       rmSync(md, { force: true });
       rmSync(ours, { force: true });
       const a = timed("makedumpfile", [MD_FLAG[codec], "-d", String(level), core, md]);
-      const b = timed("node", [tool, "save", "--dump-level", String(level), "--compress", codec, "--threads", String(threads), core, ours]);
+      const b = timed("node", [tool, "save", "--dump-level", String(level), "--compress", codec, ...(threads === "auto" ? [] : ["--threads", threads]), core, ours]);
       const row = {
         vmcore: core.split("/").pop(), sizeMiB: size / 1048576, level, codec,
         md: { ...a, out: a.status === 0 ? statSync(md).size : NaN, ok: a.status === 0 && dmesgOf(md, dir) === reference },

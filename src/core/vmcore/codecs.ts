@@ -240,8 +240,9 @@ export function snappyDecompress(input: Uint8Array, maxLen: number): Uint8Array 
       let l = tag >> 2;
       if (l >= 60) {
         const bytes = l - 59;
+        if (ip + bytes > input.length) throw corrupt("snappy", "literal length runs past the input", ip);
         l = 0;
-        for (let k = 0; k < bytes; k++) l |= input[ip++]! << (8 * k);
+        for (let k = 0; k < bytes; k++) l += input[ip++]! * 2 ** (8 * k);
       }
       l += 1;
       if (ip + l > input.length || op + l > len) throw corrupt("snappy", "literal overruns", ip);
@@ -252,6 +253,7 @@ export function snappyDecompress(input: Uint8Array, maxLen: number): Uint8Array 
     }
     let l: number;
     let off: number;
+    if (ip + (kind === 3 ? 4 : kind) > input.length) throw corrupt("snappy", "copy offset runs past the input", ip);
     if (kind === 1) {
       l = 4 + ((tag >> 2) & 7);
       off = ((tag >> 5) << 8) | input[ip++]!;

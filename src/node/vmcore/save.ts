@@ -35,7 +35,8 @@ export interface SaveOptions {
   format: DumpFormat;
   codec: Codec;
   dumpLevel: number;
-  threads: number;
+  /** Compression threads; "auto": the CPU count when there is enough to compress to pay for starting them. */
+  threads: number | "auto";
   progress: boolean;
   /** Stop after this many pages, as if a fault happened (tests of the incomplete path). */
   faultAfterPages?: number;
@@ -61,9 +62,9 @@ export function parseSaveOptions(args: ParsedArgs, files: string[]): SaveOptions
   if (format === "elf" && codec !== "none") throw new KexecError("usage", "the ELF format stores pages uncompressed", { field: "compress", actual: codec }, "use --format kdump to compress");
   const dumpLevel = Number(level ?? "31");
   if (!Number.isInteger(dumpLevel) || dumpLevel < 0 || dumpLevel > 31) throw new KexecError("usage", `dump level ${level}: expected 0..31 (makedumpfile's -d bitmask)`, { field: "dump-level", actual: String(level) });
-  const cores = typeof availableParallelism === "function" ? availableParallelism() : cpus().length;
-  const threads = Number(value(args, "threads") ?? String(Math.max(1, cores)));
-  if (!Number.isInteger(threads) || threads < 0 || threads > 256) throw new KexecError("usage", `--threads ${value(args, "threads")}: expected 0..256 (0: compress in the main thread)`, { field: "threads" });
+  const threadsText = value(args, "threads");
+  const threads = threadsText === undefined ? "auto" : Number(threadsText);
+  if (threads !== "auto" && (!Number.isInteger(threads) || threads < 0 || threads > 256)) throw new KexecError("usage", `--threads ${value(args, "threads")}: expected 0..256 (0: compress in the main thread)`, { field: "threads" });
   return { src, dst, format, codec, dumpLevel, threads, progress: process.stderr.isTTY === true };
 }
 
@@ -139,7 +140,8 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
     const abort = new AbortState(opts);
     try {
       const sink = opts.format === "flat" ? flatSink(fd) : fileSink(fd);
-      const compressor = opts.threads > 0 && opts.codec !== "none" ? workerCompressor(opts.codec, ps, opts.threads) : inlineCompressor(opts.codec, ps);
+      const threads = resolveThreads(opts.threads, popcount(bitmaps.dumpable) * BigInt(ps));
+      const compressor = threads > 0 && opts.codec !== "none" ? workerCompressor(opts.codec, ps, threads) : inlineCompressor(opts.codec, ps);
       let result: SaveResult;
       try {
         result = opts.format === "elf"
@@ -169,6 +171,15 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
   } finally {
     src.close();
   }
+}
+
+/** Starting a worker costs about 0.15 s here (a fresh isolate loading the codecs): not worth it below a few hundred MiB. */
+const WORKERS_FROM_BYTES = 256n << 20n;
+
+function resolveThreads(threads: number | "auto", bytes: bigint): number {
+  if (threads !== "auto") return threads;
+  const cores = typeof availableParallelism === "function" ? availableParallelism() : cpus().length;
+  return bytes >= WORKERS_FROM_BYTES && cores > 1 ? cores : 0;
 }
 
 function syncDirectory(path: string): void {
@@ -373,7 +384,7 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
     });
     pending.push(chain);
     // Bound the batches in flight (memory stays a few MiB per thread).
-    if (pending.length >= Math.max(2, opts.threads * 2)) await pending.shift();
+    if (pending.length >= 4) await pending.shift();
   }
   await chain;
   progress.finish();
