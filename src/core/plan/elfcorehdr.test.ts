@@ -58,7 +58,7 @@ test("readelf -l -n reads the header as a core file", (t) => {
   assert.match(r.stdout, /Machine:\s+Advanced Micro Devices X86-64/);
   assert.equal((r.stdout.match(/^\s+NOTE\s/gm) ?? []).length, 3);
   assert.equal((r.stdout.match(/^\s+LOAD\s/gm) ?? []).length, 3);
-  assert.match(r.stdout, /LOAD\s+0x0000000001000000 0xffffffff81000000 0x0000000001000000 0x2c00000 0x2c00000 RWE/);
+  assert.match(r.stdout, /LOAD\s+0x0*1000000 0xffffffff81000000 0x0*1000000 0x2c00000 0x2c00000 RWE/);
   // The notes live in the crashed kernel's memory, not in this file: readelf -n must say the
   // segment lies outside the file rather than crash or misparse.
   const n = spawnSync("readelf", ["-n", file], { encoding: "utf8" });
