@@ -18,6 +18,7 @@ import { has, value, type ParsedArgs } from "./options.js";
 import { execCommand, loadCommand, planCommand, renderPlan, unloadCommand } from "./load.js";
 import { checkCommand } from "./check.js";
 import { labCommand } from "./lab.js";
+import { vmcoreCommand } from "./vmcore.js";
 
 const SUBCOMMANDS: Record<string, (args: ParsedArgs, rest: string[]) => Promise<number>> = {
   inspect: inspectCommand,
@@ -27,6 +28,7 @@ const SUBCOMMANDS: Record<string, (args: ParsedArgs, rest: string[]) => Promise<
   plan: planCommand,
   check: checkCommand,
   lab: labCommand,
+  vmcore: vmcoreCommand,
   help: async () => 0,
 };
 

@@ -66,7 +66,17 @@ function findLong(name: string): FlagSpec | undefined {
   return FLAGS.find((f) => f.long === name || f.aliases?.includes(name));
 }
 
-function findShort(ch: string): FlagSpec | undefined {
+/**
+ * Short flags that mean something else under one command: makedumpfile's
+ * `-d 31` is the dump level, where kexec-tools' `-d` is --debug.
+ */
+const COMMAND_SHORT: Record<string, Record<string, string>> = {
+  vmcore: { d: "dump-level" },
+};
+
+function findShort(ch: string, command: string | undefined): FlagSpec | undefined {
+  const override = command === undefined ? undefined : COMMAND_SHORT[command]?.[ch];
+  if (override !== undefined) return FLAGS.find((f) => f.long === override);
   return FLAGS.find((f) => f.short === ch);
 }
 
@@ -77,6 +87,7 @@ function unknown(arg: string): KexecError {
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   const flags = new Map<string, string[]>();
   const positionals: string[] = [];
+  const command = argv[0] !== undefined && !argv[0].startsWith("-") ? argv[0] : undefined;
   const set = (spec: FlagSpec, value: string) => {
     const list = flags.get(spec.long) ?? [];
     // kexec-tools: a repeated --append replaces the earlier one (the last one wins).
@@ -108,12 +119,12 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     if (arg.startsWith("-") && arg.length > 1) {
       // Bundled short flags, getopt style: -lf, -tbzImage, -t bzImage.
       for (let k = 1; k < arg.length; k++) {
-        const spec = findShort(arg[k]!);
+        const spec = findShort(arg[k]!, command);
         if (!spec) throw unknown(`-${arg[k]}`);
         if (spec.value) {
           const rest = arg.slice(k + 1);
           const value = rest.length > 0 ? rest : argv[++i];
-          if (value === undefined) throw new KexecError("usage", `option -${spec.short} needs a value (${spec.value})`, { field: spec.long });
+          if (value === undefined) throw new KexecError("usage", `option -${arg[k]} needs a value (${spec.value})`, { field: spec.long });
           set(spec, value);
           break;
         }
@@ -142,6 +153,7 @@ export function helpText(): string {
     ["output", "Output"],
     ["general", "General"],
     ["lab", "Lab (kexec-ts lab)"],
+    ["vmcore", "vmcore (kexec-ts vmcore save|info|dmesg; -d N is the dump level there)"],
   ];
   const lines = [
     "usage: kexec-ts [-l|-p] IMAGE [--initrd=FILE] [--append=STRING] [options]   (like kexec)",
@@ -149,6 +161,10 @@ export function helpText(): string {
     "       kexec-ts inspect IMAGE [--json] [--vmlinux]",
     "       kexec-ts machine [--root DIR] [--json]",
     "       kexec-ts snapshot DIR",
+    "       kexec-ts check|plan -l|-p IMAGE [load flags] [--root DIR] [--json]",
+    "       kexec-ts lab --from A --to B [--crash] [--crashkernel SPEC] [--userspace i386] | lab suite [NAME...]",
+    "       kexec-ts vmcore save [--format kdump|elf|flat] [--compress zlib|lzo|snappy|none] [-d N] [--threads N] SRC DST",
+    "       kexec-ts vmcore info|dmesg FILE",
     "       kexec-ts demo                      (what `npm start` runs)",
     "",
   ];
