@@ -22,7 +22,8 @@ import {
 } from "../node/syscalls.js";
 import { loadImage } from "./commands.js";
 import { checksFor, predictedUserArch } from "./check.js";
-import { checksJson, renderChecks, summarize, type CheckResult } from "../core/check/index.js";
+import { checksJson, predictFilePlacement, renderChecks, summarize, type CheckResult } from "../core/check/index.js";
+import { requestFromArgs, loaderIsRoot } from "./check.js";
 import { has, value, type ParsedArgs } from "./options.js";
 
 type SyscallChoice = "file" | "load" | "auto";
@@ -122,6 +123,7 @@ export async function planCommand(args: ParsedArgs, positionals: string[]): Prom
   if (!has(args, "load") && !has(args, "load-panic")) args.flags.set("load", [""]);
   const p = await prepare(args, positionals);
   const checks = runLoadChecks(p, args);
+  if (syscallChoice(args) === "file") return planFileCommand(p, args, checks);
   let plan: Plan | undefined;
   let planError: KexecError | undefined;
   try {
@@ -141,6 +143,31 @@ export async function planCommand(args: ParsedArgs, positionals: string[]): Prom
   }
   if (planError) return 2;
   return summarize(checks).exitCode;
+}
+
+/**
+ * `plan -s`: with kexec_file_load the kernel parses and places the image
+ * itself; what can be shown is its placement as predicted (the same top-down
+ * hole search in System RAM or crashk_res, with the kernel's minimums), marked
+ * as an estimate where the kernel's own sizes (its purgatory, the core header) are not known.
+ */
+function planFileCommand(p: Prepared, args: ParsedArgs, checks: CheckResult[]): number {
+  const placement = predictFilePlacement({ image: p.image, machine: p.machine, request: requestFromArgs(args, p.machine, p.initrd?.length), isRoot: loaderIsRoot(args) });
+  const cmdline = p.cmdline;
+  if (has(args, "json")) {
+    const json = placement.ok
+      ? { syscall: "kexec_file_load", predicted: true, estimated: placement.estimated, crash: p.crash, kernelArch: p.machine.kernelArch, userArch: predictedUserArch(args, p.machine), flags: hex((p.crash ? KEXEC_FILE_ON_CRASH : 0) | (p.initrd ? 0 : 4)), cmdline,
+          segments: placement.segments.map((s) => ({ kind: s.kind, mem: hex(s.mem), memsz: hex(s.memsz) })), checks: checksJson(checks).checks }
+      : { syscall: "kexec_file_load", predicted: true, error: { message: placement.message, hint: placement.hint }, checks: checksJson(checks).checks };
+    process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+  } else if (placement.ok) {
+    const rows = [["  kind", "mem", "memsz"]];
+    for (const s of placement.segments) rows.push([`  ${s.kind}`, hex(s.mem), hex(s.memsz)]);
+    process.stdout.write(`kexec_file_load: the kernel places the image itself; its placement in ${placement.pool}, as predicted${placement.estimated ? " (sizes of the kernel's purgatory and core header estimated)" : ""}:\n  command line: ${cmdline || "(empty)"}\n${table(rows, [false, true, true])}\n\n${renderChecks(checks)}\n`);
+  } else {
+    process.stdout.write(`kexec_file_load would not find room: ${placement.message}\n\n${renderChecks(checks)}\n`);
+  }
+  return placement.ok ? summarize(checks).exitCode : 2;
 }
 
 export async function loadCommand(args: ParsedArgs, positionals: string[]): Promise<number> {

@@ -218,6 +218,11 @@ export function filePool(machine: Machine, crash: boolean): { pool: Range[]; nam
   return ram.length ? { pool: ram, name: "System RAM" } : null;
 }
 
+/** What `plan -s` shows: the kernel's own kexec_file_load placement, as predicted. */
+export function predictFilePlacement(input: CheckInput): Placement {
+  return placeLikeKernel(buildContext({ ...input, request: { ...input.request, syscall: "kexec_file_load" } }));
+}
+
 /** kexec_file_load's placement, as the kernel would do it (kexec_locate_mem_hole, top-down). */
 function placeLikeKernel(c: Context): Placement {
   if (!c.bz) return { ok: false, syscall: "kexec_file_load", message: "an ELF vmlinux cannot be loaded with kexec_file_load on x86", data: { format: "elf" }, hint: "give the bzImage (vmlinuz)" };

@@ -15,6 +15,7 @@ import type { CheckInput, CheckResult, CheckSummary, EvidenceValue, Verdict } fr
 export * from "./types.js";
 export { renderChecks } from "./render.js";
 export { diagnoseNoReservation } from "./rules-crash.js";
+export { predictFilePlacement, type Placement } from "./context.js";
 
 export const RULES: readonly Rule[] = [
   kexecSupported,
