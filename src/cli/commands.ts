@@ -11,7 +11,7 @@ import { planLoad } from "../core/plan/plan.js";
 import { sha256 } from "../node/crypto.js";
 import { cachedKernels } from "../node/kernel-cache.js";
 import { renderMachine, toMachineJson } from "../core/machine/model.js";
-import { readInputFile } from "../node/files.js";
+import { readInputFile, writeOutputFile } from "../node/files.js";
 import { readMachine } from "../node/machine.js";
 import { snapshot } from "../node/snapshot.js";
 import { has, value, type ParsedArgs } from "./options.js";
@@ -55,7 +55,13 @@ function print(args: ParsedArgs, json: unknown, text: () => string): void {
 async function inspectCommand(args: ParsedArgs, rest: string[]): Promise<number> {
   const path = rest[0];
   if (path === undefined) throw new KexecError("usage", "inspect needs an IMAGE", {}, "kexec-ts inspect /boot/vmlinuz-$(uname -r)");
-  const image = loadImage(path, has(args, "vmlinux"));
+  const extract = value(args, "extract");
+  const image = loadImage(path, has(args, "vmlinux") || extract !== undefined);
+  if (extract !== undefined) {
+    const vmlinux = image.kind === "bzImage" ? image.vmlinuxBytes : image.bytes;
+    if (!vmlinux) throw new KexecError("usage", `${path}: no payload to extract`, { file: path });
+    writeOutputFile(extract, vmlinux, "vmlinux");
+  }
   print(args, inspectJson(image), () => renderInspect(image, path));
   return 0;
 }

@@ -39,6 +39,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { long: "debug", short: "d", help: "print the plan before loading", group: "output" },
   { long: "json", help: "machine-readable output", group: "output" },
   { long: "vmlinux", help: "inspect: also decompress the payload and read the vmlinux ELF inside", group: "output" },
+  { long: "extract", value: "FILE", help: "inspect: write the decompressed vmlinux (ELF) to FILE, like scripts/extract-vmlinux", group: "output" },
   { long: "root", value: "DIR", help: "read /proc, /sys and /boot under DIR (a snapshot) instead of the live machine", group: "general" },
   { long: "help", short: "h", help: "show this help", group: "general" },
   { long: "version", short: "v", help: "print the version", group: "general" },

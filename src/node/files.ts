@@ -1,5 +1,5 @@
 /** File IO at the edge: every failure becomes a KexecError that names the file and says what to do. */
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { KexecError } from "../core/errors.js";
 
 export function readInputFile(path: string, what: string): Uint8Array {
@@ -30,4 +30,16 @@ export function ioError(e: unknown, path: string, what: string): KexecError {
     EISDIR: `give the path of a file, not a directory`,
   };
   return new KexecError("io", `${path}: cannot read ${what}: ${err?.message ?? String(e)}`, { file: path, errno: code }, hints[code]);
+}
+
+/** Write a whole file via a temporary name, so a failure never leaves half a file under the real name. */
+export function writeOutputFile(path: string, data: Uint8Array, what: string): void {
+  const tmp = `${path}.incomplete`;
+  try {
+    writeFileSync(tmp, data);
+    renameSync(tmp, path);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new KexecError("io", `${path}: cannot write ${what}: ${err?.message ?? String(e)}`, { file: path, errno: err?.code ?? "EIO" }, "check the directory exists, is writable and has room");
+  }
 }

@@ -18,7 +18,7 @@ export interface Vmlinux {
 }
 
 export type KernelImage =
-  | { kind: "bzImage"; bzImage: BzImage; bytes: Uint8Array; wrapper: Compression | undefined; vmlinux: Vmlinux | undefined }
+  | { kind: "bzImage"; bzImage: BzImage; bytes: Uint8Array; wrapper: Compression | undefined; vmlinux: Vmlinux | undefined; vmlinuxBytes: Uint8Array | undefined }
   | { kind: "elf"; vmlinux: Vmlinux; bytes: Uint8Array; wrapper: Compression | undefined };
 
 export interface ReadImageOptions {
@@ -36,8 +36,9 @@ export function readKernelImage(input: Uint8Array, options: ReadImageOptions = {
   if (looksLikeBzImage(bytes)) {
     const bzImage = parseBzImage(bytes);
     let vmlinux: Vmlinux | undefined;
-    if (options.decompressPayload) vmlinux = readPayload(bytes, bzImage);
-    return { kind: "bzImage", bzImage, bytes, wrapper, vmlinux };
+    let vmlinuxBytes: Uint8Array | undefined;
+    if (options.decompressPayload) ({ vmlinux, bytes: vmlinuxBytes } = readPayloadWithBytes(bytes, bzImage));
+    return { kind: "bzImage", bzImage, bytes, wrapper, vmlinux, vmlinuxBytes };
   }
   if (looksLikeElf(bytes)) return { kind: "elf", vmlinux: readVmlinux(bytes, "vmlinux"), bytes, wrapper };
   throw notAKernel(input, wrapper);
@@ -65,6 +66,10 @@ function guessFileKind(b: Uint8Array): string | undefined {
 }
 
 export function readPayload(bytes: Uint8Array, bz: BzImage): Vmlinux {
+  return readPayloadWithBytes(bytes, bz).vmlinux;
+}
+
+function readPayloadWithBytes(bytes: Uint8Array, bz: BzImage): { vmlinux: Vmlinux; bytes: Uint8Array } {
   if (!bz.payload) {
     throw new KexecError("parse", "bzImage: the setup header has no payload_offset/payload_length (protocol < 2.08), so the compressed kernel cannot be located",
       { field: "payload_offset", offset: 0x248, expected: "protocol >= 0x208", actual: `0x${bz.protocol.toString(16)}` });
@@ -78,7 +83,7 @@ export function readPayload(bytes: Uint8Array, bz: BzImage): Vmlinux {
   // The kernel build appends the uncompressed size as the payload's last 4 bytes.
   const tail = compressed.length >= 4 ? new DataView(compressed.buffer, compressed.byteOffset + compressed.length - 4, 4).getUint32(0, true) : undefined;
   const vmlinuxBytes = decompress(bz.payload.compression, compressed, tail !== undefined && tail > 0 ? { expectedSize: tail } : {});
-  return readVmlinux(vmlinuxBytes, "vmlinux (bzImage payload)");
+  return { vmlinux: readVmlinux(vmlinuxBytes, "vmlinux (bzImage payload)"), bytes: vmlinuxBytes };
 }
 
 export function readVmlinux(bytes: Uint8Array, what: string): Vmlinux {

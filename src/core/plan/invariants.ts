@@ -48,8 +48,12 @@ export function planViolations(plan: Plan, image: BzImage, machine: Machine, lim
     if (!image.relocatable && kernel.mem !== (image.prefAddress ?? 0x100000n)) v.push("non-relocatable kernel not at its fixed address");
     if (!image.canBeLoadedAbove4G && end({ start: kernel.mem, size: kernel.memsz }) > 1n << 32n) v.push("kernel above 4 GiB without XLF_CAN_BE_LOADED_ABOVE_4G");
     if (!image.is64 && end({ start: kernel.mem, size: kernel.memsz }) > 0x38000000n) v.push("32-bit kernel above 896 MiB");
-    const expectedEntry = plan.entryMode === "entry64" ? kernel.mem + 0x200n : kernel.mem;
-    if (plan.kernelEntry !== expectedEntry) v.push(`kernel entry ${hex(plan.kernelEntry)}, expected ${hex(expectedEntry)}`);
+    if (plan.imageFormat === "bzImage") {
+      const expectedEntry = plan.entryMode === "entry64" ? kernel.mem + 0x200n : kernel.mem;
+      if (plan.kernelEntry !== expectedEntry) v.push(`kernel entry ${hex(plan.kernelEntry)}, expected ${hex(expectedEntry)}`);
+    } else if (plan.kernelEntry < kernel.mem || plan.kernelEntry >= kernel.mem + kernel.memsz) {
+      v.push(`ELF entry ${hex(plan.kernelEntry)} outside the kernel segment`);
+    }
   }
   const initrd = segs.find((s) => s.kind === "initrd");
   if (initrd && (!image.canBeLoadedAbove4G || !image.is64) && initrd.mem + BigInt(initrd.buf.length) - 1n > image.initrdAddrMax) {

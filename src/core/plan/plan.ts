@@ -13,6 +13,7 @@ import { PAGE_SIZE, alignUp, type Range } from "./ranges.js";
 import { buildZeroPage, e820TypeFromName, type E820 } from "./zero-page.js";
 import { buildPurgatory } from "./purgatory.js";
 import { planViolations } from "./invariants.js";
+import { elfKernel } from "./elf-kernel.js";
 import { buildElfCoreHeader, elfCoreHeaderSize } from "./elfcorehdr.js";
 import { captureKernelE820, coreLoads, crashNoteAreas, defaultKernelLayout, type KernelLayout } from "./crash.js";
 
@@ -30,6 +31,8 @@ export interface PlanSegment {
 
 export interface Plan {
   syscall: Syscall;
+  /** A bzImage enters at its boot protocol entries; an ELF vmlinux at its e_entry. */
+  imageFormat: "bzImage" | "elf";
   crash: boolean;
   kernelArch: Arch;
   userArch: Arch;
@@ -120,14 +123,13 @@ export function e820ForNewKernel(machine: Machine): { entries: E820[]; source: s
 }
 
 export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest): Plan {
-  if (image.kind !== "bzImage") {
-    throw new KexecError("plan", "kexec_load of an ELF vmlinux is not supported yet; give the bzImage (vmlinuz)", { field: "format", actual: "elf" }, "use /boot/vmlinuz-*");
-  }
   const kernelArch = machine.kernelArch;
   if (kernelArch === null) {
     throw new KexecError("machine", "cannot tell whether the running kernel is x86_64 or i386", { field: "kernelArch" }, "kexec-ts needs /proc/version or /proc/sys/kernel/arch; with --root, make sure the snapshot has them");
   }
-  const bz = image.bzImage;
+  const elf = image.kind === "elf" ? elfKernel(image.vmlinux, image.bytes) : undefined;
+  const bz = image.kind === "bzImage" ? image.bzImage : elf!.header;
+  const headerSource = elf ? elf.headerBytes : image.bytes;
   const entryMode = chooseEntryMode(bz, kernelArch, req);
   const notes: string[] = [];
 
@@ -182,7 +184,10 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
   const lowFirst = is32BitImage;
   const bootParamsAt = placer.place({ what: "boot parameters", size: bootParamsSize, align: PAGE_SIZE, mins: globalMins, limits: [...globalLimits, ...lowLimit], topDown: !lowFirst });
 
-  const kernel = placeKernel(placer, bz, entryMode, globalMins, globalLimits, notes);
+  const kernel = elf
+    ? placer.reserveFixed("kernel (the vmlinux's PT_LOADs at their p_paddr)", elf.mem, elf.memsz)
+    : placeKernel(placer, bz, entryMode, globalMins, globalLimits, notes);
+  if (elf) notes.push(`ELF vmlinux: PT_LOADs at ${hex(elf.mem)}-${hex(elf.mem + elf.memsz)}, entry e_entry ${hex(elf.entry)}`);
 
   let initrdAt: { mem: bigint; memsz: bigint } | undefined;
   if (req.initrd) {
@@ -197,7 +202,7 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
   notes.push(`memory map for the new kernel from ${e820.source}`);
   const zeroPage = buildZeroPage({
     image: bz,
-    imageBytes: image.bytes,
+    imageBytes: headerSource,
     address: bootParamsAt.mem,
     cmdline,
     initrd: initrdAt && req.initrd ? { address: initrdAt.mem, size: BigInt(req.initrd.length) } : undefined,
@@ -211,12 +216,12 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
 
   const segments: PlanSegment[] = [
     { kind: "bootparams", mem: bootParamsAt.mem, memsz: bootParamsAt.memsz, buf: zeroPage.bytes },
-    { kind: "kernel", mem: kernel.mem, memsz: kernel.memsz, buf: image.bytes.subarray(bz.setupSize) },
+    { kind: "kernel", mem: kernel.mem, memsz: kernel.memsz, buf: elf ? elf.buf : image.bytes.subarray(bz.setupSize) },
   ];
   if (initrdAt && req.initrd) segments.push({ kind: "initrd", mem: initrdAt.mem, memsz: initrdAt.memsz, buf: req.initrd });
   if (coreHeader) segments.push({ kind: "elfcorehdr", mem: coreHeader.mem, memsz: coreHeader.memsz, buf: coreHeader.bytes });
 
-  const kernelEntry = entryMode === "entry64" ? kernel.mem + 0x200n : kernel.mem;
+  const kernelEntry = elf ? elf.entry : entryMode === "entry64" ? kernel.mem + 0x200n : kernel.mem;
   const purgatory = buildPurgatory(purgatoryArch, {
     mode: entryMode,
     entry: kernelEntry,
@@ -230,6 +235,7 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
   const flags = (kernelArch === "x86_64" ? KEXEC_ARCH_X86_64 : KEXEC_ARCH_386) | (req.crash ? KEXEC_ON_CRASH : 0);
   const plan: Plan = {
     syscall: "kexec_load",
+    imageFormat: image.kind,
     crash: req.crash,
     kernelArch,
     userArch: req.userArch,
