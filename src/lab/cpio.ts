@@ -10,6 +10,9 @@
  * its own), which is what lets the lab cache the big parts of an initramfs separately.
  */
 import { KexecError } from "../core/errors.js";
+import { concatBytes } from "../core/bytes/reader.js";
+
+export { concatBytes };
 
 export const CPIO_NEWC_MAGIC = "070701";
 const HEADER_SIZE = 110;
@@ -193,17 +196,6 @@ export class CpioWriter {
   }
 }
 
-export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const c of chunks) total += c.length;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
 
 const decoder = new TextDecoder();
 

@@ -8,6 +8,7 @@ import { open, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { KexecError } from "../core/errors.js";
 import { MACHINE_FILES, expandGlob, type MachineFiles } from "../core/machine/files.js";
+import { concatBytes } from "../core/bytes/reader.js";
 
 export type ReadOutcome =
   | { kind: "ok"; bytes: Uint8Array }
@@ -24,21 +25,13 @@ export async function readFully(path: string): Promise<Uint8Array> {
   const handle = await open(path, "r");
   try {
     const chunks: Uint8Array[] = [];
-    let total = 0;
     for (;;) {
       const chunk = new Uint8Array(65536);
       const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
       if (bytesRead === 0) break;
       chunks.push(chunk.subarray(0, bytesRead));
-      total += bytesRead;
     }
-    const out = new Uint8Array(total);
-    let at = 0;
-    for (const c of chunks) {
-      out.set(c, at);
-      at += c.length;
-    }
-    return out;
+    return concatBytes(chunks);
   } finally {
     await handle.close();
   }
