@@ -86,3 +86,16 @@ test("a file between FILE markers is decoded even with kernel lines in between",
   const bad = feedAll(broken, ["KEXEC-TS-MARK:init", `KEXEC-TS-FILE:snap ${gz.length} ${md5}`, ...b64.slice(1), "KEXEC-TS-FILE-END:snap"]);
   assert.ok(bad.some((e) => e?.kind === "fail" && e.outcome === "extract-error"));
 });
+
+test("a kernel message that lands on a marker's or step's line does not change its name (seen in a kdump run)", () => {
+  const w = new ConsoleWatcher(["capture/init", "capture/vmcore", "capture/done"]);
+  const events = feedAll(w, [
+    "KEXEC-TS-MARK:capture/init[    2.175290] tsc: Refined TSC clocksource calibration: 2596.105 MHz",
+    "KEXEC-TS-STEP:capture/vmcore[    2.2] random: crng init done",
+    "vmcore=present",
+    "KEXEC-TS-MARK:capture/vmcore rc=0",
+    "KEXEC-TS-MARK:capture/done",
+  ]);
+  assert.deepEqual(events.map((e) => e?.kind), ["marker", undefined, undefined, "marker", "complete"]);
+  assert.deepEqual(w.steps["capture/vmcore"]?.output, ["vmcore=present"]);
+});

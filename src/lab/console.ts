@@ -40,7 +40,10 @@ export type ConsoleEvent =
   | { kind: "fail"; outcome: "panic" | "step-failed" | "extract-error"; reason: string };
 
 const PANIC = /Kernel panic - not syncing/;
-const MARK_RE = new RegExp(`${MARK}(\\S+)(?: rc=(\\d+))?`);
+// Marker names use only these characters (validateInitSpec), so a kernel message
+// that lands right after a marker on the same line ("...MARK:capture/init[    2.17] tsc: ...",
+// seen in the lab) does not become part of the name.
+const MARK_RE = new RegExp(`${MARK}([A-Za-z0-9._/-]+)(?: rc=(\\d+))?`);
 const BASE64_LINE = /^[A-Za-z0-9+/=]+$/;
 const PRINTK_LINE = /^\[\s*\d+\.\d{6}\] /;
 
@@ -107,7 +110,7 @@ export class ConsoleWatcher {
     }
     const stepStart = line.indexOf(STEP);
     if (stepStart >= 0) {
-      this.currentStep = line.slice(stepStart + STEP.length).trim();
+      this.currentStep = /^[A-Za-z0-9._/-]*/.exec(line.slice(stepStart + STEP.length))![0];
       this.steps[this.currentStep] = { rc: undefined, output: [] };
       return undefined;
     }
