@@ -133,90 +133,115 @@ export class EncodeBuffer {
   }
 }
 
-/** Append the LZO length encoding: v if it fits in `max`, else 0, zero bytes and a remainder. */
-function lzoLength(out: EncodeBuffer, first: number, v: number, max: number): void {
-  if (v <= max) {
-    out.byte(first | v);
-    return;
-  }
-  out.byte(first);
-  let r = v - max;
-  while (r > 255) {
-    out.byte(0);
-    r -= 255;
-  }
-  out.byte(r);
-}
-
 const HASH_BITS = 12;
 
 function read32(b: Uint8Array, i: number): number {
   return b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24);
 }
 
+/** liblzo's LZO1X-1 uses a 2^14-entry dictionary; the same size keeps our output as small as its. */
+export const LZO_HASH_BITS = 14;
+/** Farthest back an LZO1X M4 match reaches (lzo1x's M4_MAX_OFFSET). */
+const LZO_MAX_DISTANCE = 0xbfff;
+
 /**
- * A greedy LZO1X compressor (4-byte hash, no lazy matching) producing what
- * lzo1x_decompress_safe accepts. Like LZ4's, the search steps faster through
- * data that keeps missing, so random pages cost little.
+ * LZO1X compression of src[from, from+length) into dst from `at`, greedy with a 4-byte hash
+ * (what lzo1x_decompress_safe accepts). Returns the bytes written, or -1 as soon as the
+ * output would pass `limit` (the caller stores the page raw instead).
+ *
+ * The hash table is the caller's and is never cleared: an entry is only used when it points
+ * into [from, i) and the 4 bytes there match, so entries left by earlier pages (or earlier
+ * buffers) cost at most a missed match. That saves a 64 KiB fill per 4 KiB page.
  */
-export function lzo1xCompress(input: Uint8Array, table = new Int32Array(1 << HASH_BITS), scratch?: EncodeBuffer): Uint8Array {
-  const n = input.length;
-  const out = scratch ?? new EncodeBuffer(n + (n >> 4) + 64);
-  out.n = 0;
-  table.fill(-1);
-  let anchor = 0; // start of pending literals
-  let lastMatchAt = -1; // position in out of the last match's S bits
-  const flushLiterals = (end: number) => {
-    const len = end - anchor;
-    if (len === 0) return;
-    if (lastMatchAt >= 0 && len <= 3) out.buf[lastMatchAt]! |= len;
-    else if (lastMatchAt < 0 && anchor === 0 && len <= 238) out.byte(17 + len);
-    else lzoLength(out, 0, len - 3, 15);
-    out.copy(input, anchor, end);
-    anchor = end;
-  };
-  let i = 0;
-  let misses = 0;
-  while (i + 4 <= n) {
-    const v = read32(input, i);
-    const h = Math.imul(v, 0x9e3779b1) >>> (32 - HASH_BITS);
+export function lzo1xCompressInto(src: Uint8Array, from: number, length: number, dst: Uint8Array, at: number, limit: number, table: Int32Array): number {
+  const end = from + length;
+  const shift = 32 - Math.log2(table.length);
+  let op = at;
+  let anchor = from;
+  let lastMatchAt = -1; // where the last match's S bits (count of trailing short literals) live
+  let i = from;
+  while (i + 4 <= end) {
+    const v = src[i]! | (src[i + 1]! << 8) | (src[i + 2]! << 16) | (src[i + 3]! << 24);
+    const h = Math.imul(v, 0x9e3779b1) >>> shift;
     const cand = table[h]!;
     table[h] = i;
-    if (cand >= 0 && i - cand <= 0xbfff && read32(input, cand) === v) {
-      let len = 4;
-      while (i + len < n && input[cand + len] === input[i + len]) len++;
-      flushLiterals(i);
-      const distance = i - cand;
-      if (len <= 8 && distance <= 2048) {
-        const d = distance - 1;
-        out.byte(len <= 4 ? 0x40 | ((len - 3) << 5) | ((d & 7) << 2) : 0x80 | ((len - 5) << 5) | ((d & 7) << 2));
-        lastMatchAt = out.n - 1;
-        out.byte(d >> 3);
-      } else if (distance <= 16384) {
-        const d = distance - 1;
-        lzoLength(out, 32, len - 2, 31);
-        lastMatchAt = out.n;
-        out.byte((d & 63) << 2);
-        out.byte(d >> 6);
-      } else {
-        const d = distance - 16384;
-        lzoLength(out, 16 | (((d >> 14) & 1) << 3), len - 2, 7);
-        lastMatchAt = out.n;
-        out.byte((d & 63) << 2);
-        out.byte((d >> 6) & 0xff);
-      }
-      i += len;
-      anchor = i;
-      misses = 0;
+    if (cand < from || cand >= i || i - cand > LZO_MAX_DISTANCE ||
+        (src[cand]! | (src[cand + 1]! << 8) | (src[cand + 2]! << 16) | (src[cand + 3]! << 24)) !== v) {
+      // Step faster through data that keeps missing (as lzo1x_1 does): random pages cost little.
+      i += 1 + ((i - anchor) >> 5);
       continue;
     }
-    i += 1 + (misses++ >> 5);
+    let len = 4;
+    while (i + len < end && src[cand + len] === src[i + len]) len++;
+    // Worst case for the literals and this match; past the limit the page is stored raw.
+    const lit = i - anchor;
+    if (op + lit + 8 + (((lit + len) / 255) | 0) > limit) return -1;
+    if (lit > 0) {
+      if (lastMatchAt >= 0 && lit <= 3) dst[lastMatchAt]! |= lit;
+      else if (lastMatchAt < 0 && lit <= 238) dst[op++] = 17 + lit;
+      else if (lit - 3 <= 15) dst[op++] = lit - 3;
+      else {
+        dst[op++] = 0;
+        let r = lit - 3 - 15;
+        while (r > 255) { dst[op++] = 0; r -= 255; }
+        dst[op++] = r;
+      }
+      if (lit < 16) for (let k = anchor; k < i; k++) dst[op++] = src[k]!;
+      else { dst.set(src.subarray(anchor, i), op); op += lit; }
+    }
+    const distance = i - cand;
+    if (len <= 8 && distance <= 2048) {
+      const d = distance - 1;
+      lastMatchAt = op;
+      dst[op++] = len <= 4 ? 0x40 | ((len - 3) << 5) | ((d & 7) << 2) : 0x80 | ((len - 5) << 5) | ((d & 7) << 2);
+      dst[op++] = d >> 3;
+    } else {
+      let marker: number;
+      let max: number;
+      let d: number;
+      if (distance <= 16384) { d = distance - 1; marker = 32; max = 31; } else { d = distance - 16384; marker = 16 | (((d >> 14) & 1) << 3); max = 7; }
+      const v2 = len - 2;
+      if (v2 <= max) dst[op++] = marker | v2;
+      else {
+        dst[op++] = marker;
+        let r = v2 - max;
+        while (r > 255) { dst[op++] = 0; r -= 255; }
+        dst[op++] = r;
+      }
+      lastMatchAt = op;
+      dst[op++] = (d & 63) << 2;
+      dst[op++] = (d >> 6) & 0xff;
+    }
+    i += len;
+    anchor = i;
   }
-  flushLiterals(n);
-  out.byte(0x11);
-  out.byte(0);
-  out.byte(0);
-  return scratch ? out.buf.subarray(0, out.n) : out.result();
+  const lit = end - anchor;
+  if (op + lit + 8 + ((lit / 255) | 0) > limit) return -1;
+  if (lit > 0) {
+    if (lastMatchAt >= 0 && lit <= 3) dst[lastMatchAt]! |= lit;
+    else if (lastMatchAt < 0 && lit <= 238) dst[op++] = 17 + lit;
+    else if (lit - 3 <= 15) dst[op++] = lit - 3;
+    else {
+      dst[op++] = 0;
+      let r = lit - 3 - 15;
+      while (r > 255) { dst[op++] = 0; r -= 255; }
+      dst[op++] = r;
+    }
+    dst.set(src.subarray(anchor, end), op);
+    op += lit;
+  }
+  // End of stream: an M4 with distance 16384.
+  dst[op++] = 0x11;
+  dst[op++] = 0;
+  dst[op++] = 0;
+  return op - at;
+}
+
+/** LZO1X of a whole buffer into a fresh one (tests, odd callers); the save path uses lzo1xCompressInto. */
+export function lzo1xCompress(input: Uint8Array, table = new Int32Array(1 << LZO_HASH_BITS)): Uint8Array {
+  const out = new Uint8Array(input.length + (input.length >> 4) + 64);
+  const n = lzo1xCompressInto(input, 0, input.length, out, 0, out.length, table);
+  return out.slice(0, n);
 }
 
 // ---- snappy (raw) ----

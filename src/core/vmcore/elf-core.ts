@@ -126,6 +126,15 @@ export function elfCoreMemory(core: ElfCore, file: RandomAccess, pageSize: numbe
       const seg = segments.find((s) => paddr >= s.p_paddr && end <= s.p_paddr + s.p_filesz);
       return seg ? file.read(seg.p_offset + (paddr - seg.p_paddr), count * pageSize) : undefined;
     },
+    readRunInto(pfn: bigint, count: number, dst: Uint8Array, at: number): boolean {
+      const paddr = pfn * ps;
+      const end = paddr + BigInt(count) * ps;
+      const seg = segments.find((s) => paddr >= s.p_paddr && end <= s.p_paddr + s.p_filesz);
+      if (!seg) return false;
+      if (file.readInto) file.readInto(seg.p_offset + (paddr - seg.p_paddr), dst, at, count * pageSize);
+      else dst.set(file.read(seg.p_offset + (paddr - seg.p_paddr), count * pageSize), at);
+      return true;
+    },
     readPage(pfn: bigint): Uint8Array | undefined {
       const paddr = pfn * ps;
       let seg = segments[last];

@@ -11,6 +11,8 @@ export interface RandomAccess {
   readonly size: bigint;
   /** Exactly `length` bytes from `offset`; throws a KexecError when the file is shorter. */
   read(offset: bigint, length: number): Uint8Array;
+  /** Optional: the same bytes into dst at `at`, without allocating (the save path reads GiBs this way). */
+  readInto?(offset: bigint, dst: Uint8Array, at: number, length: number): void;
 }
 
 export function bytesAccess(bytes: Uint8Array, what = "vmcore"): RandomAccess {
@@ -23,6 +25,10 @@ export function bytesAccess(bytes: Uint8Array, what = "vmcore"): RandomAccess {
           { offset, expected: `end <= ${hex(bytes.length)}`, actual: hex(end) }, "the file is truncated");
       }
       return bytes.subarray(Number(offset), Number(end));
+    },
+    readInto(offset: bigint, dst: Uint8Array, at: number, length: number): void {
+      if (offset < 0n || offset + BigInt(length) > BigInt(bytes.length)) throw new KexecError("parse", `${what}: ${length} bytes at offset ${hex(offset)} lie past the end of the file (${bytes.length} bytes)`, { offset }, "the file is truncated");
+      dst.set(bytes.subarray(Number(offset), Number(offset) + length), at);
     },
   };
 }
@@ -47,6 +53,8 @@ export interface PhysicalMemory {
    * lie in one stored run (the caller then reads page by page).
    */
   readRun?(pfn: bigint, count: number): Uint8Array | undefined;
+  /** Optional: like readRun, into dst at `at`; false (nothing read) when the pages are not one stored run. */
+  readRunInto?(pfn: bigint, count: number, dst: Uint8Array, at: number): boolean;
   /** Optional: whether a page is stored, without reading it (kdump files answer from their bitmap). */
   hasPage?(pfn: bigint): boolean;
 }

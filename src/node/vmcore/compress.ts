@@ -1,43 +1,85 @@
 /** Page compression as makedumpfile does it, shared by the inline path and the workers. */
 import { deflateSync, constants } from "node:zlib";
 import { KexecError } from "../../core/errors.js";
-import { EncodeBuffer, lzo1xCompress, snappyCompress, type PageCodec } from "../../core/vmcore/codecs.js";
+import { EncodeBuffer, LZO_HASH_BITS, lzo1xCompressInto, snappyCompress, type PageCodec } from "../../core/vmcore/codecs.js";
 
 export type Codec = PageCodec | "none";
 
-/** A page in, its compressed bytes out (a view valid until the next call), or undefined for "store raw". */
-export function pageCompressor(codec: Codec): (page: Uint8Array) => Uint8Array | undefined {
-  const table = new Int32Array(1 << 12);
-  const scratch = new EncodeBuffer(8192);
+/**
+ * Compresses the page src[from, from+pageSize) into dst at `at` and returns its length, or -1
+ * when it does not shrink below a page (makedumpfile then stores it raw). dst must have room
+ * for pageSize - 1 bytes from `at`.
+ */
+export type PageCompressInto = (src: Uint8Array, from: number, dst: Uint8Array, at: number) => number;
+
+export function pageCompressor(codec: Codec, pageSize: number): PageCompressInto {
   switch (codec) {
-    case "none": return () => undefined;
-    // makedumpfile: compress2(..., Z_BEST_SPEED).
-    case "zlib": return (page) => deflateSync(page, { level: constants.Z_BEST_SPEED });
-    case "lzo": return (page) => lzo1xCompress(page, table, scratch);
-    case "snappy": return (page) => snappyCompress(page, table, scratch);
+    case "none": return () => -1;
+    // makedumpfile: compress2(..., Z_BEST_SPEED), i.e. a zlib stream at level 1.
+    case "zlib": return (src, from, dst, at) => {
+      const c = deflateSync(src.subarray(from, from + pageSize), { level: constants.Z_BEST_SPEED });
+      if (c.length >= pageSize) return -1;
+      dst.set(c, at);
+      return c.length;
+    };
+    case "lzo": {
+      const table = new Int32Array(1 << LZO_HASH_BITS);
+      return (src, from, dst, at) => lzo1xCompressInto(src, from, pageSize, dst, at, at + pageSize - 1, table);
+    }
+    case "snappy": {
+      const table = new Int32Array(1 << 12);
+      const scratch = new EncodeBuffer(2 * pageSize);
+      return (src, from, dst, at) => {
+        const c = snappyCompress(src.subarray(from, from + pageSize), table, scratch);
+        if (c.length >= pageSize) return -1;
+        dst.set(c, at);
+        return c.length;
+      };
+    }
     case "zstd": throw new KexecError("usage", "zstd compression is not available in this build of kexec-ts", { field: "compress", actual: "zstd" }, "use --compress lzo (fastest) or zlib; both are read by makedumpfile and crash");
   }
 }
 
+/** Per-page results of compressBatch. */
+export const PAGE_SKIPPED = -2;
+export const PAGE_ZERO = -3;
+
 export interface CompressedBatch {
-  /** Per page: -2 skipped, -1 stored raw, else the compressed length. */
+  /**
+   * Per page: PAGE_SKIPPED, PAGE_ZERO, or the bytes stored for it in `data`, in page order:
+   * a length below the page size is compressed, the page size itself means stored raw.
+   */
   sizes: Int32Array;
+  /** The stored bytes of the batch, back to back: what goes to the file as one write. */
   data: Uint8Array;
+  /** The buffers handed in, handed back for the next batch. */
+  pages: Uint8Array;
 }
 
-/** Compress a batch into one buffer: no allocation per page. */
-export function compressBatch(compress: (page: Uint8Array) => Uint8Array | undefined, pages: Uint8Array, pageSize: number, skip: Uint8Array): CompressedBatch {
-  const count = pages.length / pageSize;
+function isZeroWords(words: Int32Array, from: number, to: number): boolean {
+  for (let k = from; k < to; k++) if (words[k] !== 0) return false;
+  return true;
+}
+
+/**
+ * Compresses `count` pages of `pages` into `out` (as big as `pages`: every stored page is at
+ * most a page), finding zero pages on the way so the thread that reads never scans them.
+ */
+export function compressBatch(compress: PageCompressInto, pages: Uint8Array, count: number, pageSize: number, skip: Uint8Array, out: Uint8Array): CompressedBatch {
   const sizes = new Int32Array(count);
-  const data = new Uint8Array(pages.length);
+  const words = new Int32Array(pages.buffer, pages.byteOffset, (count * pageSize) >>> 2);
+  const pageWords = pageSize >>> 2;
   let at = 0;
   for (let i = 0; i < count; i++) {
-    if (skip[i]) { sizes[i] = -2; continue; }
-    const c = compress(pages.subarray(i * pageSize, (i + 1) * pageSize));
-    if (c === undefined || c.length >= pageSize) { sizes[i] = -1; continue; }
-    sizes[i] = c.length;
-    data.set(c, at);
-    at += c.length;
+    if (skip[i]) { sizes[i] = PAGE_SKIPPED; continue; }
+    if (isZeroWords(words, i * pageWords, (i + 1) * pageWords)) { sizes[i] = PAGE_ZERO; continue; }
+    let n = compress(pages, i * pageSize, out, at);
+    if (n < 0) {
+      out.set(pages.subarray(i * pageSize, (i + 1) * pageSize), at);
+      n = pageSize;
+    }
+    sizes[i] = n;
+    at += n;
   }
-  return { sizes, data: data.subarray(0, at) };
+  return { sizes, data: out.subarray(0, at), pages };
 }

@@ -19,23 +19,26 @@ export function openRandomAccess(path: string): OpenFile {
   }
   const st = fstatSync(fd);
   const size = BigInt(st.size);
+  const readInto = (offset: bigint, out: Uint8Array, at: number, length: number): void => {
+    let done = 0;
+    while (done < length) {
+      let n: number;
+      try {
+        n = readSync(fd, out, at + done, length - done, Number(offset) + done);
+      } catch (e) {
+        throw new KexecError("io", `${path}: read error at offset ${hex(offset + BigInt(done))}: ${(e as Error).message}`, { file: path, offset: offset + BigInt(done) }, "the source may be on a failing device");
+      }
+      if (n === 0) {
+        throw new KexecError("parse", `${path}: ${length} bytes at offset ${hex(offset)} run past the end of the file (${hex(size)})`, { file: path, offset, expected: `end <= ${hex(size)}`, actual: hex(offset + BigInt(length)) }, "the file is truncated");
+      }
+      done += n;
+    }
+  };
   return {
-    path, fd, size,
+    path, fd, size, readInto,
     read(offset: bigint, length: number): Uint8Array {
       const out = new Uint8Array(length);
-      let done = 0;
-      while (done < length) {
-        let n: number;
-        try {
-          n = readSync(fd, out, done, length - done, Number(offset) + done);
-        } catch (e) {
-          throw new KexecError("io", `${path}: read error at offset ${hex(offset + BigInt(done))}: ${(e as Error).message}`, { file: path, offset: offset + BigInt(done) }, "the source may be on a failing device");
-        }
-        if (n === 0) {
-          throw new KexecError("parse", `${path}: ${length} bytes at offset ${hex(offset)} run past the end of the file (${hex(size)})`, { file: path, offset, expected: `end <= ${hex(size)}`, actual: hex(offset + BigInt(length)) }, "the file is truncated");
-        }
-        done += n;
-      }
+      readInto(offset, out, 0, length);
       return out;
     },
     close: () => closeSync(fd),

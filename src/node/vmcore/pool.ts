@@ -4,15 +4,16 @@ import { compressBatch, pageCompressor, type Codec, type CompressedBatch } from 
 import type { WorkReply, WorkRequest } from "./worker.js";
 
 export interface Compressor {
-  submit(pages: Uint8Array, skip: Uint8Array): Promise<CompressedBatch>;
+  /** `pages` and `out` (each as big as the batch) belong to the compressor until the promise settles; they come back in the result. */
+  submit(pages: Uint8Array, count: number, skip: Uint8Array, out: Uint8Array): Promise<CompressedBatch>;
   close(): Promise<void>;
 }
 
 export function inlineCompressor(codec: Codec, pageSize: number): Compressor {
-  const compress = pageCompressor(codec);
+  const compress = pageCompressor(codec, pageSize);
   return {
-    async submit(pages, skip) {
-      const batch = compressBatch(compress, pages, pageSize, skip);
+    async submit(pages, count, skip, out) {
+      const batch = compressBatch(compress, pages, count, pageSize, skip, out);
       // Let signals and the progress timer run between batches.
       await new Promise((r) => setImmediate(r));
       return batch;
@@ -22,34 +23,33 @@ export function inlineCompressor(codec: Codec, pageSize: number): Compressor {
 }
 
 export function workerCompressor(codec: Codec, pageSize: number, threads: number): Compressor {
-  pageCompressor(codec); // fail early (zstd) in the main thread, with the usage error
+  pageCompressor(codec, pageSize); // fail early (zstd) in the main thread, with the usage error
   const url = new URL("./worker.js", import.meta.url);
-  const workers = Array.from({ length: threads }, () => new Worker(url, { workerData: { codec } }));
-  const waiting = new Map<number, (r: CompressedBatch) => void>();
+  const workers = Array.from({ length: threads }, () => new Worker(url, { workerData: { codec, pageSize } }));
+  const waiting = new Map<number, { resolve: (r: CompressedBatch) => void; reject: (e: Error) => void }>();
   let failure: Error | undefined;
-  const rejects = new Map<number, (e: Error) => void>();
   for (const w of workers) {
     w.on("message", (reply: WorkReply) => {
       const done = waiting.get(reply.id);
       waiting.delete(reply.id);
-      rejects.delete(reply.id);
-      done?.({ sizes: reply.sizes, data: reply.data });
+      done?.resolve({ sizes: reply.sizes, data: reply.data, pages: reply.pages });
     });
     w.on("error", (e) => {
       failure = e;
-      for (const r of rejects.values()) r(e);
+      for (const r of waiting.values()) r.reject(e);
+      waiting.clear();
     });
   }
   let next = 0;
   return {
-    submit(pages, skip) {
+    submit(pages, count, skip, out) {
       if (failure) return Promise.reject(failure);
       const id = next++;
-      const req: WorkRequest = { id, pages, pageSize, skip };
+      const req: WorkRequest = { id, pages, out, count, skip };
       return new Promise((resolve, reject) => {
-        waiting.set(id, resolve);
-        rejects.set(id, reject);
-        workers[id % workers.length]!.postMessage(req, [pages.buffer as ArrayBuffer]);
+        waiting.set(id, { resolve, reject });
+        // Transferred, not copied: the buffers move to the worker and back.
+        workers[id % workers.length]!.postMessage(req, [pages.buffer as ArrayBuffer, out.buffer as ArrayBuffer]);
       });
     },
     async close() {

@@ -15,7 +15,7 @@ import { KexecError } from "../../core/errors.js";
 import { hex, size } from "../../core/format.js";
 import { CODEC_FLAG, DUMP_DH_COMPRESSED_INCOMPLETE, PAGE_DESC_SIZE, encodeKdumpHeaders, encodePageDesc, encodeUtsname, findVmcoreinfo, planKdumpLayout, popcount, rankIndex } from "../../core/vmcore/kdump.js";
 import { printkPageFrames } from "../../core/vmcore/dmesg.js";
-import { pageCompressor } from "./compress.js";
+import { PAGE_SKIPPED, PAGE_ZERO, pageCompressor } from "./compress.js";
 import { DL_EXCLUDE_ZERO, clearBit, excludeByPageFlags, isZeroPage, presentBitmaps, testBit, type DumpBitmaps, type ExclusionCounts } from "../../core/vmcore/exclude.js";
 import { KEXEC_TS_NOTE_DESC, KEXEC_TS_NOTE_NAME, NT_KEXEC_TS_COMPLETE, NT_KEXEC_TS_INCOMPLETE, elfHeaderSize, encodeElfCoreHeader, encodeNote, type OutputLoad } from "../../core/vmcore/elf-writer.js";
 import { FLAT_END, encodeFlatHeader, encodeFlatRecordHeader } from "../../core/vmcore/flat.js";
@@ -45,6 +45,8 @@ export interface SaveOptions {
 const FORMATS: DumpFormat[] = ["kdump", "elf", "flat"];
 const CODECS: Codec[] = ["zlib", "lzo", "snappy", "zstd", "none"];
 const BATCH_PAGES = 1024;
+/** Batches read ahead of the writer: enough to keep every compression thread busy. */
+const IN_FLIGHT = 4;
 
 export function parseSaveOptions(args: ParsedArgs, files: string[]): SaveOptions {
   const list = [...files];
@@ -261,7 +263,8 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
   const early = new Map<number, Uint8Array>();
   if (info) {
     const rank = rankIndex(bitmaps.dumpable);
-    const compress = pageCompressor(opts.codec);
+    const compress = pageCompressor(opts.codec, ps);
+    const scratch = new Uint8Array(ps);
     for (const f of printkPageFrames(vmcoreKernelMemory(core), info, ps)) {
       const p = Number(f);
       if (p >= Number(bitmaps.maxPfn) || !testBit(bitmaps.dumpable, p)) continue;
@@ -270,8 +273,8 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
       const desc = new Uint8Array(PAGE_DESC_SIZE);
       if (isZeroPage(page)) encodePageDesc(zeroDesc[0], zeroDesc[1], 0, desc);
       else {
-        const c = compress(page);
-        const stored = c !== undefined && c.length < ps ? c : page;
+        const n = compress(page, 0, scratch, 0);
+        const stored = n > 0 ? scratch.subarray(0, n) : page;
         encodePageDesc(dataAt, stored.length, stored === page ? 0 : codecFlag, desc);
         sink.write(dataAt, stored);
         dataAt += BigInt(stored.length);
@@ -289,86 +292,85 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
   let fault: string | undefined;
   let writeFault: string | undefined;
 
-  const iter = dumpablePfns(bitmaps);
-  let done = false;
+  // Batch buffers are recycled: fresh multi-MiB allocations cost page faults (system time)
+  // and garbage collection on every batch. At most IN_FLIGHT batches are out at once.
+  const batchBytes = BATCH_PAGES * ps;
+  const free: { pages: Uint8Array; out: Uint8Array }[] = [];
+  const takeBuffers = () => free.pop() ?? { pages: new Uint8Array(batchBytes), out: new Uint8Array(batchBytes) };
+  const maxPfn = Number(bitmaps.maxPfn);
+  let cursor = 0; // next pfn to look at
   let pagesSeen = 0;
-  while (!done) {
+  for (;;) {
     if (abort.reason || fault || writeFault) break;
-    const pfns: number[] = [];
-    for (let n = 0; n < BATCH_PAGES; n++) {
-      const r = iter.next();
-      if (r.done) { done = true; break; }
-      pfns.push(r.value);
+    // The next BATCH_PAGES dumpable pfns, straight from the bitmap (whole zero bytes skipped).
+    const pfns = new Int32Array(BATCH_PAGES);
+    let count = 0;
+    const bm = bitmaps.dumpable;
+    while (count < BATCH_PAGES && cursor < maxPfn) {
+      const b = bm[cursor >>> 3]!;
+      if (b === 0 && (cursor & 7) === 0) { cursor += 8; continue; }
+      if (b & (1 << (cursor & 7))) pfns[count++] = cursor;
+      cursor++;
     }
-    if (pfns.length === 0) break;
-    if (opts.faultAfterPages !== undefined && pagesSeen + pfns.length > opts.faultAfterPages) { fault = `simulated fault after ${opts.faultAfterPages} pages`; break; }
-    pagesSeen += pfns.length;
-    const pages = new Uint8Array(pfns.length * ps);
-    const skip = new Uint8Array(pfns.length);
-    const zero = new Uint8Array(pfns.length);
+    if (count === 0) break;
+    if (opts.faultAfterPages !== undefined && pagesSeen + count > opts.faultAfterPages) { fault = `simulated fault after ${opts.faultAfterPages} pages`; break; }
+    pagesSeen += count;
+    const { pages, out } = takeBuffers();
+    const skip = new Uint8Array(count);
     try {
-      for (let i = 0; i < pfns.length; ) {
+      for (let i = 0; i < count; ) {
         // Consecutive page frames come in one read when the source stores them together.
         let run = 1;
-        while (i + run < pfns.length && pfns[i + run] === pfns[i]! + run) run++;
-        const bulk = run > 1 && core.memory.readRun ? core.memory.readRun(BigInt(pfns[i]!), run) : undefined;
-        if (bulk) pages.set(bulk, i * ps);
-        for (let k = i; k < i + run; k++) {
-          const page = bulk ? pages.subarray(k * ps, (k + 1) * ps) : core.memory.readPage(BigInt(pfns[k]!));
-            if (page === undefined) { skip[k] = 1; continue; }
-          if (early.has(pfns[k]!)) { skip[k] = 1; continue; }
-          if (isZeroPage(page)) { skip[k] = 1; zero[k] = 1; continue; }
-          if (!bulk) pages.set(page, k * ps);
+        while (i + run < count && pfns[i + run] === pfns[i]! + run) run++;
+        if (!(core.memory.readRunInto?.(BigInt(pfns[i]!), run, pages, i * ps) ?? false)) {
+          for (let k = i; k < i + run; k++) {
+            const page = core.memory.readPage(BigInt(pfns[k]!));
+            if (page === undefined) skip[k] = 1; else pages.set(page, k * ps);
+          }
         }
         i += run;
       }
     } catch (e) {
+      free.push({ pages, out });
       fault = `read error in ${opts.src} near page frame ${hex(pfns[0]!)}: ${describeFault(e)}`;
       break;
     }
-    const submitted = compressor.submit(pages, skip);
+    if (early.size > 0) for (let k = 0; k < count; k++) if (early.has(pfns[k]!)) skip[k] = 1;
+    const submitted = compressor.submit(pages, count, skip, out);
     const batchFirst = pfns[0]!;
-    const batchEnd = pfns[pfns.length - 1]! + 1;
+    const batchEnd = pfns[count - 1]! + 1;
     // Writes happen in submission order; several batches compress at once.
     chain = chain.then(async () => {
-      const { sizes, data } = await submitted;
+      const { sizes, data, pages: backPages } = await submitted;
+      free.push({ pages: backPages, out: new Uint8Array(data.buffer) });
       // Batches read before a read fault or a signal are still written; after a write fault nothing is.
       if (writeFault) return;
-      const descs = new Uint8Array(pfns.length * PAGE_DESC_SIZE);
+      const descs = new Uint8Array(count * PAGE_DESC_SIZE);
       let n = 0;
-      let dataOff = 0;
-      const out: Uint8Array[] = [];
-      let batchBytes = 0;
+      let stored = 0;
       const firstDesc = descIndex;
-      const raw = pages; // still ours when compressed inline; transferred to a worker otherwise
-      for (let i = 0; i < pfns.length; i++) {
+      for (let i = 0; i < count; i++) {
         const s = sizes[i]!;
-        if (s === -2) {
-          const stored = early.get(pfns[i]!);
-          if (stored) {
-            descs.set(stored, n * PAGE_DESC_SIZE);
+        if (s === PAGE_SKIPPED) {
+          const desc = early.get(pfns[i]!);
+          if (desc) {
+            descs.set(desc, n * PAGE_DESC_SIZE);
             n++;
-          } else if (zero[i]) {
-            encodePageDesc(zeroDesc[0], zeroDesc[1], 0, descs, n * PAGE_DESC_SIZE);
-            n++;
-            if (opts.dumpLevel & DL_EXCLUDE_ZERO) bitmaps.counts.zero++;
           } else clearBit(bitmaps.dumpable, pfns[i]!); // absent from a kdump source
           continue;
         }
-        let bytes: Uint8Array;
-        let flags = 0;
-        if (s === -1) bytes = raw.byteLength ? raw.subarray(i * ps, (i + 1) * ps) : core.memory.readPage(BigInt(pfns[i]!))!;
-        else { bytes = data.subarray(dataOff, dataOff + s); dataOff += s; flags = codecFlag; }
-        encodePageDesc(dataAt + BigInt(batchBytes), bytes.length, flags, descs, n * PAGE_DESC_SIZE);
+        if (s === PAGE_ZERO) {
+          encodePageDesc(zeroDesc[0], zeroDesc[1], 0, descs, n * PAGE_DESC_SIZE);
+          n++;
+          if (opts.dumpLevel & DL_EXCLUDE_ZERO) bitmaps.counts.zero++;
+          continue;
+        }
+        encodePageDesc(dataAt + BigInt(stored), s, s === ps ? 0 : codecFlag, descs, n * PAGE_DESC_SIZE);
         n++;
-        out.push(bytes);
-        batchBytes += bytes.length;
+        stored += s;
       }
-      const blob = new Uint8Array(batchBytes);
-      let at = 0;
-      for (const b of out) { blob.set(b, at); at += b.length; }
       try {
-        sink.write(dataAt, blob);
+        sink.write(dataAt, data);
         sink.write(layout.descOffset + firstDesc * BigInt(PAGE_DESC_SIZE), descs.subarray(0, n * PAGE_DESC_SIZE));
       } catch (e) {
         writeFault = `write error at ${hex(dataAt)}: ${describeFault(e)}`;
@@ -376,15 +378,15 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
         committedUpTo = batchFirst;
         return;
       }
-      dataAt += BigInt(batchBytes);
+      dataAt += BigInt(stored);
       descIndex += BigInt(n);
       written += BigInt(n);
       committedUpTo = batchEnd;
-      progress.update(BigInt(pfns.length) * BigInt(ps), dataAt);
+      progress.update(BigInt(count) * BigInt(ps), dataAt);
     });
     pending.push(chain);
     // Bound the batches in flight (memory stays a few MiB per thread).
-    if (pending.length >= 4) await pending.shift();
+    if (pending.length >= IN_FLIGHT) await pending.shift();
   }
   await chain;
   progress.finish();
