@@ -13,12 +13,8 @@ import { planLoad, runningKernelLimit } from "../plan/plan.js";
 import { PAGE_SIZE, alignUp, type Range } from "../plan/ranges.js";
 import type { CheckInput, CheckRequest, Evidence, Syscall } from "./types.js";
 
-export const MiB = 0x100000n;
-export const GiB = 0x40000000n;
-export const GiB4 = 1n << 32n;
-export const TiB64 = 1n << 46n;
-/** kexec-tools' and the planner's low-memory limit for a 32-bit kernel (DEFAULT_BZIMAGE_ADDR_MAX + 1). */
-export const LOWMEM_896M = 0x38000000n;
+export { GiB, GiB4, LOWMEM_896M, MiB, TiB64 } from "../plan/limits.js";
+import { MiB, usablePool } from "../plan/limits.js";
 /** "elfcorehdr=0x<16 hex digits> " — room bzImage64_load keeps on every command line (MAX_ELFCOREHDR_STR_LEN). */
 export const MAX_ELFCOREHDR_STR_LEN = 30;
 /** bootparam.h; protocol 2.12 added xloadflags. */
@@ -206,18 +202,6 @@ export function fileSegments(bz: BzImage, req: CheckRequest): FileSegmentSize[] 
   return out;
 }
 
-/** The pool kexec_file places into: all System RAM, or for kdump only crashk_res (the main region). */
-export function filePool(machine: Machine, crash: boolean): { pool: Range[]; name: string } | null {
-  if (crash) {
-    if (machine.crashRegions.length === 0) return null;
-    // A ,high reservation also has a low part (crashk_low_res, below 4 GiB); both syscalls place only in crashk_res, the higher one.
-    const main = machine.crashRegions.reduce((a, b) => (b.start > a.start ? b : a));
-    return { pool: [main], name: "the crash region" };
-  }
-  const ram = machine.memory.filter((m) => m.type === "System RAM").map((m) => ({ start: m.start, size: m.size }));
-  return ram.length ? { pool: ram, name: "System RAM" } : null;
-}
-
 /** What `plan -s` shows: the kernel's own kexec_file_load placement, as predicted. */
 export function predictFilePlacement(input: CheckInput): Placement {
   return placeLikeKernel(buildContext({ ...input, request: { ...input.request, syscall: "kexec_file_load" } }));
@@ -226,7 +210,7 @@ export function predictFilePlacement(input: CheckInput): Placement {
 /** kexec_file_load's placement, as the kernel would do it (kexec_locate_mem_hole, top-down). */
 function placeLikeKernel(c: Context): Placement {
   if (!c.bz) return { ok: false, syscall: "kexec_file_load", message: "an ELF vmlinux cannot be loaded with kexec_file_load on x86", data: { format: "elf" }, hint: "give the bzImage (vmlinuz)" };
-  const pool = filePool(c.machine, c.req.crash);
+  const pool = usablePool(c.machine, c.req.crash);
   if (!pool) {
     return c.req.crash
       ? { ok: false, syscall: "kexec_file_load", message: "no crash region: /proc/iomem has no \"Crash kernel\" range", data: { crashRegions: 0 }, hint: "see crash-region" }

@@ -10,7 +10,8 @@ import { hex, size } from "../format.js";
 import { formatMemory } from "../machine/crashkernel.js";
 import type { Machine, Span } from "../machine/model.js";
 import { end, overlaps, subtract, totalSize, normalize, type Range } from "../plan/ranges.js";
-import { GiB4, LOWMEM_896M, MiB, TiB64, fileSegments, filePool, type Context } from "./context.js";
+import { usablePool } from "../plan/limits.js";
+import { GiB4, LOWMEM_896M, MiB, TiB64, fileSegments, type Context } from "./context.js";
 import { fail, ok, syscallEvidence, warn, type Rule } from "./result.js";
 import { newKernelPaging } from "./rules-paging.js";
 import type { Evidence } from "./types.js";
@@ -98,7 +99,7 @@ export const crashRegionSize: Rule = (c) => {
   const id = "crash-region-size";
   if (!c.req.crash) return ok(id, "not a crash load (-l)");
   if (c.machine.crashRegions.length === 0 || !c.bz) return ok(id, "not computed (see crash-region)");
-  const pool = filePool(c.machine, true)!.pool;
+  const pool = usablePool(c.machine, true)!.pool;
   const available = totalSize(pool);
   const { needed, parts } = neededInRegion(c);
   const evidence: Evidence = { available, needed, ...Object.fromEntries(Object.entries(parts).map(([k, v]) => [`${k}Size`, v])), ...syscallEvidence(c) };
@@ -117,7 +118,7 @@ export const crashRegionSize: Rule = (c) => {
 export const crashRegionReach: Rule = (c) => {
   const id = "crash-region-reach";
   if (!c.req.crash) return ok(id, "not a crash load (-l)");
-  const regions = filePool(c.machine, true)?.pool ?? [];
+  const regions = usablePool(c.machine, true)?.pool ?? [];
   if (regions.length === 0 || !c.bz) return ok(id, "not computed (see crash-region)");
   const bz = c.bz;
   const lowest = regions.reduce((a, b) => (b.start < a.start ? b : a));

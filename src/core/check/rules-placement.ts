@@ -6,12 +6,13 @@
  */
 import { hex, size } from "../format.js";
 import { PAGE_SIZE, alignUp, end, findHole, totalSize, clip, type Range } from "../plan/ranges.js";
-import { GiB4, LOADED_HIGH, LOWMEM_896M, MAX_ELFCOREHDR_STR_LEN, MiB, fileCmdlineLength, filePool, protocolText, type Context } from "./context.js";
+import { usablePool } from "../plan/limits.js";
+import { GiB4, LOADED_HIGH, LOWMEM_896M, MAX_ELFCOREHDR_STR_LEN, MiB, fileCmdlineLength, protocolText, type Context } from "./context.js";
 import { fail, ok, syscallEvidence, warn, type Rule } from "./result.js";
 
 /** The memory kexec_load places into: the crash regions, or System RAM. */
 function loadPool(c: Context): { pool: Range[]; name: string } {
-  if (c.req.crash) return filePool(c.machine, true) ?? { pool: [], name: "the crash region" };
+  if (c.req.crash) return usablePool(c.machine, true) ?? { pool: [], name: "the crash region" };
   return { pool: c.machine.memory.filter((m) => m.type === "System RAM").map((m) => ({ start: m.start, size: m.size })), name: "System RAM" };
 }
 

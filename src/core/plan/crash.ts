@@ -18,8 +18,8 @@ import type { Machine } from "../machine/model.js";
 import type { CoreLoad, CoreNoteArea } from "./elfcorehdr.js";
 import { clip, end, subtract, type Range } from "./ranges.js";
 import { e820TypeFromName, type E820 } from "./zero-page.js";
+import { MiB } from "./limits.js";
 
-const MiB = 0x100000n;
 
 /** Where the crashed kernel's virtual mappings are, as read from the machine (or the defaults). */
 export interface KernelLayout {

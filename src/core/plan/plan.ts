@@ -13,6 +13,7 @@ import { PAGE_SIZE, alignUp, type Range } from "./ranges.js";
 import { buildZeroPage, e820TypeFromName, type E820 } from "./zero-page.js";
 import { buildPurgatory } from "./purgatory.js";
 import { planViolations } from "./invariants.js";
+import { GiB4, LOWMEM_896M, MiB, usablePool } from "./limits.js";
 import { elfKernel } from "./elf-kernel.js";
 import { buildElfCoreHeader, elfCoreHeaderSize } from "./elfcorehdr.js";
 import { captureKernelE820, coreLoads, crashNoteAreas, defaultKernelLayout, type KernelLayout } from "./crash.js";
@@ -73,10 +74,6 @@ export const KEXEC_ON_CRASH = 0x1;
 export const KEXEC_ARCH_386 = 3 << 16;
 export const KEXEC_ARCH_X86_64 = 62 << 16;
 
-const MiB = 0x100000n;
-const GiB4 = 1n << 32n;
-/** A 32-bit kernel must sit in its direct-mapped low memory (kexec-tools' DEFAULT_BZIMAGE_ADDR_MAX + 1). */
-const LOWMEM_896M = 0x38000000n;
 
 export function runningKernelLimit(machine: Machine): Bound {
   if (machine.kernelArch === "i386") {
@@ -87,25 +84,16 @@ export function runningKernelLimit(machine: Machine): Bound {
   return { value: 1n << 46n, reason: "MAXMEM of the running 4-level kernel (64 TiB)" };
 }
 
-/** System RAM (or the crash regions) the plan may use. */
+/** System RAM (or crashk_res) the plan may use; an error that says why when there is none. */
 export function placementPool(machine: Machine, crash: boolean): { pool: Range[]; name: string } {
+  const usable = usablePool(machine, crash);
+  if (usable) return usable;
   if (crash) {
-    if (machine.crashRegions.length === 0) {
-      throw new KexecError("plan", "no crash region: /proc/iomem has no \"Crash kernel\" range", { field: "crashRegions" },
-        machine.cmdline?.includes("crashkernel=") ? "crashkernel= is on the command line but nothing was reserved: see `kexec-ts check -p`" : "boot the running kernel with crashkernel=256M (or more)");
-    }
-    // With ,high (or the fallback above 4 GiB) there are two regions; the kernel's
-    // kexec_load accepts segments only inside crashk_res, the high one — crashk_low_res
-    // is memory for the capture kernel's DMA, handed over through its memory map.
-    const crashkRes = machine.crashRegions.reduce((a, b) => (b.start > a.start ? b : a));
-    return { pool: [crashkRes], name: "the crash region" };
+    throw new KexecError("plan", "no crash region: /proc/iomem has no \"Crash kernel\" range", { field: "crashRegions" },
+      machine.cmdline?.includes("crashkernel=") ? "crashkernel= is on the command line but nothing was reserved: see `kexec-ts check -p`" : "boot the running kernel with crashkernel=256M (or more)");
   }
-  const ram = machine.memory.filter((m) => m.type === "System RAM");
-  if (ram.length === 0) {
-    throw new KexecError("plan", "the machine model has no System RAM ranges", { field: "memory", actual: machine.memorySource ?? "no memory map" },
-      machine.iomem?.addressesHidden ? "/proc/iomem shows zeros to non-root users: run as root" : "kexec-ts could not read /proc/iomem or /sys/firmware/memmap");
-  }
-  return { pool: ram, name: "System RAM" };
+  throw new KexecError("plan", "the machine model has no System RAM ranges", { field: "memory", actual: machine.memorySource ?? "no memory map" },
+    machine.iomem?.addressesHidden ? "/proc/iomem shows zeros to non-root users: run as root" : "kexec-ts could not read /proc/iomem or /sys/firmware/memmap");
 }
 
 /** The memory map the new kernel receives, from the most faithful source the machine has. */
