@@ -98,7 +98,7 @@ export async function labCommand(args: ParsedArgs, rest: string[]): Promise<numb
     const json = {
       from: value(args, "from"), to: value(args, "to"), crash: has(args, "crash"),
       prediction: { checkExit: p.exit, verdict: predicted, notOk: p.failing },
-      outcome: result.ok ? "ok" : result.guest.outcome, detail: happened,
+      outcome: result.ok ? "ok" : loadFailed ? "load-failed" : result.guest.outcome, detail: happened,
       // With --with-kexec-tools the prediction is kexec-ts' own; comparing it with kexec-tools' outcome says nothing.
       agreed: p.exit === null || has(args, "with-kexec-tools") ? null : (p.exit < 2) === result.ok,
       loader: has(args, "with-kexec-tools") ? "kexec-tools" : "kexec-ts",
