@@ -6,6 +6,8 @@
  * way kexec_load might not (ENOSYS, EINVAL, ENOEXEC, ENOTSUP) — never after a
  * permission or signature refusal, which kexec_load would only repeat.
  */
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { KexecError, isKexecError } from "../core/errors.js";
 import { hex, size, table } from "../core/format.js";
 import type { KernelImage } from "../core/image/index.js";
@@ -219,6 +221,22 @@ export async function execCommand(args: ParsedArgs): Promise<number> {
   if (machine.kexec.loaded === false) {
     throw new KexecError("usage", "nothing has been loaded: /sys/kernel/kexec_loaded is 0", { file: "/sys/kernel/kexec_loaded", expected: "1", actual: "0" }, "load a kernel first with kexec-ts -l IMAGE");
   }
+  // Under systemd, `systemctl kexec` stops services and unmounts file systems
+  // before the jump; the bare reboot syscall is for --force (as kexec -f) and for
+  // minimal systems such as an initramfs.
+  if (!has(args, "force") && !has(args, "root") && pidOneIsSystemd()) {
+    const r = spawnSync("systemctl", ["kexec"], { stdio: "inherit" });
+    if (r.error) throw new KexecError("syscall", `systemctl kexec could not run: ${r.error.message}`, { call: "systemctl kexec" }, "use kexec-ts -e --force to jump without systemd");
+    return r.status ?? 1;
+  }
   rebootIntoKexec(errnoContext(machine));
+}
+
+function pidOneIsSystemd(): boolean {
+  try {
+    return readFileSync("/proc/1/comm", "utf8").trim() === "systemd";
+  } catch {
+    return false;
+  }
 }
 
