@@ -1,5 +1,5 @@
 /** Page compression as makedumpfile does it, shared by the inline path and the workers. */
-import { deflateSync, constants } from "node:zlib";
+import { deflateSync } from "node:zlib";
 import { KexecError } from "../../core/errors.js";
 import { EncodeBuffer, LZO_HASH_BITS, lzo1xCompressInto, snappyCompress, type PageCodec } from "../../core/vmcore/codecs.js";
 
@@ -15,9 +15,11 @@ export type PageCompressInto = (src: Uint8Array, from: number, dst: Uint8Array, 
 export function pageCompressor(codec: Codec, pageSize: number): PageCompressInto {
   switch (codec) {
     case "none": return () => -1;
-    // makedumpfile: compress2(..., Z_BEST_SPEED), i.e. a zlib stream at level 1.
+    // makedumpfile: compress2(..., Z_BEST_SPEED), a zlib stream at level 1 of the system zlib. Node bundles
+    // Chromium's zlib, whose level 1 gives 1.8% more bytes on real pages; its level 3 costs the same time
+    // and lands within 0.1% of the system zlib's level 1 (measured on a 6.1 vmcore, -d 31).
     case "zlib": return (src, from, dst, at) => {
-      const c = deflateSync(src.subarray(from, from + pageSize), { level: constants.Z_BEST_SPEED });
+      const c = deflateSync(src.subarray(from, from + pageSize), { level: 3 });
       if (c.length >= pageSize) return -1;
       dst.set(c, at);
       return c.length;
@@ -56,8 +58,11 @@ export interface CompressedBatch {
   pages: Uint8Array;
 }
 
+/** Eight words OR-ed per test: 2.5x faster than one at a time here (a page is a multiple of 32 bytes). */
 function isZeroWords(words: Int32Array, from: number, to: number): boolean {
-  for (let k = from; k < to; k++) if (words[k] !== 0) return false;
+  for (let k = from; k < to; k += 8) {
+    if ((words[k]! | words[k + 1]! | words[k + 2]! | words[k + 3]! | words[k + 4]! | words[k + 5]! | words[k + 6]! | words[k + 7]!) !== 0) return false;
+  }
   return true;
 }
 
