@@ -153,25 +153,28 @@ const LZO_MAX_DISTANCE = 0xbfff;
  * into [from, i) and the 4 bytes there match, so entries left by earlier pages (or earlier
  * buffers) cost at most a missed match. That saves a 64 KiB fill per 4 KiB page.
  */
-export function lzo1xCompressInto(src: Uint8Array, from: number, length: number, dst: Uint8Array, at: number, limit: number, table: Int32Array): number {
+export function lzo1xCompressInto(src: Uint8Array, view: DataView, from: number, length: number, dst: Uint8Array, at: number, limit: number, table: Int32Array): number {
   const end = from + length;
+  const last4 = end - 4;
   const shift = 32 - Math.log2(table.length);
   let op = at;
   let anchor = from;
   let lastMatchAt = -1; // where the last match's S bits (count of trailing short literals) live
   let i = from;
-  while (i + 4 <= end) {
-    const v = src[i]! | (src[i + 1]! << 8) | (src[i + 2]! << 16) | (src[i + 3]! << 24);
+  // `view` covers the same bytes as `src`: V8 turns getInt32 into one unaligned load, a third
+  // faster than assembling bytes (measured on 22k real pages: 195 ms -> 141 ms, same output).
+  while (i <= last4) {
+    const v = view.getInt32(i, true);
     const h = Math.imul(v, 0x9e3779b1) >>> shift;
     const cand = table[h]!;
     table[h] = i;
-    if (cand < from || cand >= i || i - cand > LZO_MAX_DISTANCE ||
-        (src[cand]! | (src[cand + 1]! << 8) | (src[cand + 2]! << 16) | (src[cand + 3]! << 24)) !== v) {
+    if (cand < from || cand >= i || i - cand > LZO_MAX_DISTANCE || view.getInt32(cand, true) !== v) {
       // Step faster through data that keeps missing (as lzo1x_1 does): random pages cost little.
       i += 1 + ((i - anchor) >> 5);
       continue;
     }
     let len = 4;
+    while (i + len <= last4 && view.getInt32(cand + len, true) === view.getInt32(i + len, true)) len += 4;
     while (i + len < end && src[cand + len] === src[i + len]) len++;
     // Worst case for the literals and this match; past the limit the page is stored raw.
     const lit = i - anchor;
@@ -240,7 +243,7 @@ export function lzo1xCompressInto(src: Uint8Array, from: number, length: number,
 /** LZO1X of a whole buffer into a fresh one (tests, odd callers); the save path uses lzo1xCompressInto. */
 export function lzo1xCompress(input: Uint8Array, table = new Int32Array(1 << LZO_HASH_BITS)): Uint8Array {
   const out = new Uint8Array(input.length + (input.length >> 4) + 64);
-  const n = lzo1xCompressInto(input, 0, input.length, out, 0, out.length, table);
+  const n = lzo1xCompressInto(input, new DataView(input.buffer, input.byteOffset, input.byteLength), 0, input.length, out, 0, out.length, table);
   return out.slice(0, n);
 }
 

@@ -26,7 +26,13 @@ export function pageCompressor(codec: Codec, pageSize: number): PageCompressInto
     };
     case "lzo": {
       const table = new Int32Array(1 << LZO_HASH_BITS);
-      return (src, from, dst, at) => lzo1xCompressInto(src, from, pageSize, dst, at, at + pageSize - 1, table);
+      let viewOf: Uint8Array | undefined;
+      let view: DataView = new DataView(new ArrayBuffer(0));
+      return (src, from, dst, at) => {
+        // One view per batch buffer, not per page.
+        if (src !== viewOf) { viewOf = src; view = new DataView(src.buffer, src.byteOffset, src.byteLength); }
+        return lzo1xCompressInto(src, view, from, pageSize, dst, at, at + pageSize - 1, table);
+      };
     }
     case "snappy": {
       const table = new Int32Array(1 << 12);
