@@ -109,6 +109,8 @@ export interface SaveResult {
   bytesWritten: bigint;
   counts: ExclusionCounts;
   missing?: string;
+  /** Seconds spent in fsync of the file and its directory (reported apart: the safety, not the speed). */
+  syncSeconds?: number;
 }
 
 export async function saveVmcore(opts: SaveOptions): Promise<number> {
@@ -116,7 +118,7 @@ export async function saveVmcore(opts: SaveOptions): Promise<number> {
   const c = result.counts;
   const excluded = `excluded: ${c.zero} zero, ${c.cache} cache, ${c.cachePrivate} private cache, ${c.user} user, ${c.free} free, ${c.hwpoison} hwpoison pages`;
   if (result.complete) {
-    process.stderr.write(`kexec-ts: saved ${opts.dst} (${opts.format}, ${opts.codec}, -d ${opts.dumpLevel}): ${result.pagesWritten} pages, ${size(result.bytesWritten)}; ${excluded}\n`);
+    process.stderr.write(`kexec-ts: saved ${opts.dst} (${opts.format}, ${opts.codec}, -d ${opts.dumpLevel}): ${result.pagesWritten} pages, ${size(result.bytesWritten)}; ${excluded}${result.syncSeconds === undefined ? "" : `; fsync ${result.syncSeconds.toFixed(2)} s`}\n`);
     return 0;
   }
   process.stderr.write(`kexec-ts: the dump is INCOMPLETE: ${result.missing}\nkexec-ts: what was written is readable and marked incomplete in ${opts.dst === "-" ? "the stream" : `${opts.dst}.incomplete`}\n`);
@@ -154,12 +156,14 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
       }
       sink.finish();
       if (!toStdout) {
+        const syncStart = performance.now();
         fsyncSync(fd);
         closeSync(fd);
         if (result.complete) {
           renameSync(tmp, opts.dst);
           syncDirectory(opts.dst);
         }
+        result.syncSeconds = (performance.now() - syncStart) / 1000;
       }
       return result;
     } catch (e) {
