@@ -112,6 +112,7 @@ export function renderPlan(plan: Plan): string {
     `  flags ${hex(plan.flags)}`,
     `  command line: ${plan.cmdline || "(empty)"}`,
     table(rows, [false, true, true, true, false]),
+    ...(plan.crashRegion ? [`  crash region ${hex(plan.crashRegion.start)}+${hex(plan.crashRegion.size)} (${size(plan.crashRegion.size)}): segments use ${size(plan.crashRegion.used)}, ${size(plan.crashRegion.size - plan.crashRegion.used)} left for the capture kernel to run in`] : []),
     ...plan.notes.map((n) => `  note: ${n}`),
   ].join("\n");
 }

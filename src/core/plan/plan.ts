@@ -49,6 +49,8 @@ export interface Plan {
   segments: PlanSegment[];
   /** Human notes on choices made (e.g. "e820 from /sys/firmware/memmap"). */
   notes: string[];
+  /** For -p: crashk_res and how much of it the segments take. */
+  crashRegion?: { start: bigint; size: bigint; used: bigint } | undefined;
 }
 
 export interface LoadRequest {
@@ -235,6 +237,7 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
     cmdline,
     segments,
     notes,
+    crashRegion: req.crash && pool[0] ? { start: pool[0].start, size: pool[0].size, used: segments.reduce((n, x) => n + x.memsz, 0n) } : undefined,
   };
   // The plan is checked against the rules on its own, so a placement bug can
   // never reach the kernel as a plan that "worked".
@@ -281,6 +284,7 @@ function placeKernel(placer: Placer, bz: BzImage, entryMode: "entry64" | "entry3
 /** The plan as stable JSON (DESIGN.md): hex strings for addresses and sizes. */
 export function planJson(plan: Plan, checks: unknown[] = []): Record<string, unknown> {
   return {
+    ...(plan.crashRegion ? { crashRegion: { start: hex(plan.crashRegion.start), size: hex(plan.crashRegion.size), used: hex(plan.crashRegion.used), free: hex(plan.crashRegion.size - plan.crashRegion.used) } } : {}),
     syscall: plan.syscall,
     crash: plan.crash,
     kernelArch: plan.kernelArch,
