@@ -142,7 +142,11 @@ export function buildMachine(input: MachineFiles, options: BuildOptions = {}): M
 
   // Firmware and security.
   const efiDir = input.dirs.includes("sys/firmware/efi");
-  const efi = { booted: sysfsMounted ? efiDir : null, firmwareBits: parse("sys/firmware/efi/fw_platform_size", parseFwPlatformSize) };
+  const efi = {
+    booted: sysfsMounted ? efiDir : null,
+    firmwareBits: parse("sys/firmware/efi/fw_platform_size", parseFwPlatformSize),
+    acpiRsdp: parse("sys/firmware/efi/systab", parseEfiSystabRsdp),
+  };
   const variable = bytes(SECURE_BOOT_VARIABLE);
   let secureBoot: boolean | null = null;
   let secureBootEvidence: string | null = null;
@@ -278,4 +282,21 @@ function pagingLevels(arch: KernelArch | null, cpu: CpuInfo | null, release: str
   // Debian names its non-PAE i386 flavour "686" (and "486" before it).
   if (release !== null && /-[4-6]86$/.test(release)) return { levels: 2, evidence: `32-bit non-PAE kernel build (release ${release})` };
   return { levels: null, evidence: "32-bit kernel on a CPU with pae, but nothing says whether the kernel is a PAE build" };
+}
+
+/**
+ * /sys/firmware/efi/systab lists the EFI configuration tables as NAME=0xADDR
+ * lines. On an EFI boot boot_params.acpi_rsdp_addr is usually 0 and the RSDP is
+ * found through these tables, so a kexec'd kernel without EFI must be told
+ * where it is (kexec-tools reads the same lines). ACPI 2.0's entry wins.
+ */
+export function parseEfiSystabRsdp(text: string): bigint | null {
+  let acpi1: bigint | null = null;
+  for (const line of text.split("\n")) {
+    const m = /^(ACPI20|ACPI)=(0x[0-9a-fA-F]+)\s*$/.exec(line.trim());
+    if (!m) continue;
+    if (m[1] === "ACPI20") return BigInt(m[2]!);
+    acpi1 = BigInt(m[2]!);
+  }
+  return acpi1;
 }

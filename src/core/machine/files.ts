@@ -34,6 +34,7 @@ export const MACHINE_FILES: readonly MachineFileSpec[] = [
   { kind: "file", path: "sys/kernel/security/lockdown", meaning: "lockdown: unknown (securityfs not mounted, or no lockdown LSM)" },
   { kind: "dir", path: "sys/firmware/efi", meaning: "not booted through EFI" },
   { kind: "file", path: "sys/firmware/efi/fw_platform_size", meaning: "EFI firmware word size unknown" },
+  { kind: "file", path: "sys/firmware/efi/systab", meaning: "EFI configuration tables unknown: the ACPI RSDP comes only from boot_params" },
   { kind: "file", path: SECURE_BOOT_VARIABLE, binary: true, meaning: "SecureBoot variable unreadable (efivarfs not mounted, or not EFI)" },
   { kind: "file", path: "sys/devices/system/cpu/possible", meaning: "possible CPUs unknown" },
   { kind: "file", path: "sys/devices/system/cpu/present", meaning: "present CPUs unknown" },

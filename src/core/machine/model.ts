@@ -76,7 +76,8 @@ export interface Machine {
     loadLimitReboot: number | null;
   };
   lockdown: LockdownMode | null;
-  efi: { booted: boolean | null; firmwareBits: 32 | 64 | null };
+  /** acpiRsdp: the "ACPI20=" (else "ACPI=") line of /sys/firmware/efi/systab, where an EFI boot records the RSDP. */
+  efi: { booted: boolean | null; firmwareBits: 32 | 64 | null; acpiRsdp: bigint | null };
   secureBoot: boolean | null;
   secureBootEvidence: string | null;
   cpus: { possible: number[] | null; present: number[] | null };

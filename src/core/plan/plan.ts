@@ -197,7 +197,8 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
     cmdline,
     initrd: initrdAt && req.initrd ? { address: initrdAt.mem, size: BigInt(req.initrd.length) } : undefined,
     e820: e820.entries,
-    acpiRsdp: machine.bootParams?.acpiRsdpAddr,
+    // An EFI boot leaves acpi_rsdp_addr 0 and publishes the RSDP in the EFI system table instead.
+    acpiRsdp: machine.bootParams?.acpiRsdpAddr || machine.efi.acpiRsdp || undefined,
     hardwareSubarch: machine.bootParams ? BigInt(machine.bootParams.hardwareSubarch) : undefined,
     rngSeed: req.rngSeed,
     kernelAddress: kernel.mem,

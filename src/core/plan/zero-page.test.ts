@@ -66,3 +66,10 @@ test("no initrd leaves ramdisk fields zero", () => {
   assert.equal(r.u32(0xc0, "ext_ramdisk_image"), 0);
   assert.equal(r.u64(0x250, "setup_data"), 0n);
 });
+
+test("an EFI boot's RSDP comes from /sys/firmware/efi/systab when boot_params has none", async () => {
+  const { parseEfiSystabRsdp } = await import("../machine/build.js");
+  assert.equal(parseEfiSystabRsdp("SMBIOS3=0x7f1b8000\nACPI=0x7f77e000\nACPI20=0x7f77e014\n"), 0x7f77e014n);
+  assert.equal(parseEfiSystabRsdp("ACPI=0xf5a40\n"), 0xf5a40n);
+  assert.equal(parseEfiSystabRsdp("SMBIOS=0xf0000\n"), null);
+});
