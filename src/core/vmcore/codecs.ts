@@ -8,6 +8,7 @@
 import { unzlibSync } from "fflate";
 import { decompress as zstdDecompress } from "fzstd";
 import { KexecError } from "../errors.js";
+import { decompressLzo1xBlock } from "../image/compression/lzo.js";
 
 export type PageCodec = "zlib" | "lzo" | "snappy" | "zstd";
 
@@ -32,78 +33,9 @@ export function decompressPage(codec: PageCodec, input: Uint8Array, pageSize: nu
 
 // ---- LZO1X ----
 
+/** One page's LZO1X block: the same decoder that reads lzop-compressed kernels. */
 export function lzo1xDecompress(input: Uint8Array, outLen: number): Uint8Array {
-  const out = new Uint8Array(outLen);
-  let ip = 0;
-  let op = 0;
-  let state = 0;
-  const byte = (): number => {
-    if (ip >= input.length) throw corrupt("lzo", "input ends inside an instruction", ip);
-    return input[ip++]!;
-  };
-  const extended = (base: number): number => {
-    let n = 0;
-    let b = byte();
-    while (b === 0) {
-      n += 255;
-      b = byte();
-    }
-    return base + n + b;
-  };
-  const literals = (count: number) => {
-    if (ip + count > input.length || op + count > outLen) throw corrupt("lzo", `literal run of ${count} overruns`, ip);
-    out.set(input.subarray(ip, ip + count), op);
-    ip += count;
-    op += count;
-  };
-  const copy = (distance: number, length: number) => {
-    let from = op - distance;
-    if (from < 0 || op + length > outLen) throw corrupt("lzo", `match (distance ${distance}, length ${length}) outside the output`, ip);
-    for (let k = 0; k < length; k++) out[op++] = out[from++]!;
-  };
-  if (input.length > 0 && input[0]! > 17) {
-    const t = byte() - 17;
-    literals(t);
-    state = t < 4 ? t : 4;
-  }
-  for (;;) {
-    const t = byte();
-    let s: number;
-    if (t < 16) {
-      if (state === 0) {
-        literals(t === 0 ? extended(18) : t + 3);
-        state = 4;
-        continue;
-      }
-      const h = byte();
-      if (state === 4) copy((h << 2) + ((t >> 2) & 3) + 2049, 3);
-      else copy((h << 2) + ((t >> 2) & 3) + 1, 2);
-      s = t & 3;
-    } else if (t < 32) {
-      const len = (t & 7) === 0 ? extended(9) : (t & 7) + 2;
-      const lo = byte();
-      const hi = byte();
-      const d = (hi << 6) + (lo >> 2);
-      const distance = 16384 + ((t & 8) << 11) + d;
-      if (distance === 16384) break; // end of stream
-      copy(distance, len);
-      s = lo & 3;
-    } else if (t < 64) {
-      const len = (t & 31) === 0 ? extended(33) : (t & 31) + 2;
-      const lo = byte();
-      const hi = byte();
-      copy((hi << 6) + (lo >> 2) + 1, len);
-      s = lo & 3;
-    } else {
-      const h = byte();
-      const len = t < 128 ? 3 + ((t >> 5) & 1) : 5 + ((t >> 5) & 3);
-      copy((h << 3) + ((t >> 2) & 7) + 1, len);
-      s = t & 3;
-    }
-    literals(s);
-    state = s;
-  }
-  return op === outLen ? out : out.subarray(0, op);
+  return decompressLzo1xBlock(input, outLen);
 }
 
 /** Growable output for the encoders: typed writes, no per-byte array pushes; reusable across pages. */

@@ -141,6 +141,16 @@ export function decompressLzop(input: Uint8Array, sizeHint: number | undefined, 
   return { bytes: out.result(), end: c.pos };
 }
 
+/**
+ * One raw LZO1X block with no lzop container, as makedumpfile stores each page
+ * of a kdump-compressed dump (lzo1x_1 output, end marker included).
+ */
+export function decompressLzo1xBlock(input: Uint8Array, outSize: number): Uint8Array {
+  const out = new Output("lzo", outSize, outSize);
+  lzo1xDecode(input, 0, input.length, out, outSize, 0);
+  return out.buf.length === outSize ? out.buf : out.buf.subarray(0, outSize);
+}
+
 /** Decode one LZO1X block of exactly `outSize` bytes from input[start, end). */
 function lzo1xDecode(input: Uint8Array, start: number, end: number, out: Output, outSize: number, block: number): void {
   out.reserve(outSize);
