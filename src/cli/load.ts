@@ -9,23 +9,21 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { KexecError, isKexecError } from "../core/errors.js";
-import { hex, size, table } from "../core/format.js";
+import { hex, parseNumber, size, table } from "../core/format.js";
 import type { KernelImage } from "../core/image/index.js";
 import type { Machine } from "../core/machine/model.js";
 import { planJson, planLoad, type Plan } from "../core/plan/plan.js";
-import { parseNumber } from "../core/format.js";
 import type { ErrnoContext } from "../core/plan/syscall-errors.js";
 import { rngSeed, sha256 } from "../node/crypto.js";
 import { readInputFile } from "../node/files.js";
 import { readMachine } from "../node/machine.js";
 import { readKernelLayout } from "../node/kernel-layout.js";
 import {
-  KEXEC_FILE_ON_CRASH, kexecFileLoad, kexecFileUnload, kexecLoad, kexecUnload, rebootIntoKexec, userArch,
+  KEXEC_FILE_ON_CRASH, kexecFileLoad, kexecFileUnload, kexecLoad, kexecUnload, rebootIntoKexec,
 } from "../node/syscalls.js";
 import { loadImage } from "./commands.js";
-import { checksFor, predictedUserArch } from "./check.js";
+import { checksFor, loaderIsRoot, predictedUserArch, requestFromArgs } from "./check.js";
 import { checksJson, predictFilePlacement, renderChecks, summarize, type CheckResult } from "../core/check/index.js";
-import { requestFromArgs, loaderIsRoot } from "./check.js";
 import { has, value, type ParsedArgs } from "./options.js";
 
 type SyscallChoice = "file" | "load" | "auto";

@@ -10,7 +10,7 @@ import type { BzImage } from "../image/bzimage.js";
 import type { Machine } from "../machine/model.js";
 import { Placer, type Bound } from "../plan/placement.js";
 import { planLoad, runningKernelLimit } from "../plan/plan.js";
-import { PAGE_SIZE, alignUp, type Range } from "../plan/ranges.js";
+import { PAGE_SIZE, alignUp } from "../plan/ranges.js";
 import type { CheckInput, CheckRequest, Evidence, Syscall } from "./types.js";
 
 export { GiB, GiB4, LOWMEM_896M, MiB, TiB64 } from "../plan/limits.js";

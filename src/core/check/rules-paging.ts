@@ -7,7 +7,7 @@
 import { hex, size } from "../format.js";
 import type { BzImage } from "../image/bzimage.js";
 import type { Machine } from "../machine/model.js";
-import { TiB64, type Context } from "./context.js";
+import { TiB64 } from "./context.js";
 import { fail, ok, syscallEvidence, warn, type Rule } from "./result.js";
 
 const ID_5LEVEL = "paging-5level";
