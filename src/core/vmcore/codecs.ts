@@ -77,6 +77,27 @@ export const LZO_HASH_BITS = 14;
 const LZO_MAX_DISTANCE = 0xbfff;
 
 /**
+ * Emit a literal run src[from, to) at dst[op] and return the new op. Runs of up
+ * to 3 bytes ride in the low bits of the previous match's last byte (LZO1X's
+ * state field); the first run of a block of up to 238 bytes has its own code.
+ */
+function lzoLiterals(src: Uint8Array, from: number, to: number, dst: Uint8Array, op: number, lastMatchAt: number): number {
+  const lit = to - from;
+  if (lastMatchAt >= 0 && lit <= 3) dst[lastMatchAt]! |= lit;
+  else if (lastMatchAt < 0 && lit <= 238) dst[op++] = 17 + lit;
+  else if (lit - 3 <= 15) dst[op++] = lit - 3;
+  else {
+    dst[op++] = 0;
+    let r = lit - 3 - 15;
+    while (r > 255) { dst[op++] = 0; r -= 255; }
+    dst[op++] = r;
+  }
+  if (lit < 16) for (let k = from; k < to; k++) dst[op++] = src[k]!;
+  else { dst.set(src.subarray(from, to), op); op += lit; }
+  return op;
+}
+
+/**
  * LZO1X compression of src[from, from+length) into dst from `at`, greedy with a 4-byte hash
  * (what lzo1x_decompress_safe accepts). Returns the bytes written, or -1 as soon as the
  * output would pass `limit` (the caller stores the page raw instead).
@@ -111,19 +132,7 @@ export function lzo1xCompressInto(src: Uint8Array, view: DataView, from: number,
     // Worst case for the literals and this match; past the limit the page is stored raw.
     const lit = i - anchor;
     if (op + lit + 8 + (((lit + len) / 255) | 0) > limit) return -1;
-    if (lit > 0) {
-      if (lastMatchAt >= 0 && lit <= 3) dst[lastMatchAt]! |= lit;
-      else if (lastMatchAt < 0 && lit <= 238) dst[op++] = 17 + lit;
-      else if (lit - 3 <= 15) dst[op++] = lit - 3;
-      else {
-        dst[op++] = 0;
-        let r = lit - 3 - 15;
-        while (r > 255) { dst[op++] = 0; r -= 255; }
-        dst[op++] = r;
-      }
-      if (lit < 16) for (let k = anchor; k < i; k++) dst[op++] = src[k]!;
-      else { dst.set(src.subarray(anchor, i), op); op += lit; }
-    }
+    if (lit > 0) op = lzoLiterals(src, anchor, i, dst, op, lastMatchAt);
     const distance = i - cand;
     if (len <= 8 && distance <= 2048) {
       const d = distance - 1;
@@ -152,19 +161,7 @@ export function lzo1xCompressInto(src: Uint8Array, view: DataView, from: number,
   }
   const lit = end - anchor;
   if (op + lit + 8 + ((lit / 255) | 0) > limit) return -1;
-  if (lit > 0) {
-    if (lastMatchAt >= 0 && lit <= 3) dst[lastMatchAt]! |= lit;
-    else if (lastMatchAt < 0 && lit <= 238) dst[op++] = 17 + lit;
-    else if (lit - 3 <= 15) dst[op++] = lit - 3;
-    else {
-      dst[op++] = 0;
-      let r = lit - 3 - 15;
-      while (r > 255) { dst[op++] = 0; r -= 255; }
-      dst[op++] = r;
-    }
-    dst.set(src.subarray(anchor, end), op);
-    op += lit;
-  }
+  if (lit > 0) op = lzoLiterals(src, anchor, end, dst, op, lastMatchAt);
   // End of stream: an M4 with distance 16384.
   dst[op++] = 0x11;
   dst[op++] = 0;
