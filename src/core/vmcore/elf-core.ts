@@ -8,7 +8,7 @@
 import { KexecError } from "../errors.js";
 import { hex } from "../format.js";
 import { ET_CORE, PT_LOAD, PT_NOTE, parseElf, parseNotes, type ElfHeader, type ElfNote } from "../image/elf.js";
-import { ByteReader, latin1 } from "../bytes/reader.js";
+import { ByteReader, latin1, concatBytes } from "../bytes/reader.js";
 import type { PhysRange, PhysicalMemory, RandomAccess } from "./memory.js";
 import { parseVmcoreInfo, type VmcoreInfo } from "./vmcoreinfo.js";
 
@@ -88,7 +88,7 @@ export function readElfCore(file: RandomAccess, what = "vmcore"): ElfCore {
       throw new KexecError("parse", `${what}: PT_LOAD ${l.index} has p_filesz ${hex(l.p_filesz)} above p_memsz ${hex(l.p_memsz)}`, { field: `program header ${l.index} p_filesz`, expected: `<= ${hex(l.p_memsz)}`, actual: hex(l.p_filesz) });
     }
   }
-  const noteBytes = concat(noteParts);
+  const noteBytes = concatBytes(noteParts);
   const infoNote = notes.find((n) => n.name === "VMCOREINFO");
   return {
     format: "elf", header: elf.header, machine, loads, notes, noteBytes,
@@ -98,15 +98,6 @@ export function readElfCore(file: RandomAccess, what = "vmcore"): ElfCore {
   };
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 /**
  * Physical memory of an ELF core. The kernel's elfcorehdr has one PT_LOAD per

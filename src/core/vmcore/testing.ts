@@ -5,6 +5,7 @@
  * and writers can be tested without a captured dump.
  */
 import { encodeElfCoreHeader, encodeNote, type OutputLoad } from "./elf-writer.js";
+import { concatBytes } from "../bytes/reader.js";
 
 export const SYNTH_PAGE = 4096;
 export const SYNTH_PAGE_OFFSET = 0xffff888000000000n;
@@ -120,7 +121,7 @@ export function syntheticVmcore(pageCount = 256, seed = 7, messages = defaultMes
   dv.setBigUint64(ring + 32, BigInt(firstId), true); // tail_id
 
   const info = `OSRELEASE=6.1.0-synthetic\nPAGESIZE=${ps}\nSYMBOL(prb)=${va(0).toString(16)}\n${PRINTK_INFO}NUMBER(phys_base)=${SYNTH_TEXT_PHYS - 0x1000000n}\nKERNELOFFSET=0\nNUMBER(pgtable_l5_enabled)=0\nCRASHTIME=1795431741\n`;
-  const notes = concat([encodeNote("CORE", 1, new Uint8Array(336)), encodeNote("VMCOREINFO", 0, new TextEncoder().encode(info))]);
+  const notes = concatBytes([encodeNote("CORE", 1, new Uint8Array(336)), encodeNote("VMCOREINFO", 0, new TextEncoder().encode(info))]);
   const ramStart = SYNTH_TEXT_PHYS;
   const loadsNoOffset = [
     { p_vaddr: SYNTH_TEXT_VIRT, p_paddr: ramStart, p_filesz: BigInt(16 * ps), p_memsz: BigInt(16 * ps) },
@@ -152,9 +153,3 @@ export function defaultMessages(): { tsNsec: bigint; text: string }[] {
   ];
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) { out.set(p, at); at += p.length; }
-  return out;
-}

@@ -11,6 +11,7 @@ import { openVmcore, vmcoreKernelMemory } from "./vmcore.js";
 import { DISK_DUMP_HEADER, KDUMP_SUB_HEADER, encodeKdumpHeaders, encodeUtsname, planKdumpLayout, readKdump } from "./kdump.js";
 import { encodeFlatHeader, encodeFlatRecordHeader, FLAT_END, parseFlat } from "./flat.js";
 import { syntheticVmcore, SYNTH_PAGE } from "./testing.js";
+import { concatBytes } from "../bytes/reader.js";
 
 const fixture = new URL("../../../testdata/vmcore/vmcoreinfo-6.1.0-50-amd64.txt", import.meta.url);
 
@@ -99,9 +100,7 @@ test("kdump header: fields sit where makedumpfile 1.7.2 puts them and read back"
 
 test("flattened stream: header, records, end marker", () => {
   const parts = [encodeFlatHeader(), encodeFlatRecordHeader(4096n, 3), new Uint8Array([1, 2, 3]), FLAT_END];
-  const stream = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) { stream.set(p, at); at += p.length; }
+  const stream = concatBytes(parts);
   const records = parseFlat(stream);
   assert.equal(records.length, 1);
   assert.equal(records[0]!.offset, 4096n);

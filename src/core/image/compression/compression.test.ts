@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { KexecError } from "../../errors.js";
 import { COMPRESSIONS, type Compression, decompress, detectCompression } from "./index.js";
 import { x86BcjDecode } from "./xz.js";
+import { concatBytes } from "../../bytes/reader.js";
 
 /** The commands the kernel build (arch/x86/boot/compressed, scripts/Makefile.lib) uses, with zstd at -19 to keep tests quick. */
 const TOOLS: Record<Compression, [string, string[]]> = {
@@ -89,14 +90,7 @@ function mixedData(seed: number): Uint8Array {
   const table = new Uint8Array(100_000);
   for (let i = 0; i < table.length; i += 8) new DataView(table.buffer).setBigUint64(i, 0xffffffff81000000n + BigInt(i * 16), true);
   parts.push(table);
-  const total = parts.reduce((n, p) => n + p.length, 0);
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 function assertSameBytes(actual: Uint8Array, expected: Uint8Array, what: string): void {
