@@ -21,16 +21,21 @@ function syscallRequest(args: ParsedArgs): SyscallRequest {
   return "auto";
 }
 
+/** --userspace, checked: the two user-space ABIs kexec-ts runs in. */
+export function userspaceFlag(args: ParsedArgs): Arch | undefined {
+  const given = value(args, "userspace");
+  if (given === undefined || given === "x86_64" || given === "i386") return given;
+  throw new KexecError("usage", `--userspace=${given}: expected x86_64 or i386`, { field: "userspace", expected: "x86_64 | i386", actual: given },
+    "i386 means a 32-bit process (e.g. Debian's nodejs:i386) on a 32- or 64-bit kernel");
+}
+
 /**
  * The user space the load would run in: --userspace if given; with --root,
  * i386 for an i386 snapshot (a 64-bit process cannot run there); else this process.
  */
 export function predictedUserArch(args: ParsedArgs, machine: Machine): Arch {
-  const given = value(args, "userspace");
-  if (given !== undefined) {
-    if (given !== "x86_64" && given !== "i386") throw new KexecError("usage", `--userspace=${given}: expected x86_64 or i386`, { field: "userspace", actual: given });
-    return given;
-  }
+  const given = userspaceFlag(args);
+  if (given !== undefined) return given;
   if (has(args, "root") && machine.kernelArch === "i386") return "i386";
   return processArch();
 }

@@ -11,6 +11,7 @@
 import { KexecError, isKexecError } from "../core/errors.js";
 import { findKernel, runScenario, runSuite, type Scenario, type ScenarioResult } from "../lab/index.js";
 import { has, value, type ParsedArgs } from "./options.js";
+import { userspaceFlag } from "./check.js";
 
 const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
@@ -24,8 +25,7 @@ export function labScenario(args: ParsedArgs): Scenario {
   const a = findKernel(from);
   findKernel(to);
   const crash = has(args, "crash");
-  const userspace = value(args, "userspace");
-  if (userspace !== undefined && userspace !== "x86_64" && userspace !== "i386") throw new KexecError("usage", `--userspace=${userspace}: expected x86_64 or i386`, { field: "userspace", actual: userspace });
+  const userspace = userspaceFlag(args);
   if (userspace === "x86_64" && a.kernelArch === "i386") throw new KexecError("usage", `--userspace=x86_64 cannot run on the i386 kernel ${from}`, { field: "userspace" });
   const crashkernel = value(args, "crashkernel") ?? (crash ? "256M" : undefined);
   const firstAppend = [crashkernel ? `crashkernel=${crashkernel}` : "", crashkernel?.includes("@") ? "nokaslr" : "", value(args, "append") ?? ""].filter(Boolean).join(" ");
