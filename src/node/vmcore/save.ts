@@ -16,7 +16,7 @@ import { hex, size } from "../../core/format.js";
 import { CODEC_FLAG, DUMP_DH_COMPRESSED_INCOMPLETE, PAGE_DESC_SIZE, encodeKdumpHeaders, encodePageDesc, encodeUtsname, findVmcoreinfo, planKdumpLayout, popcount, rankIndex } from "../../core/vmcore/kdump.js";
 import { printkPageFrames } from "../../core/vmcore/dmesg.js";
 import { PAGE_SKIPPED, PAGE_ZERO, pageCompressor } from "./compress.js";
-import { DL_EXCLUDE_ZERO, clearBit, excludeByPageFlags, isZeroPage, presentBitmaps, testBit, type DumpBitmaps, type ExclusionCounts } from "../../core/vmcore/exclude.js";
+import { DL_EXCLUDE_ZERO, clearBit, excludeByPageFlags, isZeroPage, presentBitmaps, setBit, testBit, type DumpBitmaps, type ExclusionCounts } from "../../core/vmcore/exclude.js";
 import { KEXEC_TS_NOTE_DESC, KEXEC_TS_NOTE_NAME, NT_KEXEC_TS_COMPLETE, NT_KEXEC_TS_INCOMPLETE, elfHeaderSize, encodeElfCoreHeader, encodeNote, type OutputLoad } from "../../core/vmcore/elf-writer.js";
 import { FLAT_END, encodeFlatHeader, encodeFlatRecordHeader } from "../../core/vmcore/flat.js";
 import { openVmcore, vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/vmcore.js";
@@ -417,8 +417,9 @@ function planElfLoads(core: Vmcore, bitmaps: DumpBitmaps, ps: number): { loads: 
   const P = BigInt(ps);
   const segs = core.elf ? core.elf.loads : core.memory.ranges.map((r) => ({ p_paddr: r.start, p_memsz: r.end - r.start, p_vaddr: 0n }));
   const loads: Omit<OutputLoad, "p_offset">[] = [];
-  // Short excluded gaps are kept as data (as makedumpfile does) so the header does not grow to one PT_LOAD per hole.
-  const MIN_GAP = 64;
+  // Excluded runs shorter than this are kept as data so the header does not grow to one PT_LOAD
+  // per hole; 256 pages is where makedumpfile -E starts a new PT_LOAD too (its PFN_EXCLUDED).
+  const MIN_GAP = 256;
   // In the source's order: the kernel text alias first, as /proc/vmcore and makedumpfile -E have it.
   for (const s of segs) {
     const first = Number(s.p_paddr / P);
@@ -451,9 +452,21 @@ function planElfLoads(core: Vmcore, bitmaps: DumpBitmaps, ps: number): { loads: 
 
 async function writeElf(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions, sink: Sink, abort: AbortState): Promise<SaveResult> {
   const ps = core.memory.pageSize;
+  // The log's pages stay in the file whatever the dump level, zero or not: makedumpfile (1.7.2)
+  // cannot read a page that lies only in a PT_LOAD's excluded tail (p_filesz < p_memsz), and the
+  // unwritten part of a fresh ring buffer is zero pages; `makedumpfile --dump-dmesg` then prints
+  // an empty log. (The kdump format is not affected: its zero pages share one stored page.)
+  const logFrames = new Set<number>();
+  if (core.vmcoreinfo) {
+    for (const f of printkPageFrames(vmcoreKernelMemory(core), core.vmcoreinfo, ps)) {
+      const p = Number(f);
+      if (p < Number(bitmaps.maxPfn) && testBit(bitmaps.present, p)) { logFrames.add(p); setBit(bitmaps.dumpable, p); }
+    }
+  }
   // ELF needs the final segment list before the data: a first pass finds the zero pages.
   if (opts.dumpLevel & DL_EXCLUDE_ZERO) {
     for (const p of dumpablePfns(bitmaps)) {
+      if (logFrames.has(p)) continue;
       const page = core.memory.readPage(BigInt(p));
       if (page === undefined || isZeroPage(page)) { clearBit(bitmaps.dumpable, p); if (page) bitmaps.counts.zero++; }
     }
