@@ -2,6 +2,7 @@
 import { deflateSync } from "node:zlib";
 import { KexecError } from "../../core/errors.js";
 import { EncodeBuffer, LZO_HASH_BITS, lzo1xCompressInto, snappyCompress, type PageCodec } from "../../core/vmcore/codecs.js";
+import { NATIVE_LIBRARIES, nativeCodecsEnabled, nativePageCompressor } from "./native-codecs.js";
 
 export type Codec = PageCodec | "none";
 
@@ -12,7 +13,17 @@ export type Codec = PageCodec | "none";
  */
 export type PageCompressInto = (src: Uint8Array, from: number, dst: Uint8Array, at: number) => number;
 
+/** The system library that will compress, or "javascript" when kexec-ts's own encoder will. */
+export function compressorSource(codec: Codec, pageSize: number): string {
+  if (codec === "none") return "none";
+  return nativePageCompressor(codec, pageSize)?.library ?? "javascript";
+}
+
 export function pageCompressor(codec: Codec, pageSize: number): PageCompressInto {
+  if (codec !== "none") {
+    const native = nativePageCompressor(codec, pageSize);
+    if (native) return native.compress;
+  }
   switch (codec) {
     case "none": return () => -1;
     // makedumpfile: compress2(..., Z_BEST_SPEED), a zlib stream at level 1 of the system zlib. Node bundles
@@ -44,7 +55,10 @@ export function pageCompressor(codec: Codec, pageSize: number): PageCompressInto
         return c.length;
       };
     }
-    case "zstd": throw new KexecError("usage", "zstd compression is not available in this build of kexec-ts", { field: "compress", actual: "zstd" }, "use --compress lzo (fastest) or zlib; both are read by makedumpfile and crash");
+    case "zstd": throw new KexecError("usage", nativeCodecsEnabled()
+      ? `zstd compression needs the system's libzstd (${NATIVE_LIBRARIES.zstd.join(", ")}), which could not be loaded`
+      : "zstd compression needs the system's libzstd, and KEXEC_TS_NATIVE_CODECS=0 turned native codecs off",
+    { field: "compress", actual: "zstd" }, "install libzstd1 (Debian) or libzstd (Fedora), or use --compress lzo or zlib, which also have built-in encoders");
   }
 }
 

@@ -33,14 +33,22 @@ test("save: every format and codec reads back page for page, with the ring buffe
     const s = syntheticVmcore(200);
     const src = join(dir, "src.elf");
     writeFileSync(src, s.bytes);
-    const cases: Partial<SaveOptions>[] = [
+    const cases: (Partial<SaveOptions> & { builtIn?: boolean })[] = [
       { format: "kdump", codec: "zlib" }, { format: "kdump", codec: "lzo", threads: 2 }, { format: "kdump", codec: "snappy" },
       { format: "kdump", codec: "none", dumpLevel: 0 }, { format: "elf", codec: "none" }, { format: "elf", codec: "none", dumpLevel: 0 },
-      { format: "flat", codec: "lzo" },
+      { format: "flat", codec: "lzo" }, { format: "kdump", codec: "zstd" }, { format: "kdump", codec: "zstd", threads: 2 },
+      // The built-in encoders, as used where the system's zlib or liblzo2 cannot be loaded.
+      { format: "kdump", codec: "lzo", builtIn: true }, { format: "kdump", codec: "zlib", builtIn: true, threads: 2 },
     ];
-    for (const c of cases) {
-      const dst = join(dir, `out-${c.format}-${c.codec}-${c.dumpLevel ?? 1}`);
-      const result = await saveVmcoreTo(opts(src, dst, c));
+    for (const { builtIn, ...c } of cases) {
+      if (builtIn) process.env["KEXEC_TS_NATIVE_CODECS"] = "0";
+      const dst = join(dir, `out-${c.format}-${c.codec}-${c.dumpLevel ?? 1}-${c.threads ?? 0}-${builtIn ? "js" : "native"}`);
+      let result;
+      try {
+        result = await saveVmcoreTo(opts(src, dst, c));
+      } finally {
+        delete process.env["KEXEC_TS_NATIVE_CODECS"];
+      }
       assert.equal(result.complete, true);
       assert.ok(!existsSync(`${dst}.incomplete`), "the temporary name is gone after the rename");
       let out: Vmcore;

@@ -1,0 +1,67 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { decompressPage, type PageCodec } from "../../core/vmcore/codecs.js";
+import { KexecError } from "../../core/errors.js";
+import { compressorSource, pageCompressor } from "./compress.js";
+import { nativePageCompressor } from "./native-codecs.js";
+
+const PS = 4096;
+
+/** Pages of the kinds a vmcore holds: text, a repeating structure, random bytes, mostly zeros. */
+function samplePages(): Uint8Array[] {
+  const text = new TextEncoder().encode("kexec-ts page of text, the quick brown fox jumps over the lazy dog. ".repeat(80)).subarray(0, PS);
+  const structs = new Uint8Array(PS);
+  const view = new DataView(structs.buffer);
+  for (let i = 0; i < PS / 16; i++) { view.setBigUint64(i * 16, 0xffff888000000000n + BigInt(i * 64), true); view.setUint32(i * 16 + 8, i, true); }
+  let x = 12345;
+  const random = new Uint8Array(PS).map(() => { x = (x * 1103515245 + 12345) >>> 0; return x >>> 24; });
+  const sparse = new Uint8Array(PS);
+  sparse[100] = 1; sparse[4000] = 0xff;
+  return [text, structs, random, sparse];
+}
+
+// Debian has zlib and libzstd everywhere; liblzo2 comes with makedumpfile (installed by .ci/setup-debian.sh).
+const expected: [PageCodec, string, boolean][] = [
+  ["zlib", "libz.so.1", true],
+  ["zstd", "libzstd.so.1", true],
+  ["lzo", "liblzo2.so.2", spawnSync("makedumpfile", ["-v"]).status === 0],
+];
+
+for (const [codec, library, required] of expected) {
+  test(`native ${codec}: ${library} compresses what the reader decodes; an incompressible page is stored raw`, { skip: required ? false : "makedumpfile (and with it liblzo2) is not installed" }, () => {
+    const native = nativePageCompressor(codec, PS);
+    assert.ok(native, `${library} could be loaded through koffi`);
+    assert.equal(native.library, library);
+    assert.equal(compressorSource(codec, PS), library);
+    const [text, structs, random, sparse] = samplePages();
+    const dst = new Uint8Array(2 * PS).fill(0xaa);
+    // At an offset into a larger buffer, as the batches call it.
+    for (const page of [text!, structs!, sparse!]) {
+      const src = new Uint8Array(3 * PS);
+      src.set(page, PS);
+      const n = native.compress(src, PS, dst, 100);
+      assert.ok(n > 0 && n < PS / 2, `${codec} shrinks a compressible page (${n} bytes)`);
+      assert.deepEqual(decompressPage(codec, dst.slice(100, 100 + n), PS), page);
+      assert.equal(dst[99], 0xaa, "nothing written before the offset");
+    }
+    assert.equal(native.compress(random!, 0, dst, 0), -1, "random bytes do not shrink: -1 (stored raw)");
+  });
+}
+
+test("KEXEC_TS_NATIVE_CODECS=0: lzo and zlib fall back to the built-in encoders; zstd says what it needs", () => {
+  process.env["KEXEC_TS_NATIVE_CODECS"] = "0";
+  try {
+    assert.equal(compressorSource("lzo", PS), "javascript");
+    assert.equal(compressorSource("zlib", PS), "javascript");
+    const [text] = samplePages();
+    const dst = new Uint8Array(PS);
+    for (const codec of ["lzo", "zlib"] as const) {
+      const n = pageCompressor(codec, PS)(text!, 0, dst, 0);
+      assert.deepEqual(decompressPage(codec, dst.slice(0, n), PS), text);
+    }
+    assert.throws(() => pageCompressor("zstd", PS), (e: unknown) => e instanceof KexecError && /libzstd/.test(e.message) && /--compress lzo/.test(e.hint ?? ""));
+  } finally {
+    delete process.env["KEXEC_TS_NATIVE_CODECS"];
+  }
+});
