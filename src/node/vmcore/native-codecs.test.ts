@@ -1,6 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { deflateSync } from "node:zlib";
 import { decompressPage, type PageCodec } from "../../core/vmcore/codecs.js";
 import { KexecError } from "../../core/errors.js";
 import { compressorSource, pageCompressor } from "./compress.js";
@@ -64,4 +66,19 @@ test("KEXEC_TS_NATIVE_CODECS=0: lzo and zlib fall back to the built-in encoders;
   } finally {
     delete process.env["KEXEC_TS_NATIVE_CODECS"];
   }
+});
+
+test("native zlib is the system's zlib that makedumpfile links, not the copy bundled in Node", () => {
+  // Node exports its bundled (Chromium) zlib's symbols; without RTLD_DEEPBIND the system compress2
+  // would run Node's deflate and store other bytes (0.5% more on a real vmcore) than makedumpfile.
+  const native = nativePageCompressor("zlib", PS)!;
+  const binary = readFileSync(process.execPath).subarray(0, 16 * PS);
+  const dst = new Uint8Array(PS);
+  let differing = 0;
+  for (let i = 0; i < 16; i++) {
+    const n = native.compress(binary, i * PS, dst, 0);
+    const bundled = deflateSync(binary.subarray(i * PS, (i + 1) * PS), { level: 1 });
+    if (n !== bundled.length || !Buffer.from(dst.subarray(0, n)).equals(bundled)) differing++;
+  }
+  assert.ok(differing > 0, "every page came out exactly as Node's bundled zlib writes it");
 });

@@ -43,7 +43,9 @@ function openLibrary(codec: "zlib" | "lzo" | "zstd"): { lib: ReturnType<Koffi["l
   if (!k) return undefined;
   for (const name of NATIVE_LIBRARIES[codec]) {
     try {
-      return { lib: k.load(name), name };
+      // RTLD_DEEPBIND: Node exports its own bundled zlib's symbols, and without it the system
+      // compress2 calls Node's deflate (Chromium's zlib: 0.5% larger pages than makedumpfile's).
+      return { lib: k.load(name, { deep: true }), name };
     } catch { /* try the next name */ }
   }
   return undefined;
