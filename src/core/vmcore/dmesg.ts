@@ -23,8 +23,20 @@ export interface LogRecord {
 /** desc_state from printk_ringbuffer.c: only committed and finalized records are complete. */
 const DESC_COMMITTED = 1n;
 const DESC_FINALIZED = 2n;
-const SV_SHIFT = 62n;
-const ID_MASK = (1n << 62n) - 1n;
+
+/**
+ * Pointers, unsigned longs (the lpos) and atomic_long_t (state_var, head/tail ids) are
+ * the kernel's word: 8 bytes on x86_64, 4 on i386. state_var keeps the state in its top
+ * two bits and the id below them.
+ */
+function words(mem: KernelMemory): { word: (b: Uint8Array, at: number) => bigint; svShift: bigint; idMask: bigint } {
+  const bits = BigInt(mem.pointerSize * 8);
+  return {
+    word: mem.pointerSize === 8 ? u64At : (b, at) => BigInt(u32At(b, at)),
+    svShift: bits - 2n,
+    idMask: (1n << (bits - 2n)) - 1n,
+  };
+}
 
 export function readLockless(mem: KernelMemory, info: VmcoreInfo): LogRecord[] {
   const v = new VmcoreInfoView(info, "reading the printk ring buffer (dmesg)");
@@ -32,7 +44,8 @@ export function readLockless(mem: KernelMemory, info: VmcoreInfo): LogRecord[] {
     throw new KexecError("parse", "VMCOREINFO has no SYMBOL(prb): the kernel predates the lockless printk ring buffer (5.10)", { field: "SYMBOL(prb)" },
       "this kexec-ts reads the lockless ring buffer only; makedumpfile --dump-dmesg reads older log_buf layouts");
   }
-  const prb = mem.u64(v.symbol("prb"), "prb");
+  const { word, svShift, idMask } = words(mem);
+  const prb = mem.ulong(v.symbol("prb"), "prb");
   const ring = mem.read(prb, v.size("printk_ringbuffer"), "printk_ringbuffer");
   const descRing = v.offset("printk_ringbuffer.desc_ring");
   const textRing = v.offset("printk_ringbuffer.text_data_ring");
@@ -47,11 +60,11 @@ export function readLockless(mem: KernelMemory, info: VmcoreInfo): LogRecord[] {
   const dataSize = 1n << BigInt(sizeBits);
   const descSize = v.size("prb_desc");
   const infoSize = v.size("printk_info");
-  const descs = mem.read(u64At(ring, descRing + v.offset("prb_desc_ring.descs")), descSize * Number(count), "prb_desc_ring.descs");
-  const infos = mem.read(u64At(ring, descRing + v.offset("prb_desc_ring.infos")), infoSize * Number(count), "prb_desc_ring.infos");
-  const data = mem.read(u64At(ring, textRing + v.offset("prb_data_ring.data")), Number(dataSize), "prb_data_ring.data");
-  const tail = u64At(ring, descRing + v.offset("prb_desc_ring.tail_id") + counter);
-  const head = u64At(ring, descRing + v.offset("prb_desc_ring.head_id") + counter);
+  const descs = mem.read(word(ring, descRing + v.offset("prb_desc_ring.descs")), descSize * Number(count), "prb_desc_ring.descs");
+  const infos = mem.read(word(ring, descRing + v.offset("prb_desc_ring.infos")), infoSize * Number(count), "prb_desc_ring.infos");
+  const data = mem.read(word(ring, textRing + v.offset("prb_data_ring.data")), Number(dataSize), "prb_data_ring.data");
+  const tail = word(ring, descRing + v.offset("prb_desc_ring.tail_id") + counter);
+  const head = word(ring, descRing + v.offset("prb_desc_ring.head_id") + counter);
 
   const stateVar = v.offset("prb_desc.state_var") + counter;
   const lpos = v.offset("prb_desc.text_blk_lpos");
@@ -66,16 +79,16 @@ export function readLockless(mem: KernelMemory, info: VmcoreInfo): LogRecord[] {
   const one = (id: bigint) => {
     const index = Number(id % count);
     const d = index * descSize;
-    const sv = u64At(descs, d + stateVar);
-    if ((sv & ID_MASK) !== id) return;
-    const state = sv >> SV_SHIFT;
+    const sv = word(descs, d + stateVar);
+    if ((sv & idMask) !== id) return;
+    const state = sv >> svShift;
     if (state !== DESC_COMMITTED && state !== DESC_FINALIZED) return;
-    let begin = u64At(descs, d + beginAt) % dataSize;
-    const next = u64At(descs, d + nextAt) % dataSize;
+    let begin = word(descs, d + beginAt) % dataSize;
+    const next = word(descs, d + nextAt) % dataSize;
     if (begin === next) return; // a record without text
     // A block that would wrap is stored whole at the start of the ring instead.
     if (begin > next) begin = 0n;
-    begin += 8n; // the block starts with its descriptor id
+    begin += BigInt(mem.pointerSize); // the block starts with its descriptor id (an unsigned long)
     const i = index * infoSize;
     let len = BigInt(u16At(infos, i + lenAt));
     const room = next - begin;
@@ -89,7 +102,7 @@ export function readLockless(mem: KernelMemory, info: VmcoreInfo): LogRecord[] {
   };
   // Bounded: a corrupt head/tail pair must not loop for 2^62 ids.
   let id = tail;
-  for (let n = 0n; id !== head && n <= count; n++, id = (id + 1n) & ID_MASK) one(id);
+  for (let n = 0n; id !== head && n <= count; n++, id = (id + 1n) & idMask) one(id);
   one(id);
   return records;
 }
@@ -122,19 +135,21 @@ export function formatDmesg(records: readonly LogRecord[]): string {
 export function printkPageFrames(mem: KernelMemory, info: VmcoreInfo, pageSize: number): bigint[] {
   try {
     const v = new VmcoreInfoView(info, "locating the printk ring buffer");
+    const { word } = words(mem);
+    const ptr = mem.pointerSize;
     const prbSymbol = v.symbol("prb");
-    const prb = mem.u64(prbSymbol, "prb");
+    const prb = mem.ulong(prbSymbol, "prb");
     const ring = mem.read(prb, v.size("printk_ringbuffer"), "printk_ringbuffer");
     const descRing = v.offset("printk_ringbuffer.desc_ring");
     const textRing = v.offset("printk_ringbuffer.text_data_ring");
     const count = 1 << u32At(ring, descRing + v.offset("prb_desc_ring.count_bits"));
     const dataSize = 2 ** u32At(ring, textRing + v.offset("prb_data_ring.size_bits"));
     const ranges: [bigint, number][] = [
-      [prbSymbol, 8],
+      [prbSymbol, ptr],
       [prb, v.size("printk_ringbuffer")],
-      [u64At(ring, descRing + v.offset("prb_desc_ring.descs")), count * v.size("prb_desc")],
-      [u64At(ring, descRing + v.offset("prb_desc_ring.infos")), count * v.size("printk_info")],
-      [u64At(ring, textRing + v.offset("prb_data_ring.data")), dataSize],
+      [word(ring, descRing + v.offset("prb_desc_ring.descs")), count * v.size("prb_desc")],
+      [word(ring, descRing + v.offset("prb_desc_ring.infos")), count * v.size("printk_info")],
+      [word(ring, textRing + v.offset("prb_data_ring.data")), dataSize],
     ];
     const ps = BigInt(pageSize);
     const frames = new Set<bigint>();
@@ -145,13 +160,16 @@ export function printkPageFrames(mem: KernelMemory, info: VmcoreInfo, pageSize: 
     const memSection = info.symbols.get("mem_section");
     const roots = Number(info.lengths.get("mem_section") ?? 0n);
     if (memSection !== undefined && roots > 0 && roots <= 1 << 16) {
-      ranges.push([memSection, roots * 8]);
-      const table = mem.read(memSection, roots * 8, "mem_section roots");
+      ranges.push([memSection, roots * ptr]);
+      const table = mem.read(memSection, roots * ptr, "mem_section roots");
       for (let i = 0; i < roots; i++) {
-        const root = u64At(table, i * 8);
+        const root = word(table, i * ptr);
         if (root !== 0n) ranges.push([root, pageSize]);
       }
     }
+    // The flat model's mem_map pointer (i386).
+    const memMap = info.symbols.get("mem_map");
+    if (memMap !== undefined && memSection === undefined) ranges.push([memMap, ptr]);
     for (const [start, length] of ranges) {
       if (length <= 0 || length > 1 << 30) continue;
       for (let at = start & ~(ps - 1n); at < start + BigInt(length); at += ps) {

@@ -2,9 +2,11 @@
  * Dump levels (makedumpfile's -d bitmask) and the page classification behind
  * them, read from the crashed kernel's struct page array. The sparse memory
  * model is walked as mm/sparse.c lays it out: mem_section (SPARSEMEM_EXTREME:
- * an array of root pointers), section_mem_map encoding mem_map - section start,
- * SIZE(page)/OFFSET(page.*) and the PG_* bit numbers from VMCOREINFO.
+ * an array of root pointers), section_mem_map encoding mem_map - section start;
+ * the flat model (i386) is one mem_map array. SIZE(page)/OFFSET(page.*) and the
+ * PG_* bit numbers come from VMCOREINFO, word sizes from the dump's arch.
  */
+import { KexecError } from "../errors.js";
 import type { KernelMemory } from "./kernel-memory.js";
 import type { PhysRange } from "./memory.js";
 import { VmcoreInfoView, type VmcoreInfo } from "./vmcoreinfo.js";
@@ -83,13 +85,6 @@ const MAX_ORDER = 11n;
 export function excludeByPageFlags(mem: KernelMemory, info: VmcoreInfo, bitmaps: DumpBitmaps, level: number, pageSize: number): void {
   if ((level & (DL_EXCLUDE_CACHE | DL_EXCLUDE_CACHE_PRI | DL_EXCLUDE_USER_DATA | DL_EXCLUDE_FREE)) === 0) return;
   const v = new VmcoreInfoView(info, `dump level ${level} (page flags from mem_map)`);
-  const sectionBits = Number(v.number("SECTION_SIZE_BITS"));
-  const pageShift = Math.log2(pageSize);
-  const pagesPerSection = 1 << (sectionBits - pageShift);
-  const memSection = v.symbol("mem_section");
-  const sectionSize = v.size("mem_section");
-  const sectionsPerRoot = pageSize / sectionSize; // SPARSEMEM_EXTREME: one page of sections per root
-  const sectionMemMapAt = v.offset("mem_section.section_mem_map");
   const pageStruct = v.size("page");
   const flagsAt = v.offset("page.flags");
   const mappingAt = v.offset("page.mapping");
@@ -111,6 +106,9 @@ export function excludeByPageFlags(mem: KernelMemory, info: VmcoreInfo, bitmaps:
   const PAGE_TYPE_BASE = 0xf0000000;
   const buddyBit = buddyValue === undefined ? 0 : Number(~buddyValue & 0xffffffffn);
   const isBuddy = (pageType: number) => buddyValue !== undefined && ((pageType & (PAGE_TYPE_BASE | buddyBit)) >>> 0) === PAGE_TYPE_BASE >>> 0;
+  // flags, mapping, private and compound_head are unsigned longs or pointers: 4 bytes on i386.
+  const wide = mem.pointerSize === 8;
+  const ulongAt = (dv: DataView, at: number): bigint => (wide ? dv.getBigUint64(at, true) : BigInt(dv.getUint32(at, true)));
 
   const { dumpable, counts } = bitmaps;
   const maxPfn = Number(bitmaps.maxPfn);
@@ -122,37 +120,18 @@ export function excludeByPageFlags(mem: KernelMemory, info: VmcoreInfo, bitmaps:
       }
     }
   };
-  const sections = Math.ceil(maxPfn / pagesPerSection);
-  const roots = new Map<number, bigint>();
-  for (let nr = 0; nr < sections; nr++) {
-    const first = nr * pagesPerSection;
-    // Skip sections with no present page without touching kernel memory.
-    let any = false;
-    for (let b = first >>> 3; b < Math.min(bitmaps.present.length, (first + pagesPerSection) >>> 3); b++) if (bitmaps.present[b]) { any = true; break; }
-    if (!any) continue;
-    const rootNr = Math.floor(nr / sectionsPerRoot);
-    let root = roots.get(rootNr);
-    if (root === undefined) {
-      root = mem.u64(memSection + BigInt(rootNr * 8), `mem_section root ${rootNr}`);
-      roots.set(rootNr, root);
-    }
-    if (root === 0n) continue;
-    const encoded = mem.u64(root + BigInt((nr % sectionsPerRoot) * sectionSize + sectionMemMapAt), `mem_section[${nr}].section_mem_map`);
-    // SECTION_MARKED_PRESENT | SECTION_HAS_MEM_MAP; the pointer lives above the flag bits.
-    if ((encoded & 3n) !== 3n) continue;
-    const memMap = encoded & ~0x3fn;
-    const count = Math.min(pagesPerSection, maxPfn - first);
-    const pages = mem.read(memMap + BigInt(first) * BigInt(pageStruct), count * pageStruct, `struct page array of section ${nr}`);
+  for (const { first, count, memMap, what } of memMapChunks(mem, info, v, bitmaps, pageSize)) {
+    const pages = mem.read(memMap + BigInt(first) * BigInt(pageStruct), count * pageStruct, what);
     const dv = new DataView(pages.buffer, pages.byteOffset, pages.byteLength);
     for (let i = 0; i < count; ) {
       const p = first + i;
       if (!testBit(dumpable, p)) { i++; continue; }
       const at = i * pageStruct;
-      const flags = dv.getBigUint64(at + flagsAt, true);
+      const flags = ulongAt(dv, at + flagsAt);
       const pageType = dv.getUint32(at + mapcountAt, true);
-      if (compoundHeadAt !== undefined && (dv.getBigUint64(at + compoundHeadAt, true) & 1n) === 1n) { i++; continue; }
+      if (compoundHeadAt !== undefined && (ulongAt(dv, at + compoundHeadAt) & 1n) === 1n) { i++; continue; }
       if ((level & DL_EXCLUDE_FREE) && isBuddy(pageType)) {
-        const order = dv.getBigUint64(at + privateAt, true);
+        const order = ulongAt(dv, at + privateAt);
         const n = order < MAX_ORDER ? 1 << Number(order) : 1;
         exclude(p, n, "free");
         i += n;
@@ -166,7 +145,7 @@ export function excludeByPageFlags(mem: KernelMemory, info: VmcoreInfo, bitmaps:
         if (order > 0 && order < 19) n = 1 << order;
         if (compoundDtorAt !== undefined && hugetlbDtor !== undefined) hugetlb = BigInt(pages[(i + 1) * pageStruct + compoundDtorAt]!) === hugetlbDtor;
       }
-      const mapping = dv.getBigUint64(at + mappingAt, true);
+      const mapping = ulongAt(dv, at + mappingAt);
       const anon = (mapping & 1n) === 1n;
       const cache = (flags & PG_lru) !== 0n || ((flags & PG_swapbacked) !== 0n && (flags & PG_swapcache) !== 0n);
       const priv = (flags & PG_private) !== 0n;
@@ -175,6 +154,65 @@ export function excludeByPageFlags(mem: KernelMemory, info: VmcoreInfo, bitmaps:
       else if ((level & DL_EXCLUDE_USER_DATA) && (anon || hugetlb)) exclude(p, n, "user");
       i += n;
     }
+  }
+}
+
+/** A run of struct pages: pfns [first, first + count) have theirs at memMap + pfn * SIZE(page). */
+interface MemMapChunk {
+  first: number;
+  count: number;
+  memMap: bigint;
+  what: string;
+}
+
+/** Chunks of the flat model's mem_map, small enough to read at once. */
+const FLAT_CHUNK_PAGES = 1 << 15;
+
+/**
+ * Where the struct pages of the present pages are. SPARSEMEM (x86_64; VMCOREINFO has
+ * SYMBOL(mem_section)): one chunk per section. FLATMEM (Debian's i386 kernels; only
+ * SYMBOL(mem_map), a pointer to one array indexed by pfn): fixed-size chunks of it.
+ */
+function* memMapChunks(mem: KernelMemory, info: VmcoreInfo, v: VmcoreInfoView, bitmaps: DumpBitmaps, pageSize: number): Generator<MemMapChunk> {
+  const maxPfn = Number(bitmaps.maxPfn);
+  const anyPresent = (first: number, n: number): boolean => {
+    for (let b = first >>> 3; b < Math.min(bitmaps.present.length, (first + n + 7) >>> 3); b++) if (bitmaps.present[b]) return true;
+    return false;
+  };
+  const ptr = mem.pointerSize;
+  if (!info.symbols.has("mem_section") && info.symbols.has("mem_map")) {
+    const memMap = mem.ulong(v.symbol("mem_map"), "mem_map");
+    if (memMap === 0n) throw new KexecError("parse", "mem_map is NULL in the dump, so page flags cannot be read", { field: "SYMBOL(mem_map)", actual: "0" }, "use --dump-level 1 (zero pages only)");
+    for (let first = 0; first < maxPfn; first += FLAT_CHUNK_PAGES) {
+      const count = Math.min(FLAT_CHUNK_PAGES, maxPfn - first);
+      if (anyPresent(first, count)) yield { first, count, memMap, what: `struct page array (mem_map) at pfn ${first}` };
+    }
+    return;
+  }
+  const sectionBits = Number(v.number("SECTION_SIZE_BITS"));
+  const pageShift = Math.log2(pageSize);
+  const pagesPerSection = 1 << (sectionBits - pageShift);
+  const memSection = v.symbol("mem_section");
+  const sectionSize = v.size("mem_section");
+  const sectionsPerRoot = pageSize / sectionSize; // SPARSEMEM_EXTREME: one page of sections per root
+  const sectionMemMapAt = v.offset("mem_section.section_mem_map");
+  const sections = Math.ceil(maxPfn / pagesPerSection);
+  const roots = new Map<number, bigint>();
+  for (let nr = 0; nr < sections; nr++) {
+    const first = nr * pagesPerSection;
+    // Skip sections with no present page without touching kernel memory.
+    if (!anyPresent(first, pagesPerSection)) continue;
+    const rootNr = Math.floor(nr / sectionsPerRoot);
+    let root = roots.get(rootNr);
+    if (root === undefined) {
+      root = mem.ulong(memSection + BigInt(rootNr * ptr), `mem_section root ${rootNr}`);
+      roots.set(rootNr, root);
+    }
+    if (root === 0n) continue;
+    const encoded = mem.ulong(root + BigInt((nr % sectionsPerRoot) * sectionSize + sectionMemMapAt), `mem_section[${nr}].section_mem_map`);
+    // SECTION_MARKED_PRESENT | SECTION_HAS_MEM_MAP; the pointer lives above the flag bits.
+    if ((encoded & 3n) !== 3n) continue;
+    yield { first, count: Math.min(pagesPerSection, maxPfn - first), memMap: encoded & ~0x3fn, what: `struct page array of section ${nr}` };
   }
 }
 

@@ -31,7 +31,8 @@ export interface VmcoreSummary {
 export function summarizeVmcore(core: Vmcore): VmcoreSummary {
   const info = core.vmcoreinfo;
   const total = core.memory.ranges.reduce((n, r) => n + (r.end - r.start), 0n);
-  const levels = core.machine === "x86_64" ? (info?.numbers.get("pgtable_l5_enabled") === 1n ? 5 : 4) : undefined;
+  // i386: 3 levels with PAE (VMCOREINFO says CONFIG_X86_PAE=y), else 2.
+  const levels = core.machine === "x86_64" ? (info?.numbers.get("pgtable_l5_enabled") === 1n ? 5 : 4) : info === undefined ? undefined : info.other.get("CONFIG_X86_PAE") === "y" ? 3 : 2;
   const crash = info?.crashTime;
   const dumpLevel = core.kdump?.header.dump_level;
   let excluded: string[] = [];
@@ -71,7 +72,7 @@ export function renderVmcoreSummary(s: VmcoreSummary, file: string): string {
     ["file", file],
     ["format", `${s.format === "elf" ? "ELF core" : "kdump-compressed (makedumpfile)"}${s.incomplete ? "  — INCOMPLETE: the dump was cut short" : ""}`],
     ["kernel", s.kernelVersion ?? "unknown (no VMCOREINFO)"],
-    ["arch", s.arch + (s.pagingLevels ? `, ${s.pagingLevels}-level paging` : "")],
+    ["arch", s.arch + (s.pagingLevels ? `, ${s.pagingLevels}-level paging${s.arch === "i386" && s.pagingLevels === 3 ? " (PAE)" : ""}` : "")],
     ["page size", String(s.pageSize)],
     ["CPUs", String(s.cpus)],
     ["crash time", s.crashTime ?? "unknown"],

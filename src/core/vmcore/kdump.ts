@@ -1,5 +1,5 @@
 /**
- * makedumpfile's kdump-compressed format, 64-bit layout (diskdump_mod.h):
+ * makedumpfile's kdump-compressed format (diskdump_mod.h):
  *
  *   block 0                     disk_dump_header ("KDUMP   ", header_version 6)
  *   block 1 .. 1+sub_hdr_size   kdump_sub_header, then the ELF notes (VMCOREINFO inside)
@@ -7,8 +7,12 @@
  *   then                        page_desc_t per dumped page, in pfn order, then page data
  *
  * A page's descriptor is found by counting the set bits of the 2nd bitmap before it.
- * block_size is the page size. Offsets here are checked against the file makedumpfile
- * 1.7.2 writes (timestamp at 408, status at 424, sub header 104 bytes).
+ * block_size is the page size. The headers hold C longs and a struct timeval, so their
+ * layout follows the dumped machine's word: makedumpfile built for x86_64 writes timestamp
+ * at 408, status at 424 and a 104-byte sub header; built for i386 (4-byte longs, 8-byte
+ * off_t aligned to 4) timestamp at 404, status at 412 and an 80-byte sub header. Which
+ * one a file has is told by utsname.machine, which sits at the same offset in both.
+ * Offsets here are checked against files makedumpfile 1.7.2 writes on each.
  */
 import { latin1 } from "../bytes/reader.js";
 import { ByteWriter } from "../bytes/writer.js";
@@ -29,6 +33,7 @@ export const DUMP_DH_EXCLUDED_VMEMMAP = 0x10;
 export const DUMP_DH_COMPRESSED_ZSTD = 0x20;
 export const PAGE_DESC_SIZE = 24;
 export const SUB_HEADER_SIZE = 104;
+export const SUB_HEADER_SIZE_32 = 80;
 const UTS_FIELD = 65;
 
 export const CODEC_FLAG: Record<PageCodec, number> = {
@@ -47,6 +52,37 @@ export const KDUMP_SUB_HEADER = {
   phys_base: 0, dump_level: 8, split: 12, start_pfn: 16, end_pfn: 24, offset_vmcoreinfo: 32, size_vmcoreinfo: 40,
   offset_note: 48, size_note: 56, offset_eraseinfo: 64, size_eraseinfo: 72, start_pfn_64: 80, end_pfn_64: 88, max_mapnr_64: 96,
 } as const;
+
+/** disk_dump_header on i386: struct timeval is two 4-byte longs, 4-aligned after utsname. */
+export const DISK_DUMP_HEADER_32 = {
+  signature: 0, header_version: 8, utsname: 12, timestamp_sec: 404, timestamp_usec: 408, status: 412, block_size: 416,
+  sub_hdr_size: 420, bitmap_blocks: 424, max_mapnr: 428, total_ram_blocks: 432, device_blocks: 436, written_blocks: 440,
+  current_cpu: 444, nr_cpus: 448, size: 452,
+} as const;
+
+/** kdump_sub_header on i386: unsigned longs are 4 bytes, off_t 8 (aligned to 4). */
+export const KDUMP_SUB_HEADER_32 = {
+  phys_base: 0, dump_level: 4, split: 8, start_pfn: 12, end_pfn: 16, offset_vmcoreinfo: 20, size_vmcoreinfo: 28,
+  offset_note: 32, size_note: 40, offset_eraseinfo: 44, size_eraseinfo: 52, start_pfn_64: 56, end_pfn_64: 64, max_mapnr_64: 72,
+} as const;
+
+type HeaderOffsets = { readonly [K in keyof typeof DISK_DUMP_HEADER]: number };
+type SubHeaderOffsets = { readonly [K in keyof typeof KDUMP_SUB_HEADER]: number };
+
+/** The header layout for the dumped machine: the 32-bit one for i386 (utsname.machine i386..i686). */
+export interface KdumpHeaderLayout {
+  /** sizeof(long): the width of phys_base, the timeval fields and the size_* fields. */
+  long: 4 | 8;
+  header: HeaderOffsets;
+  sub: SubHeaderOffsets;
+  subHeaderSize: number;
+}
+
+export function kdumpHeaderLayout(machine: string): KdumpHeaderLayout {
+  return /^i[3-6]86$/.test(machine)
+    ? { long: 4, header: DISK_DUMP_HEADER_32, sub: KDUMP_SUB_HEADER_32, subHeaderSize: SUB_HEADER_SIZE_32 }
+    : { long: 8, header: DISK_DUMP_HEADER, sub: KDUMP_SUB_HEADER, subHeaderSize: SUB_HEADER_SIZE };
+}
 
 export interface Utsname {
   sysname: string;
@@ -112,25 +148,27 @@ export function readKdump(file: RandomAccess, what = "kdump file"): KdumpFile {
   if (!looksLikeKdump(h)) {
     throw new KexecError("parse", `${what}: no "KDUMP   " signature at offset 0`, { field: "signature", offset: 0, expected: "KDUMP   ", actual: JSON.stringify(latin1(h.subarray(0, 8))) });
   }
-  const D = DISK_DUMP_HEADER;
+  const uts = (i: number) => cstr(h, DISK_DUMP_HEADER.utsname + i * UTS_FIELD, UTS_FIELD);
+  const L = kdumpHeaderLayout(uts(4));
+  const D = L.header;
+  const long = (b: Uint8Array, at: number) => (L.long === 8 ? u64At(b, at) : BigInt(u32At(b, at)));
   const version = u32At(h, D.header_version);
   const blockSize = u32At(h, D.block_size);
   if (blockSize < 1024 || blockSize > 65536 || (blockSize & (blockSize - 1)) !== 0) {
     throw new KexecError("parse", `${what}: block_size at offset ${D.block_size} is ${blockSize}, expected a power of two page size`, { field: "block_size", offset: D.block_size, expected: "4096", actual: String(blockSize) },
-      "kexec-ts reads the 64-bit (x86_64) kdump layout; a 32-bit dump places this field elsewhere");
+      `read with the ${L.long * 8}-bit header layout (utsname.machine is ${JSON.stringify(uts(4))}); a dump of the other word size places this field elsewhere`);
   }
-  const uts = (i: number) => cstr(h, D.utsname + i * UTS_FIELD, UTS_FIELD);
-  const S = KDUMP_SUB_HEADER;
-  const sub = file.read(BigInt(blockSize), SUB_HEADER_SIZE);
+  const S = L.sub;
+  const sub = file.read(BigInt(blockSize), L.subHeaderSize);
   const header: KdumpHeader = {
     header_version: version,
     utsname: { sysname: uts(0), nodename: uts(1), release: uts(2), version: uts(3), machine: uts(4), domainname: uts(5) },
-    timestampSec: u64At(h, D.timestamp_sec), timestampUsec: u64At(h, D.timestamp_usec), status: u32At(h, D.status), block_size: blockSize,
+    timestampSec: long(h, D.timestamp_sec), timestampUsec: long(h, D.timestamp_usec), status: u32At(h, D.status), block_size: blockSize,
     sub_hdr_size: u32At(h, D.sub_hdr_size), bitmap_blocks: u32At(h, D.bitmap_blocks),
     max_mapnr: version >= 6 ? u64At(sub, S.max_mapnr_64) : BigInt(u32At(h, D.max_mapnr)),
-    nr_cpus: u32At(h, D.nr_cpus), phys_base: u64At(sub, S.phys_base), dump_level: u32At(sub, S.dump_level),
-    offset_vmcoreinfo: version >= 3 ? u64At(sub, S.offset_vmcoreinfo) : 0n, size_vmcoreinfo: version >= 3 ? u64At(sub, S.size_vmcoreinfo) : 0n,
-    offset_note: version >= 4 ? u64At(sub, S.offset_note) : 0n, size_note: version >= 4 ? u64At(sub, S.size_note) : 0n,
+    nr_cpus: u32At(h, D.nr_cpus), phys_base: long(sub, S.phys_base), dump_level: u32At(sub, S.dump_level),
+    offset_vmcoreinfo: version >= 3 ? u64At(sub, S.offset_vmcoreinfo) : 0n, size_vmcoreinfo: version >= 3 ? long(sub, S.size_vmcoreinfo) : 0n,
+    offset_note: version >= 4 ? u64At(sub, S.offset_note) : 0n, size_note: version >= 4 ? long(sub, S.size_note) : 0n,
   };
   const bitmapBytes = (header.bitmap_blocks * blockSize) / 2;
   if (header.max_mapnr > BigInt(bitmapBytes) * 8n) {
@@ -264,13 +302,14 @@ export interface KdumpHeaderInput {
 /** Reserve every region first (gimli's writer order), so headers can be rewritten in place at the end. */
 export function planKdumpLayout(input: KdumpHeaderInput): KdumpLayout {
   const bs = input.blockSize;
-  const subBytes = SUB_HEADER_SIZE + input.noteBytes.length;
+  const subHeaderSize = kdumpHeaderLayout(input.utsname.machine).subHeaderSize;
+  const subBytes = subHeaderSize + input.noteBytes.length;
   const subHeaderBlocks = Math.ceil(subBytes / bs);
   const bitmapBytes = Math.ceil(Number((input.maxMapnr + 7n) / 8n) / bs) * bs;
   const bitmapBlocks = (bitmapBytes / bs) * 2;
   const bitmapOffset = BigInt((1 + subHeaderBlocks) * bs);
   const descOffset = bitmapOffset + BigInt(bitmapBlocks * bs);
-  const noteOffset = BigInt(bs + SUB_HEADER_SIZE);
+  const noteOffset = BigInt(bs + subHeaderSize);
   return {
     blockSize: bs, subHeaderBlocks, bitmapBlocks, maxMapnr: input.maxMapnr, bitmapOffset, descOffset,
     dataOffset: descOffset + input.descCount * BigInt(PAGE_DESC_SIZE), noteOffset,
@@ -282,34 +321,36 @@ export function encodeUtsname(release: string, machine: string, version = ""): U
   return { sysname: "Linux", nodename: "", release, version, machine, domainname: "" };
 }
 
-/** Block 0 and the sub header blocks (with the notes), ready to write at offset 0. */
+/** Block 0 and the sub header blocks (with the notes), ready to write at offset 0; 32-bit layout for an i386 utsname.machine. */
 export function encodeKdumpHeaders(input: KdumpHeaderInput, layout: KdumpLayout): Uint8Array {
   const bs = input.blockSize;
   const w = new ByteWriter((1 + layout.subHeaderBlocks) * bs);
-  const D = DISK_DUMP_HEADER;
+  const L = kdumpHeaderLayout(input.utsname.machine);
+  const D = L.header;
+  const long = (at: number, v: bigint) => (L.long === 8 ? w.u64(at, v) : w.u32(at, Number(BigInt.asUintN(32, v))));
   for (let i = 0; i < 8; i++) w.u8(D.signature + i, KDUMP_SIGNATURE.charCodeAt(i));
   w.u32(D.header_version, KDUMP_HEADER_VERSION);
   const u = input.utsname;
   [u.sysname, u.nodename, u.release, u.version, u.machine, u.domainname].forEach((s, i) => {
     for (let k = 0; k < Math.min(s.length, UTS_FIELD - 1); k++) w.u8(D.utsname + i * UTS_FIELD + k, s.charCodeAt(k) & 0xff);
   });
-  w.u64(D.timestamp_sec, input.timestampSec);
-  w.u64(D.timestamp_usec, 0n);
+  long(D.timestamp_sec, input.timestampSec);
+  long(D.timestamp_usec, 0n);
   w.u32(D.status, input.status);
   w.u32(D.block_size, bs);
   w.u32(D.sub_hdr_size, layout.subHeaderBlocks);
   w.u32(D.bitmap_blocks, layout.bitmapBlocks);
   w.u32(D.max_mapnr, Number(input.maxMapnr > 0xffffffffn ? 0xffffffffn : input.maxMapnr));
   w.u32(D.nr_cpus, input.nrCpus);
-  const S = KDUMP_SUB_HEADER;
+  const S = L.sub;
   const base = bs;
-  w.u64(base + S.phys_base, input.physBase);
+  long(base + S.phys_base, input.physBase);
   w.u32(base + S.dump_level, input.dumpLevel);
   w.u32(base + S.split, 0);
   w.u64(base + S.offset_vmcoreinfo, layout.vmcoreinfoOffset);
-  w.u64(base + S.size_vmcoreinfo, BigInt(input.vmcoreinfoInNotes?.size ?? 0));
+  long(base + S.size_vmcoreinfo, BigInt(input.vmcoreinfoInNotes?.size ?? 0));
   w.u64(base + S.offset_note, input.noteBytes.length > 0 ? layout.noteOffset : 0n);
-  w.u64(base + S.size_note, BigInt(input.noteBytes.length));
+  long(base + S.size_note, BigInt(input.noteBytes.length));
   w.u64(base + S.max_mapnr_64, input.maxMapnr);
   w.bytesAt(Number(layout.noteOffset), input.noteBytes);
   return w.finish();

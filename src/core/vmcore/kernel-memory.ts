@@ -4,10 +4,17 @@
  * everything else (the direct map, vmalloc, vmemmap) goes through the kernel's
  * own page tables, rooted at init_top_pgt, 4- or 5-level as pgtable_l5_enabled
  * says. ELF cores also carry p_vaddr for each PT_LOAD, which is tried first.
+ *
+ * i386 has no separate text mapping: the kernel image sits in the direct map at
+ * PAGE_OFFSET + paddr, and so does swapper_pg_dir, where every walk starts: 3 levels
+ * of 8-byte entries with PAE (VMCOREINFO says CONFIG_X86_PAE=y), 2 levels of 4-byte
+ * entries without. PT_LOAD p_vaddr is not trusted there: loaders give highmem a
+ * made-up address (kexec-tools writes 0xffffffff) and a lowmem segment can reach
+ * into vmalloc space, so every address is walked.
  */
 import { KexecError } from "../errors.js";
 import { hex } from "../format.js";
-import { readPhysical, u64At, type PhysicalMemory } from "./memory.js";
+import { readPhysical, u32At, u64At, type PhysicalMemory } from "./memory.js";
 import type { VmcoreInfo } from "./vmcoreinfo.js";
 
 export const START_KERNEL_MAP = 0xffffffff80000000n;
@@ -17,6 +24,8 @@ const PTE_PRESENT = 1n;
 const PTE_PSE = 1n << 7n;
 /** Physical address bits of a page table entry: 12..51 (Intel SDM vol. 3, 4.5). */
 const PTE_ADDR_MASK = 0x000ffffffffff000n;
+/** i386 with the default 3G/1G split (CONFIG_PAGE_OFFSET in Debian's 686 and 686-pae). */
+export const I386_PAGE_OFFSET = 0xc0000000n;
 
 export interface VirtualAlias {
   vaddr: bigint;
@@ -29,6 +38,10 @@ export interface KernelMemory {
   translate(vaddr: bigint): bigint;
   read(vaddr: bigint, length: number, field: string): Uint8Array;
   u64(vaddr: bigint, field: string): bigint;
+  /** sizeof(long) and of a pointer in the crashed kernel: 8 on x86_64, 4 on i386. */
+  pointerSize: 4 | 8;
+  /** An unsigned long or a pointer. */
+  ulong(vaddr: bigint, field: string): bigint;
   /** The physical addresses of the page-table pages a walk for `vaddr` reads (readers that walk need them). */
   pageTablePages(vaddr: bigint): bigint[];
 }
@@ -42,7 +55,8 @@ export interface KernelMemoryOptions {
 
 export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions): KernelMemory {
   const info = options.vmcoreinfo;
-  const aliases = (options.aliases ?? []).filter((a) => a.vaddr !== 0n);
+  const i386 = options.machine === "i386";
+  const aliases = i386 ? [] : (options.aliases ?? []).filter((a) => a.vaddr !== 0n);
   const physBase = BigInt.asUintN(64, info.numbers.get("phys_base") ?? 0n);
   const imageSize = info.numbers.get("KERNEL_IMAGE_SIZE") ?? DEFAULT_KERNEL_IMAGE_SIZE;
   const levels = info.numbers.get("pgtable_l5_enabled") === 1n ? 5 : 4;
@@ -53,10 +67,42 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
   const textToPhys = (vaddr: bigint): bigint | undefined =>
     options.machine === "x86_64" && vaddr >= START_KERNEL_MAP && vaddr < START_KERNEL_MAP + imageSize ? BigInt.asUintN(64, vaddr - START_KERNEL_MAP + physBase) : undefined;
 
-  const walk = (vaddr: bigint, visited?: bigint[]): bigint => {
-    if (options.machine !== "x86_64") {
-      throw new KexecError("parse", `virtual address ${hex(vaddr)} is not in any PT_LOAD, and page-table walks are implemented for x86_64 only`, { offset: vaddr });
+  const pae = info.other.get("CONFIG_X86_PAE") === "y";
+  // The PT_LOAD that holds the kernel text tells PAGE_OFFSET when the split is not 3G/1G.
+  const stext = info.symbols.get("_stext");
+  const textAlias = stext === undefined ? undefined : (options.aliases ?? []).find((a) => a.vaddr !== 0n && stext >= a.vaddr && stext < a.vaddr + a.size && a.vaddr >= a.paddr);
+  const pageOffset = textAlias !== undefined ? textAlias.vaddr - textAlias.paddr : I386_PAGE_OFFSET;
+
+  const walk32 = (vaddr: bigint, visited?: bigint[]): bigint => {
+    const top = info.symbols.get("swapper_pg_dir");
+    if (top === undefined) throw new KexecError("parse", "VMCOREINFO has no SYMBOL(swapper_pg_dir), needed to translate kernel virtual addresses", { field: "SYMBOL(swapper_pg_dir)" });
+    if (top < pageOffset) throw new KexecError("parse", `SYMBOL(swapper_pg_dir) ${hex(top)} is below PAGE_OFFSET ${hex(pageOffset)}`, { field: "SYMBOL(swapper_pg_dir)", actual: hex(top) });
+    vaddr = BigInt.asUintN(32, vaddr);
+    let table = top - pageOffset;
+    // PAE: pgd (4 entries, bits 31-30), pmd (bits 29-21, 2 MiB pages), pte; else pgd (bits 31-22, 4 MiB pages), pte.
+    const shifts = pae ? [30n, 21n, 12n] : [22n, 12n];
+    const entrySize = pae ? 8 : 4;
+    for (const [level, shift] of shifts.entries()) {
+      const index = (vaddr >> shift) & (pae ? (level === 0 ? 3n : 0x1ffn) : 0x3ffn);
+      visited?.push(table);
+      const bytes = readPhysical(phys, table + index * BigInt(entrySize), entrySize, "page table entry");
+      const entry = pae ? u64At(bytes, 0) : BigInt(u32At(bytes, 0));
+      if ((entry & PTE_PRESENT) === 0n) {
+        throw new KexecError("parse", `virtual address ${hex(vaddr)} is not mapped (level-${shifts.length - level} entry ${hex(entry)} at ${hex(table + index * BigInt(entrySize))} is not present)`, { offset: vaddr });
+      }
+      const base = entry & (pae ? PTE_ADDR_MASK : 0xfffff000n);
+      const isLeaf = shift === 12n || ((level > 0 || !pae) && (entry & PTE_PSE) !== 0n);
+      if (isLeaf) {
+        const mask = (1n << shift) - 1n;
+        return (base & ~mask) | (vaddr & mask);
+      }
+      table = base;
     }
+    throw new KexecError("parse", `page-table walk for ${hex(vaddr)} ended without a leaf`, { offset: vaddr });
+  };
+
+  const walk = (vaddr: bigint, visited?: bigint[]): bigint => {
+    if (i386) return walk32(vaddr, visited);
     if (topSymbol === undefined) throw new KexecError("parse", "VMCOREINFO has no SYMBOL(init_top_pgt), needed to translate kernel virtual addresses", { field: "SYMBOL(init_top_pgt)" });
     const top = textToPhys(topSymbol);
     if (top === undefined) throw new KexecError("parse", `SYMBOL(init_top_pgt) ${hex(topSymbol)} is outside the kernel text mapping`, { field: "SYMBOL(init_top_pgt)", actual: hex(topSymbol) });
@@ -111,5 +157,9 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
     } catch { /* the pages visited before the failure are still the ones a reader needs */ }
     return visited;
   };
-  return { phys, translate, read, u64: (vaddr, field) => u64At(read(vaddr, 8, field), 0), pageTablePages };
+  const pointerSize = i386 ? 4 : 8;
+  return {
+    phys, translate, read, u64: (vaddr, field) => u64At(read(vaddr, 8, field), 0), pageTablePages, pointerSize,
+    ulong: (vaddr, field) => (i386 ? BigInt(u32At(read(vaddr, 4, field), 0)) : u64At(read(vaddr, 8, field), 0)),
+  };
 }

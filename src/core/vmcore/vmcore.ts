@@ -37,7 +37,7 @@ export function openVmcore(file: RandomAccess, what = "vmcore"): Vmcore {
   }
   if (looksLikeKdump(head)) {
     const kdump = readKdump(file, what);
-    const machine = kdump.header.utsname.machine === "i686" || kdump.header.utsname.machine === "i386" ? "i386" : "x86_64";
+    const machine = /^i[3-6]86$/.test(kdump.header.utsname.machine) ? "i386" : "x86_64";
     return { format: "kdump", machine, memory: kdump.memory, vmcoreinfo: kdump.vmcoreinfo, noteBytes: kdump.noteBytes, cpus: kdump.header.nr_cpus, incomplete: kdump.incomplete, kdump };
   }
   if (head.length >= 12 && String.fromCharCode(...head.subarray(0, 12)) === "makedumpfile") {
