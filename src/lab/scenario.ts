@@ -9,6 +9,7 @@ import { KexecError } from "../core/errors.js";
 import type { UserArch } from "./elf-deps.js";
 import { buildInitramfs, defaultRepoRoot, type BuiltInitramfs, type ExtraFile, type InitramfsSpec } from "./initramfs.js";
 import { expectedMarkers, type GuestStep, type InitSpec } from "./init-script.js";
+import { runHostSteps, type HostResult, type HostSpec } from "./host-steps.js";
 import { findKernel } from "./kernels.js";
 import { runGuest, type ExpectedMarker, type GuestResult } from "./qemu.js";
 
@@ -74,6 +75,8 @@ export interface Scenario extends ScenarioStage {
   allowPanic?: boolean;
   bootTimeoutSec?: number;
   checks?: ScenarioCheck[];
+  /** Commands run on the host after the guest passed (host-steps.ts); checks name their output "host/NAME". */
+  host?: HostSpec;
   /** Where it was read from. */
   file?: string;
 }
@@ -104,6 +107,21 @@ function checkStage(file: string, path: string, s: unknown): asserts s is Scenar
   }
 }
 
+function checkHost(file: string, h: unknown, disks: number): void {
+  if (typeof h !== "object" || h === null) fail(file, "host", "expected an object");
+  const o = h as Record<string, unknown>;
+  if (!Array.isArray(o["steps"])) fail(file, "host.steps", "expected an array of steps");
+  for (const [i, step] of (o["steps"] as unknown[]).entries()) {
+    const st = (typeof step === "object" && step !== null ? step : {}) as Record<string, unknown>;
+    if (typeof st["name"] !== "string" || !/^[A-Za-z0-9._-]+$/.test(st["name"])) fail(file, `host.steps[${i}].name`, "expected a name of letters, digits, ._-");
+    if (typeof st["run"] !== "string") fail(file, `host.steps[${i}].run`, "expected shell text");
+  }
+  const m = o["makedumpfile"];
+  if (m !== undefined && m !== "host" && m !== "i386") fail(file, "host.makedumpfile", `expected "host" or "i386", found ${JSON.stringify(m)}`);
+  const d = o["vmcoreDisk"];
+  if (d !== undefined && !(Number.isInteger(d) && (d as number) >= 0 && (d as number) < disks)) fail(file, "host.vmcoreDisk", `expected the index of one of the scenario's ${disks} disk(s), found ${JSON.stringify(d)}`);
+}
+
 export function parseScenario(text: string, file: string): Scenario {
   let raw: unknown;
   try {
@@ -116,6 +134,7 @@ export function parseScenario(text: string, file: string): Scenario {
   if (typeof o["name"] !== "string" || !/^[A-Za-z0-9._-]+$/.test(o["name"])) fail(file, "name", "expected a name of letters, digits, ._-");
   if (typeof o["kernel"] !== "string") fail(file, "kernel", "expected a lab kernel name such as amd64-6.1");
   checkStage(file, "", raw);
+  if (o["host"] !== undefined) checkHost(file, o["host"], Array.isArray(o["disks"]) ? o["disks"].length : 0);
   return { ...(raw as Scenario), file };
 }
 
@@ -189,6 +208,8 @@ export interface ScenarioResult {
   initramfs: BuiltInitramfs;
   guest: GuestResult;
   checks: CheckResult[];
+  /** The host steps, when they ran. */
+  host?: HostResult;
   ok: boolean;
 }
 
@@ -196,6 +217,11 @@ export interface RunScenarioOptions {
   outDir?: string;
   onLine?: (line: string) => void;
   extractTo?: string;
+  /**
+   * Run the scenario's host steps after a passing guest (the suite does), which removes its
+   * disk images; without this they are skipped, checks on "host/" steps too, and the disks stay.
+   */
+  host?: boolean;
 }
 
 export async function runScenario(scenario: Scenario, options: RunScenarioOptions = {}): Promise<ScenarioResult> {
@@ -224,6 +250,9 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       return marker;
     }),
   });
-  const checks = guest.outcome === "ok" ? evaluateChecks(scenario.checks ?? [], guest) : [];
-  return { scenario, initramfs, guest, checks, ok: guest.outcome === "ok" && checks.every((c) => c.ok) };
+  const runHost = options.host === true && scenario.host !== undefined;
+  const host = runHost && guest.outcome === "ok" ? runHostSteps(scenario.host!, guest.disks, guest.outDir) : undefined;
+  const wanted = (scenario.checks ?? []).filter((c) => runHost || !c.step?.startsWith("host/"));
+  const checks = guest.outcome === "ok" ? evaluateChecks(wanted, host === undefined ? guest : { ...guest, steps: { ...guest.steps, ...host.steps } }) : [];
+  return { scenario, initramfs, guest, checks, ...(host !== undefined ? { host } : {}), ok: guest.outcome === "ok" && (host?.ok ?? true) && checks.every((c) => c.ok) };
 }

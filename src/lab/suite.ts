@@ -32,10 +32,12 @@ function seconds(ms: number): string {
 export function describeResult(r: ScenarioResult): string[] {
   const g = r.guest;
   const init = g.markersSeen.find((m) => m.name === "init");
-  const head = `${r.ok ? "PASS" : "FAIL"} ${r.scenario.name}  ${seconds(g.durationMs)}${init !== undefined ? ` (init at ${seconds(init.ms)})` : ""}  initramfs ${size(r.initramfs.bytes)}`;
+  const host = r.host === undefined ? "" : `  host steps ${Object.keys(r.host.steps).length}/${r.scenario.host?.steps.length ?? 0}`;
+  const head = `${r.ok ? "PASS" : "FAIL"} ${r.scenario.name}  ${seconds(g.durationMs)}${init !== undefined ? ` (init at ${seconds(init.ms)})` : ""}  initramfs ${size(r.initramfs.bytes)}${host}`;
   if (r.ok) return [head];
   const lines = [head];
   if (g.outcome !== "ok") lines.push(`  ${g.outcome}: ${g.reason}`);
+  if (r.host?.failure !== undefined) lines.push(`  ${r.host.failure}`);
   for (const c of r.checks.filter((c) => !c.ok)) lines.push(`  check failed: ${c.detail}${c.check.why !== undefined ? ` (${c.check.why})` : ""}`);
   lines.push(`  console: ${g.outDir}/console.log`, `  reproduce: ${g.commandLine}`);
   return lines;
@@ -54,7 +56,7 @@ export async function runSuite(names: string[] = [], options: SuiteOptions = {})
   for (const scenario of scenarios) {
     let r: ScenarioResult;
     try {
-      r = await runScenario(scenario, options.verbose === true ? { onLine: (l) => print(`  | ${l}`) } : {});
+      r = await runScenario(scenario, { host: true, ...(options.verbose === true ? { onLine: (l: string) => print(`  | ${l}`) } : {}) });
     } catch (e) {
       // A scenario that cannot even be built (a missing file, a program for the wrong arch) fails alone.
       if (!isKexecError(e)) throw e;
