@@ -11,7 +11,7 @@ import type { Machine } from "../core/machine/model.js";
 import { ioError } from "../node/files.js";
 import { readMachine } from "../node/machine.js";
 import { userArch as processArch } from "../node/syscalls.js";
-import { loadImage } from "./commands.js";
+import { loadImage } from "./image-commands.js";
 import { commandLine, parseAddress } from "./load.js";
 import { has, value, type ParsedArgs } from "./options.js";
 

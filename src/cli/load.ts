@@ -21,7 +21,7 @@ import { readKernelLayout } from "../node/kernel-layout.js";
 import {
   KEXEC_FILE_ON_CRASH, kexecFileLoad, kexecFileUnload, kexecLoad, kexecUnload, rebootIntoKexec,
 } from "../node/syscalls.js";
-import { loadImage } from "./commands.js";
+import { loadImage } from "./image-commands.js";
 import { checksFor, loaderIsRoot, predictedUserArch, requestFromArgs } from "./check.js";
 import { checksJson, predictFilePlacement, renderChecks, summarize, type CheckResult } from "../core/check/index.js";
 import { has, value, type ParsedArgs } from "./options.js";
