@@ -1,18 +1,37 @@
 /** Compression across worker threads, results handed back in submission order. */
 import { Worker } from "node:worker_threads";
-import { compressBatch, pageCompressor, type Codec, type CompressedBatch } from "./compress.js";
+import { compressBatch, pageCompressor, readExtents, type Codec, type CompressedBatch, type FileExtents } from "./compress.js";
 import type { WorkReply, WorkRequest } from "./worker.js";
 
+/** A batch that could not be read: the buffers come back for reuse, with the reason. */
+export class BatchReadError extends Error {
+  constructor(message: string, readonly pages: Uint8Array, readonly out: Uint8Array) {
+    super(message);
+  }
+}
+
 export interface Compressor {
-  /** `pages` and `out` (each as big as the batch) belong to the compressor until the promise settles; they come back in the result. */
-  submit(pages: Uint8Array, count: number, skip: Uint8Array, out: Uint8Array): Promise<CompressedBatch>;
+  /**
+   * `pages` and `out` (each as big as the batch) belong to the compressor until the promise
+   * settles; they come back in the result (or in a BatchReadError). With `extents`, those pages
+   * are read from the source file first, by the thread that compresses them.
+   */
+  submit(pages: Uint8Array, count: number, skip: Uint8Array, out: Uint8Array, extents?: FileExtents): Promise<CompressedBatch>;
   close(): Promise<void>;
 }
 
-export function inlineCompressor(codec: Codec, pageSize: number): Compressor {
+/** The source file, for compressors that read extents themselves. */
+export interface SourceFile { path: string; fd: number }
+
+export function inlineCompressor(codec: Codec, pageSize: number, source?: SourceFile): Compressor {
   const compress = pageCompressor(codec, pageSize);
   return {
-    async submit(pages, count, skip, out) {
+    async submit(pages, count, skip, out, extents) {
+      try {
+        if (extents && extents.length > 0) readExtents(source!.fd, source!.path, extents, pages, pageSize);
+      } catch (e) {
+        throw new BatchReadError((e as Error).message, pages, out);
+      }
       const batch = compressBatch(compress, pages, count, pageSize, skip, out);
       // Let signals and the progress timer run between batches.
       await new Promise((r) => setImmediate(r));
@@ -22,17 +41,18 @@ export function inlineCompressor(codec: Codec, pageSize: number): Compressor {
   };
 }
 
-export function workerCompressor(codec: Codec, pageSize: number, threads: number): Compressor {
-  pageCompressor(codec, pageSize); // fail early (zstd) in the main thread, with the usage error
+export function workerCompressor(codec: Codec, pageSize: number, threads: number, source?: SourceFile): Compressor {
+  pageCompressor(codec, pageSize); // fail early (zstd without libzstd) in the main thread, with the usage error
   const url = new URL("./worker.js", import.meta.url);
-  const workers = Array.from({ length: threads }, () => new Worker(url, { workerData: { codec, pageSize } }));
+  const workers = Array.from({ length: threads }, () => new Worker(url, { workerData: { codec, pageSize, source: source?.path } }));
   const waiting = new Map<number, { resolve: (r: CompressedBatch) => void; reject: (e: Error) => void }>();
   let failure: Error | undefined;
   for (const w of workers) {
     w.on("message", (reply: WorkReply) => {
       const done = waiting.get(reply.id);
       waiting.delete(reply.id);
-      done?.resolve({ sizes: reply.sizes, data: reply.data, pages: reply.pages });
+      if (reply.error !== undefined) done?.reject(new BatchReadError(reply.error, reply.pages, reply.out));
+      else done?.resolve({ sizes: reply.sizes, data: reply.data, pages: reply.pages });
     });
     w.on("error", (e) => {
       failure = e;
@@ -42,10 +62,10 @@ export function workerCompressor(codec: Codec, pageSize: number, threads: number
   }
   let next = 0;
   return {
-    submit(pages, count, skip, out) {
+    submit(pages, count, skip, out, extents) {
       if (failure) return Promise.reject(failure);
       const id = next++;
-      const req: WorkRequest = { id, pages, out, count, skip };
+      const req: WorkRequest = { id, pages, out, count, skip, extents };
       return new Promise((resolve, reject) => {
         waiting.set(id, { resolve, reject });
         // Transferred, not copied: the buffers move to the worker and back.

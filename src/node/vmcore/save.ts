@@ -10,7 +10,7 @@
  * ENOSPC or a read error the pages written so far stay readable: the bitmap is cut to
  * them and the mark stays, and the command exits non-zero saying what is missing.
  */
-import { closeSync, fsyncSync, openSync, renameSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, openSync, renameSync, write, writeSync } from "node:fs";
 import { KexecError } from "../../core/errors.js";
 import { hex, size } from "../../core/format.js";
 import { CODEC_FLAG, DUMP_DH_COMPRESSED_INCOMPLETE, PAGE_DESC_SIZE, encodeKdumpHeaders, encodePageDesc, encodeUtsname, findVmcoreinfo, planKdumpLayout, popcount, rankIndex } from "../../core/vmcore/kdump.js";
@@ -20,9 +20,10 @@ import { DL_EXCLUDE_ZERO, clearBit, excludeByPageFlags, isZeroPage, presentBitma
 import { KEXEC_TS_NOTE_DESC, KEXEC_TS_NOTE_NAME, NT_KEXEC_TS_COMPLETE, NT_KEXEC_TS_INCOMPLETE, elfHeaderSize, encodeElfCoreHeader, encodeNote, type OutputLoad } from "../../core/vmcore/elf-writer.js";
 import { FLAT_END, encodeFlatHeader, encodeFlatRecordHeader } from "../../core/vmcore/flat.js";
 import { openVmcore, vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/vmcore.js";
+import { dedupeLoads, type LoadSegment } from "../../core/vmcore/elf-core.js";
 import { has, value, type ParsedArgs } from "../../cli/options.js";
 import { openRandomAccess } from "./file.js";
-import { inlineCompressor, workerCompressor, type Compressor } from "./pool.js";
+import { BatchReadError, inlineCompressor, workerCompressor, type Compressor, type SourceFile } from "./pool.js";
 import type { Codec } from "./compress.js";
 import { Progress } from "./progress.js";
 import { availableParallelism, cpus } from "node:os";
@@ -73,7 +74,19 @@ export function parseSaveOptions(args: ParsedArgs, files: string[]): SaveOptions
 /** Where bytes go: a seekable file, or a flattened stream of (offset, bytes) records. */
 interface Sink {
   write(offset: bigint, data: Uint8Array): void;
+  /** The same, off the main thread (libuv's pool) where the sink allows it; `data` must stay untouched until it settles. */
+  writeAsync(offset: bigint, data: Uint8Array): Promise<void>;
   finish(): void;
+}
+
+function writeAllAsync(fd: number, data: Uint8Array, position: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (done: number) => {
+      if (done >= data.length) { resolve(); return; }
+      write(fd, data, done, data.length - done, position + done, (err, n) => (err ? reject(err) : step(done + n)));
+    };
+    step(0);
+  });
 }
 
 function fileSink(fd: number): Sink {
@@ -82,6 +95,7 @@ function fileSink(fd: number): Sink {
       let done = 0;
       while (done < data.length) done += writeSync(fd, data, done, data.length - done, Number(offset) + done);
     },
+    writeAsync: (offset, data) => writeAllAsync(fd, data, Number(offset)),
     finish() {},
   };
 }
@@ -92,13 +106,16 @@ function flatSink(fd: number): Sink {
     while (done < data.length) done += writeSync(fd, data, done, data.length - done, null);
   };
   all(encodeFlatHeader());
+  const write = (offset: bigint, data: Uint8Array) => {
+    // makedumpfile -R stops at the first record of size 0, taking it for the end.
+    if (data.length === 0) return;
+    all(encodeFlatRecordHeader(offset, data.length));
+    all(data);
+  };
   return {
-    write(offset, data) {
-      // makedumpfile -R stops at the first record of size 0, taking it for the end.
-      if (data.length === 0) return;
-      all(encodeFlatRecordHeader(offset, data.length));
-      all(data);
-    },
+    write,
+    // A pipe takes records in order, one after the other: written in place.
+    async writeAsync(offset, data) { write(offset, data); },
     finish() { all(FLAT_END); },
   };
 }
@@ -145,7 +162,9 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
     try {
       const sink = opts.format === "flat" ? flatSink(fd) : fileSink(fd);
       const threads = resolveThreads(opts.threads, popcount(bitmaps.dumpable) * BigInt(ps));
-      const compressor = threads > 0 && opts.codec !== "none" ? workerCompressor(opts.codec, ps, threads) : inlineCompressor(opts.codec, ps);
+      // An ELF source is read by the compressing threads themselves (positioned reads of whole runs).
+      const source: SourceFile | undefined = core.elf ? { path: opts.src, fd: src.fd } : undefined;
+      const compressor = threads > 0 && opts.codec !== "none" ? workerCompressor(opts.codec, ps, threads, source) : inlineCompressor(opts.codec, ps, source);
       let result: SaveResult;
       try {
         result = opts.format === "elf"
@@ -261,6 +280,7 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
   // 2nd bitmap, and its readers need every page of the 2nd bitmap to have a descriptor.
   sink.write(dataAt, new Uint8Array(ps));
   const zeroDesc: [bigint, number] = [dataAt, ps];
+  const zeroAt = Number(dataAt);
   dataAt += BigInt(ps);
   // The log first: the printk ring's pages are stored before the pfn-ordered pass, with their
   // descriptors in place, so a dump cut short still answers `dmesg`.
@@ -294,7 +314,9 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
   const pending: Promise<void>[] = [];
   let chain: Promise<void> = Promise.resolve();
   let fault: string | undefined;
+  let readFault: string | undefined;
   let writeFault: string | undefined;
+  const fileMap = core.elf ? elfFileMap(dedupeLoads(core.elf.loads), ps) : undefined;
 
   // Batch buffers are recycled: fresh multi-MiB allocations cost page faults (system time)
   // and garbage collection on every batch. At most IN_FLIGHT batches are out at once.
@@ -305,7 +327,7 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
   let cursor = 0; // next pfn to look at
   let pagesSeen = 0;
   for (;;) {
-    if (abort.reason || fault || writeFault) break;
+    if (abort.reason || fault || readFault || writeFault) break;
     // The next BATCH_PAGES dumpable pfns, straight from the bitmap (whole zero bytes skipped).
     const pfns = new Int32Array(BATCH_PAGES);
     let count = 0;
@@ -321,12 +343,23 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
     pagesSeen += count;
     const { pages, out } = takeBuffers();
     const skip = new Uint8Array(count);
+    const extents: number[] = [];
     try {
       for (let i = 0; i < count; ) {
         // Consecutive page frames come in one read when the source stores them together.
         let run = 1;
         while (i + run < count && pfns[i + run] === pfns[i]! + run) run++;
-        if (!(core.memory.readRunInto?.(BigInt(pfns[i]!), run, pages, i * ps) ?? false)) {
+        if (fileMap) {
+          // Whole pages inside a PT_LOAD's file part become extents, read by the compressing thread;
+          // the rest (a page in an excluded tail, or cut by a segment's end) is read here.
+          for (let k = i; k < i + run; ) {
+            const n = fileMap.extent(pfns[k]!, i + run - k, extents, k);
+            if (n > 0) { k += n; continue; }
+            const page = core.memory.readPage(BigInt(pfns[k]!));
+            if (page === undefined) skip[k] = 1; else pages.set(page, k * ps);
+            k++;
+          }
+        } else if (!(core.memory.readRunInto?.(BigInt(pfns[i]!), run, pages, i * ps) ?? false)) {
           for (let k = i; k < i + run; k++) {
             const page = core.memory.readPage(BigInt(pfns[k]!));
             if (page === undefined) skip[k] = 1; else pages.set(page, k * ps);
@@ -340,16 +373,29 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
       break;
     }
     if (early.size > 0) for (let k = 0; k < count; k++) if (early.has(pfns[k]!)) skip[k] = 1;
-    const submitted = compressor.submit(pages, count, skip, out);
+    const submitted = compressor.submit(pages, count, skip, out, fileMap ? Float64Array.from(extents) : undefined);
     const batchFirst = pfns[0]!;
     const batchEnd = pfns[count - 1]! + 1;
     // Writes happen in submission order; several batches compress at once.
     chain = chain.then(async () => {
-      const { sizes, data, pages: backPages } = await submitted;
-      free.push({ pages: backPages, out: new Uint8Array(data.buffer) });
-      // Batches read before a read fault or a signal are still written; after a write fault nothing is.
-      if (writeFault) return;
+      let batch;
+      try {
+        batch = await submitted;
+      } catch (e) {
+        if (!(e instanceof BatchReadError)) throw e;
+        free.push({ pages: e.pages, out: e.out });
+        // Batches after this one may have been read; none of them is written (the dump stays a prefix).
+        readFault ??= `read error in ${opts.src} near page frame ${hex(batchFirst)}: ${e.message}`;
+        return;
+      }
+      const { sizes, data, pages: backPages } = batch;
+      const release = () => free.push({ pages: backPages, out: new Uint8Array(data.buffer) });
+      // Batches read before a read fault or a signal are still written; after a write fault, or a
+      // read fault in an earlier batch, nothing is.
+      if (writeFault || readFault) { release(); return; }
       const descs = new Uint8Array(count * PAGE_DESC_SIZE);
+      const descView = new DataView(descs.buffer);
+      const batchDataAt = Number(dataAt);
       let n = 0;
       let stored = 0;
       const firstDesc = descIndex;
@@ -364,23 +410,27 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
           continue;
         }
         if (s === PAGE_ZERO) {
-          encodePageDesc(zeroDesc[0], zeroDesc[1], 0, descs, n * PAGE_DESC_SIZE);
+          putPageDesc(descView, n * PAGE_DESC_SIZE, zeroAt, ps, 0);
           n++;
           if (opts.dumpLevel & DL_EXCLUDE_ZERO) bitmaps.counts.zero++;
           continue;
         }
-        encodePageDesc(dataAt + BigInt(stored), s, s === ps ? 0 : codecFlag, descs, n * PAGE_DESC_SIZE);
+        putPageDesc(descView, n * PAGE_DESC_SIZE, batchDataAt + stored, s, s === ps ? 0 : codecFlag);
         n++;
         stored += s;
       }
       try {
-        sink.write(dataAt, data);
-        sink.write(layout.descOffset + firstDesc * BigInt(PAGE_DESC_SIZE), descs.subarray(0, n * PAGE_DESC_SIZE));
+        await Promise.all([
+          sink.writeAsync(dataAt, data),
+          sink.writeAsync(layout.descOffset + firstDesc * BigInt(PAGE_DESC_SIZE), descs.subarray(0, n * PAGE_DESC_SIZE)),
+        ]);
       } catch (e) {
         writeFault = `write error at ${hex(dataAt)}: ${describeFault(e)}`;
         // The descriptors of this batch may be torn: treat the batch as not written.
         committedUpTo = batchFirst;
         return;
+      } finally {
+        release();
       }
       dataAt += BigInt(stored);
       descIndex += BigInt(n);
@@ -394,7 +444,7 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
   }
   await chain;
   progress.finish();
-  const missing = abort.reason ?? writeFault ?? fault;
+  const missing = abort.reason ?? writeFault ?? readFault ?? fault;
   if (missing) {
     // Keep the written prefix consistent: later pages leave the 2nd bitmap (readers see them as
     // excluded), except the log pages stored first, whose descriptors move to their new ranks.
@@ -410,6 +460,46 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
   writeBitmaps();
   sink.write(0n, encodeKdumpHeaders({ ...headerInput, status: codecFlag }, layout));
   return { complete: true, pagesWritten: written, bytesWritten: dataAt, counts: bitmaps.counts };
+}
+
+/**
+ * One page_desc (offset u64, size u32, flags u32, page_flags u64) with plain numbers: a million
+ * of them per 4 GiB, where encodePageDesc's BigInt and DataView per call cost 0.2 s.
+ */
+function putPageDesc(view: DataView, at: number, offset: number, size: number, flags: number): void {
+  view.setUint32(at, offset % 0x100000000, true);
+  view.setUint32(at + 4, Math.floor(offset / 0x100000000), true);
+  view.setUint32(at + 8, size, true);
+  view.setUint32(at + 12, flags, true);
+  view.setUint32(at + 16, 0, true);
+  view.setUint32(at + 20, 0, true);
+}
+
+/**
+ * Page frames to file offsets in an ELF source, for whole pages inside a PT_LOAD's file part.
+ * `extent` appends (batch index, offset, pages) for up to `max` pages from `pfn` and returns how
+ * many it covered (0: the page is not wholly in the file; read it another way).
+ */
+function elfFileMap(segments: LoadSegment[], pageSize: number): { extent(pfn: number, max: number, out: number[], index: number): number } {
+  const ps = pageSize;
+  const segs = segments
+    .filter((s) => s.p_filesz > 0n)
+    .map((s) => ({ paddr: Number(s.p_paddr), fileEnd: Number(s.p_paddr + s.p_filesz), offset: Number(s.p_offset) }));
+  let last = 0;
+  return {
+    extent(pfn, max, out, index) {
+      const paddr = pfn * ps;
+      let seg = segs[last];
+      if (!seg || paddr < seg.paddr || paddr + ps > seg.fileEnd) {
+        last = segs.findIndex((s) => paddr >= s.paddr && paddr + ps <= s.fileEnd);
+        if (last < 0) { last = 0; return 0; }
+        seg = segs[last]!;
+      }
+      const n = Math.min(max, Math.floor((seg.fileEnd - paddr) / ps));
+      out.push(index, seg.offset + (paddr - seg.paddr), n);
+      return n;
+    },
+  };
 }
 
 /** PT_LOADs for the dumpable pages: runs of dumped pages, each followed by its excluded tail (p_filesz < p_memsz). */

@@ -1,14 +1,29 @@
-/** A compression worker: a batch of pages in, the bytes to store (and the buffers, for reuse) out. */
+/** A compression worker: a batch of pages (or where to read them) in, the bytes to store (and the buffers, for reuse) out. */
+import { openSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
-import { compressBatch, pageCompressor, type Codec } from "./compress.js";
+import { compressBatch, pageCompressor, readExtents, type Codec, type FileExtents } from "./compress.js";
 
-export interface WorkRequest { id: number; pages: Uint8Array; out: Uint8Array; count: number; skip: Uint8Array }
-export interface WorkReply { id: number; sizes: Int32Array; data: Uint8Array; pages: Uint8Array }
+export interface WorkRequest { id: number; pages: Uint8Array; out: Uint8Array; count: number; skip: Uint8Array; extents?: FileExtents }
+export type WorkReply =
+  | { id: number; sizes: Int32Array; data: Uint8Array; pages: Uint8Array; error?: undefined }
+  | { id: number; error: string; pages: Uint8Array; out: Uint8Array };
 
-const { codec, pageSize } = workerData as { codec: Codec; pageSize: number };
+const { codec, pageSize, source } = workerData as { codec: Codec; pageSize: number; source?: string };
 const compress = pageCompressor(codec, pageSize);
+// Each thread reads through its own descriptor: positioned reads, no shared offset.
+let fd: number | undefined;
 
 parentPort!.on("message", (req: WorkRequest) => {
+  try {
+    if (req.extents && req.extents.length > 0) {
+      fd ??= openSync(source!, "r");
+      readExtents(fd, source!, req.extents, req.pages, pageSize);
+    }
+  } catch (e) {
+    const reply: WorkReply = { id: req.id, error: (e as Error).message, pages: req.pages, out: req.out };
+    parentPort!.postMessage(reply, [req.pages.buffer as ArrayBuffer, req.out.buffer as ArrayBuffer]);
+    return;
+  }
   const { sizes, data, pages } = compressBatch(compress, req.pages, req.count, pageSize, req.skip, req.out);
   const reply: WorkReply = { id: req.id, sizes, data, pages };
   parentPort!.postMessage(reply, [sizes.buffer as ArrayBuffer, data.buffer as ArrayBuffer, pages.buffer as ArrayBuffer]);
