@@ -3,7 +3,7 @@
  * kernel, how much memory, which CPU, the command line, the guest's user space, the steps its
  * /init runs, the markers to wait for, and checks on what the steps printed.
  */
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
 import { KexecError } from "../core/errors.js";
 import type { UserArch } from "./elf-deps.js";
@@ -252,6 +252,8 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
   });
   const runHost = options.host === true && scenario.host !== undefined;
   const host = runHost && guest.outcome === "ok" ? runHostSteps(scenario.host!, guest.disks, guest.outDir) : undefined;
+  // Host steps remove the disks they read; a failed guest's disks go too (they can be GiBs).
+  if (runHost && host === undefined && process.env["KEXEC_TS_LAB_KEEP"] !== "1") for (const d of guest.disks) rmSync(d, { force: true });
   const wanted = (scenario.checks ?? []).filter((c) => runHost || !c.step?.startsWith("host/"));
   const checks = guest.outcome === "ok" ? evaluateChecks(wanted, host === undefined ? guest : { ...guest, steps: { ...guest.steps, ...host.steps } }) : [];
   return { scenario, initramfs, guest, checks, ...(host !== undefined ? { host } : {}), ok: guest.outcome === "ok" && (host?.ok ?? true) && checks.every((c) => c.ok) };
