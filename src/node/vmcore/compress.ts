@@ -1,5 +1,4 @@
 /** Page compression as makedumpfile does it, shared by the inline path and the workers. */
-import { readSync } from "node:fs";
 import { deflateSync } from "node:zlib";
 import { KexecError } from "../../core/errors.js";
 import { EncodeBuffer, LZO_HASH_BITS, lzo1xCompressInto, snappyCompress, type PageCodec } from "../../core/vmcore/codecs.js";
@@ -117,21 +116,6 @@ export function compressBatch(compress: PageCompressInto, pages: Uint8Array, cou
  */
 export type FileExtents = Float64Array;
 
-export function readExtents(fd: number, path: string, extents: FileExtents, pages: Uint8Array, pageSize: number): void {
-  for (let e = 0; e < extents.length; e += 3) {
-    const at = extents[e]! * pageSize;
-    const offset = extents[e + 1]!;
-    const length = extents[e + 2]! * pageSize;
-    let done = 0;
-    while (done < length) {
-      let n: number;
-      try {
-        n = readSync(fd, pages, at + done, length - done, offset + done);
-      } catch (err) {
-        throw new KexecError("io", `${path}: read error at offset 0x${(offset + done).toString(16)}: ${(err as Error).message}`, { file: path, offset: BigInt(offset + done) }, "the source may be on a failing device");
-      }
-      if (n === 0) throw new KexecError("parse", `${path}: the file ends at offset 0x${(offset + done).toString(16)}, inside a PT_LOAD`, { file: path, offset: BigInt(offset + done) }, "the file is truncated");
-      done += n;
-    }
-  }
+export function readExtents(read: (offset: bigint, out: Uint8Array, at: number, length: number) => void, extents: FileExtents, pages: Uint8Array, pageSize: number): void {
+  for (let e = 0; e < extents.length; e += 3) read(BigInt(extents[e + 1]!), pages, extents[e]! * pageSize, extents[e + 2]! * pageSize);
 }

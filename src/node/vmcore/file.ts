@@ -7,6 +7,7 @@ import type { RandomAccess } from "../../core/vmcore/memory.js";
 export interface OpenFile extends RandomAccess {
   readonly path: string;
   readonly fd: number;
+  readInto(offset: bigint, out: Uint8Array, at: number, length: number): void;
   close(): void;
 }
 

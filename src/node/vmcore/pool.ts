@@ -21,14 +21,14 @@ export interface Compressor {
 }
 
 /** The source file, for compressors that read extents themselves. */
-export interface SourceFile { path: string; fd: number }
+export interface SourceFile { path: string; readInto(offset: bigint, out: Uint8Array, at: number, length: number): void }
 
 export function inlineCompressor(codec: Codec, pageSize: number, source?: SourceFile): Compressor {
   const compress = pageCompressor(codec, pageSize);
   return {
     async submit(pages, count, skip, out, extents) {
       try {
-        if (extents && extents.length > 0) readExtents(source!.fd, source!.path, extents, pages, pageSize);
+        if (extents && extents.length > 0) readExtents(source!.readInto, extents, pages, pageSize);
       } catch (e) {
         throw new BatchReadError((e as Error).message, pages, out);
       }

@@ -163,7 +163,7 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
       const sink = opts.format === "flat" ? flatSink(fd) : fileSink(fd);
       const threads = resolveThreads(opts.threads, popcount(bitmaps.dumpable) * BigInt(ps));
       // An ELF source is read by the compressing threads themselves (positioned reads of whole runs).
-      const source: SourceFile | undefined = core.elf ? { path: opts.src, fd: src.fd } : undefined;
+      const source: SourceFile | undefined = core.elf ? { path: opts.src, readInto: src.readInto } : undefined;
       const compressor = threads > 0 && opts.codec !== "none" ? workerCompressor(opts.codec, ps, threads, source) : inlineCompressor(opts.codec, ps, source);
       let result: SaveResult;
       try {

@@ -1,7 +1,7 @@
 /** A compression worker: a batch of pages (or where to read them) in, the bytes to store (and the buffers, for reuse) out. */
-import { openSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
 import { compressBatch, pageCompressor, readExtents, type Codec, type FileExtents } from "./compress.js";
+import { openRandomAccess, type OpenFile } from "./file.js";
 
 export interface WorkRequest { id: number; pages: Uint8Array; out: Uint8Array; count: number; skip: Uint8Array; extents?: FileExtents }
 export type WorkReply =
@@ -10,14 +10,14 @@ export type WorkReply =
 
 const { codec, pageSize, source } = workerData as { codec: Codec; pageSize: number; source?: string };
 const compress = pageCompressor(codec, pageSize);
-// Each thread reads through its own descriptor: positioned reads, no shared offset.
-let fd: number | undefined;
+// Each thread opens the source itself: its own descriptor, positioned reads.
+let file: OpenFile | undefined;
 
 parentPort!.on("message", (req: WorkRequest) => {
   try {
     if (req.extents && req.extents.length > 0) {
-      fd ??= openSync(source!, "r");
-      readExtents(fd, source!, req.extents, req.pages, pageSize);
+      file ??= openRandomAccess(source!);
+      readExtents(file.readInto, req.extents, req.pages, pageSize);
     }
   } catch (e) {
     const reply: WorkReply = { id: req.id, error: (e as Error).message, pages: req.pages, out: req.out };
