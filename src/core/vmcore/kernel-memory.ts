@@ -53,6 +53,18 @@ export interface KernelMemoryOptions {
   aliases?: readonly VirtualAlias[];
 }
 
+/** readPhysical, in one read when the pages are one stored run of the source. */
+function readPhysicalRun(phys: PhysicalMemory, paddr: bigint, length: number, field: string): Uint8Array {
+  if (phys.readRun && length > phys.pageSize) {
+    const ps = BigInt(phys.pageSize);
+    const pfn = paddr / ps;
+    const within = Number(paddr % ps);
+    const run = phys.readRun(pfn, Math.ceil((within + length) / phys.pageSize));
+    if (run) return run.subarray(within, within + length);
+  }
+  return readPhysical(phys, paddr, length, field);
+}
+
 export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions): KernelMemory {
   const info = options.vmcoreinfo;
   const i386 = options.machine === "i386";
@@ -73,7 +85,7 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
   const textAlias = stext === undefined ? undefined : (options.aliases ?? []).find((a) => a.vaddr !== 0n && stext >= a.vaddr && stext < a.vaddr + a.size && a.vaddr >= a.paddr);
   const pageOffset = textAlias !== undefined ? textAlias.vaddr - textAlias.paddr : I386_PAGE_OFFSET;
 
-  const walk32 = (vaddr: bigint, visited?: bigint[]): bigint => {
+  const walk32 = (vaddr: bigint, visited?: bigint[], leaf?: { shift: bigint }): bigint => {
     const top = info.symbols.get("swapper_pg_dir");
     if (top === undefined) throw new KexecError("parse", "VMCOREINFO has no SYMBOL(swapper_pg_dir), needed to translate kernel virtual addresses", { field: "SYMBOL(swapper_pg_dir)" });
     if (top < pageOffset) throw new KexecError("parse", `SYMBOL(swapper_pg_dir) ${hex(top)} is below PAGE_OFFSET ${hex(pageOffset)}`, { field: "SYMBOL(swapper_pg_dir)", actual: hex(top) });
@@ -94,6 +106,7 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
       const isLeaf = shift === 12n || ((level > 0 || !pae) && (entry & PTE_PSE) !== 0n);
       if (isLeaf) {
         const mask = (1n << shift) - 1n;
+        if (leaf) leaf.shift = shift;
         return (base & ~mask) | (vaddr & mask);
       }
       table = base;
@@ -101,8 +114,9 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
     throw new KexecError("parse", `page-table walk for ${hex(vaddr)} ended without a leaf`, { offset: vaddr });
   };
 
-  const walk = (vaddr: bigint, visited?: bigint[]): bigint => {
-    if (i386) return walk32(vaddr, visited);
+  /** The physical address of vaddr; `leaf.shift` tells the size of the page that maps it (12, 21, 22 or 30). */
+  const walk = (vaddr: bigint, visited?: bigint[], leaf?: { shift: bigint }): bigint => {
+    if (i386) return walk32(vaddr, visited, leaf);
     if (topSymbol === undefined) throw new KexecError("parse", "VMCOREINFO has no SYMBOL(init_top_pgt), needed to translate kernel virtual addresses", { field: "SYMBOL(init_top_pgt)" });
     const top = textToPhys(topSymbol);
     if (top === undefined) throw new KexecError("parse", `SYMBOL(init_top_pgt) ${hex(topSymbol)} is outside the kernel text mapping`, { field: "SYMBOL(init_top_pgt)", actual: hex(topSymbol) });
@@ -119,6 +133,7 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
       const isLeaf = shift === 12n || ((shift === 30n || shift === 21n) && (entry & PTE_PSE) !== 0n);
       if (isLeaf) {
         const mask = (1n << shift) - 1n;
+        if (leaf) leaf.shift = shift;
         return (base & ~mask) | (vaddr & mask);
       }
       table = base;
@@ -126,15 +141,24 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
     throw new KexecError("parse", `page-table walk for ${hex(vaddr)} ended without a leaf`, { offset: vaddr });
   };
 
+  // The last large page walked (vmemmap and the direct map use 2 MiB and 1 GiB pages): the
+  // struct page array of a 4 GiB machine is then a few walks, not one per 4 KiB.
+  let lastLeaf = { vstart: 1n, vend: 0n, pstart: 0n };
   const translate = (vaddr: bigint): bigint => {
     for (const a of aliases) if (vaddr >= a.vaddr && vaddr < a.vaddr + a.size) return a.paddr + (vaddr - a.vaddr);
     const text = textToPhys(vaddr);
     if (text !== undefined) return text;
+    if (vaddr >= lastLeaf.vstart && vaddr < lastLeaf.vend) return lastLeaf.pstart + (vaddr - lastLeaf.vstart);
     const page = vaddr & ~0xfffn;
     let p = cache.get(page);
     if (p === undefined) {
-      p = walk(page) & ~0xfffn;
-      cache.set(page, p);
+      const leaf = { shift: 12n };
+      p = walk(page, undefined, leaf) & ~0xfffn;
+      if (leaf.shift > 12n) {
+        const mask = (1n << leaf.shift) - 1n;
+        const vstart = page & ~mask;
+        lastLeaf = { vstart, vend: vstart + mask + 1n, pstart: p - (page - vstart) };
+      } else cache.set(page, p);
     }
     return p | (vaddr & 0xfffn);
   };
@@ -144,8 +168,11 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
     let done = 0;
     while (done < length) {
       const at = vaddr + BigInt(done);
-      const n = Math.min(length - done, 4096 - Number(at & 0xfffn));
-      out.set(readPhysical(phys, translate(at), n, field), done);
+      const start = translate(at);
+      // Virtual pages that follow each other physically are read as one run.
+      let n = Math.min(length - done, 4096 - Number(at & 0xfffn));
+      while (done + n < length && translate(vaddr + BigInt(done + n)) === start + BigInt(n)) n += Math.min(length - done - n, 4096);
+      out.set(readPhysicalRun(phys, start, n, field), done);
       done += n;
     }
     return out;
