@@ -136,7 +136,15 @@ export function excludeByPageFlags(mem: KernelMemory, info: VmcoreInfo, bitmaps:
   const maxPfn = Number(bitmaps.maxPfn);
   const excluded = { zero: 0, cache: 0, cachePrivate: 0, user: 0, free: 0, hwpoison: 0 };
   const exclude = (from: number, n: number, key: keyof ExclusionCounts) => {
-    for (let p = from; p < Math.min(from + n, maxPfn); p++) {
+    const end = Math.min(from + n, maxPfn);
+    for (let p = from; p < end; p++) {
+      // Free blocks are up to 1024 pages: whole bitmap bytes at a time inside them.
+      if ((p & 7) === 0 && p + 8 <= end) {
+        excluded[key] += popcount8(dumpable[p >>> 3]!);
+        dumpable[p >>> 3] = 0;
+        p += 7;
+        continue;
+      }
       if (testBit(dumpable, p)) {
         clearBit(dumpable, p);
         excluded[key]++;

@@ -169,9 +169,14 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
     while (done < length) {
       const at = vaddr + BigInt(done);
       const start = translate(at);
-      // Virtual pages that follow each other physically are read as one run.
+      // Virtual pages that follow each other physically are read as one run; inside a large
+      // page that is all of it up to the page's end, without translating each 4 KiB.
       let n = Math.min(length - done, 4096 - Number(at & 0xfffn));
-      while (done + n < length && translate(vaddr + BigInt(done + n)) === start + BigInt(n)) n += Math.min(length - done - n, 4096);
+      if (at >= lastLeaf.vstart && at < lastLeaf.vend) n = Math.min(length - done, Number(lastLeaf.vend - at));
+      while (done + n < length && translate(vaddr + BigInt(done + n)) === start + BigInt(n)) {
+        const next = vaddr + BigInt(done + n);
+        n += Math.min(length - done - n, next >= lastLeaf.vstart && next < lastLeaf.vend ? Number(lastLeaf.vend - next) : 4096);
+      }
       out.set(readPhysicalRun(phys, start, n, field), done);
       done += n;
     }
