@@ -47,8 +47,14 @@ export function workerCompressor(codec: Codec, pageSize: number, threads: number
   const workers = Array.from({ length: threads }, () => new Worker(url, { workerData: { codec, pageSize, source: source?.path } }));
   const waiting = new Map<number, { resolve: (r: CompressedBatch) => void; reject: (e: Error) => void }>();
   let failure: Error | undefined;
+  // Each thread says when it has loaded its modules; close() waits for that (see worker.ts).
+  const ready = workers.map((w) => new Promise<void>((resolve) => {
+    w.once("exit", () => resolve());
+    w.on("message", (m: { ready?: boolean }) => { if (m.ready) resolve(); });
+  }));
   for (const w of workers) {
-    w.on("message", (reply: WorkReply) => {
+    w.on("message", (reply: WorkReply | { ready: true }) => {
+      if ("ready" in reply) return;
       const done = waiting.get(reply.id);
       waiting.delete(reply.id);
       if (reply.error !== undefined) done?.reject(new BatchReadError(reply.error, reply.pages, reply.out));
@@ -73,6 +79,7 @@ export function workerCompressor(codec: Codec, pageSize: number, threads: number
       });
     },
     async close() {
+      await Promise.all(ready);
       await Promise.all(workers.map((w) => w.terminate()));
     },
   };

@@ -106,6 +106,37 @@ test("save: a fault part-way leaves DST.incomplete, marked, readable up to the f
   }
 });
 
+test("save: a source cut short (read error in a compression thread) leaves a marked, readable prefix and says where", async () => {
+  const dir = tmp();
+  try {
+    const s = syntheticVmcore(3000);
+    const src = join(dir, "short.elf");
+    // The last third of the pages is gone from the file: the PT_LOAD still claims it.
+    writeFileSync(src, s.bytes.subarray(0, s.bytes.length - 1000 * 4096));
+    for (const threads of [0, 2]) {
+      const dst = join(dir, `short-${threads}.kdump`);
+      const result = await saveVmcoreTo(opts(src, dst, { codec: "lzo", threads }));
+      assert.equal(result.complete, false);
+      assert.match(result.missing!, /read error in .*short\.elf near page frame 0x[0-9a-f]+: .*past the end of the file/);
+      assert.ok(!existsSync(dst));
+      const out = open(`${dst}.incomplete`);
+      assert.equal(out.incomplete, true);
+      // Pages go in batches of 1024: the first batch lies wholly before the cut and is all there;
+      // nothing past the cut is.
+      const pfns = [...s.pages.keys()].sort((a, b) => a - b);
+      for (const [k, pfn] of pfns.entries()) {
+        const page = s.pages.get(pfn)!;
+        const got = out.memory.readPage(BigInt(pfn));
+        if (k < 1024 && !page.every((b) => b === 0)) assert.deepEqual(got, page, `threads ${threads} pfn ${pfn}`);
+        if (k >= 2000) assert.ok(got === undefined || got.every((b) => b === 0), `threads ${threads} pfn ${pfn} is past the cut`);
+      }
+      assert.equal(readLockless(vmcoreKernelMemory(out), out.vmcoreinfo!).length, s.messages.length);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("kdump reader fuzzed: damaged kdump files give KexecErrors only", async () => {
   const dir = tmp();
   try {

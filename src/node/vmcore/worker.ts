@@ -10,6 +10,9 @@ export type WorkReply =
 
 const { codec, pageSize, source } = workerData as { codec: Codec; pageSize: number; source?: string };
 const compress = pageCompressor(codec, pageSize);
+// Loaded (koffi and the codec library included): only now may the pool terminate this thread.
+// Terminating a thread while koffi registers itself aborts the whole process.
+parentPort!.postMessage({ ready: true });
 // Each thread opens the source itself: its own descriptor, positioned reads.
 let file: OpenFile | undefined;
 
