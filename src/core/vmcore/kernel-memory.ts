@@ -85,26 +85,24 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
   const textAlias = stext === undefined ? undefined : (options.aliases ?? []).find((a) => a.vaddr !== 0n && stext >= a.vaddr && stext < a.vaddr + a.size && a.vaddr >= a.paddr);
   const pageOffset = textAlias !== undefined ? textAlias.vaddr - textAlias.paddr : I386_PAGE_OFFSET;
 
-  const walk32 = (vaddr: bigint, visited?: bigint[], leaf?: { shift: bigint }): bigint => {
-    const top = info.symbols.get("swapper_pg_dir");
-    if (top === undefined) throw new KexecError("parse", "VMCOREINFO has no SYMBOL(swapper_pg_dir), needed to translate kernel virtual addresses", { field: "SYMBOL(swapper_pg_dir)" });
-    if (top < pageOffset) throw new KexecError("parse", `SYMBOL(swapper_pg_dir) ${hex(top)} is below PAGE_OFFSET ${hex(pageOffset)}`, { field: "SYMBOL(swapper_pg_dir)", actual: hex(top) });
-    vaddr = BigInt.asUintN(32, vaddr);
-    let table = top - pageOffset;
-    // PAE: pgd (4 entries, bits 31-30), pmd (bits 29-21, 2 MiB pages), pte; else pgd (bits 31-22, 4 MiB pages), pte.
-    const shifts = pae ? [30n, 21n, 12n] : [22n, 12n];
-    const entrySize = pae ? 8 : 4;
-    for (const [level, shift] of shifts.entries()) {
-      const index = (vaddr >> shift) & (pae ? (level === 0 ? 3n : 0x1ffn) : 0x3ffn);
+  /**
+   * One page-table walk from the physical address of the top table. Per level: the address bit
+   * where its index starts, how many index bits it has, and whether a present entry with PSE set
+   * maps a large page there. `leaf.shift` tells the size of the page that maps vaddr.
+   */
+  const walkTables = (vaddr: bigint, top: bigint, levelsOf: readonly { shift: bigint; indexMask: bigint; large: boolean }[], entrySize: 4 | 8, addrMask: bigint, visited?: bigint[], leaf?: { shift: bigint }): bigint => {
+    let table = top;
+    for (const [level, { shift, indexMask, large }] of levelsOf.entries()) {
+      const index = (vaddr >> shift) & indexMask;
+      const at = table + index * BigInt(entrySize);
       visited?.push(table);
-      const bytes = readPhysical(phys, table + index * BigInt(entrySize), entrySize, "page table entry");
-      const entry = pae ? u64At(bytes, 0) : BigInt(u32At(bytes, 0));
+      const bytes = readPhysical(phys, at, entrySize, "page table entry");
+      const entry = (entrySize === 8 ? u64At(bytes, 0) : BigInt(u32At(bytes, 0))) & ~smeMask;
       if ((entry & PTE_PRESENT) === 0n) {
-        throw new KexecError("parse", `virtual address ${hex(vaddr)} is not mapped (level-${shifts.length - level} entry ${hex(entry)} at ${hex(table + index * BigInt(entrySize))} is not present)`, { offset: vaddr });
+        throw new KexecError("parse", `virtual address ${hex(vaddr)} is not mapped (level-${levelsOf.length - level} entry ${hex(entry)} at ${hex(at)} is not present)`, { offset: vaddr });
       }
-      const base = entry & (pae ? PTE_ADDR_MASK : 0xfffff000n);
-      const isLeaf = shift === 12n || ((level > 0 || !pae) && (entry & PTE_PSE) !== 0n);
-      if (isLeaf) {
+      const base = entry & addrMask;
+      if (shift === 12n || (large && (entry & PTE_PSE) !== 0n)) {
         const mask = (1n << shift) - 1n;
         if (leaf) leaf.shift = shift;
         return (base & ~mask) | (vaddr & mask);
@@ -113,32 +111,26 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
     }
     throw new KexecError("parse", `page-table walk for ${hex(vaddr)} ended without a leaf`, { offset: vaddr });
   };
+  const level = (shift: bigint, indexBits: bigint, large: boolean) => ({ shift, indexMask: (1n << indexBits) - 1n, large });
+  // x86_64: 9 index bits per level; 1 GiB pages at the PUD, 2 MiB at the PMD.
+  const X86_64_LEVELS = [level(48n, 9n, false), level(39n, 9n, false), level(30n, 9n, true), level(21n, 9n, true), level(12n, 9n, false)];
+  // i386 PAE: pgd of 4 entries (bits 31-30), pmd (bits 29-21, 2 MiB pages), pte. Without PAE:
+  // pgd (bits 31-22, 4 MiB pages), pte; 4-byte entries.
+  const PAE_LEVELS = [level(30n, 2n, false), level(21n, 9n, true), level(12n, 9n, false)];
+  const NONPAE_LEVELS = [level(22n, 10n, true), level(12n, 10n, false)];
 
   /** The physical address of vaddr; `leaf.shift` tells the size of the page that maps it (12, 21, 22 or 30). */
   const walk = (vaddr: bigint, visited?: bigint[], leaf?: { shift: bigint }): bigint => {
-    if (i386) return walk32(vaddr, visited, leaf);
+    if (i386) {
+      const top = info.symbols.get("swapper_pg_dir");
+      if (top === undefined) throw new KexecError("parse", "VMCOREINFO has no SYMBOL(swapper_pg_dir), needed to translate kernel virtual addresses", { field: "SYMBOL(swapper_pg_dir)" });
+      if (top < pageOffset) throw new KexecError("parse", `SYMBOL(swapper_pg_dir) ${hex(top)} is below PAGE_OFFSET ${hex(pageOffset)}`, { field: "SYMBOL(swapper_pg_dir)", actual: hex(top) });
+      return walkTables(BigInt.asUintN(32, vaddr), top - pageOffset, pae ? PAE_LEVELS : NONPAE_LEVELS, pae ? 8 : 4, pae ? PTE_ADDR_MASK : 0xfffff000n, visited, leaf);
+    }
     if (topSymbol === undefined) throw new KexecError("parse", "VMCOREINFO has no SYMBOL(init_top_pgt), needed to translate kernel virtual addresses", { field: "SYMBOL(init_top_pgt)" });
     const top = textToPhys(topSymbol);
     if (top === undefined) throw new KexecError("parse", `SYMBOL(init_top_pgt) ${hex(topSymbol)} is outside the kernel text mapping`, { field: "SYMBOL(init_top_pgt)", actual: hex(topSymbol) });
-    let table = top;
-    const shifts = levels === 5 ? [48n, 39n, 30n, 21n, 12n] : [39n, 30n, 21n, 12n];
-    for (const [level, shift] of shifts.entries()) {
-      const index = (vaddr >> shift) & 0x1ffn;
-      visited?.push(table);
-      const entry = u64At(readPhysical(phys, table + index * 8n, 8, "page table entry"), 0) & ~smeMask;
-      if ((entry & PTE_PRESENT) === 0n) {
-        throw new KexecError("parse", `virtual address ${hex(vaddr)} is not mapped (level-${shifts.length - level} entry ${hex(entry)} at ${hex(table + index * 8n)} is not present)`, { offset: vaddr });
-      }
-      const base = entry & PTE_ADDR_MASK;
-      const isLeaf = shift === 12n || ((shift === 30n || shift === 21n) && (entry & PTE_PSE) !== 0n);
-      if (isLeaf) {
-        const mask = (1n << shift) - 1n;
-        if (leaf) leaf.shift = shift;
-        return (base & ~mask) | (vaddr & mask);
-      }
-      table = base;
-    }
-    throw new KexecError("parse", `page-table walk for ${hex(vaddr)} ended without a leaf`, { offset: vaddr });
+    return walkTables(vaddr, top, levels === 5 ? X86_64_LEVELS : X86_64_LEVELS.slice(1), 8, PTE_ADDR_MASK, visited, leaf);
   };
 
   // The last large page walked (vmemmap and the direct map use 2 MiB and 1 GiB pages): the

@@ -8,12 +8,11 @@
  * capture kernel with kexec -s -p, panics; the capture kernel dd's /proc/vmcore to a virtio
  * disk), scaled to the memory size, and cuts the disk image to the ELF core's real length.
  */
-import { copyFileSync, mkdirSync, rmSync, truncateSync } from "node:fs";
+import { copyFileSync, mkdirSync, rmSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { readElfCore } from "../../core/vmcore/elf-core.js";
 import { findScenario, runScenario } from "../../lab/scenario.js";
-import { openRandomAccess } from "./file.js";
+import { cutToElfCore } from "../../lab/host-steps.js";
 
 export interface CaptureOptions {
   memMiB: number;
@@ -40,18 +39,10 @@ export async function captureVmcore(options: CaptureOptions): Promise<string> {
   const result = await runScenario(scenario, options.verbose ? { onLine: (l) => process.stderr.write(`  | ${l}\n`) } : {});
   if (!result.ok) throw new Error(`the capture scenario failed: ${result.guest.reason} (run directory ${result.guest.outDir})`);
   const disk = result.guest.disks[0]!;
-  const file = openRandomAccess(disk);
-  let end = 0n;
-  try {
-    const core = readElfCore(file, disk);
-    for (const l of core.loads) if (l.p_offset + l.p_filesz > end) end = l.p_offset + l.p_filesz;
-  } finally {
-    file.close();
-  }
   mkdirSync(vmcoreCacheDir(), { recursive: true });
   const dest = join(vmcoreCacheDir(), `${options.name}.elf`);
   copyFileSync(disk, dest);
-  truncateSync(dest, Number(end));
+  cutToElfCore(dest);
   rmSync(disk, { force: true });
   return dest;
 }
