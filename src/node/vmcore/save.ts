@@ -336,8 +336,24 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
   let descIndex = 0n;
   let written = 0n;
   let committedUpTo = 0; // every dumpable pfn below this is written
-  const pending: Promise<void>[] = [];
+  let committedBytes = dataAt; // the data of those pages ends here
+  const pending: Promise<unknown>[] = [];
   let chain: Promise<void> = Promise.resolve();
+  // Batches are given their place in the file in pfn order, but written concurrently (libuv's
+  // threads): the ledger, in that order, tells how far the file is whole.
+  const ledger: { batchFirst: number; batchEnd: number; read: number; pages: number; dataEnd: bigint; state: "writing" | "done" | "failed" }[] = [];
+  let ledgerHead = 0;
+  const settle = () => {
+    for (; ledgerHead < ledger.length; ledgerHead++) {
+      const e = ledger[ledgerHead]!;
+      if (e.state === "writing") return;
+      if (e.state === "failed") { committedUpTo = e.batchFirst; ledgerHead = ledger.length; return; }
+      committedUpTo = e.batchEnd;
+      committedBytes = e.dataEnd;
+      written += BigInt(e.pages);
+      progress.update(BigInt(e.read) * BigInt(ps), committedBytes);
+    }
+  };
   let fault: string | undefined;
   let readFault: string | undefined;
   let writeFault: string | undefined;
@@ -403,8 +419,8 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
     submitted.catch(() => {});
     const batchFirst = pfns[0]!;
     const batchEnd = pfns[count - 1]! + 1;
-    // Writes happen in submission order; several batches compress at once.
-    chain = chain.then(async () => {
+    // Places in the file are given in submission order; several batches compress at once.
+    const step = chain.then(async (): Promise<{ writing: Promise<void> } | undefined> => {
       let batch;
       try {
         batch = await submitted;
@@ -446,30 +462,32 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
         n++;
         stored += s;
       }
-      try {
-        await Promise.all([
-          sink.writeAsync(dataAt, data),
-          sink.writeAsync(layout.descOffset + firstDesc * BigInt(PAGE_DESC_SIZE), descs.subarray(0, n * PAGE_DESC_SIZE)),
-        ]);
-      } catch (e) {
-        writeFault = `write error at ${hex(dataAt)}: ${describeFault(e)}`;
-        // The descriptors of this batch may be torn: treat the batch as not written.
-        committedUpTo = batchFirst;
-        return;
-      } finally {
-        release();
-      }
+      const at = dataAt;
       dataAt += BigInt(stored);
       descIndex += BigInt(n);
-      written += BigInt(n);
-      committedUpTo = batchEnd;
-      progress.update(BigInt(count) * BigInt(ps), dataAt);
+      const entry = { batchFirst, batchEnd, read: count, pages: n, dataEnd: dataAt, state: "writing" as "writing" | "done" | "failed" };
+      ledger.push(entry);
+      const writing = Promise.all([
+        sink.writeAsync(at, data),
+        sink.writeAsync(layout.descOffset + firstDesc * BigInt(PAGE_DESC_SIZE), descs.subarray(0, n * PAGE_DESC_SIZE)),
+      ]).then(
+        () => { entry.state = "done"; },
+        (e: unknown) => {
+          // The descriptors of this batch may be torn: the batch counts as not written.
+          writeFault ??= `write error at ${hex(at)}: ${describeFault(e)}`;
+          entry.state = "failed";
+        },
+      ).finally(() => { release(); settle(); });
+      return { writing };
     });
-    pending.push(chain);
-    // Bound the batches in flight (memory stays a few MiB per thread).
+    chain = step.then(() => undefined);
+    // Done when the batch is on its way to the disk: that bounds the batches in flight (memory
+    // stays a few MiB per thread).
+    pending.push(step.then((r) => r?.writing));
     if (pending.length >= IN_FLIGHT) await pending.shift();
   }
   await chain;
+  await Promise.all(pending);
   progress.finish();
   const missing = abort.reason ?? writeFault ?? readFault ?? fault;
   if (missing) {
@@ -482,7 +500,7 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
       writeBitmaps();
     } catch { /* the header already says incomplete; nothing more can be done on a full device */ }
     const lost = BigInt(descCount) - written;
-    return { complete: false, pagesWritten: written, bytesWritten: dataAt, counts: bitmaps.counts, missing: `${missing}; pages from page frame ${hex(committedUpTo)} on (about ${lost > 0n ? lost : 0n} dumpable pages) are missing` };
+    return { complete: false, pagesWritten: written, bytesWritten: committedBytes, counts: bitmaps.counts, missing: `${missing}; pages from page frame ${hex(committedUpTo)} on (about ${lost > 0n ? lost : 0n} dumpable pages) are missing` };
   }
   writeBitmaps();
   sink.write(0n, encodeKdumpHeaders({ ...headerInput, status: codecFlag }, layout));
