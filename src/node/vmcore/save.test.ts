@@ -137,6 +137,34 @@ test("save: a source cut short (read error in a compression thread) leaves a mar
   }
 });
 
+test("save (CLI): a write error part-way (file size limit: EFBIG, as a full disk gives ENOSPC) exits 74 and leaves a marked, readable prefix", () => {
+  const dir = tmp();
+  try {
+    const s = syntheticVmcore(3000);
+    const src = join(dir, "src.elf");
+    writeFileSync(src, s.bytes);
+    const dst = join(dir, "limited.kdump");
+    const cli = new URL("../../cli/main.js", import.meta.url).pathname;
+    // Ignoring SIGXFSZ turns writes past the limit into EFBIG errors; the limit is about 4 MiB of
+    // the 12 MiB the uncompressed dump needs (dash counts 512-byte blocks, bash 1024: either cuts).
+    const r = spawnSync("sh", ["-c", `trap '' XFSZ; ulimit -f 8192; exec "${process.execPath}" "${cli}" vmcore save --compress none --dump-level 0 --threads 2 "${src}" "${dst}"`], { encoding: "utf8" });
+    assert.equal(r.status, 74, r.stderr);
+    assert.match(r.stderr, /INCOMPLETE: write error at 0x[0-9a-f]+: .*EFBIG.*pages from page frame 0x[0-9a-f]+ on/);
+    assert.ok(!existsSync(dst));
+    const out = open(`${dst}.incomplete`);
+    assert.equal(out.incomplete, true);
+    let present = 0;
+    for (const [pfn, page] of s.pages) {
+      const got = out.memory.readPage(BigInt(pfn));
+      if (got !== undefined) { assert.deepEqual(got, page, `pfn ${pfn}`); present++; }
+    }
+    assert.ok(present > 500 && present < s.pages.size, `${present} of ${s.pages.size} pages kept`);
+    assert.equal(readLockless(vmcoreKernelMemory(out), out.vmcoreinfo!).length, s.messages.length);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("kdump reader fuzzed: damaged kdump files give KexecErrors only", async () => {
   const dir = tmp();
   try {
