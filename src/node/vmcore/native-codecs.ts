@@ -115,13 +115,15 @@ export function nativePageCompressor(codec: PageCodec, pageSize: number): Native
   const createCCtx = lib.func("void *ZSTD_createCCtx(void)") as () => unknown;
   const compressCCtx = lib.func("size_t ZSTD_compressCCtx(void *cctx, uint8_t *dst, size_t dstCapacity, const uint8_t *src, size_t srcSize, int level)") as Fn;
   const isError = lib.func("unsigned int ZSTD_isError(size_t code)") as Fn;
+  // One context per thread, reused for every page and kept until the thread ends.
   const cctx = createCCtx();
+  if (cctx === null) return undefined;
   const out = new Uint8Array(pageSize);
   return {
     library: name,
     compress(src, from, dst, at) {
-      // Level 1, as makedumpfile's zstd support (1.7.3 and later) uses. A frame that would not fit
-      // in less than a page comes back as an error ("destination buffer too small"): stored raw.
+      // Level 1, zstd's fastest regular level: a dump is about getting out quickly. A frame that
+      // would not fit in less than a page comes back as an error (destination too small): stored raw.
       const r = compressCCtx(cctx, out, pageSize - 1, src.subarray(from, from + pageSize), pageSize, 1);
       if (isError(r) as number) return -1;
       const n = Number(r);
