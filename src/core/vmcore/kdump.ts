@@ -356,14 +356,18 @@ export function encodeKdumpHeaders(input: KdumpHeaderInput, layout: KdumpLayout)
   return w.finish();
 }
 
-export function encodePageDesc(offset: bigint, size: number, flags: number, into?: Uint8Array, at = 0): Uint8Array {
-  const out = into ?? new Uint8Array(PAGE_DESC_SIZE);
-  const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  dv.setBigUint64(at, offset, true);
-  dv.setUint32(at + 8, size, true);
-  dv.setUint32(at + 12, flags, true);
-  dv.setBigUint64(at + 16, 0n, true);
-  return out;
+/**
+ * One page_desc (offset u64, size u32, flags u32, page_flags u64) at `at` in `view`. Plain
+ * numbers and a caller's DataView: a save writes a million of them per 4 GiB, where a BigInt
+ * and a fresh DataView per descriptor cost 0.2 s.
+ */
+export function writePageDesc(view: DataView, at: number, offset: number, size: number, flags: number): void {
+  view.setUint32(at, offset % 0x100000000, true);
+  view.setUint32(at + 4, Math.floor(offset / 0x100000000), true);
+  view.setUint32(at + 8, size, true);
+  view.setUint32(at + 12, flags, true);
+  view.setUint32(at + 16, 0, true);
+  view.setUint32(at + 20, 0, true);
 }
 
 /** Where the VMCOREINFO note's text sits inside a note area. */

@@ -13,7 +13,7 @@
 import { closeSync, fsyncSync, openSync, renameSync, write, writeSync } from "node:fs";
 import { KexecError } from "../../core/errors.js";
 import { hex, size } from "../../core/format.js";
-import { CODEC_FLAG, DUMP_DH_COMPRESSED_INCOMPLETE, PAGE_DESC_SIZE, encodeKdumpHeaders, encodePageDesc, encodeUtsname, findVmcoreinfo, planKdumpLayout, popcount, rankIndex } from "../../core/vmcore/kdump.js";
+import { CODEC_FLAG, DUMP_DH_COMPRESSED_INCOMPLETE, PAGE_DESC_SIZE, encodeKdumpHeaders, encodeUtsname, findVmcoreinfo, planKdumpLayout, popcount, rankIndex, writePageDesc } from "../../core/vmcore/kdump.js";
 import { printkPageFrames } from "../../core/vmcore/dmesg.js";
 import { PAGE_SKIPPED, PAGE_ZERO, pageCompressor } from "./compress.js";
 import { DL_EXCLUDE_ZERO, clearBit, excludeByPageFlags, isZeroPage, presentBitmaps, setBit, testBit, type DumpBitmaps, type ExclusionCounts } from "../../core/vmcore/exclude.js";
@@ -304,7 +304,6 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
   // at -d 1 in this format: its bitmaps are written before the data, so it cannot drop them from the
   // 2nd bitmap, and its readers need every page of the 2nd bitmap to have a descriptor.
   sink.write(dataAt, new Uint8Array(ps));
-  const zeroDesc: [bigint, number] = [dataAt, ps];
   const zeroAt = Number(dataAt);
   dataAt += BigInt(ps);
   // The log first: the printk ring's pages are stored before the pfn-ordered pass, with their
@@ -320,11 +319,12 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
       const page = core.memory.readPage(f);
       if (page === undefined) continue;
       const desc = new Uint8Array(PAGE_DESC_SIZE);
-      if (isZeroPage(page)) encodePageDesc(zeroDesc[0], zeroDesc[1], 0, desc);
+      const descView = new DataView(desc.buffer);
+      if (isZeroPage(page)) writePageDesc(descView, 0, zeroAt, ps, 0);
       else {
         const n = compress(page, 0, scratch, 0);
         const stored = n > 0 ? scratch.subarray(0, n) : page;
-        encodePageDesc(dataAt, stored.length, stored === page ? 0 : codecFlag, desc);
+        writePageDesc(descView, 0, Number(dataAt), stored.length, stored === page ? 0 : codecFlag);
         sink.write(dataAt, stored);
         dataAt += BigInt(stored.length);
       }
@@ -453,12 +453,12 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
           continue;
         }
         if (s === PAGE_ZERO) {
-          putPageDesc(descView, n * PAGE_DESC_SIZE, zeroAt, ps, 0);
+          writePageDesc(descView, n * PAGE_DESC_SIZE, zeroAt, ps, 0);
           n++;
           if (opts.dumpLevel & DL_EXCLUDE_ZERO) bitmaps.counts.zero++;
           continue;
         }
-        putPageDesc(descView, n * PAGE_DESC_SIZE, batchDataAt + stored, s, s === ps ? 0 : codecFlag);
+        writePageDesc(descView, n * PAGE_DESC_SIZE, batchDataAt + stored, s, s === ps ? 0 : codecFlag);
         n++;
         stored += s;
       }
@@ -505,19 +505,6 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
   writeBitmaps();
   sink.write(0n, encodeKdumpHeaders({ ...headerInput, status: codecFlag }, layout));
   return { complete: true, pagesWritten: written, bytesWritten: dataAt, counts: bitmaps.counts };
-}
-
-/**
- * One page_desc (offset u64, size u32, flags u32, page_flags u64) with plain numbers: a million
- * of them per 4 GiB, where encodePageDesc's BigInt and DataView per call cost 0.2 s.
- */
-function putPageDesc(view: DataView, at: number, offset: number, size: number, flags: number): void {
-  view.setUint32(at, offset % 0x100000000, true);
-  view.setUint32(at + 4, Math.floor(offset / 0x100000000), true);
-  view.setUint32(at + 8, size, true);
-  view.setUint32(at + 12, flags, true);
-  view.setUint32(at + 16, 0, true);
-  view.setUint32(at + 20, 0, true);
 }
 
 /**
