@@ -7,6 +7,7 @@
  * PG_* bit numbers come from VMCOREINFO, word sizes from the dump's arch.
  */
 import { KexecError } from "../errors.js";
+import { POP8 } from "./kdump.js";
 import type { KernelMemory } from "./kernel-memory.js";
 import type { PhysRange } from "./memory.js";
 import { VmcoreInfoView, type VmcoreInfo } from "./vmcoreinfo.js";
@@ -60,12 +61,6 @@ export function testBit(bitmap: Uint8Array, p: number): boolean {
   return (bitmap[p >>> 3]! & (1 << (p & 7))) !== 0;
 }
 
-function popcount8(b: number): number {
-  let n = 0;
-  for (; b; b &= b - 1) n++;
-  return n;
-}
-
 /** Pages a byte range covers, partial pages included (the kernel exports unaligned RAM ranges). */
 export function presentBitmaps(ranges: readonly PhysRange[], pageSize: number): DumpBitmaps {
   const ps = BigInt(pageSize);
@@ -79,7 +74,7 @@ export function presentBitmaps(ranges: readonly PhysRange[], pageSize: number): 
     for (let p = Number(r.start / ps); p < end; p++) {
       // Whole bytes at a time inside the range (a million pages per 4 GiB).
       if ((p & 7) === 0 && p + 8 <= end) {
-        presentCount += 8 - popcount8(present[p >>> 3]!);
+        presentCount += 8 - POP8[present[p >>> 3]!]!;
         present[p >>> 3] = 0xff;
         p += 7;
         continue;
@@ -140,7 +135,7 @@ export function excludeByPageFlags(mem: KernelMemory, info: VmcoreInfo, bitmaps:
     for (let p = from; p < end; p++) {
       // Free blocks are up to 1024 pages: whole bitmap bytes at a time inside them.
       if ((p & 7) === 0 && p + 8 <= end) {
-        excluded[key] += popcount8(dumpable[p >>> 3]!);
+        excluded[key] += POP8[dumpable[p >>> 3]!]!;
         dumpable[p >>> 3] = 0;
         p += 7;
         continue;

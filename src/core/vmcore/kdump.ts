@@ -223,7 +223,8 @@ export function readKdump(file: RandomAccess, what = "kdump file"): KdumpFile {
   };
 }
 
-const POP8 = new Uint8Array(256).map((_, i) => {
+/** Set bits per byte value. */
+export const POP8 = new Uint8Array(256).map((_, i) => {
   let c = 0;
   for (let v = i; v; v >>= 1) c += v & 1;
   return c;
