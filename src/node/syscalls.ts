@@ -6,7 +6,7 @@
  * struct has 32-bit fields — so it cannot name a destination above 4 GiB.
  */
 import { closeSync, openSync, readSync, constants as fsConstants } from "node:fs";
-import { createRequire } from "node:module";
+import { loadKoffi, type Koffi } from "./ffi.js";
 import { KexecError } from "../core/errors.js";
 import { hex } from "../core/format.js";
 import { explainErrno, type ErrnoContext, type KexecSyscall } from "../core/plan/syscall-errors.js";
@@ -51,19 +51,11 @@ export interface LoadSegment {
   memsz: bigint;
 }
 
-// koffi is loaded lazily: commands that never call the kernel (inspect, plan)
-// must work where the native module is absent, e.g. another architecture.
-type Koffi = typeof import("koffi");
 let ffi: { koffi: Koffi; syscall: (...args: unknown[]) => number | bigint; sync: () => void } | undefined;
 
 function load() {
   if (ffi) return ffi;
-  let koffi: Koffi;
-  try {
-    koffi = createRequire(import.meta.url)("koffi") as Koffi;
-  } catch (e) {
-    throw new KexecError("syscall", `cannot load the FFI module koffi: ${(e as Error).message}`, {}, "reinstall kexec-ts with its dependencies (npm ci --omit=dev)");
-  }
+  const koffi = loadKoffi();
   const libc = koffi.load("libc.so.6");
   ffi = {
     koffi,

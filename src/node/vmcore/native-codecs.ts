@@ -7,7 +7,7 @@
  *
  * One compressor per thread: each holds its own scratch memory (and libzstd context).
  */
-import { createRequire } from "node:module";
+import { tryKoffi, type Koffi } from "../ffi.js";
 import type { PageCodec } from "../../core/vmcore/codecs.js";
 import type { PageCompressInto } from "./compress.js";
 
@@ -23,23 +23,10 @@ export function nativeCodecsEnabled(): boolean {
   return process.env["KEXEC_TS_NATIVE_CODECS"] !== "0";
 }
 
-type Koffi = typeof import("koffi");
 type Fn = (...args: unknown[]) => number | bigint;
 
-let koffiModule: Koffi | null | undefined;
-function koffi(): Koffi | null {
-  if (koffiModule === undefined) {
-    try {
-      koffiModule = createRequire(import.meta.url)("koffi") as Koffi;
-    } catch {
-      koffiModule = null;
-    }
-  }
-  return koffiModule;
-}
-
 function openLibrary(codec: "zlib" | "lzo" | "zstd"): { lib: ReturnType<Koffi["load"]>; name: string } | undefined {
-  const k = koffi();
+  const k = tryKoffi();
   if (!k) return undefined;
   for (const name of NATIVE_LIBRARIES[codec]) {
     try {
@@ -69,7 +56,7 @@ export function nativePageCompressor(codec: PageCodec, pageSize: number): Native
   // Buffers are passed as typed arrays declared as plain pointers: koffi hands C the address of
   // their bytes, no copy. Length in/out parameters (unsigned long: 8 bytes on x86_64, 4 on i386)
   // live in a small typed array too, read back through a DataView.
-  const ulong = koffi()!.sizeof("unsigned long");
+  const ulong = tryKoffi()!.sizeof("unsigned long");
   const lenBytes = new Uint8Array(8);
   const lenView = new DataView(lenBytes.buffer);
   const setLen = (n: number) => { if (ulong === 8) lenView.setBigUint64(0, BigInt(n), true); else lenView.setUint32(0, n, true); };
