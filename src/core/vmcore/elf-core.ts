@@ -109,21 +109,31 @@ export function elfCoreMemory(core: ElfCore, file: RandomAccess, pageSize: numbe
   const segments = dedupeLoads(core.loads);
   const ranges: PhysRange[] = segments.map((s) => ({ start: s.p_paddr, end: s.p_paddr + s.p_memsz }));
   let last = 0;
+  // The file parts of the segments in plain numbers, for the per-run lookup (files < 2^53 bytes).
+  const fileParts = segments.filter((s) => s.p_filesz > 0n).map((s) => ({ paddr: Number(s.p_paddr), fileEnd: Number(s.p_paddr + s.p_filesz), offset: Number(s.p_offset) }));
+  let lastPart = 0;
+  const fileRun = (pfn: number, max: number): { offset: number; pages: number } | undefined => {
+    const paddr = pfn * pageSize;
+    let part = fileParts[lastPart];
+    if (!part || paddr < part.paddr || paddr + pageSize > part.fileEnd) {
+      const i = fileParts.findIndex((s) => paddr >= s.paddr && paddr + pageSize <= s.fileEnd);
+      if (i < 0) return undefined;
+      lastPart = i;
+      part = fileParts[i]!;
+    }
+    return { offset: part.offset + (paddr - part.paddr), pages: Math.min(max, Math.floor((part.fileEnd - paddr) / pageSize)) };
+  };
   return {
-    pageSize, ranges, segments,
+    pageSize, ranges, segments, fileRun,
     readRun(pfn: bigint, count: number): Uint8Array | undefined {
-      const paddr = pfn * ps;
-      const end = paddr + BigInt(count) * ps;
-      const seg = segments.find((s) => paddr >= s.p_paddr && end <= s.p_paddr + s.p_filesz);
-      return seg ? file.read(seg.p_offset + (paddr - seg.p_paddr), count * pageSize) : undefined;
+      const run = fileRun(Number(pfn), count);
+      return run && run.pages === count ? file.read(BigInt(run.offset), count * pageSize) : undefined;
     },
     readRunInto(pfn: bigint, count: number, dst: Uint8Array, at: number): boolean {
-      const paddr = pfn * ps;
-      const end = paddr + BigInt(count) * ps;
-      const seg = segments.find((s) => paddr >= s.p_paddr && end <= s.p_paddr + s.p_filesz);
-      if (!seg) return false;
-      if (file.readInto) file.readInto(seg.p_offset + (paddr - seg.p_paddr), dst, at, count * pageSize);
-      else dst.set(file.read(seg.p_offset + (paddr - seg.p_paddr), count * pageSize), at);
+      const run = fileRun(Number(pfn), count);
+      if (!run || run.pages < count) return false;
+      if (file.readInto) file.readInto(BigInt(run.offset), dst, at, count * pageSize);
+      else dst.set(file.read(BigInt(run.offset), count * pageSize), at);
       return true;
     },
     readPage(pfn: bigint): Uint8Array | undefined {

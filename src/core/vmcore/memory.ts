@@ -55,6 +55,12 @@ export interface PhysicalMemory {
   readRun?(pfn: bigint, count: number): Uint8Array | undefined;
   /** Optional: like readRun, into dst at `at`; false (nothing read) when the pages are not one stored run. */
   readRunInto?(pfn: bigint, count: number, dst: Uint8Array, at: number): boolean;
+  /**
+   * Optional (sources that store pages uncompressed, as ELF does): where page `pfn` and up to
+   * `max - 1` pages after it lie whole in the file, as one run; undefined when page `pfn` is not
+   * wholly in the file. Lets a reader on another thread fetch the bytes itself.
+   */
+  fileRun?(pfn: number, max: number): { offset: number; pages: number } | undefined;
   /** Optional: whether a page is stored, without reading it (kdump files answer from their bitmap). */
   hasPage?(pfn: bigint): boolean;
 }

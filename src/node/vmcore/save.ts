@@ -20,7 +20,6 @@ import { DL_EXCLUDE_ZERO, clearBit, excludeByPageFlags, isZeroPage, presentBitma
 import { KEXEC_TS_NOTE_DESC, KEXEC_TS_NOTE_NAME, NT_KEXEC_TS_COMPLETE, NT_KEXEC_TS_INCOMPLETE, elfHeaderSize, encodeElfCoreHeader, encodeNote, type OutputLoad } from "../../core/vmcore/elf-writer.js";
 import { FLAT_END, encodeFlatHeader, encodeFlatRecordHeader } from "../../core/vmcore/flat.js";
 import { openVmcore, vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/vmcore.js";
-import { dedupeLoads, type LoadSegment } from "../../core/vmcore/elf-core.js";
 import { has, value, type ParsedArgs } from "../../cli/options.js";
 import { openRandomAccess } from "./file.js";
 import { BatchReadError, inlineCompressor, workerCompressor, type Compressor, type SourceFile } from "./pool.js";
@@ -357,7 +356,8 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
   let fault: string | undefined;
   let readFault: string | undefined;
   let writeFault: string | undefined;
-  const fileMap = core.elf ? elfFileMap(dedupeLoads(core.elf.loads), ps) : undefined;
+  // Where the source stores pages whole (ELF), the compressing threads read them themselves.
+  const fileRun = core.elf ? core.memory.fileRun : undefined;
 
   // Batch buffers are recycled: fresh multi-MiB allocations cost page faults (system time)
   // and garbage collection on every batch. At most IN_FLIGHT batches are out at once.
@@ -390,12 +390,13 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
         // Consecutive page frames come in one read when the source stores them together.
         let run = 1;
         while (i + run < count && pfns[i + run] === pfns[i]! + run) run++;
-        if (fileMap) {
-          // Whole pages inside a PT_LOAD's file part become extents, read by the compressing thread;
-          // the rest (a page in an excluded tail, or cut by a segment's end) is read here.
+        if (fileRun) {
+          // Whole pages inside a PT_LOAD's file part become extents (batch index, file offset,
+          // pages), read by the compressing thread; the rest (a page in an excluded tail, or cut
+          // by a segment's end) is read here.
           for (let k = i; k < i + run; ) {
-            const n = fileMap.extent(pfns[k]!, i + run - k, extents, k);
-            if (n > 0) { k += n; continue; }
+            const found = fileRun(pfns[k]!, i + run - k);
+            if (found) { extents.push(k, found.offset, found.pages); k += found.pages; continue; }
             const page = core.memory.readPage(BigInt(pfns[k]!));
             if (page === undefined) skip[k] = 1; else pages.set(page, k * ps);
             k++;
@@ -414,7 +415,7 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
       break;
     }
     if (early.size > 0) for (let k = 0; k < count; k++) if (early.has(pfns[k]!)) skip[k] = 1;
-    const submitted = compressor.submit(pages, count, skip, out, fileMap ? Float64Array.from(extents) : undefined);
+    const submitted = compressor.submit(pages, count, skip, out, fileRun ? Float64Array.from(extents) : undefined);
     // A failed batch is dealt with when the chain reaches it, in order; until then it is not "unhandled".
     submitted.catch(() => {});
     const batchFirst = pfns[0]!;
@@ -505,33 +506,6 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
   writeBitmaps();
   sink.write(0n, encodeKdumpHeaders({ ...headerInput, status: codecFlag }, layout));
   return { complete: true, pagesWritten: written, bytesWritten: dataAt, counts: bitmaps.counts };
-}
-
-/**
- * Page frames to file offsets in an ELF source, for whole pages inside a PT_LOAD's file part.
- * `extent` appends (batch index, offset, pages) for up to `max` pages from `pfn` and returns how
- * many it covered (0: the page is not wholly in the file; read it another way).
- */
-function elfFileMap(segments: LoadSegment[], pageSize: number): { extent(pfn: number, max: number, out: number[], index: number): number } {
-  const ps = pageSize;
-  const segs = segments
-    .filter((s) => s.p_filesz > 0n)
-    .map((s) => ({ paddr: Number(s.p_paddr), fileEnd: Number(s.p_paddr + s.p_filesz), offset: Number(s.p_offset) }));
-  let last = 0;
-  return {
-    extent(pfn, max, out, index) {
-      const paddr = pfn * ps;
-      let seg = segs[last];
-      if (!seg || paddr < seg.paddr || paddr + ps > seg.fileEnd) {
-        last = segs.findIndex((s) => paddr >= s.paddr && paddr + ps <= s.fileEnd);
-        if (last < 0) { last = 0; return 0; }
-        seg = segs[last]!;
-      }
-      const n = Math.min(max, Math.floor((seg.fileEnd - paddr) / ps));
-      out.push(index, seg.offset + (paddr - seg.paddr), n);
-      return n;
-    },
-  };
 }
 
 /** PT_LOADs for the dumpable pages: runs of dumped pages, each followed by its excluded tail (p_filesz < p_memsz). */
