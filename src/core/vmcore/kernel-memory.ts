@@ -155,19 +155,23 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
     return p | (vaddr & 0xfffn);
   };
 
+  /**
+   * Bytes from vaddr (just translated) that are surely contiguous physically: up to the end of
+   * its large page when a large page maps it, else of its 4 KiB page.
+   */
+  const contiguousFrom = (vaddr: bigint): number =>
+    vaddr >= lastLeaf.vstart && vaddr < lastLeaf.vend ? Number(lastLeaf.vend - vaddr) : 4096 - Number(vaddr & 0xfffn);
+
   const read = (vaddr: bigint, length: number, field: string): Uint8Array => {
     const out = new Uint8Array(length);
     let done = 0;
     while (done < length) {
       const at = vaddr + BigInt(done);
       const start = translate(at);
-      // Virtual pages that follow each other physically are read as one run; inside a large
-      // page that is all of it up to the page's end, without translating each 4 KiB.
-      let n = Math.min(length - done, 4096 - Number(at & 0xfffn));
-      if (at >= lastLeaf.vstart && at < lastLeaf.vend) n = Math.min(length - done, Number(lastLeaf.vend - at));
-      while (done + n < length && translate(vaddr + BigInt(done + n)) === start + BigInt(n)) {
-        const next = vaddr + BigInt(done + n);
-        n += Math.min(length - done - n, next >= lastLeaf.vstart && next < lastLeaf.vend ? Number(lastLeaf.vend - next) : 4096);
+      // Virtual pages that follow each other physically are read as one run.
+      let n = Math.min(length - done, contiguousFrom(at));
+      for (let next = at + BigInt(n); done + n < length && translate(next) === start + BigInt(n); next = at + BigInt(n)) {
+        n += Math.min(length - done - n, contiguousFrom(next));
       }
       out.set(readPhysicalRun(phys, start, n, field), done);
       done += n;
