@@ -1,6 +1,6 @@
 /** Compression across worker threads, results handed back in submission order. */
 import { Worker } from "node:worker_threads";
-import { compressBatch, pageCompressor, readExtents, type Codec, type CompressedBatch, type FileExtents } from "./compress.js";
+import { compressBatch, pageCompressor, readExtents, type Codec, type CompressedBatch, type FileExtents, type PageCompressInto } from "./compress.js";
 import type { WorkReply, WorkRequest } from "./worker.js";
 
 /** A batch that could not be read: the buffers come back for reuse, with the reason. */
@@ -17,6 +17,8 @@ export interface Compressor {
    * are read from the source file first, by the thread that compresses them.
    */
   submit(pages: Uint8Array, count: number, skip: Uint8Array, out: Uint8Array, extents?: FileExtents): Promise<CompressedBatch>;
+  /** One page, in the calling thread (the log's pages, stored before the batches). */
+  readonly compressOne: PageCompressInto;
   close(): Promise<void>;
 }
 
@@ -26,6 +28,7 @@ export interface SourceFile { path: string; readInto(offset: bigint, out: Uint8A
 export function inlineCompressor(codec: Codec, pageSize: number, source?: SourceFile): Compressor {
   const compress = pageCompressor(codec, pageSize);
   return {
+    compressOne: compress,
     async submit(pages, count, skip, out, extents) {
       try {
         if (extents && extents.length > 0) readExtents(source!.readInto, extents, pages, pageSize);
@@ -42,7 +45,8 @@ export function inlineCompressor(codec: Codec, pageSize: number, source?: Source
 }
 
 export function workerCompressor(codec: Codec, pageSize: number, threads: number, source?: SourceFile): Compressor {
-  pageCompressor(codec, pageSize); // fail early (zstd without libzstd) in the main thread, with the usage error
+  // Made here first: a codec that cannot work (zstd without libzstd) fails now, with the usage error.
+  const compressOne = pageCompressor(codec, pageSize);
   const url = new URL("./worker.js", import.meta.url);
   const workers = Array.from({ length: threads }, () => new Worker(url, { workerData: { codec, pageSize, source: source?.path } }));
   const waiting = new Map<number, { resolve: (r: CompressedBatch) => void; reject: (e: Error) => void }>();
@@ -68,6 +72,7 @@ export function workerCompressor(codec: Codec, pageSize: number, threads: number
   }
   let next = 0;
   return {
+    compressOne,
     submit(pages, count, skip, out, extents) {
       if (failure) return Promise.reject(failure);
       const id = next++;

@@ -15,7 +15,7 @@ import { KexecError } from "../../core/errors.js";
 import { hex, size } from "../../core/format.js";
 import { CODEC_FLAG, DUMP_DH_COMPRESSED_INCOMPLETE, PAGE_DESC_SIZE, encodeKdumpHeaders, encodeUtsname, findVmcoreinfo, planKdumpLayout, popcount, rankIndex, writePageDesc } from "../../core/vmcore/kdump.js";
 import { printkPageFrames } from "../../core/vmcore/dmesg.js";
-import { PAGE_SKIPPED, PAGE_ZERO, pageCompressor } from "./compress.js";
+import { PAGE_SKIPPED, PAGE_ZERO } from "./compress.js";
 import { DL_EXCLUDE_ZERO, clearBit, excludeByPageFlags, isZeroPage, presentBitmaps, setBit, testBit, type DumpBitmaps, type ExclusionCounts } from "../../core/vmcore/exclude.js";
 import { KEXEC_TS_NOTE_DESC, KEXEC_TS_NOTE_NAME, NT_KEXEC_TS_COMPLETE, NT_KEXEC_TS_INCOMPLETE, elfHeaderSize, encodeElfCoreHeader, encodeNote, type OutputLoad } from "../../core/vmcore/elf-writer.js";
 import { FLAT_END, encodeFlatHeader, encodeFlatRecordHeader } from "../../core/vmcore/flat.js";
@@ -310,7 +310,6 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
   const early = new Map<number, Uint8Array>();
   if (info) {
     const rank = rankIndex(bitmaps.dumpable);
-    const compress = pageCompressor(opts.codec, ps);
     const scratch = new Uint8Array(ps);
     for (const f of printkPageFrames(vmcoreKernelMemory(core), info, ps)) {
       const p = Number(f);
@@ -321,7 +320,7 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
       const descView = new DataView(desc.buffer);
       if (isZeroPage(page)) writePageDesc(descView, 0, zeroAt, ps, 0);
       else {
-        const n = compress(page, 0, scratch, 0);
+        const n = compressor.compressOne(page, 0, scratch, 0);
         const stored = n > 0 ? scratch.subarray(0, n) : page;
         writePageDesc(descView, 0, Number(dataAt), stored.length, stored === page ? 0 : codecFlag);
         sink.write(dataAt, stored);
