@@ -39,7 +39,12 @@ export function writeOutputFile(path: string, data: Uint8Array, what: string): v
     writeFileSync(tmp, data);
     renameSync(tmp, path);
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new KexecError("io", `${path}: cannot write ${what}: ${err?.message ?? String(e)}`, { file: path, errno: err?.code ?? "EIO" }, "check the directory exists, is writable and has room");
+    throw writeError(e, path, what);
   }
+}
+
+/** The error for an output that cannot be created or written. */
+export function writeError(e: unknown, path: string, what: string): KexecError {
+  const err = e as NodeJS.ErrnoException;
+  return new KexecError("io", `${path}: cannot write ${what}: ${err?.message ?? String(e)}`, { file: path, errno: err?.code ?? "EIO" }, "check the directory exists, is writable and has room");
 }

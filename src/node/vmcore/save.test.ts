@@ -165,6 +165,19 @@ test("save (CLI): a write error part-way (file size limit: EFBIG, as a full disk
   }
 });
 
+test("save: a destination that cannot be created is a KexecError naming it, with a hint (not a crash)", async () => {
+  const dir = tmp();
+  try {
+    const src = join(dir, "src.elf");
+    writeFileSync(src, syntheticVmcore(40).bytes);
+    const dst = join(dir, "no-such-dir", "dump");
+    await assert.rejects(saveVmcoreTo(opts(src, dst, { codec: "lzo", threads: 2 })), (e: unknown) =>
+      e instanceof KexecError && e.code === "io" && e.message.includes(`${dst}.incomplete: cannot write the dump`) && /ENOENT/.test(e.message) && /directory exists/.test(e.hint ?? ""));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("kdump reader fuzzed: damaged kdump files give KexecErrors only", async () => {
   const dir = tmp();
   try {

@@ -22,6 +22,7 @@ import { FLAT_END, encodeFlatHeader, encodeFlatRecordHeader } from "../../core/v
 import { openVmcore, vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/vmcore.js";
 import { has, value, type ParsedArgs } from "../../cli/options.js";
 import { openRandomAccess } from "./file.js";
+import { writeError } from "../files.js";
 import { BatchReadError, inlineCompressor, workerCompressor, type Compressor, type SourceFile } from "./pool.js";
 import type { Codec } from "./compress.js";
 import { Progress } from "./progress.js";
@@ -174,7 +175,14 @@ async function saveWith(core: Vmcore, bitmaps: DumpBitmaps, compressor: Compress
   const toStdout = opts.dst === "-";
   if (toStdout && opts.format !== "flat") throw new KexecError("usage", "only --format flat can be written to standard output", { field: "format" }, "use --format flat, then makedumpfile -R to make a file of it");
   const tmp = `${opts.dst}.incomplete`;
-  const fd = toStdout ? 1 : openSync(tmp, "w");
+  let fd = 1;
+  if (!toStdout) {
+    try {
+      fd = openSync(tmp, "w");
+    } catch (e) {
+      throw writeError(e, tmp, "the dump");
+    }
+  }
   const abort = new AbortState(opts);
   try {
     const sink = opts.format === "flat" ? flatSink(fd) : fileSink(fd);
