@@ -14,7 +14,7 @@ import { promisify } from "node:util";
 import { gzip as gzipCallback, gunzipSync, constants as zlibConstants } from "node:zlib";
 import { KexecError } from "../core/errors.js";
 import { size as formatSize } from "../core/format.js";
-import { CpioWriter, readCpio, type CpioEntry } from "./cpio.js";
+import { CpioWriter, readCpio, type CpioEntry } from "../core/initramfs/cpio.js";
 import { readDynamicInfo, readModinfo, resolveLibraries, type UserArch } from "./elf-deps.js";
 import { generateInit, type InitSpec } from "./init-script.js";
 import { busyboxPath, i386NodeRoot, labCacheDir, findKernel, SETUP_HINT } from "./kernels.js";
