@@ -15,9 +15,13 @@ import { gzip as gzipCallback, gunzipSync, constants as zlibConstants } from "no
 import { KexecError } from "../core/errors.js";
 import { size as formatSize } from "../core/format.js";
 import { CpioWriter, readCpio, type CpioEntry } from "../core/initramfs/cpio.js";
-import { readDynamicInfo, readModinfo, resolveLibraries, type UserArch } from "./elf-deps.js";
+import { readDynamicInfo, readModinfo, type UserArch } from "../core/initramfs/elf-deps.js";
+import { resolveLibraries as resolveFrom } from "../node/initramfs/libraries.js";
 import { generateInit, type InitSpec } from "./init-script.js";
 import { busyboxPath, i386NodeRoot, labCacheDir, findKernel, SETUP_HINT } from "./kernels.js";
+
+/** The lab fetches missing libraries with its setup script. */
+const resolveLibraries = (root: string, programs: string[], arch: UserArch) => resolveFrom(root, programs, arch, "run .ci/setup-debian.sh to fetch the libraries");
 
 const gzip = promisify(gzipCallback);
 

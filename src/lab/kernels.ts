@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, isAbsolute } from "node:path";
 import { KexecError } from "../core/errors.js";
-import type { UserArch } from "./elf-deps.js";
+import type { UserArch } from "../core/initramfs/elf-deps.js";
 import { readKernelImage } from "../core/image/index.js";
 
 export const SETUP_HINT = "run `sudo bash .ci/setup-debian.sh` (installs QEMU and fetches the Debian kernels into the cache)";

@@ -5,7 +5,8 @@ import { readFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KexecError } from "../core/errors.js";
-import { readDynamicInfo, readModinfo, resolveLibraries } from "./elf-deps.js";
+import { readDynamicInfo, readModinfo } from "../core/initramfs/elf-deps.js";
+import { resolveLibraries } from "../node/initramfs/libraries.js";
 import { expectedMarkers, generateInit, shellQuote, MARK, STEP } from "./init-script.js";
 import { buildInitramfs, readInitramfs, productionPackages, defaultRepoRoot, skipInPackage, resolveModules, modulesDepLookup, modinfoLookup } from "./initramfs.js";
 import { findKernel, i386NodeRoot } from "./kernels.js";
