@@ -16,7 +16,7 @@ export interface FlagSpec {
   readonly repeat?: boolean;
   readonly help: string;
   /** Where it is listed in --help. */
-  readonly group: "action" | "load" | "output" | "lab" | "vmcore" | "general";
+  readonly group: "action" | "load" | "output" | "lab" | "vmcore" | "kdump" | "general";
 }
 
 export const FLAGS: readonly FlagSpec[] = [
@@ -55,6 +55,11 @@ export const FLAGS: readonly FlagSpec[] = [
   { long: "dump-level", value: "N", help: "vmcore save: makedumpfile's -d bitmask: 1 zero, 2 cache, 4 private cache, 8 user data, 16 free pages (default 31)", group: "vmcore" },
   { long: "format", value: "FORMAT", help: "vmcore save: kdump (makedumpfile's compressed format, default), elf, or flat (a stream for pipes; makedumpfile -R reads it)", group: "vmcore" },
   { long: "compress", value: "CODEC", help: "vmcore save: zlib (default), lzo, snappy or none, per page as makedumpfile -c/-l/-p", group: "vmcore" },
+  { long: "config", value: "FILE", help: "kdump: the configuration file (default /etc/kexec-ts/kdump.conf)", group: "kdump" },
+  { long: "kernel-version", value: "V", help: "kdump rebuild: the kernel release to build the capture initramfs for (the kernel hook's argument)", group: "kdump" },
+  { long: "yes", help: "kdump test: really crash this machine to test the capture", group: "kdump" },
+  { long: "all", help: "kdump report: every dump, not only those not reported yet", group: "kdump" },
+  { long: "now", help: "kdump install: also start the units now", group: "kdump" },
   { long: "threads", value: "N", help: "vmcore save: compression worker threads (default: the CPU count; 0 compresses in the main thread)", group: "vmcore" },
 ];
 
@@ -155,6 +160,7 @@ export function helpText(): string {
     ["general", "General"],
     ["lab", "Lab (kexec-ts lab)"],
     ["vmcore", "vmcore (kexec-ts vmcore save|info|dmesg; -d N is the dump level there)"],
+    ["kdump", "kdump service (kexec-ts kdump ...; README \"The kdump service\")"],
   ];
   const lines = [
     "usage: kexec-ts [-l|-p] IMAGE [--initrd=FILE] [--append=STRING] [options]   (like kexec)",
@@ -166,6 +172,7 @@ export function helpText(): string {
     "       kexec-ts lab --from A --to B [--crash] [--crashkernel SPEC] [--userspace i386] | lab suite [NAME...]",
     "       kexec-ts vmcore save [--format kdump|elf|flat] [--compress zlib|lzo|snappy|none] [-d N] [--threads N] SRC DST",
     "       kexec-ts vmcore info|dmesg FILE",
+    "       kexec-ts kdump status|start|stop|restart|rebuild|estimate|test --yes|report|list|import|install|uninstall [--json]",
     "       kexec-ts demo                      (what `npm start` runs)",
     "",
   ];
