@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join, isAbsolute } from "node:path";
 import { KexecError } from "../core/errors.js";
-import type { UserArch } from "./elf-deps.js";
+import type { UserArch } from "../core/initramfs/elf-deps.js";
 import { readKernelImage } from "../core/image/index.js";
 import { cacheDir } from "../node/kernel-cache.js";
 

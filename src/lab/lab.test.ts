@@ -1,13 +1,16 @@
 import { test } from "node:test";
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
-import { readFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KexecError } from "../core/errors.js";
-import { readDynamicInfo, readModinfo, resolveLibraries } from "./elf-deps.js";
+import { readDynamicInfo, readModinfo } from "../core/initramfs/elf-deps.js";
+import { resolveLibraries } from "../node/initramfs/libraries.js";
 import { expectedMarkers, generateInit, shellQuote, MARK, STEP } from "./init-script.js";
-import { buildInitramfs, readInitramfs, productionPackages, defaultRepoRoot, skipInPackage, resolveModules, modulesDepLookup, modinfoLookup } from "./initramfs.js";
+import { buildInitramfs, readInitramfs } from "./initramfs.js";
+import { resolveModules } from "../core/initramfs/modules.js";
+import { modinfoLookup } from "../node/initramfs/modules.js";
 import { findKernel, i386NodeRoot, labCacheDir } from "./kernels.js";
 import { missingInput, missingTool } from "../node/test-inputs.js";
 import { evaluateChecks, listScenarios, parseScenario, stageInitramfs } from "./scenario.js";
@@ -76,19 +79,6 @@ test("the host's node and its libraries are found from PT_INTERP and DT_NEEDED",
 
 test("a file that is not ELF is a parse error", () => {
   assert.throws(() => readDynamicInfo(new TextEncoder().encode("#!/bin/sh\n"), "script"), (e: unknown) => e instanceof KexecError && e.code === "parse");
-});
-
-test("modules come with their dependencies first, from modules.dep", () => {
-  const dep = [
-    "kernel/drivers/block/virtio_blk.ko.xz: kernel/drivers/virtio/virtio_ring.ko.xz kernel/drivers/virtio/virtio.ko.xz",
-    "kernel/drivers/virtio/virtio_ring.ko.xz: kernel/drivers/virtio/virtio.ko.xz",
-    "kernel/drivers/virtio/virtio.ko.xz:",
-    "kernel/drivers/virtio/virtio_pci.ko.xz: kernel/drivers/virtio/virtio_pci_modern_dev.ko.xz kernel/drivers/virtio/virtio_ring.ko.xz kernel/drivers/virtio/virtio.ko.xz",
-    "kernel/drivers/virtio/virtio_pci_modern_dev.ko.xz:",
-  ].join("\n");
-  const lookup = modulesDepLookup(dep);
-  assert.deepEqual(resolveModules(lookup, ["virtio-blk", "virtio_pci"], "t").map((m) => m.name), ["virtio", "virtio_ring", "virtio_blk", "virtio_pci_modern_dev", "virtio_pci"]);
-  assert.throws(() => resolveModules(lookup, ["ext4"], "t"), /no module "ext4"/);
 });
 
 test("a Debian kernel's modules resolve from their .modinfo, dependencies first", (t) => {
@@ -164,31 +154,6 @@ test("checks look at a step's output or the whole console", () => {
     result,
   ).map((c) => c.ok);
   assert.deepEqual(verdicts, [true, false, true, false]);
-});
-
-test("koffi keeps only its Linux x86 binaries", () => {
-  const koffi = "/repo/node_modules/koffi";
-  assert.equal(skipInPackage(koffi, "build/koffi/linux_x64"), false);
-  assert.equal(skipInPackage(koffi, "build/koffi/linux_ia32"), false);
-  assert.equal(skipInPackage(koffi, "build/koffi/win32_x64"), true);
-  assert.equal(skipInPackage(koffi, "build/koffi/darwin_arm64"), true);
-  assert.equal(skipInPackage("/repo/node_modules/fflate", "build/koffi/win32_x64"), false);
-});
-
-test("production dependencies are found through node_modules", (t) => {
-  const root = defaultRepoRoot();
-  if (!existsSync(join(root, "node_modules"))) return missingInput(t, "npm ci not run");
-  const pkgs = productionPackages(root).map((p) => p.slice(root.length + 1));
-  const deps = Object.keys((JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { dependencies?: Record<string, string> }).dependencies ?? {});
-  for (const d of deps) assert.ok(pkgs.includes(`node_modules/${d}`), d);
-  assert.ok(!pkgs.some((p) => p.includes("typescript")), "dev dependencies stay out");
-  const scratch = mkdtempSync(join(tmpdir(), "kexec-ts-deps-"));
-  try {
-    writeFileSync(join(scratch, "package.json"), JSON.stringify({ dependencies: { "not-installed-anywhere": "1" } }));
-    assert.throws(() => productionPackages(scratch), /not-installed-anywhere.*is not installed/);
-  } finally {
-    rmSync(scratch, { recursive: true, force: true });
-  }
 });
 
 test("a program file brings its loader and libraries into the initramfs", async (t) => {

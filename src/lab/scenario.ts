@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
 import { KexecError } from "../core/errors.js";
-import type { UserArch } from "./elf-deps.js";
+import type { UserArch } from "../core/initramfs/elf-deps.js";
 import { buildInitramfs, defaultRepoRoot, type BuiltInitramfs, type ExtraFile, type InitramfsSpec } from "./initramfs.js";
 import { expectedMarkers, type GuestStep, type InitSpec } from "./init-script.js";
 import { runHostSteps, type HostResult, type HostSpec } from "./host-steps.js";

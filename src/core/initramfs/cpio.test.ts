@@ -6,8 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { CpioWriter, readCpio, normalizeArchivePath } from "./cpio.js";
-import { KexecError } from "../core/errors.js";
-import { missingInput, missingTool } from "../node/test-inputs.js";
+import { KexecError } from "../errors.js";
+import { missingInput, missingTool } from "../../node/test-inputs.js";
 
 test("entries round-trip through write and read, parents first", () => {
   const w = new CpioWriter();
