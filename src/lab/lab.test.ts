@@ -11,7 +11,8 @@ import { expectedMarkers, generateInit, shellQuote, MARK, STEP } from "./init-sc
 import { buildInitramfs, readInitramfs } from "./initramfs.js";
 import { resolveModules } from "../core/initramfs/modules.js";
 import { modinfoLookup } from "../node/initramfs/modules.js";
-import { findKernel, i386NodeRoot } from "./kernels.js";
+import { findKernel, i386NodeRoot, labCacheDir } from "./kernels.js";
+import { missingInput, missingTool } from "../node/test-inputs.js";
 import { evaluateChecks, listScenarios, parseScenario, stageInitramfs } from "./scenario.js";
 import { readTar } from "./tar.js";
 
@@ -62,7 +63,7 @@ test("shellQuote survives any text", () => {
 });
 
 test("the host's node and its libraries are found from PT_INTERP and DT_NEEDED", (t) => {
-  if (!existsSync("/usr/bin/node")) return t.skip("no /usr/bin/node");
+  if (!existsSync("/usr/bin/node")) return missingInput(t, "no /usr/bin/node (the lab puts the host's node into x86_64 guests)");
   const info = readDynamicInfo(readFileSync("/usr/bin/node"), "/usr/bin/node");
   assert.equal(info.arch, "x86_64");
   assert.equal(info.interpreter, "/lib64/ld-linux-x86-64.so.2");
@@ -85,7 +86,7 @@ test("a Debian kernel's modules resolve from their .modinfo, dependencies first"
   try {
     kernel = findKernel("amd64-6.12");
   } catch (e) {
-    return t.skip((e as Error).message);
+    return missingInput(t, (e as Error).message);
   }
   const order = resolveModules(modinfoLookup(kernel.modules), ["virtio_blk"], kernel.modules);
   assert.equal(order[order.length - 1]!.name, "virtio_blk");
@@ -96,7 +97,7 @@ test("a Debian kernel's modules resolve from their .modinfo, dependencies first"
 });
 
 test("tar entries from GNU tar, with long names, read back", (t) => {
-  if (spawnSync("tar", ["--version"]).status !== 0) return t.skip("no tar");
+  if (missingTool("tar") !== undefined) return missingInput(t, "tar is not installed");
   const dir = mkdtempSync(join(tmpdir(), "kexec-ts-tar-"));
   try {
     // GNU and pax carry any length; ustar splits the path into prefix (155) and name (100).
@@ -156,7 +157,7 @@ test("checks look at a step's output or the whole console", () => {
 });
 
 test("a program file brings its loader and libraries into the initramfs", async (t) => {
-  if (!existsSync("/usr/sbin/kexec") || !existsSync("/bin/busybox")) return t.skip("kexec-tools or busybox-static not installed (.ci/setup-debian.sh)");
+  if (!existsSync("/usr/sbin/kexec") || !existsSync("/bin/busybox")) return missingInput(t, "kexec-tools or busybox-static not installed (.ci/setup-debian.sh)");
   const cache = mkdtempSync(join(tmpdir(), "kexec-ts-cache-"));
   try {
     const built = await buildInitramfs({ userArch: "x86_64", init: { steps: [{ name: "v", run: "kexec --version" }] }, files: [{ guest: "/sbin/kexec", program: "/usr/sbin/kexec" }] }, { cache });
@@ -170,24 +171,23 @@ test("a program file brings its loader and libraries into the initramfs", async 
     assert.equal(built.parts[0]!.cached, false);
     const again = await buildInitramfs({ userArch: "x86_64", init: { steps: [{ name: "w", run: "true" }] } }, { cache });
     assert.equal(again.parts[0]!.cached, true, "the busybox part is reused");
-    let i386Root: string | undefined;
-    try {
-      i386Root = i386NodeRoot();
-    } catch {
-      t.diagnostic("no cached i386 user space: the from=i386 case is not checked");
-    }
-    if (i386Root !== undefined && existsSync(join(i386Root, "sbin/kexec"))) {
-      const i386 = await buildInitramfs(
-        { userArch: "i386", kernelArch: "x86_64", init: { steps: [] }, files: [{ guest: "/sbin/kexec", program: "/sbin/kexec", from: "i386" }, { guest: "/usr/bin/kexec64", program: "/usr/sbin/kexec" }] },
-        { cache: process.env["KEXEC_TS_CACHE"] ?? join(process.env["HOME"] ?? "/root", ".cache/kexec-ts") },
-      );
-      const got = new Set(readInitramfs(readFileSync(i386.path)).map((e) => e.name));
-      for (const n of ["sbin/kexec", "lib/ld-linux.so.2", "lib/i386-linux-gnu/libc.so.6", "usr/bin/kexec64", "lib64/ld-linux-x86-64.so.2", "lib/x86_64-linux-gnu/libc.so.6"]) assert.ok(got.has(n), n);
-    }
     await assert.rejects(
       buildInitramfs({ userArch: "i386", kernelArch: "i386", init: { steps: [] }, files: [{ guest: "/sbin/kexec", program: "/usr/sbin/kexec" }] }, { cache }),
       /is x86_64 code, and the kernel that boots this initramfs runs only i386 programs/,
     );
+    let i386Root: string;
+    try {
+      i386Root = i386NodeRoot();
+    } catch (e) {
+      return missingInput(t, `the from=i386 case needs the cached i386 user space: ${(e as Error).message}`);
+    }
+    if (!existsSync(join(i386Root, "sbin/kexec"))) return missingInput(t, `no i386 kexec-tools in ${i386Root} (.ci/setup-debian.sh)`);
+    const i386 = await buildInitramfs(
+      { userArch: "i386", kernelArch: "x86_64", init: { steps: [] }, files: [{ guest: "/sbin/kexec", program: "/sbin/kexec", from: "i386" }, { guest: "/usr/bin/kexec64", program: "/usr/sbin/kexec" }] },
+      { cache: labCacheDir() },
+    );
+    const got = new Set(readInitramfs(readFileSync(i386.path)).map((e) => e.name));
+    for (const n of ["sbin/kexec", "lib/ld-linux.so.2", "lib/i386-linux-gnu/libc.so.6", "usr/bin/kexec64", "lib64/ld-linux-x86-64.so.2", "lib/x86_64-linux-gnu/libc.so.6"]) assert.ok(got.has(n), n);
   } finally {
     rmSync(cache, { recursive: true, force: true });
   }

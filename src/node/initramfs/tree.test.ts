@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { productionPackages, skipInPackage } from "./tree.js";
+import { missingInput } from "../test-inputs.js";
 
 /** dist/node/initramfs/tree.test.js → the repository root. */
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
@@ -20,7 +21,7 @@ test("koffi keeps only its Linux x86 binaries", () => {
 
 test("production dependencies are found through node_modules", (t) => {
   const root = repoRoot;
-  if (!existsSync(join(root, "node_modules"))) return t.skip("npm ci not run");
+  if (!existsSync(join(root, "node_modules"))) return missingInput(t, "npm ci not run");
   const pkgs = productionPackages(root).map((p) => p.slice(root.length + 1));
   const deps = Object.keys((JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { dependencies?: Record<string, string> }).dependencies ?? {});
   for (const d of deps) assert.ok(pkgs.includes(`node_modules/${d}`), d);

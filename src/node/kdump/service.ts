@@ -18,11 +18,12 @@ import { defaultConfig, parseConfig, type KdumpConfig } from "../../core/kdump/c
 import { estimateCapture, type Estimate } from "../../core/kdump/estimate.js";
 import { kdumpRules, type KdumpFacts } from "../../core/kdump/rules.js";
 import { planLoad } from "../../core/plan/plan.js";
+import { KEXEC_FILE_ON_CRASH } from "../../core/plan/kexec-abi.js";
 import { rngSeed, sha256 } from "../crypto.js";
 import { readInputFile } from "../files.js";
 import { readKernelLayout } from "../kernel-layout.js";
 import { readMachine } from "../machine.js";
-import { KEXEC_FILE_ON_CRASH, kexecFileLoad, kexecFileUnload, kexecLoad, kexecUnload, userArch } from "../syscalls.js";
+import { kexecFileLoad, kexecFileUnload, kexecLoad, kexecUnload, userArch } from "../syscalls.js";
 import { buildCaptureInitramfs, type BuiltCapture, type CaptureBuildInput } from "./initramfs.js";
 import { bootStatePath, type KdumpPaths } from "./paths.js";
 
@@ -388,15 +389,9 @@ function errnoContext(prep: Preparation) {
 }
 
 function loadWithPlanner(prep: Preparation, initrd: string): void {
-  const plan = planLoad(prep.image, prep.machine, {
-    crash: true,
-    cmdline: prep.cmdline.cmdline,
-    initrd: readInputFile(initrd, "capture initramfs"),
-    userArch: userArch(),
-    rngSeed: rngSeed(),
-    sha256,
-    kernelLayout: readKernelLayout("/", prep.machine),
-  });
+  const initrdBytes = readInputFile(initrd, "capture initramfs");
+  const request = { crash: true, syscall: "kexec_load" as const, cmdline: prep.cmdline.cmdline, initrdSize: initrdBytes.length, userArch: userArch() };
+  const plan = planLoad(prep.image, prep.machine, request, { initrd: initrdBytes, rngSeed: rngSeed(), sha256 }, readKernelLayout("/", prep.machine));
   kexecLoad(plan.entry, plan.segments.map((s) => ({ buf: s.buf, mem: s.mem, memsz: s.memsz })), plan.flags, errnoContext(prep));
 }
 
