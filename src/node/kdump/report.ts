@@ -178,7 +178,7 @@ export async function reportCrashes(config: KdumpConfig, paths: KdumpPaths, opti
       consumeRawRecord(config.rawTarget);
     }
   }
-  const reported = new Set(readJson<{ names: string[] }>(reportedPath(paths))?.names ?? []);
+  const reported = new Set(readJson<{ names: string[] }>(reportedPath(config.target))?.names ?? []);
   const dumps = listDumps(config.target).map((d) => readDump(config.target, d));
   const fresh = dumps.filter((d) => options.all || !reported.has(d.name)).map((d) => ({ dir: d.dir, lines: summarizeDump(d.dir, d.report, d.files), report: d.report }));
   for (const f of fresh) lines.push(...f.lines);
@@ -200,6 +200,6 @@ export async function reportCrashes(config: KdumpConfig, paths: KdumpPaths, opti
   }
   const test = testResult(paths, dumps);
   if (test !== null) lines.push(`kdump test ${test.id} (${test.at}): ${test.result}: ${test.detail}`);
-  writeJsonDurably(reportedPath(paths), { names: [...new Set([...reported, ...dumps.map((d) => d.name)])] });
+  writeJsonDurably(reportedPath(config.target), { names: [...new Set([...reported, ...dumps.map((d) => d.name)])] });
   return { fresh, latest, previousBoot, test, rawCopy, lines };
 }

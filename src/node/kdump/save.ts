@@ -9,7 +9,7 @@
  * A second panic or a reset during the save leaves report.json at "saving" and the dump marked
  * incomplete, which `kdump report` says after the reboot. Exit 0 when the dump is complete.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { KexecError, isKexecError } from "../../core/errors.js";
 import { size } from "../../core/format.js";
@@ -77,16 +77,40 @@ function heapCapMiB(): number | null {
   return flag === undefined ? null : Number(flag.slice(flag.indexOf("=") + 1));
 }
 
-function writeDurably(path: string, text: string): void {
+/**
+ * Writes a file and fsyncs it. With `reserve`, the file is padded with spaces to that size, so
+ * that rewriting it later (`rewriteInPlace`) needs no new blocks: report.json and capture.log
+ * are written before the vmcore and still get their final content when the vmcore fills the target.
+ */
+function writeDurably(path: string, text: string, reserve = 0): void {
   const fd = openSync(path, "w", 0o600);
   try {
-    const bytes = new TextEncoder().encode(text);
+    const body = new TextEncoder().encode(text);
+    const bytes = new Uint8Array(Math.max(body.length, reserve)).fill(0x20);
+    bytes.set(body, 0);
     for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
 }
+
+/** Overwrites from the start and cuts the file to the new length: within the reserved size, a full disk does not stop it. */
+function rewriteInPlace(path: string, text: string): void {
+  const fd = openSync(path, "r+");
+  try {
+    const bytes = new TextEncoder().encode(text);
+    for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done, done);
+    ftruncateSync(fd, bytes.length);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Room kept for the final report.json and capture.log (JSON allows the padding spaces; the log's are cut at the end). */
+const REPORT_RESERVE = 16 * 1024;
+const LOG_RESERVE = 64 * 1024;
 
 function syncDir(dir: string): void {
   try {
@@ -177,7 +201,13 @@ export async function captureSave(settingsPath: string, opts: CaptureSaveOptions
   }
   report.seconds.dmesg = (performance.now() - tDmesg) / 1000;
   src.close();
-  writeDurably(join(dir, "report.json"), `${JSON.stringify(report, null, 2)}\n`);
+  let initLog = "";
+  try {
+    initLog = readFileSync(join(opts.runDir, "init.log"), "utf8");
+  } catch { /* run by hand */ }
+  const logText = () => `${initLog}${initLog && !initLog.endsWith("\n") ? "\n" : ""}${log.lines.join("\n")}\n`;
+  writeDurably(join(dir, "report.json"), `${JSON.stringify(report, null, 2)}\n`, REPORT_RESERVE);
+  writeDurably(join(dir, "capture.log"), logText(), LOG_RESERVE);
   syncDir(dir);
 
   const tSave = performance.now();
@@ -207,18 +237,14 @@ export async function captureSave(settingsPath: string, opts: CaptureSaveOptions
   log.say(exit === 0
     ? `vmcore: ${size(report.dump.bytes)} in ${report.seconds.vmcore.toFixed(1)} s (dump level ${settings.dumpLevel}, ${settings.codec}); Node's peak ${size(report.memory.nodeRssPeak ?? 0)}`
     : `vmcore NOT complete: ${report.dump.problem}`);
-  // The report and the log may not fit on a full target either; each is tried on its own.
+  // Rewritten in the room kept for them, so a full target does not lose them; each is tried on its own.
   try {
-    writeDurably(join(dir, "report.json"), `${JSON.stringify(report, null, 2)}\n`);
+    rewriteInPlace(join(dir, "report.json"), `${JSON.stringify(report, null, 2)}\n`);
   } catch (e) {
     log.say(`could not write report.json: ${problemText(e)}`);
   }
-  let initLog = "";
   try {
-    initLog = readFileSync(join(opts.runDir, "init.log"), "utf8");
-  } catch { /* run by hand */ }
-  try {
-    writeDurably(join(dir, "capture.log"), `${initLog}${initLog && !initLog.endsWith("\n") ? "\n" : ""}${log.lines.join("\n")}\n`);
+    rewriteInPlace(join(dir, "capture.log"), logText());
   } catch (e) {
     log.say(`could not write capture.log: ${problemText(e)}`);
   }

@@ -170,8 +170,7 @@ function writeTest(dir: string): string | null {
     unlinkSync(probe);
     return null;
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    return `${err.code ?? "error"}: ${err.message}`;
+    return (e as Error).message;
   }
 }
 
