@@ -49,8 +49,8 @@ export async function run(args: ParsedArgs, rest: string[]): Promise<number> {
   switch (sub) {
     case "save": {
       // In the capture kernel: keep the import graph small (no image, plan or check code).
-      const { captureSave } = await import("../../node/kdump/save.js");
-      return captureSave(operands[0] ?? CAPTURE_JSON, { vmcore: "/proc/vmcore", console: (l) => process.stderr.write(`${l}\n`), runDir: RUN_DIR });
+      const { captureSaveFromFile } = await import("../../node/kdump/save.js");
+      return captureSaveFromFile(operands[0] ?? CAPTURE_JSON, { vmcore: "/proc/vmcore", console: (l) => process.stderr.write(`${l}\n`), runDir: RUN_DIR });
     }
     case "status": return status(args);
     case "start": return start(args);

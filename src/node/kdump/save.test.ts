@@ -10,7 +10,7 @@ import { syntheticVmcore } from "../../core/vmcore/testing.js";
 import { bytesAccess } from "../../core/vmcore/memory.js";
 import { openVmcore } from "../../core/vmcore/vmcore.js";
 import { missingInput } from "../test-inputs.js";
-import { captureSave } from "./save.js";
+import { captureSaveFromFile as captureSave } from "./save.js";
 
 const CRASH_MESSAGES = [
   "Linux version 6.1.0-synthetic",
