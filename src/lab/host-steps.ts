@@ -102,7 +102,7 @@ export function runHostSteps(spec: HostSpec, disks: string[], outDir: string, re
     disks.forEach((d, i) => (env[`DISK${i}`] = d));
     if (spec.vmcoreDisk !== undefined) {
       const disk = disks[spec.vmcoreDisk];
-      if (disk === undefined) throw new KexecError("lab", `host.vmcoreDisk ${spec.vmcoreDisk}: the run has ${disks.length} disk(s)`, { field: "host.vmcoreDisk" });
+      if (disk === undefined) throw new KexecError("lab", `host.vmcoreDisk ${spec.vmcoreDisk}: the run has ${disks.length} disk(s)`, { field: "host.vmcoreDisk" }, "give the scenario a disk (\"disks\") for the host step to read");
       cutToElfCore(disk);
       env["VMCORE"] = disk;
     }

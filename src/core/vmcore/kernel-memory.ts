@@ -99,7 +99,7 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
       const bytes = readPhysical(phys, at, entrySize, "page table entry");
       const entry = (entrySize === 8 ? u64At(bytes, 0) : BigInt(u32At(bytes, 0))) & ~smeMask;
       if ((entry & PTE_PRESENT) === 0n) {
-        throw new KexecError("parse", `virtual address ${hex(vaddr)} is not mapped (level-${levelsOf.length - level} entry ${hex(entry)} at ${hex(at)} is not present)`, { offset: vaddr });
+        throw new KexecError("parse", `virtual address ${hex(vaddr)} is not mapped (level-${levelsOf.length - level} entry ${hex(entry)} at ${hex(at)} is not present)`, { offset: vaddr }, "a filtered dump may lack the page-table page this walk needs; a dump at a lower -d level keeps more");
       }
       const base = entry & addrMask;
       if (shift === 12n || (large && (entry & PTE_PSE) !== 0n)) {
@@ -109,7 +109,7 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
       }
       table = base;
     }
-    throw new KexecError("parse", `page-table walk for ${hex(vaddr)} ended without a leaf`, { offset: vaddr });
+    throw new KexecError("parse", `page-table walk for ${hex(vaddr)} ended without a leaf`, { offset: vaddr }, "the crashed kernel's page tables in the dump are inconsistent");
   };
   const level = (shift: bigint, indexBits: bigint, large: boolean) => ({ shift, indexMask: (1n << indexBits) - 1n, large });
   // x86_64: 9 index bits per level; 1 GiB pages at the PUD, 2 MiB at the PMD.
@@ -123,13 +123,13 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
   const walk = (vaddr: bigint, visited?: bigint[], leaf?: { shift: bigint }): bigint => {
     if (i386) {
       const top = info.symbols.get("swapper_pg_dir");
-      if (top === undefined) throw new KexecError("parse", "VMCOREINFO has no SYMBOL(swapper_pg_dir), needed to translate kernel virtual addresses", { field: "SYMBOL(swapper_pg_dir)" });
-      if (top < pageOffset) throw new KexecError("parse", `SYMBOL(swapper_pg_dir) ${hex(top)} is below PAGE_OFFSET ${hex(pageOffset)}`, { field: "SYMBOL(swapper_pg_dir)", actual: hex(top) });
+      if (top === undefined) throw new KexecError("parse", "VMCOREINFO has no SYMBOL(swapper_pg_dir), needed to translate kernel virtual addresses", { field: "SYMBOL(swapper_pg_dir)" }, "VMCOREINFO comes from the crashed kernel; without this symbol its virtual addresses cannot be translated");
+      if (top < pageOffset) throw new KexecError("parse", `SYMBOL(swapper_pg_dir) ${hex(top)} is below PAGE_OFFSET ${hex(pageOffset)}`, { field: "SYMBOL(swapper_pg_dir)", actual: hex(top) }, "the dump's VMCOREINFO contradicts itself");
       return walkTables(BigInt.asUintN(32, vaddr), top - pageOffset, pae ? PAE_LEVELS : NONPAE_LEVELS, pae ? 8 : 4, pae ? PTE_ADDR_MASK : 0xfffff000n, visited, leaf);
     }
-    if (topSymbol === undefined) throw new KexecError("parse", "VMCOREINFO has no SYMBOL(init_top_pgt), needed to translate kernel virtual addresses", { field: "SYMBOL(init_top_pgt)" });
+    if (topSymbol === undefined) throw new KexecError("parse", "VMCOREINFO has no SYMBOL(init_top_pgt), needed to translate kernel virtual addresses", { field: "SYMBOL(init_top_pgt)" }, "VMCOREINFO comes from the crashed kernel; without this symbol its virtual addresses cannot be translated");
     const top = textToPhys(topSymbol);
-    if (top === undefined) throw new KexecError("parse", `SYMBOL(init_top_pgt) ${hex(topSymbol)} is outside the kernel text mapping`, { field: "SYMBOL(init_top_pgt)", actual: hex(topSymbol) });
+    if (top === undefined) throw new KexecError("parse", `SYMBOL(init_top_pgt) ${hex(topSymbol)} is outside the kernel text mapping`, { field: "SYMBOL(init_top_pgt)", actual: hex(topSymbol) }, "the dump's VMCOREINFO contradicts itself");
     return walkTables(vaddr, top, levels === 5 ? X86_64_LEVELS : X86_64_LEVELS.slice(1), 8, PTE_ADDR_MASK, visited, leaf);
   };
 
