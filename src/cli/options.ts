@@ -22,7 +22,7 @@ export interface FlagSpec {
   readonly group: FlagGroup;
 }
 
-export type FlagGroup = "action" | "load" | "output" | "lab" | "vmcore" | "general";
+export type FlagGroup = "action" | "load" | "output" | "lab" | "vmcore" | "kdump" | "general";
 
 export const FLAG_GROUPS: readonly { group: FlagGroup; title: string }[] = [
   { group: "action", title: "Actions (as in kexec-tools)" },
@@ -31,6 +31,7 @@ export const FLAG_GROUPS: readonly { group: FlagGroup; title: string }[] = [
   { group: "general", title: "General" },
   { group: "lab", title: "Lab flags (kexec-ts lab)" },
   { group: "vmcore", title: "vmcore flags (kexec-ts vmcore save; -d N is the dump level there)" },
+  { group: "kdump", title: "kdump flags (kexec-ts kdump ...; README \"The kdump service\")" },
 ];
 
 export const FLAGS: readonly FlagSpec[] = [
@@ -75,6 +76,11 @@ export const FLAGS: readonly FlagSpec[] = [
   { long: "format", value: "FORMAT", choices: ["kdump", "elf", "flat"], help: "kdump (makedumpfile's compressed format, default), elf, or flat (a stream for pipes; makedumpfile -R reads it)", group: "vmcore" },
   { long: "compress", value: "CODEC", choices: ["zlib", "lzo", "snappy", "zstd", "none"], help: "per page, as makedumpfile -c/-l/-p/-z (default zlib; none for --format elf)", group: "vmcore" },
   { long: "threads", value: "N", help: "compression worker threads (default: the CPU count when the dump is big enough to pay for starting them — from 16 MiB to compress with zlib, 64 MiB with snappy or zstd, 256 MiB with lzo — else 0; 0 compresses in the main thread)", group: "vmcore" },
+  { long: "config", value: "FILE", help: "kdump: the configuration file (default /etc/kexec-ts/kdump.conf)", group: "kdump" },
+  { long: "kernel-version", value: "V", help: "kdump rebuild: the kernel release to build the capture initramfs for (the kernel hook's argument)", group: "kdump" },
+  { long: "yes", help: "kdump test: really crash this machine to test the capture", group: "kdump" },
+  { long: "all", help: "kdump report: every dump, not only those not reported yet", group: "kdump" },
+  { long: "now", help: "kdump install: also start the units now", group: "kdump" },
 ];
 
 /**

@@ -9,10 +9,10 @@
  * disk), scaled to the memory size, and cuts the disk image to the ELF core's real length.
  */
 import { copyFileSync, mkdirSync, rmSync } from "node:fs";
-import { homedir } from "node:os";
-import { join } from "node:path";
+import { dirname } from "node:path";
 import { KexecError } from "../core/errors.js";
 import { runEntryPoint } from "../node/entry.js";
+import { cachedVmcorePath } from "../node/kernel-cache.js";
 import { findScenario, runScenario } from "./scenario.js";
 import { cutToElfCore } from "./host-steps.js";
 
@@ -22,9 +22,6 @@ export interface CaptureOptions {
   verbose: boolean;
 }
 
-export function vmcoreCacheDir(): string {
-  return join(process.env["KEXEC_TS_CACHE"] ?? join(homedir(), ".cache", "kexec-ts"), "vmcores");
-}
 
 export async function captureVmcore(options: CaptureOptions): Promise<string> {
   const scenario = findScenario("vmcore-amd64-6.1");
@@ -44,8 +41,8 @@ export async function captureVmcore(options: CaptureOptions): Promise<string> {
       "read the console log; rerun with -v to watch the guest");
   }
   const disk = result.guest.disks[0]!;
-  mkdirSync(vmcoreCacheDir(), { recursive: true });
-  const dest = join(vmcoreCacheDir(), `${options.name}.elf`);
+  const dest = cachedVmcorePath(options.name);
+  mkdirSync(dirname(dest), { recursive: true });
   copyFileSync(disk, dest);
   cutToElfCore(dest);
   rmSync(disk, { force: true });

@@ -7,7 +7,7 @@
  * the capture kernel with /proc/vmcore) is the outcome.
  */
 import { KexecError } from "../core/errors.js";
-import type { UserArch } from "./elf-deps.js";
+import type { UserArch } from "../core/initramfs/elf-deps.js";
 import { findKernel } from "./kernels.js";
 import type { Scenario, ScenarioResult } from "./scenario.js";
 

@@ -8,7 +8,7 @@ import { hex } from "../format.js";
 import type { KernelImage } from "../image/index.js";
 import type { BzImage } from "../image/bzimage.js";
 import type { Machine } from "../machine/model.js";
-import { Placer, type Bound } from "./placement.js";
+import { Placer, type Bound, type PlacementRecord } from "./placement.js";
 import { PAGE_SIZE, alignUp, type Range } from "./ranges.js";
 import { buildZeroPage, e820TypeFromName, type E820 } from "./zero-page.js";
 import { buildPurgatory } from "./purgatory.js";
@@ -57,6 +57,8 @@ export interface PlacedLoad {
   notes: string[];
   /** For -p: crashk_res and how much of it the segments take. */
   crashRegion?: { start: bigint; size: bigint; used: bigint } | undefined;
+  /** Each segment's placement with the bounds that framed its window, in the order they were placed. */
+  placements: PlacementRecord[];
 }
 
 /** The plan handed to kexec_load: the placement with every segment's bytes. */
@@ -229,6 +231,7 @@ function layOut(image: KernelImage, machine: Machine, req: Request, kernelLayout
     segments,
     notes,
     crashRegion: req.crash && pool[0] ? { start: pool[0].start, size: pool[0].size, used: segments.reduce((n, x) => n + x.memsz, 0n) } : undefined,
+    placements: placer.log,
   };
   // Checked on its own, so a placement bug can never reach the kernel as a plan that "worked".
   assertPlanInvariants(placed, bz, machine, req);
