@@ -85,7 +85,9 @@ async function prepare(args: ParsedArgs, positionals: string[]): Promise<Prepare
   return { image, machine, imagePath, initrdPath, initrd, cmdline: commandLine(args, machine, crash), crash };
 }
 
-function makePlan(p: Prepared, args: ParsedArgs, arch = predictedUserArch(args, p.machine)): Plan {
+/** "show" (plan) leaves out the purgatory's digest: hashing the segments is most of a plan's time, and only a load needs it. */
+function makePlan(p: Prepared, args: ParsedArgs, use: "load" | "show"): Plan {
+  const arch = predictedUserArch(args, p.machine);
   return planLoad(p.image, p.machine, {
     crash: p.crash,
     cmdline: p.cmdline,
@@ -96,7 +98,7 @@ function makePlan(p: Prepared, args: ParsedArgs, arch = predictedUserArch(args, 
     entry32: has(args, "entry-32bit"),
     rngSeed: rngSeed(),
     serialDebug: process.env.KEXEC_TS_PURGATORY_SERIAL === "1",
-    sha256,
+    sha256: use === "load" ? sha256 : null,
     kernelLayout: p.crash ? readKernelLayout(value(args, "root") ?? "/", p.machine) : undefined,
   });
 }
@@ -128,7 +130,7 @@ export async function planCommand(args: ParsedArgs, positionals: string[]): Prom
   let plan: Plan | undefined;
   let planError: KexecError | undefined;
   try {
-    plan = makePlan(p, args);
+    plan = makePlan(p, args, "show");
   } catch (e) {
     // With -s the kernel places the segments itself; a kexec_load placement failure is then only a prediction.
     if (!isKexecError(e) || e.code !== "plan") throw e;
@@ -193,7 +195,7 @@ export async function loadCommand(args: ParsedArgs, positionals: string[]): Prom
       process.stderr.write(`kexec-ts: ${e.message}\nkexec-ts: falling back to kexec_load\n`);
     }
   }
-  const plan = makePlan(p, args);
+  const plan = makePlan(p, args, "load");
   if (has(args, "debug")) process.stderr.write(`${renderPlan(plan)}\n`);
   kexecLoad(plan.entry, plan.segments.map((s) => ({ buf: s.buf, mem: s.mem, memsz: s.memsz })), plan.flags, ctx);
   return 0;

@@ -10,7 +10,7 @@ import type { BzImage } from "../image/bzimage.js";
 import type { Machine } from "../machine/model.js";
 import { Placer, type Bound } from "./placement.js";
 import { PAGE_SIZE, alignUp, type Range } from "./ranges.js";
-import { buildZeroPage, e820TypeFromName, type E820 } from "./zero-page.js";
+import { buildZeroPage, e820TypeFromName, zeroPageSize, type E820 } from "./zero-page.js";
 import { buildPurgatory } from "./purgatory.js";
 import { planViolations } from "./invariants.js";
 import { GiB4, LOWMEM_896M, MiB, usablePool } from "./limits.js";
@@ -49,6 +49,8 @@ export interface Plan {
   segments: PlanSegment[];
   /** Human notes on choices made (e.g. "e820 from /sys/firmware/memmap"). */
   notes: string[];
+  /** Whether the purgatory carries the segments' SHA-256; a plan without it is for showing, not loading. */
+  digested: boolean;
   /** For -p: crashk_res and how much of it the segments take. */
   crashRegion?: { start: bigint; size: bigint; used: bigint } | undefined;
 }
@@ -67,7 +69,8 @@ export interface LoadRequest {
   rngSeed?: Uint8Array | undefined;
   /** Purgatory prints progress on COM1 (useful in the lab). */
   serialDebug?: boolean | undefined;
-  sha256: (chunks: Uint8Array[]) => Uint8Array;
+  /** Hashes the segments for the purgatory's check; null for a plan that is only shown (no digest: it must not be loaded). */
+  sha256: ((chunks: Uint8Array[]) => Uint8Array) | null;
   /** The crashed kernel's virtual layout for the core header (from /proc/kcore and /proc/kallsyms); defaults otherwise. */
   kernelLayout?: KernelLayout | undefined;
 }
@@ -152,12 +155,11 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
   // The purgatory goes first and highest, like kexec-tools' bzImage64 loader; its
   // size is known before the addresses it will be patched with.
   const purgatoryArch: Arch = kernelArch;
-  const probe = buildPurgatory(purgatoryArch, { mode: entryMode, entry: 0n, bootParams: 0n, regions: [] }, req.sha256);
+  const probe = buildPurgatory(purgatoryArch, { mode: entryMode, entry: 0n, bootParams: 0n, regions: [] }, null);
   const purgatoryLimits = [...globalLimits];
   if (probe.below4G) purgatoryLimits.push({ value: GiB4, reason: "the purgatory leaves long mode from an identity-mapped page below 4 GiB" });
   const purgatoryAt = placer.place({ what: "purgatory", size: probe.memsz, align: probe.alignment, mins: globalMins, limits: purgatoryLimits, topDown: true });
 
-  const cmdlineBytes = cmdline.length + 1;
   if (cmdline.length > bz.cmdlineSize) {
     throw new KexecError("plan", `the command line is ${cmdline.length} bytes${req.crash ? " with elfcorehdr= added" : ""}, longer than the image's cmdline_size (${bz.cmdlineSize})`,
       { field: "cmdline_size", expected: `<= ${bz.cmdlineSize}`, actual: String(cmdline.length) }, "shorten --append");
@@ -166,8 +168,12 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
   const lowLimit: Bound[] = [];
   if (is32BitImage) lowLimit.push({ value: LOWMEM_896M, reason: "a 32-bit kernel reads its boot data from low memory (below 896 MiB)" });
   else if (!bz.canBeLoadedAbove4G || entryMode === "entry32") lowLimit.push({ value: GiB4, reason: bz.canBeLoadedAbove4G ? "the 32-bit entry" : "the image lacks XLF_CAN_BE_LOADED_ABOVE_4G" });
-  // boot_params + command line + setup_data: one segment; 4 KiB of setup_data room is plenty (e820 ext + RNG seed).
-  const bootParamsSize = alignUp(BigInt(4096 + cmdlineBytes + 16 + 4096), PAGE_SIZE);
+  // boot_params + command line + setup_data: one segment, as big as what goes in it (SETUP_E820_EXT
+  // grows with the memory map: 20 bytes per e820 entry beyond 128).
+  const e820 = coreHeader
+    ? { entries: captureKernelE820(machine, [{ start: coreHeader.mem, size: coreHeader.memsz }]), source: "the crash region(s), the low 1 MiB and the ACPI/NVS/reserved ranges of /proc/iomem (the capture kernel's view)" }
+    : e820ForNewKernel(machine);
+  const bootParamsSize = alignUp(BigInt(zeroPageSize({ image: bz, cmdline, e820: e820.entries, rngSeed: req.rngSeed })), PAGE_SIZE);
   // A 32-bit kernel goes low, first fit, as kexec-tools' i386 loader does: observed in
   // the lab, a 686-pae kernel placed just under 896 MiB on a 1 GiB guest hangs before
   // printing anything (its early page tables and brk live past _end, beyond lowmem).
@@ -186,9 +192,6 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
     initrdAt = placer.place({ what: "initrd", size: BigInt(req.initrd.length), align: PAGE_SIZE, mins: [...globalMins, { value: 16n * MiB, reason: "initrds start at 16 MiB or above (as the kernel's own loader)" }], limits: initrdLimits, topDown: true });
   }
 
-  const e820 = coreHeader
-    ? { entries: captureKernelE820(machine, [{ start: coreHeader.mem, size: coreHeader.memsz }]), source: "the crash region(s), the low 1 MiB and the ACPI/NVS/reserved ranges of /proc/iomem (the capture kernel's view)" }
-    : e820ForNewKernel(machine);
   notes.push(`memory map for the new kernel from ${e820.source}`);
   const zeroPage = buildZeroPage({
     image: bz,
@@ -217,7 +220,7 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
     mode: entryMode,
     entry: kernelEntry,
     bootParams: bootParamsAt.mem,
-    regions: segments.map((s) => ({ start: s.mem, bytes: s.buf, memsz: s.memsz })),
+    regions: segments.map((s) => ({ what: `the ${s.kind} segment`, start: s.mem, bytes: s.buf, memsz: s.memsz })),
     serialDebug: req.serialDebug ?? false,
   }, req.sha256);
   segments.push({ kind: "purgatory", mem: purgatoryAt.mem, memsz: purgatoryAt.memsz, buf: purgatory.bytes });
@@ -238,6 +241,7 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
     cmdline,
     segments,
     notes,
+    digested: purgatory.digested,
     crashRegion: req.crash && pool[0] ? { start: pool[0].start, size: pool[0].size, used: segments.reduce((n, x) => n + x.memsz, 0n) } : undefined,
   };
   // The plan is checked against the rules on its own, so a placement bug can
