@@ -255,7 +255,11 @@ test("every rule is seen failing (or warning, for the advisory ones) and passing
   const ids = runChecks({ image: modern, machine: machine(), request: req() }).map((r) => r.id);
   // These can only warn: a load that replaces another, or a Secure Boot policy that may or may not be built in.
   const advisory = new Set(["already-loaded", "secure-boot", "crash-cmdline"]);
+  // Guards on the planner's own output: no input makes them fail unless the plan is wrong, so their
+  // failing cases are plans broken on purpose (src/core/pgtable/handover.test.ts).
+  const guards = new Set(["handover-page-tables"]);
   for (const id of ids) {
+    if (guards.has(id)) continue;
     const v = seen.get(id) ?? new Set();
     assert.ok(v.has("ok"), `${id} has no passing case`);
     assert.ok(v.has("fail") || (advisory.has(id) && v.has("warn")), `${id} has no failing case`);
@@ -296,5 +300,5 @@ test("human output lists only what is not ok, evidence indented, remedy last, th
   assert.ok(warnAt > 0);
   assert.match(text[warnAt - 1]!, /^ {2}remedy: /);
   assert.ok(text.slice(1, warnAt - 1).every((l) => l.startsWith("    ")));
-  assert.match(text[text.length - 1]!, /^FAIL: 23 checks, 21 ok, 1 warn, 1 fail/);
+  assert.match(text[text.length - 1]!, /^FAIL: 24 checks, 22 ok, 1 warn, 1 fail/);
 });

@@ -8,7 +8,7 @@ import { KexecError } from "../errors.js";
 import { hex } from "../format.js";
 import type { BzImage } from "../image/bzimage.js";
 import type { Machine } from "../machine/model.js";
-import { Placer, type Bound } from "../plan/placement.js";
+import { Placer, type Bound, type PlacementRecord } from "../plan/placement.js";
 import { planLoad, runningKernelLimit } from "../plan/plan.js";
 import { PAGE_SIZE, alignUp } from "../plan/ranges.js";
 import type { CheckInput, CheckRequest, Evidence, Syscall } from "./types.js";
@@ -38,8 +38,17 @@ export interface PlacedSegment {
   memsz: bigint;
 }
 
+/** How control passes to the new kernel once the segments are in place (for the hand-over model). */
+export interface EntryFacts {
+  /** image->start: the purgatory's entry. */
+  entry: bigint;
+  entryMode: "entry64" | "entry32";
+  kernelEntry: bigint;
+  bootParams: bigint;
+}
+
 export type Placement =
-  | { ok: true; syscall: Syscall; segments: PlacedSegment[]; pool: string; estimated: boolean }
+  | { ok: true; syscall: Syscall; segments: PlacedSegment[]; pool: string; estimated: boolean; entry: EntryFacts; bounds: PlacementRecord[] }
   | { ok: false; syscall: Syscall; message: string; data: Evidence; hint: string };
 
 export interface Context {
@@ -144,7 +153,10 @@ function placeWithPlanner(c: Context): Placement {
       entry32: c.req.entry32,
       sha256: null,
     });
-    return { ok: true, syscall: "kexec_load", segments: plan.segments.map((s) => ({ kind: s.kind, mem: s.mem, memsz: s.memsz })), pool: c.req.crash ? "the crash region" : "System RAM", estimated: false };
+    return {
+      ok: true, syscall: "kexec_load", segments: plan.segments.map((s) => ({ kind: s.kind, mem: s.mem, memsz: s.memsz })), pool: c.req.crash ? "the crash region" : "System RAM", estimated: false,
+      entry: { entry: plan.entry, entryMode: plan.entryMode, kernelEntry: plan.kernelEntry, bootParams: plan.bootParams }, bounds: plan.placements,
+    };
   } catch (e) {
     if (!(e instanceof KexecError)) throw e;
     return { ok: false, syscall: "kexec_load", message: e.message, data: errorEvidence(e), hint: e.hint ?? "" };
@@ -228,5 +240,10 @@ function placeLikeKernel(c: Context): Placement {
     if (!(e instanceof KexecError)) throw e;
     return { ok: false, syscall: "kexec_file_load", message: e.message, data: errorEvidence(e), hint: e.hint ?? "" };
   }
-  return { ok: true, syscall: "kexec_file_load", segments, pool: pool.name, estimated: true };
+  const kernel = segments.find((s) => s.kind === "kernel")!;
+  const purgatory = segments.find((s) => s.kind === "purgatory")!;
+  const bootParams = segments.find((s) => s.kind === "bootparams")!;
+  // The kernel's purgatory always enters the 64-bit entry (purgatory/entry64.S).
+  const entry: EntryFacts = { entry: purgatory.mem, entryMode: "entry64", kernelEntry: kernel.mem + 0x200n, bootParams: bootParams.mem };
+  return { ok: true, syscall: "kexec_file_load", segments, pool: pool.name, estimated: true, entry, bounds: placer.log };
 }

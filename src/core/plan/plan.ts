@@ -8,7 +8,7 @@ import { hex } from "../format.js";
 import type { KernelImage } from "../image/index.js";
 import type { BzImage } from "../image/bzimage.js";
 import type { Machine } from "../machine/model.js";
-import { Placer, type Bound } from "./placement.js";
+import { Placer, type Bound, type PlacementRecord } from "./placement.js";
 import { PAGE_SIZE, alignUp, type Range } from "./ranges.js";
 import { buildZeroPage, e820TypeFromName, zeroPageSize, type E820 } from "./zero-page.js";
 import { buildPurgatory } from "./purgatory.js";
@@ -53,6 +53,8 @@ export interface Plan {
   digested: boolean;
   /** For -p: crashk_res and how much of it the segments take. */
   crashRegion?: { start: bigint; size: bigint; used: bigint } | undefined;
+  /** Each segment's placement with the bounds that framed its window, in the order they were placed. */
+  placements: PlacementRecord[];
 }
 
 export interface LoadRequest {
@@ -243,6 +245,7 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
     notes,
     digested: purgatory.digested,
     crashRegion: req.crash && pool[0] ? { start: pool[0].start, size: pool[0].size, used: segments.reduce((n, x) => n + x.memsz, 0n) } : undefined,
+    placements: placer.log,
   };
   // The plan is checked against the rules on its own, so a placement bug can
   // never reach the kernel as a plan that "worked".
