@@ -19,6 +19,7 @@ import { dumpRanges } from "../core/plan/crash.js";
 import { SETUP_E820_EXT } from "../core/plan/zero-page.js";
 import { sha256 } from "../node/crypto.js";
 import { readMachine } from "../node/machine.js";
+import { missingInput, missingTool } from "../node/test-inputs.js";
 import { GiB, SCALE_MODELS, TiB, readBaseSnapshot, syntheticMachineFiles, writeSnapshotDir, type SyntheticMachineOptions } from "./synthetic-machine.js";
 
 /** Header values of Debian's 6.1 amd64 kernel with a tiny body, so the tests need no kernel cache. */
@@ -88,7 +89,7 @@ test("64T-4level: the ELF core header has a PT_LOAD per dumped RAM range (4,096+
   assert.equal(loads.length, ranges.length + 1, "one per RAM range plus the kernel text");
   assert.equal(elf.programHeaders.filter((p) => p.p_type === PT_NOTE).length, 1025);
 
-  if (spawnSync("readelf", ["--version"]).status !== 0) return t.skip("readelf (binutils) is not installed");
+  if (missingTool("readelf")) return missingInput(t, "readelf (binutils) is not installed");
   const dir = mkdtempSync(join(tmpdir(), "kexec-ts-scale-"));
   try {
     const file = join(dir, "elfcorehdr");
