@@ -145,8 +145,12 @@ export function purgatoryBlob(arch: PurgatoryArch): { blob: PurgatoryBlob; bytes
   return { blob, bytes };
 }
 
+/**
+ * The planner decides every address, region and entry the purgatory is given, so parameters it
+ * cannot take are the planner's mistake, not the user's: an internal error (exit 70), saying why.
+ */
 function planError(message: string, data: Record<string, unknown>, hint: string): KexecError {
-  return new KexecError("plan", `purgatory: ${message}`, data, hint);
+  return new KexecError("internal", `purgatory: ${message}`, data, `${hint}; this is a bug in kexec-ts' plan, please report it with \`kexec-ts snapshot DIR\` and the image`);
 }
 
 /**

@@ -78,6 +78,19 @@ export interface ZeroPage {
 const low32 = (v: bigint) => v & 0xffffffffn;
 const high32 = (v: bigint) => (v >> 32n) & 0xffffffffn;
 
+/**
+ * The bytes buildZeroPage will write, known before the address: boot_params, the command line,
+ * then 16-byte-aligned setup_data nodes (the e820 entries beyond the zero page's 128, the RNG seed).
+ * A machine with hundreds of e820 entries needs more than one page for them.
+ */
+export function zeroPageSize(cmdlineLength: number, e820Entries: number, rngSeed: boolean): number {
+  let offset = align16(BOOT_PARAMS_SIZE + cmdlineLength + 1);
+  const extra = e820Entries - E820_MAX_ENTRIES_ZEROPAGE;
+  if (extra > 0) offset = align16(offset + 16 + extra * E820_ENTRY_SIZE);
+  if (rngSeed) offset = align16(offset + 16 + 32);
+  return offset;
+}
+
 export function buildZeroPage(input: ZeroPageInput): ZeroPage {
   const cmdline = asciiBytes(`${input.cmdline}\0`);
   const w = ByteWriter.growable(BOOT_PARAMS_SIZE + cmdline.length + 64);
@@ -122,8 +135,15 @@ export function buildZeroPage(input: ZeroPageInput): ZeroPage {
   }
 
   // setup_data nodes go after the command line, 16-byte aligned, each linking to the next.
+  const nodes: { type: number; data: Uint8Array }[] = [];
   const rest = e820.slice(E820_MAX_ENTRIES_ZEROPAGE);
-  const nodes = setupDataNodes(input, rest);
+  if (rest.length) {
+    const ext = new ByteWriter(rest.length * E820_ENTRY_SIZE);
+    rest.forEach((e, i) => writeE820(ext, i * E820_ENTRY_SIZE, e));
+    nodes.push({ type: SETUP_E820_EXT, data: ext.finish() });
+  }
+  if (input.rngSeed && input.image.protocol >= 0x209) nodes.push({ type: SETUP_RNG_SEED, data: input.rngSeed });
+
   const setupData: ZeroPage["setupData"] = [];
   let offset = align16(BOOT_PARAMS_SIZE + cmdline.length);
   let previousNext = input.image.protocol >= 0x209 ? 0x250 : -1; // setup_header.setup_data
@@ -141,30 +161,6 @@ export function buildZeroPage(input: ZeroPageInput): ZeroPage {
   if (input.image.protocol >= 0x209 && nodes.length === 0) w.u64(0x250, 0n, "setup_data");
 
   return { bytes: w.finish(), cmdlineAddress, e820InPage: inPage.length, e820InSetupData: rest.length, setupData };
-}
-
-/** The setup_data nodes in chain order: the e820 entries beyond the page's 128, then the RNG seed. */
-function setupDataNodes(input: Pick<ZeroPageInput, "image" | "rngSeed">, rest: E820[]): { type: number; data: Uint8Array }[] {
-  const nodes: { type: number; data: Uint8Array }[] = [];
-  if (rest.length) {
-    const ext = new ByteWriter(rest.length * E820_ENTRY_SIZE);
-    rest.forEach((e, i) => writeE820(ext, i * E820_ENTRY_SIZE, e));
-    nodes.push({ type: SETUP_E820_EXT, data: ext.finish() });
-  }
-  if (input.rngSeed && input.image.protocol >= 0x209) nodes.push({ type: SETUP_RNG_SEED, data: input.rngSeed });
-  return nodes;
-}
-
-/**
- * The length of what buildZeroPage returns for these contents: the page, the
- * command line and the setup_data chain (SETUP_E820_EXT grows by 20 bytes per
- * e820 entry past 128). The addresses do not change it, so the planner can
- * size the segment before it knows where it goes.
- */
-export function zeroPageSize(input: Pick<ZeroPageInput, "image" | "cmdline" | "e820" | "rngSeed">): number {
-  let end = BOOT_PARAMS_SIZE + input.cmdline.length + 1;
-  for (const node of setupDataNodes(input, input.e820.slice(E820_MAX_ENTRIES_ZEROPAGE))) end = align16(end) + 16 + node.data.length;
-  return end;
 }
 
 function writeE820(w: ByteWriter, at: number, e: E820): void {
