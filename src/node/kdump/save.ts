@@ -36,8 +36,16 @@ class CaptureLog {
   private readonly start = performance.now();
   constructor(private readonly out: (line: string) => void) {}
   say(text: string): void {
-    this.lines.push(`${((performance.now() - this.start) / 1000).toFixed(2)} ${text}`);
+    this.lines.push(`${this.uptime()} ${text}`);
     this.out(`kexec-ts kdump: ${text}`);
+  }
+  /** Seconds since the capture kernel booted, the init log's clock, so capture.log reads in one time line. */
+  private uptime(): string {
+    try {
+      return readFileSync("/proc/uptime", "utf8").split(" ")[0]!;
+    } catch {
+      return ((performance.now() - this.start) / 1000).toFixed(2);
+    }
   }
 }
 
