@@ -11,14 +11,8 @@ import { KexecError } from "../core/errors.js";
 import { hex } from "../core/format.js";
 import { explainErrno, type ErrnoContext, type KexecSyscall } from "../core/plan/syscall-errors.js";
 
-export const KEXEC_ON_CRASH = 0x1;
-export const KEXEC_PRESERVE_CONTEXT = 0x2;
-export const KEXEC_ARCH_386 = 3 << 16;
-export const KEXEC_ARCH_X86_64 = 62 << 16;
-export const KEXEC_FILE_UNLOAD = 0x1;
-export const KEXEC_FILE_ON_CRASH = 0x2;
-export const KEXEC_FILE_NO_INITRAMFS = 0x4;
-export const KEXEC_SEGMENT_MAX = 16;
+import { KEXEC_FILE_NO_INITRAMFS, KEXEC_FILE_ON_CRASH, KEXEC_FILE_UNLOAD, KEXEC_ON_CRASH, KEXEC_SEGMENT_MAX } from "../core/plan/kexec-abi.js";
+export { KEXEC_ARCH_386, KEXEC_ARCH_X86_64, KEXEC_FILE_NO_INITRAMFS, KEXEC_FILE_ON_CRASH, KEXEC_FILE_UNLOAD, KEXEC_ON_CRASH, KEXEC_PRESERVE_CONTEXT, KEXEC_SEGMENT_MAX } from "../core/plan/kexec-abi.js";
 
 const LINUX_REBOOT_MAGIC1 = 0xfee1dead;
 const LINUX_REBOOT_MAGIC2 = 672274793;

@@ -10,8 +10,9 @@ import type { BzImage } from "../image/bzimage.js";
 import type { Machine } from "../machine/model.js";
 import { placementPool, runningKernelLimit, type Plan } from "./plan.js";
 import { PAGE_SIZE, contains, end, overlaps } from "./ranges.js";
+import { KEXEC_SEGMENT_MAX } from "./kexec-abi.js";
 
-export const KEXEC_SEGMENT_MAX = 16;
+export { KEXEC_SEGMENT_MAX };
 
 export function planViolations(plan: Plan, image: BzImage, machine: Machine, limits: { memMin?: bigint | undefined; memMax?: bigint | undefined } = {}): string[] {
   const v: string[] = [];

@@ -72,9 +72,8 @@ export interface LoadRequest {
   kernelLayout?: KernelLayout | undefined;
 }
 
-export const KEXEC_ON_CRASH = 0x1;
-export const KEXEC_ARCH_386 = 3 << 16;
-export const KEXEC_ARCH_X86_64 = 62 << 16;
+import { KEXEC_ARCH_386, KEXEC_ARCH_X86_64, KEXEC_ON_CRASH } from "./kexec-abi.js";
+export { KEXEC_ARCH_386, KEXEC_ARCH_X86_64, KEXEC_ON_CRASH };
 
 
 export function runningKernelLimit(machine: Machine): Bound {

@@ -13,8 +13,9 @@
 import { closeSync, fsyncSync, openSync, renameSync, write, writeSync } from "node:fs";
 import { KexecError } from "../../core/errors.js";
 import { hex, size } from "../../core/format.js";
-import { CODEC_FLAG, DUMP_DH_COMPRESSED_INCOMPLETE, PAGE_DESC_SIZE, encodeKdumpHeaders, encodeUtsname, findVmcoreinfo, planKdumpLayout, popcount, rankIndex, writePageDesc } from "../../core/vmcore/kdump.js";
+import { CODEC_FLAG, DUMP_DH_COMPRESSED_INCOMPLETE, PAGE_DESC_SIZE, encodeKdumpHeaders, findVmcoreinfo, planKdumpLayout, popcount, rankIndex, writePageDesc } from "../../core/vmcore/kdump.js";
 import { printkPageFrames } from "../../core/vmcore/dmesg.js";
+import { crashedUtsname } from "../../core/vmcore/utsname.js";
 import { PAGE_SKIPPED, PAGE_ZERO } from "./compress.js";
 import { DL_EXCLUDE_ZERO, clearBit, excludeByPageFlags, isZeroPage, presentBitmaps, setBit, testBit, type DumpBitmaps, type ExclusionCounts } from "../../core/vmcore/exclude.js";
 import { KEXEC_TS_NOTE_DESC, KEXEC_TS_NOTE_NAME, NT_KEXEC_TS_COMPLETE, NT_KEXEC_TS_INCOMPLETE, elfHeaderSize, encodeElfCoreHeader, encodeNote, type OutputLoad } from "../../core/vmcore/elf-writer.js";
@@ -288,7 +289,7 @@ async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions,
   const descCount = popcount(bitmaps.dumpable);
   const codecFlag = opts.codec === "none" ? 0 : CODEC_FLAG[opts.codec];
   const headerInput = {
-    utsname: core.kdump?.header.utsname ?? encodeUtsname(info?.osRelease ?? "", core.machine),
+    utsname: crashedUtsname(core).utsname,
     timestampSec: info?.crashTime ?? 0n,
     status: codecFlag | DUMP_DH_COMPRESSED_INCOMPLETE,
     blockSize: ps, maxMapnr: bitmaps.maxPfn, nrCpus: core.cpus,
