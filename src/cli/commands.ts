@@ -32,7 +32,7 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
   return kexecCommand(args);
 }
 
-function packageVersion(): string {
+export function packageVersion(): string {
   const require = createRequire(import.meta.url);
   return (require("../../package.json") as { version: string }).version;
 }

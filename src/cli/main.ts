@@ -8,9 +8,16 @@
 import { isKexecError } from "../core/errors.js";
 import { EXIT_BUG, EXIT_FOR_ERROR } from "./exit-codes.js";
 import { parseArgs, has, helpText } from "./options.js";
-import { runCommand } from "./commands.js";
+import { basename } from "node:path";
+import { packageVersion, runCommand } from "./commands.js";
 
 async function main(argv: string[]): Promise<number> {
+  // Installed as makedumpfile (a link), or `kexec-ts makedumpfile ...`: makedumpfile's own command line.
+  const invokedAs = basename(process.argv[1] ?? "");
+  if (invokedAs === "makedumpfile" || argv[0] === "makedumpfile") {
+    const { makedumpfileCommand } = await import("./makedumpfile.js");
+    return makedumpfileCommand(invokedAs === "makedumpfile" ? argv : argv.slice(1), packageVersion());
+  }
   const args = parseArgs(argv);
   if (has(args, "help") || argv.length === 0) {
     process.stdout.write(helpText());
