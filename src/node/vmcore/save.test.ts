@@ -238,7 +238,7 @@ test("kdump reader fuzzed: damaged kdump files give KexecErrors only", async () 
 const cache = process.env["KEXEC_TS_CACHE"] ?? join(homedir(), ".cache", "kexec-ts");
 const REAL = join(cache, "vmcores", "amd64-6.1.elf");
 const hasMakedumpfile = spawnSync("makedumpfile", ["-v"]).status !== null;
-const skipReal = !existsSync(REAL) ? `no captured vmcore at ${REAL} (run: node dist/node/vmcore/capture-vmcore.js)` : !hasMakedumpfile ? "makedumpfile is not installed" : false;
+const skipReal = !existsSync(REAL) ? `no captured vmcore at ${REAL} (run: node dist/lab/capture-vmcore.js)` : !hasMakedumpfile ? "makedumpfile is not installed" : false;
 
 function makedumpfileDmesg(file: string, dir: string): string {
   const out = join(dir, `dmesg-${Math.random().toString(36).slice(2)}.txt`);

@@ -2,7 +2,7 @@
  * Captures a real vmcore in the QEMU lab and keeps it in the cache
  * (${KEXEC_TS_CACHE:-~/.cache/kexec-ts}/vmcores/NAME.elf), never in git:
  *
- *   npm run build && node dist/node/vmcore/capture-vmcore.js [--mem 1G|2G|4G] [--name amd64-6.1]
+ *   npm run build && node dist/lab/capture-vmcore.js [--mem 1G|2G|4G] [--name amd64-6.1]
  *
  * It runs lab/scenarios/vmcore-amd64-6.1.json (Debian 6.1 fills memory, loads itself as the
  * capture kernel with kexec -s -p, panics; the capture kernel dd's /proc/vmcore to a virtio
@@ -11,8 +11,8 @@
 import { copyFileSync, mkdirSync, rmSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { findScenario, runScenario } from "../../lab/scenario.js";
-import { cutToElfCore } from "../../lab/host-steps.js";
+import { findScenario, runScenario } from "./scenario.js";
+import { cutToElfCore } from "./host-steps.js";
 
 export interface CaptureOptions {
   memMiB: number;
