@@ -9,7 +9,7 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Field, Layout } from "../core/bytes/layout.js";
@@ -37,11 +37,8 @@ interface Member { offset: number; size: number }
  */
 function btfSource(): string {
   const dbg = join(cacheDir(), "debian-dbg");
-  if (existsSync(dbg)) {
-    const found = spawnSync("sh", ["-c", `ls ${dbg}/x/usr/lib/debug/boot/vmlinux-* 2>/dev/null | head -1`], { encoding: "utf8" }).stdout.trim();
-    if (found) return found;
-  }
-  return "/sys/kernel/btf/vmlinux";
+  const found = existsSync(dbg) ? readdirSync(dbg).find((f) => f.startsWith("vmlinux-")) : undefined;
+  return found ? join(dbg, found) : "/sys/kernel/btf/vmlinux";
 }
 
 /** `pahole -C NAME`: member name -> offset and size, and the struct's size. */
