@@ -80,12 +80,14 @@ function stdoutFlatSink(): OutputSink {
     // A copy: the caller reuses its buffers once the promise settles, the stream may still hold them.
     return out.write(data.slice());
   };
-  const drained = (): Promise<void> => new Promise((resolve, reject) => {
+  // One wait for 'drain' shared by every write that found the pipe full (several batches are in flight).
+  let waiting: Promise<void> | undefined;
+  const drained = (): Promise<void> => (waiting ??= new Promise<void>((resolve, reject) => {
     if (failure) { reject(failure); return; }
-    const done = () => { out.off("drain", done); out.off("error", done); failure ? reject(failure) : resolve(); };
-    out.once("drain", done);
-    out.once("error", done);
-  });
+    const done = () => { out.off("drain", done); out.off("error", done); waiting = undefined; failure ? reject(failure) : resolve(); };
+    out.on("drain", done);
+    out.on("error", done);
+  }));
   const record = (offset: bigint, data: Uint8Array): boolean => {
     // makedumpfile -R stops at the first record of size 0, taking it for the end.
     if (data.length === 0) return true;
