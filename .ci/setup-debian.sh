@@ -64,9 +64,11 @@ fi
 [ "${NEED_UPDATE:-0}" = 1 ] && apt_update
 
 # --- system packages ---------------------------------------------------------------------
+# gcc and libc6-dev: the purgatory tests rebuild the committed blobs byte for byte and compile
+# its SHA-256 for the host (a skipped test is a failure under CI=true).
 # crash, python3-drgn: the debuggers that must open every dump kexec-ts writes; dwarves: pahole,
 # which prints the kernel's own struct layouts (BTF) that the layout tables are checked against.
-PACKAGES=(qemu-system-x86 busybox-static xz-utils lz4 lzop zstd bzip2 cpio binutils makedumpfile kexec-tools ovmf crash python3-drgn dwarves)
+PACKAGES=(qemu-system-x86 busybox-static xz-utils lz4 lzop zstd bzip2 cpio binutils makedumpfile kexec-tools ovmf gcc libc6-dev crash python3-drgn dwarves)
 MISSING=()
 for p in "${PACKAGES[@]}"; do
   if [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)" != installed ]; then

@@ -9,8 +9,10 @@
  * disk), scaled to the memory size, and cuts the disk image to the ELF core's real length.
  */
 import { copyFileSync, mkdirSync, rmSync } from "node:fs";
-import { homedir } from "node:os";
-import { join } from "node:path";
+import { dirname } from "node:path";
+import { KexecError } from "../core/errors.js";
+import { runEntryPoint } from "../node/entry.js";
+import { cachedVmcorePath } from "../node/kernel-cache.js";
 import { findScenario, runScenario } from "./scenario.js";
 import { cutToElfCore } from "./host-steps.js";
 
@@ -20,9 +22,6 @@ export interface CaptureOptions {
   verbose: boolean;
 }
 
-export function vmcoreCacheDir(): string {
-  return join(process.env["KEXEC_TS_CACHE"] ?? join(homedir(), ".cache", "kexec-ts"), "vmcores");
-}
 
 export async function captureVmcore(options: CaptureOptions): Promise<string> {
   const scenario = findScenario("vmcore-amd64-6.1");
@@ -37,10 +36,13 @@ export async function captureVmcore(options: CaptureOptions): Promise<string> {
   });
   if (scale > 1) scenario.steps = scenario.steps.map((s) => s.name === "anon" ? { ...s, run: s.run.replace("40000000", String(Math.round(40000000 * scale))) } : s);
   const result = await runScenario(scenario, options.verbose ? { onLine: (l) => process.stderr.write(`  | ${l}\n`) } : {});
-  if (!result.ok) throw new Error(`the capture scenario failed: ${result.guest.reason} (run directory ${result.guest.outDir})`);
+  if (!result.ok) {
+    throw new KexecError("lab", `the capture scenario failed: ${result.guest.reason} (run directory ${result.guest.outDir})`, { file: `${result.guest.outDir}/console.log` },
+      "read the console log; rerun with -v to watch the guest");
+  }
   const disk = result.guest.disks[0]!;
-  mkdirSync(vmcoreCacheDir(), { recursive: true });
-  const dest = join(vmcoreCacheDir(), `${options.name}.elf`);
+  const dest = cachedVmcorePath(options.name);
+  mkdirSync(dirname(dest), { recursive: true });
   copyFileSync(disk, dest);
   cutToElfCore(dest);
   rmSync(disk, { force: true });
@@ -49,17 +51,17 @@ export async function captureVmcore(options: CaptureOptions): Promise<string> {
 
 function parseMem(text: string): number {
   const m = /^(\d+)([MG])$/i.exec(text);
-  if (!m) throw new Error(`--mem ${text}: expected e.g. 1G or 1536M`);
+  if (!m) throw new KexecError("usage", `--mem ${text}: expected e.g. 1G or 1536M`, { field: "mem", actual: text }, "node dist/lab/capture-vmcore.js --mem 4G");
   return Number(m[1]) * (m[2]!.toUpperCase() === "G" ? 1024 : 1);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const args = process.argv.slice(2);
-  const get = (flag: string) => { const i = args.indexOf(flag); return i >= 0 ? args[i + 1] : undefined; };
-  const memMiB = parseMem(get("--mem") ?? "1G");
-  const name = get("--name") ?? (memMiB === 1024 ? "amd64-6.1" : `amd64-6.1-${memMiB >= 1024 ? `${memMiB / 1024}G` : `${memMiB}M`}`);
-  captureVmcore({ memMiB, name, verbose: args.includes("-v") }).then(
-    (path) => process.stdout.write(`${path}\n`),
-    (e: Error) => { process.stderr.write(`capture-vmcore: ${e.message}\n`); process.exitCode = 1; },
-  );
+  runEntryPoint("capture-vmcore", async () => {
+    const args = process.argv.slice(2);
+    const get = (flag: string) => { const i = args.indexOf(flag); return i >= 0 ? args[i + 1] : undefined; };
+    const memMiB = parseMem(get("--mem") ?? "1G");
+    const name = get("--name") ?? (memMiB === 1024 ? "amd64-6.1" : `amd64-6.1-${memMiB >= 1024 ? `${memMiB / 1024}G` : `${memMiB}M`}`);
+    process.stdout.write(`${await captureVmcore({ memMiB, name, verbose: args.includes("-v") })}\n`);
+    return 0;
+  });
 }

@@ -51,17 +51,22 @@ export function defineLayout<const F extends Field>(name: string, size: number, 
   for (const f of fields) {
     const sizes: Record<FieldKind, readonly number[]> = { uint: [1, 2, 4], u64: [4, 8], i64: [8], chars: [], bytes: [] };
     const allowed = sizes[f.kind];
-    if ((allowed.length > 0 && !allowed.includes(f.size)) || f.size <= 0) throw new Error(`${name}.${f.name}: a ${f.kind} field cannot be ${f.size} bytes`);
-    if (f.offset < end) throw new Error(`${name}.${f.name} at ${f.offset} overlaps the field before it (ends at ${end})`);
+    if ((allowed.length > 0 && !allowed.includes(f.size)) || f.size <= 0) throw tableBug(`${name}.${f.name}: a ${f.kind} field cannot be ${f.size} bytes`);
+    if (f.offset < end) throw tableBug(`${name}.${f.name} at ${f.offset} overlaps the field before it (ends at ${end})`);
     end = f.offset + f.size;
-    if (end > size) throw new Error(`${name}.${f.name} ends at ${end}, past the struct's ${size} bytes`);
+    if (end > size) throw tableBug(`${name}.${f.name} ends at ${end}, past the struct's ${size} bytes`);
   }
   return { name, size, endian, fields };
 }
 
+/** A table or a field name that is wrong is kexec-ts' own mistake. */
+function tableBug(message: string): KexecError {
+  return new KexecError("internal", message, {}, "this is a bug in kexec-ts; please report it");
+}
+
 export function fieldOf<L extends Layout>(layout: L, name: FieldName<L>): L["fields"][number] {
   const f = layout.fields.find((x) => x.name === name);
-  if (!f) throw new Error(`${layout.name} has no field ${name}`);
+  if (!f) throw tableBug(`${layout.name} has no field ${name}`);
   return f;
 }
 
@@ -118,8 +123,8 @@ export function readStruct<L extends Layout>(layout: L, bytes: Uint8Array, at = 
 
 /**
  * Writes the given fields of the struct at `at` in `bytes`; fields not given are left as they
- * are. A value that does not fit its field is an error naming it: the caller either checked the
- * value first (and this is a bug) or passes a user's value on (and should have).
+ * are. A value that does not fit its field is an internal error naming it: callers check what
+ * a user can make too big (an ELF32 core header above 4 GiB) before they write it.
  */
 export function writeStruct<L extends Layout>(layout: L, bytes: Uint8Array, at: number, values: Partial<StructValues<L>>): void {
   const dv = view(bytes);
@@ -130,10 +135,11 @@ export function writeStruct<L extends Layout>(layout: L, bytes: Uint8Array, at: 
     if (v === undefined) continue;
     const o = at + f.offset;
     if (o < 0 || o + f.size > bytes.length) {
-      throw new KexecError("parse", `${layout.name}.${f.name} at offset 0x${o.toString(16)} does not fit in a ${bytes.length}-byte buffer`, { field: f.name, offset: o });
+      throw new KexecError("internal", `${layout.name}.${f.name} at offset 0x${o.toString(16)} does not fit in a ${bytes.length}-byte buffer`, { field: f.name, offset: o }, "this is a bug in kexec-ts; please report it");
     }
     const tooBig = (max: bigint, actual: bigint) => {
-      throw new KexecError("parse", `${layout.name}.${f.name}: ${actual} does not fit in ${f.size} bytes`, { field: f.name, expected: `<= ${max}`, actual: String(actual) });
+      throw new KexecError("internal", `${layout.name}.${f.name}: ${actual} does not fit in ${f.size} bytes`, { field: f.name, expected: `<= ${max}`, actual: String(actual) },
+        "a value was not checked before it was written: this is a bug in kexec-ts; please report it");
     };
     switch (f.kind) {
       case "uint": {

@@ -8,14 +8,16 @@ import type { Rule } from "./result.js";
 import { entryMode, imageArch, kexecFileAvailable, kexecFileProbe, userArch } from "./rules-arch.js";
 import { crashRegion, crashRegionReach, crashRegionSize, crashCmdline } from "./rules-crash.js";
 import { paging5Level, pagingPhysmemLimit } from "./rules-paging.js";
+import { handoverPageTables } from "./rules-handover.js";
 import { alreadyLoaded, kexecLoadDisabled, kexecSupported, lockdown, notRoot, secureBoot } from "./rules-policy.js";
 import { above4G, cmdlineSize, initrdAddrMax, placementHole, protocolVersion, relocatable } from "./rules-placement.js";
 import type { CheckInput, CheckResult, CheckSummary, EvidenceValue, Verdict } from "./types.js";
 
 export * from "./types.js";
-export { renderChecks } from "./render.js";
+export { filePlanJson, renderChecks, renderFilePlan, type FilePlanView } from "./render.js";
 export { diagnoseNoReservation } from "./rules-crash.js";
 export { predictFilePlacement, type Placement } from "./context.js";
+export { handoverFor, handoverInput } from "./rules-handover.js";
 
 export const RULES: readonly Rule[] = [
   kexecSupported,
@@ -41,6 +43,7 @@ export const RULES: readonly Rule[] = [
   crashRegionReach,
   crashCmdline,
   placementHole,
+  handoverPageTables,
 ];
 
 export function runChecks(input: CheckInput): CheckResult[] {

@@ -209,12 +209,12 @@ export function elfIdent(elfClass: 32 | 64): Uint8Array {
 /** Which class the identification says, after checking the magic, the class and the byte order. */
 export function readElfClass(bytes: Uint8Array, what: string): 32 | 64 {
   if (!looksLikeElf(bytes)) {
-    throw new KexecError("parse", `${what}: no ELF magic at offset 0`, { field: "e_ident", offset: 0, expected: "7f 45 4c 46", actual: Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, "0")).join(" ") });
+    throw new KexecError("parse", `${what}: no ELF magic at offset 0`, { field: "e_ident", offset: 0, expected: "7f 45 4c 46", actual: Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, "0")).join(" ") }, "give an ELF file: a vmlinux, /proc/kcore or a vmcore");
   }
   const id = readStruct(E_IDENT, bytes, 0, { what, limit: 8 });
   const cls = id.EI_CLASS;
   if (cls !== ELFCLASS32 && cls !== ELFCLASS64) {
-    throw new KexecError("parse", `${what}: e_ident[EI_CLASS] at offset 4 is ${cls}, expected 1 (ELF32) or 2 (ELF64)`, { field: "EI_CLASS", offset: 4, expected: "1 or 2", actual: String(cls) });
+    throw new KexecError("parse", `${what}: e_ident[EI_CLASS] at offset 4 is ${cls}, expected 1 (ELF32) or 2 (ELF64)`, { field: "EI_CLASS", offset: 4, expected: "1 or 2", actual: String(cls) }, "the file is corrupt, or not an ELF file");
   }
   if (id.EI_DATA !== ELFDATA2LSB) {
     throw new KexecError("parse", `${what}: e_ident[EI_DATA] at offset 5 is ${id.EI_DATA}, expected 1 (little-endian)`, { field: "EI_DATA", offset: 5, expected: "1", actual: String(id.EI_DATA) }, "x86 ELF files are little-endian; this one is for another architecture");
@@ -232,7 +232,7 @@ export function parseElf(bytes: Uint8Array, what = "ELF file"): ElfFile {
   };
   const P = programHeaderLayout(elfClass);
   if (header.e_phnum > 0 && header.e_phentsize < P.size) {
-    throw new KexecError("parse", `${what}: e_phentsize is ${header.e_phentsize}, smaller than an ELF${elfClass} program header (${P.size})`, { field: "e_phentsize", offset: offsetOf(E, "e_phentsize"), expected: `>= ${P.size}`, actual: String(header.e_phentsize) });
+    throw new KexecError("parse", `${what}: e_phentsize is ${header.e_phentsize}, smaller than an ELF${elfClass} program header (${P.size})`, { field: "e_phentsize", offset: offsetOf(E, "e_phentsize"), expected: `>= ${P.size}`, actual: String(header.e_phentsize) }, "the file is corrupt: its program header entries are shorter than the ELF class needs");
   }
   const tableEnd = header.e_phoff + BigInt(header.e_phnum) * BigInt(header.e_phentsize);
   if (header.e_phnum > 0 && tableEnd > BigInt(bytes.length)) {
@@ -272,7 +272,7 @@ export function parseNotes(area: Uint8Array, baseOffset = 0, what = "note segmen
     const next = descAt + align4(h.n_descsz);
     if (next > area.length + 3 || descAt + h.n_descsz > area.length) {
       throw new KexecError("parse", `${what}: note at offset ${hex(baseOffset + at)} (namesz ${h.n_namesz}, descsz ${h.n_descsz}) runs past the end of the segment (${area.length} bytes)`,
-        { field: "n_descsz", offset: baseOffset + at, expected: `<= ${area.length - descAt}`, actual: String(h.n_descsz) });
+        { field: "n_descsz", offset: baseOffset + at, expected: `<= ${area.length - descAt}`, actual: String(h.n_descsz) }, "the file is truncated or corrupt");
     }
     let name = latin1(area.subarray(nameAt, nameAt + h.n_namesz));
     if (name.endsWith("\0")) name = name.slice(0, -1);

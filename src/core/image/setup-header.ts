@@ -166,3 +166,4 @@ export function writeHeaderField(bootParams: Uint8Array, name: SetupHeaderFieldN
 export function fieldByName(name: SetupHeaderFieldName): HeaderField {
   return fieldOf(SETUP_HEADER, name);
 }
+

@@ -39,7 +39,7 @@ export function elfCoreHeaderSize(elfClass: 32 | 64, programHeaders: number): nu
 
 export function buildElfCoreHeader(input: ElfCoreHeaderInput): Uint8Array {
   const phnum = input.notes.length + input.loads.length;
-  if (phnum > 0xffff) throw new KexecError("plan", `${phnum} program headers do not fit an ELF header (at most 65535)`, { field: "e_phnum", actual: String(phnum) });
+  if (phnum > 0xffff) throw new KexecError("plan", `${phnum} program headers do not fit an ELF header (at most 65535)`, { field: "e_phnum", actual: String(phnum) }, "the machine has more memory ranges than one core header can list; please report it with `kexec-ts snapshot DIR`");
   const E = elfHeaderLayout(input.elfClass);
   const P = programHeaderLayout(input.elfClass);
   const out = new Uint8Array(elfCoreHeaderSize(input.elfClass, phnum));

@@ -17,6 +17,9 @@ export { SETUP_E820_EXT, SETUP_RNG_SEED, e820TypeFromName } from "../image/boot-
 /** boot.rst: loader ID 0xD is kexec-tools; kexec_file writes 0xD0 (ID in the high nibble, version 0). */
 export const LOADER_TYPE_KEXEC = 0xd0;
 
+/** The bytes of a SETUP_RNG_SEED node's data, as the loaders pass it. */
+export const RNG_SEED_SIZE = 32;
+
 export interface E820 {
   addr: bigint;
   size: bigint;
@@ -49,6 +52,19 @@ export interface ZeroPage {
 
 const low32 = (v: bigint) => v & 0xffffffffn;
 const high32 = (v: bigint) => (v >> 32n) & 0xffffffffn;
+
+/**
+ * The bytes buildZeroPage will write, known before the address: boot_params, the command line,
+ * then 16-byte-aligned setup_data nodes (the e820 entries beyond the zero page's 128, the RNG seed).
+ * A machine with hundreds of e820 entries needs more than one page for them.
+ */
+export function zeroPageSize(cmdlineLength: number, e820Entries: number, rngSeed: boolean): number {
+  let offset = align16(BOOT_PARAMS_SIZE + cmdlineLength + 1);
+  const extra = e820Entries - E820_MAX_ENTRIES_ZEROPAGE;
+  if (extra > 0) offset = align16(offset + SETUP_DATA.size + extra * BOOT_E820_ENTRY.size);
+  if (rngSeed) offset = align16(offset + SETUP_DATA.size + RNG_SEED_SIZE);
+  return offset;
+}
 
 export function buildZeroPage(input: ZeroPageInput): ZeroPage {
   const cmdline = asciiBytes(`${input.cmdline}\0`);
@@ -105,7 +121,8 @@ export function buildZeroPage(input: ZeroPageInput): ZeroPage {
   return { bytes: out, cmdlineAddress, e820InPage: inPage.length, e820InSetupData: rest.length, setupData };
 }
 
-function encodeE820(entries: readonly E820[]): Uint8Array {
+/** struct boot_e820_entry[] for the zero page's e820_table or a SETUP_E820_EXT node. */
+export function encodeE820(entries: readonly E820[]): Uint8Array {
   const out = new Uint8Array(entries.length * BOOT_E820_ENTRY.size);
   entries.forEach((e, i) => writeStruct(BOOT_E820_ENTRY, out, i * BOOT_E820_ENTRY.size, e));
   return out;

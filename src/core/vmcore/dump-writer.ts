@@ -445,7 +445,7 @@ export async function writeElfDump(core: Vmcore, bitmaps: DumpBitmaps, opts: Dum
           const page = core.memory.readPage(paddr / BigInt(ps));
           if (page) buf.set(page.subarray(Number(paddr % BigInt(ps)), Number(paddr % BigInt(ps)) + Math.min(ps, buf.length - k * ps)), k * ps);
         }
-        if (opts.faultAfterPages !== undefined && written / BigInt(ps) >= BigInt(opts.faultAfterPages)) throw new Error(`simulated fault after ${opts.faultAfterPages} pages`);
+        if (opts.faultAfterPages !== undefined && written / BigInt(ps) >= BigInt(opts.faultAfterPages)) throw new KexecError("io", `simulated fault after ${opts.faultAfterPages} pages`, { field: "faultAfterPages" }, "a test asked for this fault");
         sink.write(l.p_offset + at, buf);
       } catch (e) {
         fault = `${describeFault(e)} while writing PT_LOAD ${i + 1} at ${hex(l.p_paddr + at)}`;

@@ -128,6 +128,12 @@ export class FlatReassembler {
             "the stream is corrupt: it was not written by makedumpfile -F or kexec-ts, or bytes were lost on the way");
         }
         this.record = { offset: r.offset, left: Number(r.buf_size), at };
+        // An empty record places nothing; it is reported as it is (makedumpfile -R would take it for the end).
+        if (r.buf_size === 0n) {
+          out.push({ offset: r.offset, data: new Uint8Array(0) });
+          this.record = undefined;
+          continue;
+        }
       }
       const rec = this.record;
       if (rec.left > 0 && this.pendingBytes === 0) return out;

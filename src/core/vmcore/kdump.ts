@@ -185,7 +185,7 @@ export interface KdumpFile {
 export function readKdump(file: RandomAccess, what = "kdump file"): KdumpFile {
   const h = file.read(0n, Number(file.size < BigInt(DISK_DUMP_HEADER_64.size) ? file.size : BigInt(DISK_DUMP_HEADER_64.size)));
   if (!looksLikeKdump(h)) {
-    throw new KexecError("parse", `${what}: no "KDUMP   " signature at offset 0`, { field: "signature", offset: 0, expected: "KDUMP   ", actual: JSON.stringify(latin1(h.subarray(0, 8))) });
+    throw new KexecError("parse", `${what}: no "KDUMP   " signature at offset 0`, { field: "signature", offset: 0, expected: "KDUMP   ", actual: JSON.stringify(latin1(h.subarray(0, 8))) }, "this is not a kdump-compressed file; an ELF dump is read directly, and `makedumpfile -R` turns a flattened stream into a file");
   }
   // utsname.machine sits at the same offset in both layouts and says which one the file has.
   const machine = readStruct(DISK_DUMP_HEADER_64, h, 0, { what, limit: offsetOf(DISK_DUMP_HEADER_64, "utsname.domainname") })["utsname.machine"];
@@ -212,7 +212,7 @@ export function readKdump(file: RandomAccess, what = "kdump file"): KdumpFile {
   const bitmapBytes = (header.bitmap_blocks * blockSize) / 2;
   if (header.max_mapnr > BigInt(bitmapBytes) * 8n) {
     throw new KexecError("parse", `${what}: max_mapnr ${header.max_mapnr} needs ${header.max_mapnr / 8n} bitmap bytes, but bitmap_blocks ${header.bitmap_blocks} gives ${bitmapBytes} per bitmap`,
-      { field: "bitmap_blocks", offset: offsetOf(L.header, "bitmap_blocks"), expected: `>= ${header.max_mapnr / 8n} bytes`, actual: String(bitmapBytes) });
+      { field: "bitmap_blocks", offset: offsetOf(L.header, "bitmap_blocks"), expected: `>= ${header.max_mapnr / 8n} bytes`, actual: String(bitmapBytes) }, "the dump's header is corrupt");
   }
   const noteBytes = header.size_note > 0n ? file.read(header.offset_note, Number(header.size_note)) : new Uint8Array(0);
   const notes = parseNotes(noteBytes, Number(header.offset_note), `${what} notes`);
@@ -242,12 +242,12 @@ export function readKdump(file: RandomAccess, what = "kdump file"): KdumpFile {
       // An incomplete dump ends before some descriptors were filled: they read as zeros.
       if (offset === 0n && size === 0) return undefined;
       if (size > blockSize) {
-        throw new KexecError("parse", `${what}: page_desc ${index} (pfn ${hex(pfn)}) says ${size} bytes, more than a page`, { field: "page_desc.size", offset: descAt + BigInt(index * PAGE_DESC_SIZE), expected: `<= ${blockSize}`, actual: String(size) });
+        throw new KexecError("parse", `${what}: page_desc ${index} (pfn ${hex(pfn)}) says ${size} bytes, more than a page`, { field: "page_desc.size", offset: descAt + BigInt(index * PAGE_DESC_SIZE), expected: `<= ${blockSize}`, actual: String(size) }, "the dump is corrupt at this page");
       }
       const data = file.read(offset, size);
       const pageCodec = codecOf(flags);
       if (pageCodec === undefined) {
-        if (size !== blockSize) throw new KexecError("parse", `${what}: uncompressed page_desc ${index} has size ${size}, expected ${blockSize}`, { field: "page_desc.size" });
+        if (size !== blockSize) throw new KexecError("parse", `${what}: uncompressed page_desc ${index} has size ${size}, expected ${blockSize}`, { field: "page_desc.size" }, "the dump is corrupt at this page");
         return data;
       }
       return decompressPage(pageCodec, data, blockSize);

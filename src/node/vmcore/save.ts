@@ -23,8 +23,8 @@ export interface SaveOptions {
   /** A file, or "-" for standard output (flattened only). */
   dst: string;
   format: DumpFormat;
-  /** makedumpfile's flattened format (-F): records of (offset, bytes) for a pipe. */
-  flat: boolean;
+  /** makedumpfile's flattened format (-F): records of (offset, bytes) for a pipe (default: a plain file). */
+  flat?: boolean;
   codec: DumpCodec;
   dumpLevel: number;
   /** Compression threads; "auto": the CPU count when there is enough to compress to pay for starting them. */
