@@ -369,7 +369,7 @@ async function rearrange(dst: string): Promise<void> {
         const code = (e as NodeJS.ErrnoException).code;
         // Standard input may be a non-blocking pipe: wait for the writer instead of spinning.
         if (code === "EAGAIN") { await new Promise((res) => setTimeout(res, 10)); continue; }
-        throw new KexecError("io", `cannot read the flattened dump from standard input: ${(e as Error).message}`, { file: "-" });
+        throw new KexecError("io", `cannot read the flattened dump from standard input: ${(e as Error).message}`, { file: "-" }, "give the stream on standard input: makedumpfile -R DUMPFILE < stream");
       }
       if (n === 0) break;
       for (const w of r.push(chunk.subarray(0, n))) {

@@ -106,7 +106,8 @@ export class FlatReassembler {
             "this is not a flattened dump (makedumpfile -F or kexec-ts vmcore save --format flat)");
         }
         if (h.type !== TYPE_FLAT_HEADER) {
-          throw new KexecError("parse", `${this.what}: makedumpfile_header.type is ${h.type}, expected ${TYPE_FLAT_HEADER} (TYPE_FLAT_HEADER)`, { field: "type", offset: 16, expected: String(TYPE_FLAT_HEADER), actual: String(h.type) });
+          throw new KexecError("parse", `${this.what}: makedumpfile_header.type is ${h.type}, expected ${TYPE_FLAT_HEADER} (TYPE_FLAT_HEADER)`, { field: "type", offset: 16, expected: String(TYPE_FLAT_HEADER), actual: String(h.type) },
+            "this is not a flattened dump, or its header is corrupt");
         }
         this.headerSeen = true;
         continue;
