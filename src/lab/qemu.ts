@@ -121,7 +121,7 @@ export function qemuInvocation(spec: GuestSpec, debugLog?: string, disks: string
   const { path: kernelPath, arch } =
     typeof spec.kernel === "string" ? (({ vmlinuz, kernelArch }) => ({ path: vmlinuz, arch: kernelArch }))(findKernel(spec.kernel)) : spec.kernel;
   if (!existsSync(kernelPath)) throw new KexecError("lab", `kernel ${kernelPath} does not exist`, { file: kernelPath }, SETUP_HINT);
-  if (!existsSync(spec.initrd)) throw new KexecError("lab", `initramfs ${spec.initrd} does not exist`, { file: spec.initrd });
+  if (!existsSync(spec.initrd)) throw new KexecError("lab", `initramfs ${spec.initrd} does not exist`, { file: spec.initrd }, "build it first (runScenario does), or check the path");
   // no_timer_check: under TCG on a loaded host the kernel's IO-APIC timer check can time out
   // and panic ("IO-APIC + timer doesn't work!", seen with two suites' guests on 2 cores); the
   // check proves nothing about kexec, and virtualised guests commonly skip it.

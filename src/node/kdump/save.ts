@@ -9,12 +9,13 @@
  * A second panic or a reset during the save leaves report.json at "saving" and the dump marked
  * incomplete, which `kdump report` says after the reboot. Exit 0 when the dump is complete.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, statfsSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { KexecError, isKexecError } from "../../core/errors.js";
 import { size } from "../../core/format.js";
 import { parseCaptureSettings, type CaptureSettings } from "../../core/kdump/capture-settings.js";
-import { analyzeLog, chooseRemovals, dumpDirName, dumpDirTime, type DumpEntry, type DumpReport } from "../../core/kdump/dumps.js";
+import { analyzeLog, chooseRemovals, dumpDirName, type DumpReport } from "../../core/kdump/dumps.js";
+import { listDumps, newDumpDir } from "./dumps.js";
 import { formatDmesg, readLockless } from "../../core/vmcore/dmesg.js";
 import { openVmcore, vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
 import { openRandomAccess } from "../vmcore/file.js";
@@ -35,8 +36,16 @@ class CaptureLog {
   private readonly start = performance.now();
   constructor(private readonly out: (line: string) => void) {}
   say(text: string): void {
-    this.lines.push(`${((performance.now() - this.start) / 1000).toFixed(2)} ${text}`);
+    this.lines.push(`${this.uptime()} ${text}`);
     this.out(`kexec-ts kdump: ${text}`);
+  }
+  /** Seconds since the capture kernel booted, the init log's clock, so capture.log reads in one time line. */
+  private uptime(): string {
+    try {
+      return readFileSync("/proc/uptime", "utf8").split(" ")[0]!;
+    } catch {
+      return ((performance.now() - this.start) / 1000).toFixed(2);
+    }
   }
 }
 
@@ -86,54 +95,9 @@ function syncDir(dir: string): void {
   } catch { /* best effort: some file systems refuse fsync on a directory */ }
 }
 
-function dirBytes(dir: string): number {
-  let total = 0;
-  for (const f of readdirSync(dir)) {
-    try {
-      total += statSync(join(dir, f)).size;
-    } catch { /* removed meanwhile */ }
-  }
-  return total;
-}
-
-/** Dumps of ours in the target, oldest first. */
-export function listDumps(target: string): DumpEntry[] {
-  let names: string[];
-  try {
-    names = readdirSync(target);
-  } catch {
-    return [];
-  }
-  const out: DumpEntry[] = [];
-  for (const name of names) {
-    const time = dumpDirTime(name);
-    if (time === null) continue;
-    try {
-      if (!statSync(join(target, name)).isDirectory()) continue;
-    } catch {
-      continue;
-    }
-    out.push({ name, time, bytes: dirBytes(join(target, name)) });
-  }
-  return out.sort((a, b) => a.time.getTime() - b.time.getTime());
-}
-
 function freeBytes(dir: string): bigint {
   const s = statfsSync(dir, { bigint: true });
   return s.bavail * s.bsize;
-}
-
-/** A directory name not yet used: a second crash within the same second gets -2. */
-function newDumpDir(target: string, base: string): string {
-  for (let n = 1; ; n++) {
-    const name = n === 1 ? base : `${base}-${n}`;
-    try {
-      mkdirSync(join(target, name));
-      return name;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-    }
-  }
 }
 
 function problemText(e: unknown): string {
@@ -199,7 +163,7 @@ export async function captureSave(settingsPath: string, opts: CaptureSaveOptions
   // The log first: it is small and tells most of the story even if nothing else gets written.
   const tDmesg = performance.now();
   try {
-    if (core.vmcoreinfo === undefined) throw new KexecError("parse", "the vmcore has no VMCOREINFO", { field: "VMCOREINFO" });
+    if (core.vmcoreinfo === undefined) throw new KexecError("parse", "the vmcore has no VMCOREINFO", { field: "VMCOREINFO" }, "the crashed kernel wrote no VMCOREINFO (CONFIG_CRASH_CORE); save it with dump level 0 or 1");
     const records = readLockless(vmcoreKernelMemory(core), core.vmcoreinfo);
     const text = formatDmesg(records);
     writeDurably(join(dir, "dmesg.txt"), text);
