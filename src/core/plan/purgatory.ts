@@ -56,7 +56,8 @@ export const KXTS_PARAMS_SIZE = 0x150;
 
 function field(name: string): ParamsField {
   const f = KXTS_PARAMS_LAYOUT.find((x) => x.name === name);
-  if (!f) throw new Error(`kxts_params has no field ${name}`); // a typo here is a bug, not user input
+  // A typo here is a bug, not user input.
+  if (!f) throw new KexecError("internal", `kxts_params has no field ${name}`, { field: name }, "this is a bug in kexec-ts; please report it");
   return f;
 }
 
