@@ -191,7 +191,7 @@ async function importCommand(args: ParsedArgs, files: string[]): Promise<number>
     try {
       return { path, text: readFileSync(path, "utf8") };
     } catch (e) {
-      throw new KexecError("io", `cannot read ${path}: ${(e as Error).message}`, { file: path });
+      throw new KexecError("io", `cannot read ${path}: ${(e as Error).message}`, { file: path }, "check the path and that it is readable");
     }
   });
   const r = importConfig(sources);

@@ -8,7 +8,7 @@ import { KexecError } from "../errors.js";
 import type { Machine } from "../machine/model.js";
 import { defaultKernelLayout } from "../plan/crash.js";
 import { usablePool } from "../plan/limits.js";
-import { modelHandover, type Handover, type HandoverInput } from "../pgtable/handover.js";
+import { modelHandover, type Handover, type HandoverInput, type HandoverTables } from "../pgtable/handover.js";
 import type { Context, EntryFacts, PlacedSegment } from "./context.js";
 import { fail, ok, syscallEvidence, type Rule } from "./result.js";
 
@@ -33,11 +33,11 @@ export function handoverInput(machine: Machine, crash: boolean, syscall: "kexec_
 }
 
 /** The model for the context's placement; undefined when there is no placement to model. */
-export function handoverFor(c: Context): Handover | { error: string } | undefined {
+export function handoverFor(c: Context, tables: HandoverTables = "full"): Handover | { error: string } | undefined {
   const p = c.placement();
   if (!p.ok || c.machine.kernelArch === null) return undefined;
   try {
-    return modelHandover(handoverInput(c.machine, c.req.crash, p.syscall, p.segments, p.entry));
+    return modelHandover(handoverInput(c.machine, c.req.crash, p.syscall, p.segments, p.entry), tables);
   } catch (e) {
     if (e instanceof KexecError) return { error: e.message };
     throw e;
@@ -46,7 +46,9 @@ export function handoverFor(c: Context): Handover | { error: string } | undefine
 
 export const handoverPageTables: Rule = (c) => {
   const id = "handover-page-tables";
-  const model = handoverFor(c);
+  // The invariants alone: the tables without the RAM ranges nothing walks (a 4 PiB machine's full
+  // direct map is millions of entries; the report draws the full tables).
+  const model = handoverFor(c, "invariants");
   if (model === undefined) return ok(id, "not computed: there is no placement to hand over from (see placement-hole)", syscallEvidence(c));
   if ("error" in model) return fail(id, `the hand-over cannot be modelled: ${model.error}`, syscallEvidence(c), "see the page tables in `kexec-ts report`");
   const broken = model.invariants.filter((i) => !i.holds);

@@ -52,15 +52,15 @@ export class PageTableBuilder {
 
   private newTable(): bigint {
     const at = this.allocate();
-    if (at % PAGE !== 0n) throw new KexecError("plan", `page-table page at ${hex(at)} is not 4 KiB aligned`, { offset: at });
-    if (this.pages.has(at)) throw new KexecError("plan", `page-table page at ${hex(at)} handed out twice`, { offset: at });
+    if (at % PAGE !== 0n) throw new KexecError("plan", `page-table page at ${hex(at)} is not 4 KiB aligned`, { offset: at }, "this is a bug in kexec-ts' page-table builder; please report it");
+    if (this.pages.has(at)) throw new KexecError("plan", `page-table page at ${hex(at)} handed out twice`, { offset: at }, "this is a bug in kexec-ts' page-table builder; please report it");
     this.pages.set(at, new Uint8Array(4096));
     return at;
   }
 
   readEntry = (paddr: bigint, size: 4 | 8): bigint => {
     const page = this.pages.get(paddr & ~(PAGE - 1n));
-    if (!page) throw new KexecError("parse", `page-table read at ${hex(paddr)}: not a page of this table`, { offset: paddr });
+    if (!page) throw new KexecError("parse", `page-table read at ${hex(paddr)}: not a page of this table`, { offset: paddr }, "the walk left the tables that were built; this is a bug in kexec-ts, please report it");
     const dv = new DataView(page.buffer, page.byteOffset, page.byteLength);
     const at = Number(paddr & (PAGE - 1n));
     return size === 8 ? dv.getBigUint64(at, true) : BigInt(dv.getUint32(at, true));
@@ -74,22 +74,34 @@ export class PageTableBuilder {
     else dv.setUint32(at, Number(value), true);
   }
 
-  /** Map [vaddr, vaddr + size) to [paddr, ...), page-aligned outward. */
-  map(vaddr: bigint, paddr: bigint, size: bigint, options: MapOptions = {}): void {
+  /**
+   * Throws what `map` would throw for a range this format cannot translate (KexecError with
+   * data.notTranslatable), without writing anything: a model that leaves a range out can still
+   * say it could not have been mapped.
+   */
+  assertMappable(vaddr: bigint, paddr: bigint, size: bigint, options: MapOptions = {}): void {
     const what = options.what ?? `${hex(vaddr)} -> ${hex(paddr)}`;
     const vaLimit = this.spec.vaBits === 32 ? 1n << 32n : 1n << BigInt(this.spec.vaBits - 1);
     const start = vaddr & ~(PAGE - 1n);
-    const delta = start - vaddr;
     const endVa = (vaddr + size + PAGE - 1n) & ~(PAGE - 1n);
     const lowerHalf = this.spec.vaBits === 32 || endVa <= vaLimit;
     const upperHalf = this.spec.vaBits !== 32 && start >= (1n << 64n) - vaLimit;
     if (!lowerHalf && !upperHalf) {
       throw new KexecError("plan", `${what}: virtual ${hex(start)}-${hex(endVa)} is outside what ${this.format} paging translates (canonical addresses below ${hex(vaLimit)} or from ${hex((1n << 64n) - vaLimit)})`,
-        { field: what, offset: start, expected: `< ${hex(vaLimit)}`, notTranslatable: true });
+        { field: what, offset: start, expected: `< ${hex(vaLimit)}`, notTranslatable: true }, "map only canonical virtual addresses of this paging mode");
     }
     if (paddr + size > 1n << BigInt(this.spec.paBits)) {
-      throw new KexecError("plan", `${what}: physical ${hex(paddr)}+${hex(size)} is beyond the ${this.spec.paBits}-bit physical addresses of ${this.format} entries`, { field: what, offset: paddr, notTranslatable: true });
+      throw new KexecError("plan", `${what}: physical ${hex(paddr)}+${hex(size)} is beyond the ${this.spec.paBits}-bit physical addresses of ${this.format} entries`, { field: what, offset: paddr, notTranslatable: true }, "this paging mode cannot map memory that high");
     }
+  }
+
+  /** Map [vaddr, vaddr + size) to [paddr, ...), page-aligned outward. */
+  map(vaddr: bigint, paddr: bigint, size: bigint, options: MapOptions = {}): void {
+    this.assertMappable(vaddr, paddr, size, options);
+    const what = options.what ?? `${hex(vaddr)} -> ${hex(paddr)}`;
+    const start = vaddr & ~(PAGE - 1n);
+    const delta = start - vaddr;
+    const endVa = (vaddr + size + PAGE - 1n) & ~(PAGE - 1n);
     const sizes = this.spec.levels.filter((l) => l.large || l.shift === 12n).map((l) => 1n << l.shift).filter((s) => options.maxPageSize === undefined || s <= options.maxPageSize);
     let va = start;
     let pa = paddr + delta;

@@ -10,7 +10,7 @@ import type { BzImage } from "../image/bzimage.js";
 import type { Machine } from "../machine/model.js";
 import { Placer, type Bound, type PlacementRecord } from "./placement.js";
 import { PAGE_SIZE, alignUp, type Range } from "./ranges.js";
-import { buildZeroPage, e820TypeFromName, type E820 } from "./zero-page.js";
+import { buildZeroPage, e820TypeFromName, zeroPageSize, type E820 } from "./zero-page.js";
 import { buildPurgatory } from "./purgatory.js";
 import { planViolations } from "./invariants.js";
 import { GiB4, LOWMEM_896M, MiB, usablePool } from "./limits.js";
@@ -64,6 +64,8 @@ export interface PlacedLoad {
 /** The plan handed to kexec_load: the placement with every segment's bytes. */
 export interface Plan extends PlacedLoad {
   segments: PlanSegment[];
+  /** Whether the purgatory carries the segments' SHA-256: a plan without it is for showing, not loading. */
+  digested: boolean;
 }
 
 /** What filling the segments needs beyond the request: the bytes and what the core cannot make itself. */
@@ -74,7 +76,8 @@ export interface SegmentBytes {
   rngSeed?: Uint8Array | undefined;
   /** Purgatory prints progress on COM1 (useful in the lab). */
   serialDebug?: boolean | undefined;
-  sha256: (chunks: Uint8Array[]) => Uint8Array;
+  /** Hashes the segments for the purgatory's check; null for a plan that is only shown (hashing the initrd and the kernel's zero fill is most of a plan's time). */
+  sha256: ((chunks: Uint8Array[]) => Uint8Array) | null;
 }
 
 
@@ -181,8 +184,13 @@ function layOut(image: KernelImage, machine: Machine, req: Request, kernelLayout
   const lowLimit: Bound[] = [];
   if (is32BitImage) lowLimit.push({ value: LOWMEM_896M, reason: "a 32-bit kernel reads its boot data from low memory (below 896 MiB)" });
   else if (!bz.canBeLoadedAbove4G || entryMode === "entry32") lowLimit.push({ value: GiB4, reason: bz.canBeLoadedAbove4G ? "the 32-bit entry" : "the image lacks XLF_CAN_BE_LOADED_ABOVE_4G" });
-  // boot_params + command line + setup_data: one segment; 4 KiB of setup_data room is plenty (e820 ext + RNG seed).
-  const bootParamsSize = alignUp(BigInt(4096 + cmdlineBytes + 16 + 4096), PAGE_SIZE);
+  const e820 = coreHeader
+    ? { entries: captureKernelE820(machine, [{ start: coreHeader.mem, size: coreHeader.memsz }]), source: "the crash region(s), the low 1 MiB and the ACPI/NVS/reserved ranges of /proc/iomem (the capture kernel's view)" }
+    : e820ForNewKernel(machine);
+  // boot_params + command line + setup_data: one segment with 4 KiB of setup_data room, or what the
+  // e820 entries beyond 128 need on a machine with hundreds of them (zeroPageSize).
+  const needed = zeroPageSize(cmdlineBytes - 1, e820.entries.length, true);
+  const bootParamsSize = alignUp(BigInt(Math.max(4096 + cmdlineBytes + 16 + 4096, needed)), PAGE_SIZE);
   // A 32-bit kernel goes low, first fit, as kexec-tools' i386 loader does: observed in
   // the lab, a 686-pae kernel placed just under 896 MiB on a 1 GiB guest hangs before
   // printing anything (its early page tables and brk live past _end, beyond lowmem).
@@ -201,9 +209,6 @@ function layOut(image: KernelImage, machine: Machine, req: Request, kernelLayout
     initrdAt = placer.place({ what: "initrd", size: BigInt(req.initrdSize), align: PAGE_SIZE, mins: [...globalMins, { value: 16n * MiB, reason: "initrds start at 16 MiB or above (as the kernel's own loader)" }], limits: initrdLimits, topDown: true });
   }
 
-  const e820 = coreHeader
-    ? { entries: captureKernelE820(machine, [{ start: coreHeader.mem, size: coreHeader.memsz }]), source: "the crash region(s), the low 1 MiB and the ACPI/NVS/reserved ranges of /proc/iomem (the capture kernel's view)" }
-    : e820ForNewKernel(machine);
   notes.push(`memory map for the new kernel from ${e820.source}`);
 
   const segments: PlacedSegment[] = [
@@ -267,13 +272,14 @@ function layOut(image: KernelImage, machine: Machine, req: Request, kernelLayout
       mode: entryMode,
       entry: kernelEntry,
       bootParams: bootParamsAt.mem,
-      regions: verified.map((s) => ({ start: s.mem, bytes: s.buf, memsz: s.memsz })),
+      regions: verified.map((s) => ({ what: `the ${s.kind} segment`, start: s.mem, bytes: s.buf, memsz: s.memsz })),
       serialDebug: bytes.serialDebug ?? false,
     }, bytes.sha256);
     const plan: Plan = {
       ...placed,
       entry: purgatoryAt.mem + purgatory.entryOffset,
       notes: filledNotes,
+      digested: purgatory.digested,
       segments: placed.segments.map((s) => ({ ...s, buf: s.kind === "purgatory" ? purgatory.bytes : buffers[s.kind]! })),
     };
     assertPlanInvariants(plan, bz, machine, req);

@@ -196,7 +196,7 @@ export async function captureSave(settings: CaptureSettings, opts: CaptureSaveOp
   // The log first: it is small and tells most of the story even if nothing else gets written.
   const tDmesg = performance.now();
   try {
-    if (core.vmcoreinfo === undefined) throw new KexecError("parse", "the vmcore has no VMCOREINFO", { field: "VMCOREINFO" });
+    if (core.vmcoreinfo === undefined) throw new KexecError("parse", "the vmcore has no VMCOREINFO", { field: "VMCOREINFO" }, "the crashed kernel wrote no VMCOREINFO (CONFIG_CRASH_CORE); save it with dump level 0 or 1");
     const records = readLockless(vmcoreKernelMemory(core), core.vmcoreinfo);
     const text = formatDmesg(records);
     writeDurably(join(dir, "dmesg.txt"), text);
