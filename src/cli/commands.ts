@@ -18,6 +18,7 @@ const SUBCOMMANDS: Record<string, () => Promise<Command>> = {
   check: async () => (await import("./check.js")).checkCommand,
   lab: async () => (await import("./lab.js")).labCommand,
   vmcore: async () => (await import("./vmcore.js")).vmcoreCommand,
+  report: async () => (await import("./report.js")).reportCommand,
   help: async () => async () => 0,
 };
 

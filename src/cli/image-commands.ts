@@ -12,7 +12,7 @@ import { cachedKernels } from "../node/kernel-cache.js";
 import { renderMachine, toMachineJson } from "../core/machine/model.js";
 import { readInputFile, writeOutputFile } from "../node/files.js";
 import { readMachine } from "../node/machine.js";
-import { snapshot } from "../node/snapshot.js";
+import { snapshot, snapshotTar } from "../node/snapshot.js";
 import { has, value, type ParsedArgs } from "./options.js";
 import { renderPlan } from "./load.js";
 
@@ -52,8 +52,14 @@ export async function machineCommand(args: ParsedArgs): Promise<number> {
 }
 
 export async function snapshotCommand(args: ParsedArgs, rest: string[]): Promise<number> {
+  const tar = value(args, "tar");
   const dest = rest[0];
-  if (dest === undefined) throw new KexecError("usage", "snapshot needs a destination DIR", {}, "kexec-ts snapshot /tmp/my-machine");
+  if (tar !== undefined) {
+    if (dest !== undefined) throw new KexecError("usage", "snapshot takes a DIR or --tar FILE, not both", { actual: dest }, "kexec-ts snapshot --tar /tmp/my-machine.tar");
+    process.stdout.write(`${JSON.stringify(await snapshotTar(value(args, "root") ?? "/", tar))}\n`);
+    return 0;
+  }
+  if (dest === undefined) throw new KexecError("usage", "snapshot needs a destination DIR (or --tar FILE)", {}, "kexec-ts snapshot /tmp/my-machine, or kexec-ts snapshot --tar /tmp/my-machine.tar");
   const result = await snapshot(value(args, "root") ?? "/", dest);
   process.stdout.write(`${JSON.stringify(result)}\n`);
   return 0;

@@ -12,6 +12,7 @@ import { KexecError, isKexecError } from "../core/errors.js";
 import { hex, parseNumber, size, table } from "../core/format.js";
 import type { KernelImage } from "../core/image/index.js";
 import type { Machine } from "../core/machine/model.js";
+import { newKernelCommandLine } from "../core/plan/cmdline.js";
 import { planJson, planLoad, type Plan } from "../core/plan/plan.js";
 import type { ErrnoContext } from "../core/plan/syscall-errors.js";
 import { rngSeed, sha256 } from "../node/crypto.js";
@@ -43,16 +44,7 @@ export function parseAddress(text: string | undefined, flag: string): bigint | u
 
 /** The new kernel's command line: --reuse-cmdline's part, then --append (kexec-tools joins them with one space). */
 export function commandLine(args: ParsedArgs, machine: Machine, crash: boolean): string {
-  const parts: string[] = [];
-  if (has(args, "reuse-cmdline")) {
-    const reused = (machine.cmdline ?? "")
-      .split(/\s+/)
-      .filter((w) => w && !w.startsWith("BOOT_IMAGE=") && !(crash && w.startsWith("crashkernel=")));
-    parts.push(reused.join(" "));
-  }
-  const append = value(args, "append");
-  if (append !== undefined) parts.push(append);
-  return parts.filter(Boolean).join(" ");
+  return newKernelCommandLine(machine, { reuse: has(args, "reuse-cmdline"), append: value(args, "append"), crash });
 }
 
 function errnoContext(machine: Machine, image?: KernelImage): ErrnoContext {

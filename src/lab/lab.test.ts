@@ -10,7 +10,7 @@ import { expectedMarkers, generateInit, shellQuote, MARK, STEP } from "./init-sc
 import { buildInitramfs, readInitramfs, productionPackages, defaultRepoRoot, skipInPackage, resolveModules, modulesDepLookup, modinfoLookup } from "./initramfs.js";
 import { findKernel, i386NodeRoot } from "./kernels.js";
 import { evaluateChecks, listScenarios, parseScenario, stageInitramfs } from "./scenario.js";
-import { readTar } from "./tar.js";
+import { readTar } from "../core/archive/tar.js";
 
 import type { GuestResult } from "./qemu.js";
 
