@@ -61,7 +61,9 @@ fi
 [ "${NEED_UPDATE:-0}" = 1 ] && apt_update
 
 # --- system packages ---------------------------------------------------------------------
-PACKAGES=(qemu-system-x86 busybox-static xz-utils lz4 lzop zstd bzip2 cpio binutils makedumpfile kexec-tools ovmf)
+# gcc and libc6-dev: the purgatory tests rebuild the committed blobs byte for byte and compile
+# its SHA-256 for the host (a skipped test is a failure under CI=true).
+PACKAGES=(qemu-system-x86 busybox-static xz-utils lz4 lzop zstd bzip2 cpio binutils makedumpfile kexec-tools ovmf gcc libc6-dev)
 MISSING=()
 for p in "${PACKAGES[@]}"; do
   if [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)" != installed ]; then

@@ -1,21 +1,22 @@
 /**
  * Real Debian kernels booted in QEMU (TCG). Skips, saying why, when QEMU or the kernels are
- * absent (`sudo bash .ci/setup-debian.sh` provides both); CI has them. Boot times are printed
+ * absent (`sudo bash .ci/setup-debian.sh` provides both); under CI=true that is a failure. Boot times are printed
  * as diagnostics, never asserted.
  */
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import { strict as assert } from "node:assert";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { missingInput } from "../node/test-inputs.js";
 import { captureSnapshot } from "./capture.js";
 import { isPrintkLine } from "./console.js";
 import { labAvailable, type GuestResult } from "./qemu.js";
 import { findScenario, runScenario, type ScenarioResult } from "./scenario.js";
 
-function skipUnlessLab(t: { skip: (why: string) => void }, kernels: string[]): boolean {
+function skipUnlessLab(t: TestContext, kernels: string[]): boolean {
   const a = labAvailable(kernels);
-  if (!a.ok) t.skip(`lab not available: ${a.why}`);
+  if (!a.ok) missingInput(t, `lab not available: ${a.why}`);
   return a.ok;
 }
 

@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:f
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { KexecError, isKexecError } from "../core/errors.js";
-import type { UserArch } from "./elf-deps.js";
+import type { UserArch } from "../core/initramfs/elf-deps.js";
 import { buildInitramfs, defaultRepoRoot, describeInitramfs } from "./initramfs.js";
 import { findKernel } from "./kernels.js";
 import { runGuest, writeTree, type GuestResult } from "./qemu.js";

@@ -4,18 +4,16 @@
  * initramfs parts.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { homedir } from "node:os";
 import { join, isAbsolute } from "node:path";
 import { KexecError } from "../core/errors.js";
-import type { UserArch } from "./elf-deps.js";
+import type { UserArch } from "../core/initramfs/elf-deps.js";
 import { readKernelImage } from "../core/image/index.js";
+import { cacheDir } from "../node/kernel-cache.js";
 
 export const SETUP_HINT = "run `sudo bash .ci/setup-debian.sh` (installs QEMU and fetches the Debian kernels into the cache)";
 
-export function labCacheDir(): string {
-  const env = process.env["KEXEC_TS_CACHE"];
-  return env !== undefined && env !== "" ? env : join(homedir(), ".cache", "kexec-ts");
-}
+/** The cache the lab shares with the tests (node/kernel-cache.ts defines its place once). */
+export const labCacheDir = cacheDir;
 
 export interface LabKernel {
   /** Short name: "amd64-6.1", "686-pae-6.1". */

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, syml
 import { tmpdir } from "node:os";
 import { dirname, join, delimiter, resolve } from "node:path";
 import { KexecError } from "../core/errors.js";
-import type { UserArch } from "./elf-deps.js";
+import type { UserArch } from "../core/initramfs/elf-deps.js";
 import { ConsoleWatcher, lastLines, type ExpectedMarker, type MarkerTime, type StepResult } from "./console.js";
 import { findKernel, SETUP_HINT } from "./kernels.js";
 import { safeRelativePath, type TarEntry } from "../core/archive/tar.js";

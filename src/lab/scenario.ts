@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
 import { KexecError } from "../core/errors.js";
-import type { UserArch } from "./elf-deps.js";
+import type { UserArch } from "../core/initramfs/elf-deps.js";
 import { buildInitramfs, defaultRepoRoot, type BuiltInitramfs, type ExtraFile, type InitramfsSpec } from "./initramfs.js";
 import { expectedMarkers, type GuestStep, type InitSpec } from "./init-script.js";
 import { runHostSteps, type HostResult, type HostSpec } from "./host-steps.js";
@@ -120,6 +120,9 @@ function checkHost(file: string, h: unknown, disks: number): void {
   if (m !== undefined && m !== "host" && m !== "i386") fail(file, "host.makedumpfile", `expected "host" or "i386", found ${JSON.stringify(m)}`);
   const d = o["vmcoreDisk"];
   if (d !== undefined && !(Number.isInteger(d) && (d as number) >= 0 && (d as number) < disks)) fail(file, "host.vmcoreDisk", `expected the index of one of the scenario's ${disks} disk(s), found ${JSON.stringify(d)}`);
+  const keep = o["keepVmcore"];
+  if (keep !== undefined && (typeof keep !== "string" || !/^[A-Za-z0-9._-]+$/.test(keep))) fail(file, "host.keepVmcore", `expected a name of letters, digits, ._- (the cache's vmcores/NAME.elf), found ${JSON.stringify(keep)}`);
+  if (keep !== undefined && d === undefined) fail(file, "host.keepVmcore", "needs host.vmcoreDisk: it keeps that disk's vmcore");
 }
 
 export function parseScenario(text: string, file: string): Scenario {
@@ -251,7 +254,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
     }),
   });
   const runHost = options.host === true && scenario.host !== undefined;
-  const host = runHost && guest.outcome === "ok" ? runHostSteps(scenario.host!, guest.disks, guest.outDir) : undefined;
+  const host = runHost && guest.outcome === "ok" ? await runHostSteps(scenario.host!, guest.disks, guest.outDir) : undefined;
   // Host steps remove the disks they read; a failed guest's disks go too (they can be GiBs).
   if (runHost && host === undefined && process.env["KEXEC_TS_LAB_KEEP"] !== "1") for (const d of guest.disks) rmSync(d, { force: true });
   const wanted = (scenario.checks ?? []).filter((c) => runHost || !c.step?.startsWith("host/"));

@@ -1,19 +1,27 @@
 /**
- * The end-to-end suite: every scenario in lab/scenarios (or the ones named), one after another,
- * with a verdict per scenario and, for a failure, the console log and the command that
- * reproduces it. `npm run test:e2e` runs it; `kexec-ts lab` can call runSuite.
+ * The end-to-end suite: every scenario in lab/scenarios (or the ones named), one after another
+ * or `jobs` at a time, with a verdict per scenario and, for a failure, the console log and the
+ * command that reproduces it. `npm run test:e2e` runs it; `kexec-ts lab` can call runSuite.
+ *
+ *   node dist/lab/suite.js [--jobs N] [-v] [--list] [NAME...]
+ *
+ * Without QEMU or the kernels nothing runs: that is "skipped" on a developer's machine and a
+ * failure under CI=true.
  */
 import { pathToFileURL } from "node:url";
 import { isKexecError, type KexecError } from "../core/errors.js";
 import { size } from "../core/format.js";
+import { inCI } from "../node/test-inputs.js";
 import { labAvailable } from "./qemu.js";
-import { findScenario, listScenarios, runScenario, type ScenarioResult } from "./scenario.js";
+import { findScenario, listScenarios, runScenario, type Scenario, type ScenarioResult } from "./scenario.js";
 
 export interface SuiteOptions {
   /** Print every console line as it arrives. */
   verbose?: boolean;
   /** Where progress goes (default: stdout). */
   print?: (line: string) => void;
+  /** Scenarios run at once (default 1). Each guest is one TCG process; see .ci/run for what CI uses. */
+  jobs?: number;
 }
 
 export interface SuiteResult {
@@ -53,36 +61,71 @@ export async function runSuite(names: string[] = [], options: SuiteOptions = {})
     out.skipped = scenarios.length;
     return out;
   }
-  for (const scenario of scenarios) {
-    let r: ScenarioResult;
-    try {
-      r = await runScenario(scenario, { host: true, ...(options.verbose === true ? { onLine: (l: string) => print(`  | ${l}`) } : {}) });
-    } catch (e) {
-      // A scenario that cannot even be built (a missing file, a program for the wrong arch) fails alone.
-      if (!isKexecError(e)) throw e;
-      out.failed++;
-      out.errors.push({ scenario: scenario.name, error: e });
-      print(`FAIL ${scenario.name}  not run: ${e.message}${e.hint !== undefined ? `\n  hint: ${e.hint}` : ""}`);
-      continue;
+  const jobs = Math.max(1, Math.min(options.jobs ?? 1, scenarios.length));
+  // Console lines of guests running side by side are told apart by the scenario's name.
+  const onLine = (s: Scenario) => options.verbose !== true ? {} : { onLine: (l: string) => print(jobs > 1 ? `  | ${s.name}: ${l}` : `  | ${l}`) };
+  const results: (ScenarioResult | undefined)[] = [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < scenarios.length) {
+      const index = next++;
+      const scenario = scenarios[index]!;
+      let r: ScenarioResult;
+      try {
+        r = await runScenario(scenario, { host: true, ...onLine(scenario) });
+      } catch (e) {
+        // A scenario that cannot even be built (a missing file, a program for the wrong arch) fails alone.
+        if (!isKexecError(e)) throw e;
+        out.failed++;
+        out.errors.push({ scenario: scenario.name, error: e });
+        print(`FAIL ${scenario.name}  not run: ${e.message}${e.hint !== undefined ? `\n  hint: ${e.hint}` : ""}`);
+        continue;
+      }
+      results[index] = r;
+      if (r.ok) out.passed++;
+      else out.failed++;
+      for (const l of describeResult(r)) print(l);
     }
-    out.results.push(r);
-    if (r.ok) out.passed++;
-    else out.failed++;
-    for (const l of describeResult(r)) print(l);
-  }
+  };
+  await Promise.all(Array.from({ length: jobs }, worker));
+  out.results = results.filter((r): r is ScenarioResult => r !== undefined);
   return out;
 }
 
 async function main(argv: string[]): Promise<number> {
-  const verbose = argv.includes("--verbose") || argv.includes("-v");
-  const names = argv.filter((a) => !a.startsWith("-"));
-  if (argv.includes("--list")) {
+  let verbose = false;
+  let list = false;
+  let jobs = 1;
+  const names: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--verbose" || a === "-v") verbose = true;
+    else if (a === "--list") list = true;
+    else if (a === "--jobs" || a === "-j" || a.startsWith("--jobs=")) {
+      const text = a.startsWith("--jobs=") ? a.slice("--jobs=".length) : argv[++i];
+      jobs = Number(text);
+      if (!Number.isInteger(jobs) || jobs < 1) {
+        console.error(`kexec-ts lab: --jobs needs a whole number of scenarios to run at once, found ${JSON.stringify(text ?? "")}`);
+        return 64;
+      }
+    } else if (a.startsWith("-")) {
+      console.error(`kexec-ts lab: unknown option ${a} (usage: suite.js [--jobs N] [-v] [--list] [NAME...])`);
+      return 64;
+    } else names.push(a);
+  }
+  if (list) {
     for (const s of listScenarios()) console.log(`${s.name.padEnd(36)} ${s.kernel.padEnd(12)} ${s.description ?? ""}`);
     return 0;
   }
   try {
-    const r = await runSuite(names, { verbose });
-    console.log(`${r.passed} passed, ${r.failed} failed${r.skipped > 0 ? `, ${r.skipped} skipped` : ""}`);
+    const started = Date.now();
+    const r = await runSuite(names, { verbose, jobs });
+    const failedNames = [...r.errors.map((e) => e.scenario), ...r.results.filter((x) => !x.ok).map((x) => x.scenario.name)];
+    console.log(`${r.passed} passed, ${r.failed} failed${r.skipped > 0 ? `, ${r.skipped} skipped` : ""} in ${seconds(Date.now() - started)} (jobs ${jobs})${failedNames.length > 0 ? `; failed: ${failedNames.join(", ")}` : ""}`);
+    if (r.skipped > 0 && inCI()) {
+      console.log(`CI=true: ${r.skipped} skipped scenario(s) count as failures — CI must provide QEMU and the kernels (.ci/setup-debian.sh)`);
+      return 1;
+    }
     return r.failed === 0 ? 0 : 1;
   } catch (e) {
     if (!isKexecError(e)) throw e;

@@ -2,7 +2,7 @@
  * The checks on real Debian kernels against QEMU guest snapshots
  * (testdata/snapshots), in the cases the lab has run: every expectation
  * here is an outcome observed in a guest (see lab/scenarios/check-*.json).
- * Skips, saying why, without the kernel cache (.ci/setup-debian.sh).
+ * Skips, saying why, without the kernel cache (.ci/setup-debian.sh); fails so under CI=true.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { readKernelImage, type KernelImage } from "../image/index.js";
 import { readMachine } from "../../node/machine.js";
 import { cachedKernels } from "../../node/kernel-cache.js";
+import { missingInput } from "../../node/test-inputs.js";
 import { runChecks, summarize, type CheckRequest, type Verdict } from "./index.js";
 
 const kernels = cachedKernels();
@@ -18,7 +19,7 @@ const byFlavour = (f: string, major: string) => kernels.find((k) => k.flavour ==
 const amd64_61 = byFlavour("amd64", "6.1.");
 const amd64_612 = byFlavour("amd64", "6.12.");
 const pae_61 = byFlavour("686-pae", "6.1.");
-const skip = !amd64_61 || !amd64_612 || !pae_61 ? "Debian kernels not cached: run .ci/setup-debian.sh" : false;
+const missing = !amd64_61 || !amd64_612 || !pae_61 ? "Debian kernels not cached: run .ci/setup-debian.sh" : undefined;
 
 const snapshot = (name: string) => fileURLToPath(new URL(`../../../testdata/snapshots/${name}`, import.meta.url));
 const read = (path: string) => new Uint8Array(readFileSync(path));
@@ -43,7 +44,8 @@ async function verdicts(snap: string, image: KernelImage, over: Partial<CheckReq
   return { get: (id) => find(id).verdict, reason: (id) => find(id).reason, exit: summarize(results).exitCode };
 }
 
-test("issue 6 headline: 6.12 with XLF_5LEVEL cleared, kexec_file_load from a 5-level 6.1 guest, is refused in the kernel's words", { skip }, async () => {
+test("issue 6 headline: 6.12 with XLF_5LEVEL cleared, kexec_file_load from a 5-level 6.1 guest, is refused in the kernel's words", async (t) => {
+  if (missing !== undefined) return missingInput(t, missing);
   const image = readKernelImage(withoutFiveLevel(read(amd64_612!.vmlinuz)));
   assert.equal(image.kind === "bzImage" && image.bzImage.xloadflags, 0x1f);
   const v = await verdicts("qemu-amd64-6.1-5level-crash1968M", image, { syscall: "kexec_file_load" });
@@ -53,14 +55,16 @@ test("issue 6 headline: 6.12 with XLF_5LEVEL cleared, kexec_file_load from a 5-l
   assert.equal(v.exit, 2);
 });
 
-test("the same image from a no5lvl guest: nothing stands in the way", { skip }, async () => {
+test("the same image from a no5lvl guest: nothing stands in the way", async (t) => {
+  if (missing !== undefined) return missingInput(t, missing);
   const image = readKernelImage(withoutFiveLevel(read(amd64_612!.vmlinuz)));
   const v = await verdicts("qemu-amd64-6.1-no5lvl-crash1968M", image, { syscall: "kexec_file_load" });
   assert.equal(v.get("paging-5level"), "ok");
   assert.equal(v.exit, 0);
 });
 
-test("the same image with kexec_load from the 5-level guest: a warning, since the edited 6.12 header hides a decompressor that copes", { skip }, async () => {
+test("the same image with kexec_load from the 5-level guest: a warning, since the edited 6.12 header hides a decompressor that copes", async (t) => {
+  if (missing !== undefined) return missingInput(t, missing);
   const image = readKernelImage(withoutFiveLevel(read(amd64_612!.vmlinuz)));
   const v = await verdicts("qemu-amd64-6.1-5level-crash1968M", image, { syscall: "kexec_load" });
   assert.equal(v.get("paging-5level"), "warn");
@@ -68,7 +72,8 @@ test("the same image with kexec_load from the 5-level guest: a warning, since th
   assert.equal(v.exit, 1);
 });
 
-test("unmodified 6.12 from the 5-level guest, either syscall: all ok", { skip }, async () => {
+test("unmodified 6.12 from the 5-level guest, either syscall: all ok", async (t) => {
+  if (missing !== undefined) return missingInput(t, missing);
   const image = readKernelImage(read(amd64_612!.vmlinuz));
   for (const syscall of ["kexec_file_load", "kexec_load"] as const) {
     const v = await verdicts("qemu-amd64-6.1-5level-crash1968M", image, { syscall });
@@ -76,14 +81,16 @@ test("unmodified 6.12 from the 5-level guest, either syscall: all ok", { skip },
   }
 });
 
-test("crashkernel=256M@3264M on a 4G guest (RAM below 4G ends at 3G): nothing reserved, and check says why", { skip }, async () => {
+test("crashkernel=256M@3264M on a 4G guest (RAM below 4G ends at 3G): nothing reserved, and check says why", async (t) => {
+  if (missing !== undefined) return missingInput(t, missing);
   const image = readKernelImage(read(amd64_61!.vmlinuz));
   const v = await verdicts("qemu-amd64-6.1-crash3264M-4G", image, { crash: true });
   assert.equal(v.get("crash-region"), "fail");
   assert.match(v.reason("crash-region"), /256M@3264M.*not all System RAM.*ends at 0xbffe0000/);
 });
 
-test("an i386 kernel asked for kexec_file_load; and a 686-pae image with -s on x86_64", { skip }, async () => {
+test("an i386 kernel asked for kexec_file_load; and a 686-pae image with -s on x86_64", async (t) => {
+  if (missing !== undefined) return missingInput(t, missing);
   const pae = readKernelImage(read(pae_61!.vmlinuz));
   const onI386 = await verdicts("qemu-686-pae-6.1-crash128M", pae, { syscall: "kexec_file_load", userArch: "i386" });
   assert.equal(onI386.get("kexec-file-available"), "fail");
@@ -94,7 +101,8 @@ test("an i386 kernel asked for kexec_file_load; and a 686-pae image with -s on x
   assert.match(on64.reason("kexec-file-probe"), /Not a bzImage64\. XLF_KERNEL_64 is not set\./);
 });
 
-test("seed 002: i386 user space loads an x86_64 kdump kernel into crashkernel=256M@1968M", { skip }, async () => {
+test("seed 002: i386 user space loads an x86_64 kdump kernel into crashkernel=256M@1968M", async (t) => {
+  if (missing !== undefined) return missingInput(t, missing);
   const image = readKernelImage(read(amd64_61!.vmlinuz));
   const v = await verdicts("qemu-amd64-6.1-5level-crash1968M", image, { crash: true, userArch: "i386", initrdSize: 30 << 20 });
   assert.equal(v.get("kexec-file-available"), "ok");

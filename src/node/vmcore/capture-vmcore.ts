@@ -9,10 +9,10 @@
  * disk), scaled to the memory size, and cuts the disk image to the ELF core's real length.
  */
 import { copyFileSync, mkdirSync, rmSync } from "node:fs";
-import { homedir } from "node:os";
-import { join } from "node:path";
+import { dirname } from "node:path";
 import { findScenario, runScenario } from "../../lab/scenario.js";
 import { cutToElfCore } from "../../lab/host-steps.js";
+import { cachedVmcorePath } from "../kernel-cache.js";
 
 export interface CaptureOptions {
   memMiB: number;
@@ -20,9 +20,6 @@ export interface CaptureOptions {
   verbose: boolean;
 }
 
-export function vmcoreCacheDir(): string {
-  return join(process.env["KEXEC_TS_CACHE"] ?? join(homedir(), ".cache", "kexec-ts"), "vmcores");
-}
 
 export async function captureVmcore(options: CaptureOptions): Promise<string> {
   const scenario = findScenario("vmcore-amd64-6.1");
@@ -39,8 +36,8 @@ export async function captureVmcore(options: CaptureOptions): Promise<string> {
   const result = await runScenario(scenario, options.verbose ? { onLine: (l) => process.stderr.write(`  | ${l}\n`) } : {});
   if (!result.ok) throw new Error(`the capture scenario failed: ${result.guest.reason} (run directory ${result.guest.outDir})`);
   const disk = result.guest.disks[0]!;
-  mkdirSync(vmcoreCacheDir(), { recursive: true });
-  const dest = join(vmcoreCacheDir(), `${options.name}.elf`);
+  const dest = cachedVmcorePath(options.name);
+  mkdirSync(dirname(dest), { recursive: true });
   copyFileSync(disk, dest);
   cutToElfCore(dest);
   rmSync(disk, { force: true });

@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { CpioWriter, readCpio, normalizeArchivePath } from "./cpio.js";
-import { KexecError } from "../core/errors.js";
+import { KexecError } from "../errors.js";
+import { missingInput, missingTool } from "../../node/test-inputs.js";
 
 test("entries round-trip through write and read, parents first", () => {
   const w = new CpioWriter();
@@ -77,10 +78,7 @@ test("a corrupt archive gives a parse error naming the offset", () => {
 });
 
 test("GNU cpio extracts what the writer made", (t) => {
-  if (spawnSync("cpio", ["--version"]).status !== 0) {
-    t.skip("cpio not installed (run .ci/setup-debian.sh)");
-    return;
-  }
+  if (missingTool("cpio") !== undefined) return missingInput(t, "cpio is not installed (run .ci/setup-debian.sh)");
   const dir = mkdtempSync(join(tmpdir(), "kexec-ts-cpio-"));
   try {
     const w = new CpioWriter();

@@ -1,13 +1,12 @@
 /**
  * Just enough ELF to copy a dynamically linked program into an initramfs: its machine, its
- * program interpreter (PT_INTERP) and the libraries it names (DT_NEEDED). Reading these from
- * the file, instead of running ldd, works for the 32-bit Node too, whose loader is not
- * installed on the host. Layouts from include/uapi/linux/elf.h.
+ * program interpreter (PT_INTERP) and the libraries it names (DT_NEEDED); and a kernel
+ * module's .modinfo. Reading these from the file, instead of running ldd, works for the
+ * 32-bit Node too, whose loader is not installed on the host. Pure: bytes in; the walk over
+ * a file tree is src/node/initramfs/libraries.ts. Layouts from include/uapi/linux/elf.h.
  */
-import { readFileSync, existsSync, realpathSync } from "node:fs";
-import { join } from "node:path";
-import { ByteReader } from "../core/bytes/reader.js";
-import { KexecError } from "../core/errors.js";
+import { ByteReader } from "../bytes/reader.js";
+import { KexecError } from "../errors.js";
 
 const EM_386 = 3;
 const EM_X86_64 = 62;
@@ -93,60 +92,6 @@ export function readDynamicInfo(bytes: Uint8Array, what = "ELF file"): DynamicIn
     }
   }
   return { arch, interpreter, needed };
-}
-
-/** Where the loader looks, per arch (Debian's multiarch paths first). Relative to a root. */
-export const LIBRARY_DIRS: Record<UserArch, string[]> = {
-  x86_64: ["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "usr/lib64", "lib", "usr/lib"],
-  i386: ["lib/i386-linux-gnu", "usr/lib/i386-linux-gnu", "lib", "usr/lib"],
-};
-
-export interface LibraryFile {
-  /** Absolute path in the guest, as the loader will look for it. */
-  guestPath: string;
-  /** The real file on the host (symlinks resolved). */
-  hostPath: string;
-}
-
-/**
- * The interpreter and the transitive DT_NEEDED closure of `programs`, looked up under `root`
- * ("/" for the host, or an extracted package tree). Each library keeps the name the loader
- * asks for, in the directory where it was found.
- */
-export function resolveLibraries(root: string, programs: string[], arch: UserArch): LibraryFile[] {
-  const found = new Map<string, LibraryFile>();
-  const queue: { hostPath: string; what: string }[] = programs.map((p) => ({ hostPath: p, what: p }));
-  const seen = new Set<string>();
-  while (queue.length > 0) {
-    const { hostPath, what } = queue.shift()!;
-    const real = realpathSync(hostPath);
-    if (seen.has(real)) continue;
-    seen.add(real);
-    const info = readDynamicInfo(readFileSync(real), what);
-    if (info.arch !== arch) {
-      throw new KexecError("lab", `${what} is ${info.arch} code, but the guest user space is ${arch}`, { file: what, expected: arch, actual: info.arch });
-    }
-    if (info.interpreter !== undefined && !found.has(info.interpreter)) {
-      const host = join(root, info.interpreter);
-      if (!existsSync(host)) {
-        throw new KexecError("lab", `${what} needs the loader ${info.interpreter}, which is not under ${root}`, { file: what, field: "PT_INTERP", expected: host },
-          "run .ci/setup-debian.sh to fetch the libraries");
-      }
-      found.set(info.interpreter, { guestPath: info.interpreter, hostPath: realpathSync(host) });
-    }
-    for (const name of info.needed) {
-      if ([...found.values()].some((f) => f.guestPath.endsWith(`/${name}`))) continue;
-      const dir = LIBRARY_DIRS[arch].find((d) => existsSync(join(root, d, name)));
-      if (dir === undefined) {
-        throw new KexecError("lab", `${what} needs ${name}, found in none of ${LIBRARY_DIRS[arch].map((d) => join(root, d)).join(", ")}`,
-          { file: what, field: "DT_NEEDED", expected: name }, "run .ci/setup-debian.sh to fetch the libraries");
-      }
-      const lib = join(root, dir, name);
-      found.set(`/${dir}/${name}`, { guestPath: `/${dir}/${name}`, hostPath: realpathSync(lib) });
-      queue.push({ hostPath: lib, what: lib });
-    }
-  }
-  return [...found.values()];
 }
 
 /**

@@ -7,10 +7,11 @@
  *
  * The kernel does not create missing parent directories, so the writer adds every ancestor
  * before its first child. It also unpacks concatenated archives (each may be compressed on
- * its own), which is what lets the lab cache the big parts of an initramfs separately.
+ * its own), which is what lets the lab cache the big parts of an initramfs separately. The lab
+ * and the kdump capture initramfs (src/node/kdump) both write with it.
  */
-import { KexecError } from "../core/errors.js";
-import { concatBytes } from "../core/bytes/reader.js";
+import { KexecError } from "../errors.js";
+import { concatBytes } from "../bytes/reader.js";
 
 export { concatBytes };
 
