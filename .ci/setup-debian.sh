@@ -63,7 +63,9 @@ fi
 # --- system packages ---------------------------------------------------------------------
 # gcc and libc6-dev: the purgatory tests rebuild the committed blobs byte for byte and compile
 # its SHA-256 for the host (a skipped test is a failure under CI=true).
-PACKAGES=(qemu-system-x86 busybox-static xz-utils lz4 lzop zstd bzip2 cpio binutils makedumpfile kexec-tools ovmf gcc libc6-dev)
+# chromium: the browser tests of `kexec-ts report` and the web app (src/cli/report.browser.test.ts)
+# drive Debian's own build through playwright-core, which never downloads a browser.
+PACKAGES=(qemu-system-x86 busybox-static xz-utils lz4 lzop zstd bzip2 cpio binutils makedumpfile kexec-tools ovmf gcc libc6-dev chromium)
 MISSING=()
 for p in "${PACKAGES[@]}"; do
   if [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)" != installed ]; then

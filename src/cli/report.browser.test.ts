@@ -14,6 +14,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { artifactDir, chromiumMissing, launchChromium, type BrowserContext } from "../node/browser.js";
 import { cachedKernels } from "../node/kernel-cache.js";
+import { missingInput } from "../node/test-inputs.js";
 
 type Page = Awaited<ReturnType<BrowserContext["newPage"]>>;
 /** The page's globals, as the callbacks run inside it see them (this file is compiled without the DOM library). */
@@ -73,7 +74,8 @@ const SNAPSHOTS = readdirSync(snapshots).filter((n) => statSync(join(snapshots, 
 
 for (const name of SNAPSHOTS) {
   for (const mode of ["-l", "-p"] as const) {
-    test(`report ${mode} on ${name}: addresses, verdicts and positions in the DOM match the CLI`, { skip: missing ?? false }, async () => {
+    test(`report ${mode} on ${name}: addresses, verdicts and positions in the DOM match the CLI`, async (t) => {
+    if (missing) return missingInput(t, missing);
       const i386 = name.includes("686");
       const kernel = i386 ? pae! : mode === "-p" && amd64New ? amd64New : amd64!;
       const root = join(snapshots, name);
@@ -134,7 +136,8 @@ for (const name of SNAPSHOTS) {
   }
 }
 
-test("report: the keyboard reaches every element the page lets you focus", { skip: missing ?? false }, async () => {
+test("report: the keyboard reaches every element the page lets you focus", async (t) => {
+    if (missing) return missingInput(t, missing);
   const out = join(work, "keyboard.html");
   assert.equal(run(["report", "-p", amd64!.vmlinuz, "--root", join(snapshots, "qemu-amd64-6.1-5level-crash1968M"), "-o", out]).status, 0);
   const { page, problems } = await open(out);
@@ -179,7 +182,8 @@ async function dropInApp(page: Page, files: string[]): Promise<void> {
 }
 
 for (const name of SNAPSHOTS) {
-  test(`web app: ${name} archive + kernel give the CLI's verdicts (-l and -p)`, { skip: missing ?? false }, async () => {
+  test(`web app: ${name} archive + kernel give the CLI's verdicts (-l and -p)`, async (t) => {
+    if (missing) return missingInput(t, missing);
     const i386 = name.includes("686");
     const kernel = i386 ? pae! : amd64!;
     const tar = snapshotTar(name);
@@ -202,7 +206,8 @@ for (const name of SNAPSHOTS) {
   });
 }
 
-test("web app: bad input is said as the CLI says it, and the page keeps working", { skip: missing ?? false }, async () => {
+test("web app: bad input is said as the CLI says it, and the page keeps working", async (t) => {
+    if (missing) return missingInput(t, missing);
   const notSnapshot = join(work, "not-a-snapshot.tar");
   // A real tar archive, but of something else.
   const other = join(work, "other");
@@ -242,7 +247,8 @@ test("web app: bad input is said as the CLI says it, and the page keeps working"
   }
 });
 
-test("report: a vmcore that is not one and a truncated image are said on the page and by the exit status", { skip: missing ?? false }, async () => {
+test("report: a vmcore that is not one and a truncated image are said on the page and by the exit status", async (t) => {
+    if (missing) return missingInput(t, missing);
   const out = join(work, "bad.html");
   const truncated = join(work, "vmlinuz-short");
   writeFileSync(truncated, readFileSync(amd64!.vmlinuz).subarray(0, 0x3000));
