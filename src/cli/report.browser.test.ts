@@ -8,12 +8,12 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { artifactDir, chromiumMissing, launchChromium, type BrowserContext } from "../node/browser.js";
-import { cachedKernels } from "../node/kernel-cache.js";
+import { cachedKernels, cachedVmcorePath } from "../node/kernel-cache.js";
 import { missingInput } from "../node/test-inputs.js";
 
 type Page = Awaited<ReturnType<BrowserContext["newPage"]>>;
@@ -265,6 +265,41 @@ test("report: a vmcore that is not one and a truncated image are said on the pag
     assert.ok(errors.some((e) => /neither an ELF core .* nor a kdump-compressed file/.test(e) && /hint: give \/proc\/vmcore/.test(e)), errors.join("\n"));
     // The map is still there.
     assert.ok((await page.$$eval("#memory-map .range", (els) => els.length)) > 10);
+    assert.deepEqual(problems, []);
+  } finally {
+    await page.close();
+  }
+});
+
+test("report --vmcore on a real dump: dumped ranges, pages left out by type as the save counted them, and the panic", async (t) => {
+  const real = cachedVmcorePath("amd64-6.1");
+  const why = missing ?? (existsSync(real) ? undefined : `${real} is missing: the e2e scenario vmcore-amd64-6.1 keeps it (or node dist/node/vmcore/capture-vmcore.js)`);
+  if (why) return missingInput(t, why);
+  // A -d 31 kdump of it, as makedumpfile -d 31 would leave it.
+  const kdump = join(work, "d31.kdump");
+  const saved = run(["vmcore", "save", "-d", "31", "--threads", "1", real, kdump]);
+  assert.equal(saved.status, 0, saved.stderr);
+  const counted = /excluded: (\d+) zero, (\d+) cache, (\d+) private cache, (\d+) user, (\d+) free/.exec(saved.stderr + saved.stdout);
+  assert.ok(counted, saved.stderr);
+  const out = join(work, "vmcore.html");
+  assert.equal(run(["report", "--root", join(snapshots, "qemu-amd64-6.1-no5lvl-crash1968M"), "--vmcore", kdump, "-o", out]).status, 0);
+  const info = JSON.parse(run(["vmcore", "info", kdump, "--json"]).stdout) as { memory: { start: string; end: string }[]; pagesDumped: string; pagesPresent: string };
+  const { page, problems } = await open(out);
+  try {
+    const leftOut: Record<string, number> = Object.fromEntries(await page.$$eval("[data-type]", (els) => els.map((e) => [e.getAttribute("data-type")!, Number(e.getAttribute("data-pages"))])));
+    assert.equal(leftOut.cache ?? 0, Number(counted[2]));
+    assert.equal(leftOut.user ?? 0, Number(counted[4]));
+    assert.equal(leftOut.free ?? 0, Number(counted[5]));
+    // What is dumped plus what is left out is every present page.
+    const dumped = await page.$$eval(".dumped-range", (els) => els.map((e) => [e.getAttribute("data-start")!, e.getAttribute("data-end")!]));
+    const dumpedPages = dumped.reduce((n, [s, e]) => n + Number((BigInt(e!) - BigInt(s!)) / 4096n), 0);
+    assert.equal(dumpedPages, Number(info.pagesDumped));
+    assert.equal(dumpedPages + Object.values(leftOut).reduce((n, v) => n + v, 0), Number(info.pagesPresent));
+    for (const [s, e] of dumped) assert.ok(info.memory.some((m) => BigInt(s!) >= BigInt(m.start) && BigInt(e!) <= BigInt(m.end)), `${s}-${e} outside the dump's memory`);
+    const panic = await page.$$eval(".log .panic", (els) => els.map((e) => e.textContent ?? ""));
+    assert.ok(panic.some((l) => /Kernel panic - not syncing/.test(l)), panic.join("\n"));
+    mkdirSync(artifactDir("web"), { recursive: true });
+    await page.locator("#vmcore").screenshot({ path: join(artifactDir("web"), "report-vmcore.png") });
     assert.deepEqual(problems, []);
   } finally {
     await page.close();
