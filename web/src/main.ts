@@ -16,6 +16,8 @@ function main(): void {
     root.replaceChildren(renderReport(data));
     (window as unknown as { kexecTsReport?: ReportData }).kexecTsReport = data;
     root.setAttribute("data-ready", "1");
+    // Time from navigation start to a drawn page (bench/web reads it).
+    root.setAttribute("data-render-ms", performance.now().toFixed(1));
   } else startApp(root);
   // Tooltips: the explanation of whatever is hovered or focused (limits, ranges, segments).
   const tip = document.getElementById("tip")!;

@@ -33,7 +33,15 @@ export function handoverInput(machine: Machine, crash: boolean, syscall: "kexec_
 }
 
 /** The model for the context's placement; undefined when there is no placement to model. */
+/** Computed once per context: the rule and the report page both ask. */
+const modelled = new WeakMap<Context, Handover | { error: string } | undefined>();
+
 export function handoverFor(c: Context): Handover | { error: string } | undefined {
+  if (!modelled.has(c)) modelled.set(c, computeHandover(c));
+  return modelled.get(c);
+}
+
+function computeHandover(c: Context): Handover | { error: string } | undefined {
   const p = c.placement();
   if (!p.ok || c.machine.kernelArch === null) return undefined;
   try {

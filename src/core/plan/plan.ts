@@ -10,7 +10,7 @@ import type { BzImage } from "../image/bzimage.js";
 import type { Machine } from "../machine/model.js";
 import { Placer, type Bound, type PlacementRecord } from "./placement.js";
 import { PAGE_SIZE, alignUp, type Range } from "./ranges.js";
-import { buildZeroPage, e820TypeFromName, type E820 } from "./zero-page.js";
+import { buildZeroPage, e820TypeFromName, zeroPageSize, type E820 } from "./zero-page.js";
 import { buildPurgatory } from "./purgatory.js";
 import { planViolations } from "./invariants.js";
 import { GiB4, LOWMEM_896M, MiB, usablePool } from "./limits.js";
@@ -168,8 +168,13 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
   const lowLimit: Bound[] = [];
   if (is32BitImage) lowLimit.push({ value: LOWMEM_896M, reason: "a 32-bit kernel reads its boot data from low memory (below 896 MiB)" });
   else if (!bz.canBeLoadedAbove4G || entryMode === "entry32") lowLimit.push({ value: GiB4, reason: bz.canBeLoadedAbove4G ? "the 32-bit entry" : "the image lacks XLF_CAN_BE_LOADED_ABOVE_4G" });
-  // boot_params + command line + setup_data: one segment; 4 KiB of setup_data room is plenty (e820 ext + RNG seed).
-  const bootParamsSize = alignUp(BigInt(4096 + cmdlineBytes + 16 + 4096), PAGE_SIZE);
+  const e820 = coreHeader
+    ? { entries: captureKernelE820(machine, [{ start: coreHeader.mem, size: coreHeader.memsz }]), source: "the crash region(s), the low 1 MiB and the ACPI/NVS/reserved ranges of /proc/iomem (the capture kernel's view)" }
+    : e820ForNewKernel(machine);
+  // boot_params + command line + setup_data: one segment with 4 KiB of setup_data room, or what the
+  // e820 entries beyond 128 need on a machine with hundreds of them (zeroPageSize).
+  const needed = zeroPageSize(cmdlineBytes - 1, e820.entries.length, true);
+  const bootParamsSize = alignUp(BigInt(Math.max(4096 + cmdlineBytes + 16 + 4096, needed)), PAGE_SIZE);
   // A 32-bit kernel goes low, first fit, as kexec-tools' i386 loader does: observed in
   // the lab, a 686-pae kernel placed just under 896 MiB on a 1 GiB guest hangs before
   // printing anything (its early page tables and brk live past _end, beyond lowmem).
@@ -188,9 +193,6 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
     initrdAt = placer.place({ what: "initrd", size: BigInt(req.initrd.length), align: PAGE_SIZE, mins: [...globalMins, { value: 16n * MiB, reason: "initrds start at 16 MiB or above (as the kernel's own loader)" }], limits: initrdLimits, topDown: true });
   }
 
-  const e820 = coreHeader
-    ? { entries: captureKernelE820(machine, [{ start: coreHeader.mem, size: coreHeader.memsz }]), source: "the crash region(s), the low 1 MiB and the ACPI/NVS/reserved ranges of /proc/iomem (the capture kernel's view)" }
-    : e820ForNewKernel(machine);
   notes.push(`memory map for the new kernel from ${e820.source}`);
   const zeroPage = buildZeroPage({
     image: bz,

@@ -78,6 +78,19 @@ export interface ZeroPage {
 const low32 = (v: bigint) => v & 0xffffffffn;
 const high32 = (v: bigint) => (v >> 32n) & 0xffffffffn;
 
+/**
+ * The bytes buildZeroPage will write, known before the address: boot_params, the command line,
+ * then 16-byte-aligned setup_data nodes (the e820 entries beyond the zero page's 128, the RNG seed).
+ * A machine with hundreds of e820 entries needs more than one page for them.
+ */
+export function zeroPageSize(cmdlineLength: number, e820Entries: number, rngSeed: boolean): number {
+  let offset = align16(BOOT_PARAMS_SIZE + cmdlineLength + 1);
+  const extra = e820Entries - E820_MAX_ENTRIES_ZEROPAGE;
+  if (extra > 0) offset = align16(offset + 16 + extra * E820_ENTRY_SIZE);
+  if (rngSeed) offset = align16(offset + 16 + 32);
+  return offset;
+}
+
 export function buildZeroPage(input: ZeroPageInput): ZeroPage {
   const cmdline = asciiBytes(`${input.cmdline}\0`);
   const w = ByteWriter.growable(BOOT_PARAMS_SIZE + cmdline.length + 64);

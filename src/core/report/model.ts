@@ -7,8 +7,7 @@
  */
 import { KexecError } from "../errors.js";
 import { hex } from "../format.js";
-import { buildContext } from "../check/context.js";
-import { checkJson, runChecks, summarize, type CheckRequest, type JsonEvidence, type Verdict } from "../check/index.js";
+import { checkJson, checkWithContext, summarize, type CheckRequest, type JsonEvidence, type Verdict } from "../check/index.js";
 import { handoverFor } from "../check/rules-handover.js";
 import { inspectJson } from "../image/describe.js";
 import type { KernelImage } from "../image/index.js";
@@ -247,9 +246,8 @@ export function buildReport(input: ReportInput): ReportData {
   data.image = imageJson(image, name);
   data.request = { crash: request.crash, syscall: request.syscall, cmdline: request.cmdline, initrdSize: request.initrdSize ?? null, userArch: request.userArch };
   const checkInput = { image, machine, request, isRoot: input.isRoot };
-  const results = runChecks(checkInput);
+  const { results, context: ctx } = checkWithContext(checkInput);
   data.summary = summarize(results);
-  const ctx = buildContext(checkInput);
   const placement = ctx.placement();
   const mode = request.crash ? "-p" : "-l";
   if (placement.ok) {
