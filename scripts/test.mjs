@@ -63,7 +63,11 @@ const todos = [];
 /** Node 18 reports the file as a file: URL, later versions as a path. */
 const where = (file) => (file === undefined ? "?" : relative(root, file.startsWith("file:") ? fileURLToPath(file) : file));
 
-const stream = run({ files, concurrency: jobs });
+// A test file that runs longer than this is killed and counts as failed: a parser that loops
+// forever on some input must fail the run, not hang CI. The slowest files (QEMU boots) take
+// about two minutes on a loaded 2-core machine.
+const FILE_TIMEOUT_MS = 10 * 60_000;
+const stream = run({ files, concurrency: jobs, timeout: FILE_TIMEOUT_MS });
 stream.on("test:pass", (t) => {
   if (t.todo !== undefined) { counts.todo++; todos.push(t); } else if (t.skip !== undefined) { counts.skip++; skips.push(t); } else counts.pass++;
 });

@@ -16,6 +16,11 @@ export interface ExpectedMarker {
   timeoutSec?: number;
   /** A step marker's rc may be nonzero. */
   mayFail?: boolean;
+  /**
+   * A regular expression for a console line that counts as this marker, for a guest whose
+   * last stage is not a lab /init (kdump's own capture initramfs prints its own lines).
+   */
+  line?: string;
 }
 
 export interface StepResult {
@@ -113,6 +118,12 @@ export class ConsoleWatcher {
       this.currentStep = /^[A-Za-z0-9._/-]*/.exec(line.slice(stepStart + STEP.length))![0];
       this.steps[this.currentStep] = { rc: undefined, output: [] };
       return undefined;
+    }
+    const awaited = this.waitingFor;
+    if (awaited?.line !== undefined && new RegExp(awaited.line).test(line)) {
+      this.markersSeen.push({ name: awaited.name, ms });
+      this.next++;
+      return this.next === this.expected.length ? { kind: "complete" } : { kind: "marker", name: awaited.name, expected: true };
     }
     const m = MARK_RE.exec(line);
     if (m !== null) {

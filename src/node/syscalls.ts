@@ -9,16 +9,9 @@ import { closeSync, openSync, readSync, constants as fsConstants } from "node:fs
 import { loadKoffi, type Koffi } from "./ffi.js";
 import { KexecError } from "../core/errors.js";
 import { hex } from "../core/format.js";
+import { KEXEC_FILE_NO_INITRAMFS, KEXEC_FILE_ON_CRASH, KEXEC_FILE_UNLOAD, KEXEC_ON_CRASH, KEXEC_SEGMENT_MAX } from "../core/plan/kexec-abi.js";
 import { explainErrno, type ErrnoContext, type KexecSyscall } from "../core/plan/syscall-errors.js";
 
-export const KEXEC_ON_CRASH = 0x1;
-export const KEXEC_PRESERVE_CONTEXT = 0x2;
-export const KEXEC_ARCH_386 = 3 << 16;
-export const KEXEC_ARCH_X86_64 = 62 << 16;
-export const KEXEC_FILE_UNLOAD = 0x1;
-export const KEXEC_FILE_ON_CRASH = 0x2;
-export const KEXEC_FILE_NO_INITRAMFS = 0x4;
-export const KEXEC_SEGMENT_MAX = 16;
 
 const LINUX_REBOOT_MAGIC1 = 0xfee1dead;
 const LINUX_REBOOT_MAGIC2 = 672274793;
@@ -185,11 +178,11 @@ export function kexecFileUnload(crash: boolean, ctx: ErrnoContext = {}): void {
   if (Number(rc) < 0) fail("kexec_unload", errnoName(koffi, koffi.errno()), "", ctx);
 }
 
-/** sync(), then reboot(LINUX_REBOOT_CMD_KEXEC). Returns only on failure. */
-export function rebootIntoKexec(ctx: ErrnoContext = {}): never {
+/** sync() (unless told not to, as kexec -y), then reboot(LINUX_REBOOT_CMD_KEXEC). Returns only on failure. */
+export function rebootIntoKexec(ctx: ErrnoContext = {}, options: { sync: boolean } = { sync: true }): never {
   const arch = userArch();
   const { koffi, syscall, sync } = load();
-  sync();
+  if (options.sync) sync();
   syscall(NUMBERS[arch].reboot, "int", LINUX_REBOOT_MAGIC1 | 0, "int", LINUX_REBOOT_MAGIC2, "unsigned int", LINUX_REBOOT_CMD_KEXEC, "void *", null);
   fail("reboot", errnoName(koffi, koffi.errno()), "", ctx);
 }

@@ -28,7 +28,8 @@ export class ByteWriter {
     if (!this.growable) {
       throw new KexecError("parse", `${field} at offset 0x${offset.toString(16)} does not fit in a ${this.bytes.length}-byte buffer`, { field, offset });
     }
-    let cap = this.bytes.length * 2;
+    // From an empty buffer too: doubling zero would never reach `end`.
+    let cap = Math.max(this.bytes.length * 2, 64);
     while (cap < end) cap *= 2;
     const next = new Uint8Array(cap);
     next.set(this.bytes);

@@ -11,7 +11,7 @@ import { buildBzImage, type SyntheticOptions } from "../image/testing/synthetic.
 import { buildMachine } from "../machine/build.js";
 import { SECURE_BOOT_VARIABLE } from "../machine/files.js";
 import type { Machine } from "../machine/model.js";
-import { RULES, checksJson, renderChecks, runChecks, summarize, type CheckRequest, type CheckResult, type Verdict } from "./index.js";
+import { RULES, checksJson, renderChecks, runChecks, summarize, type Request, type CheckResult, type Verdict } from "./index.js";
 
 const MiB = 0x100000n;
 const GiB = 0x40000000n;
@@ -98,13 +98,13 @@ const lowInitrdMax = image({ fields: { xloadflags: 0x01, initrd_addr_max: 0x1fff
 const signed = image({ pe: { signed: true } });
 const unsigned = image({ pe: { signed: false } });
 
-const req = (over: Partial<CheckRequest> = {}): CheckRequest => ({ crash: false, syscall: "auto", cmdline: "console=ttyS0", userArch: "x86_64", ...over });
+const req = (over: Partial<Request> = {}): Request => ({ crash: false, syscall: "auto", cmdline: "console=ttyS0", userArch: "x86_64", ...over });
 
 interface Case {
   name: string;
   machine: Machine;
   image: KernelImage;
-  request?: Partial<CheckRequest>;
+  request?: Partial<Request>;
   isRoot?: boolean;
   expect: Record<string, Verdict>;
   /** Text the named rule's reason must contain. */

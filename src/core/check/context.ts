@@ -9,9 +9,9 @@ import { hex } from "../format.js";
 import type { BzImage } from "../image/bzimage.js";
 import type { Machine } from "../machine/model.js";
 import { Placer, type Bound, type PlacementRecord } from "../plan/placement.js";
-import { planLoad, runningKernelLimit } from "../plan/plan.js";
+import { placeLoad, runningKernelLimit } from "../plan/plan.js";
 import { PAGE_SIZE, alignUp } from "../plan/ranges.js";
-import type { CheckInput, CheckRequest, Evidence, Syscall } from "./types.js";
+import type { CheckInput, Request, Evidence, Syscall } from "./types.js";
 
 export { GiB, GiB4, LOWMEM_896M, MiB, TiB64 } from "../plan/limits.js";
 import { MiB, usablePool } from "../plan/limits.js";
@@ -53,7 +53,7 @@ export type Placement =
 
 export interface Context {
   input: CheckInput;
-  req: CheckRequest;
+  req: Request;
   machine: Machine;
   /** undefined for an ELF vmlinux. */
   bz: BzImage | undefined;
@@ -142,23 +142,15 @@ function predictFileRefusal(c: Pick<Context, "input" | "req" | "machine" | "bz">
 /** kexec-ts' own planner (kexec_load): the exact segments, or the planner's reason. */
 function placeWithPlanner(c: Context): Placement {
   try {
-    const plan = planLoad(c.input.image, c.machine, {
-      crash: c.req.crash,
-      cmdline: c.req.cmdline,
-      // Placement depends on sizes only; the bytes and the digest are not needed to predict it.
-      initrd: c.req.initrdSize !== undefined ? new Uint8Array(c.req.initrdSize) : undefined,
-      userArch: c.req.userArch,
-      memMin: c.req.memMin,
-      memMax: c.req.memMax,
-      entry32: c.req.entry32,
-      sha256: () => new Uint8Array(32),
-    });
+    // Sizes only: no initrd is read and no digest computed to predict where the segments go.
+    const plan = placeLoad(c.input.image, c.machine, c.req);
     return {
       ok: true, syscall: "kexec_load", segments: plan.segments.map((s) => ({ kind: s.kind, mem: s.mem, memsz: s.memsz })), pool: c.req.crash ? "the crash region" : "System RAM", estimated: false,
       entry: { entry: plan.entry, entryMode: plan.entryMode, kernelEntry: plan.kernelEntry, bootParams: plan.bootParams }, bounds: plan.placements,
     };
   } catch (e) {
-    if (!(e instanceof KexecError)) throw e;
+    // No room or missing machine facts are a verdict; a broken invariant is a bug and must reach exit 70.
+    if (!(e instanceof KexecError) || e.code === "internal") throw e;
     return { ok: false, syscall: "kexec_load", message: e.message, data: errorEvidence(e), hint: e.hint ?? "" };
   }
 }
@@ -201,7 +193,7 @@ export interface FileSegmentSize {
 }
 
 /** The segments bzImage64_load adds, in its order. */
-export function fileSegments(bz: BzImage, req: CheckRequest): FileSegmentSize[] {
+export function fileSegments(bz: BzImage, req: Request): FileSegmentSize[] {
   const out: FileSegmentSize[] = [];
   if (req.crash) out.push({ kind: "elfcorehdr", size: ELFCOREHDR_ESTIMATE, align: PAGE_SIZE, min: { value: 0n, reason: "the crash region's start" }, topDown: false });
   out.push({ kind: "purgatory", size: KERNEL_PURGATORY_ESTIMATE, align: PAGE_SIZE, min: { value: 0x3000n, reason: "MIN_PURGATORY_ADDR" }, topDown: true });

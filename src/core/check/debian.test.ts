@@ -12,7 +12,7 @@ import { readKernelImage, type KernelImage } from "../image/index.js";
 import { readMachine } from "../../node/machine.js";
 import { cachedKernels } from "../../node/kernel-cache.js";
 import { missingInput } from "../../node/test-inputs.js";
-import { runChecks, summarize, type CheckRequest, type Verdict } from "./index.js";
+import { runChecks, summarize, type Request, type Verdict } from "./index.js";
 
 const kernels = cachedKernels();
 const byFlavour = (f: string, major: string) => kernels.find((k) => k.flavour === f && k.release.startsWith(major));
@@ -31,9 +31,9 @@ function withoutFiveLevel(bytes: Uint8Array): Uint8Array {
   return copy;
 }
 
-const request = (over: Partial<CheckRequest>): CheckRequest => ({ crash: false, syscall: "auto", cmdline: "console=ttyS0 panic=-1", userArch: "x86_64", ...over });
+const request = (over: Partial<Request>): Request => ({ crash: false, syscall: "auto", cmdline: "console=ttyS0 panic=-1", userArch: "x86_64", ...over });
 
-async function verdicts(snap: string, image: KernelImage, over: Partial<CheckRequest>): Promise<{ get: (id: string) => Verdict; reason: (id: string) => string; exit: number }> {
+async function verdicts(snap: string, image: KernelImage, over: Partial<Request>): Promise<{ get: (id: string) => Verdict; reason: (id: string) => string; exit: number }> {
   const machine = await readMachine(snapshot(snap));
   const results = runChecks({ image, machine, request: request(over), isRoot: true });
   const find = (id: string) => {

@@ -14,7 +14,7 @@ import { above4G, cmdlineSize, initrdAddrMax, placementHole, protocolVersion, re
 import type { CheckInput, CheckResult, CheckSummary, EvidenceValue, Verdict } from "./types.js";
 
 export * from "./types.js";
-export { renderChecks } from "./render.js";
+export { filePlanJson, renderChecks, renderFilePlan, type FilePlanView } from "./render.js";
 export { diagnoseNoReservation } from "./rules-crash.js";
 export { predictFilePlacement, type Placement } from "./context.js";
 export { handoverFor, handoverInput } from "./rules-handover.js";

@@ -7,7 +7,8 @@
  */
 import { KexecError } from "../errors.js";
 import { hex } from "../format.js";
-import { checkJson, checkWithContext, summarize, type CheckRequest, type JsonEvidence, type Verdict } from "../check/index.js";
+import { checkJson, checkWithContext, summarize, type JsonEvidence, type Verdict } from "../check/index.js";
+import type { Request } from "../plan/request.js";
 import { handoverFor } from "../check/rules-handover.js";
 import { inspectJson } from "../image/describe.js";
 import type { KernelImage } from "../image/index.js";
@@ -138,7 +139,7 @@ export interface ReportInput {
   machine: Machine;
   source: string;
   image?: { image: KernelImage; name: string } | undefined;
-  request?: CheckRequest | undefined;
+  request?: Request | undefined;
   isRoot?: boolean | undefined;
   vmcore?: VmcoreReport | undefined;
   errors?: ReportData["errors"];

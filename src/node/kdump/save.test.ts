@@ -9,6 +9,7 @@ import type { DumpReport } from "../../core/kdump/dumps.js";
 import { syntheticVmcore } from "../../core/vmcore/testing.js";
 import { bytesAccess } from "../../core/vmcore/memory.js";
 import { openVmcore } from "../../core/vmcore/vmcore.js";
+import { missingInput } from "../test-inputs.js";
 import { captureSave } from "./save.js";
 
 const CRASH_MESSAGES = [
@@ -88,13 +89,13 @@ test("old dumps beyond keep are removed before the save; other directories are l
 });
 
 test("a full target gives an incomplete, readable dump and a report that says so", async (t) => {
-  if (process.getuid?.() !== 0) return t.skip("needs root to mount a small tmpfs");
+  if (process.getuid?.() !== 0) return missingInput(t, "needs root to mount a small tmpfs");
   const s = setup({ dumpLevel: 0, codec: "none" });
   const mnt = join(s.dir, "crash");
   mkdirSync(mnt);
   // Room for dmesg.txt and the report, but not for 300 uncompressed pages.
   const m = spawnSync("mount", ["-t", "tmpfs", "-o", "size=400k", "tmpfs", mnt]);
-  if (m.status !== 0) return t.skip(`mount tmpfs: ${m.stderr}`);
+  if (m.status !== 0) return missingInput(t, `mount tmpfs: ${m.stderr}`);
   try {
     assert.equal(await captureSave(s.file, s.opts), 74);
     const [name] = readdirSync(mnt);

@@ -9,12 +9,13 @@
  * A second panic or a reset during the save leaves report.json at "saving" and the dump marked
  * incomplete, which `kdump report` says after the reboot. Exit 0 when the dump is complete.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, statfsSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { KexecError, isKexecError } from "../../core/errors.js";
 import { size } from "../../core/format.js";
 import { parseCaptureSettings, type CaptureSettings } from "../../core/kdump/capture-settings.js";
-import { analyzeLog, chooseRemovals, dumpDirName, dumpDirTime, type DumpEntry, type DumpReport } from "../../core/kdump/dumps.js";
+import { analyzeLog, chooseRemovals, dumpDirName, type DumpReport } from "../../core/kdump/dumps.js";
+import { listDumps, newDumpDir } from "./dumps.js";
 import { formatDmesg, readLockless } from "../../core/vmcore/dmesg.js";
 import { openVmcore, vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
 import { openRandomAccess } from "../vmcore/file.js";
@@ -86,54 +87,9 @@ function syncDir(dir: string): void {
   } catch { /* best effort: some file systems refuse fsync on a directory */ }
 }
 
-function dirBytes(dir: string): number {
-  let total = 0;
-  for (const f of readdirSync(dir)) {
-    try {
-      total += statSync(join(dir, f)).size;
-    } catch { /* removed meanwhile */ }
-  }
-  return total;
-}
-
-/** Dumps of ours in the target, oldest first. */
-export function listDumps(target: string): DumpEntry[] {
-  let names: string[];
-  try {
-    names = readdirSync(target);
-  } catch {
-    return [];
-  }
-  const out: DumpEntry[] = [];
-  for (const name of names) {
-    const time = dumpDirTime(name);
-    if (time === null) continue;
-    try {
-      if (!statSync(join(target, name)).isDirectory()) continue;
-    } catch {
-      continue;
-    }
-    out.push({ name, time, bytes: dirBytes(join(target, name)) });
-  }
-  return out.sort((a, b) => a.time.getTime() - b.time.getTime());
-}
-
 function freeBytes(dir: string): bigint {
   const s = statfsSync(dir, { bigint: true });
   return s.bavail * s.bsize;
-}
-
-/** A directory name not yet used: a second crash within the same second gets -2. */
-function newDumpDir(target: string, base: string): string {
-  for (let n = 1; ; n++) {
-    const name = n === 1 ? base : `${base}-${n}`;
-    try {
-      mkdirSync(join(target, name));
-      return name;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-    }
-  }
 }
 
 function problemText(e: unknown): string {

@@ -1,16 +1,16 @@
 /** `kexec-ts vmcore save | info | dmesg`: the edges (files, terminal) around src/core/vmcore. */
-import { KexecError } from "../core/errors.js";
-import { formatDmesg, readLockless } from "../core/vmcore/dmesg.js";
-import { renderVmcoreSummary, summarizeVmcore } from "../core/vmcore/info.js";
-import { openVmcore, vmcoreKernelMemory } from "../core/vmcore/vmcore.js";
-import { openRandomAccess } from "../node/vmcore/file.js";
-import { saveVmcore, parseSaveOptions } from "../node/vmcore/save.js";
-import { has, type ParsedArgs } from "./options.js";
+import { KexecError } from "../../core/errors.js";
+import { formatDmesg, readLockless } from "../../core/vmcore/dmesg.js";
+import { renderVmcoreSummary, summarizeVmcore } from "../../core/vmcore/info.js";
+import { openVmcore, vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
+import { openRandomAccess } from "../../node/vmcore/file.js";
+import { saveVmcore, parseSaveOptions } from "../../node/vmcore/save.js";
+import { has, type ParsedArgs } from "../options.js";
 
 const USAGE = "kexec-ts vmcore save [--format kdump|elf|flat] [--compress zlib|lzo|snappy|zstd|none] [--dump-level N] [--threads N] SRC DST\n" +
   "       kexec-ts vmcore info FILE [--json]\n       kexec-ts vmcore dmesg FILE [--json]";
 
-export async function vmcoreCommand(args: ParsedArgs, rest: string[]): Promise<number> {
+export async function run(args: ParsedArgs, rest: string[]): Promise<number> {
   const [sub, ...files] = rest;
   if (sub === "save") return saveVmcore(parseSaveOptions(args, files));
   if (sub !== "info" && sub !== "dmesg") throw new KexecError("usage", `vmcore needs save, info or dmesg${sub ? `, not ${sub}` : ""}`, { actual: sub ?? "" }, USAGE);

@@ -12,9 +12,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { artifactDir, chromiumMissing, launchChromium, type BrowserContext } from "../node/browser.js";
-import { cachedKernels, cachedVmcorePath } from "../node/kernel-cache.js";
-import { missingInput } from "../node/test-inputs.js";
+import { artifactDir, chromiumMissing, launchChromium, type BrowserContext } from "../../node/browser.js";
+import { cachedKernels, cachedVmcorePath } from "../../node/kernel-cache.js";
+import { missingInput } from "../../node/test-inputs.js";
 
 type Page = Awaited<ReturnType<BrowserContext["newPage"]>>;
 /** The page's globals, as the callbacks run inside it see them (this file is compiled without the DOM library). */
@@ -24,7 +24,7 @@ type InPage = {
   document: { activeElement: { getAttribute(name: string): string | null } | null; getElementById(id: string): { getAttribute(name: string): string | null } | null };
 };
 
-const repo = resolve(fileURLToPath(new URL("../..", import.meta.url)));
+const repo = resolve(fileURLToPath(new URL("../../..", import.meta.url)));
 const cli = join(repo, "dist", "cli", "main.js");
 const snapshots = join(repo, "testdata", "snapshots");
 const appPage = join(repo, "dist", "web", "index.html");

@@ -6,23 +6,22 @@
  * and the rest of the page is still written.
  */
 import { readFileSync } from "node:fs";
-import { KexecError, isKexecError } from "../core/errors.js";
-import { buildReport, reportError, type ReportData } from "../core/report/model.js";
-import { vmcoreReport } from "../core/report/vmcore.js";
-import { openVmcore } from "../core/vmcore/vmcore.js";
-import type { KernelImage } from "../core/image/index.js";
-import { writeOutputFile } from "../node/files.js";
-import { readMachine } from "../node/machine.js";
-import { openRandomAccess } from "../node/vmcore/file.js";
-import { initrdSize, loaderIsRoot, requestFromArgs } from "./check.js";
-import { EXIT_FOR_ERROR } from "./exit-codes.js";
-import { loadImage } from "./image-commands.js";
-import { has, value, type ParsedArgs } from "./options.js";
+import { EXIT_STATUS, KexecError, isKexecError } from "../../core/errors.js";
+import { buildReport, reportError, type ReportData } from "../../core/report/model.js";
+import { vmcoreReport } from "../../core/report/vmcore.js";
+import { openVmcore } from "../../core/vmcore/vmcore.js";
+import type { KernelImage } from "../../core/image/index.js";
+import { writeOutputFile } from "../../node/files.js";
+import { readKernelImageFile } from "../../node/image.js";
+import { readMachine } from "../../node/machine.js";
+import { openRandomAccess } from "../../node/vmcore/file.js";
+import { has, value, type ParsedArgs } from "../options.js";
+import { loadRequest, loaderIsRoot, machineRoot } from "../request.js";
 
 const DATA_SLOT = '<script id="report-data" type="application/json"></script>';
 
 function pageTemplate(): string {
-  const url = new URL("../web/index.html", import.meta.url);
+  const url = new URL("../../web/index.html", import.meta.url);
   try {
     return readFileSync(url, "utf8");
   } catch {
@@ -37,10 +36,10 @@ export function reportHtml(data: ReportData, template = pageTemplate()): string 
   return template.replace(DATA_SLOT, () => `<script id="report-data" type="application/json">${json}</script>`);
 }
 
-export async function reportCommand(args: ParsedArgs, rest: string[]): Promise<number> {
+export async function run(args: ParsedArgs, rest: string[]): Promise<number> {
   const out = value(args, "output");
   if (out === undefined) throw new KexecError("usage", "report needs -o FILE (the HTML page to write)", { field: "output" }, "kexec-ts report -p /boot/vmlinuz-$(uname -r) --reuse-cmdline -o report.html");
-  const root = value(args, "root") ?? "/";
+  const root = machineRoot(args);
   const machine = await readMachine(root);
   const errors: ReportData["errors"] = [];
   const failures: KexecError[] = [];
@@ -57,8 +56,8 @@ export async function reportCommand(args: ParsedArgs, rest: string[]): Promise<n
   const wantsPlan = has(args, "load") || has(args, "load-panic");
   if (wantsPlan && imagePath === undefined) throw new KexecError("usage", `report ${has(args, "load-panic") ? "-p" : "-l"} needs a kernel IMAGE`, {}, "kexec-ts report -l /boot/vmlinuz-$(uname -r) -o report.html");
   let image: KernelImage | undefined;
-  if (imagePath !== undefined) image = attempt(imagePath, () => loadImage(imagePath, false));
-  const request = image ? requestFromArgs(args, machine, initrdSize(value(args, "initrd"))) : undefined;
+  if (imagePath !== undefined) image = attempt(imagePath, () => readKernelImageFile(imagePath));
+  const request = image ? loadRequest(args, machine, image, value(args, "initrd")) : undefined;
   const vmcorePath = value(args, "vmcore");
   const vmcore = vmcorePath === undefined ? undefined : attempt(vmcorePath, () => {
     const file = openRandomAccess(vmcorePath);
@@ -78,5 +77,5 @@ export async function reportCommand(args: ParsedArgs, rest: string[]): Promise<n
   process.stdout.write(`wrote ${out} (${verdict}; open it in a browser, it needs no network)\n`);
   for (const e of failures) process.stderr.write(`kexec-ts: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ""}`);
   // The page is written either way; an input it could not read still sets the exit status.
-  return failures.length ? EXIT_FOR_ERROR[failures[0]!.code] : 0;
+  return failures.length ? EXIT_STATUS[failures[0]!.code] : 0;
 }
