@@ -54,9 +54,15 @@ export async function readDropped(files: readonly File[], inputs: Inputs): Promi
         }
       }
     } catch (e) {
-      inputs.errors.push(reportError(file.name, e));
+      inputs.errors.push(droppedError(file.name, e));
     }
   }
+}
+
+/** A KexecError as the CLI says it; anything else is a bug, said as one, and the page goes on. */
+function droppedError(what: string, e: unknown): ReportData["errors"][number] {
+  if (e instanceof KexecError) return reportError(what, e);
+  return { what, message: `${what}: a bug in kexec-ts: ${e instanceof Error ? e.message : String(e)}`, hint: "please report it, with the file if you can share it" };
 }
 
 export function startApp(root: HTMLElement): void {
@@ -94,7 +100,7 @@ export function startApp(root: HTMLElement): void {
       (window as unknown as { kexecTsReport?: ReportData }).kexecTsReport = data;
       status.textContent = `computed in this browser from ${[inputs.machine.name, inputs.image?.name, inputs.vmcore?.file].filter(Boolean).join(", ")}`;
     } catch (e) {
-      errors.push(reportError("report", e));
+      errors.push(droppedError("report", e));
       out.replaceChildren(errorBanner(errors)!);
     }
   };

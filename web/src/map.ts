@@ -14,6 +14,7 @@ const LANE_IOMEM = 330;
 const LANE_GAP = 16;
 const LANE_CRASH = 120;
 const LANE_PLAN = 190;
+const LANE_VMCORE = 120;
 const LIMIT_LABELS = 300;
 const NEST = 12;
 
@@ -64,6 +65,8 @@ export function mapSection(data: ReportData, checksById: Map<string, string[]>):
     const boundaries: bigint[] = [];
     for (const r of all) boundaries.push(BigInt(r.start), BigInt(r.end));
     for (const s of data.plan?.segments ?? []) boundaries.push(BigInt(s.mem), BigInt(s.end));
+    // A dump's ranges cut the map; its left-out runs (thousands) are drawn inside the pieces.
+    for (const r of data.vmcore?.dumped ?? []) boundaries.push(BigInt(r.start), BigInt(r.end));
     for (const l of limits) boundaries.push(BigInt(l.value));
     const w = data.plan?.error?.window;
     if (w) boundaries.push(BigInt(w.min.value), BigInt(w.limit.value));
@@ -86,7 +89,8 @@ function visible(scale: Scale, start: bigint, end: bigint): boolean {
 function svg(data: ReportData, scale: Scale, all: MapRange[], limits: (BoundJson & { from: string })[], checksById: Map<string, string[]>, zoomTo: (s: bigint, e: bigint) => void): Element {
   const laneCrash = AXIS + LANE_IOMEM + LANE_GAP;
   const lanePlan = laneCrash + LANE_CRASH + LANE_GAP;
-  const width = lanePlan + LANE_PLAN + LIMIT_LABELS;
+  const laneVmcore = lanePlan + LANE_PLAN + LANE_GAP;
+  const width = laneVmcore + (data.vmcore ? LANE_VMCORE + LANE_GAP : 0) + LIMIT_LABELS;
   const height = Math.ceil(scale.height) + 30;
   const root = h("svg", { width, height, viewBox: `0 -20 ${width} ${height}`, role: "img", "aria-label": "physical memory map", id: "memory-map", "data-scale": scale.kind });
   const y = (a: bigint) => scale.y(a);
@@ -140,6 +144,24 @@ function svg(data: ReportData, scale: Scale, all: MapRange[], limits: (BoundJson
         `no room for the ${failed.what} (${failed.size}) between ${failed.min.value} (${failed.min.reason}) and ${failed.limit.value} (${failed.limit.reason})`));
     }
   }
+  if (data.vmcore) {
+    root.append(h("text", { x: laneVmcore, y: -6, class: "lane-title" }, "vmcore"));
+    for (const r of data.vmcore.dumped) {
+      const start = BigInt(r.start);
+      const end = BigInt(r.end);
+      if (visible(scale, start, end)) root.append(box(start, end, laneVmcore, LANE_VMCORE, "vmcore dumped", "dumped", { "data-kind": "vmcore-dumped" }, `in the dump: ${r.start}–${r.end} (${size(end - start)})`));
+    }
+    // Left-out runs: thin marks over the dumped lane, not focusable one by one (there can be thousands); the list below has them.
+    for (const l of data.vmcore.leftOut) {
+      for (const r of l.ranges) {
+        const start = BigInt(r.start);
+        const end = BigInt(r.end);
+        if (!visible(scale, start, end)) continue;
+        const y0 = scale.y(start);
+        root.append(h("rect", { class: `left-out left-${l.type}`, x: laneVmcore + LANE_VMCORE / 2, y: y0, width: LANE_VMCORE / 2, height: Math.max(1, scale.y(end) - y0), "data-kind": "vmcore-left-out", "data-type": l.type, "data-start": r.start, "data-end": r.end }));
+      }
+    }
+  }
   // Limits: a line across every lane, the reason on hover and focus.
   const seen = new Set<string>();
   limits.forEach((l, i) => {
@@ -148,8 +170,9 @@ function svg(data: ReportData, scale: Scale, all: MapRange[], limits: (BoundJson
     seen.add(`${l.value}|${l.reason}`);
     const ly = y(at);
     const g = h("g", { class: `limit from-${l.from}`, tabindex: 0, id: `limit-${i}`, "data-kind": "limit", "data-start": l.value, "data-end": l.value });
-    g.append(h("line", { x1: AXIS, x2: lanePlan + LANE_PLAN, y1: ly, y2: ly }), h("line", { x1: AXIS, x2: lanePlan + LANE_PLAN, y1: ly, y2: ly, class: "hit" }),
-      h("text", { x: lanePlan + LANE_PLAN + 6, y: ly + 4 }, `${l.value} ${shorten(l.reason)}`));
+    const x2 = width - LIMIT_LABELS;
+    g.append(h("line", { x1: AXIS, x2, y1: ly, y2: ly }), h("line", { x1: AXIS, x2, y1: ly, y2: ly, class: "hit" }),
+      h("text", { x: x2 + 6, y: ly + 4 }, `${l.value} ${shorten(l.reason)}`));
     tip(g, `limit ${l.value}: ${l.reason}`);
     root.append(g);
   });

@@ -90,6 +90,9 @@ for (const name of SNAPSHOTS) {
         // Every check, with the CLI's verdict; every failing one present.
         const dom = await page.$$eval("[data-check]", (els) => els.map((e) => ({ id: e.getAttribute("data-check")!, verdict: e.getAttribute("data-verdict")! })));
         assert.deepEqual(dom.map((d) => `${d.id}=${d.verdict}`).sort(), check.checks.map((c) => `${c.id}=${c.verdict}`).sort());
+        // Every check links to what it is about, and that thing is on the page.
+        const dangling = await page.$$eval("[data-check] a[data-anchor]", (els) => els.map((a) => a.getAttribute("data-anchor")!).filter((id) => (globalThis as unknown as InPage).document.getElementById(id) === null));
+        assert.deepEqual(dangling, []);
         // The crash region(s) at the machine's addresses.
         const crash = await page.$$eval("[data-kind=crash-region]", (els) => els.map((e) => [e.getAttribute("data-start"), e.getAttribute("data-end")]));
         assert.deepEqual(crash, machine.crashRegions.map((c) => [c.start, `0x${(BigInt(c.start) + BigInt(c.size)).toString(16)}`]));
@@ -286,7 +289,7 @@ test("report --vmcore on a real dump: dumped ranges, pages left out by type as t
   const info = JSON.parse(run(["vmcore", "info", kdump, "--json"]).stdout) as { memory: { start: string; end: string }[]; pagesDumped: string; pagesPresent: string };
   const { page, problems } = await open(out);
   try {
-    const leftOut: Record<string, number> = Object.fromEntries(await page.$$eval("[data-type]", (els) => els.map((e) => [e.getAttribute("data-type")!, Number(e.getAttribute("data-pages"))])));
+    const leftOut: Record<string, number> = Object.fromEntries(await page.$$eval("#vmcore li[data-type]", (els) => els.map((e) => [e.getAttribute("data-type")!, Number(e.getAttribute("data-pages"))])));
     assert.equal(leftOut.cache ?? 0, Number(counted[2]));
     assert.equal(leftOut.user ?? 0, Number(counted[4]));
     assert.equal(leftOut.free ?? 0, Number(counted[5]));

@@ -12,7 +12,7 @@ import type { Request } from "../plan/request.js";
 import { handoverFor } from "../check/rules-handover.js";
 import { inspectJson } from "../image/describe.js";
 import type { KernelImage } from "../image/index.js";
-import { SETUP_HEADER_FIELDS } from "../image/setup-header.js";
+import { SETUP_HEADER_FIELDS, XLOADFLAG_NAMES } from "../image/setup-header.js";
 import type { IomemEntry } from "../machine/iomem.js";
 import type { Machine } from "../machine/model.js";
 import { runningKernelLimit } from "../plan/plan.js";
@@ -145,15 +145,17 @@ export interface ReportInput {
   errors?: ReportData["errors"];
 }
 
-const XLF_BITS: { name: string; meaning: string }[] = [
-  { name: "XLF_KERNEL_64", meaning: "has the 64-bit entry at load address + 0x200" },
-  { name: "XLF_CAN_BE_LOADED_ABOVE_4G", meaning: "kernel, boot_params, command line and initrd may lie above 4 GiB" },
-  { name: "XLF_EFI_HANDOVER_32", meaning: "32-bit EFI handover entry" },
-  { name: "XLF_EFI_HANDOVER_64", meaning: "64-bit EFI handover entry" },
-  { name: "XLF_EFI_KEXEC", meaning: "can be kexec'd with EFI runtime services kept" },
-  { name: "XLF_5LEVEL", meaning: "can be entered with 5-level paging on (switches itself if needed)" },
-  { name: "XLF_5LEVEL_ENABLED", meaning: "built with 5-level paging (CONFIG_X86_5LEVEL)" },
-];
+/** What each xloadflags bit promises a loader (boot.rst), beside the names in setup-header.ts. */
+const XLF_MEANING: Readonly<Record<string, string>> = {
+  XLF_KERNEL_64: "has the 64-bit entry at load address + 0x200",
+  XLF_CAN_BE_LOADED_ABOVE_4G: "kernel, boot_params, command line and initrd may lie above 4 GiB",
+  XLF_EFI_HANDOVER_32: "32-bit EFI handover entry",
+  XLF_EFI_HANDOVER_64: "64-bit EFI handover entry",
+  XLF_EFI_KEXEC: "can be kexec'd with EFI runtime services kept",
+  XLF_5LEVEL: "can be entered with 5-level paging on (switches itself if needed)",
+  XLF_5LEVEL_ENABLED: "built with 5-level paging (CONFIG_X86_5LEVEL)",
+  XLF_MEM_ENCRYPTION: "set by the decompressor from mem_encrypt=: not a capability a loader may read",
+};
 
 function mapKind(name: string): MapRange["kind"] {
   if (name === "System RAM") return "ram";
@@ -204,7 +206,7 @@ function imageJson(image: KernelImage, name: string): ImageJson {
     const value = b.raw[f.name];
     return { name: f.name, offset: hex(f.offset), size: f.size, value: value === undefined ? null : hex(value), since: f.since ? `${f.since >> 8}.${(f.since & 0xff).toString().padStart(2, "0")}` : "all" };
   });
-  const xloadflags = b.protocol >= 0x20c ? XLF_BITS.map((x, bit) => ({ bit, name: x.name, set: (b.xloadflags & (1 << bit)) !== 0, meaning: x.meaning })) : null;
+  const xloadflags = b.protocol >= 0x20c ? XLOADFLAG_NAMES.map(([mask, name]) => ({ bit: Math.log2(mask), name, set: (b.xloadflags & mask) !== 0, meaning: XLF_MEANING[name] ?? "" })) : null;
   return { name, summary, fields, xloadflags };
 }
 
