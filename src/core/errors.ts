@@ -69,10 +69,15 @@ export class KexecError extends Error {
     return copy;
   }
 
+  /** Bigints (addresses, sizes), at any depth, become "0x..." strings: JSON numbers lose 64-bit values. */
   toJSON(): Record<string, unknown> {
-    const data: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(this.data)) data[k] = typeof v === "bigint" ? `0x${v.toString(16)}` : v;
-    return { error: this.code, message: this.message, data, hint: this.hint ?? null };
+    const plain = (v: unknown): unknown => {
+      if (typeof v === "bigint") return `0x${v.toString(16)}`;
+      if (Array.isArray(v)) return v.map(plain);
+      if (v !== null && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
+      return v;
+    };
+    return { error: this.code, message: this.message, data: plain(this.data), hint: this.hint ?? null };
   }
 }
 

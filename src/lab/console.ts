@@ -160,7 +160,7 @@ export function decodeExtract(name: string, base64Lines: string[], bytes: number
   }
   const digest = createHash("md5").update(gz).digest("hex");
   if (digest !== md5) {
-    throw new KexecError("lab", `file ${name} from the guest: md5 ${digest}, the guest said ${md5}`, { field: name, expected: md5, actual: digest });
+    throw new KexecError("lab", `file ${name} from the guest: md5 ${digest}, the guest said ${md5}`, { field: name, expected: md5, actual: digest }, "the file was damaged on the serial console; run the scenario again");
   }
   return readTar(gunzipSync(gz));
 }

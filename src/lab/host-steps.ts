@@ -42,7 +42,7 @@ export interface HostSpec {
   steps: HostStep[];
   /**
    * After every step passed, keep $VMCORE in the cache as vmcores/NAME.elf (replacing an older
-   * one), as `node dist/node/vmcore/capture-vmcore.js --name NAME` would: CI's unit tests of a
+   * one), as `node dist/lab/capture-vmcore.js --name NAME` would: CI's unit tests of a
    * real dump then read the one its e2e run captured instead of booting the guest again.
    */
   keepVmcore?: string;
@@ -143,7 +143,7 @@ export async function runHostSteps(spec: HostSpec, disks: string[], outDir: stri
     disks.forEach((d, i) => (env[`DISK${i}`] = d));
     if (spec.vmcoreDisk !== undefined) {
       const disk = disks[spec.vmcoreDisk];
-      if (disk === undefined) throw new KexecError("lab", `host.vmcoreDisk ${spec.vmcoreDisk}: the run has ${disks.length} disk(s)`, { field: "host.vmcoreDisk" });
+      if (disk === undefined) throw new KexecError("lab", `host.vmcoreDisk ${spec.vmcoreDisk}: the run has ${disks.length} disk(s)`, { field: "host.vmcoreDisk" }, "give the scenario a disk (\"disks\") for the host step to read");
       cutToElfCore(disk);
       env["VMCORE"] = disk;
     }

@@ -56,18 +56,18 @@ export function markerName(stage: string | undefined, name: string): string {
 export function validateInitSpec(spec: InitSpec, where = "init"): void {
   const seen = new Set<string>(["init", "done"]);
   if (spec.stage !== undefined && spec.stage !== "" && !NAME.test(spec.stage)) {
-    throw new KexecError("usage", `${where}: stage ${JSON.stringify(spec.stage)} must match ${NAME}`, { field: "stage", actual: spec.stage });
+    throw new KexecError("usage", `${where}: stage ${JSON.stringify(spec.stage)} must match ${NAME}`, { field: "stage", actual: spec.stage }, "a stage name is letters, digits, - and _");
   }
   for (const [i, step] of spec.steps.entries()) {
     if (typeof step.name !== "string" || !NAME.test(step.name)) {
-      throw new KexecError("usage", `${where}: steps[${i}].name ${JSON.stringify(step.name)} must match ${NAME}`, { field: `steps[${i}].name`, actual: String(step.name) });
+      throw new KexecError("usage", `${where}: steps[${i}].name ${JSON.stringify(step.name)} must match ${NAME}`, { field: `steps[${i}].name`, actual: String(step.name) }, "a step name is letters, digits, - and _");
     }
     if (seen.has(step.name)) {
-      throw new KexecError("usage", `${where}: steps[${i}].name ${JSON.stringify(step.name)} is used twice (or is reserved: init, done)`, { field: `steps[${i}].name`, actual: step.name });
+      throw new KexecError("usage", `${where}: steps[${i}].name ${JSON.stringify(step.name)} is used twice (or is reserved: init, done)`, { field: `steps[${i}].name`, actual: step.name }, "give each step its own name");
     }
     seen.add(step.name);
     if (typeof step.run !== "string") {
-      throw new KexecError("usage", `${where}: steps[${i}].run must be shell text`, { field: `steps[${i}].run` });
+      throw new KexecError("usage", `${where}: steps[${i}].run must be shell text`, { field: `steps[${i}].run` }, "give the step a shell command as text");
     }
   }
 }

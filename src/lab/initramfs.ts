@@ -106,7 +106,7 @@ function readHostFile(path: string, why: string): Uint8Array {
   try {
     return readFileSync(path);
   } catch (e) {
-    throw new KexecError("lab", `cannot read ${path} (${why}): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: path });
+    throw new KexecError("lab", `cannot read ${path} (${why}): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: path }, "check the path; `bash .ci/setup-debian.sh` installs what the lab copies into guests");
   }
 }
 
@@ -185,7 +185,7 @@ function busyboxPart(arch: UserArch, cache: string): { key: string; build: () =>
         throw new KexecError("lab", `${bb} is dynamically linked; the lab needs a static busybox`, { file: bb, field: "PT_INTERP", actual: info.interpreter },
           "apt-get install busybox-static");
       }
-      if (info.arch !== arch) throw new KexecError("lab", `${bb} is ${info.arch}, the guest user space is ${arch}`, { file: bb, expected: arch, actual: info.arch });
+      if (info.arch !== arch) throw new KexecError("lab", `${bb} is ${info.arch}, the guest user space is ${arch}`, { file: bb, expected: arch, actual: info.arch }, "install busybox-static for the guest's architecture (`bash .ci/setup-debian.sh`)");
       const w = new CpioWriter();
       for (const d of ["proc", "sys", "dev", "tmp", "run", "root", "etc", "sbin", "usr/bin", "usr/sbin", "lab"]) w.dir(d);
       w.dir("tmp", 0o1777);
@@ -296,7 +296,7 @@ async function lastPart(spec: InitramfsSpec, cache: string): Promise<CpioWriter>
   for (const [i, f] of (spec.files ?? []).entries()) {
     const sources = [f.host, f.text, f.kernel, f.initramfs, f.program].filter((s) => s !== undefined).length;
     if (sources !== 1) {
-      throw new KexecError("usage", `files[${i}] (${f.guest}) needs exactly one of host, text, kernel, initramfs, program; it has ${sources}`, { field: `files[${i}]` });
+      throw new KexecError("usage", `files[${i}] (${f.guest}) needs exactly one of host, text, kernel, initramfs, program; it has ${sources}`, { field: `files[${i}]` }, "see lab/README.md for the file sources");
     }
     let data: Uint8Array;
     if (f.program !== undefined) {
@@ -385,7 +385,7 @@ export function readInitramfs(bytes: Uint8Array, what = "initramfs"): CpioEntry[
       try {
         out = gunzipSync(bytes.subarray(at), { info: true }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
       } catch (e) {
-        throw new KexecError("decompress", `${what}: gzip member at offset 0x${at.toString(16)}: ${(e as Error).message}`, { file: what, offset: at });
+        throw new KexecError("decompress", `${what}: gzip member at offset 0x${at.toString(16)}: ${(e as Error).message}`, { file: what, offset: at }, "the initramfs is corrupt");
       }
       entries.push(...readCpio(out.buffer));
       at += out.engine.bytesWritten;
@@ -395,7 +395,7 @@ export function readInitramfs(bytes: Uint8Array, what = "initramfs"): CpioEntry[
     const rest = bytes.subarray(at);
     const trailer = findTrailerEnd(rest);
     if (trailer === undefined) {
-      throw new KexecError("parse", `${what}: offset 0x${at.toString(16)} is neither gzip nor a complete cpio archive`, { file: what, offset: at });
+      throw new KexecError("parse", `${what}: offset 0x${at.toString(16)} is neither gzip nor a complete cpio archive`, { file: what, offset: at }, "the initramfs is corrupt, or its compression is not gzip");
     }
     entries.push(...readCpio(rest.subarray(0, trailer)));
     at += trailer;

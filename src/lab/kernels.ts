@@ -78,7 +78,7 @@ export function kernelFromPath(path: string): LabKernel {
     if (e instanceof KexecError) throw new KexecError("lab", `${path}: ${e.message}`, { file: path, ...e.data }, e.hint ?? "give the lab a bzImage");
     throw e;
   }
-  if (image.kind !== "bzImage") throw new KexecError("lab", `${path}: an ELF vmlinux cannot be booted by QEMU -kernel; give the bzImage`, { file: path, expected: "bzImage", actual: "ELF" });
+  if (image.kind !== "bzImage") throw new KexecError("lab", `${path}: an ELF vmlinux cannot be booted by QEMU -kernel; give the bzImage`, { file: path, expected: "bzImage", actual: "ELF" }, "give the bzImage (vmlinuz)");
   const bz = image.bzImage;
   const version = bz.version?.split(" ")[0] ?? "unknown";
   const kernelArch: UserArch = bz.is64 ? "x86_64" : "i386";
@@ -95,7 +95,7 @@ export function findKernel(name: string, cache = labCacheDir()): LabKernel {
       field: "kernel",
       actual: name,
       expected: [...index.keys()].join(" | "),
-    });
+    }, "use one of the known names, or a path to a bzImage");
   }
   if (!existsSync(k.vmlinuz)) {
     throw new KexecError("lab", `lab kernel ${name}: ${k.vmlinuz} is missing`, { file: k.vmlinuz }, SETUP_HINT);

@@ -121,7 +121,7 @@ export function qemuInvocation(spec: GuestSpec, debugLog?: string, disks: string
   const { path: kernelPath, arch } =
     typeof spec.kernel === "string" ? (({ vmlinuz, kernelArch }) => ({ path: vmlinuz, arch: kernelArch }))(findKernel(spec.kernel)) : spec.kernel;
   if (!existsSync(kernelPath)) throw new KexecError("lab", `kernel ${kernelPath} does not exist`, { file: kernelPath }, SETUP_HINT);
-  if (!existsSync(spec.initrd)) throw new KexecError("lab", `initramfs ${spec.initrd} does not exist`, { file: spec.initrd });
+  if (!existsSync(spec.initrd)) throw new KexecError("lab", `initramfs ${spec.initrd} does not exist`, { file: spec.initrd }, "build it first (runScenario does), or check the path");
   const append = ["console=ttyS0", "panic=-1", spec.append ?? ""].join(" ").trim();
   const argv = [
     qemuBinary(arch),

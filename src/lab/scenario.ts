@@ -130,7 +130,7 @@ export function parseScenario(text: string, file: string): Scenario {
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new KexecError("parse", `${file}: not valid JSON: ${(e as Error).message}`, { file });
+    throw new KexecError("parse", `${file}: not valid JSON: ${(e as Error).message}`, { file }, "fix the JSON; lab/README.md describes the format");
   }
   if (typeof raw !== "object" || raw === null) fail(file, "(top)", "expected an object");
   const o = raw as Record<string, unknown>;
@@ -142,7 +142,7 @@ export function parseScenario(text: string, file: string): Scenario {
 }
 
 export function loadScenario(file: string): Scenario {
-  if (!existsSync(file)) throw new KexecError("io", `scenario ${file} does not exist`, { file });
+  if (!existsSync(file)) throw new KexecError("io", `scenario ${file} does not exist`, { file }, "give a file under lab/scenarios, or a scenario's name");
   return parseScenario(readFileSync(file, "utf8"), file);
 }
 
@@ -160,7 +160,7 @@ export function findScenario(nameOrFile: string, dir = scenarioDir()): Scenario 
   if (nameOrFile.endsWith(".json")) return loadScenario(nameOrFile);
   const hit = listScenarios(dir).find((s) => s.name === nameOrFile || basename(s.file ?? "", ".json") === nameOrFile);
   if (hit === undefined) {
-    throw new KexecError("usage", `no scenario named ${JSON.stringify(nameOrFile)} in ${dir}`, { field: "scenario", actual: nameOrFile, expected: listScenarios(dir).map((s) => s.name).join(" | ") });
+    throw new KexecError("usage", `no scenario named ${JSON.stringify(nameOrFile)} in ${dir}`, { field: "scenario", actual: nameOrFile, expected: listScenarios(dir).map((s) => s.name).join(" | ") }, "`node dist/lab/suite.js --list` lists the scenarios");
   }
   return hit;
 }

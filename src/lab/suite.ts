@@ -10,6 +10,7 @@
  */
 import { pathToFileURL } from "node:url";
 import { isKexecError, type KexecError } from "../core/errors.js";
+import { runEntryPoint } from "../node/entry.js";
 import { size } from "../core/format.js";
 import { inCI } from "../node/test-inputs.js";
 import { labAvailable } from "./qemu.js";
@@ -117,24 +118,18 @@ async function main(argv: string[]): Promise<number> {
     for (const s of listScenarios()) console.log(`${s.name.padEnd(36)} ${s.kernel.padEnd(12)} ${s.description ?? ""}`);
     return 0;
   }
-  try {
-    const started = Date.now();
-    const r = await runSuite(names, { verbose, jobs });
-    const failedNames = [...r.errors.map((e) => e.scenario), ...r.results.filter((x) => !x.ok).map((x) => x.scenario.name)];
-    console.log(`${r.passed} passed, ${r.failed} failed${r.skipped > 0 ? `, ${r.skipped} skipped` : ""} in ${seconds(Date.now() - started)} (jobs ${jobs})${failedNames.length > 0 ? `; failed: ${failedNames.join(", ")}` : ""}`);
-    if (r.skipped > 0 && inCI()) {
-      console.log(`CI=true: ${r.skipped} skipped scenario(s) count as failures — CI must provide QEMU and the kernels (.ci/setup-debian.sh)`);
-      return 1;
-    }
-    return r.failed === 0 ? 0 : 1;
-  } catch (e) {
-    if (!isKexecError(e)) throw e;
-    console.error(`kexec-ts lab: ${e.message}`);
-    if (e.hint !== undefined) console.error(`hint: ${e.hint}`);
-    return 2;
+  const started = Date.now();
+  const r = await runSuite(names, { verbose, jobs });
+  const failedNames = [...r.errors.map((e) => e.scenario), ...r.results.filter((x) => !x.ok).map((x) => x.scenario.name)];
+  console.log(`${r.passed} passed, ${r.failed} failed${r.skipped > 0 ? `, ${r.skipped} skipped` : ""} in ${seconds(Date.now() - started)} (jobs ${jobs})${failedNames.length > 0 ? `; failed: ${failedNames.join(", ")}` : ""}`);
+  if (r.skipped > 0 && inCI()) {
+    console.log(`CI=true: ${r.skipped} skipped scenario(s) count as failures — CI must provide QEMU and the kernels (.ci/setup-debian.sh)`);
+    return 1;
   }
+  return r.failed === 0 ? 0 : 1;
 }
 
+// A scenario list that cannot be read or a lab that cannot start ends in the one catch (exit 78 for the lab's own errors).
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main(process.argv.slice(2)).then((code) => (process.exitCode = code));
+  runEntryPoint("kexec-ts lab", () => main(process.argv.slice(2)));
 }

@@ -35,7 +35,7 @@ export function ioError(e: unknown, path: string, what: string): KexecError {
     EPERM: "run as root or fix the file's permissions",
     EISDIR: `give the path of a file, not a directory`,
   };
-  return new KexecError("io", `${path}: cannot read ${what}: ${err?.message ?? String(e)}`, { file: path, errno: code }, hints[code] ?? `check that the ${what} is readable`);
+  return new KexecError("io", `${path}: cannot read ${what}: ${err?.message ?? String(e)}`, { file: path, errno: code }, hints[code] ?? `check that the ${what} is readable`, { cause: e });
 }
 
 /** Write a whole file via a temporary name, so a failure never leaves half a file under the real name. */
@@ -52,5 +52,5 @@ export function writeOutputFile(path: string, data: Uint8Array, what: string): v
 /** The error for an output that cannot be created or written. */
 export function writeError(e: unknown, path: string, what: string): KexecError {
   const err = e as NodeJS.ErrnoException;
-  return new KexecError("io", `${path}: cannot write ${what}: ${err?.message ?? String(e)}`, { file: path, errno: err?.code ?? "EIO" }, "check the directory exists, is writable and has room");
+  return new KexecError("io", `${path}: cannot write ${what}: ${err?.message ?? String(e)}`, { file: path, errno: err?.code ?? "EIO" }, "check the directory exists, is writable and has room", { cause: e });
 }

@@ -1,14 +1,17 @@
 /**
  * `kexec-ts snapshot DIR`: copies every file readMachine reads into DIR, at
  * the same relative paths, so `--root DIR` replays the same model elsewhere
- * (a bug report, the web page, a test fixture). Works with nothing but /proc
- * and /sys mounted, as in a busybox initramfs.
+ * (a bug report, the web page, a test fixture). /proc/kcore is the one input
+ * that cannot be copied: what a -p plan needs from it (the KASLR layout) is
+ * saved as kernel-layout.json instead. Works with nothing but /proc and /sys
+ * mounted, as in a busybox initramfs.
  */
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { writeTar } from "../core/archive/tar.js";
 import { KexecError } from "../core/errors.js";
 import { SNAPSHOT_MANIFEST } from "../core/machine/snapshot-archive.js";
+import { KERNEL_LAYOUT_FILE, kernelLayoutJson, layoutFromKcore } from "./kernel-layout.js";
 import { collectMachineFiles, type CollectedFiles } from "./rootfs.js";
 
 export { SNAPSHOT_MANIFEST };
@@ -26,6 +29,8 @@ export interface SnapshotManifest {
   absent: string[];
   /** Paths that existed but could not be read, with the errno. */
   unreadable: Record<string, string>;
+  /** The KASLR layout read from /proc/kcore, saved for -p replays; null with why when it could not be read. */
+  kernelLayout: { file: string } | { file: null; why: string };
 }
 
 export async function snapshot(root: string, destDir: string): Promise<SnapshotManifest> {
@@ -55,13 +60,17 @@ export async function snapshot(root: string, destDir: string): Promise<SnapshotM
     // git drops empty directories, and an existing /sys/firmware/efi is itself a fact (EFI boot).
     if ((await readdir(join(destDir, dir))).length === 0) await write(`${dir}/.keep`, new Uint8Array(0));
   }
-  const manifest = await manifestFor(root, collected);
+  const { manifest, layout } = await manifestFor(root, collected);
+  if (layout) await write(KERNEL_LAYOUT_FILE, layout);
   await write(SNAPSHOT_MANIFEST, new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`));
   return manifest;
 }
 
-async function manifestFor(root: string, collected: CollectedFiles): Promise<SnapshotManifest> {
-  return {
+/** The manifest, and the kernel layout file's bytes when /proc/kcore said where the kernel is. */
+async function manifestFor(root: string, collected: CollectedFiles): Promise<{ manifest: SnapshotManifest; layout: Uint8Array | undefined }> {
+  const kcore = layoutFromKcore(root);
+  const layout = "layout" in kcore ? new TextEncoder().encode(`${JSON.stringify(kernelLayoutJson(kcore.layout), null, 2)}\n`) : undefined;
+  const manifest: SnapshotManifest = {
     tool: "kexec-ts",
     version: await toolVersion(),
     created: new Date().toISOString(),
@@ -70,7 +79,9 @@ async function manifestFor(root: string, collected: CollectedFiles): Promise<Sna
     dirs: collected.dirs,
     absent: collected.missing,
     unreadable: collected.errors,
+    kernelLayout: "layout" in kcore ? { file: KERNEL_LAYOUT_FILE } : { file: null, why: kcore.why },
   };
+  return { manifest, layout };
 }
 
 /**
@@ -79,10 +90,11 @@ async function manifestFor(root: string, collected: CollectedFiles): Promise<Sna
  */
 export async function snapshotTar(root: string, file: string): Promise<SnapshotManifest> {
   const collected = await collectMachineFiles(root);
-  const manifest = await manifestFor(root, collected);
+  const { manifest, layout } = await manifestFor(root, collected);
   const mtime = Math.floor(Date.now() / 1000);
   const entries = [
     { name: SNAPSHOT_MANIFEST, type: "file" as const, data: new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`), mtime },
+    ...(layout ? [{ name: KERNEL_LAYOUT_FILE, type: "file" as const, data: layout, mtime }] : []),
     ...collected.dirs.map((d) => ({ name: d, type: "dir" as const, mtime })),
     ...manifest.files.map((rel) => ({ name: rel, type: "file" as const, data: collected.files[rel]!, mtime })),
   ];

@@ -35,7 +35,7 @@ export async function run(args: ParsedArgs, operands: string[]): Promise<number>
       process.stderr.write(`kexec-ts: ${e.message}\nkexec-ts: falling back to kexec_load\n`);
     }
   }
-  const plan = fillPlan(p);
+  const plan = fillPlan(p, "load");
   if (has(args, "debug")) process.stderr.write(`${renderPlan(plan)}\n`);
   kexecLoad(plan.entry, plan.segments, plan.flags, ctx);
   return 0;

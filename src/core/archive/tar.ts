@@ -32,7 +32,7 @@ function octal(bytes: Uint8Array, offset: number, length: number, field: string,
   const t = text(bytes, offset, length).trim();
   if (t === "") return 0;
   if (!/^[0-7]+$/.test(t)) {
-    throw new KexecError("parse", `tar: ${field} of the header at offset 0x${at.toString(16)} is not octal`, { field, offset: at, actual: JSON.stringify(t) });
+    throw new KexecError("parse", `tar: ${field} of the header at offset 0x${at.toString(16)} is not octal`, { field, offset: at, actual: JSON.stringify(t) }, "the archive from the guest is corrupt; run the scenario again");
   }
   return parseInt(t, 8);
 }
@@ -124,6 +124,8 @@ export function safeRelativePath(name: string): string | undefined {
   return parts.length === 0 ? undefined : parts.join("/");
 }
 
+const USTAR_LIMITS = "ustar holds paths up to 255 bytes and files below 8 GiB; write a directory instead (kexec-ts snapshot DIR)";
+
 /** A ustar archive of files and directories (names up to 255 bytes, split across prefix and name). */
 export function writeTar(entries: readonly { name: string; type: "file" | "dir"; data?: Uint8Array; mode?: number; mtime?: number }[]): Uint8Array {
   const encoder = new TextEncoder();
@@ -135,7 +137,7 @@ export function writeTar(entries: readonly { name: string; type: "file" | "dir";
   };
   const put = (h: Uint8Array, offset: number, length: number, value: string) => {
     const bytes = encoder.encode(value);
-    if (bytes.length > length) throw new KexecError("parse", `tar: "${value}" does not fit the ${length}-byte field at ${offset}`, { field: "name", actual: value });
+    if (bytes.length > length) throw new KexecError("io", `tar: "${value}" does not fit the ${length}-byte ustar field at ${offset}`, { field: "name", actual: value }, USTAR_LIMITS);
     h.set(bytes, offset);
   };
   const octalField = (h: Uint8Array, offset: number, length: number, value: number) => put(h, offset, length, `${value.toString(8).padStart(length - 1, "0")}\0`);
@@ -148,7 +150,7 @@ export function writeTar(entries: readonly { name: string; type: "file" | "dir";
     else {
       // Split at a slash so the prefix (155) and the name (100) both fit.
       const cut = name.lastIndexOf("/", name.length - 2 >= 155 ? 155 : name.length - 2);
-      if (cut <= 0 || encoder.encode(name.slice(cut + 1)).length > 100) throw new KexecError("parse", `tar: path too long for ustar: ${name}`, { field: "name", actual: name });
+      if (cut <= 0 || encoder.encode(name.slice(cut + 1)).length > 100) throw new KexecError("io", `tar: path too long for ustar: ${name}`, { field: "name", actual: name }, USTAR_LIMITS);
       put(h, 0, 100, name.slice(cut + 1));
       put(h, 345, 155, name.slice(0, cut));
     }

@@ -80,12 +80,12 @@ export const PT_NAMES: Record<number, string> = { 0: "NULL", 1: "LOAD", 2: "DYNA
 export function parseElf(bytes: Uint8Array, what = "ELF file"): ElfFile {
   const r = new ByteReader(bytes, what);
   if (!looksLikeElf(bytes)) {
-    throw new KexecError("parse", `${what}: no ELF magic at offset 0`, { field: "e_ident", offset: 0, expected: "7f 45 4c 46", actual: Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, "0")).join(" ") });
+    throw new KexecError("parse", `${what}: no ELF magic at offset 0`, { field: "e_ident", offset: 0, expected: "7f 45 4c 46", actual: Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, "0")).join(" ") }, "give an ELF file: a vmlinux, /proc/kcore or a vmcore");
   }
   const cls = r.u8(4, "e_ident[EI_CLASS]");
   const data = r.u8(5, "e_ident[EI_DATA]");
   if (cls !== ELFCLASS32 && cls !== ELFCLASS64) {
-    throw new KexecError("parse", `${what}: e_ident[EI_CLASS] at offset 4 is ${cls}, expected 1 (ELF32) or 2 (ELF64)`, { field: "EI_CLASS", offset: 4, expected: "1 or 2", actual: String(cls) });
+    throw new KexecError("parse", `${what}: e_ident[EI_CLASS] at offset 4 is ${cls}, expected 1 (ELF32) or 2 (ELF64)`, { field: "EI_CLASS", offset: 4, expected: "1 or 2", actual: String(cls) }, "the file is corrupt, or not an ELF file");
   }
   if (data !== ELFDATA2LSB) {
     throw new KexecError("parse", `${what}: e_ident[EI_DATA] at offset 5 is ${data}, expected 1 (little-endian)`, { field: "EI_DATA", offset: 5, expected: "1", actual: String(data) }, "x86 ELF files are little-endian; this one is for another architecture");
@@ -110,7 +110,7 @@ export function parseElf(bytes: Uint8Array, what = "ELF file"): ElfFile {
       };
   const minEntSize = is64 ? 56 : 32;
   if (header.e_phnum > 0 && header.e_phentsize < minEntSize) {
-    throw new KexecError("parse", `${what}: e_phentsize is ${header.e_phentsize}, smaller than an ELF${header.elfClass} program header (${minEntSize})`, { field: "e_phentsize", offset: is64 ? 54 : 42, expected: `>= ${minEntSize}`, actual: String(header.e_phentsize) });
+    throw new KexecError("parse", `${what}: e_phentsize is ${header.e_phentsize}, smaller than an ELF${header.elfClass} program header (${minEntSize})`, { field: "e_phentsize", offset: is64 ? 54 : 42, expected: `>= ${minEntSize}`, actual: String(header.e_phentsize) }, "the file is corrupt: its program header entries are shorter than the ELF class needs");
   }
   const tableEnd = header.e_phoff + BigInt(header.e_phnum) * BigInt(header.e_phentsize);
   if (header.e_phnum > 0 && tableEnd > BigInt(bytes.length)) {
@@ -168,7 +168,7 @@ export function parseNotes(area: Uint8Array, baseOffset = 0, what = "note segmen
     const next = descAt + align4(descsz);
     if (next > area.length + 3 || descAt + descsz > area.length) {
       throw new KexecError("parse", `${what}: note at offset ${hex(baseOffset + at)} (namesz ${namesz}, descsz ${descsz}) runs past the end of the segment (${area.length} bytes)`,
-        { field: "n_descsz", offset: baseOffset + at, expected: `<= ${area.length - descAt}`, actual: String(descsz) });
+        { field: "n_descsz", offset: baseOffset + at, expected: `<= ${area.length - descAt}`, actual: String(descsz) }, "the file is truncated or corrupt");
     }
     let name = latin1(area.subarray(nameAt, nameAt + namesz));
     if (name.endsWith("\0")) name = name.slice(0, -1);

@@ -7,6 +7,7 @@
  */
 import { ByteReader } from "../bytes/reader.js";
 import { ByteWriter } from "../bytes/writer.js";
+import { KexecError } from "../errors.js";
 
 export interface HeaderField {
   /** The kernel's name for the field (struct setup_header in bootparam.h). */
@@ -163,12 +164,17 @@ export function headerBytes(image: Uint8Array, headerEnd: number): Uint8Array {
 /** Write a field into a boot_params buffer by its kernel name. */
 export function writeHeaderField(out: ByteWriter, name: SetupHeaderFieldName, value: bigint): void {
   const field = SETUP_HEADER_FIELDS.find((x) => x.name === name);
-  if (!field) throw new Error(`unknown setup header field ${name}`);
+  if (!field) throw unknownField(name);
   out.uint(field.offset, field.size, value, name);
 }
 
 export function fieldByName(name: SetupHeaderFieldName): HeaderField {
   const field = SETUP_HEADER_FIELDS.find((x) => x.name === name);
-  if (!field) throw new Error(`unknown setup header field ${name}`);
+  if (!field) throw unknownField(name);
   return field;
+}
+
+/** A field name the table lacks comes from kexec-ts' own code (the type should have caught it): a bug. */
+function unknownField(name: string): KexecError {
+  return new KexecError("internal", `unknown setup header field ${name}`, { field: name }, "this is a bug in kexec-ts; please report it");
 }

@@ -61,11 +61,11 @@ export function normalizeArchivePath(path: string): string {
       throw new KexecError("usage", `cpio: path ${JSON.stringify(path)} contains "..", which an initramfs may not use`, {
         field: "name",
         actual: path,
-      });
+      }, "give a path inside the initramfs");
     }
     parts.push(part);
   }
-  if (parts.length === 0) throw new KexecError("usage", `cpio: empty path ${JSON.stringify(path)}`, { field: "name", actual: path });
+  if (parts.length === 0) throw new KexecError("usage", `cpio: empty path ${JSON.stringify(path)}`, { field: "name", actual: path }, "give the file a name");
   return parts.join("/");
 }
 
@@ -75,7 +75,7 @@ function hex8(value: number, field: string): string {
       field,
       expected: "0..0xffffffff",
       actual: String(value),
-    });
+    }, "newc archives hold files below 4 GiB");
   }
   return value.toString(16).padStart(8, "0");
 }
@@ -185,7 +185,7 @@ export class CpioWriter {
         throw new KexecError("usage", `cpio: ${JSON.stringify(dir)} is a ${existing.type}, so ${JSON.stringify(name)} cannot be put under it`, {
           field: "name",
           actual: name,
-        });
+        }, "an initramfs cannot hold a file under a path that is not a directory; rename one of them");
       }
     }
   }
@@ -212,7 +212,7 @@ function typeOfMode(mode: number, name: string, offset: number): CpioEntryType {
         field: "c_mode",
         offset,
         actual: `0o${mode.toString(8)}`,
-      });
+      }, "the archive holds a file type the lab does not unpack (regular files, directories and symlinks only)");
   }
 }
 
@@ -232,7 +232,7 @@ export function readCpio(bytes: Uint8Array): CpioEntry[] {
         offset: offset + 6 + index * 8,
         expected: "8 hex digits",
         actual: JSON.stringify(text),
-      });
+      }, "the archive is corrupt or not a newc cpio");
     }
     return parseInt(text, 16);
   };
@@ -245,7 +245,7 @@ export function readCpio(bytes: Uint8Array): CpioEntry[] {
       throw new KexecError("parse", `cpio: header at offset 0x${at.toString(16)} needs ${HEADER_SIZE} bytes, only ${bytes.length - at} remain`, {
         field: "header",
         offset: at,
-      });
+      }, "the archive is truncated");
     }
     const magic = decoder.decode(bytes.subarray(at, at + 6));
     if (magic !== CPIO_NEWC_MAGIC) {
@@ -268,7 +268,7 @@ export function readCpio(bytes: Uint8Array): CpioEntry[] {
       throw new KexecError("parse", `cpio: entry at offset 0x${at.toString(16)} runs past the end (${dataEnd} > ${bytes.length})`, {
         field: "c_filesize",
         offset: at,
-      });
+      }, "the archive is truncated");
     }
     const name = decoder.decode(bytes.subarray(nameStart, nameStart + namesize - 1));
     const entryOffset = at;

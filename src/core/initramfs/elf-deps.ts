@@ -38,17 +38,17 @@ interface Segment {
 export function readDynamicInfo(bytes: Uint8Array, what = "ELF file"): DynamicInfo {
   const r = new ByteReader(bytes, what);
   if (r.u32be(0, "e_ident[EI_MAG]") !== 0x7f454c46) {
-    throw new KexecError("parse", `${what}: not an ELF file`, { field: "e_ident", offset: 0, expected: "\\x7fELF" });
+    throw new KexecError("parse", `${what}: not an ELF file`, { field: "e_ident", offset: 0, expected: "\\x7fELF" }, "give a program or a shared library");
   }
   const elfClass = r.u8(4, "e_ident[EI_CLASS]");
   if (elfClass !== ELFCLASS32 && elfClass !== ELFCLASS64) {
-    throw new KexecError("parse", `${what}: EI_CLASS ${elfClass} is neither ELFCLASS32 nor ELFCLASS64`, { field: "e_ident[EI_CLASS]", offset: 4 });
+    throw new KexecError("parse", `${what}: EI_CLASS ${elfClass} is neither ELFCLASS32 nor ELFCLASS64`, { field: "e_ident[EI_CLASS]", offset: 4 }, "the file is corrupt");
   }
   const is64 = elfClass === ELFCLASS64;
   const machine = r.u16(18, "e_machine");
   const arch: UserArch | undefined = machine === EM_X86_64 ? "x86_64" : machine === EM_386 ? "i386" : undefined;
   if (arch === undefined) {
-    throw new KexecError("parse", `${what}: e_machine ${machine} is not x86 (EM_386 3 or EM_X86_64 62)`, { field: "e_machine", offset: 18, actual: String(machine) });
+    throw new KexecError("parse", `${what}: e_machine ${machine} is not x86 (EM_386 3 or EM_X86_64 62)`, { field: "e_machine", offset: 18, actual: String(machine) }, "give the x86 build of the program");
   }
   const phoff = is64 ? Number(r.u64(32, "e_phoff")) : r.u32(28, "e_phoff");
   const phentsize = r.u16(is64 ? 54 : 42, "e_phentsize");
@@ -79,14 +79,14 @@ export function readDynamicInfo(bytes: Uint8Array, what = "ELF file"): DynamicIn
       if (tag === DT_STRTAB) strtab = value;
     }
     if (neededOffsets.length > 0) {
-      if (strtab === undefined) throw new KexecError("parse", `${what}: DT_NEEDED entries but no DT_STRTAB`, { field: "DT_STRTAB" });
+      if (strtab === undefined) throw new KexecError("parse", `${what}: DT_NEEDED entries but no DT_STRTAB`, { field: "DT_STRTAB" }, "the file is corrupt");
       // DT_STRTAB is a virtual address; the PT_LOAD that contains it says where it is in the file.
       const load = segments.find((s) => s.type === PT_LOAD && strtab! >= s.vaddr && strtab! < s.vaddr + BigInt(s.filesz));
-      if (load === undefined) throw new KexecError("parse", `${what}: DT_STRTAB 0x${strtab.toString(16)} is in no PT_LOAD segment`, { field: "DT_STRTAB" });
+      if (load === undefined) throw new KexecError("parse", `${what}: DT_STRTAB 0x${strtab.toString(16)} is in no PT_LOAD segment`, { field: "DT_STRTAB" }, "the file is corrupt");
       const strtabOffset = load.offset + Number(strtab - load.vaddr);
       for (const o of neededOffsets) {
         const name = r.cstring(strtabOffset + Number(o), 4096, "DT_NEEDED");
-        if (name === undefined) throw new KexecError("parse", `${what}: DT_NEEDED string at 0x${o.toString(16)} is not terminated`, { field: "DT_NEEDED" });
+        if (name === undefined) throw new KexecError("parse", `${what}: DT_NEEDED string at 0x${o.toString(16)} is not terminated`, { field: "DT_NEEDED" }, "the file is corrupt");
         needed.push(name);
       }
     }
@@ -102,7 +102,7 @@ export function readDynamicInfo(bytes: Uint8Array, what = "ELF file"): DynamicIn
 export function readModinfo(bytes: Uint8Array, what = "kernel module"): Map<string, string[]> {
   const r = new ByteReader(bytes, what);
   if (r.u32be(0, "e_ident[EI_MAG]") !== 0x7f454c46) {
-    throw new KexecError("parse", `${what}: not an ELF file`, { field: "e_ident", offset: 0, expected: "\\x7fELF" });
+    throw new KexecError("parse", `${what}: not an ELF file`, { field: "e_ident", offset: 0, expected: "\\x7fELF" }, "give a program or a shared library");
   }
   const is64 = r.u8(4, "e_ident[EI_CLASS]") === ELFCLASS64;
   const shoff = is64 ? Number(r.u64(40, "e_shoff")) : r.u32(32, "e_shoff");

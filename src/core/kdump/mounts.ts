@@ -33,7 +33,7 @@ export function parseMountinfo(text: string, file = "/proc/self/mountinfo"): Mou
     const fields = line.split(" ");
     const dash = fields.indexOf("-", 6);
     if (fields.length < 10 || dash < 0 || fields.length < dash + 4) {
-      throw new KexecError("parse", `${file}:${i + 1}: expected "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS ... - FSTYPE SOURCE SUPEROPTIONS"`, { file, line: i + 1, actual: line });
+      throw new KexecError("parse", `${file}:${i + 1}: expected "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS ... - FSTYPE SOURCE SUPEROPTIONS"`, { file, line: i + 1, actual: line }, "the file is not in /proc/self/mountinfo's format (proc(5))");
     }
     out.push({
       mountId: Number(fields[0]),

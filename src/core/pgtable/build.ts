@@ -54,8 +54,8 @@ export class PageTableBuilder {
 
   private newTable(): bigint {
     const at = this.allocate();
-    if (at % PAGE !== 0n) throw new KexecError("plan", `page-table page at ${hex(at)} is not 4 KiB aligned`, { offset: at });
-    if (this.pages.has(at)) throw new KexecError("plan", `page-table page at ${hex(at)} handed out twice`, { offset: at });
+    if (at % PAGE !== 0n) throw new KexecError("plan", `page-table page at ${hex(at)} is not 4 KiB aligned`, { offset: at }, "this is a bug in kexec-ts' page-table builder; please report it");
+    if (this.pages.has(at)) throw new KexecError("plan", `page-table page at ${hex(at)} handed out twice`, { offset: at }, "this is a bug in kexec-ts' page-table builder; please report it");
     const page = new Uint8Array(4096);
     this.pages.set(at, page);
     this.views.set(at, new DataView(page.buffer));
@@ -64,7 +64,7 @@ export class PageTableBuilder {
 
   readEntry = (paddr: bigint, size: 4 | 8): bigint => {
     const dv = this.views.get(paddr & ~(PAGE - 1n));
-    if (!dv) throw new KexecError("parse", `page-table read at ${hex(paddr)}: not a page of this table`, { offset: paddr });
+    if (!dv) throw new KexecError("parse", `page-table read at ${hex(paddr)}: not a page of this table`, { offset: paddr }, "the walk left the tables that were built; this is a bug in kexec-ts, please report it");
     const at = Number(paddr & (PAGE - 1n));
     return size === 8 ? dv.getBigUint64(at, true) : BigInt(dv.getUint32(at, true));
   };
@@ -87,10 +87,10 @@ export class PageTableBuilder {
     const upperHalf = this.spec.vaBits !== 32 && start >= (1n << 64n) - vaLimit;
     if (!lowerHalf && !upperHalf) {
       throw new KexecError("plan", `${what}: virtual ${hex(start)}-${hex(endVa)} is outside what ${this.format} paging translates (canonical addresses below ${hex(vaLimit)} or from ${hex((1n << 64n) - vaLimit)})`,
-        { field: what, offset: start, expected: `< ${hex(vaLimit)}`, notTranslatable: true });
+        { field: what, offset: start, expected: `< ${hex(vaLimit)}`, notTranslatable: true }, "map only canonical virtual addresses of this paging mode");
     }
     if (paddr + size > 1n << BigInt(this.spec.paBits)) {
-      throw new KexecError("plan", `${what}: physical ${hex(paddr)}+${hex(size)} is beyond the ${this.spec.paBits}-bit physical addresses of ${this.format} entries`, { field: what, offset: paddr, notTranslatable: true });
+      throw new KexecError("plan", `${what}: physical ${hex(paddr)}+${hex(size)} is beyond the ${this.spec.paBits}-bit physical addresses of ${this.format} entries`, { field: what, offset: paddr, notTranslatable: true }, "this paging mode cannot map memory that high");
     }
     const sizes = this.spec.levels.filter((l) => l.large || l.shift === 12n).map((l) => 1n << l.shift).filter((s) => options.maxPageSize === undefined || s <= options.maxPageSize);
     let va = start;

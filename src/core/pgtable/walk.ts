@@ -46,7 +46,7 @@ export function walkPageTable(format: PagingFormat, top: bigint, vaddr: bigint, 
     steps.push({ level: level.name, table, index: Number(index), entry });
     if ((entry & PTE_PRESENT) === 0n) {
       throw new KexecError("parse", `virtual address ${hex(vaddr)} is not mapped (${level.name} entry ${hex(entry)} at ${hex(table + index * BigInt(spec.entrySize))} is not present)`,
-        { offset: vaddr, field: `${level.name}[${index}]`, level: spec.levels.length - depth, notPresent: true });
+        { offset: vaddr, field: `${level.name}[${index}]`, level: spec.levels.length - depth, notPresent: true }, "in a dump, a filtered level (-d) may lack the page-table page this walk needs; a lower level keeps more");
     }
     const base = entry & spec.addrMask;
     if (level.shift === 12n || (level.large && (entry & PTE_PSE) !== 0n)) {
@@ -55,7 +55,7 @@ export function walkPageTable(format: PagingFormat, top: bigint, vaddr: bigint, 
     }
     table = base;
   }
-  throw new KexecError("parse", `page-table walk for ${hex(vaddr)} ended without a leaf`, { offset: vaddr });
+  throw new KexecError("parse", `page-table walk for ${hex(vaddr)} ended without a leaf`, { offset: vaddr }, "the page tables are inconsistent");
 }
 
 /** The translation, or undefined when the address is not mapped (other errors still throw). */

@@ -33,10 +33,10 @@ export function elfKernel(v: Vmlinux, bytes: Uint8Array): ElfKernel {
   const h = v.elf.header;
   const is64 = h.e_machine === EM_X86_64 && h.elfClass === 64;
   if (!is64 && h.e_machine !== EM_386) {
-    throw new KexecError("plan", `the ELF file is for ${v.elf.machineName}, not x86`, { field: "e_machine", expected: "62 (x86_64) or 3 (i386)", actual: String(h.e_machine) });
+    throw new KexecError("plan", `the ELF file is for ${v.elf.machineName}, not x86`, { field: "e_machine", expected: "62 (x86_64) or 3 (i386)", actual: String(h.e_machine) }, "give an x86 vmlinux, or the bzImage it came in");
   }
   const loads = v.elf.programHeaders.filter((p) => p.p_type === PT_LOAD && p.p_memsz > 0n);
-  if (loads.length === 0) throw new KexecError("plan", "the ELF file has no PT_LOAD segments", { field: "p_type", expected: "at least one PT_LOAD" });
+  if (loads.length === 0) throw new KexecError("plan", "the ELF file has no PT_LOAD segments", { field: "p_type", expected: "at least one PT_LOAD" }, "give the kernel's vmlinux (a module or a debug-info file has nothing to load)");
   const start = alignDown(loads.reduce((m, p) => (p.p_paddr < m ? p.p_paddr : m), loads[0]!.p_paddr), PAGE_SIZE);
   const end = alignUp(loads.reduce((m, p) => (p.p_paddr + p.p_memsz > m ? p.p_paddr + p.p_memsz : m), 0n), PAGE_SIZE);
   if (end - start > 1n << 30n) {

@@ -43,7 +43,7 @@ export function elfCoreHeaderSize(elfClass: 32 | 64, programHeaders: number): nu
 
 export function buildElfCoreHeader(input: ElfCoreHeaderInput): Uint8Array {
   const phnum = input.notes.length + input.loads.length;
-  if (phnum > 0xffff) throw new KexecError("plan", `${phnum} program headers do not fit an ELF header (at most 65535)`, { field: "e_phnum", actual: String(phnum) });
+  if (phnum > 0xffff) throw new KexecError("plan", `${phnum} program headers do not fit an ELF header (at most 65535)`, { field: "e_phnum", actual: String(phnum) }, "the machine has more memory ranges than one core header can list; please report it with `kexec-ts snapshot DIR`");
   const is64 = input.elfClass === 64;
   const w = new ByteWriter(elfCoreHeaderSize(input.elfClass, phnum));
   // e_ident: magic, class, little-endian, EV_CURRENT, System V ABI.

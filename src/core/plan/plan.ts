@@ -64,6 +64,8 @@ export interface PlacedLoad {
 /** The plan handed to kexec_load: the placement with every segment's bytes. */
 export interface Plan extends PlacedLoad {
   segments: PlanSegment[];
+  /** Whether the purgatory carries the segments' SHA-256: a plan without it is for showing, not loading. */
+  digested: boolean;
 }
 
 /** What filling the segments needs beyond the request: the bytes and what the core cannot make itself. */
@@ -74,7 +76,8 @@ export interface SegmentBytes {
   rngSeed?: Uint8Array | undefined;
   /** Purgatory prints progress on COM1 (useful in the lab). */
   serialDebug?: boolean | undefined;
-  sha256: (chunks: Uint8Array[]) => Uint8Array;
+  /** Hashes the segments for the purgatory's check; null for a plan that is only shown (hashing the initrd and the kernel's zero fill is most of a plan's time). */
+  sha256: ((chunks: Uint8Array[]) => Uint8Array) | null;
 }
 
 
@@ -269,13 +272,14 @@ function layOut(image: KernelImage, machine: Machine, req: Request, kernelLayout
       mode: entryMode,
       entry: kernelEntry,
       bootParams: bootParamsAt.mem,
-      regions: verified.map((s) => ({ start: s.mem, bytes: s.buf, memsz: s.memsz })),
+      regions: verified.map((s) => ({ what: `the ${s.kind} segment`, start: s.mem, bytes: s.buf, memsz: s.memsz })),
       serialDebug: bytes.serialDebug ?? false,
     }, bytes.sha256);
     const plan: Plan = {
       ...placed,
       entry: purgatoryAt.mem + purgatory.entryOffset,
       notes: filledNotes,
+      digested: purgatory.digested,
       segments: placed.segments.map((s) => ({ ...s, buf: s.kind === "purgatory" ? purgatory.bytes : buffers[s.kind]! })),
     };
     assertPlanInvariants(plan, bz, machine, req);

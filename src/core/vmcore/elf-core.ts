@@ -64,7 +64,7 @@ export function readElfCore(file: RandomAccess, what = "vmcore"): ElfCore {
   }
   const machine = elf.machineName === "x86_64" || elf.machineName === "i386" ? elf.machineName : undefined;
   if (machine === undefined) {
-    throw new KexecError("parse", `${what}: e_machine is ${elf.header.e_machine}, expected 62 (x86_64) or 3 (i386)`, { field: "e_machine", offset: 18, expected: "62 or 3", actual: String(elf.header.e_machine) });
+    throw new KexecError("parse", `${what}: e_machine is ${elf.header.e_machine}, expected 62 (x86_64) or 3 (i386)`, { field: "e_machine", offset: 18, expected: "62 or 3", actual: String(elf.header.e_machine) }, "kexec-ts reads x86 (x86_64 and i386) dumps only");
   }
   const loads: LoadSegment[] = [];
   const notes: ElfNote[] = [];
@@ -76,7 +76,7 @@ export function readElfCore(file: RandomAccess, what = "vmcore"): ElfCore {
       if (ph.p_filesz > 0n && (headerEnd === BigInt(tableEnd) || ph.p_offset < headerEnd)) headerEnd = ph.p_offset;
     } else if (ph.p_type === PT_NOTE) {
       if (ph.p_filesz > 16n << 20n) {
-        throw new KexecError("parse", `${what}: PT_NOTE ${ph.index} claims ${ph.p_filesz} bytes, more than any kernel writes`, { field: `program header ${ph.index} p_filesz`, actual: String(ph.p_filesz) });
+        throw new KexecError("parse", `${what}: PT_NOTE ${ph.index} claims ${ph.p_filesz} bytes, more than any kernel writes`, { field: `program header ${ph.index} p_filesz`, actual: String(ph.p_filesz) }, "the dump is corrupt: no kernel writes a note that large");
       }
       const area = file.read(ph.p_offset, Number(ph.p_filesz));
       noteParts.push(area);
@@ -85,7 +85,7 @@ export function readElfCore(file: RandomAccess, what = "vmcore"): ElfCore {
   }
   for (const l of loads) {
     if (l.p_filesz > l.p_memsz) {
-      throw new KexecError("parse", `${what}: PT_LOAD ${l.index} has p_filesz ${hex(l.p_filesz)} above p_memsz ${hex(l.p_memsz)}`, { field: `program header ${l.index} p_filesz`, expected: `<= ${hex(l.p_memsz)}`, actual: hex(l.p_filesz) });
+      throw new KexecError("parse", `${what}: PT_LOAD ${l.index} has p_filesz ${hex(l.p_filesz)} above p_memsz ${hex(l.p_memsz)}`, { field: `program header ${l.index} p_filesz`, expected: `<= ${hex(l.p_memsz)}`, actual: hex(l.p_filesz) }, "the dump is corrupt");
     }
   }
   const noteBytes = concatBytes(noteParts);

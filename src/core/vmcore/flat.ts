@@ -44,7 +44,7 @@ export interface FlatRecord {
 /** Replays a whole flattened stream held in memory (tests, small dumps); returns the records in order. */
 export function parseFlat(stream: Uint8Array, what = "flattened dump"): FlatRecord[] {
   const sig = String.fromCharCode(...stream.subarray(0, 12));
-  if (sig !== MDF_SIGNATURE) throw new KexecError("parse", `${what}: no "makedumpfile" signature at offset 0`, { field: "signature", offset: 0, expected: MDF_SIGNATURE, actual: JSON.stringify(sig) });
+  if (sig !== MDF_SIGNATURE) throw new KexecError("parse", `${what}: no "makedumpfile" signature at offset 0`, { field: "signature", offset: 0, expected: MDF_SIGNATURE, actual: JSON.stringify(sig) }, "this is not a flattened dump (makedumpfile -F); a kdump-compressed or ELF dump is read directly");
   const dv = new DataView(stream.buffer, stream.byteOffset, stream.byteLength);
   const records: FlatRecord[] = [];
   let at = MDF_HEADER_SIZE;
@@ -54,7 +54,7 @@ export function parseFlat(stream: Uint8Array, what = "flattened dump"): FlatReco
     const size = dv.getBigInt64(at + 8, false);
     if (offset === -1n && size === -1n) return records;
     if (offset < 0n || size < 0n || BigInt(at + 16) + size > BigInt(stream.length)) {
-      throw new KexecError("parse", `${what}: record at ${hex(at)} (offset ${offset}, size ${size}) is invalid or runs past the stream`, { offset: at });
+      throw new KexecError("parse", `${what}: record at ${hex(at)} (offset ${offset}, size ${size}) is invalid or runs past the stream`, { offset: at }, "the flattened stream is truncated or corrupt");
     }
     records.push({ offset, data: stream.subarray(at + 16, at + 16 + Number(size)) });
     at += 16 + Number(size);

@@ -119,7 +119,7 @@ function withEdits(text: string, list: readonly [string, string | undefined][]):
 }
 
 test("fuzz: the real 6.1 dump with damaged VMCOREINFO, page tables and struct pages: walks, page-flag exclusion and dmesg", (t) => {
-  if (!existsSync(REAL)) return missingInput(t, `no captured vmcore at ${REAL} (run: node dist/node/vmcore/capture-vmcore.js, or the e2e suite's vmcore-amd64-6.1)`);
+  if (!existsSync(REAL)) return missingInput(t, `no captured vmcore at ${REAL} (run: node dist/lab/capture-vmcore.js, or the e2e suite's vmcore-amd64-6.1)`);
   const file = openRandomAccess(REAL);
   try {
     const core = openVmcore(file, REAL);

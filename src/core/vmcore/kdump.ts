@@ -146,7 +146,7 @@ function cstr(bytes: Uint8Array, at: number, max: number): string {
 export function readKdump(file: RandomAccess, what = "kdump file"): KdumpFile {
   const h = file.read(0n, DISK_DUMP_HEADER.size);
   if (!looksLikeKdump(h)) {
-    throw new KexecError("parse", `${what}: no "KDUMP   " signature at offset 0`, { field: "signature", offset: 0, expected: "KDUMP   ", actual: JSON.stringify(latin1(h.subarray(0, 8))) });
+    throw new KexecError("parse", `${what}: no "KDUMP   " signature at offset 0`, { field: "signature", offset: 0, expected: "KDUMP   ", actual: JSON.stringify(latin1(h.subarray(0, 8))) }, "this is not a kdump-compressed file; an ELF dump is read directly, and `makedumpfile -R` turns a flattened stream into a file");
   }
   const uts = (i: number) => cstr(h, DISK_DUMP_HEADER.utsname + i * UTS_FIELD, UTS_FIELD);
   const L = kdumpHeaderLayout(uts(4));
@@ -173,7 +173,7 @@ export function readKdump(file: RandomAccess, what = "kdump file"): KdumpFile {
   const bitmapBytes = (header.bitmap_blocks * blockSize) / 2;
   if (header.max_mapnr > BigInt(bitmapBytes) * 8n) {
     throw new KexecError("parse", `${what}: max_mapnr ${header.max_mapnr} needs ${header.max_mapnr / 8n} bitmap bytes, but bitmap_blocks ${header.bitmap_blocks} gives ${bitmapBytes} per bitmap`,
-      { field: "bitmap_blocks", offset: D.bitmap_blocks, expected: `>= ${header.max_mapnr / 8n} bytes`, actual: String(bitmapBytes) });
+      { field: "bitmap_blocks", offset: D.bitmap_blocks, expected: `>= ${header.max_mapnr / 8n} bytes`, actual: String(bitmapBytes) }, "the dump's header is corrupt");
   }
   const noteBytes = header.size_note > 0n ? file.read(header.offset_note, Number(header.size_note)) : new Uint8Array(0);
   const notes = parseNotes(noteBytes, Number(header.offset_note), `${what} notes`);
@@ -206,12 +206,12 @@ export function readKdump(file: RandomAccess, what = "kdump file"): KdumpFile {
       // An incomplete dump ends before some descriptors were filled: they read as zeros.
       if (offset === 0n && size === 0) return undefined;
       if (size > blockSize) {
-        throw new KexecError("parse", `${what}: page_desc ${index} (pfn ${hex(pfn)}) says ${size} bytes, more than a page`, { field: "page_desc.size", offset: descAt + BigInt(index * PAGE_DESC_SIZE), expected: `<= ${blockSize}`, actual: String(size) });
+        throw new KexecError("parse", `${what}: page_desc ${index} (pfn ${hex(pfn)}) says ${size} bytes, more than a page`, { field: "page_desc.size", offset: descAt + BigInt(index * PAGE_DESC_SIZE), expected: `<= ${blockSize}`, actual: String(size) }, "the dump is corrupt at this page");
       }
       const data = file.read(offset, size);
       const pageCodec = (flags & DUMP_DH_COMPRESSED_ZSTD) ? "zstd" : (flags & DUMP_DH_COMPRESSED_SNAPPY) ? "snappy" : (flags & DUMP_DH_COMPRESSED_LZO) ? "lzo" : (flags & DUMP_DH_COMPRESSED_ZLIB) ? "zlib" : undefined;
       if (pageCodec === undefined) {
-        if (size !== blockSize) throw new KexecError("parse", `${what}: uncompressed page_desc ${index} has size ${size}, expected ${blockSize}`, { field: "page_desc.size" });
+        if (size !== blockSize) throw new KexecError("parse", `${what}: uncompressed page_desc ${index} has size ${size}, expected ${blockSize}`, { field: "page_desc.size" }, "the dump is corrupt at this page");
         return data;
       }
       return decompressPage(pageCodec, data, blockSize);

@@ -95,14 +95,14 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
     let top: bigint;
     if (i386) {
       const pgd = info.symbols.get("swapper_pg_dir");
-      if (pgd === undefined) throw new KexecError("parse", "VMCOREINFO has no SYMBOL(swapper_pg_dir), needed to translate kernel virtual addresses", { field: "SYMBOL(swapper_pg_dir)" });
-      if (pgd < pageOffset) throw new KexecError("parse", `SYMBOL(swapper_pg_dir) ${hex(pgd)} is below PAGE_OFFSET ${hex(pageOffset)}`, { field: "SYMBOL(swapper_pg_dir)", actual: hex(pgd) });
+      if (pgd === undefined) throw new KexecError("parse", "VMCOREINFO has no SYMBOL(swapper_pg_dir), needed to translate kernel virtual addresses", { field: "SYMBOL(swapper_pg_dir)" }, "VMCOREINFO comes from the crashed kernel; without this symbol its virtual addresses cannot be translated");
+      if (pgd < pageOffset) throw new KexecError("parse", `SYMBOL(swapper_pg_dir) ${hex(pgd)} is below PAGE_OFFSET ${hex(pageOffset)}`, { field: "SYMBOL(swapper_pg_dir)", actual: hex(pgd) }, "the dump's VMCOREINFO contradicts itself");
       format = pae ? "i386-pae" : "i386-2level";
       top = pgd - pageOffset;
     } else {
-      if (topSymbol === undefined) throw new KexecError("parse", "VMCOREINFO has no SYMBOL(init_top_pgt), needed to translate kernel virtual addresses", { field: "SYMBOL(init_top_pgt)" });
+      if (topSymbol === undefined) throw new KexecError("parse", "VMCOREINFO has no SYMBOL(init_top_pgt), needed to translate kernel virtual addresses", { field: "SYMBOL(init_top_pgt)" }, "VMCOREINFO comes from the crashed kernel; without this symbol its virtual addresses cannot be translated");
       const at = textToPhys(topSymbol);
-      if (at === undefined) throw new KexecError("parse", `SYMBOL(init_top_pgt) ${hex(topSymbol)} is outside the kernel text mapping`, { field: "SYMBOL(init_top_pgt)", actual: hex(topSymbol) });
+      if (at === undefined) throw new KexecError("parse", `SYMBOL(init_top_pgt) ${hex(topSymbol)} is outside the kernel text mapping`, { field: "SYMBOL(init_top_pgt)", actual: hex(topSymbol) }, "the dump's VMCOREINFO contradicts itself");
       format = levels === 5 ? "x86_64-5level" : "x86_64-4level";
       top = at;
     }

@@ -36,7 +36,7 @@ export function resolveLibraries(root: string, programs: string[], arch: UserArc
     seen.add(real);
     const info = readDynamicInfo(readFileSync(real), what);
     if (info.arch !== arch) {
-      throw new KexecError("io", `${what} is ${info.arch} code, but the user space being built is ${arch}`, { file: what, expected: arch, actual: info.arch });
+      throw new KexecError("io", `${what} is ${info.arch} code, but the user space being built is ${arch}`, { file: what, expected: arch, actual: info.arch }, "give the build of the program for the user space being built");
     }
     if (info.interpreter !== undefined && !found.has(info.interpreter)) {
       const host = join(root, info.interpreter);

@@ -134,13 +134,13 @@ export function describeFilesystem(path: string, what: string, mounts = readMoun
     throw new KexecError("io", `the ${what} ${path} does not exist (${(e as NodeJS.ErrnoException).code ?? "error"})`, { file: path }, `create it (mkdir -p ${path}) or set another one in /etc/kexec-ts/kdump.conf`);
   }
   const m = mountOf(mounts, real);
-  if (m === undefined) throw new KexecError("machine", `no mount holds ${real} in /proc/self/mountinfo`, { file: "/proc/self/mountinfo", actual: real });
+  if (m === undefined) throw new KexecError("machine", `no mount holds ${real} in /proc/self/mountinfo`, { file: "/proc/self/mountinfo", actual: real }, "give a path on a mounted file system");
   if (!LOCAL_BLOCK_FILESYSTEMS.has(m.fstype)) {
     throw new KexecError("machine", `the ${what} ${real} is on ${m.fstype} (${m.source} at ${m.mountPoint}), which the capture kernel cannot mount from a local disk`,
       { file: real, field: "fstype", expected: [...LOCAL_BLOCK_FILESYSTEMS].join(", "), actual: m.fstype }, "put the target on a local disk file system (ext4, xfs, btrfs), or set raw_target");
   }
   const majMin = blockMajMin(m);
-  if (majMin === null) throw new KexecError("machine", `the ${what} ${real} is on ${m.source}, which is not a block device`, { file: real, actual: m.source });
+  if (majMin === null) throw new KexecError("machine", `the ${what} ${real} is on ${m.source}, which is not a block device`, { file: real, actual: m.source }, "the dump target must be on a local block device (or use raw_target)");
   const devPath = devNode(majMin, m.source);
   return { path: real, mount: m, pathInFs: pathInFilesystem(m, real), fstype: m.fstype, devPath, majMin, uuid: uuidOf(devPath, m.fstype), drivers: blockDeviceDrivers(majMin) };
 }
@@ -156,7 +156,7 @@ export function describeRawDevice(path: string): { devPath: string; majMin: stri
   if (!st.isBlockDevice()) throw new KexecError("io", `raw_target ${path} is not a block device`, { file: path, field: "raw_target" }, "give a block device such as /dev/vdb");
   const base = basename(realpathSync(path));
   const link = existsSync(`/sys/class/block/${base}/dev`) ? readText(`/sys/class/block/${base}/dev`) : null;
-  if (link === null) throw new KexecError("machine", `no /sys/class/block/${base}/dev for raw_target ${path}`, { file: path });
+  if (link === null) throw new KexecError("machine", `no /sys/class/block/${base}/dev for raw_target ${path}`, { file: path }, "give raw_target a block device under /dev");
   return { devPath: `/dev/${base}`, majMin: link, drivers: blockDeviceDrivers(link) };
 }
 

@@ -57,7 +57,7 @@ WantedBy=multi-user.target
 }
 
 /** Debian runs /etc/kernel/postinst.d/* as `hook VERSION /boot/vmlinuz-VERSION` after a kernel's depmod. A failure here must not fail the kernel's installation. */
-function postinstHook(command: string): string {
+export function postinstHook(command: string): string {
   return `#!/bin/sh
 # ${MARKER}
 # Rebuilds kexec-ts' kdump capture initramfs for a newly installed kernel.

@@ -36,8 +36,16 @@ class CaptureLog {
   private readonly start = performance.now();
   constructor(private readonly out: (line: string) => void) {}
   say(text: string): void {
-    this.lines.push(`${((performance.now() - this.start) / 1000).toFixed(2)} ${text}`);
+    this.lines.push(`${this.uptime()} ${text}`);
     this.out(`kexec-ts kdump: ${text}`);
+  }
+  /** Seconds since the capture kernel booted, the init log's clock, so capture.log reads in one time line. */
+  private uptime(): string {
+    try {
+      return readFileSync("/proc/uptime", "utf8").split(" ")[0]!;
+    } catch {
+      return ((performance.now() - this.start) / 1000).toFixed(2);
+    }
   }
 }
 
@@ -155,7 +163,7 @@ export async function captureSave(settingsPath: string, opts: CaptureSaveOptions
   // The log first: it is small and tells most of the story even if nothing else gets written.
   const tDmesg = performance.now();
   try {
-    if (core.vmcoreinfo === undefined) throw new KexecError("parse", "the vmcore has no VMCOREINFO", { field: "VMCOREINFO" });
+    if (core.vmcoreinfo === undefined) throw new KexecError("parse", "the vmcore has no VMCOREINFO", { field: "VMCOREINFO" }, "the crashed kernel wrote no VMCOREINFO (CONFIG_CRASH_CORE); save it with dump level 0 or 1");
     const records = readLockless(vmcoreKernelMemory(core), core.vmcoreinfo);
     const text = formatDmesg(records);
     writeDurably(join(dir, "dmesg.txt"), text);

@@ -215,7 +215,7 @@ function makedumpfileDmesg(file: string, dir: string): string {
 }
 
 test("real 6.1 vmcore: dmesg equals makedumpfile --dump-dmesg; our -d 31 kdump and ELF are read by makedumpfile and keep its page set", async (t) => {
-  if (!existsSync(REAL)) return missingInput(t, `no captured vmcore at ${REAL} (run: node dist/node/vmcore/capture-vmcore.js, about 2 minutes; or the e2e suite's vmcore-amd64-6.1)`);
+  if (!existsSync(REAL)) return missingInput(t, `no captured vmcore at ${REAL} (run: node dist/lab/capture-vmcore.js, about 2 minutes; or the e2e suite's vmcore-amd64-6.1)`);
   if (missingTool("makedumpfile") !== undefined) return missingInput(t, "makedumpfile is not installed (.ci/setup-debian.sh)");
   const dir = tmp();
   try {

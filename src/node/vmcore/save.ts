@@ -11,7 +11,7 @@
  * them and the mark stays, and the command exits non-zero saying what is missing.
  */
 import { closeSync, fsyncSync, openSync, renameSync, write, writeSync } from "node:fs";
-import { KexecError } from "../../core/errors.js";
+import { EXIT_STATUS, KexecError } from "../../core/errors.js";
 import { hex, size } from "../../core/format.js";
 import { CODEC_FLAG, DUMP_DH_COMPRESSED_INCOMPLETE, PAGE_DESC_SIZE, encodeKdumpHeaders, encodeUtsname, findVmcoreinfo, planKdumpLayout, popcount, rankIndex, writePageDesc } from "../../core/vmcore/kdump.js";
 import { printkPageFrames } from "../../core/vmcore/dmesg.js";
@@ -59,15 +59,15 @@ export function parseSaveOptions(args: ParsedArgs, files: string[]): SaveOptions
     throw new KexecError("usage", "vmcore save needs SRC and DST", { actual: list.join(" ") }, "kexec-ts vmcore save --dump-level 31 /proc/vmcore /var/crash/vmcore");
   }
   const format = (value(args, "format") ?? "kdump") as DumpFormat;
-  if (!FORMATS.includes(format)) throw new KexecError("usage", `--format ${format}: expected kdump, elf or flat`, { field: "format", actual: format });
+  if (!FORMATS.includes(format)) throw new KexecError("usage", `--format ${format}: expected kdump, elf or flat`, { field: "format", actual: format }, "e.g. --format kdump");
   const codec = (value(args, "compress") ?? (format === "elf" ? "none" : "zlib")) as Codec;
-  if (!CODECS.includes(codec)) throw new KexecError("usage", `--compress ${codec}: expected zlib, lzo, snappy, zstd or none`, { field: "compress", actual: codec });
+  if (!CODECS.includes(codec)) throw new KexecError("usage", `--compress ${codec}: expected zlib, lzo, snappy, zstd or none`, { field: "compress", actual: codec }, "e.g. --compress zlib");
   if (format === "elf" && codec !== "none") throw new KexecError("usage", "the ELF format stores pages uncompressed", { field: "compress", actual: codec }, "use --format kdump to compress");
   const dumpLevel = Number(level ?? "31");
-  if (!Number.isInteger(dumpLevel) || dumpLevel < 0 || dumpLevel > 31) throw new KexecError("usage", `dump level ${level}: expected 0..31 (makedumpfile's -d bitmask)`, { field: "dump-level", actual: String(level) });
+  if (!Number.isInteger(dumpLevel) || dumpLevel < 0 || dumpLevel > 31) throw new KexecError("usage", `dump level ${level}: expected 0..31 (makedumpfile's -d bitmask)`, { field: "dump-level", actual: String(level) }, "e.g. -d 31, what the distro kdump services use");
   const threadsText = value(args, "threads");
   const threads = threadsText === undefined ? "auto" : Number(threadsText);
-  if (threads !== "auto" && (!Number.isInteger(threads) || threads < 0 || threads > 256)) throw new KexecError("usage", `--threads ${value(args, "threads")}: expected 0..256 (0: compress in the main thread)`, { field: "threads" });
+  if (threads !== "auto" && (!Number.isInteger(threads) || threads < 0 || threads > 256)) throw new KexecError("usage", `--threads ${value(args, "threads")}: expected 0..256 (0: compress in the main thread)`, { field: "threads" }, "e.g. --threads 4");
   return { src, dst, format, codec, dumpLevel, threads, progress: process.stderr.isTTY === true };
 }
 
@@ -139,7 +139,7 @@ export async function saveVmcore(opts: SaveOptions): Promise<number> {
     return 0;
   }
   process.stderr.write(`kexec-ts: the dump is INCOMPLETE: ${result.missing}\nkexec-ts: what was written is readable and marked incomplete in ${opts.dst === "-" ? "the stream" : `${opts.dst}.incomplete`}\n`);
-  return 74;
+  return EXIT_STATUS.io;
 }
 
 export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
@@ -614,7 +614,7 @@ async function writeElf(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions, s
           const page = core.memory.readPage(paddr / BigInt(ps));
           if (page) buf.set(page.subarray(Number(paddr % BigInt(ps)), Number(paddr % BigInt(ps)) + Math.min(ps, buf.length - k * ps)), k * ps);
         }
-        if (opts.faultAfterPages !== undefined && written / BigInt(ps) >= BigInt(opts.faultAfterPages)) throw new Error(`simulated fault after ${opts.faultAfterPages} pages`);
+        if (opts.faultAfterPages !== undefined && written / BigInt(ps) >= BigInt(opts.faultAfterPages)) throw new KexecError("io", `simulated fault after ${opts.faultAfterPages} pages`, { field: "faultAfterPages" }, "a test asked for this fault");
         sink.write(l.p_offset + at, buf);
       } catch (e) {
         fault = `${describeFault(e)} while writing PT_LOAD ${i + 1} at ${hex(l.p_paddr + at)}`;

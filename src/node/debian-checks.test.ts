@@ -8,11 +8,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { readKernelImage, type KernelImage } from "../image/index.js";
-import { readMachine } from "../../node/machine.js";
-import { cachedKernels } from "../../node/kernel-cache.js";
-import { missingInput } from "../../node/test-inputs.js";
-import { runChecks, summarize, type Request, type Verdict } from "./index.js";
+import { readKernelImage, type KernelImage } from "../core/image/index.js";
+import { readMachine } from "./machine.js";
+import { cachedKernels } from "./kernel-cache.js";
+import { missingInput } from "./test-inputs.js";
+import { runChecks, summarize, type Request, type Verdict } from "../core/check/index.js";
 
 const kernels = cachedKernels();
 const byFlavour = (f: string, major: string) => kernels.find((k) => k.flavour === f && k.release.startsWith(major));
@@ -21,7 +21,7 @@ const amd64_612 = byFlavour("amd64", "6.12.");
 const pae_61 = byFlavour("686-pae", "6.1.");
 const missing = !amd64_61 || !amd64_612 || !pae_61 ? "Debian kernels not cached: run .ci/setup-debian.sh" : undefined;
 
-const snapshot = (name: string) => fileURLToPath(new URL(`../../../testdata/snapshots/${name}`, import.meta.url));
+const snapshot = (name: string) => fileURLToPath(new URL(`../../testdata/snapshots/${name}`, import.meta.url));
 const read = (path: string) => new Uint8Array(readFileSync(path));
 
 /** XLF_5LEVEL (bit 5) and XLF_5LEVEL_ENABLED (bit 6) cleared at 0x236, as a pre-5.3 header would have them. */

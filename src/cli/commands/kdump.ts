@@ -7,28 +7,34 @@
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { randomUUID } from "node:crypto";
 import { dirname } from "node:path";
-import { renderChecks } from "../core/check/render.js";
-import type { CheckResult } from "../core/check/types.js";
-import { KexecError } from "../core/errors.js";
-import { size } from "../core/format.js";
-import { CAPTURE_JSON, RUN_DIR } from "../core/kdump/capture-init.js";
-import { formatConfig } from "../core/kdump/config.js";
-import { TEST_MARK, summarizeDump } from "../core/kdump/dumps.js";
-import { importConfig, importHeader } from "../core/kdump/import.js";
-import { renderEstimate } from "../core/kdump/render.js";
-import { has, value, type ParsedArgs } from "./options.js";
+import { renderChecks } from "../../core/check/render.js";
+import type { CheckResult } from "../../core/check/types.js";
+import { KexecError } from "../../core/errors.js";
+import { size } from "../../core/format.js";
+import { CAPTURE_JSON, RUN_DIR } from "../../core/kdump/capture-init.js";
+import { formatConfig } from "../../core/kdump/config.js";
+import { TEST_MARK, summarizeDump } from "../../core/kdump/dumps.js";
+import { importConfig, importHeader } from "../../core/kdump/import.js";
+import { renderEstimate } from "../../core/kdump/render.js";
+import { has, value, type ParsedArgs } from "../options.js";
+import { print as printOutput } from "../output.js";
 
 export const EXIT_NOT_READY = 3;
 
 const USAGE = `kexec-ts kdump status | start | stop | restart | rebuild [--kernel-version V] [--force] | estimate | test --yes | report [--all] | list
 kexec-ts kdump import [FILE...] [--force] | install [--now] | uninstall          (each takes --json and --config FILE)`;
 
+/** JSON's form of sizes and addresses: hex strings, as everywhere in kexec-ts' JSON (numbers lose 64-bit values). */
+function hexBigints(value: unknown): unknown {
+  return JSON.parse(JSON.stringify(value, (_, v) => (typeof v === "bigint" ? `0x${v.toString(16)}` : v)));
+}
+
 function print(args: ParsedArgs, json: unknown, text: () => string): void {
-  process.stdout.write(has(args, "json") ? `${JSON.stringify(json, (_, v) => (typeof v === "bigint" ? v.toString() : v), 2)}\n` : `${text()}\n`);
+  printOutput(args, () => hexBigints(json), text);
 }
 
 async function paths(args: ParsedArgs) {
-  const { kdumpPaths } = await import("../node/kdump/paths.js");
+  const { kdumpPaths } = await import("../../node/kdump/paths.js");
   const p = kdumpPaths("/");
   const config = value(args, "config");
   return config === undefined ? p : { ...p, config };
@@ -38,12 +44,12 @@ function verdictLines(checks: readonly CheckResult[]): string {
   return checks.some((c) => c.verdict !== "ok") ? `\n${renderChecks(checks)}` : "";
 }
 
-export async function kdumpCommand(args: ParsedArgs, rest: string[]): Promise<number> {
+export async function run(args: ParsedArgs, rest: string[]): Promise<number> {
   const [sub, ...operands] = rest;
   switch (sub) {
     case "save": {
       // In the capture kernel: keep the import graph small (no image, plan or check code).
-      const { captureSave } = await import("../node/kdump/save.js");
+      const { captureSave } = await import("../../node/kdump/save.js");
       return captureSave(operands[0] ?? CAPTURE_JSON, { vmcore: "/proc/vmcore", console: (l) => process.stderr.write(`${l}\n`), runDir: RUN_DIR });
     }
     case "status": return status(args);
@@ -66,7 +72,7 @@ export async function kdumpCommand(args: ParsedArgs, rest: string[]): Promise<nu
 }
 
 async function status(args: ParsedArgs): Promise<number> {
-  const { kdumpStatus } = await import("../node/kdump/status.js");
+  const { kdumpStatus } = await import("../../node/kdump/status.js");
   const s = kdumpStatus(await paths(args));
   print(args, s, () => {
     const st = s.state;
@@ -86,7 +92,7 @@ async function status(args: ParsedArgs): Promise<number> {
 }
 
 async function start(args: ParsedArgs): Promise<number> {
-  const { arm } = await import("../node/kdump/service.js");
+  const { arm } = await import("../../node/kdump/service.js");
   const { state, prep } = await arm({ paths: await paths(args), load: true });
   print(args, state, () => {
     const head = state.armed
@@ -98,18 +104,18 @@ async function start(args: ParsedArgs): Promise<number> {
 }
 
 async function stop(args: ParsedArgs, quiet = false): Promise<number> {
-  const { disarm } = await import("../node/kdump/service.js");
+  const { disarm } = await import("../../node/kdump/service.js");
   const state = disarm(await paths(args));
   if (!quiet) print(args, state, () => "stopped: the crash kernel is unloaded");
   return 0;
 }
 
 async function rebuild(args: ParsedArgs): Promise<number> {
-  const { buildCaptureInitramfs } = await import("../node/kdump/initramfs.js");
-  const { buildInput, captureKernelPath, imageRelease, readConfigFile } = await import("../node/kdump/service.js");
-  const { readMachine } = await import("../node/machine.js");
-  const { readKernelImage } = await import("../core/image/index.js");
-  const { readInputFile } = await import("../node/files.js");
+  const { buildCaptureInitramfs } = await import("../../node/kdump/initramfs.js");
+  const { buildInput, captureKernelPath, imageRelease, readConfigFile } = await import("../../node/kdump/service.js");
+  const { readMachine } = await import("../../node/machine.js");
+  const { readKernelImage } = await import("../../core/image/index.js");
+  const { readInputFile } = await import("../../node/files.js");
   const p = await paths(args);
   const { config } = readConfigFile(p.config);
   let release = value(args, "kernel-version");
@@ -129,7 +135,7 @@ async function rebuild(args: ParsedArgs): Promise<number> {
 }
 
 async function estimate(args: ParsedArgs): Promise<number> {
-  const { prepare } = await import("../node/kdump/service.js");
+  const { prepare } = await import("../../node/kdump/service.js");
   const prep = await prepare({ paths: await paths(args), load: false });
   if (prep.estimate === null) throw new KexecError("machine", `no estimate: ${prep.captureError?.message ?? "the capture kernel is not a bzImage"}`, {}, prep.captureError?.hint);
   const crashSize = prep.machine.kexec.crashSize;
@@ -138,10 +144,10 @@ async function estimate(args: ParsedArgs): Promise<number> {
 }
 
 async function crashTest(args: ParsedArgs): Promise<number> {
-  const { kdumpStatus } = await import("../node/kdump/status.js");
-  const { testStatePath } = await import("../node/kdump/paths.js");
-  const { readBootId, writeJsonDurably } = await import("../node/kdump/service.js");
-  const { syncFilesystems } = await import("../node/syscalls.js");
+  const { kdumpStatus } = await import("../../node/kdump/status.js");
+  const { testStatePath } = await import("../../node/kdump/paths.js");
+  const { readBootId, writeJsonDurably } = await import("../../node/kdump/service.js");
+  const { syncFilesystems } = await import("../../node/syscalls.js");
   const p = await paths(args);
   if (!has(args, "yes")) {
     throw new KexecError("usage", "kdump test crashes this machine on purpose (echo c > /proc/sysrq-trigger) to prove the capture works", {}, "run `kexec-ts kdump test --yes`; after the reboot, `kexec-ts kdump status` shows the result");
@@ -159,8 +165,8 @@ async function crashTest(args: ParsedArgs): Promise<number> {
 }
 
 async function report(args: ParsedArgs): Promise<number> {
-  const { reportCrashes } = await import("../node/kdump/report.js");
-  const { readConfigFile } = await import("../node/kdump/service.js");
+  const { reportCrashes } = await import("../../node/kdump/report.js");
+  const { readConfigFile } = await import("../../node/kdump/service.js");
   const p = await paths(args);
   const r = await reportCrashes(readConfigFile(p.config).config, p, { all: has(args, "all") });
   print(args, r, () => r.lines.map((l) => (l.startsWith("  ") ? l : `kexec-ts kdump: ${l}`)).join("\n"));
@@ -168,8 +174,8 @@ async function report(args: ParsedArgs): Promise<number> {
 }
 
 async function list(args: ParsedArgs): Promise<number> {
-  const { listDumps, readDump } = await import("../node/kdump/dumps.js");
-  const { readConfigFile } = await import("../node/kdump/service.js");
+  const { listDumps, readDump } = await import("../../node/kdump/dumps.js");
+  const { readConfigFile } = await import("../../node/kdump/service.js");
   const target = readConfigFile((await paths(args)).config).config.target;
   const dumps = listDumps(target).map((d) => readDump(target, d));
   print(args, dumps.map((d) => ({ name: d.name, dir: d.dir, bytes: d.bytes, files: d.files, report: d.report })), () =>
@@ -185,7 +191,7 @@ async function importCommand(args: ParsedArgs, files: string[]): Promise<number>
     try {
       return { path, text: readFileSync(path, "utf8") };
     } catch (e) {
-      throw new KexecError("io", `cannot read ${path}: ${(e as Error).message}`, { file: path });
+      throw new KexecError("io", `cannot read ${path}: ${(e as Error).message}`, { file: path }, "check the path and that it is readable");
     }
   });
   const r = importConfig(sources);
@@ -201,7 +207,7 @@ async function importCommand(args: ParsedArgs, files: string[]): Promise<number>
 }
 
 async function installCommand(args: ParsedArgs, sub: "install" | "uninstall"): Promise<number> {
-  const { install, uninstall } = await import("../node/kdump/install.js");
+  const { install, uninstall } = await import("../../node/kdump/install.js");
   const p = await paths(args);
   const r = sub === "install" ? install(p, { systemctl: true, now: has(args, "now") }) : uninstall(p, { systemctl: true });
   print(args, r, () => [
