@@ -3,6 +3,7 @@
  * prefix field, GNU long names ('L'/'K') and pax extended headers ('x'). 512-byte blocks;
  * the archive ends with a zero block. Pure logic over Uint8Array.
  */
+import { concatBytes } from "../bytes/reader.js";
 import { KexecError } from "../errors.js";
 
 export interface TarEntry {
@@ -130,11 +131,7 @@ const USTAR_LIMITS = "ustar holds paths up to 255 bytes and files below 8 GiB; w
 export function writeTar(entries: readonly { name: string; type: "file" | "dir"; data?: Uint8Array; mode?: number; mtime?: number }[]): Uint8Array {
   const encoder = new TextEncoder();
   const blocks: Uint8Array[] = [];
-  let total = 0;
-  const push = (b: Uint8Array) => {
-    blocks.push(b);
-    total += b.length;
-  };
+  const push = (b: Uint8Array) => blocks.push(b);
   const put = (h: Uint8Array, offset: number, length: number, value: string) => {
     const bytes = encoder.encode(value);
     if (bytes.length > length) throw new KexecError("io", `tar: "${value}" does not fit the ${length}-byte ustar field at ${offset}`, { field: "name", actual: value }, USTAR_LIMITS);
@@ -174,11 +171,5 @@ export function writeTar(entries: readonly { name: string; type: "file" | "dir";
     }
   }
   push(new Uint8Array(2 * BLOCK));
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const b of blocks) {
-    out.set(b, at);
-    at += b.length;
-  }
-  return out;
+  return concatBytes(blocks);
 }

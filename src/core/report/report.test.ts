@@ -35,3 +35,27 @@ test("tar: what writeTar writes, readTar reads back (long names split into prefi
   assert.deepEqual(back.map((e) => [e.name, e.type, e.data.length]), [["SNAPSHOT.json", "file", 3], ["sys/firmware/efi/", "dir", 0], [long, "file", 1000], ["proc/iomem", "file", 0]]);
   assert.deepEqual([...back[2]!.data.subarray(0, 3)], [7, 7, 7]);
 });
+
+test("the report's plan: each segment's window and the bounds that set it; a window that could not hold a segment says which bounds closed it", async () => {
+  const { readMachine } = await import("../../node/machine.js");
+  const { buildReport } = await import("./model.js");
+  const { readKernelImage } = await import("../image/index.js");
+  const { buildBzImage } = await import("../image/testing/synthetic.js");
+  const machine = await readMachine(new URL("../../../testdata/snapshots/qemu-amd64-6.1-5level-crash1968M", import.meta.url).pathname);
+  const image = readKernelImage(buildBzImage({ fields: { xloadflags: 0x7f, init_size: 0x37ee000n, kernel_alignment: 0x200000n, pref_address: 0x1000000n }, tail: 0x4000 }));
+  const base = { crash: true, syscall: "kexec_load" as const, cmdline: "console=ttyS0", userArch: "i386" as const, initrdSize: 0x800000 };
+  const ok = buildReport({ machine, source: "test", image: { image, name: "vmlinuz" }, request: base });
+  const kernel = ok.plan!.segments.find((s) => s.kind === "kernel")!;
+  assert.equal(kernel.window!.limit.value, "0x100000000");
+  assert.match(kernel.window!.limit.reason, /32-bit kexec_load/);
+  assert.ok(ok.plan!.limits.some((l) => l.value === "0x100000000"));
+  assert.ok(ok.handover && ok.handover.invariants.every((i) => i.holds));
+  assert.ok(ok.checks.find((c) => c.id === "crash-region")!.links.some((l) => l.anchor === "map-crash-0"));
+  const failed = buildReport({ machine, source: "test", image: { image, name: "vmlinuz" }, request: { ...base, memMax: 0x7c000000n } });
+  assert.equal(failed.plan!.segments.length, 0);
+  assert.equal(failed.handover, undefined);
+  const w = failed.plan!.error!.window!;
+  assert.equal(w.limit.reason, "--mem-max");
+  assert.equal(w.limit.value, "0x7c000001");
+  assert.ok(failed.checks.find((c) => c.id === "placement-hole" && c.verdict === "fail")!.links.some((l) => l.anchor === "segment-failed"));
+});
