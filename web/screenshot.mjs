@@ -26,10 +26,8 @@ try {
   await page.waitForSelector("#root[data-ready]");
   await page.focus("[data-kind=crash-region]");
   await page.keyboard.press("Enter");
-  await page.locator("#map").scrollIntoViewIfNeeded();
-  await page.evaluate(() => window.scrollBy(0, 150));
   await page.focus("#segment-kernel");
-  await page.screenshot({ path: join(repo, "web/report.png"), clip: { x: 0, y: 55, width: 1100, height: 515 } });
+  await page.locator("#map").screenshot({ path: join(repo, "web/report.png") });
 } finally {
   await browser.close();
   rmSync(dir, { recursive: true, force: true });

@@ -67,6 +67,7 @@ export function mapSection(data: ReportData, checksById: Map<string, string[]>):
     for (const s of data.plan?.segments ?? []) boundaries.push(BigInt(s.mem), BigInt(s.end));
     // A dump's ranges cut the map; its left-out runs (thousands) are drawn inside the pieces.
     for (const r of data.vmcore?.dumped ?? []) boundaries.push(BigInt(r.start), BigInt(r.end));
+    if (data.handover) boundaries.push(BigInt(data.handover.controlPage), BigInt(data.handover.controlPage) + 0x1000n);
     for (const l of limits) boundaries.push(BigInt(l.value));
     const w = data.plan?.error?.window;
     if (w) boundaries.push(BigInt(w.min.value), BigInt(w.limit.value));
@@ -134,6 +135,12 @@ function svg(data: ReportData, scale: Scale, all: MapRange[], limits: (BoundJson
     if (!visible(scale, start, end)) continue;
     const why = s.window ? ` — placed ${s.window.topDown ? "top-down" : "bottom-up"} in ${s.window.min.value}–${s.window.limit.value}: at or above ${s.window.min.value} (${s.window.min.reason}), below ${s.window.limit.value} (${s.window.limit.reason}), aligned to ${s.window.align}` : " — at a fixed address";
     root.append(box(start, end, lanePlan, LANE_PLAN, `segment seg-${s.kind}`, s.kind, { id: `segment-${s.kind}`, "data-kind": "segment", "data-segment": s.kind }, `${s.kind} segment: ${s.mem}–${s.end} (${size(end - start)})${why}`));
+  }
+  // Where the model puts kexec's control page (relocate_kernel's copy) and its table pages.
+  const control = data.handover ? BigInt(data.handover.controlPage) : undefined;
+  if (control !== undefined && visible(scale, control, control + 0x1000n)) {
+    root.append(box(control, control + 0x1000n, lanePlan + LANE_PLAN * 0.5, LANE_PLAN * 0.5, "control-page", "control page", { id: "control-page", "data-kind": "control-page" },
+      `kexec's control page ${data.handover!.controlPage}: relocate_kernel's copy, identity-mapped (its place is modelled: ${data.handover!.notes[0] ?? ""})`));
   }
   const failed = data.plan?.error?.window;
   if (failed) {
