@@ -10,6 +10,7 @@ import { buildMachine } from "../../src/core/machine/build.js";
 import type { Machine } from "../../src/core/machine/model.js";
 import { machineFilesFromArchive } from "../../src/core/machine/snapshot-archive.js";
 import { newKernelCommandLine } from "../../src/core/plan/cmdline.js";
+import type { KernelLayout } from "../../src/core/plan/crash.js";
 import { buildReport, reportError, type ReportData } from "../../src/core/report/model.js";
 import { vmcoreReport, type VmcoreReport } from "../../src/core/report/vmcore.js";
 import { looksLikeElfCore } from "../../src/core/vmcore/elf-core.js";
@@ -24,7 +25,7 @@ import { errorBanner, renderReport } from "./view.js";
 const VMCORE_MAX = 1 << 30;
 
 interface Inputs {
-  machine?: { machine: Machine; name: string };
+  machine?: { machine: Machine; name: string; kernelLayout: KernelLayout | undefined };
   image?: { image: KernelImage; name: string };
   vmcore?: VmcoreReport;
   errors: ReportData["errors"];
@@ -42,7 +43,7 @@ export async function readDropped(files: readonly File[], inputs: Inputs): Promi
     try {
       if (isTar(head)) {
         const archive = machineFilesFromArchive(new Uint8Array(await file.arrayBuffer()), file.name);
-        inputs.machine = { machine: buildMachine(archive.files, { displayPath: (rel) => `${file.name}:/${rel}` }), name: file.name };
+        inputs.machine = { machine: buildMachine(archive.files, { displayPath: (rel) => `${file.name}:/${rel}` }), name: file.name, kernelLayout: archive.kernelLayout };
       } else if (looksLikeElfCore(head) || looksLikeKdump(head)) {
         if (file.size > VMCORE_MAX) throw new KexecError("io", `${file.name}: ${file.size} bytes is more than the browser should hold`, { file: file.name }, `use the CLI: kexec-ts report --vmcore ${file.name} -o report.html`);
         inputs.vmcore = vmcoreReport(openVmcore(bytesAccess(new Uint8Array(await file.arrayBuffer()), file.name), file.name), file.name);
@@ -95,7 +96,7 @@ export function startApp(root: HTMLElement): void {
       }
       : undefined;
     try {
-      const data = buildReport({ machine, source: inputs.machine.name, image: inputs.image, request, vmcore: inputs.vmcore, errors });
+      const data = buildReport({ machine, source: inputs.machine.name, image: inputs.image, request, vmcore: inputs.vmcore, kernelLayout: inputs.machine.kernelLayout, errors });
       out.replaceChildren(renderReport(data));
       (window as unknown as { kexecTsReport?: ReportData }).kexecTsReport = data;
       status.textContent = `computed in this browser from ${[inputs.machine.name, inputs.image?.name, inputs.vmcore?.file].filter(Boolean).join(", ")}`;

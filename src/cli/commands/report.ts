@@ -13,6 +13,7 @@ import { openVmcore } from "../../core/vmcore/vmcore.js";
 import type { KernelImage } from "../../core/image/index.js";
 import { writeOutputFile } from "../../node/files.js";
 import { readKernelImageFile } from "../../node/image.js";
+import { readKernelLayout } from "../../node/kernel-layout.js";
 import { readMachine } from "../../node/machine.js";
 import { openRandomAccess } from "../../node/vmcore/file.js";
 import { has, value, type ParsedArgs } from "../options.js";
@@ -71,6 +72,7 @@ export async function run(args: ParsedArgs, rest: string[]): Promise<number> {
     machine, source: root === "/" ? "this machine" : `--root ${root}`,
     image: image && imagePath !== undefined ? { image, name: imagePath } : undefined,
     request, isRoot: loaderIsRoot(args), vmcore, errors,
+    kernelLayout: machine.kernelArch === "x86_64" ? readKernelLayout(root, machine) : undefined,
   });
   writeOutputFile(out, new TextEncoder().encode(reportHtml(data)), "report");
   const verdict = data.summary ? `${data.summary.verdict}: ${data.summary.counts.fail} fail, ${data.summary.counts.warn} warn, ${data.summary.counts.ok} ok` : "machine only (no image)";

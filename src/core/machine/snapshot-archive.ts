@@ -7,6 +7,7 @@ import { readTar, safeRelativePath } from "../archive/tar.js";
 import { KexecError } from "../errors.js";
 import { describeBytes } from "../format.js";
 import { decompress, detectCompression } from "../image/compression/index.js";
+import { KERNEL_LAYOUT_FILE, parseSavedKernelLayout, type KernelLayout } from "../plan/crash.js";
 import { MACHINE_FILES, expandGlob, type MachineFiles } from "./files.js";
 
 export const SNAPSHOT_MANIFEST = "SNAPSHOT.json";
@@ -15,6 +16,8 @@ export interface SnapshotArchive {
   files: MachineFiles;
   /** The manifest's text, when the archive has one. */
   manifest: { version?: string; created?: string; root?: string } | null;
+  /** What /proc/kcore said when the snapshot was taken (kernel-layout.json), when it was readable. */
+  kernelLayout: KernelLayout | undefined;
 }
 
 export function machineFilesFromArchive(bytes: Uint8Array, what = "snapshot archive"): SnapshotArchive {
@@ -77,5 +80,7 @@ export function machineFilesFromArchive(bytes: Uint8Array, what = "snapshot arch
       { expected: "proc/iomem, proc/cmdline, proc/cpuinfo, sys/kernel/...", actual: `${entries.length} entries${entries[0] ? `, the first ${entries[0].name}` : ""}` },
       "make one with `kexec-ts snapshot --tar FILE` on the machine (as root)");
   }
-  return { files: { files, dirs: present, unreadable }, manifest };
+  const layoutBytes = byPath.get(KERNEL_LAYOUT_FILE);
+  const kernelLayout = layoutBytes ? parseSavedKernelLayout(new TextDecoder().decode(layoutBytes)) : undefined;
+  return { files: { files, dirs: present, unreadable }, manifest, kernelLayout };
 }

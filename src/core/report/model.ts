@@ -17,6 +17,7 @@ import type { IomemEntry } from "../machine/iomem.js";
 import type { Machine } from "../machine/model.js";
 import { runningKernelLimit } from "../plan/plan.js";
 import type { Handover } from "../pgtable/handover.js";
+import type { KernelLayout } from "../plan/crash.js";
 import { linksFor, type CheckLink } from "./links.js";
 import type { VmcoreReport } from "./vmcore.js";
 
@@ -142,6 +143,8 @@ export interface ReportInput {
   request?: Request | undefined;
   isRoot?: boolean | undefined;
   vmcore?: VmcoreReport | undefined;
+  /** The running kernel's layout from /proc/kcore or a snapshot's kernel-layout.json (KASLR); defaults without. */
+  kernelLayout?: KernelLayout | undefined;
   errors?: ReportData["errors"];
 }
 
@@ -288,7 +291,7 @@ export function buildReport(input: ReportInput): ReportData {
       : undefined;
     data.plan = { mode, syscall: placement.syscall, estimated: placement.syscall === "kexec_file_load", pool: request.crash ? "the crash region" : "System RAM", segments: [], limits: window ? [window.min, window.limit] : [], error: { message: placement.message, hint: placement.hint, ...(window ? { window } : {}) } };
   }
-  const handover = handoverFor(ctx);
+  const handover = handoverFor(ctx, input.machine.kernelArch === "x86_64" ? input.kernelLayout : undefined);
   if (handover && !("error" in handover)) data.handover = handoverJson(handover);
   data.checks = results.map((r) => ({ ...checkJson(r), links: linksFor(r, data) }));
   return data;
