@@ -168,14 +168,22 @@ function kernelTable(input: HandoverInput, format: PagingFormat): PageTable {
   const builder = new PageTableBuilder(format, () => ((next += PAGE), next - PAGE));
   notes.push(`modelled: the kernel's own table pages live in its data (init_top_pgt / swapper_pg_dir); here they are placed at ${hex(base)} for the walk`);
   if (input.kernelArch === "x86_64") {
-    for (const r of input.ram) builder.map(input.pageOffset + r.start, r.start, r.size, { what: `direct map of System RAM ${hex(r.start)}-${hex(end(r))}`, maxPageSize: input.gbpages ? GiB1 : MiB2 });
+    // Rounded out as kexec's identity map rounds (1 GiB with gbpages, else 2 MiB): the hand-over
+    // relies on none of the direct map's edges, and a machine with thousands of small RAM ranges
+    // would otherwise need a table page for each.
+    const round = input.gbpages ? GiB1 : MiB2;
+    for (const r of input.ram) {
+      const start = r.start - (r.start % round);
+      const stop = ((end(r) + round - 1n) / round) * round;
+      builder.map(input.pageOffset + start, start, stop - start, { what: `direct map of System RAM ${hex(r.start)}-${hex(end(r))}`, maxPageSize: input.gbpages ? GiB1 : MiB2 });
+    }
     if (input.text) {
       // level2_kernel_pgt maps the kernel image with 2 MiB pages.
       const vaddr = input.text.vaddr & ~(MiB2 - 1n);
       const paddr = input.text.paddr - (input.text.vaddr - vaddr);
       builder.map(vaddr, paddr, ((input.text.size + (input.text.vaddr - vaddr) + MiB2 - 1n) / MiB2) * MiB2, { what: "kernel text mapping", maxPageSize: MiB2 });
     }
-    notes.push(`direct map at ${hex(input.pageOffset)} (page_offset_base), text mapping at ${input.text ? hex(input.text.vaddr) : "unknown"}`);
+    notes.push(`direct map at ${hex(input.pageOffset)} (page_offset_base), each RAM range rounded out to ${input.gbpages ? "1 GiB" : "2 MiB"}; text mapping at ${input.text ? hex(input.text.vaddr) : "unknown"}`);
   } else {
     for (const r of input.ram) {
       if (r.start >= I386_LOWMEM_END) continue;
