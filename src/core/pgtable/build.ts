@@ -76,12 +76,15 @@ export class PageTableBuilder {
     else dv.setUint32(at, Number(value), true);
   }
 
-  /** Map [vaddr, vaddr + size) to [paddr, ...), page-aligned outward. */
-  map(vaddr: bigint, paddr: bigint, size: bigint, options: MapOptions = {}): void {
+  /**
+   * Throws what `map` would throw for a range this format cannot translate (KexecError with
+   * data.notTranslatable), without writing anything: a model that leaves a range out can still
+   * say it could not have been mapped.
+   */
+  assertMappable(vaddr: bigint, paddr: bigint, size: bigint, options: MapOptions = {}): void {
     const what = options.what ?? `${hex(vaddr)} -> ${hex(paddr)}`;
     const vaLimit = this.spec.vaBits === 32 ? 1n << 32n : 1n << BigInt(this.spec.vaBits - 1);
     const start = vaddr & ~(PAGE - 1n);
-    const delta = start - vaddr;
     const endVa = (vaddr + size + PAGE - 1n) & ~(PAGE - 1n);
     const lowerHalf = this.spec.vaBits === 32 || endVa <= vaLimit;
     const upperHalf = this.spec.vaBits !== 32 && start >= (1n << 64n) - vaLimit;
@@ -92,6 +95,15 @@ export class PageTableBuilder {
     if (paddr + size > 1n << BigInt(this.spec.paBits)) {
       throw new KexecError("plan", `${what}: physical ${hex(paddr)}+${hex(size)} is beyond the ${this.spec.paBits}-bit physical addresses of ${this.format} entries`, { field: what, offset: paddr, notTranslatable: true }, "this paging mode cannot map memory that high");
     }
+  }
+
+  /** Map [vaddr, vaddr + size) to [paddr, ...), page-aligned outward. */
+  map(vaddr: bigint, paddr: bigint, size: bigint, options: MapOptions = {}): void {
+    this.assertMappable(vaddr, paddr, size, options);
+    const what = options.what ?? `${hex(vaddr)} -> ${hex(paddr)}`;
+    const start = vaddr & ~(PAGE - 1n);
+    const delta = start - vaddr;
+    const endVa = (vaddr + size + PAGE - 1n) & ~(PAGE - 1n);
     const sizes = this.spec.levels.filter((l) => l.large || l.shift === 12n).map((l) => 1n << l.shift).filter((s) => options.maxPageSize === undefined || s <= options.maxPageSize);
     let va = start;
     let pa = paddr + delta;

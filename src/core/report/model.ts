@@ -291,7 +291,7 @@ export function buildReport(input: ReportInput): ReportData {
       : undefined;
     data.plan = { mode, syscall: placement.syscall, estimated: placement.syscall === "kexec_file_load", pool: request.crash ? "the crash region" : "System RAM", segments: [], limits: window ? [window.min, window.limit] : [], error: { message: placement.message, hint: placement.hint, ...(window ? { window } : {}) } };
   }
-  const handover = handoverFor(ctx, input.machine.kernelArch === "x86_64" ? input.kernelLayout : undefined);
+  const handover = handoverFor(ctx, "full", input.machine.kernelArch === "x86_64" ? input.kernelLayout : undefined);
   if (handover && !("error" in handover)) data.handover = handoverJson(handover);
   data.checks = results.map((r) => ({ ...checkJson(r), links: linksFor(r, data) }));
   return data;
