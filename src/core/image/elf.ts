@@ -293,7 +293,8 @@ export function encodeNote(name: string, type: number, desc: Uint8Array): Uint8A
 }
 
 function align4(n: number): number {
-  return (n + 3) & ~3;
+  // Not (n + 3) & ~3: sizes are u32, and 32-bit bitwise arithmetic turns 0xfffffffd into 0.
+  return Math.ceil(n / 4) * 4;
 }
 
 /** Every PT_NOTE's notes. */

@@ -81,8 +81,8 @@ test("the journal summary says what crashed, where, and whether the dump is whol
     format: 1, state: "saved", host: "deb12", crashTime: "2026-11-23T15:42:58.000Z", kernel: "6.1.0-57-amd64", ...analyzeLog(SYSRQ_CRASH_LOG),
     dump: { file: "vmcore", complete: true, bytes: 52428800, dumpLevel: 31, codec: "lzo", pagesWritten: 12800, problem: null },
     dmesg: { file: "dmesg.txt", records: 900 }, seconds: { total: 12.5, dmesg: 0.4, vmcore: 11 },
-    memory: { memTotal: null, memAvailableAtStart: null, nodeRssPeak: null, heapCapMiB: 48 },
-    capture: { mode: "default", builtBy: "0.1.0", kernelRelease: "6.1.0-57-amd64", node: "v18.19.0" }, startedAt: "", finishedAt: "",
+    memory: { memTotal: null, memAvailableAtStart: null, memAvailableLeast: null, nodeRssPeak: null, heapCapMiB: 48 },
+    capture: { mode: "default", builtBy: "0.1.0", kernelRelease: "6.1.0-57-amd64", node: "v18.19.0" }, startedAt: "", finishedAt: "", notes: [],
   };
   const text = summarizeDump("/var/crash/deb12-20261123T154258Z", r, ["vmcore", "report.json"]).join("\n");
   assert.match(text, /crash at 2026-11-23T15:42:58.000Z on 6\.1\.0-57-amd64 \(kexec-ts kdump test 3f2a9c1e/);

@@ -28,10 +28,13 @@ export interface DumpReport {
   };
   dmesg: { file: string; records: number } | { error: string };
   seconds: { total: number; dmesg: number; vmcore: number };
-  memory: { memTotal: number | null; memAvailableAtStart: number | null; nodeRssPeak: number | null; heapCapMiB: number | null };
+  /** Bytes: what the capture kernel had and the least it had left, the figures the reservation is sized by. */
+  memory: { memTotal: number | null; memAvailableAtStart: number | null; memAvailableLeast: number | null; nodeRssPeak: number | null; heapCapMiB: number | null };
   capture: { mode: string; builtBy: string; kernelRelease: string; node: string };
   startedAt: string;
   finishedAt: string | null;
+  /** Where the dump came from when not from the capture kernel's own save (a converted raw copy). */
+  notes: string[];
 }
 
 /** "20261123T154258Z" from a time. */
@@ -135,5 +138,6 @@ export function summarizeDump(dir: string, r: DumpReport | null, files: readonly
   ];
   if (r.backtrace.length) lines.push(`  backtrace: ${r.backtrace.join(" < ")}`);
   lines.push(`  dump: ${d.file}, ${mib(d.bytes)}, dump level ${d.dumpLevel}, ${d.codec}, ${r.seconds.total.toFixed(1)} s; ${status}`);
+  for (const n of r.notes ?? []) lines.push(`  note: ${n}`);
   return lines;
 }
