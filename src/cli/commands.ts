@@ -42,6 +42,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   { name: "snapshot", usage: "DIR [--root DIR]", summary: "copy every file `machine` reads into DIR; replay with --root DIR", load: () => import("./commands/snapshot.js") },
   { name: "lab", usage: "--from A --to B [lab flags] | lab suite [NAME...]", summary: "do it in QEMU with real kernels: exit 0 it worked, 1 it did not, 78 the lab could not run", load: () => import("./commands/lab.js") },
   { name: "vmcore", usage: "save [vmcore flags] SRC DST | info FILE [--json] | dmesg FILE [--json]", summary: "save a crashed kernel's memory as makedumpfile does; read a dump's facts and log", load: () => import("./commands/vmcore.js"), shortFlags: { d: "dump-level" } },
+  { name: "makedumpfile", usage: "[makedumpfile's options] VMCORE [DUMPFILE] | -R DUMPFILE < stream", summary: "stand in for makedumpfile, on its own command line (also as a link named makedumpfile)", load: () => import("./commands/makedumpfile.js") },
   { name: "kdump", usage: "status|start|stop|restart|rebuild|estimate|test --yes|report|list|import|install|uninstall [--config FILE] [--json]", summary: "the kdump service: arm a crash kernel at boot, save the dump, report what happened", load: () => import("./commands/kdump.js") },
   { name: "demo", usage: "", summary: "what `npm start` runs: this machine (or a sample snapshot) and a kernel, predicted", load: () => import("./commands/demo.js") },
 ];

@@ -1,7 +1,7 @@
 /**
  * Host steps: shell commands a scenario runs on the host once its guest has passed, to
  * check what the guest left behind (a vmcore dd'd to a virtio disk) with the tools a user
- * has: the built `kexec-ts` CLI and `makedumpfile`. Each step is `sh -e -c RUN` in a
+ * has: the built `kexec-ts` CLI, `makedumpfile`, and crash and drgn with the kernel's debug vmlinux. Each step is `sh -e -c RUN` in a
  * scratch directory, with stdout and stderr in <run dir>/host-NAME.log; its output is
  * checked like a guest step's, as step "host/NAME". The disk images and the scratch
  * directory are removed afterwards, pass or fail: they are as big as the guest's RAM
@@ -20,7 +20,7 @@ import { cachedVmcorePath } from "../node/kernel-cache.js";
 import { openRandomAccess } from "../node/vmcore/file.js";
 import type { StepResult } from "./console.js";
 import { defaultRepoRoot } from "./initramfs.js";
-import { i386NodeRoot, SETUP_HINT } from "./kernels.js";
+import { debugVmlinuxPath, i386NodeRoot, SETUP_HINT } from "./kernels.js";
 import { findOnPath } from "./qemu.js";
 
 export interface HostStep {
@@ -40,6 +40,8 @@ export interface HostSpec {
    * or Debian's i386 build from the lab cache, run on the host through its own loader (i386 dumps).
    */
   makedumpfile?: "host" | "i386";
+  /** A cached kernel's short name ("amd64-6.1"): its debug vmlinux is $DEBUG_VMLINUX, for crash and drgn. */
+  debugVmlinux?: string;
   steps: HostStep[];
   /**
    * After every step passed, keep $VMCORE in the cache as vmcores/NAME.elf, as
@@ -149,6 +151,9 @@ export async function runHostSteps(spec: HostSpec, disks: string[], outDir: stri
     toolDir(join(work, "bin"), spec, repoRoot);
     const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${join(work, "bin")}:${process.env["PATH"] ?? "/usr/bin:/bin"}`, WORK: work };
     disks.forEach((d, i) => (env[`DISK${i}`] = d));
+    // Scripts the steps may run (lab/host/*.sh).
+    env["LAB_DIR"] = join(repoRoot, "lab");
+    if (spec.debugVmlinux !== undefined) env["DEBUG_VMLINUX"] = debugVmlinuxPath(spec.debugVmlinux);
     if (spec.vmcoreDisk !== undefined) {
       const disk = disks[spec.vmcoreDisk];
       if (disk === undefined) throw new KexecError("lab", `host.vmcoreDisk ${spec.vmcoreDisk}: the run has ${disks.length} disk(s)`, { field: "host.vmcoreDisk" }, "give the scenario a disk (\"disks\") for the host step to read");

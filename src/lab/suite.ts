@@ -11,7 +11,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { isKexecError, type KexecError } from "../core/errors.js";
+import { KexecError, isKexecError } from "../core/errors.js";
 import { runEntryPoint } from "../node/entry.js";
 import { size } from "../core/format.js";
 import { inCI } from "../node/test-inputs.js";
@@ -150,12 +150,10 @@ async function main(argv: string[]): Promise<number> {
       const text = a.startsWith("--jobs=") ? a.slice("--jobs=".length) : argv[++i];
       jobs = Number(text);
       if (!Number.isInteger(jobs) || jobs < 1) {
-        console.error(`kexec-ts lab: --jobs needs a whole number of scenarios to run at once, found ${JSON.stringify(text ?? "")}`);
-        return 64;
+        throw new KexecError("usage", `--jobs needs a whole number of scenarios to run at once, found ${JSON.stringify(text ?? "")}`, { field: "jobs", actual: text ?? "" }, "e.g. --jobs 2");
       }
     } else if (a.startsWith("-")) {
-      console.error(`kexec-ts lab: unknown option ${a} (usage: suite.js [--jobs N] [-v] [--list] [NAME...])`);
-      return 64;
+      throw new KexecError("usage", `unknown option ${a}`, { actual: a }, "suite.js [--jobs N] [-v] [--list] [NAME...]");
     } else names.push(a);
   }
   if (list) {
