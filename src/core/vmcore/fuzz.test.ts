@@ -16,7 +16,7 @@ import { KexecError } from "../errors.js";
 import { damaged, onlyKexecErrors, refusals } from "../testing/fuzz.js";
 import { readLockless } from "./dmesg.js";
 import { excludeByPageFlags, presentBitmaps } from "./exclude.js";
-import { encodeFlatHeader, encodeFlatRecordHeader, FLAT_END, parseFlat } from "./flat.js";
+import { encodeFlatHeader, encodeFlatRecordHeader, FLAT_END, FlatReassembler, parseFlat, type FlatRecord } from "./flat.js";
 import { kernelMemory } from "./kernel-memory.js";
 import { bytesAccess, type PhysicalMemory, type RandomAccess } from "./memory.js";
 import { syntheticVmcore } from "./testing.js";
@@ -40,6 +40,48 @@ test("fuzz: the flattened-format reader on damaged streams: records stay inside 
     }
     assert.ok(header + total + 16 <= bytes.length, "the records and the end marker fit in the stream");
   }, "flattened stream"));
+});
+
+/** Records as the file they place: runs merged where one continues the last, so chunking cannot change them. */
+function placed(records: readonly FlatRecord[]): [bigint, number[]][] {
+  const out: [bigint, number[]][] = [];
+  for (const r of records) {
+    const last = out[out.length - 1];
+    if (last && last[0] + BigInt(last[1].length) === r.offset) last[1].push(...r.data);
+    else out.push([r.offset, [...r.data]]);
+  }
+  return out;
+}
+
+test("fuzz: the flattened stream read from a pipe in random chunks places the same bytes as read whole, or fails the same way", () => {
+  const record = (offset: bigint, data: Uint8Array) => [encodeFlatRecordHeader(offset, data.length), data];
+  const seed = concatBytes([encodeFlatHeader(), ...record(0n, new Uint8Array(700).fill(1)), ...record(700n, new Uint8Array(0)), ...record(9000n, new Uint8Array(333).fill(2)), FLAT_END]);
+  fc.assert(fc.property(damaged(seed, 4096, seed.length), fc.array(fc.integer({ min: 1, max: 900 }), { minLength: 1, maxLength: 12 }), (bytes, cuts) => {
+    let whole: [bigint, number[]][] | string;
+    try {
+      whole = placed(parseFlat(bytes));
+    } catch (e) {
+      assert.ok(e instanceof KexecError, String(e));
+      whole = "refused";
+    }
+    const r = new FlatReassembler();
+    const got: FlatRecord[] = [];
+    let chunked: [bigint, number[]][] | string;
+    try {
+      let at = 0;
+      for (let i = 0; at < bytes.length; i++) {
+        const n = cuts[i % cuts.length]!;
+        got.push(...r.push(bytes.subarray(at, at + n)));
+        at += n;
+      }
+      r.end();
+      chunked = placed(got);
+    } catch (e) {
+      assert.ok(e instanceof KexecError, String(e));
+      chunked = "refused";
+    }
+    assert.deepEqual(chunked, whole);
+  }), { numRuns: 400 });
 });
 
 /** PhysicalMemory over a page map, with every page `fill` when absent from it. */
