@@ -1,4 +1,5 @@
 import { test } from "node:test";
+import { gzipSync } from "node:zlib";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -110,6 +111,9 @@ test("snapshot --tar: the archive replays to the same machine model as the direc
       const fromDir = toMachineJson(await readMachine(join(here, name)));
       // Facts name files the same way; everything else must be identical.
       assert.deepEqual(fromTar, fromDir, name);
+      // Gzipped (tar czf, or gzip on the archive) it is the same snapshot.
+      const gz = machineFilesFromArchive(new Uint8Array(gzipSync(readFileSync(tar))), `${tar}.gz`);
+      assert.deepEqual(toMachineJson(buildMachine(gz.files)), fromDir, `${name}.tar.gz`);
     }
   } finally {
     await rm(dir, { recursive: true, force: true });

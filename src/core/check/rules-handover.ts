@@ -33,7 +33,6 @@ export function handoverInput(machine: Machine, crash: boolean, syscall: "kexec_
   };
 }
 
-/** The model for the context's placement; undefined when there is no placement to model. */
 /** Computed once per context: the rule (invariants only) and the report page (full tables) both ask. */
 const modelled = new WeakMap<Context, Handover | { error: string } | undefined>();
 
