@@ -9,7 +9,7 @@
  * A second panic or a reset during the save leaves report.json at "saving" and the dump marked
  * incomplete, which `kdump report` says after the reboot. Exit 0 when the dump is complete.
  */
-import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, fdatasyncSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { KexecError, isKexecError } from "../../core/errors.js";
 import { size } from "../../core/format.js";
@@ -122,6 +122,8 @@ function rewriteInPlace(path: string, text: string): void {
 
 /** Room kept for the final report.json and capture.log (JSON allows the padding spaces; the log's are cut at the end). */
 const REPORT_RESERVE = 16 * 1024;
+/** How much of the vmcore a second crash during the save may lose. */
+const FLUSH_EVERY_MS = 2000;
 const LOG_RESERVE = 64 * 1024;
 
 function syncDir(dir: string): void {
@@ -227,6 +229,18 @@ export async function captureSave(settings: CaptureSettings, opts: CaptureSaveOp
   }, 200);
   sampler.unref();
   let exit = 0;
+  // The name is made durable before the save starts, and what is written is flushed every few
+  // seconds: a second crash or a reset during the save leaves a vmcore.incomplete with what it had.
+  const partial = join(dir, "vmcore.incomplete");
+  closeSync(openSync(partial, "w", 0o600));
+  syncDir(dir);
+  const flushFd = openSync(partial, "r");
+  const flusher = setInterval(() => {
+    try {
+      fdatasyncSync(flushFd);
+    } catch { /* the save itself reports write errors */ }
+  }, FLUSH_EVERY_MS);
+  flusher.unref();
   try {
     const result = await saveVmcoreTo({ src: opts.vmcore, dst: join(dir, "vmcore"), format: "kdump", codec: settings.codec, dumpLevel: settings.dumpLevel, threads: settings.threads, progress: false });
     report.dump.complete = result.complete;
@@ -239,6 +253,8 @@ export async function captureSave(settings: CaptureSettings, opts: CaptureSaveOp
     exit = isKexecError(e) && e.code === "io" ? 74 : 1;
   }
   clearInterval(sampler);
+  clearInterval(flusher);
+  closeSync(flushFd);
   report.seconds.vmcore = (performance.now() - tSave) / 1000;
   for (const f of ["vmcore", "vmcore.incomplete"]) {
     try {
