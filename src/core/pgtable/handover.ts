@@ -134,10 +134,11 @@ function controlPages(input: HandoverInput): { control: bigint; allocate: () => 
       }
     }
   } else {
-    // Normal loads take whatever page the page allocator gives that is no destination (i386: in
-    // lowmem, which the kernel maps). Which one is not known ahead of time: the model takes the top
+    // Normal loads take whatever page the page allocator gives that is no destination, below
+    // KEXEC_CONTROL_MEMORY_LIMIT. Which one is not known ahead of time: the model takes the top
     // of the highest free RAM, clear of the segments and of the running kernel's own image.
-    const limit = input.kernelArch === "i386" ? I386_LOWMEM_END : 1n << 64n;
+    // KEXEC_CONTROL_MEMORY_LIMIT: lowmem on i386, MAXMEM on x86_64 (64 TiB 4-level, 4 PiB 5-level).
+    const limit = input.kernelArch === "i386" ? I386_LOWMEM_END : input.pagingLevels === 5 ? 1n << 52n : 1n << 46n;
     const image = input.text ? [{ start: input.text.paddr, size: input.text.size }] : [];
     const usable = input.ram.flatMap((r) => {
       const s0 = r.start > 0x1000000n ? r.start : 0x1000000n;
@@ -145,12 +146,16 @@ function controlPages(input: HandoverInput): { control: bigint; allocate: () => 
       return e0 > s0 ? [{ start: s0, size: e0 - s0 }] : [];
     });
     const free = subtract(usable, [...taken, ...image]);
-    // Room for the control pages and the tables after them (a few dozen pages at most).
+    // Room for the control pages and a few dozen table pages after them; a machine of many TiB
+    // needs more, which continue in the other free ranges, highest first.
     const room = controlSize + 64n * PAGE;
-    for (const r of [...free].reverse()) {
+    const highestFirst = [...free].reverse();
+    for (const r of highestFirst) {
       const at = ((end(r) - room) / controlSize) * controlSize;
       if (at >= r.start) {
-        return { ...withTables(at, [{ start: at + controlSize, size: end(r) - at - controlSize }]), note: "control pages: the kernel's page allocator picks any page that is no destination; modelled at the top of the highest free RAM" };
+        const after = { start: at + controlSize, size: end(r) - at - controlSize };
+        const others = highestFirst.filter((x) => x !== r);
+        return { ...withTables(at, [after, { start: r.start, size: at - r.start }, ...others]), note: "control pages: the kernel's page allocator picks any page that is no destination; modelled at the top of the highest free RAM" };
       }
     }
   }
