@@ -250,7 +250,7 @@ export function modelHandover(given: HandoverInput, tables: HandoverTables = "fu
       for (const r of [...full.ram, ...full.acpi]) {
         const s = r.start - (r.start % round);
         const e = ((end(r) + round - 1n) / round) * round;
-        tryMap(() => kexec.assertMappable(s, s, e - s, { what: `${full.acpi.includes(r) ? "ACPI" : "System RAM"} ${hex(r.start)}-${hex(end(r))}` }), "identity_mapped", r.start);
+        tryMap(() => kexec.assertMappable(s, s, e - s, { get what() { return `${full.acpi.includes(r) ? "ACPI" : "System RAM"} ${hex(r.start)}-${hex(end(r))}`; } }), "identity_mapped", r.start);
       }
     }
     for (const s of input.segments) tryMap(() => kexec.identity(s.mem, s.memsz, { round, maxPageSize: round, what: `${s.kind} segment` }), "copy_segments", s.mem);
