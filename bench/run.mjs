@@ -5,7 +5,7 @@
 //                      [--repeat 2] [--rounds 5] [--runs 7] [--out bench/RESULTS.md]
 //
 // Inputs it makes when they are missing (in ${KEXEC_TS_CACHE:-~/.cache/kexec-ts}, never in git):
-// real vmcores of 1, 4 and 16 GiB guests (dist/node/vmcore/capture-vmcore.js, QEMU), the sparse
+// real vmcores of 1, 4 and 16 GiB guests (dist/lab/capture-vmcore.js, QEMU), the sparse
 // synthetic 16 GiB and 1 TiB vmcores made from the 1 GiB one (src/lab/synthetic-vmcore.ts), the
 // synthetic machine snapshots (src/lab/synthetic-machine.ts, in a temporary directory). A ratio is
 // never given for a run that failed, an output that did not read back, or an input that changed
@@ -59,7 +59,7 @@ function ensureRealVmcores(sizes) {
     const path = join(cache, "vmcores", `${name}.elf`);
     if (existsSync(path)) continue;
     log(`capturing a ${size} vmcore in the lab (${path})`);
-    const r = spawnSync(process.execPath, [join(repo, "dist", "node", "vmcore", "capture-vmcore.js"), "--mem", size], { stdio: ["ignore", "inherit", "inherit"] });
+    const r = spawnSync(process.execPath, [join(repo, "dist", "lab", "capture-vmcore.js"), "--mem", size], { stdio: ["ignore", "inherit", "inherit"] });
     if (r.status !== 0) throw new Error(`capturing the ${size} vmcore failed (exit ${r.status})`);
   }
   return sizes.map((s) => join(cache, "vmcores", `${s === "1G" ? "amd64-6.1" : `amd64-6.1-${s}`}.elf`));

@@ -39,9 +39,11 @@ export const COMMANDS: readonly CommandSpec[] = [
   { name: "plan", usage: "-l|-p IMAGE [load flags] [--root DIR] [--json]", summary: "the exact segments, entry and flags, plus the checks; nothing is loaded", load: () => import("./commands/plan.js") },
   { name: "inspect", usage: "IMAGE [--json] [--vmlinux] [--extract=FILE]", summary: "what the image is and what it supports", load: () => import("./commands/inspect.js") },
   { name: "machine", usage: "[--root DIR] [--json]", summary: "the machine model: memory map, crash region, paging, kexec state", load: () => import("./commands/machine.js") },
-  { name: "snapshot", usage: "DIR [--root DIR]", summary: "copy every file `machine` reads into DIR; replay with --root DIR", load: () => import("./commands/snapshot.js") },
+  { name: "snapshot", usage: "DIR | --tar FILE [--root DIR]", summary: "copy every file `machine` reads into DIR (or one tar archive); replay with --root DIR or in the web app", load: () => import("./commands/snapshot.js") },
+  { name: "report", usage: "[-l|-p IMAGE] [load flags] [--root DIR] [--vmcore FILE] -o FILE", summary: "one self-contained HTML page: the memory map, the plan, the checks, the hand-over's page tables, a vmcore", load: () => import("./commands/report.js") },
   { name: "lab", usage: "--from A --to B [lab flags] | lab suite [NAME...]", summary: "do it in QEMU with real kernels: exit 0 it worked, 1 it did not, 78 the lab could not run", load: () => import("./commands/lab.js") },
   { name: "vmcore", usage: "save [vmcore flags] SRC DST | info FILE [--json] | dmesg FILE [--json]", summary: "save a crashed kernel's memory as makedumpfile does; read a dump's facts and log", load: () => import("./commands/vmcore.js"), shortFlags: { d: "dump-level" } },
+  { name: "makedumpfile", usage: "[makedumpfile's options] VMCORE [DUMPFILE] | -R DUMPFILE < stream", summary: "stand in for makedumpfile, on its own command line (also as a link named makedumpfile)", load: () => import("./commands/makedumpfile.js") },
   { name: "kdump", usage: "status|start|stop|restart|rebuild|estimate|test --yes|report|list|import|install|uninstall [--config FILE] [--json]", summary: "the kdump service: arm a crash kernel at boot, save the dump, report what happened", load: () => import("./commands/kdump.js") },
   { name: "demo", usage: "", summary: "what `npm start` runs: this machine (or a sample snapshot) and a kernel, predicted", load: () => import("./commands/demo.js") },
 ];

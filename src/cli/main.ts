@@ -10,8 +10,16 @@ import { commandNamed, runCommand } from "./commands.js";
 import { helpText } from "./help.js";
 import { has, parseArgs } from "./options.js";
 import { createRequire } from "node:module";
+import { basename } from "node:path";
 
 async function main(argv: string[]): Promise<number> {
+  // Installed as makedumpfile (a link), or `kexec-ts makedumpfile ...`: makedumpfile's own command line,
+  // which kexec-ts's flag table would misread (its -d, -F, -E...), so it is routed before parsing.
+  const invokedAs = basename(process.argv[1] ?? "");
+  if (invokedAs === "makedumpfile" || argv[0] === "makedumpfile") {
+    const { makedumpfileCommand } = await import("./commands/makedumpfile.js");
+    return makedumpfileCommand(invokedAs === "makedumpfile" ? argv : argv.slice(1), packageVersion());
+  }
   const word = argv[0] !== undefined && !argv[0].startsWith("-") ? argv[0] : undefined;
   const args = parseArgs(argv, commandNamed(word)?.shortFlags);
   if (has(args, "help") || argv.length === 0) {

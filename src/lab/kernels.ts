@@ -103,6 +103,16 @@ export function findKernel(name: string, cache = labCacheDir()): LabKernel {
   return k;
 }
 
+/** The debug vmlinux of a cached kernel (setup-debian.sh extracts it from linux-image-VERSION-dbg), for crash and drgn. */
+export function debugVmlinuxPath(name: string, cache = labCacheDir()): string {
+  const k = findKernel(name, cache);
+  const path = join(cache, "debian-dbg", `vmlinux-${k.version}`);
+  if (!existsSync(path)) {
+    throw new KexecError("lab", `no debug vmlinux for ${name}: ${path} is missing`, { file: path }, SETUP_HINT);
+  }
+  return path;
+}
+
 /** The extracted nodejs:i386 tree (Debian 12's Node 18 and its libraries). */
 export function i386NodeRoot(cache = labCacheDir()): string {
   const root = join(cache, "i386-node", "root");

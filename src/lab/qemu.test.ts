@@ -2,7 +2,7 @@ import { test } from "node:test";
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, existsSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -10,7 +10,7 @@ import { KexecError } from "../core/errors.js";
 import { missingInput, missingTool } from "../node/test-inputs.js";
 import { buildInitramfs } from "./initramfs.js";
 import type { GuestStep } from "./init-script.js";
-import { cpuStateAtReset, decodeExtract, labAvailable, runGuest, shellCommandLine, type GuestSpec } from "./qemu.js";
+import { cpuStateAtReset, decodeExtract, labAvailable, qemuInvocation, runGuest, shellCommandLine, type GuestSpec } from "./qemu.js";
 
 test("the printed command line reads back as the same arguments in sh", () => {
   const argv = ["qemu-system-x86_64", "-append", "console=ttyS0 crashkernel=256M@1968M", "-name", "it's", "-kernel", "/a b/vmlinuz"];
@@ -113,5 +113,19 @@ test("a guest directory comes back to the host byte for byte", async (t) => {
     assert.match(readFileSync(join(out, "snap", "proc", "iomem"), "utf8"), /System RAM/);
   } finally {
     rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test("an i386 kernel runs under qemu-system-i386, an amd64 one under qemu-system-x86_64", (t) => {
+  const a = labAvailable(["686-pae-6.1", "amd64-6.1"]);
+  if (!a.ok) return missingInput(t, a.why);
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-invocation-"));
+  try {
+    const initrd = join(dir, "initrd");
+    writeFileSync(initrd, "");
+    assert.match(qemuInvocation({ name: "x", kernel: "686-pae-6.1", initrd, expect: [] }).argv[0]!, /qemu-system-i386$/);
+    assert.match(qemuInvocation({ name: "x", kernel: "amd64-6.1", initrd, expect: [] }).argv[0]!, /qemu-system-x86_64$/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

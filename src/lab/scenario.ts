@@ -118,6 +118,8 @@ function checkHost(file: string, h: unknown, disks: number): void {
   }
   const m = o["makedumpfile"];
   if (m !== undefined && m !== "host" && m !== "i386") fail(file, "host.makedumpfile", `expected "host" or "i386", found ${JSON.stringify(m)}`);
+  const v = o["debugVmlinux"];
+  if (v !== undefined && typeof v !== "string") fail(file, "host.debugVmlinux", `expected a kernel's short name like "amd64-6.1", found ${JSON.stringify(v)}`);
   const d = o["vmcoreDisk"];
   if (d !== undefined && !(Number.isInteger(d) && (d as number) >= 0 && (d as number) < disks)) fail(file, "host.vmcoreDisk", `expected the index of one of the scenario's ${disks} disk(s), found ${JSON.stringify(d)}`);
   const keep = o["keepVmcore"];

@@ -8,11 +8,14 @@
  * Without QEMU or the kernels nothing runs: that is "skipped" on a developer's machine and a
  * failure under CI=true.
  */
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { isKexecError, type KexecError } from "../core/errors.js";
+import { KexecError, isKexecError } from "../core/errors.js";
 import { runEntryPoint } from "../node/entry.js";
 import { size } from "../core/format.js";
 import { inCI } from "../node/test-inputs.js";
+import { labCacheDir } from "./kernels.js";
 import { labAvailable } from "./qemu.js";
 import { findScenario, listScenarios, runScenario, type Scenario, type ScenarioResult } from "./scenario.js";
 
@@ -52,6 +55,42 @@ export function describeResult(r: ScenarioResult): string[] {
   return lines;
 }
 
+/**
+ * How long each scenario took when it last ran here (seconds, the suite's wall time for it),
+ * kept in the lab cache. With --jobs the longest start first, so the last minutes are not one
+ * long scenario running alone; scenarios never timed start before all others.
+ */
+function durationsPath(): string {
+  return join(labCacheDir(), "lab", "durations.json");
+}
+
+function readDurations(): Record<string, number> {
+  try {
+    const d = JSON.parse(readFileSync(durationsPath(), "utf8")) as unknown;
+    return typeof d === "object" && d !== null ? (d as Record<string, number>) : {};
+  } catch {
+    return {};
+  }
+}
+
+function recordDurations(measured: Record<string, number>): void {
+  const path = durationsPath();
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    const tmp = `${path}.${process.pid}.tmp`;
+    writeFileSync(tmp, `${JSON.stringify({ ...readDurations(), ...measured }, null, 1)}\n`);
+    renameSync(tmp, path);
+  } catch {
+    // Only an ordering hint: a cache that cannot be written changes nothing else.
+  }
+}
+
+/** Longest first by the last run's times; untimed first of all; the given order among equals. */
+export function longestFirst<T extends { name: string }>(scenarios: readonly T[], seconds: Record<string, number>): T[] {
+  const known = (s: T) => (typeof seconds[s.name] === "number" ? seconds[s.name]! : Infinity);
+  return scenarios.map((s, i) => ({ s, i })).sort((a, b) => known(b.s) - known(a.s) || a.i - b.i).map((x) => x.s);
+}
+
 export async function runSuite(names: string[] = [], options: SuiteOptions = {}): Promise<SuiteResult> {
   const print = options.print ?? ((l: string) => console.log(l));
   const scenarios = names.length === 0 ? listScenarios() : names.map((n) => findScenario(n));
@@ -63,17 +102,21 @@ export async function runSuite(names: string[] = [], options: SuiteOptions = {})
     return out;
   }
   const jobs = Math.max(1, Math.min(options.jobs ?? 1, scenarios.length));
+  const order = jobs > 1 ? longestFirst(scenarios, readDurations()) : scenarios;
+  const measured: Record<string, number> = {};
   // Console lines of guests running side by side are told apart by the scenario's name.
   const onLine = (s: Scenario) => options.verbose !== true ? {} : { onLine: (l: string) => print(jobs > 1 ? `  | ${s.name}: ${l}` : `  | ${l}`) };
   const results: (ScenarioResult | undefined)[] = [];
   let next = 0;
   const worker = async (): Promise<void> => {
-    while (next < scenarios.length) {
-      const index = next++;
-      const scenario = scenarios[index]!;
+    while (next < order.length) {
+      const scenario = order[next++]!;
+      const index = scenarios.indexOf(scenario);
+      const started = Date.now();
       let r: ScenarioResult;
       try {
         r = await runScenario(scenario, { host: true, ...onLine(scenario) });
+        measured[scenario.name] = Math.round((Date.now() - started) / 1000);
       } catch (e) {
         // A scenario that cannot even be built (a missing file, a program for the wrong arch) fails alone.
         if (!isKexecError(e)) throw e;
@@ -89,6 +132,7 @@ export async function runSuite(names: string[] = [], options: SuiteOptions = {})
     }
   };
   await Promise.all(Array.from({ length: jobs }, worker));
+  recordDurations(measured);
   out.results = results.filter((r): r is ScenarioResult => r !== undefined);
   return out;
 }
@@ -106,12 +150,10 @@ async function main(argv: string[]): Promise<number> {
       const text = a.startsWith("--jobs=") ? a.slice("--jobs=".length) : argv[++i];
       jobs = Number(text);
       if (!Number.isInteger(jobs) || jobs < 1) {
-        console.error(`kexec-ts lab: --jobs needs a whole number of scenarios to run at once, found ${JSON.stringify(text ?? "")}`);
-        return 64;
+        throw new KexecError("usage", `--jobs needs a whole number of scenarios to run at once, found ${JSON.stringify(text ?? "")}`, { field: "jobs", actual: text ?? "" }, "e.g. --jobs 2");
       }
     } else if (a.startsWith("-")) {
-      console.error(`kexec-ts lab: unknown option ${a} (usage: suite.js [--jobs N] [-v] [--list] [NAME...])`);
-      return 64;
+      throw new KexecError("usage", `unknown option ${a}`, { actual: a }, "suite.js [--jobs N] [-v] [--list] [NAME...]");
     } else names.push(a);
   }
   if (list) {

@@ -14,7 +14,9 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { E820_ENTRY_SIZE, E820_MAX_ENTRIES_ZEROPAGE, E820_TABLE_OFFSET, BOOT_PARAMS_FIELDS } from "../core/machine/bootparams.js";
+import { writeStruct } from "../core/bytes/layout.js";
+import { BOOT_PARAMS, E820_MAX_ENTRIES_ZEROPAGE } from "../core/image/boot-params.js";
+import { encodeE820 } from "../core/plan/zero-page.js";
 import { latin1 } from "../core/bytes/reader.js";
 import type { MachineFiles } from "../core/machine/files.js";
 import { formatIomem, parseIomem, type IomemEntry } from "../core/machine/iomem.js";
@@ -161,15 +163,8 @@ function scaledCpuinfo(baseText: string, o: SyntheticMachineOptions): string {
 /** The guest's zero page with the first 128 e820 entries of the new map, as firmware hands them to the kernel. */
 function bootParamsWithE820(base: Uint8Array, e820: IomemEntry[]): Uint8Array {
   const page = base.slice();
-  const view = new DataView(page.buffer, page.byteOffset, page.byteLength);
-  const count = Math.min(e820.length, E820_MAX_ENTRIES_ZEROPAGE);
-  page[BOOT_PARAMS_FIELDS.find((f) => f.name === "e820_entries")!.offset] = count;
-  for (let i = 0; i < count; i++) {
-    const at = E820_TABLE_OFFSET + i * E820_ENTRY_SIZE;
-    view.setBigUint64(at, e820[i]!.start, true);
-    view.setBigUint64(at + 8, e820[i]!.size, true);
-    view.setUint32(at + 16, e820TypeFromName(e820[i]!.name)!, true);
-  }
+  const entries = e820.slice(0, E820_MAX_ENTRIES_ZEROPAGE).map((e) => ({ addr: e.start, size: e.size, type: e820TypeFromName(e.name)! }));
+  writeStruct(BOOT_PARAMS, page, 0, { e820_entries: entries.length, e820_table: encodeE820(entries) });
   return page;
 }
 

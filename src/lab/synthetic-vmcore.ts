@@ -89,23 +89,23 @@ export function writeSyntheticVmcore(o: SyntheticVmcoreOptions): SyntheticVmcore
       throw new KexecError("usage", `${o.source}: expected an x86_64 ELF vmcore with VMCOREINFO`, { file: o.source }, "capture one with dist/node/vmcore/capture-vmcore.js");
     }
     const info = core.vmcoreinfo;
-    if (info.numbers.get("pgtable_l5_enabled") === 1n) throw new KexecError("usage", `${o.source}: 5-level paging is not supported here`, { file: o.source });
+    if (info.numbers.get("pgtable_l5_enabled") === 1n) throw new KexecError("usage", `${o.source}: 5-level paging is not supported here`, { file: o.source }, "scale up a dump of a 4-level guest (boot it with no5lvl)");
     const km = vmcoreKernelMemory(core);
     const need = <T extends bigint | number>(v: T | undefined, what: string): T => {
-      if (v === undefined) throw new KexecError("parse", `${o.source}: VMCOREINFO lacks ${what}`, { file: o.source, field: what });
+      if (v === undefined) throw new KexecError("parse", `${o.source}: VMCOREINFO lacks ${what}`, { file: o.source, field: what }, "the source dump must come from a kernel that writes it (Debian 6.1's does)");
       return v;
     };
     const sectionBits = Number(need(info.numbers.get("SECTION_SIZE_BITS"), "NUMBER(SECTION_SIZE_BITS)"));
     const sectionSize = Number(need(info.sizes.get("mem_section"), "SIZE(mem_section)"));
     const pageStruct = Number(need(info.sizes.get("page"), "SIZE(page)"));
-    if (pageStruct !== STRUCT_PAGE) throw new KexecError("parse", `${o.source}: SIZE(page) is ${pageStruct}, expected ${STRUCT_PAGE}`, { file: o.source });
+    if (pageStruct !== STRUCT_PAGE) throw new KexecError("parse", `${o.source}: SIZE(page) is ${pageStruct}, expected ${STRUCT_PAGE}`, { file: o.source }, "scale up a dump of an x86_64 kernel with 64-byte struct pages");
     const rootArray = need(info.symbols.get("mem_section"), "SYMBOL(mem_section)");
     const pagesPerSection = 1 << (sectionBits - 12);
     const sectionsPerRoot = PAGE / sectionSize;
     // phys_base is printed signed (%ld) and is negative when the kernel sits below its link address: modulo 2^64.
     const topTable = BigInt.asUintN(64, need(info.symbols.get("init_top_pgt"), "SYMBOL(init_top_pgt)") - START_KERNEL_MAP + (info.numbers.get("phys_base") ?? 0n));
     const direct = core.elf.loads.find((l) => l.p_vaddr !== 0n && l.p_vaddr < START_KERNEL_MAP);
-    if (!direct) throw new KexecError("parse", `${o.source}: no PT_LOAD in the direct map tells page_offset_base`, { file: o.source });
+    if (!direct) throw new KexecError("parse", `${o.source}: no PT_LOAD in the direct map tells page_offset_base`, { file: o.source }, "the source must be an ELF vmcore with its direct-map PT_LOADs (as /proc/vmcore has)");
     const pageOffset = direct.p_vaddr - direct.p_paddr;
     const root0 = km.ulong(rootArray, "mem_section root 0");
     const section0 = km.read(root0, sectionSize, "mem_section[0]");
@@ -117,7 +117,7 @@ export function writeSyntheticVmcore(o: SyntheticVmcoreOptions): SyntheticVmcore
     // The guest's memory: its RAM below 4 GiB, rounded up to whole GiB, is what each node copies.
     const ranges = core.memory.ranges;
     const guestEnd = ranges.reduce((m, r) => (r.end > m ? r.end : m), 0n);
-    if (guestEnd > 4n * GiB) throw new KexecError("usage", `${o.source}: the guest has RAM above 4 GiB; use a guest of at most 3 GiB`, { file: o.source });
+    if (guestEnd > 4n * GiB) throw new KexecError("usage", `${o.source}: the guest has RAM above 4 GiB; use a guest of at most 3 GiB`, { file: o.source }, "use a guest of at most 3 GiB");
     const guestSpan = (guestEnd + GiB - 1n) / GiB * GiB;
     const guestRam = ranges.reduce((n, r) => n + (r.end - r.start), 0n);
     const guestPages = Number(guestSpan / PAGE_N);
@@ -131,7 +131,7 @@ export function writeSyntheticVmcore(o: SyntheticVmcoreOptions): SyntheticVmcore
       const pageType = view(p).getUint32(48, true);
       if ((pageType & 0xf0000080) >>> 0 === 0xf0000000 && view(p).getBigUint64(40, true) === 10n) freeHead = p;
     }
-    if (!freeHead) throw new KexecError("parse", `${o.source}: no free order-10 block in the guest's mem_map to take the struct page from`, { file: o.source });
+    if (!freeHead) throw new KexecError("parse", `${o.source}: no free order-10 block in the guest's mem_map to take the struct page from`, { file: o.source }, "capture the source dump from a guest with free memory left");
     // A tail page of a free block as most of the guest's are: the head's flags (zone and node
     // bits), an empty lru list (pointing at itself, filled in per page), _mapcount -1.
     const freeTail = new Uint8Array(64);
@@ -144,7 +144,7 @@ export function writeSyntheticVmcore(o: SyntheticVmcoreOptions): SyntheticVmcore
 
     // Nodes above 4 GiB.
     const nodeSize = o.nodeSize ?? 64n * GiB;
-    if (nodeSize % GiB !== 0n || nodeSize < guestSpan + 2n * GiB) throw new KexecError("usage", `--node ${hex(nodeSize)}: a multiple of 1 GiB, at least ${guestSpan / GiB + 2n} GiB`, {});
+    if (nodeSize % GiB !== 0n || nodeSize < guestSpan + 2n * GiB) throw new KexecError("usage", `--node ${hex(nodeSize)}: a multiple of 1 GiB, at least ${guestSpan / GiB + 2n} GiB`, {}, "e.g. --node 16G");
     const nodes: Node[] = [];
     let left = o.ram - guestRam;
     for (let start = 4n * GiB, i = 0; left >= guestSpan + 2n * GiB; i++) {
@@ -169,7 +169,7 @@ export function writeSyntheticVmcore(o: SyntheticVmcoreOptions): SyntheticVmcore
       if (!p) {
         const node = nodes.find((n) => base >= n.start && base < n.metaEnd);
         p = node ? new Uint8Array(PAGE) : core.memory.readPage(base / PAGE_N)?.slice();
-        if (!p) throw new KexecError("parse", `${o.source}: page ${hex(base)} to patch is not in the dump`, { file: o.source });
+        if (!p) throw new KexecError("parse", `${o.source}: page ${hex(base)} to patch is not in the dump`, { file: o.source }, "the source dump is incomplete; capture it again");
         pages.set(base, p);
       }
       return p;
@@ -187,7 +187,7 @@ export function writeSyntheticVmcore(o: SyntheticVmcoreOptions): SyntheticVmcore
     const tableUnder = (table: bigint, index: bigint, node: Node, what: string): bigint => {
       const e = getEntry(table, index);
       if (e & 1n) {
-        if (e & PTE_PSE) throw new KexecError("parse", `${what}: a large page where a table was expected`, {});
+        if (e & PTE_PSE) throw new KexecError("parse", `${what}: a large page where a table was expected`, {}, "the source dump's page tables are not what the scaler expects");
         return e & PTE_ADDR;
       }
       const next = allocMeta(node);
@@ -369,7 +369,7 @@ function alignUp(v: bigint, a: bigint): bigint {
 
 export function parseSize(s: string): bigint {
   const m = /^(\d+)([MGT])$/i.exec(s);
-  if (!m) throw new KexecError("usage", `${s}: expected a size like 16G or 1T`, { actual: s });
+  if (!m) throw new KexecError("usage", `${s}: expected a size like 16G or 1T`, { actual: s }, "e.g. 16G or 1T");
   return BigInt(m[1]!) << { M: 20n, G: 30n, T: 40n }[m[2]!.toUpperCase() as "M" | "G" | "T"];
 }
 

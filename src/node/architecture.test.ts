@@ -61,9 +61,7 @@ const ALLOWED: Record<string, readonly string[]> = { core: [], node: ["core"], l
  * Known upward imports being removed on another branch, each with who removes it. The
  * test fails when one is gone, so the entry is deleted with the import.
  */
-const IN_FLIGHT: readonly { from: string; to: string; who: string }[] = [
-  { from: "src/node/vmcore/save.ts", to: "src/cli/options.ts", who: "vmcore (issue 14: save.ts' argument parsing moves into src/cli)" },
-];
+const IN_FLIGHT: readonly { from: string; to: string; who: string }[] = [];
 
 /**
  * A test may also read its inputs through node (the kernel cache, files, missingInput):

@@ -7,6 +7,7 @@
 import { KexecError } from "../errors.js";
 import { hex } from "../format.js";
 import type { BzImage } from "../image/bzimage.js";
+import { LOADED_HIGH } from "../image/setup-header.js";
 import type { Machine } from "../machine/model.js";
 import { Placer, type Bound, type PlacementRecord } from "../plan/placement.js";
 import { placeLoad, runningKernelLimit } from "../plan/plan.js";
@@ -18,7 +19,7 @@ import { MiB, usablePool } from "../plan/limits.js";
 /** "elfcorehdr=0x<16 hex digits> " — room bzImage64_load keeps on every command line (MAX_ELFCOREHDR_STR_LEN). */
 export const MAX_ELFCOREHDR_STR_LEN = 30;
 /** bootparam.h; protocol 2.12 added xloadflags. */
-export const LOADED_HIGH = 0x1;
+export { LOADED_HIGH };
 
 /** A refusal the running kernel will give to kexec_file_load, in its own terms. */
 export interface FileRefusal {

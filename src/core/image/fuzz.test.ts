@@ -14,7 +14,8 @@ import fc from "fast-check";
 import { ByteWriter } from "../bytes/writer.js";
 import { applyEdits, damaged, edits, onlyKexecErrors, refusals } from "../testing/fuzz.js";
 import { parseBzImage } from "./bzimage.js";
-import { parseElf, PT_LOAD, PT_NOTE, readNotes } from "./elf.js";
+import { KexecError } from "../errors.js";
+import { parseElf, parseNotes, PT_LOAD, PT_NOTE, readNotes, type ElfNote } from "./elf.js";
 import { readKernelImage, readVmlinux } from "./index.js";
 import { readPe } from "./pe.js";
 import { buildBzImage } from "./testing/synthetic.js";
@@ -65,10 +66,28 @@ test("fuzz: the synthetic vmlinux reads back (the seed is what it says)", () => 
 });
 
 
+/** Notes as read must be what the bytes hold: each desc after its own header and name, inside the file. */
+function notesInPlace(bytes: Uint8Array, notes: readonly ElfNote[]): void {
+  for (const n of notes) {
+    const descAt = n.desc.byteOffset - bytes.byteOffset;
+    assert.ok(descAt >= n.offset + 12 + n.name.length, `note at ${n.offset}: desc at ${descAt} overlaps its header or name (${n.name.length} bytes)`);
+    assert.ok(descAt + n.desc.length <= bytes.length);
+  }
+}
+
 test("fuzz: parseElf and the note reader on vmlinux-shaped input: damaged headers, program headers and notes", (t) => {
   const phEnd = 64 + 3 * 56;
   refusals(t, fc.oneof(damaged(vmlinux, 0, phEnd), damaged(vmlinux, 0x1800, 0x1800 + 0x100)), 600, (bytes) =>
-    onlyKexecErrors(() => readNotes(bytes, parseElf(bytes)), "vmlinux") || onlyKexecErrors(() => readVmlinux(bytes, "vmlinux"), "vmlinux"));
+    onlyKexecErrors(() => notesInPlace(bytes, readNotes(bytes, parseElf(bytes))), "vmlinux") || onlyKexecErrors(() => readVmlinux(bytes, "vmlinux"), "vmlinux"));
+});
+
+test("found by fuzzing: a note whose n_namesz is near 4 GiB runs past the segment (it was read as a name of the rest and no desc)", () => {
+  for (const namesz of [0xfffffffd, 0xffffffff, 0x7ffffffd, 0x80000001]) {
+    const area = new Uint8Array(64);
+    const dv = new DataView(area.buffer);
+    dv.setUint32(0, namesz, true); dv.setUint32(4, 0, true); dv.setUint32(8, 1, true);
+    assert.throws(() => parseNotes(area, 0x200), (e: unknown) => e instanceof KexecError && /note at offset 0x200 \(namesz \d+, descsz 0\) runs past the end of the segment \(64 bytes\)/.test(e.message), namesz.toString(16));
+  }
 });
 
 test("fuzz: a bzImage with a real gzip payload holding a vmlinux: damaged setup, version, kernel_info, PE header and payload", (t) => {
@@ -137,6 +156,6 @@ test("fuzz: parseElf and the note reader on real /proc/kcore headers (testdata/k
     const tableEnd = Number(elf.header.e_phoff) + elf.header.e_phnum * elf.header.e_phentsize;
     const notesAt = Number(elf.programHeaders.find((p) => p.p_type === PT_NOTE)!.p_offset);
     refusals(t, fc.oneof(damaged(seed, 0, tableEnd), damaged(seed, notesAt, notesAt + 0x200)), 400, (bytes) =>
-      onlyKexecErrors(() => readNotes(bytes, parseElf(bytes, "/proc/kcore"), "/proc/kcore"), `${name} kcore header`));
+      onlyKexecErrors(() => notesInPlace(bytes, readNotes(bytes, parseElf(bytes, "/proc/kcore"), "/proc/kcore")), `${name} kcore header`));
   }
 });

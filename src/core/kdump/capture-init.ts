@@ -171,8 +171,9 @@ export function generateCaptureInit(spec: CaptureInitSpec): string {
       `if [ -b ${raw} ] && [ -e /proc/vmcore ]; then`,
       `  size=$(blockdev --getsize64 ${raw}); want=$(stat -c %s /proc/vmcore); room=$((size - ${RAW_RECORD_SIZE}))`,
       `  say "copying /proc/vmcore ($want bytes) raw to ${spec.rawTarget}; kexec-ts kdump report converts it after the reboot"`,
-      `  dd if=/proc/vmcore of=${raw} bs=1M count=$(((room < want ? room : want) / 1048576)) conv=fsync 2>>${INIT_LOG}; ddrc=$?`,
-      "  copied=$(((room < want ? room : want) / 1048576 * 1048576))",
+      // Whole MiBs, then the 4 KiB pages after them (/proc/vmcore's size is a multiple of pages, not of MiBs).
+      "  copied=$((room < want ? room : want)); mib=$((copied / 1048576)); pages=$(((copied - mib * 1048576) / 4096)); copied=$((mib * 1048576 + pages * 4096))",
+      `  dd if=/proc/vmcore of=${raw} bs=1M count=$mib conv=fsync 2>>${INIT_LOG} && dd if=/proc/vmcore of=${raw} bs=4096 skip=$((mib * 256)) seek=$((mib * 256)) count=$pages conv=fsync,notrunc 2>>${INIT_LOG}; ddrc=$?`,
       "  complete=0; [ $ddrc = 0 ] && [ $copied -ge $want ] && complete=1",
       `  head -c ${RAW_RECORD_SIZE} /dev/zero > /run/raw-record`,
       `  { echo ${q(RAW_RECORD_MAGIC)}; echo "time=$(date -u +%Y-%m-%dT%H:%M:%SZ)"; echo "bytes=$copied"; echo "vmcore=$want"; echo "complete=$complete"; echo "reason=$failed"; } | dd of=/run/raw-record conv=notrunc 2>/dev/null`,

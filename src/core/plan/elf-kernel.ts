@@ -8,13 +8,12 @@
  * startup_32 (%esi = boot_params, paging off). With no real-mode setup in the
  * file, the setup header in boot_params is made up here from the ELF.
  */
-import { ByteWriter } from "../bytes/writer.js";
 import { KexecError } from "../errors.js";
 import { hex } from "../format.js";
 import { parseBzImage, type BzImage } from "../image/bzimage.js";
 import { EM_386, EM_X86_64, PT_LOAD, segmentBytes } from "../image/elf.js";
 import type { Vmlinux } from "../image/index.js";
-import { LOADED_HIGH, XLF_CAN_BE_LOADED_ABOVE_4G, XLF_KERNEL_64, writeHeaderField } from "../image/setup-header.js";
+import { BOOT_FLAG, HDRS_MAGIC, LOADED_HIGH, XLF_CAN_BE_LOADED_ABOVE_4G, XLF_KERNEL_64, writeHeaderField } from "../image/setup-header.js";
 import { PAGE_SIZE, alignDown, alignUp } from "./ranges.js";
 
 export interface ElfKernel {
@@ -58,12 +57,12 @@ export function elfKernel(v: Vmlinux, bytes: Uint8Array): ElfKernel {
 
 /** A 2.15 setup header describing a non-relocatable kernel already at `start`. */
 function fabricateHeader(is64: boolean, start: bigint, size: bigint): Uint8Array {
-  const w = new ByteWriter(1024);
-  const set = (name: Parameters<typeof writeHeaderField>[1], value: bigint | number) => writeHeaderField(w, name, BigInt(value));
+  const out = new Uint8Array(1024);
+  const set = (name: Parameters<typeof writeHeaderField>[1], value: bigint | number) => writeHeaderField(out, name, BigInt(value));
   set("setup_sects", 1);
-  set("boot_flag", 0xaa55);
+  set("boot_flag", BOOT_FLAG);
   set("jump", 0xeb | (0x6a << 8));
-  set("header", 0x53726448);
+  set("header", HDRS_MAGIC);
   set("version", 0x20f);
   set("loadflags", LOADED_HIGH);
   set("initrd_addr_max", is64 ? 0x7fffffff : 0x37ffffff);
@@ -74,5 +73,5 @@ function fabricateHeader(is64: boolean, start: bigint, size: bigint): Uint8Array
   set("pref_address", start);
   set("init_size", size);
   set("code32_start", start);
-  return w.finish();
+  return out;
 }

@@ -213,7 +213,8 @@ test("the purgatory's C SHA-256, compiled for the host, agrees with node:crypto"
 test("purgatory/build.sh reproduces the committed blobs byte for byte", (t) => {
   const missing = missingTool("gcc", "ld", "objcopy", "nm", "readelf");
   if (missing) return missingInput(t, `${missing} not found: cannot rebuild the purgatory (the committed blobs are used as they are)`);
-  const version = (cmd: string): string => execFileSync(cmd, ["--version"], { env: { ...process.env, LC_ALL: "C" } }).toString().split("\n")[0]!;
+  // GNU as --version also assembles its (empty) standard input into ./a.out: give it /dev/null as output.
+  const version = (cmd: string): string => execFileSync(cmd, cmd === "as" ? ["--version", "-o", "/dev/null"] : ["--version"], { env: { ...process.env, LC_ALL: "C" }, stdio: ["ignore", "pipe", "pipe"] }).toString().split("\n")[0]!;
   const found = `${version("gcc")}; ${version("ld")}; ${version("as")}`;
   if (found !== PURGATORY_TOOLCHAIN) {
     return missingInput(t, `the blobs were built with "${PURGATORY_TOOLCHAIN}", this machine has "${found}": bytes are only reproducible with the same toolchain (if Debian 12 updated it, rebuild with purgatory/build.sh, check the QEMU test, and commit)`);

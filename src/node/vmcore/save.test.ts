@@ -22,7 +22,7 @@ function tmp(): string {
 }
 
 function opts(src: string, dst: string, more: Partial<SaveOptions>): SaveOptions {
-  return { src, dst, format: "kdump", codec: "zlib", dumpLevel: 1, threads: 0, progress: false, ...more };
+  return { src, dst, format: "kdump", flat: false, codec: "zlib", dumpLevel: 1, threads: 0, progress: false, ...more };
 }
 
 function open(path: string): Vmcore {
@@ -38,13 +38,13 @@ test("save: every format and codec reads back page for page, with the ring buffe
     const cases: (Partial<SaveOptions> & { builtIn?: boolean })[] = [
       { format: "kdump", codec: "zlib" }, { format: "kdump", codec: "lzo", threads: 2 }, { format: "kdump", codec: "snappy" },
       { format: "kdump", codec: "none", dumpLevel: 0 }, { format: "elf", codec: "none" }, { format: "elf", codec: "none", dumpLevel: 0 },
-      { format: "flat", codec: "lzo" }, { format: "kdump", codec: "zstd" }, { format: "kdump", codec: "zstd", threads: 2 },
+      { format: "kdump", flat: true, codec: "lzo" }, { format: "elf", flat: true, codec: "none" }, { format: "kdump", codec: "zstd" }, { format: "kdump", codec: "zstd", threads: 2 },
       // The built-in encoders, as used where the system's zlib or liblzo2 cannot be loaded.
       { format: "kdump", codec: "lzo", builtIn: true }, { format: "kdump", codec: "zlib", builtIn: true, threads: 2 },
     ];
     for (const { builtIn, ...c } of cases) {
       if (builtIn) process.env["KEXEC_TS_NATIVE_CODECS"] = "0";
-      const dst = join(dir, `out-${c.format}-${c.codec}-${c.dumpLevel ?? 1}-${c.threads ?? 0}-${builtIn ? "js" : "native"}`);
+      const dst = join(dir, `out-${c.format}${c.flat ? "-flat" : ""}-${c.codec}-${c.dumpLevel ?? 1}-${c.threads ?? 0}-${builtIn ? "js" : "native"}`);
       let result;
       try {
         result = await saveVmcoreTo(opts(src, dst, c));
@@ -54,7 +54,7 @@ test("save: every format and codec reads back page for page, with the ring buffe
       assert.equal(result.complete, true);
       assert.ok(!existsSync(`${dst}.incomplete`), "the temporary name is gone after the rename");
       let out: Vmcore;
-      if (c.format === "flat") {
+      if (c.flat) {
         // What makedumpfile -R does: place every record at its offset.
         const records = parseFlat(new Uint8Array(readFileSync(dst)));
         const size = records.reduce((m, r) => Math.max(m, Number(r.offset) + r.data.length), 0);
@@ -175,6 +175,38 @@ test("save: a destination that cannot be created is a KexecError naming it, with
     const dst = join(dir, "no-such-dir", "dump");
     await assert.rejects(saveVmcoreTo(opts(src, dst, { codec: "lzo", threads: 2 })), (e: unknown) =>
       e instanceof KexecError && e.code === "io" && e.message.includes(`${dst}.incomplete: cannot write the dump`) && /ENOENT/.test(e.message) && /directory exists/.test(e.hint ?? ""));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** `kexec-ts ARGS | (sleep SECS; cat > out)`: a real pipe to a reader that is not there yet. Returns the CLI's exit status and what the reader got. */
+function pipeToSlowReader(dir: string, args: string[], secs: number): { rc: number; out: Uint8Array; stderr: string } {
+  const cli = new URL("../../cli/main.js", import.meta.url).pathname;
+  const q = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+  const script = `{ ${q(process.execPath)} ${q(cli)} ${args.map(q).join(" ")} 2>${q(join(dir, "stderr"))}; echo $? > ${q(join(dir, "rc"))}; } | (sleep ${secs}; cat > ${q(join(dir, "out"))})`;
+  const r = spawnSync("sh", ["-c", script], { timeout: 120_000 });
+  assert.equal(r.status, 0, `the pipeline ran (${r.signal ?? ""})`);
+  return { rc: Number(readFileSync(join(dir, "rc"), "utf8")), out: new Uint8Array(readFileSync(join(dir, "out"))), stderr: readFileSync(join(dir, "stderr"), "utf8") };
+}
+
+test("save --format flat to a pipe whose reader is slow: the whole stream, with back-pressure, not EAGAIN (issue 11)", () => {
+  const dir = tmp();
+  try {
+    const s = syntheticVmcore(2000);
+    const src = join(dir, "src.elf");
+    writeFileSync(src, s.bytes);
+    // Several MiB: far more than a pipe holds (64 KiB) while the reader sleeps.
+    const r = pipeToSlowReader(dir, ["vmcore", "save", "--format", "flat", "--compress", "none", "-d", "0", src, "-"], 2);
+    assert.equal(r.rc, 0, r.stderr);
+    assert.ok(r.out.length > 4 << 20, `${r.out.length} bytes came through`);
+    const records = parseFlat(r.out);
+    const size = records.reduce((m, x) => Math.max(m, Number(x.offset) + x.data.length), 0);
+    const file = new Uint8Array(size);
+    for (const x of records) file.set(x.data, Number(x.offset));
+    const out = openVmcore(bytesAccess(file));
+    assert.equal(out.incomplete, false);
+    for (const [pfn, page] of s.pages) assert.deepEqual(out.memory.readPage(BigInt(pfn)), page, `pfn ${pfn}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
