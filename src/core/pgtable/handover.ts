@@ -212,7 +212,24 @@ function kernelTable(input: HandoverInput, format: PagingFormat): PageTable {
     }
     notes.push(`lowmem direct map at PAGE_OFFSET ${hex(input.pageOffset)} up to 896 MiB`);
   }
-  return { id: "kernel", title: "the running kernel's page table", format, top: builder.top, pages: builder.pages, leaves: builder.leaves(), notes, builder };
+  return pageTable({ id: "kernel", title: "the running kernel's page table", format, notes }, builder);
+}
+
+/**
+ * A built table; its leaves are listed when first asked for (the report draws them), since
+ * walking every table page is most of the model's time and the invariants never need it.
+ */
+function pageTable(fields: Pick<PageTable, "id" | "title" | "format" | "notes">, builder: PageTableBuilder): PageTable {
+  let leaves: PageTable["leaves"] | undefined;
+  return {
+    ...fields,
+    top: builder.top,
+    pages: builder.pages,
+    get leaves() {
+      return (leaves ??= builder.leaves());
+    },
+    builder,
+  };
 }
 
 /** CONFIG_PHYSICAL_START and __START_KERNEL: where an x86_64 kernel's text is when nothing says otherwise. */
@@ -278,7 +295,7 @@ export function modelHandover(given: HandoverInput, tables: HandoverTables = "fu
       for (const r of [...full.ram, ...full.acpi]) {
         const s = r.start - (r.start % round);
         const e = ((end(r) + round - 1n) / round) * round;
-        tryMap(() => kexec.assertMappable(s, s, e - s, { what: `${full.acpi.includes(r) ? "ACPI" : "System RAM"} ${hex(r.start)}-${hex(end(r))}` }), "identity_mapped", r.start);
+        tryMap(() => kexec.assertMappable(s, s, e - s, { get what() { return `${full.acpi.includes(r) ? "ACPI" : "System RAM"} ${hex(r.start)}-${hex(end(r))}`; } }), "identity_mapped", r.start);
       }
     }
     for (const s of input.segments) tryMap(() => kexec.identity(s.mem, s.memsz, { round, maxPageSize: round, what: `${s.kind} segment` }), "copy_segments", s.mem);
@@ -300,7 +317,7 @@ export function modelHandover(given: HandoverInput, tables: HandoverTables = "fu
   for (const c of kexec.conflicts) {
     invariants.push({ id: "table-conflict", holds: false, reason: `${c.what}: virtual ${hex(c.vaddr)} already maps ${hex(c.existing)}, cannot also map ${hex(c.wanted)}`, address: c.vaddr, step: "relocate_kernel" });
   }
-  const kexecTable: PageTable = { id: "kexec", title: input.kernelArch === "x86_64" ? "kexec's identity table (image->arch.pgd)" : "kexec's control-page table", format, top: kexec.top, pages: kexec.pages, leaves: kexec.leaves(), notes: kexecNotes, builder: kexec };
+  const kexecTable = pageTable({ id: "kexec", title: input.kernelArch === "x86_64" ? "kexec's identity table (image->arch.pgd)" : "kexec's control-page table", format, notes: kexecNotes }, kexec);
 
   // Seed 003: the CR3 write runs at switchVa under the old table; the next fetch is under the new one.
   const inKernel = tryWalk(format, kernel.top, switchVa, kernel.builder.readEntry);
