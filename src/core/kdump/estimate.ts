@@ -4,8 +4,8 @@
  *   boot: the kernel unpacks the initramfs while the compressed image still sits where kexec
  *         put it (it is freed afterwards);
  *   save: Node runs kexec-ts: its private memory (heap, the save's buffers and bitmaps), its
- *         binary's pages (read from the real root in the default mode; the initramfs' own
- *         pages in the self-contained mode, counted there), threads, and the writes' page cache.
+ *         binary's pages (read from the real root in the default mode, from the squashfs image
+ *         in the initramfs in the self-contained mode), threads, and the writes' page cache.
  *
  * Both stand on what is always there: the capture kernel as loaded (init_size), its running
  * memory (slab, page tables, per-CPU areas at nr_cpus=1), the struct pages that describe the
@@ -27,7 +27,7 @@ export interface MeasuredConstant {
 export const CONSTANTS = {
   kernelRuntime: { bytes: 36n * MiB, source: "measured: what Debian 6.1/6.12 amd64 capture kernels (nr_cpus=1) use beyond their image, struct pages and initramfs" },
   nodePrivate: { bytes: 56n * MiB, source: "measured: RssAnon of kexec-ts kdump save (heap, the save's buffers) on 1-4 GiB dumps, no threads" },
-  nodeText: { bytes: 44n * MiB, source: "measured: RssFile of kexec-ts kdump save: the Node binary's pages it touches, read from the root" },
+  nodeText: { bytes: 44n * MiB, source: "measured: RssFile of kexec-ts kdump save: the Node binary's pages it touches" },
   perThread: { bytes: 8n * MiB, source: "measured: resident memory per worker thread of vmcore save (DESIGN.md: ~8 MiB)" },
   ioHeadroom: { bytes: 16n * MiB, source: "measured: dirty page cache and file-system buffers while the dump is written to ext4" },
 } satisfies Record<string, MeasuredConstant>;
@@ -76,12 +76,12 @@ export function estimateCapture(input: EstimateInput): Estimate {
   const items: EstimateItem[] = [
     { what: "capture kernel (init_size)", phase: "always", bytes: roundUp(input.kernelInitSize, PAGE), source: "the bzImage setup header's init_size: the kernel decompressed in place, with its bss" },
     { what: "kernel runtime", phase: "always", bytes: CONSTANTS.kernelRuntime.bytes, source: CONSTANTS.kernelRuntime.source },
-    { what: "initramfs, unpacked", phase: "always", bytes: roundUp(input.initrdUnpacked, PAGE), source: `the capture initramfs' archive size${input.mode === "self-contained" ? " (Node, its libraries and kexec-ts included)" : ""}: its files live in memory` },
+    { what: "initramfs, unpacked", phase: "always", bytes: roundUp(input.initrdUnpacked, PAGE), source: `the capture initramfs' archive size${input.mode === "self-contained" ? " (with the compressed squashfs image of Node and kexec-ts)" : ""}: its files live in memory` },
     { what: "kernel modules, loaded", phase: "always", bytes: roundUp(input.moduleBytes, PAGE), source: "the modules' sizes in the initramfs (their loaded text and data are at most that)" },
     { what: "initramfs, compressed", phase: "boot", bytes: roundUp(input.initrdCompressed, PAGE), source: "the capture initramfs file, in the reservation until it is unpacked" },
     { what: "node, private", phase: "save", bytes: CONSTANTS.nodePrivate.bytes, source: CONSTANTS.nodePrivate.source },
   ];
-  if (input.mode === "default") items.push({ what: "node, binary pages", phase: "save", bytes: CONSTANTS.nodeText.bytes, source: CONSTANTS.nodeText.source });
+  items.push({ what: "node, binary pages", phase: "save", bytes: CONSTANTS.nodeText.bytes, source: `${CONSTANTS.nodeText.source}${input.mode === "self-contained" ? " (here from the squashfs image: page cache the kernel can drop again)" : ""}` });
   if (input.threads > 0) items.push({ what: `${input.threads} compression thread(s)`, phase: "save", bytes: CONSTANTS.perThread.bytes * BigInt(input.threads), source: CONSTANTS.perThread.source });
   items.push(
     { what: "save bitmaps", phase: "save", bytes: roundUp((input.systemRam / PAGE / 8n) * 2n, PAGE), source: "two bits per page of the crashed machine's RAM (dumpable and present bitmaps)" },

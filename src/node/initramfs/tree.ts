@@ -6,7 +6,12 @@
 import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { KexecError } from "../../core/errors.js";
-import type { CpioWriter } from "../../core/initramfs/cpio.js";
+/** What a tree is copied into: a cpio archive (CpioWriter) or a squashfs image's file list (SquashfsTree). */
+export interface ArchiveSink {
+  dir(path: string, perm?: number): unknown;
+  file(path: string, data: Uint8Array | string, perm?: number): unknown;
+  symlink(path: string, target: string): unknown;
+}
 import { readInputFile } from "../files.js";
 
 export interface TreeEntry {
@@ -35,7 +40,7 @@ export function walkTree(dir: string, skip: (rel: string) => boolean = () => fal
 }
 
 /** Copies a walked tree into the archive under `guestDir`, keeping links and permissions. */
-export function addTree(w: CpioWriter, hostDir: string, guestDir: string, tree: readonly TreeEntry[]): void {
+export function addTree(w: ArchiveSink, hostDir: string, guestDir: string, tree: readonly TreeEntry[]): void {
   for (const t of tree) {
     const host = join(hostDir, t.rel);
     const guest = `${guestDir}/${t.rel}`;
@@ -89,7 +94,7 @@ export interface PackageTree {
   /** Every host file copied, for a cache key or a content hash. */
   files: string[];
   /** Copies it under `guestDir` (package.json, dist/ without tests, production node_modules). */
-  addTo(w: CpioWriter, guestDir: string): void;
+  addTo(w: ArchiveSink, guestDir: string): void;
 }
 
 export function kexecTsPackage(packageRoot: string): PackageTree {
