@@ -24,6 +24,7 @@ import { SETUP_E820_EXT } from "../core/plan/zero-page.js";
 import { sha256 } from "../node/crypto.js";
 import { readMachine } from "../node/machine.js";
 import { missingInput, missingTool } from "../node/test-inputs.js";
+import { UNUSED_BY } from "../core/machine/files.js";
 import { GiB, SCALE_MODELS, TiB, readBaseSnapshot, syntheticMachineFiles, writeSnapshotDir, type SyntheticMachineOptions } from "./synthetic-machine.js";
 
 /** Header values of Debian's 6.1 amd64 kernel with a tiny body, so the tests need no kernel cache. */
@@ -112,7 +113,7 @@ test("64T-4level: the ELF core header has a PT_LOAD per dumped RAM range (4,096+
   }
 });
 
-test("a synthetic snapshot on disk reads back as the model built from its files (8,000 small files, a 1.4 MiB cpuinfo)", async () => {
+test("a synthetic snapshot on disk reads back as the model built from its files (8,000 small files, a 1.4 MiB cpuinfo); -l and -p read only what they use", async () => {
   const o = SCALE_MODELS["4P-5level"]!;
   const files = syntheticMachineFiles(await readBaseSnapshot(o.paging), o);
   const dir = mkdtempSync(join(tmpdir(), "kexec-ts-scale-"));
@@ -123,6 +124,13 @@ test("a synthetic snapshot on disk reads back as the model built from its files 
     assert.equal(fromDisk.cpu?.count, 1024);
     assert.equal(fromDisk.firmwareMemmap?.length, 2048);
     assert.deepEqual(fromDisk, inMemory);
+    // -l and -p leave unread what only the other uses, and plan exactly as from everything.
+    for (const crash of [false, true]) {
+      const partial = await readMachine(dir, { skip: UNUSED_BY[crash ? "crash" : "kexec"] });
+      assert.equal(crash ? partial.firmwareMemmap : partial.crashNotes.length, crash ? null : 0);
+      assert.deepEqual(partial.facts, fromDisk.facts, "leaving files unread is no fact about the machine");
+      assert.deepEqual(planLoad(image, partial, request(crash), { initrd, sha256: null }), planLoad(image, fromDisk, request(crash), { initrd, sha256: null }));
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

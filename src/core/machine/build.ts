@@ -54,7 +54,9 @@ export function buildMachine(input: MachineFiles, options: BuildOptions = {}): M
     const b = bytes(rel);
     return b === undefined ? null : inFile(display(rel), () => f(b));
   };
-  const sysfsMounted = Object.keys(input.files).some((k) => k.startsWith("sys/")) || input.dirs.some((d) => d.startsWith("sys/"));
+  // Listed once: a machine with thousands of memory ranges and CPUs has as many files.
+  const paths = Object.keys(input.files);
+  const sysfsMounted = paths.some((k) => k.startsWith("sys/")) || input.dirs.some((d) => d.startsWith("sys/"));
 
   // Under a directory that is a fact by its absence (no /sys/firmware/efi), the files in it say nothing more.
   const absentDirs = MACHINE_FILES.filter((s) => s.kind === "dir" && !input.dirs.includes(s.path)).map((s) => `${(s as { path: string }).path}/`);
@@ -64,7 +66,7 @@ export function buildMachine(input: MachineFiles, options: BuildOptions = {}): M
       facts.push({ path: `/${spec.path}`, meaning: unreadable.has(spec.path) ? `unreadable (run as root): ${spec.meaning}` : spec.meaning });
     } else if (spec.kind === "dir" && !input.dirs.includes(spec.path) && sysfsMounted) {
       facts.push({ path: `/${spec.path}`, meaning: spec.meaning });
-    } else if (spec.kind === "glob" && !Object.keys(input.files).some((k) => k.startsWith(`${spec.dir}/`) && spec.entry.test(k.slice(spec.dir.length + 1).split("/")[0]!))) {
+    } else if (spec.kind === "glob" && !input.notRead?.includes(spec.dir) && !paths.some((k) => k.startsWith(`${spec.dir}/`) && spec.entry.test(k.slice(spec.dir.length + 1).split("/")[0]!))) {
       facts.push({ path: `/${spec.pattern}`, meaning: spec.meaning });
     }
   }
@@ -85,7 +87,7 @@ export function buildMachine(input: MachineFiles, options: BuildOptions = {}): M
   if (iomem?.addressesHidden) {
     facts.push({ path: "/proc/iomem", meaning: "addresses hidden (every range reads 00000000-00000000): run as root to see the memory map and crash regions" });
   }
-  const firmwareMemmap = readFirmwareMemmap(input, display);
+  const firmwareMemmap = readFirmwareMemmap(input, paths, display);
   const bootParams = parseBinary("sys/kernel/boot_params/data", parseBootParams);
   const bootParamsVersion = parse("sys/kernel/boot_params/version", parseBootParamsVersion);
   const usableIomem = iomem && !iomem.addressesHidden ? iomem : null;
@@ -165,7 +167,7 @@ export function buildMachine(input: MachineFiles, options: BuildOptions = {}): M
   // Per-CPU crash notes.
   const crashNotes: Machine["crashNotes"] = [];
   const cpuDirs = new Set<string>();
-  for (const k of Object.keys(input.files)) {
+  for (const k of paths) {
     const m = /^sys\/devices\/system\/cpu\/(cpu\d+)\/crash_notes$/.exec(k);
     if (m) cpuDirs.add(m[1]!);
   }
@@ -211,9 +213,9 @@ export function buildMachine(input: MachineFiles, options: BuildOptions = {}): M
   };
 }
 
-function readFirmwareMemmap(input: MachineFiles, display: (rel: string) => string): MemoryRange[] | null {
+function readFirmwareMemmap(input: MachineFiles, paths: readonly string[], display: (rel: string) => string): MemoryRange[] | null {
   const indexes = new Set<string>();
-  for (const k of Object.keys(input.files)) {
+  for (const k of paths) {
     const m = /^sys\/firmware\/memmap\/(\d+)\/[a-z]+$/.exec(k);
     if (m) indexes.add(m[1]!);
   }

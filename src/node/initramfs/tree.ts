@@ -104,11 +104,15 @@ export function kexecTsPackage(packageRoot: string): PackageTree {
   }
   const distTree = walkTree(dist, (rel) => rel.endsWith(".test.js"));
   const packageTrees = productionPackages(packageRoot).map((p) => ({ dir: p, tree: walkTree(p, (rel) => skipInPackage(p, rel)) }));
+  // The installed entry point (package.json "bin"): the bundle with its code cache, when built.
+  const launcher = join(packageRoot, "bin", "kexec-ts.cjs");
+  const launchers = existsSync(launcher) ? [launcher] : [];
   return {
     root: packageRoot,
-    files: [join(packageRoot, "package.json"), ...distTree.map((t) => join(dist, t.rel)), ...packageTrees.flatMap((p) => p.tree.map((t) => join(p.dir, t.rel)))],
+    files: [join(packageRoot, "package.json"), ...launchers, ...distTree.map((t) => join(dist, t.rel)), ...packageTrees.flatMap((p) => p.tree.map((t) => join(p.dir, t.rel)))],
     addTo(w, guestDir) {
       w.file(`${guestDir}/package.json`, readInputFile(join(packageRoot, "package.json"), "package.json"));
+      for (const l of launchers) w.file(`${guestDir}/bin/kexec-ts.cjs`, readInputFile(l, "bin/kexec-ts.cjs"), 0o755);
       addTree(w, dist, `${guestDir}/dist`, distTree);
       for (const p of packageTrees) addTree(w, p.dir, `${guestDir}/${p.dir.slice(resolve(packageRoot).length + 1)}`, p.tree);
     },
