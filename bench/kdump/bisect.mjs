@@ -52,7 +52,7 @@ async function attempt(crashMiB) {
   const r = await runScenario(variant(crashMiB), {});
   const lines = r.guest.log;
   const saved = lines.some((l) => /^kexec-ts kdump: the dump is saved/.test(l));
-  const estimate = lines.map((l) => /total ([\d.]+ MiB): crashkernel=(\d+)M/.exec(l)).find(Boolean);
+  const estimate = lines.map((l) => /total ([\d.]+ MiB).*crashkernel=(\d+)M/.exec(l)).find(Boolean);
   const refused = lines.find((l) => /^NOT armed: /.test(l));
   const detail = lines.filter((l) => /^kexec-ts kdump: |Out of memory|oom-kill|Killed process/.test(l)).slice(-4).map((l) => l.trim());
   const row = { crashMiB, mem, mode, saved, refused: refused ?? null, estimate: estimate ? { total: estimate[1], suggested: `${estimate[2]}M` } : null, seconds: Math.round((Date.now() - started) / 1000), outcome: r.guest.outcome, detail, run: r.guest.outDir };

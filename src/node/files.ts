@@ -1,5 +1,6 @@
 /** File IO at the edge: every failure becomes a KexecError that names the file and says what to do. */
-import { readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { dirname } from "node:path";
 import { KexecError } from "../core/errors.js";
 
 /** A regular file's size, without reading it (placement needs only the initrd's size). */
@@ -53,4 +54,22 @@ export function writeOutputFile(path: string, data: Uint8Array, what: string): v
 export function writeError(e: unknown, path: string, what: string): KexecError {
   const err = e as NodeJS.ErrnoException;
   return new KexecError("io", `${path}: cannot write ${what}: ${err?.message ?? String(e)}`, { file: path, errno: err?.code ?? "EIO" }, "check the directory exists, is writable and has room", { cause: e });
+}
+
+/**
+ * Writes a whole file under a temporary name, fsyncs it and renames it into place (creating
+ * the directory): a crash or a full disk leaves the old file or the new one, never half of one.
+ */
+export function replaceFileDurably(path: string, data: Uint8Array | string, mode = 0o644): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fd = openSync(tmp, "w", mode);
+  try {
+    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+    for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
 }

@@ -7,9 +7,9 @@
  */
 import { createHash } from "node:crypto";
 import { spawnSync } from "node:child_process";
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, writeSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { hostname } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { KexecError } from "../../core/errors.js";
 import { CpioWriter, concatBytes } from "../../core/initramfs/cpio.js";
@@ -24,7 +24,7 @@ import { resolveLibraries } from "../initramfs/libraries.js";
 import { moduleLookup, readModule } from "../initramfs/modules.js";
 import { addTree, kexecTsPackage, walkTree, type ArchiveSink } from "../initramfs/tree.js";
 import { squashfsCodec } from "../initramfs/block-codec.js";
-import { readInputFile } from "../files.js";
+import { readInputFile, replaceFileDurably } from "../files.js";
 import { describeFilesystem, describeRawDevice, loadedModules, readMounts, type DriverFact, type FilesystemFacts } from "./devices.js";
 import { initrdPath, manifestPath, type KdumpPaths } from "./paths.js";
 
@@ -355,20 +355,6 @@ export function readManifest(paths: KdumpPaths, release: string): CaptureManifes
   }
 }
 
-function writeFileDurably(path: string, data: Uint8Array | string): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(tmp, "w", 0o600);
-  try {
-    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-    for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-}
-
 /** Builds the capture initramfs unless one with the same content is already there (or `force`). */
 export function buildCaptureInitramfs(input: CaptureBuildInput, paths: KdumpPaths, options: { force?: boolean } = {}): BuiltCapture {
   const plan = planCapture(input);
@@ -381,7 +367,7 @@ export function buildCaptureInitramfs(input: CaptureBuildInput, paths: KdumpPath
   // gzip: every Debian kernel unpacks it (CONFIG_RD_GZIP=y). The self-contained mode's squashfs
   // image inside is compressed already: a low level costs little and gains little.
   const compressed = gzipSync(archive.bytes, { level: plan.spec.mode === "self-contained" ? 1 : 9 });
-  writeFileDurably(path, compressed);
+  replaceFileDurably(path, compressed, 0o600);
   const manifest: CaptureManifest = {
     format: 1,
     hash,
@@ -398,7 +384,7 @@ export function buildCaptureInitramfs(input: CaptureBuildInput, paths: KdumpPath
     root: plan.root?.devPath ?? null,
     rawTarget: input.config.rawTarget,
   };
-  writeFileDurably(manifestPath(paths, input.kernelRelease), `${JSON.stringify(manifest, null, 2)}\n`);
+  replaceFileDurably(manifestPath(paths, input.kernelRelease), `${JSON.stringify(manifest, null, 2)}\n`);
   return { path, manifest, rebuilt: true, plan };
 }
 

@@ -5,7 +5,7 @@
  * re-arm unloads what an earlier arm of this boot loaded, so `kexec_crash_loaded` and the
  * state file always agree.
  */
-import { accessSync, closeSync, constants as fsConstants, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, statfsSync, unlinkSync, writeSync } from "node:fs";
+import { accessSync, closeSync, constants as fsConstants, existsSync, fsyncSync, openSync, readFileSync, realpathSync, statfsSync, unlinkSync, writeSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,7 +20,7 @@ import { kdumpRules, type KdumpFacts } from "../../core/kdump/rules.js";
 import { planLoad } from "../../core/plan/plan.js";
 import { KEXEC_FILE_ON_CRASH } from "../../core/plan/kexec-abi.js";
 import { rngSeed, sha256 } from "../crypto.js";
-import { readInputFile } from "../files.js";
+import { readInputFile, replaceFileDurably } from "../files.js";
 import { readKernelLayout } from "../kernel-layout.js";
 import { readMachine } from "../machine.js";
 import { kexecFileLoad, kexecFileUnload, kexecLoad, kexecUnload, userArch } from "../syscalls.js";
@@ -87,17 +87,7 @@ function hashHex(bytes: Uint8Array | string): string {
 }
 
 export function writeJsonDurably(path: string, value: unknown): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(tmp, "w", 0o644);
-  try {
-    const bytes = new TextEncoder().encode(`${JSON.stringify(value, null, 2)}\n`);
-    for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
+  replaceFileDurably(path, `${JSON.stringify(value, null, 2)}\n`);
 }
 
 export function readJson<T>(path: string): T | null {
