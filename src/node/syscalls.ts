@@ -122,25 +122,44 @@ export function kexecLoad(entry: bigint, segments: readonly LoadSegment[], flags
     if (entry >= 1n << 32n) throw new KexecError("syscall", `a 32-bit kexec_load cannot pass entry ${hex(entry)}`, { field: "entry", actual: hex(entry) });
   }
   const { koffi, syscall } = load();
-  const kexecSegment = koffi.struct({ buf: "void *", bufsz: "size_t", mem: "uintptr_t", memsz: "size_t" });
-  const owned: unknown[] = [];
+  const native = nativeSegments(koffi, segments);
   try {
-    const records = segments.map((s) => {
-      const native = koffi.alloc("uint8_t", Math.max(1, s.buf.length));
-      owned.push(native);
-      if (s.buf.length) koffi.encode(native, koffi.array("uint8_t", s.buf.length), s.buf);
-      return { buf: native, bufsz: s.buf.length, mem: s.mem, memsz: s.memsz };
-    });
-    const array = koffi.alloc(kexecSegment, Math.max(1, records.length));
-    owned.push(array);
-    if (records.length) koffi.encode(array, koffi.array(kexecSegment, records.length), records);
-    const rc = syscall(NUMBERS[arch].kexec_load, "unsigned long", entry, "unsigned long", segments.length, "void *", array, "unsigned long", flags >>> 0);
+    const rc = syscall(NUMBERS[arch].kexec_load, "unsigned long", entry, "unsigned long", segments.length, "void *", native.array, "unsigned long", flags >>> 0);
     if (Number(rc) < 0) {
       const name = errnoName(koffi, koffi.errno());
       fail("kexec_load", name, `entry ${hex(entry)}, flags ${hex(flags)}, segments ${segments.map((s) => `${hex(s.mem)}+${hex(s.memsz)}`).join(" ")}`, ctx);
     }
   } finally {
+    native.free();
+  }
+}
+
+/**
+ * The struct kexec_segment array kexec_load reads, in native memory, with each segment's bytes
+ * copied beside it. The bytes go through a view of the allocation, not a koffi array type:
+ * koffi caps a type at 64 MiB (max_type_size), and an initramfs-tools initrd can be larger.
+ * The caller frees.
+ */
+export function nativeSegments(koffi: Koffi, segments: readonly LoadSegment[]): { array: unknown; free: () => void } {
+  const kexecSegment = koffi.struct({ buf: "void *", bufsz: "size_t", mem: "uintptr_t", memsz: "size_t" });
+  const owned: unknown[] = [];
+  const free = (): void => {
     for (const p of owned) koffi.free(p as never);
+  };
+  try {
+    const records = segments.map((s) => {
+      const buf = koffi.alloc("uint8_t", Math.max(1, s.buf.length));
+      owned.push(buf);
+      if (s.buf.length) new Uint8Array(koffi.view(buf, s.buf.length)).set(s.buf);
+      return { buf, bufsz: s.buf.length, mem: s.mem, memsz: s.memsz };
+    });
+    const array = koffi.alloc(kexecSegment, Math.max(1, records.length));
+    owned.push(array);
+    if (records.length) koffi.encode(array, koffi.array(kexecSegment, records.length), records);
+    return { array, free };
+  } catch (e) {
+    free();
+    throw e;
   }
 }
 
