@@ -61,7 +61,8 @@ fi
 [ "${NEED_UPDATE:-0}" = 1 ] && apt_update
 
 # --- system packages ---------------------------------------------------------------------
-PACKAGES=(qemu-system-x86 busybox-static xz-utils lz4 lzop zstd bzip2 cpio binutils makedumpfile kexec-tools ovmf)
+# mmdebstrap builds the system tier's Debian images (src/lab/system-image.ts).
+PACKAGES=(qemu-system-x86 busybox-static xz-utils lz4 lzop zstd bzip2 cpio binutils makedumpfile kexec-tools ovmf mmdebstrap)
 MISSING=()
 for p in "${PACKAGES[@]}"; do
   if [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)" != installed ]; then

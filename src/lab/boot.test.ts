@@ -79,7 +79,7 @@ test("amd64 kernel runs Debian's 32-bit Node from the initramfs: process.arch is
   if (!skipUnlessLab(t, ["amd64-6.1"])) return;
   const r = await runScenario(findScenario("amd64-6.1-i386-node"));
   bootTimes(t, r.guest);
-  t.diagnostic(`initramfs ${r.initramfs.bytes} bytes: ${r.initramfs.parts.map((p) => `${p.name} ${p.bytes}`).join(", ")}`);
+  t.diagnostic(`initramfs ${r.initramfs?.bytes} bytes: ${r.initramfs?.parts.map((p) => `${p.name} ${p.bytes}`).join(", ")}`);
   assert.equal(r.guest.outcome, "ok", failure(r));
   assert.deepEqual(own(r.guest, "node-arch"), ["ia32"]);
   assert.ok(r.ok, failure(r));

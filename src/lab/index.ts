@@ -10,3 +10,5 @@ export { buildInitramfs, describeInitramfs, type InitramfsSpec, type BuiltInitra
 export { captureSnapshot, type CaptureOptions, type CaptureResult } from "./capture.js";
 export { findKernel, loadKernelIndex, labCacheDir, SETUP_HINT, type LabKernel } from "./kernels.js";
 export type { GuestStep, InitSpec } from "./init-script.js";
+export { runSystem, type SystemRunSpec, type Firmware } from "./system.js";
+export { systemImage, SYSTEM_RECIPES, type SystemImage, type SystemImageName } from "./system-image.js";

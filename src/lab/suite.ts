@@ -7,9 +7,11 @@ import { pathToFileURL } from "node:url";
 import { isKexecError, type KexecError } from "../core/errors.js";
 import { size } from "../core/format.js";
 import { labAvailable } from "./qemu.js";
-import { findScenario, listScenarios, runScenario, type ScenarioResult } from "./scenario.js";
+import { findScenario, listScenarios, runScenario, scenarioDir, systemScenarioDir, type ScenarioResult } from "./scenario.js";
 
 export interface SuiteOptions {
+  /** The tier whose scenarios run when none are named: the initramfs tier (lab/scenarios) or the system tier (lab/system). */
+  system?: boolean;
   /** Print every console line as it arrives. */
   verbose?: boolean;
   /** Where progress goes (default: stdout). */
@@ -33,7 +35,10 @@ export function describeResult(r: ScenarioResult): string[] {
   const g = r.guest;
   const init = g.markersSeen.find((m) => m.name === "init");
   const host = r.host === undefined ? "" : `  host steps ${Object.keys(r.host.steps).length}/${r.scenario.host?.steps.length ?? 0}`;
-  const head = `${r.ok ? "PASS" : "FAIL"} ${r.scenario.name}  ${seconds(g.durationMs)}${init !== undefined ? ` (init at ${seconds(init.ms)})` : ""}  initramfs ${size(r.initramfs.bytes)}${host}`;
+  const booted = r.image !== undefined
+    ? `  image ${r.image.recipe.name}${r.image.built.image ? ` (built in ${r.image.built.seconds} s)` : ""}`
+    : r.initramfs !== undefined ? `  initramfs ${size(r.initramfs.bytes)}` : "";
+  const head = `${r.ok ? "PASS" : "FAIL"} ${r.scenario.name}  ${seconds(g.durationMs)}${init !== undefined ? ` (init at ${seconds(init.ms)})` : ""}${booted}${host}`;
   if (r.ok) return [head];
   const lines = [head];
   if (g.outcome !== "ok") lines.push(`  ${g.outcome}: ${g.reason}`);
@@ -45,7 +50,7 @@ export function describeResult(r: ScenarioResult): string[] {
 
 export async function runSuite(names: string[] = [], options: SuiteOptions = {}): Promise<SuiteResult> {
   const print = options.print ?? ((l: string) => console.log(l));
-  const scenarios = names.length === 0 ? listScenarios() : names.map((n) => findScenario(n));
+  const scenarios = names.length === 0 ? listScenarios(options.system === true ? systemScenarioDir() : scenarioDir()) : names.map((n) => findScenario(n));
   const out: SuiteResult = { results: [], errors: [], passed: 0, failed: 0, skipped: 0 };
   const available = labAvailable([...new Set(scenarios.map((s) => s.kernel))]);
   if (!available.ok) {
@@ -75,13 +80,14 @@ export async function runSuite(names: string[] = [], options: SuiteOptions = {})
 
 async function main(argv: string[]): Promise<number> {
   const verbose = argv.includes("--verbose") || argv.includes("-v");
+  const system = argv.includes("--system");
   const names = argv.filter((a) => !a.startsWith("-"));
   if (argv.includes("--list")) {
-    for (const s of listScenarios()) console.log(`${s.name.padEnd(36)} ${s.kernel.padEnd(12)} ${s.description ?? ""}`);
+    for (const s of listScenarios(system ? systemScenarioDir() : scenarioDir())) console.log(`${s.name.padEnd(36)} ${(s.image ?? s.kernel).padEnd(12)} ${s.description ?? ""}`);
     return 0;
   }
   try {
-    const r = await runSuite(names, { verbose });
+    const r = await runSuite(names, { verbose, system });
     console.log(`${r.passed} passed, ${r.failed} failed${r.skipped > 0 ? `, ${r.skipped} skipped` : ""}`);
     return r.failed === 0 ? 0 : 1;
   } catch (e) {
