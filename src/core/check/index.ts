@@ -6,6 +6,7 @@
 import { buildContext } from "./context.js";
 import type { Rule } from "./result.js";
 import { entryMode, imageArch, kexecFileAvailable, kexecFileProbe, userArch } from "./rules-arch.js";
+import { efiRuntime } from "./rules-efi.js";
 import { crashRegion, crashRegionReach, crashRegionSize, crashCmdline } from "./rules-crash.js";
 import { paging5Level, pagingPhysmemLimit } from "./rules-paging.js";
 import { alreadyLoaded, kexecLoadDisabled, kexecSupported, lockdown, notRoot, secureBoot } from "./rules-policy.js";
@@ -36,6 +37,7 @@ export const RULES: readonly Rule[] = [
   above4G,
   initrdAddrMax,
   cmdlineSize,
+  efiRuntime,
   crashRegion,
   crashRegionSize,
   crashRegionReach,

@@ -11,6 +11,7 @@ import type { Machine } from "../machine/model.js";
 import { Placer, type Bound } from "./placement.js";
 import { PAGE_SIZE, alignUp, type Range } from "./ranges.js";
 import { buildZeroPage, e820TypeFromName, type E820 } from "./zero-page.js";
+import { efiHandover, encodeEfiSetupData, encodeRuntimeMap } from "./efi.js";
 import { buildPurgatory } from "./purgatory.js";
 import { planViolations } from "./invariants.js";
 import { GiB4, LOWMEM_896M, MiB, usablePool } from "./limits.js";
@@ -166,8 +167,14 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
   const lowLimit: Bound[] = [];
   if (is32BitImage) lowLimit.push({ value: LOWMEM_896M, reason: "a 32-bit kernel reads its boot data from low memory (below 896 MiB)" });
   else if (!bz.canBeLoadedAbove4G || entryMode === "entry32") lowLimit.push({ value: GiB4, reason: bz.canBeLoadedAbove4G ? "the 32-bit entry" : "the image lacks XLF_CAN_BE_LOADED_ABOVE_4G" });
-  // boot_params + command line + setup_data: one segment; 4 KiB of setup_data room is plenty (e820 ext + RNG seed).
-  const bootParamsSize = alignUp(BigInt(4096 + cmdlineBytes + 16 + 4096), PAGE_SIZE);
+  // EFI runtime services go with the boot parameters (efi.ts), as the kernel's own loader carries them.
+  const efi = image.kind === "bzImage" ? efiHandover(machine, bz) : undefined;
+  const efiInput = efi?.kind === "handover"
+    ? { loaderSignature: efi.data.loaderSignature, systab: efi.data.systab, memdescVersion: efi.data.memdescVersion, memmap: encodeRuntimeMap(efi.data.runtimeMap), setupEfi: encodeEfiSetupData(efi.data) }
+    : undefined;
+  if (efi !== undefined && efi.kind !== "not-efi") notes.push(efi.reason);
+  // boot_params + command line + EFI runtime map + setup_data: one segment; 4 KiB of setup_data room is plenty (e820 ext, EFI, RNG seed).
+  const bootParamsSize = alignUp(BigInt(4096 + cmdlineBytes + 16 + (efiInput?.memmap.length ?? 0) + 16 + 4096), PAGE_SIZE);
   // A 32-bit kernel goes low, first fit, as kexec-tools' i386 loader does: observed in
   // the lab, a 686-pae kernel placed just under 896 MiB on a 1 GiB guest hangs before
   // printing anything (its early page tables and brk live past _end, beyond lowmem).
@@ -202,6 +209,7 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
     hardwareSubarch: machine.bootParams ? BigInt(machine.bootParams.hardwareSubarch) : undefined,
     rngSeed: req.rngSeed,
     kernelAddress: kernel.mem,
+    efi: efiInput,
   });
   if (zeroPage.e820InSetupData) notes.push(`${zeroPage.e820InSetupData} e820 entries beyond 128 passed as SETUP_E820_EXT`);
 

@@ -10,6 +10,7 @@ import { ByteWriter } from "../bytes/writer.js";
 import { asciiBytes } from "../bytes/reader.js";
 import type { BzImage } from "../image/bzimage.js";
 import { headerBytes, writeHeaderField, CAN_USE_HEAP, KEEP_SEGMENTS, QUIET_FLAG } from "../image/setup-header.js";
+import { EFI_MEMORY_DESC_SIZE, SETUP_EFI } from "./efi.js";
 
 export const BOOT_PARAMS_SIZE = 4096;
 const E820_ENTRIES_OFFSET = 0x1e8;
@@ -21,6 +22,8 @@ const EXT_RAMDISK_IMAGE = 0x0c0;
 const EXT_RAMDISK_SIZE = 0x0c4;
 const EXT_CMD_LINE_PTR = 0x0c8;
 const ALT_MEM_K = 0x1e0;
+/** struct efi_info, 8 x u32: loader_signature, systab, memdesc_size, memdesc_version, memmap, memmap_size, systab_hi, memmap_hi. */
+const EFI_INFO_OFFSET = 0x1c0;
 const EXT_MEM_K = 0x002; // screen_info.ext_mem_k, legacy: KiB above 1 MiB
 
 /** setup_data types (arch/x86/include/uapi/asm/setup_data.h). */
@@ -65,6 +68,8 @@ export interface ZeroPageInput {
   rngSeed: Uint8Array | undefined;
   /** Where the kernel will be loaded: code32_start for the 32-bit entry. */
   kernelAddress: bigint;
+  /** EFI runtime services handed on (efi.ts): efi_info, the runtime map after the command line, and a SETUP_EFI node. */
+  efi?: { loaderSignature: number; systab: bigint; memdescVersion: number; memmap: Uint8Array; setupEfi: Uint8Array } | undefined;
 }
 
 export interface ZeroPage {
@@ -121,7 +126,21 @@ export function buildZeroPage(input: ZeroPageInput): ZeroPage {
     w.u16(EXT_MEM_K, Number(kib > 0xfc00n ? 0xfc00n : kib), "ext_mem_k");
   }
 
-  // setup_data nodes go after the command line, 16-byte aligned, each linking to the next.
+  // The EFI runtime map goes after the command line; setup_data nodes after it, 16-byte aligned, each linking to the next.
+  let offset = align16(BOOT_PARAMS_SIZE + cmdline.length);
+  if (input.efi) {
+    const memmapAddress = input.address + BigInt(offset);
+    w.bytesAt(offset, input.efi.memmap, "efi runtime map");
+    w.u32(EFI_INFO_OFFSET, input.efi.loaderSignature, "efi_loader_signature");
+    w.u32(EFI_INFO_OFFSET + 4, Number(low32(input.efi.systab)), "efi_systab");
+    w.u32(EFI_INFO_OFFSET + 8, EFI_MEMORY_DESC_SIZE, "efi_memdesc_size");
+    w.u32(EFI_INFO_OFFSET + 12, input.efi.memdescVersion, "efi_memdesc_version");
+    w.u32(EFI_INFO_OFFSET + 16, Number(low32(memmapAddress)), "efi_memmap");
+    w.u32(EFI_INFO_OFFSET + 20, input.efi.memmap.length, "efi_memmap_size");
+    w.u32(EFI_INFO_OFFSET + 24, Number(high32(input.efi.systab)), "efi_systab_hi");
+    w.u32(EFI_INFO_OFFSET + 28, Number(high32(memmapAddress)), "efi_memmap_hi");
+    offset = align16(offset + input.efi.memmap.length);
+  }
   const nodes: { type: number; data: Uint8Array }[] = [];
   const rest = e820.slice(E820_MAX_ENTRIES_ZEROPAGE);
   if (rest.length) {
@@ -129,10 +148,10 @@ export function buildZeroPage(input: ZeroPageInput): ZeroPage {
     rest.forEach((e, i) => writeE820(ext, i * E820_ENTRY_SIZE, e));
     nodes.push({ type: SETUP_E820_EXT, data: ext.finish() });
   }
+  if (input.efi && input.image.protocol >= 0x209) nodes.push({ type: SETUP_EFI, data: input.efi.setupEfi });
   if (input.rngSeed && input.image.protocol >= 0x209) nodes.push({ type: SETUP_RNG_SEED, data: input.rngSeed });
 
   const setupData: ZeroPage["setupData"] = [];
-  let offset = align16(BOOT_PARAMS_SIZE + cmdline.length);
   let previousNext = input.image.protocol >= 0x209 ? 0x250 : -1; // setup_header.setup_data
   for (const node of nodes) {
     const address = input.address + BigInt(offset);
