@@ -4,6 +4,7 @@
  * for parsing the image, planning and lab code it never runs (Node compiles every module it imports).
  */
 import { createRequire } from "node:module";
+import { basename } from "node:path";
 import { KexecError } from "../core/errors.js";
 import { has, value, type ParsedArgs } from "./options.js";
 
@@ -18,6 +19,7 @@ const SUBCOMMANDS: Record<string, () => Promise<Command>> = {
   check: async () => (await import("./check.js")).checkCommand,
   lab: async () => (await import("./lab.js")).labCommand,
   vmcore: async () => (await import("./vmcore.js")).vmcoreCommand,
+  "drop-in": async () => (await import("./drop-in.js")).dropInCommand,
   help: async () => async () => 0,
 };
 
@@ -27,6 +29,8 @@ export async function runCommand(args: ParsedArgs): Promise<number> {
     return 0;
   }
   const [first, ...rest] = args.positionals;
+  // Run as /sbin/kexec (kexec-ts drop-in install kexec), every word is kexec-tools': a kernel named "check" is a kernel.
+  if (basename(process.argv[1] ?? "") === "kexec") return kexecCommand(args);
   const command = first !== undefined && Object.hasOwn(SUBCOMMANDS, first) ? SUBCOMMANDS[first] : undefined;
   if (command) return (await command())(args, rest);
   return kexecCommand(args);

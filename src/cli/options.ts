@@ -36,6 +36,8 @@ export const FLAGS: readonly FlagSpec[] = [
   { long: "mem-max", value: "ADDR", help: "place nothing above ADDR", group: "load" },
   { long: "type", short: "t", value: "TYPE", help: "image type: bzImage64, bzImage, elf-x86_64, elf-x86 (default: detected)", group: "load" },
   { long: "entry-32bit", help: "enter a 64-bit bzImage through its 32-bit entry", group: "load" },
+  // kdump-tools' kdump-config passes it whenever the crash kernel is an ELF file.
+  { long: "args-linux", help: "accepted as kexec-tools' ELF loader takes it: an ELF vmlinux always gets Linux's boot parameters", group: "load" },
   { long: "debug", short: "d", help: "print the plan before loading", group: "output" },
   { long: "json", help: "machine-readable output", group: "output" },
   { long: "vmlinux", help: "inspect: also decompress the payload and read the vmlinux ELF inside", group: "output" },
@@ -166,6 +168,7 @@ export function helpText(): string {
     "       kexec-ts lab --from A --to B [--crash] [--crashkernel SPEC] [--userspace i386] | lab suite [NAME...]",
     "       kexec-ts vmcore save [--format kdump|elf|flat] [--compress zlib|lzo|snappy|none] [-d N] [--threads N] SRC DST",
     "       kexec-ts vmcore info|dmesg FILE",
+    "       kexec-ts drop-in install|remove|status [kexec]   (kexec-ts as /sbin/kexec, through dpkg-divert)",
     "       kexec-ts demo                      (what `npm start` runs)",
     "",
   ];
