@@ -12,6 +12,9 @@
 #                                         (never installed: the host's node stays as it is);
 #                                         the 32-bit peers are the reference for i386 user space
 #   i386-busybox/root/bin/busybox         Debian's busybox-static:i386, extracted
+#   debian-dbg/vmlinux-<version>          the amd64-6.1 kernel's debug vmlinux, for crash and drgn
+#                                         (only that file of linux-image-<version>-dbg, whose .deb is
+#                                         deleted once it is extracted: 860 MB download, 630 MB kept)
 # KEXEC_TS_REFRESH=1 looks for newer kernels even when the cache is complete.
 set -euo pipefail
 
@@ -61,8 +64,12 @@ fi
 [ "${NEED_UPDATE:-0}" = 1 ] && apt_update
 
 # --- system packages ---------------------------------------------------------------------
+# gcc and libc6-dev: the purgatory tests rebuild the committed blobs byte for byte and compile
+# its SHA-256 for the host (a skipped test is a failure under CI=true).
+# crash, python3-drgn: the debuggers that must open every dump kexec-ts writes; dwarves: pahole,
+# which prints the kernel's own struct layouts (BTF) that the layout tables are checked against.
 # mmdebstrap builds the system tier's Debian images (src/lab/system-image.ts).
-PACKAGES=(qemu-system-x86 busybox-static xz-utils lz4 lzop zstd bzip2 cpio binutils makedumpfile kexec-tools ovmf mmdebstrap)
+PACKAGES=(qemu-system-x86 busybox-static xz-utils lz4 lzop zstd bzip2 cpio binutils makedumpfile kexec-tools ovmf gcc libc6-dev crash python3-drgn dwarves mmdebstrap)
 MISSING=()
 for p in "${PACKAGES[@]}"; do
   if [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)" != installed ]; then
@@ -190,6 +197,32 @@ else
   (cd "$BB_DIR" && apt-get download -qq busybox-static:i386 >/dev/null 2>&1) || die "apt-get download busybox-static:i386 failed"
   dpkg-deb -x "$BB_DIR"/busybox-static_*_i386.deb "$BB_DIR/root"
   say "i386 busybox: $(ls "$BB_DIR"/busybox-static_*_i386.deb | sed 's/.*busybox-static_//; s/_i386.deb//')"
+fi
+
+# --- debug vmlinux for crash and drgn ------------------------------------------------------
+# The vmcore scenario's host steps open its dumps with crash and drgn, which need the crashed
+# kernel's debug information: linux-image-<version>-dbg of the cached amd64-6.1 kernel. Only the
+# vmlinux is extracted (it is the first file in the package's data.tar, so tar stops early).
+DBG_DIR="$CACHE/debian-dbg"
+DBG_VERSION=$(sed -n 's/.*"amd64-6.1": {[^}]*"version": "\([^"]*\)".*/\1/p' "$INDEX")
+[ -n "$DBG_VERSION" ] || die "no amd64-6.1 kernel in $INDEX"
+DBG_VMLINUX="$DBG_DIR/vmlinux-$DBG_VERSION"
+if [ -s "$DBG_VMLINUX" ]; then
+  say "debug vmlinux cached ($DBG_VMLINUX)"
+else
+  apt_update
+  mkdir -p "$DBG_DIR"
+  tmp=$(mktemp -d "$DBG_DIR/tmp.XXXXXX")
+  say "fetching linux-image-$DBG_VERSION-dbg (about 860 MB) for its vmlinux"
+  (cd "$tmp" && apt-get download -qq "linux-image-$DBG_VERSION-dbg" >/dev/null 2>"$tmp/download.log") ||
+    { rm -rf "$tmp"; die "apt-get download linux-image-$DBG_VERSION-dbg failed"; }
+  # tar stops after the one member (--occurrence), so dpkg-deb may die of SIGPIPE: not an error here.
+  { dpkg-deb --fsys-tarfile "$tmp"/linux-image-*-dbg_*.deb 2>/dev/null || true; } |
+    tar -x -C "$tmp" --occurrence=1 "./usr/lib/debug/boot/vmlinux-$DBG_VERSION"
+  [ -s "$tmp/usr/lib/debug/boot/vmlinux-$DBG_VERSION" ] || { rm -rf "$tmp"; die "no vmlinux-$DBG_VERSION in linux-image-$DBG_VERSION-dbg"; }
+  mv "$tmp/usr/lib/debug/boot/vmlinux-$DBG_VERSION" "$DBG_VMLINUX.tmp" && mv "$DBG_VMLINUX.tmp" "$DBG_VMLINUX"
+  rm -rf "$tmp"
+  say "debug vmlinux: $DBG_VMLINUX ($(du -m "$DBG_VMLINUX" | cut -f1) MiB)"
 fi
 
 say "done"

@@ -3,7 +3,7 @@
 //   npm run build && node bench/vmcore/bench.mjs [--threads N] [--only NAME] [--out bench/vmcore/RESULTS.md]
 //
 // Vmcores come from the cache (${KEXEC_TS_CACHE:-~/.cache/kexec-ts}/vmcores/*.elf, made by
-// dist/node/vmcore/capture-vmcore.js). Each run is timed with GNU time (wall, user+sys CPU,
+// dist/lab/capture-vmcore.js). Each run is timed with GNU time (wall, user+sys CPU,
 // peak RSS); the output is checked by `makedumpfile --dump-dmesg` against the log read from the
 // source, so a fast wrong answer does not count. kexec-ts fsyncs its output before the rename;
 // makedumpfile does not, so kexec-ts's wall time includes flushing the file to the disk.
@@ -25,7 +25,7 @@ const tool = join(here, "..", "..", "dist", "cli", "main.js");
 
 const cores = existsSync(cache) ? readdirSync(cache).filter((f) => /^amd64-.*\.elf$/.test(f) && (!only || f.includes(only))).map((f) => join(cache, f)) : [];
 if (cores.length === 0) {
-  console.error(`no vmcores in ${cache}; make one with: node dist/node/vmcore/capture-vmcore.js [--mem 4G]`);
+  console.error(`no vmcores in ${cache}; make one with: node dist/lab/capture-vmcore.js [--mem 4G]`);
   process.exit(2);
 }
 

@@ -1,45 +1,42 @@
 #!/usr/bin/env node
 /**
- * kexec-ts command line. Parses once, dispatches to a command, and catches
- * once: a KexecError prints `kexec-ts: <message>` and `hint: <hint>` and
- * exits with the code from exit-codes.ts; anything else is a bug and says how
- * to report it.
+ * kexec-ts command line: parse once (with the named command's own short
+ * flags), route to a command module, and end in the one catch
+ * (src/node/entry.ts), which turns a KexecError into `kexec-ts: <message>`,
+ * `hint: <hint>` and the exit status of its code.
  */
-import { isKexecError } from "../core/errors.js";
-import { EXIT_BUG, EXIT_FOR_ERROR } from "./exit-codes.js";
-import { parseArgs, has, helpText } from "./options.js";
-import { runCommand } from "./commands.js";
+import { runEntryPoint } from "../node/entry.js";
+import { commandNamed, runCommand } from "./commands.js";
+import { helpText } from "./help.js";
+import { has, parseArgs } from "./options.js";
+import { createRequire } from "node:module";
+import { basename } from "node:path";
 
 async function main(argv: string[]): Promise<number> {
-  const args = parseArgs(argv);
+  // Installed as makedumpfile (a link), or `kexec-ts makedumpfile ...`: makedumpfile's own command line,
+  // which kexec-ts's flag table would misread (its -d, -F, -E...), so it is routed before parsing.
+  const invokedAs = basename(process.argv[1] ?? "");
+  if (invokedAs === "makedumpfile" || argv[0] === "makedumpfile") {
+    const { makedumpfileCommand } = await import("./commands/makedumpfile.js");
+    return makedumpfileCommand(invokedAs === "makedumpfile" ? argv : argv.slice(1), packageVersion());
+  }
+  const asKexec = invokedAs === "kexec";
+  const word = !asKexec && argv[0] !== undefined && !argv[0].startsWith("-") ? argv[0] : undefined;
+  const args = parseArgs(argv, commandNamed(word)?.shortFlags);
   if (has(args, "help") || argv.length === 0) {
     process.stdout.write(helpText());
     return 0;
   }
-  return runCommand(args);
+  if (has(args, "version")) {
+    process.stdout.write(`kexec-ts ${packageVersion()}\n`);
+    return 0;
+  }
+  return runCommand(args, asKexec);
 }
 
-// `kexec-ts plan ... | head` closes the pipe early: that is the reader's choice, not an error.
-for (const stream of [process.stdout, process.stderr]) {
-  stream.on("error", (e: NodeJS.ErrnoException) => {
-    if (e.code === "EPIPE") process.exit(process.exitCode ?? 0);
-    throw e;
-  });
+function packageVersion(): string {
+  const require = createRequire(import.meta.url);
+  return (require("../../package.json") as { version: string }).version;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: unknown) => {
-    if (isKexecError(e)) {
-      process.stderr.write(`kexec-ts: ${e.message}\n`);
-      if (e.hint) process.stderr.write(`hint: ${e.hint}\n`);
-      process.exitCode = EXIT_FOR_ERROR[e.code];
-      return;
-    }
-    process.stderr.write(`kexec-ts: internal error (a bug in kexec-ts): ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
-    process.stderr.write("hint: please report it with the command line, the output of `kexec-ts snapshot DIR` and the image's `kexec-ts inspect --json`\n");
-    process.exitCode = EXIT_BUG;
-  },
-);
+runEntryPoint("kexec-ts", () => main(process.argv.slice(2)));

@@ -2,7 +2,8 @@
  * The one error type that kexec-ts lets escape. Everything a user can cause —
  * a truncated image, an iomem line that does not parse, a hole that cannot be
  * found — becomes a KexecError with a stable code, structured data and a hint.
- * Anything else reaching the CLI is a bug in kexec-ts.
+ * A broken invariant of kexec-ts' own is a KexecError("internal"); anything
+ * else reaching the top is a bug too.
  */
 
 export type ErrorCode =
@@ -12,10 +13,30 @@ export type ErrorCode =
   | "io"             // a file could not be read or written
   | "usage"          // command-line misuse
   | "machine"        // the machine state is missing something required
-  | "plan"           // no valid placement exists
+  | "plan"           // no valid placement exists: the plan cannot be made
   | "check"          // a check failed and --force was not given
   | "syscall"        // the kernel refused
-  | "lab";           // the QEMU lab could not run
+  | "lab"            // the QEMU lab could not run
+  | "internal";      // a bug in kexec-ts: a broken invariant, a writer overflow, an unknown field
+
+/**
+ * The process exit status for each code: one table, which the README's exit
+ * status section is checked against. sysexits.h values where one fits; the
+ * small numbers are answers (`check`'s 0/1/2, `plan`'s 3), not failures of kexec-ts.
+ */
+export const EXIT_STATUS: Readonly<Record<ErrorCode, number>> = {
+  check: 2,
+  plan: 3,
+  usage: 64,
+  parse: 65,
+  "not-a-kernel": 65,
+  decompress: 65,
+  machine: 69,
+  internal: 70,
+  syscall: 71,
+  io: 74,
+  lab: 78,
+};
 
 export interface ErrorData {
   file?: string;
@@ -31,8 +52,9 @@ export class KexecError extends Error {
   readonly data: ErrorData;
   readonly hint: string | undefined;
 
-  constructor(code: ErrorCode, message: string, data: ErrorData = {}, hint?: string) {
-    super(message);
+  /** `cause`, when given, is the error this one explains (an errno from Node, a parser's error). */
+  constructor(code: ErrorCode, message: string, data: ErrorData = {}, hint?: string, options?: { cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = "KexecError";
     this.code = code;
     this.data = data;
@@ -42,15 +64,20 @@ export class KexecError extends Error {
   /** A copy with the file name filled in, for errors raised by pure parsers that never see paths. */
   inFile(file: string): KexecError {
     if (this.data.file !== undefined) return this;
-    const copy = new KexecError(this.code, `${file}: ${this.message}`, { ...this.data, file }, this.hint);
+    const copy = new KexecError(this.code, `${file}: ${this.message}`, { ...this.data, file }, this.hint, { cause: this.cause });
     copy.stack = this.stack;
     return copy;
   }
 
+  /** Bigints (addresses, sizes), at any depth, become "0x..." strings: JSON numbers lose 64-bit values. */
   toJSON(): Record<string, unknown> {
-    const data: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(this.data)) data[k] = typeof v === "bigint" ? `0x${v.toString(16)}` : v;
-    return { error: this.code, message: this.message, data, hint: this.hint ?? null };
+    const plain = (v: unknown): unknown => {
+      if (typeof v === "bigint") return `0x${v.toString(16)}`;
+      if (Array.isArray(v)) return v.map(plain);
+      if (v !== null && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
+      return v;
+    };
+    return { error: this.code, message: this.message, data: plain(this.data), hint: this.hint ?? null };
   }
 }
 

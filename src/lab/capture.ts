@@ -10,11 +10,12 @@
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { KexecError, isKexecError } from "../core/errors.js";
-import type { UserArch } from "./elf-deps.js";
+import { KexecError } from "../core/errors.js";
+import type { UserArch } from "../core/initramfs/elf-deps.js";
 import { buildInitramfs, defaultRepoRoot, describeInitramfs } from "./initramfs.js";
 import { findKernel } from "./kernels.js";
 import { runGuest, writeTree, type GuestResult } from "./qemu.js";
+import { runEntryPoint } from "../node/entry.js";
 
 export type CaptureMode = "auto" | "kexec-ts" | "busybox";
 
@@ -70,7 +71,7 @@ function kexecTsHasSnapshot(repoRoot: string): boolean {
 
 export async function captureSnapshot(options: CaptureOptions): Promise<CaptureResult> {
   if (!/^[A-Za-z0-9._-]+$/.test(options.name)) {
-    throw new KexecError("usage", `snapshot name ${JSON.stringify(options.name)} must be letters, digits, ._-`, { field: "name", actual: options.name });
+    throw new KexecError("usage", `snapshot name ${JSON.stringify(options.name)} must be letters, digits, ._-`, { field: "name", actual: options.name }, "choose a name like qemu-amd64-6.1-crash256M");
   }
   const repoRoot = options.repoRoot ?? defaultRepoRoot();
   const kernel = findKernel(options.kernel);
@@ -144,7 +145,7 @@ function parseArgs(argv: string[]): CaptureOptions {
   const options: Partial<CaptureOptions> = {};
   const value = (i: number, flag: string): string => {
     const v = argv[i + 1];
-    if (v === undefined) throw new KexecError("usage", `${flag} needs a value`, { field: flag });
+    if (v === undefined) throw new KexecError("usage", `${flag} needs a value`, { field: flag }, "capture.js NAME --kernel K [--append S] [--mem M] [--cpu C] [--smp N] [--user-arch x86_64|i386] [--mode auto|kexec-ts|busybox] [--dest DIR]");
     return v;
   };
   for (let i = 0; i < argv.length; i++) {
@@ -160,26 +161,20 @@ function parseArgs(argv: string[]): CaptureOptions {
       case "--command": options.command = value(i++, a); break;
       case "--dest": options.destRoot = value(i++, a); break;
       default:
-        if (a.startsWith("-") || options.name !== undefined) throw new KexecError("usage", `unexpected argument ${a}`, { field: a });
+        if (a.startsWith("-") || options.name !== undefined) throw new KexecError("usage", `unexpected argument ${a}`, { field: a }, "capture.js NAME --kernel K [--append S] [--mem M] [--cpu C] [--smp N] [--user-arch x86_64|i386] [--mode auto|kexec-ts|busybox] [--dest DIR]");
         options.name = a;
     }
   }
   if (options.name === undefined || options.kernel === undefined) {
-    throw new KexecError("usage", "usage: capture.js NAME --kernel K [--append S] [--mem M] [--cpu C] [--smp N] [--user-arch x86_64|i386] [--mode auto|kexec-ts|busybox] [--dest DIR]", {});
+    throw new KexecError("usage", "usage: capture.js NAME --kernel K [--append S] [--mem M] [--cpu C] [--smp N] [--user-arch x86_64|i386] [--mode auto|kexec-ts|busybox] [--dest DIR]", {}, "give a snapshot NAME and --kernel, e.g. capture.js qemu-amd64-6.1 --kernel amd64-6.1");
   }
   return options as CaptureOptions;
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  (async () => {
-    try {
-      const r = await captureSnapshot({ ...parseArgs(process.argv.slice(2)), onLine: (l) => (l.startsWith("initramfs ") ? console.log(l) : undefined) });
-      console.log(`captured ${r.files.length} files (${r.mode}) into ${r.dir} in ${(r.guest.durationMs / 1000).toFixed(1)} s`);
-    } catch (e) {
-      if (!isKexecError(e)) throw e;
-      console.error(`kexec-ts lab capture: ${e.message}`);
-      if (e.hint !== undefined) console.error(`hint: ${e.hint}`);
-      process.exitCode = 2;
-    }
-  })();
+  runEntryPoint("kexec-ts lab capture", async () => {
+    const r = await captureSnapshot({ ...parseArgs(process.argv.slice(2)), onLine: (l) => (l.startsWith("initramfs ") ? console.log(l) : undefined) });
+    console.log(`captured ${r.files.length} files (${r.mode}) into ${r.dir} in ${(r.guest.durationMs / 1000).toFixed(1)} s`);
+    return 0;
+  });
 }

@@ -99,3 +99,11 @@ test("a kernel message that lands on a marker's or step's line does not change i
   assert.deepEqual(events.map((e) => e?.kind), ["marker", undefined, undefined, "marker", "complete"]);
   assert.deepEqual(w.steps["capture/vmcore"]?.output, ["vmcore=present"]);
 });
+
+test("a marker with a line pattern is seen on a console line of the guest's own (kdump's capture init)", () => {
+  const w = new ConsoleWatcher(["init", { name: "saved", line: "^kexec-ts kdump: the dump is saved" }]);
+  w.feed("KEXEC-TS-MARK:init", 1);
+  assert.equal(w.feed("kexec-ts kdump: saving to /var/crash/x", 2)?.kind, undefined);
+  assert.equal(w.feed("kexec-ts kdump: the dump is saved; poweroff", 3)?.kind, "complete");
+  assert.deepEqual(w.markersSeen.map((m) => m.name), ["init", "saved"]);
+});

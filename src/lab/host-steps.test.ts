@@ -1,14 +1,14 @@
 import { test } from "node:test";
 import { strict as assert } from "node:assert";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { KexecError } from "../core/errors.js";
 import { syntheticVmcore } from "../core/vmcore/testing.js";
 import { runHostSteps } from "./host-steps.js";
 import { parseScenario } from "./scenario.js";
 
-test("host steps: $VMCORE is the disk cut to the ELF core, kexec-ts is the built CLI, the disk is gone after", () => {
+test("host steps: $VMCORE is the disk cut to the ELF core, kexec-ts is the built CLI, the disk is gone after", async () => {
   const dir = mkdtempSync(join(tmpdir(), "kexec-ts-host-"));
   try {
     const core = syntheticVmcore(40);
@@ -17,7 +17,7 @@ test("host steps: $VMCORE is the disk cut to the ELF core, kexec-ts is the built
     const image = new Uint8Array(core.bytes.length + (1 << 20));
     image.set(core.bytes);
     writeFileSync(disk, image);
-    const r = runHostSteps({
+    const r = await runHostSteps({
       vmcoreDisk: 0,
       steps: [
         { name: "size", run: `stat -c %s "$VMCORE"; [ "$DISK0" = "$VMCORE" ]` },
@@ -35,10 +35,41 @@ test("host steps: $VMCORE is the disk cut to the ELF core, kexec-ts is the built
   }
 });
 
-test("host steps: the first failing step stops the rest and says what failed, with its output", () => {
+test("host steps: keepVmcore moves the cut vmcore into the cache once every step passed, replacing the old one", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-host-"));
+  const cache = process.env["KEXEC_TS_CACHE"];
+  process.env["KEXEC_TS_CACHE"] = join(dir, "cache");
+  try {
+    const core = syntheticVmcore(40);
+    const disk = () => {
+      const path = join(dir, "disk0.img");
+      const image = new Uint8Array(core.bytes.length + (1 << 20));
+      image.set(core.bytes);
+      writeFileSync(path, image);
+      return path;
+    };
+    const kept = join(dir, "cache", "vmcores", "test-keep.elf");
+    const failed = await runHostSteps({ vmcoreDisk: 0, keepVmcore: "test-keep", steps: [{ name: "bad", run: "false" }] }, [disk()], dir);
+    assert.equal(failed.ok, false);
+    assert.equal(existsSync(kept), false, "a vmcore whose checks failed is not kept");
+    mkdirSync(dirname(kept), { recursive: true });
+    writeFileSync(kept, "an older capture");
+    const r = await runHostSteps({ vmcoreDisk: 0, keepVmcore: "test-keep", steps: [{ name: "dmesg", run: `kexec-ts vmcore dmesg "$VMCORE" | grep -q 'sysrq triggered crash'` }] }, [disk()], dir);
+    assert.equal(r.ok, true, r.failure);
+    assert.equal(r.keptVmcore, kept);
+    assert.deepEqual(new Uint8Array(readFileSync(kept)), core.bytes, "the disk cut to the core's length");
+    assert.equal(existsSync(join(dir, "disk0.img")), false);
+  } finally {
+    if (cache === undefined) delete process.env["KEXEC_TS_CACHE"];
+    else process.env["KEXEC_TS_CACHE"] = cache;
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("host steps: the first failing step stops the rest and says what failed, with its output", async () => {
   const dir = mkdtempSync(join(tmpdir(), "kexec-ts-host-"));
   try {
-    const r = runHostSteps({ steps: [{ name: "bad", run: "echo the reason; false; echo not reached" }, { name: "later", run: "true" }] }, [], dir);
+    const r = await runHostSteps({ steps: [{ name: "bad", run: "echo the reason; false; echo not reached" }, { name: "later", run: "true" }] }, [], dir);
     assert.equal(r.ok, false);
     assert.match(r.failure!, /^host step bad failed \(exit 1\)/);
     assert.match(r.failure!, /the reason/);
@@ -49,13 +80,15 @@ test("host steps: the first failing step stops the rest and says what failed, wi
   }
 });
 
-test("scenario host field: bad steps, makedumpfile and vmcoreDisk are refused with the field", () => {
+test("scenario host field: bad steps, makedumpfile, vmcoreDisk and keepVmcore are refused with the field", () => {
   const base = { name: "x", kernel: "amd64-6.1", steps: [], disks: [{ sizeMiB: 8 }] };
   const bad: [unknown, string][] = [
     [{ steps: [{ name: "a b", run: "true" }] }, "host.steps[0].name"],
     [{ steps: [{ name: "a" }] }, "host.steps[0].run"],
     [{ makedumpfile: "arm64", steps: [] }, "host.makedumpfile"],
     [{ vmcoreDisk: 1, steps: [] }, "host.vmcoreDisk"],
+    [{ vmcoreDisk: 0, keepVmcore: "../x", steps: [] }, "host.keepVmcore"],
+    [{ keepVmcore: "amd64-6.1", steps: [] }, "host.keepVmcore"],
   ];
   for (const [host, field] of bad) {
     assert.throws(() => parseScenario(JSON.stringify({ ...base, host }), "t.json"), (e: unknown) => e instanceof KexecError && e.data.field === field, field);

@@ -1,21 +1,25 @@
 /**
  * Host steps: shell commands a scenario runs on the host once its guest has passed, to
  * check what the guest left behind (a vmcore dd'd to a virtio disk) with the tools a user
- * has: the built `kexec-ts` CLI and `makedumpfile`. Each step is `sh -e -c RUN` in a
+ * has: the built `kexec-ts` CLI, `makedumpfile`, and crash and drgn with the kernel's debug vmlinux. Each step is `sh -e -c RUN` in a
  * scratch directory, with stdout and stderr in <run dir>/host-NAME.log; its output is
  * checked like a guest step's, as step "host/NAME". The disk images and the scratch
  * directory are removed afterwards, pass or fail: they are as big as the guest's RAM
- * (KEXEC_TS_LAB_KEEP=1 keeps them for a post-mortem).
+ * (KEXEC_TS_LAB_KEEP=1 keeps them for a post-mortem), except a vmcore the scenario asks to keep
+ * (`keepVmcore`): that one goes to the cache, where the unit tests of real dumps look for it.
+ * Steps run asynchronously, so a suite running scenarios side by side keeps reading the other
+ * guests' consoles while a long step (a vmcore save) runs.
  */
-import { spawnSync } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { spawn } from "node:child_process";
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { KexecError, isKexecError } from "../core/errors.js";
 import { readElfCore } from "../core/vmcore/elf-core.js";
+import { cachedVmcorePath } from "../node/kernel-cache.js";
 import { openRandomAccess } from "../node/vmcore/file.js";
 import type { StepResult } from "./console.js";
 import { defaultRepoRoot } from "./initramfs.js";
-import { i386NodeRoot, SETUP_HINT } from "./kernels.js";
+import { debugVmlinuxPath, i386NodeRoot, SETUP_HINT } from "./kernels.js";
 import { findOnPath } from "./qemu.js";
 
 export interface HostStep {
@@ -35,7 +39,15 @@ export interface HostSpec {
    * or Debian's i386 build from the lab cache, run on the host through its own loader (i386 dumps).
    */
   makedumpfile?: "host" | "i386";
+  /** A cached kernel's short name ("amd64-6.1"): its debug vmlinux is $DEBUG_VMLINUX, for crash and drgn. */
+  debugVmlinux?: string;
   steps: HostStep[];
+  /**
+   * After every step passed, keep $VMCORE in the cache as vmcores/NAME.elf (replacing an older
+   * one), as `node dist/lab/capture-vmcore.js --name NAME` would: CI's unit tests of a
+   * real dump then read the one its e2e run captured instead of booting the guest again.
+   */
+  keepVmcore?: string;
 }
 
 export interface HostResult {
@@ -43,6 +55,8 @@ export interface HostResult {
   steps: Record<string, StepResult>;
   /** What failed, with the last lines of its output. */
   failure?: string;
+  /** Where host.keepVmcore put the vmcore. */
+  keptVmcore?: string;
 }
 
 function script(path: string, body: string): void {
@@ -91,8 +105,37 @@ function tail(text: string, n = 15): string {
   return lines.slice(-n).map((l) => `    ${l}`).join("\n");
 }
 
+interface Exit {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  error?: Error;
+}
+
+/** `sh -e -c RUN` with stdout and stderr to `fd`, killed after `timeoutMs`. */
+function runShell(run: string, cwd: string, env: NodeJS.ProcessEnv, fd: number, timeoutMs: number): Promise<Exit> {
+  return new Promise((resolve) => {
+    const child = spawn("sh", ["-e", "-c", run], { cwd, env, stdio: ["ignore", fd, fd], timeout: timeoutMs, killSignal: "SIGKILL" });
+    child.on("error", (error) => resolve({ status: null, signal: null, error }));
+    child.on("close", (status, signal) => resolve({ status, signal }));
+  });
+}
+
+/** Moves `file` to the cache as the vmcore `name`, through a temporary name so a reader never sees half a file. */
+function keepInCache(file: string, name: string): string {
+  const dest = cachedVmcorePath(name);
+  mkdirSync(dirname(dest), { recursive: true });
+  const tmp = `${dest}.${process.pid}.tmp`;
+  try {
+    renameSync(file, tmp);
+  } catch {
+    copyFileSync(file, tmp); // the run directory is on another file system
+  }
+  renameSync(tmp, dest);
+  return dest;
+}
+
 /** Runs `spec.steps` in order and stops at the first that fails; `disks` are the guest's disk images. */
-export function runHostSteps(spec: HostSpec, disks: string[], outDir: string, repoRoot = defaultRepoRoot()): HostResult {
+export async function runHostSteps(spec: HostSpec, disks: string[], outDir: string, repoRoot = defaultRepoRoot()): Promise<HostResult> {
   const work = join(outDir, "host");
   const steps: Record<string, StepResult> = {};
   try {
@@ -100,18 +143,21 @@ export function runHostSteps(spec: HostSpec, disks: string[], outDir: string, re
     toolDir(join(work, "bin"), spec, repoRoot);
     const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${join(work, "bin")}:${process.env["PATH"] ?? "/usr/bin:/bin"}`, WORK: work };
     disks.forEach((d, i) => (env[`DISK${i}`] = d));
+    // Scripts the steps may run (lab/host/*.sh).
+    env["LAB_DIR"] = join(repoRoot, "lab");
+    if (spec.debugVmlinux !== undefined) env["DEBUG_VMLINUX"] = debugVmlinuxPath(spec.debugVmlinux);
     if (spec.vmcoreDisk !== undefined) {
       const disk = disks[spec.vmcoreDisk];
-      if (disk === undefined) throw new KexecError("lab", `host.vmcoreDisk ${spec.vmcoreDisk}: the run has ${disks.length} disk(s)`, { field: "host.vmcoreDisk" });
+      if (disk === undefined) throw new KexecError("lab", `host.vmcoreDisk ${spec.vmcoreDisk}: the run has ${disks.length} disk(s)`, { field: "host.vmcoreDisk" }, "give the scenario a disk (\"disks\") for the host step to read");
       cutToElfCore(disk);
       env["VMCORE"] = disk;
     }
     for (const step of spec.steps) {
       const logPath = join(outDir, `host-${step.name}.log`);
       const fd = openSync(logPath, "w");
-      let r;
+      let r: Exit;
       try {
-        r = spawnSync("sh", ["-e", "-c", step.run], { cwd: work, env, stdio: ["ignore", fd, fd], timeout: (step.timeoutSec ?? 300) * 1000, killSignal: "SIGKILL" });
+        r = await runShell(step.run, work, env, fd, (step.timeoutSec ?? 300) * 1000);
       } finally {
         closeSync(fd);
       }
@@ -120,6 +166,13 @@ export function runHostSteps(spec: HostSpec, disks: string[], outDir: string, re
       if (r.status !== 0) {
         const why = r.error !== undefined ? r.error.message : r.signal !== null ? `killed by ${r.signal}${r.signal === "SIGKILL" ? ` (over ${step.timeoutSec ?? 300} s)` : ""}` : `exit ${r.status}`;
         return { ok: false, steps, failure: `host step ${step.name} failed (${why}); its output (${logPath}) ends:\n${tail(output)}` };
+      }
+    }
+    if (spec.keepVmcore !== undefined && env["VMCORE"] !== undefined) {
+      try {
+        return { ok: true, steps, keptVmcore: keepInCache(env["VMCORE"], spec.keepVmcore) };
+      } catch (e) {
+        return { ok: false, steps, failure: `could not keep the vmcore as ${cachedVmcorePath(spec.keepVmcore)}: ${(e as Error).message}` };
       }
     }
     return { ok: true, steps };

@@ -8,6 +8,7 @@ export { findScenario, listScenarios, loadScenario, parseScenario, runScenario, 
 export { runGuest, labAvailable, qemuInvocation, shellCommandLine, type GuestSpec, type GuestResult, type GuestOutcome, type ExpectedMarker } from "./qemu.js";
 export { buildInitramfs, describeInitramfs, type InitramfsSpec, type BuiltInitramfs, type ExtraFile } from "./initramfs.js";
 export { captureSnapshot, type CaptureOptions, type CaptureResult } from "./capture.js";
+export { labAnswer, labScenario, renderLabAnswer, type LabAnswer, type LabQuestion } from "./question.js";
 export { findKernel, loadKernelIndex, labCacheDir, SETUP_HINT, type LabKernel } from "./kernels.js";
 export type { GuestStep, InitSpec } from "./init-script.js";
 export { runSystem, type SystemRunSpec, type Firmware } from "./system.js";

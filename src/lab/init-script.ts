@@ -56,18 +56,18 @@ export function markerName(stage: string | undefined, name: string): string {
 export function validateInitSpec(spec: InitSpec, where = "init"): void {
   const seen = new Set<string>(["init", "done"]);
   if (spec.stage !== undefined && spec.stage !== "" && !NAME.test(spec.stage)) {
-    throw new KexecError("usage", `${where}: stage ${JSON.stringify(spec.stage)} must match ${NAME}`, { field: "stage", actual: spec.stage });
+    throw new KexecError("usage", `${where}: stage ${JSON.stringify(spec.stage)} must match ${NAME}`, { field: "stage", actual: spec.stage }, "a stage name is letters, digits, - and _");
   }
   for (const [i, step] of spec.steps.entries()) {
     if (typeof step.name !== "string" || !NAME.test(step.name)) {
-      throw new KexecError("usage", `${where}: steps[${i}].name ${JSON.stringify(step.name)} must match ${NAME}`, { field: `steps[${i}].name`, actual: String(step.name) });
+      throw new KexecError("usage", `${where}: steps[${i}].name ${JSON.stringify(step.name)} must match ${NAME}`, { field: `steps[${i}].name`, actual: String(step.name) }, "a step name is letters, digits, - and _");
     }
     if (seen.has(step.name)) {
-      throw new KexecError("usage", `${where}: steps[${i}].name ${JSON.stringify(step.name)} is used twice (or is reserved: init, done)`, { field: `steps[${i}].name`, actual: step.name });
+      throw new KexecError("usage", `${where}: steps[${i}].name ${JSON.stringify(step.name)} is used twice (or is reserved: init, done)`, { field: `steps[${i}].name`, actual: step.name }, "give each step its own name");
     }
     seen.add(step.name);
     if (typeof step.run !== "string") {
-      throw new KexecError("usage", `${where}: steps[${i}].run must be shell text`, { field: `steps[${i}].run` });
+      throw new KexecError("usage", `${where}: steps[${i}].run must be shell text`, { field: `steps[${i}].run` }, "give the step a shell command as text");
     }
   }
 }
@@ -164,12 +164,12 @@ export function generateInit(spec: InitSpec): InitFiles {
  */
 export function generateSystemRun(boots: InitSpec[], dir: string, title: string): InitFiles {
   const files = new Map<string, string>();
-  if (boots.length === 0) throw new KexecError("usage", "a system scenario needs at least one boot's steps", { field: "steps" });
+  if (boots.length === 0) throw new KexecError("usage", "a system scenario needs at least one boot's steps", { field: "steps" }, "give the scenario a steps array (its first boot)");
   const stages = new Set<string>();
   for (const [i, boot] of boots.entries()) {
     validateInitSpec(boot, `boots[${i}]`);
     const stage = boot.stage ?? "";
-    if (stages.has(stage)) throw new KexecError("usage", `boots[${i}]: stage ${JSON.stringify(stage)} is used twice; each boot needs its own marker prefix`, { field: `boots[${i}].stage`, actual: stage });
+    if (stages.has(stage)) throw new KexecError("usage", `boots[${i}]: stage ${JSON.stringify(stage)} is used twice; each boot needs its own marker prefix`, { field: `boots[${i}].stage`, actual: stage }, "name each later boot's stage differently: second, third...");
     stages.add(stage);
     const last = i === boots.length - 1;
     const lines = ["#!/bin/sh", `# ${title}: boot ${i}`, ...protocolFunctions(stage), ...stepLines(boot, `${dir}/steps-${i}`, files)];

@@ -6,18 +6,24 @@
  * (path, size, mtime) of every input file, so a rebuild costs only the last part.
  */
 import { createHash } from "node:crypto";
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, lstatSync, rmSync, statSync, utimesSync, writeFileSync, renameSync, openSync, readSync, writeSync, closeSync } from "node:fs";
-import { dirname, join, relative, resolve, basename } from "node:path";
+import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, lstatSync, rmSync, statSync, utimesSync, writeFileSync, renameSync, openSync, readSync, writeSync, closeSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { gzip as gzipCallback, gunzipSync, constants as zlibConstants } from "node:zlib";
 import { KexecError } from "../core/errors.js";
 import { size as formatSize } from "../core/format.js";
-import { CpioWriter, readCpio, type CpioEntry } from "./cpio.js";
-import { readDynamicInfo, readModinfo, resolveLibraries, type UserArch } from "./elf-deps.js";
+import { CpioWriter, readCpio, type CpioEntry } from "../core/initramfs/cpio.js";
+import { resolveModules } from "../core/initramfs/modules.js";
+import { moduleLookup, readModule } from "../node/initramfs/modules.js";
+import { addTree, kexecTsPackage, walkTree } from "../node/initramfs/tree.js";
+import { readDynamicInfo, type UserArch } from "../core/initramfs/elf-deps.js";
+import { resolveLibraries as resolveFrom } from "../node/initramfs/libraries.js";
 import { generateInit, type InitSpec } from "./init-script.js";
-import { busyboxPath, i386NodeRoot, labCacheDir, findKernel, SETUP_HINT } from "./kernels.js";
+import { busyboxPath, i386NodeRoot, labCacheDir, findKernel } from "./kernels.js";
+
+/** The lab fetches missing libraries with its setup script. */
+const resolveLibraries = (root: string, programs: string[], arch: UserArch) => resolveFrom(root, programs, arch, "run .ci/setup-debian.sh to fetch the libraries");
 
 const gzip = promisify(gzipCallback);
 
@@ -100,27 +106,8 @@ function readHostFile(path: string, why: string): Uint8Array {
   try {
     return readFileSync(path);
   } catch (e) {
-    throw new KexecError("lab", `cannot read ${path} (${why}): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: path });
+    throw new KexecError("lab", `cannot read ${path} (${why}): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: path }, "check the path; `bash .ci/setup-debian.sh` installs what the lab copies into guests");
   }
-}
-
-/** Walks a host tree: every regular file, symlink and directory below `dir`, relative paths. */
-function walk(dir: string, skip: (rel: string) => boolean = () => false): { rel: string; kind: "file" | "dir" | "symlink" }[] {
-  const out: { rel: string; kind: "file" | "dir" | "symlink" }[] = [];
-  const visit = (rel: string): void => {
-    for (const name of readdirSync(join(dir, rel)).sort()) {
-      const r = rel === "" ? name : `${rel}/${name}`;
-      if (skip(r)) continue;
-      const st = lstatSync(join(dir, r));
-      if (st.isSymbolicLink()) out.push({ rel: r, kind: "symlink" });
-      else if (st.isDirectory()) {
-        out.push({ rel: r, kind: "dir" });
-        visit(r);
-      } else if (st.isFile()) out.push({ rel: r, kind: "file" });
-    }
-  };
-  visit("");
-  return out;
 }
 
 /** A key for a set of host files: changes when any path, size or mtime does. */
@@ -198,7 +185,7 @@ function busyboxPart(arch: UserArch, cache: string): { key: string; build: () =>
         throw new KexecError("lab", `${bb} is dynamically linked; the lab needs a static busybox`, { file: bb, field: "PT_INTERP", actual: info.interpreter },
           "apt-get install busybox-static");
       }
-      if (info.arch !== arch) throw new KexecError("lab", `${bb} is ${info.arch}, the guest user space is ${arch}`, { file: bb, expected: arch, actual: info.arch });
+      if (info.arch !== arch) throw new KexecError("lab", `${bb} is ${info.arch}, the guest user space is ${arch}`, { file: bb, expected: arch, actual: info.arch }, "install busybox-static for the guest's architecture (`bash .ci/setup-debian.sh`)");
       const w = new CpioWriter();
       for (const d of ["proc", "sys", "dev", "tmp", "run", "root", "etc", "sbin", "usr/bin", "usr/sbin", "lab"]) w.dir(d);
       w.dir("tmp", 0o1777);
@@ -255,7 +242,7 @@ function nodePart(arch: UserArch, cache: string): { key: string; build: () => Cp
   const root = i386NodeRoot(cache);
   const node = join(root, "usr/bin/node");
   const shared = join(root, "usr/share/nodejs");
-  const tree = existsSync(shared) ? walk(shared) : [];
+  const tree = existsSync(shared) ? walkTree(shared) : [];
   return {
     key: identityKey("node-i386", [node, ...resolveLibraries(root, [node], "i386").map((l) => l.hostPath), ...tree.map((t) => join(shared, t.rel))]),
     build: () => {
@@ -270,146 +257,23 @@ function nodePart(arch: UserArch, cache: string): { key: string; build: () => Cp
   };
 }
 
-function addTree(w: CpioWriter, hostDir: string, guestDir: string, tree: { rel: string; kind: "file" | "dir" | "symlink" }[]): void {
-  for (const t of tree) {
-    const host = join(hostDir, t.rel);
-    const guest = `${guestDir}/${t.rel}`;
-    if (t.kind === "dir") w.dir(guest);
-    else if (t.kind === "symlink") w.symlink(guest, readlinkSync(host));
-    else w.file(guest, readHostFile(host, "tree"), statSync(host).mode & 0o777);
-  }
-}
-
 /** This checkout: dist/lab/initramfs.js → the repository root. */
 export function defaultRepoRoot(): string {
   return resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 }
 
-/** Production dependencies, transitively, as directories under node_modules. */
-export function productionPackages(repoRoot: string): string[] {
-  const found = new Set<string>();
-  const visit = (fromDir: string, pkgJson: string): void => {
-    const deps = Object.keys((JSON.parse(readFileSync(pkgJson, "utf8")) as { dependencies?: Record<string, string> }).dependencies ?? {});
-    for (const dep of deps) {
-      // Node's lookup: <dir>/node_modules/<dep> for the requiring package's dir and each parent.
-      let hit: string | undefined;
-      for (let dir = fromDir; ; dir = dirname(dir)) {
-        const candidate = join(dir, "node_modules", dep);
-        if (existsSync(join(candidate, "package.json"))) {
-          hit = candidate;
-          break;
-        }
-        if (resolve(dir) === resolve(repoRoot) || dirname(dir) === dir) break;
-      }
-      if (hit === undefined) {
-        throw new KexecError("lab", `production dependency ${dep} (of ${pkgJson}) is not installed`, { file: pkgJson, field: "dependencies", expected: dep }, "run `npm ci` (or `npm install`) in the repository");
-      }
-      if (found.has(hit)) continue;
-      found.add(hit);
-      visit(hit, join(hit, "package.json"));
-    }
-  };
-  visit(repoRoot, join(repoRoot, "package.json"));
-  return [...found].sort();
-}
-
-// koffi ships prebuilt binaries for many systems; the lab's guests are Linux x86_64 and i386.
-const KOFFI_KEEP = new Set(["linux_x64", "linux_ia32"]);
-/** What to leave out of a package directory (`rel` is relative to it). */
-export function skipInPackage(packageDir: string, rel: string): boolean {
-  const full = `${packageDir}/${rel}`;
-  const m = /(^|\/)koffi\/build\/koffi\/([^/]+)$/.exec(full);
-  if (m !== null && !KOFFI_KEEP.has(m[2]!)) return true;
-  return /(^|\/)node_modules\/\.bin$/.test(full);
-}
-
 function kexecTsPart(repoRoot: string): { key: string; build: () => CpioWriter } {
-  const dist = join(repoRoot, "dist");
-  if (!existsSync(join(dist, "cli", "main.js"))) {
-    throw new KexecError("lab", `kexec-ts is not built: ${join(dist, "cli/main.js")} is missing`, { file: join(dist, "cli/main.js") }, "run `npm run build`");
-  }
-  const distTree = walk(dist, (rel) => rel.endsWith(".test.js"));
-  const packages = productionPackages(repoRoot);
-  const packageTrees = packages.map((p) => ({ dir: p, tree: walk(p, (rel) => skipInPackage(p, rel)) }));
-  const allFiles = [join(repoRoot, "package.json"), ...distTree.map((t) => join(dist, t.rel)), ...packageTrees.flatMap((p) => p.tree.map((t) => join(p.dir, t.rel)))];
+  const pkg = kexecTsPackage(repoRoot);
   return {
-    key: identityKey("kexec-ts", allFiles),
+    key: identityKey("kexec-ts", pkg.files),
     build: () => {
       const w = new CpioWriter();
-      w.file("opt/kexec-ts/package.json", readHostFile(join(repoRoot, "package.json"), "package.json"));
-      addTree(w, dist, "opt/kexec-ts/dist", distTree);
-      for (const p of packageTrees) addTree(w, p.dir, `opt/kexec-ts/${relative(repoRoot, p.dir)}`, p.tree);
+      pkg.addTo(w, "opt/kexec-ts");
       const wrapper = '#!/bin/sh\nexec node /opt/kexec-ts/dist/cli/main.js "$@"\n';
       w.file("usr/bin/kexec-ts", wrapper, 0o755);
       return w;
     },
   };
-}
-
-export interface ResolvedModule {
-  name: string;
-  /** Path relative to the modules directory ("kernel/drivers/block/virtio_blk.ko.xz"). */
-  path: string;
-}
-
-/** Where a module is and what it needs, by canonical name ("virtio_blk"). */
-export type ModuleLookup = (name: string) => { path: string; depends: string[] } | undefined;
-
-const moduleName = (file: string): string => basename(file).replace(/\.ko(\.[a-z0-9]+)?$/, "").replace(/-/g, "_");
-
-/** A lookup over modules.dep text (as depmod writes it). */
-export function modulesDepLookup(modulesDep: string): ModuleLookup {
-  const byName = new Map<string, { path: string; depends: string[] }>();
-  for (const line of modulesDep.split("\n")) {
-    const colon = line.indexOf(":");
-    if (colon < 0) continue;
-    const path = line.slice(0, colon).trim();
-    const deps = line.slice(colon + 1).trim().split(/\s+/).filter((d) => d !== "");
-    // modules.dep lists the whole closure, the deepest last; reversed, dependencies come first.
-    byName.set(moduleName(path), { path, depends: deps.reverse().map(moduleName) });
-  }
-  return (name) => byName.get(name);
-}
-
-/** A lookup that walks the modules directory and reads each needed module's .modinfo depends=. */
-export function modinfoLookup(modulesDir: string): ModuleLookup {
-  const byName = new Map<string, string>();
-  for (const t of walk(modulesDir)) if (t.kind === "file" && /\.ko(\.[a-z0-9]+)?$/.test(t.rel)) byName.set(moduleName(t.rel), t.rel);
-  return (name) => {
-    const path = byName.get(name);
-    if (path === undefined) return undefined;
-    const info = readModinfo(decompressModule(join(modulesDir, path)), join(modulesDir, path));
-    const depends = (info.get("depends") ?? []).flatMap((d) => d.split(",")).filter((d) => d !== "").map((d) => d.replace(/-/g, "_"));
-    return { path, depends };
-  };
-}
-
-/** `names` and everything they depend on, dependencies first. */
-export function resolveModules(lookup: ModuleLookup, names: string[], where: string): ResolvedModule[] {
-  const order: ResolvedModule[] = [];
-  const added = new Set<string>();
-  const add = (name: string): void => {
-    if (added.has(name)) return;
-    const entry = lookup(name);
-    if (entry === undefined) {
-      throw new KexecError("lab", `${where}: no module ${JSON.stringify(name)}`, { file: where, field: "modules", actual: name }, "it may be built into the kernel (see modules.builtin) or be spelled differently");
-    }
-    added.add(name);
-    for (const dep of entry.depends) add(dep);
-    order.push({ name, path: entry.path });
-  };
-  for (const n of names) add(n.replace(/-/g, "_"));
-  return order;
-}
-
-function decompressModule(path: string): Uint8Array {
-  const tool = path.endsWith(".xz") ? "xz" : path.endsWith(".zst") ? "zstd" : path.endsWith(".gz") ? "gzip" : undefined;
-  if (tool === undefined) return readHostFile(path, "kernel module");
-  const r = spawnSync(tool, ["-dc", path], { maxBuffer: 256 << 20 });
-  if (r.error !== undefined || r.status !== 0) {
-    throw new KexecError("lab", `cannot decompress ${path} with ${tool}: ${r.error?.message ?? r.stderr.toString().trim()}`, { file: path }, `install ${tool} (${SETUP_HINT})`);
-  }
-  return r.stdout;
 }
 
 function programPath(f: ExtraFile, cache: string): string {
@@ -421,11 +285,9 @@ async function lastPart(spec: InitramfsSpec, cache: string): Promise<CpioWriter>
   const modulePaths: string[] = [];
   if (spec.modules !== undefined && spec.modules.names.length > 0) {
     const k = findKernel(spec.modules.kernel, cache);
-    const dep = join(k.modules, "modules.dep");
-    const lookup = existsSync(dep) ? modulesDepLookup(readFileSync(dep, "utf8")) : modinfoLookup(k.modules);
-    for (const m of resolveModules(lookup, spec.modules.names, k.modules)) {
+    for (const m of resolveModules(moduleLookup(k.modules), spec.modules.names, k.modules)) {
       const guest = `/lib/modules/${k.version}/${m.path.replace(/\.ko\.[a-z0-9]+$/, ".ko")}`;
-      w.file(guest, decompressModule(join(k.modules, m.path)));
+      w.file(guest, readModule(join(k.modules, m.path)));
       modulePaths.push(guest);
     }
   }
@@ -434,7 +296,7 @@ async function lastPart(spec: InitramfsSpec, cache: string): Promise<CpioWriter>
   for (const [i, f] of (spec.files ?? []).entries()) {
     const sources = [f.host, f.text, f.kernel, f.initramfs, f.program].filter((s) => s !== undefined).length;
     if (sources !== 1) {
-      throw new KexecError("usage", `files[${i}] (${f.guest}) needs exactly one of host, text, kernel, initramfs, program; it has ${sources}`, { field: `files[${i}]` });
+      throw new KexecError("usage", `files[${i}] (${f.guest}) needs exactly one of host, text, kernel, initramfs, program; it has ${sources}`, { field: `files[${i}]` }, "see lab/README.md for the file sources");
     }
     let data: Uint8Array;
     if (f.program !== undefined) {
@@ -523,7 +385,7 @@ export function readInitramfs(bytes: Uint8Array, what = "initramfs"): CpioEntry[
       try {
         out = gunzipSync(bytes.subarray(at), { info: true }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
       } catch (e) {
-        throw new KexecError("decompress", `${what}: gzip member at offset 0x${at.toString(16)}: ${(e as Error).message}`, { file: what, offset: at });
+        throw new KexecError("decompress", `${what}: gzip member at offset 0x${at.toString(16)}: ${(e as Error).message}`, { file: what, offset: at }, "the initramfs is corrupt");
       }
       entries.push(...readCpio(out.buffer));
       at += out.engine.bytesWritten;
@@ -533,7 +395,7 @@ export function readInitramfs(bytes: Uint8Array, what = "initramfs"): CpioEntry[
     const rest = bytes.subarray(at);
     const trailer = findTrailerEnd(rest);
     if (trailer === undefined) {
-      throw new KexecError("parse", `${what}: offset 0x${at.toString(16)} is neither gzip nor a complete cpio archive`, { file: what, offset: at });
+      throw new KexecError("parse", `${what}: offset 0x${at.toString(16)} is neither gzip nor a complete cpio archive`, { file: what, offset: at }, "the initramfs is corrupt, or its compression is not gzip");
     }
     entries.push(...readCpio(rest.subarray(0, trailer)));
     at += trailer;

@@ -4,18 +4,16 @@
  * initramfs parts.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { homedir } from "node:os";
 import { join, isAbsolute } from "node:path";
 import { KexecError } from "../core/errors.js";
-import type { UserArch } from "./elf-deps.js";
+import type { UserArch } from "../core/initramfs/elf-deps.js";
 import { readKernelImage } from "../core/image/index.js";
+import { cacheDir } from "../node/kernel-cache.js";
 
 export const SETUP_HINT = "run `sudo bash .ci/setup-debian.sh` (installs QEMU and fetches the Debian kernels into the cache)";
 
-export function labCacheDir(): string {
-  const env = process.env["KEXEC_TS_CACHE"];
-  return env !== undefined && env !== "" ? env : join(homedir(), ".cache", "kexec-ts");
-}
+/** The cache the lab shares with the tests (node/kernel-cache.ts defines its place once). */
+export const labCacheDir = cacheDir;
 
 export interface LabKernel {
   /** Short name: "amd64-6.1", "686-pae-6.1". */
@@ -80,7 +78,7 @@ export function kernelFromPath(path: string): LabKernel {
     if (e instanceof KexecError) throw new KexecError("lab", `${path}: ${e.message}`, { file: path, ...e.data }, e.hint ?? "give the lab a bzImage");
     throw e;
   }
-  if (image.kind !== "bzImage") throw new KexecError("lab", `${path}: an ELF vmlinux cannot be booted by QEMU -kernel; give the bzImage`, { file: path, expected: "bzImage", actual: "ELF" });
+  if (image.kind !== "bzImage") throw new KexecError("lab", `${path}: an ELF vmlinux cannot be booted by QEMU -kernel; give the bzImage`, { file: path, expected: "bzImage", actual: "ELF" }, "give the bzImage (vmlinuz)");
   const bz = image.bzImage;
   const version = bz.version?.split(" ")[0] ?? "unknown";
   const kernelArch: UserArch = bz.is64 ? "x86_64" : "i386";
@@ -97,12 +95,22 @@ export function findKernel(name: string, cache = labCacheDir()): LabKernel {
       field: "kernel",
       actual: name,
       expected: [...index.keys()].join(" | "),
-    });
+    }, "use one of the known names, or a path to a bzImage");
   }
   if (!existsSync(k.vmlinuz)) {
     throw new KexecError("lab", `lab kernel ${name}: ${k.vmlinuz} is missing`, { file: k.vmlinuz }, SETUP_HINT);
   }
   return k;
+}
+
+/** The debug vmlinux of a cached kernel (setup-debian.sh extracts it from linux-image-VERSION-dbg), for crash and drgn. */
+export function debugVmlinuxPath(name: string, cache = labCacheDir()): string {
+  const k = findKernel(name, cache);
+  const path = join(cache, "debian-dbg", `vmlinux-${k.version}`);
+  if (!existsSync(path)) {
+    throw new KexecError("lab", `no debug vmlinux for ${name}: ${path} is missing`, { file: path }, SETUP_HINT);
+  }
+  return path;
 }
 
 /** The extracted nodejs:i386 tree (Debian 12's Node 18 and its libraries). */

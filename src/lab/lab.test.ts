@@ -1,14 +1,18 @@
 import { test } from "node:test";
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
-import { readFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KexecError } from "../core/errors.js";
-import { readDynamicInfo, readModinfo, resolveLibraries } from "./elf-deps.js";
+import { readDynamicInfo, readModinfo } from "../core/initramfs/elf-deps.js";
+import { resolveLibraries } from "../node/initramfs/libraries.js";
 import { expectedMarkers, generateInit, shellQuote, MARK, STEP } from "./init-script.js";
-import { buildInitramfs, readInitramfs, productionPackages, defaultRepoRoot, skipInPackage, resolveModules, modulesDepLookup, modinfoLookup } from "./initramfs.js";
-import { findKernel, i386NodeRoot } from "./kernels.js";
+import { buildInitramfs, readInitramfs } from "./initramfs.js";
+import { resolveModules } from "../core/initramfs/modules.js";
+import { modinfoLookup } from "../node/initramfs/modules.js";
+import { findKernel, i386NodeRoot, labCacheDir } from "./kernels.js";
+import { missingInput, missingTool } from "../node/test-inputs.js";
 import { evaluateChecks, listScenarios, parseScenario, stageInitramfs } from "./scenario.js";
 import { readTar } from "./tar.js";
 
@@ -59,7 +63,7 @@ test("shellQuote survives any text", () => {
 });
 
 test("the host's node and its libraries are found from PT_INTERP and DT_NEEDED", (t) => {
-  if (!existsSync("/usr/bin/node")) return t.skip("no /usr/bin/node");
+  if (!existsSync("/usr/bin/node")) return missingInput(t, "no /usr/bin/node (the lab puts the host's node into x86_64 guests)");
   const info = readDynamicInfo(readFileSync("/usr/bin/node"), "/usr/bin/node");
   assert.equal(info.arch, "x86_64");
   assert.equal(info.interpreter, "/lib64/ld-linux-x86-64.so.2");
@@ -77,25 +81,12 @@ test("a file that is not ELF is a parse error", () => {
   assert.throws(() => readDynamicInfo(new TextEncoder().encode("#!/bin/sh\n"), "script"), (e: unknown) => e instanceof KexecError && e.code === "parse");
 });
 
-test("modules come with their dependencies first, from modules.dep", () => {
-  const dep = [
-    "kernel/drivers/block/virtio_blk.ko.xz: kernel/drivers/virtio/virtio_ring.ko.xz kernel/drivers/virtio/virtio.ko.xz",
-    "kernel/drivers/virtio/virtio_ring.ko.xz: kernel/drivers/virtio/virtio.ko.xz",
-    "kernel/drivers/virtio/virtio.ko.xz:",
-    "kernel/drivers/virtio/virtio_pci.ko.xz: kernel/drivers/virtio/virtio_pci_modern_dev.ko.xz kernel/drivers/virtio/virtio_ring.ko.xz kernel/drivers/virtio/virtio.ko.xz",
-    "kernel/drivers/virtio/virtio_pci_modern_dev.ko.xz:",
-  ].join("\n");
-  const lookup = modulesDepLookup(dep);
-  assert.deepEqual(resolveModules(lookup, ["virtio-blk", "virtio_pci"], "t").map((m) => m.name), ["virtio", "virtio_ring", "virtio_blk", "virtio_pci_modern_dev", "virtio_pci"]);
-  assert.throws(() => resolveModules(lookup, ["ext4"], "t"), /no module "ext4"/);
-});
-
 test("a Debian kernel's modules resolve from their .modinfo, dependencies first", (t) => {
   let kernel;
   try {
     kernel = findKernel("amd64-6.12");
   } catch (e) {
-    return t.skip((e as Error).message);
+    return missingInput(t, (e as Error).message);
   }
   const order = resolveModules(modinfoLookup(kernel.modules), ["virtio_blk"], kernel.modules);
   assert.equal(order[order.length - 1]!.name, "virtio_blk");
@@ -106,7 +97,7 @@ test("a Debian kernel's modules resolve from their .modinfo, dependencies first"
 });
 
 test("tar entries from GNU tar, with long names, read back", (t) => {
-  if (spawnSync("tar", ["--version"]).status !== 0) return t.skip("no tar");
+  if (missingTool("tar") !== undefined) return missingInput(t, "tar is not installed");
   const dir = mkdtempSync(join(tmpdir(), "kexec-ts-tar-"));
   try {
     // GNU and pax carry any length; ustar splits the path into prefix (155) and name (100).
@@ -165,33 +156,8 @@ test("checks look at a step's output or the whole console", () => {
   assert.deepEqual(verdicts, [true, false, true, false]);
 });
 
-test("koffi keeps only its Linux x86 binaries", () => {
-  const koffi = "/repo/node_modules/koffi";
-  assert.equal(skipInPackage(koffi, "build/koffi/linux_x64"), false);
-  assert.equal(skipInPackage(koffi, "build/koffi/linux_ia32"), false);
-  assert.equal(skipInPackage(koffi, "build/koffi/win32_x64"), true);
-  assert.equal(skipInPackage(koffi, "build/koffi/darwin_arm64"), true);
-  assert.equal(skipInPackage("/repo/node_modules/fflate", "build/koffi/win32_x64"), false);
-});
-
-test("production dependencies are found through node_modules", (t) => {
-  const root = defaultRepoRoot();
-  if (!existsSync(join(root, "node_modules"))) return t.skip("npm ci not run");
-  const pkgs = productionPackages(root).map((p) => p.slice(root.length + 1));
-  const deps = Object.keys((JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { dependencies?: Record<string, string> }).dependencies ?? {});
-  for (const d of deps) assert.ok(pkgs.includes(`node_modules/${d}`), d);
-  assert.ok(!pkgs.some((p) => p.includes("typescript")), "dev dependencies stay out");
-  const scratch = mkdtempSync(join(tmpdir(), "kexec-ts-deps-"));
-  try {
-    writeFileSync(join(scratch, "package.json"), JSON.stringify({ dependencies: { "not-installed-anywhere": "1" } }));
-    assert.throws(() => productionPackages(scratch), /not-installed-anywhere.*is not installed/);
-  } finally {
-    rmSync(scratch, { recursive: true, force: true });
-  }
-});
-
 test("a program file brings its loader and libraries into the initramfs", async (t) => {
-  if (!existsSync("/usr/sbin/kexec") || !existsSync("/bin/busybox")) return t.skip("kexec-tools or busybox-static not installed (.ci/setup-debian.sh)");
+  if (!existsSync("/usr/sbin/kexec") || !existsSync("/bin/busybox")) return missingInput(t, "kexec-tools or busybox-static not installed (.ci/setup-debian.sh)");
   const cache = mkdtempSync(join(tmpdir(), "kexec-ts-cache-"));
   try {
     const built = await buildInitramfs({ userArch: "x86_64", init: { steps: [{ name: "v", run: "kexec --version" }] }, files: [{ guest: "/sbin/kexec", program: "/usr/sbin/kexec" }] }, { cache });
@@ -205,24 +171,23 @@ test("a program file brings its loader and libraries into the initramfs", async 
     assert.equal(built.parts[0]!.cached, false);
     const again = await buildInitramfs({ userArch: "x86_64", init: { steps: [{ name: "w", run: "true" }] } }, { cache });
     assert.equal(again.parts[0]!.cached, true, "the busybox part is reused");
-    let i386Root: string | undefined;
-    try {
-      i386Root = i386NodeRoot();
-    } catch {
-      t.diagnostic("no cached i386 user space: the from=i386 case is not checked");
-    }
-    if (i386Root !== undefined && existsSync(join(i386Root, "sbin/kexec"))) {
-      const i386 = await buildInitramfs(
-        { userArch: "i386", kernelArch: "x86_64", init: { steps: [] }, files: [{ guest: "/sbin/kexec", program: "/sbin/kexec", from: "i386" }, { guest: "/usr/bin/kexec64", program: "/usr/sbin/kexec" }] },
-        { cache: process.env["KEXEC_TS_CACHE"] ?? join(process.env["HOME"] ?? "/root", ".cache/kexec-ts") },
-      );
-      const got = new Set(readInitramfs(readFileSync(i386.path)).map((e) => e.name));
-      for (const n of ["sbin/kexec", "lib/ld-linux.so.2", "lib/i386-linux-gnu/libc.so.6", "usr/bin/kexec64", "lib64/ld-linux-x86-64.so.2", "lib/x86_64-linux-gnu/libc.so.6"]) assert.ok(got.has(n), n);
-    }
     await assert.rejects(
       buildInitramfs({ userArch: "i386", kernelArch: "i386", init: { steps: [] }, files: [{ guest: "/sbin/kexec", program: "/usr/sbin/kexec" }] }, { cache }),
       /is x86_64 code, and the kernel that boots this initramfs runs only i386 programs/,
     );
+    let i386Root: string;
+    try {
+      i386Root = i386NodeRoot();
+    } catch (e) {
+      return missingInput(t, `the from=i386 case needs the cached i386 user space: ${(e as Error).message}`);
+    }
+    if (!existsSync(join(i386Root, "sbin/kexec"))) return missingInput(t, `no i386 kexec-tools in ${i386Root} (.ci/setup-debian.sh)`);
+    const i386 = await buildInitramfs(
+      { userArch: "i386", kernelArch: "x86_64", init: { steps: [] }, files: [{ guest: "/sbin/kexec", program: "/sbin/kexec", from: "i386" }, { guest: "/usr/bin/kexec64", program: "/usr/sbin/kexec" }] },
+      { cache: labCacheDir() },
+    );
+    const got = new Set(readInitramfs(readFileSync(i386.path)).map((e) => e.name));
+    for (const n of ["sbin/kexec", "lib/ld-linux.so.2", "lib/i386-linux-gnu/libc.so.6", "usr/bin/kexec64", "lib64/ld-linux-x86-64.so.2", "lib/x86_64-linux-gnu/libc.so.6"]) assert.ok(got.has(n), n);
   } finally {
     rmSync(cache, { recursive: true, force: true });
   }

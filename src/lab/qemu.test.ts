@@ -2,14 +2,15 @@ import { test } from "node:test";
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, existsSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { KexecError } from "../core/errors.js";
+import { missingInput, missingTool } from "../node/test-inputs.js";
 import { buildInitramfs } from "./initramfs.js";
 import type { GuestStep } from "./init-script.js";
-import { cpuStateAtReset, decodeExtract, labAvailable, runGuest, shellCommandLine, type GuestSpec } from "./qemu.js";
+import { cpuStateAtReset, decodeExtract, labAvailable, qemuInvocation, runGuest, shellCommandLine, type GuestSpec } from "./qemu.js";
 
 test("the printed command line reads back as the same arguments in sh", () => {
   const argv = ["qemu-system-x86_64", "-append", "console=ttyS0 crashkernel=256M@1968M", "-name", "it's", "-kernel", "/a b/vmlinuz"];
@@ -25,10 +26,7 @@ test("the CPU state of the last reset is reported, the power-on ones are not", (
 });
 
 test("a file sent over the console is verified before it is unpacked", (t) => {
-  if (spawnSync("tar", ["--version"]).status !== 0) {
-    t.skip("tar not installed");
-    return;
-  }
+  if (missingTool("tar") !== undefined) return missingInput(t, "tar is not installed");
   const dir = mkdtempSync(join(tmpdir(), "kexec-ts-extract-"));
   try {
     spawnSync("sh", ["-c", `mkdir -p d/proc && printf 'x\\n' > d/proc/cmdline`], { cwd: dir });
@@ -61,7 +59,7 @@ async function boot(name: string, steps: GuestStep[], extra: Partial<GuestSpec> 
 
 test("a kernel panic is reported as such, quickly, with the panic line", async (t) => {
   const a = labAvailable(["amd64-6.1"]);
-  if (!a.ok) return t.skip(a.why);
+  if (!a.ok) return missingInput(t, a.why);
   const r = await boot("panic", [{ name: "crash", run: "echo c > /proc/sysrq-trigger" }]);
   assert.equal(r.outcome, "panic", r.reason);
   assert.match(r.reason, /Kernel panic - not syncing/);
@@ -71,7 +69,7 @@ test("a kernel panic is reported as such, quickly, with the panic line", async (
 
 test("a guest that reboots before its markers is a reset, and the console tail is kept", async (t) => {
   const a = labAvailable(["amd64-6.1"]);
-  if (!a.ok) return t.skip(a.why);
+  if (!a.ok) return missingInput(t, a.why);
   const r = await boot("reset", [{ name: "reboot", run: "echo going-down; reboot -f" }]);
   assert.equal(r.outcome, "reset", r.reason);
   assert.match(r.reason, /waiting for reboot/);
@@ -82,7 +80,7 @@ test("a guest that reboots before its markers is a reset, and the console tail i
 
 test("a stage past its bound is a timeout and QEMU is killed", async (t) => {
   const a = labAvailable(["amd64-6.1"]);
-  if (!a.ok) return t.skip(a.why);
+  if (!a.ok) return missingInput(t, a.why);
   const started = Date.now();
   const r = await boot("timeout", [{ name: "hang", run: "sleep 600" }], { expect: ["init", { name: "hang", timeoutSec: 3 }, "done"] });
   assert.equal(r.outcome, "timeout", r.reason);
@@ -92,7 +90,7 @@ test("a stage past its bound is a timeout and QEMU is killed", async (t) => {
 
 test("a guest directory comes back to the host byte for byte", async (t) => {
   const a = labAvailable(["amd64-6.1"]);
-  if (!a.ok) return t.skip(a.why);
+  if (!a.ok) return missingInput(t, a.why);
   const out = mkdtempSync(join(tmpdir(), "kexec-ts-extract-"));
   try {
     const deep = "a".repeat(60) + "/" + "b".repeat(60); // longer than a tar name field
@@ -115,5 +113,19 @@ test("a guest directory comes back to the host byte for byte", async (t) => {
     assert.match(readFileSync(join(out, "snap", "proc", "iomem"), "utf8"), /System RAM/);
   } finally {
     rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test("an i386 kernel runs under qemu-system-i386, an amd64 one under qemu-system-x86_64", (t) => {
+  const a = labAvailable(["686-pae-6.1", "amd64-6.1"]);
+  if (!a.ok) return missingInput(t, a.why);
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-invocation-"));
+  try {
+    const initrd = join(dir, "initrd");
+    writeFileSync(initrd, "");
+    assert.match(qemuInvocation({ name: "x", kernel: "686-pae-6.1", initrd, expect: [] }).argv[0]!, /qemu-system-i386$/);
+    assert.match(qemuInvocation({ name: "x", kernel: "amd64-6.1", initrd, expect: [] }).argv[0]!, /qemu-system-x86_64$/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

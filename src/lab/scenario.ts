@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
 import { KexecError } from "../core/errors.js";
-import type { UserArch } from "./elf-deps.js";
+import type { UserArch } from "../core/initramfs/elf-deps.js";
 import { buildInitramfs, defaultRepoRoot, type BuiltInitramfs, type ExtraFile, type InitramfsSpec } from "./initramfs.js";
 import { expectedMarkers, type GuestStep, type InitSpec } from "./init-script.js";
 import { runHostSteps, type HostResult, type HostSpec } from "./host-steps.js";
@@ -139,8 +139,13 @@ function checkHost(file: string, h: unknown, disks: number): void {
   }
   const m = o["makedumpfile"];
   if (m !== undefined && m !== "host" && m !== "i386") fail(file, "host.makedumpfile", `expected "host" or "i386", found ${JSON.stringify(m)}`);
+  const v = o["debugVmlinux"];
+  if (v !== undefined && typeof v !== "string") fail(file, "host.debugVmlinux", `expected a kernel's short name like "amd64-6.1", found ${JSON.stringify(v)}`);
   const d = o["vmcoreDisk"];
   if (d !== undefined && !(Number.isInteger(d) && (d as number) >= 0 && (d as number) < disks)) fail(file, "host.vmcoreDisk", `expected the index of one of the scenario's ${disks} disk(s), found ${JSON.stringify(d)}`);
+  const keep = o["keepVmcore"];
+  if (keep !== undefined && (typeof keep !== "string" || !/^[A-Za-z0-9._-]+$/.test(keep))) fail(file, "host.keepVmcore", `expected a name of letters, digits, ._- (the cache's vmcores/NAME.elf), found ${JSON.stringify(keep)}`);
+  if (keep !== undefined && d === undefined) fail(file, "host.keepVmcore", "needs host.vmcoreDisk: it keeps that disk's vmcore");
 }
 
 function checkSystem(file: string, o: Record<string, unknown>): void {
@@ -167,7 +172,7 @@ export function parseScenario(text: string, file: string): Scenario {
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new KexecError("parse", `${file}: not valid JSON: ${(e as Error).message}`, { file });
+    throw new KexecError("parse", `${file}: not valid JSON: ${(e as Error).message}`, { file }, "fix the JSON; lab/README.md describes the format");
   }
   if (typeof raw !== "object" || raw === null) fail(file, "(top)", "expected an object");
   const o = raw as Record<string, unknown>;
@@ -180,7 +185,7 @@ export function parseScenario(text: string, file: string): Scenario {
 }
 
 export function loadScenario(file: string): Scenario {
-  if (!existsSync(file)) throw new KexecError("io", `scenario ${file} does not exist`, { file });
+  if (!existsSync(file)) throw new KexecError("io", `scenario ${file} does not exist`, { file }, "give a file under lab/scenarios, or a scenario's name");
   return parseScenario(readFileSync(file, "utf8"), file);
 }
 
@@ -199,7 +204,7 @@ export function findScenario(nameOrFile: string, dirs: string[] = [scenarioDir()
   const all = dirs.flatMap((d) => listScenarios(d));
   const hit = all.find((s) => s.name === nameOrFile || basename(s.file ?? "", ".json") === nameOrFile);
   if (hit === undefined) {
-    throw new KexecError("usage", `no scenario named ${JSON.stringify(nameOrFile)} in ${dirs.join(" or ")}`, { field: "scenario", actual: nameOrFile, expected: all.map((s) => s.name).join(" | ") });
+    throw new KexecError("usage", `no scenario named ${JSON.stringify(nameOrFile)} in ${dirs.join(" or ")}`, { field: "scenario", actual: nameOrFile, expected: all.map((s) => s.name).join(" | ") }, "`node dist/lab/suite.js --list` (and --system --list) lists the scenarios");
   }
   return hit;
 }
@@ -321,9 +326,9 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
 }
 
 /** Host steps and checks, the same for both tiers. */
-function finishScenario(scenario: Scenario, guest: GuestResult, options: RunScenarioOptions, booted: { initramfs?: BuiltInitramfs; image?: SystemImage }): ScenarioResult {
+async function finishScenario(scenario: Scenario, guest: GuestResult, options: RunScenarioOptions, booted: { initramfs?: BuiltInitramfs; image?: SystemImage }): Promise<ScenarioResult> {
   const runHost = options.host === true && scenario.host !== undefined;
-  const host = runHost && guest.outcome === "ok" ? runHostSteps(scenario.host!, guest.disks, guest.outDir) : undefined;
+  const host = runHost && guest.outcome === "ok" ? await runHostSteps(scenario.host!, guest.disks, guest.outDir) : undefined;
   // Host steps remove the disks they read; a failed guest's disks go too (they can be GiBs).
   if (runHost && host === undefined && process.env["KEXEC_TS_LAB_KEEP"] !== "1") for (const d of guest.disks) rmSync(d, { force: true });
   const wanted = (scenario.checks ?? []).filter((c) => runHost || !c.step?.startsWith("host/"));

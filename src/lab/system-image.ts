@@ -25,7 +25,8 @@ import { spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { KexecError } from "../core/errors.js";
-import { defaultRepoRoot, productionPackages } from "./initramfs.js";
+import { productionPackages } from "../node/initramfs/tree.js";
+import { defaultRepoRoot } from "./initramfs.js";
 import { findKernel, labCacheDir, SETUP_HINT, type LabKernel } from "./kernels.js";
 import { findOnPath } from "./qemu.js";
 
@@ -166,7 +167,7 @@ async function run(what: string, argv: string[], o: RunOptions): Promise<void> {
     if (status.code !== 0) {
       const why = status.error !== undefined ? status.error.message : status.signal !== null ? `killed by ${status.signal}${status.signal === "SIGKILL" ? ` (over ${o.timeoutSec} s)` : ""}` : `exit ${status.code}`;
       const tail = readFileSync(o.log, "utf8").trimEnd().split("\n").slice(-20).map((l) => `  | ${l}`).join("\n");
-      throw new KexecError("lab", `${what} failed (${why}); ${o.log} ends:\n${tail}`, { file: o.log });
+      throw new KexecError("lab", `${what} failed (${why}); ${o.log} ends:\n${tail}`, { file: o.log }, "the log says what failed; the Debian mirror and the npm registry must be reachable for a first build");
     }
   } finally {
     closeSync(fd);
@@ -371,7 +372,7 @@ function shq(s: string): string {
  */
 export async function systemImage(name: SystemImageName, options: { repoRoot?: string; cache?: string; log?: (line: string) => void } = {}): Promise<SystemImage> {
   const recipe = SYSTEM_RECIPES[name];
-  if (recipe === undefined) throw new KexecError("usage", `no system image named ${JSON.stringify(name)}`, { field: "image", actual: String(name), expected: Object.keys(SYSTEM_RECIPES).join(" | ") });
+  if (recipe === undefined) throw new KexecError("usage", `no system image named ${JSON.stringify(name)}`, { field: "image", actual: String(name), expected: Object.keys(SYSTEM_RECIPES).join(" | ") }, `use one of ${Object.keys(SYSTEM_RECIPES).join(", ")}`);
   const repoRoot = options.repoRoot ?? defaultRepoRoot();
   const cache = options.cache ?? labCacheDir();
   const log = options.log ?? ((l: string) => process.stderr.write(`kexec-ts lab: ${l}\n`));
@@ -389,7 +390,7 @@ export async function systemImage(name: SystemImageName, options: { repoRoot?: s
     const npm = need("npm", "npm");
     await run("npm pack", [npm, "pack", "--silent", "--pack-destination", work, repoRoot], { log: join(work, "pack.log"), timeoutSec: 300, cwd: repoRoot });
     const tarball = readdirSync(work).find((f) => f.endsWith(".tgz"));
-    if (tarball === undefined) throw new KexecError("lab", `npm pack left no tarball in ${work}`, { file: work });
+    if (tarball === undefined) throw new KexecError("lab", `npm pack left no tarball in ${work}`, { file: work }, "run `npm pack` in the checkout by hand to see why");
     const key = sha(`${base.info.key}\0${sha(readFileSync(join(work, tarball)))}\0${layerKey()}`).slice(0, 16);
     const imagesDir = join(base.dir, "images");
     const image = join(imagesDir, `${key}.img`);
@@ -458,7 +459,7 @@ export async function systemImage(name: SystemImageName, options: { repoRoot?: s
 export function imageKernel(img: SystemImage, labKernel: string): { vmlinuz: string; initrd: string; version: string } {
   const version = img.base.kernels[labKernel];
   if (version === undefined) {
-    throw new KexecError("lab", `the ${img.recipe.name} system image has no kernel ${JSON.stringify(labKernel)}`, { field: "kernel", actual: labKernel, expected: Object.keys(img.base.kernels).join(" | ") });
+    throw new KexecError("lab", `the ${img.recipe.name} system image has no kernel ${JSON.stringify(labKernel)}`, { field: "kernel", actual: labKernel, expected: Object.keys(img.base.kernels).join(" | ") }, `the ${img.recipe.name} image boots ${Object.keys(img.base.kernels).join(" or ")}`);
   }
   return { vmlinuz: join(img.root, "boot", `vmlinuz-${version}`), initrd: join(img.root, "boot", `initrd.img-${version}`), version };
 }

@@ -80,13 +80,13 @@ export function systemMarkers(boots: SystemBoot[]): ExpectedMarker[] {
 
 function fileBytes(f: SystemFile, where: string): Uint8Array | string {
   const sources = [f.host, f.text, f.kernel].filter((x) => x !== undefined).length;
-  if (sources !== 1) throw new KexecError("usage", `${where}: give exactly one of host, text, kernel`, { field: where });
+  if (sources !== 1) throw new KexecError("usage", `${where}: give exactly one of host, text, kernel`, { field: where }, "see lab/README.md, the system tier");
   if (f.text !== undefined) return f.text;
   const path = f.host ?? findKernel(f.kernel!).vmlinuz;
   try {
     return readFileSync(path);
   } catch (e) {
-    throw new KexecError("lab", `${where}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: path });
+    throw new KexecError("lab", `${where}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: path }, "give a readable host file, or a lab kernel name (kernels.json)");
   }
 }
 
@@ -107,7 +107,7 @@ export function buildStepsDisk(spec: SystemRunSpec, outDir: string): string {
   };
   for (const [guest, text] of files) put(guest.slice(STEPS_DIR.length + 1), text, 0o755);
   for (const [i, f] of (spec.files ?? []).entries()) {
-    if (!f.guest.startsWith("/") || f.guest.split("/").includes("..")) throw new KexecError("usage", `files[${i}].guest: expected an absolute path without "..", found ${JSON.stringify(f.guest)}`, { field: `files[${i}].guest` });
+    if (!f.guest.startsWith("/") || f.guest.split("/").includes("..")) throw new KexecError("usage", `files[${i}].guest: expected an absolute path without "..", found ${JSON.stringify(f.guest)}`, { field: `files[${i}].guest` }, "e.g. /root/vmlinuz-unsigned");
     put(join("files", f.guest), fileBytes(f, `files[${i}]`), f.mode ?? 0o644);
   }
   const image = join(outDir, "steps.img");

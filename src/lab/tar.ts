@@ -32,7 +32,7 @@ function octal(bytes: Uint8Array, offset: number, length: number, field: string,
   const t = text(bytes, offset, length).trim();
   if (t === "") return 0;
   if (!/^[0-7]+$/.test(t)) {
-    throw new KexecError("parse", `tar: ${field} of the header at offset 0x${at.toString(16)} is not octal`, { field, offset: at, actual: JSON.stringify(t) });
+    throw new KexecError("parse", `tar: ${field} of the header at offset 0x${at.toString(16)} is not octal`, { field, offset: at, actual: JSON.stringify(t) }, "the archive from the guest is corrupt; run the scenario again");
   }
   return parseInt(t, 8);
 }

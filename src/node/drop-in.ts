@@ -1,6 +1,7 @@
 /**
- * kexec-ts standing in for a tool by its name, so scripts that call `/sbin/kexec` (Debian's
- * kdump-tools, systemd's kexec.target helpers) run kexec-ts unchanged.
+ * kexec-ts standing in for a tool by its name, so scripts that call `/sbin/kexec` or
+ * `makedumpfile` (Debian's kdump-tools, systemd's kexec.target) run kexec-ts unchanged: run as
+ * `kexec` it takes kexec-tools' command line, as `makedumpfile` makedumpfile's.
  *
  * On a dpkg system the tool's own file is diverted, the Debian way a package replaces another
  * package's file: `dpkg-divert --package kexec-ts --divert /sbin/kexec.kexec-tools --rename
@@ -25,6 +26,8 @@ export interface DropInTool {
 
 export const DROP_IN_TOOLS: readonly DropInTool[] = [
   { name: "kexec", path: "/sbin/kexec", package: "kexec-tools" },
+  // Run through a link of this name, kexec-ts takes makedumpfile's own command line (cli/commands/makedumpfile.ts).
+  { name: "makedumpfile", path: "/usr/bin/makedumpfile", package: "makedumpfile" },
 ];
 
 /** dpkg-divert --package: who owns our diversions. */
@@ -66,7 +69,7 @@ function under(env: Env, path: string): string {
 
 function dpkgDivert(env: Env, args: string[]): string {
   const r = spawnSync(env.dpkgDivert!, [...(env.root === "/" ? [] : ["--root", env.root]), ...args], { encoding: "utf8" });
-  if (r.error !== undefined) throw new KexecError("io", `cannot run ${env.dpkgDivert}: ${r.error.message}`, { file: env.dpkgDivert! });
+  if (r.error !== undefined) throw new KexecError("io", `cannot run ${env.dpkgDivert}: ${r.error.message}`, { file: env.dpkgDivert! }, "dpkg-divert comes with dpkg; reinstall dpkg");
   if (r.status !== 0) {
     throw new KexecError("io", `dpkg-divert ${args.join(" ")} failed (exit ${r.status}): ${(r.stderr || r.stdout).trim()}`, { file: env.dpkgDivert! }, "run as root; see dpkg-divert(1)");
   }

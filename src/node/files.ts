@@ -2,7 +2,8 @@
 import { readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { KexecError } from "../core/errors.js";
 
-export function readInputFile(path: string, what: string): Uint8Array {
+/** A regular file's size, without reading it (placement needs only the initrd's size). */
+export function fileSize(path: string, what: string): number {
   let st;
   try {
     st = statSync(path);
@@ -10,8 +11,13 @@ export function readInputFile(path: string, what: string): Uint8Array {
     throw ioError(e, path, what);
   }
   if (st.isDirectory()) {
-    throw new KexecError("io", `${path}: is a directory, expected ${what}`, { file: path, expected: "a regular file", actual: "a directory" });
+    throw new KexecError("io", `${path}: is a directory, expected ${what}`, { file: path, expected: "a regular file", actual: "a directory" }, `give the path of the ${what} file`);
   }
+  return st.size;
+}
+
+export function readInputFile(path: string, what: string): Uint8Array {
+  fileSize(path, what);
   try {
     const data = readFileSync(path);
     return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
@@ -29,7 +35,7 @@ export function ioError(e: unknown, path: string, what: string): KexecError {
     EPERM: "run as root or fix the file's permissions",
     EISDIR: `give the path of a file, not a directory`,
   };
-  return new KexecError("io", `${path}: cannot read ${what}: ${err?.message ?? String(e)}`, { file: path, errno: code }, hints[code]);
+  return new KexecError("io", `${path}: cannot read ${what}: ${err?.message ?? String(e)}`, { file: path, errno: code }, hints[code] ?? `check that the ${what} is readable`, { cause: e });
 }
 
 /** Write a whole file via a temporary name, so a failure never leaves half a file under the real name. */
@@ -46,5 +52,5 @@ export function writeOutputFile(path: string, data: Uint8Array, what: string): v
 /** The error for an output that cannot be created or written. */
 export function writeError(e: unknown, path: string, what: string): KexecError {
   const err = e as NodeJS.ErrnoException;
-  return new KexecError("io", `${path}: cannot write ${what}: ${err?.message ?? String(e)}`, { file: path, errno: err?.code ?? "EIO" }, "check the directory exists, is writable and has room");
+  return new KexecError("io", `${path}: cannot write ${what}: ${err?.message ?? String(e)}`, { file: path, errno: err?.code ?? "EIO" }, "check the directory exists, is writable and has room", { cause: e });
 }

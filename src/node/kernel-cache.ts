@@ -1,6 +1,7 @@
 /**
  * Where the Debian kernels fetched by .ci/setup-debian.sh live: a cache outside
- * the repository (never committed), `${KEXEC_TS_CACHE:-~/.cache/kexec-ts}`.
+ * the repository (never committed), `${KEXEC_TS_CACHE:-~/.cache/kexec-ts}`; the
+ * vmcores captured in the lab are kept there too.
  * Each package is extracted under debian/x/<package>/, so the kernel's own
  * config file sits next to it — tests cross-check the image reader against it.
  */
@@ -19,8 +20,15 @@ export interface CachedKernel {
   flavour: "amd64" | "686-pae" | "686" | "other";
 }
 
+/** The one definition of the cache's place; an empty KEXEC_TS_CACHE counts as unset. */
 export function cacheDir(): string {
-  return process.env.KEXEC_TS_CACHE ?? join(homedir(), ".cache", "kexec-ts");
+  const env = process.env["KEXEC_TS_CACHE"];
+  return env !== undefined && env !== "" ? env : join(homedir(), ".cache", "kexec-ts");
+}
+
+/** A real vmcore kept by capture-vmcore.js or by the suite's vmcore scenario (host.keepVmcore): vmcores/NAME.elf. */
+export function cachedVmcorePath(name: string): string {
+  return join(cacheDir(), "vmcores", `${name}.elf`);
 }
 
 export function cachedKernels(): CachedKernel[] {

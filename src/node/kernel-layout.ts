@@ -4,21 +4,25 @@
  * the kernel text mapping. /proc/kcore's program headers carry both —
  * KCORE_RAM entries map __va(paddr) to paddr, the KCORE_TEXT entry is
  * [_text, _end) with its physical address (fs/proc/kcore.c) — so only its
- * header is read. Without it (not root, lockdown, --root) the defaults are
- * used and the plan says so.
+ * header is read. /proc/kcore cannot be copied into a snapshot, so `snapshot`
+ * saves these few facts as kernel-layout.json and a replay with --root reads
+ * them there. Without either (not root, lockdown, an old snapshot) the
+ * defaults are used and the plan says what they assume.
  */
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { join } from "node:path";
+import { hex } from "../core/format.js";
 import { parseElf, PT_LOAD } from "../core/image/elf.js";
 import type { Machine } from "../core/machine/model.js";
 import { defaultKernelLayout, type KernelLayout } from "../core/plan/crash.js";
 
 const KERNEL_TEXT_MAP = 0xffffffff80000000n;
 const NO_PADDR = (1n << 64n) - 1n;
+/** Where a snapshot keeps what /proc/kcore said, next to SNAPSHOT.json. */
+export const KERNEL_LAYOUT_FILE = "kernel-layout.json";
 
-export function readKernelLayout(root: string, machine: Machine): KernelLayout {
-  const fallback = defaultKernelLayout(machine);
-  if (machine.kernelArch !== "x86_64") return fallback;
+/** What /proc/kcore under `root` says, or why it says nothing (an x86_64 kernel's; i386 has no KASLR to read). */
+export function layoutFromKcore(root: string): { layout: KernelLayout } | { why: string } {
   const path = join(root, "proc/kcore");
   let header: Uint8Array;
   try {
@@ -30,8 +34,8 @@ export function readKernelLayout(root: string, machine: Machine): KernelLayout {
     } finally {
       closeSync(fd);
     }
-  } catch {
-    return fallback;
+  } catch (e) {
+    return { why: `${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` };
   }
   try {
     const elf = parseElf(header, "/proc/kcore");
@@ -45,9 +49,45 @@ export function readKernelLayout(root: string, machine: Machine): KernelLayout {
         pageOffset = ph.p_vaddr - ph.p_paddr;
       }
     }
-    if (pageOffset === undefined) return fallback;
-    return { pageOffset, text: text ?? fallback.text, source: text ? "/proc/kcore" : "/proc/kcore (page_offset_base) and defaults (text)" };
-  } catch {
-    return fallback;
+    if (pageOffset === undefined) return { why: `${path} has no direct-map PT_LOAD` };
+    return { layout: { pageOffset, text, source: text ? "/proc/kcore" : "/proc/kcore (page_offset_base; no text PT_LOAD)" } };
+  } catch (e) {
+    return { why: `${path}: ${(e as Error).message}` };
   }
+}
+
+export function readKernelLayout(root: string, machine: Machine): KernelLayout {
+  const fallback = defaultKernelLayout(machine);
+  if (machine.kernelArch !== "x86_64") return fallback;
+  const kcore = layoutFromKcore(root);
+  if ("layout" in kcore) return { ...kcore.layout, text: kcore.layout.text ?? fallback.text };
+  const saved = readSavedLayout(root);
+  if (saved) return { ...saved, text: saved.text ?? fallback.text };
+  if (root !== "/") return { ...fallback, source: `${fallback.source}; the snapshot has no ${KERNEL_LAYOUT_FILE} (taken without root, or by an older kexec-ts)` };
+  return fallback;
+}
+
+/** The layout as a snapshot stores it: hex strings, as in every kexec-ts JSON. */
+export function kernelLayoutJson(layout: KernelLayout): Record<string, unknown> {
+  return {
+    pageOffset: hex(layout.pageOffset),
+    text: layout.text ? { vaddr: hex(layout.text.vaddr), paddr: hex(layout.text.paddr), size: hex(layout.text.size) } : null,
+    source: layout.source,
+  };
+}
+
+function readSavedLayout(root: string): KernelLayout | undefined {
+  let raw: { pageOffset?: unknown; text?: { vaddr?: unknown; paddr?: unknown; size?: unknown } | null; source?: unknown };
+  try {
+    raw = JSON.parse(readFileSync(join(root, KERNEL_LAYOUT_FILE), "utf8")) as typeof raw;
+  } catch {
+    return undefined;
+  }
+  const big = (v: unknown) => (typeof v === "string" && /^0x[0-9a-f]+$/i.test(v) ? BigInt(v) : undefined);
+  const pageOffset = big(raw.pageOffset);
+  if (pageOffset === undefined) return undefined;
+  const t = raw.text;
+  const vaddr = big(t?.vaddr), paddr = big(t?.paddr), size = big(t?.size);
+  const text = vaddr !== undefined && paddr !== undefined && size !== undefined ? { vaddr, paddr, size } : undefined;
+  return { pageOffset, text, source: `${typeof raw.source === "string" ? raw.source : "/proc/kcore"} when the snapshot was taken (${KERNEL_LAYOUT_FILE})` };
 }

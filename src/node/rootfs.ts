@@ -4,11 +4,10 @@
  * whatever the content, and some attributes fail with EIO or EINVAL on read.
  * So every file is read to EOF, and a failure is an outcome, not an exception.
  */
-import { open, readdir, stat } from "node:fs/promises";
+import { closeSync, openSync, readSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { KexecError } from "../core/errors.js";
 import { MACHINE_FILES, expandGlob, type MachineFiles } from "../core/machine/files.js";
-import { concatBytes } from "../core/bytes/reader.js";
 
 export type ReadOutcome =
   | { kind: "ok"; bytes: Uint8Array }
@@ -20,26 +19,37 @@ export function underRoot(root: string, relative: string): string {
   return join(root, relative);
 }
 
-/** Reads until EOF, whatever size stat() claims. */
-export async function readFully(path: string): Promise<Uint8Array> {
-  const handle = await open(path, "r");
+/**
+ * One buffer that every read goes through, grown when a file is bigger. A
+ * machine with thousands of memory ranges and CPUs has as many small files,
+ * and a fresh 64 KiB buffer (and a promise) per file cost more than the reads.
+ */
+let scratch = new Uint8Array(64 * 1024);
+
+/** Reads until EOF, whatever size stat() claims. Synchronous: the files are small and nothing else is waiting. */
+export function readFully(path: string): Uint8Array {
+  const fd = openSync(path, "r");
   try {
-    const chunks: Uint8Array[] = [];
+    let filled = 0;
     for (;;) {
-      const chunk = new Uint8Array(65536);
-      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
-      if (bytesRead === 0) break;
-      chunks.push(chunk.subarray(0, bytesRead));
+      if (filled === scratch.length) {
+        const bigger = new Uint8Array(scratch.length * 2);
+        bigger.set(scratch);
+        scratch = bigger;
+      }
+      const n = readSync(fd, scratch, filled, scratch.length - filled, null);
+      if (n === 0) break;
+      filled += n;
     }
-    return concatBytes(chunks);
+    return scratch.slice(0, filled);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 
-export async function tryRead(root: string, relative: string): Promise<ReadOutcome> {
+export function tryRead(root: string, relative: string): ReadOutcome {
   try {
-    return { kind: "ok", bytes: await readFully(underRoot(root, relative)) };
+    return { kind: "ok", bytes: readFully(underRoot(root, relative)) };
   } catch (e) {
     const errno = (e as NodeJS.ErrnoException).code ?? "EIO";
     // ENOENT/ENOTDIR: not there. Anything else (EACCES, EISDIR, EIO, EINVAL...) is there but unreadable.
@@ -48,17 +58,17 @@ export async function tryRead(root: string, relative: string): Promise<ReadOutco
 }
 
 /** Entries of a directory under root, or null when it does not exist or cannot be listed. */
-export async function tryList(root: string, relative: string): Promise<string[] | null> {
+export function tryList(root: string, relative: string): string[] | null {
   try {
-    return await readdir(underRoot(root, relative));
+    return readdirSync(underRoot(root, relative));
   } catch {
     return null;
   }
 }
 
-export async function isDirectory(root: string, relative: string): Promise<boolean> {
+export function isDirectory(root: string, relative: string): boolean {
   try {
-    return (await stat(underRoot(root, relative))).isDirectory();
+    return statSync(underRoot(root, relative)).isDirectory();
   } catch {
     return false;
   }
@@ -73,7 +83,7 @@ export interface CollectedFiles extends MachineFiles {
 
 /** Reads every file of MACHINE_FILES under root. The single expansion the reader and the snapshot share. */
 export async function collectMachineFiles(root: string): Promise<CollectedFiles> {
-  if (!(await isDirectory(root, "."))) {
+  if (!isDirectory(root, ".")) {
     throw new KexecError(
       "io",
       `${root}: not a directory, expected the root to read /proc and /sys under`,
@@ -86,8 +96,8 @@ export async function collectMachineFiles(root: string): Promise<CollectedFiles>
   const unreadable: string[] = [];
   const missing: string[] = [];
   const errors: Record<string, string> = {};
-  const read = async (rel: string, recordMissing: boolean): Promise<void> => {
-    const r = await tryRead(root, rel);
+  const read = (rel: string, recordMissing: boolean): void => {
+    const r = tryRead(root, rel);
     if (r.kind === "ok") files[rel] = r.bytes;
     else if (r.kind === "unreadable") {
       unreadable.push(rel);
@@ -95,18 +105,18 @@ export async function collectMachineFiles(root: string): Promise<CollectedFiles>
     } else if (recordMissing) missing.push(rel);
   };
   for (const spec of MACHINE_FILES) {
-    if (spec.kind === "file") await read(spec.path, true);
+    if (spec.kind === "file") read(spec.path, true);
     else if (spec.kind === "dir") {
-      if (await isDirectory(root, spec.path)) dirs.push(spec.path);
+      if (isDirectory(root, spec.path)) dirs.push(spec.path);
       else missing.push(spec.path);
     } else {
-      const entries = await tryList(root, spec.dir);
+      const entries = tryList(root, spec.dir);
       if (entries === null) {
         missing.push(spec.dir);
         continue;
       }
       // A glob yields only files that exist: cpuN without crash_notes is not a fact worth a line each.
-      for (const rel of expandGlob(spec, entries)) await read(rel, false);
+      for (const rel of expandGlob(spec, entries)) read(rel, false);
     }
   }
   return { files, dirs, unreadable, missing, errors };

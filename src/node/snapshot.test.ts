@@ -7,6 +7,8 @@ import { dirname, join } from "node:path";
 import { KexecError } from "../core/errors.js";
 import { MACHINE_FILES } from "../core/machine/files.js";
 import { toMachineJson } from "../core/machine/model.js";
+import { buildElfCoreHeader } from "../core/plan/elfcorehdr.js";
+import { KERNEL_LAYOUT_FILE, readKernelLayout } from "./kernel-layout.js";
 import { readMachine } from "./machine.js";
 import { SNAPSHOT_MANIFEST, snapshot, type SnapshotManifest } from "./snapshot.js";
 
@@ -88,5 +90,37 @@ test("snapshot refuses a non-empty destination", async () => {
     await assert.rejects(snapshot(root, join(root, "old")), (e: unknown) => e instanceof KexecError && e.code === "usage" && /not empty/.test(e.message));
   } finally {
     await rm(root, { recursive: true, force: true });
+  }
+});
+
+test("a snapshot keeps what -p needs from /proc/kcore (kernel-layout.json), and --root replays it", async () => {
+  const root = await mkdtemp(join(tmpdir(), "kexec-ts-root-"));
+  const dest = join(await mkdtemp(join(tmpdir(), "kexec-ts-snap-")), "snap");
+  try {
+    // /proc/kcore's header as a KASLR'd kernel shows it: the text mapping and the direct map at a random page_offset_base.
+    const pageOffset = 0xffff9c4d80000000n;
+    const kcore = buildElfCoreHeader({ elfClass: 64, notes: [], loads: [
+      { paddr: 0x2a000000n, size: 0x2800000n, vaddr: 0xffffffffa6000000n },
+      { paddr: 0x100000n, size: 0x7ff00000n, vaddr: pageOffset + 0x100000n },
+    ] });
+    await tree(root, { ...INITRAMFS, "proc/kcore": kcore });
+    const machine = await readMachine(root);
+    const live = readKernelLayout(root, machine);
+    assert.equal(live.source, "/proc/kcore");
+    assert.equal(live.pageOffset, pageOffset);
+    const manifest = await snapshot(root, dest);
+    assert.deepEqual(manifest.kernelLayout, { file: KERNEL_LAYOUT_FILE });
+    assert.ok(!existsSync(join(dest, "proc/kcore")), "kcore itself is not copied");
+    const replayed = readKernelLayout(dest, await readMachine(dest));
+    assert.deepEqual({ ...replayed, source: "" }, { ...live, source: "" });
+    assert.match(replayed.source, /when the snapshot was taken \(kernel-layout\.json\)/);
+    // Without it (a snapshot taken without root), the replay says what it assumed.
+    await rm(join(dest, KERNEL_LAYOUT_FILE));
+    const assumed = readKernelLayout(dest, await readMachine(dest));
+    assert.notEqual(assumed.pageOffset, pageOffset);
+    assert.match(assumed.source, /assume no KASLR.*the snapshot has no kernel-layout\.json/);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+    await rm(dirname(dest), { recursive: true, force: true });
   }
 });

@@ -1,12 +1,15 @@
 /**
  * `kexec-ts snapshot DIR`: copies every file readMachine reads into DIR, at
  * the same relative paths, so `--root DIR` replays the same model elsewhere
- * (a bug report, the web page, a test fixture). Works with nothing but /proc
- * and /sys mounted, as in a busybox initramfs.
+ * (a bug report, the web page, a test fixture). /proc/kcore is the one input
+ * that cannot be copied: what a -p plan needs from it (the KASLR layout) is
+ * saved as kernel-layout.json instead. Works with nothing but /proc and /sys
+ * mounted, as in a busybox initramfs.
  */
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { KexecError } from "../core/errors.js";
+import { KERNEL_LAYOUT_FILE, kernelLayoutJson, layoutFromKcore } from "./kernel-layout.js";
 import { collectMachineFiles } from "./rootfs.js";
 
 export const SNAPSHOT_MANIFEST = "SNAPSHOT.json";
@@ -24,6 +27,8 @@ export interface SnapshotManifest {
   absent: string[];
   /** Paths that existed but could not be read, with the errno. */
   unreadable: Record<string, string>;
+  /** The KASLR layout read from /proc/kcore, saved for -p replays; null with why when it could not be read. */
+  kernelLayout: { file: string } | { file: null; why: string };
 }
 
 export async function snapshot(root: string, destDir: string): Promise<SnapshotManifest> {
@@ -53,6 +58,8 @@ export async function snapshot(root: string, destDir: string): Promise<SnapshotM
     // git drops empty directories, and an existing /sys/firmware/efi is itself a fact (EFI boot).
     if ((await readdir(join(destDir, dir))).length === 0) await write(`${dir}/.keep`, new Uint8Array(0));
   }
+  const kcore = layoutFromKcore(root);
+  if ("layout" in kcore) await write(KERNEL_LAYOUT_FILE, new TextEncoder().encode(`${JSON.stringify(kernelLayoutJson(kcore.layout), null, 2)}\n`));
   const manifest: SnapshotManifest = {
     tool: "kexec-ts",
     version: await toolVersion(),
@@ -62,6 +69,7 @@ export async function snapshot(root: string, destDir: string): Promise<SnapshotM
     dirs: collected.dirs,
     absent: collected.missing,
     unreadable: collected.errors,
+    kernelLayout: "layout" in kcore ? { file: KERNEL_LAYOUT_FILE } : { file: null, why: kcore.why },
   };
   await write(SNAPSHOT_MANIFEST, new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`));
   return manifest;

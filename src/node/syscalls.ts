@@ -9,16 +9,10 @@ import { closeSync, openSync, readSync, constants as fsConstants } from "node:fs
 import { loadKoffi, type Koffi } from "./ffi.js";
 import { KexecError } from "../core/errors.js";
 import { hex } from "../core/format.js";
-import { explainErrno, type ErrnoContext, type KexecSyscall } from "../core/plan/syscall-errors.js";
+import { KEXEC_FILE_NO_INITRAMFS, KEXEC_FILE_ON_CRASH, KEXEC_FILE_UNLOAD, KEXEC_ON_CRASH, KEXEC_SEGMENT_MAX } from "../core/plan/kexec-abi.js";
+import { syscallError, type ErrnoContext } from "../core/plan/syscall-errors.js";
+import { ioError } from "./files.js";
 
-export const KEXEC_ON_CRASH = 0x1;
-export const KEXEC_PRESERVE_CONTEXT = 0x2;
-export const KEXEC_ARCH_386 = 3 << 16;
-export const KEXEC_ARCH_X86_64 = 62 << 16;
-export const KEXEC_FILE_UNLOAD = 0x1;
-export const KEXEC_FILE_ON_CRASH = 0x2;
-export const KEXEC_FILE_NO_INITRAMFS = 0x4;
-export const KEXEC_SEGMENT_MAX = 16;
 
 const LINUX_REBOOT_MAGIC1 = 0xfee1dead;
 const LINUX_REBOOT_MAGIC2 = 672274793;
@@ -42,7 +36,7 @@ const NUMBERS: Record<UserArch, SyscallNumbers> = {
 export function userArch(): UserArch {
   if (process.arch === "x64") return "x86_64";
   if (process.arch === "ia32") return "i386";
-  throw new KexecError("syscall", `kexec-ts runs on x86 only; this Node is ${process.arch}`, { actual: process.arch });
+  throw new KexecError("syscall", `kexec-ts runs on x86 only; this Node is ${process.arch}`, { actual: process.arch }, "load on an x86 machine; elsewhere, predict with `check` and `plan --root DIR` on a snapshot of one");
 }
 
 export interface LoadSegment {
@@ -70,9 +64,19 @@ function errnoName(koffi: Koffi, errno: number): string {
   return `errno ${errno}`;
 }
 
-function fail(call: KexecSyscall, errno: string, details: string, ctx: ErrnoContext): never {
-  const why = explainErrno(call, errno, ctx);
-  throw new KexecError("syscall", `${call} failed with ${errno}: ${why.cause}${details ? ` (${details})` : ""}`, { errno, call, fallbackAllowed: why.fallbackAllowed }, why.hint);
+/** The errno of the call that just failed, by name and number. */
+function lastErrno(koffi: Koffi): { errno: string; errnoNumber: number } {
+  const n = koffi.errno();
+  return { errno: errnoName(koffi, n), errnoNumber: n };
+}
+
+/** A file the kernel reads through a descriptor (kexec_file_load). */
+function openForSyscall(path: string, what: string): number {
+  try {
+    return openSync(path, "r");
+  } catch (e) {
+    throw ioError(e, path, what);
+  }
 }
 
 /** The last kernel log records, read from /dev/kmsg (each read returns one record). */
@@ -111,7 +115,7 @@ export function kernelLogTail(sinceSeq?: number): { lines: string[]; lastSeq: nu
 
 export function kexecLoad(entry: bigint, segments: readonly LoadSegment[], flags: number, ctx: ErrnoContext = {}): void {
   const arch = userArch();
-  if (segments.length > KEXEC_SEGMENT_MAX) throw new KexecError("syscall", `kexec_load takes at most ${KEXEC_SEGMENT_MAX} segments, the plan has ${segments.length}`, { expected: `<= ${KEXEC_SEGMENT_MAX}`, actual: String(segments.length) });
+  if (segments.length > KEXEC_SEGMENT_MAX) throw new KexecError("internal", `kexec_load takes at most ${KEXEC_SEGMENT_MAX} segments, the plan has ${segments.length}`, { expected: `<= ${KEXEC_SEGMENT_MAX}`, actual: String(segments.length) }, "this is a bug in kexec-ts' plan; please report it with `kexec-ts plan --json`");
   if (arch === "i386") {
     for (const s of segments) {
       if (s.mem + s.memsz > 1n << 32n) {
@@ -119,15 +123,14 @@ export function kexecLoad(entry: bigint, segments: readonly LoadSegment[], flags
           { field: "mem", actual: hex(s.mem) }, "use a 64-bit kexec-ts, or a crash region below 4 GiB");
       }
     }
-    if (entry >= 1n << 32n) throw new KexecError("syscall", `a 32-bit kexec_load cannot pass entry ${hex(entry)}`, { field: "entry", actual: hex(entry) });
+    if (entry >= 1n << 32n) throw new KexecError("syscall", `a 32-bit kexec_load cannot pass entry ${hex(entry)}`, { field: "entry", actual: hex(entry) }, "use a 64-bit kexec-ts, or a crash region below 4 GiB");
   }
   const { koffi, syscall } = load();
   const native = nativeSegments(koffi, segments);
   try {
     const rc = syscall(NUMBERS[arch].kexec_load, "unsigned long", entry, "unsigned long", segments.length, "void *", native.array, "unsigned long", flags >>> 0);
     if (Number(rc) < 0) {
-      const name = errnoName(koffi, koffi.errno());
-      fail("kexec_load", name, `entry ${hex(entry)}, flags ${hex(flags)}, segments ${segments.map((s) => `${hex(s.mem)}+${hex(s.memsz)}`).join(" ")}`, ctx);
+      throw syscallError({ call: "kexec_load", ...lastErrno(koffi), entry, flags, segments: segments.map((s) => ({ mem: s.mem, memsz: s.memsz, bufsz: BigInt(s.buf.length) })) }, ctx);
     }
   } finally {
     native.free();
@@ -168,26 +171,33 @@ export function kexecUnload(crash: boolean, ctx: ErrnoContext = {}): void {
   const { koffi, syscall } = load();
   // kexec_load with no segments unloads; the arch bits must still be DEFAULT or native, so pass none.
   const rc = syscall(NUMBERS[arch].kexec_load, "unsigned long", 0n, "unsigned long", 0, "void *", null, "unsigned long", crash ? KEXEC_ON_CRASH : 0);
-  if (Number(rc) < 0) fail("kexec_unload", errnoName(koffi, koffi.errno()), "", ctx);
+  if (Number(rc) < 0) throw syscallError({ call: "kexec_unload", ...lastErrno(koffi), flags: crash ? KEXEC_ON_CRASH : 0 }, ctx);
 }
 
 export function kexecFileLoad(kernelPath: string, initrdPath: string | undefined, cmdline: string, flags: number, ctx: ErrnoContext = {}): void {
   const arch = userArch();
   const number = NUMBERS[arch].kexec_file_load;
   if (number === undefined) {
-    throw new KexecError("syscall", "kexec_file_load does not exist for 32-bit processes (no entry in syscall_32.tbl)", { errno: "ENOSYS", call: "kexec_file_load", fallbackAllowed: true }, "use kexec_load (-c), or a 64-bit kexec-ts");
+    throw new KexecError("syscall", "kexec_file_load does not exist for 32-bit processes (no entry in syscall_32.tbl)", { errno: "ENOSYS", call: "kexec_file_load", kernel: kernelPath, fallbackAllowed: true }, "use kexec_load (-c), or a 64-bit kexec-ts");
   }
   const { koffi, syscall } = load();
-  const kernelFd = openSync(kernelPath, "r");
-  const initrdFd = initrdPath === undefined ? -1 : openSync(initrdPath, "r");
+  const kernelFd = openForSyscall(kernelPath, "kernel image");
+  let initrdFd = -1;
+  try {
+    initrdFd = initrdPath === undefined ? -1 : openForSyscall(initrdPath, "initrd");
+  } catch (e) {
+    closeSync(kernelFd);
+    throw e;
+  }
+  const fileFlags = (flags | (initrdPath === undefined ? KEXEC_FILE_NO_INITRAMFS : 0)) >>> 0;
   const before = kernelLogTail().lastSeq;
   try {
     // The length the kernel wants includes the terminating NUL, which koffi appends to the string.
-    const rc = syscall(number, "int", kernelFd, "int", initrdFd, "unsigned long", Buffer.byteLength(cmdline, "utf8") + 1, "const char *", cmdline, "unsigned long", (flags | (initrdPath === undefined ? KEXEC_FILE_NO_INITRAMFS : 0)) >>> 0);
+    const rc = syscall(number, "int", kernelFd, "int", initrdFd, "unsigned long", Buffer.byteLength(cmdline, "utf8") + 1, "const char *", cmdline, "unsigned long", fileFlags);
     if (Number(rc) < 0) {
-      const name = errnoName(koffi, koffi.errno());
+      const errno = lastErrno(koffi);
       const kernelLog = kernelLogTail(before).lines.filter((l) => /kexec|bzImage|purgatory|crash/i.test(l));
-      fail("kexec_file_load", name, "", { ...ctx, kernelLog });
+      throw syscallError({ call: "kexec_file_load", ...errno, flags: fileFlags, kernel: kernelPath, initrd: initrdPath, cmdline }, { ...ctx, kernelLog });
     }
   } finally {
     closeSync(kernelFd);
@@ -200,17 +210,18 @@ export function kexecFileUnload(crash: boolean, ctx: ErrnoContext = {}): void {
   const number = NUMBERS[arch].kexec_file_load;
   if (number === undefined) return kexecUnload(crash, ctx);
   const { koffi, syscall } = load();
-  const rc = syscall(number, "int", -1, "int", -1, "unsigned long", 0, "const char *", null, "unsigned long", KEXEC_FILE_UNLOAD | (crash ? KEXEC_FILE_ON_CRASH : 0));
-  if (Number(rc) < 0) fail("kexec_unload", errnoName(koffi, koffi.errno()), "", ctx);
+  const flags = KEXEC_FILE_UNLOAD | (crash ? KEXEC_FILE_ON_CRASH : 0);
+  const rc = syscall(number, "int", -1, "int", -1, "unsigned long", 0, "const char *", null, "unsigned long", flags);
+  if (Number(rc) < 0) throw syscallError({ call: "kexec_unload", ...lastErrno(koffi), flags }, ctx);
 }
 
-/** sync(), then reboot(LINUX_REBOOT_CMD_KEXEC). Returns only on failure. */
-export function rebootIntoKexec(ctx: ErrnoContext = {}): never {
+/** sync() (unless told not to, as kexec -y), then reboot(LINUX_REBOOT_CMD_KEXEC). Returns only on failure. */
+export function rebootIntoKexec(ctx: ErrnoContext = {}, options: { sync: boolean } = { sync: true }): never {
   const arch = userArch();
   const { koffi, syscall, sync } = load();
-  sync();
+  if (options.sync) sync();
   syscall(NUMBERS[arch].reboot, "int", LINUX_REBOOT_MAGIC1 | 0, "int", LINUX_REBOOT_MAGIC2, "unsigned int", LINUX_REBOOT_CMD_KEXEC, "void *", null);
-  fail("reboot", errnoName(koffi, koffi.errno()), "", ctx);
+  throw syscallError({ call: "reboot", ...lastErrno(koffi), flags: LINUX_REBOOT_CMD_KEXEC }, ctx);
 }
 
 export function syncFilesystems(): void {

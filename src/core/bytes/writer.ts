@@ -26,9 +26,11 @@ export class ByteWriter {
       return;
     }
     if (!this.growable) {
-      throw new KexecError("parse", `${field} at offset 0x${offset.toString(16)} does not fit in a ${this.bytes.length}-byte buffer`, { field, offset });
+      // Writers are sized by kexec-ts from the layout it writes: running past the end is a bug, not bad input.
+      throw new KexecError("internal", `${field} at offset 0x${offset.toString(16)} does not fit in a ${this.bytes.length}-byte buffer`, { field, offset }, "this is a bug in kexec-ts' layout sizes; please report it with the command line");
     }
-    let cap = this.bytes.length * 2;
+    // From an empty buffer too: doubling zero would never reach `end`.
+    let cap = Math.max(this.bytes.length * 2, 64);
     while (cap < end) cap *= 2;
     const next = new Uint8Array(cap);
     next.set(this.bytes);

@@ -11,7 +11,7 @@ import { buildBzImage, type SyntheticOptions } from "../image/testing/synthetic.
 import { buildMachine } from "../machine/build.js";
 import { SECURE_BOOT_VARIABLE } from "../machine/files.js";
 import type { Machine } from "../machine/model.js";
-import { RULES, checksJson, renderChecks, runChecks, summarize, type CheckRequest, type CheckResult, type Verdict } from "./index.js";
+import { RULES, checksJson, renderChecks, runChecks, summarize, type Request, type CheckResult, type Verdict } from "./index.js";
 
 const MiB = 0x100000n;
 const GiB = 0x40000000n;
@@ -120,13 +120,13 @@ const lowInitrdMax = image({ fields: { xloadflags: 0x01, initrd_addr_max: 0x1fff
 const signed = image({ pe: { signed: true } });
 const unsigned = image({ pe: { signed: false } });
 
-const req = (over: Partial<CheckRequest> = {}): CheckRequest => ({ crash: false, syscall: "auto", cmdline: "console=ttyS0", userArch: "x86_64", ...over });
+const req = (over: Partial<Request> = {}): Request => ({ crash: false, syscall: "auto", cmdline: "console=ttyS0", userArch: "x86_64", ...over });
 
 interface Case {
   name: string;
   machine: Machine;
   image: KernelImage;
-  request?: Partial<CheckRequest>;
+  request?: Partial<Request>;
   isRoot?: boolean;
   expect: Record<string, Verdict>;
   /** Text the named rule's reason must contain. */
@@ -286,7 +286,11 @@ test("every rule is seen failing (or warning, for the advisory ones) and passing
   const ids = runChecks({ image: modern, machine: machine(), request: req() }).map((r) => r.id);
   // These can only warn: a load that replaces another, a Secure Boot policy that may or may not be built in, a kernel that boots without EFI runtime services.
   const advisory = new Set(["already-loaded", "secure-boot", "crash-cmdline", "efi-runtime"]);
+  // Guards on the planner's own output: no input makes them fail unless the plan is wrong, so their
+  // failing cases are plans broken on purpose (src/core/pgtable/handover.test.ts).
+  const guards = new Set(["handover-page-tables"]);
   for (const id of ids) {
+    if (guards.has(id)) continue;
     const v = seen.get(id) ?? new Set();
     assert.ok(v.has("ok"), `${id} has no passing case`);
     assert.ok(v.has("fail") || (advisory.has(id) && v.has("warn")), `${id} has no failing case`);
@@ -327,5 +331,5 @@ test("human output lists only what is not ok, evidence indented, remedy last, th
   assert.ok(warnAt > 0);
   assert.match(text[warnAt - 1]!, /^ {2}remedy: /);
   assert.ok(text.slice(1, warnAt - 1).every((l) => l.startsWith("    ")));
-  assert.match(text[text.length - 1]!, /^FAIL: 24 checks, 22 ok, 1 warn, 1 fail/);
+  assert.match(text[text.length - 1]!, /^FAIL: 25 checks, 23 ok, 1 warn, 1 fail/);
 });

@@ -7,18 +7,19 @@
 import { KexecError } from "../errors.js";
 import { hex } from "../format.js";
 import type { BzImage } from "../image/bzimage.js";
+import { LOADED_HIGH } from "../image/setup-header.js";
 import type { Machine } from "../machine/model.js";
-import { Placer, type Bound } from "../plan/placement.js";
-import { planLoad, runningKernelLimit } from "../plan/plan.js";
+import { Placer, type Bound, type PlacementRecord } from "../plan/placement.js";
+import { placeLoad, runningKernelLimit } from "../plan/plan.js";
 import { PAGE_SIZE, alignUp } from "../plan/ranges.js";
-import type { CheckInput, CheckRequest, Evidence, Syscall } from "./types.js";
+import type { CheckInput, Request, Evidence, Syscall } from "./types.js";
 
 export { GiB, GiB4, LOWMEM_896M, MiB, TiB64 } from "../plan/limits.js";
 import { MiB, usablePool } from "../plan/limits.js";
 /** "elfcorehdr=0x<16 hex digits> " — room bzImage64_load keeps on every command line (MAX_ELFCOREHDR_STR_LEN). */
 export const MAX_ELFCOREHDR_STR_LEN = 30;
 /** bootparam.h; protocol 2.12 added xloadflags. */
-export const LOADED_HIGH = 0x1;
+export { LOADED_HIGH };
 
 /** A refusal the running kernel will give to kexec_file_load, in its own terms. */
 export interface FileRefusal {
@@ -38,13 +39,22 @@ export interface PlacedSegment {
   memsz: bigint;
 }
 
+/** How control passes to the new kernel once the segments are in place (for the hand-over model). */
+export interface EntryFacts {
+  /** image->start: the purgatory's entry. */
+  entry: bigint;
+  entryMode: "entry64" | "entry32";
+  kernelEntry: bigint;
+  bootParams: bigint;
+}
+
 export type Placement =
-  | { ok: true; syscall: Syscall; segments: PlacedSegment[]; pool: string; estimated: boolean }
+  | { ok: true; syscall: Syscall; segments: PlacedSegment[]; pool: string; estimated: boolean; entry: EntryFacts; bounds: PlacementRecord[] }
   | { ok: false; syscall: Syscall; message: string; data: Evidence; hint: string };
 
 export interface Context {
   input: CheckInput;
-  req: CheckRequest;
+  req: Request;
   machine: Machine;
   /** undefined for an ELF vmlinux. */
   bz: BzImage | undefined;
@@ -133,20 +143,15 @@ function predictFileRefusal(c: Pick<Context, "input" | "req" | "machine" | "bz">
 /** kexec-ts' own planner (kexec_load): the exact segments, or the planner's reason. */
 function placeWithPlanner(c: Context): Placement {
   try {
-    const plan = planLoad(c.input.image, c.machine, {
-      crash: c.req.crash,
-      cmdline: c.req.cmdline,
-      // Placement depends on sizes only; the bytes and the digest are not needed to predict it.
-      initrd: c.req.initrdSize !== undefined ? new Uint8Array(c.req.initrdSize) : undefined,
-      userArch: c.req.userArch,
-      memMin: c.req.memMin,
-      memMax: c.req.memMax,
-      entry32: c.req.entry32,
-      sha256: () => new Uint8Array(32),
-    });
-    return { ok: true, syscall: "kexec_load", segments: plan.segments.map((s) => ({ kind: s.kind, mem: s.mem, memsz: s.memsz })), pool: c.req.crash ? "the crash region" : "System RAM", estimated: false };
+    // Sizes only: no initrd is read and no digest computed to predict where the segments go.
+    const plan = placeLoad(c.input.image, c.machine, c.req);
+    return {
+      ok: true, syscall: "kexec_load", segments: plan.segments.map((s) => ({ kind: s.kind, mem: s.mem, memsz: s.memsz })), pool: c.req.crash ? "the crash region" : "System RAM", estimated: false,
+      entry: { entry: plan.entry, entryMode: plan.entryMode, kernelEntry: plan.kernelEntry, bootParams: plan.bootParams }, bounds: plan.placements,
+    };
   } catch (e) {
-    if (!(e instanceof KexecError)) throw e;
+    // No room or missing machine facts are a verdict; a broken invariant is a bug and must reach exit 70.
+    if (!(e instanceof KexecError) || e.code === "internal") throw e;
     return { ok: false, syscall: "kexec_load", message: e.message, data: errorEvidence(e), hint: e.hint ?? "" };
   }
 }
@@ -189,7 +194,7 @@ export interface FileSegmentSize {
 }
 
 /** The segments bzImage64_load adds, in its order. */
-export function fileSegments(bz: BzImage, req: CheckRequest): FileSegmentSize[] {
+export function fileSegments(bz: BzImage, req: Request): FileSegmentSize[] {
   const out: FileSegmentSize[] = [];
   if (req.crash) out.push({ kind: "elfcorehdr", size: ELFCOREHDR_ESTIMATE, align: PAGE_SIZE, min: { value: 0n, reason: "the crash region's start" }, topDown: false });
   out.push({ kind: "purgatory", size: KERNEL_PURGATORY_ESTIMATE, align: PAGE_SIZE, min: { value: 0x3000n, reason: "MIN_PURGATORY_ADDR" }, topDown: true });
@@ -228,5 +233,10 @@ function placeLikeKernel(c: Context): Placement {
     if (!(e instanceof KexecError)) throw e;
     return { ok: false, syscall: "kexec_file_load", message: e.message, data: errorEvidence(e), hint: e.hint ?? "" };
   }
-  return { ok: true, syscall: "kexec_file_load", segments, pool: pool.name, estimated: true };
+  const kernel = segments.find((s) => s.kind === "kernel")!;
+  const purgatory = segments.find((s) => s.kind === "purgatory")!;
+  const bootParams = segments.find((s) => s.kind === "bootparams")!;
+  // The kernel's purgatory always enters the 64-bit entry (purgatory/entry64.S).
+  const entry: EntryFacts = { entry: purgatory.mem, entryMode: "entry64", kernelEntry: kernel.mem + 0x200n, bootParams: bootParams.mem };
+  return { ok: true, syscall: "kexec_file_load", segments, pool: pool.name, estimated: true, entry, bounds: placer.log };
 }

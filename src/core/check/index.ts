@@ -9,14 +9,16 @@ import { entryMode, imageArch, kexecFileAvailable, kexecFileProbe, userArch } fr
 import { efiRuntime } from "./rules-efi.js";
 import { crashRegion, crashRegionReach, crashRegionSize, crashCmdline } from "./rules-crash.js";
 import { paging5Level, pagingPhysmemLimit } from "./rules-paging.js";
+import { handoverPageTables } from "./rules-handover.js";
 import { alreadyLoaded, kexecLoadDisabled, kexecSupported, lockdown, notRoot, secureBoot } from "./rules-policy.js";
 import { above4G, cmdlineSize, initrdAddrMax, placementHole, protocolVersion, relocatable } from "./rules-placement.js";
 import type { CheckInput, CheckResult, CheckSummary, EvidenceValue, Verdict } from "./types.js";
 
 export * from "./types.js";
-export { renderChecks } from "./render.js";
+export { filePlanJson, renderChecks, renderFilePlan, type FilePlanView } from "./render.js";
 export { diagnoseNoReservation } from "./rules-crash.js";
 export { predictFilePlacement, type Placement } from "./context.js";
+export { handoverFor, handoverInput } from "./rules-handover.js";
 
 export const RULES: readonly Rule[] = [
   kexecSupported,
@@ -43,6 +45,7 @@ export const RULES: readonly Rule[] = [
   crashRegionReach,
   crashCmdline,
   placementHole,
+  handoverPageTables,
 ];
 
 export function runChecks(input: CheckInput): CheckResult[] {

@@ -6,11 +6,10 @@
  */
 import type { KernelImage } from "../image/index.js";
 import type { Machine } from "../machine/model.js";
+import type { Request } from "../plan/request.js";
 
+export type { Arch, Request, Syscall, SyscallRequest } from "../plan/request.js";
 export type Verdict = "ok" | "warn" | "fail";
-export type Arch = "x86_64" | "i386";
-export type SyscallRequest = "kexec_load" | "kexec_file_load" | "auto";
-export type Syscall = "kexec_load" | "kexec_file_load";
 
 export type EvidenceValue = string | number | boolean | bigint | null | EvidenceValue[] | { [key: string]: EvidenceValue };
 export type Evidence = Record<string, EvidenceValue>;
@@ -27,24 +26,10 @@ export interface CheckResult {
   remedy: string;
 }
 
-export interface CheckRequest {
-  crash: boolean;
-  syscall: SyscallRequest;
-  /** The command line the new kernel gets, before anything a loader appends. */
-  cmdline: string;
-  initrdSize?: number | undefined;
-  /** The user space doing the load (a 32-bit kexec-ts on a 64-bit kernel is seed 002). */
-  userArch: Arch;
-  memMin?: bigint | undefined;
-  /** Inclusive, as --mem-max. */
-  memMax?: bigint | undefined;
-  entry32?: boolean | undefined;
-}
-
 export interface CheckInput {
   image: KernelImage;
   machine: Machine;
-  request: CheckRequest;
+  request: Request;
   /** Whether the loader runs with CAP_SYS_BOOT (root); undefined when not known (a snapshot replay). */
   isRoot?: boolean | undefined;
 }

@@ -72,7 +72,7 @@ export function readPayload(bytes: Uint8Array, bz: BzImage): Vmlinux {
 function readPayloadWithBytes(bytes: Uint8Array, bz: BzImage): { vmlinux: Vmlinux; bytes: Uint8Array } {
   if (!bz.payload) {
     throw new KexecError("parse", "bzImage: the setup header has no payload_offset/payload_length (protocol < 2.08), so the compressed kernel cannot be located",
-      { field: "payload_offset", offset: 0x248, expected: "protocol >= 0x208", actual: `0x${bz.protocol.toString(16)}` });
+      { field: "payload_offset", offset: 0x248, expected: "protocol >= 0x208", actual: `0x${bz.protocol.toString(16)}` }, "a kernel this old (before 2.6.26) has no payload fields; inspect it without --vmlinux");
   }
   if (bz.payload.compression === "unknown") {
     const head = bytes.subarray(bz.payload.offset, bz.payload.offset + 16);

@@ -5,18 +5,8 @@
  * protocol version that introduced it, so an old image is never read for a
  * field it does not have.
  */
-import { ByteReader } from "../bytes/reader.js";
-import { ByteWriter } from "../bytes/writer.js";
-
-export interface HeaderField {
-  /** The kernel's name for the field (struct setup_header in bootparam.h). */
-  readonly name: SetupHeaderFieldName;
-  /** Offset in the image file, which is also the offset in struct boot_params. */
-  readonly offset: number;
-  readonly size: 1 | 2 | 4 | 8;
-  /** Lowest boot protocol version that has the field; 0 means "all", including pre-2.00. */
-  readonly since: number;
-}
+import { defineLayout, field, fieldOf, readStruct, writeStruct, type Field } from "../bytes/layout.js";
+import type { ByteReader } from "../bytes/reader.js";
 
 export type SetupHeaderFieldName =
   | "setup_sects" | "root_flags" | "syssize" | "ram_size" | "vid_mode" | "root_dev" | "boot_flag"
@@ -28,13 +18,20 @@ export type SetupHeaderFieldName =
   | "payload_length" | "setup_data" | "pref_address" | "init_size" | "handover_offset"
   | "kernel_info_offset";
 
-const f = (name: SetupHeaderFieldName, offset: number, size: 1 | 2 | 4 | 8, since: number): HeaderField => ({ name, offset, size, since });
+/** A setup header field; `since` is the lowest boot protocol version that has it (0: all, including pre-2.00). */
+export type HeaderField = Field<SetupHeaderFieldName, "uint" | "u64">;
 
-/** boot.rst "The real-mode kernel header", in file order. */
-export const SETUP_HEADER_FIELDS: readonly HeaderField[] = [
+const f = <const N extends SetupHeaderFieldName, const S extends 1 | 2 | 4 | 8>(name: N, offset: number, size: S, since: number) =>
+  field(name, offset, size, (size === 8 ? "u64" : "uint") as S extends 8 ? "u64" : "uint", since);
+
+/**
+ * boot.rst "The real-mode kernel header", in file order. Offsets are in the image file, which
+ * are also the offsets in struct boot_params (the header sits at 0x1f1 of both).
+ */
+export const SETUP_HEADER = defineLayout("struct setup_header", 0x26c, "little", [
   f("setup_sects", 0x1f1, 1, 0),
   f("root_flags", 0x1f2, 2, 0),
-  // 2 bytes before 2.04, 4 since; the high half is read only for >= 2.04 (see parse).
+  // 2 bytes before 2.04, 4 since; the high half is read only for >= 2.04 (see readSetupHeader).
   f("syssize", 0x1f4, 4, 0),
   f("ram_size", 0x1f8, 2, 0),
   f("vid_mode", 0x1fa, 2, 0),
@@ -72,7 +69,9 @@ export const SETUP_HEADER_FIELDS: readonly HeaderField[] = [
   f("init_size", 0x260, 4, 0x20a),
   f("handover_offset", 0x264, 4, 0x20b),
   f("kernel_info_offset", 0x268, 4, 0x20f),
-];
+]);
+
+export const SETUP_HEADER_FIELDS: readonly HeaderField[] = SETUP_HEADER.fields;
 
 /** "HdrS": marks a header of protocol 2.00 or later. */
 export const HDRS_MAGIC = 0x53726448;
@@ -143,15 +142,13 @@ export function effectiveProtocol(version: number): number {
  * a field past it is not part of this image's header whatever the version says.
  */
 export function readSetupHeader(reader: ByteReader, protocol: number, headerEnd: number): RawSetupHeader {
-  const raw: RawSetupHeader = {};
   const proto = effectiveProtocol(protocol);
-  for (const field of SETUP_HEADER_FIELDS) {
-    if (field.since > proto) continue;
-    if (field.since >= 0x200 && field.offset + field.size > headerEnd) continue;
-    let size = field.size;
-    if (field.name === "syssize" && proto < 0x204) size = 2;
-    raw[field.name] = reader.uint(field.offset, size, field.name);
-  }
+  // Fields from 2.00 on that lie past the header's end are not part of this image's header,
+  // whatever the version says; the pre-2.00 ones are always there.
+  const values = readStruct(SETUP_HEADER, reader.bytes, 0, { what: reader.what, version: proto, limit: Math.max(headerEnd, 0x200) });
+  const raw: RawSetupHeader = {};
+  for (const [name, v] of Object.entries(values) as [SetupHeaderFieldName, number | bigint][]) raw[name] = BigInt(v);
+  if (proto < 0x204 && raw.syssize !== undefined) raw.syssize &= 0xffffn;
   return raw;
 }
 
@@ -160,15 +157,13 @@ export function headerBytes(image: Uint8Array, headerEnd: number): Uint8Array {
   return image.subarray(0x1f1, Math.min(headerEnd, image.length));
 }
 
-/** Write a field into a boot_params buffer by its kernel name. */
-export function writeHeaderField(out: ByteWriter, name: SetupHeaderFieldName, value: bigint): void {
-  const field = SETUP_HEADER_FIELDS.find((x) => x.name === name);
-  if (!field) throw new Error(`unknown setup header field ${name}`);
-  out.uint(field.offset, field.size, value, name);
+/** Write a field into a boot_params buffer (or an image's first page) by its kernel name. */
+export function writeHeaderField(bootParams: Uint8Array, name: SetupHeaderFieldName, value: bigint): void {
+  const field = fieldOf(SETUP_HEADER, name);
+  writeStruct(SETUP_HEADER, bootParams, 0, { [name]: field.kind === "u64" ? value : Number(value) } as Partial<Record<SetupHeaderFieldName, never>>);
 }
 
 export function fieldByName(name: SetupHeaderFieldName): HeaderField {
-  const field = SETUP_HEADER_FIELDS.find((x) => x.name === name);
-  if (!field) throw new Error(`unknown setup header field ${name}`);
-  return field;
+  return fieldOf(SETUP_HEADER, name);
 }
+

@@ -4,66 +4,12 @@
  * only place user space can see the e820 table and the EFI hand-over as the
  * boot loader gave them, which a kexec loader has to reproduce.
  */
-import { ByteReader } from "../bytes/reader.js";
+import { readStruct, offsetOf, type FieldName } from "../bytes/layout.js";
 import { KexecError } from "../errors.js";
+import { BOOT_E820_ENTRY, BOOT_PARAMS, E820_MAX_ENTRIES_ZEROPAGE, e820TypeName } from "../image/boot-params.js";
+import { HDRS_MAGIC } from "../image/setup-header.js";
 import type { MemoryRange } from "./memmap.js";
 import { parseHex, singleValue, valueError } from "./text.js";
-
-/** The fields kexec-ts reads, spelled as in bootparam.h; offsets are from the start of boot_params. */
-export const BOOT_PARAMS_FIELDS = [
-  { name: "acpi_rsdp_addr", offset: 0x070, size: 8 },
-  { name: "ext_ramdisk_image", offset: 0x0c0, size: 4 },
-  { name: "ext_ramdisk_size", offset: 0x0c4, size: 4 },
-  { name: "ext_cmd_line_ptr", offset: 0x0c8, size: 4 },
-  // struct efi_info, 8 x u32
-  { name: "efi_loader_signature", offset: 0x1c0, size: 4 },
-  { name: "efi_systab", offset: 0x1c4, size: 4 },
-  { name: "efi_memdesc_size", offset: 0x1c8, size: 4 },
-  { name: "efi_memdesc_version", offset: 0x1cc, size: 4 },
-  { name: "efi_memmap", offset: 0x1d0, size: 4 },
-  { name: "efi_memmap_size", offset: 0x1d4, size: 4 },
-  { name: "efi_systab_hi", offset: 0x1d8, size: 4 },
-  { name: "efi_memmap_hi", offset: 0x1dc, size: 4 },
-  { name: "e820_entries", offset: 0x1e8, size: 1 },
-  { name: "secure_boot", offset: 0x1ec, size: 1 },
-  // struct setup_header starts at 0x1f1 (Documentation/arch/x86/boot.rst)
-  { name: "header", offset: 0x202, size: 4 },
-  { name: "version", offset: 0x206, size: 2 },
-  { name: "type_of_loader", offset: 0x210, size: 1 },
-  { name: "loadflags", offset: 0x211, size: 1 },
-  { name: "ramdisk_image", offset: 0x218, size: 4 },
-  { name: "ramdisk_size", offset: 0x21c, size: 4 },
-  { name: "cmd_line_ptr", offset: 0x228, size: 4 },
-  { name: "xloadflags", offset: 0x236, size: 2 },
-  { name: "hardware_subarch", offset: 0x23c, size: 4 },
-  { name: "setup_data", offset: 0x250, size: 8 },
-] as const satisfies readonly { name: string; offset: number; size: 1 | 2 | 4 | 8 }[];
-
-export type BootParamsField = (typeof BOOT_PARAMS_FIELDS)[number]["name"];
-
-export const E820_TABLE_OFFSET = 0x2d0;
-/** struct boot_e820_entry is packed: u64 addr, u64 size, u32 type. */
-export const E820_ENTRY_SIZE = 20;
-/** E820_MAX_ENTRIES_ZEROPAGE; more entries go to SETUP_E820_EXT setup_data. */
-export const E820_MAX_ENTRIES_ZEROPAGE = 128;
-/** "HdrS", the setup header magic. */
-export const HDRS_MAGIC = 0x53726448;
-
-/** e820_type_to_string() in arch/x86/kernel/e820.c, so the names match /proc/iomem. */
-export function e820TypeName(type: number): string {
-  switch (type) {
-    case 1: return "System RAM";
-    case 2: return "Reserved";
-    case 3: return "ACPI Tables";
-    case 4: return "ACPI Non-volatile Storage";
-    case 5: return "Unusable memory";
-    case 7: return "Persistent Memory";
-    case 12: return "Persistent Memory (legacy)";
-    case 128: return "System RAM"; // E820_TYPE_RESERVED_KERN
-    case 0xefffffff: return "Soft Reserved";
-    default: return "Unknown E820 type";
-  }
-}
 
 export interface E820Entry extends MemoryRange {
   e820Type: number;
@@ -101,65 +47,72 @@ export interface BootParams {
   /** null when efi_loader_signature is 0: not booted through the EFI stub. */
   efi: BootParamsEfi | null;
   e820: E820Entry[];
-  raw: Record<BootParamsField, bigint>;
+  /** The fields kexec-ts uses, as found (kept in snapshots' machine JSON). */
+  raw: Record<ReportedField, bigint>;
 }
+
+/** What `raw` reports, in this order (machine --json and the snapshot goldens). */
+const REPORTED_FIELDS = [
+  "acpi_rsdp_addr", "ext_ramdisk_image", "ext_ramdisk_size", "ext_cmd_line_ptr", "efi_loader_signature", "efi_systab",
+  "efi_memdesc_size", "efi_memdesc_version", "efi_memmap", "efi_memmap_size", "efi_systab_hi", "efi_memmap_hi",
+  "e820_entries", "secure_boot", "header", "version", "type_of_loader", "loadflags", "ramdisk_image", "ramdisk_size",
+  "cmd_line_ptr", "xloadflags", "hardware_subarch", "setup_data",
+] as const satisfies readonly FieldName<typeof BOOT_PARAMS>[];
+type ReportedField = (typeof REPORTED_FIELDS)[number];
 
 const HINT = "boot_params/data is the kernel's 4096-byte zero page; copy it with `kexec-ts snapshot` (cp of a sysfs binary file can truncate it)";
 
 export function parseBootParams(bytes: Uint8Array): BootParams {
-  const r = new ByteReader(bytes, "boot_params");
-  const raw = {} as Record<BootParamsField, bigint>;
-  for (const f of BOOT_PARAMS_FIELDS) raw[f.name] = r.uint(f.offset, f.size, f.name);
-  const n = (name: BootParamsField): number => Number(raw[name]);
+  const raw = readStruct(BOOT_PARAMS, bytes, 0, { what: "boot_params" });
+  const reported = Object.fromEntries(REPORTED_FIELDS.map((name) => [name, BigInt(raw[name])])) as Record<ReportedField, bigint>;
 
-  const count = n("e820_entries");
+  const count = raw.e820_entries;
   if (count > E820_MAX_ENTRIES_ZEROPAGE) {
+    const at = offsetOf(BOOT_PARAMS, "e820_entries");
     throw new KexecError(
       "parse",
-      `boot_params: e820_entries at offset 0x1e8 is ${count}, expected at most ${E820_MAX_ENTRIES_ZEROPAGE}`,
-      { field: "e820_entries", offset: 0x1e8, expected: `<= ${E820_MAX_ENTRIES_ZEROPAGE}`, actual: String(count) },
+      `boot_params: e820_entries at offset 0x${at.toString(16)} is ${count}, expected at most ${E820_MAX_ENTRIES_ZEROPAGE}`,
+      { field: "e820_entries", offset: at, expected: `<= ${E820_MAX_ENTRIES_ZEROPAGE}`, actual: String(count) },
       HINT,
     );
   }
   const e820: E820Entry[] = [];
   for (let i = 0; i < count; i++) {
-    const at = E820_TABLE_OFFSET + i * E820_ENTRY_SIZE;
-    const start = r.u64(at, `e820_table[${i}].addr`);
-    const size = r.u64(at + 8, `e820_table[${i}].size`);
-    const e820Type = r.u32(at + 16, `e820_table[${i}].type`);
-    e820.push({ start, size, type: e820TypeName(e820Type), e820Type });
+    const e = readStruct(BOOT_E820_ENTRY, raw.e820_table, i * BOOT_E820_ENTRY.size, { what: `boot_params e820_table[${i}]` });
+    e820.push({ start: e.addr, size: e.size, type: e820TypeName(e.type), e820Type: e.type });
   }
 
-  const signature = n("efi_loader_signature");
+  const high = (hi: number, lo: number) => (BigInt(hi) << 32n) | BigInt(lo);
+  const signature = raw.efi_loader_signature;
   const efi: BootParamsEfi | null =
     signature === 0
       ? null
       : {
           loaderSignature: fourcc(signature),
-          systab: (raw.efi_systab_hi << 32n) | raw.efi_systab,
-          memdescSize: n("efi_memdesc_size"),
-          memdescVersion: n("efi_memdesc_version"),
-          memmap: (raw.efi_memmap_hi << 32n) | raw.efi_memmap,
-          memmapSize: n("efi_memmap_size"),
+          systab: high(raw.efi_systab_hi, raw.efi_systab),
+          memdescSize: raw.efi_memdesc_size,
+          memdescVersion: raw.efi_memdesc_version,
+          memmap: high(raw.efi_memmap_hi, raw.efi_memmap),
+          memmapSize: raw.efi_memmap_size,
         };
 
-  const sb = n("secure_boot");
+  const sb = raw.secure_boot;
   return {
-    version: n("version"),
-    headerMagic: n("header") === HDRS_MAGIC,
-    typeOfLoader: n("type_of_loader"),
-    loadflags: n("loadflags"),
-    xloadflags: n("xloadflags"),
-    hardwareSubarch: n("hardware_subarch"),
-    cmdLinePtr: (raw.ext_cmd_line_ptr << 32n) | raw.cmd_line_ptr,
-    ramdiskImage: (raw.ext_ramdisk_image << 32n) | raw.ramdisk_image,
-    ramdiskSize: (raw.ext_ramdisk_size << 32n) | raw.ramdisk_size,
+    version: raw.version,
+    headerMagic: raw.header === HDRS_MAGIC,
+    typeOfLoader: raw.type_of_loader,
+    loadflags: raw.loadflags,
+    xloadflags: raw.xloadflags,
+    hardwareSubarch: raw.hardware_subarch,
+    cmdLinePtr: high(raw.ext_cmd_line_ptr, raw.cmd_line_ptr),
+    ramdiskImage: high(raw.ext_ramdisk_image, raw.ramdisk_image),
+    ramdiskSize: high(raw.ext_ramdisk_size, raw.ramdisk_size),
     setupData: raw.setup_data,
     acpiRsdpAddr: raw.acpi_rsdp_addr,
     secureBoot: SECURE_BOOT_MODES[sb] ?? `unknown value ${sb}`,
     efi,
     e820,
-    raw,
+    raw: reported,
   };
 }
 

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ByteWriter } from "../bytes/writer.js";
 import { KexecError } from "../errors.js";
-import { E820_TABLE_OFFSET, parseBootParams, parseBootParamsVersion } from "./bootparams.js";
+import { parseBootParams, parseBootParamsVersion } from "./bootparams.js";
 import { parseCpuinfo } from "./cpuinfo.js";
 import {
   archFromMachine,
@@ -44,6 +44,7 @@ test("boot_params: e820, efi_info, secure_boot and setup header fields at their 
   w.u16(0x236, 0x7f);
   w.u32(0x23c, 0);
   w.u64(0x250, 0x12345000n);
+  const E820_TABLE_OFFSET = 0x2d0; // zero-page.rst
   w.u64(E820_TABLE_OFFSET, 0n);
   w.u64(E820_TABLE_OFFSET + 8, 0x9fc00n);
   w.u32(E820_TABLE_OFFSET + 16, 1);
@@ -72,7 +73,7 @@ test("boot_params: a zero page without EFI, truncation and a bad entry count are
   assert.equal(zero.efi, null);
   assert.equal(zero.secureBoot, "unset");
   assert.deepEqual(zero.e820, []);
-  assert.throws(() => parseBootParams(new Uint8Array(0x100)), (e: unknown) => e instanceof KexecError && /efi_loader_signature at offset 0x1c0/.test(e.message));
+  assert.throws(() => parseBootParams(new Uint8Array(0x100)), (e: unknown) => e instanceof KexecError && /cc_blob_address at offset 0x13c needs 4 bytes, but the input is only 256 bytes long/.test(e.message));
   const many = new Uint8Array(4096);
   many[0x1e8] = 200;
   assert.throws(() => parseBootParams(many), /e820_entries at offset 0x1e8 is 200, expected at most 128/);

@@ -6,7 +6,7 @@ import { readKernelImage } from "../image/index.js";
 import { buildBzImage } from "../image/testing/synthetic.js";
 import { buildMachine } from "../machine/build.js";
 import type { Machine } from "../machine/model.js";
-import { EFI_SETUP_DATA_SIZE, SETUP_EFI } from "./efi.js";
+import { SETUP_EFI } from "../image/boot-params.js";
 import { planLoad } from "./plan.js";
 import { sha256 } from "./purgatory.js";
 
@@ -80,7 +80,7 @@ test("the machine model reads the EFI runtime map and the tables kexec_load hand
 
 test("kexec_load on EFI hands efi_info, the runtime map and SETUP_EFI to the new kernel", () => {
   const machine = efiMachine({ runtimeMap: true });
-  const plan = planLoad(efiKexecImage(), machine, { crash: false, cmdline: "console=ttyS0", initrd: undefined, userArch: "x86_64", sha256 });
+  const plan = planLoad(efiKexecImage(), machine, { syscall: "kexec_load", crash: false, cmdline: "console=ttyS0", userArch: "x86_64", initrdSize: undefined }, { initrd: undefined, sha256 });
   const seg = plan.segments.find((s) => s.kind === "bootparams")!;
   const v = new DataView(seg.buf.buffer, seg.buf.byteOffset, seg.buf.byteLength);
   assert.equal(v.getUint32(0x1c0, true), 0x34364c45, "efi_loader_signature EL64");
@@ -109,8 +109,9 @@ test("kexec_load on EFI hands efi_info, the runtime map and SETUP_EFI to the new
     const type = v.getUint32(off + 8, true);
     types.push(type);
     if (type === SETUP_EFI) {
-      assert.equal(v.getUint32(off + 12, true), EFI_SETUP_DATA_SIZE);
-      efi = new DataView(seg.buf.buffer, seg.buf.byteOffset + off + 16, EFI_SETUP_DATA_SIZE);
+      // struct efi_setup_data: fw_vendor, runtime, tables, smbios, reserved[8] — 12 u64.
+      assert.equal(v.getUint32(off + 12, true), 96);
+      efi = new DataView(seg.buf.buffer, seg.buf.byteOffset + off + 16, 96);
     }
     next = v.getBigUint64(off, true);
   }
@@ -123,7 +124,7 @@ test("kexec_load on EFI hands efi_info, the runtime map and SETUP_EFI to the new
 test("without a runtime map, kexec_load passes no efi_info and check warns what the new kernel lacks", () => {
   const machine = efiMachine({ runtimeMap: false });
   const image = efiKexecImage();
-  const plan = planLoad(image, machine, { crash: false, cmdline: "console=ttyS0", initrd: undefined, userArch: "x86_64", sha256 });
+  const plan = planLoad(image, machine, { syscall: "kexec_load", crash: false, cmdline: "console=ttyS0", userArch: "x86_64", initrdSize: undefined }, { initrd: undefined, sha256 });
   const seg = plan.segments.find((s) => s.kind === "bootparams")!;
   assert.equal(new DataView(seg.buf.buffer, seg.buf.byteOffset).getUint32(0x1c0, true), 0, "no efi_loader_signature");
   const rule = runChecks({ image, machine, request: { crash: false, syscall: "kexec_load", cmdline: "", userArch: "x86_64" } }).find((r) => r.id === "efi-runtime")!;
@@ -138,7 +139,7 @@ test("without a runtime map, kexec_load passes no efi_info and check warns what 
 test("an image without XLF_EFI_KEXEC cannot take EFI over: no efi_info, and a warning", () => {
   const image = readKernelImage(buildBzImage({ fields: { init_size: 32n * MiB, xloadflags: 0x03 }, tail: 0x2000 }));
   const machine = efiMachine({ runtimeMap: true });
-  const plan = planLoad(image, machine, { crash: false, cmdline: "", initrd: undefined, userArch: "x86_64", sha256 });
+  const plan = planLoad(image, machine, { syscall: "kexec_load", crash: false, cmdline: "", userArch: "x86_64", initrdSize: undefined }, { initrd: undefined, sha256 });
   const seg = plan.segments.find((s) => s.kind === "bootparams")!;
   assert.equal(new DataView(seg.buf.buffer, seg.buf.byteOffset).getUint32(0x1c0, true), 0);
   const rule = runChecks({ image, machine, request: { crash: false, syscall: "kexec_load", cmdline: "", userArch: "x86_64" } }).find((r) => r.id === "efi-runtime")!;

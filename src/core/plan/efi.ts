@@ -15,19 +15,31 @@
  * kernel publishes no runtime map, the new kernel boots with EFI but without runtime services:
  * no efivars, no efibootmgr. The rule `efi-runtime` says so before anything is loaded.
  */
-import { ByteWriter } from "../bytes/writer.js";
+import { defineLayout, field, writeStruct } from "../bytes/layout.js";
 import { hex } from "../format.js";
 import type { BzImage } from "../image/bzimage.js";
 import { XLF_EFI_KEXEC } from "../image/setup-header.js";
 import type { EfiRuntimeRegion } from "../machine/efi.js";
 import type { Machine } from "../machine/model.js";
 
-/** setup_data type of struct efi_setup_data (arch/x86/include/uapi/asm/setup_data.h). */
-export const SETUP_EFI = 4;
-/** efi_memory_desc_t: u32 type, u32 pad, u64 phys_addr, u64 virt_addr, u64 num_pages, u64 attribute. */
-export const EFI_MEMORY_DESC_SIZE = 40;
-/** struct efi_setup_data: u64 fw_vendor, u64 runtime (unused since 5.7), u64 tables, u64 smbios, u64 reserved[8]. */
-export const EFI_SETUP_DATA_SIZE = 96;
+/** efi_memory_desc_t (include/linux/efi.h): one region of the runtime map, as efi_info.efi_memmap lists them. */
+export const EFI_MEMORY_DESC = defineLayout("efi_memory_desc_t", 40, "little", [
+  field("type", 0, 4, "uint"),
+  field("phys_addr", 8, 8, "u64"),
+  field("virt_addr", 16, 8, "u64"),
+  field("num_pages", 24, 8, "u64"),
+  field("attribute", 32, 8, "u64"),
+]);
+
+/** struct efi_setup_data (arch/x86/include/asm/efi.h), the data of a SETUP_EFI node; reserved[8] follows. */
+export const EFI_SETUP_DATA = defineLayout("struct efi_setup_data", 96, "little", [
+  field("fw_vendor", 0, 8, "u64"),
+  // The runtime services table: read by kernels before 5.7, `__unused` since.
+  field("runtime", 8, 8, "u64"),
+  field("tables", 16, 8, "u64"),
+  field("smbios", 24, 8, "u64"),
+]);
+
 /** The only efi_memory_desc_t version there is; kexec-tools refuses others too. */
 export const EFI_MEMDESC_VERSION = 1;
 
@@ -93,25 +105,14 @@ export function efiHandover(machine: Machine, bz: BzImage | undefined): EfiHando
 
 /** The runtime map as the array of efi_memory_desc_t that efi_info.efi_memmap points at. */
 export function encodeRuntimeMap(regions: readonly EfiRuntimeRegion[]): Uint8Array {
-  const w = new ByteWriter(regions.length * EFI_MEMORY_DESC_SIZE);
-  regions.forEach((r, i) => {
-    const at = i * EFI_MEMORY_DESC_SIZE;
-    w.u32(at, r.type, "efi_memory_desc.type");
-    w.u64(at + 8, r.physAddr, "efi_memory_desc.phys_addr");
-    w.u64(at + 16, r.virtAddr, "efi_memory_desc.virt_addr");
-    w.u64(at + 24, r.numPages, "efi_memory_desc.num_pages");
-    w.u64(at + 32, r.attribute, "efi_memory_desc.attribute");
-  });
-  return w.finish();
+  const out = new Uint8Array(regions.length * EFI_MEMORY_DESC.size);
+  regions.forEach((r, i) => writeStruct(EFI_MEMORY_DESC, out, i * EFI_MEMORY_DESC.size, { type: r.type, phys_addr: r.physAddr, virt_addr: r.virtAddr, num_pages: r.numPages, attribute: r.attribute }));
+  return out;
 }
 
 /** struct efi_setup_data, the payload of the SETUP_EFI node. */
 export function encodeEfiSetupData(d: EfiHandoverData): Uint8Array {
-  const w = new ByteWriter(EFI_SETUP_DATA_SIZE);
-  w.u64(0, d.fwVendor, "efi_setup_data.fw_vendor");
-  // Kernels before 5.7 read the runtime services table from here; later ones ignore it.
-  w.u64(8, d.runtimeServices, "efi_setup_data.runtime");
-  w.u64(16, d.configTable, "efi_setup_data.tables");
-  w.u64(24, d.smbios, "efi_setup_data.smbios");
-  return w.finish();
+  const out = new Uint8Array(EFI_SETUP_DATA.size);
+  writeStruct(EFI_SETUP_DATA, out, 0, { fw_vendor: d.fwVendor, runtime: d.runtimeServices, tables: d.configTable, smbios: d.smbios });
+  return out;
 }

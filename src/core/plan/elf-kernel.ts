@@ -8,13 +8,12 @@
  * startup_32 (%esi = boot_params, paging off). With no real-mode setup in the
  * file, the setup header in boot_params is made up here from the ELF.
  */
-import { ByteWriter } from "../bytes/writer.js";
 import { KexecError } from "../errors.js";
 import { hex } from "../format.js";
 import { parseBzImage, type BzImage } from "../image/bzimage.js";
 import { EM_386, EM_X86_64, PT_LOAD, segmentBytes } from "../image/elf.js";
 import type { Vmlinux } from "../image/index.js";
-import { LOADED_HIGH, XLF_CAN_BE_LOADED_ABOVE_4G, XLF_KERNEL_64, writeHeaderField } from "../image/setup-header.js";
+import { BOOT_FLAG, HDRS_MAGIC, LOADED_HIGH, XLF_CAN_BE_LOADED_ABOVE_4G, XLF_KERNEL_64, writeHeaderField } from "../image/setup-header.js";
 import { PAGE_SIZE, alignDown, alignUp } from "./ranges.js";
 
 export interface ElfKernel {
@@ -33,10 +32,10 @@ export function elfKernel(v: Vmlinux, bytes: Uint8Array): ElfKernel {
   const h = v.elf.header;
   const is64 = h.e_machine === EM_X86_64 && h.elfClass === 64;
   if (!is64 && h.e_machine !== EM_386) {
-    throw new KexecError("plan", `the ELF file is for ${v.elf.machineName}, not x86`, { field: "e_machine", expected: "62 (x86_64) or 3 (i386)", actual: String(h.e_machine) });
+    throw new KexecError("plan", `the ELF file is for ${v.elf.machineName}, not x86`, { field: "e_machine", expected: "62 (x86_64) or 3 (i386)", actual: String(h.e_machine) }, "give an x86 vmlinux, or the bzImage it came in");
   }
   const loads = v.elf.programHeaders.filter((p) => p.p_type === PT_LOAD && p.p_memsz > 0n);
-  if (loads.length === 0) throw new KexecError("plan", "the ELF file has no PT_LOAD segments", { field: "p_type", expected: "at least one PT_LOAD" });
+  if (loads.length === 0) throw new KexecError("plan", "the ELF file has no PT_LOAD segments", { field: "p_type", expected: "at least one PT_LOAD" }, "give the kernel's vmlinux (a module or a debug-info file has nothing to load)");
   const start = alignDown(loads.reduce((m, p) => (p.p_paddr < m ? p.p_paddr : m), loads[0]!.p_paddr), PAGE_SIZE);
   const end = alignUp(loads.reduce((m, p) => (p.p_paddr + p.p_memsz > m ? p.p_paddr + p.p_memsz : m), 0n), PAGE_SIZE);
   if (end - start > 1n << 30n) {
@@ -58,12 +57,12 @@ export function elfKernel(v: Vmlinux, bytes: Uint8Array): ElfKernel {
 
 /** A 2.15 setup header describing a non-relocatable kernel already at `start`. */
 function fabricateHeader(is64: boolean, start: bigint, size: bigint): Uint8Array {
-  const w = new ByteWriter(1024);
-  const set = (name: Parameters<typeof writeHeaderField>[1], value: bigint | number) => writeHeaderField(w, name, BigInt(value));
+  const out = new Uint8Array(1024);
+  const set = (name: Parameters<typeof writeHeaderField>[1], value: bigint | number) => writeHeaderField(out, name, BigInt(value));
   set("setup_sects", 1);
-  set("boot_flag", 0xaa55);
+  set("boot_flag", BOOT_FLAG);
   set("jump", 0xeb | (0x6a << 8));
-  set("header", 0x53726448);
+  set("header", HDRS_MAGIC);
   set("version", 0x20f);
   set("loadflags", LOADED_HIGH);
   set("initrd_addr_max", is64 ? 0x7fffffff : 0x37ffffff);
@@ -74,5 +73,5 @@ function fabricateHeader(is64: boolean, start: bigint, size: bigint): Uint8Array
   set("pref_address", start);
   set("init_size", size);
   set("code32_start", start);
-  return w.finish();
+  return out;
 }

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseElf, PT_LOAD, PT_NOTE, ET_CORE, EM_X86_64, EM_386 } from "../image/elf.js";
 import { buildElfCoreHeader, elfCoreHeaderSize, type ElfCoreHeaderInput } from "./elfcorehdr.js";
+import { missingInput, missingTool } from "../../node/test-inputs.js";
 
 const input64: ElfCoreHeaderInput = {
   elfClass: 64,
@@ -47,8 +48,7 @@ test("ELF32 core header for i386: highmem loads have no virtual address, values 
 });
 
 test("readelf -l -n reads the header as a core file", (t) => {
-  const probe = spawnSync("readelf", ["--version"]);
-  if (probe.status !== 0) return t.skip("readelf (binutils) is not installed");
+  if (missingTool("readelf") !== undefined) return missingInput(t, "readelf (binutils) is not installed");
   const dir = mkdtempSync(join(tmpdir(), "kexec-ts-core-"));
   const file = join(dir, "elfcorehdr");
   writeFileSync(file, buildElfCoreHeader(input64));

@@ -4,27 +4,59 @@
  * kimage_load_segment and sanity_check_segment_list) and the boot protocol's
  * rules for the image. The planner runs this on its own output before
  * returning it, and the tests run it on plans for random machines and images.
+ *
+ * Independent means it shares nothing with the planner but the machine model:
+ * the memory a segment may use and the destination limit are derived here again,
+ * from the kernel's rules as written, not taken from the planner's own helpers
+ * (a bug in those would otherwise pass its own check).
  */
 import { hex } from "../format.js";
 import type { BzImage } from "../image/bzimage.js";
 import type { Machine } from "../machine/model.js";
-import { placementPool, runningKernelLimit, type Plan } from "./plan.js";
-import { PAGE_SIZE, contains, end, overlaps } from "./ranges.js";
+import { KEXEC_SEGMENT_MAX } from "./kexec-abi.js";
+import type { PlacedLoad, PlacedSegment } from "./plan.js";
+import { PAGE_SIZE, contains, end, overlaps, type Range } from "./ranges.js";
 
-export const KEXEC_SEGMENT_MAX = 16;
 
-export function planViolations(plan: Plan, image: BzImage, machine: Machine, limits: { memMin?: bigint | undefined; memMax?: bigint | undefined } = {}): string[] {
+/**
+ * Where the kernel lets segments go. kexec_load of a crash kernel: inside
+ * crashk_res only (sanity_check_segment_list, else EADDRNOTAVAIL); with two
+ * "Crash kernel" ranges (crashkernel=,high) crashk_res is the upper one and
+ * the lower one is crashk_low_res. A normal load: System RAM (kexec_load itself
+ * only checks the limit below, but a segment outside RAM is lost).
+ */
+function allowedMemory(machine: Machine, crash: boolean): { ranges: Range[]; name: string } {
+  if (crash) {
+    const sorted = [...machine.crashRegions].sort((a, b) => (a.start < b.start ? 1 : -1));
+    return { ranges: sorted.slice(0, 1).map((r) => ({ start: r.start, size: r.size })), name: "crashk_res" };
+  }
+  return { ranges: machine.memory.filter((r) => r.type === "System RAM").map((r) => ({ start: r.start, size: r.size })), name: "System RAM" };
+}
+
+/**
+ * KEXEC_DESTINATION_MEMORY_LIMIT of the running kernel: -1UL on i386 (32-bit
+ * physical, paging off), MAXMEM - 1 on x86_64, where MAXMEM is 1 << MAX_PHYSMEM_BITS:
+ * 46 bits with 4-level paging, 52 with 5-level (arch/x86/include/asm/kexec.h, sparsemem.h).
+ */
+function destinationLimit(machine: Machine): bigint {
+  if (machine.kernelArch === "i386") return 1n << 32n;
+  return 1n << (machine.pagingLevels === 5 ? 52n : 46n);
+}
+
+/** Broken rules, in words; empty for a good plan. Takes a placement (no bytes) or a whole plan. */
+export function planViolations(plan: PlacedLoad, image: BzImage, machine: Machine, limits: { memMin?: bigint | undefined; memMax?: bigint | undefined } = {}): string[] {
   const v: string[] = [];
-  const segs = plan.segments;
+  const segs: readonly (PlacedSegment & { buf?: Uint8Array })[] = plan.segments;
   if (segs.length > KEXEC_SEGMENT_MAX) v.push(`${segs.length} segments, more than ${KEXEC_SEGMENT_MAX}`);
-  const { pool, name } = placementPool(machine, plan.crash);
-  const limit = runningKernelLimit(machine).value;
+  const { ranges: pool, name } = allowedMemory(machine, plan.crash);
+  if (pool.length === 0) v.push(`no ${name} to place segments in`);
+  const limit = destinationLimit(machine);
   for (const s of segs) {
     const r = { start: s.mem, size: s.memsz };
     const label = `${s.kind} ${hex(s.mem)}+${hex(s.memsz)}`;
     if (s.mem % PAGE_SIZE !== 0n) v.push(`${label}: mem not page aligned`);
     if (s.memsz % PAGE_SIZE !== 0n) v.push(`${label}: memsz not page aligned`);
-    if (BigInt(s.buf.length) > s.memsz) v.push(`${label}: bufsz ${hex(s.buf.length)} > memsz`);
+    if (s.buf !== undefined && BigInt(s.buf.length) > s.memsz) v.push(`${label}: bufsz ${hex(s.buf.length)} > memsz`);
     if (!pool.some((p) => contains(p, r))) v.push(`${label}: not inside one ${name} range`);
     if (end(r) > limit) v.push(`${label}: beyond the running kernel's destination limit ${hex(limit)}`);
     if (plan.userArch === "i386" && end(r) > 1n << 32n) v.push(`${label}: above 4 GiB, unreachable for a 32-bit kexec_load`);
@@ -56,7 +88,8 @@ export function planViolations(plan: Plan, image: BzImage, machine: Machine, lim
     }
   }
   const initrd = segs.find((s) => s.kind === "initrd");
-  if (initrd && (!image.canBeLoadedAbove4G || !image.is64) && initrd.mem + BigInt(initrd.buf.length) - 1n > image.initrdAddrMax) {
+  // memsz, not the buffer's length: the page the initrd ends in must be below the limit too.
+  if (initrd && (!image.canBeLoadedAbove4G || !image.is64) && initrd.mem + initrd.memsz - 1n > image.initrdAddrMax) {
     v.push(`initrd ends above initrd_addr_max ${hex(image.initrdAddrMax)}`);
   }
   if (plan.cmdline.length > image.cmdlineSize) v.push(`command line ${plan.cmdline.length} > cmdline_size ${image.cmdlineSize}`);

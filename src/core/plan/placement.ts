@@ -31,6 +31,23 @@ export interface Placed {
   memsz: bigint;
 }
 
+/** One placement and the bounds that framed it, for pictures of the plan (the web page draws them). */
+export interface PlacementRecord {
+  what: string;
+  mem: bigint;
+  memsz: bigint;
+  align: bigint;
+  topDown: boolean;
+  /** The bound that won on each side: the window was [min, limit). */
+  min: Bound;
+  limit: Bound;
+  /** Every bound that applied, the winners included. */
+  mins: Bound[];
+  limits: Bound[];
+  /** A fixed address (a non-relocatable kernel, an ELF's p_paddr): no window. */
+  fixed: boolean;
+}
+
 function strongest(bounds: Bound[], pick: "max" | "min", fallback: Bound): Bound {
   let best = fallback;
   for (const b of bounds) if (pick === "max" ? b.value > best.value : b.value < best.value) best = b;
@@ -40,6 +57,8 @@ function strongest(bounds: Bound[], pick: "max" | "min", fallback: Bound): Bound
 export class Placer {
   private free: Range[];
   private readonly used: Range[] = [];
+  /** Every placement so far, in order, with its bounds. */
+  readonly log: PlacementRecord[] = [];
   /** The memory the placer may use at all, for messages ("System RAM", "the crash region"). */
   readonly poolName: string;
   readonly pool: readonly Range[];
@@ -59,6 +78,8 @@ export class Placer {
         { field: what, expected: `free memory at ${hex(mem)}-${hex(end(r))}`, actual: this.describeFree() }, "this image is not relocatable: it can only go at its preferred address");
     }
     this.take(r);
+    const here: Bound = { value: mem, reason: `${what}: a fixed address` };
+    this.log.push({ what, mem, memsz: r.size, align: PAGE_SIZE, topDown: false, min: here, limit: { value: end(r), reason: here.reason }, mins: [], limits: [], fixed: true });
     return { mem, memsz: r.size };
   }
 
@@ -76,6 +97,7 @@ export class Placer {
         `the ${req.what} needs a larger ${this.poolName === "the crash region" ? "crash region (crashkernel=)" : "hole"}, or relax the limit that binds (${limit.reason}; ${min.reason})`);
     }
     this.take({ start: at, size: memsz });
+    this.log.push({ what: req.what, mem: at, memsz, align, topDown: req.topDown, min, limit, mins: req.mins, limits: req.limits, fixed: false });
     return { mem: at, memsz };
   }
 

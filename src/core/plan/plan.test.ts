@@ -74,7 +74,7 @@ test("plans for random machines and images hold every invariant, or fail with a 
       const machine = machineFrom(ram, kernelArch as "x86_64" | "i386", la57 && kernelArch === "x86_64");
       const initrd = initrdMiB ? new Uint8Array(initrdMiB * 0x100000) : undefined;
       try {
-        const plan = planLoad(image, machine, { crash: false, cmdline: "console=ttyS0", initrd, userArch: userArch as "x86_64" | "i386", sha256 });
+        const plan = planLoad(image, machine, { syscall: "kexec_load", crash: false, cmdline: "console=ttyS0", userArch: userArch as "x86_64" | "i386", initrdSize: initrd?.length }, { initrd, sha256 });
         if (image.kind !== "bzImage") return;
         assert.deepEqual(planViolations(plan, image.bzImage, machine), []);
         planned++;
@@ -95,9 +95,9 @@ test("plans for random machines and images hold every invariant, or fail with a 
 test("a 32-bit user space on a 64-bit kernel keeps every segment below 4 GiB (seed 002)", () => {
   const machine = machineFrom([{ start: MiB, size: 3n * GiB - MiB }, { start: 4n * GiB, size: 4n * GiB }], "x86_64", true);
   const image = readKernelImage(buildBzImage({ fields: { init_size: 64n * MiB, xloadflags: 0x63 }, tail: 0x2000 }));
-  const p64 = planLoad(image, machine, { crash: false, cmdline: "", initrd: new Uint8Array(MiB_n(8)), userArch: "x86_64", sha256 });
+  const p64 = planLoad(image, machine, { syscall: "kexec_load", crash: false, cmdline: "", userArch: "x86_64", initrdSize: MiB_n(8) }, { initrd: new Uint8Array(MiB_n(8)), sha256 });
   assert.ok(p64.segments.some((s) => s.mem >= 4n * GiB), "a 64-bit loader uses the RAM above 4 GiB");
-  const p32 = planLoad(image, machine, { crash: false, cmdline: "", initrd: new Uint8Array(MiB_n(8)), userArch: "i386", sha256 });
+  const p32 = planLoad(image, machine, { syscall: "kexec_load", crash: false, cmdline: "", userArch: "i386", initrdSize: MiB_n(8) }, { initrd: new Uint8Array(MiB_n(8)), sha256 });
   for (const s of p32.segments) assert.ok(s.mem + s.memsz <= 4n * GiB, `${s.kind} at ${s.mem.toString(16)}`);
   // And no 896 MiB limit for a 64-bit image: the kernel goes as high as 4 GiB allows.
   assert.ok(p32.segments.find((s) => s.kind === "kernel")!.mem > 0x38000000n);
@@ -108,7 +108,7 @@ test("no hole: the error names the segment, its size, the window and who set eac
   const machine = machineFrom([{ start: MiB, size: 40n * MiB }], "x86_64", false);
   const image = readKernelImage(buildBzImage({ fields: { init_size: 64n * MiB }, tail: 0x2000 }));
   try {
-    planLoad(image, machine, { crash: false, cmdline: "", initrd: undefined, userArch: "x86_64", sha256 });
+    planLoad(image, machine, { syscall: "kexec_load", crash: false, cmdline: "", userArch: "x86_64", initrdSize: undefined }, { initrd: undefined, sha256 });
     assert.fail("expected no room");
   } catch (e) {
     assert.ok(e instanceof KexecError);
@@ -126,7 +126,7 @@ test("the new kernel's boot_params carry the EFI systab's RSDP when the running 
   const machine = machineFrom([{ start: MiB, size: 2n * GiB }], "x86_64", false);
   const image = readKernelImage(buildBzImage({ fields: { init_size: 32n * MiB }, tail: 0x2000 }));
   const withEfi = { ...machine, efi: { ...machine.efi, booted: true, firmwareBits: 64 as const, acpiRsdp: 0x7f77e014n } };
-  const plan = planLoad(image, withEfi, { crash: false, cmdline: "", initrd: undefined, userArch: "x86_64", sha256 });
+  const plan = planLoad(image, withEfi, { syscall: "kexec_load", crash: false, cmdline: "", userArch: "x86_64", initrdSize: undefined }, { initrd: undefined, sha256 });
   const zeroPage = plan.segments.find((s) => s.kind === "bootparams")!.buf;
   assert.equal(new DataView(zeroPage.buffer, zeroPage.byteOffset).getBigUint64(0x70, true), 0x7f77e014n);
 });

@@ -8,9 +8,9 @@ import { hex } from "../format.js";
 import type { KernelImage } from "../image/index.js";
 import type { BzImage } from "../image/bzimage.js";
 import type { Machine } from "../machine/model.js";
-import { Placer, type Bound } from "./placement.js";
+import { Placer, type Bound, type PlacementRecord } from "./placement.js";
 import { PAGE_SIZE, alignUp, type Range } from "./ranges.js";
-import { buildZeroPage, e820TypeFromName, type E820 } from "./zero-page.js";
+import { buildZeroPage, e820TypeFromName, zeroPageSize, type E820 } from "./zero-page.js";
 import { efiHandover, encodeEfiSetupData, encodeRuntimeMap } from "./efi.js";
 import { buildPurgatory } from "./purgatory.js";
 import { planViolations } from "./invariants.js";
@@ -18,21 +18,27 @@ import { GiB4, LOWMEM_896M, MiB, usablePool } from "./limits.js";
 import { elfKernel } from "./elf-kernel.js";
 import { buildElfCoreHeader, elfCoreHeaderSize } from "./elfcorehdr.js";
 import { captureKernelE820, coreLoads, crashNoteAreas, defaultKernelLayout, type KernelLayout } from "./crash.js";
+import type { Arch, Request } from "./request.js";
+import { KEXEC_ARCH_386, KEXEC_ARCH_X86_64, KEXEC_ON_CRASH } from "./kexec-abi.js";
 
 export type SegmentKind = "kernel" | "initrd" | "bootparams" | "cmdline" | "purgatory" | "elfcorehdr" | "backup" | "setupdata";
-export type Syscall = "kexec_load" | "kexec_file_load";
-export type Arch = "x86_64" | "i386";
+export type { Arch, Syscall } from "./request.js";
 
-export interface PlanSegment {
+/** Where a segment goes; the bytes come later (see PlanSegment). */
+export interface PlacedSegment {
   kind: SegmentKind;
   mem: bigint;
   memsz: bigint;
+}
+
+export interface PlanSegment extends PlacedSegment {
   /** The bytes copied to mem; the rest of memsz is zero-filled by the kernel. */
   buf: Uint8Array;
 }
 
-export interface Plan {
-  syscall: Syscall;
+/** Every decision of a kexec_load plan, with no segment bytes: what `check` needs, computed from sizes alone. */
+export interface PlacedLoad {
+  syscall: "kexec_load";
   /** A bzImage enters at its boot protocol entries; an ELF vmlinux at its e_entry. */
   imageFormat: "bzImage" | "elf";
   crash: boolean;
@@ -47,35 +53,34 @@ export interface Plan {
   bootParams: bigint;
   flags: number;
   cmdline: string;
-  segments: PlanSegment[];
+  segments: PlacedSegment[];
   /** Human notes on choices made (e.g. "e820 from /sys/firmware/memmap"). */
   notes: string[];
   /** For -p: crashk_res and how much of it the segments take. */
   crashRegion?: { start: bigint; size: bigint; used: bigint } | undefined;
+  /** Each segment's placement with the bounds that framed its window, in the order they were placed. */
+  placements: PlacementRecord[];
 }
 
-export interface LoadRequest {
-  crash: boolean;
-  cmdline: string;
+/** The plan handed to kexec_load: the placement with every segment's bytes. */
+export interface Plan extends PlacedLoad {
+  segments: PlanSegment[];
+  /** Whether the purgatory carries the segments' SHA-256: a plan without it is for showing, not loading. */
+  digested: boolean;
+}
+
+/** What filling the segments needs beyond the request: the bytes and what the core cannot make itself. */
+export interface SegmentBytes {
+  /** The initrd, exactly request.initrdSize bytes long. */
   initrd: Uint8Array | undefined;
-  userArch: Arch;
-  memMin?: bigint | undefined;
-  /** Inclusive, as kexec-tools' --mem-max. */
-  memMax?: bigint | undefined;
-  /** Enter a 64-bit image through its 32-bit entry. */
-  entry32?: boolean | undefined;
   /** 32 random bytes for SETUP_RNG_SEED (the core has no entropy source). */
   rngSeed?: Uint8Array | undefined;
   /** Purgatory prints progress on COM1 (useful in the lab). */
   serialDebug?: boolean | undefined;
-  sha256: (chunks: Uint8Array[]) => Uint8Array;
-  /** The crashed kernel's virtual layout for the core header (from /proc/kcore and /proc/kallsyms); defaults otherwise. */
-  kernelLayout?: KernelLayout | undefined;
+  /** Hashes the segments for the purgatory's check; null for a plan that is only shown (hashing the initrd and the kernel's zero fill is most of a plan's time). */
+  sha256: ((chunks: Uint8Array[]) => Uint8Array) | null;
 }
 
-export const KEXEC_ON_CRASH = 0x1;
-export const KEXEC_ARCH_386 = 3 << 16;
-export const KEXEC_ARCH_X86_64 = 62 << 16;
 
 
 export function runningKernelLimit(machine: Machine): Bound {
@@ -113,7 +118,20 @@ export function e820ForNewKernel(machine: Machine): { entries: E820[]; source: s
   return { entries: fromRanges(machine.memory), source: "/proc/iomem" };
 }
 
-export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest): Plan {
+/**
+ * Where every segment of a kexec_load goes, from sizes alone: `check` predicts
+ * with this, and nothing as big as the initrd is read or allocated for it.
+ */
+export function placeLoad(image: KernelImage, machine: Machine, request: Request, kernelLayout?: KernelLayout): PlacedLoad {
+  return layOut(image, machine, request, kernelLayout).placed;
+}
+
+/** The whole plan: the placement, then every segment's bytes and the purgatory's digests over them. */
+export function planLoad(image: KernelImage, machine: Machine, request: Request, bytes: SegmentBytes, kernelLayout?: KernelLayout): Plan {
+  return layOut(image, machine, request, kernelLayout).fill(bytes);
+}
+
+function layOut(image: KernelImage, machine: Machine, req: Request, kernelLayout: KernelLayout | undefined): { placed: PlacedLoad; fill: (bytes: SegmentBytes) => Plan } {
   const kernelArch = machine.kernelArch;
   if (kernelArch === null) {
     throw new KexecError("machine", "cannot tell whether the running kernel is x86_64 or i386", { field: "kernelArch" }, "kexec-ts needs /proc/version or /proc/sys/kernel/arch; with --root, make sure the snapshot has them");
@@ -138,10 +156,10 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
   let coreHeader: { mem: bigint; memsz: bigint; bytes: Uint8Array } | undefined;
   let cmdline = req.cmdline;
   if (req.crash) {
-    const layout = req.kernelLayout ?? defaultKernelLayout(machine);
+    const layout = kernelLayout ?? defaultKernelLayout(machine);
     const noteAreas = crashNoteAreas(machine);
     const loads = coreLoads(machine, layout);
-    const elfClass = kernelArch === "x86_64" ? 64 : 32;
+    const elfClass = req.coreHeaderClass ?? (kernelArch === "x86_64" ? 64 : 32);
     const bytes = buildElfCoreHeader({ elfClass, notes: noteAreas, loads });
     const at = placer.place({ what: "ELF core header", size: BigInt(elfCoreHeaderSize(elfClass, noteAreas.length + loads.length)), align: PAGE_SIZE, mins: globalMins, limits: globalLimits, topDown: false });
     coreHeader = { ...at, bytes };
@@ -151,9 +169,9 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
   }
 
   // The purgatory goes first and highest, like kexec-tools' bzImage64 loader; its
-  // size is known before the addresses it will be patched with.
+  // size is known before the addresses it will be patched with (and the digests, so none is computed here).
   const purgatoryArch: Arch = kernelArch;
-  const probe = buildPurgatory(purgatoryArch, { mode: entryMode, entry: 0n, bootParams: 0n, regions: [] }, req.sha256);
+  const probe = buildPurgatory(purgatoryArch, { mode: entryMode, entry: 0n, bootParams: 0n, regions: [] }, () => new Uint8Array(32));
   const purgatoryLimits = [...globalLimits];
   if (probe.below4G) purgatoryLimits.push({ value: GiB4, reason: "the purgatory leaves long mode from an identity-mapped page below 4 GiB" });
   const purgatoryAt = placer.place({ what: "purgatory", size: probe.memsz, align: probe.alignment, mins: globalMins, limits: purgatoryLimits, topDown: true });
@@ -167,14 +185,19 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
   const lowLimit: Bound[] = [];
   if (is32BitImage) lowLimit.push({ value: LOWMEM_896M, reason: "a 32-bit kernel reads its boot data from low memory (below 896 MiB)" });
   else if (!bz.canBeLoadedAbove4G || entryMode === "entry32") lowLimit.push({ value: GiB4, reason: bz.canBeLoadedAbove4G ? "the 32-bit entry" : "the image lacks XLF_CAN_BE_LOADED_ABOVE_4G" });
+  const e820 = coreHeader
+    ? { entries: captureKernelE820(machine, [{ start: coreHeader.mem, size: coreHeader.memsz }]), source: "the crash region(s), the low 1 MiB and the ACPI/NVS/reserved ranges of /proc/iomem (the capture kernel's view)" }
+    : e820ForNewKernel(machine);
   // EFI runtime services go with the boot parameters (efi.ts), as the kernel's own loader carries them.
   const efi = image.kind === "bzImage" ? efiHandover(machine, bz) : undefined;
   const efiInput = efi?.kind === "handover"
     ? { loaderSignature: efi.data.loaderSignature, systab: efi.data.systab, memdescVersion: efi.data.memdescVersion, memmap: encodeRuntimeMap(efi.data.runtimeMap), setupEfi: encodeEfiSetupData(efi.data) }
     : undefined;
   if (efi !== undefined && efi.kind !== "not-efi") notes.push(efi.reason);
-  // boot_params + command line + EFI runtime map + setup_data: one segment; 4 KiB of setup_data room is plenty (e820 ext, EFI, RNG seed).
-  const bootParamsSize = alignUp(BigInt(4096 + cmdlineBytes + 16 + (efiInput?.memmap.length ?? 0) + 16 + 4096), PAGE_SIZE);
+  // boot_params + command line + EFI runtime map + setup_data: one segment with 4 KiB of setup_data
+  // room, or what the EFI runtime map and the e820 entries beyond 128 need (zeroPageSize).
+  const needed = zeroPageSize(cmdlineBytes - 1, e820.entries.length, true, efiInput?.memmap.length);
+  const bootParamsSize = alignUp(BigInt(Math.max(4096 + cmdlineBytes + 16 + 4096, needed)), PAGE_SIZE);
   // A 32-bit kernel goes low, first fit, as kexec-tools' i386 loader does: observed in
   // the lab, a 686-pae kernel placed just under 896 MiB on a 1 GiB guest hangs before
   // printing anything (its early page tables and brk live past _end, beyond lowmem).
@@ -187,77 +210,100 @@ export function planLoad(image: KernelImage, machine: Machine, req: LoadRequest)
   if (elf) notes.push(`ELF vmlinux: PT_LOADs at ${hex(elf.mem)}-${hex(elf.mem + elf.memsz)}, entry e_entry ${hex(elf.entry)}`);
 
   let initrdAt: { mem: bigint; memsz: bigint } | undefined;
-  if (req.initrd) {
+  if (req.initrdSize !== undefined) {
     const initrdLimits = [...globalLimits, ...lowLimit];
     if (is32BitImage || !bz.canBeLoadedAbove4G) initrdLimits.push({ value: bz.initrdAddrMax + 1n, reason: `initrd_addr_max of the image (${hex(bz.initrdAddrMax)})` });
-    initrdAt = placer.place({ what: "initrd", size: BigInt(req.initrd.length), align: PAGE_SIZE, mins: [...globalMins, { value: 16n * MiB, reason: "initrds start at 16 MiB or above (as the kernel's own loader)" }], limits: initrdLimits, topDown: true });
+    initrdAt = placer.place({ what: "initrd", size: BigInt(req.initrdSize), align: PAGE_SIZE, mins: [...globalMins, { value: 16n * MiB, reason: "initrds start at 16 MiB or above (as the kernel's own loader)" }], limits: initrdLimits, topDown: true });
   }
 
-  const e820 = coreHeader
-    ? { entries: captureKernelE820(machine, [{ start: coreHeader.mem, size: coreHeader.memsz }]), source: "the crash region(s), the low 1 MiB and the ACPI/NVS/reserved ranges of /proc/iomem (the capture kernel's view)" }
-    : e820ForNewKernel(machine);
   notes.push(`memory map for the new kernel from ${e820.source}`);
-  const zeroPage = buildZeroPage({
-    image: bz,
-    imageBytes: headerSource,
-    address: bootParamsAt.mem,
-    cmdline,
-    initrd: initrdAt && req.initrd ? { address: initrdAt.mem, size: BigInt(req.initrd.length) } : undefined,
-    e820: e820.entries,
-    // An EFI boot leaves acpi_rsdp_addr 0 and publishes the RSDP in the EFI system table instead.
-    acpiRsdp: machine.bootParams?.acpiRsdpAddr || machine.efi.acpiRsdp || undefined,
-    hardwareSubarch: machine.bootParams ? BigInt(machine.bootParams.hardwareSubarch) : undefined,
-    rngSeed: req.rngSeed,
-    kernelAddress: kernel.mem,
-    efi: efiInput,
-  });
-  if (zeroPage.e820InSetupData) notes.push(`${zeroPage.e820InSetupData} e820 entries beyond 128 passed as SETUP_E820_EXT`);
 
-  const segments: PlanSegment[] = [
-    { kind: "bootparams", mem: bootParamsAt.mem, memsz: bootParamsAt.memsz, buf: zeroPage.bytes },
-    { kind: "kernel", mem: kernel.mem, memsz: kernel.memsz, buf: elf ? elf.buf : image.bytes.subarray(bz.setupSize) },
+  const segments: PlacedSegment[] = [
+    { kind: "bootparams", mem: bootParamsAt.mem, memsz: bootParamsAt.memsz },
+    { kind: "kernel", mem: kernel.mem, memsz: kernel.memsz },
   ];
-  if (initrdAt && req.initrd) segments.push({ kind: "initrd", mem: initrdAt.mem, memsz: initrdAt.memsz, buf: req.initrd });
-  if (coreHeader) segments.push({ kind: "elfcorehdr", mem: coreHeader.mem, memsz: coreHeader.memsz, buf: coreHeader.bytes });
-
-  const kernelEntry = elf ? elf.entry : entryMode === "entry64" ? kernel.mem + 0x200n : kernel.mem;
-  const purgatory = buildPurgatory(purgatoryArch, {
-    mode: entryMode,
-    entry: kernelEntry,
-    bootParams: bootParamsAt.mem,
-    regions: segments.map((s) => ({ start: s.mem, bytes: s.buf, memsz: s.memsz })),
-    serialDebug: req.serialDebug ?? false,
-  }, req.sha256);
-  segments.push({ kind: "purgatory", mem: purgatoryAt.mem, memsz: purgatoryAt.memsz, buf: purgatory.bytes });
+  if (initrdAt) segments.push({ kind: "initrd", mem: initrdAt.mem, memsz: initrdAt.memsz });
+  if (coreHeader) segments.push({ kind: "elfcorehdr", mem: coreHeader.mem, memsz: coreHeader.memsz });
+  segments.push({ kind: "purgatory", mem: purgatoryAt.mem, memsz: purgatoryAt.memsz });
   segments.sort((a, b) => (a.mem < b.mem ? -1 : 1));
 
-  const flags = (kernelArch === "x86_64" ? KEXEC_ARCH_X86_64 : KEXEC_ARCH_386) | (req.crash ? KEXEC_ON_CRASH : 0);
-  const plan: Plan = {
+  const kernelEntry = elf ? elf.entry : entryMode === "entry64" ? kernel.mem + 0x200n : kernel.mem;
+  const placed: PlacedLoad = {
     syscall: "kexec_load",
     imageFormat: image.kind,
     crash: req.crash,
     kernelArch,
     userArch: req.userArch,
     entryMode,
-    entry: purgatoryAt.mem + purgatory.entryOffset,
+    entry: purgatoryAt.mem + probe.entryOffset,
     kernelEntry,
     bootParams: bootParamsAt.mem,
-    flags,
+    flags: (kernelArch === "x86_64" ? KEXEC_ARCH_X86_64 : KEXEC_ARCH_386) | (req.crash ? KEXEC_ON_CRASH : 0),
     cmdline,
     segments,
     notes,
     crashRegion: req.crash && pool[0] ? { start: pool[0].start, size: pool[0].size, used: segments.reduce((n, x) => n + x.memsz, 0n) } : undefined,
+    placements: placer.log,
   };
-  // The plan is checked against the rules on its own, so a placement bug can
-  // never reach the kernel as a plan that "worked".
-  const violations = planViolations(plan, bz, machine, { memMin: req.memMin, memMax: req.memMax });
-  if (violations.length) {
-    throw new KexecError("plan", `internal error: the plan breaks its own invariants: ${violations.join("; ")}`, { violations }, "this is a bug in kexec-ts; please report it with `kexec-ts snapshot` and the image");
-  }
-  return plan;
+  // Checked on its own, so a placement bug can never reach the kernel as a plan that "worked".
+  assertPlanInvariants(placed, bz, machine, req);
+
+  const fill = (bytes: SegmentBytes): Plan => {
+    if (bytes.initrd?.length !== req.initrdSize) {
+      throw new KexecError("io", `the initrd is ${bytes.initrd?.length ?? "absent"} bytes now, ${req.initrdSize ?? "absent"} when it was placed: it changed while kexec-ts read it`,
+        { field: "initrd", expected: String(req.initrdSize), actual: String(bytes.initrd?.length) }, "run the load again once nothing is rewriting the initrd");
+    }
+    const zeroPage = buildZeroPage({
+      image: bz,
+      imageBytes: headerSource,
+      address: bootParamsAt.mem,
+      cmdline,
+      initrd: initrdAt && bytes.initrd ? { address: initrdAt.mem, size: BigInt(bytes.initrd.length) } : undefined,
+      e820: e820.entries,
+      // An EFI boot leaves acpi_rsdp_addr 0 and publishes the RSDP in the EFI system table instead.
+      acpiRsdp: machine.bootParams?.acpiRsdpAddr || machine.efi.acpiRsdp || undefined,
+      hardwareSubarch: machine.bootParams ? BigInt(machine.bootParams.hardwareSubarch) : undefined,
+      rngSeed: bytes.rngSeed,
+      kernelAddress: kernel.mem,
+      efi: efiInput,
+    });
+    const filledNotes = [...notes];
+    if (zeroPage.e820InSetupData) filledNotes.push(`${zeroPage.e820InSetupData} e820 entries beyond 128 passed as SETUP_E820_EXT`);
+    const buffers: Partial<Record<SegmentKind, Uint8Array>> = {
+      bootparams: zeroPage.bytes,
+      kernel: elf ? elf.buf : image.bytes.subarray(bz.setupSize),
+      initrd: bytes.initrd,
+      elfcorehdr: coreHeader?.bytes,
+    };
+    const verified = placed.segments.filter((s) => s.kind !== "purgatory").map((s) => ({ ...s, buf: buffers[s.kind]! }));
+    const purgatory = buildPurgatory(purgatoryArch, {
+      mode: entryMode,
+      entry: kernelEntry,
+      bootParams: bootParamsAt.mem,
+      regions: verified.map((s) => ({ what: `the ${s.kind} segment`, start: s.mem, bytes: s.buf, memsz: s.memsz })),
+      serialDebug: bytes.serialDebug ?? false,
+    }, bytes.sha256);
+    const plan: Plan = {
+      ...placed,
+      entry: purgatoryAt.mem + purgatory.entryOffset,
+      notes: filledNotes,
+      digested: purgatory.digested,
+      segments: placed.segments.map((s) => ({ ...s, buf: s.kind === "purgatory" ? purgatory.bytes : buffers[s.kind]! })),
+    };
+    assertPlanInvariants(plan, bz, machine, req);
+    return plan;
+  };
+  return { placed, fill };
 }
 
-function chooseEntryMode(bz: BzImage, kernelArch: Arch, req: LoadRequest): "entry64" | "entry32" {
+function assertPlanInvariants(plan: PlacedLoad | Plan, bz: BzImage, machine: Machine, req: Request): void {
+  const violations = planViolations(plan, bz, machine, { memMin: req.memMin, memMax: req.memMax });
+  if (violations.length) {
+    throw new KexecError("internal", `the plan breaks its own invariants: ${violations.join("; ")}`, { violations }, "this is a bug in kexec-ts; please report it with the output of `kexec-ts snapshot DIR` and the image");
+  }
+}
+
+function chooseEntryMode(bz: BzImage, kernelArch: Arch, req: Request): "entry64" | "entry32" {
   if (req.entry32 || !bz.is64) return "entry32";
   if (kernelArch === "i386") {
     // An i386 running kernel hands over with paging off: no long mode to enter a 64-bit entry from.
@@ -288,24 +334,4 @@ function placeKernel(placer: Placer, bz: BzImage, entryMode: "entry64" | "entry3
   else if (entryMode === "entry32") kernelLimits.push({ value: GiB4, reason: "the 32-bit entry" });
   const align = bz.kernelAlignment ?? 0x200000n;
   return placer.place({ what: "kernel", size: memsz, align, mins: kernelMins, limits: kernelLimits, topDown: bz.is64 });
-}
-
-/** The plan as stable JSON (DESIGN.md): hex strings for addresses and sizes. */
-export function planJson(plan: Plan, checks: unknown[] = []): Record<string, unknown> {
-  return {
-    ...(plan.crashRegion ? { crashRegion: { start: hex(plan.crashRegion.start), size: hex(plan.crashRegion.size), used: hex(plan.crashRegion.used), free: hex(plan.crashRegion.size - plan.crashRegion.used) } } : {}),
-    syscall: plan.syscall,
-    crash: plan.crash,
-    kernelArch: plan.kernelArch,
-    userArch: plan.userArch,
-    entry: hex(plan.entry),
-    entryMode: plan.entryMode,
-    kernelEntry: hex(plan.kernelEntry),
-    bootParams: hex(plan.bootParams),
-    flags: hex(plan.flags),
-    cmdline: plan.cmdline,
-    segments: plan.segments.map((s) => ({ kind: s.kind, mem: hex(s.mem), memsz: hex(s.memsz), bufsz: hex(s.buf.length) })),
-    notes: plan.notes,
-    checks,
-  };
 }

@@ -56,7 +56,8 @@ export const KXTS_PARAMS_SIZE = 0x150;
 
 function field(name: string): ParamsField {
   const f = KXTS_PARAMS_LAYOUT.find((x) => x.name === name);
-  if (!f) throw new Error(`kxts_params has no field ${name}`); // a typo here is a bug, not user input
+  // A typo here is a bug, not user input.
+  if (!f) throw new KexecError("internal", `kxts_params has no field ${name}`, { field: name }, "this is a bug in kexec-ts; please report it");
   return f;
 }
 
@@ -69,6 +70,8 @@ function field(name: string): ParamsField {
  * Never list the purgatory's own segment: its bytes contain the digest.
  */
 export interface PurgatoryRegion {
+  /** What the region is, for messages ("the initrd segment"); "region N" otherwise. */
+  what?: string;
   start: bigint;
   bytes: Uint8Array[] | Uint8Array;
   /** The segment's memsz; defaults to the buffer's length. Must not be smaller. */
@@ -109,8 +112,9 @@ export interface Purgatory {
    * the planner; the purgatory itself refuses to run otherwise.
    */
   below4G: boolean;
-  /** The digest written into the block, and the regions it covers. */
+  /** The digest written into the block (zero when none was computed), and the regions it covers. */
   digest: Uint8Array;
+  digested: boolean;
   regions: { start: bigint; len: bigint }[];
 }
 
@@ -142,12 +146,21 @@ export function purgatoryBlob(arch: PurgatoryArch): { blob: PurgatoryBlob; bytes
   return { blob, bytes };
 }
 
+/**
+ * The planner decides every address, region and entry the purgatory is given, so parameters it
+ * cannot take are the planner's mistake, not the user's: an internal error (exit 70), saying why.
+ */
 function planError(message: string, data: Record<string, unknown>, hint: string): KexecError {
-  return new KexecError("plan", `purgatory: ${message}`, data, hint);
+  return new KexecError("internal", `purgatory: ${message}`, data, `${hint}; this is a bug in kexec-ts' plan, please report it with \`kexec-ts snapshot DIR\` and the image`);
 }
 
-/** Fill in a copy of the blob's parameter block for one kexec_load. */
-export function buildPurgatory(arch: PurgatoryArch, params: PurgatoryParams, sha: Sha256): Purgatory {
+/**
+ * Fill in a copy of the blob's parameter block for one kexec_load. With `sha`
+ * null the digest is left zero and nothing is hashed: a purgatory to show in a
+ * plan (hashing an initrd and the kernel's zero fill costs more than the rest
+ * of the plan), never one to load — it would refuse to jump.
+ */
+export function buildPurgatory(arch: PurgatoryArch, params: PurgatoryParams, sha: Sha256 | null): Purgatory {
   const { blob, bytes: pristine } = purgatoryBlob(arch);
   const below4G = arch === "i386" || params.mode === "entry32";
 
@@ -178,17 +191,19 @@ export function buildPurgatory(arch: PurgatoryArch, params: PurgatoryParams, sha
     const pieces = region.bytes instanceof Uint8Array ? [region.bytes] : region.bytes;
     const bufsz = pieces.reduce((n, p) => n + BigInt(p.length), 0n);
     const len = region.memsz ?? bufsz;
+    const what = region.what ?? `region ${i}`;
     if (len < bufsz) {
-      throw planError(`region ${i} at ${hex(region.start)} has a ${size(bufsz)} buffer but memsz ${hex(len)}`,
+      throw planError(`${what} at ${hex(region.start)} has a ${size(bufsz)} buffer but memsz ${hex(len)}`,
         { field: `regions[${i}].memsz`, expected: `>= ${hex(bufsz)}`, actual: hex(len) },
         "memsz is the segment's size in memory and cannot be smaller than its buffer");
     }
     if (region.start < 0n || region.start + len > limit) {
-      throw planError(`region ${i} [${hex(region.start)}, ${hex(region.start + len)}) does not end below ${hex(limit)}`,
+      throw planError(`${what} [${hex(region.start)}, ${hex(region.start + len)}) does not end below ${hex(limit)}`,
         { field: `regions[${i}]`, expected: `end <= ${hex(limit)}`, actual: hex(region.start + len) },
         below4G ? `${limitWhy}: every segment must lie below 4 GiB` : "the region wraps around the address space");
     }
     regions.push({ start: region.start, len });
+    if (sha === null) return;
     for (const p of pieces) chunks.push(p);
     // The zeros kexec adds between bufsz and memsz are part of what the kernel will hold.
     for (let pad = len - bufsz; pad > 0n;) {
@@ -197,7 +212,7 @@ export function buildPurgatory(arch: PurgatoryArch, params: PurgatoryParams, sha
       pad -= BigInt(n);
     }
   });
-  const digest = sha(chunks);
+  const digest = sha === null ? new Uint8Array(32) : sha(chunks);
   if (digest.length !== 32) {
     throw planError(`the SHA-256 function returned ${digest.length} bytes`, { field: "sha256", expected: "32", actual: String(digest.length) },
       "pass a SHA-256 implementation (node:crypto createHash(\"sha256\") or sha256 from purgatory.ts)");
@@ -228,6 +243,7 @@ export function buildPurgatory(arch: PurgatoryArch, params: PurgatoryParams, sha
     alignment: PAGE,
     below4G,
     digest,
+    digested: sha !== null,
     regions,
   };
 }

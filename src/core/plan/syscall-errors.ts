@@ -5,7 +5,26 @@
  * caller passes what it knows about the machine so the cause can be narrowed.
  */
 
+import { KexecError } from "../errors.js";
+import { hex } from "../format.js";
+
 export type KexecSyscall = "kexec_load" | "kexec_file_load" | "kexec_unload" | "reboot";
+
+/** What a refused call was given, as fields a script (or `--json`) can read, not only as text. */
+export interface SyscallCall {
+  call: KexecSyscall;
+  /** The errno's name ("EADDRNOTAVAIL"), and its number when known. */
+  errno: string;
+  errnoNumber?: number | undefined;
+  /** kexec_load's entry and segments; the flags of either call. */
+  entry?: bigint | undefined;
+  flags?: number | undefined;
+  segments?: readonly { mem: bigint; memsz: bigint; bufsz: bigint }[] | undefined;
+  /** kexec_file_load's files and command line. */
+  kernel?: string | undefined;
+  initrd?: string | undefined;
+  cmdline?: string | undefined;
+}
 
 export interface ErrnoContext {
   lockdown?: string | undefined;       // "none" | "integrity" | "confidentiality"
@@ -22,6 +41,33 @@ export interface ErrnoExplanation {
   hint: string;
   /** kexec -a may retry with kexec_load after these (kexec-tools' rule). */
   fallbackAllowed: boolean;
+}
+
+/**
+ * The error for a refused call: the kernel's reason in words (narrowed by what
+ * is known about the machine), the call's arguments as structured data, and
+ * whether kexec-tools' -a would fall back to kexec_load after it.
+ */
+export function syscallError(c: SyscallCall, ctx: ErrnoContext = {}): KexecError {
+  const why = explainErrno(c.call, c.errno, ctx);
+  const details = [
+    c.entry !== undefined ? `entry ${hex(c.entry)}` : "",
+    c.flags !== undefined ? `flags ${hex(c.flags)}` : "",
+    c.segments?.length ? `segments ${c.segments.map((s) => `${hex(s.mem)}+${hex(s.memsz)}`).join(" ")}` : "",
+  ].filter(Boolean).join(", ");
+  return new KexecError("syscall", `${c.call} failed with ${c.errno}: ${why.cause}${details ? ` (${details})` : ""}`, {
+    call: c.call,
+    errno: c.errno,
+    ...(c.errnoNumber !== undefined ? { errnoNumber: c.errnoNumber } : {}),
+    ...(c.entry !== undefined ? { entry: c.entry } : {}),
+    ...(c.flags !== undefined ? { flags: c.flags } : {}),
+    ...(c.segments !== undefined ? { segments: c.segments.map((s) => ({ mem: s.mem, memsz: s.memsz, bufsz: s.bufsz })) } : {}),
+    ...(c.kernel !== undefined ? { kernel: c.kernel } : {}),
+    ...(c.initrd !== undefined ? { initrd: c.initrd } : {}),
+    ...(c.cmdline !== undefined ? { cmdline: c.cmdline } : {}),
+    ...(ctx.kernelLog?.length ? { kernelLog: ctx.kernelLog } : {}),
+    fallbackAllowed: why.fallbackAllowed,
+  }, why.hint);
 }
 
 export function explainErrno(call: KexecSyscall, errno: string, ctx: ErrnoContext = {}): ErrnoExplanation {

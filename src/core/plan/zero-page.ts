@@ -6,52 +6,25 @@
  * setup_data chain. The command line and setup_data follow the page in the
  * same segment, so one segment carries all of it.
  */
-import { ByteWriter } from "../bytes/writer.js";
+import { writeStruct } from "../bytes/layout.js";
 import { asciiBytes } from "../bytes/reader.js";
+import { BOOT_E820_ENTRY, BOOT_PARAMS, BOOT_PARAMS_SIZE, E820_MAX_ENTRIES_ZEROPAGE, E820_TYPE_RAM, SETUP_DATA, SETUP_E820_EXT, SETUP_EFI, SETUP_RNG_SEED } from "../image/boot-params.js";
 import type { BzImage } from "../image/bzimage.js";
 import { headerBytes, writeHeaderField, CAN_USE_HEAP, KEEP_SEGMENTS, QUIET_FLAG } from "../image/setup-header.js";
-import { EFI_MEMORY_DESC_SIZE, SETUP_EFI } from "./efi.js";
+import { EFI_MEMORY_DESC, EFI_SETUP_DATA } from "./efi.js";
 
-export const BOOT_PARAMS_SIZE = 4096;
-const E820_ENTRIES_OFFSET = 0x1e8;
-const E820_TABLE_OFFSET = 0x2d0;
-const E820_ENTRY_SIZE = 20;
-export const E820_MAX_ENTRIES_ZEROPAGE = 128;
-const ACPI_RSDP_ADDR_OFFSET = 0x070;
-const EXT_RAMDISK_IMAGE = 0x0c0;
-const EXT_RAMDISK_SIZE = 0x0c4;
-const EXT_CMD_LINE_PTR = 0x0c8;
-const ALT_MEM_K = 0x1e0;
-/** struct efi_info, 8 x u32: loader_signature, systab, memdesc_size, memdesc_version, memmap, memmap_size, systab_hi, memmap_hi. */
-const EFI_INFO_OFFSET = 0x1c0;
-const EXT_MEM_K = 0x002; // screen_info.ext_mem_k, legacy: KiB above 1 MiB
-
-/** setup_data types (arch/x86/include/uapi/asm/setup_data.h). */
-export const SETUP_E820_EXT = 1;
-export const SETUP_RNG_SEED = 9;
+export { SETUP_E820_EXT, SETUP_RNG_SEED, e820TypeFromName } from "../image/boot-params.js";
 
 /** boot.rst: loader ID 0xD is kexec-tools; kexec_file writes 0xD0 (ID in the high nibble, version 0). */
 export const LOADER_TYPE_KEXEC = 0xd0;
+
+/** The bytes of a SETUP_RNG_SEED node's data, as the loaders pass it. */
+export const RNG_SEED_SIZE = 32;
 
 export interface E820 {
   addr: bigint;
   size: bigint;
   type: number;
-}
-
-/** e820 type numbers for the names the kernel prints (arch/x86/kernel/e820.c e820_type_to_string). */
-export function e820TypeFromName(name: string): number | undefined {
-  switch (name) {
-    case "System RAM": return 1;
-    case "Reserved": case "reserved": return 2;
-    case "ACPI Tables": return 3;
-    case "ACPI Non-volatile Storage": return 4;
-    case "Unusable memory": return 5;
-    case "Persistent Memory": return 7;
-    case "Persistent Memory (legacy)": return 12;
-    case "Soft Reserved": return 0xefffffff;
-    default: return undefined;
-  }
 }
 
 export interface ZeroPageInput {
@@ -69,7 +42,17 @@ export interface ZeroPageInput {
   /** Where the kernel will be loaded: code32_start for the 32-bit entry. */
   kernelAddress: bigint;
   /** EFI runtime services handed on (efi.ts): efi_info, the runtime map after the command line, and a SETUP_EFI node. */
-  efi?: { loaderSignature: number; systab: bigint; memdescVersion: number; memmap: Uint8Array; setupEfi: Uint8Array } | undefined;
+  efi?: EfiZeroPage | undefined;
+}
+
+export interface EfiZeroPage {
+  loaderSignature: number;
+  systab: bigint;
+  memdescVersion: number;
+  /** efi_memory_desc_t records (efi.ts encodeRuntimeMap). */
+  memmap: Uint8Array;
+  /** struct efi_setup_data (efi.ts encodeEfiSetupData). */
+  setupEfi: Uint8Array;
 }
 
 export interface ZeroPage {
@@ -83,96 +66,101 @@ export interface ZeroPage {
 const low32 = (v: bigint) => v & 0xffffffffn;
 const high32 = (v: bigint) => (v >> 32n) & 0xffffffffn;
 
+/**
+ * The bytes buildZeroPage will write, known before the address: boot_params, the command line,
+ * the EFI runtime map if any, then 16-byte-aligned setup_data nodes (the e820 entries beyond the
+ * zero page's 128, SETUP_EFI, the RNG seed). A machine with hundreds of e820 entries needs more
+ * than one page for them.
+ */
+export function zeroPageSize(cmdlineLength: number, e820Entries: number, rngSeed: boolean, efiMemmapBytes?: number): number {
+  let offset = align16(BOOT_PARAMS_SIZE + cmdlineLength + 1);
+  if (efiMemmapBytes !== undefined) offset = align16(offset + efiMemmapBytes);
+  const extra = e820Entries - E820_MAX_ENTRIES_ZEROPAGE;
+  if (extra > 0) offset = align16(offset + SETUP_DATA.size + extra * BOOT_E820_ENTRY.size);
+  if (efiMemmapBytes !== undefined) offset = align16(offset + SETUP_DATA.size + EFI_SETUP_DATA.size);
+  if (rngSeed) offset = align16(offset + SETUP_DATA.size + RNG_SEED_SIZE);
+  return offset;
+}
+
 export function buildZeroPage(input: ZeroPageInput): ZeroPage {
   const cmdline = asciiBytes(`${input.cmdline}\0`);
-  const w = ByteWriter.growable(BOOT_PARAMS_SIZE + cmdline.length + 64);
-  w.bytesAt(0, new Uint8Array(BOOT_PARAMS_SIZE));
+  const e820 = input.e820.slice().sort((a, b) => (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : 0));
+  const inPage = e820.slice(0, E820_MAX_ENTRIES_ZEROPAGE);
+  const rest = e820.slice(E820_MAX_ENTRIES_ZEROPAGE);
+
+  // The EFI runtime map goes after the command line, then the setup_data nodes, 16-byte aligned, each linking to the next.
+  let size = align16(BOOT_PARAMS_SIZE + cmdline.length);
+  const memmapAt = input.efi ? size : undefined;
+  if (input.efi) size = align16(size + input.efi.memmap.length);
+  const nodes: { type: number; data: Uint8Array }[] = [];
+  if (rest.length) nodes.push({ type: SETUP_E820_EXT, data: encodeE820(rest) });
+  if (input.efi && input.image.protocol >= 0x209) nodes.push({ type: SETUP_EFI, data: input.efi.setupEfi });
+  if (input.rngSeed && input.image.protocol >= 0x209) nodes.push({ type: SETUP_RNG_SEED, data: input.rngSeed });
+  const nodeAt = nodes.map((n) => { const at = size; size = align16(size + SETUP_DATA.size + n.data.length); return at; });
+  const end = nodes.length ? nodeAt[nodeAt.length - 1]! + SETUP_DATA.size + nodes[nodes.length - 1]!.data.length : memmapAt !== undefined ? memmapAt + input.efi!.memmap.length : BOOT_PARAMS_SIZE + cmdline.length;
+  const out = new Uint8Array(end);
 
   // Only the header proper is copied: the rest of the image's first page is
   // boot-sector code and data, which would read as garbage boot_params fields.
-  w.bytesAt(0x1f1, headerBytes(input.imageBytes, input.image.headerEnd), "setup_header");
-  writeHeaderField(w, "type_of_loader", BigInt(LOADER_TYPE_KEXEC));
-  const loadflags = input.image.loadflags & ~(CAN_USE_HEAP | KEEP_SEGMENTS | QUIET_FLAG);
-  writeHeaderField(w, "loadflags", BigInt(loadflags));
-  writeHeaderField(w, "code32_start", low32(input.kernelAddress));
-  if (input.image.protocol >= 0x207 && input.hardwareSubarch !== undefined) writeHeaderField(w, "hardware_subarch", input.hardwareSubarch);
+  out.set(headerBytes(input.imageBytes, input.image.headerEnd), 0x1f1);
+  writeHeaderField(out, "type_of_loader", BigInt(LOADER_TYPE_KEXEC));
+  writeHeaderField(out, "loadflags", BigInt(input.image.loadflags & ~(CAN_USE_HEAP | KEEP_SEGMENTS | QUIET_FLAG)));
+  writeHeaderField(out, "code32_start", low32(input.kernelAddress));
+  if (input.image.protocol >= 0x207 && input.hardwareSubarch !== undefined) writeHeaderField(out, "hardware_subarch", input.hardwareSubarch);
 
   const cmdlineAddress = input.address + BigInt(BOOT_PARAMS_SIZE);
-  w.bytesAt(BOOT_PARAMS_SIZE, cmdline, "command line");
-  writeHeaderField(w, "cmd_line_ptr", low32(cmdlineAddress));
-  w.u32(EXT_CMD_LINE_PTR, Number(high32(cmdlineAddress)), "ext_cmd_line_ptr");
+  out.set(cmdline, BOOT_PARAMS_SIZE);
+  writeHeaderField(out, "cmd_line_ptr", low32(cmdlineAddress));
+  writeHeaderField(out, "ramdisk_image", low32(input.initrd?.address ?? 0n));
+  writeHeaderField(out, "ramdisk_size", low32(input.initrd?.size ?? 0n));
+  writeStruct(BOOT_PARAMS, out, 0, {
+    ext_cmd_line_ptr: Number(high32(cmdlineAddress)),
+    ...(input.initrd ? { ext_ramdisk_image: Number(high32(input.initrd.address)), ext_ramdisk_size: Number(high32(input.initrd.size)) } : {}),
+    ...(input.acpiRsdp !== undefined && input.acpiRsdp !== 0n ? { acpi_rsdp_addr: input.acpiRsdp } : {}),
+    e820_entries: inPage.length,
+    e820_table: encodeE820(inPage),
+  });
 
-  if (input.initrd) {
-    writeHeaderField(w, "ramdisk_image", low32(input.initrd.address));
-    writeHeaderField(w, "ramdisk_size", low32(input.initrd.size));
-    w.u32(EXT_RAMDISK_IMAGE, Number(high32(input.initrd.address)), "ext_ramdisk_image");
-    w.u32(EXT_RAMDISK_SIZE, Number(high32(input.initrd.size)), "ext_ramdisk_size");
-  } else {
-    writeHeaderField(w, "ramdisk_image", 0n);
-    writeHeaderField(w, "ramdisk_size", 0n);
+  if (input.efi && memmapAt !== undefined) {
+    const memmap = input.address + BigInt(memmapAt);
+    out.set(input.efi.memmap, memmapAt);
+    writeStruct(BOOT_PARAMS, out, 0, {
+      efi_loader_signature: input.efi.loaderSignature,
+      efi_systab: Number(low32(input.efi.systab)),
+      efi_systab_hi: Number(high32(input.efi.systab)),
+      efi_memdesc_size: EFI_MEMORY_DESC.size,
+      efi_memdesc_version: input.efi.memdescVersion,
+      efi_memmap: Number(low32(memmap)),
+      efi_memmap_hi: Number(high32(memmap)),
+      efi_memmap_size: input.efi.memmap.length,
+    });
   }
-  if (input.acpiRsdp !== undefined && input.acpiRsdp !== 0n) w.u64(ACPI_RSDP_ADDR_OFFSET, input.acpiRsdp, "acpi_rsdp_addr");
-
-  const e820 = input.e820.slice().sort((a, b) => (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : 0));
-  const inPage = e820.slice(0, E820_MAX_ENTRIES_ZEROPAGE);
-  w.u8(E820_ENTRIES_OFFSET, inPage.length, "e820_entries");
-  inPage.forEach((e, i) => writeE820(w, E820_TABLE_OFFSET + i * E820_ENTRY_SIZE, e));
 
   // Legacy memory sizes some early code still reads: KiB of RAM above 1 MiB in the range that spans it.
-  const spanning = e820.find((e) => e.type === 1 && e.addr <= 0x100000n && e.addr + e.size > 0x100000n);
+  const spanning = e820.find((e) => e.type === E820_TYPE_RAM && e.addr <= 0x100000n && e.addr + e.size > 0x100000n);
   if (spanning) {
     const kib = (spanning.addr + spanning.size - 0x100000n) >> 10n;
-    w.u32(ALT_MEM_K, Number(kib > 0xffffffffn ? 0xffffffffn : kib), "alt_mem_k");
-    w.u16(EXT_MEM_K, Number(kib > 0xfc00n ? 0xfc00n : kib), "ext_mem_k");
+    writeStruct(BOOT_PARAMS, out, 0, { alt_mem_k: Number(kib > 0xffffffffn ? 0xffffffffn : kib), "screen_info.ext_mem_k": Number(kib > 0xfc00n ? 0xfc00n : kib) });
   }
-
-  // The EFI runtime map goes after the command line; setup_data nodes after it, 16-byte aligned, each linking to the next.
-  let offset = align16(BOOT_PARAMS_SIZE + cmdline.length);
-  if (input.efi) {
-    const memmapAddress = input.address + BigInt(offset);
-    w.bytesAt(offset, input.efi.memmap, "efi runtime map");
-    w.u32(EFI_INFO_OFFSET, input.efi.loaderSignature, "efi_loader_signature");
-    w.u32(EFI_INFO_OFFSET + 4, Number(low32(input.efi.systab)), "efi_systab");
-    w.u32(EFI_INFO_OFFSET + 8, EFI_MEMORY_DESC_SIZE, "efi_memdesc_size");
-    w.u32(EFI_INFO_OFFSET + 12, input.efi.memdescVersion, "efi_memdesc_version");
-    w.u32(EFI_INFO_OFFSET + 16, Number(low32(memmapAddress)), "efi_memmap");
-    w.u32(EFI_INFO_OFFSET + 20, input.efi.memmap.length, "efi_memmap_size");
-    w.u32(EFI_INFO_OFFSET + 24, Number(high32(input.efi.systab)), "efi_systab_hi");
-    w.u32(EFI_INFO_OFFSET + 28, Number(high32(memmapAddress)), "efi_memmap_hi");
-    offset = align16(offset + input.efi.memmap.length);
-  }
-  const nodes: { type: number; data: Uint8Array }[] = [];
-  const rest = e820.slice(E820_MAX_ENTRIES_ZEROPAGE);
-  if (rest.length) {
-    const ext = new ByteWriter(rest.length * E820_ENTRY_SIZE);
-    rest.forEach((e, i) => writeE820(ext, i * E820_ENTRY_SIZE, e));
-    nodes.push({ type: SETUP_E820_EXT, data: ext.finish() });
-  }
-  if (input.efi && input.image.protocol >= 0x209) nodes.push({ type: SETUP_EFI, data: input.efi.setupEfi });
-  if (input.rngSeed && input.image.protocol >= 0x209) nodes.push({ type: SETUP_RNG_SEED, data: input.rngSeed });
 
   const setupData: ZeroPage["setupData"] = [];
-  let previousNext = input.image.protocol >= 0x209 ? 0x250 : -1; // setup_header.setup_data
-  for (const node of nodes) {
-    const address = input.address + BigInt(offset);
-    if (previousNext >= 0) w.u64(previousNext, address, "setup_data.next");
-    w.u64(offset, 0n, "setup_data.next");
-    w.u32(offset + 8, node.type, "setup_data.type");
-    w.u32(offset + 12, node.data.length, "setup_data.len");
-    w.bytesAt(offset + 16, node.data, "setup_data.data");
+  if (input.image.protocol >= 0x209) writeHeaderField(out, "setup_data", nodes.length ? input.address + BigInt(nodeAt[0]!) : 0n);
+  nodes.forEach((node, i) => {
+    const address = input.address + BigInt(nodeAt[i]!);
+    const next = i + 1 < nodes.length ? input.address + BigInt(nodeAt[i + 1]!) : 0n;
+    writeStruct(SETUP_DATA, out, nodeAt[i]!, { next, type: node.type, len: node.data.length });
+    out.set(node.data, nodeAt[i]! + SETUP_DATA.size);
     setupData.push({ type: node.type, address, length: node.data.length });
-    previousNext = offset;
-    offset = align16(offset + 16 + node.data.length);
-  }
-  if (input.image.protocol >= 0x209 && nodes.length === 0) w.u64(0x250, 0n, "setup_data");
+  });
 
-  return { bytes: w.finish(), cmdlineAddress, e820InPage: inPage.length, e820InSetupData: rest.length, setupData };
+  return { bytes: out, cmdlineAddress, e820InPage: inPage.length, e820InSetupData: rest.length, setupData };
 }
 
-function writeE820(w: ByteWriter, at: number, e: E820): void {
-  w.u64(at, e.addr, "e820.addr");
-  w.u64(at + 8, e.size, "e820.size");
-  w.u32(at + 16, e.type, "e820.type");
+/** struct boot_e820_entry[] for the zero page's e820_table or a SETUP_E820_EXT node. */
+export function encodeE820(entries: readonly E820[]): Uint8Array {
+  const out = new Uint8Array(entries.length * BOOT_E820_ENTRY.size);
+  entries.forEach((e, i) => writeStruct(BOOT_E820_ENTRY, out, i * BOOT_E820_ENTRY.size, e));
+  return out;
 }
 
 function align16(n: number): number {

@@ -45,14 +45,18 @@ export function readLockless(mem: KernelMemory, info: VmcoreInfo): LogRecord[] {
       "this kexec-ts reads the lockless ring buffer only; makedumpfile --dump-dmesg reads older log_buf layouts");
   }
   const { word, svShift, idMask } = words(mem);
+  const ptr = mem.pointerSize;
+  // Each field is read from a buffer of its struct's SIZE: member() checks that it fits there.
   const prb = mem.ulong(v.symbol("prb"), "prb");
   const ring = mem.read(prb, v.size("printk_ringbuffer"), "printk_ringbuffer");
-  const descRing = v.offset("printk_ringbuffer.desc_ring");
-  const textRing = v.offset("printk_ringbuffer.text_data_ring");
-  const counter = v.offset("atomic_long_t.counter");
+  const descRing = v.member("printk_ringbuffer", "desc_ring", v.size("prb_desc_ring"));
+  const textRing = v.member("printk_ringbuffer", "text_data_ring", v.size("prb_data_ring"));
+  const counter = v.member("atomic_long_t", "counter", ptr);
+  const inDescRing = (field: string, width: number) => descRing + v.member("prb_desc_ring", field, width);
+  const inTextRing = (field: string, width: number) => textRing + v.member("prb_data_ring", field, width);
 
-  const countBits = u32At(ring, descRing + v.offset("prb_desc_ring.count_bits"));
-  const sizeBits = u32At(ring, textRing + v.offset("prb_data_ring.size_bits"));
+  const countBits = u32At(ring, inDescRing("count_bits", 4));
+  const sizeBits = u32At(ring, inTextRing("size_bits", 4));
   if (countBits > 24 || sizeBits > 31) {
     throw new KexecError("parse", `printk ring buffer: count_bits ${countBits} / size_bits ${sizeBits} are beyond any kernel's limits`, { field: "prb_desc_ring.count_bits", actual: `${countBits}/${sizeBits}` }, "the dump's memory is corrupt here");
   }
@@ -60,20 +64,21 @@ export function readLockless(mem: KernelMemory, info: VmcoreInfo): LogRecord[] {
   const dataSize = 1n << BigInt(sizeBits);
   const descSize = v.size("prb_desc");
   const infoSize = v.size("printk_info");
-  const descs = mem.read(word(ring, descRing + v.offset("prb_desc_ring.descs")), descSize * Number(count), "prb_desc_ring.descs");
-  const infos = mem.read(word(ring, descRing + v.offset("prb_desc_ring.infos")), infoSize * Number(count), "prb_desc_ring.infos");
-  const data = mem.read(word(ring, textRing + v.offset("prb_data_ring.data")), Number(dataSize), "prb_data_ring.data");
-  const tail = word(ring, descRing + v.offset("prb_desc_ring.tail_id") + counter);
-  const head = word(ring, descRing + v.offset("prb_desc_ring.head_id") + counter);
+  const descs = mem.read(word(ring, inDescRing("descs", ptr)), descSize * Number(count), "prb_desc_ring.descs");
+  const infos = mem.read(word(ring, inDescRing("infos", ptr)), infoSize * Number(count), "prb_desc_ring.infos");
+  const data = mem.read(word(ring, inTextRing("data", ptr)), Number(dataSize), "prb_data_ring.data");
+  const atomic = v.size("atomic_long_t");
+  const tail = word(ring, inDescRing("tail_id", atomic) + counter);
+  const head = word(ring, inDescRing("head_id", atomic) + counter);
 
-  const stateVar = v.offset("prb_desc.state_var") + counter;
-  const lpos = v.offset("prb_desc.text_blk_lpos");
-  const beginAt = lpos + v.offset("prb_data_blk_lpos.begin");
-  const nextAt = lpos + v.offset("prb_data_blk_lpos.next");
-  const seqAt = v.offset("printk_info.seq");
-  const tsAt = v.offset("printk_info.ts_nsec");
-  const lenAt = v.offset("printk_info.text_len");
-  const callerAt = info.offsets.get("printk_info.caller_id");
+  const stateVar = v.member("prb_desc", "state_var", atomic) + counter;
+  const lpos = v.member("prb_desc", "text_blk_lpos", v.size("prb_data_blk_lpos"));
+  const beginAt = lpos + v.member("prb_data_blk_lpos", "begin", ptr);
+  const nextAt = lpos + v.member("prb_data_blk_lpos", "next", ptr);
+  const seqAt = v.member("printk_info", "seq", 8);
+  const tsAt = v.member("printk_info", "ts_nsec", 8);
+  const lenAt = v.member("printk_info", "text_len", 2);
+  const callerAt = v.optionalMember("printk_info", "caller_id", 4);
 
   const records: LogRecord[] = [];
   const one = (id: bigint) => {

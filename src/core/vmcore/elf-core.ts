@@ -7,8 +7,9 @@
  */
 import { KexecError } from "../errors.js";
 import { hex } from "../format.js";
-import { ET_CORE, PT_LOAD, PT_NOTE, parseElf, parseNotes, type ElfHeader, type ElfNote } from "../image/elf.js";
-import { ByteReader, latin1, concatBytes } from "../bytes/reader.js";
+import { ELF32_EHDR, ELF64_EHDR, ET_CORE, PT_LOAD, PT_NOTE, elfHeaderLayout, looksLikeElf, parseElf, parseNotes, readElfClass, type ElfHeader, type ElfNote } from "../image/elf.js";
+import { offsetOf, readStruct } from "../bytes/layout.js";
+import { latin1, concatBytes } from "../bytes/reader.js";
 import type { PhysRange, PhysicalMemory, RandomAccess } from "./memory.js";
 import { parseVmcoreInfo, type VmcoreInfo } from "./vmcoreinfo.js";
 
@@ -37,21 +38,14 @@ export interface ElfCore {
   headerEnd: bigint;
 }
 
-const HEAD = 64;
-
 export function looksLikeElfCore(head: Uint8Array): boolean {
-  return head.length >= 18 && head[0] === 0x7f && head[1] === 0x45 && head[2] === 0x4c && head[3] === 0x46 && (head[16]! | (head[17]! << 8)) === ET_CORE;
+  return looksLikeElf(head) && head.length >= 18 && readStruct(ELF32_EHDR, head, 0, { limit: 18 }).e_type === ET_CORE;
 }
 
 export function readElfCore(file: RandomAccess, what = "vmcore"): ElfCore {
-  const ident = file.read(0n, Number(file.size < BigInt(HEAD) ? file.size : BigInt(HEAD)));
-  const is64 = ident[4] === 2;
-  const r = new ByteReader(ident, what);
-  if (!looksLikeElfCore(ident)) parseElf(ident, what); // for its message about the magic/class
-  const phoff = is64 ? Number(r.u64(32, "e_phoff")) : r.u32(28, "e_phoff");
-  const phentsize = r.u16(is64 ? 54 : 42, "e_phentsize");
-  const phnum = r.u16(is64 ? 56 : 44, "e_phnum");
-  const tableEnd = phoff + phnum * phentsize;
+  const ident = file.read(0n, Number(file.size < BigInt(ELF64_EHDR.size) ? file.size : BigInt(ELF64_EHDR.size)));
+  const h = readStruct(elfHeaderLayout(readElfClass(ident, what)), ident, 0, { what });
+  const tableEnd = Number(h.e_phoff) + h.e_phnum * h.e_phentsize;
   if (BigInt(tableEnd) > file.size) {
     throw new KexecError("parse", `${what}: the program header table ends at ${hex(tableEnd)}, past the end of the file (${hex(file.size)})`,
       { field: "e_phoff", expected: `<= ${hex(file.size)}`, actual: hex(tableEnd) }, "the vmcore is truncated");
@@ -59,12 +53,12 @@ export function readElfCore(file: RandomAccess, what = "vmcore"): ElfCore {
   const headBytes = file.read(0n, tableEnd);
   const elf = parseElf(headBytes, what);
   if (elf.header.e_type !== ET_CORE) {
-    throw new KexecError("parse", `${what}: e_type is ${elf.header.e_type}, expected ${ET_CORE} (ET_CORE)`, { field: "e_type", offset: 16, expected: "4", actual: String(elf.header.e_type) },
+    throw new KexecError("parse", `${what}: e_type is ${elf.header.e_type}, expected ${ET_CORE} (ET_CORE)`, { field: "e_type", offset: offsetOf(ELF64_EHDR, "e_type"), expected: "4", actual: String(elf.header.e_type) },
       "this is an ELF file but not a core dump");
   }
   const machine = elf.machineName === "x86_64" || elf.machineName === "i386" ? elf.machineName : undefined;
   if (machine === undefined) {
-    throw new KexecError("parse", `${what}: e_machine is ${elf.header.e_machine}, expected 62 (x86_64) or 3 (i386)`, { field: "e_machine", offset: 18, expected: "62 or 3", actual: String(elf.header.e_machine) });
+    throw new KexecError("parse", `${what}: e_machine is ${elf.header.e_machine}, expected 62 (x86_64) or 3 (i386)`, { field: "e_machine", offset: offsetOf(ELF64_EHDR, "e_machine"), expected: "62 or 3", actual: String(elf.header.e_machine) }, "kexec-ts reads x86 (x86_64 and i386) dumps only");
   }
   const loads: LoadSegment[] = [];
   const notes: ElfNote[] = [];
@@ -76,7 +70,7 @@ export function readElfCore(file: RandomAccess, what = "vmcore"): ElfCore {
       if (ph.p_filesz > 0n && (headerEnd === BigInt(tableEnd) || ph.p_offset < headerEnd)) headerEnd = ph.p_offset;
     } else if (ph.p_type === PT_NOTE) {
       if (ph.p_filesz > 16n << 20n) {
-        throw new KexecError("parse", `${what}: PT_NOTE ${ph.index} claims ${ph.p_filesz} bytes, more than any kernel writes`, { field: `program header ${ph.index} p_filesz`, actual: String(ph.p_filesz) });
+        throw new KexecError("parse", `${what}: PT_NOTE ${ph.index} claims ${ph.p_filesz} bytes, more than any kernel writes`, { field: `program header ${ph.index} p_filesz`, actual: String(ph.p_filesz) }, "the dump is corrupt: no kernel writes a note that large");
       }
       const area = file.read(ph.p_offset, Number(ph.p_filesz));
       noteParts.push(area);
@@ -85,7 +79,7 @@ export function readElfCore(file: RandomAccess, what = "vmcore"): ElfCore {
   }
   for (const l of loads) {
     if (l.p_filesz > l.p_memsz) {
-      throw new KexecError("parse", `${what}: PT_LOAD ${l.index} has p_filesz ${hex(l.p_filesz)} above p_memsz ${hex(l.p_memsz)}`, { field: `program header ${l.index} p_filesz`, expected: `<= ${hex(l.p_memsz)}`, actual: hex(l.p_filesz) });
+      throw new KexecError("parse", `${what}: PT_LOAD ${l.index} has p_filesz ${hex(l.p_filesz)} above p_memsz ${hex(l.p_memsz)}`, { field: `program header ${l.index} p_filesz`, expected: `<= ${hex(l.p_memsz)}`, actual: hex(l.p_filesz) }, "the dump is corrupt");
     }
   }
   const noteBytes = concatBytes(noteParts);

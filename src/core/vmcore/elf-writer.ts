@@ -4,8 +4,10 @@
  * the end of a PT_LOAD are absent from the file: p_filesz < p_memsz.
  * Layouts from include/uapi/linux/elf.h.
  */
-import { ByteWriter } from "../bytes/writer.js";
-import { EM_386, EM_X86_64, ET_CORE, PT_LOAD, PT_NOTE } from "../image/elf.js";
+import { writeStruct } from "../bytes/layout.js";
+import { ELF64_EHDR, ELF64_PHDR, EM_386, EM_X86_64, ET_CORE, EV_CURRENT, PF_R, PF_W, PF_X, PT_LOAD, PT_NOTE, elfIdent } from "../image/elf.js";
+
+export { encodeNote } from "../image/elf.js";
 
 export interface OutputLoad {
   p_vaddr: bigint;
@@ -15,56 +17,28 @@ export interface OutputLoad {
   p_memsz: bigint;
 }
 
-const EHDR = 64;
-const PHDR = 56;
-
 export function elfHeaderSize(loads: number): number {
-  return EHDR + (1 + loads) * PHDR;
+  return ELF64_EHDR.size + (1 + loads) * ELF64_PHDR.size;
 }
 
 /** The headers plus the note area; PT_LOAD offsets must already be final. */
 export function encodeElfCoreHeader(machine: "x86_64" | "i386", loads: readonly OutputLoad[], notes: Uint8Array): Uint8Array {
   const noteOffset = elfHeaderSize(loads.length);
-  const w = new ByteWriter(noteOffset + notes.length);
+  const out = new Uint8Array(noteOffset + notes.length);
   // ELF64 even for i386 dumps, as the kernel's own /proc/vmcore does on 64-bit; i386 readers accept ELF64 cores.
-  [0x7f, 0x45, 0x4c, 0x46, 2, 1, 1].forEach((b, i) => w.u8(i, b));
-  w.u16(16, ET_CORE);
-  w.u16(18, machine === "x86_64" ? EM_X86_64 : EM_386);
-  w.u32(20, 1);
-  w.u64(32, BigInt(EHDR));
-  w.u16(52, EHDR);
-  w.u16(54, PHDR);
-  w.u16(56, 1 + loads.length);
-  let at = EHDR;
-  w.u32(at, PT_NOTE);
-  w.u64(at + 8, BigInt(noteOffset));
-  w.u64(at + 32, BigInt(notes.length));
-  w.u64(at + 40, BigInt(notes.length));
+  writeStruct(ELF64_EHDR, out, 0, {
+    e_ident: elfIdent(64), e_type: ET_CORE, e_machine: machine === "x86_64" ? EM_X86_64 : EM_386, e_version: EV_CURRENT,
+    e_phoff: BigInt(ELF64_EHDR.size), e_ehsize: ELF64_EHDR.size, e_phentsize: ELF64_PHDR.size, e_phnum: 1 + loads.length,
+  });
+  let at = ELF64_EHDR.size;
+  writeStruct(ELF64_PHDR, out, at, { p_type: PT_NOTE, p_offset: BigInt(noteOffset), p_filesz: BigInt(notes.length), p_memsz: BigInt(notes.length) });
   for (const l of loads) {
-    at += PHDR;
-    w.u32(at, PT_LOAD);
-    w.u32(at + 4, 7); // RWE, as the kernel writes them
-    w.u64(at + 8, l.p_offset);
-    w.u64(at + 16, l.p_vaddr);
-    w.u64(at + 24, l.p_paddr);
-    w.u64(at + 32, l.p_filesz);
-    w.u64(at + 40, l.p_memsz);
+    at += ELF64_PHDR.size;
+    // RWE, as the kernel writes them.
+    writeStruct(ELF64_PHDR, out, at, { p_type: PT_LOAD, p_flags: PF_R | PF_W | PF_X, ...l });
   }
-  w.bytesAt(noteOffset, notes);
-  return w.finish();
-}
-
-/** A note (Elf64_Nhdr + name + desc, 4-byte aligned) for kexec-ts's own marks. */
-export function encodeNote(name: string, type: number, desc: Uint8Array): Uint8Array {
-  const nameBytes = name.length + 1;
-  const pad = (n: number) => (n + 3) & ~3;
-  const w = new ByteWriter(12 + pad(nameBytes) + pad(desc.length));
-  w.u32(0, nameBytes);
-  w.u32(4, desc.length);
-  w.u32(8, type);
-  for (let i = 0; i < name.length; i++) w.u8(12 + i, name.charCodeAt(i));
-  w.bytesAt(12 + pad(nameBytes), desc);
-  return w.finish();
+  out.set(notes, noteOffset);
+  return out;
 }
 
 /** Note type of kexec-ts's "this dump is incomplete" note ("INC"); its desc says what is missing. */

@@ -96,19 +96,21 @@ const MAX_ORDER = 11;
 export function excludeByPageFlags(mem: KernelMemory, info: VmcoreInfo, bitmaps: DumpBitmaps, level: number, pageSize: number): void {
   if ((level & (DL_EXCLUDE_CACHE | DL_EXCLUDE_CACHE_PRI | DL_EXCLUDE_USER_DATA | DL_EXCLUDE_FREE)) === 0) return;
   const v = new VmcoreInfoView(info, `dump level ${level} (page flags from mem_map)`);
+  // Every field is read from a buffer of SIZE(page)-byte structs: member() checks each fits.
   const pageStruct = v.size("page");
-  const flagsAt = v.offset("page.flags");
-  const mappingAt = v.offset("page.mapping");
-  const mapcountAt = v.offset("page._mapcount");
-  const privateAt = v.offset("page.private");
-  const compoundHeadAt = info.offsets.get("page.compound_head");
-  const compoundOrderAt = info.offsets.get("page.compound_order");
-  const compoundDtorAt = info.offsets.get("page.compound_dtor");
+  const word = mem.pointerSize;
+  const flagsAt = v.member("page", "flags", word);
+  const mappingAt = v.member("page", "mapping", word);
+  const mapcountAt = v.member("page", "_mapcount", 4);
+  const privateAt = v.member("page", "private", word);
+  const compoundHeadAt = v.optionalMember("page", "compound_head", word);
+  const compoundOrderAt = v.optionalMember("page", "compound_order", 1);
+  const compoundDtorAt = v.optionalMember("page", "compound_dtor", 1);
   // Page flags are tested as two 32-bit halves (a million struct pages per 4 GiB: BigInt
   // arithmetic per page was most of the scan's time).
   type Mask = readonly [lo: number, hi: number];
   const maskOf = (m: bigint): Mask => [Number(m & 0xffffffffn), Number((m >> 32n) & 0xffffffffn)];
-  const bit = (name: string): Mask => { const n = info.numbers.get(name); return n === undefined ? [0, 0] : maskOf(1n << n); };
+  const bit = (name: string): Mask => (info.numbers.has(name) ? maskOf(1n << v.numberIn(name, 0n, BigInt(word * 8 - 1))) : [0, 0]);
   const PG_lru = bit("PG_lru");
   const PG_private = bit("PG_private");
   const PG_swapcache = bit("PG_swapcache");
@@ -218,13 +220,15 @@ function* memMapChunks(mem: KernelMemory, info: VmcoreInfo, v: VmcoreInfoView, b
     }
     return;
   }
-  const sectionBits = Number(v.number("SECTION_SIZE_BITS"));
   const pageShift = Math.log2(pageSize);
-  const pagesPerSection = 1 << (sectionBits - pageShift);
+  // A section holds at least a page and at most 2^30 of them (x86_64 uses 2^15).
+  const sectionBits = Number(v.numberIn("SECTION_SIZE_BITS", BigInt(pageShift), BigInt(pageShift + 30)));
+  const pagesPerSection = 2 ** (sectionBits - pageShift);
   const memSection = v.symbol("mem_section");
   const sectionSize = v.size("mem_section");
+  if (pageSize % sectionSize !== 0) throw v.impossible("SIZE(mem_section)", sectionSize, `a divisor of the ${pageSize}-byte page that holds a root's sections`);
   const sectionsPerRoot = pageSize / sectionSize; // SPARSEMEM_EXTREME: one page of sections per root
-  const sectionMemMapAt = v.offset("mem_section.section_mem_map");
+  const sectionMemMapAt = v.member("mem_section", "section_mem_map", ptr);
   const sections = Math.ceil(maxPfn / pagesPerSection);
   const roots = new Map<number, bigint>();
   for (let nr = 0; nr < sections; nr++) {

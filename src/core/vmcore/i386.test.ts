@@ -13,7 +13,8 @@ import { encodeNote } from "./elf-writer.js";
 import { formatDmesg, printkPageFrames, readLockless } from "./dmesg.js";
 import { excludeByPageFlags, presentBitmaps, testBit } from "./exclude.js";
 import { summarizeVmcore } from "./info.js";
-import { DISK_DUMP_HEADER_32, KDUMP_SUB_HEADER_32, encodeKdumpHeaders, encodeUtsname, planKdumpLayout, readKdump } from "./kdump.js";
+import { DISK_DUMP_HEADER_32, encodeKdumpHeaders, planKdumpLayout, readKdump } from "./kdump.js";
+import { offsetOf } from "../bytes/layout.js";
 import { bytesAccess } from "./memory.js";
 import { parseVmcoreInfo } from "./vmcoreinfo.js";
 import { openVmcore, vmcoreKernelMemory } from "./vmcore.js";
@@ -187,7 +188,7 @@ test("i386 dump levels read 4-byte struct page fields from the flat mem_map", ()
 test("kdump header for i386: makedumpfile's 32-bit layout (status at 412, 80-byte sub header), and it reads back", () => {
   const notes = new Uint8Array(40);
   const input = {
-    utsname: encodeUtsname("6.1.0-50-686-pae", "i386"), timestampSec: 0x6b043bd3n, status: 2, blockSize: 4096,
+    utsname: { sysname: "Linux", nodename: "host", release: "6.1.0-50-686-pae", version: "#1 SMP", machine: "i386", domainname: "(none)" }, timestampSec: 0x6b043bd3n, status: 2, blockSize: 4096,
     maxMapnr: 0x3ffddn, nrCpus: 2, physBase: 0n, dumpLevel: 31, noteBytes: notes, vmcoreinfoInNotes: { offset: 20, size: 16 }, descCount: 0n,
   };
   const layout = planKdumpLayout(input);
@@ -201,13 +202,13 @@ test("kdump header for i386: makedumpfile's 32-bit layout (status at 412, 80-byt
   assert.equal(dv.getUint32(424, true), 16); // bitmap_blocks
   assert.equal(dv.getUint32(428, true), 0x3ffdd); // max_mapnr
   assert.equal(dv.getUint32(448, true), 2); // nr_cpus
-  assert.equal(DISK_DUMP_HEADER_32.nr_cpus, 448);
+  assert.equal(offsetOf(DISK_DUMP_HEADER_32, "nr_cpus"), 448);
   assert.equal(dv.getUint32(4096 + 4, true), 31); // dump_level
   assert.equal(dv.getBigUint64(4096 + 20, true), 4096n + 80n + 20n); // offset_vmcoreinfo
   assert.equal(dv.getUint32(4096 + 28, true), 16); // size_vmcoreinfo
   assert.equal(dv.getBigUint64(4096 + 32, true), 4096n + 80n); // offset_note: right after the 80-byte sub header
   assert.equal(dv.getUint32(4096 + 40, true), 40); // size_note
-  assert.equal(dv.getBigUint64(4096 + KDUMP_SUB_HEADER_32.max_mapnr_64, true), 0x3ffddn);
+  assert.equal(dv.getBigUint64(4096 + 72, true), 0x3ffddn);
   const file = new Uint8Array(Number(layout.dataOffset) + 4096);
   file.set(h);
   const k = readKdump(bytesAccess(file));

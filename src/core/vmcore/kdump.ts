@@ -14,13 +14,13 @@
  * one a file has is told by utsname.machine, which sits at the same offset in both.
  * Offsets here are checked against files makedumpfile 1.7.2 writes on each.
  */
+import { defineLayout, field, offsetOf, readStruct, writeStruct } from "../bytes/layout.js";
 import { latin1 } from "../bytes/reader.js";
-import { ByteWriter } from "../bytes/writer.js";
 import { KexecError } from "../errors.js";
 import { hex } from "../format.js";
 import { parseNotes, type ElfNote } from "../image/elf.js";
 import { decompressPage, type PageCodec } from "./codecs.js";
-import { u32At, u64At, type PhysRange, type PhysicalMemory, type RandomAccess } from "./memory.js";
+import { type PhysRange, type PhysicalMemory, type RandomAccess } from "./memory.js";
 import { parseVmcoreInfo, type VmcoreInfo } from "./vmcoreinfo.js";
 
 export const KDUMP_SIGNATURE = "KDUMP   ";
@@ -31,57 +31,102 @@ export const DUMP_DH_COMPRESSED_SNAPPY = 0x4;
 export const DUMP_DH_COMPRESSED_INCOMPLETE = 0x8;
 export const DUMP_DH_EXCLUDED_VMEMMAP = 0x10;
 export const DUMP_DH_COMPRESSED_ZSTD = 0x20;
-export const PAGE_DESC_SIZE = 24;
-export const SUB_HEADER_SIZE = 104;
-export const SUB_HEADER_SIZE_32 = 80;
-const UTS_FIELD = 65;
 
 export const CODEC_FLAG: Record<PageCodec, number> = {
   zlib: DUMP_DH_COMPRESSED_ZLIB, lzo: DUMP_DH_COMPRESSED_LZO, snappy: DUMP_DH_COMPRESSED_SNAPPY, zstd: DUMP_DH_COMPRESSED_ZSTD,
 };
 
-/** disk_dump_header field offsets (x86_64: struct timeval is 16 bytes, 8-aligned). */
-export const DISK_DUMP_HEADER = {
-  signature: 0, header_version: 8, utsname: 12, timestamp_sec: 408, timestamp_usec: 416, status: 424, block_size: 428,
-  sub_hdr_size: 432, bitmap_blocks: 436, max_mapnr: 440, total_ram_blocks: 444, device_blocks: 448, written_blocks: 452,
-  current_cpu: 456, nr_cpus: 460, size: 464,
-} as const;
+/** __NEW_UTS_LEN + 1 (include/uapi/linux/utsname.h). */
+const UTS_FIELD = 65;
+const UTS_NAMES = ["sysname", "nodename", "release", "version", "machine", "domainname"] as const;
 
-/** kdump_sub_header field offsets (x86_64). */
-export const KDUMP_SUB_HEADER = {
-  phys_base: 0, dump_level: 8, split: 12, start_pfn: 16, end_pfn: 24, offset_vmcoreinfo: 32, size_vmcoreinfo: 40,
-  offset_note: 48, size_note: 56, offset_eraseinfo: 64, size_eraseinfo: 72, start_pfn_64: 80, end_pfn_64: 88, max_mapnr_64: 96,
-} as const;
+/** struct new_utsname: six 65-byte strings; the kernel's init_uts_ns.name and the kdump header's copy of it. */
+export const NEW_UTSNAME = defineLayout("struct new_utsname", 6 * UTS_FIELD, "little", UTS_NAMES.map((n, i) => field(n, i * UTS_FIELD, UTS_FIELD, "chars")));
 
-/** disk_dump_header on i386: struct timeval is two 4-byte longs, 4-aligned after utsname. */
-export const DISK_DUMP_HEADER_32 = {
-  signature: 0, header_version: 8, utsname: 12, timestamp_sec: 404, timestamp_usec: 408, status: 412, block_size: 416,
-  sub_hdr_size: 420, bitmap_blocks: 424, max_mapnr: 428, total_ram_blocks: 432, device_blocks: 436, written_blocks: 440,
-  current_cpu: 444, nr_cpus: 448, size: 452,
-} as const;
+/**
+ * struct disk_dump_header (makedumpfile's diskdump_mod.h). It holds a struct timeval and ends in
+ * a pointer array, so it follows the dumped machine's word: on x86_64 the timeval is two 8-byte
+ * longs aligned to 8 after the 402 bytes of signature, version and utsname; on i386 two 4-byte
+ * longs aligned to 4.
+ */
+function diskDumpHeader(long: 4 | 8) {
+  const tv = long === 8 ? 408 : 404;
+  const after = tv + 2 * long;
+  return defineLayout(`struct disk_dump_header (${long === 8 ? "x86_64" : "i386"})`, after + 40, "little", [
+    field("signature", 0, 8, "chars"),
+    field("header_version", 8, 4, "uint"),
+    ...UTS_NAMES.map((n, i) => field(`utsname.${n}` as const, 12 + i * UTS_FIELD, UTS_FIELD, "chars")),
+    field("timestamp.tv_sec", tv, long, "u64"),
+    field("timestamp.tv_usec", tv + long, long, "u64"),
+    field("status", after, 4, "uint"),
+    field("block_size", after + 4, 4, "uint"),
+    field("sub_hdr_size", after + 8, 4, "uint"),
+    field("bitmap_blocks", after + 12, 4, "uint"),
+    // 32 bits only, obsolete since header_version 6: max_mapnr_64 in the sub header has all of it.
+    field("max_mapnr", after + 16, 4, "uint"),
+    field("total_ram_blocks", after + 20, 4, "uint"),
+    field("device_blocks", after + 24, 4, "uint"),
+    field("written_blocks", after + 28, 4, "uint"),
+    field("current_cpu", after + 32, 4, "uint"),
+    field("nr_cpus", after + 36, 4, "uint"),
+  ]);
+}
 
-/** kdump_sub_header on i386: unsigned longs are 4 bytes, off_t 8 (aligned to 4). */
-export const KDUMP_SUB_HEADER_32 = {
-  phys_base: 0, dump_level: 4, split: 8, start_pfn: 12, end_pfn: 16, offset_vmcoreinfo: 20, size_vmcoreinfo: 28,
-  offset_note: 32, size_note: 40, offset_eraseinfo: 44, size_eraseinfo: 52, start_pfn_64: 56, end_pfn_64: 64, max_mapnr_64: 72,
-} as const;
+/**
+ * struct kdump_sub_header, in block 1. unsigned long is the word; off_t is 8 bytes in both
+ * (makedumpfile is built with 64-bit file offsets), aligned to 4 on i386. Each field is
+ * tagged with the header_version that added it.
+ */
+function kdumpSubHeader(long: 4 | 8) {
+  const fields = [
+    field("phys_base", 0, long, "u64"),
+    field("dump_level", long, 4, "uint", 1),
+    field("split", long + 4, 4, "uint", 2),
+  ];
+  let at = long + 8;
+  const next = (size: number) => { if (size === 8 && long === 8) at = (at + 7) & ~7; const o = at; at += size; return o; };
+  const rest = [
+    field("start_pfn", next(long), long, "u64", 2),
+    field("end_pfn", next(long), long, "u64", 2),
+    field("offset_vmcoreinfo", next(8), 8, "u64", 3),
+    field("size_vmcoreinfo", next(long), long, "u64", 3),
+    field("offset_note", next(8), 8, "u64", 4),
+    field("size_note", next(long), long, "u64", 4),
+    field("offset_eraseinfo", next(8), 8, "u64", 5),
+    field("size_eraseinfo", next(long), long, "u64", 5),
+    field("start_pfn_64", next(8), 8, "u64", 6),
+    field("end_pfn_64", next(8), 8, "u64", 6),
+    field("max_mapnr_64", next(8), 8, "u64", 6),
+  ];
+  return defineLayout(`struct kdump_sub_header (${long === 8 ? "x86_64" : "i386"})`, at, "little", [...fields, ...rest]);
+}
 
-type HeaderOffsets = { readonly [K in keyof typeof DISK_DUMP_HEADER]: number };
-type SubHeaderOffsets = { readonly [K in keyof typeof KDUMP_SUB_HEADER]: number };
+export const DISK_DUMP_HEADER_64 = diskDumpHeader(8);
+export const DISK_DUMP_HEADER_32 = diskDumpHeader(4);
+export const KDUMP_SUB_HEADER_64 = kdumpSubHeader(8);
+export const KDUMP_SUB_HEADER_32 = kdumpSubHeader(4);
 
-/** The header layout for the dumped machine: the 32-bit one for i386 (utsname.machine i386..i686). */
+/** page_desc_t: where a page's data is, how long, how compressed (the same 24 bytes on both word sizes). */
+export const PAGE_DESC = defineLayout("page_desc_t", 24, "little", [
+  field("offset", 0, 8, "u64"),
+  field("size", 8, 4, "uint"),
+  field("flags", 12, 4, "uint"),
+  field("page_flags", 16, 8, "u64"),
+]);
+export const PAGE_DESC_SIZE = PAGE_DESC.size;
+
+/** The header layouts for the dumped machine: the 32-bit ones for i386 (utsname.machine i386..i686). */
 export interface KdumpHeaderLayout {
   /** sizeof(long): the width of phys_base, the timeval fields and the size_* fields. */
   long: 4 | 8;
-  header: HeaderOffsets;
-  sub: SubHeaderOffsets;
-  subHeaderSize: number;
+  header: typeof DISK_DUMP_HEADER_64;
+  sub: typeof KDUMP_SUB_HEADER_64;
 }
 
 export function kdumpHeaderLayout(machine: string): KdumpHeaderLayout {
   return /^i[3-6]86$/.test(machine)
-    ? { long: 4, header: DISK_DUMP_HEADER_32, sub: KDUMP_SUB_HEADER_32, subHeaderSize: SUB_HEADER_SIZE_32 }
-    : { long: 8, header: DISK_DUMP_HEADER, sub: KDUMP_SUB_HEADER, subHeaderSize: SUB_HEADER_SIZE };
+    ? { long: 4, header: DISK_DUMP_HEADER_32, sub: KDUMP_SUB_HEADER_32 }
+    : { long: 8, header: DISK_DUMP_HEADER_64, sub: KDUMP_SUB_HEADER_64 };
 }
 
 export interface Utsname {
@@ -137,43 +182,37 @@ export interface KdumpFile {
   dumpedPages: bigint;
 }
 
-function cstr(bytes: Uint8Array, at: number, max: number): string {
-  let end = at;
-  while (end < at + max && bytes[end] !== 0) end++;
-  return latin1(bytes.subarray(at, end));
-}
-
 export function readKdump(file: RandomAccess, what = "kdump file"): KdumpFile {
-  const h = file.read(0n, DISK_DUMP_HEADER.size);
+  const h = file.read(0n, Number(file.size < BigInt(DISK_DUMP_HEADER_64.size) ? file.size : BigInt(DISK_DUMP_HEADER_64.size)));
   if (!looksLikeKdump(h)) {
-    throw new KexecError("parse", `${what}: no "KDUMP   " signature at offset 0`, { field: "signature", offset: 0, expected: "KDUMP   ", actual: JSON.stringify(latin1(h.subarray(0, 8))) });
+    throw new KexecError("parse", `${what}: no "KDUMP   " signature at offset 0`, { field: "signature", offset: 0, expected: "KDUMP   ", actual: JSON.stringify(latin1(h.subarray(0, 8))) }, "this is not a kdump-compressed file; an ELF dump is read directly, and `makedumpfile -R` turns a flattened stream into a file");
   }
-  const uts = (i: number) => cstr(h, DISK_DUMP_HEADER.utsname + i * UTS_FIELD, UTS_FIELD);
-  const L = kdumpHeaderLayout(uts(4));
-  const D = L.header;
-  const long = (b: Uint8Array, at: number) => (L.long === 8 ? u64At(b, at) : BigInt(u32At(b, at)));
-  const version = u32At(h, D.header_version);
-  const blockSize = u32At(h, D.block_size);
+  // utsname.machine sits at the same offset in both layouts and says which one the file has.
+  const machine = readStruct(DISK_DUMP_HEADER_64, h, 0, { what, limit: offsetOf(DISK_DUMP_HEADER_64, "utsname.domainname") })["utsname.machine"];
+  const L = kdumpHeaderLayout(machine);
+  const d = readStruct(L.header, h, 0, { what });
+  const blockSize = d.block_size;
   if (blockSize < 1024 || blockSize > 65536 || (blockSize & (blockSize - 1)) !== 0) {
-    throw new KexecError("parse", `${what}: block_size at offset ${D.block_size} is ${blockSize}, expected a power of two page size`, { field: "block_size", offset: D.block_size, expected: "4096", actual: String(blockSize) },
-      `read with the ${L.long * 8}-bit header layout (utsname.machine is ${JSON.stringify(uts(4))}); a dump of the other word size places this field elsewhere`);
+    const at = offsetOf(L.header, "block_size");
+    throw new KexecError("parse", `${what}: block_size at offset ${at} is ${blockSize}, expected a power of two page size`, { field: "block_size", offset: at, expected: "4096", actual: String(blockSize) },
+      `read with the ${L.long * 8}-bit header layout (utsname.machine is ${JSON.stringify(machine)}); a dump of the other word size places this field elsewhere`);
   }
-  const S = L.sub;
-  const sub = file.read(BigInt(blockSize), L.subHeaderSize);
+  const version = d.header_version;
+  const sub = readStruct(L.sub, file.read(BigInt(blockSize), L.sub.size), 0, { what: `${what} kdump_sub_header`, version });
   const header: KdumpHeader = {
     header_version: version,
-    utsname: { sysname: uts(0), nodename: uts(1), release: uts(2), version: uts(3), machine: uts(4), domainname: uts(5) },
-    timestampSec: long(h, D.timestamp_sec), timestampUsec: long(h, D.timestamp_usec), status: u32At(h, D.status), block_size: blockSize,
-    sub_hdr_size: u32At(h, D.sub_hdr_size), bitmap_blocks: u32At(h, D.bitmap_blocks),
-    max_mapnr: version >= 6 ? u64At(sub, S.max_mapnr_64) : BigInt(u32At(h, D.max_mapnr)),
-    nr_cpus: u32At(h, D.nr_cpus), phys_base: long(sub, S.phys_base), dump_level: u32At(sub, S.dump_level),
-    offset_vmcoreinfo: version >= 3 ? u64At(sub, S.offset_vmcoreinfo) : 0n, size_vmcoreinfo: version >= 3 ? long(sub, S.size_vmcoreinfo) : 0n,
-    offset_note: version >= 4 ? u64At(sub, S.offset_note) : 0n, size_note: version >= 4 ? long(sub, S.size_note) : 0n,
+    utsname: { sysname: d["utsname.sysname"], nodename: d["utsname.nodename"], release: d["utsname.release"], version: d["utsname.version"], machine: d["utsname.machine"], domainname: d["utsname.domainname"] },
+    timestampSec: d["timestamp.tv_sec"], timestampUsec: d["timestamp.tv_usec"], status: d.status, block_size: blockSize,
+    sub_hdr_size: d.sub_hdr_size, bitmap_blocks: d.bitmap_blocks,
+    max_mapnr: sub.max_mapnr_64 ?? BigInt(d.max_mapnr),
+    nr_cpus: d.nr_cpus, phys_base: sub.phys_base, dump_level: sub.dump_level ?? 0,
+    offset_vmcoreinfo: sub.offset_vmcoreinfo ?? 0n, size_vmcoreinfo: sub.size_vmcoreinfo ?? 0n,
+    offset_note: sub.offset_note ?? 0n, size_note: sub.size_note ?? 0n,
   };
   const bitmapBytes = (header.bitmap_blocks * blockSize) / 2;
   if (header.max_mapnr > BigInt(bitmapBytes) * 8n) {
     throw new KexecError("parse", `${what}: max_mapnr ${header.max_mapnr} needs ${header.max_mapnr / 8n} bitmap bytes, but bitmap_blocks ${header.bitmap_blocks} gives ${bitmapBytes} per bitmap`,
-      { field: "bitmap_blocks", offset: D.bitmap_blocks, expected: `>= ${header.max_mapnr / 8n} bytes`, actual: String(bitmapBytes) });
+      { field: "bitmap_blocks", offset: offsetOf(L.header, "bitmap_blocks"), expected: `>= ${header.max_mapnr / 8n} bytes`, actual: String(bitmapBytes) }, "the dump's header is corrupt");
   }
   const noteBytes = header.size_note > 0n ? file.read(header.offset_note, Number(header.size_note)) : new Uint8Array(0);
   const notes = parseNotes(noteBytes, Number(header.offset_note), `${what} notes`);
@@ -199,19 +238,16 @@ export function readKdump(file: RandomAccess, what = "kdump file"): KdumpFile {
       const p = Number(pfn);
       if ((bitmap2[p >>> 3]! & (1 << (p & 7))) === 0) return undefined;
       const index = rank(p);
-      const desc = file.read(descAt + BigInt(index) * BigInt(PAGE_DESC_SIZE), PAGE_DESC_SIZE);
-      const offset = u64At(desc, 0);
-      const size = u32At(desc, 8);
-      const flags = u32At(desc, 12);
+      const { offset, size, flags } = readStruct(PAGE_DESC, file.read(descAt + BigInt(index) * BigInt(PAGE_DESC_SIZE), PAGE_DESC_SIZE), 0, { what: `${what} page_desc ${index}` });
       // An incomplete dump ends before some descriptors were filled: they read as zeros.
       if (offset === 0n && size === 0) return undefined;
       if (size > blockSize) {
-        throw new KexecError("parse", `${what}: page_desc ${index} (pfn ${hex(pfn)}) says ${size} bytes, more than a page`, { field: "page_desc.size", offset: descAt + BigInt(index * PAGE_DESC_SIZE), expected: `<= ${blockSize}`, actual: String(size) });
+        throw new KexecError("parse", `${what}: page_desc ${index} (pfn ${hex(pfn)}) says ${size} bytes, more than a page`, { field: "page_desc.size", offset: descAt + BigInt(index * PAGE_DESC_SIZE), expected: `<= ${blockSize}`, actual: String(size) }, "the dump is corrupt at this page");
       }
       const data = file.read(offset, size);
-      const pageCodec = (flags & DUMP_DH_COMPRESSED_ZSTD) ? "zstd" : (flags & DUMP_DH_COMPRESSED_SNAPPY) ? "snappy" : (flags & DUMP_DH_COMPRESSED_LZO) ? "lzo" : (flags & DUMP_DH_COMPRESSED_ZLIB) ? "zlib" : undefined;
+      const pageCodec = codecOf(flags);
       if (pageCodec === undefined) {
-        if (size !== blockSize) throw new KexecError("parse", `${what}: uncompressed page_desc ${index} has size ${size}, expected ${blockSize}`, { field: "page_desc.size" });
+        if (size !== blockSize) throw new KexecError("parse", `${what}: uncompressed page_desc ${index} has size ${size}, expected ${blockSize}`, { field: "page_desc.size" }, "the dump is corrupt at this page");
         return data;
       }
       return decompressPage(pageCodec, data, blockSize);
@@ -303,7 +339,7 @@ export interface KdumpHeaderInput {
 /** Reserve every region first (gimli's writer order), so headers can be rewritten in place at the end. */
 export function planKdumpLayout(input: KdumpHeaderInput): KdumpLayout {
   const bs = input.blockSize;
-  const subHeaderSize = kdumpHeaderLayout(input.utsname.machine).subHeaderSize;
+  const subHeaderSize = kdumpHeaderLayout(input.utsname.machine).sub.size;
   const subBytes = subHeaderSize + input.noteBytes.length;
   const subHeaderBlocks = Math.ceil(subBytes / bs);
   const bitmapBytes = Math.ceil(Number((input.maxMapnr + 7n) / 8n) / bs) * bs;
@@ -318,57 +354,49 @@ export function planKdumpLayout(input: KdumpHeaderInput): KdumpLayout {
   };
 }
 
-export function encodeUtsname(release: string, machine: string, version = ""): Utsname {
-  return { sysname: "Linux", nodename: "", release, version, machine, domainname: "" };
-}
-
 /** Block 0 and the sub header blocks (with the notes), ready to write at offset 0; 32-bit layout for an i386 utsname.machine. */
 export function encodeKdumpHeaders(input: KdumpHeaderInput, layout: KdumpLayout): Uint8Array {
   const bs = input.blockSize;
-  const w = new ByteWriter((1 + layout.subHeaderBlocks) * bs);
+  const out = new Uint8Array((1 + layout.subHeaderBlocks) * bs);
   const L = kdumpHeaderLayout(input.utsname.machine);
-  const D = L.header;
-  const long = (at: number, v: bigint) => (L.long === 8 ? w.u64(at, v) : w.u32(at, Number(BigInt.asUintN(32, v))));
-  for (let i = 0; i < 8; i++) w.u8(D.signature + i, KDUMP_SIGNATURE.charCodeAt(i));
-  w.u32(D.header_version, KDUMP_HEADER_VERSION);
+  const word = (v: bigint) => (L.long === 8 ? v : BigInt.asUintN(32, v));
   const u = input.utsname;
-  [u.sysname, u.nodename, u.release, u.version, u.machine, u.domainname].forEach((s, i) => {
-    for (let k = 0; k < Math.min(s.length, UTS_FIELD - 1); k++) w.u8(D.utsname + i * UTS_FIELD + k, s.charCodeAt(k) & 0xff);
+  // As makedumpfile's write_kdump_header fills it; total_ram_blocks, device_blocks,
+  // written_blocks and current_cpu stay 0 there too.
+  writeStruct(L.header, out, 0, {
+    signature: KDUMP_SIGNATURE, header_version: KDUMP_HEADER_VERSION,
+    "utsname.sysname": u.sysname, "utsname.nodename": u.nodename, "utsname.release": u.release,
+    "utsname.version": u.version, "utsname.machine": u.machine, "utsname.domainname": u.domainname,
+    "timestamp.tv_sec": word(input.timestampSec), "timestamp.tv_usec": 0n,
+    status: input.status, block_size: bs, sub_hdr_size: layout.subHeaderBlocks, bitmap_blocks: layout.bitmapBlocks,
+    max_mapnr: Number(input.maxMapnr > 0xffffffffn ? 0xffffffffn : input.maxMapnr), nr_cpus: input.nrCpus,
   });
-  long(D.timestamp_sec, input.timestampSec);
-  long(D.timestamp_usec, 0n);
-  w.u32(D.status, input.status);
-  w.u32(D.block_size, bs);
-  w.u32(D.sub_hdr_size, layout.subHeaderBlocks);
-  w.u32(D.bitmap_blocks, layout.bitmapBlocks);
-  w.u32(D.max_mapnr, Number(input.maxMapnr > 0xffffffffn ? 0xffffffffn : input.maxMapnr));
-  w.u32(D.nr_cpus, input.nrCpus);
-  const S = L.sub;
-  const base = bs;
-  long(base + S.phys_base, input.physBase);
-  w.u32(base + S.dump_level, input.dumpLevel);
-  w.u32(base + S.split, 0);
-  w.u64(base + S.offset_vmcoreinfo, layout.vmcoreinfoOffset);
-  long(base + S.size_vmcoreinfo, BigInt(input.vmcoreinfoInNotes?.size ?? 0));
-  w.u64(base + S.offset_note, input.noteBytes.length > 0 ? layout.noteOffset : 0n);
-  long(base + S.size_note, BigInt(input.noteBytes.length));
-  w.u64(base + S.max_mapnr_64, input.maxMapnr);
-  w.bytesAt(Number(layout.noteOffset), input.noteBytes);
-  return w.finish();
+  writeStruct(L.sub, out, bs, {
+    phys_base: word(input.physBase), dump_level: input.dumpLevel, split: 0,
+    offset_vmcoreinfo: layout.vmcoreinfoOffset, size_vmcoreinfo: BigInt(input.vmcoreinfoInNotes?.size ?? 0),
+    offset_note: input.noteBytes.length > 0 ? layout.noteOffset : 0n, size_note: BigInt(input.noteBytes.length),
+    max_mapnr_64: input.maxMapnr,
+  });
+  out.set(input.noteBytes, Number(layout.noteOffset));
+  return out;
 }
 
+const DESC_OFFSET = offsetOf(PAGE_DESC, "offset");
+const DESC_SIZE = offsetOf(PAGE_DESC, "size");
+const DESC_FLAGS = offsetOf(PAGE_DESC, "flags");
+const DESC_PAGE_FLAGS = offsetOf(PAGE_DESC, "page_flags");
+
 /**
- * One page_desc (offset u64, size u32, flags u32, page_flags u64) at `at` in `view`. Plain
- * numbers and a caller's DataView: a save writes a million of them per 4 GiB, where a BigInt
- * and a fresh DataView per descriptor cost 0.2 s.
+ * One page_desc at `at` in `view`, by the PAGE_DESC table's offsets. Plain numbers and a
+ * caller's DataView: a save writes a million of them per 4 GiB, where a BigInt and a fresh
+ * DataView per descriptor cost 0.2 s.
  */
 export function writePageDesc(view: DataView, at: number, offset: number, size: number, flags: number): void {
-  view.setUint32(at, offset % 0x100000000, true);
-  view.setUint32(at + 4, Math.floor(offset / 0x100000000), true);
-  view.setUint32(at + 8, size, true);
-  view.setUint32(at + 12, flags, true);
-  view.setUint32(at + 16, 0, true);
-  view.setUint32(at + 20, 0, true);
+  view.setUint32(at + DESC_OFFSET, offset % 0x100000000, true);
+  view.setUint32(at + DESC_OFFSET + 4, Math.floor(offset / 0x100000000), true);
+  view.setUint32(at + DESC_SIZE, size, true);
+  view.setUint32(at + DESC_FLAGS, flags, true);
+  view.setBigUint64(at + DESC_PAGE_FLAGS, 0n, true);
 }
 
 /** Where the VMCOREINFO note's text sits inside a note area. */

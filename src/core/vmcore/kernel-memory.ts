@@ -16,14 +16,12 @@ import { KexecError } from "../errors.js";
 import { hex } from "../format.js";
 import { readPhysical, u32At, u64At, type PhysicalMemory } from "./memory.js";
 import type { VmcoreInfo } from "./vmcoreinfo.js";
+import type { PagingFormat } from "../pgtable/format.js";
+import { walkPageTable } from "../pgtable/walk.js";
 
 export const START_KERNEL_MAP = 0xffffffff80000000n;
 /** x86_64 KERNEL_IMAGE_SIZE default (1 GiB with KASLR); vmcoreinfo gives the real one. */
 const DEFAULT_KERNEL_IMAGE_SIZE = 1n << 30n;
-const PTE_PRESENT = 1n;
-const PTE_PSE = 1n << 7n;
-/** Physical address bits of a page table entry: 12..51 (Intel SDM vol. 3, 4.5). */
-const PTE_ADDR_MASK = 0x000ffffffffff000n;
 /** i386 with the default 3G/1G split (CONFIG_PAGE_OFFSET in Debian's 686 and 686-pae). */
 export const I386_PAGE_OFFSET = 0xc0000000n;
 
@@ -85,52 +83,32 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
   const textAlias = stext === undefined ? undefined : (options.aliases ?? []).find((a) => a.vaddr !== 0n && stext >= a.vaddr && stext < a.vaddr + a.size && a.vaddr >= a.paddr);
   const pageOffset = textAlias !== undefined ? textAlias.vaddr - textAlias.paddr : I386_PAGE_OFFSET;
 
-  /**
-   * One page-table walk from the physical address of the top table. Per level: the address bit
-   * where its index starts, how many index bits it has, and whether a present entry with PSE set
-   * maps a large page there. `leaf.shift` tells the size of the page that maps vaddr.
-   */
-  const walkTables = (vaddr: bigint, top: bigint, levelsOf: readonly { shift: bigint; indexMask: bigint; large: boolean }[], entrySize: 4 | 8, addrMask: bigint, visited?: bigint[], leaf?: { shift: bigint }): bigint => {
-    let table = top;
-    for (const [level, { shift, indexMask, large }] of levelsOf.entries()) {
-      const index = (vaddr >> shift) & indexMask;
-      const at = table + index * BigInt(entrySize);
-      visited?.push(table);
-      const bytes = readPhysical(phys, at, entrySize, "page table entry");
-      const entry = (entrySize === 8 ? u64At(bytes, 0) : BigInt(u32At(bytes, 0))) & ~smeMask;
-      if ((entry & PTE_PRESENT) === 0n) {
-        throw new KexecError("parse", `virtual address ${hex(vaddr)} is not mapped (level-${levelsOf.length - level} entry ${hex(entry)} at ${hex(at)} is not present)`, { offset: vaddr });
-      }
-      const base = entry & addrMask;
-      if (shift === 12n || (large && (entry & PTE_PSE) !== 0n)) {
-        const mask = (1n << shift) - 1n;
-        if (leaf) leaf.shift = shift;
-        return (base & ~mask) | (vaddr & mask);
-      }
-      table = base;
-    }
-    throw new KexecError("parse", `page-table walk for ${hex(vaddr)} ended without a leaf`, { offset: vaddr });
+  /** Page-table entries are read from the dump's memory; SME's encryption bit is not part of an address. */
+  const readEntry = (paddr: bigint, size: 4 | 8): bigint => {
+    const bytes = readPhysical(phys, paddr, size, "page table entry");
+    return size === 8 ? u64At(bytes, 0) : BigInt(u32At(bytes, 0));
   };
-  const level = (shift: bigint, indexBits: bigint, large: boolean) => ({ shift, indexMask: (1n << indexBits) - 1n, large });
-  // x86_64: 9 index bits per level; 1 GiB pages at the PUD, 2 MiB at the PMD.
-  const X86_64_LEVELS = [level(48n, 9n, false), level(39n, 9n, false), level(30n, 9n, true), level(21n, 9n, true), level(12n, 9n, false)];
-  // i386 PAE: pgd of 4 entries (bits 31-30), pmd (bits 29-21, 2 MiB pages), pte. Without PAE:
-  // pgd (bits 31-22, 4 MiB pages), pte; 4-byte entries.
-  const PAE_LEVELS = [level(30n, 2n, false), level(21n, 9n, true), level(12n, 9n, false)];
-  const NONPAE_LEVELS = [level(22n, 10n, true), level(12n, 10n, false)];
 
   /** The physical address of vaddr; `leaf.shift` tells the size of the page that maps it (12, 21, 22 or 30). */
   const walk = (vaddr: bigint, visited?: bigint[], leaf?: { shift: bigint }): bigint => {
+    let format: PagingFormat;
+    let top: bigint;
     if (i386) {
-      const top = info.symbols.get("swapper_pg_dir");
-      if (top === undefined) throw new KexecError("parse", "VMCOREINFO has no SYMBOL(swapper_pg_dir), needed to translate kernel virtual addresses", { field: "SYMBOL(swapper_pg_dir)" });
-      if (top < pageOffset) throw new KexecError("parse", `SYMBOL(swapper_pg_dir) ${hex(top)} is below PAGE_OFFSET ${hex(pageOffset)}`, { field: "SYMBOL(swapper_pg_dir)", actual: hex(top) });
-      return walkTables(BigInt.asUintN(32, vaddr), top - pageOffset, pae ? PAE_LEVELS : NONPAE_LEVELS, pae ? 8 : 4, pae ? PTE_ADDR_MASK : 0xfffff000n, visited, leaf);
+      const pgd = info.symbols.get("swapper_pg_dir");
+      if (pgd === undefined) throw new KexecError("parse", "VMCOREINFO has no SYMBOL(swapper_pg_dir), needed to translate kernel virtual addresses", { field: "SYMBOL(swapper_pg_dir)" }, "VMCOREINFO comes from the crashed kernel; without this symbol its virtual addresses cannot be translated");
+      if (pgd < pageOffset) throw new KexecError("parse", `SYMBOL(swapper_pg_dir) ${hex(pgd)} is below PAGE_OFFSET ${hex(pageOffset)}`, { field: "SYMBOL(swapper_pg_dir)", actual: hex(pgd) }, "the dump's VMCOREINFO contradicts itself");
+      format = pae ? "i386-pae" : "i386-2level";
+      top = pgd - pageOffset;
+    } else {
+      if (topSymbol === undefined) throw new KexecError("parse", "VMCOREINFO has no SYMBOL(init_top_pgt), needed to translate kernel virtual addresses", { field: "SYMBOL(init_top_pgt)" }, "VMCOREINFO comes from the crashed kernel; without this symbol its virtual addresses cannot be translated");
+      const at = textToPhys(topSymbol);
+      if (at === undefined) throw new KexecError("parse", `SYMBOL(init_top_pgt) ${hex(topSymbol)} is outside the kernel text mapping`, { field: "SYMBOL(init_top_pgt)", actual: hex(topSymbol) }, "the dump's VMCOREINFO contradicts itself");
+      format = levels === 5 ? "x86_64-5level" : "x86_64-4level";
+      top = at;
     }
-    if (topSymbol === undefined) throw new KexecError("parse", "VMCOREINFO has no SYMBOL(init_top_pgt), needed to translate kernel virtual addresses", { field: "SYMBOL(init_top_pgt)" });
-    const top = textToPhys(topSymbol);
-    if (top === undefined) throw new KexecError("parse", `SYMBOL(init_top_pgt) ${hex(topSymbol)} is outside the kernel text mapping`, { field: "SYMBOL(init_top_pgt)", actual: hex(topSymbol) });
-    return walkTables(vaddr, top, levels === 5 ? X86_64_LEVELS : X86_64_LEVELS.slice(1), 8, PTE_ADDR_MASK, visited, leaf);
+    const t = walkPageTable(format, top, vaddr, readEntry, { entryMask: smeMask, visited });
+    if (leaf) leaf.shift = BigInt(t.pageSize.toString(2).length - 1);
+    return t.paddr;
   };
 
   // The last large page walked (vmemmap and the direct map use 2 MiB and 1 GiB pages): the

@@ -5,7 +5,9 @@
  * and writers can be tested without a captured dump.
  */
 import { encodeElfCoreHeader, encodeNote, type OutputLoad } from "./elf-writer.js";
+import { writeStruct } from "../bytes/layout.js";
 import { concatBytes } from "../bytes/reader.js";
+import { NEW_UTSNAME, type Utsname } from "./kdump.js";
 
 export const SYNTH_PAGE = 4096;
 export const SYNTH_PAGE_OFFSET = 0xffff888000000000n;
@@ -42,6 +44,12 @@ OFFSET(prb_data_ring.tail_lpos)=24
 SIZE(atomic_long_t)=8
 OFFSET(atomic_long_t.counter)=0
 `;
+
+/** The crashed kernel's init_uts_ns.name in the synthetic dump. */
+export const SYNTH_UTSNAME: Utsname = {
+  sysname: "Linux", nodename: "synthetic-host", release: "6.1.0-synthetic",
+  version: "#1 SMP PREEMPT_DYNAMIC Debian 6.1.0-1 (2026-01-01)", machine: "x86_64", domainname: "(none)",
+};
 
 export interface SyntheticVmcore {
   bytes: Uint8Array;
@@ -117,10 +125,12 @@ export function syntheticVmcore(pageCount = 256, seed = 7, messages = defaultMes
     dv.setBigUint64(inf + 8, m.tsNsec, true);
     dv.setUint16(inf + 16, body.length, true);
   });
+  // init_uts_ns at +0x800 of the kernel image (OFFSET(uts_namespace.name)=0, as in 6.1).
+  writeStruct(NEW_UTSNAME, ram, 0x800, SYNTH_UTSNAME);
   dv.setBigUint64(ring + 24, BigInt(firstId + messages.length - 1), true); // head_id
   dv.setBigUint64(ring + 32, BigInt(firstId), true); // tail_id
 
-  const info = `OSRELEASE=6.1.0-synthetic\nPAGESIZE=${ps}\nSYMBOL(prb)=${va(0).toString(16)}\n${PRINTK_INFO}NUMBER(phys_base)=${SYNTH_TEXT_PHYS - 0x1000000n}\nKERNELOFFSET=0\nNUMBER(pgtable_l5_enabled)=0\nCRASHTIME=1795431741\n`;
+  const info = `OSRELEASE=6.1.0-synthetic\nPAGESIZE=${ps}\nSYMBOL(prb)=${va(0).toString(16)}\nSYMBOL(init_uts_ns)=${va(0x800).toString(16)}\nOFFSET(uts_namespace.name)=0\n${PRINTK_INFO}NUMBER(phys_base)=${SYNTH_TEXT_PHYS - 0x1000000n}\nKERNELOFFSET=0\nNUMBER(pgtable_l5_enabled)=0\nCRASHTIME=1795431741\n`;
   const notes = concatBytes([encodeNote("CORE", 1, new Uint8Array(336)), encodeNote("VMCOREINFO", 0, new TextEncoder().encode(info))]);
   const ramStart = SYNTH_TEXT_PHYS;
   const loadsNoOffset = [

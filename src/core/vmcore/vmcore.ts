@@ -8,6 +8,7 @@ import { kernelMemory, type KernelMemory } from "./kernel-memory.js";
 import { looksLikeKdump, readKdump, type KdumpFile } from "./kdump.js";
 import type { PhysicalMemory, RandomAccess } from "./memory.js";
 import type { VmcoreInfo } from "./vmcoreinfo.js";
+import { looksLikeFlat } from "./flat.js";
 
 export interface Vmcore {
   format: "elf" | "kdump";
@@ -40,9 +41,9 @@ export function openVmcore(file: RandomAccess, what = "vmcore"): Vmcore {
     const machine = /^i[3-6]86$/.test(kdump.header.utsname.machine) ? "i386" : "x86_64";
     return { format: "kdump", machine, memory: kdump.memory, vmcoreinfo: kdump.vmcoreinfo, noteBytes: kdump.noteBytes, cpus: kdump.header.nr_cpus, incomplete: kdump.incomplete, kdump };
   }
-  if (head.length >= 12 && String.fromCharCode(...head.subarray(0, 12)) === "makedumpfile") {
+  if (looksLikeFlat(head)) {
     throw new KexecError("parse", `${what} is in makedumpfile's flattened format, which is a stream, not a file to read in place`, { field: "signature", offset: 0 },
-      "turn it into a dump file first: makedumpfile -R out.kdump < file, or kexec-ts vmcore save --from-flat");
+      "turn it into a dump file first: makedumpfile -R out.kdump < file (kexec-ts makedumpfile -R does the same)");
   }
   throw new KexecError("parse", `${what}: neither an ELF core (7f 45 4c 46, e_type 4) nor a kdump-compressed file ("KDUMP   ") at offset 0`, { offset: 0, actual: describeBytes(head) },
     "give /proc/vmcore or a file written by makedumpfile or kexec-ts vmcore save");

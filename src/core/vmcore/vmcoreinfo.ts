@@ -79,6 +79,9 @@ function parseSmall(value: string): number | undefined {
   return v === undefined ? undefined : Number(v);
 }
 
+/** No kernel structure a reader walks is this big (pglist_data, the largest, is ~170 KiB). */
+const MAX_STRUCT_SIZE = 1 << 24;
+
 /** Typed accessors that fail with the key that is missing, so "dmesg needs OFFSET(prb_desc.state_var)" is the message. */
 export class VmcoreInfoView {
   constructor(readonly info: VmcoreInfo, readonly purpose: string) {}
@@ -95,7 +98,33 @@ export class VmcoreInfoView {
   size(name: string): number {
     const v = this.info.sizes.get(name);
     if (v === undefined) throw this.missing(`SIZE(${name})`);
+    if (!(v > 0 && v <= MAX_STRUCT_SIZE)) throw this.impossible(`SIZE(${name})`, v, `between 1 and ${MAX_STRUCT_SIZE}`);
     return v;
+  }
+  /**
+   * OFFSET(struct.field), checked to leave `width` bytes inside SIZE(struct): readers index
+   * buffers of SIZE(struct) bytes with it, so a damaged value must stop here, named.
+   */
+  member(struct: string, field: string, width: number): number {
+    const at = this.offset(`${struct}.${field}`);
+    const size = this.size(struct);
+    if (!(at >= 0 && at + width <= size)) throw this.impossible(`OFFSET(${struct}.${field})`, at, `0 to ${size - width} (SIZE(${struct}) is ${size}, the field ${width} bytes)`);
+    return at;
+  }
+  /** Like member, for a field a reader can do without: undefined when absent, an error when impossible. */
+  optionalMember(struct: string, field: string, width: number): number | undefined {
+    return this.info.offsets.has(`${struct}.${field}`) ? this.member(struct, field, width) : undefined;
+  }
+  /** NUMBER(name), checked to lie in [min, max] (a shift, a count of bits). */
+  numberIn(name: string, min: bigint, max: bigint): bigint {
+    const v = this.number(name);
+    if (v < min || v > max) throw this.impossible(`NUMBER(${name})`, v, `${min} to ${max}`);
+    return v;
+  }
+  /** The error for a value no kernel writes. */
+  impossible(key: string, value: number | bigint, expected: string): KexecError {
+    return new KexecError("parse", `VMCOREINFO's ${key}=${value} is impossible (expected ${expected}), so ${this.purpose} cannot trust it`, { field: key, expected, actual: String(value) },
+      "the VMCOREINFO note is damaged; makedumpfile -d 1 or an ELF dump without page filtering may still save the memory");
   }
   offset(name: string): number {
     const v = this.info.offsets.get(name);

@@ -2,16 +2,12 @@
 import { deflateSync } from "node:zlib";
 import { KexecError } from "../../core/errors.js";
 import { EncodeBuffer, LZO_HASH_BITS, lzo1xCompressInto, snappyCompress, type PageCodec } from "../../core/vmcore/codecs.js";
+import type { PageCompressInto } from "../../core/vmcore/batch.js";
 import { NATIVE_LIBRARIES, nativeCodecsEnabled, nativePageCompressor } from "./native-codecs.js";
 
 export type Codec = PageCodec | "none";
 
-/**
- * Compresses the page src[from, from+pageSize) into dst at `at` and returns its length, or -1
- * when it does not shrink below a page (makedumpfile then stores it raw). dst must have room
- * for pageSize - 1 bytes from `at`.
- */
-export type PageCompressInto = (src: Uint8Array, from: number, dst: Uint8Array, at: number) => number;
+export type { PageCompressInto } from "../../core/vmcore/batch.js";
 
 /** The system library that will compress, or "javascript" when kexec-ts's own encoder will. */
 export function compressorSource(codec: Codec, pageSize: number): string {
@@ -62,60 +58,3 @@ export function pageCompressor(codec: Codec, pageSize: number): PageCompressInto
   }
 }
 
-/** Per-page results of compressBatch. */
-export const PAGE_SKIPPED = -2;
-export const PAGE_ZERO = -3;
-
-export interface CompressedBatch {
-  /**
-   * Per page: PAGE_SKIPPED, PAGE_ZERO, or the bytes stored for it in `data`, in page order:
-   * a length below the page size is compressed, the page size itself means stored raw.
-   */
-  sizes: Int32Array;
-  /** The stored bytes of the batch, back to back: what goes to the file as one write. */
-  data: Uint8Array;
-  /** The buffers handed in, handed back for the next batch. */
-  pages: Uint8Array;
-}
-
-/** Eight words OR-ed per test: 2.5x faster than one at a time here (a page is a multiple of 32 bytes). */
-function isZeroWords(words: Int32Array, from: number, to: number): boolean {
-  for (let k = from; k < to; k += 8) {
-    if ((words[k]! | words[k + 1]! | words[k + 2]! | words[k + 3]! | words[k + 4]! | words[k + 5]! | words[k + 6]! | words[k + 7]!) !== 0) return false;
-  }
-  return true;
-}
-
-/**
- * Compresses `count` pages of `pages` into `out` (as big as `pages`: every stored page is at
- * most a page), finding zero pages on the way so the thread that reads never scans them.
- */
-export function compressBatch(compress: PageCompressInto, pages: Uint8Array, count: number, pageSize: number, skip: Uint8Array, out: Uint8Array): CompressedBatch {
-  const sizes = new Int32Array(count);
-  const words = new Int32Array(pages.buffer, pages.byteOffset, (count * pageSize) >>> 2);
-  const pageWords = pageSize >>> 2;
-  let at = 0;
-  for (let i = 0; i < count; i++) {
-    if (skip[i]) { sizes[i] = PAGE_SKIPPED; continue; }
-    if (isZeroWords(words, i * pageWords, (i + 1) * pageWords)) { sizes[i] = PAGE_ZERO; continue; }
-    let n = compress(pages, i * pageSize, out, at);
-    if (n < 0) {
-      out.set(pages.subarray(i * pageSize, (i + 1) * pageSize), at);
-      n = pageSize;
-    }
-    sizes[i] = n;
-    at += n;
-  }
-  return { sizes, data: out.subarray(0, at), pages };
-}
-
-/**
- * Where a batch's pages are in the source file, as triples (first page index in the batch, file
- * offset, page count): the thread that compresses reads them itself, so reading is spread over the
- * compression threads instead of queueing in the one that writes.
- */
-export type FileExtents = Float64Array;
-
-export function readExtents(read: (offset: bigint, out: Uint8Array, at: number, length: number) => void, extents: FileExtents, pages: Uint8Array, pageSize: number): void {
-  for (let e = 0; e < extents.length; e += 3) read(BigInt(extents[e + 1]!), pages, extents[e]! * pageSize, extents[e + 2]! * pageSize);
-}

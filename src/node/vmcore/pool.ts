@@ -1,24 +1,14 @@
 /** Compression across worker threads, results handed back in submission order. */
 import { Worker } from "node:worker_threads";
-import { compressBatch, pageCompressor, readExtents, type Codec, type CompressedBatch, type FileExtents, type PageCompressInto } from "./compress.js";
+import { compressBatch, readExtents, type CompressedBatch } from "../../core/vmcore/batch.js";
+import { BatchReadError, type BatchCompressor } from "../../core/vmcore/dump-writer.js";
+import { pageCompressor, type Codec } from "./compress.js";
 import type { WorkReply, WorkRequest } from "./worker.js";
 
-/** A batch that could not be read: the buffers come back for reuse, with the reason. */
-export class BatchReadError extends Error {
-  constructor(message: string, readonly pages: Uint8Array, readonly out: Uint8Array) {
-    super(message);
-  }
-}
+export { BatchReadError };
 
-export interface Compressor {
-  /**
-   * `pages` and `out` (each as big as the batch) belong to the compressor until the promise
-   * settles; they come back in the result (or in a BatchReadError). With `extents`, those pages
-   * are read from the source file first, by the thread that compresses them.
-   */
-  submit(pages: Uint8Array, count: number, skip: Uint8Array, out: Uint8Array, extents?: FileExtents): Promise<CompressedBatch>;
-  /** One page, in the calling thread (the log's pages, stored before the batches). */
-  readonly compressOne: PageCompressInto;
+/** The core's batch compressor, with threads to stop at the end. */
+export interface Compressor extends BatchCompressor {
   close(): Promise<void>;
 }
 

@@ -1,40 +1,31 @@
 /**
- * `vmcore save`: read a vmcore once, in pfn order, and write it as kdump-compressed,
- * flattened or ELF, with page compression in worker threads. Memory stays bounded:
- * the bitmaps (one bit per page) plus a few batches in flight; page descriptors
- * and data go to the file as each batch completes.
- *
- * Safety: the output is DST.incomplete until it is complete and fsynced, then renamed.
- * The header is written first already marked incomplete (DUMP_DH_COMPRESSED_INCOMPLETE;
- * for ELF a KEXEC-TS note), and is rewritten unmarked only at the end. On a signal,
- * ENOSPC or a read error the pages written so far stay readable: the bitmap is cut to
- * them and the mark stays, and the command exits non-zero saying what is missing.
+ * `vmcore save` at the edge: the source file, the compression threads, the sink (a file written
+ * as DST.incomplete, fsynced and renamed; or a flattened stream on standard output, written with
+ * the pipe's back-pressure), and the signals that stop a dump. What goes where in the dump is the
+ * core's (core/vmcore/dump-writer.ts).
  */
 import { closeSync, fsyncSync, openSync, renameSync, write, writeSync } from "node:fs";
-import { KexecError } from "../../core/errors.js";
-import { hex, size } from "../../core/format.js";
-import { CODEC_FLAG, DUMP_DH_COMPRESSED_INCOMPLETE, PAGE_DESC_SIZE, encodeKdumpHeaders, encodeUtsname, findVmcoreinfo, planKdumpLayout, popcount, rankIndex, writePageDesc } from "../../core/vmcore/kdump.js";
-import { printkPageFrames } from "../../core/vmcore/dmesg.js";
-import { PAGE_SKIPPED, PAGE_ZERO } from "./compress.js";
-import { DL_EXCLUDE_ZERO, clearBit, excludeByPageFlags, isZeroPage, presentBitmaps, setBit, testBit, type DumpBitmaps, type ExclusionCounts } from "../../core/vmcore/exclude.js";
-import { KEXEC_TS_NOTE_DESC, KEXEC_TS_NOTE_NAME, NT_KEXEC_TS_COMPLETE, NT_KEXEC_TS_INCOMPLETE, elfHeaderSize, encodeElfCoreHeader, encodeNote, type OutputLoad } from "../../core/vmcore/elf-writer.js";
-import { FLAT_END, encodeFlatHeader, encodeFlatRecordHeader } from "../../core/vmcore/flat.js";
-import { openVmcore, vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/vmcore.js";
-import { has, value, type ParsedArgs } from "../../cli/options.js";
-import { openRandomAccess } from "./file.js";
-import { writeError } from "../files.js";
-import { BatchReadError, inlineCompressor, workerCompressor, type Compressor, type SourceFile } from "./pool.js";
-import type { Codec } from "./compress.js";
-import { Progress } from "./progress.js";
 import { availableParallelism, cpus } from "node:os";
+import { KexecError } from "../../core/errors.js";
+import { DL_EXCLUDE_ZERO, presentBitmaps } from "../../core/vmcore/exclude.js";
+import { prepareDumpBitmaps, writeElfDump, writeKdumpDump, type DumpCodec, type DumpFormat, type DumpHooks, type DumpResult, type DumpSink } from "../../core/vmcore/dump-writer.js";
+import { FLAT_END, encodeFlatHeader, encodeFlatRecordHeader } from "../../core/vmcore/flat.js";
+import { openVmcore } from "../../core/vmcore/vmcore.js";
+import { writeError } from "../files.js";
+import { openRandomAccess } from "./file.js";
+import { inlineCompressor, workerCompressor, type SourceFile } from "./pool.js";
+import { Progress } from "./progress.js";
 
-export type DumpFormat = "kdump" | "elf" | "flat";
+export type { DumpFormat } from "../../core/vmcore/dump-writer.js";
 
 export interface SaveOptions {
   src: string;
+  /** A file, or "-" for standard output (flattened only). */
   dst: string;
   format: DumpFormat;
-  codec: Codec;
+  /** makedumpfile's flattened format (-F): records of (offset, bytes) for a pipe (default: a plain file). */
+  flat?: boolean;
+  codec: DumpCodec;
   dumpLevel: number;
   /** Compression threads; "auto": the CPU count when there is enough to compress to pay for starting them. */
   threads: number | "auto";
@@ -43,40 +34,14 @@ export interface SaveOptions {
   faultAfterPages?: number;
 }
 
-const FORMATS: DumpFormat[] = ["kdump", "elf", "flat"];
-const CODECS: Codec[] = ["zlib", "lzo", "snappy", "zstd", "none"];
-const BATCH_PAGES = 1024;
-/** Batches read ahead of the writer: enough to keep every compression thread busy. */
-const IN_FLIGHT = 4;
-
-export function parseSaveOptions(args: ParsedArgs, files: string[]): SaveOptions {
-  const list = [...files];
-  let level = value(args, "dump-level");
-  // `-d` is kexec-tools' --debug in the shared flag table, so `-d 31` arrives as --debug plus a positional.
-  if (level === undefined && has(args, "debug") && list.length === 3 && /^[0-9]+$/.test(list[0]!)) level = list.shift();
-  const [src, dst] = list;
-  if (src === undefined || dst === undefined || list.length > 2) {
-    throw new KexecError("usage", "vmcore save needs SRC and DST", { actual: list.join(" ") }, "kexec-ts vmcore save --dump-level 31 /proc/vmcore /var/crash/vmcore");
-  }
-  const format = (value(args, "format") ?? "kdump") as DumpFormat;
-  if (!FORMATS.includes(format)) throw new KexecError("usage", `--format ${format}: expected kdump, elf or flat`, { field: "format", actual: format });
-  const codec = (value(args, "compress") ?? (format === "elf" ? "none" : "zlib")) as Codec;
-  if (!CODECS.includes(codec)) throw new KexecError("usage", `--compress ${codec}: expected zlib, lzo, snappy, zstd or none`, { field: "compress", actual: codec });
-  if (format === "elf" && codec !== "none") throw new KexecError("usage", "the ELF format stores pages uncompressed", { field: "compress", actual: codec }, "use --format kdump to compress");
-  const dumpLevel = Number(level ?? "31");
-  if (!Number.isInteger(dumpLevel) || dumpLevel < 0 || dumpLevel > 31) throw new KexecError("usage", `dump level ${level}: expected 0..31 (makedumpfile's -d bitmask)`, { field: "dump-level", actual: String(level) });
-  const threadsText = value(args, "threads");
-  const threads = threadsText === undefined ? "auto" : Number(threadsText);
-  if (threads !== "auto" && (!Number.isInteger(threads) || threads < 0 || threads > 256)) throw new KexecError("usage", `--threads ${value(args, "threads")}: expected 0..256 (0: compress in the main thread)`, { field: "threads" });
-  return { src, dst, format, codec, dumpLevel, threads, progress: process.stderr.isTTY === true };
+export interface SaveResult extends DumpResult {
+  /** Seconds spent in fsync of the file and its directory (reported apart: the safety, not the speed). */
+  syncSeconds?: number;
 }
 
-/** Where bytes go: a seekable file, or a flattened stream of (offset, bytes) records. */
-interface Sink {
-  write(offset: bigint, data: Uint8Array): void;
-  /** The same, off the main thread (libuv's pool) where the sink allows it; `data` must stay untouched until it settles. */
-  writeAsync(offset: bigint, data: Uint8Array): Promise<void>;
-  finish(): void;
+/** A sink with an end: the flattened stream's end record, and the pipe drained. */
+interface OutputSink extends DumpSink {
+  finish(): Promise<void>;
 }
 
 function writeAllAsync(fd: number, data: Uint8Array, position: number): Promise<void> {
@@ -89,60 +54,89 @@ function writeAllAsync(fd: number, data: Uint8Array, position: number): Promise<
   });
 }
 
-function fileSink(fd: number): Sink {
+function fileSink(fd: number): OutputSink {
   return {
     write(offset, data) {
       let done = 0;
       while (done < data.length) done += writeSync(fd, data, done, data.length - done, Number(offset) + done);
     },
     writeAsync: (offset, data) => writeAllAsync(fd, data, Number(offset)),
-    finish() {},
+    async finish() {},
   };
 }
 
-function flatSink(fd: number): Sink {
-  const all = (data: Uint8Array) => {
-    let done = 0;
-    while (done < data.length) done += writeSync(fd, data, done, data.length - done, null);
+/**
+ * The flattened format on standard output, through process.stdout: on a pipe that is a libuv
+ * stream, which waits for a slow reader (a compressor, ssh) where writeSync(1) on the
+ * non-blocking pipe Node makes of it fails with EAGAIN. Records go out in call order; the
+ * batches' writes wait for the pipe to drain, which bounds what is buffered.
+ */
+function stdoutFlatSink(): OutputSink {
+  const out = process.stdout;
+  let failure: Error | undefined;
+  out.on("error", (e) => { failure ??= e; });
+  const put = (data: Uint8Array): boolean => {
+    if (failure) throw failure;
+    // A copy: the caller reuses its buffers once the promise settles, the stream may still hold them.
+    return out.write(data.slice());
   };
-  all(encodeFlatHeader());
-  const write = (offset: bigint, data: Uint8Array) => {
+  // One wait for 'drain' shared by every write that found the pipe full (several batches are in flight).
+  let waiting: Promise<void> | undefined;
+  const drained = (): Promise<void> => (waiting ??= new Promise<void>((resolve, reject) => {
+    if (failure) { reject(failure); return; }
+    const done = () => { out.off("drain", done); out.off("error", done); waiting = undefined; failure ? reject(failure) : resolve(); };
+    out.on("drain", done);
+    out.on("error", done);
+  }));
+  const record = (offset: bigint, data: Uint8Array): boolean => {
     // makedumpfile -R stops at the first record of size 0, taking it for the end.
-    if (data.length === 0) return;
-    all(encodeFlatRecordHeader(offset, data.length));
-    all(data);
+    if (data.length === 0) return true;
+    put(encodeFlatRecordHeader(offset, data.length));
+    return put(data);
   };
+  put(encodeFlatHeader());
   return {
-    write,
-    // A pipe takes records in order, one after the other: written in place.
-    async writeAsync(offset, data) { write(offset, data); },
-    finish() { all(FLAT_END); },
+    write(offset, data) { record(offset, data); },
+    async writeAsync(offset, data) { if (!record(offset, data)) await drained(); },
+    finish: () => new Promise((resolve, reject) => {
+      if (failure) { reject(failure); return; }
+      out.write(FLAT_END.slice(), (e) => (e ? reject(e) : resolve()));
+    }),
   };
 }
 
-export interface SaveResult {
-  complete: boolean;
-  pagesWritten: bigint;
-  bytesWritten: bigint;
-  counts: ExclusionCounts;
-  missing?: string;
-  /** Seconds spent in fsync of the file and its directory (reported apart: the safety, not the speed). */
-  syncSeconds?: number;
+/** The flattened format into a file (as a pipe would have written it). */
+function fileFlatSink(fd: number): OutputSink {
+  let at = 0;
+  const put = (data: Uint8Array) => { let done = 0; while (done < data.length) done += writeSync(fd, data, done, data.length - done, at + done); at += data.length; };
+  put(encodeFlatHeader());
+  const record = (offset: bigint, data: Uint8Array) => {
+    if (data.length === 0) return;
+    put(encodeFlatRecordHeader(offset, data.length));
+    put(data);
+  };
+  return { write: record, async writeAsync(offset, data) { record(offset, data); }, async finish() { put(FLAT_END); } };
 }
 
-export async function saveVmcore(opts: SaveOptions): Promise<number> {
-  const result = await saveVmcoreTo(opts);
-  const c = result.counts;
-  const excluded = `excluded: ${c.zero} zero, ${c.cache} cache, ${c.cachePrivate} private cache, ${c.user} user, ${c.free} free, ${c.hwpoison} hwpoison pages`;
-  if (result.complete) {
-    process.stderr.write(`kexec-ts: saved ${opts.dst} (${opts.format}, ${opts.codec}, -d ${opts.dumpLevel}): ${result.pagesWritten} pages, ${size(result.bytesWritten)}; ${excluded}${result.syncSeconds === undefined ? "" : `; fsync ${result.syncSeconds.toFixed(2)} s`}\n`);
-    return 0;
+/** SIGINT, SIGTERM and SIGHUP stop the dump between batches; what was written stays readable. */
+class Signals {
+  reason: string | undefined;
+  private readonly handlers: [NodeJS.Signals, () => void][] = [];
+  constructor() {
+    for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as NodeJS.Signals[]) {
+      const h = () => { this.reason ??= `stopped by ${sig}`; };
+      process.on(sig, h);
+      this.handlers.push([sig, h]);
+    }
   }
-  process.stderr.write(`kexec-ts: the dump is INCOMPLETE: ${result.missing}\nkexec-ts: what was written is readable and marked incomplete in ${opts.dst === "-" ? "the stream" : `${opts.dst}.incomplete`}\n`);
-  return 74;
+  dispose(): void {
+    for (const [sig, h] of this.handlers) process.off(sig, h);
+  }
 }
 
 export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
+  const toStdout = opts.dst === "-";
+  if (toStdout && !opts.flat) throw new KexecError("usage", "only the flattened format can be written to standard output", { field: "format" }, "use --format flat (makedumpfile -F), then makedumpfile -R to make a file of it");
   const src = openRandomAccess(opts.src);
   try {
     const core = openVmcore(src, opts.src);
@@ -154,60 +148,55 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
     const source: SourceFile | undefined = core.elf ? { path: opts.src, readInto: src.readInto } : undefined;
     const compressor = threads > 0 ? workerCompressor(opts.codec, ps, threads, source) : inlineCompressor(opts.codec, ps, source);
     try {
-      return await saveWith(core, bitmaps, compressor, opts);
+      prepareDumpBitmaps(core, bitmaps, opts.dumpLevel, opts.src);
+      const tmp = `${opts.dst}.incomplete`;
+      let fd = -1;
+      if (!toStdout) {
+        try {
+          fd = openSync(tmp, "w");
+        } catch (e) {
+          throw writeError(e, tmp, "the dump");
+        }
+      }
+      const signals = new Signals();
+      let progress: Progress | undefined;
+      const hooks: DumpHooks = {
+        stopReason: () => signals.reason,
+        start: (total) => { progress = new Progress(opts.progress, total); },
+        progress: (read, out) => progress?.update(read, out),
+        yield: () => new Promise((r) => setImmediate(r)),
+      };
+      try {
+        const sink = toStdout ? stdoutFlatSink() : opts.flat ? fileFlatSink(fd) : fileSink(fd);
+        const dumpOptions = { codec: opts.codec, dumpLevel: opts.dumpLevel, what: opts.src, ...(opts.faultAfterPages === undefined ? {} : { faultAfterPages: opts.faultAfterPages }) };
+        const result: SaveResult = opts.format === "elf"
+          ? await writeElfDump(core, bitmaps, dumpOptions, sink, hooks)
+          : await writeKdumpDump(core, bitmaps, dumpOptions, sink, compressor, hooks);
+        progress?.finish();
+        await sink.finish();
+        if (!toStdout) {
+          const syncStart = performance.now();
+          fsyncSync(fd);
+          closeSync(fd);
+          fd = -1;
+          if (result.complete) {
+            renameSync(tmp, opts.dst);
+            syncDirectory(opts.dst);
+          }
+          result.syncSeconds = (performance.now() - syncStart) / 1000;
+        }
+        return result;
+      } finally {
+        signals.dispose();
+        if (fd >= 0) {
+          try { closeSync(fd); } catch { /* already closed */ }
+        }
+      }
     } finally {
       await compressor.close();
     }
   } finally {
     src.close();
-  }
-}
-
-/** Exclusion, then the dump written to DST.incomplete, fsynced and renamed. */
-async function saveWith(core: Vmcore, bitmaps: DumpBitmaps, compressor: Compressor, opts: SaveOptions): Promise<SaveResult> {
-  const ps = core.memory.pageSize;
-  if (opts.dumpLevel & ~DL_EXCLUDE_ZERO) {
-    if (!core.vmcoreinfo) throw new KexecError("parse", `${opts.src} has no VMCOREINFO, so dump level ${opts.dumpLevel} cannot read page flags`, { field: "VMCOREINFO" }, "use --dump-level 0 or 1");
-    excludeByPageFlags(vmcoreKernelMemory(core), core.vmcoreinfo, bitmaps, opts.dumpLevel, ps);
-  }
-  // A kdump-compressed source lacks what its own dump level dropped.
-  if (core.kdump) for (let p = 0; p < Number(bitmaps.maxPfn); p++) if (testBit(bitmaps.dumpable, p) && !dumpedInSource(core, p)) clearBit(bitmaps.dumpable, p);
-  const toStdout = opts.dst === "-";
-  if (toStdout && opts.format !== "flat") throw new KexecError("usage", "only --format flat can be written to standard output", { field: "format" }, "use --format flat, then makedumpfile -R to make a file of it");
-  const tmp = `${opts.dst}.incomplete`;
-  let fd = 1;
-  if (!toStdout) {
-    try {
-      fd = openSync(tmp, "w");
-    } catch (e) {
-      throw writeError(e, tmp, "the dump");
-    }
-  }
-  const abort = new AbortState(opts);
-  try {
-    const sink = opts.format === "flat" ? flatSink(fd) : fileSink(fd);
-    const result = opts.format === "elf"
-      ? await writeElf(core, bitmaps, opts, sink, abort)
-      : await writeKdump(core, bitmaps, opts, sink, compressor, abort);
-    sink.finish();
-    if (!toStdout) {
-      const syncStart = performance.now();
-      fsyncSync(fd);
-      closeSync(fd);
-      if (result.complete) {
-        renameSync(tmp, opts.dst);
-        syncDirectory(opts.dst);
-      }
-      result.syncSeconds = (performance.now() - syncStart) / 1000;
-    }
-    return result;
-  } catch (e) {
-    if (!toStdout) {
-      try { closeSync(fd); } catch { /* already closed */ }
-    }
-    throw e;
-  } finally {
-    abort.dispose();
   }
 }
 
@@ -217,7 +206,7 @@ async function saveWith(core: Vmcore, bitmaps: DumpBitmaps, compressor: Compress
  * about 140 MB/s, zstd level 1 about 500 MB/s, liblzo2 about 1 GB/s on vmcore pages (measured
  * on the lab's 6.1 vmcores, most pages of a -d 1 dump being zeros that are only scanned).
  */
-const WORKERS_FROM_BYTES: Record<Exclude<Codec, "none">, bigint> = {
+const WORKERS_FROM_BYTES: Record<Exclude<DumpCodec, "none">, bigint> = {
   zlib: 16n << 20n,
   snappy: 64n << 20n,
   zstd: 64n << 20n,
@@ -233,7 +222,7 @@ function estimatedDumpBytes(presentBytes: bigint, dumpLevel: number): bigint {
   return dumpLevel & ~DL_EXCLUDE_ZERO ? presentBytes / 4n : presentBytes;
 }
 
-function resolveThreads(threads: number | "auto", bytes: bigint, codec: Exclude<Codec, "none">): number {
+function resolveThreads(threads: number | "auto", bytes: bigint, codec: Exclude<DumpCodec, "none">): number {
   if (threads !== "auto") return threads;
   const cores = typeof availableParallelism === "function" ? availableParallelism() : cpus().length;
   return bytes >= WORKERS_FROM_BYTES[codec] && cores > 1 ? cores : 0;
@@ -246,402 +235,3 @@ function syncDirectory(path: string): void {
     try { fsyncSync(d); } finally { closeSync(d); }
   } catch { /* some file systems refuse fsync on a directory; the rename is still ordered after the data fsync */ }
 }
-
-function dumpedInSource(core: Vmcore, pfn: number): boolean {
-  return core.memory.hasPage ? core.memory.hasPage(BigInt(pfn)) : core.memory.readPage(BigInt(pfn)) !== undefined;
-}
-
-class AbortState {
-  reason: string | undefined;
-  private readonly handlers: [NodeJS.Signals, () => void][] = [];
-  constructor(readonly opts: SaveOptions) {
-    for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as NodeJS.Signals[]) {
-      const h = () => { this.reason ??= `stopped by ${sig}`; };
-      process.on(sig, h);
-      this.handlers.push([sig, h]);
-    }
-  }
-  dispose(): void {
-    for (const [sig, h] of this.handlers) process.off(sig, h);
-  }
-}
-
-function* dumpablePfns(bitmaps: DumpBitmaps): Generator<number> {
-  const max = Number(bitmaps.maxPfn);
-  const bm = bitmaps.dumpable;
-  for (let byte = 0; byte < bm.length; byte++) {
-    const b = bm[byte]!;
-    if (b === 0) continue;
-    for (let bit = 0; bit < 8; bit++) if (b & (1 << bit)) { const p = byte * 8 + bit; if (p < max) yield p; }
-  }
-}
-
-function describeFault(e: unknown): string {
-  if (e && typeof e === "object" && "code" in e && (e as { code: string }).code === "ENOSPC") return "the output device is full (ENOSPC)";
-  return e instanceof Error ? e.message : String(e);
-}
-
-async function writeKdump(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions, sink: Sink, compressor: Compressor, abort: AbortState): Promise<SaveResult> {
-  const ps = core.memory.pageSize;
-  const info = core.vmcoreinfo;
-  const noteBytes = core.noteBytes;
-  const descCount = popcount(bitmaps.dumpable);
-  const codecFlag = opts.codec === "none" ? 0 : CODEC_FLAG[opts.codec];
-  const headerInput = {
-    utsname: core.kdump?.header.utsname ?? encodeUtsname(info?.osRelease ?? "", core.machine),
-    timestampSec: info?.crashTime ?? 0n,
-    status: codecFlag | DUMP_DH_COMPRESSED_INCOMPLETE,
-    blockSize: ps, maxMapnr: bitmaps.maxPfn, nrCpus: core.cpus,
-    physBase: BigInt.asUintN(64, info?.numbers.get("phys_base") ?? 0n), dumpLevel: opts.dumpLevel,
-    noteBytes, vmcoreinfoInNotes: findVmcoreinfo(noteBytes), descCount,
-  };
-  const layout = planKdumpLayout(headerInput);
-  // Headers and bitmaps first, already marked incomplete: a dump cut short at any point is recognisable.
-  sink.write(0n, encodeKdumpHeaders(headerInput, layout));
-  const bitmapBytes = (layout.bitmapBlocks * ps) / 2;
-  const writeBitmaps = () => {
-    const b1 = new Uint8Array(bitmapBytes); b1.set(bitmaps.present);
-    const b2 = new Uint8Array(bitmapBytes); b2.set(bitmaps.dumpable);
-    sink.write(layout.bitmapOffset, b1);
-    sink.write(layout.bitmapOffset + BigInt(bitmapBytes), b2);
-  };
-  writeBitmaps();
-  let dataAt = layout.dataOffset;
-  // Zero pages share one stored zero page (makedumpfile's pd_zero). makedumpfile 1.7.2 does this even
-  // at -d 1 in this format: its bitmaps are written before the data, so it cannot drop them from the
-  // 2nd bitmap, and its readers need every page of the 2nd bitmap to have a descriptor.
-  sink.write(dataAt, new Uint8Array(ps));
-  const zeroAt = Number(dataAt);
-  dataAt += BigInt(ps);
-  // The log first: the printk ring's pages are stored before the pfn-ordered pass, with their
-  // descriptors in place, so a dump cut short still answers `dmesg`.
-  const early = new Map<number, Uint8Array>();
-  if (info) {
-    const rank = rankIndex(bitmaps.dumpable);
-    const scratch = new Uint8Array(ps);
-    for (const f of printkPageFrames(vmcoreKernelMemory(core), info, ps)) {
-      const p = Number(f);
-      if (p >= Number(bitmaps.maxPfn) || !testBit(bitmaps.dumpable, p)) continue;
-      const page = core.memory.readPage(f);
-      if (page === undefined) continue;
-      const desc = new Uint8Array(PAGE_DESC_SIZE);
-      const descView = new DataView(desc.buffer);
-      if (isZeroPage(page)) writePageDesc(descView, 0, zeroAt, ps, 0);
-      else {
-        const n = compressor.compressOne(page, 0, scratch, 0);
-        const stored = n > 0 ? scratch.subarray(0, n) : page;
-        writePageDesc(descView, 0, Number(dataAt), stored.length, stored === page ? 0 : codecFlag);
-        sink.write(dataAt, stored);
-        dataAt += BigInt(stored.length);
-      }
-      sink.write(layout.descOffset + BigInt(rank(p)) * BigInt(PAGE_DESC_SIZE), desc);
-      early.set(p, desc);
-    }
-  }
-  const progress = new Progress(opts.progress, BigInt(descCount) * BigInt(ps));
-  let descIndex = 0n;
-  let written = 0n;
-  let committedUpTo = 0; // every dumpable pfn below this is written
-  let committedBytes = dataAt; // the data of those pages ends here
-  const pending: Promise<unknown>[] = [];
-  let chain: Promise<void> = Promise.resolve();
-  // Batches are given their place in the file in pfn order, but written concurrently (libuv's
-  // threads): the ledger, in that order, tells how far the file is whole.
-  const ledger: { batchFirst: number; batchEnd: number; read: number; pages: number; dataEnd: bigint; state: "writing" | "done" | "failed" }[] = [];
-  let ledgerHead = 0;
-  const settle = () => {
-    for (; ledgerHead < ledger.length; ledgerHead++) {
-      const e = ledger[ledgerHead]!;
-      if (e.state === "writing") return;
-      if (e.state === "failed") { committedUpTo = e.batchFirst; ledgerHead = ledger.length; return; }
-      committedUpTo = e.batchEnd;
-      committedBytes = e.dataEnd;
-      written += BigInt(e.pages);
-      progress.update(BigInt(e.read) * BigInt(ps), committedBytes);
-    }
-  };
-  let fault: string | undefined;
-  let readFault: string | undefined;
-  let writeFault: string | undefined;
-  // Where the source stores pages whole (ELF), the compressing threads read them themselves.
-  const fileRun = core.elf ? core.memory.fileRun : undefined;
-
-  // Batch buffers are recycled: fresh multi-MiB allocations cost page faults (system time)
-  // and garbage collection on every batch. At most IN_FLIGHT batches are out at once.
-  const batchBytes = BATCH_PAGES * ps;
-  const free: { pages: Uint8Array; out: Uint8Array }[] = [];
-  const takeBuffers = () => free.pop() ?? { pages: new Uint8Array(batchBytes), out: new Uint8Array(batchBytes) };
-  const maxPfn = Number(bitmaps.maxPfn);
-  let cursor = 0; // next pfn to look at
-  let pagesSeen = 0;
-  for (;;) {
-    if (abort.reason || fault || readFault || writeFault) break;
-    // The next BATCH_PAGES dumpable pfns, straight from the bitmap (whole zero bytes skipped).
-    const pfns = new Int32Array(BATCH_PAGES);
-    let count = 0;
-    const bm = bitmaps.dumpable;
-    while (count < BATCH_PAGES && cursor < maxPfn) {
-      const b = bm[cursor >>> 3]!;
-      if (b === 0 && (cursor & 7) === 0) { cursor += 8; continue; }
-      if (b & (1 << (cursor & 7))) pfns[count++] = cursor;
-      cursor++;
-    }
-    if (count === 0) break;
-    if (opts.faultAfterPages !== undefined && pagesSeen + count > opts.faultAfterPages) { fault = `simulated fault after ${opts.faultAfterPages} pages`; break; }
-    pagesSeen += count;
-    const { pages, out } = takeBuffers();
-    const skip = new Uint8Array(count);
-    const extents: number[] = [];
-    try {
-      for (let i = 0; i < count; ) {
-        // Consecutive page frames come in one read when the source stores them together.
-        let run = 1;
-        while (i + run < count && pfns[i + run] === pfns[i]! + run) run++;
-        if (fileRun) {
-          // Whole pages inside a PT_LOAD's file part become extents (batch index, file offset,
-          // pages), read by the compressing thread; the rest (a page in an excluded tail, or cut
-          // by a segment's end) is read here.
-          for (let k = i; k < i + run; ) {
-            const found = fileRun(pfns[k]!, i + run - k);
-            if (found) { extents.push(k, found.offset, found.pages); k += found.pages; continue; }
-            const page = core.memory.readPage(BigInt(pfns[k]!));
-            if (page === undefined) skip[k] = 1; else pages.set(page, k * ps);
-            k++;
-          }
-        } else if (!(core.memory.readRunInto?.(BigInt(pfns[i]!), run, pages, i * ps) ?? false)) {
-          for (let k = i; k < i + run; k++) {
-            const page = core.memory.readPage(BigInt(pfns[k]!));
-            if (page === undefined) skip[k] = 1; else pages.set(page, k * ps);
-          }
-        }
-        i += run;
-      }
-    } catch (e) {
-      free.push({ pages, out });
-      fault = `read error in ${opts.src} near page frame ${hex(pfns[0]!)}: ${describeFault(e)}`;
-      break;
-    }
-    if (early.size > 0) for (let k = 0; k < count; k++) if (early.has(pfns[k]!)) skip[k] = 1;
-    const submitted = compressor.submit(pages, count, skip, out, fileRun ? Float64Array.from(extents) : undefined);
-    // A failed batch is dealt with when the chain reaches it, in order; until then it is not "unhandled".
-    submitted.catch(() => {});
-    const batchFirst = pfns[0]!;
-    const batchEnd = pfns[count - 1]! + 1;
-    // Places in the file are given in submission order; several batches compress at once.
-    const step = chain.then(async (): Promise<{ writing: Promise<void> } | undefined> => {
-      let batch;
-      try {
-        batch = await submitted;
-      } catch (e) {
-        if (!(e instanceof BatchReadError)) throw e;
-        free.push({ pages: e.pages, out: e.out });
-        // Batches after this one may have been read; none of them is written (the dump stays a prefix).
-        readFault ??= `read error in ${opts.src} near page frame ${hex(batchFirst)}: ${e.message}`;
-        return;
-      }
-      const { sizes, data, pages: backPages } = batch;
-      const release = () => free.push({ pages: backPages, out: new Uint8Array(data.buffer) });
-      // Batches read before a read fault or a signal are still written; after a write fault, or a
-      // read fault in an earlier batch, nothing is.
-      if (writeFault || readFault) { release(); return; }
-      const descs = new Uint8Array(count * PAGE_DESC_SIZE);
-      const descView = new DataView(descs.buffer);
-      const batchDataAt = Number(dataAt);
-      let n = 0;
-      let stored = 0;
-      const firstDesc = descIndex;
-      for (let i = 0; i < count; i++) {
-        const s = sizes[i]!;
-        if (s === PAGE_SKIPPED) {
-          const desc = early.get(pfns[i]!);
-          if (desc) {
-            descs.set(desc, n * PAGE_DESC_SIZE);
-            n++;
-          } else clearBit(bitmaps.dumpable, pfns[i]!); // absent from a kdump source
-          continue;
-        }
-        if (s === PAGE_ZERO) {
-          writePageDesc(descView, n * PAGE_DESC_SIZE, zeroAt, ps, 0);
-          n++;
-          if (opts.dumpLevel & DL_EXCLUDE_ZERO) bitmaps.counts.zero++;
-          continue;
-        }
-        writePageDesc(descView, n * PAGE_DESC_SIZE, batchDataAt + stored, s, s === ps ? 0 : codecFlag);
-        n++;
-        stored += s;
-      }
-      const at = dataAt;
-      dataAt += BigInt(stored);
-      descIndex += BigInt(n);
-      const entry = { batchFirst, batchEnd, read: count, pages: n, dataEnd: dataAt, state: "writing" as "writing" | "done" | "failed" };
-      ledger.push(entry);
-      const writing = Promise.all([
-        sink.writeAsync(at, data),
-        sink.writeAsync(layout.descOffset + firstDesc * BigInt(PAGE_DESC_SIZE), descs.subarray(0, n * PAGE_DESC_SIZE)),
-      ]).then(
-        () => { entry.state = "done"; },
-        (e: unknown) => {
-          // The descriptors of this batch may be torn: the batch counts as not written.
-          writeFault ??= `write error at ${hex(at)}: ${describeFault(e)}`;
-          entry.state = "failed";
-        },
-      ).finally(() => { release(); settle(); });
-      return { writing };
-    });
-    chain = step.then(() => undefined);
-    // Done when the batch is on its way to the disk: that bounds the batches in flight (memory
-    // stays a few MiB per thread).
-    pending.push(step.then((r) => r?.writing));
-    if (pending.length >= IN_FLIGHT) await pending.shift();
-  }
-  await chain;
-  await Promise.all(pending);
-  progress.finish();
-  const missing = abort.reason ?? writeFault ?? readFault ?? fault;
-  if (missing) {
-    // Keep the written prefix consistent: later pages leave the 2nd bitmap (readers see them as
-    // excluded), except the log pages stored first, whose descriptors move to their new ranks.
-    for (let p = committedUpTo; p < Number(bitmaps.maxPfn); p++) if (!early.has(p)) clearBit(bitmaps.dumpable, p);
-    try {
-      const rank = rankIndex(bitmaps.dumpable);
-      for (const [p, desc] of early) if (p >= committedUpTo) sink.write(layout.descOffset + BigInt(rank(p)) * BigInt(PAGE_DESC_SIZE), desc);
-      writeBitmaps();
-    } catch { /* the header already says incomplete; nothing more can be done on a full device */ }
-    const lost = BigInt(descCount) - written;
-    return { complete: false, pagesWritten: written, bytesWritten: committedBytes, counts: bitmaps.counts, missing: `${missing}; pages from page frame ${hex(committedUpTo)} on (about ${lost > 0n ? lost : 0n} dumpable pages) are missing` };
-  }
-  writeBitmaps();
-  sink.write(0n, encodeKdumpHeaders({ ...headerInput, status: codecFlag }, layout));
-  return { complete: true, pagesWritten: written, bytesWritten: dataAt, counts: bitmaps.counts };
-}
-
-/** PT_LOADs for the dumpable pages: runs of dumped pages, each followed by its excluded tail (p_filesz < p_memsz). */
-function planElfLoads(core: Vmcore, bitmaps: DumpBitmaps, ps: number): { loads: Omit<OutputLoad, "p_offset">[] } {
-  const P = BigInt(ps);
-  const segs = core.elf ? core.elf.loads : core.memory.ranges.map((r) => ({ p_paddr: r.start, p_memsz: r.end - r.start, p_vaddr: 0n }));
-  const loads: Omit<OutputLoad, "p_offset">[] = [];
-  // Excluded runs shorter than this are kept as data so the header does not grow to one PT_LOAD
-  // per hole; 256 pages is where makedumpfile -E starts a new PT_LOAD too (its PFN_EXCLUDED).
-  const MIN_GAP = 256;
-  // In the source's order: the kernel text alias first, as /proc/vmcore and makedumpfile -E have it.
-  for (const s of segs) {
-    const first = Number(s.p_paddr / P);
-    const end = Number((s.p_paddr + s.p_memsz + P - 1n) / P);
-    let p = first;
-    while (p < end) {
-      const runStart = p;
-      // dumped run (allowing short gaps), then excluded tail up to the next dumped page
-      let last = -1;
-      let q = p;
-      while (q < end) {
-        if (testBit(bitmaps.dumpable, q)) { last = q; q++; continue; }
-        let g = q;
-        while (g < end && !testBit(bitmaps.dumpable, g)) g++;
-        if (g < end && g - q < MIN_GAP && last >= 0) { q = g; continue; }
-        break;
-      }
-      const fileEnd = last >= 0 ? last + 1 : runStart;
-      let tailEnd = fileEnd;
-      while (tailEnd < end && !testBit(bitmaps.dumpable, tailEnd)) tailEnd++;
-      const start = BigInt(runStart) * P < s.p_paddr ? s.p_paddr : BigInt(runStart) * P;
-      const stop = BigInt(tailEnd) * P > s.p_paddr + s.p_memsz ? s.p_paddr + s.p_memsz : BigInt(tailEnd) * P;
-      const fileStop = BigInt(fileEnd) * P > stop ? stop : BigInt(fileEnd) * P;
-      // A segment without a kernel mapping (0, or -1 as i386 kexec-tools writes for high memory) keeps none.
-      const unmapped = s.p_vaddr === 0n || s.p_vaddr === 0xffffffffn || s.p_vaddr === 0xffffffffffffffffn;
-      loads.push({ p_paddr: start, p_vaddr: unmapped ? 0n : s.p_vaddr + (start - s.p_paddr), p_filesz: fileStop > start ? fileStop - start : 0n, p_memsz: stop - start });
-      p = tailEnd;
-    }
-  }
-  return { loads };
-}
-
-async function writeElf(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions, sink: Sink, abort: AbortState): Promise<SaveResult> {
-  const ps = core.memory.pageSize;
-  // The log's pages stay in the file whatever the dump level, zero or not: makedumpfile (1.7.2)
-  // cannot read a page that lies only in a PT_LOAD's excluded tail (p_filesz < p_memsz), and the
-  // unwritten part of a fresh ring buffer is zero pages; `makedumpfile --dump-dmesg` then prints
-  // an empty log. (The kdump format is not affected: its zero pages share one stored page.)
-  const logFrames = new Set<number>();
-  if (core.vmcoreinfo) {
-    for (const f of printkPageFrames(vmcoreKernelMemory(core), core.vmcoreinfo, ps)) {
-      const p = Number(f);
-      if (p < Number(bitmaps.maxPfn) && testBit(bitmaps.present, p)) { logFrames.add(p); setBit(bitmaps.dumpable, p); }
-    }
-  }
-  // ELF needs the final segment list before the data: a first pass finds the zero pages.
-  if (opts.dumpLevel & DL_EXCLUDE_ZERO) {
-    for (const p of dumpablePfns(bitmaps)) {
-      if (logFrames.has(p)) continue;
-      const page = core.memory.readPage(BigInt(p));
-      if (page === undefined || isZeroPage(page)) { clearBit(bitmaps.dumpable, p); if (page) bitmaps.counts.zero++; }
-    }
-  }
-  const { loads } = planElfLoads(core, bitmaps, ps);
-  const mark = (type: number, text: string) => {
-    const desc = new Uint8Array(KEXEC_TS_NOTE_DESC);
-    for (let i = 0; i < Math.min(text.length, desc.length - 1); i++) desc[i] = text.charCodeAt(i) & 0xff;
-    return encodeNote(KEXEC_TS_NOTE_NAME, type, desc);
-  };
-  const notesWith = (type: number, text: string) => {
-    const m = mark(type, text);
-    const out = new Uint8Array(core.noteBytes.length + m.length);
-    out.set(core.noteBytes);
-    out.set(m, core.noteBytes.length);
-    return out;
-  };
-  const notesLength = notesWith(0, "").length;
-  let offset = BigInt(Math.ceil((elfHeaderSize(loads.length) + notesLength) / ps) * ps);
-  const placed: OutputLoad[] = loads.map((l) => {
-    const o = { ...l, p_offset: l.p_filesz > 0n ? offset : 0n };
-    offset += l.p_filesz;
-    return o;
-  });
-  sink.write(0n, encodeElfCoreHeader(core.machine, placed, notesWith(NT_KEXEC_TS_INCOMPLETE, "kexec-ts vmcore save: in progress")));
-  const total = placed.reduce((n, l) => n + l.p_filesz, 0n);
-  const progress = new Progress(opts.progress, total);
-  let written = 0n;
-  let fault: string | undefined;
-  const CHUNK = 256;
-  outer: for (const [i, l] of placed.entries()) {
-    let at = 0n;
-    while (at < l.p_filesz) {
-      if (abort.reason) break outer;
-      const n = Number((l.p_filesz - at) / BigInt(ps) < BigInt(CHUNK) ? (l.p_filesz - at + BigInt(ps) - 1n) / BigInt(ps) : BigInt(CHUNK));
-      const buf = new Uint8Array(Math.min(n * ps, Number(l.p_filesz - at)));
-      try {
-        for (let k = 0; k * ps < buf.length; k++) {
-          const paddr = l.p_paddr + at + BigInt(k * ps);
-          const page = core.memory.readPage(paddr / BigInt(ps));
-          if (page) buf.set(page.subarray(Number(paddr % BigInt(ps)), Number(paddr % BigInt(ps)) + Math.min(ps, buf.length - k * ps)), k * ps);
-        }
-        if (opts.faultAfterPages !== undefined && written / BigInt(ps) >= BigInt(opts.faultAfterPages)) throw new Error(`simulated fault after ${opts.faultAfterPages} pages`);
-        sink.write(l.p_offset + at, buf);
-      } catch (e) {
-        fault = `${describeFault(e)} while writing PT_LOAD ${i + 1} at ${hex(l.p_paddr + at)}`;
-        // Shrink this segment to what is in the file and drop the data of the ones after it.
-        l.p_filesz = at;
-        for (const later of placed.slice(i + 1)) later.p_filesz = 0n;
-        break outer;
-      }
-      at += BigInt(buf.length);
-      written += BigInt(buf.length);
-      progress.update(BigInt(buf.length), written);
-      if ((written / BigInt(ps)) % 4096n === 0n) await new Promise((r) => setImmediate(r));
-    }
-  }
-  progress.finish();
-  const missing = abort.reason ?? fault;
-  if (missing) {
-    if (abort.reason) {
-      // Cut the data that was never written from the segments, so readers see it as excluded.
-      let left = written;
-      for (const l of placed) { const keep = left < l.p_filesz ? left : l.p_filesz; l.p_filesz = keep; left -= keep; }
-    }
-    const text = `incomplete; dump level ${opts.dumpLevel}; ${missing}`;
-    try { sink.write(0n, encodeElfCoreHeader(core.machine, placed, notesWith(NT_KEXEC_TS_INCOMPLETE, text))); } catch { /* header stays marked in progress */ }
-    return { complete: false, pagesWritten: written / BigInt(ps), bytesWritten: written, counts: bitmaps.counts, missing: `${missing}; ${size(total - written)} of page data is missing` };
-  }
-  sink.write(0n, encodeElfCoreHeader(core.machine, placed, notesWith(NT_KEXEC_TS_COMPLETE, `complete; dump level ${opts.dumpLevel}`)));
-  return { complete: true, pagesWritten: written / BigInt(ps), bytesWritten: written, counts: bitmaps.counts };
-}
-

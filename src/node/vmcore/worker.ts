@@ -1,6 +1,7 @@
 /** A compression worker: a batch of pages (or where to read them) in, the bytes to store (and the buffers, for reuse) out. */
 import { parentPort, workerData } from "node:worker_threads";
-import { compressBatch, pageCompressor, readExtents, type Codec, type FileExtents } from "./compress.js";
+import { compressBatch, readExtents, type FileExtents } from "../../core/vmcore/batch.js";
+import { pageCompressor, type Codec } from "./compress.js";
 import { openRandomAccess, type OpenFile } from "./file.js";
 
 export interface WorkRequest { id: number; pages: Uint8Array; out: Uint8Array; count: number; skip: Uint8Array; extents?: FileExtents }

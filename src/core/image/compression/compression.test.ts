@@ -1,12 +1,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { KexecError } from "../../errors.js";
 import { COMPRESSIONS, type Compression, decompress, detectCompression } from "./index.js";
 import { x86BcjDecode } from "./xz.js";
 import { concatBytes } from "../../bytes/reader.js";
+import { cachedKernels } from "../../../node/kernel-cache.js";
+import { missingInput, missingTool } from "../../../node/test-inputs.js";
 
 /** The commands the kernel build (arch/x86/boot/compressed, scripts/Makefile.lib) uses, with zstd at -19 to keep tests quick. */
 const TOOLS: Record<Compression, [string, string[]]> = {
@@ -19,15 +20,7 @@ const TOOLS: Record<Compression, [string, string[]]> = {
   zstd: ["zstd", ["-19"]],
 };
 
-const available = new Map<string, boolean>();
-function hasTool(name: string): boolean {
-  let ok = available.get(name);
-  if (ok === undefined) {
-    ok = spawnSync(name, ["--version"], { stdio: "ignore" }).status === 0 || spawnSync(name, ["-V"], { stdio: "ignore" }).status === 0;
-    available.set(name, ok);
-  }
-  return ok;
-}
+const hasTool = (name: string): boolean => missingTool(name) === undefined;
 
 function compressWith(cmd: string, args: string[], data: Uint8Array): Uint8Array {
   return new Uint8Array(execFileSync(cmd, [...args, "-c"], { input: data, maxBuffer: 1 << 30 }));
@@ -134,7 +127,7 @@ const data = mixedData(7);
 for (const kind of COMPRESSIONS) {
   test(`${kind}: round trip through ${TOOLS[kind][0]} with the kernel's appended size`, (t) => {
     const [cmd, args] = TOOLS[kind];
-    if (!hasTool(cmd)) return t.skip(`${cmd} is not installed`);
+    if (!hasTool(cmd)) return missingInput(t, `${cmd} is not installed`);
     const stream = compressWith(cmd, args, data);
     const payload = withSize(stream, data.length);
     assert.equal(detectCompression(payload), kind);
@@ -149,7 +142,7 @@ for (const kind of COMPRESSIONS) {
 }
 
 test("xz: the x86 BCJ filter is really applied, across several blocks and check types", (t) => {
-  if (!hasTool("xz")) return t.skip("xz is not installed");
+  if (!hasTool("xz")) return missingInput(t, "xz is not installed");
   const code = x86Like(1_500_000, 3);
   const plain = compressWith("xz", ["--check=crc32", "--lzma2=dict=32MiB"], code);
   const filtered = compressWith("xz", ["--check=crc32", "--x86", "--lzma2=dict=32MiB"], code);
@@ -177,7 +170,7 @@ test("xz: x86 BCJ decoding inverts a known conversion", () => {
 });
 
 test("lzma: unusual lc/lp/pb, and a header that declares the size", (t) => {
-  if (!hasTool("xz")) return t.skip("xz is not installed");
+  if (!hasTool("xz")) return missingInput(t, "xz is not installed");
   const code = x86Like(300_000, 5);
   for (const opt of ["preset=9", "lc=0,lp=4,pb=4", "lc=4,lp=0,pb=0"]) {
     const stream = compressWith("xz", ["--format=lzma", `--lzma1=${opt}`], code);
@@ -195,7 +188,7 @@ test("lzma: unusual lc/lp/pb, and a header that declares the size", (t) => {
 });
 
 test("lz4: a legacy frame of several 8 MiB blocks, ending exactly on a block boundary", (t) => {
-  if (!hasTool("lz4")) return t.skip("lz4 is not installed");
+  if (!hasTool("lz4")) return missingInput(t, "lz4 is not installed");
   const r = prng(11);
   for (const size of [16 << 20, (17 << 20) + 12345]) {
     const big = new Uint8Array(size);
@@ -206,7 +199,7 @@ test("lz4: a legacy frame of several 8 MiB blocks, ending exactly on a block bou
 });
 
 test("bzip2: several 900 kB blocks and concatenated streams", (t) => {
-  if (!hasTool("bzip2")) return t.skip("bzip2 is not installed");
+  if (!hasTool("bzip2")) return missingInput(t, "bzip2 is not installed");
   const big = new Uint8Array(2_500_000);
   big.set(data.subarray(0, Math.min(data.length, big.length)));
   big.set(x86Like(big.length - data.length, 9), data.length);
@@ -220,14 +213,14 @@ test("bzip2: several 900 kB blocks and concatenated streams", (t) => {
 });
 
 test("zstd: a frame that declares its content size", (t) => {
-  if (!hasTool("zstd")) return t.skip("zstd is not installed");
+  if (!hasTool("zstd")) return missingInput(t, "zstd is not installed");
   const stream = new Uint8Array(execFileSync("zstd", ["-19", "-c", `--stream-size=${data.length}`], { input: data, maxBuffer: 1 << 30 }));
   assert.equal(stream[4]! >> 6 !== 0 || (stream[4]! & 0x20) !== 0, true, "frame header should carry a content size");
   assertSameBytes(decompress("zstd", stream), data, "zstd with content size");
 });
 
 test("sizes: expectedSize, the appended size and maxSize are enforced", (t) => {
-  if (!hasTool("xz") || !hasTool("gzip")) return t.skip("xz or gzip is not installed");
+  if (!hasTool("xz") || !hasTool("gzip")) return missingInput(t, "xz or gzip is not installed");
   const zeros = new Uint8Array(4 << 20);
   const xz = compressWith("xz", ["--check=crc32"], zeros);
   let e = decompressError(() => decompress("xz", xz, { maxSize: 1 << 20 }));
@@ -245,7 +238,7 @@ test("sizes: expectedSize, the appended size and maxSize are enforced", (t) => {
 });
 
 test("truncated and corrupt streams name the codec and the offset", (t) => {
-  if (!hasTool("xz")) return t.skip("xz is not installed");
+  if (!hasTool("xz")) return missingInput(t, "xz is not installed");
   const xz = compressWith("xz", TOOLS.xz[1], data);
   const cut = decompressError(() => decompress("xz", xz.subarray(0, xz.length >> 1)));
   assert.match(cut.message, /^xz: /);
@@ -291,16 +284,9 @@ test("fuzz: mutated streams of every codec throw only KexecError(decompress)", (
   assert.ok(rejected > iterations / 2, `most mutations should be caught (${rejected}/${iterations})`);
 });
 
-const DEBIAN = "/root/.cache/kexec-ts/debian/x";
-
 test("real Debian kernels: the bzImage payload decompresses to the vmlinux ELF", (t) => {
-  const kernels = existsSync(DEBIAN)
-    ? readdirSync(DEBIAN).flatMap((pkg) => {
-        const boot = join(DEBIAN, pkg, "boot");
-        return existsSync(boot) ? readdirSync(boot).filter((f) => f.startsWith("vmlinuz-")).map((f) => join(boot, f)) : [];
-      })
-    : [];
-  if (kernels.length === 0) return t.skip(`no Debian kernels under ${DEBIAN} (the lab's kernel download fills it)`);
+  const kernels = cachedKernels().map((k) => k.vmlinuz);
+  if (kernels.length === 0) return missingInput(t, "no Debian kernels cached: run .ci/setup-debian.sh");
   for (const path of kernels) {
     const image = new Uint8Array(readFileSync(path));
     const view = new DataView(image.buffer, image.byteOffset, image.byteLength);

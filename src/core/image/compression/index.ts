@@ -79,12 +79,12 @@ const DECODERS: Record<Compression, Decoder> = {
 export function decompress(kind: Compression, bytes: Uint8Array, options: DecompressOptions = {}): Uint8Array {
   const decoder = DECODERS[kind];
   if (decoder === undefined) {
-    throw new KexecError("decompress", `unknown compression "${String(kind)}"`, { field: "kind", expected: COMPRESSIONS.join(", "), actual: String(kind) });
+    throw new KexecError("decompress", `unknown compression "${String(kind)}"`, { field: "kind", expected: COMPRESSIONS.join(", "), actual: String(kind) }, "kexec-ts decompresses gzip, bzip2, lzma, xz, lzo, lz4 and zstd");
   }
   const maxSize = options.maxSize ?? DEFAULT_MAX_SIZE;
   const expected = options.expectedSize;
   if (expected !== undefined && (!Number.isInteger(expected) || expected < 0)) {
-    throw new KexecError("decompress", `${kind}: expectedSize must be a non-negative integer`, { field: "expectedSize", actual: String(expected) });
+    throw new KexecError("internal", `${kind}: expectedSize must be a non-negative integer`, { field: "expectedSize", actual: String(expected) }, "this is a bug in kexec-ts; please report it");
   }
   if (expected !== undefined && expected > maxSize) {
     throw decompressError(kind, `expected size ${size(expected)} is above the ${size(maxSize)} limit`, {

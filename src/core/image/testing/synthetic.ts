@@ -6,7 +6,7 @@
  */
 import { ByteWriter } from "../../bytes/writer.js";
 import { asciiBytes } from "../../bytes/reader.js";
-import { SETUP_HEADER_FIELDS, type SetupHeaderFieldName } from "../setup-header.js";
+import { BOOT_FLAG, HDRS_MAGIC, SETUP_HEADER_FIELDS, writeHeaderField, type SetupHeaderFieldName } from "../setup-header.js";
 
 export interface SyntheticOptions {
   protocol?: number;
@@ -31,10 +31,10 @@ export function buildBzImage(options: SyntheticOptions = {}): Uint8Array {
   const w = new ByteWriter(total);
   const defaults: Partial<Record<SetupHeaderFieldName, bigint | number>> = {
     setup_sects: setupSects,
-    boot_flag: 0xaa55,
+    boot_flag: BOOT_FLAG,
     // Short jump whose displacement ends the header after the last field of this protocol.
     jump: 0xeb | ((protocol >= 0x20f ? 0x6a : 0x66) << 8),
-    header: 0x53726448,
+    header: HDRS_MAGIC,
     version: protocol,
     loadflags: 1,
     kernel_version: 0x400 - 0x200,
@@ -55,7 +55,7 @@ export function buildBzImage(options: SyntheticOptions = {}): Uint8Array {
     const v = fields[field.name];
     if (v === undefined) continue;
     if (field.since > protocol) continue;
-    w.uint(field.offset, field.size, BigInt(v), field.name);
+    writeHeaderField(w.bytes, field.name, BigInt(v));
   }
   const version = options.version ?? "6.1.0-synthetic (builder@test) #1 SMP";
   w.bytesAt(0x400, asciiBytes(`${version}\0`));

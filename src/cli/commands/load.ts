@@ -1,0 +1,42 @@
+/**
+ * `kexec-ts -l|-p IMAGE [load flags]`: the drop-in for `kexec -l` / `kexec -p`.
+ * The checks run first and a failing one stops the load unless --force. The
+ * syscall choice follows kexec-tools: -s file only, -c kexec_load only, -a
+ * (default) file first and kexec_load when the kernel lacks or refuses the
+ * file loader in a way kexec_load might not (ENOSYS, EINVAL, ENOEXEC, ENOTSUP) —
+ * never after a permission or signature refusal, which kexec_load would only repeat.
+ */
+import { renderChecks, summarize } from "../../core/check/index.js";
+import { KexecError, isKexecError } from "../../core/errors.js";
+import { kexecFileFlags } from "../../core/plan/kexec-abi.js";
+import { renderPlan } from "../../core/plan/render.js";
+import { kexecFileLoad, kexecLoad } from "../../node/syscalls.js";
+import { errnoContext } from "../errno-context.js";
+import { has, type ParsedArgs } from "../options.js";
+import { fillPlan, prepareLoad } from "../prepare.js";
+
+export async function run(args: ParsedArgs, operands: string[]): Promise<number> {
+  const p = await prepareLoad(args, operands);
+  const summary = summarize(p.checks);
+  if (summary.exitCode === 2 && !has(args, "force")) {
+    process.stderr.write(`${renderChecks(p.checks.filter((c) => c.verdict !== "ok"))}\n`);
+    const failed = p.checks.filter((c) => c.verdict === "fail");
+    throw new KexecError("check", `not loading: ${failed.map((c) => `${c.id} (${c.reason})`).join("; ")}`, { checks: failed.map((c) => c.id) }, "fix the cause named above, or add --force to load anyway");
+  }
+  for (const c of p.checks.filter((x) => x.verdict === "warn")) process.stderr.write(`kexec-ts: warning: ${c.id}: ${c.reason}\n`);
+  const ctx = errnoContext(p.machine, p.image);
+  if (p.request.syscall !== "kexec_load") {
+    try {
+      kexecFileLoad(p.imagePath, p.initrdPath, p.request.cmdline, kexecFileFlags(p.request.crash, p.initrdPath !== undefined), ctx);
+      if (has(args, "debug")) process.stderr.write(`kexec-ts: loaded ${p.imagePath} with kexec_file_load\n`);
+      return 0;
+    } catch (e) {
+      if (!isKexecError(e) || p.request.syscall === "kexec_file_load" || e.data.fallbackAllowed !== true) throw e;
+      process.stderr.write(`kexec-ts: ${e.message}\nkexec-ts: falling back to kexec_load\n`);
+    }
+  }
+  const plan = fillPlan(p, "load");
+  if (has(args, "debug")) process.stderr.write(`${renderPlan(plan)}\n`);
+  kexecLoad(plan.entry, plan.segments, plan.flags, ctx);
+  return 0;
+}

@@ -1,0 +1,137 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { KexecError } from "../../core/errors.js";
+import { formatDmesg, readLockless } from "../../core/vmcore/dmesg.js";
+import { bytesAccess } from "../../core/vmcore/memory.js";
+import { syntheticVmcore } from "../../core/vmcore/testing.js";
+import { openVmcore, vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
+import { planMakedumpfile, type MakedumpfileAction } from "./makedumpfile.js";
+
+const split = (line: string) => line.split(/\s+/).filter(Boolean);
+
+/** The command lines the distributions' kdump scripts run, with what each must mean. */
+const REAL_COMMAND_LINES: { source: string; line: string; want: Partial<Record<string, unknown>> & { kind: MakedumpfileAction["kind"] } }[] = [
+  // Debian kdump-tools 1:1.8.1, /usr/sbin/kdump-config, kdump_save_core: MAKEDUMP_ARGS="-F -c -d 31" (line 56), piped to compress.
+  { source: "kdump-tools 1:1.8.1 kdump-config savecore", line: "-F -c -d 31 /proc/vmcore", want: { kind: "dump", src: "/proc/vmcore", dst: "-", format: "kdump", flat: true, codec: "zlib", dumpLevel: 31 } },
+  { source: "kdump-tools 1:1.8.1 kdump-config dump_dmesg", line: "--dump-dmesg /proc/vmcore /var/crash/202612020700/dmesg.202612020700", want: { kind: "dmesg", vmcore: "/proc/vmcore", dst: "/var/crash/202612020700/dmesg.202612020700" } },
+  // Older kdump-tools (kdump-config.in before KDUMP_COMPRESSION): to a file, -F added for ssh.
+  { source: "kdump-tools kdump_save_core (file)", line: "-c -d 31 /proc/vmcore /var/crash/202612020700/dump-incomplete", want: { kind: "dump", dst: "/var/crash/202612020700/dump-incomplete", flat: false, codec: "zlib", dumpLevel: 31 } },
+  // kdump-utils dracut/99kdumpbase/kdump.sh: CORE_COLLECTOR="makedumpfile -l --message-level 7 -d 31", --num-threads=$(nproc) unless -F/-E.
+  { source: "kdump-utils kdump.sh dump_fs", line: "-l --message-level 7 -d 31 --num-threads=2 /proc/vmcore /sysroot/var/crash/127.0.0.1-2026-12-02-07:00:00/vmcore-incomplete", want: { kind: "dump", codec: "lzo", dumpLevel: 31, threads: 2, flat: false, messageLevel: 7 } },
+  { source: "kdump-utils kdump.sh dump_ssh / dump_raw", line: "-l --message-level 7 -d 31 -F /proc/vmcore", want: { kind: "dump", codec: "lzo", flat: true, dst: "-" } },
+  // kdump-utils tests/scripts: restore a flattened dump.
+  { source: "kdump-utils tests: makedumpfile -R", line: "-R /var/crash/x/vmcore", want: { kind: "rearrange", dst: "/var/crash/x/vmcore" } },
+  // SUSE kdump dracut/kdump-save: dmesg at debug level to the fifo, then the dump in the chosen format.
+  { source: "SUSE kdump-save dmesg", line: "-F --message-level 8 --dump-dmesg /proc/vmcore", want: { kind: "dmesg", dst: "-", messageLevel: 8 } },
+  { source: "SUSE kdump-save KDUMP_DUMPFORMAT=compressed", line: "-F -c --num-threads 4 --message-level 6 -d 31 /proc/vmcore", want: { kind: "dump", codec: "zlib", threads: 4, flat: true, messageLevel: 6 } },
+  { source: "SUSE kdump-save KDUMP_DUMPFORMAT=lzo", line: "-F -l --num-threads 4 --message-level 6 -d 31 /proc/vmcore", want: { kind: "dump", codec: "lzo" } },
+  { source: "SUSE kdump-save KDUMP_DUMPFORMAT=snappy", line: "-F -p --num-threads 4 --message-level 6 -d 31 /proc/vmcore", want: { kind: "dump", codec: "snappy" } },
+  { source: "SUSE kdump-save KDUMP_DUMPFORMAT=zstd", line: "-F -z --num-threads 4 --message-level 6 -d 31 /proc/vmcore", want: { kind: "dump", codec: "zstd" } },
+  { source: "SUSE kdump-save KDUMP_DUMPFORMAT=ELF (one CPU: no --num-threads)", line: "-F -E --message-level 6 -d 31 /proc/vmcore", want: { kind: "dump", format: "elf", codec: "none", flat: true } },
+  // getopt_long spellings: bundled short options, attached values, options after operands.
+  { source: "getopt: bundled and attached", line: "-cd31 /proc/vmcore out", want: { kind: "dump", codec: "zlib", dumpLevel: 31, dst: "out" } },
+  { source: "getopt: operands first", line: "/proc/vmcore out -l -d 1", want: { kind: "dump", codec: "lzo", dumpLevel: 1 } },
+  { source: "no -d: makedumpfile's default dump level 0, no compression", line: "/proc/vmcore out", want: { kind: "dump", dumpLevel: 0, codec: "none", format: "kdump" } },
+];
+
+test("makedumpfile drop-in: the distributions' real command lines mean what they mean to makedumpfile", () => {
+  for (const { source, line, want } of REAL_COMMAND_LINES) {
+    const plan = planMakedumpfile(split(line));
+    const a = plan.action;
+    const got: Record<string, unknown> = { kind: a.kind, messageLevel: plan.messageLevel, ...(a.kind === "dump" ? a.save : a) };
+    for (const [k, v] of Object.entries(want)) assert.deepEqual(got[k], v, `${source}: \`makedumpfile ${line}\`: ${k}`);
+  }
+});
+
+test("makedumpfile drop-in: what makedumpfile refuses is refused; options kexec-ts lacks are refused by name", () => {
+  const refused: [string, RegExp][] = [
+    ["-c -E /proc/vmcore out", /Commandline parameter is invalid: -E/],
+    ["-E --num-threads 2 /proc/vmcore out", /--num-threads cannot be used with ELF/],
+    ["-R out -d 31", /-R cannot be combined/],
+    ["-F /proc/vmcore out", /-F takes VMCORE/],
+    ["-d 32 /proc/vmcore out", /dump level 32: expected 0\.\.31/],
+    ["--message-level 99 /proc/vmcore out", /Message_level\(99\) is invalid/],
+    ["-q /proc/vmcore out", /invalid option -- 'q'/],
+    ["--xen /proc/vmcore out", /ambiguous option '--xen'/],
+    ["-x /usr/lib/debug/vmlinux -d 31 /proc/vmcore out", /option -x is not supported by kexec-ts/],
+    ["--split -d 31 /proc/vmcore a b", /option --split is not supported/],
+    ["-i vmcoreinfo /proc/vmcore out", /option -i is not supported/],
+    ["--work-dir=/tmp /proc/vmcore out", /option --work-dir is not supported/],
+    ["-L 1G /proc/vmcore out", /option -L is not supported/],
+    ["-e /proc/vmcore out", /option -e is not supported/],
+  ];
+  for (const [line, message] of refused) {
+    assert.throws(() => planMakedumpfile(split(line)), (e: unknown) => e instanceof KexecError && e.code === "usage" && message.test(e.message), line);
+  }
+  assert.equal(planMakedumpfile(["-h"]).action.kind, "help");
+  assert.equal(planMakedumpfile(split("--dump /proc/vmcore out")).action.kind, "dmesg", "a unique prefix of a long option is that option, as with getopt_long");
+  assert.equal(planMakedumpfile(["-D", "-d", "1", "a", "b"]).messageLevel, 7 | 8, "-D adds the debug messages");
+});
+
+/** Runs the built CLI, as `makedumpfile` through a link when `link` is given. */
+function run(dir: string, argv: string[], options: { link?: boolean; stdin?: string } = {}): { status: number | null; stdout: Buffer; stderr: string } {
+  const cli = new URL("../main.js", import.meta.url).pathname;
+  let program = [cli];
+  if (options.link) {
+    const link = join(dir, "makedumpfile");
+    if (!existsSync(link)) symlinkSync(cli, link);
+    program = [link];
+  }
+  const r = spawnSync(process.execPath, [...program, ...argv], { cwd: dir, input: options.stdin === undefined ? undefined : readFileSync(options.stdin), maxBuffer: 1 << 28 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr.toString() };
+}
+
+test("makedumpfile drop-in end to end: -F ... | cat > f, then -R f2 < f, and --dump-dmesg; as a link named makedumpfile and as `kexec-ts makedumpfile`", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-mdf-"));
+  try {
+    const s = syntheticVmcore(300);
+    writeFileSync(join(dir, "vmcore"), s.bytes);
+    const flat = run(dir, ["-F", "-l", "-d", "1", "vmcore"], { link: true });
+    assert.equal(flat.status, 0, flat.stderr);
+    assert.match(flat.stderr, /makedumpfile Completed\./, "with -F the messages go to stderr");
+    writeFileSync(join(dir, "f"), flat.stdout);
+    const restored = run(dir, ["makedumpfile", "-R", "f2"], { stdin: join(dir, "f") });
+    assert.equal(restored.status, 0, restored.stderr);
+    const out = openVmcore(bytesAccess(new Uint8Array(readFileSync(join(dir, "f2")))));
+    assert.equal(out.format, "kdump");
+    for (const [pfn, page] of s.pages) {
+      const got = out.memory.readPage(BigInt(pfn));
+      if (got !== undefined) assert.deepEqual(got, page, `pfn ${pfn}`);
+      else assert.ok(page.every((b) => b === 0), `pfn ${pfn} excluded as zero`);
+    }
+    // The same dump written as a file directly, as kdump-utils asks for it.
+    assert.equal(run(dir, ["-l", "-d", "1", "vmcore", "direct"], { link: true }).status, 0);
+    assert.deepEqual(readFileSync(join(dir, "direct")), readFileSync(join(dir, "f2")), "-R of the stream gives the file the direct write gives");
+    // makedumpfile never overwrites a dump file without -f.
+    const again = run(dir, ["-l", "-d", "1", "vmcore", "direct"], { link: true });
+    assert.equal(again.status, 1);
+    assert.match(again.stderr, /Can't open the dump file \(direct\)\. File exists/);
+    assert.equal(run(dir, ["-f", "-l", "-d", "1", "vmcore", "direct"], { link: true }).status, 0);
+    const dmesg = run(dir, ["--dump-dmesg", "vmcore", "dmesg.txt"], { link: true });
+    assert.equal(dmesg.status, 0, dmesg.stderr);
+    const src = openVmcore(bytesAccess(s.bytes));
+    assert.equal(readFileSync(join(dir, "dmesg.txt"), "latin1"), formatDmesg(readLockless(vmcoreKernelMemory(src), src.vmcoreinfo!)));
+    // SUSE: the log on standard output, VMCOREINFO's OSRELEASE and CRASHTIME on stderr at message level 8.
+    const suse = run(dir, ["-F", "--message-level", "8", "--dump-dmesg", "vmcore"], { link: true });
+    assert.equal(suse.status, 0, suse.stderr);
+    assert.equal(suse.stdout.toString("latin1"), readFileSync(join(dir, "dmesg.txt"), "latin1"));
+    assert.match(suse.stderr, /^OSRELEASE=6\.1\.0-synthetic$/m);
+    assert.match(suse.stderr, /^CRASHTIME=\d+$/m);
+    // A stream cut short: a clear error and exit 1, not a wait for more.
+    writeFileSync(join(dir, "cut"), flat.stdout.subarray(0, flat.stdout.length - 5000));
+    const cut = run(dir, ["-R", "f3"], { link: true, stdin: join(dir, "cut") });
+    assert.equal(cut.status, 1);
+    assert.match(cut.stderr, /the stream ends inside the record/);
+    // An option kexec-ts lacks: exit 1, named.
+    const x = run(dir, ["-x", "vmlinux", "vmcore", "out"], { link: true });
+    assert.equal(x.status, 1);
+    assert.match(x.stderr, /option -x is not supported by kexec-ts/);
+    assert.ok(!existsSync(join(dir, "out")));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,389 @@
+/**
+ * kexec-ts standing in for makedumpfile: run as `makedumpfile` (a link whose name is
+ * makedumpfile) or as `kexec-ts makedumpfile ARGS`. The distributions' kdump scripts call it by
+ * name with these command lines:
+ *
+ *   Debian kdump-tools 1:1.8.1 (kdump-config savecore): `makedumpfile -F -c -d 31 /proc/vmcore | compress > F`
+ *     and `makedumpfile --dump-dmesg /proc/vmcore dmesg.STAMP`
+ *   Fedora/RHEL kdump-utils (dracut/99kdumpbase/kdump.sh): `makedumpfile -l --message-level 7 -d 31
+ *     [--num-threads=N] /proc/vmcore DIR/vmcore-incomplete`, with -F to ssh or a raw disk; its tests
+ *     restore with `makedumpfile -R vmcore < vmcore.flat`
+ *   SUSE kdump (dracut/kdump-save): `makedumpfile -F -E|-c|-l|-p|-z [--num-threads N] --message-level N
+ *     -d N /proc/vmcore > fifo` and `makedumpfile -F --message-level 8 --dump-dmesg /proc/vmcore > fifo`,
+ *     reading OSRELEASE= and CRASHTIME= from the debug messages on stderr
+ *
+ * Each option means what it means in makedumpfile 1.7 (its getopt_long table and
+ * check_param_for_*), with its exit statuses: 0 completed, 1 failed. An option kexec-ts does not
+ * implement is refused by name, never ignored.
+ */
+import { closeSync, existsSync, openSync, readSync, writeSync } from "node:fs";
+import { KexecError, isKexecError } from "../../core/errors.js";
+import { formatDmesg, readLockless } from "../../core/vmcore/dmesg.js";
+import type { DumpCodec } from "../../core/vmcore/dump-writer.js";
+import { FlatReassembler } from "../../core/vmcore/flat.js";
+import { openVmcore, vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
+import { writeError } from "../../node/files.js";
+import { openRandomAccess } from "../../node/vmcore/file.js";
+import { saveVmcoreTo, type SaveOptions } from "../../node/vmcore/save.js";
+import { describeSave, parseDumpLevel } from "./vmcore.js";
+
+/** makedumpfile's COMPLETED and FAILED. */
+export const MDF_COMPLETED = 0;
+export const MDF_FAILED = 1;
+
+/** Message level bits (makedumpfile.h ML_PRINT_*); the default is 7. */
+const ML_PRINT_PROGRESS = 0x01;
+const ML_PRINT_COMMON_MSG = 0x02;
+const ML_PRINT_ERROR_MSG = 0x04;
+const ML_PRINT_DEBUG_MSG = 0x08;
+const ML_PRINT_REPORT_MSG = 0x10;
+const DEFAULT_MSG_LEVEL = 7;
+
+interface OptionSpec {
+  long?: string;
+  short?: string;
+  arg: boolean;
+  /** Why kexec-ts refuses it; absent for the options it implements. */
+  refused?: string;
+}
+
+/** Every option of makedumpfile 1.7's getopt_long table ("b:cDd:eEFfg:hi:lL:pRvXx:z" and longopts). */
+const OPTIONS: readonly OptionSpec[] = [
+  { short: "c", arg: false }, { short: "l", arg: false }, { short: "p", arg: false }, { short: "z", arg: false },
+  { short: "E", arg: false }, { short: "F", arg: false }, { short: "R", arg: false }, { short: "d", arg: true },
+  { short: "f", arg: false }, { short: "D", arg: false }, { short: "h", long: "help", arg: false }, { short: "v", arg: false },
+  { long: "dump-dmesg", arg: false }, { long: "message-level", arg: true }, { long: "num-threads", arg: true },
+  { long: "check-params", arg: false }, { long: "show-stats", arg: false },
+  // kexec-ts always reads the source with read(2), which is what --non-mmap asks for.
+  { long: "non-mmap", arg: false },
+  { short: "b", arg: true, refused: "the cache block order is makedumpfile's own tuning" },
+  { short: "e", arg: false, refused: "excluding unused vmemmap pages is not implemented" },
+  { short: "g", arg: true, refused: "generating VMCOREINFO from a vmlinux is not implemented" },
+  { short: "i", arg: true, refused: "kexec-ts reads the VMCOREINFO in the dump itself, not from a file" },
+  { short: "L", arg: true, refused: "a size limit for the dump file is not implemented" },
+  { short: "X", arg: false, refused: "Xen dumps are not supported" },
+  { short: "x", arg: true, refused: "kexec-ts reads the crashed kernel's VMCOREINFO, not a vmlinux's debug information" },
+  { long: "split", arg: false, refused: "splitting a dump into several files is not implemented" },
+  { long: "reassemble", arg: false, refused: "reassembling split dumps is not implemented" },
+  { long: "xen-syms", arg: true, refused: "Xen dumps are not supported" },
+  { long: "xen-vmcoreinfo", arg: true, refused: "Xen dumps are not supported" },
+  { long: "xen_phys_start", arg: true, refused: "Xen dumps are not supported" },
+  { long: "vtop", arg: true, refused: "address translation of a given address is not implemented" },
+  { long: "partial-dmesg", arg: false, refused: "only the whole log is written (--dump-dmesg)" },
+  { long: "config", arg: true, refused: "filter configuration files are not implemented" },
+  { long: "diskset", arg: true, refused: "sadump disk sets are not supported" },
+  { long: "cyclic-buffer", arg: true, refused: "makedumpfile's cyclic buffer size has no meaning here" },
+  { long: "eppic", arg: true, refused: "eppic macros are not implemented" },
+  { long: "mem-usage", arg: false, refused: "--mem-usage is not implemented" },
+  { long: "splitblock-size", arg: true, refused: "splitting a dump is not implemented" },
+  { long: "work-dir", arg: true, refused: "kexec-ts keeps its bitmaps in memory" },
+  { long: "dry-run", arg: false, refused: "--dry-run is not implemented" },
+  { long: "extension", arg: true, refused: "makedumpfile extensions are not supported" },
+];
+
+export interface MakedumpfileArgs {
+  /** Options in the order given, by their makedumpfile name ("c", "d", "dump-dmesg"). */
+  options: { name: string; value?: string }[];
+  positionals: string[];
+}
+
+function invalid(message: string, data: Record<string, string> = {}): KexecError {
+  return new KexecError("usage", message, data, "Try `makedumpfile --help' for more information.");
+}
+
+/** getopt_long as glibc does it: bundled short options, -d31 and -d 31, --long=V and --long V, unique prefixes of long names, operands anywhere, `--` ends options. */
+export function parseMakedumpfileArgs(argv: readonly string[]): MakedumpfileArgs {
+  const options: MakedumpfileArgs["options"] = [];
+  const positionals: string[] = [];
+  const refuse = (spec: OptionSpec, shown: string) => {
+    throw new KexecError("usage", `makedumpfile option ${shown} is not supported by kexec-ts: ${spec.refused}`, { field: shown }, "drop it, or run Debian's makedumpfile (/usr/bin/makedumpfile from the makedumpfile package) for it");
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--") { positionals.push(...argv.slice(i + 1)); break; }
+    if (a.startsWith("--")) {
+      const eq = a.indexOf("=");
+      const name = a.slice(2, eq < 0 ? undefined : eq);
+      const exact = OPTIONS.find((o) => o.long === name);
+      const matches = exact ? [exact] : OPTIONS.filter((o) => o.long?.startsWith(name));
+      if (matches.length !== 1) throw invalid(`makedumpfile: ${matches.length === 0 ? "unrecognized" : "ambiguous"} option '--${name}'`, { field: `--${name}` });
+      const spec = matches[0]!;
+      if (spec.refused) refuse(spec, `--${spec.long}`);
+      let value: string | undefined;
+      if (spec.arg) {
+        value = eq >= 0 ? a.slice(eq + 1) : argv[++i];
+        if (value === undefined) throw invalid(`makedumpfile: option '--${spec.long}' requires an argument`, { field: `--${spec.long!}` });
+      } else if (eq >= 0) throw invalid(`makedumpfile: option '--${spec.long}' doesn't allow an argument`, { field: `--${spec.long!}` });
+      options.push({ name: spec.long!, ...(value === undefined ? {} : { value }) });
+      continue;
+    }
+    if (a.startsWith("-") && a.length > 1) {
+      for (let k = 1; k < a.length; k++) {
+        const ch = a[k]!;
+        const spec = OPTIONS.find((o) => o.short === ch);
+        if (!spec) throw invalid(`makedumpfile: invalid option -- '${ch}'`, { field: `-${ch}` });
+        if (spec.refused) refuse(spec, `-${ch}`);
+        if (spec.arg) {
+          const value = k + 1 < a.length ? a.slice(k + 1) : argv[++i];
+          if (value === undefined) throw invalid(`makedumpfile: option requires an argument -- '${ch}'`, { field: `-${ch}` });
+          options.push({ name: spec.long ?? ch, value });
+          break;
+        }
+        options.push({ name: spec.long ?? ch });
+      }
+      continue;
+    }
+    positionals.push(a);
+  }
+  return { options, positionals };
+}
+
+export type MakedumpfileAction =
+  | { kind: "help" }
+  | { kind: "version" }
+  | { kind: "dump"; save: SaveOptions; force: boolean }
+  | { kind: "dmesg"; vmcore: string; dst: string | "-"; force: boolean }
+  | { kind: "rearrange"; dst: string; force: boolean };
+
+export interface MakedumpfilePlan {
+  action: MakedumpfileAction;
+  messageLevel: number;
+  checkOnly: boolean;
+}
+
+/** What a command line asks for, checked as makedumpfile's check_param_for_* check it. */
+export function planMakedumpfile(argv: readonly string[], stderrIsTTY = false): MakedumpfilePlan {
+  const { options, positionals } = parseMakedumpfileArgs(argv);
+  let codec: DumpCodec = "none";
+  let elf = false;
+  let flat = false;
+  let rearrange = false;
+  let dmesg = false;
+  let force = false;
+  let debug = false;
+  let stats = false;
+  let checkOnly = false;
+  let dumpLevel: number | undefined;
+  let messageLevel = DEFAULT_MSG_LEVEL;
+  let threads = 0;
+  let threadsGiven = false;
+  let help = false;
+  let version = false;
+  for (const o of options) {
+    switch (o.name) {
+      case "c": codec = "zlib"; break;
+      case "l": codec = "lzo"; break;
+      case "p": codec = "snappy"; break;
+      case "z": codec = "zstd"; break;
+      case "E": elf = true; break;
+      case "F": flat = true; break;
+      case "R": rearrange = true; break;
+      case "d": dumpLevel = parseDumpLevel(o.value!, "-d"); break;
+      case "f": force = true; break;
+      case "D": debug = true; break;
+      case "help": help = true; break;
+      case "v": version = true; break;
+      case "dump-dmesg": dmesg = true; break;
+      case "message-level": {
+        const n = /^[0-9]+$/.test(o.value!) ? Number(o.value) : NaN;
+        if (!(n >= 0 && n <= 31)) throw invalid(`Message_level(${o.value}) is invalid.`, { field: "--message-level", actual: o.value! });
+        messageLevel = n;
+        break;
+      }
+      case "num-threads": {
+        // atoi() and MAX(n, 0), as makedumpfile reads it.
+        const n = Number.parseInt(o.value!, 10);
+        threads = Number.isFinite(n) && n > 0 ? Math.min(n, 256) : 0;
+        threadsGiven = true;
+        break;
+      }
+      case "check-params": checkOnly = true; break;
+      case "show-stats": stats = true; break;
+      case "non-mmap": break;
+    }
+  }
+  if (debug) messageLevel |= ML_PRINT_DEBUG_MSG;
+  if (stats) messageLevel |= ML_PRINT_REPORT_MSG;
+  if (help) return { action: { kind: "help" }, messageLevel, checkOnly };
+  if (version) return { action: { kind: "version" }, messageLevel, checkOnly };
+  const commandLineInvalid = (why: string) => invalid(`Commandline parameter is invalid: ${why}.`, { actual: argv.join(" ") });
+  if (rearrange) {
+    // check_param_for_rearranging_dumpdata: one DUMPFILE, the stream on standard input, nothing else.
+    if (positionals.length !== 1) throw commandLineInvalid("-R takes one DUMPFILE and reads the flattened stream from standard input");
+    if (codec !== "none" || dumpLevel !== undefined || elf || flat) throw commandLineInvalid("-R cannot be combined with -c/-l/-p/-z, -d, -E or -F");
+    return { action: { kind: "rearrange", dst: positionals[0]!, force }, messageLevel, checkOnly };
+  }
+  if (codec !== "none" && elf) throw commandLineInvalid("-E (ELF) stores pages uncompressed and cannot be combined with -c/-l/-p/-z");
+  if (threads > 0 && elf) throw commandLineInvalid("--num-threads cannot be used with ELF format");
+  const [vmcore, out] = positionals;
+  if (dmesg) {
+    if (flat ? positionals.length !== 1 : positionals.length !== 2) throw commandLineInvalid(flat ? "--dump-dmesg with -F takes VMCORE and writes the log to standard output" : "--dump-dmesg takes VMCORE and DUMPFILE");
+    return { action: { kind: "dmesg", vmcore: vmcore!, dst: flat ? "-" : out!, force }, messageLevel, checkOnly };
+  }
+  if (flat ? positionals.length !== 1 : positionals.length !== 2) throw commandLineInvalid(flat ? "-F takes VMCORE and writes to standard output" : "VMCORE and DUMPFILE are needed");
+  const save: SaveOptions = {
+    src: vmcore!, dst: flat ? "-" : out!, format: elf ? "elf" : "kdump", flat, codec, dumpLevel: dumpLevel ?? 0,
+    threads: threadsGiven ? threads : "auto", progress: (messageLevel & ML_PRINT_PROGRESS) !== 0 && stderrIsTTY,
+  };
+  return { action: { kind: "dump", save, force }, messageLevel, checkOnly };
+}
+
+const HELP = `kexec-ts standing in for makedumpfile (kdump-tools, kdump-utils and SUSE kdump call it by this name).
+
+  makedumpfile    [-c|-l|-p|-z|-E] [-d N] [--num-threads N] [--message-level N] [-f] VMCORE DUMPFILE
+  makedumpfile -F [-c|-l|-p|-z|-E] [-d N] [--num-threads N] [--message-level N] VMCORE > stream
+  makedumpfile -R DUMPFILE < stream
+  makedumpfile [-F] --dump-dmesg VMCORE [FILE]
+
+  -c, -l, -p, -z  compress pages with zlib, lzo, snappy or zstd (kdump-compressed format)
+  -E              ELF format (uncompressed)
+  -d N            dump level, 0..31: 1 zero, 2 cache, 4 private cache, 8 user data, 16 free pages
+  -F              the flattened format on standard output (for a pipe); -R turns it into a file
+  -f              overwrite an existing DUMPFILE
+  --message-level N, --num-threads N, --show-stats, --check-params, -D, -v, -h
+Options for Xen, sadump, split dumps, filters and vmlinux files are refused by name.
+`;
+
+/**
+ * The command table's entry point. main.ts routes `kexec-ts makedumpfile ...` here before kexec-ts's own
+ * parser sees the arguments; this takes them again from the process's arguments in case it is reached otherwise.
+ */
+export async function run(): Promise<number> {
+  const argv = process.argv.slice(2);
+  const at = argv.indexOf("makedumpfile");
+  const { createRequire } = await import("node:module");
+  const version = (createRequire(import.meta.url)("../../../package.json") as { version: string }).version;
+  return makedumpfileCommand(at >= 0 ? argv.slice(at + 1) : argv, version);
+}
+
+/** A message as makedumpfile prints it: to standard output, or to standard error when -F keeps standard output for the dump. */
+function say(text: string, flat: boolean): void {
+  (flat ? process.stderr : process.stdout).write(text);
+}
+
+export async function makedumpfileCommand(argv: readonly string[], version: string): Promise<number> {
+  let plan: MakedumpfilePlan;
+  let flat = false;
+  try {
+    plan = planMakedumpfile(argv, process.stderr.isTTY === true);
+  } catch (e) {
+    if (!isKexecError(e)) throw e;
+    process.stderr.write(`${e.message}\n${e.hint ? `${e.hint}\n` : ""}\nmakedumpfile Failed.\n`);
+    return MDF_FAILED;
+  }
+  const level = plan.messageLevel;
+  const common = (text: string) => { if (level & ML_PRINT_COMMON_MSG) say(text, flat); };
+  const action = plan.action;
+  if (action.kind === "help") { process.stdout.write(HELP); return MDF_COMPLETED; }
+  if (action.kind === "version") { process.stdout.write(`makedumpfile: kexec-ts ${version} (drop-in for makedumpfile 1.7)\n`); return MDF_COMPLETED; }
+  flat = action.kind === "dump" ? action.save.flat === true : action.kind === "dmesg" && action.dst === "-";
+  if (plan.checkOnly) return MDF_COMPLETED;
+  try {
+    const target = action.kind === "dump" ? action.save.dst : action.dst;
+    // makedumpfile opens DUMPFILE with O_EXCL unless -f (check_dump_file).
+    if (target !== "-" && existsSync(target) && !action.force) {
+      throw new KexecError("io", `Can't open the dump file (${target}). File exists`, { file: target }, "remove it first, or give -f to overwrite it");
+    }
+    if (action.kind === "rearrange") {
+      await rearrange(action.dst);
+      common(`\nThe dumpfile is saved to ${action.dst}.\n`);
+    } else if (action.kind === "dmesg") {
+      dumpDmesg(action.vmcore, action.dst, level);
+      common(`\nThe dmesg log is saved to ${action.dst === "-" ? "STDOUT" : action.dst}.\n`);
+    } else {
+      if (level & ML_PRINT_DEBUG_MSG) printVmcoreinfo(action.save.src);
+      const result = await saveVmcoreTo(action.save);
+      if (level & ML_PRINT_REPORT_MSG) process.stderr.write(describeSave(action.save, result));
+      if (!result.complete) {
+        if (level & ML_PRINT_ERROR_MSG) process.stderr.write(describeSave(action.save, result));
+        common("\nmakedumpfile Failed.\n");
+        return MDF_FAILED;
+      }
+      common(`\nThe dumpfile is saved to ${action.save.dst === "-" ? "STDOUT" : action.save.dst}.\n`);
+    }
+    common("\nmakedumpfile Completed.\n");
+    return MDF_COMPLETED;
+  } catch (e) {
+    if (!isKexecError(e)) throw e;
+    if (level & ML_PRINT_ERROR_MSG) process.stderr.write(`makedumpfile (kexec-ts): ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ""}`);
+    common("\nmakedumpfile Failed.\n");
+    return MDF_FAILED;
+  }
+}
+
+/** SUSE's kdump-save reads OSRELEASE= and CRASHTIME= from makedumpfile's debug messages (--message-level 8). */
+function printVmcoreinfo(path: string): void {
+  const file = openRandomAccess(path);
+  try {
+    const info = openVmcore(file, path).vmcoreinfo;
+    if (info) process.stderr.write(`${info.text.trimEnd()}\n`);
+  } finally {
+    file.close();
+  }
+}
+
+function dumpDmesg(path: string, dst: string | "-", level: number): void {
+  const file = openRandomAccess(path);
+  let text: string;
+  try {
+    const core = openVmcore(file, path);
+    if (level & ML_PRINT_DEBUG_MSG && core.vmcoreinfo) process.stderr.write(`${core.vmcoreinfo.text.trimEnd()}\n`);
+    text = formatDmesg(readLockless(vmcoreKernelMemory(core), core.vmcoreinfo!));
+  } finally {
+    file.close();
+  }
+  const bytes = new TextEncoder().encode(text);
+  if (dst === "-") { process.stdout.write(bytes); return; }
+  let fd: number;
+  try {
+    fd = openSync(dst, "w", 0o600);
+  } catch (e) {
+    throw writeError(e, dst, "the log");
+  }
+  try {
+    let done = 0;
+    while (done < bytes.length) done += writeSync(fd, bytes, done);
+  } catch (e) {
+    throw writeError(e, dst, "the log");
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** -R: the flattened stream on standard input, replayed into DUMPFILE; a stream cut short is an error, not a wait. */
+async function rearrange(dst: string): Promise<void> {
+  let fd: number;
+  try {
+    fd = openSync(dst, "w", 0o600);
+  } catch (e) {
+    throw writeError(e, dst, "the dump");
+  }
+  try {
+    const r = new FlatReassembler("the flattened dump on standard input");
+    const chunk = new Uint8Array(1 << 20);
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(0, chunk, 0, chunk.length, null);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        // Standard input may be a non-blocking pipe: wait for the writer instead of spinning.
+        if (code === "EAGAIN") { await new Promise((res) => setTimeout(res, 10)); continue; }
+        throw new KexecError("io", `cannot read the flattened dump from standard input: ${(e as Error).message}`, { file: "-" }, "give the stream on standard input: makedumpfile -R DUMPFILE < stream");
+      }
+      if (n === 0) break;
+      for (const w of r.push(chunk.subarray(0, n))) {
+        try {
+          let done = 0;
+          while (done < w.data.length) done += writeSync(fd, w.data, done, w.data.length - done, Number(w.offset) + done);
+        } catch (e) {
+          throw writeError(e, dst, "the dump");
+        }
+      }
+      if (r.done) break;
+    }
+    r.end();
+  } finally {
+    closeSync(fd);
+  }
+}

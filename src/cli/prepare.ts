@@ -1,0 +1,54 @@
+/**
+ * What -l, -p, `plan` and `check` share: the machine, the image, the one
+ * Request, and the checks over them; then, for kexec_load only, the segments
+ * filled with their bytes (the initrd is read here and nowhere earlier).
+ */
+import { runChecks, type CheckResult } from "../core/check/index.js";
+import type { KernelImage } from "../core/image/index.js";
+import type { Machine } from "../core/machine/model.js";
+import { planLoad, type Plan } from "../core/plan/plan.js";
+import type { Request } from "../core/plan/request.js";
+import { rngSeed, sha256 } from "../node/crypto.js";
+import { readInputFile } from "../node/files.js";
+import { readKernelImageFile } from "../node/image.js";
+import { readKernelLayout } from "../node/kernel-layout.js";
+import { readMachine } from "../node/machine.js";
+import { value, type ParsedArgs } from "./options.js";
+import { imageOperand, loadRequest, loaderIsRoot, machineRoot } from "./request.js";
+
+export interface PreparedLoad {
+  machine: Machine;
+  image: KernelImage;
+  request: Request;
+  imagePath: string;
+  initrdPath: string | undefined;
+  root: string;
+  checks: CheckResult[];
+}
+
+export async function prepareLoad(args: ParsedArgs, operands: readonly string[], command?: "plan" | "check"): Promise<PreparedLoad> {
+  const imagePath = imageOperand(args, operands, command);
+  const root = machineRoot(args);
+  const machine = await readMachine(root);
+  const image = readKernelImageFile(imagePath);
+  const initrdPath = value(args, "initrd");
+  const request = loadRequest(args, machine, image, initrdPath);
+  const checks = runChecks({ image, machine, request, isRoot: loaderIsRoot(args) });
+  return { machine, image, request, imagePath, initrdPath, root, checks };
+}
+
+/**
+ * The kexec_load plan with every segment's bytes: the initrd is read now. "show" (`plan`) leaves
+ * out the purgatory's digest, which only a load needs: hashing the initrd and the kernel's zero
+ * fill is most of a plan's time.
+ */
+export function fillPlan(p: PreparedLoad, use: "load" | "show"): Plan {
+  const initrd = p.initrdPath === undefined ? undefined : readInputFile(p.initrdPath, "initrd");
+  const layout = p.request.crash ? readKernelLayout(p.root, p.machine) : undefined;
+  return planLoad(p.image, p.machine, p.request, {
+    initrd,
+    rngSeed: rngSeed(),
+    serialDebug: process.env["KEXEC_TS_PURGATORY_SERIAL"] === "1",
+    sha256: use === "load" ? sha256 : null,
+  }, layout);
+}

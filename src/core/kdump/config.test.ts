@@ -1,0 +1,72 @@
+import { test } from "node:test";
+import { strict as assert } from "node:assert";
+import { KexecError } from "../errors.js";
+import { CONFIG_KEYS, closestKey, defaultConfig, formatConfig, parseConfig, parseConfigSize } from "./config.js";
+
+const refused = (text: string, pattern: RegExp, line?: number) =>
+  assert.throws(() => parseConfig(text, "/etc/kexec-ts/kdump.conf"), (e: unknown) => {
+    assert.ok(e instanceof KexecError && e.code === "parse", String(e));
+    assert.match(e.message, pattern);
+    if (line !== undefined) assert.equal(e.data["line"], line);
+    return true;
+  });
+
+test("an empty file is the documented defaults", () => {
+  const c = parseConfig("");
+  assert.deepEqual(c, defaultConfig());
+  assert.equal(c.target, "/var/crash");
+  assert.equal(c.rawTarget, null);
+  assert.equal(c.dumpLevel, 31);
+  assert.equal(c.codec, "lzo");
+  assert.equal(c.minFree, 64n << 20n);
+  assert.equal(c.kernel, null);
+  assert.equal(c.failureAction, "reboot");
+});
+
+test("the documented default file parses back to the defaults, and a changed config round-trips", () => {
+  assert.deepEqual(parseConfig(formatConfig(defaultConfig())), defaultConfig());
+  const c = { ...defaultConfig(), target: "/srv/dumps", rawTarget: "/dev/vdb", keep: 0, minFree: 3n << 30n, append: 'console=ttyS0 "a b"', mode: "self-contained" as const, failureAction: "dmesg-only" as const };
+  const text = formatConfig(c, ["imported"], { target: ["from KDUMP_COREDIR"] });
+  assert.deepEqual(parseConfig(text), c);
+  assert.match(text, /^# imported$/m);
+  assert.match(text, /^# from KDUMP_COREDIR\ntarget = \/srv\/dumps$/m);
+  for (const k of CONFIG_KEYS) assert.match(text, new RegExp(`^#   default: ${k.name} =`, "m"), `${k.name} is documented`);
+});
+
+test("comments, blank lines, spaces and quotes", () => {
+  const c = parseConfig("# a comment\n\n  target=/data/crash/  # trailing\ncodec = zstd\r\nappend = \"nokaslr  quiet\"\nmin_free = 1G\n");
+  assert.equal(c.target, "/data/crash");
+  assert.equal(c.codec, "zstd");
+  assert.equal(c.append, "nokaslr  quiet");
+  assert.equal(c.minFree, 1n << 30n);
+});
+
+test("a typo is refused with its line number and the key it probably meant", () => {
+  refused("target = /var/crash\ntagret = /x\n", /kdump\.conf:2: unknown key "tagret" \(did you mean target\?\)/, 2);
+  refused("dump-level = 31\n", /did you mean dump_level\?/, 1);
+  refused("colour = blue\n", /unknown key "colour"$/, 1);
+});
+
+test("bad values are refused with the line, what was found and what is expected", () => {
+  refused("\n\ndump_level = 32\n", /:3: dump_level = "32": expected 0\.\.31/, 3);
+  refused("codec = gzip\n", /expected zlib, lzo, zstd, snappy or none/, 1);
+  refused("target = var/crash\n", /expected an absolute directory path/);
+  refused("min_free = lots\n", /expected a size/);
+  refused("failure_action = explode\n", /expected reboot, halt, poweroff, shell or dmesg-only/);
+  refused("keep = -1\n", /keep = "-1"/);
+  refused("target /var/crash\n", /expected "key = value"/);
+  refused("keep = 1\nkeep = 2\n", /:2: keep is set twice \(first on line 1\)/, 2);
+});
+
+test("sizes take binary units", () => {
+  assert.equal(parseConfigSize("0"), 0n);
+  assert.equal(parseConfigSize("64M"), 64n << 20n);
+  assert.equal(parseConfigSize("2GiB"), 2n << 30n);
+  assert.equal(parseConfigSize("512k"), 512n << 10n);
+  assert.equal(parseConfigSize("1.5G"), undefined);
+});
+
+test("closestKey stays quiet for words far from every key", () => {
+  assert.equal(closestKey("final-action"), "final_action");
+  assert.equal(closestKey("xyzzyplugh"), undefined);
+});

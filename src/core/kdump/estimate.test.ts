@@ -1,0 +1,24 @@
+import { test } from "node:test";
+import { strict as assert } from "node:assert";
+import { CONSTANTS, estimateCapture } from "./estimate.js";
+
+const MiB = 1n << 20n;
+const base = { mode: "default" as const, kernelInitSize: 64n * MiB, initrdCompressed: 2n * MiB, initrdUnpacked: 5n * MiB, moduleBytes: 3n * MiB, systemRam: 4n << 30n, threads: 0 };
+
+test("the estimate adds up its items, each with where it comes from, and rounds the suggestion to 16 MiB", () => {
+  const e = estimateCapture(base);
+  assert.equal(e.total, e.items.reduce((n, i) => n + i.bytes, 0n));
+  for (const i of e.items) assert.ok(i.source.length > 10, i.what);
+  assert.equal(e.suggested % (16n * MiB), 0n);
+  assert.ok(e.suggested >= e.total && e.suggested - e.total < 16n * MiB);
+  // struct pages: 1/64 of the reservation they describe.
+  const memmap = e.items.find((i) => i.what.startsWith("struct pages"))!.bytes;
+  assert.ok(memmap * 64n >= e.total - 4096n * 64n && memmap * 64n <= e.total + 4096n * 64n);
+});
+
+test("threads, RAM and the initramfs each move the estimate the way they should", () => {
+  const e0 = estimateCapture(base).total;
+  assert.ok(estimateCapture({ ...base, threads: 2 }).total >= e0 + 2n * CONSTANTS.perThread.bytes);
+  assert.ok(estimateCapture({ ...base, systemRam: 64n << 30n }).total > e0, "bitmaps grow with the crashed machine's RAM");
+  assert.ok(estimateCapture({ ...base, initrdUnpacked: 105n * MiB, initrdCompressed: 40n * MiB }).total > e0 + 130n * MiB, "a self-contained initramfs costs its size twice at the peak");
+});

@@ -1,0 +1,85 @@
+import { test } from "node:test";
+import { strict as assert } from "node:assert";
+import { formatConfig, parseConfig } from "./config.js";
+import { importConfig, importHeader, readMakedumpfileArgs, readShellAssignments } from "./import.js";
+
+// Written for these tests in the shape of Debian's kdump-tools 1:1.8.1 default file and of a
+// kdump-utils kdump.conf(5) as a RHEL admin would edit it.
+const KDUMP_TOOLS = `# settings
+USE_KDUMP=1
+KDUMP_KERNEL=/var/lib/kdump/vmlinuz
+KDUMP_INITRD=/var/lib/kdump/initrd.img
+KDUMP_COREDIR="/srv/crash/"
+KDUMP_FAIL_CMD="echo failed; /bin/bash; reboot -f"
+KDUMP_NUM_DUMPS=5
+MAKEDUMP_ARGS="-l -d 17 --num-threads 2"
+KDUMP_CMDLINE_APPEND="reset_devices systemd.unit=kdump-tools-dump.service nr_cpus=1 irqpoll usbcore.nousb"
+#KDUMP_COMPRESSION=
+SSH="root@backup"
+KDUMP_CMDLINE="\`cat /proc/cmdline\`"
+`;
+
+const KDUMP_UTILS = `# kdump.conf
+ext4 UUID=03138356-5e61-4ab3-b58e-27507ac41937
+path /var/crash
+core_collector makedumpfile -z --message-level 7 -d 31
+raw /dev/vdc
+failure_action shell
+final_action poweroff
+kdump_post /var/crash/scripts/post.sh
+`;
+
+test("Debian kdump-tools' settings map to kexec-ts keys, and the rest is listed", () => {
+  const r = importConfig([{ path: "/etc/default/kdump-tools", text: KDUMP_TOOLS }]);
+  assert.equal(r.sources[0]!.kind, "kdump-tools");
+  assert.equal(r.config.target, "/srv/crash");
+  assert.equal(r.config.kernel, null, "kdump-tools' link to the running kernel is kexec-ts' default");
+  assert.equal(r.config.keep, 5);
+  assert.equal(r.config.codec, "lzo");
+  assert.equal(r.config.dumpLevel, 17);
+  assert.equal(r.config.failureAction, "shell");
+  assert.equal(r.config.append, "usbcore.nousb");
+  const skipped = r.skipped.join("\n");
+  assert.match(skipped, /KDUMP_INITRD .*builds its own/);
+  assert.match(skipped, /--num-threads 2/);
+  assert.match(skipped, /SSH .*network targets are not supported/);
+  assert.match(skipped, /KDUMP_CMDLINE .*starts from \/proc\/cmdline/);
+  assert.ok(r.notes["target"]![0]!.includes("KDUMP_COREDIR"));
+});
+
+test("kdump-utils' kdump.conf maps to kexec-ts keys, and the rest is listed", () => {
+  const r = importConfig([{ path: "/etc/kdump.conf", text: KDUMP_UTILS }]);
+  assert.equal(r.sources[0]!.kind, "kdump-utils");
+  assert.equal(r.config.target, "/var/crash");
+  assert.equal(r.config.codec, "zstd");
+  assert.equal(r.config.dumpLevel, 31);
+  assert.equal(r.config.rawTarget, "/dev/vdc");
+  assert.equal(r.config.failureAction, "shell");
+  assert.equal(r.config.finalAction, "poweroff");
+  const skipped = r.skipped.join("\n");
+  assert.match(skipped, /ext4 \(line 2\)/);
+  assert.match(skipped, /kdump_post \(line 8\): no kexec-ts counterpart/);
+  assert.doesNotMatch(skipped, /message-level/, "--message-level is makedumpfile's verbosity, not a setting to carry over");
+  assert.match(r.notes["target"]![0]!, /ext4 UUID=/);
+});
+
+test("the imported file is a valid kexec-ts kdump.conf that says where each value came from", () => {
+  const r = importConfig([{ path: "/etc/default/kdump-tools", text: KDUMP_TOOLS }, { path: "/etc/kdump.conf", text: "failure_action halt\n" }]);
+  const text = formatConfig(r.config, importHeader(r), r.notes);
+  assert.deepEqual(parseConfig(text), r.config);
+  assert.equal(r.config.failureAction, "halt", "the later file wins");
+  assert.match(text, /^# Not imported:$/m);
+  assert.match(text, /^# from KDUMP_NUM_DUMPS \(\/etc\/default\/kdump-tools\)\nkeep = 5$/m);
+});
+
+test("makedumpfile arguments: codecs, bundled flags and levels", () => {
+  assert.deepEqual(readMakedumpfileArgs(["-c", "-d", "31"]), { codec: "zlib", dumpLevel: 31, rest: [] });
+  assert.deepEqual(readMakedumpfileArgs(["-lF", "-d1"]), { codec: "lzo", dumpLevel: 1, rest: ["-F"] });
+  assert.deepEqual(readMakedumpfileArgs(["--dump-level=0", "-E"]), { dumpLevel: 0, rest: ["-E"] });
+  assert.deepEqual(readMakedumpfileArgs(["-d", "99"]), { rest: ["-d", "99"] });
+});
+
+test("shell assignments: quotes, export, comments, substitutions marked", () => {
+  const a = readShellAssignments(`export A="x y"\nB='$(z)'\nC=plain # note\nD="$(uname -r)"\n  # E=no\n`);
+  assert.deepEqual(a.map((x) => [x.name, x.value, x.dynamic]), [["A", "x y", false], ["B", "$(z)", false], ["C", "plain", false], ["D", "$(uname -r)", true]]);
+});

@@ -1,0 +1,257 @@
+/**
+ * `kexec-ts kdump import`: the common settings of Debian's /etc/default/kdump-tools (shell
+ * variables, kdump-tools.conf) and of kdump-utils' /etc/kdump.conf (one directive per line,
+ * kdump.conf(5)) turned into a kexec-ts kdump.conf, so a user can switch. What has no
+ * counterpart (network targets, hooks, an external compressor) is listed, never dropped
+ * silently. Pure: texts in, a config and notes out.
+ */
+import { defaultConfig, type DumpCodec, type FailureAction, type FinalAction, type KdumpConfig } from "./config.js";
+
+export interface ImportSource {
+  /** "/etc/default/kdump-tools" or "/etc/kdump.conf"; the kind is told by the name. */
+  path: string;
+  text: string;
+}
+
+export interface ImportResult {
+  config: KdumpConfig;
+  /** Per kexec-ts key: where its value came from. */
+  notes: Record<string, string[]>;
+  /** Settings that were read but have no counterpart, each with the reason. */
+  skipped: string[];
+  /** The source files read, by kind. */
+  sources: { path: string; kind: "kdump-tools" | "kdump-utils" }[];
+}
+
+/** The words kexec-ts puts on every capture command line itself, or that mean nothing to it. */
+const OWN_CAPTURE_WORDS = /^(reset_devices|irqpoll|nr_cpus=\d+|maxcpus=\d+|systemd\.unit=kdump-tools-dump\.service|kdump_needed)$/;
+
+/** makedumpfile options as the distro scripts pass them: the codec and -d level. */
+export function readMakedumpfileArgs(words: readonly string[]): { codec?: DumpCodec; dumpLevel?: number; rest: string[] } {
+  const out: { codec?: DumpCodec; dumpLevel?: number; rest: string[] } = { rest: [] };
+  const codecs: Record<string, DumpCodec> = { c: "zlib", l: "lzo", p: "snappy", z: "zstd" };
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    const level = /^-d(\d+)?$/.exec(w) ?? /^--dump-level=(\d+)$/.exec(w);
+    if (level !== null) {
+      const text = level[1] ?? words[++i];
+      const n = Number(text);
+      if (text !== undefined && Number.isInteger(n) && n >= 0 && n <= 31) out.dumpLevel = n;
+      else out.rest.push(w, ...(text === undefined ? [] : [text]));
+      continue;
+    }
+    // Bundled short flags: -cd31, -lF.
+    const bundle = /^-([clpzF]+)(d(\d+))?$/.exec(w);
+    if (bundle !== null) {
+      for (const ch of bundle[1]!) {
+        const codec = codecs[ch];
+        if (codec !== undefined) out.codec = codec;
+        else out.rest.push(`-${ch}`);
+      }
+      if (bundle[3] !== undefined) out.dumpLevel = Number(bundle[3]);
+      continue;
+    }
+    out.rest.push(w);
+  }
+  return out;
+}
+
+/** `VAR=value` lines of a sourced shell file, with quotes removed; unevaluated substitutions are kept as text. */
+export function readShellAssignments(text: string): { name: string; value: string; line: number; dynamic: boolean }[] {
+  const out: { name: string; value: string; line: number; dynamic: boolean }[] = [];
+  for (const [i, raw] of text.split("\n").entries()) {
+    const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(raw);
+    if (m === null) continue;
+    let value = m[2]!.trim();
+    const quote = value[0];
+    if ((quote === '"' || quote === "'") && value.indexOf(quote, 1) > 0) value = value.slice(1, value.indexOf(quote, 1));
+    else value = value.replace(/\s+#.*$/, "");
+    out.push({ name: m[1]!, value, line: i + 1, dynamic: quote !== "'" && /\$|`/.test(value) });
+  }
+  return out;
+}
+
+function failureFromCommand(cmd: string): FailureAction | undefined {
+  if (/\b(bash|sh)\b/.test(cmd)) return "shell";
+  if (/\bpoweroff\b/.test(cmd)) return "poweroff";
+  if (/\bhalt\b/.test(cmd)) return "halt";
+  if (/\breboot\b/.test(cmd)) return "reboot";
+  return undefined;
+}
+
+function importKdumpTools(src: ImportSource, r: ImportResult): void {
+  const c = r.config;
+  const note = (key: string, text: string) => (r.notes[key] ??= []).push(`${text} (${src.path})`);
+  const skip = (what: string, why: string) => r.skipped.push(`${src.path}: ${what}: ${why}`);
+  for (const a of readShellAssignments(src.text)) {
+    const at = `${a.name} (line ${a.line})`;
+    if (a.dynamic && a.name !== "KDUMP_CMDLINE") {
+      skip(at, `"${a.value}" needs a shell to evaluate; set the kexec-ts key by hand`);
+      continue;
+    }
+    switch (a.name) {
+      case "USE_KDUMP":
+        if (a.value === "0") skip(at, "kdump was disabled there; kexec-ts arms only once its unit is enabled (kexec-ts kdump install)");
+        break;
+      case "KDUMP_COREDIR":
+        if (a.value.startsWith("/")) {
+          c.target = a.value.replace(/\/+$/, "") || "/";
+          note("target", `from KDUMP_COREDIR`);
+        } else skip(at, `"${a.value}" is not an absolute path`);
+        break;
+      case "KDUMP_KERNEL":
+        // kdump-tools keeps a link to the running kernel there; kexec-ts uses the running kernel by default.
+        if (a.value === "/var/lib/kdump/vmlinuz" || a.value === "") note("kernel", `KDUMP_KERNEL=${a.value || "(empty)"} is kdump-tools' link to the running kernel: the default`);
+        else {
+          c.kernel = a.value;
+          note("kernel", "from KDUMP_KERNEL");
+        }
+        break;
+      case "KDUMP_INITRD":
+        skip(at, "kexec-ts builds its own capture initramfs (kexec-ts kdump rebuild)");
+        break;
+      case "KDUMP_NUM_DUMPS": {
+        const n = Number(a.value);
+        if (a.value === "") break;
+        if (Number.isInteger(n) && n >= 0) {
+          c.keep = n;
+          note("keep", "from KDUMP_NUM_DUMPS");
+        } else skip(at, `"${a.value}" is not a count`);
+        break;
+      }
+      case "KDUMP_FAIL_CMD": {
+        const action = failureFromCommand(a.value);
+        if (action !== undefined) {
+          c.failureAction = action;
+          note("failure_action", `from KDUMP_FAIL_CMD="${a.value}"`);
+        } else skip(at, `"${a.value}" is a command; kexec-ts offers reboot, halt, poweroff, shell or dmesg-only`);
+        break;
+      }
+      case "KDUMP_DUMP_DMESG":
+        if (a.value === "0") skip(at, "kexec-ts always writes dmesg.txt next to the dump");
+        break;
+      case "KDUMP_COMPRESSION":
+        if (a.value !== "") skip(at, `an external ${a.value} over the whole file; kexec-ts compresses each page (codec)`);
+        break;
+      case "MAKEDUMP_ARGS": {
+        const m = readMakedumpfileArgs(a.value.split(/\s+/).filter(Boolean));
+        if (m.codec !== undefined) {
+          c.codec = m.codec;
+          note("codec", `from MAKEDUMP_ARGS="${a.value}"`);
+        }
+        if (m.dumpLevel !== undefined) {
+          c.dumpLevel = m.dumpLevel;
+          note("dump_level", `from MAKEDUMP_ARGS="${a.value}"`);
+        }
+        if (m.rest.length) skip(`${at}: ${m.rest.join(" ")}`, "makedumpfile options kexec-ts does not take from the config");
+        break;
+      }
+      case "KDUMP_CMDLINE_APPEND": {
+        const words = a.value.split(/\s+/).filter((w) => w !== "" && !OWN_CAPTURE_WORDS.test(w));
+        c.append = words.join(" ");
+        note("append", `from KDUMP_CMDLINE_APPEND, without the words kexec-ts adds itself (reset_devices, irqpoll, nr_cpus=1) and kdump-tools' systemd unit`);
+        break;
+      }
+      case "KDUMP_CMDLINE":
+        if (a.value !== "") skip(at, "kexec-ts always starts from /proc/cmdline; put additions in append");
+        break;
+      case "KDUMP_KEXEC_ARGS":
+        if (a.value !== "") skip(at, "kexec-ts chooses the syscall and placement itself (see the syscall key)");
+        break;
+      case "NFS": case "SSH": case "FTP":
+        if (a.value !== "") skip(at, "network targets are not supported; the target is a local directory (or raw_target)");
+        break;
+      default:
+        if (/^(KDUMP_|MAKEDUMP|NFS_|SSH_|FTP_|HOSTTAG)/.test(a.name) && a.value !== "") skip(at, "no kexec-ts counterpart");
+    }
+  }
+}
+
+function importKdumpUtils(src: ImportSource, r: ImportResult): void {
+  const c = r.config;
+  const note = (key: string, text: string) => (r.notes[key] ??= []).push(`${text} (${src.path})`);
+  const skip = (what: string, why: string) => r.skipped.push(`${src.path}: ${what}: ${why}`);
+  let fsTarget: string | undefined;
+  for (const [i, raw] of src.text.split("\n").entries()) {
+    const line = raw.replace(/#.*$/, "").trim();
+    if (line === "") continue;
+    const [directive, ...words] = line.split(/\s+/);
+    const value = words.join(" ");
+    const at = `${directive} (line ${i + 1})`;
+    switch (directive) {
+      case "path":
+        if (value.startsWith("/")) {
+          c.target = value.replace(/\/+$/, "") || "/";
+          note("target", `from path${fsTarget ? `; kdump-utils writes it on ${fsTarget}, so make sure that file system is mounted so that ${c.target} is on it` : ""}`);
+        } else skip(at, `"${value}" is not an absolute path`);
+        break;
+      case "raw":
+        c.rawTarget = value;
+        note("raw_target", "from raw");
+        break;
+      case "ext2": case "ext3": case "ext4": case "xfs": case "btrfs": case "vfat":
+        fsTarget = `${directive} ${value}`;
+        skip(at, "kexec-ts finds the target's file system from where the target directory is mounted; mount it (fstab) under the target path");
+        break;
+      case "core_collector": {
+        if (words[0] !== "makedumpfile") {
+          skip(at, `"${value}": kexec-ts saves with its own vmcore save`);
+          break;
+        }
+        const m = readMakedumpfileArgs(words.slice(1));
+        if (m.codec !== undefined) {
+          c.codec = m.codec;
+          note("codec", `from core_collector ${value}`);
+        }
+        if (m.dumpLevel !== undefined) {
+          c.dumpLevel = m.dumpLevel;
+          note("dump_level", `from core_collector ${value}`);
+        }
+        const rest = m.rest.filter((w, k, all) => w !== "--message-level" && all[k - 1] !== "--message-level" && !/^--message-level=/.test(w));
+        if (rest.length) skip(`${at}: ${rest.join(" ")}`, "makedumpfile options kexec-ts does not take from the config");
+        break;
+      }
+      case "failure_action": case "default": {
+        const known: Record<string, FailureAction> = { reboot: "reboot", halt: "halt", poweroff: "poweroff", shell: "shell" };
+        if (known[value] !== undefined) {
+          c.failureAction = known[value];
+          note("failure_action", `from ${directive} ${value}`);
+        } else skip(at, `"${value}" has no counterpart; kexec-ts offers reboot, halt, poweroff, shell or dmesg-only`);
+        break;
+      }
+      case "final_action": {
+        const known: Record<string, FinalAction> = { reboot: "reboot", halt: "halt", poweroff: "poweroff" };
+        if (known[value] !== undefined) {
+          c.finalAction = known[value];
+          note("final_action", `from final_action ${value}`);
+        } else skip(at, `"${value}" has no counterpart`);
+        break;
+      }
+      case "ssh": case "nfs": case "sshkey":
+        skip(at, "network targets are not supported; the target is a local directory (or raw_target)");
+        break;
+      default:
+        skip(at, "no kexec-ts counterpart");
+    }
+  }
+}
+
+export function importConfig(sources: readonly ImportSource[]): ImportResult {
+  const r: ImportResult = { config: defaultConfig(), notes: {}, skipped: [], sources: [] };
+  for (const s of sources) {
+    // kdump-tools' file is shell (VAR=...); kdump-utils' is directives. The name decides, the text confirms.
+    const kind = /kdump-tools/.test(s.path) || /^\s*(USE_KDUMP|KDUMP_[A-Z_]+)=/m.test(s.text) ? "kdump-tools" : "kdump-utils";
+    r.sources.push({ path: s.path, kind });
+    if (kind === "kdump-tools") importKdumpTools(s, r);
+    else importKdumpUtils(s, r);
+  }
+  return r;
+}
+
+/** The header of the written file: what was read and what was left out. */
+export function importHeader(r: ImportResult): string[] {
+  return [
+    `Imported by kexec-ts kdump import from ${r.sources.map((s) => `${s.path} (${s.kind})`).join(", ") || "nothing"}.`,
+    ...(r.skipped.length ? ["Not imported:", ...r.skipped.map((s) => `  ${s}`)] : ["Every setting read has a counterpart below."]),
+  ];
+}

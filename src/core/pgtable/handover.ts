@@ -1,0 +1,333 @@
+/**
+ * The hand-over from the running kernel to the new one, step by step, with the page tables that
+ * are live at each step built as real bytes and walked to check what each step relies on.
+ *
+ * x86_64 (arch/x86/kernel/machine_kexec_64.c, relocate_kernel_64.S): machine_kexec() calls
+ * relocate_kernel at its kernel-text address; relocate_kernel loads CR3 with the kexec identity
+ * table that init_pgtable() built in control pages (every System RAM range, every segment, the
+ * ACPI tables and NVS, 2 MiB leaves or 1 GiB with gbpages, at the running kernel's depth) plus one
+ * 4 KiB "transition" mapping of relocate_kernel's virtual address to the control page's copy of it.
+ * So the page that switches tables must be mapped at the same virtual address in both tables
+ * (seed 003). It then jumps to the identity-mapped copy, copies the segments, and returns into the
+ * purgatory with CR4.LA57 kept, so the new kernel is entered in the running kernel's paging mode.
+ *
+ * i386 (machine_kexec_32.c, relocate_kernel_32.S): a table that maps only the control page, at its
+ * direct-map address and at its physical one; after the CR3 switch relocate_kernel turns paging off
+ * from the identity-mapped copy and copies with physical addresses.
+ *
+ * Leaving long mode (and 5-level paging) for a 32-bit entry must happen from an identity-mapped
+ * page below 4 GiB: once CR0.PG is clear the next instruction is fetched at the same address,
+ * now physical and 32-bit (seed 004; our purgatory's start-x86_64.S does this).
+ */
+import { KexecError } from "../errors.js";
+import { hex } from "../format.js";
+import { end, subtract, type Range } from "../plan/ranges.js";
+import { PAGING_FORMATS, type PagingFormat } from "./format.js";
+import { PageTableBuilder, pageAllocator, type LeafMapping } from "./build.js";
+import { tryWalk } from "./walk.js";
+
+const PAGE = 4096n;
+const MiB2 = 0x200000n;
+const GiB1 = 0x40000000n;
+const GiB4 = 1n << 32n;
+const I386_LOWMEM_END = 0x38000000n;
+
+export interface HandoverSegment {
+  kind: string;
+  mem: bigint;
+  memsz: bigint;
+}
+
+export interface HandoverInput {
+  kernelArch: "x86_64" | "i386";
+  /** The running kernel's paging levels (machine.pagingLevels): 5 or 4 on x86_64, 3 (PAE) or 2 on i386. */
+  pagingLevels: number | null;
+  /** System RAM: what the kernel direct-maps (pfn_mapped) and the kexec table identity-maps. */
+  ram: readonly Range[];
+  /** ACPI Tables and ACPI Non-volatile Storage (map_acpi_tables). */
+  acpi: readonly Range[];
+  /** The CPU can map 1 GiB pages (cpuinfo pdpe1gb): init_pgtable then uses them (direct_gbpages). */
+  gbpages: boolean;
+  /** The running kernel's text mapping and direct map base (plan/crash.ts KernelLayout). */
+  text: { vaddr: bigint; paddr: bigint; size: bigint } | undefined;
+  pageOffset: bigint;
+  crash: boolean;
+  /** crashk_res: a crash load's control pages come from it. */
+  crashRegion: Range | undefined;
+  segments: readonly HandoverSegment[];
+  /** image->start: where relocate_kernel returns to (the purgatory's entry). */
+  entry: bigint;
+  entryMode: "entry64" | "entry32";
+  kernelEntry: bigint;
+  bootParams: bigint;
+  /** Who wrote the purgatory: kexec-ts (kexec_load) or the kernel (kexec_file_load). */
+  syscall: "kexec_load" | "kexec_file_load";
+}
+
+export type TableId = "kernel" | "kexec";
+
+export interface PageTable {
+  id: TableId;
+  title: string;
+  format: PagingFormat;
+  /** CR3. */
+  top: bigint;
+  pages: Map<bigint, Uint8Array>;
+  leaves: (LeafMapping & { pageSize: bigint })[];
+  /** What the table's addresses are: where a model stands in for what only the kernel knows. */
+  notes: string[];
+  builder: PageTableBuilder;
+}
+
+export interface Invariant {
+  id: "cr3-switch-mapped-in-both" | "control-page-identity" | "segment-identity" | "entry-identity" | "leave-paging-below-4g" | "kernel-entry-mapped" | "table-conflict";
+  holds: boolean;
+  /** One line: what must hold and whether it does, with the address. */
+  reason: string;
+  /** The address (virtual = physical for identity checks) it is about. */
+  address: bigint;
+  /** The step it belongs to. */
+  step: StepId;
+}
+
+export type StepId = "machine_kexec" | "relocate_kernel" | "identity_mapped" | "copy_segments" | "purgatory" | "leave_long_mode" | "kernel_entry";
+
+export interface HandoverStep {
+  id: StepId;
+  title: string;
+  /** Where the code of this step runs: its (virtual) address and what lies there. */
+  runsAt: { vaddr: bigint; what: string };
+  /** The table in CR3 while the step runs; null with paging off. */
+  table: TableId | null;
+  /** The table after the step, when it changes it. */
+  switchesTo?: TableId | null;
+  detail: string;
+}
+
+export interface Handover {
+  arch: "x86_64" | "i386";
+  format: PagingFormat;
+  tables: PageTable[];
+  steps: HandoverStep[];
+  invariants: Invariant[];
+  /** The control page (relocate_kernel's copy) and the page-table pages the kexec table uses. */
+  controlPage: bigint;
+  notes: string[];
+}
+
+/** The physical address where relocate_kernel's copy lives, as the kernel allocates control pages. */
+function controlPages(input: HandoverInput): { control: bigint; allocate: () => bigint; note: string } {
+  const taken = input.segments.map((s) => ({ start: s.mem, size: s.memsz }));
+  // x86_64: KEXEC_CONTROL_PAGE_SIZE is two pages (the pgd and the code), order-1 aligned; i386 one page.
+  const controlSize = input.kernelArch === "x86_64" ? 2n * PAGE : PAGE;
+  let free: Range[];
+  let note: string;
+  if (input.crash && input.crashRegion) {
+    // kimage_alloc_crash_control_pages: the lowest aligned hole in crashk_res that no segment uses.
+    free = subtract([input.crashRegion], taken);
+    note = "control pages from the crash region, lowest free first (kimage_alloc_crash_control_pages)";
+  } else {
+    // Normal loads take any page the page allocator gives that is no destination; which one is not
+    // known ahead of time, so the model takes the lowest free RAM above 16 MiB.
+    free = subtract(input.ram.map((r) => ({ start: r.start > 0x1000000n ? r.start : 0x1000000n, size: end(r) > 0x1000000n ? end(r) - (r.start > 0x1000000n ? r.start : 0x1000000n) : 0n })), taken);
+    note = "control pages: the kernel's page allocator picks any page that is no destination; modelled as the lowest free RAM above 16 MiB";
+  }
+  for (const r of free) {
+    const at = ((r.start + controlSize - 1n) / controlSize) * controlSize;
+    if (at + controlSize <= end(r)) {
+      const rest = subtract(free, [{ start: r.start, size: at + controlSize - r.start }]);
+      return { control: input.kernelArch === "x86_64" ? at + PAGE : at, allocate: input.kernelArch === "x86_64" ? firstThen(at, pageAllocator(rest, "the kexec page tables")) : pageAllocator(rest, "the kexec page tables"), note };
+    }
+  }
+  throw new KexecError("plan", `no free page for kexec's control page in ${input.crash ? "the crash region" : "System RAM"} once the segments are placed`, { field: "control page" },
+    input.crash ? "reserve a larger crash region (crashkernel=)" : "the segments fill all of RAM");
+}
+
+/** An allocator that hands out `first` once (the pgd in the control pages), then from `rest`. */
+function firstThen(first: bigint, rest: () => bigint): () => bigint {
+  let used = false;
+  return () => {
+    if (used) return rest();
+    used = true;
+    return first;
+  };
+}
+
+/**
+ * The running kernel's own table, as far as the hand-over depends on it: the direct map of RAM and
+ * the kernel text mapping. Its pages are modelled inside the kernel's data (init_top_pgt and
+ * swapper_pg_dir are kernel data); the walk is real, the addresses of those pages are not.
+ */
+function kernelTable(input: HandoverInput, format: PagingFormat): PageTable {
+  const notes: string[] = [];
+  // Model pages: from just above the highest RAM address, so they never alias a real page in the picture.
+  // i386: in the 32-bit hole below 4 GiB, where CR3 can point and RAM rarely is.
+  const topRam = input.ram.reduce((m, r) => (end(r) > m ? end(r) : m), 0n);
+  const base = input.kernelArch === "i386" ? 0xfe000000n : ((topRam + GiB1 - 1n) / GiB1) * GiB1;
+  let next = base;
+  const builder = new PageTableBuilder(format, () => ((next += PAGE), next - PAGE));
+  notes.push(`modelled: the kernel's own table pages live in its data (init_top_pgt / swapper_pg_dir); here they are placed at ${hex(base)} for the walk`);
+  if (input.kernelArch === "x86_64") {
+    for (const r of input.ram) builder.map(input.pageOffset + r.start, r.start, r.size, { what: `direct map of System RAM ${hex(r.start)}-${hex(end(r))}`, maxPageSize: input.gbpages ? GiB1 : MiB2 });
+    if (input.text) {
+      // level2_kernel_pgt maps the kernel image with 2 MiB pages.
+      const vaddr = input.text.vaddr & ~(MiB2 - 1n);
+      const paddr = input.text.paddr - (input.text.vaddr - vaddr);
+      builder.map(vaddr, paddr, ((input.text.size + (input.text.vaddr - vaddr) + MiB2 - 1n) / MiB2) * MiB2, { what: "kernel text mapping", maxPageSize: MiB2 });
+    }
+    notes.push(`direct map at ${hex(input.pageOffset)} (page_offset_base), text mapping at ${input.text ? hex(input.text.vaddr) : "unknown"}`);
+  } else {
+    for (const r of input.ram) {
+      if (r.start >= I386_LOWMEM_END) continue;
+      const size = end(r) > I386_LOWMEM_END ? I386_LOWMEM_END - r.start : r.size;
+      builder.map(input.pageOffset + r.start, r.start, size, { what: `lowmem direct map ${hex(r.start)}-${hex(r.start + size)}` });
+    }
+    notes.push(`lowmem direct map at PAGE_OFFSET ${hex(input.pageOffset)} up to 896 MiB`);
+  }
+  return { id: "kernel", title: "the running kernel's page table", format, top: builder.top, pages: builder.pages, leaves: builder.leaves(), notes, builder };
+}
+
+/** CONFIG_PHYSICAL_START and __START_KERNEL: where an x86_64 kernel's text is when nothing says otherwise. */
+const DEFAULT_TEXT = { vaddr: 0xffffffff81000000n, paddr: 0x1000000n, size: MiB2 };
+
+export function modelHandover(given: HandoverInput): Handover {
+  const input = given.kernelArch === "x86_64" && !given.text ? { ...given, text: DEFAULT_TEXT } : given;
+  const format: PagingFormat = input.kernelArch === "x86_64" ? (input.pagingLevels === 5 ? "x86_64-5level" : "x86_64-4level") : input.pagingLevels === 2 ? "i386-2level" : "i386-pae";
+  const spec = PAGING_FORMATS[format];
+  const notes: string[] = [];
+  if (input !== given) notes.push("the kernel text's place is unknown (no \"Kernel code\" in /proc/iomem): assumed at 16 MiB, mapped at 0xffffffff81000000");
+  const { control, allocate, note } = controlPages(input);
+  notes.push(note);
+  const kernel = kernelTable(input, format);
+  const invariants: Invariant[] = [];
+  const kexec = new PageTableBuilder(format, allocate);
+  const kexecNotes: string[] = [];
+  const purgatory = input.segments.find((s) => s.kind === "purgatory");
+  const kernelSeg = input.segments.find((s) => s.kind === "kernel");
+  const bootParamsSeg = input.segments.find((s) => s.kind === "bootparams");
+
+  /** Map, turning "cannot be mapped in this format" into a broken invariant instead of an exception. */
+  const tryMap = (f: () => void, step: StepId, address: bigint): void => {
+    try {
+      f();
+    } catch (e) {
+      if (!(e instanceof KexecError) || e.data.notTranslatable !== true) throw e;
+      invariants.push({ id: "segment-identity", holds: false, reason: e.message, address, step });
+    }
+  };
+
+  let switchVa: bigint;
+  let switchWhat: string;
+  if (input.kernelArch === "x86_64") {
+    const round = input.gbpages ? GiB1 : MiB2;
+    for (const r of input.ram) tryMap(() => kexec.identity(r.start, r.size, { round, maxPageSize: round, what: `System RAM ${hex(r.start)}-${hex(end(r))}` }), "identity_mapped", r.start);
+    for (const s of input.segments) tryMap(() => kexec.identity(s.mem, s.memsz, { round, maxPageSize: round, what: `${s.kind} segment` }), "copy_segments", s.mem);
+    for (const r of input.acpi) tryMap(() => kexec.identity(r.start, r.size, { round, maxPageSize: round, what: `ACPI ${hex(r.start)}` }), "identity_mapped", r.start);
+    // The transition mapping: relocate_kernel's virtual address -> the control page's copy (4 KiB).
+    switchVa = input.text!.vaddr & ~(PAGE - 1n);
+    switchWhat = "relocate_kernel in the kernel text";
+    kexec.map(switchVa, control, PAGE, { what: "relocate_kernel's virtual address (init_transition_pgtable)", maxPageSize: PAGE });
+    kexecNotes.push(`identity map of System RAM, every segment and the ACPI ranges in ${input.gbpages ? "1 GiB" : "2 MiB"} pages (init_pgtable), plus relocate_kernel's virtual address -> the control page in a 4 KiB page`);
+    notes.push(`relocate_kernel's offset in the text is not in a snapshot: the model puts it on the text's first page, ${hex(switchVa)}`);
+  } else {
+    // machine_kexec_page_table_set_one, twice: the control page at its direct-map address and at its physical one.
+    switchVa = input.pageOffset + control;
+    switchWhat = "the control page, at its direct-map address";
+    kexec.map(switchVa, control, PAGE, { what: "the control page at its kernel virtual address", maxPageSize: PAGE });
+    kexec.map(control, control, PAGE, { what: "the control page, identity", maxPageSize: PAGE });
+    kexecNotes.push("only the control page, at its kernel virtual address and at its physical address (machine_kexec_page_table_set_one)");
+  }
+  for (const c of kexec.conflicts) {
+    invariants.push({ id: "table-conflict", holds: false, reason: `${c.what}: virtual ${hex(c.vaddr)} already maps ${hex(c.existing)}, cannot also map ${hex(c.wanted)}`, address: c.vaddr, step: "relocate_kernel" });
+  }
+  const kexecTable: PageTable = { id: "kexec", title: input.kernelArch === "x86_64" ? "kexec's identity table (image->arch.pgd)" : "kexec's control-page table", format, top: kexec.top, pages: kexec.pages, leaves: kexec.leaves(), notes: kexecNotes, builder: kexec };
+
+  // Seed 003: the CR3 write runs at switchVa under the old table; the next fetch is under the new one.
+  const inKernel = tryWalk(format, kernel.top, switchVa, kernel.builder.readEntry);
+  const inKexec = tryWalk(format, kexec.top, switchVa, kexec.readEntry);
+  invariants.push({
+    id: "cr3-switch-mapped-in-both",
+    holds: inKernel !== undefined && inKexec !== undefined,
+    reason: inKernel && inKexec
+      ? `the page that loads CR3 (${hex(switchVa)}) is mapped in both tables: to ${hex(inKernel.paddr)} in the kernel's and to the control page copy ${hex(inKexec.paddr)} in kexec's`
+      : `the page that loads CR3 (${hex(switchVa)}) is not mapped in ${inKernel ? "kexec's table" : "the running kernel's table"}: the instruction after the switch would fault`,
+    address: switchVa, step: "relocate_kernel",
+  });
+
+  const identity = (pa: bigint): boolean => tryWalk(format, kexec.top, pa, kexec.readEntry)?.paddr === pa;
+  /** The first page of [start, start+size) that is not identity-mapped, walking leaf by leaf. */
+  const firstUnmapped = (start: bigint, size: bigint): bigint | undefined => {
+    let at = start & ~(PAGE - 1n);
+    while (at < start + size) {
+      const t = tryWalk(format, kexec.top, at, kexec.readEntry);
+      if (!t || t.paddr !== at) return at;
+      at = (at & ~(t.pageSize - 1n)) + t.pageSize;
+    }
+    return undefined;
+  };
+  const pagingOffCopy = input.kernelArch === "i386";
+  invariants.push({
+    id: "control-page-identity",
+    holds: identity(control),
+    reason: identity(control) ? `the control page ${hex(control)} is identity-mapped in kexec's table` : `the control page ${hex(control)} is not identity-mapped in kexec's table: the jump to identity_mapped would fault`,
+    address: control, step: "identity_mapped",
+  });
+  for (const s of input.segments) {
+    if (pagingOffCopy) {
+      const ok = end({ start: s.mem, size: s.memsz }) <= GiB4;
+      invariants.push({ id: "segment-identity", holds: ok, reason: ok ? `${s.kind} ${hex(s.mem)}-${hex(s.mem + s.memsz)} is below 4 GiB, where the paging-off copy reaches` : `${s.kind} ${hex(s.mem)}-${hex(s.mem + s.memsz)} ends above 4 GiB: relocate_kernel_32 copies with paging off and 32-bit physical addresses`, address: s.mem, step: "copy_segments" });
+      continue;
+    }
+    const bad = firstUnmapped(s.mem, s.memsz);
+    invariants.push({ id: "segment-identity", holds: bad === undefined, reason: bad === undefined ? `${s.kind} ${hex(s.mem)}-${hex(s.mem + s.memsz)} is identity-mapped` : `${s.kind}: destination page ${hex(bad)} is not identity-mapped in kexec's table: the copy would fault`, address: bad ?? s.mem, step: "copy_segments" });
+  }
+  const entryOk = pagingOffCopy ? input.entry < GiB4 : identity(input.entry & ~(PAGE - 1n));
+  invariants.push({ id: "entry-identity", holds: entryOk, reason: entryOk ? `the purgatory entry ${hex(input.entry)} is ${pagingOffCopy ? "below 4 GiB (paging is off)" : "identity-mapped"}` : `the purgatory entry ${hex(input.entry)} is not reachable when relocate_kernel returns to it`, address: input.entry, step: "purgatory" });
+
+  const steps: HandoverStep[] = [];
+  const levels = format === "x86_64-5level" ? "5-level" : format === "x86_64-4level" ? "4-level" : format === "i386-pae" ? "PAE" : "2-level";
+  if (input.kernelArch === "x86_64") {
+    steps.push({ id: "machine_kexec", title: "machine_kexec()", runsAt: { vaddr: switchVa, what: "kernel text" }, table: "kernel", detail: `the running kernel, interrupts off, calls relocate_kernel at its text address; ${levels} paging (${spec.cr4})` });
+    steps.push({ id: "relocate_kernel", title: "relocate_kernel: load CR3", runsAt: { vaddr: switchVa, what: switchWhat }, table: "kernel", switchesTo: "kexec", detail: `saves CR0/CR3/CR4 and loads CR3 with kexec's table at ${hex(kexec.top)}; the next instruction is fetched through the new table at the same virtual address` });
+    steps.push({ id: "identity_mapped", title: "identity_mapped", runsAt: { vaddr: control, what: "the control page (identity-mapped)" }, table: "kexec", detail: `jumps to the control page's physical address, keeps CR4.PAE${format === "x86_64-5level" ? " and CR4.LA57" : ""}, reloads CR3 to flush the TLB` });
+    steps.push({ id: "copy_segments", title: "copy the segments", runsAt: { vaddr: control, what: "the control page" }, table: "kexec", detail: input.crash ? "a crash load's segments are already in place in the crash region: nothing is copied" : "walks the indirection list: each source page to its destination, 4 KiB at a time, through the identity map" });
+    steps.push({ id: "purgatory", title: input.syscall === "kexec_load" ? "kexec-ts purgatory" : "the kernel's purgatory", runsAt: { vaddr: input.entry, what: "the purgatory segment" }, table: "kexec", detail: input.syscall === "kexec_load" ? "loads its own GDT, verifies the SHA-256 of every segment, refuses to jump on a mismatch" : "verifies the SHA-256 of the segments (kexec_file's purgatory)" });
+    if (input.entryMode === "entry32") {
+      const purg = purgatory ?? { mem: input.entry & ~(PAGE - 1n), memsz: PAGE };
+      const bad = firstUnmapped(purg.mem, purg.memsz);
+      const below = end({ start: purg.mem, size: purg.memsz }) <= GiB4;
+      invariants.push({
+        id: "leave-paging-below-4g", holds: bad === undefined && below,
+        reason: bad !== undefined ? `the page that leaves long mode (${hex(bad)}) is not identity-mapped: clearing CR0.PG would fetch the next instruction from another page`
+          : !below ? `the purgatory ${hex(purg.mem)}-${hex(purg.mem + purg.memsz)} that leaves long mode${format === "x86_64-5level" ? " and LA57" : ""} is above 4 GiB: with paging off the CPU fetches from a 32-bit address`
+          : `the purgatory that leaves long mode${format === "x86_64-5level" ? " and LA57" : ""} is identity-mapped and below 4 GiB (${hex(purg.mem)}-${hex(purg.mem + purg.memsz)})`,
+        address: purg.mem, step: "leave_long_mode",
+      });
+      steps.push({ id: "leave_long_mode", title: `leave long mode${format === "x86_64-5level" ? " and 5-level paging" : ""}`, runsAt: { vaddr: purg.mem, what: "the purgatory (identity-mapped, below 4 GiB)" }, table: "kexec", switchesTo: null, detail: "far return to a 32-bit code segment, clear CR0.PG, then EFER.LME and CR4.PAE/LA57: from here addresses are physical" });
+    }
+  } else {
+    steps.push({ id: "machine_kexec", title: "machine_kexec()", runsAt: { vaddr: switchVa, what: "kernel" }, table: "kernel", detail: `copies relocate_kernel into the control page ${hex(control)} and calls it at its direct-map address ${hex(switchVa)}; ${levels} paging` });
+    steps.push({ id: "relocate_kernel", title: "relocate_kernel: load CR3", runsAt: { vaddr: switchVa, what: switchWhat }, table: "kernel", switchesTo: "kexec", detail: `loads CR3 with the control-page table at ${hex(kexec.top)}: the next instruction comes through it at the same virtual address` });
+    const ok = identity(control) && control + PAGE <= GiB4;
+    invariants.push({ id: "leave-paging-below-4g", holds: ok, reason: ok ? `the page that turns paging off (the control page ${hex(control)}) is identity-mapped and below 4 GiB` : `the control page ${hex(control)} that turns paging off is not identity-mapped below 4 GiB`, address: control, step: "identity_mapped" });
+    steps.push({ id: "identity_mapped", title: "identity_mapped: paging off", runsAt: { vaddr: control, what: "the control page (identity-mapped)" }, table: "kexec", switchesTo: null, detail: "jumps to the control page's physical address and clears CR0.PG, CR4 and CR3" });
+    steps.push({ id: "copy_segments", title: "copy the segments", runsAt: { vaddr: control, what: "the control page, physical" }, table: null, detail: input.crash ? "a crash load's segments are already in place: nothing is copied" : "copies each source page to its destination with 32-bit physical addresses" });
+    steps.push({ id: "purgatory", title: input.syscall === "kexec_load" ? "kexec-ts purgatory" : "the kernel's purgatory", runsAt: { vaddr: input.entry, what: "the purgatory segment" }, table: null, detail: "verifies the SHA-256 of every segment with paging off" });
+  }
+  // The boot protocol: a 64-bit entry needs [kernel, kernel+init_size), the zero page and the command line identity-mapped; a 32-bit one runs with paging off below 4 GiB.
+  const entryNeeds = [kernelSeg, bootParamsSeg].filter((s): s is HandoverSegment => s !== undefined);
+  if (input.entryMode === "entry64") {
+    const bad = entryNeeds.map((s) => ({ s, at: firstUnmapped(s.mem, s.memsz) })).find((x) => x.at !== undefined);
+    invariants.push({ id: "kernel-entry-mapped", holds: bad === undefined, reason: bad ? `${bad.s.kind} page ${hex(bad.at!)} is not identity-mapped at the 64-bit entry (boot.rst: the kernel, zero page and command line must be)` : "the kernel (init_size), boot_params and command line are identity-mapped at the 64-bit entry", address: bad?.at ?? input.kernelEntry, step: "kernel_entry" });
+  } else {
+    const bad = entryNeeds.find((s) => end({ start: s.mem, size: s.memsz }) > GiB4);
+    invariants.push({ id: "kernel-entry-mapped", holds: bad === undefined, reason: bad ? `${bad.kind} ${hex(bad.mem)} lies above 4 GiB: the 32-bit entry runs with paging off` : "the kernel and boot_params lie below 4 GiB for the 32-bit entry (paging off)", address: bad?.mem ?? input.kernelEntry, step: "kernel_entry" });
+  }
+  const pagingOn = input.kernelArch === "x86_64" && input.entryMode === "entry64";
+  steps.push({
+    id: "kernel_entry", title: input.entryMode === "entry64" ? "the new kernel: startup_64" : "the new kernel: 32-bit entry",
+    runsAt: { vaddr: input.kernelEntry, what: input.entryMode === "entry64" ? "kernel + 0x200" : "code32_start" }, table: pagingOn ? "kexec" : null,
+    detail: input.entryMode === "entry64" ? `%rsi = boot_params ${hex(input.bootParams)}; the kernel builds its own tables next, in ${levels} paging unless it switches through its own trampoline below 1 MiB` : `%esi = boot_params ${hex(input.bootParams)}, paging off; the kernel enables paging itself`,
+  });
+  return { arch: input.kernelArch, format, tables: [kernel, kexecTable], steps, invariants, controlPage: control, notes };
+}

@@ -1,0 +1,130 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { compressBatch, readExtents, type PageCompressInto } from "./batch.js";
+import { LZO_HASH_BITS, lzo1xCompressInto } from "./codecs.js";
+import { prepareDumpBitmaps, writeElfDump, writeKdumpDump, type BatchCompressor, type DumpSink } from "./dump-writer.js";
+import { presentBitmaps } from "./exclude.js";
+import { DUMP_DH_COMPRESSED_INCOMPLETE, DUMP_DH_COMPRESSED_LZO, KDUMP_HEADER_VERSION } from "./kdump.js";
+import { bytesAccess } from "./memory.js";
+import { SYNTH_UTSNAME, syntheticVmcore } from "./testing.js";
+import { openVmcore, vmcoreKernelMemory, type Vmcore } from "./vmcore.js";
+import { formatDmesg, readLockless } from "./dmesg.js";
+import { crashedUtsname } from "./utsname.js";
+
+const PS = 4096;
+
+/** A file in memory; fails with ENOSPC once `limit` bytes would be passed. */
+class MemorySink implements DumpSink {
+  bytes = new Uint8Array(1 << 20);
+  length = 0;
+  constructor(private readonly limit = Infinity) {}
+  write(offset: bigint, data: Uint8Array): void {
+    const end = Number(offset) + data.length;
+    if (end > this.limit) throw Object.assign(new Error("no space left on device"), { code: "ENOSPC" });
+    if (end > this.bytes.length) {
+      const next = new Uint8Array(Math.max(end, this.bytes.length * 2));
+      next.set(this.bytes);
+      this.bytes = next;
+    }
+    this.bytes.set(data, Number(offset));
+    this.length = Math.max(this.length, end);
+  }
+  async writeAsync(offset: bigint, data: Uint8Array): Promise<void> {
+    this.write(offset, data);
+  }
+  file(): Vmcore {
+    return openVmcore(bytesAccess(this.bytes.slice(0, this.length)), "dump");
+  }
+}
+
+/** The built-in lzo1x_1 encoder, in the calling thread, reading the extents it is given from the source bytes. */
+function lzoCompressor(file: Uint8Array): BatchCompressor {
+  const table = new Int32Array(1 << LZO_HASH_BITS);
+  const compressOne: PageCompressInto = (src, from, dst, at) => lzo1xCompressInto(src, new DataView(src.buffer, src.byteOffset, src.byteLength), from, PS, dst, at, at + PS - 1, table);
+  return {
+    compressOne,
+    async submit(pages, count, skip, out, extents) {
+      if (extents) readExtents((offset, dst, at, length) => dst.set(file.subarray(Number(offset), Number(offset) + length), at), extents, pages, PS);
+      return compressBatch(compressOne, pages, count, PS, skip, out);
+    },
+  };
+}
+
+function source(pages = 600): { core: Vmcore; s: ReturnType<typeof syntheticVmcore>; compressor: BatchCompressor } {
+  const s = syntheticVmcore(pages);
+  return { core: openVmcore(bytesAccess(s.bytes), "synthetic"), s, compressor: lzoCompressor(s.bytes) };
+}
+
+function bitmapsFor(core: Vmcore, level: number) {
+  const b = presentBitmaps(core.memory.ranges, PS);
+  prepareDumpBitmaps(core, b, level, "synthetic");
+  return b;
+}
+
+test("dump writer (kdump): every header field as makedumpfile fills it, from the crashed kernel's own data", async () => {
+  const { core, compressor } = source();
+  assert.deepEqual(crashedUtsname(core), { utsname: SYNTH_UTSNAME, source: "init_uts_ns" });
+  const sink = new MemorySink();
+  const r = await writeKdumpDump(core, bitmapsFor(core, 1), { codec: "lzo", dumpLevel: 1, what: "synthetic" }, sink, compressor);
+  assert.equal(r.complete, true);
+  const out = sink.file();
+  const h = out.kdump!.header;
+  assert.deepEqual(h.utsname, SYNTH_UTSNAME, "nodename, version and domainname are the crashed kernel's (init_uts_ns)");
+  assert.equal(h.header_version, KDUMP_HEADER_VERSION);
+  assert.equal(h.status, DUMP_DH_COMPRESSED_LZO, "the codec's flag, no longer marked incomplete");
+  assert.equal(h.timestampSec, core.vmcoreinfo!.crashTime, "timestamp: VMCOREINFO's CRASHTIME");
+  assert.equal(h.timestampUsec, 0n);
+  assert.equal(h.nr_cpus, 1);
+  assert.equal(h.dump_level, 1);
+  assert.equal(h.phys_base, BigInt.asUintN(64, core.vmcoreinfo!.numbers.get("phys_base")!));
+  assert.equal(h.block_size, PS);
+  assert.equal(formatDmesg(readLockless(vmcoreKernelMemory(out), out.vmcoreinfo!)), formatDmesg(readLockless(vmcoreKernelMemory(core), core.vmcoreinfo!)));
+});
+
+test("dump writer (kdump): pages in pfn order in, the same pages out; zero pages share one stored page", async () => {
+  const { core, s, compressor } = source();
+  const sink = new MemorySink();
+  await writeKdumpDump(core, bitmapsFor(core, 0), { codec: "lzo", dumpLevel: 0, what: "synthetic" }, sink, compressor);
+  const out = sink.file();
+  for (const [pfn, page] of s.pages) assert.deepEqual(out.memory.readPage(BigInt(pfn)), page, `pfn ${pfn}`);
+});
+
+test("dump writer (kdump): a write error part-way leaves a marked, readable prefix and says where it stopped", async () => {
+  const { core, s, compressor } = source(3000);
+  const sink = new MemorySink(700_000);
+  const r = await writeKdumpDump(core, bitmapsFor(core, 0), { codec: "lzo", dumpLevel: 0, what: "synthetic" }, sink, compressor);
+  assert.equal(r.complete, false);
+  assert.match(r.missing!, /ENOSPC|no space/);
+  assert.match(r.missing!, /pages from page frame 0x[0-9a-f]+ on/);
+  const out = sink.file();
+  assert.equal(out.incomplete, true);
+  assert.ok(out.kdump!.header.status & DUMP_DH_COMPRESSED_INCOMPLETE);
+  let kept = 0;
+  for (const [pfn, page] of s.pages) {
+    const got = out.memory.readPage(BigInt(pfn));
+    if (got === undefined) continue;
+    assert.deepEqual(got, page, `pfn ${pfn}`);
+    kept++;
+  }
+  assert.ok(kept > 0 && kept < s.pages.size, `a prefix: ${kept} of ${s.pages.size} pages`);
+  // The log was stored first: a dump cut short still answers dmesg.
+  assert.equal(formatDmesg(readLockless(vmcoreKernelMemory(out), out.vmcoreinfo!)), formatDmesg(readLockless(vmcoreKernelMemory(core), core.vmcoreinfo!)));
+});
+
+test("dump writer (ELF): a stop between chunks cuts the segments to what is in the file, marked incomplete", async () => {
+  const { core, s } = source(3000);
+  const whole = new MemorySink();
+  assert.equal((await writeElfDump(core, bitmapsFor(core, 0), { codec: "none", dumpLevel: 0, what: "synthetic" }, whole)).complete, true);
+  for (const [pfn, page] of s.pages) assert.deepEqual(whole.file().memory.readPage(BigInt(pfn)), page);
+  assert.equal(whole.file().mark, "complete; dump level 0");
+  const cut = new MemorySink();
+  let chunks = 0;
+  const r = await writeElfDump(core, bitmapsFor(core, 0), { codec: "none", dumpLevel: 0, what: "synthetic" }, cut, { stopReason: () => (++chunks > 4 ? "stopped by SIGTERM" : undefined) });
+  assert.equal(r.complete, false);
+  assert.match(r.missing!, /stopped by SIGTERM/);
+  const out = cut.file();
+  assert.equal(out.incomplete, true);
+  const filesz = out.elf!.loads.reduce((n, l) => n + l.p_filesz, 0n);
+  assert.equal(filesz, r.bytesWritten, "p_filesz adds up to the bytes written");
+  assert.ok(cut.length <= whole.length);
+});

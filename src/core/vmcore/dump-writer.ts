@@ -1,0 +1,478 @@
+/**
+ * The dump writers: pages of a vmcore in, in pfn order; positioned writes out, to a sink that is a
+ * seekable file or a flattened stream. Pure: compression comes in as a BatchCompressor (worker
+ * threads in Node, the built-in encoders elsewhere), stopping as hooks.stopReason() (signals),
+ * progress as hooks.progress. Memory stays bounded: the bitmaps (one bit per page) plus a few
+ * batches in flight; page descriptors and data go to the sink as each batch completes.
+ *
+ * A dump cut short stays readable and says so. The kdump header is written first already marked
+ * DUMP_DH_COMPRESSED_INCOMPLETE (for ELF, kexec-ts's note says "in progress") and rewritten
+ * unmarked only at the end; on a stop, a read or a write error the written prefix is kept
+ * consistent: the 2nd bitmap (or the PT_LOADs' p_filesz) is cut to the pages that are in the file,
+ * and the result says what is missing.
+ */
+import { KexecError } from "../errors.js";
+import { hex, size } from "../format.js";
+import { PAGE_SKIPPED, PAGE_ZERO, type CompressedBatch, type FileExtents, type PageCompressInto } from "./batch.js";
+import type { PageCodec } from "./codecs.js";
+import { printkPageFrames } from "./dmesg.js";
+import { KEXEC_TS_NOTE_DESC, KEXEC_TS_NOTE_NAME, NT_KEXEC_TS_COMPLETE, NT_KEXEC_TS_INCOMPLETE, elfHeaderSize, encodeElfCoreHeader, encodeNote, type OutputLoad } from "./elf-writer.js";
+import { DL_EXCLUDE_ZERO, clearBit, excludeByPageFlags, isZeroPage, setBit, testBit, type DumpBitmaps, type ExclusionCounts } from "./exclude.js";
+import { CODEC_FLAG, DUMP_DH_COMPRESSED_INCOMPLETE, PAGE_DESC_SIZE, encodeKdumpHeaders, findVmcoreinfo, planKdumpLayout, popcount, rankIndex, writePageDesc, type Utsname } from "./kdump.js";
+import { crashedUtsname } from "./utsname.js";
+import { vmcoreKernelMemory, type Vmcore } from "./vmcore.js";
+
+export type DumpFormat = "kdump" | "elf";
+export type DumpCodec = PageCodec | "none";
+
+export interface DumpOptions {
+  codec: DumpCodec;
+  dumpLevel: number;
+  /** The source, for messages: "/proc/vmcore". */
+  what: string;
+  /** The header's utsname; by default the crashed kernel's own (crashedUtsname). */
+  utsname?: Utsname;
+  /** Stop after this many pages, as if a fault happened (tests of the incomplete path). */
+  faultAfterPages?: number;
+}
+
+/** Where bytes go: a seekable file, or a flattened stream of (offset, bytes) records. */
+export interface DumpSink {
+  write(offset: bigint, data: Uint8Array): void;
+  /** The same, possibly later (another thread, a pipe's back-pressure); `data` must stay untouched until it settles. */
+  writeAsync(offset: bigint, data: Uint8Array): Promise<void>;
+}
+
+/** A batch that could not be read: the buffers come back for reuse, with the reason. */
+export class BatchReadError extends Error {
+  constructor(message: string, readonly pages: Uint8Array, readonly out: Uint8Array) {
+    super(message);
+  }
+}
+
+export interface BatchCompressor {
+  /**
+   * `pages` and `out` (each as big as the batch) belong to the compressor until the promise
+   * settles; they come back in the result (or in a BatchReadError). With `extents`, those pages
+   * are read from the source file first, by the thread that compresses them.
+   */
+  submit(pages: Uint8Array, count: number, skip: Uint8Array, out: Uint8Array, extents?: FileExtents): Promise<CompressedBatch>;
+  /** One page, in the calling thread (the log's pages, stored before the batches). */
+  readonly compressOne: PageCompressInto;
+}
+
+export interface DumpHooks {
+  /** Why to stop now (a signal), or undefined to go on; asked between batches. */
+  stopReason?(): string | undefined;
+  start?(totalBytes: bigint): void;
+  progress?(readBytes: bigint, outputBytes: bigint): void;
+  /** Let other work run (signal handlers, a progress timer); asked every few thousand pages. */
+  yield?(): Promise<void>;
+}
+
+export interface DumpResult {
+  complete: boolean;
+  pagesWritten: bigint;
+  bytesWritten: bigint;
+  counts: ExclusionCounts;
+  missing?: string;
+}
+
+const BATCH_PAGES = 1024;
+/** Batches read ahead of the writer: enough to keep every compression thread busy. */
+const IN_FLIGHT = 4;
+
+/**
+ * The pages to dump: the dump level's exclusion by page flags (needs VMCOREINFO), and, from a
+ * kdump-compressed source, only what its own dump level kept.
+ */
+export function prepareDumpBitmaps(core: Vmcore, bitmaps: DumpBitmaps, dumpLevel: number, what: string): void {
+  if (dumpLevel & ~DL_EXCLUDE_ZERO) {
+    if (!core.vmcoreinfo) throw new KexecError("parse", `${what} has no VMCOREINFO, so dump level ${dumpLevel} cannot read page flags`, { field: "VMCOREINFO" }, "use dump level 0 or 1");
+    excludeByPageFlags(vmcoreKernelMemory(core), core.vmcoreinfo, bitmaps, dumpLevel, core.memory.pageSize);
+  }
+  if (core.kdump) {
+    const has = core.memory.hasPage ? (p: number) => core.memory.hasPage!(BigInt(p)) : (p: number) => core.memory.readPage(BigInt(p)) !== undefined;
+    for (let p = 0; p < Number(bitmaps.maxPfn); p++) if (testBit(bitmaps.dumpable, p) && !has(p)) clearBit(bitmaps.dumpable, p);
+  }
+}
+
+export function* dumpablePfns(bitmaps: DumpBitmaps): Generator<number> {
+  const max = Number(bitmaps.maxPfn);
+  const bm = bitmaps.dumpable;
+  for (let byte = 0; byte < bm.length; byte++) {
+    const b = bm[byte]!;
+    if (b === 0) continue;
+    for (let bit = 0; bit < 8; bit++) if (b & (1 << bit)) { const p = byte * 8 + bit; if (p < max) yield p; }
+  }
+}
+
+export function describeFault(e: unknown): string {
+  if (e && typeof e === "object" && "code" in e && (e as { code: string }).code === "ENOSPC") return "the output device is full (ENOSPC)";
+  return e instanceof Error ? e.message : String(e);
+}
+
+export async function writeKdumpDump(core: Vmcore, bitmaps: DumpBitmaps, opts: DumpOptions, sink: DumpSink, compressor: BatchCompressor, hooks: DumpHooks = {}): Promise<DumpResult> {
+  const ps = core.memory.pageSize;
+  const info = core.vmcoreinfo;
+  const noteBytes = core.noteBytes;
+  const descCount = popcount(bitmaps.dumpable);
+  const codecFlag = opts.codec === "none" ? 0 : CODEC_FLAG[opts.codec];
+  const total = BigInt(descCount) * BigInt(ps);
+  hooks.start?.(total);
+  const headerInput = {
+    utsname: opts.utsname ?? crashedUtsname(core).utsname,
+    timestampSec: info?.crashTime ?? 0n,
+    status: codecFlag | DUMP_DH_COMPRESSED_INCOMPLETE,
+    blockSize: ps, maxMapnr: bitmaps.maxPfn, nrCpus: core.cpus,
+    physBase: BigInt.asUintN(64, info?.numbers.get("phys_base") ?? 0n), dumpLevel: opts.dumpLevel,
+    noteBytes, vmcoreinfoInNotes: findVmcoreinfo(noteBytes), descCount,
+  };
+  const layout = planKdumpLayout(headerInput);
+  // Headers and bitmaps first, already marked incomplete: a dump cut short at any point is recognisable.
+  sink.write(0n, encodeKdumpHeaders(headerInput, layout));
+  const bitmapBytes = (layout.bitmapBlocks * ps) / 2;
+  const writeBitmaps = () => {
+    const b1 = new Uint8Array(bitmapBytes); b1.set(bitmaps.present);
+    const b2 = new Uint8Array(bitmapBytes); b2.set(bitmaps.dumpable);
+    sink.write(layout.bitmapOffset, b1);
+    sink.write(layout.bitmapOffset + BigInt(bitmapBytes), b2);
+  };
+  writeBitmaps();
+  let dataAt = layout.dataOffset;
+  // Zero pages share one stored zero page (makedumpfile's pd_zero). makedumpfile 1.7.2 does this even
+  // at -d 1 in this format: its bitmaps are written before the data, so it cannot drop them from the
+  // 2nd bitmap, and its readers need every page of the 2nd bitmap to have a descriptor.
+  sink.write(dataAt, new Uint8Array(ps));
+  const zeroAt = Number(dataAt);
+  dataAt += BigInt(ps);
+  // The log first: the printk ring's pages are stored before the pfn-ordered pass, with their
+  // descriptors in place, so a dump cut short still answers `dmesg`.
+  const early = new Map<number, Uint8Array>();
+  if (info) {
+    const rank = rankIndex(bitmaps.dumpable);
+    const scratch = new Uint8Array(ps);
+    for (const f of printkPageFrames(vmcoreKernelMemory(core), info, ps)) {
+      const p = Number(f);
+      if (p >= Number(bitmaps.maxPfn) || !testBit(bitmaps.dumpable, p)) continue;
+      const page = core.memory.readPage(f);
+      if (page === undefined) continue;
+      const desc = new Uint8Array(PAGE_DESC_SIZE);
+      const descView = new DataView(desc.buffer);
+      if (isZeroPage(page)) writePageDesc(descView, 0, zeroAt, ps, 0);
+      else {
+        const n = compressor.compressOne(page, 0, scratch, 0);
+        const stored = n > 0 ? scratch.subarray(0, n) : page;
+        writePageDesc(descView, 0, Number(dataAt), stored.length, stored === page ? 0 : codecFlag);
+        sink.write(dataAt, stored);
+        dataAt += BigInt(stored.length);
+      }
+      sink.write(layout.descOffset + BigInt(rank(p)) * BigInt(PAGE_DESC_SIZE), desc);
+      early.set(p, desc);
+    }
+  }
+  let descIndex = 0n;
+  let written = 0n;
+  let committedUpTo = 0; // every dumpable pfn below this is written
+  let committedBytes = dataAt; // the data of those pages ends here
+  const pending: Promise<unknown>[] = [];
+  let chain: Promise<void> = Promise.resolve();
+  // Batches are given their place in the file in pfn order, but written concurrently (libuv's
+  // threads): the ledger, in that order, tells how far the file is whole.
+  const ledger: { batchFirst: number; batchEnd: number; read: number; pages: number; dataEnd: bigint; state: "writing" | "done" | "failed" }[] = [];
+  let ledgerHead = 0;
+  const settle = () => {
+    for (; ledgerHead < ledger.length; ledgerHead++) {
+      const e = ledger[ledgerHead]!;
+      if (e.state === "writing") return;
+      if (e.state === "failed") { committedUpTo = e.batchFirst; ledgerHead = ledger.length; return; }
+      committedUpTo = e.batchEnd;
+      committedBytes = e.dataEnd;
+      written += BigInt(e.pages);
+      hooks.progress?.(BigInt(e.read) * BigInt(ps), committedBytes);
+    }
+  };
+  let fault: string | undefined;
+  let readFault: string | undefined;
+  let writeFault: string | undefined;
+  // Where the source stores pages whole (ELF), the compressing threads read them themselves.
+  const fileRun = core.elf ? core.memory.fileRun : undefined;
+
+  // Batch buffers are recycled: fresh multi-MiB allocations cost page faults (system time)
+  // and garbage collection on every batch. At most IN_FLIGHT batches are out at once.
+  const batchBytes = BATCH_PAGES * ps;
+  const free: { pages: Uint8Array; out: Uint8Array }[] = [];
+  const takeBuffers = () => free.pop() ?? { pages: new Uint8Array(batchBytes), out: new Uint8Array(batchBytes) };
+  const maxPfn = Number(bitmaps.maxPfn);
+  let cursor = 0; // next pfn to look at
+  let pagesSeen = 0;
+  for (;;) {
+    if (hooks.stopReason?.() || fault || readFault || writeFault) break;
+    // The next BATCH_PAGES dumpable pfns, straight from the bitmap (whole zero bytes skipped).
+    const pfns = new Int32Array(BATCH_PAGES);
+    let count = 0;
+    const bm = bitmaps.dumpable;
+    while (count < BATCH_PAGES && cursor < maxPfn) {
+      const b = bm[cursor >>> 3]!;
+      if (b === 0 && (cursor & 7) === 0) { cursor += 8; continue; }
+      if (b & (1 << (cursor & 7))) pfns[count++] = cursor;
+      cursor++;
+    }
+    if (count === 0) break;
+    if (opts.faultAfterPages !== undefined && pagesSeen + count > opts.faultAfterPages) { fault = `simulated fault after ${opts.faultAfterPages} pages`; break; }
+    pagesSeen += count;
+    const { pages, out } = takeBuffers();
+    const skip = new Uint8Array(count);
+    const extents: number[] = [];
+    try {
+      for (let i = 0; i < count; ) {
+        // Consecutive page frames come in one read when the source stores them together.
+        let run = 1;
+        while (i + run < count && pfns[i + run] === pfns[i]! + run) run++;
+        if (fileRun) {
+          // Whole pages inside a PT_LOAD's file part become extents (batch index, file offset,
+          // pages), read by the compressing thread; the rest (a page in an excluded tail, or cut
+          // by a segment's end) is read here.
+          for (let k = i; k < i + run; ) {
+            const found = fileRun(pfns[k]!, i + run - k);
+            if (found) { extents.push(k, found.offset, found.pages); k += found.pages; continue; }
+            const page = core.memory.readPage(BigInt(pfns[k]!));
+            if (page === undefined) skip[k] = 1; else pages.set(page, k * ps);
+            k++;
+          }
+        } else if (!(core.memory.readRunInto?.(BigInt(pfns[i]!), run, pages, i * ps) ?? false)) {
+          for (let k = i; k < i + run; k++) {
+            const page = core.memory.readPage(BigInt(pfns[k]!));
+            if (page === undefined) skip[k] = 1; else pages.set(page, k * ps);
+          }
+        }
+        i += run;
+      }
+    } catch (e) {
+      free.push({ pages, out });
+      fault = `read error in ${opts.what} near page frame ${hex(pfns[0]!)}: ${describeFault(e)}`;
+      break;
+    }
+    if (early.size > 0) for (let k = 0; k < count; k++) if (early.has(pfns[k]!)) skip[k] = 1;
+    const submitted = compressor.submit(pages, count, skip, out, fileRun ? Float64Array.from(extents) : undefined);
+    // A failed batch is dealt with when the chain reaches it, in order; until then it is not "unhandled".
+    submitted.catch(() => {});
+    const batchFirst = pfns[0]!;
+    const batchEnd = pfns[count - 1]! + 1;
+    // Places in the file are given in submission order; several batches compress at once.
+    const step = chain.then(async (): Promise<{ writing: Promise<void> } | undefined> => {
+      let batch;
+      try {
+        batch = await submitted;
+      } catch (e) {
+        if (!(e instanceof BatchReadError)) throw e;
+        free.push({ pages: e.pages, out: e.out });
+        // Batches after this one may have been read; none of them is written (the dump stays a prefix).
+        readFault ??= `read error in ${opts.what} near page frame ${hex(batchFirst)}: ${e.message}`;
+        return;
+      }
+      const { sizes, data, pages: backPages } = batch;
+      const release = () => free.push({ pages: backPages, out: new Uint8Array(data.buffer) });
+      // Batches read before a read fault or a signal are still written; after a write fault, or a
+      // read fault in an earlier batch, nothing is.
+      if (writeFault || readFault) { release(); return; }
+      const descs = new Uint8Array(count * PAGE_DESC_SIZE);
+      const descView = new DataView(descs.buffer);
+      const batchDataAt = Number(dataAt);
+      let n = 0;
+      let stored = 0;
+      const firstDesc = descIndex;
+      for (let i = 0; i < count; i++) {
+        const s = sizes[i]!;
+        if (s === PAGE_SKIPPED) {
+          const desc = early.get(pfns[i]!);
+          if (desc) {
+            descs.set(desc, n * PAGE_DESC_SIZE);
+            n++;
+          } else clearBit(bitmaps.dumpable, pfns[i]!); // absent from a kdump source
+          continue;
+        }
+        if (s === PAGE_ZERO) {
+          writePageDesc(descView, n * PAGE_DESC_SIZE, zeroAt, ps, 0);
+          n++;
+          if (opts.dumpLevel & DL_EXCLUDE_ZERO) bitmaps.counts.zero++;
+          continue;
+        }
+        writePageDesc(descView, n * PAGE_DESC_SIZE, batchDataAt + stored, s, s === ps ? 0 : codecFlag);
+        n++;
+        stored += s;
+      }
+      const at = dataAt;
+      dataAt += BigInt(stored);
+      descIndex += BigInt(n);
+      const entry = { batchFirst, batchEnd, read: count, pages: n, dataEnd: dataAt, state: "writing" as "writing" | "done" | "failed" };
+      ledger.push(entry);
+      const writing = Promise.all([
+        sink.writeAsync(at, data),
+        sink.writeAsync(layout.descOffset + firstDesc * BigInt(PAGE_DESC_SIZE), descs.subarray(0, n * PAGE_DESC_SIZE)),
+      ]).then(
+        () => { entry.state = "done"; },
+        (e: unknown) => {
+          // The descriptors of this batch may be torn: the batch counts as not written.
+          writeFault ??= `write error at ${hex(at)}: ${describeFault(e)}`;
+          entry.state = "failed";
+        },
+      ).finally(() => { release(); settle(); });
+      return { writing };
+    });
+    chain = step.then(() => undefined);
+    // Done when the batch is on its way to the disk: that bounds the batches in flight (memory
+    // stays a few MiB per thread).
+    pending.push(step.then((r) => r?.writing));
+    if (pending.length >= IN_FLIGHT) await pending.shift();
+  }
+  await chain;
+  await Promise.all(pending);
+  const missing = hooks.stopReason?.() ?? writeFault ?? readFault ?? fault;
+  if (missing) {
+    // Keep the written prefix consistent: later pages leave the 2nd bitmap (readers see them as
+    // excluded), except the log pages stored first, whose descriptors move to their new ranks.
+    for (let p = committedUpTo; p < Number(bitmaps.maxPfn); p++) if (!early.has(p)) clearBit(bitmaps.dumpable, p);
+    try {
+      const rank = rankIndex(bitmaps.dumpable);
+      for (const [p, desc] of early) if (p >= committedUpTo) sink.write(layout.descOffset + BigInt(rank(p)) * BigInt(PAGE_DESC_SIZE), desc);
+      writeBitmaps();
+    } catch { /* the header already says incomplete; nothing more can be done on a full device */ }
+    const lost = BigInt(descCount) - written;
+    return { complete: false, pagesWritten: written, bytesWritten: committedBytes, counts: bitmaps.counts, missing: `${missing}; pages from page frame ${hex(committedUpTo)} on (about ${lost > 0n ? lost : 0n} dumpable pages) are missing` };
+  }
+  writeBitmaps();
+  sink.write(0n, encodeKdumpHeaders({ ...headerInput, status: codecFlag }, layout));
+  return { complete: true, pagesWritten: written, bytesWritten: dataAt, counts: bitmaps.counts };
+}
+
+/** PT_LOADs for the dumpable pages: runs of dumped pages, each followed by its excluded tail (p_filesz < p_memsz). */
+export function planElfLoads(core: Vmcore, bitmaps: DumpBitmaps, ps: number): { loads: Omit<OutputLoad, "p_offset">[] } {
+  const P = BigInt(ps);
+  const segs = core.elf ? core.elf.loads : core.memory.ranges.map((r) => ({ p_paddr: r.start, p_memsz: r.end - r.start, p_vaddr: 0n }));
+  const loads: Omit<OutputLoad, "p_offset">[] = [];
+  // Excluded runs shorter than this are kept as data so the header does not grow to one PT_LOAD
+  // per hole; 256 pages is where makedumpfile -E starts a new PT_LOAD too (its PFN_EXCLUDED).
+  const MIN_GAP = 256;
+  // In the source's order: the kernel text alias first, as /proc/vmcore and makedumpfile -E have it.
+  for (const s of segs) {
+    const first = Number(s.p_paddr / P);
+    const end = Number((s.p_paddr + s.p_memsz + P - 1n) / P);
+    let p = first;
+    while (p < end) {
+      const runStart = p;
+      // dumped run (allowing short gaps), then excluded tail up to the next dumped page
+      let last = -1;
+      let q = p;
+      while (q < end) {
+        if (testBit(bitmaps.dumpable, q)) { last = q; q++; continue; }
+        let g = q;
+        while (g < end && !testBit(bitmaps.dumpable, g)) g++;
+        if (g < end && g - q < MIN_GAP && last >= 0) { q = g; continue; }
+        break;
+      }
+      const fileEnd = last >= 0 ? last + 1 : runStart;
+      let tailEnd = fileEnd;
+      while (tailEnd < end && !testBit(bitmaps.dumpable, tailEnd)) tailEnd++;
+      const start = BigInt(runStart) * P < s.p_paddr ? s.p_paddr : BigInt(runStart) * P;
+      const stop = BigInt(tailEnd) * P > s.p_paddr + s.p_memsz ? s.p_paddr + s.p_memsz : BigInt(tailEnd) * P;
+      const fileStop = BigInt(fileEnd) * P > stop ? stop : BigInt(fileEnd) * P;
+      // A segment without a kernel mapping (0, or -1 as i386 kexec-tools writes for high memory) keeps none.
+      const unmapped = s.p_vaddr === 0n || s.p_vaddr === 0xffffffffn || s.p_vaddr === 0xffffffffffffffffn;
+      loads.push({ p_paddr: start, p_vaddr: unmapped ? 0n : s.p_vaddr + (start - s.p_paddr), p_filesz: fileStop > start ? fileStop - start : 0n, p_memsz: stop - start });
+      p = tailEnd;
+    }
+  }
+  return { loads };
+}
+
+export async function writeElfDump(core: Vmcore, bitmaps: DumpBitmaps, opts: DumpOptions, sink: DumpSink, hooks: DumpHooks = {}): Promise<DumpResult> {
+  const ps = core.memory.pageSize;
+  // The log's pages stay in the file whatever the dump level, zero or not: makedumpfile (1.7.2)
+  // cannot read a page that lies only in a PT_LOAD's excluded tail (p_filesz < p_memsz), and the
+  // unwritten part of a fresh ring buffer is zero pages; `makedumpfile --dump-dmesg` then prints
+  // an empty log. (The kdump format is not affected: its zero pages share one stored page.)
+  const logFrames = new Set<number>();
+  if (core.vmcoreinfo) {
+    for (const f of printkPageFrames(vmcoreKernelMemory(core), core.vmcoreinfo, ps)) {
+      const p = Number(f);
+      if (p < Number(bitmaps.maxPfn) && testBit(bitmaps.present, p)) { logFrames.add(p); setBit(bitmaps.dumpable, p); }
+    }
+  }
+  // ELF needs the final segment list before the data: a first pass finds the zero pages.
+  if (opts.dumpLevel & DL_EXCLUDE_ZERO) {
+    for (const p of dumpablePfns(bitmaps)) {
+      if (logFrames.has(p)) continue;
+      const page = core.memory.readPage(BigInt(p));
+      if (page === undefined || isZeroPage(page)) { clearBit(bitmaps.dumpable, p); if (page) bitmaps.counts.zero++; }
+    }
+  }
+  const { loads } = planElfLoads(core, bitmaps, ps);
+  const mark = (type: number, text: string) => {
+    const desc = new Uint8Array(KEXEC_TS_NOTE_DESC);
+    for (let i = 0; i < Math.min(text.length, desc.length - 1); i++) desc[i] = text.charCodeAt(i) & 0xff;
+    return encodeNote(KEXEC_TS_NOTE_NAME, type, desc);
+  };
+  const notesWith = (type: number, text: string) => {
+    const m = mark(type, text);
+    const out = new Uint8Array(core.noteBytes.length + m.length);
+    out.set(core.noteBytes);
+    out.set(m, core.noteBytes.length);
+    return out;
+  };
+  const notesLength = notesWith(0, "").length;
+  let offset = BigInt(Math.ceil((elfHeaderSize(loads.length) + notesLength) / ps) * ps);
+  const placed: OutputLoad[] = loads.map((l) => {
+    const o = { ...l, p_offset: l.p_filesz > 0n ? offset : 0n };
+    offset += l.p_filesz;
+    return o;
+  });
+  sink.write(0n, encodeElfCoreHeader(core.machine, placed, notesWith(NT_KEXEC_TS_INCOMPLETE, "kexec-ts vmcore save: in progress")));
+  const total = placed.reduce((n, l) => n + l.p_filesz, 0n);
+  hooks.start?.(total);
+  let written = 0n;
+  let fault: string | undefined;
+  const CHUNK = 256;
+  outer: for (const [i, l] of placed.entries()) {
+    let at = 0n;
+    while (at < l.p_filesz) {
+      if (hooks.stopReason?.()) break outer;
+      const n = Number((l.p_filesz - at) / BigInt(ps) < BigInt(CHUNK) ? (l.p_filesz - at + BigInt(ps) - 1n) / BigInt(ps) : BigInt(CHUNK));
+      const buf = new Uint8Array(Math.min(n * ps, Number(l.p_filesz - at)));
+      try {
+        for (let k = 0; k * ps < buf.length; k++) {
+          const paddr = l.p_paddr + at + BigInt(k * ps);
+          const page = core.memory.readPage(paddr / BigInt(ps));
+          if (page) buf.set(page.subarray(Number(paddr % BigInt(ps)), Number(paddr % BigInt(ps)) + Math.min(ps, buf.length - k * ps)), k * ps);
+        }
+        if (opts.faultAfterPages !== undefined && written / BigInt(ps) >= BigInt(opts.faultAfterPages)) throw new KexecError("io", `simulated fault after ${opts.faultAfterPages} pages`, { field: "faultAfterPages" }, "a test asked for this fault");
+        sink.write(l.p_offset + at, buf);
+      } catch (e) {
+        fault = `${describeFault(e)} while writing PT_LOAD ${i + 1} at ${hex(l.p_paddr + at)}`;
+        // Shrink this segment to what is in the file and drop the data of the ones after it.
+        l.p_filesz = at;
+        for (const later of placed.slice(i + 1)) later.p_filesz = 0n;
+        break outer;
+      }
+      at += BigInt(buf.length);
+      written += BigInt(buf.length);
+      hooks.progress?.(BigInt(buf.length), written);
+      if ((written / BigInt(ps)) % 4096n === 0n) await hooks.yield?.();
+    }
+  }
+  const stopped = hooks.stopReason?.();
+  const missing = stopped ?? fault;
+  if (missing) {
+    if (stopped) {
+      // Cut the data that was never written from the segments, so readers see it as excluded.
+      let left = written;
+      for (const l of placed) { const keep = left < l.p_filesz ? left : l.p_filesz; l.p_filesz = keep; left -= keep; }
+    }
+    const text = `incomplete; dump level ${opts.dumpLevel}; ${missing}`;
+    try { sink.write(0n, encodeElfCoreHeader(core.machine, placed, notesWith(NT_KEXEC_TS_INCOMPLETE, text))); } catch { /* header stays marked in progress */ }
+    return { complete: false, pagesWritten: written / BigInt(ps), bytesWritten: written, counts: bitmaps.counts, missing: `${missing}; ${size(total - written)} of page data is missing` };
+  }
+  sink.write(0n, encodeElfCoreHeader(core.machine, placed, notesWith(NT_KEXEC_TS_COMPLETE, `complete; dump level ${opts.dumpLevel}`)));
+  return { complete: true, pagesWritten: written / BigInt(ps), bytesWritten: written, counts: bitmaps.counts };
+}
+

@@ -1,0 +1,192 @@
+/**
+ * The dump readers fuzzed (src/core/testing/fuzz.ts says the rule): the flattened-format
+ * reader, the page-table walks behind every kernel virtual address, and the page-flag
+ * exclusion that reads struct pages for -d. The walks and the exclusion are seeded from the
+ * real 6.1 dump CI captures (lab/scenarios/vmcore-amd64-6.1.json keeps it in the cache) with
+ * its VMCOREINFO and its page-table and mem_map pages damaged; random memory stands in on a
+ * machine without it. Each run is bounded: the exclusion scans only the dump's first
+ * 256 MiB, and every walk is at most five table reads.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import fc from "fast-check";
+import { concatBytes } from "../bytes/reader.js";
+import { KexecError } from "../errors.js";
+import { damaged, onlyKexecErrors, refusals } from "../testing/fuzz.js";
+import { readLockless } from "./dmesg.js";
+import { excludeByPageFlags, presentBitmaps } from "./exclude.js";
+import { encodeFlatHeader, encodeFlatRecordHeader, FLAT_END, parseFlat } from "./flat.js";
+import { kernelMemory } from "./kernel-memory.js";
+import { bytesAccess, type PhysicalMemory } from "./memory.js";
+import { syntheticVmcore } from "./testing.js";
+import { openVmcore } from "./vmcore.js";
+import { parseVmcoreInfo, type VmcoreInfo } from "./vmcoreinfo.js";
+import { cachedVmcorePath } from "../../node/kernel-cache.js";
+import { missingInput } from "../../node/test-inputs.js";
+import { openRandomAccess } from "../../node/vmcore/file.js";
+
+
+test("fuzz: the flattened-format reader on damaged streams: records stay inside the stream", (t) => {
+  const record = (offset: bigint, data: Uint8Array) => [encodeFlatRecordHeader(offset, data.length), data];
+  const seed = concatBytes([encodeFlatHeader(), ...record(0n, new Uint8Array(64).fill(1)), ...record(4096n, new Uint8Array(100).fill(2)), ...record(0x10_0000_0000n, new Uint8Array(0)), FLAT_END]);
+  assert.equal(parseFlat(seed).length, 3, "the seed is a whole stream");
+  const header = 4096;
+  refusals(t, fc.oneof(damaged(seed, header, seed.length), damaged(seed, 0, 32)), 800, (bytes) => onlyKexecErrors(() => {
+    let total = 0;
+    for (const r of parseFlat(bytes)) {
+      assert.ok(r.offset >= 0n, "a record's offset in the file is never negative");
+      total += 16 + r.data.length;
+    }
+    assert.ok(header + total + 16 <= bytes.length, "the records and the end marker fit in the stream");
+  }, "flattened stream"));
+});
+
+/** PhysicalMemory over a page map, with every page `fill` when absent from it. */
+function pagesMemory(pages: Map<bigint, Uint8Array>, fill: (pfn: bigint) => Uint8Array | undefined): PhysicalMemory {
+  return { pageSize: 4096, ranges: [{ start: 0n, end: 1n << 32n }], readPage: (pfn) => pages.get(pfn) ?? fill(pfn) };
+}
+
+const MACHINES = ["x86_64", "i386"] as const;
+
+test("fuzz: page-table walks over random tables: any entry, any address, either arch, 4- or 5-level, PAE or not", (t) => {
+  const arbitrary = fc.record({
+    machine: fc.constantFrom(...MACHINES),
+    seed: fc.nat(),
+    top: fc.oneof(fc.constantFrom(0xffffffff81000000n, 0xc1000000n, 0xffffffff80000000n, 0n), fc.bigUintN(64)),
+    physBase: fc.oneof(fc.constant(0n), fc.bigUintN(64), fc.bigIntN(64)),
+    l5: fc.constantFrom("0", "1", "2", "-1"),
+    pae: fc.boolean(),
+    vaddrs: fc.array(fc.oneof(fc.bigUintN(64), fc.constantFrom(0xffff888000000000n, 0xffffea0000000000n, 0xc0000000n, 0xffffffffffffffffn)), { minLength: 1, maxLength: 6 }),
+    read: fc.nat(9000),
+  });
+  refusals(t, arbitrary, 400, ({ machine, seed, top, physBase, l5, pae, vaddrs, read }) => {
+    // Page-table pages of random entries, present bit and large-page bit set often.
+    let x = seed | 1;
+    const rand = () => { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; return x >>> 0; };
+    const fill = (pfn: bigint): Uint8Array | undefined => {
+      if (pfn > 0xfffffn && rand() % 4 === 0) return undefined; // not in the dump
+      const page = new Uint8Array(4096);
+      const dv = new DataView(page.buffer);
+      for (let i = 0; i < 512; i++) dv.setBigUint64(i * 8, (BigInt(rand() & 0xfffff) << 12n) | BigInt(rand() & 0x1ff) | (rand() % 3 ? 1n : 0n), true);
+      return page;
+    };
+    const text = [`SYMBOL(${machine === "x86_64" ? "init_top_pgt" : "swapper_pg_dir"})=${top.toString(16)}`, `NUMBER(phys_base)=${physBase}`, `NUMBER(pgtable_l5_enabled)=${l5}`,
+      ...(pae ? ["CONFIG_X86_PAE=y"] : []), "SYMBOL(_stext)=ffffffff81000000"].join("\n");
+    const mem = kernelMemory(pagesMemory(new Map(), fill), { machine, vmcoreinfo: parseVmcoreInfo(text), aliases: [] });
+    let refused = false;
+    for (const v of vaddrs) {
+      refused = onlyKexecErrors(() => mem.translate(v), "page-table walk") || refused;
+      refused = onlyKexecErrors(() => mem.read(v, read, "fuzz"), "page-table walk") || refused;
+      onlyKexecErrors(() => mem.pageTablePages(v), "page-table walk");
+    }
+    return refused;
+  });
+});
+
+// ---- the real dump: damaged VMCOREINFO, page tables and struct pages ----
+
+const REAL = cachedVmcorePath("amd64-6.1");
+
+/** VMCOREINFO lines the walks, the exclusion and dmesg read; edits aim at them most of the time. */
+const READ_KEYS = /^(SIZE\((page|mem_section)\)|OFFSET\((page|mem_section|printk|prb)[^)]*\)|NUMBER\((PG_|PAGE_BUDDY|HUGETLB|SECTION_SIZE|phys_base|pgtable_l5|sme_mask|KERNEL_IMAGE)[^)]*\)|SYMBOL\((init_top_pgt|mem_section|mem_map|prb|_stext)\)|LENGTH\(mem_section\)|PAGESIZE|KERNELOFFSET)=/;
+const VALUES = ["0", "1", "-1", "3", "7", "12", "27", "63", "64", "65", "4095", "4096", "65536", "2147483647", "4294967296", "9223372036854775807", "-9223372036854775808",
+  "18446744073709551615", "ffffffffffffffff", "0", "x", ""];
+
+/** Edits to VMCOREINFO: a key given another value, or dropped (undefined); small, so a failing case reads well. */
+function vmcoreinfoEdits(text: string): fc.Arbitrary<[string, string | undefined][]> {
+  const keys = text.split("\n").filter((l) => l.includes("=")).map((l) => l.slice(0, l.indexOf("=")));
+  const read = keys.filter((k) => READ_KEYS.test(`${k}=`));
+  const edit = fc.tuple(
+    fc.oneof({ arbitrary: fc.constantFrom(...read), weight: 4 }, { arbitrary: fc.constantFrom(...keys), weight: 1 }),
+    fc.option(fc.oneof(fc.constantFrom(...VALUES), fc.bigInt({ min: -(1n << 64n), max: 1n << 64n }).map(String), fc.bigUintN(64).map((v) => v.toString(16))), { freq: 5, nil: undefined }),
+  );
+  return fc.array(edit, { minLength: 1, maxLength: 4 });
+}
+
+/** `text` with each edited key's line replaced (or dropped); keys it lacks are added. */
+function withEdits(text: string, list: readonly [string, string | undefined][]): string {
+  const edits = new Map(list);
+  const lines = text.split("\n").flatMap((l) => {
+    const key = l.slice(0, l.indexOf("="));
+    if (!edits.has(key)) return [l];
+    const value = edits.get(key);
+    edits.delete(key);
+    return value === undefined ? [] : [`${key}=${value}`];
+  });
+  for (const [key, value] of edits) if (value !== undefined) lines.push(`${key}=${value}`);
+  return lines.join("\n");
+}
+
+test("fuzz: the real 6.1 dump with damaged VMCOREINFO, page tables and struct pages: walks, page-flag exclusion and dmesg", (t) => {
+  if (!existsSync(REAL)) return missingInput(t, `no captured vmcore at ${REAL} (run: node dist/lab/capture-vmcore.js, or the e2e suite's vmcore-amd64-6.1)`);
+  const file = openRandomAccess(REAL);
+  try {
+    const core = openVmcore(file, REAL);
+    const info = core.vmcoreinfo!;
+    const aliases = core.elf!.loads.map((l) => ({ vaddr: l.p_vaddr, paddr: l.p_paddr, size: l.p_memsz }));
+    const clean = kernelMemory(core.memory, { machine: core.machine, vmcoreinfo: info, aliases });
+    // The pages worth damaging: the tables that map mem_map and the direct map, and the first struct pages.
+    const memSection = info.symbols.get("mem_section")!;
+    const vmemmap = clean.ulong(clean.ulong(memSection, "mem_section root"), "section_mem_map") & ~0x3fn;
+    const physical = [...clean.pageTablePages(vmemmap), ...clean.pageTablePages(memSection), clean.translate(vmemmap), clean.translate(vmemmap + 4096n)];
+    const targets = [...new Set(physical.map((a) => a / 4096n))];
+    assert.ok(targets.length >= 4, `page-table and mem_map pages found: ${targets.length}`);
+    const clip = core.memory.ranges.map((r) => ({ start: r.start, end: r.end < 256n << 20n ? r.end : 256n << 20n })).filter((r) => r.start < r.end);
+    const arbitrary = fc.record({
+      vmcoreinfo: fc.oneof({ arbitrary: vmcoreinfoEdits(info.text), weight: 3 }, { arbitrary: fc.constant([]), weight: 1 }),
+      pageEdits: fc.array(fc.tuple(fc.constantFrom(...targets), fc.nat(4095 >> 3), fc.oneof(fc.bigUintN(64), fc.constantFrom(0n, 1n, 0x83n, 0xffffffffffffffffn))), { maxLength: 6 }),
+      level: fc.integer({ min: 0, max: 31 }),
+    });
+    refusals(t, arbitrary, 150, ({ vmcoreinfo: infoEdits, pageEdits, level }) => {
+      const edited = new Map<bigint, Uint8Array>();
+      for (const [pfn, slot, value] of pageEdits) {
+        const page = edited.get(pfn) ?? core.memory.readPage(pfn)?.slice();
+        if (page === undefined) continue;
+        new DataView(page.buffer).setBigUint64(slot * 8, value, true);
+        edited.set(pfn, page);
+      }
+      const phys: PhysicalMemory = { pageSize: core.memory.pageSize, ranges: clip, readPage: (pfn) => edited.get(pfn) ?? core.memory.readPage(pfn) };
+      return onlyKexecErrors(() => {
+        const vmcoreinfo = parseVmcoreInfo(withEdits(info.text, infoEdits));
+        const mem = kernelMemory(phys, { machine: core.machine, vmcoreinfo, aliases });
+        const bitmaps = presentBitmaps(clip, 4096);
+        excludeByPageFlags(mem, vmcoreinfo, bitmaps, level, 4096);
+        const excluded = Object.values(bitmaps.counts).reduce((a, b) => a + b, 0n);
+        assert.ok(excluded <= bitmaps.presentPages, `excluded ${excluded} of ${bitmaps.presentPages} present pages`);
+        readLockless(mem, vmcoreinfo);
+      }, "damaged real dump");
+    }, 0.02);
+  } finally {
+    file.close();
+  }
+});
+
+// ---- what the fuzzing found, pinned: VMCOREINFO values no kernel writes are refused, named ----
+
+test("found by fuzzing: a VMCOREINFO offset or bit number that cannot be is a KexecError naming the key, not a RangeError or TypeError", () => {
+  const s = syntheticVmcore(24);
+  const core = openVmcore(bytesAccess(s.bytes));
+  const text = core.vmcoreinfo!.text;
+  const withPage = `${text}SYMBOL(mem_section)=ffff888000100000\nSIZE(mem_section)=16\nOFFSET(mem_section.section_mem_map)=0\nNUMBER(SECTION_SIZE_BITS)=27\nSIZE(page)=64\n` +
+    "OFFSET(page.flags)=0\nOFFSET(page.mapping)=24\nOFFSET(page._mapcount)=48\nOFFSET(page.private)=40\nOFFSET(page.compound_head)=8\nNUMBER(PG_lru)=4\n";
+  const refused = (edits: [string, string | undefined][], run: (info: VmcoreInfo) => unknown, key: string) => {
+    const info = parseVmcoreInfo(withEdits(withPage, edits));
+    const mem = kernelMemory(core.memory, { machine: "x86_64", vmcoreinfo: info, aliases: core.elf!.loads.map((l) => ({ vaddr: l.p_vaddr, paddr: l.p_paddr, size: l.p_memsz })) });
+    assert.throws(() => run(info), (e: unknown) => e instanceof KexecError && e.data.field === key && /impossible/.test(e.message), `${key}: ${JSON.stringify(edits)}`);
+    return mem;
+  };
+  const mem = kernelMemory(core.memory, { machine: "x86_64", vmcoreinfo: core.vmcoreinfo!, aliases: core.elf!.loads.map((l) => ({ vaddr: l.p_vaddr, paddr: l.p_paddr, size: l.p_memsz })) });
+  // dmesg: printk_info.seq far outside the 88-byte printk_info (a RangeError from a DataView before).
+  refused([["OFFSET(printk_info.seq)", "324185"]], (info) => readLockless(mem, info), "OFFSET(printk_info.seq)");
+  refused([["SIZE(printk_info)", "0"]], (info) => readLockless(mem, info), "SIZE(printk_info)");
+  // The exclusion: a struct page field past SIZE(page) (a TypeError from BigInt(undefined) before),
+  // a page-flag bit past 63 (a RangeError from BigInt), impossible section geometry.
+  const exclude = (info: VmcoreInfo) => excludeByPageFlags(mem, info, presentBitmaps(core.memory.ranges, 4096), 31, 4096);
+  refused([["OFFSET(page.compound_dtor)", "1458112"]], exclude, "OFFSET(page.compound_dtor)");
+  refused([["OFFSET(page.flags)", "60"]], exclude, "OFFSET(page.flags)");
+  refused([["NUMBER(PG_lru)", "4294967296"]], exclude, "NUMBER(PG_lru)");
+  refused([["NUMBER(SECTION_SIZE_BITS)", "3"]], exclude, "NUMBER(SECTION_SIZE_BITS)");
+  refused([["NUMBER(SECTION_SIZE_BITS)", "100"]], exclude, "NUMBER(SECTION_SIZE_BITS)");
+  refused([["SIZE(mem_section)", "24"]], exclude, "SIZE(mem_section)");
+});

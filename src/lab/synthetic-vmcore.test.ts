@@ -1,0 +1,62 @@
+/**
+ * The synthetic vmcore (synthetic-vmcore.ts) must be a dump both readers accept as the larger
+ * machine it describes: makedumpfile and kexec-ts find the new nodes' struct pages through the
+ * extended page tables and mem_section, free their free blocks at -d 31, keep the same pages,
+ * and read the crashed kernel's log back. Needs the real amd64-6.1 vmcore the lab captures.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openVmcore } from "../core/vmcore/vmcore.js";
+import { cachedVmcorePath } from "../node/kernel-cache.js";
+import { missingInput, missingTool } from "../node/test-inputs.js";
+import { openRandomAccess } from "../node/vmcore/file.js";
+import { saveVmcoreTo } from "../node/vmcore/save.js";
+import { writeSyntheticVmcore } from "./synthetic-vmcore.js";
+
+const REAL = cachedVmcorePath("amd64-6.1");
+const GiB = 1n << 30n;
+
+test("a 4 GiB synthetic vmcore from the real 1 GiB one: sparse, and makedumpfile and kexec-ts keep the same pages at -d 31 and read its log", async (t) => {
+  if (!existsSync(REAL)) return missingInput(t, `no captured vmcore at ${REAL} (node dist/node/vmcore/capture-vmcore.js, or the e2e suite's vmcore-amd64-6.1)`);
+  if (missingTool("makedumpfile") !== undefined) return missingInput(t, "makedumpfile is not installed (.ci/setup-debian.sh)");
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-synth-"));
+  try {
+    const out = join(dir, "synthetic.elf");
+    const r = writeSyntheticVmcore({ source: REAL, out, ram: 4n * GiB });
+    assert.equal(r.nodes.length, 1);
+    assert.equal(r.nodes[0]!.start, 4n * GiB);
+    const st = statSync(out);
+    assert.ok(BigInt(st.size) > r.nodes[0]!.start - 4n * GiB + r.nodes[0]!.size, "the file spans the node");
+    assert.ok(st.blocks * 512 < st.size / 2, `sparse: ${st.blocks * 512} of ${st.size} bytes allocated`);
+
+    const file = openRandomAccess(out);
+    const core = openVmcore(file, out);
+    file.close();
+    // The guest's two RAM ranges and the node's, with the guest's holes (low 1 MiB, crash region) in it.
+    assert.equal(core.memory.ranges.length, 4);
+    assert.equal(core.memory.ranges.at(-1)!.end, r.nodes[0]!.start + r.nodes[0]!.size);
+
+    const dmesg = (f: string): string => {
+      const o = join(dir, `dmesg-${Math.random().toString(36).slice(2)}`);
+      execFileSync("makedumpfile", ["--dump-dmesg", f, o], { stdio: "ignore" });
+      return readFileSync(o, "latin1");
+    };
+    const md = join(dir, "md.kdump");
+    execFileSync("makedumpfile", ["-l", "-d", "31", out, md], { stdio: "ignore" });
+    const ts = join(dir, "ts.kdump");
+    const saved = await saveVmcoreTo({ src: out, dst: ts, format: "kdump", codec: "lzo", dumpLevel: 31, threads: 0, progress: false });
+    // The node's free memory (all but its copy of the guest and its own metadata) is excluded as free.
+    assert.ok(saved.counts.free * 4096n > 2n * GiB - (64n << 20n), `free: ${saved.counts.free} pages`);
+    assert.equal(statSync(ts).size, statSync(md).size, "the same page set, compressed by the same lzo");
+    const reference = dmesg(REAL);
+    assert.match(reference, /sysrq: Trigger a crash/);
+    assert.equal(dmesg(out), reference);
+    assert.equal(dmesg(ts), reference);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,60 @@
+/**
+ * The one catch every entry point ends in (the kexec-ts command line, the lab's
+ * suite and capture scripts): a KexecError prints `<name>: <message>` and
+ * `hint: <hint>` and exits with its code's status from EXIT_STATUS; anything
+ * else — a throw, a rejected promise or an 'error' event nobody handled — is a
+ * bug in kexec-ts and says how to report it (exit 70). KEXEC_TS_DEBUG=1 adds
+ * the stack and the chain of causes.
+ */
+import { EXIT_STATUS, isKexecError } from "../core/errors.js";
+
+export const EXIT_BUG = EXIT_STATUS.internal;
+const REPORT_HINT = "please report it with the command line, the output of `kexec-ts snapshot DIR` and the image's `kexec-ts inspect --json`";
+
+/** Prints the error as the command line shows it and returns the exit status. */
+export function reportError(name: string, e: unknown, write: (text: string) => void = (t) => process.stderr.write(t)): number {
+  const debug = process.env["KEXEC_TS_DEBUG"] === "1";
+  if (isKexecError(e)) {
+    write(`${name}: ${e.code === "internal" ? "internal error (a bug in kexec-ts): " : ""}${e.message}\n`);
+    if (e.hint) write(`hint: ${e.hint}\n`);
+    if (e.code === "internal" && !e.hint?.includes("report")) write(`hint: ${REPORT_HINT}\n`);
+    if (debug) write(causeChain(e));
+    return EXIT_STATUS[e.code];
+  }
+  write(`${name}: internal error (a bug in kexec-ts): ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+  write(`hint: ${REPORT_HINT}\n`);
+  if (debug) write(causeChain(e));
+  return EXIT_BUG;
+}
+
+function causeChain(e: unknown): string {
+  let text = "";
+  let at: unknown = e;
+  for (let depth = 0; at instanceof Error && depth < 8; depth++, at = at.cause) text += `${depth === 0 ? "" : "caused by: "}${at.stack ?? at.message}\n`;
+  return text;
+}
+
+/** Runs `main` as a process's entry point: its status becomes the exit status, every failure goes through reportError. */
+export function runEntryPoint(name: string, main: () => Promise<number>): void {
+  const fail = (e: unknown) => {
+    process.exitCode = reportError(name, e);
+  };
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (e: NodeJS.ErrnoException) => {
+      // `kexec-ts plan ... | head` closes the pipe early: that is the reader's choice, not an error.
+      if (e.code === "EPIPE") process.exit(process.exitCode ?? 0);
+      process.exit(EXIT_STATUS.io);
+    });
+  }
+  process.on("uncaughtException", (e) => {
+    fail(e);
+    process.exit();
+  });
+  process.on("unhandledRejection", (e) => {
+    fail(e);
+    process.exit();
+  });
+  main().then((code) => {
+    process.exitCode = code;
+  }, fail);
+}

@@ -1,0 +1,371 @@
+/**
+ * kexec-ts's own capture initramfs (no dracut, no initramfs-tools): busybox, the modules the
+ * root and target devices need (their closure in the capture kernel's modules.dep, plus the
+ * soft dependencies such as ext4's crc32c), a generated /init and the capture settings; in
+ * self-contained mode also Node with its libraries and kexec-ts. It is rebuilt only when its
+ * content changes: the uncompressed archive's SHA-256 is kept in a manifest beside the image.
+ */
+import { createHash } from "node:crypto";
+import { spawnSync } from "node:child_process";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, writeSync } from "node:fs";
+import { hostname } from "node:os";
+import { dirname, join } from "node:path";
+import { gzipSync } from "node:zlib";
+import { KexecError } from "../../core/errors.js";
+import { CpioWriter } from "../../core/initramfs/cpio.js";
+import { readDynamicInfo, readModinfo } from "../../core/initramfs/elf-deps.js";
+import { resolveModules, type ModuleLookup, type ResolvedModule } from "../../core/initramfs/modules.js";
+import { generateCaptureInit, targetDirForNode, type CaptureFilesystem, type CaptureInitSpec } from "../../core/kdump/capture-init.js";
+import type { CaptureSettings } from "../../core/kdump/capture-settings.js";
+import type { KdumpConfig } from "../../core/kdump/config.js";
+import type { MountEntry } from "../../core/kdump/mounts.js";
+import { resolveLibraries } from "../initramfs/libraries.js";
+import { moduleLookup, readModule } from "../initramfs/modules.js";
+import { addTree, kexecTsPackage, walkTree } from "../initramfs/tree.js";
+import { readInputFile } from "../files.js";
+import { describeFilesystem, describeRawDevice, loadedModules, readMounts, type DriverFact, type FilesystemFacts } from "./devices.js";
+import { initrdPath, manifestPath, type KdumpPaths } from "./paths.js";
+
+/** busybox applets the capture init calls; checked against `busybox --list` at build time. */
+const APPLETS = ["sh", "mount", "umount", "insmod", "mkdir", "cp", "cut", "grep", "tr", "echo", "cat", "sleep", "findfs", "chroot", "setsid", "cttyhack",
+  "reboot", "halt", "poweroff", "blockdev", "stat", "dd", "head", "date", "sync", "ls", "dmesg"];
+
+const BUSYBOX_CANDIDATES = ["/bin/busybox", "/usr/bin/busybox", "/sbin/busybox"];
+
+export interface CaptureBuildInput {
+  config: KdumpConfig;
+  /** The capture kernel's release: its modules are /lib/modules/<release>. */
+  kernelRelease: string;
+  modulesDir?: string;
+  /** kexec-ts' version, written into the init. */
+  version: string;
+  /** The installed kexec-ts (the directory with package.json and dist/). */
+  packageRoot: string;
+  /** The Node that runs kexec-ts (default mode: found again on the root in the capture kernel). */
+  nodeProgram: string;
+  mounts?: MountEntry[];
+}
+
+export interface CapturePlan {
+  spec: CaptureInitSpec;
+  settings: CaptureSettings;
+  root: FilesystemFacts | null;
+  target: FilesystemFacts;
+  raw: { devPath: string; drivers: DriverFact[] } | null;
+  modules: ResolvedModule[];
+  /** Module names the devices use that the capture kernel has built in. */
+  builtin: string[];
+  busybox: string;
+}
+
+export interface CaptureManifest {
+  format: 1;
+  hash: string;
+  kernelRelease: string;
+  mode: KdumpConfig["mode"];
+  builtAt: string;
+  builtBy: string;
+  /** Sizes the memory estimate uses. */
+  compressedBytes: number;
+  unpackedBytes: number;
+  moduleBytes: number;
+  nodeBytes: number;
+  modules: string[];
+  target: string;
+  root: string | null;
+  rawTarget: string | null;
+}
+
+export interface BuiltCapture {
+  path: string;
+  manifest: CaptureManifest;
+  rebuilt: boolean;
+  plan: CapturePlan;
+}
+
+function findBusybox(): string {
+  const found = BUSYBOX_CANDIDATES.find((p) => existsSync(p));
+  if (found === undefined) throw new KexecError("machine", "no busybox: the capture initramfs' /init runs on it", { expected: BUSYBOX_CANDIDATES.join(" or ") }, "apt-get install busybox-static (or busybox)");
+  const r = spawnSync(found, ["--list"], { encoding: "utf8" });
+  const have = new Set((r.stdout ?? "").split("\n"));
+  const missing = APPLETS.filter((a) => !have.has(a));
+  if (missing.length) throw new KexecError("machine", `${found} lacks the applets ${missing.join(", ")} that the capture init uses`, { file: found, expected: APPLETS.join(" ") }, "install Debian's busybox-static");
+  return found;
+}
+
+function captureFs(f: FilesystemFacts): CaptureFilesystem {
+  return { device: { uuid: f.uuid, path: f.devPath }, fstype: f.fstype };
+}
+
+/** "pre: a b post: c" (modinfo softdep= or a modules.softdep line's tail) → [a, b, c]. */
+export function softdepNames(text: string): string[] {
+  return text.split(/\s+/).filter((w) => w !== "" && w !== "pre:" && w !== "post:");
+}
+
+/**
+ * Soft dependencies of `names` (ext4 and jbd2 want "crypto-crc32c"), resolved to modules:
+ * an alias becomes the loaded module that provides it (else every module that does).
+ */
+function softdeps(modulesDir: string, lookup: ModuleLookup, names: readonly string[], loaded: Set<string>): string[] {
+  const softFile = join(modulesDir, "modules.softdep");
+  const aliasFile = join(modulesDir, "modules.alias");
+  const fromFile = new Map<string, string[]>();
+  if (existsSync(softFile)) {
+    for (const line of readFileSync(softFile, "utf8").split("\n")) {
+      const m = /^softdep\s+(\S+)\s+(.*)$/.exec(line);
+      if (m) fromFile.set(m[1]!.replace(/-/g, "_"), softdepNames(m[2]!));
+    }
+  }
+  const aliases = new Map<string, string[]>();
+  if (existsSync(aliasFile)) {
+    for (const line of readFileSync(aliasFile, "utf8").split("\n")) {
+      const m = /^alias\s+(\S+)\s+(\S+)$/.exec(line);
+      if (m) aliases.set(m[1]!, [...(aliases.get(m[1]!) ?? []), m[2]!.replace(/-/g, "_")]);
+    }
+  } else {
+    // No depmod output (the lab's kernels): the loaded modules' own aliases.
+    for (const name of loaded) {
+      const entry = lookup(name);
+      if (entry === undefined) continue;
+      const info = readModinfoOf(join(modulesDir, entry.path));
+      for (const a of info.get("alias") ?? []) aliases.set(a, [...(aliases.get(a) ?? []), name]);
+    }
+  }
+  const out: string[] = [];
+  for (const n of names) {
+    let wanted = fromFile.get(n);
+    if (wanted === undefined && !existsSync(softFile)) {
+      const entry = lookup(n);
+      wanted = entry === undefined ? [] : (readModinfoOf(join(modulesDir, entry.path)).get("softdep") ?? []).flatMap(softdepNames);
+    }
+    for (const w of wanted ?? []) {
+      const name = w.replace(/-/g, "_");
+      if (lookup(name) !== undefined) {
+        out.push(name);
+        continue;
+      }
+      const providers = aliases.get(w) ?? [];
+      const inUse = providers.filter((p) => loaded.has(p));
+      out.push(...(inUse.length ? inUse : providers));
+    }
+  }
+  return [...new Set(out)];
+}
+
+function readModinfoOf(path: string): Map<string, string[]> {
+  return readModinfo(readModule(path), path);
+}
+
+function builtinModules(modulesDir: string): Set<string> {
+  const file = join(modulesDir, "modules.builtin");
+  if (!existsSync(file)) return new Set();
+  return new Set(readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => l.slice(l.lastIndexOf("/") + 1).replace(/\.ko$/, "").replace(/-/g, "_")));
+}
+
+/** Works out what goes into the capture initramfs: devices, modules, the init's settings. Reads /sys and /proc; writes nothing. */
+export function planCapture(input: CaptureBuildInput): CapturePlan {
+  const c = input.config;
+  const mounts = input.mounts ?? readMounts();
+  const modulesDir = input.modulesDir ?? `/lib/modules/${input.kernelRelease}`;
+  if (!existsSync(modulesDir)) {
+    throw new KexecError("machine", `the capture kernel ${input.kernelRelease} has no modules directory ${modulesDir}`, { file: modulesDir }, "install the kernel's package (its modules), or set kernel = in /etc/kexec-ts/kdump.conf to an installed kernel");
+  }
+  const target = describeFilesystem(c.target, "target", mounts);
+  const root = c.mode === "default" ? describeFilesystem("/", "root file system", mounts) : null;
+  const raw = c.rawTarget === null ? null : describeRawDevice(c.rawTarget);
+  const onRoot = root !== null && root.majMin === target.majMin;
+  if (root !== null) {
+    // The system's Node and kexec-ts are run from the root the capture kernel mounts: they must be on it.
+    for (const [what, path] of [["Node", input.nodeProgram], ["kexec-ts", input.packageRoot]] as const) {
+      const fs = describeFilesystem(path, what, mounts);
+      if (fs.majMin !== root.majMin) {
+        throw new KexecError("machine", `${what} (${fs.path}) is on ${fs.devPath} mounted at ${fs.mount.mountPoint}, not on the root file system the capture kernel mounts`,
+          { file: fs.path, expected: root.devPath, actual: fs.devPath }, "set mode = self-contained in /etc/kexec-ts/kdump.conf (Node and kexec-ts then go into the capture initramfs)");
+      }
+    }
+  }
+  const loaded = loadedModules();
+  const lookup = moduleLookup(modulesDir);
+  const builtin = builtinModules(modulesDir);
+  const wanted = new Set<string>();
+  const builtinUsed: string[] = [];
+  const drivers = [...(root?.drivers ?? []), ...target.drivers, ...(raw?.drivers ?? [])];
+  for (const d of drivers) {
+    if (d.module === null) continue;
+    if (lookup(d.module) !== undefined) wanted.add(d.module);
+    else if (builtin.has(d.module)) builtinUsed.push(d.module);
+    else {
+      throw new KexecError("machine", `the driver ${d.driver} of ${d.device} is the module ${d.module}, which the capture kernel ${input.kernelRelease} has neither as a module (${modulesDir}) nor built in`,
+        { file: modulesDir, expected: d.module }, "use a capture kernel that has it (kernel = in /etc/kexec-ts/kdump.conf)");
+    }
+  }
+  for (const fstype of new Set([root?.fstype, target.fstype].filter((x): x is string => x !== undefined))) {
+    if (lookup(fstype) !== undefined) wanted.add(fstype);
+    else if (!builtin.has(fstype)) {
+      throw new KexecError("machine", `the capture kernel ${input.kernelRelease} has no ${fstype} module and does not have it built in`, { file: modulesDir, expected: fstype }, "use a capture kernel with that file system");
+    } else builtinUsed.push(fstype);
+  }
+  const first = resolveModules(lookup, [...wanted], modulesDir);
+  const soft = softdeps(modulesDir, lookup, first.map((m) => m.name), loaded).filter((n) => !first.some((m) => m.name === n));
+  // Soft "pre" dependencies load first, so that ext4 finds crc32c registered when it mounts.
+  const modules = resolveModules(lookup, [...soft, ...first.map((m) => m.name)], modulesDir);
+
+  const packageMain = join(input.packageRoot, "dist", "cli", "main.js");
+  const spec: CaptureInitSpec = {
+    version: input.version,
+    mode: c.mode,
+    modules: modules.map((m) => moduleGuestPath(input.kernelRelease, m)),
+    root: root === null ? null : captureFs(root),
+    target: { fs: captureFs(target), onRoot, mountPoint: target.mount.mountPoint, dir: target.path },
+    rawTarget: raw?.devPath ?? null,
+    node: c.mode === "default" ? { program: input.nodeProgram, main: packageMain, heapMiB: c.heapMiB } : { program: "/usr/bin/node", main: "/opt/kexec-ts/dist/cli/main.js", heapMiB: c.heapMiB },
+    failureAction: c.failureAction,
+    finalAction: c.finalAction,
+    deviceWaitSec: 30,
+  };
+  const settings: CaptureSettings = {
+    format: 1,
+    builtBy: input.version,
+    host: hostname(),
+    mode: c.mode,
+    target: targetDirForNode(spec, target.pathInFs),
+    targetInSystem: target.path,
+    codec: c.codec,
+    dumpLevel: c.dumpLevel,
+    keep: c.keep,
+    minFree: c.minFree.toString(),
+    threads: c.threads,
+    failureAction: c.failureAction,
+    finalAction: c.finalAction,
+    kernelRelease: input.kernelRelease,
+  };
+  return { spec, settings, root, target, raw: raw === null ? null : { devPath: raw.devPath, drivers: raw.drivers }, modules, builtin: [...new Set(builtinUsed)], busybox: findBusybox() };
+}
+
+function moduleGuestPath(release: string, m: ResolvedModule): string {
+  return `/lib/modules/${release}/${m.path.replace(/\.ko\.[a-z0-9]+$/, ".ko")}`;
+}
+
+/** Libraries kexec-ts loads with dlopen (through koffi) to compress pages as makedumpfile does; copied when present. */
+const CODEC_LIBRARIES = ["libz.so.1", "liblzo2.so.2", "libzstd.so.1"];
+/** Debian's Node 18 loads these from /usr/share/nodejs (cjs-module-lexer: ESM importing CommonJS, as kexec-ts imports koffi). */
+const DEBIAN_NODE_SHARED = ["cjs-module-lexer", "acorn", "acorn-walk"];
+
+function addNode(w: CpioWriter, nodeProgram: string): number {
+  const real = realpathSync(nodeProgram);
+  const bytes = readInputFile(real, "node");
+  const arch = readDynamicInfo(bytes, real).arch;
+  w.file("usr/bin/node", bytes, 0o755);
+  let total = bytes.length;
+  const libs = resolveLibraries("/", [real], arch, "reinstall nodejs");
+  for (const lib of libs) {
+    const data = readInputFile(lib.hostPath, "shared library");
+    w.file(lib.guestPath, data, 0o755);
+    total += data.length;
+  }
+  const libDir = arch === "x86_64" ? "/lib/x86_64-linux-gnu" : "/lib/i386-linux-gnu";
+  for (const name of CODEC_LIBRARIES) {
+    for (const dir of [libDir, `/usr${libDir}`]) {
+      const p = join(dir, name);
+      if (!existsSync(p)) continue;
+      w.file(p, readInputFile(realpathSync(p), "codec library"), 0o755);
+      break;
+    }
+  }
+  for (const name of DEBIAN_NODE_SHARED) {
+    const dir = join("/usr/share/nodejs", name);
+    if (existsSync(dir)) addTree(w, dir, `usr/share/nodejs/${name}`, walkTree(dir));
+  }
+  return total;
+}
+
+/** The archive for a plan, uncompressed, with the sizes the estimate needs. */
+export function captureArchive(plan: CapturePlan, input: CaptureBuildInput): { bytes: Uint8Array; moduleBytes: number; nodeBytes: number } {
+  const w = new CpioWriter();
+  for (const d of ["proc", "sys", "dev", "tmp", "run", "sysroot", "target", "etc/kexec-ts", "sbin", "usr/bin", "usr/sbin"]) w.dir(d);
+  w.dir("tmp", 0o1777);
+  // The kernel opens /dev/console for /init before anything is mounted.
+  w.device("dev/console", "char", 5, 1, 0o600);
+  const busybox = readInputFile(plan.busybox, "busybox");
+  w.file("bin/busybox", busybox, 0o755);
+  const info = readDynamicInfo(busybox, plan.busybox);
+  if (info.interpreter !== undefined) for (const lib of resolveLibraries("/", [plan.busybox], info.arch, "reinstall busybox")) w.file(lib.guestPath, readInputFile(lib.hostPath, "shared library"), 0o755);
+  for (const a of APPLETS) w.symlink(`bin/${a}`, "busybox");
+  let moduleBytes = 0;
+  const modulesDir = input.modulesDir ?? `/lib/modules/${input.kernelRelease}`;
+  for (const m of plan.modules) {
+    const data = readModule(join(modulesDir, m.path));
+    moduleBytes += data.length;
+    w.file(moduleGuestPath(input.kernelRelease, m), data, 0o644);
+  }
+  let nodeBytes = 0;
+  if (plan.spec.mode === "self-contained") {
+    nodeBytes = addNode(w, input.nodeProgram);
+    kexecTsPackage(input.packageRoot).addTo(w, "opt/kexec-ts");
+  }
+  w.file("etc/kexec-ts/capture.json", `${JSON.stringify(plan.settings, null, 2)}\n`);
+  w.file("init", generateCaptureInit(plan.spec), 0o755);
+  return { bytes: w.bytes(), moduleBytes, nodeBytes };
+}
+
+export function readManifest(paths: KdumpPaths, release: string): CaptureManifest | null {
+  try {
+    const m = JSON.parse(readFileSync(manifestPath(paths, release), "utf8")) as CaptureManifest;
+    return m.format === 1 ? m : null;
+  } catch {
+    return null;
+  }
+}
+
+function writeFileDurably(path: string, data: Uint8Array | string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fd = openSync(tmp, "w", 0o600);
+  try {
+    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+    for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}
+
+/** Builds the capture initramfs unless one with the same content is already there (or `force`). */
+export function buildCaptureInitramfs(input: CaptureBuildInput, paths: KdumpPaths, options: { force?: boolean } = {}): BuiltCapture {
+  const plan = planCapture(input);
+  const archive = captureArchive(plan, input);
+  const hash = createHash("sha256").update(archive.bytes).digest("hex");
+  const path = initrdPath(paths, input.kernelRelease);
+  const old = readManifest(paths, input.kernelRelease);
+  if (!options.force && old !== null && old.hash === hash && existsSync(path)) return { path, manifest: old, rebuilt: false, plan };
+  // gzip: every Debian kernel unpacks it (CONFIG_RD_GZIP=y); the big self-contained one is built rarely.
+  const compressed = gzipSync(archive.bytes, { level: plan.spec.mode === "self-contained" ? 6 : 9 });
+  writeFileDurably(path, compressed);
+  const manifest: CaptureManifest = {
+    format: 1,
+    hash,
+    kernelRelease: input.kernelRelease,
+    mode: plan.spec.mode,
+    builtAt: new Date().toISOString(),
+    builtBy: input.version,
+    compressedBytes: compressed.length,
+    unpackedBytes: archive.bytes.length,
+    moduleBytes: archive.moduleBytes,
+    nodeBytes: archive.nodeBytes,
+    modules: plan.modules.map((m) => m.name),
+    target: input.config.target,
+    root: plan.root?.devPath ?? null,
+    rawTarget: input.config.rawTarget,
+  };
+  writeFileDurably(manifestPath(paths, input.kernelRelease), `${JSON.stringify(manifest, null, 2)}\n`);
+  return { path, manifest, rebuilt: true, plan };
+}
+
+/** Whether the image on disk is what `input` would build now (status: "stale" otherwise). */
+export function captureIsCurrent(input: CaptureBuildInput, paths: KdumpPaths): { current: boolean; manifest: CaptureManifest | null; hash: string } {
+  const plan = planCapture(input);
+  const hash = createHash("sha256").update(captureArchive(plan, input).bytes).digest("hex");
+  const manifest = readManifest(paths, input.kernelRelease);
+  return { current: manifest !== null && manifest.hash === hash && existsSync(initrdPath(paths, input.kernelRelease)), manifest, hash };
+}

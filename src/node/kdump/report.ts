@@ -1,0 +1,205 @@
+/**
+ * After the reboot: what the last crash left. `kdump report` (run by kexec-ts-kdump-report.service
+ * before the service re-arms) summarizes each dump not reported yet to the journal, converts a
+ * raw copy the capture init left on raw_target, tells a crash that left nothing from a clean
+ * reboot, and settles a pending `kdump test`.
+ */
+import { closeSync, existsSync, mkdirSync, openSync, readSync, rmSync, statSync, writeSync, fsyncSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { RAW_RECORD_MAGIC, RAW_RECORD_SIZE } from "../../core/kdump/capture-init.js";
+import { dumpDirName, summarizeDump, type DumpReport } from "../../core/kdump/dumps.js";
+import { isKexecError } from "../../core/errors.js";
+import { saveVmcoreTo } from "../vmcore/save.js";
+import { listDumps, newDumpDir, readDump, type DumpOnDisk } from "./dumps.js";
+import { bootStatePath, reportedPath, testStatePath, type KdumpPaths } from "./paths.js";
+import { readBootId, readJson, writeJsonDurably, type BootRecord } from "./service.js";
+import type { KdumpConfig } from "../../core/kdump/config.js";
+
+export interface TestState {
+  id: string;
+  at: string;
+  bootId: string | null;
+}
+
+export interface TestResult {
+  id: string;
+  at: string;
+  result: "pending" | "passed" | "failed";
+  detail: string;
+  dump: string | null;
+}
+
+/** A pending `kdump test`'s outcome: the dump whose log carries its id, or why there is none. */
+export function testResult(paths: KdumpPaths, dumps: readonly DumpOnDisk[]): TestResult | null {
+  const t = readJson<TestState>(testStatePath(paths));
+  if (t === null) return null;
+  const hit = dumps.find((d) => d.report?.testId === t.id);
+  if (hit !== undefined) {
+    const complete = hit.report!.dump.complete;
+    return { id: t.id, at: t.at, result: complete ? "passed" : "failed", dump: hit.dir, detail: complete ? `the test crash was captured: ${hit.dir}` : `the test crash left an incomplete dump: ${hit.report!.dump.problem ?? hit.report!.state}` };
+  }
+  if (t.bootId !== null && t.bootId === readBootId()) return { id: t.id, at: t.at, result: "pending", dump: null, detail: "the test crash has not happened in this boot yet" };
+  return { id: t.id, at: t.at, result: "failed", dump: null, detail: `the machine rebooted after the test crash of ${t.at}, and no dump carries its id: the capture did not save (see the console log)` };
+}
+
+/** The record the capture init writes in the raw target's last 4 KiB, if there is a new one. */
+export interface RawRecord {
+  time: string;
+  bytes: number;
+  vmcore: number;
+  complete: boolean;
+  reason: string;
+}
+
+export function readRawRecord(device: string): RawRecord | null {
+  let fd: number;
+  try {
+    fd = openSync(device, "r");
+  } catch {
+    return null;
+  }
+  try {
+    const sizeBytes = deviceSize(device);
+    if (sizeBytes === null || sizeBytes < RAW_RECORD_SIZE) return null;
+    const buf = Buffer.alloc(RAW_RECORD_SIZE);
+    readSync(fd, buf, 0, RAW_RECORD_SIZE, sizeBytes - RAW_RECORD_SIZE);
+    const text = buf.toString("latin1").replace(/\0.*$/s, "");
+    if (!text.startsWith(`${RAW_RECORD_MAGIC}\n`)) return null;
+    const field = (k: string) => new RegExp(`^${k}=(.*)$`, "m").exec(text)?.[1] ?? "";
+    return { time: field("time"), bytes: Number(field("bytes")), vmcore: Number(field("vmcore")), complete: field("complete") === "1", reason: field("reason") };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function deviceSize(device: string): number | null {
+  try {
+    const st = statSync(device);
+    if (st.isFile()) return st.size;
+    const base = device.split("/").pop()!;
+    const sectors = Number(readSmallText(`/sys/class/block/${base}/size`));
+    return Number.isFinite(sectors) ? sectors * 512 : null;
+  } catch {
+    return null;
+  }
+}
+
+function readSmallText(path: string): string {
+  const fd = openSync(path, "r");
+  try {
+    const buf = Buffer.alloc(64);
+    const n = readSync(fd, buf, 0, 64, 0);
+    return buf.toString("utf8", 0, n).trim();
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Marks the record consumed, so the next report does not convert it again. */
+function consumeRawRecord(device: string): void {
+  const size = deviceSize(device);
+  if (size === null) return;
+  const fd = openSync(device, "r+");
+  try {
+    writeSync(fd, Buffer.alloc(RAW_RECORD_SIZE), 0, RAW_RECORD_SIZE, size - RAW_RECORD_SIZE);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * A raw copy of /proc/vmcore on the raw target becomes a dump directory: the ELF core is copied
+ * out (a block device's size is not its content's), saved as kdump-compressed, and the copy removed.
+ */
+async function convertRawCopy(config: KdumpConfig, record: RawRecord, say: (line: string) => void): Promise<string | null> {
+  const device = config.rawTarget!;
+  const when = Number.isNaN(Date.parse(record.time)) ? new Date() : new Date(record.time);
+  mkdirSync(config.target, { recursive: true });
+  const dir = join(config.target, newDumpDir(config.target, dumpDirName(hostname(), when)));
+  const elf = join(dir, "vmcore.elf");
+  const src = openSync(device, "r");
+  const dst = openSync(elf, "w");
+  try {
+    const buf = Buffer.alloc(1 << 20);
+    for (let at = 0; at < record.bytes;) {
+      const n = readSync(src, buf, 0, Math.min(buf.length, record.bytes - at), at);
+      if (n === 0) break;
+      for (let done = 0; done < n;) done += writeSync(dst, buf, done, n - done);
+      at += n;
+    }
+    fsyncSync(dst);
+  } finally {
+    closeSync(src);
+    closeSync(dst);
+  }
+  let problem: string | null = record.complete ? null : `the raw copy holds ${record.bytes} of ${record.vmcore} bytes`;
+  try {
+    const r = await saveVmcoreTo({ src: elf, dst: join(dir, "vmcore"), format: "kdump", codec: config.codec, dumpLevel: config.dumpLevel, threads: "auto", progress: false });
+    if (!r.complete) problem = r.missing ?? problem ?? "incomplete";
+  } catch (e) {
+    problem = isKexecError(e) ? e.message : String(e);
+  }
+  rmSync(elf, { force: true });
+  const report: DumpReport = {
+    format: 1, state: problem === null ? "saved" : "failed", host: hostname(), crashTime: when.toISOString(), kernel: null, panic: null, backtrace: [], testId: null,
+    dump: { file: existsSync(join(dir, "vmcore")) ? "vmcore" : "vmcore.incomplete", complete: problem === null, bytes: 0, dumpLevel: config.dumpLevel, codec: config.codec, pagesWritten: 0, problem },
+    dmesg: { error: "converted from the raw target; run kexec-ts vmcore dmesg on the vmcore" },
+    seconds: { total: 0, dmesg: 0, vmcore: 0 },
+    memory: { memTotal: null, memAvailableAtStart: null, nodeRssPeak: null, heapCapMiB: null },
+    capture: { mode: "raw", builtBy: "", kernelRelease: "", node: "" },
+    startedAt: when.toISOString(), finishedAt: new Date().toISOString(),
+  };
+  writeJsonDurably(join(dir, "report.json"), report);
+  say(`the capture kernel could not run Node and left a raw copy on ${device} (${record.reason || "no reason recorded"}); converted to ${dir}`);
+  return dir;
+}
+
+export interface ReportResult {
+  /** Dumps summarized this time (not reported before), oldest first. */
+  fresh: { dir: string; lines: string[]; report: DumpReport | null }[];
+  latest: { dir: string; lines: string[] } | null;
+  previousBoot: string | null;
+  test: TestResult | null;
+  rawCopy: string | null;
+  lines: string[];
+}
+
+/** `kdump report`: the summary lines (for the journal) and what they were made from. */
+export async function reportCrashes(config: KdumpConfig, paths: KdumpPaths, options: { all: boolean }): Promise<ReportResult> {
+  const lines: string[] = [];
+  const say = (l: string) => lines.push(l);
+  let rawCopy: string | null = null;
+  if (config.rawTarget !== null) {
+    const record = readRawRecord(config.rawTarget);
+    if (record !== null) {
+      rawCopy = await convertRawCopy(config, record, say);
+      consumeRawRecord(config.rawTarget);
+    }
+  }
+  const reported = new Set(readJson<{ names: string[] }>(reportedPath(paths))?.names ?? []);
+  const dumps = listDumps(config.target).map((d) => readDump(config.target, d));
+  const fresh = dumps.filter((d) => options.all || !reported.has(d.name)).map((d) => ({ dir: d.dir, lines: summarizeDump(d.dir, d.report, d.files), report: d.report }));
+  for (const f of fresh) lines.push(...f.lines);
+  const last = dumps[dumps.length - 1];
+  const latest = last === undefined ? null : { dir: last.dir, lines: summarizeDump(last.dir, last.report, last.files) };
+  if (fresh.length === 0) lines.push(latest === null ? `no dumps in ${config.target}` : `no new dump; the latest is ${latest.dir}`);
+
+  // A boot that ended while armed, without a clean stop and without a new dump: the crash left nothing behind.
+  let previousBoot: string | null = null;
+  const boot = readJson<BootRecord>(bootStatePath(paths));
+  const current = readBootId();
+  if (boot !== null && boot.bootId !== current && boot.armed && !boot.cleanStop) {
+    const armedAt = boot.armedAt === null ? 0 : Date.parse(boot.armedAt);
+    const after = dumps.some((d) => d.time.getTime() >= armedAt - 1000) || rawCopy !== null;
+    if (!after) {
+      previousBoot = `the previous boot ended without a clean shutdown while kdump was armed (since ${boot.armedAt}), and no dump was saved: if it crashed, the capture failed before it could write (the console shows why; set raw_target for a last-resort copy)`;
+      lines.push(previousBoot);
+    }
+  }
+  const test = testResult(paths, dumps);
+  if (test !== null) lines.push(`kdump test ${test.id} (${test.at}): ${test.result}: ${test.detail}`);
+  writeJsonDurably(reportedPath(paths), { names: [...new Set([...reported, ...dumps.map((d) => d.name)])] });
+  return { fresh, latest, previousBoot, test, rawCopy, lines };
+}

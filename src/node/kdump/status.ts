@@ -1,0 +1,89 @@
+/**
+ * `kdump status`: armed and ready (exit 0), or not and why (exit 3, kdumpctl's convention).
+ * Ready means more than "a crash kernel is loaded": kexec-ts armed it in this boot, and the
+ * kernel, the config and the capture initramfs are still what it was armed with — a kernel
+ * update or a config edit since then is a reason, not a surprise at the next crash.
+ */
+import { readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { summarizeDump } from "../../core/kdump/dumps.js";
+import { isKexecError } from "../../core/errors.js";
+import { captureIsCurrent } from "./initramfs.js";
+import { listDumps, readDump } from "./dumps.js";
+import type { KdumpPaths } from "./paths.js";
+import { testResult, type TestResult } from "./report.js";
+import { buildInput, readArmState, readBootId, readConfigFile, type ArmState } from "./service.js";
+
+export interface StatusResult {
+  ready: boolean;
+  /** Why not ready; empty when ready. */
+  reasons: string[];
+  state: ArmState | null;
+  crashLoaded: boolean | null;
+  crashSize: string | null;
+  test: TestResult | null;
+  lastDump: { dir: string; lines: string[] } | null;
+}
+
+function sysfs(path: string): string | null {
+  try {
+    return readFileSync(path, "utf8").trim();
+  } catch {
+    return null;
+  }
+}
+
+function sha256Of(path: string): string | null {
+  try {
+    return createHash("sha256").update(readFileSync(path)).digest("hex");
+  } catch {
+    return null;
+  }
+}
+
+export function kdumpStatus(paths: KdumpPaths): StatusResult {
+  const reasons: string[] = [];
+  const state = readArmState(paths);
+  const loadedText = sysfs("/sys/kernel/kexec_crash_loaded");
+  const crashLoaded = loadedText === null ? null : loadedText === "1";
+  const crashSize = sysfs("/sys/kernel/kexec_crash_size");
+  if (state === null || state.bootId !== readBootId()) {
+    reasons.push(crashLoaded ? "a crash kernel is loaded, but not by kexec-ts kdump in this boot (kexec-ts kdump start arms it)" : "not started in this boot (kexec-ts kdump start; the kexec-ts-kdump service does it at boot)");
+  } else if (!state.armed) {
+    reasons.push(...(state.reasons.length ? state.reasons : ["not armed"]));
+  } else {
+    if (crashLoaded !== true) reasons.push("kexec-ts armed it, but /sys/kernel/kexec_crash_loaded is no longer 1: something unloaded the crash kernel");
+    let config;
+    try {
+      const read = readConfigFile(paths.config);
+      config = read.config;
+      const hash = read.text === null ? null : createHash("sha256").update(read.text).digest("hex");
+      if (hash !== state.configHash) reasons.push(`${paths.config} changed since the crash kernel was armed at ${state.at}: kexec-ts kdump restart`);
+    } catch (e) {
+      if (!isKexecError(e)) throw e;
+      reasons.push(`${e.message}${e.hint ? ` (${e.hint})` : ""}`);
+    }
+    if (state.kernel !== null && sha256Of(state.kernel) !== state.kernelHash) reasons.push(`the capture kernel ${state.kernel} changed since it was armed: kexec-ts kdump restart`);
+    if (config !== undefined && state.kernelRelease !== null) {
+      try {
+        const now = captureIsCurrent(buildInput(config, state.kernelRelease), paths);
+        if (now.hash !== state.initrdHash) reasons.push("the capture initramfs would now be built differently (modules, devices or kexec-ts changed): kexec-ts kdump restart");
+      } catch (e) {
+        if (!isKexecError(e)) throw e;
+        reasons.push(`the capture initramfs could not be rebuilt now: ${e.message}`);
+      }
+    }
+  }
+  let test: TestResult | null = null;
+  let lastDump: StatusResult["lastDump"] = null;
+  try {
+    const target = readConfigFile(paths.config).config.target;
+    const dumps = listDumps(target).map((d) => readDump(target, d));
+    test = testResult(paths, dumps);
+    const last = dumps[dumps.length - 1];
+    if (last !== undefined) lastDump = { dir: last.dir, lines: summarizeDump(last.dir, last.report, last.files) };
+  } catch (e) {
+    if (!isKexecError(e)) throw e;
+  }
+  return { ready: reasons.length === 0, reasons, state, crashLoaded, crashSize, test, lastDump };
+}
