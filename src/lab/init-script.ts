@@ -119,6 +119,8 @@ function stepLines(spec: InitSpec, stepDir: string, files: Map<string, string>):
     lines.push("kexec_ts_rc=$?");
     if (step.extract !== undefined) lines.push(`kexec_ts_extract ${shellQuote(step.name)} ${shellQuote(step.extract)}`);
     lines.push(`kexec_ts_mark ${shellQuote(step.name)} " rc=$kexec_ts_rc"`);
+    // A step that does not return may still end (`systemctl kexec` only queues the jump): wait for it, never run on.
+    if (step.returns === false) lines.push("while true; do sleep 3600; done");
   }
   lines.push("kexec_ts_mark done");
   return lines;
