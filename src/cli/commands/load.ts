@@ -31,7 +31,13 @@ export async function run(args: ParsedArgs, operands: string[]): Promise<number>
       if (has(args, "debug")) process.stderr.write(`kexec-ts: loaded ${p.imagePath} with kexec_file_load\n`);
       return 0;
     } catch (e) {
-      if (!isKexecError(e) || p.request.syscall === "kexec_file_load" || e.data.fallbackAllowed !== true) throw e;
+      if (!isKexecError(e) || p.request.syscall === "kexec_file_load") throw e;
+      if (e.data.fallbackAllowed !== true) {
+        // -a: say why kexec_load is not tried, so nobody reaches for -c expecting another outcome.
+        const lockedDown = p.machine.lockdown !== null && p.machine.lockdown !== "none";
+        const why = lockedDown ? `lockdown=${p.machine.lockdown} refuses kexec_load outright` : "kexec_load would meet the same permission or signature refusal";
+        throw new KexecError(e.code, `${e.message}; not falling back to kexec_load: ${why}`, e.data, e.hint);
+      }
       process.stderr.write(`kexec-ts: ${e.message}\nkexec-ts: falling back to kexec_load\n`);
     }
   }

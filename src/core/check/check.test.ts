@@ -243,6 +243,8 @@ const CASES: Case[] = [
   { name: "lockdown with an unsigned image and kexec_file_load", machine: machine({ lockdown: "integrity" }), image: unsigned, request: { syscall: "kexec_file_load" },
     expect: { lockdown: "fail" }, says: { lockdown: "carries none" } },
   { name: "lockdown with a signed image and kexec_file_load", machine: machine({ lockdown: "confidentiality" }), image: signed, request: { syscall: "kexec_file_load" }, expect: { lockdown: "ok" } },
+  { name: "lockdown, an unsigned image and -a: no fallback to kexec_load, said", machine: machine({ lockdown: "integrity" }), image: unsigned, request: { syscall: "auto" },
+    expect: { lockdown: "fail" }, says: { lockdown: "-a does not fall back to kexec_load, which lockdown refuses outright" } },
   { name: "Secure Boot without lockdown, unsigned image", machine: machine({ secureBoot: true }), image: unsigned, request: { syscall: "kexec_file_load" }, expect: { "secure-boot": "warn" } },
   { name: "Secure Boot off", machine: machine({ secureBoot: false }), image: unsigned, expect: { "secure-boot": "ok", lockdown: "ok" } },
   { name: "not root", machine: machine(), image: modern, isRoot: false, expect: { "not-root": "fail" } },

@@ -47,10 +47,12 @@ export const lockdown: Rule = (c) => {
     const via = c.tries.length > 1 ? "kexec_file_load refuses the image and the fallback, " : "";
     return fail(id, `lockdown=${mode}: ${via}kexec_load is refused with EPERM under any lockdown ("kexec of unsigned images")`, evidence, signed ? "use kexec_file_load (-s): the image carries a signature the kernel can verify" : "use kexec_file_load (-s) with a signed image (the distribution's signed linux-image package, or one signed with sbsign by a key in the kernel's keyring)");
   }
+  // -a falls back only after refusals kexec_load might not repeat; lockdown refuses kexec_load outright.
+  const noFallback = c.req.syscall === "auto" ? "; -a does not fall back to kexec_load, which lockdown refuses outright" : "";
   if (!signed) {
-    return fail(id, `lockdown=${mode}: kexec_file_load needs a signature the kernel can verify, and this image carries none (no Authenticode certificate table in its PE header); the kernel refuses it (EPERM or EKEYREJECTED)`, evidence, "use the distribution's signed kernel image, or sign this one with sbsign using a key the kernel trusts (.builtin_trusted_keys, .secondary or .platform keyring)");
+    return fail(id, `lockdown=${mode}: kexec_file_load needs a signature the kernel can verify, and this image carries none (no Authenticode certificate table in its PE header); the kernel refuses it (EPERM or EKEYREJECTED)${noFallback}`, evidence, "use the distribution's signed kernel image, or sign this one with sbsign using a key the kernel trusts (.builtin_trusted_keys, .secondary or .platform keyring)");
   }
-  return ok(id, `lockdown=${mode}: kexec_file_load verifies the image's signature, and the image carries one (whether its key is trusted is only known to the kernel)`, evidence);
+  return ok(id, `lockdown=${mode}: kexec_file_load verifies the image's signature, and the image carries one (whether its key is trusted is only known to the kernel)${noFallback}`, evidence);
 };
 
 export const secureBoot: Rule = (c) => {
