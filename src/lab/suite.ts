@@ -17,6 +17,7 @@ import { size } from "../core/format.js";
 import { inCI } from "../node/test-inputs.js";
 import { labCacheDir } from "./kernels.js";
 import { labAvailable } from "./qemu.js";
+import { systemImage } from "./system-image.js";
 import { findScenario, listScenarios, runScenario, scenarioDir, systemScenarioDir, type Scenario, type ScenarioResult } from "./scenario.js";
 
 export interface SuiteOptions {
@@ -105,6 +106,16 @@ export async function runSuite(names: string[] = [], options: SuiteOptions = {})
     print(`SKIP all ${scenarios.length} scenarios: ${available.why}`);
     out.skipped = scenarios.length;
     return out;
+  }
+  // The system tier's images first, all at once: on a fresh machine each is minutes of mmdebstrap,
+  // and building them side by side keeps one from waiting for the other.
+  const images = [...new Set(scenarios.flatMap((s) => (s.image !== undefined ? [s.image] : [])))];
+  if (images.length > 0) {
+    const started = Date.now();
+    const failures = (await Promise.allSettled(images.map((name) => systemImage(name, { log: (l) => print(`kexec-ts lab: ${l}`) })))).flatMap((r, i) => (r.status === "rejected" ? [{ image: images[i]!, error: r.reason as unknown }] : []));
+    for (const f of failures) if (!isKexecError(f.error)) throw f.error;
+    if (failures.length === 0) print(`system images ${images.join(", ")} ready in ${seconds(Date.now() - started)}`);
+    // A scenario whose image failed to build fails alone, with the image's error (runScenario meets it again).
   }
   const jobs = Math.max(1, Math.min(options.jobs ?? 1, scenarios.length));
   const order = jobs > 1 ? longestFirst(scenarios, readDurations()) : scenarios;
