@@ -1,41 +1,26 @@
 // Benchmark: kexec-ts vmcore save vs makedumpfile on the same vmcores, same dump level, same codec, in one run.
 //
-//   npm run build && node bench/vmcore/bench.mjs [--threads N] [--only NAME] [--out bench/vmcore/RESULTS.md]
+//   npm run build && node bench/vmcore/bench.mjs [--threads N] [--only NAME] [--repeat 2] [--out bench/vmcore/RESULTS.md]
 //
 // Vmcores come from the cache (${KEXEC_TS_CACHE:-~/.cache/kexec-ts}/vmcores/*.elf, made by
 // dist/lab/capture-vmcore.js). Each run is timed with GNU time (wall, user+sys CPU,
 // peak RSS); the output is checked by `makedumpfile --dump-dmesg` against the log read from the
 // source, so a fast wrong answer does not count. kexec-ts fsyncs its output before the rename;
 // makedumpfile does not, so kexec-ts's wall time includes flushing the file to the disk.
+// A row gets no ratio when a run failed, an output does not read back, or the vmcore changed
+// between the runs (then the tools did not run on the same input): it says which instead.
+// bench/run.mjs (npm run bench) runs this as part of every table of issue 15.
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { fmt as f, inputIdentity, sameIdentity, timed } from "../lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const argv = process.argv.slice(2);
-const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt; };
-const threads = opt("--threads", "auto");
-const only = opt("--only", undefined);
-const outFile = opt("--out", join(here, "RESULTS.md"));
-const repeat = Number(opt("--repeat", "2")); // the machine is shared: each tool runs this many times, alternating, and the fastest run is reported with the spread
-const cache = join(process.env.KEXEC_TS_CACHE ?? join(homedir(), ".cache", "kexec-ts"), "vmcores");
-const tool = join(here, "..", "..", "dist", "cli", "main.js");
-
-const cores = existsSync(cache) ? readdirSync(cache).filter((f) => /^amd64-.*\.elf$/.test(f) && (!only || f.includes(only))).map((f) => join(cache, f)) : [];
-if (cores.length === 0) {
-  console.error(`no vmcores in ${cache}; make one with: node dist/lab/capture-vmcore.js [--mem 4G]`);
-  process.exit(2);
-}
-
-function timed(cmd, args) {
-  const r = spawnSync("/usr/bin/time", ["-f", "TIME %e %U %S %M", cmd, ...args], { encoding: "latin1", maxBuffer: 1 << 26 });
-  const m = /TIME ([\d.]+) ([\d.]+) ([\d.]+) (\d+)/.exec(r.stderr ?? "");
-  if (!m) throw new Error(`${cmd} ${args.join(" ")}: no timing\n${r.stderr}`);
-  const sync = /fsync ([\d.]+) s/.exec(r.stderr ?? "");
-  return { status: r.status, wall: Number(m[1]), cpu: Number(m[2]) + Number(m[3]), rssMiB: Number(m[4]) / 1024, sync: sync ? Number(sync[1]) : NaN, stderr: r.stderr };
-}
+// The installed entry point (bundle and code cache), as a user runs it.
+const tool = join(here, "..", "..", "bin", "kexec-ts.cjs");
+export const MD_FLAG = { lzo: "-l", zlib: "-c" };
 
 /** Fastest of `repeat` runs (runs alternate between the tools), with the slowest wall time beside it. */
 function best(runs) {
@@ -55,72 +40,115 @@ function ourDmesgOf(file) {
   return r.status === 0 ? r.stdout : undefined;
 }
 
-const MD_FLAG = { lzo: "-l", zlib: "-c" };
-const cases = [];
-// zstd: kexec-ts alone (Debian's makedumpfile 1.7.2 is built without it).
-for (const level of [1, 31]) for (const codec of ["lzo", "zlib", "zstd"]) cases.push({ level, codec });
-const rows = [];
-const dir = mkdtempSync(join(tmpdir(), "kexec-ts-bench-"));
-try {
-  for (const core of cores) {
-    const size = statSync(core).size;
-    // Start each vmcore from a page cache holding only it (as root): the cores of other sizes would
-    // otherwise fill memory and charge page reclaim to whichever tool writes next. Then warm it
-    // for both tools alike.
-    try { execFileSync("sh", ["-c", "sync && echo 3 > /proc/sys/vm/drop_caches"], { stdio: "ignore" }); } catch { /* not root: the cache stays as it is */ }
-    execFileSync("cat", [core], { stdio: ["ignore", "ignore", "inherit"] });
-    const reference = dmesgOf(core, dir);
-    const ourReference = ourDmesgOf(core);
-    for (const { level, codec } of cases) {
-      const peer = codec in MD_FLAG;
-      const md = join(dir, "md.kdump");
-      const ours = join(dir, "ours.kdump");
-      const ra = [];
-      const rb = [];
-      for (let k = 0; k < repeat; k++) {
-        rmSync(md, { force: true });
-        rmSync(ours, { force: true });
-        if (peer) ra.push(timed("makedumpfile", [MD_FLAG[codec], "-d", String(level), core, md]));
-        rb.push(timed("node", [tool, "vmcore", "save", "--dump-level", String(level), "--compress", codec, ...(threads === "auto" ? [] : ["--threads", threads]), core, ours]));
-      }
-      const none = { wall: NaN, slowest: NaN, cpu: NaN, rssMiB: NaN, sync: NaN, status: 0 };
-      const a = peer ? best(ra) : none;
-      const b = best(rb);
-      const row = {
-        vmcore: core.split("/").pop(), sizeMiB: size / 1048576, level, codec,
-        md: { ...a, out: peer && a.status === 0 ? statSync(md).size : NaN, ok: peer ? a.status === 0 && dmesgOf(md, dir) === reference : undefined },
-        ts: { ...b, out: b.status === 0 ? statSync(ours).size : NaN, ok: b.status === 0 && (peer ? dmesgOf(ours, dir) === reference : ourDmesgOf(ours) === ourReference) },
-      };
-      rows.push(row);
-      console.log(`${row.vmcore} -d ${level} ${codec}: makedumpfile ${a.wall}s ${(row.md.out / 1048576).toFixed(1)} MiB | kexec-ts ${b.wall}s ${(row.ts.out / 1048576).toFixed(1)} MiB | speed ${(a.wall / b.wall).toFixed(2)}x size ${(row.ts.out / row.md.out).toFixed(3)}x`);
-      rmSync(md, { force: true });
-      rmSync(ours, { force: true });
-    }
-  }
-} finally {
-  rmSync(dir, { recursive: true, force: true });
+export function realVmcores(only) {
+  const cache = join(process.env.KEXEC_TS_CACHE ?? join(homedir(), ".cache", "kexec-ts"), "vmcores");
+  return existsSync(cache) ? readdirSync(cache).filter((n) => /^amd64-.*\.elf$/.test(n) && (!only || n.includes(only))).sort().map((n) => join(cache, n)) : [];
 }
 
-const f = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "–");
-function compressors() {
+export async function vmcoreTable({ cores, threads = "auto", repeat = 2, log = () => {} }) {
+  const cases = [];
+  // zstd: kexec-ts alone (Debian's makedumpfile 1.7.2 is built without it).
+  for (const level of [1, 31]) for (const codec of ["lzo", "zlib", "zstd"]) cases.push({ level, codec });
+  const rows = [];
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-bench-"));
+  try {
+    for (const core of cores) {
+      const size = statSync(core).size;
+      // Start each vmcore from a page cache holding only it (as root): the cores of other sizes would
+      // otherwise fill memory and charge page reclaim to whichever tool writes next. Then warm it
+      // for both tools alike.
+      try { execFileSync("sh", ["-c", "sync && echo 3 > /proc/sys/vm/drop_caches"], { stdio: "ignore" }); } catch { /* not root: the cache stays as it is */ }
+      execFileSync("cat", [core], { stdio: ["ignore", "ignore", "inherit"] });
+      const identity = inputIdentity(core);
+      const reference = dmesgOf(core, dir);
+      const ourReference = ourDmesgOf(core);
+      for (const { level, codec } of cases) {
+        const peer = codec in MD_FLAG;
+        const md = join(dir, "md.kdump");
+        const ours = join(dir, "ours.kdump");
+        const ra = [];
+        const rb = [];
+        let mdOk = peer ? true : undefined;
+        let tsOk = true;
+        for (let k = 0; k < repeat; k++) {
+          rmSync(md, { force: true });
+          rmSync(ours, { force: true });
+          if (peer) ra.push(timed("makedumpfile", [MD_FLAG[codec], "-d", String(level), core, md]));
+          rb.push(timed("node", [tool, "vmcore", "save", "--dump-level", String(level), "--compress", codec, ...(threads === "auto" ? [] : ["--threads", threads]), core, ours]));
+          // Every run's output is read back, not only the last one.
+          if (peer) mdOk = mdOk && ra.at(-1).status === 0 && reference !== undefined && dmesgOf(md, dir) === reference;
+          tsOk = tsOk && rb.at(-1).status === 0 && (peer ? reference !== undefined && dmesgOf(ours, dir) === reference : ourReference !== undefined && ourDmesgOf(ours) === ourReference);
+        }
+        const none = { wall: NaN, slowest: NaN, cpu: NaN, rssMiB: NaN, sync: NaN, status: 0 };
+        const a = peer ? best(ra) : none;
+        const b = best(rb);
+        const sameInput = sameIdentity(identity, inputIdentity(core));
+        const refused = [
+          peer && a.status !== 0 ? `makedumpfile exited ${a.status}` : undefined,
+          b.status !== 0 ? `kexec-ts exited ${b.status}` : undefined,
+          peer && a.status === 0 && !mdOk ? "makedumpfile's output did not read back" : undefined,
+          b.status === 0 && !tsOk ? "kexec-ts's output did not read back" : undefined,
+          sameInput ? undefined : "the vmcore changed between the runs",
+        ].filter(Boolean);
+        const row = {
+          vmcore: core.split("/").pop(), sizeMiB: size / 1048576, level, codec,
+          md: { ...a, out: peer && a.status === 0 ? statSync(md).size : NaN, ok: mdOk },
+          ts: { ...b, out: b.status === 0 ? statSync(ours).size : NaN, ok: tsOk },
+          refused,
+        };
+        rows.push(row);
+        log(`${row.vmcore} -d ${level} ${codec}: makedumpfile ${a.wall}s | kexec-ts ${b.wall}s${refused.length ? ` | no ratio: ${refused.join("; ")}` : ` | ${f(a.wall / b.wall)}x`}`);
+        rmSync(md, { force: true });
+        rmSync(ours, { force: true });
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return { rows, threads, repeat };
+}
+
+/** The table as markdown: a ratio only where both ran, both outputs read back, on the same input. */
+export function renderVmcoreTable({ rows }) {
+  const ratio = (r, x) => (r.refused.length ? `no ratio: ${r.refused.join("; ")}` : r.codec in MD_FLAG ? `${f(x)}x` : "–");
+  return [
+    "| vmcore | MiB | -d | codec | md wall s | md CPU s | md RSS MiB | md out MiB | ts wall s | ts fsync s | ts CPU s | ts RSS MiB | ts out MiB | speed (md/ts wall) | speed w/o fsync | size (ts/md) |",
+    "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ...rows.map((r) => `| ${r.vmcore} | ${f(r.sizeMiB, 0)} | ${r.level} | ${r.codec}${r.codec in MD_FLAG ? "" : " (kexec-ts only)"} | ${f(r.md.wall)} (${f(r.md.slowest)}) | ${f(r.md.cpu)} | ${f(r.md.rssMiB, 0)} | ${f(r.md.out / 1048576, 1)} | ${f(r.ts.wall)} (${f(r.ts.slowest)}) | ${f(r.ts.sync)} | ${f(r.ts.cpu)} | ${f(r.ts.rssMiB, 0)} | ${f(r.ts.out / 1048576, 1)} | ${ratio(r, r.md.wall / r.ts.wall)} | ${ratio(r, r.md.wall / (r.ts.wall - r.ts.sync))} | ${r.refused.length || !(r.codec in MD_FLAG) ? "–" : `${f(r.ts.out / r.md.out, 3)}x`} |`),
+  ].join("\n");
+}
+
+export function compressors() {
   const r = spawnSync("node", ["--input-type=module", "-e", `import { compressorSource } from ${JSON.stringify(join(here, "..", "..", "dist", "node", "vmcore", "compress.js"))}; console.log(["zlib", "lzo", "zstd"].map((c) => c + ": " + compressorSource(c, 4096)).join(", "));`], { encoding: "latin1" });
   return r.status === 0 ? r.stdout.trim() : "(unknown)";
 }
-const lines = [
-  `# kexec-ts vmcore save vs makedumpfile ${spawnSync("makedumpfile", ["-v"], { encoding: "latin1" }).stdout.split("\n")[0].replace(/^makedumpfile: /, "")}`,
-  "",
-  `Run: ${new Date().toISOString()}, ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), Node ${process.version}, kexec-ts --threads ${threads}.`,
-  "Same vmcore, dump level and codec in one run; page cache dropped, then warm with that vmcore only; each output checked by `makedumpfile --dump-dmesg` (zstd: by `kexec-ts vmcore dmesg`, as Debian's makedumpfile has no zstd) against the log of the source.",
-  `kexec-ts compresses with ${compressors()}.`,
-  "kexec-ts fsyncs its output before renaming it; makedumpfile does not fsync.",
-  "",
-  `Each tool ran ${repeat} times per row, alternating; wall is the fastest run (slowest in brackets), CPU and RSS are from that run.`,
-  "ts fsync s is the part of kexec-ts's wall time spent in fsync (file and directory); speed w/o fsync leaves it out.",
-  "",
-  "| vmcore | MiB | -d | codec | md wall s | md CPU s | md RSS MiB | md out MiB | ts wall s | ts fsync s | ts CPU s | ts RSS MiB | ts out MiB | speed (md/ts wall) | speed w/o fsync | size (ts/md) | both read back |",
-  "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-  ...rows.map((r) => `| ${r.vmcore} | ${f(r.sizeMiB, 0)} | ${r.level} | ${r.codec}${r.codec in MD_FLAG ? "" : " (kexec-ts only)"} | ${f(r.md.wall)} (${f(r.md.slowest)}) | ${f(r.md.cpu)} | ${f(r.md.rssMiB, 0)} | ${f(r.md.out / 1048576, 1)} | ${f(r.ts.wall)} (${f(r.ts.slowest)}) | ${f(r.ts.sync)} | ${f(r.ts.cpu)} | ${f(r.ts.rssMiB, 0)} | ${f(r.ts.out / 1048576, 1)} | ${f(r.md.wall / r.ts.wall)}x | ${f(r.md.wall / (r.ts.wall - r.ts.sync))}x | ${f(r.ts.out / r.md.out, 3)}x | ${(r.md.ok ?? true) && r.ts.ok ? "yes" : `md ${r.md.ok} ts ${r.ts.ok}`} |`),
-  "",
-];
-writeFileSync(outFile, lines.join("\n"));
-console.log(`\n${lines.join("\n")}\nwritten to ${outFile}`);
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const argv = process.argv.slice(2);
+  const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt; };
+  const threads = opt("--threads", "auto");
+  const repeat = Number(opt("--repeat", "2"));
+  const outFile = opt("--out", join(here, "RESULTS.md"));
+  const cores = realVmcores(opt("--only", undefined));
+  if (cores.length === 0) {
+    console.error("no vmcores in the cache; make one with: node dist/lab/capture-vmcore.js [--mem 4G]");
+    process.exit(2);
+  }
+  const table = await vmcoreTable({ cores, threads, repeat, log: (l) => console.log(l) });
+  const lines = [
+    `# kexec-ts vmcore save vs makedumpfile ${spawnSync("makedumpfile", ["-v"], { encoding: "latin1" }).stdout.split("\n")[0].replace(/^makedumpfile: /, "")}`,
+    "",
+    `Run: ${new Date().toISOString()}, ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), Node ${process.version}, kexec-ts --threads ${threads}.`,
+    "Same vmcore, dump level and codec in one run; page cache dropped, then warm with that vmcore only; each output checked by `makedumpfile --dump-dmesg` (zstd: by `kexec-ts vmcore dmesg`, as Debian's makedumpfile has no zstd) against the log of the source.",
+    `kexec-ts compresses with ${compressors()}.`,
+    "kexec-ts fsyncs its output before renaming it; makedumpfile does not fsync.",
+    "",
+    `Each tool ran ${repeat} times per row, alternating; wall is the fastest run (slowest in brackets), CPU and RSS are from that run.`,
+    "ts fsync s is the part of kexec-ts's wall time spent in fsync (file and directory); speed w/o fsync leaves it out.",
+    "",
+    renderVmcoreTable(table),
+    "",
+  ];
+  writeFileSync(outFile, lines.join("\n"));
+  console.log(`\n${lines.join("\n")}\nwritten to ${outFile}`);
+}

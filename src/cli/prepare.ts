@@ -12,8 +12,9 @@ import { rngSeed, sha256 } from "../node/crypto.js";
 import { readInputFile } from "../node/files.js";
 import { readKernelImageFile } from "../node/image.js";
 import { readKernelLayout } from "../node/kernel-layout.js";
+import { UNUSED_BY } from "../core/machine/files.js";
 import { readMachine } from "../node/machine.js";
-import { value, type ParsedArgs } from "./options.js";
+import { has, value, type ParsedArgs } from "./options.js";
 import { imageOperand, loadRequest, loaderIsRoot, machineRoot } from "./request.js";
 
 export interface PreparedLoad {
@@ -29,7 +30,8 @@ export interface PreparedLoad {
 export async function prepareLoad(args: ParsedArgs, operands: readonly string[], command?: "plan" | "check"): Promise<PreparedLoad> {
   const imagePath = imageOperand(args, operands, command);
   const root = machineRoot(args);
-  const machine = await readMachine(root);
+  // Not the files only the other kind of load uses: most of them on a machine with thousands of ranges and CPUs.
+  const machine = await readMachine(root, { skip: UNUSED_BY[has(args, "load-panic") ? "crash" : "kexec"] });
   const image = readKernelImageFile(imagePath);
   const initrdPath = value(args, "initrd");
   const request = loadRequest(args, machine, image, initrdPath);

@@ -8,6 +8,7 @@ import { KexecError } from "../core/errors.js";
 import { parseNumber } from "../core/format.js";
 import type { KernelImage } from "../core/image/index.js";
 import type { Machine } from "../core/machine/model.js";
+import { newKernelCommandLine } from "../core/plan/cmdline.js";
 import { applyImageType, parseImageType, type Arch, type Request, type SyscallRequest } from "../core/plan/request.js";
 import { fileSize } from "../node/files.js";
 import { userArch as processArch } from "../node/syscalls.js";
@@ -72,16 +73,7 @@ export function parseAddress(text: string | undefined, flag: string): bigint | u
 
 /** The new kernel's command line: --reuse-cmdline's part, then --append (kexec-tools joins them with one space). */
 export function commandLine(args: ParsedArgs, machine: Machine, crash: boolean): string {
-  const parts: string[] = [];
-  if (has(args, "reuse-cmdline")) {
-    const reused = (machine.cmdline ?? "")
-      .split(/\s+/)
-      .filter((w) => w && !w.startsWith("BOOT_IMAGE=") && !(crash && w.startsWith("crashkernel=")));
-    parts.push(reused.join(" "));
-  }
-  const append = value(args, "append");
-  if (append !== undefined) parts.push(append);
-  return parts.filter(Boolean).join(" ");
+  return newKernelCommandLine(machine, { reuse: has(args, "reuse-cmdline"), append: value(args, "append"), crash });
 }
 
 /** --elf32-core-headers / --elf64-core-headers; an x86_64 kernel's addresses do not fit ELF32. */

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { gunzipSync } from "node:zlib";
 import { KexecError } from "../core/errors.js";
 import { MARK, STEP, FILE_BEGIN, FILE_END } from "./init-script.js";
-import { readTar, type TarEntry } from "./tar.js";
+import { readTar, type TarEntry } from "../core/archive/tar.js";
 
 export interface ExpectedMarker {
   /** Marker name as printed after KEXEC-TS-MARK: ("init", "second/init"). */

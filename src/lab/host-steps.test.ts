@@ -1,8 +1,8 @@
 import { test } from "node:test";
 import { strict as assert } from "node:assert";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { KexecError } from "../core/errors.js";
 import { syntheticVmcore } from "../core/vmcore/testing.js";
 import { runHostSteps } from "./host-steps.js";
@@ -35,7 +35,7 @@ test("host steps: $VMCORE is the disk cut to the ELF core, kexec-ts is the built
   }
 });
 
-test("host steps: keepVmcore moves the cut vmcore into the cache once every step passed, replacing the old one", async () => {
+test("host steps: keepVmcore moves the cut vmcore into an empty cache once every step passed, and leaves one already there", async () => {
   const dir = mkdtempSync(join(tmpdir(), "kexec-ts-host-"));
   const cache = process.env["KEXEC_TS_CACHE"];
   process.env["KEXEC_TS_CACHE"] = join(dir, "cache");
@@ -52,13 +52,19 @@ test("host steps: keepVmcore moves the cut vmcore into the cache once every step
     const failed = await runHostSteps({ vmcoreDisk: 0, keepVmcore: "test-keep", steps: [{ name: "bad", run: "false" }] }, [disk()], dir);
     assert.equal(failed.ok, false);
     assert.equal(existsSync(kept), false, "a vmcore whose checks failed is not kept");
-    mkdirSync(dirname(kept), { recursive: true });
-    writeFileSync(kept, "an older capture");
-    const r = await runHostSteps({ vmcoreDisk: 0, keepVmcore: "test-keep", steps: [{ name: "dmesg", run: `kexec-ts vmcore dmesg "$VMCORE" | grep -q 'sysrq triggered crash'` }] }, [disk()], dir);
+    const passing = { vmcoreDisk: 0, keepVmcore: "test-keep", steps: [{ name: "dmesg", run: `kexec-ts vmcore dmesg "$VMCORE" | grep -q 'sysrq triggered crash'` }] };
+    const r = await runHostSteps(passing, [disk()], dir);
     assert.equal(r.ok, true, r.failure);
     assert.equal(r.keptVmcore, kept);
     assert.deepEqual(new Uint8Array(readFileSync(kept)), core.bytes, "the disk cut to the core's length");
     assert.equal(existsSync(join(dir, "disk0.img")), false);
+    // Unit tests may be reading the one in the cache: a later run leaves it.
+    writeFileSync(kept, "an older capture");
+    const again = await runHostSteps(passing, [disk()], dir);
+    assert.equal(again.ok, true, again.failure);
+    assert.equal(again.keptVmcore, undefined);
+    assert.equal(readFileSync(kept, "utf8"), "an older capture");
+    assert.equal(existsSync(join(dir, "disk0.img")), false, "the disk is removed all the same");
   } finally {
     if (cache === undefined) delete process.env["KEXEC_TS_CACHE"];
     else process.env["KEXEC_TS_CACHE"] = cache;

@@ -6,7 +6,8 @@
  * checked like a guest step's, as step "host/NAME". The disk images and the scratch
  * directory are removed afterwards, pass or fail: they are as big as the guest's RAM
  * (KEXEC_TS_LAB_KEEP=1 keeps them for a post-mortem), except a vmcore the scenario asks to keep
- * (`keepVmcore`): that one goes to the cache, where the unit tests of real dumps look for it.
+ * (`keepVmcore`): that one goes to the cache when the cache has none, where the unit tests of
+ * real dumps look for it.
  * Steps run asynchronously, so a suite running scenarios side by side keeps reading the other
  * guests' consoles while a long step (a vmcore save) runs.
  */
@@ -43,9 +44,12 @@ export interface HostSpec {
   debugVmlinux?: string;
   steps: HostStep[];
   /**
-   * After every step passed, keep $VMCORE in the cache as vmcores/NAME.elf (replacing an older
-   * one), as `node dist/lab/capture-vmcore.js --name NAME` would: CI's unit tests of a
-   * real dump then read the one its e2e run captured instead of booting the guest again.
+   * After every step passed, keep $VMCORE in the cache as vmcores/NAME.elf, as
+   * `node dist/lab/capture-vmcore.js --name NAME` would, when the cache has none: CI's unit
+   * tests of a real dump then read the one its e2e run captured instead of booting the guest
+   * again. One already there stays (tests running meanwhile may be reading it, and a dump
+   * swapped under a test that opens it twice reads as two mixed dumps); capture-vmcore.js
+   * replaces it on purpose.
    */
   keepVmcore?: string;
 }
@@ -55,7 +59,7 @@ export interface HostResult {
   steps: Record<string, StepResult>;
   /** What failed, with the last lines of its output. */
   failure?: string;
-  /** Where host.keepVmcore put the vmcore. */
+  /** Where host.keepVmcore put the vmcore (undefined when the cache had one already). */
   keptVmcore?: string;
 }
 
@@ -120,9 +124,13 @@ function runShell(run: string, cwd: string, env: NodeJS.ProcessEnv, fd: number, 
   });
 }
 
-/** Moves `file` to the cache as the vmcore `name`, through a temporary name so a reader never sees half a file. */
-function keepInCache(file: string, name: string): string {
+/**
+ * Moves `file` to the cache as the vmcore `name` unless one is there, through a temporary name so
+ * a reader never sees half a file; undefined when the cache already had it.
+ */
+function keepInCache(file: string, name: string): string | undefined {
   const dest = cachedVmcorePath(name);
+  if (existsSync(dest)) return undefined;
   mkdirSync(dirname(dest), { recursive: true });
   const tmp = `${dest}.${process.pid}.tmp`;
   try {
@@ -170,7 +178,8 @@ export async function runHostSteps(spec: HostSpec, disks: string[], outDir: stri
     }
     if (spec.keepVmcore !== undefined && env["VMCORE"] !== undefined) {
       try {
-        return { ok: true, steps, keptVmcore: keepInCache(env["VMCORE"], spec.keepVmcore) };
+        const kept = keepInCache(env["VMCORE"], spec.keepVmcore);
+        return { ok: true, steps, ...(kept !== undefined ? { keptVmcore: kept } : {}) };
       } catch (e) {
         return { ok: false, steps, failure: `could not keep the vmcore as ${cachedVmcorePath(spec.keepVmcore)}: ${(e as Error).message}` };
       }

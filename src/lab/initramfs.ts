@@ -269,7 +269,8 @@ function kexecTsPart(repoRoot: string): { key: string; build: () => CpioWriter }
     build: () => {
       const w = new CpioWriter();
       pkg.addTo(w, "opt/kexec-ts");
-      const wrapper = '#!/bin/sh\nexec node /opt/kexec-ts/dist/cli/main.js "$@"\n';
+      // The installed entry point: the bundled command line with its code cache (scripts/bundle.mjs).
+      const wrapper = '#!/bin/sh\nexec node /opt/kexec-ts/bin/kexec-ts.cjs "$@"\n';
       w.file("usr/bin/kexec-ts", wrapper, 0o755);
       return w;
     },

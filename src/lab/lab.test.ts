@@ -14,7 +14,7 @@ import { modinfoLookup } from "../node/initramfs/modules.js";
 import { findKernel, i386NodeRoot, labCacheDir } from "./kernels.js";
 import { missingInput, missingTool } from "../node/test-inputs.js";
 import { evaluateChecks, listScenarios, parseScenario, stageInitramfs } from "./scenario.js";
-import { readTar } from "./tar.js";
+import { readTar } from "../core/archive/tar.js";
 
 import type { GuestResult } from "./qemu.js";
 

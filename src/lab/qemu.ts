@@ -12,7 +12,7 @@ import { KexecError } from "../core/errors.js";
 import type { UserArch } from "../core/initramfs/elf-deps.js";
 import { ConsoleWatcher, lastLines, type ExpectedMarker, type MarkerTime, type StepResult } from "./console.js";
 import { findKernel, SETUP_HINT } from "./kernels.js";
-import { safeRelativePath, type TarEntry } from "./tar.js";
+import { safeRelativePath, type TarEntry } from "../core/archive/tar.js";
 
 export { decodeExtract, type ExpectedMarker, type MarkerTime, type StepResult } from "./console.js";
 

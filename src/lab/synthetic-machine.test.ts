@@ -15,13 +15,16 @@ import { readKernelImage } from "../core/image/index.js";
 import { buildBzImage } from "../core/image/testing/synthetic.js";
 import { parseElf, PT_LOAD, PT_NOTE } from "../core/image/elf.js";
 import { planViolations } from "../core/plan/invariants.js";
-import { planLoad } from "../core/plan/plan.js";
+import { placeLoad, planLoad } from "../core/plan/plan.js";
+import { handoverInput } from "../core/check/index.js";
+import { modelHandover } from "../core/pgtable/handover.js";
 import type { Request } from "../core/plan/request.js";
 import { dumpRanges } from "../core/plan/crash.js";
 import { SETUP_E820_EXT } from "../core/plan/zero-page.js";
 import { sha256 } from "../node/crypto.js";
 import { readMachine } from "../node/machine.js";
 import { missingInput, missingTool } from "../node/test-inputs.js";
+import { UNUSED_BY } from "../core/machine/files.js";
 import { GiB, SCALE_MODELS, TiB, readBaseSnapshot, syntheticMachineFiles, writeSnapshotDir, type SyntheticMachineOptions } from "./synthetic-machine.js";
 
 /** Header values of Debian's 6.1 amd64 kernel with a tiny body, so the tests need no kernel cache. */
@@ -110,7 +113,7 @@ test("64T-4level: the ELF core header has a PT_LOAD per dumped RAM range (4,096+
   }
 });
 
-test("a synthetic snapshot on disk reads back as the model built from its files (8,000 small files, a 1.4 MiB cpuinfo)", async () => {
+test("a synthetic snapshot on disk reads back as the model built from its files (8,000 small files, a 1.4 MiB cpuinfo); -l and -p read only what they use", async () => {
   const o = SCALE_MODELS["4P-5level"]!;
   const files = syntheticMachineFiles(await readBaseSnapshot(o.paging), o);
   const dir = mkdtempSync(join(tmpdir(), "kexec-ts-scale-"));
@@ -121,7 +124,40 @@ test("a synthetic snapshot on disk reads back as the model built from its files 
     assert.equal(fromDisk.cpu?.count, 1024);
     assert.equal(fromDisk.firmwareMemmap?.length, 2048);
     assert.deepEqual(fromDisk, inMemory);
+    // -l and -p leave unread what only the other uses, and plan exactly as from everything.
+    for (const crash of [false, true]) {
+      const partial = await readMachine(dir, { skip: UNUSED_BY[crash ? "crash" : "kexec"] });
+      assert.equal(crash ? partial.firmwareMemmap : partial.crashNotes.length, crash ? null : 0);
+      assert.deepEqual(partial.facts, fromDisk.facts, "leaving files unread is no fact about the machine");
+      assert.deepEqual(planLoad(image, partial, request(crash), { initrd, sha256: null }), planLoad(image, fromDisk, request(crash), { initrd, sha256: null }));
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("the hand-over check models only the RAM its invariants walk, and finds what the full tables find", async () => {
+  // Big enough that the full model is slow, small enough to build it here: 512 ranges over 32 TiB.
+  const machines = [
+    await model({ paging: 4, ramTop: 32n * TiB, ramRanges: 512, reservedHoles: false, cpus: 8, crashHigh: 512n << 20n, crashLow: 256n << 20n }),
+    await model({ paging: 5, ramTop: 64n * TiB, ramRanges: 512, reservedHoles: true, cpus: 8, crashHigh: 512n << 20n, crashLow: 256n << 20n }),
+  ];
+  for (const machine of machines) {
+    for (const crash of [false, true]) {
+      const placed = placeLoad(image, machine, request(crash));
+      const input = handoverInput(machine, crash, "kexec_load", placed.segments, { entry: placed.entry, entryMode: placed.entryMode, kernelEntry: placed.kernelEntry, bootParams: placed.bootParams });
+      const full = modelHandover(input, "full");
+      const scoped = modelHandover(input, "invariants");
+      assert.deepEqual(scoped.invariants, full.invariants);
+      assert.equal(scoped.controlPage, full.controlPage);
+      assert.ok(scoped.tables[1]!.pages.size < full.tables[1]!.pages.size / 4, `kexec table pages: ${scoped.tables[1]!.pages.size} of ${full.tables[1]!.pages.size}`);
+    }
+  }
+  // A range the format cannot map is still caught when it is left out of the scoped tables.
+  const machine = machines[0]!;
+  const placed = placeLoad(image, machine, request(false));
+  const input = handoverInput(machine, false, "kexec_load", placed.segments, { entry: placed.entry, entryMode: placed.entryMode, kernelEntry: placed.kernelEntry, bootParams: placed.bootParams });
+  const beyond = { ...input, ram: [...input.ram, { start: 1n << 47n, size: 1n << 30n }] };
+  assert.deepEqual(modelHandover(beyond, "invariants").invariants, modelHandover(beyond, "full").invariants);
+  assert.ok(modelHandover(beyond, "invariants").invariants.some((i) => !i.holds));
 });

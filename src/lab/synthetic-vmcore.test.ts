@@ -21,7 +21,7 @@ const REAL = cachedVmcorePath("amd64-6.1");
 const GiB = 1n << 30n;
 
 test("a 4 GiB synthetic vmcore from the real 1 GiB one: sparse, and makedumpfile and kexec-ts keep the same pages at -d 31 and read its log", async (t) => {
-  if (!existsSync(REAL)) return missingInput(t, `no captured vmcore at ${REAL} (node dist/node/vmcore/capture-vmcore.js, or the e2e suite's vmcore-amd64-6.1)`);
+  if (!existsSync(REAL)) return missingInput(t, `no captured vmcore at ${REAL} (node dist/lab/capture-vmcore.js, or the e2e suite's vmcore-amd64-6.1)`);
   if (missingTool("makedumpfile") !== undefined) return missingInput(t, "makedumpfile is not installed (.ci/setup-debian.sh)");
   const dir = mkdtempSync(join(tmpdir(), "kexec-ts-synth-"));
   try {

@@ -102,7 +102,8 @@ export function writeSyntheticVmcore(o: SyntheticVmcoreOptions): SyntheticVmcore
     const rootArray = need(info.symbols.get("mem_section"), "SYMBOL(mem_section)");
     const pagesPerSection = 1 << (sectionBits - 12);
     const sectionsPerRoot = PAGE / sectionSize;
-    const topTable = need(info.symbols.get("init_top_pgt"), "SYMBOL(init_top_pgt)") - START_KERNEL_MAP + BigInt.asUintN(64, info.numbers.get("phys_base") ?? 0n);
+    // phys_base is printed signed (%ld) and is negative when the kernel sits below its link address: modulo 2^64.
+    const topTable = BigInt.asUintN(64, need(info.symbols.get("init_top_pgt"), "SYMBOL(init_top_pgt)") - START_KERNEL_MAP + (info.numbers.get("phys_base") ?? 0n));
     const direct = core.elf.loads.find((l) => l.p_vaddr !== 0n && l.p_vaddr < START_KERNEL_MAP);
     if (!direct) throw new KexecError("parse", `${o.source}: no PT_LOAD in the direct map tells page_offset_base`, { file: o.source }, "the source must be an ELF vmcore with its direct-map PT_LOADs (as /proc/vmcore has)");
     const pageOffset = direct.p_vaddr - direct.p_paddr;

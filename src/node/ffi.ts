@@ -3,16 +3,39 @@
  * (inspect, plan) must work where the native module is absent, e.g. another architecture.
  */
 import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { KexecError } from "../core/errors.js";
 
 export type Koffi = typeof import("koffi");
 
 let loaded: { koffi: Koffi } | { error: Error } | undefined;
 
+/**
+ * koffi's native module for this Linux arch, required directly. koffi's index.js loads its
+ * prebuild downloader first (https, zlib, crypto): tens of milliseconds natively, a second and
+ * more in an emulated guest, on every load, and nothing of it is used here. The functions
+ * kexec-ts calls are the native module's own (index.js only adds deprecated aliases), so
+ * anywhere this does not apply (another platform, a version mismatch) the package is loaded whole.
+ */
+function loadNative(): Koffi {
+  const require = createRequire(import.meta.url);
+  const arch = process.arch === "x64" || process.arch === "ia32" ? process.arch : undefined;
+  if (process.platform === "linux" && arch !== undefined) {
+    try {
+      const manifest = require.resolve("koffi/package.json");
+      const native = require(join(dirname(manifest), "build", "koffi", `linux_${arch}`, "koffi.node")) as Koffi & { version?: string };
+      if (native.version === (require(manifest) as { version: string }).version) return native;
+    } catch {
+      // Not where a prebuilt koffi puts it: the package finds its module itself.
+    }
+  }
+  return require("koffi") as Koffi;
+}
+
 function attempt(): { koffi: Koffi } | { error: Error } {
   if (!loaded) {
     try {
-      loaded = { koffi: createRequire(import.meta.url)("koffi") as Koffi };
+      loaded = { koffi: loadNative() };
     } catch (e) {
       loaded = { error: e as Error };
     }

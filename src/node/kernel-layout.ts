@@ -14,12 +14,11 @@ import { join } from "node:path";
 import { hex } from "../core/format.js";
 import { parseElf, PT_LOAD } from "../core/image/elf.js";
 import type { Machine } from "../core/machine/model.js";
-import { defaultKernelLayout, type KernelLayout } from "../core/plan/crash.js";
+import { KERNEL_LAYOUT_FILE, defaultKernelLayout, parseSavedKernelLayout, type KernelLayout } from "../core/plan/crash.js";
 
 const KERNEL_TEXT_MAP = 0xffffffff80000000n;
 const NO_PADDR = (1n << 64n) - 1n;
-/** Where a snapshot keeps what /proc/kcore said, next to SNAPSHOT.json. */
-export const KERNEL_LAYOUT_FILE = "kernel-layout.json";
+export { KERNEL_LAYOUT_FILE };
 
 /** What /proc/kcore under `root` says, or why it says nothing (an x86_64 kernel's; i386 has no KASLR to read). */
 export function layoutFromKcore(root: string): { layout: KernelLayout } | { why: string } {
@@ -77,17 +76,9 @@ export function kernelLayoutJson(layout: KernelLayout): Record<string, unknown> 
 }
 
 function readSavedLayout(root: string): KernelLayout | undefined {
-  let raw: { pageOffset?: unknown; text?: { vaddr?: unknown; paddr?: unknown; size?: unknown } | null; source?: unknown };
   try {
-    raw = JSON.parse(readFileSync(join(root, KERNEL_LAYOUT_FILE), "utf8")) as typeof raw;
+    return parseSavedKernelLayout(readFileSync(join(root, KERNEL_LAYOUT_FILE), "utf8"));
   } catch {
     return undefined;
   }
-  const big = (v: unknown) => (typeof v === "string" && /^0x[0-9a-f]+$/i.test(v) ? BigInt(v) : undefined);
-  const pageOffset = big(raw.pageOffset);
-  if (pageOffset === undefined) return undefined;
-  const t = raw.text;
-  const vaddr = big(t?.vaddr), paddr = big(t?.paddr), size = big(t?.size);
-  const text = vaddr !== undefined && paddr !== undefined && size !== undefined ? { vaddr, paddr, size } : undefined;
-  return { pageOffset, text, source: `${typeof raw.source === "string" ? raw.source : "/proc/kcore"} when the snapshot was taken (${KERNEL_LAYOUT_FILE})` };
 }

@@ -26,8 +26,13 @@ export function underRoot(root: string, relative: string): string {
  */
 let scratch = new Uint8Array(64 * 1024);
 
-/** Reads until EOF, whatever size stat() claims. Synchronous: the files are small and nothing else is waiting. */
-export function readFully(path: string): Uint8Array {
+/**
+ * Reads until EOF, whatever size stat() claims. Synchronous: the files are small and nothing else
+ * is waiting. `shortReadIsEof`: a read that returns less than asked ends the file, as it does for
+ * a sysfs attribute (handed over whole at offset 0) and a regular file (a snapshot); that saves
+ * thousands of reads on a large machine. procfs files (seq_file) are read until a read returns 0.
+ */
+export function readFully(path: string, shortReadIsEof = false): Uint8Array {
   const fd = openSync(path, "r");
   try {
     let filled = 0;
@@ -37,9 +42,10 @@ export function readFully(path: string): Uint8Array {
         bigger.set(scratch);
         scratch = bigger;
       }
-      const n = readSync(fd, scratch, filled, scratch.length - filled, null);
-      if (n === 0) break;
+      const asked = scratch.length - filled;
+      const n = readSync(fd, scratch, filled, asked, null);
       filled += n;
+      if (n === 0 || (shortReadIsEof && n < asked)) break;
     }
     return scratch.slice(0, filled);
   } finally {
@@ -47,9 +53,10 @@ export function readFully(path: string): Uint8Array {
   }
 }
 
-export function tryRead(root: string, relative: string): ReadOutcome {
+/** `path` is a file under the root, as underRoot makes it. */
+export function tryRead(path: string, shortReadIsEof = false): ReadOutcome {
   try {
-    return { kind: "ok", bytes: readFully(underRoot(root, relative)) };
+    return { kind: "ok", bytes: readFully(path, shortReadIsEof) };
   } catch (e) {
     const errno = (e as NodeJS.ErrnoException).code ?? "EIO";
     // ENOENT/ENOTDIR: not there. Anything else (EACCES, EISDIR, EIO, EINVAL...) is there but unreadable.
@@ -82,7 +89,8 @@ export interface CollectedFiles extends MachineFiles {
 }
 
 /** Reads every file of MACHINE_FILES under root. The single expansion the reader and the snapshot share. */
-export async function collectMachineFiles(root: string): Promise<CollectedFiles> {
+/** `skip`: glob directories not to read (core/machine/files.ts UNUSED_BY), recorded as notRead. */
+export async function collectMachineFiles(root: string, skip: readonly string[] = []): Promise<CollectedFiles> {
   if (!isDirectory(root, ".")) {
     throw new KexecError(
       "io",
@@ -96,8 +104,11 @@ export async function collectMachineFiles(root: string): Promise<CollectedFiles>
   const unreadable: string[] = [];
   const missing: string[] = [];
   const errors: Record<string, string> = {};
+  const notRead: string[] = [];
+  // The listed paths are already normal relative paths: one join for the root, not one per file.
+  const base = underRoot(root, "/");
   const read = (rel: string, recordMissing: boolean): void => {
-    const r = tryRead(root, rel);
+    const r = tryRead(base + rel, rel.startsWith("sys/"));
     if (r.kind === "ok") files[rel] = r.bytes;
     else if (r.kind === "unreadable") {
       unreadable.push(rel);
@@ -109,6 +120,8 @@ export async function collectMachineFiles(root: string): Promise<CollectedFiles>
     else if (spec.kind === "dir") {
       if (isDirectory(root, spec.path)) dirs.push(spec.path);
       else missing.push(spec.path);
+    } else if (skip.includes(spec.dir)) {
+      notRead.push(spec.dir);
     } else {
       const entries = tryList(root, spec.dir);
       if (entries === null) {
@@ -119,5 +132,5 @@ export async function collectMachineFiles(root: string): Promise<CollectedFiles>
       for (const rel of expandGlob(spec, entries)) read(rel, false);
     }
   }
-  return { files, dirs, unreadable, missing, errors };
+  return { files, dirs, unreadable, missing, errors, ...(notRead.length ? { notRead } : {}) };
 }

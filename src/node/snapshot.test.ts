@@ -1,4 +1,5 @@
 import { test } from "node:test";
+import { gzipSync } from "node:zlib";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -91,6 +92,43 @@ test("snapshot refuses a non-empty destination", async () => {
   } finally {
     await rm(root, { recursive: true, force: true });
   }
+});
+
+test("snapshot --tar: the archive replays to the same machine model as the directory, in the core alone", async () => {
+  const { snapshotTar } = await import("./snapshot.js");
+  const { machineFilesFromArchive } = await import("../core/machine/snapshot-archive.js");
+  const { buildMachine } = await import("../core/machine/build.js");
+  const here = new URL("../../testdata/snapshots/", import.meta.url).pathname;
+  const dir = await mkdtemp(join(tmpdir(), "kexec-ts-tar-"));
+  try {
+    for (const name of ["qemu-amd64-6.1-5level-crash1968M", "qemu-686-pae-6.1-crash128M", "qemu-amd64-6.1-high-6G"]) {
+      const tar = join(dir, `${name}.tar`);
+      const manifest = await snapshotTar(join(here, name), tar);
+      assert.ok(manifest.files.includes("proc/iomem"));
+      const archive = machineFilesFromArchive(new Uint8Array(readFileSync(tar)), tar);
+      assert.equal(archive.manifest?.root, join(here, name));
+      const fromTar = toMachineJson(buildMachine(archive.files));
+      const fromDir = toMachineJson(await readMachine(join(here, name)));
+      // Facts name files the same way; everything else must be identical.
+      assert.deepEqual(fromTar, fromDir, name);
+      // Gzipped (tar czf, or gzip on the archive) it is the same snapshot.
+      const gz = machineFilesFromArchive(new Uint8Array(gzipSync(readFileSync(tar))), `${tar}.gz`);
+      assert.deepEqual(toMachineJson(buildMachine(gz.files)), fromDir, `${name}.tar.gz`);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("a snapshot archive that is not one is refused with what it is and a hint", async () => {
+  const { machineFilesFromArchive } = await import("../core/machine/snapshot-archive.js");
+  const { writeTar } = await import("../core/archive/tar.js");
+  const notTar = new TextEncoder().encode("just some text, no tar here\n".repeat(40));
+  assert.throws(() => machineFilesFromArchive(notTar, "x.tar"), (e: unknown) => e instanceof KexecError && /x\.tar: not a tar archive \(no "ustar" magic at offset 257\)/.test(e.message) && /snapshot --tar/.test(e.hint ?? ""));
+  const other = writeTar([{ name: "etc/hostname", type: "file", data: new TextEncoder().encode("box\n") }]);
+  assert.throws(() => machineFilesFromArchive(other, "y.tar"), (e: unknown) => e instanceof KexecError && /a tar archive, but not a kexec-ts snapshot/.test(e.message));
+  const good = writeTar([{ name: "proc/iomem", type: "file", data: new TextEncoder().encode("00000000-00000fff : Reserved\n") }]);
+  assert.throws(() => machineFilesFromArchive(good.subarray(0, 530), "cut.tar"), (e: unknown) => e instanceof KexecError && /cut\.tar: tar: entry at offset 0x0 needs 29 bytes of data, the archive ends first/.test(e.message));
 });
 
 test("a snapshot keeps what -p needs from /proc/kcore (kernel-layout.json), and --root replays it", async () => {

@@ -8,11 +8,13 @@
  */
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { writeTar } from "../core/archive/tar.js";
 import { KexecError } from "../core/errors.js";
+import { SNAPSHOT_MANIFEST } from "../core/machine/snapshot-archive.js";
 import { KERNEL_LAYOUT_FILE, kernelLayoutJson, layoutFromKcore } from "./kernel-layout.js";
-import { collectMachineFiles } from "./rootfs.js";
+import { collectMachineFiles, type CollectedFiles } from "./rootfs.js";
 
-export const SNAPSHOT_MANIFEST = "SNAPSHOT.json";
+export { SNAPSHOT_MANIFEST };
 
 export interface SnapshotManifest {
   tool: "kexec-ts";
@@ -58,20 +60,49 @@ export async function snapshot(root: string, destDir: string): Promise<SnapshotM
     // git drops empty directories, and an existing /sys/firmware/efi is itself a fact (EFI boot).
     if ((await readdir(join(destDir, dir))).length === 0) await write(`${dir}/.keep`, new Uint8Array(0));
   }
+  const { manifest, layout } = await manifestFor(root, collected);
+  if (layout) await write(KERNEL_LAYOUT_FILE, layout);
+  await write(SNAPSHOT_MANIFEST, new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`));
+  return manifest;
+}
+
+/** The manifest, and the kernel layout file's bytes when /proc/kcore said where the kernel is. */
+async function manifestFor(root: string, collected: CollectedFiles): Promise<{ manifest: SnapshotManifest; layout: Uint8Array | undefined }> {
   const kcore = layoutFromKcore(root);
-  if ("layout" in kcore) await write(KERNEL_LAYOUT_FILE, new TextEncoder().encode(`${JSON.stringify(kernelLayoutJson(kcore.layout), null, 2)}\n`));
+  const layout = "layout" in kcore ? new TextEncoder().encode(`${JSON.stringify(kernelLayoutJson(kcore.layout), null, 2)}\n`) : undefined;
   const manifest: SnapshotManifest = {
     tool: "kexec-ts",
     version: await toolVersion(),
     created: new Date().toISOString(),
     root,
-    files,
+    files: Object.keys(collected.files).sort(),
     dirs: collected.dirs,
     absent: collected.missing,
     unreadable: collected.errors,
     kernelLayout: "layout" in kcore ? { file: KERNEL_LAYOUT_FILE } : { file: null, why: kcore.why },
   };
-  await write(SNAPSHOT_MANIFEST, new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`));
+  return { manifest, layout };
+}
+
+/**
+ * `snapshot --tar FILE`: the same files in one ustar archive (the web app reads it in the
+ * browser); the manifest first, then directories, then files, at their relative paths.
+ */
+export async function snapshotTar(root: string, file: string): Promise<SnapshotManifest> {
+  const collected = await collectMachineFiles(root);
+  const { manifest, layout } = await manifestFor(root, collected);
+  const mtime = Math.floor(Date.now() / 1000);
+  const entries = [
+    { name: SNAPSHOT_MANIFEST, type: "file" as const, data: new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`), mtime },
+    ...(layout ? [{ name: KERNEL_LAYOUT_FILE, type: "file" as const, data: layout, mtime }] : []),
+    ...collected.dirs.map((d) => ({ name: d, type: "dir" as const, mtime })),
+    ...manifest.files.map((rel) => ({ name: rel, type: "file" as const, data: collected.files[rel]!, mtime })),
+  ];
+  try {
+    await writeFile(file, writeTar(entries));
+  } catch (e) {
+    throw new KexecError("io", `${file}: cannot write the snapshot archive: ${(e as Error).message}`, { file }, "check that the destination directory exists and is writable");
+  }
   return manifest;
 }
 

@@ -140,7 +140,9 @@ export function kexecLoad(entry: bigint, segments: readonly LoadSegment[], flags
 /**
  * The struct kexec_segment array kexec_load reads, in native memory, with each segment's bytes
  * copied beside it. The bytes go through a view of the allocation, not a koffi array type:
- * koffi caps a type at 64 MiB (max_type_size), and an initramfs-tools initrd can be larger.
+ * koffi caps a type at 64 MiB (max_type_size), and an initramfs-tools initrd can be larger; and
+ * one memcpy is faster than koffi.encode's element by element (1.8x for a 45 MB initrd here,
+ * far more in an emulated guest).
  * The caller frees.
  */
 export function nativeSegments(koffi: Koffi, segments: readonly LoadSegment[]): { array: unknown; free: () => void } {

@@ -4,15 +4,16 @@
  * src/node/drop-in.ts does the work the Debian way (dpkg-divert). A package's maintainer scripts
  * can run the same commands.
  */
-import { realpathSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { KexecError } from "../../core/errors.js";
 import { DROP_IN_TOOLS, dropInStatus, dropInTool, installDropIn, removeDropIn, systemEnv } from "../../node/drop-in.js";
 import { has, type ParsedArgs } from "../options.js";
 
-/** This kexec-ts's own entry point (dist/cli/main.js), which the link names. */
+/** This kexec-ts's installed entry point (the package's bin, else dist/cli/main.js), which the link names. */
 function program(): string {
-  return realpathSync(fileURLToPath(new URL("../main.js", import.meta.url)));
+  const bin = fileURLToPath(new URL("../../../bin/kexec-ts.cjs", import.meta.url));
+  return realpathSync(existsSync(bin) ? bin : fileURLToPath(new URL("../main.js", import.meta.url)));
 }
 
 export async function run(args: ParsedArgs, rest: string[]): Promise<number> {

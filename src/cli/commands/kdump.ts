@@ -21,7 +21,7 @@ import { print as printOutput } from "../output.js";
 
 export const EXIT_NOT_READY = 3;
 
-const USAGE = `kexec-ts kdump status | start | stop | restart | rebuild [--kernel-version V] [--force] | estimate | test --yes | report [--all] | list
+const USAGE = `kexec-ts kdump status | start [--force] | stop | restart | rebuild [--kernel-version V] [--force] | estimate | test --yes | report [--all] | list
 kexec-ts kdump import [FILE...] [--force] | install [--now] | uninstall          (each takes --json and --config FILE)`;
 
 /** JSON's form of sizes and addresses: hex strings, as everywhere in kexec-ts' JSON (numbers lose 64-bit values). */
@@ -49,8 +49,8 @@ export async function run(args: ParsedArgs, rest: string[]): Promise<number> {
   switch (sub) {
     case "save": {
       // In the capture kernel: keep the import graph small (no image, plan or check code).
-      const { captureSave } = await import("../../node/kdump/save.js");
-      return captureSave(operands[0] ?? CAPTURE_JSON, { vmcore: "/proc/vmcore", console: (l) => process.stderr.write(`${l}\n`), runDir: RUN_DIR });
+      const { captureSaveFromFile } = await import("../../node/kdump/save.js");
+      return captureSaveFromFile(operands[0] ?? CAPTURE_JSON, { vmcore: "/proc/vmcore", console: (l) => process.stderr.write(`${l}\n`), runDir: RUN_DIR });
     }
     case "status": return status(args);
     case "start": return start(args);
@@ -93,10 +93,10 @@ async function status(args: ParsedArgs): Promise<number> {
 
 async function start(args: ParsedArgs): Promise<number> {
   const { arm } = await import("../../node/kdump/service.js");
-  const { state, prep } = await arm({ paths: await paths(args), load: true });
+  const { state, prep } = await arm({ paths: await paths(args), load: true, force: has(args, "force") });
   print(args, state, () => {
     const head = state.armed
-      ? `armed: ${state.kernel} with ${state.initrd} by ${state.syscall} (${state.syscallWhy})`
+      ? `armed${state.forced?.length ? " (with --force, past failing checks)" : ""}: ${state.kernel} with ${state.initrd} by ${state.syscall} (${state.syscallWhy})`
       : `NOT armed: ${state.reasons.join("; ")}`;
     return `${head}${prep ? verdictLines(prep.checks) : ""}${state.warnings.length && !prep ? `\n${state.warnings.join("\n")}` : ""}`;
   });

@@ -334,30 +334,35 @@ function dumpDmesg(path: string, dst: string | "-", level: number): void {
   }
   const bytes = new TextEncoder().encode(text);
   if (dst === "-") { process.stdout.write(bytes); return; }
-  let fd: number;
+  const fd = create(dst, "the log");
   try {
-    fd = openSync(dst, "w", 0o600);
-  } catch (e) {
-    throw writeError(e, dst, "the log");
-  }
-  try {
-    let done = 0;
-    while (done < bytes.length) done += writeSync(fd, bytes, done);
-  } catch (e) {
-    throw writeError(e, dst, "the log");
+    writeAt(fd, bytes, 0, dst, "the log");
   } finally {
     closeSync(fd);
   }
 }
 
+/** A new file for makedumpfile's output, readable by root only (as makedumpfile creates it). */
+function create(path: string, what: string): number {
+  try {
+    return openSync(path, "w", 0o600);
+  } catch (e) {
+    throw writeError(e, path, what);
+  }
+}
+
+function writeAt(fd: number, data: Uint8Array, position: number, path: string, what: string): void {
+  try {
+    let done = 0;
+    while (done < data.length) done += writeSync(fd, data, done, data.length - done, position + done);
+  } catch (e) {
+    throw writeError(e, path, what);
+  }
+}
+
 /** -R: the flattened stream on standard input, replayed into DUMPFILE; a stream cut short is an error, not a wait. */
 async function rearrange(dst: string): Promise<void> {
-  let fd: number;
-  try {
-    fd = openSync(dst, "w", 0o600);
-  } catch (e) {
-    throw writeError(e, dst, "the dump");
-  }
+  const fd = create(dst, "the dump");
   try {
     const r = new FlatReassembler("the flattened dump on standard input");
     const chunk = new Uint8Array(1 << 20);
@@ -372,14 +377,7 @@ async function rearrange(dst: string): Promise<void> {
         throw new KexecError("io", `cannot read the flattened dump from standard input: ${(e as Error).message}`, { file: "-" }, "give the stream on standard input: makedumpfile -R DUMPFILE < stream");
       }
       if (n === 0) break;
-      for (const w of r.push(chunk.subarray(0, n))) {
-        try {
-          let done = 0;
-          while (done < w.data.length) done += writeSync(fd, w.data, done, w.data.length - done, Number(w.offset) + done);
-        } catch (e) {
-          throw writeError(e, dst, "the dump");
-        }
-      }
+      for (const w of r.push(chunk.subarray(0, n))) writeAt(fd, w.data, Number(w.offset), dst, "the dump");
       if (r.done) break;
     }
     r.end();

@@ -3,7 +3,7 @@
  * which syscall, the image against the running kernel, placement, the crash
  * region). Pure: `load` and `plan` run the same rules before they act.
  */
-import { buildContext } from "./context.js";
+import { buildContext, type Context } from "./context.js";
 import type { Rule } from "./result.js";
 import { entryMode, imageArch, kexecFileAvailable, kexecFileProbe, userArch } from "./rules-arch.js";
 import { efiRuntime } from "./rules-efi.js";
@@ -49,8 +49,13 @@ export const RULES: readonly Rule[] = [
 ];
 
 export function runChecks(input: CheckInput): CheckResult[] {
-  const ctx = buildContext(input);
-  return RULES.map((rule) => rule(ctx));
+  return checkWithContext(input).results;
+}
+
+/** The results and the context they were computed in (its placement, for pictures of the plan). */
+export function checkWithContext(input: CheckInput): { results: CheckResult[]; context: Context } {
+  const context = buildContext(input);
+  return { results: RULES.map((rule) => rule(context)), context };
 }
 
 const RANK: Record<Verdict, number> = { ok: 0, warn: 1, fail: 2 };

@@ -6,15 +6,16 @@
  */
 import { KexecError } from "../errors.js";
 import type { Machine } from "../machine/model.js";
-import { defaultKernelLayout } from "../plan/crash.js";
+import { defaultKernelLayout, type KernelLayout } from "../plan/crash.js";
 import { usablePool } from "../plan/limits.js";
-import { modelHandover, type Handover, type HandoverInput } from "../pgtable/handover.js";
+import { modelHandover, type Handover, type HandoverInput, type HandoverTables } from "../pgtable/handover.js";
 import type { Context, EntryFacts, PlacedSegment } from "./context.js";
 import { fail, ok, syscallEvidence, type Rule } from "./result.js";
 
 /** What the hand-over model needs from the machine and a placement. */
-export function handoverInput(machine: Machine, crash: boolean, syscall: "kexec_load" | "kexec_file_load", segments: readonly PlacedSegment[], entry: EntryFacts): HandoverInput {
-  const layout = defaultKernelLayout(machine);
+export function handoverInput(machine: Machine, crash: boolean, syscall: "kexec_load" | "kexec_file_load", segments: readonly PlacedSegment[], entry: EntryFacts, known?: KernelLayout): HandoverInput {
+  const fallback = defaultKernelLayout(machine);
+  const layout = known ? { ...known, text: known.text ?? fallback.text } : fallback;
   const pool = crash ? usablePool(machine, true) : null;
   return {
     kernelArch: machine.kernelArch ?? "x86_64",
@@ -32,12 +33,25 @@ export function handoverInput(machine: Machine, crash: boolean, syscall: "kexec_
   };
 }
 
-/** The model for the context's placement; undefined when there is no placement to model. */
-export function handoverFor(c: Context): Handover | { error: string } | undefined {
+/** Computed once per context: the rule (invariants only) and the report page (full tables) both ask. */
+const modelled = new WeakMap<Context, Handover | { error: string } | undefined>();
+
+/**
+ * The hand-over for the context's placement. The check needs only its structure and the tables
+ * its invariants walk, so the kernel's layout defaults (no KASLR); the report passes the one
+ * /proc/kcore or the snapshot gave, for the true addresses, and asks for the full tables.
+ */
+export function handoverFor(c: Context, tables: HandoverTables = "full", layout?: KernelLayout): Handover | { error: string } | undefined {
+  if (layout || tables === "full") return computeHandover(c, tables, layout);
+  if (!modelled.has(c)) modelled.set(c, computeHandover(c, tables));
+  return modelled.get(c);
+}
+
+function computeHandover(c: Context, tables: HandoverTables, layout?: KernelLayout): Handover | { error: string } | undefined {
   const p = c.placement();
   if (!p.ok || c.machine.kernelArch === null) return undefined;
   try {
-    return modelHandover(handoverInput(c.machine, c.req.crash, p.syscall, p.segments, p.entry));
+    return modelHandover(handoverInput(c.machine, c.req.crash, p.syscall, p.segments, p.entry, layout), tables);
   } catch (e) {
     if (e instanceof KexecError) return { error: e.message };
     throw e;
@@ -46,7 +60,9 @@ export function handoverFor(c: Context): Handover | { error: string } | undefine
 
 export const handoverPageTables: Rule = (c) => {
   const id = "handover-page-tables";
-  const model = handoverFor(c);
+  // The invariants alone: the tables without the RAM ranges nothing walks (a 4 PiB machine's full
+  // direct map is millions of entries; the report draws the full tables).
+  const model = handoverFor(c, "invariants");
   if (model === undefined) return ok(id, "not computed: there is no placement to hand over from (see placement-hole)", syscallEvidence(c));
   if ("error" in model) return fail(id, `the hand-over cannot be modelled: ${model.error}`, syscallEvidence(c), "see the page tables in `kexec-ts report`");
   const broken = model.invariants.filter((i) => !i.holds);

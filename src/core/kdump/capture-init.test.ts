@@ -53,12 +53,19 @@ test("default mode, target on another file system: the root read-only, the targe
   assert.doesNotMatch(s, /remount,bind,ro/);
 });
 
-test("self-contained mode: no root, the target at /target, the initramfs' own Node", () => {
+test("self-contained mode: the squashfs image of Node mounted as the root to chroot into, the target under it", () => {
   const sc = spec({ mode: "self-contained", root: null, node: { program: "/usr/bin/node", main: "/opt/kexec-ts/dist/cli/main.js", heapMiB: 64 } });
   const s = generateCaptureInit(sc);
   syntaxOk(s);
-  assert.doesNotMatch(s, /chroot/);
-  assert.match(s, /'\/usr\/bin\/node' --max-old-space-size=64 '\/opt\/kexec-ts\/dist\/cli\/main.js' kdump save/);
+  const order = ["mount -t squashfs -o loop,ro /kexec-ts.sqfs /sysroot", "-o rw \"$dev\" '/sysroot/target'", "mount --bind /$d /sysroot/$d",
+    "chroot /sysroot '/usr/bin/node' --max-old-space-size=64 '/opt/kexec-ts/dist/cli/main.js' kdump save"];
+  let at = 0;
+  for (const piece of order) {
+    const i = s.indexOf(piece, at);
+    assert.ok(i >= at, `${piece} (after offset ${at})`);
+    at = i;
+  }
+  assert.match(s, /umount '\/sysroot\/target'/, "the target is unmounted (flushed) before the action");
   assert.equal(targetDirForNode(sc, "/var/crash"), "/target/var/crash");
   assert.equal(targetDirForNode(spec(), "/var/crash"), "/var/crash");
 });

@@ -54,9 +54,15 @@ export interface CaptureInitSpec {
   deviceWaitSec: number;
 }
 
-/** Where the init mounts things: the root (default mode) and the target's file system (self-contained). */
+/**
+ * Where the init mounts what Node runs from: the real root (default mode) or the squashfs image
+ * of Node and kexec-ts (self-contained mode), and there, where the target's file system goes in
+ * the self-contained mode.
+ */
 export const SYSROOT = "/sysroot";
 export const TARGET_MOUNT = "/target";
+/** The self-contained mode's image of Node, its libraries and kexec-ts, in the initramfs. */
+export const SELF_CONTAINED_IMAGE = "/kexec-ts.sqfs";
 /** Shared between the init and Node (bound into the chroot): the capture settings, the init's log, Node's started mark. */
 export const RUN_DIR = "/run/kexec-ts";
 export const CAPTURE_JSON = `${RUN_DIR}/capture.json`;
@@ -80,6 +86,8 @@ export function targetDirForNode(spec: Pick<CaptureInitSpec, "mode" | "target">,
 export function generateCaptureInit(spec: CaptureInitSpec): string {
   const q = shellWord;
   const t = spec.target;
+  // Where the target's file system ends up mounted, to unmount (and so flush) it before the action.
+  const targetMount = spec.mode === "self-contained" ? SYSROOT + TARGET_MOUNT : SYSROOT + (t.onRoot ? t.dir : t.mountPoint);
   const L: string[] = [
     "#!/bin/sh",
     `# kexec-ts ${spec.version} kdump capture init (generated; see src/core/kdump/capture-init.ts). Mode: ${spec.mode}.`,
@@ -87,7 +95,7 @@ export function generateCaptureInit(spec: CaptureInitSpec): string {
     "/bin/busybox mount -t proc proc /proc",
     "/bin/busybox mount -t sysfs sysfs /sys",
     "/bin/busybox mount -t devtmpfs devtmpfs /dev 2>/dev/null",
-    `mkdir -p ${RUN_DIR} ${SYSROOT} ${TARGET_MOUNT}`,
+    `mkdir -p ${RUN_DIR} ${SYSROOT}`,
     `cp /etc/kexec-ts/capture.json ${CAPTURE_JSON}`,
     `say() { echo "kexec-ts kdump: $*"; echo "$(cut -d' ' -f1 /proc/uptime) $*" >> ${INIT_LOG}; }`,
     // Quiet kernel chatter so the console shows what happens; errors still print.
@@ -99,7 +107,7 @@ export function generateCaptureInit(spec: CaptureInitSpec): string {
     "# The actions, as kdump.conf names them.",
     "act() {",
     `  say "$1"`,
-    `  umount ${SYSROOT}${t.onRoot ? t.dir : t.mountPoint} ${SYSROOT} ${TARGET_MOUNT} 2>/dev/null; sync`,
+    `  umount ${q(targetMount)} 2>/dev/null; sync`,
     "  case \"$2\" in",
     "    halt) halt -f ;;",
     "    poweroff) poweroff -f ;;",
@@ -139,25 +147,24 @@ export function generateCaptureInit(spec: CaptureInitSpec): string {
     } else {
       L.push(...mountFs("target", t.fs, SYSROOT + t.mountPoint, "rw"));
     }
-    L.push(
-      `if [ -z "$failed" ]; then`,
-      `  for d in proc sys dev run; do mount --bind /$d ${SYSROOT}/$d || fail "cannot bind /$d into the root"; done`,
-      `  mount -t tmpfs -o size=8m tmpfs ${SYSROOT}/tmp 2>/dev/null`,
-      `  say "saving with the system's Node: ${spec.node.program} (heap ${spec.node.heapMiB} MiB)"`,
-      `  chroot ${SYSROOT} ${q(spec.node.program)} --max-old-space-size=${spec.node.heapMiB} ${q(spec.node.main)} kdump save ${CAPTURE_JSON}`,
-      "  rc=$?",
-      "fi",
-    );
   } else {
-    L.push(...mountFs("target", t.fs, TARGET_MOUNT, "rw"));
+    // Node, its libraries and kexec-ts are a squashfs image in the initramfs: mounted, not unpacked,
+    // so the reservation holds the compressed image and only the pages Node reads.
     L.push(
-      `if [ -z "$failed" ]; then`,
-      `  say "saving with the Node inside the capture initramfs (heap ${spec.node.heapMiB} MiB)"`,
-      `  ${q(spec.node.program)} --max-old-space-size=${spec.node.heapMiB} ${q(spec.node.main)} kdump save ${CAPTURE_JSON}`,
-      "  rc=$?",
-      "fi",
+      `mount -t squashfs -o loop,ro ${SELF_CONTAINED_IMAGE} ${SYSROOT} 2>>${INIT_LOG} || fail "cannot mount ${SELF_CONTAINED_IMAGE} (squashfs over a loop device): see the kernel messages above"`,
+      ...mountFs("target", t.fs, SYSROOT + TARGET_MOUNT, "rw"),
     );
   }
+  const whose = spec.mode === "default" ? "the system's Node" : "the Node inside the capture initramfs";
+  L.push(
+    `if [ -z "$failed" ]; then`,
+    `  for d in proc sys dev run; do mount --bind /$d ${SYSROOT}/$d || fail "cannot bind /$d into ${SYSROOT}"; done`,
+    `  mount -t tmpfs -o size=8m tmpfs ${SYSROOT}/tmp 2>/dev/null`,
+    `  say "saving with ${whose}: ${spec.node.program} (heap ${spec.node.heapMiB} MiB)"`,
+    `  chroot ${SYSROOT} ${q(spec.node.program)} --max-old-space-size=${spec.node.heapMiB} ${q(spec.node.main)} kdump save ${CAPTURE_JSON}`,
+    "  rc=$?",
+    "fi",
+  );
   L.push(
     "",
     `if [ -z "$failed" ] && [ "$rc" = 0 ]; then act "the dump is saved; ${spec.finalAction}" ${q(spec.finalAction)}; fi`,
@@ -171,8 +178,9 @@ export function generateCaptureInit(spec: CaptureInitSpec): string {
       `if [ -b ${raw} ] && [ -e /proc/vmcore ]; then`,
       `  size=$(blockdev --getsize64 ${raw}); want=$(stat -c %s /proc/vmcore); room=$((size - ${RAW_RECORD_SIZE}))`,
       `  say "copying /proc/vmcore ($want bytes) raw to ${spec.rawTarget}; kexec-ts kdump report converts it after the reboot"`,
-      `  dd if=/proc/vmcore of=${raw} bs=1M count=$(((room < want ? room : want) / 1048576)) conv=fsync 2>>${INIT_LOG}; ddrc=$?`,
-      "  copied=$(((room < want ? room : want) / 1048576 * 1048576))",
+      // Whole MiBs, then the 4 KiB pages after them (/proc/vmcore's size is a multiple of pages, not of MiBs).
+      "  copied=$((room < want ? room : want)); mib=$((copied / 1048576)); pages=$(((copied - mib * 1048576) / 4096)); copied=$((mib * 1048576 + pages * 4096))",
+      `  dd if=/proc/vmcore of=${raw} bs=1M count=$mib conv=fsync 2>>${INIT_LOG} && dd if=/proc/vmcore of=${raw} bs=4096 skip=$((mib * 256)) seek=$((mib * 256)) count=$pages conv=fsync,notrunc 2>>${INIT_LOG}; ddrc=$?`,
       "  complete=0; [ $ddrc = 0 ] && [ $copied -ge $want ] && complete=1",
       `  head -c ${RAW_RECORD_SIZE} /dev/zero > /run/raw-record`,
       `  { echo ${q(RAW_RECORD_MAGIC)}; echo "time=$(date -u +%Y-%m-%dT%H:%M:%SZ)"; echo "bytes=$copied"; echo "vmcore=$want"; echo "complete=$complete"; echo "reason=$failed"; } | dd of=/run/raw-record conv=notrunc 2>/dev/null`,

@@ -7,8 +7,10 @@
  */
 import { KexecError } from "../errors.js";
 import { formatMemory } from "../machine/crashkernel.js";
+import type { DumpCodec } from "../vmcore/dump-writer.js";
 
-export type DumpCodec = "zlib" | "lzo" | "zstd" | "snappy" | "none";
+export type { DumpCodec };
+
 export type FailureAction = "reboot" | "halt" | "poweroff" | "shell" | "dmesg-only";
 export type FinalAction = "reboot" | "halt" | "poweroff" | "shell";
 export type CaptureMode = "default" | "self-contained";

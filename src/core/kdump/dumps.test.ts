@@ -81,17 +81,17 @@ test("the journal summary says what crashed, where, and whether the dump is whol
     format: 1, state: "saved", host: "deb12", crashTime: "2026-11-23T15:42:58.000Z", kernel: "6.1.0-57-amd64", ...analyzeLog(SYSRQ_CRASH_LOG),
     dump: { file: "vmcore", complete: true, bytes: 52428800, dumpLevel: 31, codec: "lzo", pagesWritten: 12800, problem: null },
     dmesg: { file: "dmesg.txt", records: 900 }, seconds: { total: 12.5, dmesg: 0.4, vmcore: 11 },
-    memory: { memTotal: null, memAvailableAtStart: null, nodeRssPeak: null, heapCapMiB: 48 },
-    capture: { mode: "default", builtBy: "0.1.0", kernelRelease: "6.1.0-57-amd64", node: "v18.19.0" }, startedAt: "", finishedAt: "",
+    memory: { memTotal: null, memAvailableAtStart: null, memAvailableLeast: null, nodeRssPeak: null, heapCapMiB: 48 },
+    capture: { mode: "default", builtBy: "0.1.0", kernelRelease: "6.1.0-57-amd64", node: "v18.19.0" }, startedAt: "", finishedAt: "", notes: [],
   };
-  const text = summarizeDump("/var/crash/deb12-20261123T154258Z", r, ["vmcore", "report.json"]).join("\n");
+  const text = summarizeDump("/var/crash/deb12-20261123T154258Z", r, { vmcore: 52428800, "report.json": 1200 }).join("\n");
   assert.match(text, /crash at 2026-11-23T15:42:58.000Z on 6\.1\.0-57-amd64 \(kexec-ts kdump test 3f2a9c1e/);
   assert.match(text, /panic: Kernel panic - not syncing: sysrq triggered crash/);
   assert.match(text, /backtrace: dump_stack_lvl\+0x44\/0x5c < panic/);
   assert.match(text, /dump: vmcore, 50\.0 MiB, dump level 31, lzo, 12\.5 s; complete/);
-  const cut = summarizeDump("x", { ...r, state: "saving", dump: { ...r.dump, complete: false, file: "vmcore.incomplete" } }, []).join("\n");
-  assert.match(cut, /INCOMPLETE: the capture was cut off while saving/);
-  const full = summarizeDump("x", { ...r, state: "failed", dump: { ...r.dump, complete: false, problem: "the output device is full (ENOSPC)" } }, []).join("\n");
+  const cut = summarizeDump("x", { ...r, state: "saving", dump: { ...r.dump, complete: false, file: "vmcore.incomplete", bytes: 0 } }, { "vmcore.incomplete": 19498303 }).join("\n");
+  assert.match(cut, /dump: vmcore.incomplete, 18\.6 MiB, dump level 31, lzo; INCOMPLETE: the capture was cut off while saving/, "the size a cut-off save reached is the file's");
+  const full = summarizeDump("x", { ...r, state: "failed", dump: { ...r.dump, complete: false, problem: "the output device is full (ENOSPC)" } }, {}).join("\n");
   assert.match(full, /INCOMPLETE: the output device is full \(ENOSPC\)/);
-  assert.match(summarizeDump("y", null, ["vmcore.incomplete", "capture.log"])[0]!, /no report\.json \(an incomplete vmcore; see capture\.log\)/);
+  assert.match(summarizeDump("y", null, { "vmcore.incomplete": 4096, "capture.log": 10 })[0]!, /no report\.json \(an incomplete vmcore of 0\.0 MiB; see capture\.log\)/);
 });

@@ -28,10 +28,13 @@ export interface DumpReport {
   };
   dmesg: { file: string; records: number } | { error: string };
   seconds: { total: number; dmesg: number; vmcore: number };
-  memory: { memTotal: number | null; memAvailableAtStart: number | null; nodeRssPeak: number | null; heapCapMiB: number | null };
+  /** Bytes: what the capture kernel had and the least it had left, the figures the reservation is sized by. */
+  memory: { memTotal: number | null; memAvailableAtStart: number | null; memAvailableLeast: number | null; nodeRssPeak: number | null; heapCapMiB: number | null };
   capture: { mode: string; builtBy: string; kernelRelease: string; node: string };
   startedAt: string;
   finishedAt: string | null;
+  /** Where the dump came from when not from the capture kernel's own save (a converted raw copy). */
+  notes: string[];
 }
 
 /** "20261123T154258Z" from a time. */
@@ -119,21 +122,29 @@ function mib(bytes: number): string {
   return bytes >= 1 << 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
-/** One dump, as `kdump report` writes it to the journal (and `list` shows it). */
-export function summarizeDump(dir: string, r: DumpReport | null, files: readonly string[]): string[] {
+/**
+ * One dump, as `kdump report` writes it to the journal (and `list` shows it). `files` are the
+ * directory's files with their sizes: a save cut off never wrote its final report, so the
+ * vmcore's size comes from the disk.
+ */
+export function summarizeDump(dir: string, r: DumpReport | null, files: Readonly<Record<string, number>>): string[] {
+  const vmcore = "vmcore" in files ? "vmcore" : "vmcore.incomplete" in files ? "vmcore.incomplete" : null;
   if (r === null) {
-    const what = files.includes("vmcore.incomplete") ? "an incomplete vmcore" : files.includes("vmcore") ? "a vmcore" : "no vmcore";
-    return [`${dir}: the capture left no report.json (${what}${files.includes("capture.log") ? "; see capture.log" : ""}): it was cut off before it finished`];
+    const what = vmcore === null ? "no vmcore" : `${vmcore === "vmcore" ? "a" : "an incomplete"} vmcore of ${mib(files[vmcore]!)}`;
+    return [`${dir}: the capture left no report.json (${what}${"capture.log" in files ? "; see capture.log" : ""}): it was cut off before it finished`];
   }
   const d = r.dump;
   const status = r.state === "saving"
     ? "INCOMPLETE: the capture was cut off while saving (a second crash, a reset or the power)"
     : d.complete ? "complete" : `INCOMPLETE: ${d.problem ?? "unknown"}`;
+  const bytes = vmcore === null ? d.bytes : files[vmcore]!;
   const lines = [
     `${dir}: crash at ${r.crashTime} on ${r.kernel ?? "an unknown kernel"}${r.testId ? ` (kexec-ts kdump test ${r.testId})` : ""}`,
     `  panic: ${r.panic ?? "(no panic line in the log)"}`,
   ];
   if (r.backtrace.length) lines.push(`  backtrace: ${r.backtrace.join(" < ")}`);
-  lines.push(`  dump: ${d.file}, ${mib(d.bytes)}, dump level ${d.dumpLevel}, ${d.codec}, ${r.seconds.total.toFixed(1)} s; ${status}`);
+  const timing = r.state === "saving" ? "" : `, ${r.seconds.total.toFixed(1)} s`;
+  lines.push(`  dump: ${vmcore ?? d.file}, ${mib(bytes)}, dump level ${d.dumpLevel}, ${d.codec}${timing}; ${status}`);
+  for (const n of r.notes ?? []) lines.push(`  note: ${n}`);
   return lines;
 }

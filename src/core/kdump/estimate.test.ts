@@ -5,9 +5,14 @@ import { CONSTANTS, estimateCapture } from "./estimate.js";
 const MiB = 1n << 20n;
 const base = { mode: "default" as const, kernelInitSize: 64n * MiB, initrdCompressed: 2n * MiB, initrdUnpacked: 5n * MiB, moduleBytes: 3n * MiB, systemRam: 4n << 30n, threads: 0 };
 
-test("the estimate adds up its items, each with where it comes from, and rounds the suggestion to 16 MiB", () => {
+const phase = (e: ReturnType<typeof estimateCapture>, p: string) => e.items.filter((i) => i.phase === p).reduce((n, i) => n + i.bytes, 0n);
+
+test("the estimate adds what is always there to the larger moment (boot or save), each item with its source, rounded to 16 MiB", () => {
   const e = estimateCapture(base);
-  assert.equal(e.total, e.items.reduce((n, i) => n + i.bytes, 0n));
+  const boot = phase(e, "boot");
+  const save = phase(e, "save");
+  assert.equal(e.total, phase(e, "always") + (boot > save ? boot : save));
+  assert.equal(e.peak, "save", "a small default-mode initramfs: saving is the peak");
   for (const i of e.items) assert.ok(i.source.length > 10, i.what);
   assert.equal(e.suggested % (16n * MiB), 0n);
   assert.ok(e.suggested >= e.total && e.suggested - e.total < 16n * MiB);
@@ -20,5 +25,7 @@ test("threads, RAM and the initramfs each move the estimate the way they should"
   const e0 = estimateCapture(base).total;
   assert.ok(estimateCapture({ ...base, threads: 2 }).total >= e0 + 2n * CONSTANTS.perThread.bytes);
   assert.ok(estimateCapture({ ...base, systemRam: 64n << 30n }).total > e0, "bitmaps grow with the crashed machine's RAM");
-  assert.ok(estimateCapture({ ...base, initrdUnpacked: 105n * MiB, initrdCompressed: 40n * MiB }).total > e0 + 130n * MiB, "a self-contained initramfs costs its size twice at the peak");
+  const self = estimateCapture({ ...base, mode: "self-contained", initrdUnpacked: 40n * MiB, initrdCompressed: 40n * MiB });
+  assert.ok(self.total > e0 + 30n * MiB, "a self-contained initramfs holds Node's squashfs image");
+  assert.equal(estimateCapture({ ...base, initrdCompressed: 300n * MiB }).peak, "boot", "a big compressed initramfs makes boot the peak");
 });

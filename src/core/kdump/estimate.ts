@@ -1,11 +1,17 @@
 /**
- * How much of the crash reservation the capture needs, added up from what it consists of:
- * the capture kernel as loaded (init_size), the initramfs (compressed while it waits to be
- * unpacked, then unpacked in the root file system), the modules, the kernel's own running
- * memory (struct pages for the reservation, slab, page tables), Node's resident memory with
- * its heap cap, the save's bitmaps, and file-system and page-cache headroom for the writes.
- * Each figure says where it comes from; the constants were measured in the lab (bench/kdump/).
- * Pure: sizes in, an itemized estimate out.
+ * How much of the crash reservation the capture needs. Two moments set the peak:
+ *
+ *   boot: the kernel unpacks the initramfs while the compressed image still sits where kexec
+ *         put it (it is freed afterwards);
+ *   save: Node runs kexec-ts: its private memory (heap, the save's buffers and bitmaps), its
+ *         binary's pages (read from the real root in the default mode, from the squashfs image
+ *         in the initramfs in the self-contained mode), threads, and the writes' page cache.
+ *
+ * Both stand on what is always there: the capture kernel as loaded (init_size), its running
+ * memory (slab, page tables, per-CPU areas at nr_cpus=1), the struct pages that describe the
+ * reservation, and the unpacked initramfs. The total is that plus the larger of the two
+ * moments. Each figure says where it comes from; the constants were measured in the lab
+ * (bench/kdump/RESULTS.md). Pure: sizes in, an itemized estimate out.
  */
 import type { CaptureMode } from "./config.js";
 
@@ -17,19 +23,13 @@ export interface MeasuredConstant {
   source: string;
 }
 
-/**
- * Measured constants (bench/kdump/RESULTS.md says how): the lab's capture kernels (Debian 6.1
- * and 6.12 amd64, nr_cpus=1) and the Node that ran `kdump save` there.
- */
+/** Measured constants (bench/kdump/RESULTS.md says how). */
 export const CONSTANTS = {
-  /** Slab, per-CPU areas, page tables, vmalloc and early allocations of a capture kernel at nr_cpus=1, beyond its image and struct pages. */
-  kernelRuntime: { bytes: 36n * MiB, source: "measured: MemTotal - MemAvailable at the capture /init of Debian 6.1/6.12 amd64 at nr_cpus=1, less the unpacked initramfs" },
-  /** Node's resident memory running `kdump save` with the heap capped, no worker threads. */
-  nodeResident: { bytes: 52n * MiB, source: "measured: VmHWM of kexec-ts kdump save (Node 18/20) in the capture kernel on 2 and 4 GiB guests" },
-  /** Each compression thread: its isolate, stack and batch buffers. */
+  kernelRuntime: { bytes: 36n * MiB, source: "measured: what Debian 6.1/6.12 amd64 capture kernels (nr_cpus=1) use beyond their image, struct pages and initramfs" },
+  nodePrivate: { bytes: 56n * MiB, source: "measured: RssAnon of kexec-ts kdump save (heap, the save's buffers) on 1-4 GiB dumps, no threads" },
+  nodeText: { bytes: 44n * MiB, source: "measured: RssFile of kexec-ts kdump save: the Node binary's pages it touches" },
   perThread: { bytes: 8n * MiB, source: "measured: resident memory per worker thread of vmcore save (DESIGN.md: ~8 MiB)" },
-  /** ext4 journal and metadata buffers, dirty pages the writer may hold before the kernel throttles it. */
-  ioHeadroom: { bytes: 16n * MiB, source: "measured: the capture kernel's Dirty + Buffers peak while saving to ext4" },
+  ioHeadroom: { bytes: 16n * MiB, source: "measured: dirty page cache and file-system buffers while the dump is written to ext4" },
 } satisfies Record<string, MeasuredConstant>;
 
 /** struct page is 64 bytes per 4 KiB page on x86_64: the capture kernel's mem_map covers the reservation. */
@@ -40,6 +40,7 @@ export interface EstimateInput {
   /** The capture kernel's init_size (setup header): what it occupies once decompressed in place. */
   kernelInitSize: bigint;
   initrdCompressed: bigint;
+  /** The archive's size unpacked; in the self-contained mode it includes Node and its libraries. */
   initrdUnpacked: bigint;
   moduleBytes: bigint;
   /** The crashed machine's RAM: the save's bitmaps are one bit per page, two of them. */
@@ -47,40 +48,51 @@ export interface EstimateInput {
   threads: number;
 }
 
+export type EstimatePhase = "always" | "boot" | "save";
+
 export interface EstimateItem {
   what: string;
   bytes: bigint;
+  /** always: the whole time; boot / save: only at that moment (the larger moment counts). */
+  phase: EstimatePhase;
   source: string;
 }
 
 export interface Estimate {
   items: EstimateItem[];
+  /** Which moment is the peak. */
+  peak: "boot" | "save";
   total: bigint;
   /** The smallest crashkernel= size, rounded up to 16 MiB (the kernel's CRASH_ALIGN), that holds `total`. */
   suggested: bigint;
 }
 
 const ALIGN = 16n * MiB;
-const roundUp = (n: bigint, to: bigint): bigint => ((n + to - 1n) / to) * to;
 const PAGE = 4096n;
+const roundUp = (n: bigint, to: bigint): bigint => ((n + to - 1n) / to) * to;
+const sum = (items: readonly EstimateItem[], phase: EstimatePhase): bigint => items.filter((i) => i.phase === phase).reduce((n, i) => n + i.bytes, 0n);
 
 export function estimateCapture(input: EstimateInput): Estimate {
   const items: EstimateItem[] = [
-    { what: "capture kernel (init_size)", bytes: roundUp(input.kernelInitSize, PAGE), source: "the bzImage setup header's init_size: the kernel decompressed in place, with its bss" },
-    { what: "initramfs, compressed", bytes: roundUp(input.initrdCompressed, PAGE), source: "the capture initramfs file: loaded into the reservation, freed once unpacked" },
-    { what: "initramfs, unpacked", bytes: roundUp(input.initrdUnpacked, PAGE), source: "the capture initramfs' archive size: its files live in the capture kernel's memory" },
-    { what: "kernel modules, loaded", bytes: roundUp(input.moduleBytes, PAGE), source: "the modules' sizes in the initramfs (their loaded text and data are at most that)" },
-    { what: "kernel runtime", bytes: CONSTANTS.kernelRuntime.bytes, source: CONSTANTS.kernelRuntime.source },
-    { what: "node", bytes: CONSTANTS.nodeResident.bytes, source: `${CONSTANTS.nodeResident.source}${input.mode === "self-contained" ? "; the binary's pages are the initramfs' own, counted above" : ""}` },
-    { what: "save bitmaps", bytes: roundUp((input.systemRam / PAGE / 8n) * 2n, PAGE), source: "two bits per page of the crashed machine's RAM (dumpable and present bitmaps)" },
-    { what: "file system and page cache", bytes: CONSTANTS.ioHeadroom.bytes, source: CONSTANTS.ioHeadroom.source },
+    { what: "capture kernel (init_size)", phase: "always", bytes: roundUp(input.kernelInitSize, PAGE), source: "the bzImage setup header's init_size: the kernel decompressed in place, with its bss" },
+    { what: "kernel runtime", phase: "always", bytes: CONSTANTS.kernelRuntime.bytes, source: CONSTANTS.kernelRuntime.source },
+    { what: "initramfs, unpacked", phase: "always", bytes: roundUp(input.initrdUnpacked, PAGE), source: `the capture initramfs' archive size${input.mode === "self-contained" ? " (with the compressed squashfs image of Node and kexec-ts)" : ""}: its files live in memory` },
+    { what: "kernel modules, loaded", phase: "always", bytes: roundUp(input.moduleBytes, PAGE), source: "the modules' sizes in the initramfs (their loaded text and data are at most that)" },
+    { what: "initramfs, compressed", phase: "boot", bytes: roundUp(input.initrdCompressed, PAGE), source: "the capture initramfs file, in the reservation until it is unpacked" },
+    { what: "node, private", phase: "save", bytes: CONSTANTS.nodePrivate.bytes, source: CONSTANTS.nodePrivate.source },
   ];
-  if (input.threads > 0) items.push({ what: `${input.threads} compression thread(s)`, bytes: CONSTANTS.perThread.bytes * BigInt(input.threads), source: CONSTANTS.perThread.source });
-  const base = items.reduce((n, i) => n + i.bytes, 0n);
+  items.push({ what: "node, binary pages", phase: "save", bytes: CONSTANTS.nodeText.bytes, source: `${CONSTANTS.nodeText.source}${input.mode === "self-contained" ? " (here from the squashfs image: page cache the kernel can drop again)" : ""}` });
+  if (input.threads > 0) items.push({ what: `${input.threads} compression thread(s)`, phase: "save", bytes: CONSTANTS.perThread.bytes * BigInt(input.threads), source: CONSTANTS.perThread.source });
+  items.push(
+    { what: "save bitmaps", phase: "save", bytes: roundUp((input.systemRam / PAGE / 8n) * 2n, PAGE), source: "two bits per page of the crashed machine's RAM (dumpable and present bitmaps)" },
+    { what: "file system and page cache", phase: "save", bytes: CONSTANTS.ioHeadroom.bytes, source: CONSTANTS.ioHeadroom.source },
+  );
+  const boot = sum(items, "boot");
+  const save = sum(items, "save");
+  const base = sum(items, "always") + (boot > save ? boot : save);
   // struct pages cover the whole reservation, which is what is being sized: r = base + r * 64/4096.
   const reservation = (base * PAGE) / (PAGE - STRUCT_PAGE_BYTES);
-  const memmap = roundUp((reservation / PAGE) * STRUCT_PAGE_BYTES, PAGE);
-  items.push({ what: "struct pages for the reservation", bytes: memmap, source: "64 bytes of struct page per 4 KiB page the capture kernel manages" });
-  const total = base + memmap;
-  return { items, total, suggested: roundUp(total, ALIGN) };
+  items.push({ what: "struct pages for the reservation", phase: "always", bytes: roundUp((reservation / PAGE) * STRUCT_PAGE_BYTES, PAGE), source: "64 bytes of struct page per 4 KiB page the capture kernel manages" });
+  const total = sum(items, "always") + (boot > save ? boot : save);
+  return { items, peak: boot > save ? "boot" : "save", total, suggested: roundUp(total, ALIGN) };
 }

@@ -55,7 +55,9 @@ export function buildMachine(input: MachineFiles, options: BuildOptions = {}): M
     const b = bytes(rel);
     return b === undefined ? null : inFile(display(rel), () => f(b));
   };
-  const sysfsMounted = Object.keys(input.files).some((k) => k.startsWith("sys/")) || input.dirs.some((d) => d.startsWith("sys/"));
+  // Listed once: a machine with thousands of memory ranges and CPUs has as many files.
+  const paths = Object.keys(input.files);
+  const sysfsMounted = paths.some((k) => k.startsWith("sys/")) || input.dirs.some((d) => d.startsWith("sys/"));
 
   // Under a directory that is a fact by its absence (no /sys/firmware/efi), the files in it say nothing more.
   const absentDirs = MACHINE_FILES.filter((s) => s.kind === "dir" && !input.dirs.includes(s.path)).map((s) => `${(s as { path: string }).path}/`);
@@ -67,7 +69,7 @@ export function buildMachine(input: MachineFiles, options: BuildOptions = {}): M
       facts.push({ path: `/${spec.path}`, meaning: spec.meaning });
     } else if (spec.kind === "glob" && absentDirs.some((d) => `${spec.dir}/`.startsWith(d)) && sysfsMounted) {
       continue;
-    } else if (spec.kind === "glob" && !Object.keys(input.files).some((k) => k.startsWith(`${spec.dir}/`) && spec.entry.test(k.slice(spec.dir.length + 1).split("/")[0]!))) {
+    } else if (spec.kind === "glob" && !input.notRead?.includes(spec.dir) && !paths.some((k) => k.startsWith(`${spec.dir}/`) && spec.entry.test(k.slice(spec.dir.length + 1).split("/")[0]!))) {
       facts.push({ path: `/${spec.pattern}`, meaning: spec.meaning });
     }
   }
@@ -88,7 +90,7 @@ export function buildMachine(input: MachineFiles, options: BuildOptions = {}): M
   if (iomem?.addressesHidden) {
     facts.push({ path: "/proc/iomem", meaning: "addresses hidden (every range reads 00000000-00000000): run as root to see the memory map and crash regions" });
   }
-  const firmwareMemmap = readFirmwareMemmap(input, display);
+  const firmwareMemmap = readFirmwareMemmap(input, paths, display);
   const bootParams = parseBinary("sys/kernel/boot_params/data", parseBootParams);
   const bootParamsVersion = parse("sys/kernel/boot_params/version", parseBootParamsVersion);
   const usableIomem = iomem && !iomem.addressesHidden ? iomem : null;
@@ -153,7 +155,7 @@ export function buildMachine(input: MachineFiles, options: BuildOptions = {}): M
     runtimeServices: parse("sys/firmware/efi/runtime", parseAddress),
     configTable: parse("sys/firmware/efi/config_table", parseAddress),
     smbios: parse("sys/firmware/efi/systab", parseEfiSystabSmbios),
-    runtimeMap: input.dirs.includes("sys/firmware/efi/runtime-map") ? readEfiRuntimeMap(input, display) : null,
+    runtimeMap: input.dirs.includes("sys/firmware/efi/runtime-map") ? readEfiRuntimeMap(input, paths, display) : null,
   };
   const variable = bytes(SECURE_BOOT_VARIABLE);
   let secureBoot: boolean | null = null;
@@ -173,7 +175,7 @@ export function buildMachine(input: MachineFiles, options: BuildOptions = {}): M
   // Per-CPU crash notes.
   const crashNotes: Machine["crashNotes"] = [];
   const cpuDirs = new Set<string>();
-  for (const k of Object.keys(input.files)) {
+  for (const k of paths) {
     const m = /^sys\/devices\/system\/cpu\/(cpu\d+)\/crash_notes$/.exec(k);
     if (m) cpuDirs.add(m[1]!);
   }
@@ -219,23 +221,23 @@ export function buildMachine(input: MachineFiles, options: BuildOptions = {}): M
   };
 }
 
-function readEfiRuntimeMap(input: MachineFiles, display: (rel: string) => string): EfiRuntimeRegion[] {
+function readEfiRuntimeMap(input: MachineFiles, paths: readonly string[], display: (rel: string) => string): EfiRuntimeRegion[] {
   const dir = "sys/firmware/efi/runtime-map";
   const byIndex = new Map<string, Record<string, string>>();
-  for (const [k, v] of Object.entries(input.files)) {
+  for (const k of paths) {
     const m = /^sys\/firmware\/efi\/runtime-map\/(\d+)\/([a-z_]+)$/.exec(k);
     if (!m) continue;
     const files = byIndex.get(m[1]!) ?? {};
-    files[m[2]!] = latin1(v);
+    files[m[2]!] = latin1(input.files[k]!);
     byIndex.set(m[1]!, files);
   }
   const entries = [...byIndex.keys()].sort(naturalCompare).map((index) => ({ index, files: byIndex.get(index)! }));
   return parseEfiRuntimeMap(entries, display(dir));
 }
 
-function readFirmwareMemmap(input: MachineFiles, display: (rel: string) => string): MemoryRange[] | null {
+function readFirmwareMemmap(input: MachineFiles, paths: readonly string[], display: (rel: string) => string): MemoryRange[] | null {
   const indexes = new Set<string>();
-  for (const k of Object.keys(input.files)) {
+  for (const k of paths) {
     const m = /^sys\/firmware\/memmap\/(\d+)\/[a-z]+$/.exec(k);
     if (m) indexes.add(m[1]!);
   }

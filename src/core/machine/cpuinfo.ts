@@ -16,25 +16,38 @@ export interface CpuInfo {
 const HINT = "/proc/cpuinfo should be the kernel's own output; re-take it with `kexec-ts snapshot`";
 
 export function parseCpuinfo(text: string): CpuInfo {
-  const blocks: Map<string, { value: string; line: Line }>[] = [];
-  let current: Map<string, { value: string; line: Line }> | null = null;
-  for (const line of numberedLines(text)) {
-    if (line.text.trim() === "") {
-      current = null;
-      continue;
+  // One pass over the lines without making an object per line: a machine with 1,024 CPUs has
+  // 28,000 of them, and only the first processor's block is read in full.
+  let count = 0;
+  let firstBlock: { from: number; to: number; line: number } | undefined;
+  let firstProcessorBlock: { from: number; to: number; line: number } | undefined;
+  let block: { from: number; to: number; line: number; processor: boolean } | undefined;
+  const endBlock = () => {
+    if (!block) return;
+    firstBlock ??= block;
+    if (block.processor) {
+      count++;
+      firstProcessorBlock ??= block;
     }
-    const colon = line.text.indexOf(":");
-    if (colon < 0) throw lineError(line, `"key : value"`, "a line without ':'", HINT);
-    const key = line.text.slice(0, colon).trim();
-    const value = line.text.slice(colon + 1).trim();
-    if (current === null) {
-      current = new Map();
-      blocks.push(current);
+    block = undefined;
+  };
+  for (let at = 0, number = 1; at < text.length; number++) {
+    let end = text.indexOf("\n", at);
+    if (end < 0) end = text.length;
+    const line = text.slice(at, end);
+    if (line.trim() === "") endBlock();
+    else {
+      const colon = line.indexOf(":");
+      if (colon < 0) throw lineError({ number, text: line.endsWith("\r") ? line.slice(0, -1) : line }, `"key : value"`, "a line without ':'", HINT);
+      block ??= { from: at, to: end, line: number, processor: false };
+      block.to = end;
+      if (!block.processor && line.slice(0, colon).trim() === "processor") block.processor = true;
     }
-    if (!current.has(key)) current.set(key, { value, line });
+    at = end + 1;
   }
-  const processors = blocks.filter((b) => b.has("processor"));
-  const first = processors[0] ?? blocks[0];
+  endBlock();
+  const chosen = firstProcessorBlock ?? firstBlock;
+  const first = chosen === undefined ? undefined : blockFields(text.slice(chosen.from, chosen.to), chosen.line);
   let physicalBits: number | null = null;
   let virtualBits: number | null = null;
   const sizes = first?.get("address sizes");
@@ -46,11 +59,22 @@ export function parseCpuinfo(text: string): CpuInfo {
   }
   const flags = first?.get("flags")?.value;
   return {
-    count: processors.length,
+    count,
     vendor: first?.get("vendor_id")?.value ?? null,
     modelName: first?.get("model name")?.value ?? null,
     flags: flags ? flags.split(/\s+/).filter((f) => f !== "") : [],
     physicalBits,
     virtualBits,
   };
+}
+
+/** A block's "key : value" lines, the first of each key kept; line numbers from `firstLine` on. */
+function blockFields(block: string, firstLine: number): Map<string, { value: string; line: Line }> {
+  const fields = new Map<string, { value: string; line: Line }>();
+  for (const line of numberedLines(block)) {
+    const colon = line.text.indexOf(":");
+    const key = line.text.slice(0, colon).trim();
+    if (!fields.has(key)) fields.set(key, { value: line.text.slice(colon + 1).trim(), line: { ...line, number: line.number + firstLine - 1 } });
+  }
+  return fields;
 }

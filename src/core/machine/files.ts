@@ -74,7 +74,20 @@ export interface MachineFiles {
   dirs: string[];
   /** Paths that exist but could not be read (EACCES as non-root), so facts can say why. */
   unreadable?: string[];
+  /** Glob directories left unread on purpose (UNUSED_BY): their absence is no fact about the machine. */
+  notRead?: string[];
 }
+
+/**
+ * The globbed files one kind of load never uses, so `-l`, `-p`, `check` and `plan` need not
+ * read them (on a machine with thousands of memory ranges and CPUs they are most of the files):
+ * a crash load's memory map is the capture kernel's view from /proc/iomem, never the firmware
+ * memmap; only a crash load's ELF core header points at the CPUs' crash notes.
+ */
+export const UNUSED_BY: Readonly<Record<"kexec" | "crash", readonly string[]>> = {
+  kexec: ["sys/devices/system/cpu"],
+  crash: ["sys/firmware/memmap"],
+};
 
 /** The relative paths a glob spec yields for one directory listing. */
 export function expandGlob(spec: Extract<MachineFileSpec, { kind: "glob" }>, entries: readonly string[]): string[] {

@@ -43,6 +43,8 @@ export class PageTableBuilder {
   readonly top: bigint;
   readonly conflicts: MappingConflict[] = [];
   private readonly allocate: () => bigint;
+  /** A DataView per table page: entries are read millions of times for a large machine. */
+  private readonly views = new Map<bigint, DataView>();
 
   constructor(readonly format: PagingFormat, allocate: () => bigint) {
     this.spec = PAGING_FORMATS[format];
@@ -54,42 +56,57 @@ export class PageTableBuilder {
     const at = this.allocate();
     if (at % PAGE !== 0n) throw new KexecError("plan", `page-table page at ${hex(at)} is not 4 KiB aligned`, { offset: at }, "this is a bug in kexec-ts' page-table builder; please report it");
     if (this.pages.has(at)) throw new KexecError("plan", `page-table page at ${hex(at)} handed out twice`, { offset: at }, "this is a bug in kexec-ts' page-table builder; please report it");
-    this.pages.set(at, new Uint8Array(4096));
+    const page = new Uint8Array(4096);
+    this.pages.set(at, page);
+    this.views.set(at, new DataView(page.buffer));
     return at;
   }
 
   readEntry = (paddr: bigint, size: 4 | 8): bigint => {
-    const page = this.pages.get(paddr & ~(PAGE - 1n));
-    if (!page) throw new KexecError("parse", `page-table read at ${hex(paddr)}: not a page of this table`, { offset: paddr }, "the walk left the tables that were built; this is a bug in kexec-ts, please report it");
-    const dv = new DataView(page.buffer, page.byteOffset, page.byteLength);
+    const dv = this.views.get(paddr & ~(PAGE - 1n));
+    if (!dv) throw new KexecError("parse", `page-table read at ${hex(paddr)}: not a page of this table`, { offset: paddr }, "the walk left the tables that were built; this is a bug in kexec-ts, please report it");
     const at = Number(paddr & (PAGE - 1n));
     return size === 8 ? dv.getBigUint64(at, true) : BigInt(dv.getUint32(at, true));
   };
 
   private writeEntry(table: bigint, index: bigint, value: bigint): void {
-    const page = this.pages.get(table)!;
-    const dv = new DataView(page.buffer, page.byteOffset, page.byteLength);
+    const dv = this.views.get(table)!;
     const at = Number(index) * this.spec.entrySize;
     if (this.spec.entrySize === 8) dv.setBigUint64(at, value, true);
     else dv.setUint32(at, Number(value), true);
   }
 
-  /** Map [vaddr, vaddr + size) to [paddr, ...), page-aligned outward. */
-  map(vaddr: bigint, paddr: bigint, size: bigint, options: MapOptions = {}): void {
-    const what = options.what ?? `${hex(vaddr)} -> ${hex(paddr)}`;
+  /**
+   * Throws what `map` would throw for a range this format cannot translate (KexecError with
+   * data.notTranslatable), without writing anything: a model that leaves a range out can still
+   * say it could not have been mapped.
+   */
+  assertMappable(vaddr: bigint, paddr: bigint, size: bigint, options: MapOptions = {}): void {
     const vaLimit = this.spec.vaBits === 32 ? 1n << 32n : 1n << BigInt(this.spec.vaBits - 1);
     const start = vaddr & ~(PAGE - 1n);
-    const delta = start - vaddr;
     const endVa = (vaddr + size + PAGE - 1n) & ~(PAGE - 1n);
     const lowerHalf = this.spec.vaBits === 32 || endVa <= vaLimit;
     const upperHalf = this.spec.vaBits !== 32 && start >= (1n << 64n) - vaLimit;
+    const paOk = paddr + size <= 1n << BigInt(this.spec.paBits);
+    if ((lowerHalf || upperHalf) && paOk) return;
+    // Named only when it fails: a large machine asks this for thousands of ranges.
+    const what = options.what ?? `${hex(vaddr)} -> ${hex(paddr)}`;
     if (!lowerHalf && !upperHalf) {
       throw new KexecError("plan", `${what}: virtual ${hex(start)}-${hex(endVa)} is outside what ${this.format} paging translates (canonical addresses below ${hex(vaLimit)} or from ${hex((1n << 64n) - vaLimit)})`,
         { field: what, offset: start, expected: `< ${hex(vaLimit)}`, notTranslatable: true }, "map only canonical virtual addresses of this paging mode");
     }
-    if (paddr + size > 1n << BigInt(this.spec.paBits)) {
+    if (!paOk) {
       throw new KexecError("plan", `${what}: physical ${hex(paddr)}+${hex(size)} is beyond the ${this.spec.paBits}-bit physical addresses of ${this.format} entries`, { field: what, offset: paddr, notTranslatable: true }, "this paging mode cannot map memory that high");
     }
+  }
+
+  /** Map [vaddr, vaddr + size) to [paddr, ...), page-aligned outward. */
+  map(vaddr: bigint, paddr: bigint, size: bigint, options: MapOptions = {}): void {
+    this.assertMappable(vaddr, paddr, size, options);
+    const what = options.what ?? `${hex(vaddr)} -> ${hex(paddr)}`;
+    const start = vaddr & ~(PAGE - 1n);
+    const delta = start - vaddr;
+    const endVa = (vaddr + size + PAGE - 1n) & ~(PAGE - 1n);
     const sizes = this.spec.levels.filter((l) => l.large || l.shift === 12n).map((l) => 1n << l.shift).filter((s) => options.maxPageSize === undefined || s <= options.maxPageSize);
     let va = start;
     let pa = paddr + delta;
@@ -153,9 +170,11 @@ export class PageTableBuilder {
     const visit = (table: bigint, depth: number, vbase: bigint) => {
       const level = this.spec.levels[depth]!;
       const count = 1 << Number(level.indexBits);
+      const dv = this.views.get(table)!;
       for (let i = 0; i < count; i++) {
+        // The present bit is in the low byte: most entries are skipped without a BigInt.
+        if ((dv.getUint8(i * this.spec.entrySize) & 1) === 0) continue;
         const entry = this.readEntry(table + BigInt(i * this.spec.entrySize), this.spec.entrySize);
-        if ((entry & PTE_PRESENT) === 0n) continue;
         let va = vbase + (BigInt(i) << level.shift);
         // Sign-extend the upper half of a 64-bit address space.
         if (this.spec.vaBits !== 32 && va >= 1n << BigInt(this.spec.vaBits - 1)) va |= ((1n << 64n) - 1n) ^ ((1n << BigInt(this.spec.vaBits)) - 1n);

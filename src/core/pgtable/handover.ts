@@ -120,23 +120,43 @@ function controlPages(input: HandoverInput): { control: bigint; allocate: () => 
   const taken = input.segments.map((s) => ({ start: s.mem, size: s.memsz }));
   // x86_64: KEXEC_CONTROL_PAGE_SIZE is two pages (the pgd and the code), order-1 aligned; i386 one page.
   const controlSize = input.kernelArch === "x86_64" ? 2n * PAGE : PAGE;
-  let free: Range[];
-  let note: string;
+  const withTables = (at: bigint, rest: Range[]) => ({
+    control: input.kernelArch === "x86_64" ? at + PAGE : at,
+    allocate: input.kernelArch === "x86_64" ? firstThen(at, pageAllocator(rest, "the kexec page tables")) : pageAllocator(rest, "the kexec page tables"),
+  });
   if (input.crash && input.crashRegion) {
     // kimage_alloc_crash_control_pages: the lowest aligned hole in crashk_res that no segment uses.
-    free = subtract([input.crashRegion], taken);
-    note = "control pages from the crash region, lowest free first (kimage_alloc_crash_control_pages)";
+    const free = subtract([input.crashRegion], taken);
+    for (const r of free) {
+      const at = ((r.start + controlSize - 1n) / controlSize) * controlSize;
+      if (at + controlSize <= end(r)) {
+        return { ...withTables(at, subtract(free, [{ start: r.start, size: at + controlSize - r.start }])), note: "control pages from the crash region, lowest free first (kimage_alloc_crash_control_pages)" };
+      }
+    }
   } else {
-    // Normal loads take any page the page allocator gives that is no destination; which one is not
-    // known ahead of time, so the model takes the lowest free RAM above 16 MiB.
-    free = subtract(input.ram.map((r) => ({ start: r.start > 0x1000000n ? r.start : 0x1000000n, size: end(r) > 0x1000000n ? end(r) - (r.start > 0x1000000n ? r.start : 0x1000000n) : 0n })), taken);
-    note = "control pages: the kernel's page allocator picks any page that is no destination; modelled as the lowest free RAM above 16 MiB";
-  }
-  for (const r of free) {
-    const at = ((r.start + controlSize - 1n) / controlSize) * controlSize;
-    if (at + controlSize <= end(r)) {
-      const rest = subtract(free, [{ start: r.start, size: at + controlSize - r.start }]);
-      return { control: input.kernelArch === "x86_64" ? at + PAGE : at, allocate: input.kernelArch === "x86_64" ? firstThen(at, pageAllocator(rest, "the kexec page tables")) : pageAllocator(rest, "the kexec page tables"), note };
+    // Normal loads take whatever page the page allocator gives that is no destination, below
+    // KEXEC_CONTROL_MEMORY_LIMIT. Which one is not known ahead of time: the model takes the top
+    // of the highest free RAM, clear of the segments and of the running kernel's own image.
+    // KEXEC_CONTROL_MEMORY_LIMIT: lowmem on i386, MAXMEM on x86_64 (64 TiB 4-level, 4 PiB 5-level).
+    const limit = input.kernelArch === "i386" ? I386_LOWMEM_END : input.pagingLevels === 5 ? 1n << 52n : 1n << 46n;
+    const image = input.text ? [{ start: input.text.paddr, size: input.text.size }] : [];
+    const usable = input.ram.flatMap((r) => {
+      const s0 = r.start > 0x1000000n ? r.start : 0x1000000n;
+      const e0 = end(r) < limit ? end(r) : limit;
+      return e0 > s0 ? [{ start: s0, size: e0 - s0 }] : [];
+    });
+    const free = subtract(usable, [...taken, ...image]);
+    // Room for the control pages and a few dozen table pages after them; a machine of many TiB
+    // needs more, which continue in the other free ranges, highest first.
+    const room = controlSize + 64n * PAGE;
+    const highestFirst = [...free].reverse();
+    for (const r of highestFirst) {
+      const at = ((end(r) - room) / controlSize) * controlSize;
+      if (at >= r.start) {
+        const after = { start: at + controlSize, size: end(r) - at - controlSize };
+        const others = highestFirst.filter((x) => x !== r);
+        return { ...withTables(at, [after, { start: r.start, size: at - r.start }, ...others]), note: "control pages: the kernel's page allocator picks any page that is no destination; modelled at the top of the highest free RAM" };
+      }
     }
   }
   throw new KexecError("plan", `no free page for kexec's control page in ${input.crash ? "the crash region" : "System RAM"} once the segments are placed`, { field: "control page" },
@@ -168,14 +188,22 @@ function kernelTable(input: HandoverInput, format: PagingFormat): PageTable {
   const builder = new PageTableBuilder(format, () => ((next += PAGE), next - PAGE));
   notes.push(`modelled: the kernel's own table pages live in its data (init_top_pgt / swapper_pg_dir); here they are placed at ${hex(base)} for the walk`);
   if (input.kernelArch === "x86_64") {
-    for (const r of input.ram) builder.map(input.pageOffset + r.start, r.start, r.size, { what: `direct map of System RAM ${hex(r.start)}-${hex(end(r))}`, maxPageSize: input.gbpages ? GiB1 : MiB2 });
+    // Rounded out as kexec's identity map rounds (1 GiB with gbpages, else 2 MiB): the hand-over
+    // relies on none of the direct map's edges, and a machine with thousands of small RAM ranges
+    // would otherwise need a table page for each.
+    const round = input.gbpages ? GiB1 : MiB2;
+    for (const r of input.ram) {
+      const start = r.start - (r.start % round);
+      const stop = ((end(r) + round - 1n) / round) * round;
+      builder.map(input.pageOffset + start, start, stop - start, { what: `direct map of System RAM ${hex(r.start)}-${hex(end(r))}`, maxPageSize: input.gbpages ? GiB1 : MiB2 });
+    }
     if (input.text) {
       // level2_kernel_pgt maps the kernel image with 2 MiB pages.
       const vaddr = input.text.vaddr & ~(MiB2 - 1n);
       const paddr = input.text.paddr - (input.text.vaddr - vaddr);
       builder.map(vaddr, paddr, ((input.text.size + (input.text.vaddr - vaddr) + MiB2 - 1n) / MiB2) * MiB2, { what: "kernel text mapping", maxPageSize: MiB2 });
     }
-    notes.push(`direct map at ${hex(input.pageOffset)} (page_offset_base), text mapping at ${input.text ? hex(input.text.vaddr) : "unknown"}`);
+    notes.push(`direct map at ${hex(input.pageOffset)} (page_offset_base), each RAM range rounded out to ${input.gbpages ? "1 GiB" : "2 MiB"}; text mapping at ${input.text ? hex(input.text.vaddr) : "unknown"}`);
   } else {
     for (const r of input.ram) {
       if (r.start >= I386_LOWMEM_END) continue;
@@ -184,21 +212,62 @@ function kernelTable(input: HandoverInput, format: PagingFormat): PageTable {
     }
     notes.push(`lowmem direct map at PAGE_OFFSET ${hex(input.pageOffset)} up to 896 MiB`);
   }
-  return { id: "kernel", title: "the running kernel's page table", format, top: builder.top, pages: builder.pages, leaves: builder.leaves(), notes, builder };
+  return pageTable({ id: "kernel", title: "the running kernel's page table", format, notes }, builder);
+}
+
+/**
+ * A built table; its leaves are listed when first asked for (the report draws them), since
+ * walking every table page is most of the model's time and the invariants never need it.
+ */
+function pageTable(fields: Pick<PageTable, "id" | "title" | "format" | "notes">, builder: PageTableBuilder): PageTable {
+  let leaves: PageTable["leaves"] | undefined;
+  return {
+    ...fields,
+    top: builder.top,
+    pages: builder.pages,
+    get leaves() {
+      return (leaves ??= builder.leaves());
+    },
+    builder,
+  };
 }
 
 /** CONFIG_PHYSICAL_START and __START_KERNEL: where an x86_64 kernel's text is when nothing says otherwise. */
 const DEFAULT_TEXT = { vaddr: 0xffffffff81000000n, paddr: 0x1000000n, size: MiB2 };
 
-export function modelHandover(given: HandoverInput): Handover {
-  const input = given.kernelArch === "x86_64" && !given.text ? { ...given, text: DEFAULT_TEXT } : given;
-  const format: PagingFormat = input.kernelArch === "x86_64" ? (input.pagingLevels === 5 ? "x86_64-5level" : "x86_64-4level") : input.pagingLevels === 2 ? "i386-2level" : "i386-pae";
+/**
+ * "full": both tables as the kernel builds them, every System RAM range in each (what the report
+ * draws; a 4 PiB machine has millions of 1 GiB entries). "invariants": only the RAM ranges that
+ * hold a segment, the control pages or the entry, which are all that the invariants walk; the
+ * other ranges could only add mappings nobody looks at, or fail to be mappable, and that is still
+ * checked for each of them. The invariants come out the same; `check` uses this.
+ */
+export type HandoverTables = "full" | "invariants";
+
+/** The RAM ranges (rounded as `round`) that contain any of the addresses. */
+function rangesHolding(ram: readonly Range[], addresses: readonly Range[], round: bigint): Range[] {
+  return ram.filter((r) => {
+    const start = r.start - (r.start % round);
+    const stop = ((end(r) + round - 1n) / round) * round;
+    return addresses.some((a) => a.start < stop && end(a) > start);
+  });
+}
+
+export function modelHandover(given: HandoverInput, tables: HandoverTables = "full"): Handover {
+  const full = given.kernelArch === "x86_64" && !given.text ? { ...given, text: DEFAULT_TEXT } : given;
+  const format: PagingFormat = full.kernelArch === "x86_64" ? (full.pagingLevels === 5 ? "x86_64-5level" : "x86_64-4level") : full.pagingLevels === 2 ? "i386-2level" : "i386-pae";
   const spec = PAGING_FORMATS[format];
   const notes: string[] = [];
-  if (input !== given) notes.push("the kernel text's place is unknown (no \"Kernel code\" in /proc/iomem): assumed at 16 MiB, mapped at 0xffffffff81000000");
-  const { control, allocate, note } = controlPages(input);
+  if (full !== given) notes.push("the kernel text's place is unknown (no \"Kernel code\" in /proc/iomem): assumed at 16 MiB, mapped at 0xffffffff81000000");
+  const { control, allocate, note } = controlPages(full);
   notes.push(note);
+  const walked = [...full.segments.map((x) => ({ start: x.mem, size: x.memsz })), { start: control & ~(2n * PAGE - 1n), size: 2n * PAGE }, { start: full.entry, size: 1n }];
+  const roundBy = full.kernelArch === "x86_64" && full.gbpages ? GiB1 : MiB2;
+  const input = tables === "full" ? full : { ...full, ram: rangesHolding(full.ram, walked, roundBy), acpi: rangesHolding(full.acpi, walked, roundBy) };
+  if (tables === "invariants") notes.push(`only the RAM ranges holding a segment, the control pages or the entry are mapped (${input.ram.length} of ${full.ram.length}): the invariants walk nothing else`);
   const kernel = kernelTable(input, format);
+  // The direct map of what was left out must be mappable too: the full model would have thrown.
+  if (input !== full && full.kernelArch === "x86_64") for (const r of full.ram) kernel.builder.assertMappable(full.pageOffset + r.start, r.start, r.size);
   const invariants: Invariant[] = [];
   const kexec = new PageTableBuilder(format, allocate);
   const kexecNotes: string[] = [];
@@ -221,6 +290,14 @@ export function modelHandover(given: HandoverInput): Handover {
   if (input.kernelArch === "x86_64") {
     const round = input.gbpages ? GiB1 : MiB2;
     for (const r of input.ram) tryMap(() => kexec.identity(r.start, r.size, { round, maxPageSize: round, what: `System RAM ${hex(r.start)}-${hex(end(r))}` }), "identity_mapped", r.start);
+    // What was left out must still have been mappable, or the full model would have broken an invariant for it.
+    if (input !== full) {
+      for (const r of [...full.ram, ...full.acpi]) {
+        const s = r.start - (r.start % round);
+        const e = ((end(r) + round - 1n) / round) * round;
+        tryMap(() => kexec.assertMappable(s, s, e - s, { get what() { return `${full.acpi.includes(r) ? "ACPI" : "System RAM"} ${hex(r.start)}-${hex(end(r))}`; } }), "identity_mapped", r.start);
+      }
+    }
     for (const s of input.segments) tryMap(() => kexec.identity(s.mem, s.memsz, { round, maxPageSize: round, what: `${s.kind} segment` }), "copy_segments", s.mem);
     for (const r of input.acpi) tryMap(() => kexec.identity(r.start, r.size, { round, maxPageSize: round, what: `ACPI ${hex(r.start)}` }), "identity_mapped", r.start);
     // The transition mapping: relocate_kernel's virtual address -> the control page's copy (4 KiB).
@@ -240,7 +317,7 @@ export function modelHandover(given: HandoverInput): Handover {
   for (const c of kexec.conflicts) {
     invariants.push({ id: "table-conflict", holds: false, reason: `${c.what}: virtual ${hex(c.vaddr)} already maps ${hex(c.existing)}, cannot also map ${hex(c.wanted)}`, address: c.vaddr, step: "relocate_kernel" });
   }
-  const kexecTable: PageTable = { id: "kexec", title: input.kernelArch === "x86_64" ? "kexec's identity table (image->arch.pgd)" : "kexec's control-page table", format, top: kexec.top, pages: kexec.pages, leaves: kexec.leaves(), notes: kexecNotes, builder: kexec };
+  const kexecTable = pageTable({ id: "kexec", title: input.kernelArch === "x86_64" ? "kexec's identity table (image->arch.pgd)" : "kexec's control-page table", format, notes: kexecNotes }, kexec);
 
   // Seed 003: the CR3 write runs at switchVa under the old table; the next fetch is under the new one.
   const inKernel = tryWalk(format, kernel.top, switchVa, kernel.builder.readEntry);

@@ -107,6 +107,26 @@ function normalizeE820(entries: E820[]): E820[] {
   return out;
 }
 
+/** Where a snapshot keeps what /proc/kcore said, next to SNAPSHOT.json. */
+export const KERNEL_LAYOUT_FILE = "kernel-layout.json";
+
+/** A snapshot's kernel-layout.json (hex strings, as every kexec-ts JSON); undefined when it says nothing usable. */
+export function parseSavedKernelLayout(text: string): KernelLayout | undefined {
+  let raw: { pageOffset?: unknown; text?: { vaddr?: unknown; paddr?: unknown; size?: unknown } | null; source?: unknown };
+  try {
+    raw = JSON.parse(text) as typeof raw;
+  } catch {
+    return undefined;
+  }
+  const big = (v: unknown) => (typeof v === "string" && /^0x[0-9a-f]+$/i.test(v) ? BigInt(v) : undefined);
+  const pageOffset = big(raw.pageOffset);
+  if (pageOffset === undefined) return undefined;
+  const t = raw.text;
+  const vaddr = big(t?.vaddr), paddr = big(t?.paddr), size = big(t?.size);
+  const mapped = vaddr !== undefined && paddr !== undefined && size !== undefined ? { vaddr, paddr, size } : undefined;
+  return { pageOffset, text: mapped, source: `${typeof raw.source === "string" ? raw.source : "/proc/kcore"} when the snapshot was taken (${KERNEL_LAYOUT_FILE})` };
+}
+
 export function defaultKernelLayout(machine: Machine): KernelLayout {
   if (machine.kernelArch === "i386") return { pageOffset: 0xc0000000n, text: undefined, source: "i386 PAGE_OFFSET 0xc0000000" };
   const pageOffset = machine.pagingLevels === 5 ? 0xff11000000000000n : 0xffff888000000000n;

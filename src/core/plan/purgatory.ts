@@ -65,8 +65,13 @@ function field(name: string): ParamsField {
 
 /**
  * One segment as the new kernel will find it: `bytes` (the segment's buffer,
- * bufsz long, whole or in pieces) at `start`, then zeros up to `memsz`,
- * because kexec zero-fills [bufsz, memsz). The digest covers all memsz bytes.
+ * bufsz long, whole or in pieces) at `start`, then the zeros kexec fills in up
+ * to `memsz`. The digest covers the buffer, the bytes the loader handed over:
+ * nothing reads the zero fill as zeros (a kernel's [file size, init_size) is its
+ * decompressor's scratch, which clears its own bss; the initrd, core header and
+ * boot_params are read up to their lengths), and hashing it would double the
+ * work of a load (a 64 MiB init_size around an 8 MiB kernel). memsz is checked
+ * against the buffer and the limits all the same.
  * Never list the purgatory's own segment: its bytes contain the digest.
  */
 export interface PurgatoryRegion {
@@ -121,7 +126,6 @@ export interface Purgatory {
 const PAGE = 4096n;
 const GiB4 = 1n << 32n;
 const U64_END = 1n << 64n;
-const ZEROS = new Uint8Array(64 * 1024);
 
 /** The committed blob for an arch, decoded and checked to be what params.h describes. */
 export function purgatoryBlob(arch: PurgatoryArch): { blob: PurgatoryBlob; bytes: Uint8Array } {
@@ -157,8 +161,8 @@ function planError(message: string, data: Record<string, unknown>, hint: string)
 /**
  * Fill in a copy of the blob's parameter block for one kexec_load. With `sha`
  * null the digest is left zero and nothing is hashed: a purgatory to show in a
- * plan (hashing an initrd and the kernel's zero fill costs more than the rest
- * of the plan), never one to load — it would refuse to jump.
+ * plan (hashing the initrd costs more than the rest of the plan), never one to
+ * load: it would refuse to jump.
  */
 export function buildPurgatory(arch: PurgatoryArch, params: PurgatoryParams, sha: Sha256 | null): Purgatory {
   const { blob, bytes: pristine } = purgatoryBlob(arch);
@@ -202,15 +206,8 @@ export function buildPurgatory(arch: PurgatoryArch, params: PurgatoryParams, sha
         { field: `regions[${i}]`, expected: `end <= ${hex(limit)}`, actual: hex(region.start + len) },
         below4G ? `${limitWhy}: every segment must lie below 4 GiB` : "the region wraps around the address space");
     }
-    regions.push({ start: region.start, len });
-    if (sha === null) return;
-    for (const p of pieces) chunks.push(p);
-    // The zeros kexec adds between bufsz and memsz are part of what the kernel will hold.
-    for (let pad = len - bufsz; pad > 0n;) {
-      const n = pad < BigInt(ZEROS.length) ? Number(pad) : ZEROS.length;
-      chunks.push(n === ZEROS.length ? ZEROS : ZEROS.subarray(0, n));
-      pad -= BigInt(n);
-    }
+    regions.push({ start: region.start, len: bufsz });
+    if (sha !== null) for (const p of pieces) chunks.push(p);
   });
   const digest = sha === null ? new Uint8Array(32) : sha(chunks);
   if (digest.length !== 32) {

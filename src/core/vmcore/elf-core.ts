@@ -42,9 +42,19 @@ export function looksLikeElfCore(head: Uint8Array): boolean {
   return looksLikeElf(head) && head.length >= 18 && readStruct(ELF32_EHDR, head, 0, { limit: 18 }).e_type === ET_CORE;
 }
 
+/** Where a core file's program headers can start: the kernel and makedumpfile write them at 64 (52). */
+const MAX_TABLE_OFFSET = 16n << 20n;
+/** All notes of a dump: one per CPU (~0.4 KiB each, 8192 CPUs at most) and VMCOREINFO. */
+const MAX_NOTES = 16n << 20n;
+
 export function readElfCore(file: RandomAccess, what = "vmcore"): ElfCore {
   const ident = file.read(0n, Number(file.size < BigInt(ELF64_EHDR.size) ? file.size : BigInt(ELF64_EHDR.size)));
   const h = readStruct(elfHeaderLayout(readElfClass(ident, what)), ident, 0, { what });
+  // The header is read whole from offset 0, so a damaged e_phoff must not make that GiBs.
+  if (h.e_phoff > MAX_TABLE_OFFSET) {
+    throw new KexecError("parse", `${what}: e_phoff ${hex(h.e_phoff)} puts the program headers beyond any core header (the kernel and makedumpfile put them right after the ELF header)`,
+      { field: "e_phoff", offset: offsetOf(ELF64_EHDR, "e_phoff"), expected: `<= ${hex(MAX_TABLE_OFFSET)}`, actual: hex(h.e_phoff) }, "the dump's ELF header is corrupt");
+  }
   const tableEnd = Number(h.e_phoff) + h.e_phnum * h.e_phentsize;
   if (BigInt(tableEnd) > file.size) {
     throw new KexecError("parse", `${what}: the program header table ends at ${hex(tableEnd)}, past the end of the file (${hex(file.size)})`,
@@ -64,13 +74,16 @@ export function readElfCore(file: RandomAccess, what = "vmcore"): ElfCore {
   const notes: ElfNote[] = [];
   const noteParts: Uint8Array[] = [];
   let headerEnd = BigInt(tableEnd);
+  let noteTotal = 0n;
   for (const ph of elf.programHeaders) {
     if (ph.p_type === PT_LOAD) {
       loads.push({ index: ph.index, p_offset: ph.p_offset, p_vaddr: ph.p_vaddr, p_paddr: ph.p_paddr, p_filesz: ph.p_filesz, p_memsz: ph.p_memsz });
       if (ph.p_filesz > 0n && (headerEnd === BigInt(tableEnd) || ph.p_offset < headerEnd)) headerEnd = ph.p_offset;
     } else if (ph.p_type === PT_NOTE) {
-      if (ph.p_filesz > 16n << 20n) {
-        throw new KexecError("parse", `${what}: PT_NOTE ${ph.index} claims ${ph.p_filesz} bytes, more than any kernel writes`, { field: `program header ${ph.index} p_filesz`, actual: String(ph.p_filesz) }, "the dump is corrupt: no kernel writes a note that large");
+      // Each PT_NOTE and all of them together: 65535 program headers of 16 MiB each would be a TiB to read.
+      noteTotal += ph.p_filesz;
+      if (ph.p_filesz > MAX_NOTES || noteTotal > MAX_NOTES) {
+        throw new KexecError("parse", `${what}: PT_NOTE ${ph.index} claims ${ph.p_filesz} bytes${noteTotal > ph.p_filesz ? ` (${noteTotal} with the PT_NOTEs before it)` : ""}, more than any kernel writes`, { field: `program header ${ph.index} p_filesz`, expected: `<= ${MAX_NOTES} in all`, actual: String(noteTotal) }, "the dump is corrupt: no kernel writes notes that large");
       }
       const area = file.read(ph.p_offset, Number(ph.p_filesz));
       noteParts.push(area);

@@ -93,7 +93,9 @@ const MAX_ORDER = 11;
  * Clears from `bitmaps.dumpable` the pages that dump level `level` drops, by their struct page.
  * Zero pages (level bit 1) are not decided here: that needs the page data.
  */
-export function excludeByPageFlags(mem: KernelMemory, info: VmcoreInfo, bitmaps: DumpBitmaps, level: number, pageSize: number): void {
+export function excludeByPageFlags(mem: KernelMemory, info: VmcoreInfo, bitmaps: DumpBitmaps, level: number, pageSize: number,
+  /** Told of every run of pages cleared, with why (the report draws them). */
+  onExclude?: (pfn: number, count: number, key: keyof ExclusionCounts) => void): void {
   if ((level & (DL_EXCLUDE_CACHE | DL_EXCLUDE_CACHE_PRI | DL_EXCLUDE_USER_DATA | DL_EXCLUDE_FREE)) === 0) return;
   const v = new VmcoreInfoView(info, `dump level ${level} (page flags from mem_map)`);
   // Every field is read from a buffer of SIZE(page)-byte structs: member() checks each fits.
@@ -134,6 +136,7 @@ export function excludeByPageFlags(mem: KernelMemory, info: VmcoreInfo, bitmaps:
   const excluded = { zero: 0, cache: 0, cachePrivate: 0, user: 0, free: 0, hwpoison: 0 };
   const exclude = (from: number, n: number, key: keyof ExclusionCounts) => {
     const end = Math.min(from + n, maxPfn);
+    onExclude?.(from, end - from, key);
     for (let p = from; p < end; p++) {
       // Free blocks are up to 1024 pages: whole bitmap bytes at a time inside them.
       if ((p & 7) === 0 && p + 8 <= end) {

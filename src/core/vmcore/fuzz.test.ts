@@ -16,9 +16,9 @@ import { KexecError } from "../errors.js";
 import { damaged, onlyKexecErrors, refusals } from "../testing/fuzz.js";
 import { readLockless } from "./dmesg.js";
 import { excludeByPageFlags, presentBitmaps } from "./exclude.js";
-import { encodeFlatHeader, encodeFlatRecordHeader, FLAT_END, parseFlat } from "./flat.js";
+import { encodeFlatHeader, encodeFlatRecordHeader, FLAT_END, FlatReassembler, parseFlat, type FlatRecord } from "./flat.js";
 import { kernelMemory } from "./kernel-memory.js";
-import { bytesAccess, type PhysicalMemory } from "./memory.js";
+import { bytesAccess, type PhysicalMemory, type RandomAccess } from "./memory.js";
 import { syntheticVmcore } from "./testing.js";
 import { openVmcore } from "./vmcore.js";
 import { parseVmcoreInfo, type VmcoreInfo } from "./vmcoreinfo.js";
@@ -40,6 +40,48 @@ test("fuzz: the flattened-format reader on damaged streams: records stay inside 
     }
     assert.ok(header + total + 16 <= bytes.length, "the records and the end marker fit in the stream");
   }, "flattened stream"));
+});
+
+/** Records as the file they place: runs merged where one continues the last, so chunking cannot change them. */
+function placed(records: readonly FlatRecord[]): [bigint, number[]][] {
+  const out: [bigint, number[]][] = [];
+  for (const r of records) {
+    const last = out[out.length - 1];
+    if (last && last[0] + BigInt(last[1].length) === r.offset) last[1].push(...r.data);
+    else out.push([r.offset, [...r.data]]);
+  }
+  return out;
+}
+
+test("fuzz: the flattened stream read from a pipe in random chunks places the same bytes as read whole, or fails the same way", () => {
+  const record = (offset: bigint, data: Uint8Array) => [encodeFlatRecordHeader(offset, data.length), data];
+  const seed = concatBytes([encodeFlatHeader(), ...record(0n, new Uint8Array(700).fill(1)), ...record(700n, new Uint8Array(0)), ...record(9000n, new Uint8Array(333).fill(2)), FLAT_END]);
+  fc.assert(fc.property(damaged(seed, 4096, seed.length), fc.array(fc.integer({ min: 1, max: 900 }), { minLength: 1, maxLength: 12 }), (bytes, cuts) => {
+    let whole: [bigint, number[]][] | string;
+    try {
+      whole = placed(parseFlat(bytes));
+    } catch (e) {
+      assert.ok(e instanceof KexecError, String(e));
+      whole = "refused";
+    }
+    const r = new FlatReassembler();
+    const got: FlatRecord[] = [];
+    let chunked: [bigint, number[]][] | string;
+    try {
+      let at = 0;
+      for (let i = 0; at < bytes.length; i++) {
+        const n = cuts[i % cuts.length]!;
+        got.push(...r.push(bytes.subarray(at, at + n)));
+        at += n;
+      }
+      r.end();
+      chunked = placed(got);
+    } catch (e) {
+      assert.ok(e instanceof KexecError, String(e));
+      chunked = "refused";
+    }
+    assert.deepEqual(chunked, whole);
+  }), { numRuns: 400 });
 });
 
 /** PhysicalMemory over a page map, with every page `fill` when absent from it. */
@@ -189,4 +231,45 @@ test("found by fuzzing: a VMCOREINFO offset or bit number that cannot be is a Ke
   refused([["NUMBER(SECTION_SIZE_BITS)", "3"]], exclude, "NUMBER(SECTION_SIZE_BITS)");
   refused([["NUMBER(SECTION_SIZE_BITS)", "100"]], exclude, "NUMBER(SECTION_SIZE_BITS)");
   refused([["SIZE(mem_section)", "24"]], exclude, "SIZE(mem_section)");
+});
+
+/** A RandomAccess as big as a large machine's /proc/vmcore: `head` at offset 0, zeros after; it counts what is read. */
+function hugeFile(head: Uint8Array, size = 64n << 30n): RandomAccess & { bytesRead: number } {
+  const file = {
+    size,
+    bytesRead: 0,
+    read(offset: bigint, length: number): Uint8Array {
+      file.bytesRead += length;
+      if (length > 256 << 20) throw new Error(`a reader asked for ${length} bytes at once`);
+      const out = new Uint8Array(length);
+      if (offset < BigInt(head.length)) out.set(head.subarray(Number(offset), Number(offset) + length));
+      return out;
+    },
+  };
+  return file;
+}
+
+test("found by review: a damaged ELF core header cannot make the reader read GiBs (e_phoff far out, thousands of large PT_NOTEs)", () => {
+  const s = syntheticVmcore(24);
+  // e_phoff 32 GiB into a 64 GiB file: the header would have been read from 0 to there.
+  const farTable = s.bytes.slice(0, 4096);
+  new DataView(farTable.buffer).setBigUint64(32, 32n << 30n, true);
+  const far = hugeFile(farTable);
+  assert.throws(() => openVmcore(far), (e: unknown) => e instanceof KexecError && e.data.field === "e_phoff");
+  assert.ok(far.bytesRead < 1 << 20, `read ${far.bytesRead} bytes`);
+  // 4000 PT_NOTEs of 15 MiB each: 60 GB of notes, each one under the old per-note limit.
+  const phnum = 4000;
+  const head = new Uint8Array(64 + phnum * 56);
+  head.set(s.bytes.subarray(0, 64));
+  const dv = new DataView(head.buffer);
+  dv.setBigUint64(32, 64n, true);
+  dv.setUint16(56, phnum, true);
+  for (let i = 0; i < phnum; i++) {
+    dv.setUint32(64 + i * 56, 4, true); // PT_NOTE
+    dv.setBigUint64(64 + i * 56 + 8, 1n << 30n, true); // zeros there: an empty note area each
+    dv.setBigUint64(64 + i * 56 + 32, 15n << 20n, true);
+  }
+  const notes = hugeFile(head);
+  assert.throws(() => openVmcore(notes), (e: unknown) => e instanceof KexecError && /PT_NOTE \d+ claims \d+ bytes \(\d+ with the PT_NOTEs before it\)/.test(e.message));
+  assert.ok(notes.bytesRead < 64 << 20, `read ${notes.bytesRead} bytes`);
 });

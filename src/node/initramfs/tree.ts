@@ -6,7 +6,12 @@
 import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { KexecError } from "../../core/errors.js";
-import type { CpioWriter } from "../../core/initramfs/cpio.js";
+/** What a tree is copied into: a cpio archive (CpioWriter) or a squashfs image's file list (SquashfsTree). */
+export interface ArchiveSink {
+  dir(path: string, perm?: number): unknown;
+  file(path: string, data: Uint8Array | string, perm?: number): unknown;
+  symlink(path: string, target: string): unknown;
+}
 import { readInputFile } from "../files.js";
 
 export interface TreeEntry {
@@ -35,7 +40,7 @@ export function walkTree(dir: string, skip: (rel: string) => boolean = () => fal
 }
 
 /** Copies a walked tree into the archive under `guestDir`, keeping links and permissions. */
-export function addTree(w: CpioWriter, hostDir: string, guestDir: string, tree: readonly TreeEntry[]): void {
+export function addTree(w: ArchiveSink, hostDir: string, guestDir: string, tree: readonly TreeEntry[]): void {
   for (const t of tree) {
     const host = join(hostDir, t.rel);
     const guest = `${guestDir}/${t.rel}`;
@@ -89,7 +94,7 @@ export interface PackageTree {
   /** Every host file copied, for a cache key or a content hash. */
   files: string[];
   /** Copies it under `guestDir` (package.json, dist/ without tests, production node_modules). */
-  addTo(w: CpioWriter, guestDir: string): void;
+  addTo(w: ArchiveSink, guestDir: string): void;
 }
 
 export function kexecTsPackage(packageRoot: string): PackageTree {
@@ -99,11 +104,15 @@ export function kexecTsPackage(packageRoot: string): PackageTree {
   }
   const distTree = walkTree(dist, (rel) => rel.endsWith(".test.js"));
   const packageTrees = productionPackages(packageRoot).map((p) => ({ dir: p, tree: walkTree(p, (rel) => skipInPackage(p, rel)) }));
+  // The installed entry point (package.json "bin"): the bundle with its code cache, when built.
+  const launcher = join(packageRoot, "bin", "kexec-ts.cjs");
+  const launchers = existsSync(launcher) ? [launcher] : [];
   return {
     root: packageRoot,
-    files: [join(packageRoot, "package.json"), ...distTree.map((t) => join(dist, t.rel)), ...packageTrees.flatMap((p) => p.tree.map((t) => join(p.dir, t.rel)))],
+    files: [join(packageRoot, "package.json"), ...launchers, ...distTree.map((t) => join(dist, t.rel)), ...packageTrees.flatMap((p) => p.tree.map((t) => join(p.dir, t.rel)))],
     addTo(w, guestDir) {
       w.file(`${guestDir}/package.json`, readInputFile(join(packageRoot, "package.json"), "package.json"));
+      for (const l of launchers) w.file(`${guestDir}/bin/kexec-ts.cjs`, readInputFile(l, "bin/kexec-ts.cjs"), 0o755);
       addTree(w, dist, `${guestDir}/dist`, distTree);
       for (const p of packageTrees) addTree(w, p.dir, `${guestDir}/${p.dir.slice(resolve(packageRoot).length + 1)}`, p.tree);
     },

@@ -37,15 +37,20 @@ export function listDumps(target: string): DumpEntry[] {
 
 export interface DumpOnDisk extends DumpEntry {
   dir: string;
-  files: string[];
+  /** File name → size in bytes. */
+  files: Record<string, number>;
   report: DumpReport | null;
 }
 
 export function readDump(target: string, entry: DumpEntry): DumpOnDisk {
   const dir = join(target, entry.name);
-  let files: string[] = [];
+  const files: Record<string, number> = {};
   try {
-    files = readdirSync(dir).sort();
+    for (const f of readdirSync(dir).sort()) {
+      try {
+        files[f] = statSync(join(dir, f)).size;
+      } catch { /* removed meanwhile */ }
+    }
   } catch { /* gone */ }
   let report: DumpReport | null = null;
   try {

@@ -12,16 +12,18 @@ import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { KexecError } from "../../core/errors.js";
-import { CpioWriter } from "../../core/initramfs/cpio.js";
+import { CpioWriter, concatBytes } from "../../core/initramfs/cpio.js";
+import { SquashfsTree, writeSquashfs } from "../../core/initramfs/squashfs.js";
 import { readDynamicInfo, readModinfo } from "../../core/initramfs/elf-deps.js";
 import { resolveModules, type ModuleLookup, type ResolvedModule } from "../../core/initramfs/modules.js";
-import { generateCaptureInit, targetDirForNode, type CaptureFilesystem, type CaptureInitSpec } from "../../core/kdump/capture-init.js";
+import { SELF_CONTAINED_IMAGE, generateCaptureInit, targetDirForNode, type CaptureFilesystem, type CaptureInitSpec } from "../../core/kdump/capture-init.js";
 import type { CaptureSettings } from "../../core/kdump/capture-settings.js";
 import type { KdumpConfig } from "../../core/kdump/config.js";
 import type { MountEntry } from "../../core/kdump/mounts.js";
 import { resolveLibraries } from "../initramfs/libraries.js";
 import { moduleLookup, readModule } from "../initramfs/modules.js";
-import { addTree, kexecTsPackage, walkTree } from "../initramfs/tree.js";
+import { addTree, kexecTsPackage, walkTree, type ArchiveSink } from "../initramfs/tree.js";
+import { squashfsCodec } from "../initramfs/block-codec.js";
 import { readInputFile } from "../files.js";
 import { describeFilesystem, describeRawDevice, loadedModules, readMounts, type DriverFact, type FilesystemFacts } from "./devices.js";
 import { initrdPath, manifestPath, type KdumpPaths } from "./paths.js";
@@ -205,6 +207,14 @@ export function planCapture(input: CaptureBuildInput): CapturePlan {
       throw new KexecError("machine", `the capture kernel ${input.kernelRelease} has no ${fstype} module and does not have it built in`, { file: modulesDir, expected: fstype }, "use a capture kernel with that file system");
     } else builtinUsed.push(fstype);
   }
+  // The self-contained mode mounts its image of Node through a loop device.
+  if (c.mode === "self-contained") {
+    for (const m of ["loop", "squashfs"]) {
+      if (lookup(m) !== undefined) wanted.add(m);
+      else if (builtin.has(m)) builtinUsed.push(m);
+      else throw new KexecError("machine", `the capture kernel ${input.kernelRelease} has no ${m} module and does not have it built in: the self-contained mode mounts its image of Node with it`, { file: modulesDir, expected: m }, "use mode = default, or a capture kernel with loop and squashfs");
+    }
+  }
   const first = resolveModules(lookup, [...wanted], modulesDir);
   const soft = softdeps(modulesDir, lookup, first.map((m) => m.name), loaded).filter((n) => !first.some((m) => m.name === n));
   // Soft "pre" dependencies load first, so that ext4 finds crc32c registered when it mounts.
@@ -251,7 +261,7 @@ const CODEC_LIBRARIES = ["libz.so.1", "liblzo2.so.2", "libzstd.so.1"];
 /** Debian's Node 18 loads these from /usr/share/nodejs (cjs-module-lexer: ESM importing CommonJS, as kexec-ts imports koffi). */
 const DEBIAN_NODE_SHARED = ["cjs-module-lexer", "acorn", "acorn-walk"];
 
-function addNode(w: CpioWriter, nodeProgram: string): number {
+function addNode(w: ArchiveSink, nodeProgram: string): number {
   const real = realpathSync(nodeProgram);
   const bytes = readInputFile(real, "node");
   const arch = readDynamicInfo(bytes, real).arch;
@@ -279,8 +289,20 @@ function addNode(w: CpioWriter, nodeProgram: string): number {
   return total;
 }
 
-/** The archive for a plan, uncompressed, with the sizes the estimate needs. */
-export function captureArchive(plan: CapturePlan, input: CaptureBuildInput): { bytes: Uint8Array; moduleBytes: number; nodeBytes: number } {
+/**
+ * What goes into the capture initramfs, before anything is compressed: the archive and, in the
+ * self-contained mode, the squashfs image's entries. The hash covers both, so deciding whether
+ * to rebuild (and `status` asking whether the image is current) never compresses 100 MiB.
+ */
+export interface CaptureContent {
+  cpio: CpioWriter;
+  squashfs: SquashfsTree | null;
+  hash: string;
+  moduleBytes: number;
+  nodeBytes: number;
+}
+
+export function captureContent(plan: CapturePlan, input: CaptureBuildInput): CaptureContent {
   const w = new CpioWriter();
   for (const d of ["proc", "sys", "dev", "tmp", "run", "sysroot", "target", "etc/kexec-ts", "sbin", "usr/bin", "usr/sbin"]) w.dir(d);
   w.dir("tmp", 0o1777);
@@ -298,14 +320,30 @@ export function captureArchive(plan: CapturePlan, input: CaptureBuildInput): { b
     moduleBytes += data.length;
     w.file(moduleGuestPath(input.kernelRelease, m), data, 0o644);
   }
-  let nodeBytes = 0;
-  if (plan.spec.mode === "self-contained") {
-    nodeBytes = addNode(w, input.nodeProgram);
-    kexecTsPackage(input.packageRoot).addTo(w, "opt/kexec-ts");
-  }
   w.file("etc/kexec-ts/capture.json", `${JSON.stringify(plan.settings, null, 2)}\n`);
   w.file("init", generateCaptureInit(plan.spec), 0o755);
-  return { bytes: w.bytes(), moduleBytes, nodeBytes };
+  const hash = createHash("sha256");
+  for (const chunk of w.chunks()) hash.update(chunk);
+  let squashfs: SquashfsTree | null = null;
+  let nodeBytes = 0;
+  if (plan.spec.mode === "self-contained") {
+    squashfs = new SquashfsTree();
+    // Mount points the capture init binds into the image it chroots into.
+    for (const d of ["proc", "sys", "dev", "run", "tmp", "target"]) squashfs.dir(d);
+    nodeBytes = addNode(squashfs, input.nodeProgram);
+    kexecTsPackage(input.packageRoot).addTo(squashfs, "opt/kexec-ts");
+    for (const e of squashfs.inputs) hash.update(`\0${e.type}\0${e.name}\0${e.perm}\0${e.data.length}\0`).update(e.data);
+  }
+  return { cpio: w, squashfs, hash: hash.digest("hex"), moduleBytes, nodeBytes };
+}
+
+/** The uncompressed archive: the squashfs image (compressed by its own codec) goes in as one file. */
+export function captureArchiveBytes(content: CaptureContent): Uint8Array {
+  if (content.squashfs !== null) {
+    const codec = squashfsCodec();
+    content.cpio.file(SELF_CONTAINED_IMAGE, concatBytes(writeSquashfs(content.squashfs.inputs, codec.compression, codec.compress)), 0o644);
+  }
+  return content.cpio.bytes();
 }
 
 export function readManifest(paths: KdumpPaths, release: string): CaptureManifest | null {
@@ -334,13 +372,15 @@ function writeFileDurably(path: string, data: Uint8Array | string): void {
 /** Builds the capture initramfs unless one with the same content is already there (or `force`). */
 export function buildCaptureInitramfs(input: CaptureBuildInput, paths: KdumpPaths, options: { force?: boolean } = {}): BuiltCapture {
   const plan = planCapture(input);
-  const archive = captureArchive(plan, input);
-  const hash = createHash("sha256").update(archive.bytes).digest("hex");
+  const content = captureContent(plan, input);
+  const hash = content.hash;
   const path = initrdPath(paths, input.kernelRelease);
   const old = readManifest(paths, input.kernelRelease);
   if (!options.force && old !== null && old.hash === hash && existsSync(path)) return { path, manifest: old, rebuilt: false, plan };
-  // gzip: every Debian kernel unpacks it (CONFIG_RD_GZIP=y); the big self-contained one is built rarely.
-  const compressed = gzipSync(archive.bytes, { level: plan.spec.mode === "self-contained" ? 6 : 9 });
+  const archive = { bytes: captureArchiveBytes(content), moduleBytes: content.moduleBytes, nodeBytes: content.nodeBytes };
+  // gzip: every Debian kernel unpacks it (CONFIG_RD_GZIP=y). The self-contained mode's squashfs
+  // image inside is compressed already: a low level costs little and gains little.
+  const compressed = gzipSync(archive.bytes, { level: plan.spec.mode === "self-contained" ? 1 : 9 });
   writeFileDurably(path, compressed);
   const manifest: CaptureManifest = {
     format: 1,
@@ -365,7 +405,7 @@ export function buildCaptureInitramfs(input: CaptureBuildInput, paths: KdumpPath
 /** Whether the image on disk is what `input` would build now (status: "stale" otherwise). */
 export function captureIsCurrent(input: CaptureBuildInput, paths: KdumpPaths): { current: boolean; manifest: CaptureManifest | null; hash: string } {
   const plan = planCapture(input);
-  const hash = createHash("sha256").update(captureArchive(plan, input).bytes).digest("hex");
+  const hash = captureContent(plan, input).hash;
   const manifest = readManifest(paths, input.kernelRelease);
   return { current: manifest !== null && manifest.hash === hash && existsSync(initrdPath(paths, input.kernelRelease)), manifest, hash };
 }

@@ -31,5 +31,6 @@ export function kdumpPaths(prefix = "/"): KdumpPaths {
 export const initrdPath = (p: KdumpPaths, release: string): string => join(p.stateDir, `initrd-${release}.img`);
 export const manifestPath = (p: KdumpPaths, release: string): string => join(p.stateDir, `initrd-${release}.json`);
 export const testStatePath = (p: KdumpPaths): string => join(p.stateDir, "test.json");
-export const reportedPath = (p: KdumpPaths): string => join(p.stateDir, "reported.json");
+/** Which dumps of a target were reported: kept with the dumps, since it is about them. */
+export const reportedPath = (target: string): string => join(target, ".kexec-ts-reported.json");
 export const bootStatePath = (p: KdumpPaths): string => join(p.stateDir, "last-boot.json");

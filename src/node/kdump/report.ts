@@ -4,14 +4,15 @@
  * raw copy the capture init left on raw_target, tells a crash that left nothing from a clean
  * reboot, and settles a pending `kdump test`.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readSync, rmSync, statSync, writeSync, fsyncSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readSync, rmSync, statSync, writeSync, fsyncSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { RAW_RECORD_MAGIC, RAW_RECORD_SIZE } from "../../core/kdump/capture-init.js";
-import { dumpDirName, summarizeDump, type DumpReport } from "../../core/kdump/dumps.js";
+import { summarizeDump, type DumpReport } from "../../core/kdump/dumps.js";
+import type { CaptureSettings } from "../../core/kdump/capture-settings.js";
 import { isKexecError } from "../../core/errors.js";
-import { saveVmcoreTo } from "../vmcore/save.js";
-import { listDumps, newDumpDir, readDump, type DumpOnDisk } from "./dumps.js";
+import { captureSave } from "./save.js";
+import { listDumps, readDump, type DumpOnDisk } from "./dumps.js";
 import { bootStatePath, reportedPath, testStatePath, type KdumpPaths } from "./paths.js";
 import { readBootId, readJson, writeJsonDurably, type BootRecord } from "./service.js";
 import type { KdumpConfig } from "../../core/kdump/config.js";
@@ -110,15 +111,15 @@ function consumeRawRecord(device: string): void {
 }
 
 /**
- * A raw copy of /proc/vmcore on the raw target becomes a dump directory: the ELF core is copied
- * out (a block device's size is not its content's), saved as kdump-compressed, and the copy removed.
+ * A raw copy of /proc/vmcore on the raw target becomes a dump directory as the capture kernel
+ * would have written it (dmesg.txt, report.json, the vmcore at the configured level and codec).
+ * The ELF core is first copied out to a file in the target: a block device's size is not its
+ * content's, and the save reads its source by name.
  */
 async function convertRawCopy(config: KdumpConfig, record: RawRecord, say: (line: string) => void): Promise<string | null> {
   const device = config.rawTarget!;
-  const when = Number.isNaN(Date.parse(record.time)) ? new Date() : new Date(record.time);
   mkdirSync(config.target, { recursive: true });
-  const dir = join(config.target, newDumpDir(config.target, dumpDirName(hostname(), when)));
-  const elf = join(dir, "vmcore.elf");
+  const elf = join(config.target, `.kexec-ts-raw-${process.pid}.elf`);
   const src = openSync(device, "r");
   const dst = openSync(elf, "w");
   try {
@@ -134,26 +135,22 @@ async function convertRawCopy(config: KdumpConfig, record: RawRecord, say: (line
     closeSync(src);
     closeSync(dst);
   }
-  let problem: string | null = record.complete ? null : `the raw copy holds ${record.bytes} of ${record.vmcore} bytes`;
+  const why = `the capture kernel could not start Node (${record.reason || "no reason recorded"}); converted from the raw copy it left on ${device} at ${record.time}`;
+  const notes = [why, ...(record.complete ? [] : [`the raw copy holds ${record.bytes} of the ${record.vmcore} bytes of /proc/vmcore`])];
   try {
-    const r = await saveVmcoreTo({ src: elf, dst: join(dir, "vmcore"), format: "kdump", codec: config.codec, dumpLevel: config.dumpLevel, threads: "auto", progress: false });
-    if (!r.complete) problem = r.missing ?? problem ?? "incomplete";
+    const settings: CaptureSettings = {
+      format: 1, builtBy: "", host: hostname(), mode: config.mode, target: config.target, targetInSystem: config.target, codec: config.codec, dumpLevel: config.dumpLevel,
+      keep: 0, minFree: "0", threads: 0, failureAction: config.failureAction, finalAction: config.finalAction, kernelRelease: "",
+    };
+    const { dir } = await captureSave(settings, { vmcore: elf, console: () => {}, runDir: null, notes });
+    say(`${why}: ${dir}`);
+    return dir;
   } catch (e) {
-    problem = isKexecError(e) ? e.message : String(e);
+    say(`${why}, but it could not be converted: ${isKexecError(e) ? e.message : String(e)}`);
+    return null;
+  } finally {
+    rmSync(elf, { force: true });
   }
-  rmSync(elf, { force: true });
-  const report: DumpReport = {
-    format: 1, state: problem === null ? "saved" : "failed", host: hostname(), crashTime: when.toISOString(), kernel: null, panic: null, backtrace: [], testId: null,
-    dump: { file: existsSync(join(dir, "vmcore")) ? "vmcore" : "vmcore.incomplete", complete: problem === null, bytes: 0, dumpLevel: config.dumpLevel, codec: config.codec, pagesWritten: 0, problem },
-    dmesg: { error: "converted from the raw target; run kexec-ts vmcore dmesg on the vmcore" },
-    seconds: { total: 0, dmesg: 0, vmcore: 0 },
-    memory: { memTotal: null, memAvailableAtStart: null, nodeRssPeak: null, heapCapMiB: null },
-    capture: { mode: "raw", builtBy: "", kernelRelease: "", node: "" },
-    startedAt: when.toISOString(), finishedAt: new Date().toISOString(),
-  };
-  writeJsonDurably(join(dir, "report.json"), report);
-  say(`the capture kernel could not run Node and left a raw copy on ${device} (${record.reason || "no reason recorded"}); converted to ${dir}`);
-  return dir;
 }
 
 export interface ReportResult {
@@ -178,7 +175,7 @@ export async function reportCrashes(config: KdumpConfig, paths: KdumpPaths, opti
       consumeRawRecord(config.rawTarget);
     }
   }
-  const reported = new Set(readJson<{ names: string[] }>(reportedPath(paths))?.names ?? []);
+  const reported = new Set(readJson<{ names: string[] }>(reportedPath(config.target))?.names ?? []);
   const dumps = listDumps(config.target).map((d) => readDump(config.target, d));
   const fresh = dumps.filter((d) => options.all || !reported.has(d.name)).map((d) => ({ dir: d.dir, lines: summarizeDump(d.dir, d.report, d.files), report: d.report }));
   for (const f of fresh) lines.push(...f.lines);
@@ -200,6 +197,6 @@ export async function reportCrashes(config: KdumpConfig, paths: KdumpPaths, opti
   }
   const test = testResult(paths, dumps);
   if (test !== null) lines.push(`kdump test ${test.id} (${test.at}): ${test.result}: ${test.detail}`);
-  writeJsonDurably(reportedPath(paths), { names: [...new Set([...reported, ...dumps.map((d) => d.name)])] });
+  writeJsonDurably(reportedPath(config.target), { names: [...new Set([...reported, ...dumps.map((d) => d.name)])] });
   return { fresh, latest, previousBoot, test, rawCopy, lines };
 }

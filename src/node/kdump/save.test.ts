@@ -10,7 +10,7 @@ import { syntheticVmcore } from "../../core/vmcore/testing.js";
 import { bytesAccess } from "../../core/vmcore/memory.js";
 import { openVmcore } from "../../core/vmcore/vmcore.js";
 import { missingInput } from "../test-inputs.js";
-import { captureSave } from "./save.js";
+import { captureSaveFromFile as captureSave } from "./save.js";
 
 const CRASH_MESSAGES = [
   "Linux version 6.1.0-synthetic",
@@ -108,6 +108,8 @@ test("a full target gives an incomplete, readable dump and a report that says so
     assert.match(r.dump.problem!, /ENOSPC|full/);
     assert.equal(r.panic, "Kernel panic - not syncing: sysrq triggered crash", "the log was saved first");
     assert.ok(s.lines.some((l) => /vmcore NOT complete/.test(l)));
+    assert.match(readFileSync(join(d, "capture.log"), "utf8"), /vmcore NOT complete: .*ENOSPC/, "the log's room was kept before the vmcore filled the target");
+    assert.doesNotMatch(readFileSync(join(d, "capture.log"), "utf8"), / {100}/, "the padding is cut");
   } finally {
     spawnSync("umount", [mnt]);
     rmSync(s.dir, { recursive: true, force: true });

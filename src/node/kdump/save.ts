@@ -9,7 +9,7 @@
  * A second panic or a reset during the save leaves report.json at "saving" and the dump marked
  * incomplete, which `kdump report` says after the reboot. Exit 0 when the dump is complete.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, fdatasyncSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { KexecError, isKexecError } from "../../core/errors.js";
 import { size } from "../../core/format.js";
@@ -26,8 +26,20 @@ export interface CaptureSaveOptions {
   vmcore: string;
   /** Where the log lines go besides capture.log (the console). */
   console: (line: string) => void;
-  /** Shared with the capture init: its log, and the mark that Node started. */
-  runDir: string;
+  /** Shared with the capture init: its log, and the mark that Node started; null outside the capture kernel. */
+  runDir: string | null;
+  /** Lines for report.json about where the dump came from (a converted raw copy). */
+  notes?: string[];
+}
+
+/** `kdump save SETTINGS` in the capture kernel: the settings the initramfs was built with. */
+export async function captureSaveFromFile(settingsPath: string, opts: CaptureSaveOptions): Promise<number> {
+  if (opts.runDir !== null) {
+    try {
+      writeFileSync(join(opts.runDir, "started"), `${process.pid}\n`);
+    } catch { /* run by hand, outside the capture initramfs */ }
+  }
+  return (await captureSave(parseCaptureSettings(readFileSync(settingsPath, "utf8"), settingsPath), opts)).exit;
 }
 
 /** A log kept for capture.log and printed as it goes. */
@@ -77,16 +89,42 @@ function heapCapMiB(): number | null {
   return flag === undefined ? null : Number(flag.slice(flag.indexOf("=") + 1));
 }
 
-function writeDurably(path: string, text: string): void {
+/**
+ * Writes a file and fsyncs it. With `reserve`, the file is padded with spaces to that size, so
+ * that rewriting it later (`rewriteInPlace`) needs no new blocks: report.json and capture.log
+ * are written before the vmcore and still get their final content when the vmcore fills the target.
+ */
+function writeDurably(path: string, text: string, reserve = 0): void {
   const fd = openSync(path, "w", 0o600);
   try {
-    const bytes = new TextEncoder().encode(text);
+    const body = new TextEncoder().encode(text);
+    const bytes = new Uint8Array(Math.max(body.length, reserve)).fill(0x20);
+    bytes.set(body, 0);
     for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
 }
+
+/** Overwrites from the start and cuts the file to the new length: within the reserved size, a full disk does not stop it. */
+function rewriteInPlace(path: string, text: string): void {
+  const fd = openSync(path, "r+");
+  try {
+    const bytes = new TextEncoder().encode(text);
+    for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done, done);
+    ftruncateSync(fd, bytes.length);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Room kept for the final report.json and capture.log (JSON allows the padding spaces; the log's are cut at the end). */
+const REPORT_RESERVE = 16 * 1024;
+/** How much of the vmcore a second crash during the save may lose. */
+const FLUSH_EVERY_MS = 2000;
+const LOG_RESERVE = 64 * 1024;
 
 function syncDir(dir: string): void {
   try {
@@ -107,12 +145,8 @@ function problemText(e: unknown): string {
   return err?.message ?? String(e);
 }
 
-export async function captureSave(settingsPath: string, opts: CaptureSaveOptions): Promise<number> {
+export async function captureSave(settings: CaptureSettings, opts: CaptureSaveOptions): Promise<{ exit: number; dir: string }> {
   const t0 = performance.now();
-  try {
-    writeFileSync(join(opts.runDir, "started"), `${process.pid}\n`);
-  } catch { /* run by hand, outside the capture initramfs */ }
-  const settings: CaptureSettings = parseCaptureSettings(readFileSync(settingsPath, "utf8"), settingsPath);
   const log = new CaptureLog(opts.console);
   const mem = meminfo();
   log.say(`Node ${process.version} started; ${mem.memAvailable === null ? "" : `${size(mem.memAvailable)} available of ${size(mem.memTotal ?? 0)}`}`);
@@ -154,10 +188,11 @@ export async function captureSave(settingsPath: string, opts: CaptureSaveOptions
     dump: { file: "vmcore.incomplete", complete: false, bytes: 0, dumpLevel: settings.dumpLevel, codec: settings.codec, pagesWritten: 0, problem: "the save has not finished" },
     dmesg: { error: "not read yet" },
     seconds: { total: 0, dmesg: 0, vmcore: 0 },
-    memory: { memTotal: mem.memTotal, memAvailableAtStart: mem.memAvailable, nodeRssPeak: null, heapCapMiB: heapCapMiB() },
+    memory: { memTotal: mem.memTotal, memAvailableAtStart: mem.memAvailable, memAvailableLeast: mem.memAvailable, nodeRssPeak: null, heapCapMiB: heapCapMiB() },
     capture: { mode: settings.mode, builtBy: settings.builtBy, kernelRelease: settings.kernelRelease, node: process.version },
     startedAt: new Date().toISOString(),
     finishedAt: null,
+    notes: opts.notes ?? [],
   };
 
   // The log first: it is small and tells most of the story even if nothing else gets written.
@@ -177,11 +212,35 @@ export async function captureSave(settingsPath: string, opts: CaptureSaveOptions
   }
   report.seconds.dmesg = (performance.now() - tDmesg) / 1000;
   src.close();
-  writeDurably(join(dir, "report.json"), `${JSON.stringify(report, null, 2)}\n`);
+  let initLog = "";
+  try {
+    if (opts.runDir !== null) initLog = readFileSync(join(opts.runDir, "init.log"), "utf8");
+  } catch { /* run by hand */ }
+  const logText = () => `${initLog}${initLog && !initLog.endsWith("\n") ? "\n" : ""}${log.lines.join("\n")}\n`;
+  writeDurably(join(dir, "report.json"), `${JSON.stringify(report, null, 2)}\n`, REPORT_RESERVE);
+  writeDurably(join(dir, "capture.log"), logText(), LOG_RESERVE);
   syncDir(dir);
 
   const tSave = performance.now();
+  // The least memory left while saving is what says whether the reservation was enough, and by how much.
+  const sampler = setInterval(() => {
+    const now = meminfo().memAvailable;
+    if (now !== null && (report.memory.memAvailableLeast === null || now < report.memory.memAvailableLeast)) report.memory.memAvailableLeast = now;
+  }, 200);
+  sampler.unref();
   let exit = 0;
+  // The name is made durable before the save starts, and what is written is flushed every few
+  // seconds: a second crash or a reset during the save leaves a vmcore.incomplete with what it had.
+  const partial = join(dir, "vmcore.incomplete");
+  closeSync(openSync(partial, "w", 0o600));
+  syncDir(dir);
+  const flushFd = openSync(partial, "r");
+  const flusher = setInterval(() => {
+    try {
+      fdatasyncSync(flushFd);
+    } catch { /* the save itself reports write errors */ }
+  }, FLUSH_EVERY_MS);
+  flusher.unref();
   try {
     const result = await saveVmcoreTo({ src: opts.vmcore, dst: join(dir, "vmcore"), format: "kdump", codec: settings.codec, dumpLevel: settings.dumpLevel, threads: settings.threads, progress: false });
     report.dump.complete = result.complete;
@@ -193,6 +252,9 @@ export async function captureSave(settingsPath: string, opts: CaptureSaveOptions
     report.dump.problem = problemText(e);
     exit = isKexecError(e) && e.code === "io" ? 74 : 1;
   }
+  clearInterval(sampler);
+  clearInterval(flusher);
+  closeSync(flushFd);
   report.seconds.vmcore = (performance.now() - tSave) / 1000;
   for (const f of ["vmcore", "vmcore.incomplete"]) {
     try {
@@ -205,23 +267,19 @@ export async function captureSave(settingsPath: string, opts: CaptureSaveOptions
   report.finishedAt = new Date().toISOString();
   report.seconds.total = (performance.now() - t0) / 1000;
   log.say(exit === 0
-    ? `vmcore: ${size(report.dump.bytes)} in ${report.seconds.vmcore.toFixed(1)} s (dump level ${settings.dumpLevel}, ${settings.codec}); Node's peak ${size(report.memory.nodeRssPeak ?? 0)}`
+    ? `vmcore: ${size(report.dump.bytes)} in ${report.seconds.vmcore.toFixed(1)} s (dump level ${settings.dumpLevel}, ${settings.codec}); Node's peak ${size(report.memory.nodeRssPeak ?? 0)}, least available ${size(report.memory.memAvailableLeast ?? 0)}`
     : `vmcore NOT complete: ${report.dump.problem}`);
-  // The report and the log may not fit on a full target either; each is tried on its own.
+  // Rewritten in the room kept for them, so a full target does not lose them; each is tried on its own.
   try {
-    writeDurably(join(dir, "report.json"), `${JSON.stringify(report, null, 2)}\n`);
+    rewriteInPlace(join(dir, "report.json"), `${JSON.stringify(report, null, 2)}\n`);
   } catch (e) {
     log.say(`could not write report.json: ${problemText(e)}`);
   }
-  let initLog = "";
   try {
-    initLog = readFileSync(join(opts.runDir, "init.log"), "utf8");
-  } catch { /* run by hand */ }
-  try {
-    writeDurably(join(dir, "capture.log"), `${initLog}${initLog && !initLog.endsWith("\n") ? "\n" : ""}${log.lines.join("\n")}\n`);
+    rewriteInPlace(join(dir, "capture.log"), logText());
   } catch (e) {
     log.say(`could not write capture.log: ${problemText(e)}`);
   }
   syncDir(dir);
-  return exit;
+  return { exit, dir };
 }

@@ -45,6 +45,8 @@ export interface ArmState {
   bootId: string | null;
   /** Why not armed (the failing checks' reasons, or the error). */
   reasons: string[];
+  /** The failing checks `--force` armed past; status is not ready while there are any. */
+  forced?: string[];
   warnings: string[];
   kernel: string | null;
   kernelRelease: string | null;
@@ -170,8 +172,7 @@ function writeTest(dir: string): string | null {
     unlinkSync(probe);
     return null;
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    return `${err.code ?? "error"}: ${err.message}`;
+    return (e as Error).message;
   }
 }
 
@@ -190,6 +191,8 @@ export interface ArmOptions {
   load: boolean;
   /** The capture kernel's release to build for (the kernel hook's argument); default: the capture kernel's own. */
   kernelRelease?: string;
+  /** Arm even when checks fail (as kexec-ts -p --force); the state and status keep saying which. */
+  force?: boolean;
 }
 
 export interface Preparation {
@@ -319,9 +322,13 @@ export async function arm(options: ArmOptions): Promise<{ state: ArmState; prep:
     estimate: prep.estimate === null ? null : { total: prep.estimate.total.toString(), suggested: prep.estimate.suggested.toString(), crashSize: readCrashSize()?.toString() ?? null },
   };
   if (!options.load) return { state, prep };
-  if (fails.length > 0 || prep.capture === null) {
+  if (prep.capture === null || (fails.length > 0 && options.force !== true)) {
     finishRefused(options.paths, state);
     return { state, prep };
+  }
+  if (fails.length > 0) {
+    state.forced = state.reasons;
+    state.reasons = [];
   }
   try {
     const how = loadCrashKernel(prep);

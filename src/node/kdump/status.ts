@@ -52,6 +52,7 @@ export function kdumpStatus(paths: KdumpPaths): StatusResult {
   } else if (!state.armed) {
     reasons.push(...(state.reasons.length ? state.reasons : ["not armed"]));
   } else {
+    for (const f of state.forced ?? []) reasons.push(`armed with --force past a failing check: ${f}`);
     if (crashLoaded !== true) reasons.push("kexec-ts armed it, but /sys/kernel/kexec_crash_loaded is no longer 1: something unloaded the crash kernel");
     let config;
     try {

@@ -13,7 +13,7 @@ import { FLAT_END, encodeFlatHeader, encodeFlatRecordHeader } from "../../core/v
 import { openVmcore } from "../../core/vmcore/vmcore.js";
 import { stdoutCarriesTheOutput } from "../entry.js";
 import { writeError } from "../files.js";
-import { openRandomAccess } from "./file.js";
+import { openVmcoreSource } from "./mapped-file.js";
 import { inlineCompressor, workerCompressor, type SourceFile } from "./pool.js";
 import { Progress } from "./progress.js";
 
@@ -145,7 +145,7 @@ class Signals {
 export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
   const toStdout = opts.dst === "-";
   if (toStdout && !opts.flat) throw new KexecError("usage", "only the flattened format can be written to standard output", { field: "format" }, "use --format flat (makedumpfile -F), then makedumpfile -R to make a file of it");
-  const src = openRandomAccess(opts.src);
+  const src = openVmcoreSource(opts.src);
   try {
     const core = openVmcore(src, opts.src);
     const ps = core.memory.pageSize;

@@ -2,7 +2,8 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { compressBatch, readExtents, type FileExtents } from "../../core/vmcore/batch.js";
 import { pageCompressor, type Codec } from "./compress.js";
-import { openRandomAccess, type OpenFile } from "./file.js";
+import type { OpenFile } from "./file.js";
+import { openVmcoreSource } from "./mapped-file.js";
 
 export interface WorkRequest { id: number; pages: Uint8Array; out: Uint8Array; count: number; skip: Uint8Array; extents?: FileExtents }
 export type WorkReply =
@@ -20,7 +21,7 @@ let file: OpenFile | undefined;
 parentPort!.on("message", (req: WorkRequest) => {
   try {
     if (req.extents && req.extents.length > 0) {
-      file ??= openRandomAccess(source!);
+      file ??= openVmcoreSource(source!);
       readExtents(file.readInto, req.extents, req.pages, pageSize);
     }
   } catch (e) {

@@ -3,7 +3,8 @@
  * prefix field, GNU long names ('L'/'K') and pax extended headers ('x'). 512-byte blocks;
  * the archive ends with a zero block. Pure logic over Uint8Array.
  */
-import { KexecError } from "../core/errors.js";
+import { concatBytes } from "../bytes/reader.js";
+import { KexecError } from "../errors.js";
 
 export interface TarEntry {
   name: string;
@@ -122,4 +123,53 @@ export function safeRelativePath(name: string): string | undefined {
     parts.push(p);
   }
   return parts.length === 0 ? undefined : parts.join("/");
+}
+
+const USTAR_LIMITS = "ustar holds paths up to 255 bytes and files below 8 GiB; write a directory instead (kexec-ts snapshot DIR)";
+
+/** A ustar archive of files and directories (names up to 255 bytes, split across prefix and name). */
+export function writeTar(entries: readonly { name: string; type: "file" | "dir"; data?: Uint8Array; mode?: number; mtime?: number }[]): Uint8Array {
+  const encoder = new TextEncoder();
+  const blocks: Uint8Array[] = [];
+  const push = (b: Uint8Array) => blocks.push(b);
+  const put = (h: Uint8Array, offset: number, length: number, value: string) => {
+    const bytes = encoder.encode(value);
+    if (bytes.length > length) throw new KexecError("io", `tar: "${value}" does not fit the ${length}-byte ustar field at ${offset}`, { field: "name", actual: value }, USTAR_LIMITS);
+    h.set(bytes, offset);
+  };
+  const octalField = (h: Uint8Array, offset: number, length: number, value: number) => put(h, offset, length, `${value.toString(8).padStart(length - 1, "0")}\0`);
+  for (const e of entries) {
+    const data = e.type === "file" ? (e.data ?? new Uint8Array(0)) : new Uint8Array(0);
+    const name = e.type === "dir" && !e.name.endsWith("/") ? `${e.name}/` : e.name;
+    const h = new Uint8Array(BLOCK);
+    const raw = encoder.encode(name);
+    if (raw.length <= 100) put(h, 0, 100, name);
+    else {
+      // Split at a slash so the prefix (155) and the name (100) both fit.
+      const cut = name.lastIndexOf("/", name.length - 2 >= 155 ? 155 : name.length - 2);
+      if (cut <= 0 || encoder.encode(name.slice(cut + 1)).length > 100) throw new KexecError("io", `tar: path too long for ustar: ${name}`, { field: "name", actual: name }, USTAR_LIMITS);
+      put(h, 0, 100, name.slice(cut + 1));
+      put(h, 345, 155, name.slice(0, cut));
+    }
+    octalField(h, 100, 8, e.mode ?? (e.type === "dir" ? 0o755 : 0o644));
+    octalField(h, 108, 8, 0);
+    octalField(h, 116, 8, 0);
+    octalField(h, 124, 12, data.length);
+    octalField(h, 136, 12, e.mtime ?? 0);
+    h.fill(0x20, 148, 156);
+    h[156] = (e.type === "dir" ? "5" : "0").charCodeAt(0);
+    put(h, 257, 6, "ustar\0");
+    put(h, 263, 2, "00");
+    let sum = 0;
+    for (const b of h) sum += b;
+    put(h, 148, 8, `${sum.toString(8).padStart(6, "0")}\0 `);
+    push(h);
+    if (data.length) {
+      const padded = new Uint8Array(Math.ceil(data.length / BLOCK) * BLOCK);
+      padded.set(data);
+      push(padded);
+    }
+  }
+  push(new Uint8Array(2 * BLOCK));
+  return concatBytes(blocks);
 }

@@ -1,0 +1,169 @@
+// Scale by simulation (issue 15, target 3), two tables:
+//
+//   planning: `machine`, `check` and `plan` on synthetic machines (src/lab/synthetic-machine.ts:
+//             64 TiB 4-level and 4 PiB 5-level, 4,096 RAM ranges, 1,024 CPUs, crashkernel=,high
+//             plus ,low), beside the real QEMU guest they were scaled from; median wall time of
+//             N runs of the CLI, each a fresh process, as a user runs it.
+//   dumps:    makedumpfile -l -d 31 and kexec-ts vmcore save -d 31 --compress lzo on sparse
+//             synthetic vmcores (src/lab/synthetic-vmcore.ts) of 16 GiB and 1 TiB made from the
+//             real 1 GiB guest's, and on that guest's own: wall, CPU, peak RSS, cost per TiB.
+//
+//   npm run build && node bench/scale/bench.mjs [--runs 7] [--dumps 1G,16G,1T] [--no-dumps] [--no-plans]
+import { spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { inputIdentity, sameIdentity, timed } from "../lib.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = join(here, "..", "..");
+// The installed entry point (bundle and code cache), as a user runs it.
+const cli = join(repo, "bin", "kexec-ts.cjs");
+const cacheDir = process.env.KEXEC_TS_CACHE ?? join(homedir(), ".cache", "kexec-ts");
+
+/**
+ * Median wall and CPU (user + sys) milliseconds of `runs` fresh processes, as a user runs them.
+ * On a shared machine wall time includes waiting for a CPU; CPU time is what the command itself
+ * cost. Every run's exit status must be in `okStatus`, or the row says why it has no number.
+ */
+function times(cmd, args, runs, okStatus) {
+  const wall = [];
+  const cpu = [];
+  for (let i = 0; i < runs; i++) {
+    const r = timed(cmd, args);
+    if (!okStatus.includes(r.status)) return { failed: `exit ${r.status}: ${r.stderr.trim().split("\n").filter((l) => !l.startsWith("TIME ")).slice(-2).join(" / ")}` };
+    wall.push(r.wall * 1000);
+    cpu.push(r.cpu * 1000);
+  }
+  const med = (xs) => [...xs].sort((a, b) => a - b)[(xs.length - 1) >> 1];
+  return { wall: med(wall), cpu: med(cpu), wallMax: Math.max(...wall) };
+}
+const cliTimes = (args, runs, okStatus = [0, 1]) => times(process.execPath, [cli, ...args], runs, okStatus);
+const nodeFloor = (runs) => times(process.execPath, ["-e", "0"], runs, [0]);
+
+/** A Debian amd64 kernel from the lab cache and an initrd of a real size (the lab's Node initramfs). */
+async function planInputs(dir) {
+  const { cachedKernels } = await import(join(repo, "dist", "node", "kernel-cache.js"));
+  const kernel = cachedKernels().find((k) => k.flavour === "amd64");
+  if (!kernel) throw new Error("no Debian amd64 kernel in the cache: run bash .ci/setup-debian.sh");
+  const { buildInitramfs } = await import(join(repo, "dist", "lab", "initramfs.js"));
+  const built = await buildInitramfs({ userArch: "x86_64", init: { steps: [] }, node: true, kexecTs: true });
+  // A copy of our own: the lab's cache of built images is shared and may be cleaned while we run.
+  const initrd = join(dir, "initrd.img");
+  copyFileSync(built.path, initrd);
+  return { kernel: kernel.vmlinuz, initrd, initrdBytes: built.bytes };
+}
+
+export async function planTable({ runs = 7 } = {}) {
+  const { SCALE_MODELS, readBaseSnapshot, syntheticMachineFiles, writeSnapshotDir } = await import(join(repo, "dist", "lab", "synthetic-machine.js"));
+  // On tmpfs when there is one: the files stand in for /proc and /sys, which live in memory too.
+  const dir = mkdtempSync(join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), "kexec-ts-scale-"));
+  const inputs = await planInputs(dir);
+  const machines = [{ name: "qemu-amd64-6.1-high-6G (the real guest)", root: join(repo, "testdata", "snapshots", "qemu-amd64-6.1-high-6G"), ranges: 3, cpus: 1 }];
+  for (const [name, o] of Object.entries(SCALE_MODELS)) {
+    const root = join(dir, name);
+    writeSnapshotDir(root, syntheticMachineFiles(await readBaseSnapshot(o.paging), o));
+    machines.push({ name, root, ranges: o.ramRanges, cpus: o.cpus });
+  }
+  const rows = [];
+  try {
+    const floor = nodeFloor(runs);
+    const version = cliTimes(["--version"], runs, [0]);
+    for (const m of machines) {
+      const common = [inputs.kernel, `--initrd=${inputs.initrd}`, "--append=console=ttyS0 irqpoll nr_cpus=1 reset_devices", "--root", m.root];
+      const row = { machine: m.name, ranges: m.ranges, cpus: m.cpus, times: {} };
+      row.times["machine"] = cliTimes(["machine", "--root", m.root], runs, [0]);
+      for (const what of ["-p", "-l"]) {
+        row.times[`check ${what}`] = cliTimes(["check", what, ...common], runs);
+        row.times[`plan ${what}`] = cliTimes(["plan", "-c", what, ...common], runs);
+      }
+      rows.push(row);
+    }
+    return { rows, floor, version, inputs };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The synthetic vmcores live in the cache beside the real one they are made from (made once, reused). */
+export function syntheticPath(size) {
+  return join(cacheDir, "vmcores", "synthetic", `amd64-6.1-${size}.elf`);
+}
+
+export async function ensureSynthetic(size, log = () => {}) {
+  const real = join(cacheDir, "vmcores", "amd64-6.1.elf");
+  if (size === "1G") return real;
+  const out = syntheticPath(size);
+  // Remade when the source is newer (a fresh capture) or the file is missing.
+  if (existsSync(out) && statSync(out).mtimeMs > statSync(real).mtimeMs) return out;
+  mkdirSync(dirname(out), { recursive: true });
+  const { writeSyntheticVmcore, parseSize } = await import(join(repo, "dist", "lab", "synthetic-vmcore.js"));
+  const t0 = Date.now();
+  writeSyntheticVmcore({ source: real, out, ram: parseSize(size), log });
+  log(`${out}: made in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  return out;
+}
+
+function dmesgOf(file, dir) {
+  const out = join(dir, `dmesg-${Math.random().toString(36).slice(2)}`);
+  const r = spawnSync("makedumpfile", ["--dump-dmesg", file, out], { encoding: "latin1" });
+  return r.status === 0 && existsSync(out) ? readFileSync(out, "latin1") : undefined;
+}
+
+export async function dumpTable({ sizes = ["1G", "16G", "1T"], log = () => {} } = {}) {
+  const rows = [];
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-scale-dump-"));
+  try {
+    for (const size of sizes) {
+      const core = await ensureSynthetic(size, log);
+      const st = statSync(core);
+      const { openVmcore } = await import(join(repo, "dist", "core", "vmcore", "vmcore.js"));
+      const { openRandomAccess } = await import(join(repo, "dist", "node", "vmcore", "file.js"));
+      const f = openRandomAccess(core);
+      const ramBytes = openVmcore(f, core).memory.ranges.reduce((n, r) => n + Number(r.end - r.start), 0);
+      f.close();
+      const before = inputIdentity(core);
+      const reference = dmesgOf(core, dir);
+      const md = join(dir, "md.kdump");
+      const ts = join(dir, "ts.kdump");
+      rmSync(md, { force: true });
+      rmSync(ts, { force: true });
+      const a = timed("makedumpfile", ["-l", "-d", "31", core, md]);
+      const mdOut = a.status === 0 ? statSync(md).size : NaN;
+      const mdOk = a.status === 0 && reference !== undefined && dmesgOf(md, dir) === reference;
+      rmSync(md, { force: true });
+      const b = timed(process.execPath, [cli, "vmcore", "save", "--dump-level", "31", "--compress", "lzo", core, ts]);
+      const tsOut = b.status === 0 ? statSync(ts).size : NaN;
+      const tsOk = b.status === 0 && reference !== undefined && dmesgOf(ts, dir) === reference;
+      rmSync(ts, { force: true });
+      const same = sameIdentity(before, inputIdentity(core));
+      const refused = [
+        a.status !== 0 ? `makedumpfile exited ${a.status}` : undefined,
+        b.status !== 0 ? `kexec-ts exited ${b.status}` : undefined,
+        a.status === 0 && !mdOk ? "makedumpfile's output does not read back" : undefined,
+        b.status === 0 && !tsOk ? "kexec-ts's output does not read back" : undefined,
+        same ? undefined : "the input changed between the runs",
+      ].filter(Boolean);
+      rows.push({ size, file: core, ramGiB: ramBytes / 2 ** 30, apparentGiB: st.size / 2 ** 30, allocatedGiB: (st.blocks * 512) / 2 ** 30, md: { ...a, out: mdOut, ok: mdOk }, ts: { ...b, out: tsOut, ok: tsOk }, refused });
+      log(`${size}: makedumpfile ${a.wall} s ${a.rssMiB.toFixed(0)} MiB | kexec-ts ${b.wall} s ${b.rssMiB.toFixed(0)} MiB${refused.length ? ` | ${refused.join("; ")}` : ""}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return { rows };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const argv = process.argv.slice(2);
+  const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt; };
+  const log = (l) => console.error(l);
+  if (!argv.includes("--no-plans")) {
+    const p = await planTable({ runs: Number(opt("--runs", "7")) });
+    console.log(JSON.stringify(p, null, 2));
+  }
+  if (!argv.includes("--no-dumps")) {
+    const d = await dumpTable({ sizes: opt("--dumps", "1G,16G,1T").split(","), log });
+    console.log(JSON.stringify(d, (k, v) => (k === "stderr" ? undefined : v), 2));
+  }
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env node
+/**
+ * The installed command line's start-up (issue 15, target 2). `npm run build` runs this after tsc:
+ *
+ *   1. esbuild bundles dist/cli/main.js and everything it imports (lazily imported command
+ *      modules included, still evaluated only when used) into one CommonJS file,
+ *      dist/cli/kexec-ts.bundle.cjs. Node then resolves, reads and compiles one file instead of
+ *      a hundred ES modules, each found through the ESM resolver (most of start-up in a slow VM).
+ *      koffi stays outside (native code); every module keeps its own import.meta.url, rewritten to
+ *      the URL its unbundled twin has in dist/, so workers, createRequire and relative paths
+ *      resolve as before (dist/ ships whole beside the bundle).
+ *   2. bin/kexec-ts.cjs compiles the bundle with V8's code cache (vm.Script cachedData: Node 18 and
+ *      20 have no module.enableCompileCache). The cache is made here by running the bundle once on
+ *      the sample snapshot (`demo`) and saving what V8 compiled, so the functions a check or a plan
+ *      runs are bytecode already. It is named for this V8 version; another Node compiles as usual.
+ *
+ *   node scripts/bundle.mjs [--no-cache]
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const dist = join(root, "dist");
+const outfile = join(dist, "cli", "kexec-ts.bundle.cjs");
+
+const { build } = await import("esbuild");
+
+/** Each module's import.meta.url becomes the URL of its file in dist/, computed from where the bundle is at run time. */
+const importMetaUrl = {
+  name: "import-meta-url",
+  setup(b) {
+    b.onLoad({ filter: /\.js$/ }, (args) => {
+      const contents = readFileSync(args.path, "utf8");
+      if (!args.path.startsWith(dist) || !contents.includes("import.meta")) return undefined;
+      const rel = JSON.stringify(relative(dist, args.path).split("\\").join("/"));
+      return { contents: contents.replace(/\bimport\.meta\.url\b/g, `__kexecTsModuleUrl(${rel})`), loader: "js" };
+    });
+  },
+};
+
+const result = await build({
+  entryPoints: [join(dist, "cli", "main.js")],
+  outfile,
+  bundle: true,
+  platform: "node",
+  format: "cjs",
+  target: "node18",
+  external: ["koffi"],
+  plugins: [importMetaUrl],
+  banner: {
+    js: [
+      "/* kexec-ts command line, bundled by scripts/bundle.mjs from dist/; run it through bin/kexec-ts.cjs. */",
+      'const __kexecTsDist = require("node:url").pathToFileURL(require("node:path").join(__dirname, "..") + "/");',
+      "function __kexecTsModuleUrl(rel) { return new URL(rel, __kexecTsDist).href; }",
+    ].join("\n"),
+  },
+  logLevel: "warning",
+  metafile: true,
+});
+const inputs = Object.keys(result.metafile.inputs).length;
+const bytes = result.metafile.outputs[relative(root, outfile)]?.bytes ?? readFileSync(outfile).length;
+process.stdout.write(`bundle: ${relative(root, outfile)} (${inputs} modules, ${(bytes / 1024).toFixed(0)} KiB)\n`);
+
+// Old caches (another V8, an older bundle) go; one is made for this bundle and this Node.
+for (const f of readdirSync(dirname(outfile))) if (f.startsWith("kexec-ts.bundle.cjs.") && f.endsWith(".cache")) rmSync(join(dirname(outfile), f));
+if (!process.argv.includes("--no-cache")) {
+  const sample = join(root, "testdata", "snapshots", "qemu-amd64-6.1-5level-crash1968M");
+  const r = spawnSync(process.execPath, [join(root, "bin", "kexec-ts.cjs"), "demo", "--root", sample], {
+    env: { ...process.env, KEXEC_TS_WRITE_CODE_CACHE: "1" },
+    encoding: "utf8",
+  });
+  const made = readdirSync(dirname(outfile)).find((f) => f.startsWith("kexec-ts.bundle.cjs.") && f.endsWith(".cache"));
+  if (r.status !== 0 || made === undefined) {
+    process.stderr.write(`bundle: the code cache was not made (demo exited ${r.status}): ${(r.stderr || r.stdout).trim().split("\n").slice(-3).join(" / ")}\n`);
+    process.exit(1);
+  }
+  process.stdout.write(`code cache: dist/cli/${made} (${(readFileSync(join(dirname(outfile), made)).length / 1024).toFixed(0)} KiB, made by running demo on the sample snapshot)\n`);
+}
+if (!existsSync(outfile)) process.exit(1);

@@ -1,0 +1,96 @@
+/**
+ * A vmcore on the report page: the ranges the file holds, the pages it left out and why, and the
+ * crashed kernel's last log lines with the panic. Neither format records why a page is missing,
+ * so the reason is read again from the crashed kernel's struct pages (exclude.ts's classification,
+ * run over the missing pages only); a missing page none of those explain was a zero page when the
+ * dump level excludes zero pages.
+ */
+import { KexecError } from "../errors.js";
+import { hex } from "../format.js";
+import { readLockless } from "../vmcore/dmesg.js";
+import { clearBit, excludeByPageFlags, presentBitmaps, testBit, type ExclusionCounts } from "../vmcore/exclude.js";
+import { summarizeVmcore, type VmcoreSummary } from "../vmcore/info.js";
+import { vmcoreKernelMemory, type Vmcore } from "../vmcore/vmcore.js";
+
+export type LeftOutType = keyof ExclusionCounts | "unknown";
+
+export interface VmcoreReport {
+  file: string;
+  summary: VmcoreSummary;
+  /** Stored in the file. */
+  dumped: { start: string; end: string }[];
+  /** Missing from the file, by why. */
+  leftOut: { type: LeftOutType; pages: number; ranges: { start: string; end: string }[] }[];
+  /** The last lines of the crashed kernel's log; `panic` marks the panic and oops lines. */
+  log: { time: string; text: string; panic: boolean }[];
+  /** What could not be read (a log without VMCOREINFO, struct pages not in the dump...). */
+  problems: string[];
+}
+
+const LOG_LINES = 60;
+const RANGES_PER_TYPE = 2000;
+
+class RunList {
+  readonly runs: { start: number; end: number }[] = [];
+  pages = 0;
+  add(pfn: number, n: number): void {
+    this.pages += n;
+    const last = this.runs[this.runs.length - 1];
+    if (last && last.end === pfn) last.end += n;
+    else this.runs.push({ start: pfn, end: pfn + n });
+  }
+}
+
+export function vmcoreReport(core: Vmcore, file: string): VmcoreReport {
+  const summary = summarizeVmcore(core);
+  const problems: string[] = [];
+  const ps = core.memory.pageSize;
+  const toRanges = (runs: { start: number; end: number }[]) => runs.slice(0, RANGES_PER_TYPE).map((r) => ({ start: hex(BigInt(r.start) * BigInt(ps)), end: hex(BigInt(r.end) * BigInt(ps)) }));
+
+  // What the file holds, page by page where the format has a bitmap; ELF says it per PT_LOAD.
+  const bitmaps = presentBitmaps(core.memory.ranges, ps);
+  const dumped = new RunList();
+  const missing = bitmaps.dumpable;
+  const maxPfn = Number(bitmaps.maxPfn);
+  const has = core.memory.hasPage?.bind(core.memory);
+  const elfLoads = core.elf?.loads ?? [];
+  const inElfFile = (pfn: number): boolean => {
+    const pa = BigInt(pfn) * BigInt(ps);
+    return elfLoads.some((l) => pa >= l.p_paddr && pa < l.p_paddr + l.p_filesz);
+  };
+  for (let p = 0; p < maxPfn; p++) {
+    if (!testBit(bitmaps.present, p)) continue;
+    const stored = has ? has(BigInt(p)) : inElfFile(p);
+    if (stored) {
+      dumped.add(p, 1);
+      clearBit(missing, p);
+    }
+  }
+  const byType = new Map<LeftOutType, RunList>();
+  const list = (t: LeftOutType) => byType.get(t) ?? byType.set(t, new RunList()).get(t)!;
+  let log: VmcoreReport["log"] = [];
+  try {
+    const mem = vmcoreKernelMemory(core);
+    // 30: cache, private cache, user, free: every reason struct page can tell.
+    excludeByPageFlags(mem, core.vmcoreinfo!, bitmaps, 30, ps, (pfn, n, key) => list(key).add(pfn, n));
+    try {
+      const records = readLockless(mem, core.vmcoreinfo!);
+      log = records.slice(-LOG_LINES).map((r) => {
+        const secs = r.tsNsec / 1000000000n;
+        const micros = (r.tsNsec % 1000000000n) / 1000n;
+        return { time: `${secs}.${micros.toString().padStart(6, "0")}`, text: r.text, panic: /Kernel panic|BUG:|Oops|sysrq: Trigger a crash|RIP:/.test(r.text) };
+      });
+    } catch (e) {
+      if (!(e instanceof KexecError)) throw e;
+      problems.push(`the log: ${e.message}`);
+    }
+  } catch (e) {
+    if (!(e instanceof KexecError)) throw e;
+    problems.push(`why pages are missing: ${e.message}`);
+  }
+  // What struct page does not explain: zero pages when the dump level drops them (bit 1), else a hole.
+  const rest: LeftOutType = (summary.dumpLevel ?? 0) & 1 ? "zero" : "unknown";
+  for (let p = 0; p < maxPfn; p++) if (testBit(missing, p)) list(rest).add(p, 1);
+  const leftOut = [...byType].filter(([, r]) => r.pages > 0).map(([type, r]) => ({ type, pages: r.pages, ranges: toRanges(r.runs) }));
+  return { file, summary, dumped: toRanges(dumped.runs), leftOut, log, problems };
+}

@@ -1,0 +1,2 @@
+// esbuild inlines imported CSS into the page.
+declare module "*.css";
