@@ -68,9 +68,10 @@ fi
 # its SHA-256 for the host (a skipped test is a failure under CI=true).
 # crash, python3-drgn: the debuggers that must open every dump kexec-ts writes; dwarves: pahole,
 # which prints the kernel's own struct layouts (BTF) that the layout tables are checked against.
+# mmdebstrap (with arch-test for the i386 image that adds amd64) builds the system tier's Debian images (src/lab/system-image.ts).
 # chromium: the browser tests of `kexec-ts report` and the web app (src/cli/report.browser.test.ts)
 # drive Debian's own build through playwright-core, which never downloads a browser.
-PACKAGES=(qemu-system-x86 busybox-static xz-utils lz4 lzop zstd bzip2 cpio binutils makedumpfile kexec-tools ovmf gcc libc6-dev crash python3-drgn dwarves chromium)
+PACKAGES=(qemu-system-x86 busybox-static xz-utils lz4 lzop zstd bzip2 cpio binutils makedumpfile kexec-tools ovmf gcc libc6-dev crash python3-drgn dwarves chromium mmdebstrap arch-test)
 MISSING=()
 for p in "${PACKAGES[@]}"; do
   if [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)" != installed ]; then

@@ -45,6 +45,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   { name: "vmcore", usage: "save [vmcore flags] SRC DST | info FILE [--json] | dmesg FILE [--json]", summary: "save a crashed kernel's memory as makedumpfile does; read a dump's facts and log", load: () => import("./commands/vmcore.js"), shortFlags: { d: "dump-level" } },
   { name: "makedumpfile", usage: "[makedumpfile's options] VMCORE [DUMPFILE] | -R DUMPFILE < stream", summary: "stand in for makedumpfile, on its own command line (also as a link named makedumpfile)", load: () => import("./commands/makedumpfile.js") },
   { name: "kdump", usage: "status|start|stop|restart|rebuild|estimate|test --yes|report|list|import|install|uninstall [--config FILE] [--json]", summary: "the kdump service: arm a crash kernel at boot, save the dump, report what happened", load: () => import("./commands/kdump.js") },
+  { name: "drop-in", usage: "install|remove|status [kexec|makedumpfile] [--json]", summary: "kexec-ts as /sbin/kexec or makedumpfile for scripts such as kdump-tools (dpkg-divert), and back", load: () => import("./commands/drop-in.js") },
   { name: "demo", usage: "", summary: "what `npm start` runs: this machine (or a sample snapshot) and a kernel, predicted", load: () => import("./commands/demo.js") },
 ];
 
@@ -53,18 +54,22 @@ export function commandNamed(word: string | undefined): CommandSpec | undefined 
   return COMMANDS.find((c) => c.name === word);
 }
 
-/** The command (or kexec-tools action) a parsed command line asks for, and its operands. */
-export function routeFor(args: ParsedArgs): { command: CommandSpec; operands: string[] } {
+/**
+ * The command (or kexec-tools action) a parsed command line asks for, and its operands.
+ * `actionsOnly`: run as /sbin/kexec (kexec-ts drop-in install kexec), every word is kexec-tools'
+ * (an image named "check" is an image).
+ */
+export function routeFor(args: ParsedArgs, actionsOnly = false): { command: CommandSpec; operands: string[] } {
   const [first, ...rest] = args.positionals;
-  const command = commandNamed(first);
+  const command = actionsOnly ? undefined : commandNamed(first);
   if (command) return { command, operands: rest };
   const action = chooseAction(args);
   if (action) return { command: action, operands: args.positionals };
   throw new KexecError("usage", first === undefined ? "nothing to do: give an action (-l, -p, -e, -u, -S) or a command" : `unknown command "${first}"`, { actual: first ?? "" }, "see kexec-ts --help");
 }
 
-export async function runCommand(args: ParsedArgs): Promise<number> {
-  const { command, operands } = routeFor(args);
+export async function runCommand(args: ParsedArgs, actionsOnly = false): Promise<number> {
+  const { command, operands } = routeFor(args, actionsOnly);
   return (await command.load()).run(args, operands);
 }
 

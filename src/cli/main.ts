@@ -20,7 +20,8 @@ async function main(argv: string[]): Promise<number> {
     const { makedumpfileCommand } = await import("./commands/makedumpfile.js");
     return makedumpfileCommand(invokedAs === "makedumpfile" ? argv : argv.slice(1), packageVersion());
   }
-  const word = argv[0] !== undefined && !argv[0].startsWith("-") ? argv[0] : undefined;
+  const asKexec = invokedAs === "kexec";
+  const word = !asKexec && argv[0] !== undefined && !argv[0].startsWith("-") ? argv[0] : undefined;
   const args = parseArgs(argv, commandNamed(word)?.shortFlags);
   if (has(args, "help") || argv.length === 0) {
     process.stdout.write(helpText());
@@ -30,7 +31,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`kexec-ts ${packageVersion()}\n`);
     return 0;
   }
-  return runCommand(args);
+  return runCommand(args, asKexec);
 }
 
 function packageVersion(): string {

@@ -45,7 +45,7 @@ export async function prepareLoad(args: ParsedArgs, operands: readonly string[],
  * fill is most of a plan's time.
  */
 export function fillPlan(p: PreparedLoad, use: "load" | "show"): Plan {
-  const initrd = p.initrdPath === undefined ? undefined : readInputFile(p.initrdPath, "initrd");
+  const initrd = p.initrdPath === undefined ? undefined : readInputFile(p.initrdPath, "initrd", { allowEmpty: false });
   const layout = p.request.crash ? readKernelLayout(p.root, p.machine) : undefined;
   return planLoad(p.image, p.machine, p.request, {
     initrd,

@@ -96,7 +96,7 @@ export function loadRequest(args: ParsedArgs, machine: Machine, image: KernelIma
     crash,
     syscall: syscallRequest(args),
     cmdline: commandLine(args, machine, crash),
-    initrdSize: initrdPath === undefined ? undefined : fileSize(initrdPath, "initrd"),
+    initrdSize: initrdPath === undefined ? undefined : fileSize(initrdPath, "initrd", { allowEmpty: false }),
     userArch: predictedUserArch(args, machine),
     memMin: parseAddress(value(args, "mem-min"), "mem-min"),
     memMax: parseAddress(value(args, "mem-max"), "mem-max"),

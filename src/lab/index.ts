@@ -11,3 +11,5 @@ export { captureSnapshot, type CaptureOptions, type CaptureResult } from "./capt
 export { labAnswer, labScenario, renderLabAnswer, type LabAnswer, type LabQuestion } from "./question.js";
 export { findKernel, loadKernelIndex, labCacheDir, SETUP_HINT, type LabKernel } from "./kernels.js";
 export type { GuestStep, InitSpec } from "./init-script.js";
+export { runSystem, type SystemRunSpec, type Firmware } from "./system.js";
+export { systemImage, SYSTEM_RECIPES, type SystemImage, type SystemImageName } from "./system-image.js";

@@ -82,9 +82,52 @@ export interface InitFiles {
   files: Map<string, string>;
 }
 
+/**
+ * Shell functions both kinds of guest use: marker names with the stage prefix, and sending a
+ * directory to the host. Kernel messages would tear the base64 lines apart, so the console is
+ * quiet while a file is sent.
+ */
+function protocolFunctions(stage: string): string[] {
+  return [
+    `kexec_ts_stage=${shellQuote(stage)}`,
+    `kexec_ts_name() { if [ -n "$kexec_ts_stage" ]; then echo "$kexec_ts_stage/$1"; else echo "$1"; fi; }`,
+    `kexec_ts_mark() { echo "${MARK}$(kexec_ts_name "$1")$2"; }`,
+    "kexec_ts_extract() {",
+    "  kexec_ts_level=$(cut -f1 /proc/sys/kernel/printk)",
+    "  echo 1 > /proc/sys/kernel/printk",
+    '  tar -cf - -C "$2" . | gzip -c > /tmp/.kexec-ts-extract.tgz',
+    '  echo "' + FILE_BEGIN + '$(kexec_ts_name "$1") $(wc -c < /tmp/.kexec-ts-extract.tgz) $(md5sum < /tmp/.kexec-ts-extract.tgz | cut -d" " -f1)"',
+    "  base64 /tmp/.kexec-ts-extract.tgz",
+    '  echo "' + FILE_END + '$(kexec_ts_name "$1")"',
+    "  rm -f /tmp/.kexec-ts-extract.tgz",
+    '  echo "$kexec_ts_level" > /proc/sys/kernel/printk',
+    "}",
+  ];
+}
+
+/**
+ * The part of a guest script that runs the steps: the init marker, then each step from its own
+ * file under `stepDir` (added to `files`) between its start and end markers, then done.
+ */
+function stepLines(spec: InitSpec, stepDir: string, files: Map<string, string>): string[] {
+  const lines = ["kexec_ts_mark init"];
+  for (const step of spec.steps) {
+    const script = `${stepDir}/${step.name}.sh`;
+    files.set(script, `#!/bin/sh\n${step.run}\n`);
+    lines.push(`echo "${STEP}$(kexec_ts_name ${shellQuote(step.name)})"`);
+    lines.push(`sh ${script} </dev/null 2>&1`);
+    lines.push("kexec_ts_rc=$?");
+    if (step.extract !== undefined) lines.push(`kexec_ts_extract ${shellQuote(step.name)} ${shellQuote(step.extract)}`);
+    lines.push(`kexec_ts_mark ${shellQuote(step.name)} " rc=$kexec_ts_rc"`);
+    // A step that does not return may still end (`systemctl kexec` only queues the jump): wait for it, never run on.
+    if (step.returns === false) lines.push("while true; do sleep 3600; done");
+  }
+  lines.push("kexec_ts_mark done");
+  return lines;
+}
+
 export function generateInit(spec: InitSpec): InitFiles {
   validateInitSpec(spec);
-  const stage = spec.stage ?? "";
   const files = new Map<string, string>();
   const lines: string[] = [
     "#!/bin/sh",
@@ -98,41 +141,59 @@ export function generateInit(spec: InitSpec): InitFiles {
     "/bin/busybox mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null",
     "/bin/busybox mount -t securityfs securityfs /sys/kernel/security 2>/dev/null",
     "/bin/busybox --install -s 2>/dev/null",
-    `kexec_ts_stage=${shellQuote(stage)}`,
-    `kexec_ts_name() { if [ -n "$kexec_ts_stage" ]; then echo "$kexec_ts_stage/$1"; else echo "$1"; fi; }`,
-    `kexec_ts_mark() { echo "${MARK}$(kexec_ts_name "$1")$2"; }`,
-    // Kernel messages would tear the base64 lines apart, so the console is quiet while a file is sent.
-    "kexec_ts_extract() {",
-    "  kexec_ts_level=$(cut -f1 /proc/sys/kernel/printk)",
-    "  echo 1 > /proc/sys/kernel/printk",
-    '  tar -cf - -C "$2" . | gzip -c > /tmp/.kexec-ts-extract.tgz',
-    '  echo "' + FILE_BEGIN + '$(kexec_ts_name "$1") $(wc -c < /tmp/.kexec-ts-extract.tgz) $(md5sum < /tmp/.kexec-ts-extract.tgz | cut -d" " -f1)"',
-    "  base64 /tmp/.kexec-ts-extract.tgz",
-    '  echo "' + FILE_END + '$(kexec_ts_name "$1")"',
-    "  rm -f /tmp/.kexec-ts-extract.tgz",
-    '  echo "$kexec_ts_level" > /proc/sys/kernel/printk',
-    "}",
+    ...protocolFunctions(spec.stage ?? ""),
   ];
   for (const module of spec.modules ?? []) {
     lines.push(`insmod ${shellQuote(module)} || echo "KEXEC-TS-ERROR: insmod ${module} failed"`);
   }
-  lines.push("kexec_ts_mark init");
-  for (const step of spec.steps) {
-    const script = `/lab/steps/${step.name}.sh`;
-    files.set(script, `#!/bin/sh\n${step.run}\n`);
-    lines.push(`echo "${STEP}$(kexec_ts_name ${shellQuote(step.name)})"`);
-    lines.push(`sh ${script} </dev/null 2>&1`);
-    lines.push("kexec_ts_rc=$?");
-    if (step.extract !== undefined) lines.push(`kexec_ts_extract ${shellQuote(step.name)} ${shellQuote(step.extract)}`);
-    lines.push(`kexec_ts_mark ${shellQuote(step.name)} " rc=$kexec_ts_rc"`);
-  }
-  lines.push("kexec_ts_mark done");
+  lines.push(...stepLines(spec, "/lab/steps", files));
   if (spec.poweroff ?? true) {
     lines.push("sync", "poweroff -f", "sleep 5", "echo o > /proc/sysrq-trigger");
   }
   // /init must never exit: the kernel panics when PID 1 dies.
   lines.push("while true; do sleep 3600; done", "");
   files.set("/init", lines.join("\n"));
+  return { files };
+}
+
+/**
+ * The system tier's guest side (system.ts): an installed Debian runs the lab's systemd unit on
+ * every boot, and the unit runs `<dir>/run`. The run script counts boots in
+ * /var/lib/kexec-ts-lab (on the root disk, so the count survives a kexec and a reboot) and runs
+ * the stage of that boot: `boots[0]` on the first, `boots[1]` after the first kexec or reboot,
+ * and so on. On the first boot it first copies `<dir>/files/` over `/`. The last stage powers
+ * off when its steps are done; the others end with a step that does not return.
+ */
+export function generateSystemRun(boots: InitSpec[], dir: string, title: string): InitFiles {
+  const files = new Map<string, string>();
+  if (boots.length === 0) throw new KexecError("usage", "a system scenario needs at least one boot's steps", { field: "steps" }, "give the scenario a steps array (its first boot)");
+  const stages = new Set<string>();
+  for (const [i, boot] of boots.entries()) {
+    validateInitSpec(boot, `boots[${i}]`);
+    const stage = boot.stage ?? "";
+    if (stages.has(stage)) throw new KexecError("usage", `boots[${i}]: stage ${JSON.stringify(stage)} is used twice; each boot needs its own marker prefix`, { field: `boots[${i}].stage`, actual: stage }, "name each later boot's stage differently: second, third...");
+    stages.add(stage);
+    const last = i === boots.length - 1;
+    const lines = ["#!/bin/sh", `# ${title}: boot ${i}`, ...protocolFunctions(stage), ...stepLines(boot, `${dir}/steps-${i}`, files)];
+    if (last && (boot.poweroff ?? true)) lines.push("sync", "systemctl poweroff --force --force");
+    files.set(`${dir}/boot-${i}.sh`, `${lines.join("\n")}\n`);
+  }
+  const run = [
+    "#!/bin/sh",
+    `# ${title}`,
+    "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=dumb",
+    "state=/var/lib/kexec-ts-lab",
+    "mkdir -p $state",
+    "boot=$(cat $state/boot 2>/dev/null || echo 0)",
+    "echo $((boot + 1)) > $state/boot",
+    "sync",
+    `if [ "$boot" = 0 ] && [ -d ${dir}/files ]; then cp -a ${dir}/files/. /; fi`,
+    `if [ -f ${dir}/boot-$boot.sh ]; then exec sh ${dir}/boot-$boot.sh; fi`,
+    `echo "KEXEC-TS-ERROR: boot $boot of a scenario with ${boots.length} boot(s): no steps for it"`,
+    "systemctl poweroff --force --force",
+    "",
+  ];
+  files.set(`${dir}/run`, run.join("\n"));
   return { files };
 }
 

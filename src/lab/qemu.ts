@@ -46,6 +46,17 @@ export interface GuestSpec {
    * needs virtio_pci and virtio_blk (modules in Debian's 6.1).
    */
   disks?: { sizeMiB: number }[];
+  /**
+   * Existing images attached before `disks`, in order (the first is /dev/vda). A `serial`
+   * names the disk in the guest: /dev/disk/by-id/virtio-<serial>.
+   */
+  drives?: GuestDrive[];
+  /**
+   * The guest may reboot (a kdump capture kernel reboots when it has saved the dump): QEMU
+   * restarts it instead of exiting (no -no-reboot). A triple fault then restarts it too, so
+   * such a run relies on its marker bounds.
+   */
+  reboot?: boolean;
   expect: (string | ExpectedMarker)[];
   /** Bound for the first marker (boot to /init), default 180 s: TCG on a busy machine. */
   bootTimeoutSec?: number;
@@ -59,6 +70,15 @@ export interface GuestSpec {
   extractTo?: string;
   /** Called with every console line as it arrives. */
   onLine?: (line: string) => void;
+}
+
+export interface GuestDrive {
+  file: string;
+  format: "raw" | "qcow2";
+  serial?: string;
+  readonly?: boolean;
+  /** Writes go to a temporary overlay that QEMU drops at exit (it survives the guest's reboots). */
+  snapshot?: boolean;
 }
 
 export interface GuestResult {
@@ -132,13 +152,19 @@ export function qemuInvocation(spec: GuestSpec, debugLog?: string, disks: string
     "-cpu", spec.cpu ?? "max",
     "-m", spec.mem ?? "1G",
     "-smp", String(spec.smp ?? 1),
-    "-nographic", "-no-reboot",
+    "-nographic", ...(spec.reboot === true ? [] : ["-no-reboot"]),
     "-net", "none",
     "-kernel", resolve(kernelPath),
     "-initrd", resolve(spec.initrd),
     "-append", append,
     ...(debugLog !== undefined ? ["-d", "cpu_reset,guest_errors", "-D", debugLog] : []),
-    ...disks.flatMap((d) => ["-drive", `file=${resolve(d)},format=raw,if=virtio`]),
+    ...(spec.drives !== undefined
+      ? // -device, not if=virtio: the PCI order, and so vda, vdb..., is the order given here.
+        [...spec.drives, ...disks.map((file): GuestDrive => ({ file, format: "raw" }))].flatMap((d, i) => [
+          "-drive", `if=none,id=drive${i},file=${resolve(d.file)},format=${d.format}${d.readonly === true ? ",readonly=on" : ""}${d.snapshot === true ? ",snapshot=on" : ""}`,
+          "-device", `virtio-blk-pci,drive=drive${i}${d.serial !== undefined ? `,serial=${d.serial}` : ""}`,
+        ])
+      : disks.flatMap((d) => ["-drive", `file=${resolve(d)},format=raw,if=virtio`])),
     ...(spec.qemuArgs ?? []),
   ];
   return { argv, kernelPath, arch };
@@ -150,7 +176,7 @@ const PANIC = /Kernel panic - not syncing/;
  * <tmp>/kexec-ts-lab/<name>-XXXXXX: unique, because several test processes (and several people
  * on one machine) run guests at once. Runs older than a day are removed.
  */
-function freshRunDir(name: string): string {
+export function freshRunDir(name: string): string {
   const base = join(tmpdir(), "kexec-ts-lab");
   mkdirSync(base, { recursive: true });
   const dayAgo = Date.now() - 24 * 3600 * 1000;

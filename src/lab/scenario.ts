@@ -12,6 +12,8 @@ import { expectedMarkers, type GuestStep, type InitSpec } from "./init-script.js
 import { runHostSteps, type HostResult, type HostSpec } from "./host-steps.js";
 import { findKernel } from "./kernels.js";
 import { runGuest, type ExpectedMarker, type GuestResult } from "./qemu.js";
+import { runSystem, type Firmware, type SystemBoot, type SystemRunSpec } from "./system.js";
+import { SYSTEM_RECIPES, type SystemImage, type SystemImageName } from "./system-image.js";
 
 /** What a scenario checks once the run is over; `step` limits it to that step's output. */
 export interface ScenarioCheck {
@@ -63,7 +65,21 @@ export interface ScenarioStage {
 export interface Scenario extends ScenarioStage {
   name: string;
   description?: string;
+  /**
+   * The kernel the guest boots: a lab kernel name. In a system scenario it names which of the
+   * image's installed kernels (the same Debian version) boots first.
+   */
   kernel: string;
+  /** A system scenario (lab/system): the installed Debian image it boots (system-image.ts). */
+  image?: SystemImageName;
+  /** A system scenario's firmware, default bios. */
+  firmware?: Firmware;
+  /** A system scenario's later boots (after a kexec or a reboot), in order. */
+  boots?: SystemBoot[];
+  /** The guest may reboot (QEMU restarts it rather than exiting). */
+  reboot?: boolean;
+  /** Bound between markers after the first, seconds. */
+  stepTimeoutSec?: number;
   mem?: string;
   cpu?: string;
   smp?: number;
@@ -83,6 +99,11 @@ export interface Scenario extends ScenarioStage {
 
 export function scenarioDir(repoRoot = defaultRepoRoot()): string {
   return join(repoRoot, "lab", "scenarios");
+}
+
+/** The system tier's scenarios: installed Debian images (npm run test:system). */
+export function systemScenarioDir(repoRoot = defaultRepoRoot()): string {
+  return join(repoRoot, "lab", "system");
 }
 
 function fail(file: string, field: string, message: string): never {
@@ -127,6 +148,25 @@ function checkHost(file: string, h: unknown, disks: number): void {
   if (keep !== undefined && d === undefined) fail(file, "host.keepVmcore", "needs host.vmcoreDisk: it keeps that disk's vmcore");
 }
 
+function checkSystem(file: string, o: Record<string, unknown>): void {
+  if (!(typeof o["image"] === "string" && o["image"] in SYSTEM_RECIPES)) fail(file, "image", `expected one of ${Object.keys(SYSTEM_RECIPES).join(", ")}, found ${JSON.stringify(o["image"])}`);
+  if (o["firmware"] !== undefined && o["firmware"] !== "bios" && o["firmware"] !== "efi") fail(file, "firmware", `expected "bios" or "efi", found ${JSON.stringify(o["firmware"])}`);
+  for (const field of ["node", "kexecTs", "modules", "userArch"]) {
+    if (o[field] !== undefined) fail(file, field, "a system scenario boots an installed image; its user space is the image's");
+  }
+  for (const [i, f] of ((o["files"] as unknown[] | undefined) ?? []).entries()) {
+    const fo = f as Record<string, unknown>;
+    if (fo["initramfs"] !== undefined || fo["program"] !== undefined) fail(file, `files[${i}]`, "a system scenario's files come from host, text or kernel");
+  }
+  if (o["boots"] !== undefined) {
+    if (!Array.isArray(o["boots"])) fail(file, "boots", "expected an array of later boots");
+    for (const [i, b] of (o["boots"] as unknown[]).entries()) {
+      checkStage(file, `boots[${i}].`, b);
+      if (typeof (b as unknown as Record<string, unknown>)["stage"] !== "string") fail(file, `boots[${i}].stage`, "expected a marker prefix such as \"second\"");
+    }
+  }
+}
+
 export function parseScenario(text: string, file: string): Scenario {
   let raw: unknown;
   try {
@@ -139,6 +179,7 @@ export function parseScenario(text: string, file: string): Scenario {
   if (typeof o["name"] !== "string" || !/^[A-Za-z0-9._-]+$/.test(o["name"])) fail(file, "name", "expected a name of letters, digits, ._-");
   if (typeof o["kernel"] !== "string") fail(file, "kernel", "expected a lab kernel name such as amd64-6.1");
   checkStage(file, "", raw);
+  if (o["image"] !== undefined) checkSystem(file, o);
   if (o["host"] !== undefined) checkHost(file, o["host"], Array.isArray(o["disks"]) ? o["disks"].length : 0);
   return { ...(raw as Scenario), file };
 }
@@ -157,12 +198,13 @@ export function listScenarios(dir = scenarioDir()): Scenario[] {
     .map((f) => loadScenario(join(dir, f)));
 }
 
-/** A scenario by name or by file path. */
-export function findScenario(nameOrFile: string, dir = scenarioDir()): Scenario {
+/** A scenario by name (in any of `dirs`) or by file path. */
+export function findScenario(nameOrFile: string, dirs: string[] = [scenarioDir(), systemScenarioDir()]): Scenario {
   if (nameOrFile.endsWith(".json")) return loadScenario(nameOrFile);
-  const hit = listScenarios(dir).find((s) => s.name === nameOrFile || basename(s.file ?? "", ".json") === nameOrFile);
+  const all = dirs.flatMap((d) => listScenarios(d));
+  const hit = all.find((s) => s.name === nameOrFile || basename(s.file ?? "", ".json") === nameOrFile);
   if (hit === undefined) {
-    throw new KexecError("usage", `no scenario named ${JSON.stringify(nameOrFile)} in ${dir}`, { field: "scenario", actual: nameOrFile, expected: listScenarios(dir).map((s) => s.name).join(" | ") }, "`node dist/lab/suite.js --list` lists the scenarios");
+    throw new KexecError("usage", `no scenario named ${JSON.stringify(nameOrFile)} in ${dirs.join(" or ")}`, { field: "scenario", actual: nameOrFile, expected: all.map((s) => s.name).join(" | ") }, "`node dist/lab/suite.js --list` (and --system --list) lists the scenarios");
   }
   return hit;
 }
@@ -210,7 +252,9 @@ export function evaluateChecks(checks: ScenarioCheck[], result: GuestResult): Ch
 
 export interface ScenarioResult {
   scenario: Scenario;
-  initramfs: BuiltInitramfs;
+  /** What the guest booted: the initramfs built for it, or (system tier) the disk image. */
+  initramfs?: BuiltInitramfs;
+  image?: SystemImage;
   guest: GuestResult;
   checks: CheckResult[];
   /** The host steps, when they ran. */
@@ -229,7 +273,30 @@ export interface RunScenarioOptions {
   host?: boolean;
 }
 
+/** The system tier's run spec for a scenario with an `image`. */
+export function systemRunSpec(scenario: Scenario): SystemRunSpec {
+  const spec: SystemRunSpec = {
+    name: scenario.name,
+    image: scenario.image!,
+    firmware: scenario.firmware ?? "bios",
+    kernel: scenario.kernel,
+    boots: [{ steps: scenario.steps }, ...(scenario.boots ?? [])],
+  };
+  if (scenario.files !== undefined) spec.files = scenario.files;
+  for (const k of ["mem", "cpu", "smp", "append", "disks", "reboot", "qemuArgs", "expect", "allowPanic", "bootTimeoutSec", "stepTimeoutSec"] as const) {
+    if (scenario[k] !== undefined) (spec as unknown as Record<string, unknown>)[k] = scenario[k];
+  }
+  return spec;
+}
+
 export async function runScenario(scenario: Scenario, options: RunScenarioOptions = {}): Promise<ScenarioResult> {
+  if (scenario.image !== undefined) {
+    const { image, guest } = await runSystem(systemRunSpec(scenario), {
+      ...(options.outDir !== undefined ? { outDir: options.outDir } : {}),
+      ...(options.onLine !== undefined ? { onLine: options.onLine } : {}),
+    });
+    return finishScenario(scenario, guest, options, { image });
+  }
   const initramfs = await buildInitramfs(stageInitramfs(scenario, scenario.kernel, (name) => findKernel(name).kernelArch, `kexec-ts lab scenario ${scenario.name}`));
   const init: InitSpec = { steps: scenario.steps };
   const guest = await runGuest({
@@ -255,11 +322,16 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       return marker;
     }),
   });
+  return finishScenario(scenario, guest, options, { initramfs });
+}
+
+/** Host steps and checks, the same for both tiers. */
+async function finishScenario(scenario: Scenario, guest: GuestResult, options: RunScenarioOptions, booted: { initramfs?: BuiltInitramfs; image?: SystemImage }): Promise<ScenarioResult> {
   const runHost = options.host === true && scenario.host !== undefined;
   const host = runHost && guest.outcome === "ok" ? await runHostSteps(scenario.host!, guest.disks, guest.outDir) : undefined;
   // Host steps remove the disks they read; a failed guest's disks go too (they can be GiBs).
   if (runHost && host === undefined && process.env["KEXEC_TS_LAB_KEEP"] !== "1") for (const d of guest.disks) rmSync(d, { force: true });
   const wanted = (scenario.checks ?? []).filter((c) => runHost || !c.step?.startsWith("host/"));
   const checks = guest.outcome === "ok" ? evaluateChecks(wanted, host === undefined ? guest : { ...guest, steps: { ...guest.steps, ...host.steps } }) : [];
-  return { scenario, initramfs, guest, checks, ...(host !== undefined ? { host } : {}), ok: guest.outcome === "ok" && (host?.ok ?? true) && checks.every((c) => c.ok) };
+  return { scenario, ...booted, guest, checks, ...(host !== undefined ? { host } : {}), ok: guest.outcome === "ok" && (host?.ok ?? true) && checks.every((c) => c.ok) };
 }

@@ -17,9 +17,12 @@ import { size } from "../core/format.js";
 import { inCI } from "../node/test-inputs.js";
 import { labCacheDir } from "./kernels.js";
 import { labAvailable } from "./qemu.js";
-import { findScenario, listScenarios, runScenario, type Scenario, type ScenarioResult } from "./scenario.js";
+import { systemImage } from "./system-image.js";
+import { findScenario, listScenarios, runScenario, scenarioDir, systemScenarioDir, type Scenario, type ScenarioResult } from "./scenario.js";
 
 export interface SuiteOptions {
+  /** The tier whose scenarios run when none are named: the initramfs tier (lab/scenarios) or the system tier (lab/system). */
+  system?: boolean;
   /** Print every console line as it arrives. */
   verbose?: boolean;
   /** Where progress goes (default: stdout). */
@@ -45,7 +48,10 @@ export function describeResult(r: ScenarioResult): string[] {
   const g = r.guest;
   const init = g.markersSeen.find((m) => m.name === "init");
   const host = r.host === undefined ? "" : `  host steps ${Object.keys(r.host.steps).length}/${r.scenario.host?.steps.length ?? 0}`;
-  const head = `${r.ok ? "PASS" : "FAIL"} ${r.scenario.name}  ${seconds(g.durationMs)}${init !== undefined ? ` (init at ${seconds(init.ms)})` : ""}  initramfs ${size(r.initramfs.bytes)}${host}`;
+  const booted = r.image !== undefined
+    ? `  image ${r.image.recipe.name}${r.image.built.image ? ` (built in ${r.image.built.seconds} s)` : ""}`
+    : r.initramfs !== undefined ? `  initramfs ${size(r.initramfs.bytes)}` : "";
+  const head = `${r.ok ? "PASS" : "FAIL"} ${r.scenario.name}  ${seconds(g.durationMs)}${init !== undefined ? ` (init at ${seconds(init.ms)})` : ""}${booted}${host}`;
   if (r.ok) return [head];
   const lines = [head];
   if (g.outcome !== "ok") lines.push(`  ${g.outcome}: ${g.reason}`);
@@ -93,13 +99,23 @@ export function longestFirst<T extends { name: string }>(scenarios: readonly T[]
 
 export async function runSuite(names: string[] = [], options: SuiteOptions = {}): Promise<SuiteResult> {
   const print = options.print ?? ((l: string) => console.log(l));
-  const scenarios = names.length === 0 ? listScenarios() : names.map((n) => findScenario(n));
+  const scenarios = names.length === 0 ? listScenarios(options.system === true ? systemScenarioDir() : scenarioDir()) : names.map((n) => findScenario(n));
   const out: SuiteResult = { results: [], errors: [], passed: 0, failed: 0, skipped: 0 };
   const available = labAvailable([...new Set(scenarios.map((s) => s.kernel))]);
   if (!available.ok) {
     print(`SKIP all ${scenarios.length} scenarios: ${available.why}`);
     out.skipped = scenarios.length;
     return out;
+  }
+  // The system tier's images first, all at once: on a fresh machine each is minutes of mmdebstrap,
+  // and building them side by side keeps one from waiting for the other.
+  const images = [...new Set(scenarios.flatMap((s) => (s.image !== undefined ? [s.image] : [])))];
+  if (images.length > 0) {
+    const started = Date.now();
+    const failures = (await Promise.allSettled(images.map((name) => systemImage(name, { log: (l) => print(`kexec-ts lab: ${l}`) })))).flatMap((r, i) => (r.status === "rejected" ? [{ image: images[i]!, error: r.reason as unknown }] : []));
+    for (const f of failures) if (!isKexecError(f.error)) throw f.error;
+    if (failures.length === 0) print(`system images ${images.join(", ")} ready in ${seconds(Date.now() - started)}`);
+    // A scenario whose image failed to build fails alone, with the image's error (runScenario meets it again).
   }
   const jobs = Math.max(1, Math.min(options.jobs ?? 1, scenarios.length));
   const order = jobs > 1 ? longestFirst(scenarios, readDurations()) : scenarios;
@@ -140,12 +156,14 @@ export async function runSuite(names: string[] = [], options: SuiteOptions = {})
 async function main(argv: string[]): Promise<number> {
   let verbose = false;
   let list = false;
+  let system = false;
   let jobs = 1;
   const names: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "--verbose" || a === "-v") verbose = true;
     else if (a === "--list") list = true;
+    else if (a === "--system") system = true;
     else if (a === "--jobs" || a === "-j" || a.startsWith("--jobs=")) {
       const text = a.startsWith("--jobs=") ? a.slice("--jobs=".length) : argv[++i];
       jobs = Number(text);
@@ -153,15 +171,15 @@ async function main(argv: string[]): Promise<number> {
         throw new KexecError("usage", `--jobs needs a whole number of scenarios to run at once, found ${JSON.stringify(text ?? "")}`, { field: "jobs", actual: text ?? "" }, "e.g. --jobs 2");
       }
     } else if (a.startsWith("-")) {
-      throw new KexecError("usage", `unknown option ${a}`, { actual: a }, "suite.js [--jobs N] [-v] [--list] [NAME...]");
+      throw new KexecError("usage", `unknown option ${a}`, { actual: a }, "suite.js [--system] [--jobs N] [-v] [--list] [NAME...]");
     } else names.push(a);
   }
   if (list) {
-    for (const s of listScenarios()) console.log(`${s.name.padEnd(36)} ${s.kernel.padEnd(12)} ${s.description ?? ""}`);
+    for (const s of listScenarios(system ? systemScenarioDir() : scenarioDir())) console.log(`${s.name.padEnd(36)} ${(s.image ?? s.kernel).padEnd(12)} ${s.description ?? ""}`);
     return 0;
   }
   const started = Date.now();
-  const r = await runSuite(names, { verbose, jobs });
+  const r = await runSuite(names, { verbose, jobs, system });
   const failedNames = [...r.errors.map((e) => e.scenario), ...r.results.filter((x) => !x.ok).map((x) => x.scenario.name)];
   console.log(`${r.passed} passed, ${r.failed} failed${r.skipped > 0 ? `, ${r.skipped} skipped` : ""} in ${seconds(Date.now() - started)} (jobs ${jobs})${failedNames.length > 0 ? `; failed: ${failedNames.join(", ")}` : ""}`);
   if (r.skipped > 0 && inCI()) {

@@ -34,6 +34,17 @@ function causeChain(e: unknown): string {
   return text;
 }
 
+let stdoutCarriesOutput = false;
+
+/**
+ * Standard output carries the command's product (a dump streamed to a pipe), so a reader that
+ * goes away has cut it short: the writer handles that error itself and fails, instead of the
+ * quiet exit that suits `kexec-ts plan ... | head`.
+ */
+export function stdoutCarriesTheOutput(): void {
+  stdoutCarriesOutput = true;
+}
+
 /** Runs `main` as a process's entry point: its status becomes the exit status, every failure goes through reportError. */
 export function runEntryPoint(name: string, main: () => Promise<number>): void {
   const fail = (e: unknown) => {
@@ -41,6 +52,7 @@ export function runEntryPoint(name: string, main: () => Promise<number>): void {
   };
   for (const stream of [process.stdout, process.stderr]) {
     stream.on("error", (e: NodeJS.ErrnoException) => {
+      if (stream === process.stdout && stdoutCarriesOutput) return;
       // `kexec-ts plan ... | head` closes the pipe early: that is the reader's choice, not an error.
       if (e.code === "EPIPE") process.exit(process.exitCode ?? 0);
       process.exit(EXIT_STATUS.io);

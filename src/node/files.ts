@@ -4,7 +4,8 @@ import { dirname } from "node:path";
 import { KexecError } from "../core/errors.js";
 
 /** A regular file's size, without reading it (placement needs only the initrd's size). */
-export function fileSize(path: string, what: string): number {
+/** A file's size, checked to be a regular file (and, unless `allowEmpty`, not empty). */
+export function fileSize(path: string, what: string, options: { allowEmpty?: boolean } = {}): number {
   let st;
   try {
     st = statSync(path);
@@ -14,11 +15,20 @@ export function fileSize(path: string, what: string): number {
   if (st.isDirectory()) {
     throw new KexecError("io", `${path}: is a directory, expected ${what}`, { file: path, expected: "a regular file", actual: "a directory" }, `give the path of the ${what} file`);
   }
+  // Its size is planned before its bytes are read, and kexec_file_load hands the kernel the file itself.
+  if (!st.isFile()) {
+    const kind = st.isFIFO() ? "a pipe (FIFO)" : st.isCharacterDevice() ? "a character device" : st.isBlockDevice() ? "a block device" : st.isSocket() ? "a socket" : "not a regular file";
+    throw new KexecError("io", `${path}: is ${kind}, expected ${what} in a regular file`, { file: path, expected: "a regular file", actual: kind }, `copy the ${what} into a file first`);
+  }
+  if (st.size === 0 && options.allowEmpty === false) {
+    throw new KexecError("io", `${path}: the ${what} is empty (0 bytes)`, { file: path, expected: "a non-empty file", actual: "0 bytes" },
+      what === "initrd" ? "an initrd left empty by a full /boot: free space and rebuild it (update-initramfs -u -k VERSION), or load without --initrd" : `give the path of the ${what}`);
+  }
   return st.size;
 }
 
-export function readInputFile(path: string, what: string): Uint8Array {
-  fileSize(path, what);
+export function readInputFile(path: string, what: string, options: { allowEmpty?: boolean } = {}): Uint8Array {
+  fileSize(path, what, options);
   try {
     const data = readFileSync(path);
     return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);

@@ -4,7 +4,7 @@ import { readKernelImage, type KernelImage } from "../core/image/index.js";
 import { readInputFile } from "./files.js";
 
 export function readKernelImageFile(path: string, options: { decompressPayload?: boolean } = {}): KernelImage {
-  const bytes = readInputFile(path, "kernel image");
+  const bytes = readInputFile(path, "kernel image", { allowEmpty: false });
   try {
     return readKernelImage(bytes, options);
   } catch (e) {

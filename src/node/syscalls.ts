@@ -126,26 +126,45 @@ export function kexecLoad(entry: bigint, segments: readonly LoadSegment[], flags
     if (entry >= 1n << 32n) throw new KexecError("syscall", `a 32-bit kexec_load cannot pass entry ${hex(entry)}`, { field: "entry", actual: hex(entry) }, "use a 64-bit kexec-ts, or a crash region below 4 GiB");
   }
   const { koffi, syscall } = load();
-  const kexecSegment = koffi.struct({ buf: "void *", bufsz: "size_t", mem: "uintptr_t", memsz: "size_t" });
-  const owned: unknown[] = [];
+  const native = nativeSegments(koffi, segments);
   try {
-    const records = segments.map((s) => {
-      const native = koffi.alloc("uint8_t", Math.max(1, s.buf.length));
-      owned.push(native);
-      // One memcpy through a view of the native memory (koffi.encode converts element by element: 1.8x
-      // slower for an initrd of 45 MB on this host, far more in an emulated guest).
-      if (s.buf.length) new Uint8Array(koffi.view(native, s.buf.length)).set(s.buf);
-      return { buf: native, bufsz: s.buf.length, mem: s.mem, memsz: s.memsz };
-    });
-    const array = koffi.alloc(kexecSegment, Math.max(1, records.length));
-    owned.push(array);
-    if (records.length) koffi.encode(array, koffi.array(kexecSegment, records.length), records);
-    const rc = syscall(NUMBERS[arch].kexec_load, "unsigned long", entry, "unsigned long", segments.length, "void *", array, "unsigned long", flags >>> 0);
+    const rc = syscall(NUMBERS[arch].kexec_load, "unsigned long", entry, "unsigned long", segments.length, "void *", native.array, "unsigned long", flags >>> 0);
     if (Number(rc) < 0) {
       throw syscallError({ call: "kexec_load", ...lastErrno(koffi), entry, flags, segments: segments.map((s) => ({ mem: s.mem, memsz: s.memsz, bufsz: BigInt(s.buf.length) })) }, ctx);
     }
   } finally {
+    native.free();
+  }
+}
+
+/**
+ * The struct kexec_segment array kexec_load reads, in native memory, with each segment's bytes
+ * copied beside it. The bytes go through a view of the allocation, not a koffi array type:
+ * koffi caps a type at 64 MiB (max_type_size), and an initramfs-tools initrd can be larger; and
+ * one memcpy is faster than koffi.encode's element by element (1.8x for a 45 MB initrd here,
+ * far more in an emulated guest).
+ * The caller frees.
+ */
+export function nativeSegments(koffi: Koffi, segments: readonly LoadSegment[]): { array: unknown; free: () => void } {
+  const kexecSegment = koffi.struct({ buf: "void *", bufsz: "size_t", mem: "uintptr_t", memsz: "size_t" });
+  const owned: unknown[] = [];
+  const free = (): void => {
     for (const p of owned) koffi.free(p as never);
+  };
+  try {
+    const records = segments.map((s) => {
+      const buf = koffi.alloc("uint8_t", Math.max(1, s.buf.length));
+      owned.push(buf);
+      if (s.buf.length) new Uint8Array(koffi.view(buf, s.buf.length)).set(s.buf);
+      return { buf, bufsz: s.buf.length, mem: s.mem, memsz: s.memsz };
+    });
+    const array = koffi.alloc(kexecSegment, Math.max(1, records.length));
+    owned.push(array);
+    if (records.length) koffi.encode(array, koffi.array(kexecSegment, records.length), records);
+    return { array, free };
+  } catch (e) {
+    free();
+    throw e;
   }
 }
 

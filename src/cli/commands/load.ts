@@ -6,6 +6,7 @@
  * file loader in a way kexec_load might not (ENOSYS, EINVAL, ENOEXEC, ENOTSUP) —
  * never after a permission or signature refusal, which kexec_load would only repeat.
  */
+import { readFileSync } from "node:fs";
 import { renderChecks, summarize } from "../../core/check/index.js";
 import { KexecError, isKexecError } from "../../core/errors.js";
 import { kexecFileFlags } from "../../core/plan/kexec-abi.js";
@@ -25,18 +26,48 @@ export async function run(args: ParsedArgs, operands: string[]): Promise<number>
   }
   for (const c of p.checks.filter((x) => x.verdict === "warn")) process.stderr.write(`kexec-ts: warning: ${c.id}: ${c.reason}\n`);
   const ctx = errnoContext(p.machine, p.image);
+  try {
+    syscalls(p, args, ctx);
+  } catch (e) {
+    throw p.request.crash ? withCrashKernelState(e, p.machine.kexec.crashLoaded) : e;
+  }
+  return 0;
+}
+
+function syscalls(p: Awaited<ReturnType<typeof prepareLoad>>, args: ParsedArgs, ctx: ReturnType<typeof errnoContext>): void {
   if (p.request.syscall !== "kexec_load") {
     try {
       kexecFileLoad(p.imagePath, p.initrdPath, p.request.cmdline, kexecFileFlags(p.request.crash, p.initrdPath !== undefined), ctx);
       if (has(args, "debug")) process.stderr.write(`kexec-ts: loaded ${p.imagePath} with kexec_file_load\n`);
-      return 0;
+      return;
     } catch (e) {
-      if (!isKexecError(e) || p.request.syscall === "kexec_file_load" || e.data.fallbackAllowed !== true) throw e;
+      if (!isKexecError(e) || p.request.syscall === "kexec_file_load") throw e;
+      if (e.data.fallbackAllowed !== true) {
+        // -a: say why kexec_load is not tried, so nobody reaches for -c expecting another outcome.
+        const lockedDown = p.machine.lockdown !== null && p.machine.lockdown !== "none";
+        const why = lockedDown ? `lockdown=${p.machine.lockdown} refuses kexec_load outright` : "kexec_load would meet the same permission or signature refusal";
+        throw new KexecError(e.code, `${e.message}; not falling back to kexec_load: ${why}`, e.data, e.hint);
+      }
       process.stderr.write(`kexec-ts: ${e.message}\nkexec-ts: falling back to kexec_load\n`);
     }
   }
   const plan = fillPlan(p, "load");
   if (has(args, "debug")) process.stderr.write(`${renderPlan(plan)}\n`);
   kexecLoad(plan.entry, plan.segments, plan.flags, ctx);
-  return 0;
+}
+
+/**
+ * The kernel frees the armed crash kernel before it loads a new one (kexec_load and
+ * kexec_file_load alike), so a -p the kernel refuses leaves nothing armed. Say so, with what to
+ * run, instead of letting a failed reload look harmless.
+ */
+function withCrashKernelState(e: unknown, armedBefore: boolean | null): unknown {
+  if (!isKexecError(e) || armedBefore !== true) return e;
+  try {
+    if (readFileSync("/sys/kernel/kexec_crash_loaded", "utf8").trim() === "1") return e;
+  } catch {
+    return e;
+  }
+  return new KexecError(e.code, `${e.message}; the crash kernel that was armed before is gone (the kernel frees it before loading a new one): kdump is not armed now`, e.data,
+    `${e.hint ?? "fix the cause"}; then load a crash kernel again (kdump-config load, or the -p command that armed it)`);
 }

@@ -36,6 +36,8 @@ interface MachineSpec {
   /** false: sysfs without /sys/kernel/kexec_loaded (no CONFIG_KEXEC_CORE). */
   kexec?: boolean;
   secureBoot?: boolean;
+  /** Booted through OVMF: the EFI stub's efi_info, the tables, and (unless false) the runtime map. */
+  efi?: { runtimeMap: boolean };
 }
 
 const QEMU_4G = [
@@ -75,6 +77,26 @@ function machine(spec: MachineSpec = {}): Machine {
   if (spec.secureBoot !== undefined) {
     files[SECURE_BOOT_VARIABLE] = new Uint8Array([6, 0, 0, 0, spec.secureBoot ? 1 : 0]);
     dirs.push("sys/firmware/efi");
+  }
+  if (spec.efi !== undefined) {
+    const bootParams = new Uint8Array(4096);
+    const v = new DataView(bootParams.buffer);
+    v.setUint32(0x1c0, 0x34364c45, true); // "EL64"
+    v.setUint32(0x1c4, 0x7f9ee018, true);
+    v.setUint32(0x1c8, 48, true);
+    v.setUint32(0x1cc, 1, true);
+    v.setUint32(0x1d4, 48 * 80, true);
+    files["sys/kernel/boot_params/data"] = bootParams;
+    files["sys/firmware/efi/fw_vendor"] = asciiBytes("0x7f9ed018\n");
+    files["sys/firmware/efi/runtime"] = asciiBytes("0x7f9eda98\n");
+    files["sys/firmware/efi/config_table"] = asciiBytes("0x7f9ec098\n");
+    if (!dirs.includes("sys/firmware/efi")) dirs.push("sys/firmware/efi");
+    if (spec.efi.runtimeMap) {
+      dirs.push("sys/firmware/efi/runtime-map");
+      for (const [f, text] of [["type", "0x5"], ["phys_addr", "0x7f8e0000"], ["virt_addr", "0xfffffffeffc00000"], ["num_pages", "0x20"], ["attribute", "0x800000000000000f"]]) {
+        files[`sys/firmware/efi/runtime-map/0/${f}`] = asciiBytes(`${text}\n`);
+      }
+    }
   }
   return buildMachine({ files, dirs });
 }
@@ -220,7 +242,11 @@ const CASES: Case[] = [
   { name: "lockdown refuses kexec_load", machine: machine({ lockdown: "integrity" }), image: signed, request: { syscall: "kexec_load" }, expect: { lockdown: "fail" } },
   { name: "lockdown with an unsigned image and kexec_file_load", machine: machine({ lockdown: "integrity" }), image: unsigned, request: { syscall: "kexec_file_load" },
     expect: { lockdown: "fail" }, says: { lockdown: "carries none" } },
-  { name: "lockdown with a signed image and kexec_file_load", machine: machine({ lockdown: "confidentiality" }), image: signed, request: { syscall: "kexec_file_load" }, expect: { lockdown: "ok" } },
+  { name: "lockdown with a signed image and kexec_file_load, EFI boot", machine: machine({ lockdown: "confidentiality", efi: { runtimeMap: true } }), image: signed, request: { syscall: "kexec_file_load" }, expect: { lockdown: "ok" } },
+  { name: "lockdown with a signed image and kexec_file_load, BIOS boot: no platform keyring", machine: machine({ lockdown: "integrity" }), image: signed, request: { syscall: "kexec_file_load" },
+    expect: { lockdown: "warn" }, says: { lockdown: "no EFI platform keyring" } },
+  { name: "lockdown, an unsigned image and -a: no fallback to kexec_load, said", machine: machine({ lockdown: "integrity" }), image: unsigned, request: { syscall: "auto" },
+    expect: { lockdown: "fail" }, says: { lockdown: "-a does not fall back to kexec_load, which lockdown refuses outright" } },
   { name: "Secure Boot without lockdown, unsigned image", machine: machine({ secureBoot: true }), image: unsigned, request: { syscall: "kexec_file_load" }, expect: { "secure-boot": "warn" } },
   { name: "Secure Boot off", machine: machine({ secureBoot: false }), image: unsigned, expect: { "secure-boot": "ok", lockdown: "ok" } },
   { name: "not root", machine: machine(), image: modern, isRoot: false, expect: { "not-root": "fail" } },
@@ -228,6 +254,15 @@ const CASES: Case[] = [
   { name: "already loaded", machine: machine({ loaded: true }), image: modern, expect: { "already-loaded": "warn" } },
   { name: "crash kernel already loaded", machine: machine({ crashLoaded: true, crash: crash1968, cmdline: "crashkernel=256M@1968M" }), image: modern, request: { crash: true }, expect: { "already-loaded": "warn" } },
   { name: "no kexec in the running kernel", machine: machine({ kexec: false }), image: modern, expect: { "kexec-supported": "fail" } },
+
+  // EFI runtime services after the jump.
+  { name: "BIOS boot: no EFI to hand on", machine: machine(), image: modern, request: { syscall: "kexec_load" }, expect: { "efi-runtime": "ok" }, says: { "efi-runtime": "not booted through EFI" } },
+  { name: "EFI with a runtime map, kexec_load", machine: machine({ efi: { runtimeMap: true } }), image: modern, request: { syscall: "kexec_load" }, expect: { "efi-runtime": "ok" }, says: { "efi-runtime": "keeps EFI runtime services" } },
+  { name: "EFI without a runtime map, kexec_load", machine: machine({ efi: { runtimeMap: false } }), image: modern, request: { syscall: "kexec_load" },
+    expect: { "efi-runtime": "warn" }, says: { "efi-runtime": "efibootmgr" } },
+  { name: "EFI without a runtime map, kexec_file_load", machine: machine({ efi: { runtimeMap: false } }), image: modern, request: { syscall: "kexec_file_load" },
+    expect: { "efi-runtime": "warn" }, says: { "efi-runtime": "runtime-map" } },
+  { name: "EFI with a runtime map, kexec_file_load", machine: machine({ efi: { runtimeMap: true } }), image: modern, request: { syscall: "kexec_file_load" }, expect: { "efi-runtime": "ok" } },
 ];
 
 function byId(results: CheckResult[]): Map<string, CheckResult> {
@@ -253,8 +288,8 @@ test("every rule is seen failing (or warning, for the advisory ones) and passing
   const seen = new Map<string, Set<Verdict>>();
   for (const c of CASES) for (const [id, v] of Object.entries(c.expect)) (seen.get(id) ?? seen.set(id, new Set()).get(id)!).add(v);
   const ids = runChecks({ image: modern, machine: machine(), request: req() }).map((r) => r.id);
-  // These can only warn: a load that replaces another, or a Secure Boot policy that may or may not be built in.
-  const advisory = new Set(["already-loaded", "secure-boot", "crash-cmdline"]);
+  // These can only warn: a load that replaces another, a Secure Boot policy that may or may not be built in, a kernel that boots without EFI runtime services.
+  const advisory = new Set(["already-loaded", "secure-boot", "crash-cmdline", "efi-runtime"]);
   // Guards on the planner's own output: no input makes them fail unless the plan is wrong, so their
   // failing cases are plans broken on purpose (src/core/pgtable/handover.test.ts).
   const guards = new Set(["handover-page-tables"]);
@@ -300,5 +335,5 @@ test("human output lists only what is not ok, evidence indented, remedy last, th
   assert.ok(warnAt > 0);
   assert.match(text[warnAt - 1]!, /^ {2}remedy: /);
   assert.ok(text.slice(1, warnAt - 1).every((l) => l.startsWith("    ")));
-  assert.match(text[text.length - 1]!, /^FAIL: 24 checks, 22 ok, 1 warn, 1 fail/);
+  assert.match(text[text.length - 1]!, /^FAIL: 25 checks, 23 ok, 1 warn, 1 fail/);
 });

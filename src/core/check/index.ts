@@ -6,6 +6,7 @@
 import { buildContext, type Context } from "./context.js";
 import type { Rule } from "./result.js";
 import { entryMode, imageArch, kexecFileAvailable, kexecFileProbe, userArch } from "./rules-arch.js";
+import { efiRuntime } from "./rules-efi.js";
 import { crashRegion, crashRegionReach, crashRegionSize, crashCmdline } from "./rules-crash.js";
 import { paging5Level, pagingPhysmemLimit } from "./rules-paging.js";
 import { handoverPageTables } from "./rules-handover.js";
@@ -38,6 +39,7 @@ export const RULES: readonly Rule[] = [
   above4G,
   initrdAddrMax,
   cmdlineSize,
+  efiRuntime,
   crashRegion,
   crashRegionSize,
   crashRegionReach,

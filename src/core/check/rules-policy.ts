@@ -47,10 +47,20 @@ export const lockdown: Rule = (c) => {
     const via = c.tries.length > 1 ? "kexec_file_load refuses the image and the fallback, " : "";
     return fail(id, `lockdown=${mode}: ${via}kexec_load is refused with EPERM under any lockdown ("kexec of unsigned images")`, evidence, signed ? "use kexec_file_load (-s): the image carries a signature the kernel can verify" : "use kexec_file_load (-s) with a signed image (the distribution's signed linux-image package, or one signed with sbsign by a key in the kernel's keyring)");
   }
+  // -a falls back only after refusals kexec_load might not repeat; lockdown refuses kexec_load outright.
+  const noFallback = c.req.syscall === "auto" ? "; -a does not fall back to kexec_load, which lockdown refuses outright" : "";
   if (!signed) {
-    return fail(id, `lockdown=${mode}: kexec_file_load needs a signature the kernel can verify, and this image carries none (no Authenticode certificate table in its PE header); the kernel refuses it (EPERM or EKEYREJECTED)`, evidence, "use the distribution's signed kernel image, or sign this one with sbsign using a key the kernel trusts (.builtin_trusted_keys, .secondary or .platform keyring)");
+    return fail(id, `lockdown=${mode}: kexec_file_load needs a signature the kernel can verify, and this image carries none (no Authenticode certificate table in its PE header); the kernel refuses it (EPERM or EKEYREJECTED)${noFallback}`, evidence, "use the distribution's signed kernel image, or sign this one with sbsign using a key the kernel trusts (.builtin_trusted_keys, .secondary or .platform keyring)");
   }
-  return ok(id, `lockdown=${mode}: kexec_file_load verifies the image's signature, and the image carries one (whether its key is trusted is only known to the kernel)`, evidence);
+  // kexec_file_load checks the signature against the built-in and secondary keyrings, then the
+  // platform keyring, which only an EFI boot fills (UEFI db, shim's MokList): a distribution's
+  // Secure Boot signature verifies through the latter. Seen in the lab: Debian's signed 6.12 is
+  // refused by Debian's 6.1 booted through SeaBIOS with lockdown=integrity.
+  if (c.machine.efi.booted === false) {
+    return warn(id, `lockdown=${mode}: the image is signed, but this boot has no EFI platform keyring (UEFI db, shim's MokList), so kexec_file_load accepts it only if its key is built into the running kernel; a distribution kernel signed for Secure Boot is usually refused (EPERM, "kexec of unsigned images is restricted")${noFallback}`, evidence,
+      "boot through EFI with Secure Boot (shim puts the distribution's key in the platform keyring), or sign the image with a key built into the running kernel");
+  }
+  return ok(id, `lockdown=${mode}: kexec_file_load verifies the image's signature, and the image carries one (whether its key is trusted is only known to the kernel)${noFallback}`, evidence);
 };
 
 export const secureBoot: Rule = (c) => {

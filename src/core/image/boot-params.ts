@@ -60,6 +60,8 @@ export const SETUP_DATA = defineLayout("struct setup_data", 16, "little", [
 
 /** setup_data types (arch/x86/include/uapi/asm/setup_data.h). */
 export const SETUP_E820_EXT = 1;
+/** struct efi_setup_data (plan/efi.ts): the EFI tables for a kernel entered by kexec. */
+export const SETUP_EFI = 4;
 export const SETUP_RNG_SEED = 9;
 
 /** e820 types (arch/x86/include/asm/e820/types.h) with the names e820_type_to_string() gives them in /proc/iomem. */

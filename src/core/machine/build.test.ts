@@ -70,7 +70,7 @@ test("machine: a 64-bit EFI machine with ,high and ,low crash regions", () => {
   assert.equal(m.crashkernel?.resolution?.lowSize, 256n << 20n);
   assert.deepEqual(m.kexec, { supported: true, loaded: false, crashLoaded: true, crashSize: 805306368n, loadDisabled: false, loadLimitPanic: null, loadLimitReboot: null });
   assert.equal(m.lockdown, "none");
-  assert.deepEqual(m.efi, { booted: true, firmwareBits: 64, acpiRsdp: 0x7f77e014n });
+  assert.deepEqual(m.efi, { booted: true, firmwareBits: 64, acpiRsdp: 0x7f77e014n, fwVendor: null, runtimeServices: null, configTable: null, smbios: null, runtimeMap: null });
   assert.equal(m.secureBoot, true);
   assert.deepEqual(m.crashNotes.map((c) => [c.cpu, c.address]), [[0, 0x47fc14a38n], [1, 0x47fc34a38n]]);
   assert.equal(m.memTotal, 16000000n * 1024n);

@@ -27,6 +27,7 @@ import {
   parseVmcoreinfo,
   type KernelArch,
 } from "./kernelfiles.js";
+import { parseEfiRuntimeMap, parseEfiSystabSmbios, type EfiRuntimeRegion } from "./efi.js";
 import { parseFirmwareMemmap, type MemoryRange } from "./memmap.js";
 import type { Fact, Machine, MemorySource, PagingLevels, Span } from "./model.js";
 import { inFile, singleValue } from "./text.js";
@@ -61,11 +62,13 @@ export function buildMachine(input: MachineFiles, options: BuildOptions = {}): M
   // Under a directory that is a fact by its absence (no /sys/firmware/efi), the files in it say nothing more.
   const absentDirs = MACHINE_FILES.filter((s) => s.kind === "dir" && !input.dirs.includes(s.path)).map((s) => `${(s as { path: string }).path}/`);
   for (const spec of MACHINE_FILES) {
-    if (spec.kind === "file" && absentDirs.some((d) => spec.path.startsWith(d)) && sysfsMounted) continue;
+    if ((spec.kind === "file" || spec.kind === "dir") && absentDirs.some((d) => spec.path.startsWith(d)) && sysfsMounted) continue;
     if (spec.kind === "file" && bytes(spec.path) === undefined) {
       facts.push({ path: `/${spec.path}`, meaning: unreadable.has(spec.path) ? `unreadable (run as root): ${spec.meaning}` : spec.meaning });
     } else if (spec.kind === "dir" && !input.dirs.includes(spec.path) && sysfsMounted) {
       facts.push({ path: `/${spec.path}`, meaning: spec.meaning });
+    } else if (spec.kind === "glob" && absentDirs.some((d) => `${spec.dir}/`.startsWith(d)) && sysfsMounted) {
+      continue;
     } else if (spec.kind === "glob" && !input.notRead?.includes(spec.dir) && !paths.some((k) => k.startsWith(`${spec.dir}/`) && spec.entry.test(k.slice(spec.dir.length + 1).split("/")[0]!))) {
       facts.push({ path: `/${spec.pattern}`, meaning: spec.meaning });
     }
@@ -144,10 +147,15 @@ export function buildMachine(input: MachineFiles, options: BuildOptions = {}): M
 
   // Firmware and security.
   const efiDir = input.dirs.includes("sys/firmware/efi");
-  const efi = {
+  const efi: Machine["efi"] = {
     booted: sysfsMounted ? efiDir : null,
     firmwareBits: parse("sys/firmware/efi/fw_platform_size", parseFwPlatformSize),
     acpiRsdp: parse("sys/firmware/efi/systab", parseEfiSystabRsdp),
+    fwVendor: parse("sys/firmware/efi/fw_vendor", parseAddress),
+    runtimeServices: parse("sys/firmware/efi/runtime", parseAddress),
+    configTable: parse("sys/firmware/efi/config_table", parseAddress),
+    smbios: parse("sys/firmware/efi/systab", parseEfiSystabSmbios),
+    runtimeMap: input.dirs.includes("sys/firmware/efi/runtime-map") ? readEfiRuntimeMap(input, paths, display) : null,
   };
   const variable = bytes(SECURE_BOOT_VARIABLE);
   let secureBoot: boolean | null = null;
@@ -211,6 +219,20 @@ export function buildMachine(input: MachineFiles, options: BuildOptions = {}): M
     vmcoreinfo: parse("sys/kernel/vmcoreinfo", parseVmcoreinfo),
     facts,
   };
+}
+
+function readEfiRuntimeMap(input: MachineFiles, paths: readonly string[], display: (rel: string) => string): EfiRuntimeRegion[] {
+  const dir = "sys/firmware/efi/runtime-map";
+  const byIndex = new Map<string, Record<string, string>>();
+  for (const k of paths) {
+    const m = /^sys\/firmware\/efi\/runtime-map\/(\d+)\/([a-z_]+)$/.exec(k);
+    if (!m) continue;
+    const files = byIndex.get(m[1]!) ?? {};
+    files[m[2]!] = latin1(input.files[k]!);
+    byIndex.set(m[1]!, files);
+  }
+  const entries = [...byIndex.keys()].sort(naturalCompare).map((index) => ({ index, files: byIndex.get(index)! }));
+  return parseEfiRuntimeMap(entries, display(dir));
 }
 
 function readFirmwareMemmap(input: MachineFiles, paths: readonly string[], display: (rel: string) => string): MemoryRange[] | null {

@@ -5,6 +5,8 @@
  * Paths are relative to the root directory ("/" or --root DIR).
  */
 
+import { EFI_RUNTIME_MAP_FILES } from "./efi.js";
+
 export type MachineFileSpec =
   | { kind: "file"; path: string; binary?: true; meaning: string }
   | { kind: "dir"; path: string; meaning: string }
@@ -35,6 +37,18 @@ export const MACHINE_FILES: readonly MachineFileSpec[] = [
   { kind: "dir", path: "sys/firmware/efi", meaning: "not booted through EFI" },
   { kind: "file", path: "sys/firmware/efi/fw_platform_size", meaning: "EFI firmware word size unknown" },
   { kind: "file", path: "sys/firmware/efi/systab", meaning: "EFI configuration tables unknown: the ACPI RSDP comes only from boot_params" },
+  { kind: "file", path: "sys/firmware/efi/fw_vendor", meaning: "EFI firmware vendor string address unknown: a kexec_load cannot hand EFI runtime services on" },
+  { kind: "file", path: "sys/firmware/efi/runtime", meaning: "EFI runtime services table address unknown: a kexec_load cannot hand EFI runtime services on" },
+  { kind: "file", path: "sys/firmware/efi/config_table", meaning: "EFI configuration table address unknown: a kexec_load cannot hand EFI runtime services on" },
+  { kind: "dir", path: "sys/firmware/efi/runtime-map", meaning: "no EFI runtime map (CONFIG_EFI_RUNTIME_MAP off, efi=noruntime, or a kernel itself kexec'd without EFI): a kernel loaded with kexec_load gets no EFI runtime services" },
+  {
+    kind: "glob",
+    dir: "sys/firmware/efi/runtime-map",
+    entry: /^\d+$/,
+    files: EFI_RUNTIME_MAP_FILES,
+    pattern: "sys/firmware/efi/runtime-map/N/{type,phys_addr,virt_addr,num_pages,attribute}",
+    meaning: "the EFI runtime map is empty",
+  },
   { kind: "file", path: SECURE_BOOT_VARIABLE, binary: true, meaning: "SecureBoot variable unreadable (efivarfs not mounted, or not EFI)" },
   { kind: "file", path: "sys/devices/system/cpu/possible", meaning: "possible CPUs unknown" },
   { kind: "file", path: "sys/devices/system/cpu/present", meaning: "present CPUs unknown" },

@@ -4,6 +4,7 @@
  * `toMachineJson` is the stable `kexec-ts machine --json` form: addresses and
  * sizes become hex strings, because JSON numbers lose 64-bit values.
  */
+import type { EfiRuntimeRegion } from "./efi.js";
 import type { BootParams } from "./bootparams.js";
 import type { CpuInfo } from "./cpuinfo.js";
 import type { CrashkernelResolution, CrashkernelSpec } from "./crashkernel.js";
@@ -76,8 +77,21 @@ export interface Machine {
     loadLimitReboot: number | null;
   };
   lockdown: LockdownMode | null;
-  /** acpiRsdp: the "ACPI20=" (else "ACPI=") line of /sys/firmware/efi/systab, where an EFI boot records the RSDP. */
-  efi: { booted: boolean | null; firmwareBits: 32 | 64 | null; acpiRsdp: bigint | null };
+  /**
+   * acpiRsdp: the "ACPI20=" (else "ACPI=") line of /sys/firmware/efi/systab, where an EFI boot
+   * records the RSDP. The rest is what a kexec_load hands on so the next kernel keeps EFI
+   * runtime services (efi.ts); runtimeMap is null when the kernel publishes none.
+   */
+  efi: {
+    booted: boolean | null;
+    firmwareBits: 32 | 64 | null;
+    acpiRsdp: bigint | null;
+    fwVendor: bigint | null;
+    runtimeServices: bigint | null;
+    configTable: bigint | null;
+    smbios: bigint | null;
+    runtimeMap: EfiRuntimeRegion[] | null;
+  };
   secureBoot: boolean | null;
   secureBootEvidence: string | null;
   cpus: { possible: number[] | null; present: number[] | null };

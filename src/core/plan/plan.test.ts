@@ -125,7 +125,7 @@ function MiB_n(n: number): number {
 test("the new kernel's boot_params carry the EFI systab's RSDP when the running boot_params have none", () => {
   const machine = machineFrom([{ start: MiB, size: 2n * GiB }], "x86_64", false);
   const image = readKernelImage(buildBzImage({ fields: { init_size: 32n * MiB }, tail: 0x2000 }));
-  const withEfi = { ...machine, efi: { booted: true, firmwareBits: 64 as const, acpiRsdp: 0x7f77e014n } };
+  const withEfi = { ...machine, efi: { ...machine.efi, booted: true, firmwareBits: 64 as const, acpiRsdp: 0x7f77e014n } };
   const plan = planLoad(image, withEfi, { syscall: "kexec_load", crash: false, cmdline: "", userArch: "x86_64", initrdSize: undefined }, { initrd: undefined, sha256 });
   const zeroPage = plan.segments.find((s) => s.kind === "bootparams")!.buf;
   assert.equal(new DataView(zeroPage.buffer, zeroPage.byteOffset).getBigUint64(0x70, true), 0x7f77e014n);

@@ -11,6 +11,7 @@ import type { Machine } from "../machine/model.js";
 import { Placer, type Bound, type PlacementRecord } from "./placement.js";
 import { PAGE_SIZE, alignUp, type Range } from "./ranges.js";
 import { buildZeroPage, e820TypeFromName, zeroPageSize, type E820 } from "./zero-page.js";
+import { efiHandover, encodeEfiSetupData, encodeRuntimeMap } from "./efi.js";
 import { buildPurgatory } from "./purgatory.js";
 import { planViolations } from "./invariants.js";
 import { GiB4, LOWMEM_896M, MiB, usablePool } from "./limits.js";
@@ -187,9 +188,15 @@ function layOut(image: KernelImage, machine: Machine, req: Request, kernelLayout
   const e820 = coreHeader
     ? { entries: captureKernelE820(machine, [{ start: coreHeader.mem, size: coreHeader.memsz }]), source: "the crash region(s), the low 1 MiB and the ACPI/NVS/reserved ranges of /proc/iomem (the capture kernel's view)" }
     : e820ForNewKernel(machine);
-  // boot_params + command line + setup_data: one segment with 4 KiB of setup_data room, or what the
-  // e820 entries beyond 128 need on a machine with hundreds of them (zeroPageSize).
-  const needed = zeroPageSize(cmdlineBytes - 1, e820.entries.length, true);
+  // EFI runtime services go with the boot parameters (efi.ts), as the kernel's own loader carries them.
+  const efi = image.kind === "bzImage" ? efiHandover(machine, bz) : undefined;
+  const efiInput = efi?.kind === "handover"
+    ? { loaderSignature: efi.data.loaderSignature, systab: efi.data.systab, memdescVersion: efi.data.memdescVersion, memmap: encodeRuntimeMap(efi.data.runtimeMap), setupEfi: encodeEfiSetupData(efi.data) }
+    : undefined;
+  if (efi !== undefined && efi.kind !== "not-efi") notes.push(efi.reason);
+  // boot_params + command line + EFI runtime map + setup_data: one segment with 4 KiB of setup_data
+  // room, or what the EFI runtime map and the e820 entries beyond 128 need (zeroPageSize).
+  const needed = zeroPageSize(cmdlineBytes - 1, e820.entries.length, true, efiInput?.memmap.length);
   const bootParamsSize = alignUp(BigInt(Math.max(4096 + cmdlineBytes + 16 + 4096, needed)), PAGE_SIZE);
   // A 32-bit kernel goes low, first fit, as kexec-tools' i386 loader does: observed in
   // the lab, a 686-pae kernel placed just under 896 MiB on a 1 GiB guest hangs before
@@ -258,6 +265,7 @@ function layOut(image: KernelImage, machine: Machine, req: Request, kernelLayout
       hardwareSubarch: machine.bootParams ? BigInt(machine.bootParams.hardwareSubarch) : undefined,
       rngSeed: bytes.rngSeed,
       kernelAddress: kernel.mem,
+      efi: efiInput,
     });
     const filledNotes = [...notes];
     if (zeroPage.e820InSetupData) filledNotes.push(`${zeroPage.e820InSetupData} e820 entries beyond 128 passed as SETUP_E820_EXT`);

@@ -81,7 +81,8 @@ export function explainErrno(call: KexecSyscall, errno: string, ctx: ErrnoContex
         return e(`the kernel is locked down (${ctx.lockdown}): kexec_load of unsigned images is refused`, "use kexec_file_load (-s) with a signed image");
       }
       if (call === "kexec_file_load" && ctx.lockdown && ctx.lockdown !== "none") {
-        return e(`the kernel is locked down (${ctx.lockdown}) and the image's signature could not be verified${ctx.imageSigned === false ? " (the image carries no signature)" : ""}`, "load a kernel signed with a key the running kernel trusts");
+        return e(`the kernel is locked down (${ctx.lockdown}) and the image's signature could not be verified${ctx.imageSigned === false ? " (the image carries no signature)" : ""}`,
+          "load a kernel signed with a key the running kernel trusts: one built into it, or on an EFI boot one in the platform keyring (UEFI db, shim's MokList)");
       }
       return e(`${call} was refused (no CAP_SYS_BOOT, kexec_load_disabled, the kexec_load_limit sysctl, lockdown or an LSM)`, "check kernel.kexec_load_disabled, kexec_load_limit_reboot/panic and /sys/kernel/security/lockdown");
     case "EKEYREJECTED":

@@ -8,9 +8,10 @@
  */
 import { writeStruct } from "../bytes/layout.js";
 import { asciiBytes } from "../bytes/reader.js";
-import { BOOT_E820_ENTRY, BOOT_PARAMS, BOOT_PARAMS_SIZE, E820_MAX_ENTRIES_ZEROPAGE, E820_TYPE_RAM, SETUP_DATA, SETUP_E820_EXT, SETUP_RNG_SEED } from "../image/boot-params.js";
+import { BOOT_E820_ENTRY, BOOT_PARAMS, BOOT_PARAMS_SIZE, E820_MAX_ENTRIES_ZEROPAGE, E820_TYPE_RAM, SETUP_DATA, SETUP_E820_EXT, SETUP_EFI, SETUP_RNG_SEED } from "../image/boot-params.js";
 import type { BzImage } from "../image/bzimage.js";
 import { headerBytes, writeHeaderField, CAN_USE_HEAP, KEEP_SEGMENTS, QUIET_FLAG } from "../image/setup-header.js";
+import { EFI_MEMORY_DESC, EFI_SETUP_DATA } from "./efi.js";
 
 export { SETUP_E820_EXT, SETUP_RNG_SEED, e820TypeFromName } from "../image/boot-params.js";
 
@@ -40,6 +41,18 @@ export interface ZeroPageInput {
   rngSeed: Uint8Array | undefined;
   /** Where the kernel will be loaded: code32_start for the 32-bit entry. */
   kernelAddress: bigint;
+  /** EFI runtime services handed on (efi.ts): efi_info, the runtime map after the command line, and a SETUP_EFI node. */
+  efi?: EfiZeroPage | undefined;
+}
+
+export interface EfiZeroPage {
+  loaderSignature: number;
+  systab: bigint;
+  memdescVersion: number;
+  /** efi_memory_desc_t records (efi.ts encodeRuntimeMap). */
+  memmap: Uint8Array;
+  /** struct efi_setup_data (efi.ts encodeEfiSetupData). */
+  setupEfi: Uint8Array;
 }
 
 export interface ZeroPage {
@@ -55,13 +68,16 @@ const high32 = (v: bigint) => (v >> 32n) & 0xffffffffn;
 
 /**
  * The bytes buildZeroPage will write, known before the address: boot_params, the command line,
- * then 16-byte-aligned setup_data nodes (the e820 entries beyond the zero page's 128, the RNG seed).
- * A machine with hundreds of e820 entries needs more than one page for them.
+ * the EFI runtime map if any, then 16-byte-aligned setup_data nodes (the e820 entries beyond the
+ * zero page's 128, SETUP_EFI, the RNG seed). A machine with hundreds of e820 entries needs more
+ * than one page for them.
  */
-export function zeroPageSize(cmdlineLength: number, e820Entries: number, rngSeed: boolean): number {
+export function zeroPageSize(cmdlineLength: number, e820Entries: number, rngSeed: boolean, efiMemmapBytes?: number): number {
   let offset = align16(BOOT_PARAMS_SIZE + cmdlineLength + 1);
+  if (efiMemmapBytes !== undefined) offset = align16(offset + efiMemmapBytes);
   const extra = e820Entries - E820_MAX_ENTRIES_ZEROPAGE;
   if (extra > 0) offset = align16(offset + SETUP_DATA.size + extra * BOOT_E820_ENTRY.size);
+  if (efiMemmapBytes !== undefined) offset = align16(offset + SETUP_DATA.size + EFI_SETUP_DATA.size);
   if (rngSeed) offset = align16(offset + SETUP_DATA.size + RNG_SEED_SIZE);
   return offset;
 }
@@ -72,13 +88,17 @@ export function buildZeroPage(input: ZeroPageInput): ZeroPage {
   const inPage = e820.slice(0, E820_MAX_ENTRIES_ZEROPAGE);
   const rest = e820.slice(E820_MAX_ENTRIES_ZEROPAGE);
 
-  // setup_data nodes go after the command line, 16-byte aligned, each linking to the next.
+  // The EFI runtime map goes after the command line, then the setup_data nodes, 16-byte aligned, each linking to the next.
+  let size = align16(BOOT_PARAMS_SIZE + cmdline.length);
+  const memmapAt = input.efi ? size : undefined;
+  if (input.efi) size = align16(size + input.efi.memmap.length);
   const nodes: { type: number; data: Uint8Array }[] = [];
   if (rest.length) nodes.push({ type: SETUP_E820_EXT, data: encodeE820(rest) });
+  if (input.efi && input.image.protocol >= 0x209) nodes.push({ type: SETUP_EFI, data: input.efi.setupEfi });
   if (input.rngSeed && input.image.protocol >= 0x209) nodes.push({ type: SETUP_RNG_SEED, data: input.rngSeed });
-  let size = align16(BOOT_PARAMS_SIZE + cmdline.length);
   const nodeAt = nodes.map((n) => { const at = size; size = align16(size + SETUP_DATA.size + n.data.length); return at; });
-  const out = new Uint8Array(nodes.length ? nodeAt[nodeAt.length - 1]! + SETUP_DATA.size + nodes[nodes.length - 1]!.data.length : BOOT_PARAMS_SIZE + cmdline.length);
+  const end = nodes.length ? nodeAt[nodeAt.length - 1]! + SETUP_DATA.size + nodes[nodes.length - 1]!.data.length : memmapAt !== undefined ? memmapAt + input.efi!.memmap.length : BOOT_PARAMS_SIZE + cmdline.length;
+  const out = new Uint8Array(end);
 
   // Only the header proper is copied: the rest of the image's first page is
   // boot-sector code and data, which would read as garbage boot_params fields.
@@ -100,6 +120,21 @@ export function buildZeroPage(input: ZeroPageInput): ZeroPage {
     e820_entries: inPage.length,
     e820_table: encodeE820(inPage),
   });
+
+  if (input.efi && memmapAt !== undefined) {
+    const memmap = input.address + BigInt(memmapAt);
+    out.set(input.efi.memmap, memmapAt);
+    writeStruct(BOOT_PARAMS, out, 0, {
+      efi_loader_signature: input.efi.loaderSignature,
+      efi_systab: Number(low32(input.efi.systab)),
+      efi_systab_hi: Number(high32(input.efi.systab)),
+      efi_memdesc_size: EFI_MEMORY_DESC.size,
+      efi_memdesc_version: input.efi.memdescVersion,
+      efi_memmap: Number(low32(memmap)),
+      efi_memmap_hi: Number(high32(memmap)),
+      efi_memmap_size: input.efi.memmap.length,
+    });
+  }
 
   // Legacy memory sizes some early code still reads: KiB of RAM above 1 MiB in the range that spans it.
   const spanning = e820.find((e) => e.type === E820_TYPE_RAM && e.addr <= 0x100000n && e.addr + e.size > 0x100000n);

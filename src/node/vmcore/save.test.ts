@@ -212,6 +212,26 @@ test("save --format flat to a pipe whose reader is slow: the whole stream, with 
   }
 });
 
+test("save --format flat to a reader that stops (cat > a full disk): exit 74 saying the stream is cut short, not a quiet 0; as makedumpfile, exit 1 (issue 11)", () => {
+  const dir = tmp();
+  try {
+    const src = join(dir, "src.elf");
+    writeFileSync(src, syntheticVmcore(2000).bytes);
+    const cli = new URL("../../cli/main.js", import.meta.url).pathname;
+    const q = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+    // head -c stands for `cat > dump` on a file system that fills up: it reads some, then goes away.
+    for (const [args, status, name] of [[["vmcore", "save", "--format", "flat", "--compress", "none", "-d", "0", src, "-"], 74, "kexec-ts"], [["makedumpfile", "-F", "-d", "0", src], 1, "makedumpfile (kexec-ts)"]] as const) {
+      const script = `{ ${q(process.execPath)} ${q(cli)} ${args.map(q).join(" ")} 2>${q(join(dir, "stderr"))}; echo $? > ${q(join(dir, "rc"))}; } | head -c 100000 > /dev/null`;
+      assert.equal(spawnSync("sh", ["-c", script], { timeout: 120_000 }).status, 0);
+      const stderr = readFileSync(join(dir, "stderr"), "utf8");
+      assert.equal(Number(readFileSync(join(dir, "rc"), "utf8")), status, stderr);
+      assert.match(stderr, new RegExp(`^${name.replace(/[()]/g, "\\$&")}: standard output: the reader of the stream went away after \\d+ bytes: the flattened dump is cut short`, "m"));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("kdump reader fuzzed: damaged kdump files give KexecErrors only", async () => {
   const dir = tmp();
   try {

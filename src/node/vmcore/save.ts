@@ -11,6 +11,7 @@ import { DL_EXCLUDE_ZERO, presentBitmaps } from "../../core/vmcore/exclude.js";
 import { prepareDumpBitmaps, writeElfDump, writeKdumpDump, type DumpCodec, type DumpFormat, type DumpHooks, type DumpResult, type DumpSink } from "../../core/vmcore/dump-writer.js";
 import { FLAT_END, encodeFlatHeader, encodeFlatRecordHeader } from "../../core/vmcore/flat.js";
 import { openVmcore } from "../../core/vmcore/vmcore.js";
+import { stdoutCarriesTheOutput } from "../entry.js";
 import { writeError } from "../files.js";
 import { openVmcoreSource } from "./mapped-file.js";
 import { inlineCompressor, workerCompressor, type SourceFile } from "./pool.js";
@@ -73,10 +74,17 @@ function fileSink(fd: number): OutputSink {
  */
 function stdoutFlatSink(): OutputSink {
   const out = process.stdout;
+  stdoutCarriesTheOutput();
   let failure: Error | undefined;
-  out.on("error", (e) => { failure ??= e; });
+  let sent = 0;
+  out.on("error", (e: NodeJS.ErrnoException) => {
+    // The reader (cat > FILE, a compressor, ssh) stopped: typically a full disk behind the pipe.
+    failure ??= new KexecError("io", `standard output: ${e.code === "EPIPE" ? "the reader of the stream went away" : e.message} after ${sent} bytes: the flattened dump is cut short`,
+      { file: "-", errno: e.code ?? "EIO", offset: sent }, "see why the command reading the stream stopped (its own error: a full file system?); what it wrote is an incomplete dump", { cause: e });
+  });
   const put = (data: Uint8Array): boolean => {
     if (failure) throw failure;
+    sent += data.length;
     // A copy: the caller reuses its buffers once the promise settles, the stream may still hold them.
     return out.write(data.slice());
   };

@@ -1,0 +1,34 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { loadKoffi } from "./ffi.js";
+import { nativeSegments } from "./syscalls.js";
+
+// Issue 11: an initramfs-tools initrd above 64 MiB stopped kexec_load with koffi's
+// "Array length is too high (max = 67108864)" before any syscall was made.
+test("kexec_load's segment array carries a segment larger than 64 MiB, byte for byte", () => {
+  const koffi = loadKoffi();
+  const big = new Uint8Array(70 * 1024 * 1024 + 123);
+  for (let i = 0; i < big.length; i += 4093) big[i] = (i >>> 12) & 0xff;
+  big[big.length - 1] = 0xa5;
+  const small = Uint8Array.of(1, 2, 3);
+  const segments = [
+    { buf: small, mem: 0x1000n, memsz: 0x1000n },
+    { buf: big, mem: 0x7c000000n, memsz: 0x4700000n },
+  ];
+  const native = nativeSegments(koffi, segments);
+  try {
+    const struct = koffi.struct({ buf: "void *", bufsz: "size_t", mem: "uintptr_t", memsz: "size_t" });
+    const records = koffi.decode(native.array, koffi.array(struct, segments.length)) as { buf: unknown; bufsz: number | bigint; mem: number | bigint; memsz: number | bigint }[];
+    assert.equal(records.length, 2);
+    for (const [i, s] of segments.entries()) {
+      const r = records[i]!;
+      assert.equal(Number(r.bufsz), s.buf.length, `segment ${i} bufsz`);
+      assert.equal(BigInt(r.mem), s.mem, `segment ${i} mem`);
+      assert.equal(BigInt(r.memsz), s.memsz, `segment ${i} memsz`);
+      const copied = new Uint8Array(koffi.view(r.buf, s.buf.length));
+      assert.ok(Buffer.from(copied).equals(Buffer.from(s.buf)), `segment ${i} bytes`);
+    }
+  } finally {
+    native.free();
+  }
+});
