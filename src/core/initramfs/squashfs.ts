@@ -128,17 +128,17 @@ function buildTree(inputs: readonly SquashfsInput[]): Node {
     const parts = normalizeArchivePath(input.name).split("/");
     let dir = root;
     for (const [i, part] of parts.entries()) {
-      if (encoder.encode(part).length > 256) throw new KexecError("usage", `squashfs: the name ${JSON.stringify(part)} is longer than 256 bytes`, { field: "name", actual: input.name });
+      if (encoder.encode(part).length > 256) throw new KexecError("usage", `squashfs: the name ${JSON.stringify(part)} is longer than 256 bytes`, { field: "name", actual: input.name }, "the self-contained capture image holds the files kexec-ts chose; this is a bug in kexec-ts's image writer — please report it with `kexec-ts kdump rebuild --json`");
       const last = i === parts.length - 1;
       let next = dir.children.get(part);
       if (next === undefined) {
         next = { name: part, type: last ? input.type : "dir", perm: last ? input.perm : 0o755, data: last ? input.data : new Uint8Array(0), children: new Map(), inode: 0, ref: 0n, dataStart: 0, blockSizes: [] };
         dir.children.set(part, next);
       } else if (last) {
-        if (next.type === "dir" && input.type !== "dir") throw new KexecError("usage", `squashfs: ${input.name} is a directory and a ${input.type}`, { field: "name", actual: input.name });
+        if (next.type === "dir" && input.type !== "dir") throw new KexecError("usage", `squashfs: ${input.name} is a directory and a ${input.type}`, { field: "name", actual: input.name }, "the self-contained capture image holds the files kexec-ts chose; this is a bug in kexec-ts's image writer — please report it with `kexec-ts kdump rebuild --json`");
         Object.assign(next, { type: input.type, perm: input.perm, data: input.data });
       } else if (next.type !== "dir") {
-        throw new KexecError("usage", `squashfs: ${parts.slice(0, i + 1).join("/")} is a ${next.type}, so ${input.name} cannot be under it`, { field: "name", actual: input.name });
+        throw new KexecError("usage", `squashfs: ${parts.slice(0, i + 1).join("/")} is a ${next.type}, so ${input.name} cannot be under it`, { field: "name", actual: input.name }, "the self-contained capture image holds the files kexec-ts chose; this is a bug in kexec-ts's image writer — please report it with `kexec-ts kdump rebuild --json`");
       }
       dir = next;
     }
@@ -210,7 +210,7 @@ export function writeSquashfs(inputs: readonly SquashfsInput[], compression: Squ
     const at = inodes.position;
     n.ref = (BigInt(at.block) << 16n) | BigInt(at.offset);
     if (n.type === "file") {
-      if (n.dataStart > 0xffffffff || n.data.length > 0xffffffff) throw new KexecError("usage", `squashfs: ${n.name} lies beyond the 4 GiB a basic file inode can address`, { field: "name", actual: n.name });
+      if (n.dataStart > 0xffffffff || n.data.length > 0xffffffff) throw new KexecError("usage", `squashfs: ${n.name} lies beyond the 4 GiB a basic file inode can address`, { field: "name", actual: n.name }, "the self-contained capture image holds the files kexec-ts chose; this is a bug in kexec-ts's image writer — please report it with `kexec-ts kdump rebuild --json`");
       inodes.write(record(32 + 4 * n.blockSizes.length, (v) => {
         header(v, INODE_FILE, n);
         v.setUint32(16, n.dataStart, true);
@@ -258,7 +258,7 @@ export function writeSquashfs(inputs: readonly SquashfsInput[], compression: Squ
         i = j;
       }
       // The kernel counts "." and ".." as 3 bytes of the listing (the size is 3 more than written).
-      if (listingSize + 3 > 0xffff) throw new KexecError("usage", `squashfs: the directory ${n.name || "/"} has too many entries for a basic directory inode`, { field: "name", actual: n.name });
+      if (listingSize + 3 > 0xffff) throw new KexecError("usage", `squashfs: the directory ${n.name || "/"} has too many entries for a basic directory inode`, { field: "name", actual: n.name }, "the self-contained capture image holds the files kexec-ts chose; this is a bug in kexec-ts's image writer — please report it with `kexec-ts kdump rebuild --json`");
       const subdirs = children.filter((c) => c.type === "dir").length;
       const parent = parentOf.get(n);
       inodes.write(record(32, (v) => {

@@ -91,7 +91,7 @@ export function openMappedFile(path: string): OpenFile | undefined {
       if (w === undefined) {
         // mmap refused: read() from here on.
         const n = readSync(fd, out, at + done, length - done, pos);
-        if (n === 0) throw new KexecError("io", `${path}: read error at offset ${hex(BigInt(pos))}: end of file`, { file: path, offset: BigInt(pos) });
+        if (n === 0) throw new KexecError("io", `${path}: read error at offset ${hex(BigInt(pos))}: end of file`, { file: path, offset: BigInt(pos) }, "the dump source is shorter than its ELF headers say: it was cut off or is still being written");
         done += n;
         pos += n;
         continue;
