@@ -30,7 +30,16 @@ function allowedMemory(machine: Machine, crash: boolean): { ranges: Range[]; nam
     const sorted = [...machine.crashRegions].sort((a, b) => (a.start < b.start ? 1 : -1));
     return { ranges: sorted.slice(0, 1).map((r) => ({ start: r.start, size: r.size })), name: "crashk_res" };
   }
-  return { ranges: machine.memory.filter((r) => r.type === "System RAM").map((r) => ({ start: r.start, size: r.size })), name: "System RAM" };
+  // Adjacent System RAM resources are one stretch of RAM: a kernel entered by kexec lists the
+  // pages of its setup_data (E820_TYPE_RESERVED_KERN) as System RAM entries of their own.
+  const ram = machine.memory.filter((r) => r.type === "System RAM").map((r) => ({ start: r.start, size: r.size })).sort((a, b) => (a.start < b.start ? -1 : 1));
+  const merged: Range[] = [];
+  for (const r of ram) {
+    const last = merged[merged.length - 1];
+    if (last !== undefined && r.start <= end(last)) merged[merged.length - 1] = { start: last.start, size: (end(r) > end(last) ? end(r) : end(last)) - last.start };
+    else merged.push(r);
+  }
+  return { ranges: merged, name: "System RAM" };
 }
 
 /**

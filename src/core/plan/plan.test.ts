@@ -130,3 +130,14 @@ test("the new kernel's boot_params carry the EFI systab's RSDP when the running 
   const zeroPage = plan.segments.find((s) => s.kind === "bootparams")!.buf;
   assert.equal(new DataView(zeroPage.buffer, zeroPage.byteOffset).getBigUint64(0x70, true), 0x7f77e014n);
 });
+
+test("a kernel entered by kexec lists its setup_data pages as System RAM of their own: a segment across the seam is still in RAM", () => {
+  // The iomem of 6.12 after a kexec_load from 6.1 (seen in the lab): the boot parameters page the
+  // last loader left holds the RNG seed's setup_data, E820_TYPE_RESERVED_KERN, shown as System RAM.
+  const split = [{ start: MiB, size: 0x7ffdc000n - MiB }, { start: 0x7ffdc000n, size: 0x1000n }, { start: 0x7ffdd000n, size: 0x3000n }];
+  const machine = machineFrom(split, "x86_64", false);
+  const image = readKernelImage(buildBzImage({ fields: { init_size: 32n * MiB }, tail: 0x2000 }));
+  const initrd = new Uint8Array(MiB_n(70));
+  const plan = planLoad(image, machine, { syscall: "kexec_load", crash: false, cmdline: "console=ttyS0", userArch: "x86_64", initrdSize: initrd.length }, { initrd, sha256 });
+  assert.ok(plan.segments.some((s) => s.mem < 0x7ffdc000n && s.mem + s.memsz > 0x7ffdc000n), "a segment crosses a seam (the boot parameters, top-down under the purgatory)");
+});
