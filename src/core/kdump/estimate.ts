@@ -25,11 +25,11 @@ export interface MeasuredConstant {
 
 /** Measured constants (bench/kdump/RESULTS.md says how). */
 export const CONSTANTS = {
-  kernelRuntime: { bytes: 36n * MiB, source: "measured: what Debian 6.1/6.12 amd64 capture kernels (nr_cpus=1) use beyond their image, struct pages and initramfs" },
-  nodePrivate: { bytes: 56n * MiB, source: "measured: RssAnon of kexec-ts kdump save (heap, the save's buffers) on 1-4 GiB dumps, no threads" },
-  nodeText: { bytes: 44n * MiB, source: "measured: RssFile of kexec-ts kdump save: the Node binary's pages it touches" },
+  kernelRuntime: { bytes: 16n * MiB, source: "measured (bench/kdump/RESULTS.md): what a Debian 6.1 amd64 capture kernel (nr_cpus=1) keeps of its MemTotal beyond the initramfs and Node during a save (slab, page tables, per-CPU areas): 12.5 MiB at the tightest reservation that saved" },
+  nodePrivate: { bytes: 56n * MiB, source: "measured (bench/kdump/RESULTS.md): Node's private resident memory (sampled RssAnon: heap capped at 48 MiB, the save's buffers and bitmaps) during kexec-ts kdump save in a capture kernel, no threads: 48.5 MiB at the tightest reservation that saved" },
+  nodeText: { bytes: 16n * MiB, source: "measured (bench/kdump/RESULTS.md): the part of the Node binary's pages a save keeps resident under memory pressure (7.8 MiB at the tightest reservation that saved, 42 MiB with room to spare); the rest is page cache the kernel drops and reads again" },
   perThread: { bytes: 8n * MiB, source: "measured: resident memory per worker thread of vmcore save (DESIGN.md: ~8 MiB)" },
-  ioHeadroom: { bytes: 16n * MiB, source: "measured: dirty page cache and file-system buffers while the dump is written to ext4" },
+  ioHeadroom: { bytes: 8n * MiB, source: "dirty page cache and file-system buffers the writes hold while the dump goes to ext4; the kernel writes dirty pages back under pressure, so this is a floor for the file system, not the dump size" },
 } satisfies Record<string, MeasuredConstant>;
 
 /** struct page is 64 bytes per 4 KiB page on x86_64: the capture kernel's mem_map covers the reservation. */
