@@ -124,7 +124,32 @@ fetch_package() { # package arch destdir
   printf '%s\n' "$deb"
 }
 
-if [ "$REFRESH" != 1 ] && index_complete; then
+# The system tier installs the same kernel version as the signed package (linux-image-V, the one
+# Debian's users have, and the one lockdown's signature checks need). Debian publishes the
+# unsigned build first and the signed one days later (seen: 6.12.118 unsigned in
+# bookworm-security while only 6.12.117 was signed), so among the unsigned candidates those
+# whose signed twin is available come first.
+# apt-cache show exits 0 with no record for a name that is only referred to (a virtual package).
+# grep reads it all (no -q): under pipefail an early exit would fail the pipe with SIGPIPE.
+package_available() { apt-cache show "$1" 2>/dev/null | grep '^Package: ' >/dev/null; }
+
+signed_first() { # candidates arch
+  local pkg with=() without=()
+  for pkg in $1; do
+    if package_available "${pkg%-unsigned}:$2"; then with+=("$pkg"); else without+=("$pkg"); fi
+  done
+  printf '%s\n' "${with[@]}" "${without[@]}"
+}
+
+# A cached index whose amd64 kernel lost its signed twin (or never had one) is resolved again.
+signed_twins_present() {
+  local pkg
+  for pkg in $(grep -oE '"package": "linux-image-[^"]+-amd64-unsigned"' "$INDEX" | sed -E 's/.*: "(.*)"/\1/'); do
+    package_available "${pkg%-unsigned}:amd64" || return 1
+  done
+}
+
+if [ "$REFRESH" != 1 ] && index_complete && signed_twins_present; then
   say "kernels cached ($INDEX)"
 else
   apt_update
@@ -133,6 +158,7 @@ else
     IFS='|' read -r name regex arch userarch <<<"$entry"
     candidates=$(apt-cache search --names-only "$regex" | awk '{print $1}' | sort -Vr)
     [ -n "$candidates" ] || die "no package matches $regex (is bookworm-backports configured and apt-get update done?)"
+    candidates=$(signed_first "$candidates" "$arch")
     got=""
     for pkg in $candidates; do
       if deb=$(fetch_package "$pkg" "$arch" "$CACHE/debian"); then got="$pkg"; break; fi
