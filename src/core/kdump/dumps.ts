@@ -29,7 +29,7 @@ export interface DumpReport {
   dmesg: { file: string; records: number } | { error: string };
   seconds: { total: number; dmesg: number; vmcore: number };
   /** Bytes: what the capture kernel had and the least it had left, the figures the reservation is sized by. */
-  memory: { memTotal: number | null; memAvailableAtStart: number | null; memAvailableLeast: number | null; nodeRssPeak: number | null; heapCapMiB: number | null };
+  memory: { memTotal: number | null; memAvailableAtStart: number | null; memAvailableLeast: number | null; nodeRssPeak: number | null; /** Sampled RssAnon peak; absent in reports of earlier versions. */ nodePrivatePeak?: number | null; heapCapMiB: number | null };
   capture: { mode: string; builtBy: string; kernelRelease: string; node: string };
   startedAt: string;
   finishedAt: string | null;

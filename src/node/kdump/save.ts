@@ -74,6 +74,16 @@ function meminfo(): { memTotal: number | null; memAvailable: number | null } {
   }
 }
 
+/** This process's private resident memory now (RssAnon: heap, buffers; not the binary's pages, which the kernel can drop). */
+function privateResident(): number | null {
+  try {
+    const m = /^RssAnon:\s+(\d+) kB/m.exec(readFileSync("/proc/self/status", "utf8"));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Peak resident memory of this process (VmHWM), the figure the reservation has to hold. */
 export function residentPeak(): number | null {
   try {
@@ -188,7 +198,7 @@ export async function captureSave(settings: CaptureSettings, opts: CaptureSaveOp
     dump: { file: "vmcore.incomplete", complete: false, bytes: 0, dumpLevel: settings.dumpLevel, codec: settings.codec, pagesWritten: 0, problem: "the save has not finished" },
     dmesg: { error: "not read yet" },
     seconds: { total: 0, dmesg: 0, vmcore: 0 },
-    memory: { memTotal: mem.memTotal, memAvailableAtStart: mem.memAvailable, memAvailableLeast: mem.memAvailable, nodeRssPeak: null, heapCapMiB: heapCapMiB() },
+    memory: { memTotal: mem.memTotal, memAvailableAtStart: mem.memAvailable, memAvailableLeast: mem.memAvailable, nodeRssPeak: null, nodePrivatePeak: null, heapCapMiB: heapCapMiB() },
     capture: { mode: settings.mode, builtBy: settings.builtBy, kernelRelease: settings.kernelRelease, node: process.version },
     startedAt: new Date().toISOString(),
     finishedAt: null,
@@ -226,6 +236,9 @@ export async function captureSave(settings: CaptureSettings, opts: CaptureSaveOp
   const sampler = setInterval(() => {
     const now = meminfo().memAvailable;
     if (now !== null && (report.memory.memAvailableLeast === null || now < report.memory.memAvailableLeast)) report.memory.memAvailableLeast = now;
+    const anon = privateResident();
+    const privatePeak = report.memory.nodePrivatePeak ?? null;
+    if (anon !== null && (privatePeak === null || anon > privatePeak)) report.memory.nodePrivatePeak = anon;
   }, 200);
   sampler.unref();
   let exit = 0;
@@ -267,7 +280,7 @@ export async function captureSave(settings: CaptureSettings, opts: CaptureSaveOp
   report.finishedAt = new Date().toISOString();
   report.seconds.total = (performance.now() - t0) / 1000;
   log.say(exit === 0
-    ? `vmcore: ${size(report.dump.bytes)} in ${report.seconds.vmcore.toFixed(1)} s (dump level ${settings.dumpLevel}, ${settings.codec}); Node's peak ${size(report.memory.nodeRssPeak ?? 0)}, least available ${size(report.memory.memAvailableLeast ?? 0)}`
+    ? `vmcore: ${size(report.dump.bytes)} in ${report.seconds.vmcore.toFixed(1)} s (dump level ${settings.dumpLevel}, ${settings.codec}); Node's peak ${size(report.memory.nodeRssPeak ?? 0)} (private ${size(report.memory.nodePrivatePeak ?? 0)}); of MemTotal ${size(report.memory.memTotal ?? 0)} the least available ${size(report.memory.memAvailableLeast ?? 0)}`
     : `vmcore NOT complete: ${report.dump.problem}`);
   // Rewritten in the room kept for them, so a full target does not lose them; each is tried on its own.
   try {
