@@ -9,7 +9,7 @@
  * flags (-l, -p, -e, -u, -S, -f) choose, so `kexec-ts` stands in for `kexec`.
  */
 import { KexecError } from "../core/errors.js";
-import { has, type ParsedArgs } from "./options.js";
+import { FLAGS, has, parseArgs, type FlagGroup, type FlagSpec, type ParsedArgs } from "./options.js";
 
 export type CommandRun = (args: ParsedArgs, operands: string[]) => Promise<number>;
 
@@ -22,31 +22,52 @@ export interface CommandSpec {
   readonly load: () => Promise<{ run: CommandRun }>;
   /** Short letters that mean another flag under this command (makedumpfile's -d N under vmcore). */
   readonly shortFlags?: Readonly<Record<string, string>>;
+  /**
+   * The flags it takes: what its module (and the helpers it calls) reads. Any other flag is
+   * refused by name before the module loads, so a typo or a flag meant for another command
+   * is said, not ignored. --help and --version are always taken.
+   */
+  readonly takes: readonly Takes[];
+  /** It reads its options itself, after its word (makedumpfile's, not kexec-ts's flag table). */
+  readonly ownOptions?: string;
 }
+
+/** A flag group of the flag table (`"load"`), or one flag by its long name (`"--root"`). */
+export type Takes = FlagGroup | `--${string}`;
+
+/**
+ * kexec-tools takes every one of its options with any action (`kexec -e --initrd=F` is not an
+ * error there), and distribution scripts pass them so, so the actions take all of the action and
+ * load flags, not only what each one reads; what they refuse belongs clearly to another command
+ * (`-l IMAGE --vmcore F`, `--dump-level`). --userspace and --root are read by every load.
+ */
+const ACTION_TAKES: readonly Takes[] = ["action", "load", "--debug", "--json", "--root", "--userspace"];
+/** What a load request is built from (request.ts, prepare.ts): `check`, `plan` and `report` read it as -l/-p do. */
+const LOAD_REQUEST_TAKES: readonly Takes[] = ["--load", "--load-panic", "load", "--userspace", "--root"];
 
 /** kexec-tools' actions; which one runs when several are given is chooseAction's (kexec's own) precedence. */
 export const ACTIONS: readonly (CommandSpec & { readonly flag: string })[] = [
-  { flag: "load", name: "-l", usage: "IMAGE [load flags]", summary: "load IMAGE for a later -e (drop-in for kexec -l)", load: () => import("./commands/load.js") },
-  { flag: "load-panic", name: "-p", usage: "IMAGE [load flags]", summary: "load IMAGE as the crash (kdump) kernel", load: () => import("./commands/load.js") },
-  { flag: "exec", name: "-e", usage: "[--force] [--no-sync]", summary: "jump to the loaded kernel (under systemd through `systemctl kexec`, unless --force)", load: () => import("./commands/exec.js") },
-  { flag: "unload", name: "-u", usage: "[-p] [-s|-c|-a]", summary: "unload the kexec kernel (with -p: the crash kernel)", load: () => import("./commands/unload.js") },
-  { flag: "status", name: "-S", usage: "[-l]", summary: "exit 1 if the crash kernel (with -l: the kexec kernel) is loaded, 0 if not", load: () => import("./commands/status.js") },
-  { flag: "force", name: "-f", usage: "IMAGE [load flags]", summary: "load IMAGE and jump at once, as kexec -f", load: () => import("./commands/force.js") },
+  { flag: "load", name: "-l", usage: "IMAGE [load flags]", summary: "load IMAGE for a later -e (drop-in for kexec -l)", takes: ACTION_TAKES, load: () => import("./commands/load.js") },
+  { flag: "load-panic", name: "-p", usage: "IMAGE [load flags]", summary: "load IMAGE as the crash (kdump) kernel", takes: ACTION_TAKES, load: () => import("./commands/load.js") },
+  { flag: "exec", name: "-e", usage: "[--force] [--no-sync]", summary: "jump to the loaded kernel (under systemd through `systemctl kexec`, unless --force)", takes: ACTION_TAKES, load: () => import("./commands/exec.js") },
+  { flag: "unload", name: "-u", usage: "[-p] [-s|-c|-a]", summary: "unload the kexec kernel (with -p: the crash kernel)", takes: ACTION_TAKES, load: () => import("./commands/unload.js") },
+  { flag: "status", name: "-S", usage: "[-l]", summary: "exit 1 if the crash kernel (with -l: the kexec kernel) is loaded, 0 if not", takes: ACTION_TAKES, load: () => import("./commands/status.js") },
+  { flag: "force", name: "-f", usage: "IMAGE [load flags]", summary: "load IMAGE and jump at once, as kexec -f", takes: ACTION_TAKES, load: () => import("./commands/force.js") },
 ];
 
 export const COMMANDS: readonly CommandSpec[] = [
-  { name: "check", usage: "-l|-p IMAGE [load flags] [--root DIR] [--json]", summary: "the verdicts only: exit 0 ok, 1 warnings, 2 a failing check", load: () => import("./commands/check.js") },
-  { name: "plan", usage: "-l|-p IMAGE [load flags] [--root DIR] [--json]", summary: "the exact segments, entry and flags, plus the checks; nothing is loaded", load: () => import("./commands/plan.js") },
-  { name: "inspect", usage: "IMAGE [--json] [--vmlinux] [--extract=FILE]", summary: "what the image is and what it supports", load: () => import("./commands/inspect.js") },
-  { name: "machine", usage: "[--root DIR] [--json]", summary: "the machine model: memory map, crash region, paging, kexec state", load: () => import("./commands/machine.js") },
-  { name: "snapshot", usage: "DIR | --tar FILE [--root DIR]", summary: "copy every file `machine` reads into DIR (or one tar archive); replay with --root DIR or in the web app", load: () => import("./commands/snapshot.js") },
-  { name: "report", usage: "[-l|-p IMAGE] [load flags] [--root DIR] [--vmcore FILE] -o FILE", summary: "one self-contained HTML page: the memory map, the plan, the checks, the hand-over's page tables, a vmcore", load: () => import("./commands/report.js") },
-  { name: "lab", usage: "--from A --to B [lab flags] | lab suite [NAME...]", summary: "do it in QEMU with real kernels: exit 0 it worked, 1 it did not, 78 the lab could not run", load: () => import("./commands/lab.js") },
-  { name: "vmcore", usage: "save [vmcore flags] SRC DST | info FILE [--json] | dmesg FILE [--json]", summary: "save a crashed kernel's memory as makedumpfile does; read a dump's facts and log", load: () => import("./commands/vmcore.js"), shortFlags: { d: "dump-level" } },
-  { name: "makedumpfile", usage: "[makedumpfile's options] VMCORE [DUMPFILE] | -R DUMPFILE < stream", summary: "stand in for makedumpfile, on its own command line (also as a link named makedumpfile)", load: () => import("./commands/makedumpfile.js") },
-  { name: "kdump", usage: "status|start|stop|restart|rebuild|estimate|test --yes|report|list|import|install|uninstall [--config FILE] [--json]", summary: "the kdump service: arm a crash kernel at boot, save the dump, report what happened", load: () => import("./commands/kdump.js") },
-  { name: "drop-in", usage: "install|remove|status [kexec|makedumpfile] [--json]", summary: "kexec-ts as /sbin/kexec or makedumpfile for scripts such as kdump-tools (dpkg-divert), and back", load: () => import("./commands/drop-in.js") },
-  { name: "demo", usage: "", summary: "what `npm start` runs: this machine (or a sample snapshot) and a kernel, predicted", load: () => import("./commands/demo.js") },
+  { name: "check", usage: "-l|-p IMAGE [load flags] [--root DIR] [--json]", summary: "the verdicts only: exit 0 ok, 1 warnings, 2 a failing check", takes: [...LOAD_REQUEST_TAKES, "--json"], load: () => import("./commands/check.js") },
+  { name: "plan", usage: "-l|-p IMAGE [load flags] [--root DIR] [--json]", summary: "the exact segments, entry and flags, plus the checks; nothing is loaded", takes: [...LOAD_REQUEST_TAKES, "--json"], load: () => import("./commands/plan.js") },
+  { name: "inspect", usage: "IMAGE [--json] [--vmlinux] [--extract=FILE]", summary: "what the image is and what it supports", takes: ["--json", "--vmlinux", "--extract"], load: () => import("./commands/inspect.js") },
+  { name: "machine", usage: "[--root DIR] [--json]", summary: "the machine model: memory map, crash region, paging, kexec state", takes: ["--root", "--json"], load: () => import("./commands/machine.js") },
+  { name: "snapshot", usage: "DIR | --tar FILE [--root DIR]", summary: "copy every file `machine` reads into DIR (or one tar archive); replay with --root DIR or in the web app", takes: ["--tar", "--root"], load: () => import("./commands/snapshot.js") },
+  { name: "report", usage: "[-l|-p IMAGE] [load flags] [--root DIR] [--vmcore FILE] -o FILE", summary: "one self-contained HTML page: the memory map, the plan, the checks, the hand-over's page tables, a vmcore", takes: [...LOAD_REQUEST_TAKES, "--vmcore", "--output"], load: () => import("./commands/report.js") },
+  { name: "lab", usage: "--from A --to B [lab flags] | lab suite [NAME...]", summary: "do it in QEMU with real kernels: exit 0 it worked, 1 it did not, 78 the lab could not run", takes: ["lab", "--append", "--debug", "--json"], load: () => import("./commands/lab.js") },
+  { name: "vmcore", usage: "save [vmcore flags] SRC DST | info FILE [--json] | dmesg FILE [--json]", summary: "save a crashed kernel's memory as makedumpfile does; read a dump's facts and log", takes: ["vmcore", "--json", "--debug"], load: () => import("./commands/vmcore.js"), shortFlags: { d: "dump-level" } },
+  { name: "makedumpfile", usage: "[makedumpfile's options] VMCORE [DUMPFILE] | -R DUMPFILE < stream", summary: "stand in for makedumpfile, on its own command line (also as a link named makedumpfile)", takes: [], ownOptions: "makedumpfile's own options, written after the word makedumpfile", load: () => import("./commands/makedumpfile.js") },
+  { name: "kdump", usage: "status|start|stop|restart|rebuild|estimate|test --yes|report|list|import|install|uninstall [--config FILE] [--json]", summary: "the kdump service: arm a crash kernel at boot, save the dump, report what happened", takes: ["kdump", "--force", "--json"], load: () => import("./commands/kdump.js") },
+  { name: "drop-in", usage: "install|remove|status [kexec|makedumpfile] [--json]", summary: "kexec-ts as /sbin/kexec or makedumpfile for scripts such as kdump-tools (dpkg-divert), and back", takes: ["--json"], load: () => import("./commands/drop-in.js") },
+  { name: "demo", usage: "", summary: "what `npm start` runs: this machine (or a sample snapshot) and a kernel, predicted", takes: ["--root"], load: () => import("./commands/demo.js") },
 ];
 
 /** The command an argument vector names by its first word, if any: parsing needs its short-flag meanings. */
@@ -62,10 +83,61 @@ export function commandNamed(word: string | undefined): CommandSpec | undefined 
 export function routeFor(args: ParsedArgs, actionsOnly = false): { command: CommandSpec; operands: string[] } {
   const [first, ...rest] = args.positionals;
   const command = actionsOnly ? undefined : commandNamed(first);
-  if (command) return { command, operands: rest };
+  if (command) {
+    refuseFlagsNotTaken(command, args);
+    return { command, operands: rest };
+  }
   const action = chooseAction(args);
-  if (action) return { command: action, operands: args.positionals };
+  if (action) {
+    refuseFlagsNotTaken(action, args);
+    return { command: action, operands: args.positionals };
+  }
   throw new KexecError("usage", first === undefined ? "nothing to do: give an action (-l, -p, -e, -u, -S) or a command" : `unknown command "${first}"`, { actual: first ?? "" }, "see kexec-ts --help");
+}
+
+/**
+ * kexec-ts's own parse of a command line (makedumpfile's is its own): with the short-flag meanings
+ * of the command its first word names, unless it runs as /sbin/kexec, where every word is kexec-tools'.
+ */
+export function parseCommandLine(argv: readonly string[], actionsOnly = false): ParsedArgs {
+  const word = !actionsOnly && argv[0] !== undefined && !argv[0].startsWith("-") ? argv[0] : undefined;
+  return parseArgs(argv, commandNamed(word)?.shortFlags);
+}
+
+const ALWAYS_TAKEN = ["help", "version"];
+
+/** The long names of the flags `command` takes. */
+export function flagsTaken(command: CommandSpec): Set<string> {
+  const takes = (f: FlagSpec) => ALWAYS_TAKEN.includes(f.long) || command.takes.some((t) => t === f.group || t === `--${f.long}`);
+  return new Set(FLAGS.filter(takes).map((f) => f.long));
+}
+
+const GROUP_NOUN: Readonly<Record<FlagGroup, string>> = {
+  action: "a kexec-tools action flag", load: "a load flag", output: "an output flag", general: "a general flag",
+  lab: "a lab flag", vmcore: "a vmcore flag", kdump: "a kdump flag",
+};
+
+/** `kexec-ts machine takes --root, --json; --initrd is a load flag (for -l, -p, ..., check, plan, report)`. */
+function notTakenHint(command: CommandSpec, flag: FlagSpec, shown: string): string {
+  const takes = command.ownOptions ?? (command.takes.length === 0 ? "no flags" : command.takes.map((t) => (t.startsWith("--") ? t : `the ${t} flags`)).join(", "));
+  const byActions = ACTIONS.filter((c) => flagsTaken(c).has(flag.long)).map((c) => c.name);
+  const byCommands = COMMANDS.filter((c) => flagsTaken(c).has(flag.long)).map((c) => c.name);
+  // The actions take every load flag (as kexec-tools does); -l and -p are where one means something.
+  const actions = byActions.length === ACTIONS.length ? ["-l, -p (and kexec-tools' other actions)"] : byActions;
+  return `kexec-ts ${command.name} takes ${takes}; ${shown} is ${GROUP_NOUN[flag.group]} (for ${[...actions, ...byCommands].join(", ")})`;
+}
+
+/** A flag the command does not read is refused by name, never ignored: it is a typo or meant for another command. */
+function refuseFlagsNotTaken(command: CommandSpec, args: ParsedArgs): void {
+  const taken = flagsTaken(command);
+  for (const long of args.flags.keys()) {
+    if (taken.has(long)) continue;
+    const flag = FLAGS.find((f) => f.long === long)!;
+    const typed = args.spelled?.get(long) ?? `--${long}`;
+    const shown = typed === `--${long}` ? typed : `${typed} (--${long})`;
+    throw new KexecError("usage", `${command.name} does not take ${shown}`, { field: long, actual: typed, expected: [...taken].map((f) => `--${f}`).join(" | ") },
+      notTakenHint(command, flag, shown));
+  }
 }
 
 export async function runCommand(args: ParsedArgs, actionsOnly = false): Promise<number> {
@@ -82,7 +154,9 @@ function chooseAction(args: ParsedArgs): CommandSpec | undefined {
   const byFlag = (flag: string) => ACTIONS.find((a) => a.flag === flag);
   if (has(args, "status")) return byFlag("status");
   if (has(args, "unload")) return byFlag("unload");
-  if (has(args, "load") || has(args, "load-panic")) return byFlag("load");
+  // One module loads both; -p is named so that a refusal says the -p the user wrote.
+  if (has(args, "load-panic")) return byFlag("load-panic");
+  if (has(args, "load")) return byFlag("load");
   if (has(args, "exec")) return byFlag("exec");
   if (has(args, "force") && args.positionals.length > 0) return byFlag("force");
   return undefined;

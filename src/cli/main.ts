@@ -6,9 +6,9 @@
  * `hint: <hint>` and the exit status of its code.
  */
 import { runEntryPoint } from "../node/entry.js";
-import { commandNamed, runCommand } from "./commands.js";
+import { parseCommandLine, runCommand } from "./commands.js";
 import { helpText } from "./help.js";
-import { has, parseArgs } from "./options.js";
+import { has } from "./options.js";
 import { createRequire } from "node:module";
 import { basename } from "node:path";
 
@@ -21,8 +21,7 @@ async function main(argv: string[]): Promise<number> {
     return makedumpfileCommand(invokedAs === "makedumpfile" ? argv : argv.slice(1), packageVersion());
   }
   const asKexec = invokedAs === "kexec";
-  const word = !asKexec && argv[0] !== undefined && !argv[0].startsWith("-") ? argv[0] : undefined;
-  const args = parseArgs(argv, commandNamed(word)?.shortFlags);
+  const args = parseCommandLine(argv, asKexec);
   if (has(args, "help") || argv.length === 0) {
     process.stdout.write(helpText());
     return 0;

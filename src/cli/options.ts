@@ -122,6 +122,8 @@ export const REFUSED_KEXEC_TOOLS_FLAGS: Readonly<Record<string, string>> = {
 export interface ParsedArgs {
   flags: Map<string, string[]>;
   positionals: string[];
+  /** How each flag was first written (`-c`, `--ramdisk`), by its long name: a refusal quotes the user's spelling. */
+  spelled?: Map<string, string>;
 }
 
 function findLong(name: string): FlagSpec | undefined {
@@ -156,8 +158,10 @@ function checkChoice(spec: FlagSpec, value: string): void {
 export function parseArgs(argv: readonly string[], shortFlags: Readonly<Record<string, string>> = {}): ParsedArgs {
   const flags = new Map<string, string[]>();
   const positionals: string[] = [];
-  const set = (spec: FlagSpec, value: string) => {
+  const spelled = new Map<string, string>();
+  const set = (spec: FlagSpec, value: string, as: string) => {
     checkChoice(spec, value);
+    if (!spelled.has(spec.long)) spelled.set(spec.long, as);
     const list = flags.get(spec.long) ?? [];
     // kexec-tools: a repeated --append replaces the earlier one (the last one wins).
     if (spec.repeat) list.push(value);
@@ -178,10 +182,10 @@ export function parseArgs(argv: readonly string[], shortFlags: Readonly<Record<s
       if (spec.value) {
         const value: string | undefined = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
         if (value === undefined) throw new KexecError("usage", `option --${name} needs a value (${spec.value})`, { field: name }, `e.g. --${name}=${spec.value}`);
-        set(spec, value);
+        set(spec, value, `--${name}`);
       } else {
         if (eq >= 0) throw new KexecError("usage", `option --${name} takes no value`, { field: name, actual: arg.slice(eq + 1) }, `write --${name} alone`);
-        set(spec, "");
+        set(spec, "", `--${name}`);
       }
       continue;
     }
@@ -194,16 +198,16 @@ export function parseArgs(argv: readonly string[], shortFlags: Readonly<Record<s
           const rest = arg.slice(k + 1);
           const value = rest.length > 0 ? rest : argv[++i];
           if (value === undefined) throw new KexecError("usage", `option -${arg[k]} needs a value (${spec.value})`, { field: spec.long }, `e.g. -${arg[k]} ${spec.value}`);
-          set(spec, value);
+          set(spec, value, `-${arg[k]}`);
           break;
         }
-        set(spec, "");
+        set(spec, "", `-${arg[k]}`);
       }
       continue;
     }
     positionals.push(arg);
   }
-  return { flags, positionals };
+  return { flags, positionals, spelled };
 }
 
 export function has(args: ParsedArgs, long: string): boolean {
