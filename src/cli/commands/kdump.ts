@@ -98,7 +98,10 @@ async function start(args: ParsedArgs): Promise<number> {
     const head = state.armed
       ? `armed${state.forced?.length ? " (with --force, past failing checks)" : ""}: ${state.kernel} with ${state.initrd} by ${state.syscall} (${state.syscallWhy})`
       : `NOT armed: ${state.reasons.join("; ")}`;
-    return `${head}${prep ? verdictLines(prep.checks) : ""}${state.warnings.length && !prep ? `\n${state.warnings.join("\n")}` : ""}`;
+    // Whether the capture initramfs was built now or reused, and in which mode: said even when every check is ok.
+    const initramfs = prep?.checks.find((c) => c.id === "kdump-capture-initramfs");
+    const built = state.armed && initramfs?.verdict === "ok" ? `\n  capture initramfs: ${initramfs.reason}` : "";
+    return `${head}${built}${prep ? verdictLines(prep.checks) : ""}${state.warnings.length && !prep ? `\n${state.warnings.join("\n")}` : ""}`;
   });
   return state.armed ? 0 : EXIT_NOT_READY;
 }
