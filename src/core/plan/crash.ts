@@ -127,14 +127,29 @@ export function parseSavedKernelLayout(text: string): KernelLayout | undefined {
   return { pageOffset, text: mapped, source: `${typeof raw.source === "string" ? raw.source : "/proc/kcore"} when the snapshot was taken (${KERNEL_LAYOUT_FILE})` };
 }
 
+/** __START_KERNEL_map and KERNEL_IMAGE_SIZE (with KASLR): the kernel image's virtual window on x86_64. */
+const START_KERNEL_MAP = 0xffffffff80000000n;
+const KERNEL_IMAGE_SIZE = 1n << 30n;
+/** __START_KERNEL: the text's virtual address at CONFIG_PHYSICAL_START (16 MiB). */
+const START_KERNEL = 0xffffffff81000000n;
+
+/**
+ * The text's virtual address when nothing says it: as far from __START_KERNEL as the text is
+ * from 16 MiB physically (true without KASLR). KASLR picks the physical and the virtual offset
+ * independently, and a text placed above 1 GiB physically (seen: a 4 GiB guest) would land
+ * past the image window, or past 2^64; then __START_KERNEL itself is the guess.
+ */
+export function assumedTextVaddr(paddr: bigint, size: bigint): bigint {
+  const vaddr = START_KERNEL + (paddr - 0x1000000n);
+  return vaddr >= START_KERNEL_MAP && vaddr + size <= START_KERNEL_MAP + KERNEL_IMAGE_SIZE ? vaddr : START_KERNEL;
+}
+
 export function defaultKernelLayout(machine: Machine): KernelLayout {
   if (machine.kernelArch === "i386") return { pageOffset: 0xc0000000n, text: undefined, source: "i386 PAGE_OFFSET 0xc0000000" };
   const pageOffset = machine.pagingLevels === 5 ? 0xff11000000000000n : 0xffff888000000000n;
   const code = machine.kernelImage.code;
   const end_ = machine.kernelImage.bss ?? machine.kernelImage.data ?? code;
-  const text = code && end_
-    ? { vaddr: 0xffffffff81000000n + (code.start - 0x1000000n), paddr: code.start, size: end(end_) - code.start }
-    : undefined;
+  const text = code && end_ ? { vaddr: assumedTextVaddr(code.start, end(end_) - code.start), paddr: code.start, size: end(end_) - code.start } : undefined;
   return { pageOffset, text, source: "defaults: page_offset_base and the text mapping assume no KASLR (run as root on the machine to read /proc/kcore and /proc/kallsyms)" };
 }
 
