@@ -68,11 +68,18 @@ if (!top.saved) {
   process.stdout.write(`the upper bound ${hi}M does not work; give a larger --hi\n`);
   process.exit(1);
 }
+// The lower bound is assumed to fail; it counts as measured only once a try has failed there.
+let loTried = false;
 while (hi - lo > step) {
   const mid = Math.round((lo + hi) / 2 / step) * step;
   const r = await attempt(mid);
   if (r.saved) hi = mid;
-  else lo = mid;
+  else { lo = mid; loTried = true; }
 }
-process.stdout.write(`smallest working reservation: ${hi}M (${lo}M did not work); estimate for this machine: ${top.estimate?.total ?? "?"} -> crashkernel=${top.estimate?.suggested ?? "?"}\n`);
-appendFileSync(log, `${JSON.stringify({ result: { mem, mode, smallestWorkingMiB: hi, largestFailingMiB: lo, estimate: top.estimate } })}\n`);
+if (!loTried) {
+  const r = await attempt(lo);
+  if (r.saved) process.stdout.write(`the lower bound ${lo}M works too; give a smaller --lo\n`);
+  else loTried = true;
+}
+process.stdout.write(`smallest working reservation: ${hi}M (${loTried ? `${lo}M did not work` : `${lo}M works too: the smallest is lower`}); estimate for this machine: ${top.estimate?.total ?? "?"} -> crashkernel=${top.estimate?.suggested ?? "?"}\n`);
+appendFileSync(log, `${JSON.stringify({ result: { mem, mode, smallestWorkingMiB: loTried ? hi : null, largestFailingMiB: loTried ? lo : null, estimate: top.estimate } })}\n`);
