@@ -4,10 +4,10 @@
  * and a module's bytes, decompressed, since the kernel's finit_module wants them plain unless
  * it was built with in-kernel decompression.
  */
-import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { KexecError } from "../../core/errors.js";
+import { decompress } from "../../core/image/compression/index.js";
 import { readModinfo } from "../../core/initramfs/elf-deps.js";
 import { moduleName, modulesDepLookup, type ModuleLookup } from "../../core/initramfs/modules.js";
 import { readInputFile } from "../files.js";
@@ -32,13 +32,20 @@ export function moduleLookup(modulesDir: string): ModuleLookup {
   return existsSync(dep) ? modulesDepLookup(readFileSync(dep, "utf8")) : modinfoLookup(modulesDir);
 }
 
-/** A module file's ELF bytes (.ko, .ko.xz, .ko.zst, .ko.gz). */
+/**
+ * A module file's ELF bytes (.ko, .ko.xz, .ko.zst, .ko.gz), decompressed in process: Debian's
+ * 6.12 ships its modules as .ko.xz, and a minimal system has no xz program (seen: building the
+ * capture initramfs for a newly installed 6.12 failed with "spawnSync xz ENOENT").
+ */
 export function readModule(path: string): Uint8Array {
-  const tool = path.endsWith(".xz") ? "xz" : path.endsWith(".zst") ? "zstd" : path.endsWith(".gz") ? "gzip" : undefined;
-  if (tool === undefined) return readInputFile(path, "kernel module");
-  const r = spawnSync(tool, ["-dc", path], { maxBuffer: 256 << 20 });
-  if (r.error !== undefined || r.status !== 0) {
-    throw new KexecError("io", `cannot decompress ${path} with ${tool}: ${r.error?.message ?? r.stderr.toString().trim()}`, { file: path }, `install ${tool} (apt-get install ${tool === "xz" ? "xz-utils" : tool})`);
+  const kind = path.endsWith(".xz") ? "xz" : path.endsWith(".zst") ? "zstd" : path.endsWith(".gz") ? "gzip" : undefined;
+  const bytes = readInputFile(path, "kernel module");
+  if (kind === undefined) return bytes;
+  try {
+    return decompress(kind, bytes, { maxSize: 256 << 20 });
+  } catch (e) {
+    if (!(e instanceof KexecError)) throw e;
+    throw new KexecError("io", `cannot decompress the kernel module ${path} (${kind}): ${e.message}`, { file: path, ...(e.data.offset === undefined ? {} : { offset: e.data.offset }) },
+      "the module file is damaged: reinstall the kernel package it belongs to (dpkg -S names it)", { cause: e });
   }
-  return r.stdout;
 }

@@ -286,7 +286,37 @@ function addNode(w: ArchiveSink, nodeProgram: string): number {
     const dir = join("/usr/share/nodejs", name);
     if (existsSync(dir)) addTree(w, dir, `usr/share/nodejs/${name}`, walkTree(dir));
   }
+  for (const file of sharedBuiltinFiles(real)) {
+    const data = readInputFile(file, "Node's externalized builtin");
+    w.file(file.slice(1), data, 0o644);
+    total += data.length;
+  }
   return total;
+}
+
+/**
+ * The files a Node build loads some of its own builtins from at start (Debian's: undici's fetch,
+ * acorn, cjs-module-lexer under /usr/share/nodejs), named by NODE_SHARED_BUILTIN_*_PATH in the
+ * build's defines. Without one, Node aborts before running anything (seen in the self-contained
+ * capture: 'Cannot load externalized builtin: "internal/deps/undici/undici..."', exit 134).
+ * Asked of the program itself, since the capture's Node need not be the one running this.
+ */
+export function sharedBuiltinFiles(nodeProgram: string): string[] {
+  const r = spawnSync(nodeProgram, ["-p", "JSON.stringify(process.config.target_defaults?.defines ?? [])"], { encoding: "utf8" });
+  if (r.status !== 0) {
+    throw new KexecError("io", `cannot ask ${nodeProgram} for its build settings: ${r.error?.message ?? r.stderr.trim()}`, { file: nodeProgram }, "the capture's Node must run here: reinstall nodejs, or set mode = default");
+  }
+  let defines: unknown;
+  try {
+    defines = JSON.parse(r.stdout);
+  } catch {
+    defines = [];
+  }
+  if (!Array.isArray(defines)) return [];
+  const files = defines
+    .map((d) => (typeof d === "string" ? /^NODE_SHARED_BUILTIN_\w+_PATH=(\/.+)$/.exec(d)?.[1] : undefined))
+    .filter((f): f is string => f !== undefined && existsSync(f));
+  return [...new Set(files)];
 }
 
 /**
