@@ -287,6 +287,8 @@ function addNode(w: ArchiveSink, nodeProgram: string): number {
     if (existsSync(dir)) addTree(w, dir, `usr/share/nodejs/${name}`, walkTree(dir));
   }
   for (const file of sharedBuiltinFiles(real)) {
+    // Those under a tree copied whole above are in the image already.
+    if (DEBIAN_NODE_SHARED.some((name) => file.startsWith(`/usr/share/nodejs/${name}/`))) continue;
     const data = readInputFile(file, "Node's externalized builtin");
     w.file(file.slice(1), data, 0o644);
     total += data.length;

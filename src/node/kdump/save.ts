@@ -61,38 +61,35 @@ class CaptureLog {
   }
 }
 
+/** A "Key:  N kB" line of a /proc file's text (meminfo, status), in bytes; null where there is none. */
+function kbField(text: string, key: string): number | null {
+  const m = new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(text);
+  return m ? Number(m[1]) * 1024 : null;
+}
+
 function meminfo(): { memTotal: number | null; memAvailable: number | null } {
   try {
     const text = readFileSync("/proc/meminfo", "utf8");
-    const kib = (key: string) => {
-      const m = new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(text);
-      return m ? Number(m[1]) * 1024 : null;
-    };
-    return { memTotal: kib("MemTotal"), memAvailable: kib("MemAvailable") };
+    return { memTotal: kbField(text, "MemTotal"), memAvailable: kbField(text, "MemAvailable") };
   } catch {
     return { memTotal: null, memAvailable: null };
   }
 }
 
-/** This process's private resident memory now (RssAnon: heap, buffers; not the binary's pages, which the kernel can drop). */
-function privateResident(): number | null {
+/** A field of /proc/self/status, in bytes; null where there is none. */
+function selfStatusBytes(key: string): number | null {
   try {
-    const m = /^RssAnon:\s+(\d+) kB/m.exec(readFileSync("/proc/self/status", "utf8"));
-    return m ? Number(m[1]) * 1024 : null;
+    return kbField(readFileSync("/proc/self/status", "utf8"), key);
   } catch {
     return null;
   }
 }
 
+/** This process's private resident memory now (RssAnon: heap, buffers; not the binary's pages, which the kernel can drop). */
+const privateResident = (): number | null => selfStatusBytes("RssAnon");
+
 /** Peak resident memory of this process (VmHWM), the figure the reservation has to hold. */
-export function residentPeak(): number | null {
-  try {
-    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync("/proc/self/status", "utf8"));
-    return m ? Number(m[1]) * 1024 : null;
-  } catch {
-    return null;
-  }
-}
+export const residentPeak = (): number | null => selfStatusBytes("VmHWM");
 
 function heapCapMiB(): number | null {
   const flag = process.execArgv.find((a) => a.startsWith("--max-old-space-size="));
