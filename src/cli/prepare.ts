@@ -32,7 +32,7 @@ export async function prepareLoad(args: ParsedArgs, operands: readonly string[],
   const root = machineRoot(args);
   // Not the files only the other kind of load uses: most of them on a machine with thousands of ranges and CPUs.
   const machine = await readMachine(root, { skip: UNUSED_BY[has(args, "load-panic") ? "crash" : "kexec"] });
-  const image = readKernelImageFile(imagePath);
+  const image = await readKernelImageFile(imagePath);
   const initrdPath = value(args, "initrd");
   const request = loadRequest(args, machine, image, initrdPath);
   const checks = runChecks({ image, machine, request, isRoot: loaderIsRoot(args) });
