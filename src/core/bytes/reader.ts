@@ -90,6 +90,8 @@ export class ByteReader {
 
 /** Bytes as a string, one char per byte (kernel strings are ASCII; this never throws). */
 export function latin1(bytes: Uint8Array): string {
+  // Most files a machine is read from are a few bytes (a CPU's crash_notes): no subarray for those.
+  if (bytes.length <= 4096) return String.fromCharCode.apply(null, bytes as unknown as number[]);
   let s = "";
   for (let i = 0; i < bytes.length; i += 4096) {
     // apply() takes the typed array as it is; a spread would iterate it (10x slower on /proc/cpuinfo of 1,024 CPUs).

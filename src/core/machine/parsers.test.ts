@@ -20,6 +20,8 @@ import {
   parseVmcoreinfo,
 } from "./kernelfiles.js";
 import { parseFirmwareMemmap } from "./memmap.js";
+import { MACHINE_FILES, expandGlob, naturalCompare, naturalSort } from "./files.js";
+import fc from "fast-check";
 
 const isParse = (line?: number) => (e: unknown) => e instanceof KexecError && e.code === "parse" && (line === undefined || e.data["line"] === line) && e.hint !== undefined;
 
@@ -143,4 +145,20 @@ test("kernel files: version, arch words, meminfo, cpu lists and small values", (
   assert.equal(parseSecureBootVariable(new Uint8Array([6, 0, 0, 0, 1])), true);
   assert.equal(parseSecureBootVariable(new Uint8Array([6, 0, 0, 0, 0])), false);
   assert.throws(() => parseSecureBootVariable(new Uint8Array([6, 0, 0, 0])), /expected 5 bytes/);
+});
+
+test("glob expansion: entries in numeric order, each entry's files, the sameInEvery files from the first entry only", () => {
+  const names = ["cpu10", "cpu2", "cpufreq", "cpu0", "cpu1", "online", "cpu01"];
+  fc.assert(fc.property(fc.array(fc.oneof(fc.constantFrom(...names), fc.stringMatching(/^[a-c]{0,2}\d{0,3}$/))), (xs) => {
+    assert.deepEqual(naturalSort(xs), [...xs].sort(naturalCompare));
+  }));
+  const cpus = MACHINE_FILES.find((s) => s.kind === "glob" && s.dir === "sys/devices/system/cpu");
+  assert.ok(cpus?.kind === "glob");
+  assert.deepEqual(expandGlob(cpus, ["cpu10", "cpu2", "cpufreq", "cpu0", "online"]), [
+    "sys/devices/system/cpu/cpu0/crash_notes_size",
+    "sys/devices/system/cpu/cpu0/crash_notes",
+    "sys/devices/system/cpu/cpu2/crash_notes",
+    "sys/devices/system/cpu/cpu10/crash_notes",
+  ]);
+  assert.deepEqual(expandGlob(cpus, ["cpufreq"]), []);
 });
