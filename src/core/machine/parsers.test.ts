@@ -94,6 +94,10 @@ test("cpuinfo: first processor's flags, address sizes, model and count", () => {
   assert.throws(() => parseCpuinfo("processor\t: 0\nflags none\n"), isParse(2));
   assert.throws(() => parseCpuinfo("processor\t: 0\naddress sizes\t: lots\n"), isParse(2));
   assert.deepEqual(parseCpuinfo("").flags, []);
+  // Blocks are split at lines trim() calls blank, whatever whitespace they hold; the first processor's block is the one read.
+  const odd = `junk: x\n \t\u00a0\n${block(7, "lm")}\u2028\nprocessor : 8\nflags : pae\n\r\n\uFEFF\nprocessor : 9\n`;
+  assert.deepEqual([parseCpuinfo(odd).count, parseCpuinfo(odd).flags], [3, ["lm"]]);
+  assert.throws(() => parseCpuinfo("processor : 0\n\u00a0x\n"), isParse(2));
 });
 
 test("firmware memmap: inclusive ends become sizes, entries sorted by start, bad files named", () => {
