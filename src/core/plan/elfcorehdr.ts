@@ -54,12 +54,22 @@ export function buildElfCoreHeader(input: ElfCoreHeaderInput): Uint8Array {
     if (v > max) throw new KexecError("plan", `${field} ${hex(v)} does not fit an ELF32 core header`, { field, actual: hex(v) }, "RAM above 4 GiB needs ELF64 core headers");
   };
   let at = E.size;
+  // One array for every header, in the writer's order: a machine of thousands of ranges writes as many.
+  const values: (number | bigint)[] = [0, 0, 0n, 0n, 0n, 0n, 0n, 0n];
   const phdr = (p_type: number, p_flags: number, address: bigint, p_vaddr: bigint, size: bigint) => {
-    fits("p_offset", address);
-    fits("p_vaddr", p_vaddr);
-    fits("p_filesz", size);
+    // ELF64 holds every 64-bit value; ELF32 is asked with a message that says why.
+    if (input.elfClass === 32) {
+      fits("p_offset", address);
+      fits("p_vaddr", p_vaddr);
+      fits("p_filesz", size);
+    }
     // p_offset holds the physical address: the capture kernel reads the old memory there.
-    writePhdr(dv, at, [p_type, p_flags, address, p_vaddr, address, size, size, 0n]);
+    values[0] = p_type;
+    values[1] = p_flags;
+    values[2] = values[4] = address;
+    values[3] = p_vaddr;
+    values[5] = values[6] = size;
+    writePhdr(dv, at, values);
     at += P.size;
   };
   for (const n of input.notes) phdr(PT_NOTE, 0, n.address, 0n, n.size);
