@@ -3,7 +3,7 @@
  * Request, and the checks over them; then, for kexec_load only, the segments
  * filled with their bytes (the initrd is read here and nowhere earlier).
  */
-import { runChecks, type CheckResult } from "../core/check/index.js";
+import { runChecks, syscallsTried, type CheckResult } from "../core/check/index.js";
 import type { KernelImage } from "../core/image/index.js";
 import type { Machine } from "../core/machine/model.js";
 import { planLoad, type Plan } from "../core/plan/plan.js";
@@ -18,6 +18,7 @@ import { has, value, type ParsedArgs } from "./options.js";
 import { imageOperand, loadRequest, loaderIsRoot, machineRoot } from "./request.js";
 
 export interface PreparedLoad {
+  /** The machine; for a crash load through kexec_file_load, without the CPUs' crash notes (kexecLoadMachine has them). */
   machine: Machine;
   image: KernelImage;
   request: Request;
@@ -25,18 +26,29 @@ export interface PreparedLoad {
   initrdPath: string | undefined;
   root: string;
   checks: CheckResult[];
+  /** The machine with everything a kexec_load plan uses, read now if `machine` left the crash notes out. */
+  kexecLoadMachine: () => Promise<Machine>;
 }
 
 export async function prepareLoad(args: ParsedArgs, operands: readonly string[], command?: "plan" | "check"): Promise<PreparedLoad> {
   const imagePath = imageOperand(args, operands, command);
   const root = machineRoot(args);
+  const crash = has(args, "load-panic");
   // Not the files only the other kind of load uses: most of them on a machine with thousands of ranges and CPUs.
-  const machine = await readMachine(root, { skip: UNUSED_BY[has(args, "load-panic") ? "crash" : "kexec"] });
+  // Nor, while kexec_file_load may be the syscall, the CPUs' crash notes (a file each): only the core header
+  // kexec-ts writes for kexec_load points at them, and `plan` (without -s) always writes one.
+  const notesLater = crash && !has(args, "kexec-syscall") && (command !== "plan" || has(args, "kexec-file-syscall"));
+  let machine = await readMachine(root, { skip: UNUSED_BY[notesLater ? "crashFile" : crash ? "crash" : "kexec"] });
+  let complete: Promise<Machine> | undefined = notesLater ? undefined : Promise.resolve(machine);
+  const kexecLoadMachine = () => (complete ??= readMachine(root, { skip: UNUSED_BY.crash }));
   const image = await readKernelImageFile(imagePath);
   const initrdPath = value(args, "initrd");
   const request = loadRequest(args, machine, image, initrdPath);
-  const checks = runChecks({ image, machine, request, isRoot: loaderIsRoot(args) });
-  return { machine, image, request, imagePath, initrdPath, root, checks };
+  const isRoot = loaderIsRoot(args);
+  // The checks place the segments as the syscall that loads would: kexec_load's placement includes the core header.
+  if (notesLater && syscallsTried({ image, machine, request, isRoot }).includes("kexec_load")) machine = await kexecLoadMachine();
+  const checks = runChecks({ image, machine, request, isRoot });
+  return { machine, image, request, imagePath, initrdPath, root, checks, kexecLoadMachine };
 }
 
 /**
@@ -46,12 +58,13 @@ export async function prepareLoad(args: ParsedArgs, operands: readonly string[],
  * time), and the initrd and the RNG seed are stand-ins of their sizes (reading a 46 MiB initrd was
  * 57 ms of `plan -p`). The initrd is still opened, so a file the load could not read fails here too.
  */
-export function fillPlan(p: PreparedLoad, use: "load" | "show"): Plan {
+export async function fillPlan(p: PreparedLoad, use: "load" | "show"): Promise<Plan> {
+  const machine = await p.kexecLoadMachine();
   const initrd = p.initrdPath === undefined ? undefined
     : use === "load" ? readInputFile(p.initrdPath, "initrd", { allowEmpty: false })
     : unreadStandIn(p.initrdPath, p.request.initrdSize);
-  const layout = p.request.crash ? readKernelLayout(p.root, p.machine) : undefined;
-  return planLoad(p.image, p.machine, p.request, {
+  const layout = p.request.crash ? readKernelLayout(p.root, machine) : undefined;
+  return planLoad(p.image, machine, p.request, {
     initrd,
     rngSeed: use === "load" ? rngSeed() : new Uint8Array(32),
     serialDebug: process.env["KEXEC_TS_PURGATORY_SERIAL"] === "1",

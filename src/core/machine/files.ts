@@ -89,9 +89,11 @@ export interface MachineFiles {
  * a crash load's memory map is the capture kernel's view from /proc/iomem, never the firmware
  * memmap; only a crash load's ELF core header points at the CPUs' crash notes.
  */
-export const UNUSED_BY: Readonly<Record<"kexec" | "crash", readonly string[]>> = {
+export const UNUSED_BY: Readonly<Record<"kexec" | "crash" | "crashFile", readonly string[]>> = {
   kexec: ["sys/devices/system/cpu"],
   crash: ["sys/firmware/memmap"],
+  // A crash load through kexec_file_load: the kernel writes the core header itself, from its own crash notes.
+  crashFile: ["sys/firmware/memmap", "sys/devices/system/cpu"],
 };
 
 /** The relative paths a glob spec yields for one directory listing: the first entry's `sameInEvery` files, then every entry's `files`. */
