@@ -9,7 +9,7 @@ import { fillPlan, prepareLoad } from "./prepare.js";
 
 const repo = new URL("../../", import.meta.url).pathname;
 
-test("a crash load reads the CPUs' crash notes only where kexec-ts writes the core header: kexec_load, plan, or a check that falls back", async () => {
+test("what only a kexec_load plan reads (crash notes, firmware memmap) is read only where kexec-ts plans one: kexec_load, plan, or a check that falls back", async () => {
   const dir = mkdtempSync(join(tmpdir(), "kexec-ts-prepare-"));
   try {
     const kernel = join(dir, "vmlinuz");
@@ -29,6 +29,17 @@ test("a crash load reads the CPUs' crash notes only where kexec-ts writes the co
       assert.deepEqual(p.machine.crashNotes, full.crashNotes);
     }
     assert.equal((await prepared("plan", "-s")).machine.crashNotes.length, 0);
+    // A kexec load: the firmware memmap (the new kernel's e820 in kexec-ts's plan) in the same way.
+    const kexec = (command: "plan" | "check", ...flags: string[]) => {
+      const args = parseArgs([command, "-l", ...flags, kernel, "--root", join(repo, "testdata/snapshots/qemu-amd64-6.1-high-6G")]);
+      return prepareLoad(args, [kernel], command);
+    };
+    const fileLoad = await kexec("check");
+    assert.equal(fileLoad.machine.firmwareMemmap, null);
+    const memmap = (await fileLoad.kexecLoadMachine()).firmwareMemmap;
+    assert.ok(memmap !== null && memmap.length > 0);
+    assert.match((await fillPlan(fileLoad, "show")).notes.join("\n"), /from \/sys\/firmware\/memmap/);
+    for (const p of [await kexec("check", "-c"), await kexec("plan")]) assert.deepEqual(p.machine.firmwareMemmap, memmap);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -18,7 +18,7 @@ import { has, value, type ParsedArgs } from "./options.js";
 import { imageOperand, loadRequest, loaderIsRoot, machineRoot } from "./request.js";
 
 export interface PreparedLoad {
-  /** The machine; for a crash load through kexec_file_load, without the CPUs' crash notes (kexecLoadMachine has them). */
+  /** The machine; while kexec_file_load is the syscall, without what only a kexec_load plan reads (kexecLoadMachine has it). */
   machine: Machine;
   image: KernelImage;
   request: Request;
@@ -26,7 +26,7 @@ export interface PreparedLoad {
   initrdPath: string | undefined;
   root: string;
   checks: CheckResult[];
-  /** The machine with everything a kexec_load plan uses, read now if `machine` left the crash notes out. */
+  /** The machine with everything a kexec_load plan uses, read now if `machine` left it out. */
   kexecLoadMachine: () => Promise<Machine>;
 }
 
@@ -34,19 +34,22 @@ export async function prepareLoad(args: ParsedArgs, operands: readonly string[],
   const imagePath = imageOperand(args, operands, command);
   const root = machineRoot(args);
   const crash = has(args, "load-panic");
+  const kind = crash ? "crash" : "kexec";
   // Not the files only the other kind of load uses: most of them on a machine with thousands of ranges and CPUs.
-  // Nor, while kexec_file_load may be the syscall, the CPUs' crash notes (a file each): only the core header
-  // kexec-ts writes for kexec_load points at them, and `plan` (without -s) always writes one.
-  const notesLater = crash && !has(args, "kexec-syscall") && (command !== "plan" || has(args, "kexec-file-syscall"));
-  let machine = await readMachine(root, { skip: UNUSED_BY[notesLater ? "crashFile" : crash ? "crash" : "kexec"] });
-  let complete: Promise<Machine> | undefined = notesLater ? undefined : Promise.resolve(machine);
-  const kexecLoadMachine = () => (complete ??= readMachine(root, { skip: UNUSED_BY.crash }));
+  // Nor, while kexec_file_load may be the syscall, what only kexec-ts's own kexec_load plan reads (the CPUs'
+  // crash notes, the firmware memmap: a file each, UNUSED_BY.fileLoad); `plan` without -s always makes that plan.
+  const later = !has(args, "kexec-syscall") && (command !== "plan" || has(args, "kexec-file-syscall"));
+  let machine = await readMachine(root, { skip: UNUSED_BY[later ? "fileLoad" : kind] });
+  let complete: Promise<Machine> | undefined = later ? undefined : Promise.resolve(machine);
+  const kexecLoadMachine = () => (complete ??= readMachine(root, { skip: UNUSED_BY[kind] }));
+  // Without a usable /proc/iomem (not root), a kexec load's memory map falls back to the firmware memmap.
+  if (later && !crash && machine.memorySource !== "iomem") machine = await kexecLoadMachine();
   const image = await readKernelImageFile(imagePath);
   const initrdPath = value(args, "initrd");
   const request = loadRequest(args, machine, image, initrdPath);
   const isRoot = loaderIsRoot(args);
-  // The checks place the segments as the syscall that loads would: kexec_load's placement includes the core header.
-  if (notesLater && syscallsTried({ image, machine, request, isRoot }).includes("kexec_load")) machine = await kexecLoadMachine();
+  // The checks place the segments as the syscall that loads would, and kexec_load's placement is kexec-ts's plan.
+  if (later && syscallsTried({ image, machine, request, isRoot }).includes("kexec_load")) machine = await kexecLoadMachine();
   const checks = runChecks({ image, machine, request, isRoot });
   return { machine, image, request, imagePath, initrdPath, root, checks, kexecLoadMachine };
 }

@@ -87,13 +87,14 @@ export interface MachineFiles {
  * The globbed files one kind of load never uses, so `-l`, `-p`, `check` and `plan` need not
  * read them (on a machine with thousands of memory ranges and CPUs they are most of the files):
  * a crash load's memory map is the capture kernel's view from /proc/iomem, never the firmware
- * memmap; only a crash load's ELF core header points at the CPUs' crash notes.
+ * memmap; only a crash load's ELF core header points at the CPUs' crash notes. And a load through
+ * kexec_file_load uses neither: its kernel writes the new kernel's e820 and the core header itself,
+ * so both are read only where kexec-ts plans a kexec_load (src/cli/prepare.ts).
  */
-export const UNUSED_BY: Readonly<Record<"kexec" | "crash" | "crashFile", readonly string[]>> = {
+export const UNUSED_BY: Readonly<Record<"kexec" | "crash" | "fileLoad", readonly string[]>> = {
   kexec: ["sys/devices/system/cpu"],
   crash: ["sys/firmware/memmap"],
-  // A crash load through kexec_file_load: the kernel writes the core header itself, from its own crash notes.
-  crashFile: ["sys/firmware/memmap", "sys/devices/system/cpu"],
+  fileLoad: ["sys/firmware/memmap", "sys/devices/system/cpu"],
 };
 
 /** The relative paths a glob spec yields for one directory listing: the first entry's `sameInEvery` files, then every entry's `files`. */
