@@ -185,7 +185,7 @@ export function structWriter<L extends Layout>(layout: L, names: readonly FieldN
     const f = fieldOf(layout, name);
     if (f.kind === "chars" || f.kind === "bytes") throw tableBug(`${layout.name}.${f.name}: structWriter writes numbers, not ${f.kind}`);
     const max = f.kind === "uint" ? BigInt(f.size === 4 ? 0xffffffff : (1 << (8 * f.size)) - 1) : f.kind === "u64" ? (f.size === 8 ? (1n << 64n) - 1n : 0xffffffffn) : undefined;
-    return { f, max };
+    return { f, max, maxNumber: max === undefined ? 0 : Number(max) };
   });
   const little = layout.endian === "little";
   return (dv, at, values) => {
@@ -193,12 +193,12 @@ export function structWriter<L extends Layout>(layout: L, names: readonly FieldN
       throw new KexecError("internal", `${layout.name} at offset 0x${at.toString(16)} does not fit in a ${dv.byteLength}-byte buffer`, { offset: at }, "this is a bug in kexec-ts; please report it");
     }
     for (let i = 0; i < fields.length; i++) {
-      const { f, max } = fields[i]!;
+      const { f, max, maxNumber } = fields[i]!;
       const v = values[i]!;
       const o = at + f.offset;
       if (f.kind === "uint") {
         const n = v as number;
-        if (!Number.isInteger(n) || n < 0 || n > Number(max)) throw valueTooBig(layout, f, max!, BigInt(Math.trunc(n)));
+        if (!Number.isInteger(n) || n < 0 || n > maxNumber) throw valueTooBig(layout, f, max!, BigInt(Math.trunc(n)));
         if (f.size === 1) dv.setUint8(o, n); else if (f.size === 2) dv.setUint16(o, n, little); else dv.setUint32(o, n, little);
       } else if (f.kind === "u64") {
         const n = v as bigint;
