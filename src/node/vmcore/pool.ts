@@ -63,6 +63,7 @@ export function workerCompressor(codec: Codec, pageSize: number, threads: number
   let next = 0;
   return {
     compressOne,
+    parallel: threads,
     submit(pages, count, skip, out, extents) {
       if (failure) return Promise.reject(failure);
       const id = next++;
