@@ -157,28 +157,47 @@ export async function writeKdumpDump(core: Vmcore, bitmaps: DumpBitmaps, opts: D
   const zeroAt = Number(dataAt);
   dataAt += BigInt(ps);
   // The log first: the printk ring's pages are stored before the pfn-ordered pass, with their
-  // descriptors in place, so a dump cut short still answers `dmesg`.
+  // descriptors in place, so a dump cut short still answers `dmesg`. Their data goes out in one
+  // write, then their descriptors, one write per run of consecutive ranks (the ring is contiguous
+  // memory): a write per page and per descriptor were 320 small writes, 20-30 ms on a 1 GiB save.
   const early = new Map<number, Uint8Array>();
   if (info) {
     const rank = rankIndex(bitmaps.dumpable);
-    const scratch = new Uint8Array(ps);
+    const logPfns = new Set<number>();
     for (const f of printkPageFrames(vmcoreKernelMemory(core), info, ps)) {
       const p = Number(f);
-      if (p >= Number(bitmaps.maxPfn) || !testBit(bitmaps.dumpable, p)) continue;
-      const page = core.memory.readPage(f);
+      if (p < Number(bitmaps.maxPfn) && testBit(bitmaps.dumpable, p)) logPfns.add(p);
+    }
+    const logData = new Uint8Array(batchOutBytes(logPfns.size, ps));
+    const scratch = new Uint8Array(ps);
+    let stored = 0;
+    const descs: { rank: number; desc: Uint8Array }[] = [];
+    for (const p of logPfns) {
+      const page = core.memory.readPage(BigInt(p));
       if (page === undefined) continue;
       const desc = new Uint8Array(PAGE_DESC_SIZE);
       const descView = new DataView(desc.buffer);
       if (isZeroPage(page)) writePageDesc(descView, 0, zeroAt, ps, 0);
       else {
         const n = compressor.compressOne(page, 0, scratch, 0);
-        const stored = n > 0 ? scratch.subarray(0, n) : page;
-        writePageDesc(descView, 0, Number(dataAt), stored.length, stored === page ? 0 : codecFlag);
-        sink.write(dataAt, stored);
-        dataAt += BigInt(stored.length);
+        const bytes = n > 0 ? scratch.subarray(0, n) : page;
+        writePageDesc(descView, 0, Number(dataAt) + stored, bytes.length, n > 0 ? codecFlag : 0);
+        logData.set(bytes, stored);
+        stored += bytes.length;
       }
-      sink.write(layout.descOffset + BigInt(rank(p)) * BigInt(PAGE_DESC_SIZE), desc);
+      descs.push({ rank: rank(p), desc });
       early.set(p, desc);
+    }
+    if (stored > 0) sink.write(dataAt, logData.subarray(0, stored));
+    dataAt += BigInt(stored);
+    descs.sort((a, b) => a.rank - b.rank);
+    for (let i = 0; i < descs.length; ) {
+      let run = 1;
+      while (i + run < descs.length && descs[i + run]!.rank === descs[i]!.rank + run) run++;
+      const bytes = new Uint8Array(run * PAGE_DESC_SIZE);
+      for (let k = 0; k < run; k++) bytes.set(descs[i + k]!.desc, k * PAGE_DESC_SIZE);
+      sink.write(layout.descOffset + BigInt(descs[i]!.rank) * BigInt(PAGE_DESC_SIZE), bytes);
+      i += run;
     }
   }
   let descIndex = 0n;
