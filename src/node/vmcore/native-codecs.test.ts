@@ -106,3 +106,14 @@ test("native codecs keep the memory they hand C alive: after a garbage collectio
     }
   }
 });
+
+test("native codecs refuse a page that does not lie whole in its buffers (C would read or write past them)", (t) => {
+  for (const codec of ["lzo", "zlib", "zstd"] as const) {
+    if (codec === "lzo" && missingTool("makedumpfile") !== undefined) { t.diagnostic("liblzo2 not installed"); continue; }
+    const compress = nativePageCompressor(codec, PS)!.compress;
+    const src = new Uint8Array(2 * PS);
+    assert.throws(() => compress(src, PS + 1, new Uint8Array(PS), 0), RangeError, `${codec}: source runs short`);
+    assert.throws(() => compress(src, 0, new Uint8Array(PS), 2), RangeError, `${codec}: output runs short`);
+    assert.ok(compress(src, PS, new Uint8Array(PS), 1) > 0, `${codec}: the last page of the source into the last room of the output is compressed`);
+  }
+});

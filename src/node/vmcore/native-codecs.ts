@@ -75,6 +75,7 @@ export function nativePageCompressor(codec: PageCodec, pageSize: number): Native
     return {
       library: name,
       compress(src, from, dst, at) {
+        checkBounds(src, from, dst, at, pageSize);
         lenWords[0] = pageSize - 1;
         const rc = compress2(addresses.of(dst) + at, len.at, addresses.of(src) + from, pageSize, 1) as number;
         return rc === 0 ? lenWords[0]! : -1;
@@ -93,6 +94,7 @@ export function nativePageCompressor(codec: PageCodec, pageSize: number): Native
     return {
       library: name,
       compress(src, from, dst, at) {
+        checkBounds(src, from, dst, at, pageSize);
         const direct = dst.length - at >= worst;
         lenWords[0] = worst;
         const rc = lzo1x1(addresses.of(src) + from, pageSize, direct ? addresses.of(dst) + at : out.at, len.at, wrkmem.at) as number;
@@ -116,11 +118,23 @@ export function nativePageCompressor(codec: PageCodec, pageSize: number): Native
       // Level 1, zstd's fastest regular level: a dump is about getting out quickly. A frame that
       // would not fit in less than a page comes back as an error (destination too small): stored
       // raw. It never writes past dstCapacity: straight into dst.
+      checkBounds(src, from, dst, at, pageSize);
       const r = compressCCtx(cctx, addresses.of(dst) + at, pageSize - 1, addresses.of(src) + from, pageSize, 1);
       if (isError(r) as number) return -1;
       return Number(r);
     },
   };
+}
+
+/**
+ * C is given addresses, not arrays, so nothing else stops it reading or writing past them: a page
+ * must lie whole in src from `from`, and dst must have room for a page less a byte from `at` (the
+ * PageCompressInto contract).
+ */
+function checkBounds(src: Uint8Array, from: number, dst: Uint8Array, at: number, pageSize: number): void {
+  if (from < 0 || from + pageSize > src.length || at < 0 || at + pageSize - 1 > dst.length) {
+    throw new RangeError(`page compressor: a ${pageSize}-byte page at ${from} of a ${src.length}-byte source into ${at} of a ${dst.length}-byte output does not fit`);
+  }
 }
 
 /** LZO1X-1's largest output for n input bytes (lzo1x.h: n + n/16 + 64 + 3). */
