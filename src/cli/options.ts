@@ -78,7 +78,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { long: "dump-level", value: "N", help: "makedumpfile's -d bitmask: 1 zero, 2 cache, 4 private cache, 8 user data, 16 free pages (default 31)", group: "vmcore" },
   { long: "format", value: "FORMAT", choices: ["kdump", "elf", "flat"], help: "kdump (makedumpfile's compressed format, default), elf, or flat (a stream for pipes; makedumpfile -R reads it)", group: "vmcore" },
   { long: "compress", value: "CODEC", choices: ["zlib", "lzo", "snappy", "zstd", "none"], help: "per page, as makedumpfile -c/-l/-p/-z (default zlib; none for --format elf)", group: "vmcore" },
-  { long: "threads", value: "N", help: "compression worker threads (default: the CPU count when the dump is big enough to pay for starting them — from 16 MiB to compress with zlib, 64 MiB with snappy or zstd, 256 MiB with lzo — else 0; 0 compresses in the main thread)", group: "vmcore" },
+  { long: "threads", value: "N", help: "compression worker threads, beside the main thread, which compresses a share too (default: the CPU count less one when the dump is big enough to pay for starting them — from 16 MiB to compress with zlib, 64 MiB with snappy or zstd, 256 MiB with lzo — else 0; 0 compresses in the main thread alone)", group: "vmcore" },
   { long: "config", value: "FILE", help: "kdump: the configuration file (default /etc/kexec-ts/kdump.conf)", group: "kdump" },
   { long: "kernel-version", value: "V", help: "kdump rebuild: the kernel release to build the capture initramfs for (the kernel hook's argument)", group: "kdump" },
   { long: "yes", help: "kdump test: really crash this machine to test the capture", group: "kdump" },

@@ -12,6 +12,16 @@
  */
 export type PageCompressInto = (src: Uint8Array, from: number, dst: Uint8Array, at: number) => number;
 
+/**
+ * The size of a batch's output buffer: its pages, and a page more after them, so that a codec
+ * whose worst case is above a page (LZO1X-1: n + n/16 + 67 bytes) can write each page straight
+ * into it (stored bytes never run past the pages before them, so the last page starts at most
+ * at count * pageSize - pageSize).
+ */
+export function batchOutBytes(pages: number, pageSize: number): number {
+  return (pages + 1) * pageSize;
+}
+
 /** Per-page results of compressBatch. */
 export const PAGE_SKIPPED = -2;
 export const PAGE_ZERO = -3;
@@ -37,8 +47,8 @@ function isZeroWords(words: Int32Array, from: number, to: number): boolean {
 }
 
 /**
- * Compresses `count` pages of `pages` into `out` (as big as `pages`: every stored page is at
- * most a page), finding zero pages on the way so the thread that reads never scans them.
+ * Compresses `count` pages of `pages` into `out` (batchOutBytes: every stored page is at most
+ * a page, and a codec may need room past that while it works), finding zero pages on the way so the thread that reads never scans them.
  */
 export function compressBatch(compress: PageCompressInto, pages: Uint8Array, count: number, pageSize: number, skip: Uint8Array, out: Uint8Array): CompressedBatch {
   const sizes = new Int32Array(count);

@@ -35,6 +35,8 @@ export interface KernelMemory {
   phys: PhysicalMemory;
   translate(vaddr: bigint): bigint;
   read(vaddr: bigint, length: number, field: string): Uint8Array;
+  /** The same bytes into dst at `at` (a scan of the struct page array reuses one buffer). */
+  readInto(vaddr: bigint, dst: Uint8Array, at: number, length: number, field: string): void;
   u64(vaddr: bigint, field: string): bigint;
   /** sizeof(long) and of a pointer in the crashed kernel: 8 on x86_64, 4 on i386. */
   pointerSize: 4 | 8;
@@ -51,16 +53,21 @@ export interface KernelMemoryOptions {
   aliases?: readonly VirtualAlias[];
 }
 
-/** readPhysical, in one read when the pages are one stored run of the source. */
-function readPhysicalRun(phys: PhysicalMemory, paddr: bigint, length: number, field: string): Uint8Array {
-  if (phys.readRun && length > phys.pageSize) {
+/** readPhysical into dst, in one read when the pages are one stored run of the source. */
+function readPhysicalRunInto(phys: PhysicalMemory, paddr: bigint, dst: Uint8Array, at: number, length: number, field: string): void {
+  if (length > phys.pageSize) {
     const ps = BigInt(phys.pageSize);
     const pfn = paddr / ps;
     const within = Number(paddr % ps);
-    const run = phys.readRun(pfn, Math.ceil((within + length) / phys.pageSize));
-    if (run) return run.subarray(within, within + length);
+    const pages = Math.ceil((within + length) / phys.pageSize);
+    // Straight into dst when the run starts on a page boundary and ends inside dst.
+    if (within === 0 && phys.readRunInto && at + pages * phys.pageSize <= dst.length && length % phys.pageSize === 0) {
+      if (phys.readRunInto(pfn, pages, dst, at)) return;
+    }
+    const run = phys.readRun?.(pfn, pages);
+    if (run) { dst.set(run.subarray(within, within + length), at); return; }
   }
-  return readPhysical(phys, paddr, length, field);
+  dst.set(readPhysical(phys, paddr, length, field), at);
 }
 
 export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions): KernelMemory {
@@ -140,8 +147,7 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
   const contiguousFrom = (vaddr: bigint): number =>
     vaddr >= lastLeaf.vstart && vaddr < lastLeaf.vend ? Number(lastLeaf.vend - vaddr) : 4096 - Number(vaddr & 0xfffn);
 
-  const read = (vaddr: bigint, length: number, field: string): Uint8Array => {
-    const out = new Uint8Array(length);
+  const readInto = (vaddr: bigint, out: Uint8Array, outAt: number, length: number, field: string): void => {
     let done = 0;
     while (done < length) {
       const at = vaddr + BigInt(done);
@@ -151,9 +157,13 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
       for (let next = at + BigInt(n); done + n < length && translate(next) === start + BigInt(n); next = at + BigInt(n)) {
         n += Math.min(length - done - n, contiguousFrom(next));
       }
-      out.set(readPhysicalRun(phys, start, n, field), done);
+      readPhysicalRunInto(phys, start, out, outAt + done, n, field);
       done += n;
     }
+  };
+  const read = (vaddr: bigint, length: number, field: string): Uint8Array => {
+    const out = new Uint8Array(length);
+    readInto(vaddr, out, 0, length, field);
     return out;
   };
   const pageTablePages = (vaddr: bigint): bigint[] => {
@@ -165,7 +175,7 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
   };
   const pointerSize = i386 ? 4 : 8;
   return {
-    phys, translate, read, u64: (vaddr, field) => u64At(read(vaddr, 8, field), 0), pageTablePages, pointerSize,
+    phys, translate, read, readInto, u64: (vaddr, field) => u64At(read(vaddr, 8, field), 0), pageTablePages, pointerSize,
     ulong: (vaddr, field) => (i386 ? BigInt(u32At(read(vaddr, 4, field), 0)) : u64At(read(vaddr, 8, field), 0)),
   };
 }

@@ -1,7 +1,8 @@
 /** Page compression as makedumpfile does it, shared by the inline path and the workers. */
 import { deflateSync } from "node:zlib";
 import { KexecError } from "../../core/errors.js";
-import { EncodeBuffer, LZO_HASH_BITS, lzo1xCompressInto, snappyCompress, type PageCodec } from "../../core/vmcore/codecs.js";
+import type { PageCodec } from "../../core/vmcore/codecs.js";
+import { EncodeBuffer, LZO_HASH_BITS, lzo1xCompressInto, snappyCompress } from "../../core/vmcore/page-encoders.js";
 import type { PageCompressInto } from "../../core/vmcore/batch.js";
 import { NATIVE_LIBRARIES, nativeCodecsEnabled, nativePageCompressor } from "./native-codecs.js";
 

@@ -2,6 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { deflateSync } from "node:zlib";
+import v8 from "node:v8";
+import { runInNewContext } from "node:vm";
 import { decompressPage, type PageCodec } from "../../core/vmcore/codecs.js";
 import { KexecError } from "../../core/errors.js";
 import { compressorSource, pageCompressor } from "./compress.js";
@@ -82,4 +84,36 @@ test("native zlib is the system's zlib that makedumpfile links, not the copy bun
     if (n !== bundled.length || !Buffer.from(dst.subarray(0, n)).equals(bundled)) differing++;
   }
   assert.ok(differing > 0, "every page came out exactly as Node's bundled zlib writes it");
+});
+
+test("native codecs keep the memory they hand C alive: after a garbage collection nothing else is written", (t) => {
+  // The compressors pass addresses, not arrays, to C; a work buffer known only by its address
+  // would be freed by a collection and then written by the next call (it was: liblzo2's wrkmem).
+  v8.setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as () => void;
+  const [text] = samplePages();
+  for (const codec of ["lzo", "zlib", "zstd"] as const) {
+    if (codec === "lzo" && missingTool("makedumpfile") !== undefined) { t.diagnostic("liblzo2 not installed"); continue; }
+    const compress = nativePageCompressor(codec, PS)!.compress;
+    for (let round = 0; round < 3; round++) {
+      gc();
+      // Fresh memory of the sizes that were freed (128 KiB work memory, a page of scratch), marked.
+      const marked = Array.from({ length: 64 }, (_, i) => new Uint8Array(i % 2 ? 16384 * 8 : 2 * PS).fill(0x5a));
+      const dst = new Uint8Array(PS);
+      const n = compress(text!, 0, dst, 0);
+      assert.deepEqual(decompressPage(codec, dst.slice(0, n), PS), text);
+      for (const m of marked) assert.ok(m.every((b) => b === 0x5a), `${codec}: memory the compressor does not own was written`);
+    }
+  }
+});
+
+test("native codecs refuse a page that does not lie whole in its buffers (C would read or write past them)", (t) => {
+  for (const codec of ["lzo", "zlib", "zstd"] as const) {
+    if (codec === "lzo" && missingTool("makedumpfile") !== undefined) { t.diagnostic("liblzo2 not installed"); continue; }
+    const compress = nativePageCompressor(codec, PS)!.compress;
+    const src = new Uint8Array(2 * PS);
+    assert.throws(() => compress(src, PS + 1, new Uint8Array(PS), 0), RangeError, `${codec}: source runs short`);
+    assert.throws(() => compress(src, 0, new Uint8Array(PS), 2), RangeError, `${codec}: output runs short`);
+    assert.ok(compress(src, PS, new Uint8Array(PS), 1) > 0, `${codec}: the last page of the source into the last room of the output is compressed`);
+  }
 });

@@ -53,69 +53,133 @@ export function nativePageCompressor(codec: PageCodec, pageSize: number): Native
   const found = openLibrary(codec);
   if (!found) return undefined;
   const { lib, name } = found;
-  // Buffers are passed as typed arrays declared as plain pointers: koffi hands C the address of
-  // their bytes, no copy. Length in/out parameters (unsigned long: 8 bytes on x86_64, 4 on i386)
-  // live in a small typed array too, read back through a DataView.
-  const ulong = tryKoffi()!.sizeof("unsigned long");
-  const lenBytes = new Uint8Array(8);
-  const lenView = new DataView(lenBytes.buffer);
-  const setLen = (n: number) => { if (ulong === 8) lenView.setBigUint64(0, BigInt(n), true); else lenView.setUint32(0, n, true); };
-  const getLen = () => ulong === 8 ? Number(lenView.getBigUint64(0, true)) : lenView.getUint32(0, true);
+  const koffi = tryKoffi()!;
+  // Buffers are passed as addresses (koffi.address of a typed array: where its bytes are, its
+  // byteOffset included), so a page is base + offset and no typed array is made per call: a
+  // subarray per page for src and dst cost 30-50 ms of the 110 ms that lzo took on the 27,231
+  // pages of a 1 GiB -d 31 dump (liblzo2 itself: 82 ms from C). The bytes of a typed array of a
+  // page or more live outside V8's heap and do not move while it is referenced; an address is
+  // taken again whenever a call brings another array (a batch buffer back from a worker).
+  const addresses = new BufferAddresses(koffi);
+  // Length in/out parameters (unsigned long: 8 bytes on x86_64, 4 on i386) in 32-bit words:
+  // page sizes fit the low word, and on x86_64 the high word stays 0. Over an ArrayBuffer of its
+  // own: V8 keeps a small typed array's bytes in its moving heap, where no address holds.
+  const len = pinned(koffi, new Uint32Array(new ArrayBuffer(FIXED_MIN_BYTES), 0, 2));
+  const lenWords = len.bytes;
   if (codec === "zlib") {
     // int compress2(Bytef *dest, uLongf *destLen, const Bytef *source, uLong sourceLen, int level)
-    const compress2 = lib.func("int compress2(uint8_t *dest, void *destLen, const uint8_t *source, unsigned long sourceLen, int level)") as Fn;
+    const compress2 = lib.func("int compress2(uintptr_t dest, uintptr_t destLen, uintptr_t source, unsigned long sourceLen, int level)") as Fn;
     // makedumpfile: Z_BEST_SPEED. With room for less than a page, zlib answers Z_BUF_ERROR (-5)
     // for a page that does not shrink enough, and the page is stored raw, as makedumpfile does.
-    const out = new Uint8Array(pageSize);
+    // It never writes past destLen: straight into dst.
     return {
       library: name,
       compress(src, from, dst, at) {
-        setLen(pageSize - 1);
-        const rc = compress2(out, lenBytes, src.subarray(from, from + pageSize), pageSize, 1) as number;
-        if (rc !== 0) return -1;
-        const n = getLen();
-        dst.set(out.subarray(0, n), at);
-        return n;
+        checkBounds(src, from, dst, at, pageSize);
+        lenWords[0] = pageSize - 1;
+        const rc = compress2(addresses.of(dst) + at, len.at, addresses.of(src) + from, pageSize, 1) as number;
+        return rc === 0 ? lenWords[0]! : -1;
       },
     };
   }
   if (codec === "lzo") {
     // int lzo1x_1_compress(const lzo_bytep src, lzo_uint src_len, lzo_bytep dst, lzo_uintp dst_len, lzo_voidp wrkmem)
-    const lzo1x1 = lib.func("int lzo1x_1_compress(const uint8_t *src, unsigned long srcLen, uint8_t *dst, void *dstLen, uint8_t *wrkmem)") as Fn;
+    const lzo1x1 = lib.func("int lzo1x_1_compress(uintptr_t src, unsigned long srcLen, uintptr_t dst, uintptr_t dstLen, uintptr_t wrkmem)") as Fn;
     // LZO1X_1_MEM_COMPRESS is 16384 dictionary entries; 8 bytes each covers every lzo_dict_t width.
-    const wrkmem = new Uint8Array(16384 * 8);
-    // LZO has no output bound parameter: its worst case is n + n/16 + 64 + 3 bytes.
-    const out = new Uint8Array(pageSize + (pageSize >> 4) + 67);
+    const wrkmem = pinned(koffi, new Uint8Array(16384 * 8));
+    // LZO has no output bound parameter: its worst case is n + n/16 + 64 + 3 bytes. Where dst has
+    // that much room (the batches' buffers: batchOutBytes) it writes straight into it, else here first.
+    const worst = lzoWorstCase(pageSize);
+    const out = pinned(koffi, new Uint8Array(worst));
     return {
       library: name,
       compress(src, from, dst, at) {
-        setLen(out.length);
-        const rc = lzo1x1(src.subarray(from, from + pageSize), pageSize, out, lenBytes, wrkmem) as number;
-        const n = getLen();
+        checkBounds(src, from, dst, at, pageSize);
+        const direct = dst.length - at >= worst;
+        lenWords[0] = worst;
+        const rc = lzo1x1(addresses.of(src) + from, pageSize, direct ? addresses.of(dst) + at : out.at, len.at, wrkmem.at) as number;
+        const n = lenWords[0]!;
         if (rc !== 0 || n >= pageSize) return -1;
-        dst.set(out.subarray(0, n), at);
+        if (!direct) dst.set(out.bytes.subarray(0, n), at);
         return n;
       },
     };
   }
   // zstd: size_t ZSTD_compressCCtx(ZSTD_CCtx*, void *dst, size_t dstCapacity, const void *src, size_t srcSize, int level)
   const createCCtx = lib.func("void *ZSTD_createCCtx(void)") as () => unknown;
-  const compressCCtx = lib.func("size_t ZSTD_compressCCtx(void *cctx, uint8_t *dst, size_t dstCapacity, const uint8_t *src, size_t srcSize, int level)") as Fn;
+  const compressCCtx = lib.func("size_t ZSTD_compressCCtx(void *cctx, uintptr_t dst, size_t dstCapacity, uintptr_t src, size_t srcSize, int level)") as Fn;
   const isError = lib.func("unsigned int ZSTD_isError(size_t code)") as Fn;
   // One context per thread, reused for every page and kept until the thread ends.
   const cctx = createCCtx();
   if (cctx === null) return undefined;
-  const out = new Uint8Array(pageSize);
   return {
     library: name,
     compress(src, from, dst, at) {
       // Level 1, zstd's fastest regular level: a dump is about getting out quickly. A frame that
-      // would not fit in less than a page comes back as an error (destination too small): stored raw.
-      const r = compressCCtx(cctx, out, pageSize - 1, src.subarray(from, from + pageSize), pageSize, 1);
+      // would not fit in less than a page comes back as an error (destination too small): stored
+      // raw. It never writes past dstCapacity: straight into dst.
+      checkBounds(src, from, dst, at, pageSize);
+      const r = compressCCtx(cctx, addresses.of(dst) + at, pageSize - 1, addresses.of(src) + from, pageSize, 1);
       if (isError(r) as number) return -1;
-      const n = Number(r);
-      dst.set(out.subarray(0, n), at);
-      return n;
+      return Number(r);
     },
   };
+}
+
+/**
+ * C is given addresses, not arrays, so nothing else stops it reading or writing past them: a page
+ * must lie whole in src from `from`, and dst must have room for a page less a byte from `at` (the
+ * PageCompressInto contract).
+ */
+function checkBounds(src: Uint8Array, from: number, dst: Uint8Array, at: number, pageSize: number): void {
+  if (from < 0 || from + pageSize > src.length || at < 0 || at + pageSize - 1 > dst.length) {
+    throw new RangeError(`page compressor: a ${pageSize}-byte page at ${from} of a ${src.length}-byte source into ${at} of a ${dst.length}-byte output does not fit`);
+  }
+}
+
+/** LZO1X-1's largest output for n input bytes (lzo1x.h: n + n/16 + 64 + 3). */
+export function lzoWorstCase(n: number): number {
+  return n + (n >> 4) + 67;
+}
+
+/**
+ * V8 keeps the bytes of a typed array made with 64 bytes or less (V8_TYPED_ARRAY_MAX_SIZE_IN_HEAP)
+ * inside its heap, where the garbage collector moves them: C must never be given their address.
+ * Arrays over a buffer at least this big, or over an ArrayBuffer made on its own, are outside it.
+ */
+const FIXED_MIN_BYTES = 128;
+
+/** The address of a typed array's bytes, which stay where they are while the array lives. */
+function fixedAddress(koffi: Koffi, bytes: Uint8Array | Uint32Array): number {
+  if (bytes.buffer.byteLength < FIXED_MIN_BYTES) throw new RangeError(`a typed array over ${bytes.buffer.byteLength} bytes may move (V8 keeps it in its heap): no address for C`);
+  return Number(koffi.address(bytes));
+}
+
+/**
+ * A buffer for C and its address, kept together: whoever uses the address holds the object, so
+ * the array cannot be collected (and its bytes freed) while C may still be handed the address.
+ * (A closure that kept only the number let the collector free liblzo2's work memory mid-dump.)
+ */
+function pinned<T extends Uint8Array | Uint32Array>(koffi: Koffi, bytes: T): { readonly bytes: T; readonly at: number } {
+  return { bytes, at: fixedAddress(koffi, bytes) };
+}
+
+/**
+ * Where the bytes of the two typed arrays seen last are (a batch's pages and its output).
+ * Each array is held while its address is kept, so its bytes cannot be freed under it.
+ */
+class BufferAddresses {
+  private readonly arrays: (Uint8Array | undefined)[] = [undefined, undefined];
+  private readonly at = [0, 0];
+  private used = 0;
+  constructor(private readonly koffi: Koffi) {}
+  of(bytes: Uint8Array): number {
+    if (bytes === this.arrays[0]) { this.used = 0; return this.at[0]!; }
+    if (bytes === this.arrays[1]) { this.used = 1; return this.at[1]!; }
+    const slot = this.used ^ 1;
+    this.arrays[slot] = bytes;
+    this.at[slot] = fixedAddress(this.koffi, bytes);
+    this.used = slot;
+    return this.at[slot]!;
+  }
 }

@@ -28,7 +28,7 @@ export interface SaveOptions {
   flat?: boolean;
   codec: DumpCodec;
   dumpLevel: number;
-  /** Compression threads; "auto": the CPU count when there is enough to compress to pay for starting them. */
+  /** Compression worker threads beside the main thread (which compresses a share); "auto": one per other core when there is enough to compress to pay for starting them. */
   threads: number | "auto";
   progress: boolean;
   /** Stop after this many pages, as if a fault happened (tests of the incomplete path). */
@@ -230,10 +230,11 @@ function estimatedDumpBytes(presentBytes: bigint, dumpLevel: number): bigint {
   return dumpLevel & ~DL_EXCLUDE_ZERO ? presentBytes / 4n : presentBytes;
 }
 
+/** Worker threads: with "auto", one per core but the main thread's, which compresses its share (pool.ts). */
 function resolveThreads(threads: number | "auto", bytes: bigint, codec: Exclude<DumpCodec, "none">): number {
   if (threads !== "auto") return threads;
   const cores = typeof availableParallelism === "function" ? availableParallelism() : cpus().length;
-  return bytes >= WORKERS_FROM_BYTES[codec] && cores > 1 ? cores : 0;
+  return bytes >= WORKERS_FROM_BYTES[codec] && cores > 1 ? cores - 1 : 0;
 }
 
 function syncDirectory(path: string): void {
