@@ -3,13 +3,13 @@
  * Request, and the checks over them; then, for kexec_load only, the segments
  * filled with their bytes (the initrd is read here and nowhere earlier).
  */
-import { runChecks, type CheckResult } from "../core/check/index.js";
+import { runChecks, syscallsTried, type CheckResult } from "../core/check/index.js";
 import type { KernelImage } from "../core/image/index.js";
 import type { Machine } from "../core/machine/model.js";
 import { planLoad, type Plan } from "../core/plan/plan.js";
 import type { Request } from "../core/plan/request.js";
 import { rngSeed, sha256 } from "../node/crypto.js";
-import { readInputFile } from "../node/files.js";
+import { checkReadable, readInputFile } from "../node/files.js";
 import { readKernelImageFile } from "../node/image.js";
 import { readKernelLayout } from "../node/kernel-layout.js";
 import { UNUSED_BY } from "../core/machine/files.js";
@@ -18,6 +18,7 @@ import { has, value, type ParsedArgs } from "./options.js";
 import { imageOperand, loadRequest, loaderIsRoot, machineRoot } from "./request.js";
 
 export interface PreparedLoad {
+  /** The machine; while kexec_file_load is the syscall, without what only a kexec_load plan reads (kexecLoadMachine has it). */
   machine: Machine;
   image: KernelImage;
   request: Request;
@@ -25,32 +26,57 @@ export interface PreparedLoad {
   initrdPath: string | undefined;
   root: string;
   checks: CheckResult[];
+  /** The machine with everything a kexec_load plan uses, read now if `machine` left it out. */
+  kexecLoadMachine: () => Promise<Machine>;
 }
 
 export async function prepareLoad(args: ParsedArgs, operands: readonly string[], command?: "plan" | "check"): Promise<PreparedLoad> {
   const imagePath = imageOperand(args, operands, command);
   const root = machineRoot(args);
+  const crash = has(args, "load-panic");
+  const kind = crash ? "crash" : "kexec";
   // Not the files only the other kind of load uses: most of them on a machine with thousands of ranges and CPUs.
-  const machine = await readMachine(root, { skip: UNUSED_BY[has(args, "load-panic") ? "crash" : "kexec"] });
-  const image = readKernelImageFile(imagePath);
+  // Nor, while kexec_file_load may be the syscall, what only kexec-ts's own kexec_load plan reads (the CPUs'
+  // crash notes, the firmware memmap: a file each, UNUSED_BY.fileLoad); `plan` without -s always makes that plan.
+  const later = !has(args, "kexec-syscall") && (command !== "plan" || has(args, "kexec-file-syscall"));
+  let machine = await readMachine(root, { skip: UNUSED_BY[later ? "fileLoad" : kind] });
+  let complete: Promise<Machine> | undefined = later ? undefined : Promise.resolve(machine);
+  const kexecLoadMachine = () => (complete ??= readMachine(root, { skip: UNUSED_BY[kind] }));
+  // Without a usable /proc/iomem (not root), a kexec load's memory map falls back to the firmware memmap.
+  if (later && !crash && machine.memorySource !== "iomem") machine = await kexecLoadMachine();
+  const image = await readKernelImageFile(imagePath);
   const initrdPath = value(args, "initrd");
   const request = loadRequest(args, machine, image, initrdPath);
-  const checks = runChecks({ image, machine, request, isRoot: loaderIsRoot(args) });
-  return { machine, image, request, imagePath, initrdPath, root, checks };
+  const isRoot = loaderIsRoot(args);
+  // The checks place the segments as the syscall that loads would, and kexec_load's placement is kexec-ts's plan.
+  if (later && syscallsTried({ image, machine, request, isRoot }).includes("kexec_load")) machine = await kexecLoadMachine();
+  const checks = runChecks({ image, machine, request, isRoot });
+  return { machine, image, request, imagePath, initrdPath, root, checks, kexecLoadMachine };
 }
 
 /**
- * The kexec_load plan with every segment's bytes: the initrd is read now. "show" (`plan`) leaves
- * out the purgatory's digest, which only a load needs: hashing the initrd and the kernel's zero
- * fill is most of a plan's time.
+ * The kexec_load plan with every segment's bytes. "load": the initrd is read now, and the purgatory
+ * carries the segments' digest. "show" (`plan`) is never handed to the kernel, so it reads nothing
+ * it does not print: no digest (hashing the initrd and the kernel's zero fill was most of a plan's
+ * time), and the initrd and the RNG seed are stand-ins of their sizes (reading a 46 MiB initrd was
+ * 57 ms of `plan -p`). The initrd is still opened, so a file the load could not read fails here too.
  */
-export function fillPlan(p: PreparedLoad, use: "load" | "show"): Plan {
-  const initrd = p.initrdPath === undefined ? undefined : readInputFile(p.initrdPath, "initrd", { allowEmpty: false });
-  const layout = p.request.crash ? readKernelLayout(p.root, p.machine) : undefined;
-  return planLoad(p.image, p.machine, p.request, {
+export async function fillPlan(p: PreparedLoad, use: "load" | "show"): Promise<Plan> {
+  const machine = await p.kexecLoadMachine();
+  const initrd = p.initrdPath === undefined ? undefined
+    : use === "load" ? readInputFile(p.initrdPath, "initrd", { allowEmpty: false })
+    : unreadStandIn(p.initrdPath, p.request.initrdSize);
+  const layout = p.request.crash ? readKernelLayout(p.root, machine) : undefined;
+  return planLoad(p.image, machine, p.request, {
     initrd,
-    rngSeed: rngSeed(),
+    rngSeed: use === "load" ? rngSeed() : new Uint8Array(32),
     serialDebug: process.env["KEXEC_TS_PURGATORY_SERIAL"] === "1",
     sha256: use === "load" ? sha256 : null,
   }, layout);
+}
+
+/** Zeros as long as the file was when it was placed (a fresh allocation: the pages are not touched), once the file opens. */
+function unreadStandIn(path: string, placedSize: number | undefined): Uint8Array {
+  checkReadable(path, "initrd");
+  return new Uint8Array(placedSize ?? 0);
 }

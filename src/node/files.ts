@@ -37,6 +37,15 @@ export function readInputFile(path: string, what: string, options: { allowEmpty?
   }
 }
 
+/** Opens and closes the file: the error a read would give (EACCES...), without reading it. */
+export function checkReadable(path: string, what: string): void {
+  try {
+    closeSync(openSync(path, "r"));
+  } catch (e) {
+    throw ioError(e, path, what);
+  }
+}
+
 export function ioError(e: unknown, path: string, what: string): KexecError {
   const err = e as NodeJS.ErrnoException;
   const code = err?.code ?? "EIO";

@@ -39,7 +39,7 @@ export async function run(args: ParsedArgs): Promise<number> {
   const path = bootKernel ?? cached?.vmlinuz;
   if (path !== undefined) {
     imageName = path;
-    image = readKernelImageFile(path);
+    image = await readKernelImageFile(path);
   } else {
     imageName = "(sample header of a Debian 6.1 amd64 bzImage; no kernel on this machine)";
     image = readKernelImage(buildBzImage({ fields: { xloadflags: 0x7f, init_size: 0x37ee000n, kernel_alignment: 0x200000n }, tail: 0x4000 }));

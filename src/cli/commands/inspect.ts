@@ -10,7 +10,7 @@ export async function run(args: ParsedArgs, operands: string[]): Promise<number>
   const path = operands[0];
   if (path === undefined) throw new KexecError("usage", "inspect needs an IMAGE", {}, "kexec-ts inspect /boot/vmlinuz-$(uname -r)");
   const extract = value(args, "extract");
-  const image = readKernelImageFile(path, { decompressPayload: has(args, "vmlinux") || extract !== undefined });
+  const image = await readKernelImageFile(path, { decompressPayload: has(args, "vmlinux") || extract !== undefined });
   if (extract !== undefined) {
     const vmlinux = image.kind === "bzImage" ? image.vmlinuxBytes : image.bytes;
     if (!vmlinux) throw new KexecError("usage", `${path}: no payload to extract`, { file: path }, "inspect the image without --extract to see why it has none");

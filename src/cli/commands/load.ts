@@ -27,14 +27,14 @@ export async function run(args: ParsedArgs, operands: string[]): Promise<number>
   for (const c of p.checks.filter((x) => x.verdict === "warn")) process.stderr.write(`kexec-ts: warning: ${c.id}: ${c.reason}\n`);
   const ctx = errnoContext(p.machine, p.image);
   try {
-    syscalls(p, args, ctx);
+    await syscalls(p, args, ctx);
   } catch (e) {
     throw p.request.crash ? withCrashKernelState(e, p.machine.kexec.crashLoaded) : e;
   }
   return 0;
 }
 
-function syscalls(p: Awaited<ReturnType<typeof prepareLoad>>, args: ParsedArgs, ctx: ReturnType<typeof errnoContext>): void {
+async function syscalls(p: Awaited<ReturnType<typeof prepareLoad>>, args: ParsedArgs, ctx: ReturnType<typeof errnoContext>): Promise<void> {
   if (p.request.syscall !== "kexec_load") {
     try {
       kexecFileLoad(p.imagePath, p.initrdPath, p.request.cmdline, kexecFileFlags(p.request.crash, p.initrdPath !== undefined), ctx);
@@ -51,7 +51,7 @@ function syscalls(p: Awaited<ReturnType<typeof prepareLoad>>, args: ParsedArgs, 
       process.stderr.write(`kexec-ts: ${e.message}\nkexec-ts: falling back to kexec_load\n`);
     }
   }
-  const plan = fillPlan(p, "load");
+  const plan = await fillPlan(p, "load");
   if (has(args, "debug")) process.stderr.write(`${renderPlan(plan)}\n`);
   kexecLoad(plan.entry, plan.segments, plan.flags, ctx);
 }

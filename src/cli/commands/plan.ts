@@ -20,7 +20,7 @@ export async function run(args: ParsedArgs, operands: string[]): Promise<number>
   let plan: Plan | undefined;
   let planError: KexecError | undefined;
   try {
-    plan = fillPlan(p, "show");
+    plan = await fillPlan(p, "show");
   } catch (e) {
     // No room (or a command line too long) is an answer to `plan`, shown with the checks that explain it.
     if (!isKexecError(e) || e.code !== "plan") throw e;

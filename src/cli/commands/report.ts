@@ -44,20 +44,23 @@ export async function run(args: ParsedArgs, rest: string[]): Promise<number> {
   const machine = await readMachine(root);
   const errors: ReportData["errors"] = [];
   const failures: KexecError[] = [];
+  const failed = (what: string, e: unknown): undefined => {
+    errors.push(reportError(what, e));
+    if (isKexecError(e)) failures.push(e);
+    return undefined;
+  };
   const attempt = <T>(what: string, f: () => T): T | undefined => {
     try {
       return f();
     } catch (e) {
-      errors.push(reportError(what, e));
-      if (isKexecError(e)) failures.push(e);
-      return undefined;
+      return failed(what, e);
     }
   };
   const imagePath = rest[0];
   const wantsPlan = has(args, "load") || has(args, "load-panic");
   if (wantsPlan && imagePath === undefined) throw new KexecError("usage", `report ${has(args, "load-panic") ? "-p" : "-l"} needs a kernel IMAGE`, {}, "kexec-ts report -l /boot/vmlinuz-$(uname -r) -o report.html");
   let image: KernelImage | undefined;
-  if (imagePath !== undefined) image = attempt(imagePath, () => readKernelImageFile(imagePath));
+  if (imagePath !== undefined) image = await readKernelImageFile(imagePath).catch((e: unknown) => failed(imagePath, e));
   const request = image ? loadRequest(args, machine, image, value(args, "initrd")) : undefined;
   const vmcorePath = value(args, "vmcore");
   const vmcore = vmcorePath === undefined ? undefined : attempt(vmcorePath, () => {

@@ -88,6 +88,11 @@ export function buildContext(input: CheckInput): Context {
   return ctx;
 }
 
+/** The syscalls a load would try, in order (kexec_file_load first unless -c, kexec_load when it falls back): what the checks' placement follows. */
+export function syscallsTried(input: CheckInput): Syscall[] {
+  return buildContext(input).tries;
+}
+
 /** True when the running kernel or the user space cannot call kexec_file_load at all. */
 export function fileSyscallMissing(c: Pick<Context, "machine" | "req">): string | null {
   if (c.machine.kernelArch === "i386") return "the running kernel is i386, which has no kexec_file_load (it is not in syscall_32.tbl; kexec_file is x86_64-only)";

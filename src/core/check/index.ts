@@ -17,7 +17,7 @@ import type { CheckInput, CheckResult, CheckSummary, EvidenceValue, Verdict } fr
 export * from "./types.js";
 export { filePlanJson, renderChecks, renderFilePlan, type FilePlanView } from "./render.js";
 export { diagnoseNoReservation } from "./rules-crash.js";
-export { predictFilePlacement, type Placement } from "./context.js";
+export { predictFilePlacement, syscallsTried, type Placement } from "./context.js";
 export { handoverFor, handoverInput } from "./rules-handover.js";
 
 export const RULES: readonly Rule[] = [

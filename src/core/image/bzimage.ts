@@ -5,7 +5,7 @@
 import { ByteReader } from "../bytes/reader.js";
 import { KexecError } from "../errors.js";
 import { describeBytes, hex } from "../format.js";
-import { detectCompression, type Compression } from "./compression/index.js";
+import { detectCompression, type Compression } from "./compression/common.js";
 import { readPe, type PeInfo } from "./pe.js";
 import {
   BOOT_FLAG, HDRS_MAGIC, KERNEL_INFO_MAGIC, LOADED_HIGH, LOADFLAG_NAMES, XLF_5LEVEL, XLF_5LEVEL_ENABLED,

@@ -72,7 +72,7 @@ test("machine: a 64-bit EFI machine with ,high and ,low crash regions", () => {
   assert.equal(m.lockdown, "none");
   assert.deepEqual(m.efi, { booted: true, firmwareBits: 64, acpiRsdp: 0x7f77e014n, fwVendor: null, runtimeServices: null, configTable: null, smbios: null, runtimeMap: null });
   assert.equal(m.secureBoot, true);
-  assert.deepEqual(m.crashNotes.map((c) => [c.cpu, c.address]), [[0, 0x47fc14a38n], [1, 0x47fc34a38n]]);
+  assert.deepEqual(m.crashNotes.map((c) => [c.cpu, c.address, c.size]), [[0, 0x47fc14a38n, 440n], [1, 0x47fc34a38n, 440n]]);
   assert.equal(m.memTotal, 16000000n * 1024n);
 
   const json = toMachineJson(m);
@@ -173,6 +173,18 @@ test("machine: a file that exists but does not parse is an error naming it", () 
     (e: unknown) => e instanceof KexecError && e.code === "parse" && e.data.file === "/snap/proc/iomem" && e.data["line"] === 2 && /^\/snap\/proc\/iomem: line 2/.test(e.message),
   );
   assert.throws(() => buildMachine(machineFiles({ "sys/kernel/kexec_loaded": "maybe\n" })), (e: unknown) => e instanceof KexecError && e.data.file === "/sys/kernel/kexec_loaded");
+});
+
+test("machine: crash_notes_size is read once (the kernel prints sizeof(note_buf_t) for every CPU), CPUs in numeric order", () => {
+  const cpus: Record<string, string> = {};
+  for (const cpu of [10, 2, 1, 0]) cpus[`sys/devices/system/cpu/cpu${cpu}/crash_notes`] = `${(0x1000 * (cpu + 1)).toString(16)}\n`;
+  const m = buildMachine(machineFiles({ ...cpus, "sys/devices/system/cpu/cpu0/crash_notes_size": "368\n" }));
+  assert.deepEqual(m.crashNotes.map((c) => [c.cpu, c.address, c.size]), [[0, 0x1000n, 368n], [1, 0x2000n, 368n], [2, 0x3000n, 368n], [10, 0xb000n, 368n]]);
+  // A kernel before crash_notes_size (4.x): no size, as before.
+  assert.deepEqual(buildMachine(machineFiles(cpus)).crashNotes.map((c) => c.size), [null, null, null, null]);
+  // A bad one is named when it fails, with the root the caller shows.
+  assert.throws(() => buildMachine(machineFiles({ ...cpus, "sys/devices/system/cpu/cpu0/crash_notes_size": "big\n" }), { displayPath: (rel) => `/snap/${rel}` }),
+    (e: unknown) => e instanceof KexecError && e.data.file === "/snap/sys/devices/system/cpu/cpu0/crash_notes_size");
 });
 
 test("machine: a bad crashkernel= is recorded as the kernel treats it (ignored), not thrown", () => {

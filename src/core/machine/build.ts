@@ -8,7 +8,7 @@ import { KexecError } from "../errors.js";
 import { parseBootParams, parseBootParamsVersion } from "./bootparams.js";
 import { parseCpuinfo, type CpuInfo } from "./cpuinfo.js";
 import { crashkernelFromCmdline, resolveCrashkernel } from "./crashkernel.js";
-import { MACHINE_FILES, SECURE_BOOT_VARIABLE, naturalCompare, type MachineFiles } from "./files.js";
+import { MACHINE_FILES, SECURE_BOOT_VARIABLE, naturalSort, type MachineFiles } from "./files.js";
 import { findIomem, parseIomem } from "./iomem.js";
 import {
   archFromMachine,
@@ -49,11 +49,11 @@ export function buildMachine(input: MachineFiles, options: BuildOptions = {}): M
   /** Parse a file if present; its absence is recorded as a fact by the spec loop below. */
   const parse = <T>(rel: string, f: (t: string) => T): T | null => {
     const t = text(rel);
-    return t === undefined ? null : inFile(display(rel), () => f(t));
+    return t === undefined ? null : inFile(() => display(rel), () => f(t));
   };
   const parseBinary = <T>(rel: string, f: (b: Uint8Array) => T): T | null => {
     const b = bytes(rel);
-    return b === undefined ? null : inFile(display(rel), () => f(b));
+    return b === undefined ? null : inFile(() => display(rel), () => f(b));
   };
   // Listed once: a machine with thousands of memory ranges and CPUs has as many files.
   const paths = Object.keys(input.files);
@@ -172,19 +172,21 @@ export function buildMachine(input: MachineFiles, options: BuildOptions = {}): M
     secureBootEvidence = "not booted through EFI";
   }
 
-  // Per-CPU crash notes.
+  // Per-CPU crash notes; crash_notes_size is the same for every CPU (files.ts sameInEvery), read from the first that has it.
   const crashNotes: Machine["crashNotes"] = [];
-  const cpuDirs = new Set<string>();
+  const cpuDirs: string[] = [];
+  let noteSizeFile: string | undefined;
   for (const k of paths) {
-    const m = /^sys\/devices\/system\/cpu\/(cpu\d+)\/crash_notes$/.exec(k);
-    if (m) cpuDirs.add(m[1]!);
+    const m = /^sys\/devices\/system\/cpu\/(cpu\d+)\/(crash_notes(?:_size)?)$/.exec(k);
+    if (m?.[2] === "crash_notes") cpuDirs.push(m[1]!);
+    else if (m && noteSizeFile === undefined) noteSizeFile = k;
   }
-  for (const dir of [...cpuDirs].sort(naturalCompare)) {
-    const base = `sys/devices/system/cpu/${dir}`;
+  const noteSize = noteSizeFile === undefined ? null : parse(noteSizeFile, parseByteCount);
+  for (const dir of naturalSort(cpuDirs)) {
     crashNotes.push({
       cpu: Number(dir.slice(3)),
-      address: parse(`${base}/crash_notes`, parseAddress)!,
-      size: parse(`${base}/crash_notes_size`, parseByteCount),
+      address: parse(`sys/devices/system/cpu/${dir}/crash_notes`, parseAddress)!,
+      size: noteSize,
     });
   }
 
@@ -231,7 +233,7 @@ function readEfiRuntimeMap(input: MachineFiles, paths: readonly string[], displa
     files[m[2]!] = latin1(input.files[k]!);
     byIndex.set(m[1]!, files);
   }
-  const entries = [...byIndex.keys()].sort(naturalCompare).map((index) => ({ index, files: byIndex.get(index)! }));
+  const entries = naturalSort([...byIndex.keys()]).map((index) => ({ index, files: byIndex.get(index)! }));
   return parseEfiRuntimeMap(entries, display(dir));
 }
 
@@ -242,7 +244,7 @@ function readFirmwareMemmap(input: MachineFiles, paths: readonly string[], displ
     if (m) indexes.add(m[1]!);
   }
   if (indexes.size === 0) return null;
-  const entries = [...indexes].sort(naturalCompare).map((index) => {
+  const entries = naturalSort([...indexes]).map((index) => {
     const get = (f: string): string => {
       const rel = `sys/firmware/memmap/${index}/${f}`;
       const b = input.files[rel];

@@ -13,6 +13,9 @@ export interface CpuInfo {
   virtualBits: number | null;
 }
 
+/** The chars below 0x100 that String.prototype.trim removes (ECMAScript WhiteSpace and LineTerminator); above, trim decides. */
+const TRIMMED = new Set([0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x20, 0xa0]);
+
 const HINT = "/proc/cpuinfo should be the kernel's own output; re-take it with `kexec-ts snapshot`";
 
 export function parseCpuinfo(text: string): CpuInfo {
@@ -34,14 +37,19 @@ export function parseCpuinfo(text: string): CpuInfo {
   for (let at = 0, number = 1; at < text.length; number++) {
     let end = text.indexOf("\n", at);
     if (end < 0) end = text.length;
-    const line = text.slice(at, end);
-    if (line.trim() === "") endBlock();
+    // A line that starts with a char trim() keeps is not blank: the line is cut out only when it might be.
+    const first = text.charCodeAt(at);
+    if ((end === at || first > 0xff || TRIMMED.has(first)) && text.slice(at, end).trim() === "") endBlock();
     else {
-      const colon = line.indexOf(":");
-      if (colon < 0) throw lineError({ number, text: line.endsWith("\r") ? line.slice(0, -1) : line }, `"key : value"`, "a line without ':'", HINT);
+      const found = text.indexOf(":", at);
+      const colon = found >= 0 && found < end ? found - at : -1;
+      if (colon < 0) {
+        const line = text.slice(at, end);
+        throw lineError({ number, text: line.endsWith("\r") ? line.slice(0, -1) : line }, `"key : value"`, "a line without ':'", HINT);
+      }
       block ??= { from: at, to: end, line: number, processor: false };
       block.to = end;
-      if (!block.processor && line.slice(0, colon).trim() === "processor") block.processor = true;
+      if (!block.processor && text.slice(at, at + colon).trim() === "processor") block.processor = true;
     }
     at = end + 1;
   }

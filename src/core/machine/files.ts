@@ -10,8 +10,11 @@ import { EFI_RUNTIME_MAP_FILES } from "./efi.js";
 export type MachineFileSpec =
   | { kind: "file"; path: string; binary?: true; meaning: string }
   | { kind: "dir"; path: string; meaning: string }
-  /** dir/<entry>/<file> for every entry matching the pattern: memmap/N, cpu/cpuN. */
-  | { kind: "glob"; dir: string; entry: RegExp; files: readonly string[]; pattern: string; meaning: string };
+  /**
+   * dir/<entry>/<file> for every entry matching the pattern: memmap/N, cpu/cpuN. `sameInEvery`: files
+   * the kernel prints the same in every entry, read from the first entry alone.
+   */
+  | { kind: "glob"; dir: string; entry: RegExp; files: readonly string[]; sameInEvery?: readonly string[]; pattern: string; meaning: string };
 
 export const SECURE_BOOT_VARIABLE = "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c";
 
@@ -57,7 +60,9 @@ export const MACHINE_FILES: readonly MachineFileSpec[] = [
     kind: "glob",
     dir: "sys/devices/system/cpu",
     entry: /^cpu\d+$/,
-    files: ["crash_notes", "crash_notes_size"],
+    files: ["crash_notes"],
+    // sizeof(note_buf_t) for every CPU (drivers/base/cpu.c crash_notes_size_show): one read, not one per CPU.
+    sameInEvery: ["crash_notes_size"],
     pattern: "sys/devices/system/cpu/cpuN/crash_notes",
     meaning: "no per-CPU crash notes (the kernel may lack CONFIG_CRASH_DUMP)",
   },
@@ -82,19 +87,39 @@ export interface MachineFiles {
  * The globbed files one kind of load never uses, so `-l`, `-p`, `check` and `plan` need not
  * read them (on a machine with thousands of memory ranges and CPUs they are most of the files):
  * a crash load's memory map is the capture kernel's view from /proc/iomem, never the firmware
- * memmap; only a crash load's ELF core header points at the CPUs' crash notes.
+ * memmap; only a crash load's ELF core header points at the CPUs' crash notes. And a load through
+ * kexec_file_load uses neither: its kernel writes the new kernel's e820 and the core header itself,
+ * so both are read only where kexec-ts plans a kexec_load (src/cli/prepare.ts).
  */
-export const UNUSED_BY: Readonly<Record<"kexec" | "crash", readonly string[]>> = {
+export const UNUSED_BY: Readonly<Record<"kexec" | "crash" | "fileLoad", readonly string[]>> = {
   kexec: ["sys/devices/system/cpu"],
   crash: ["sys/firmware/memmap"],
+  fileLoad: ["sys/firmware/memmap", "sys/devices/system/cpu"],
 };
 
-/** The relative paths a glob spec yields for one directory listing. */
+/** The relative paths a glob spec yields for one directory listing: the first entry's `sameInEvery` files, then every entry's `files`. */
 export function expandGlob(spec: Extract<MachineFileSpec, { kind: "glob" }>, entries: readonly string[]): string[] {
-  return entries
-    .filter((e) => spec.entry.test(e))
-    .sort((a, b) => naturalCompare(a, b))
-    .flatMap((e) => spec.files.map((f) => `${spec.dir}/${e}/${f}`));
+  const sorted = naturalSort(entries.filter((e) => spec.entry.test(e)));
+  const out: string[] = [];
+  if (sorted.length > 0) for (const f of spec.sameInEvery ?? []) out.push(`${spec.dir}/${sorted[0]}/${f}`);
+  for (const e of sorted) for (const f of spec.files) out.push(`${spec.dir}/${e}/${f}`);
+  return out;
+}
+
+/**
+ * Sorted as naturalCompare sorts, each name's number parsed once: a comparator that runs two
+ * regular expressions per comparison was ~3 ms for 1,024 CPUs' directories.
+ */
+export function naturalSort(names: readonly string[]): string[] {
+  const keyed = names.map((name) => {
+    const m = /\d+$/.exec(name);
+    return { name, prefix: m ? name.slice(0, m.index) : undefined, number: m ? Number(m[0]) : 0 };
+  });
+  keyed.sort((a, b) => {
+    if (a.prefix !== undefined && a.prefix === b.prefix) return a.number - b.number;
+    return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+  });
+  return keyed.map((k) => k.name);
 }
 
 /** "cpu2" < "cpu10": compare the digit runs as numbers. */

@@ -36,8 +36,8 @@ export function parseMemmapAddress(text: string, field: string): bigint {
 /** Entries sorted by start; `end` files are inclusive and become half-open here. */
 export function parseFirmwareMemmap(entries: FirmwareMemmapFiles[], dir = "/sys/firmware/memmap"): MemoryRange[] {
   const ranges = entries.map((e) => {
-    const start = inFile(`${dir}/${e.index}/start`, () => parseMemmapAddress(e.start, "start"));
-    const last = inFile(`${dir}/${e.index}/end`, () => parseMemmapAddress(e.end, "end"));
+    const start = inFile(() => `${dir}/${e.index}/start`, () => parseMemmapAddress(e.start, "start"));
+    const last = inFile(() => `${dir}/${e.index}/end`, () => parseMemmapAddress(e.end, "end"));
     if (last < start) {
       throw new KexecError(
         "parse",

@@ -20,6 +20,8 @@ import {
   parseVmcoreinfo,
 } from "./kernelfiles.js";
 import { parseFirmwareMemmap } from "./memmap.js";
+import { MACHINE_FILES, expandGlob, naturalCompare, naturalSort } from "./files.js";
+import fc from "fast-check";
 
 const isParse = (line?: number) => (e: unknown) => e instanceof KexecError && e.code === "parse" && (line === undefined || e.data["line"] === line) && e.hint !== undefined;
 
@@ -92,6 +94,10 @@ test("cpuinfo: first processor's flags, address sizes, model and count", () => {
   assert.throws(() => parseCpuinfo("processor\t: 0\nflags none\n"), isParse(2));
   assert.throws(() => parseCpuinfo("processor\t: 0\naddress sizes\t: lots\n"), isParse(2));
   assert.deepEqual(parseCpuinfo("").flags, []);
+  // Blocks are split at lines trim() calls blank, whatever whitespace they hold; the first processor's block is the one read.
+  const odd = `junk: x\n \t\u00a0\n${block(7, "lm")}\u2028\nprocessor : 8\nflags : pae\n\r\n\uFEFF\nprocessor : 9\n`;
+  assert.deepEqual([parseCpuinfo(odd).count, parseCpuinfo(odd).flags], [3, ["lm"]]);
+  assert.throws(() => parseCpuinfo("processor : 0\n\u00a0x\n"), isParse(2));
 });
 
 test("firmware memmap: inclusive ends become sizes, entries sorted by start, bad files named", () => {
@@ -143,4 +149,20 @@ test("kernel files: version, arch words, meminfo, cpu lists and small values", (
   assert.equal(parseSecureBootVariable(new Uint8Array([6, 0, 0, 0, 1])), true);
   assert.equal(parseSecureBootVariable(new Uint8Array([6, 0, 0, 0, 0])), false);
   assert.throws(() => parseSecureBootVariable(new Uint8Array([6, 0, 0, 0])), /expected 5 bytes/);
+});
+
+test("glob expansion: entries in numeric order, each entry's files, the sameInEvery files from the first entry only", () => {
+  const names = ["cpu10", "cpu2", "cpufreq", "cpu0", "cpu1", "online", "cpu01"];
+  fc.assert(fc.property(fc.array(fc.oneof(fc.constantFrom(...names), fc.stringMatching(/^[a-c]{0,2}\d{0,3}$/))), (xs) => {
+    assert.deepEqual(naturalSort(xs), [...xs].sort(naturalCompare));
+  }));
+  const cpus = MACHINE_FILES.find((s) => s.kind === "glob" && s.dir === "sys/devices/system/cpu");
+  assert.ok(cpus?.kind === "glob");
+  assert.deepEqual(expandGlob(cpus, ["cpu10", "cpu2", "cpufreq", "cpu0", "online"]), [
+    "sys/devices/system/cpu/cpu0/crash_notes_size",
+    "sys/devices/system/cpu/cpu0/crash_notes",
+    "sys/devices/system/cpu/cpu2/crash_notes",
+    "sys/devices/system/cpu/cpu10/crash_notes",
+  ]);
+  assert.deepEqual(expandGlob(cpus, ["cpufreq"]), []);
 });

@@ -61,12 +61,12 @@ export function singleValue(text: string): string {
   return text.replace(/[\s\0]+$/, "");
 }
 
-/** Runs a pure parser and names `file` in any KexecError it raises. */
-export function inFile<T>(file: string, parse: () => T): T {
+/** Runs a pure parser and names `file` in any KexecError it raises (a function: named only when it fails, for thousands of files). */
+export function inFile<T>(file: string | (() => string), parse: () => T): T {
   try {
     return parse();
   } catch (e) {
-    if (e instanceof KexecError) throw e.inFile(file);
+    if (e instanceof KexecError) throw e.inFile(typeof file === "string" ? file : file());
     throw e;
   }
 }

@@ -100,6 +100,20 @@ export class PageTableBuilder {
     }
   }
 
+  /**
+   * True when assertMappable would pass for every range whose virtual addresses lie within
+   * [lowestVa, highestVaEnd) and whose physical addresses end at or below highestPaEnd: one test
+   * for a machine's thousands of ranges, each of which is asked on its own only when this fails.
+   */
+  allMappable(lowestVa: bigint, highestVaEnd: bigint, highestPaEnd: bigint): boolean {
+    const vaLimit = this.spec.vaBits === 32 ? 1n << 32n : 1n << BigInt(this.spec.vaBits - 1);
+    const start = lowestVa & ~(PAGE - 1n);
+    const endVa = (highestVaEnd + PAGE - 1n) & ~(PAGE - 1n);
+    const lowerHalf = this.spec.vaBits === 32 || endVa <= vaLimit;
+    const upperHalf = this.spec.vaBits !== 32 && start >= (1n << 64n) - vaLimit;
+    return (lowerHalf || upperHalf) && highestPaEnd <= 1n << BigInt(this.spec.paBits);
+  }
+
   /** Map [vaddr, vaddr + size) to [paddr, ...), page-aligned outward. */
   map(vaddr: bigint, paddr: bigint, size: bigint, options: MapOptions = {}): void {
     this.assertMappable(vaddr, paddr, size, options);

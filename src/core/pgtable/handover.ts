@@ -246,11 +246,28 @@ export type HandoverTables = "full" | "invariants";
 
 /** The RAM ranges (rounded as `round`) that contain any of the addresses. */
 function rangesHolding(ram: readonly Range[], addresses: readonly Range[], round: bigint): Range[] {
+  // Rounding moves a range's ends by less than `round`: ranges farther than that from every address are out at a glance.
+  const near = span(addresses, 1n);
+  if (near === undefined) return [];
   return ram.filter((r) => {
+    if (r.start >= near.end + round || end(r) + round <= near.start) return false;
     const start = r.start - (r.start % round);
     const stop = ((end(r) + round - 1n) / round) * round;
     return addresses.some((a) => a.start < stop && end(a) > start);
   });
+}
+
+/** The lowest start and the highest end of `ranges`, rounded out to `round`; undefined for none. */
+function span(ranges: readonly Range[], round: bigint): { start: bigint; end: bigint } | undefined {
+  if (ranges.length === 0) return undefined;
+  let lo = ranges[0]!.start;
+  let hi = end(ranges[0]!);
+  for (const r of ranges) {
+    if (r.start < lo) lo = r.start;
+    const e = r.start + r.size;
+    if (e > hi) hi = e;
+  }
+  return { start: lo - (lo % round), end: ((hi + round - 1n) / round) * round };
 }
 
 export function modelHandover(given: HandoverInput, tables: HandoverTables = "full"): Handover {
@@ -267,7 +284,10 @@ export function modelHandover(given: HandoverInput, tables: HandoverTables = "fu
   if (tables === "invariants") notes.push(`only the RAM ranges holding a segment, the control pages or the entry are mapped (${input.ram.length} of ${full.ram.length}): the invariants walk nothing else`);
   const kernel = kernelTable(input, format);
   // The direct map of what was left out must be mappable too: the full model would have thrown.
-  if (input !== full && full.kernelArch === "x86_64") for (const r of full.ram) kernel.builder.assertMappable(full.pageOffset + r.start, r.start, r.size);
+  const ramSpan = span(full.ram, 1n);
+  if (input !== full && full.kernelArch === "x86_64" && ramSpan && !kernel.builder.allMappable(full.pageOffset + ramSpan.start, full.pageOffset + ramSpan.end, ramSpan.end)) {
+    for (const r of full.ram) kernel.builder.assertMappable(full.pageOffset + r.start, r.start, r.size);
+  }
   const invariants: Invariant[] = [];
   const kexec = new PageTableBuilder(format, allocate);
   const kexecNotes: string[] = [];
@@ -291,7 +311,8 @@ export function modelHandover(given: HandoverInput, tables: HandoverTables = "fu
     const round = input.gbpages ? GiB1 : MiB2;
     for (const r of input.ram) tryMap(() => kexec.identity(r.start, r.size, { round, maxPageSize: round, what: `System RAM ${hex(r.start)}-${hex(end(r))}` }), "identity_mapped", r.start);
     // What was left out must still have been mappable, or the full model would have broken an invariant for it.
-    if (input !== full) {
+    const rounded = span([...full.ram, ...full.acpi], round);
+    if (input !== full && rounded && !kexec.allMappable(rounded.start, rounded.end, rounded.end)) {
       for (const r of [...full.ram, ...full.acpi]) {
         const s = r.start - (r.start % round);
         const e = ((end(r) + round - 1n) / round) * round;

@@ -7,7 +7,7 @@
  * offsets for /proc/vmcore (fs/proc/vmcore.c). ELF64 for an x86_64 running
  * kernel, ELF32 for i386 (as kexec-tools does by default there).
  */
-import { writeStruct } from "../bytes/layout.js";
+import { structWriter, writeStruct } from "../bytes/layout.js";
 import { KexecError } from "../errors.js";
 import { hex } from "../format.js";
 import { EM_386, EM_X86_64, ET_CORE, EV_CURRENT, PF_R, PF_W, PF_X, PT_LOAD, PT_NOTE, elfHeaderLayout, elfIdent, programHeaderLayout } from "../image/elf.js";
@@ -48,13 +48,28 @@ export function buildElfCoreHeader(input: ElfCoreHeaderInput): Uint8Array {
     e_phoff: BigInt(E.size), e_ehsize: E.size, e_phentsize: P.size, e_phnum: phnum,
   });
   const max = input.elfClass === 64 ? (1n << 64n) - 1n : 0xffffffffn;
+  const writePhdr = structWriter(P, ["p_type", "p_flags", "p_offset", "p_vaddr", "p_paddr", "p_filesz", "p_memsz", "p_align"]);
+  const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  const fits = (field: string, v: bigint) => {
+    if (v > max) throw new KexecError("plan", `${field} ${hex(v)} does not fit an ELF32 core header`, { field, actual: hex(v) }, "RAM above 4 GiB needs ELF64 core headers");
+  };
   let at = E.size;
+  // One array for every header, in the writer's order: a machine of thousands of ranges writes as many.
+  const values: (number | bigint)[] = [0, 0, 0n, 0n, 0n, 0n, 0n, 0n];
   const phdr = (p_type: number, p_flags: number, address: bigint, p_vaddr: bigint, size: bigint) => {
-    for (const [field, v] of [["p_offset", address], ["p_vaddr", p_vaddr], ["p_filesz", size]] as const) {
-      if (v > max) throw new KexecError("plan", `${field} ${hex(v)} does not fit an ELF32 core header`, { field, actual: hex(v) }, "RAM above 4 GiB needs ELF64 core headers");
+    // ELF64 holds every 64-bit value; ELF32 is asked with a message that says why.
+    if (input.elfClass === 32) {
+      fits("p_offset", address);
+      fits("p_vaddr", p_vaddr);
+      fits("p_filesz", size);
     }
     // p_offset holds the physical address: the capture kernel reads the old memory there.
-    writeStruct(P, out, at, { p_type, p_flags, p_offset: address, p_vaddr, p_paddr: address, p_filesz: size, p_memsz: size, p_align: 0n });
+    values[0] = p_type;
+    values[1] = p_flags;
+    values[2] = values[4] = address;
+    values[3] = p_vaddr;
+    values[5] = values[6] = size;
+    writePhdr(dv, at, values);
     at += P.size;
   };
   for (const n of input.notes) phdr(PT_NOTE, 0, n.address, 0n, n.size);

@@ -71,7 +71,7 @@ export interface Plan extends PlacedLoad {
 
 /** What filling the segments needs beyond the request: the bytes and what the core cannot make itself. */
 export interface SegmentBytes {
-  /** The initrd, exactly request.initrdSize bytes long. */
+  /** The initrd, exactly request.initrdSize bytes long (for a plan only shown, sha256 null, a stand-in of that length will do: only sizes are shown). */
   initrd: Uint8Array | undefined;
   /** 32 random bytes for SETUP_RNG_SEED (the core has no entropy source). */
   rngSeed?: Uint8Array | undefined;

@@ -68,11 +68,30 @@ export function normalize(ranges: readonly Range[]): Range[] {
   return out;
 }
 
-/** Every part of `ranges` not covered by any of `holes`, normalized. */
+/**
+ * Every part of `ranges` not covered by any of `holes`, normalized. One sweep over both sorted
+ * lists: a machine's thousands of RAM ranges minus a few holes, not every range once per hole.
+ */
 export function subtract(ranges: readonly Range[], holes: readonly Range[]): Range[] {
-  let pieces = normalize(ranges);
-  for (const h of normalize(holes)) pieces = pieces.flatMap((p) => minus(p, h));
-  return pieces;
+  const pieces = normalize(ranges);
+  const cuts = normalize(holes);
+  const out: Range[] = [];
+  let h = 0;
+  for (const p of pieces) {
+    let start = p.start;
+    const stop = end(p);
+    // Holes wholly before this piece cannot touch it or any later one.
+    while (h < cuts.length && end(cuts[h]!) <= start) h++;
+    for (let i = h; i < cuts.length && cuts[i]!.start < stop; i++) {
+      const cut = cuts[i]!;
+      if (cut.start > start) out.push({ start, size: cut.start - start });
+      const after = end(cut);
+      if (after > start) start = after;
+      if (start >= stop) break;
+    }
+    if (start < stop) out.push(start === p.start ? p : { start, size: stop - start });
+  }
+  return out;
 }
 
 /** Clip every range to the window, dropping what falls outside. */

@@ -7,6 +7,31 @@ import { hex, size } from "../../format.js";
 
 export type Compression = "gzip" | "bzip2" | "lzma" | "xz" | "lzo" | "lz4" | "zstd";
 
+export const COMPRESSIONS: readonly Compression[] = ["gzip", "bzip2", "lzma", "xz", "lzo", "lz4", "zstd"];
+
+/**
+ * Magic numbers, as in the kernel's lib/decompress.c table. Here, beside the type, not with the
+ * decoders: telling what compresses a payload must not load them (fflate and fzstd build their tables
+ * when their modules load, a few ms of every `check`).
+ */
+const MAGICS: readonly { kind: Compression; magic: readonly number[] }[] = [
+  { kind: "gzip", magic: [0x1f, 0x8b] },
+  { kind: "gzip", magic: [0x1f, 0x9e] },
+  { kind: "bzip2", magic: [0x42, 0x5a, 0x68] },
+  { kind: "lzma", magic: [0x5d, 0x00, 0x00] },
+  { kind: "xz", magic: [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00] },
+  { kind: "lzo", magic: [0x89, 0x4c, 0x5a, 0x4f] },
+  { kind: "lz4", magic: [0x02, 0x21, 0x4c, 0x18] },
+  { kind: "zstd", magic: [0x28, 0xb5, 0x2f, 0xfd] },
+];
+
+export function detectCompression(bytes: Uint8Array): Compression | undefined {
+  for (const { kind, magic } of MAGICS) {
+    if (bytes.length >= magic.length && magic.every((b, i) => bytes[i] === b)) return kind;
+  }
+  return undefined;
+}
+
 /** A decoder's result: the bytes, and where in the input its stream ended (trailing bytes start there). */
 export interface Decoded {
   bytes: Uint8Array;

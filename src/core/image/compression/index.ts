@@ -19,7 +19,7 @@
 import { KexecError } from "../../errors.js";
 import { size } from "../../format.js";
 import { decompressBzip2 } from "./bzip2.js";
-import { type Compression, type Decoded, decompressError, u32le } from "./common.js";
+import { COMPRESSIONS, type Compression, type Decoded, decompressError, u32le } from "./common.js";
 import { decompressGzip } from "./gzip.js";
 import { decompressLz4Legacy } from "./lz4.js";
 import { decompressLzmaAlone } from "./lzma.js";
@@ -29,26 +29,7 @@ import { decompressZstd } from "./zstd.js";
 
 export type { Compression } from "./common.js";
 
-export const COMPRESSIONS: readonly Compression[] = ["gzip", "bzip2", "lzma", "xz", "lzo", "lz4", "zstd"];
-
-/** Magic numbers, as in the kernel's lib/decompress.c table. */
-const MAGICS: readonly { kind: Compression; magic: readonly number[] }[] = [
-  { kind: "gzip", magic: [0x1f, 0x8b] },
-  { kind: "gzip", magic: [0x1f, 0x9e] },
-  { kind: "bzip2", magic: [0x42, 0x5a, 0x68] },
-  { kind: "lzma", magic: [0x5d, 0x00, 0x00] },
-  { kind: "xz", magic: [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00] },
-  { kind: "lzo", magic: [0x89, 0x4c, 0x5a, 0x4f] },
-  { kind: "lz4", magic: [0x02, 0x21, 0x4c, 0x18] },
-  { kind: "zstd", magic: [0x28, 0xb5, 0x2f, 0xfd] },
-];
-
-export function detectCompression(bytes: Uint8Array): Compression | undefined {
-  for (const { kind, magic } of MAGICS) {
-    if (bytes.length >= magic.length && magic.every((b, i) => bytes[i] === b)) return kind;
-  }
-  return undefined;
-}
+export { COMPRESSIONS, detectCompression } from "./common.js";
 
 export interface DecompressOptions {
   /** The size the output must have (e.g. the kernel's appended size); also sizes the first allocation. */

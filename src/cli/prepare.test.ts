@@ -1,0 +1,46 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildBzImage } from "../core/image/testing/synthetic.js";
+import { parseArgs } from "./options.js";
+import { fillPlan, prepareLoad } from "./prepare.js";
+
+const repo = new URL("../../", import.meta.url).pathname;
+
+test("what only a kexec_load plan reads (crash notes, firmware memmap) is read only where kexec-ts plans one: kexec_load, plan, or a check that falls back", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-prepare-"));
+  try {
+    const kernel = join(dir, "vmlinuz");
+    writeFileSync(kernel, buildBzImage({ fields: { xloadflags: 0x7f, init_size: 0x37ee000n, kernel_alignment: 0x200000n, pref_address: 0x1000000n }, tail: 0x4000 }));
+    const prepared = (command: "plan" | "check", ...flags: string[]) => {
+      const args = parseArgs([command, "-p", ...flags, kernel, "--root", join(repo, "testdata/snapshots/qemu-amd64-6.1-high-6G")]);
+      return prepareLoad(args, [kernel], command);
+    };
+    // kexec_file_load is tried and loads: the kernel writes its own core header.
+    const file = await prepared("check");
+    assert.equal(file.machine.crashNotes.length, 0);
+    const full = await file.kexecLoadMachine();
+    assert.ok(full.crashNotes.length > 0 && full.crashNotes[0]!.size !== null);
+    // The plan a fallback to kexec_load would load has its core header all the same.
+    assert.match((await fillPlan(file, "show")).notes.join("\n"), /core header: \d+ notes/);
+    for (const p of [await prepared("check", "-c"), await prepared("plan"), await prepared("check", "--userspace", "i386")]) {
+      assert.deepEqual(p.machine.crashNotes, full.crashNotes);
+    }
+    assert.equal((await prepared("plan", "-s")).machine.crashNotes.length, 0);
+    // A kexec load: the firmware memmap (the new kernel's e820 in kexec-ts's plan) in the same way.
+    const kexec = (command: "plan" | "check", ...flags: string[]) => {
+      const args = parseArgs([command, "-l", ...flags, kernel, "--root", join(repo, "testdata/snapshots/qemu-amd64-6.1-high-6G")]);
+      return prepareLoad(args, [kernel], command);
+    };
+    const fileLoad = await kexec("check");
+    assert.equal(fileLoad.machine.firmwareMemmap, null);
+    const memmap = (await fileLoad.kexecLoadMachine()).firmwareMemmap;
+    assert.ok(memmap !== null && memmap.length > 0);
+    assert.match((await fillPlan(fileLoad, "show")).notes.join("\n"), /from \/sys\/firmware\/memmap/);
+    for (const p of [await kexec("check", "-c"), await kexec("plan")]) assert.deepEqual(p.machine.firmwareMemmap, memmap);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
