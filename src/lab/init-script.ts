@@ -102,6 +102,21 @@ function protocolFunctions(stage: string): string[] {
     "  rm -f /tmp/.kexec-ts-extract.tgz",
     '  echo "$kexec_ts_level" > /proc/sys/kernel/printk',
     "}",
+    // What a step printed may still sit in the console's buffer when the next step panics the
+    // kernel; the panic's lines go out past it and end the run, and the rest of that step's output
+    // and its end marker are lost (seen once on a loaded host with a TCG guest). Before a step
+    // that does not return, wait until the serial port's transmit count stands still (at most
+    // ~10 s; one second where the kernel has no 8250 port to ask).
+    "kexec_ts_drain() {",
+    "  kexec_ts_tx=; kexec_ts_i=0",
+    "  while [ $kexec_ts_i -lt 50 ]; do",
+    "    kexec_ts_now=$(grep -o 'tx:[0-9]*' /proc/tty/driver/serial 2>/dev/null | head -n 1)",
+    '    if [ -z "$kexec_ts_now" ]; then sleep 1; return; fi',
+    '    if [ "$kexec_ts_now" = "$kexec_ts_tx" ]; then return; fi',
+    "    kexec_ts_tx=$kexec_ts_now; kexec_ts_i=$((kexec_ts_i + 1))",
+    "    sleep 0.2 2>/dev/null || sleep 1",
+    "  done",
+    "}",
   ];
 }
 
@@ -115,6 +130,7 @@ function stepLines(spec: InitSpec, stepDir: string, files: Map<string, string>):
     const script = `${stepDir}/${step.name}.sh`;
     files.set(script, `#!/bin/sh\n${step.run}\n`);
     lines.push(`echo "${STEP}$(kexec_ts_name ${shellQuote(step.name)})"`);
+    if (step.returns === false) lines.push("kexec_ts_drain");
     lines.push(`sh ${script} </dev/null 2>&1`);
     lines.push("kexec_ts_rc=$?");
     if (step.extract !== undefined) lines.push(`kexec_ts_extract ${shellQuote(step.name)} ${shellQuote(step.extract)}`);

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
-import { readFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { readFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KexecError } from "../core/errors.js";
@@ -190,5 +190,25 @@ test("a program file brings its loader and libraries into the initramfs", async 
     for (const n of ["sbin/kexec", "lib/ld-linux.so.2", "lib/i386-linux-gnu/libc.so.6", "usr/bin/kexec64", "lib64/ld-linux-x86-64.so.2", "lib/x86_64-linux-gnu/libc.so.6"]) assert.ok(got.has(n), n);
   } finally {
     rmSync(cache, { recursive: true, force: true });
+  }
+});
+
+test("before a step that does not return, the init waits for the console to send what earlier steps printed", () => {
+  const init = generateInit({ steps: [{ name: "say", run: "echo hi" }, { name: "panic", run: "echo c > /proc/sysrq-trigger", returns: false }] }).files.get("/init")!;
+  const lines = init.split("\n");
+  const drains = lines.flatMap((l, i) => (l === "kexec_ts_drain" ? [i] : []));
+  assert.equal(drains.length, 1, "only the step that does not return waits");
+  assert.match(lines[drains[0]! + 1]!, /panic\.sh/);
+  // The function itself, on a stand-in for /proc/tty/driver/serial whose transmit count stands still: it returns.
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-drain-"));
+  try {
+    const serial = join(dir, "serial");
+    writeFileSync(serial, "serinfo:1.0 driver revision:\n0: uart:16550A port:000003F8 irq:4 tx:1234 rx:0 RTS|DTR\n");
+    const fn = /kexec_ts_drain\(\) \{[\s\S]*?\n\}/.exec(init)![0].replace("/proc/tty/driver/serial", serial);
+    const r = spawnSync("sh", ["-c", `${fn}\nkexec_ts_drain; echo drained i=$kexec_ts_i`], { encoding: "utf8", timeout: 20000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), "drained i=1", "one look to learn the count, the next sees it unchanged");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
