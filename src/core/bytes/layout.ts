@@ -138,20 +138,19 @@ export function writeStruct<L extends Layout>(layout: L, bytes: Uint8Array, at: 
       throw new KexecError("internal", `${layout.name}.${f.name} at offset 0x${o.toString(16)} does not fit in a ${bytes.length}-byte buffer`, { field: f.name, offset: o }, "this is a bug in kexec-ts; please report it");
     }
     const tooBig = (max: bigint, actual: bigint) => {
-      throw new KexecError("internal", `${layout.name}.${f.name}: ${actual} does not fit in ${f.size} bytes`, { field: f.name, expected: `<= ${max}`, actual: String(actual) },
-        "a value was not checked before it was written: this is a bug in kexec-ts; please report it");
+      throw valueTooBig(layout, f, max, actual);
     };
     switch (f.kind) {
       case "uint": {
         const n = v as number;
-        const max = f.size === 4 ? 0xffffffff : (1 << (8 * f.size)) - 1;
+        const max = uintMax(f.size);
         if (!Number.isInteger(n) || n < 0 || n > max) tooBig(BigInt(max), BigInt(Math.trunc(n)));
         if (f.size === 1) dv.setUint8(o, n); else if (f.size === 2) dv.setUint16(o, n, little); else dv.setUint32(o, n, little);
         break;
       }
       case "u64": {
         const n = v as bigint;
-        const max = f.size === 8 ? (1n << 64n) - 1n : 0xffffffffn;
+        const max = u64Max(f.size);
         if (n < 0n || n > max) tooBig(max, n);
         if (f.size === 8) dv.setBigUint64(o, n, little); else dv.setUint32(o, Number(n), little);
         break;
@@ -184,7 +183,7 @@ export function structWriter<L extends Layout>(layout: L, names: readonly FieldN
   const fields = names.map((name) => {
     const f = fieldOf(layout, name);
     if (f.kind === "chars" || f.kind === "bytes") throw tableBug(`${layout.name}.${f.name}: structWriter writes numbers, not ${f.kind}`);
-    const max = f.kind === "uint" ? BigInt(f.size === 4 ? 0xffffffff : (1 << (8 * f.size)) - 1) : f.kind === "u64" ? (f.size === 8 ? (1n << 64n) - 1n : 0xffffffffn) : undefined;
+    const max = f.kind === "uint" ? BigInt(uintMax(f.size)) : f.kind === "u64" ? u64Max(f.size) : undefined;
     return { f, max, maxNumber: max === undefined ? 0 : Number(max) };
   });
   const little = layout.endian === "little";
@@ -209,6 +208,17 @@ export function structWriter<L extends Layout>(layout: L, names: readonly FieldN
   };
 }
 
+/** The largest value a "uint" field of `size` bytes holds. */
+function uintMax(size: number): number {
+  return size === 4 ? 0xffffffff : (1 << (8 * size)) - 1;
+}
+
+/** The largest value a "u64" field (8 bytes, or 4 where ELF32 narrows it) holds. */
+function u64Max(size: number): bigint {
+  return size === 8 ? (1n << 64n) - 1n : 0xffffffffn;
+}
+
+/** The error of writeStruct and structWriter for a value past its field's maximum. */
 function valueTooBig(layout: Layout, f: Field, max: bigint, actual: bigint): KexecError {
   return new KexecError("internal", `${layout.name}.${f.name}: ${actual} does not fit in ${f.size} bytes`, { field: f.name, expected: `<= ${max}`, actual: String(actual) },
     "a value was not checked before it was written: this is a bug in kexec-ts; please report it");

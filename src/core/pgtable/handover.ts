@@ -264,8 +264,7 @@ function span(ranges: readonly Range[], round: bigint): { start: bigint; end: bi
   let hi = end(ranges[0]!);
   for (const r of ranges) {
     if (r.start < lo) lo = r.start;
-    const e = r.start + r.size;
-    if (e > hi) hi = e;
+    if (end(r) > hi) hi = end(r);
   }
   return { start: lo - (lo % round), end: ((hi + round - 1n) / round) * round };
 }
