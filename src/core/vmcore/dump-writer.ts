@@ -38,6 +38,7 @@ export interface DumpOptions {
 
 /** Where bytes go: a seekable file, or a flattened stream of (offset, bytes) records. */
 export interface DumpSink {
+  /** Done with `data` when it returns (written, or copied): the caller may change it afterwards. */
   write(offset: bigint, data: Uint8Array): void;
   /** The same, possibly later (another thread, a pipe's back-pressure); `data` must stay untouched until it settles. */
   writeAsync(offset: bigint, data: Uint8Array): Promise<void>;
