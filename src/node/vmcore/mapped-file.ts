@@ -45,7 +45,9 @@ export function openMappedFile(path: string): OpenFile | undefined {
   const koffi = tryKoffi();
   if (koffi === undefined) return undefined;
   const libc = koffi.load("libc.so.6");
-  const mmap = libc.func("void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)") as (...a: unknown[]) => unknown;
+  // mmap64: its offset is 64 bits on i386 too. There mmap's off_t is 32 bits, and a 64-bit
+  // offset passed to it lost its high word: above 4 GiB of /proc/vmcore, the wrong memory.
+  const mmap = libc.func("void *mmap64(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)") as (...a: unknown[]) => unknown;
   const munmap = libc.func("int munmap(void *addr, size_t length)") as (...a: unknown[]) => number;
   let fd: number;
   try {
