@@ -38,29 +38,48 @@ export interface CompressedBatch {
   pages: Uint8Array;
 }
 
-/** Eight words OR-ed per test: 2.5x faster than one at a time here (a page is a multiple of 32 bytes). */
-function isZeroWords(words: Int32Array, from: number, to: number): boolean {
-  for (let k = from; k < to; k += 8) {
-    if ((words[k]! | words[k + 1]! | words[k + 2]! | words[k + 3]! | words[k + 4]! | words[k + 5]! | words[k + 6]! | words[k + 7]!) !== 0) return false;
-  }
-  return true;
+/** Whether the page src[from, from+pageSize) is all zero bytes. */
+export type ZeroPageTest = (src: Uint8Array, from: number) => boolean;
+
+/**
+ * The zero test in JavaScript, for where nothing faster is handed in (a browser): eight words
+ * OR-ed per test, 2.5x faster than one at a time (a page is a multiple of 32 bytes). Node hands
+ * in a native memcmp, 3x faster again.
+ */
+export function wordsZeroTest(pageSize: number): ZeroPageTest {
+  let wordsOf: Uint8Array | undefined;
+  let words: Int32Array = new Int32Array(0);
+  const pageWords = pageSize >>> 2;
+  return (src, from) => {
+    if ((src.byteOffset + from) & 3) {
+      for (let k = from; k < from + pageSize; k++) if (src[k] !== 0) return false;
+      return true;
+    }
+    // One word view per buffer, not per page.
+    if (src !== wordsOf) { wordsOf = src; words = new Int32Array(src.buffer, 0, src.buffer.byteLength >>> 2); }
+    const first = (src.byteOffset + from) >>> 2;
+    for (let k = first; k < first + pageWords; k += 8) {
+      if ((words[k]! | words[k + 1]! | words[k + 2]! | words[k + 3]! | words[k + 4]! | words[k + 5]! | words[k + 6]! | words[k + 7]!) !== 0) return false;
+    }
+    return true;
+  };
 }
 
 /**
- * Compresses `count` pages of `pages` into `out` (batchOutBytes: every stored page is at most
- * a page, and a codec may need room past that while it works), finding zero pages on the way so the thread that reads never scans them.
+ * Compresses `count` pages of `pages` into `out` (batchOutBytes: every stored page is at most a
+ * page, and a codec may need room past that while it works), finding zero pages on the way so
+ * the thread that reads never scans them.
  */
-export function compressBatch(compress: PageCompressInto, pages: Uint8Array, count: number, pageSize: number, skip: Uint8Array, out: Uint8Array): CompressedBatch {
+export function compressBatch(compress: PageCompressInto, pages: Uint8Array, count: number, pageSize: number, skip: Uint8Array, out: Uint8Array, isZero: ZeroPageTest = wordsZeroTest(pageSize)): CompressedBatch {
   const sizes = new Int32Array(count);
-  const words = new Int32Array(pages.buffer, pages.byteOffset, (count * pageSize) >>> 2);
-  const pageWords = pageSize >>> 2;
   let at = 0;
   for (let i = 0; i < count; i++) {
     if (skip[i]) { sizes[i] = PAGE_SKIPPED; continue; }
-    if (isZeroWords(words, i * pageWords, (i + 1) * pageWords)) { sizes[i] = PAGE_ZERO; continue; }
-    let n = compress(pages, i * pageSize, out, at);
+    const from = i * pageSize;
+    if (isZero(pages, from)) { sizes[i] = PAGE_ZERO; continue; }
+    let n = compress(pages, from, out, at);
     if (n < 0) {
-      out.set(pages.subarray(i * pageSize, (i + 1) * pageSize), at);
+      out.set(pages.subarray(from, from + pageSize), at);
       n = pageSize;
     }
     sizes[i] = n;

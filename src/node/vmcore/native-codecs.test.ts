@@ -6,7 +6,9 @@ import v8 from "node:v8";
 import { runInNewContext } from "node:vm";
 import { decompressPage, type PageCodec } from "../../core/vmcore/codecs.js";
 import { KexecError } from "../../core/errors.js";
-import { compressorSource, pageCompressor } from "./compress.js";
+import fc from "fast-check";
+import { wordsZeroTest } from "../../core/vmcore/batch.js";
+import { compressorSource, pageCompressor, zeroPageTest } from "./compress.js";
 import { missingInput, missingTool } from "../test-inputs.js";
 import { nativePageCompressor } from "./native-codecs.js";
 
@@ -116,4 +118,19 @@ test("native codecs refuse a page that does not lie whole in its buffers (C woul
     assert.throws(() => compress(src, 0, new Uint8Array(PS), 2), RangeError, `${codec}: output runs short`);
     assert.ok(compress(src, PS, new Uint8Array(PS), 1) > 0, `${codec}: the last page of the source into the last room of the output is compressed`);
   }
+});
+
+test("zero-page tests: the native memcmp and the JavaScript one agree, for a single non-zero byte anywhere and at any offset into a buffer", () => {
+  const native = zeroPageTest(PS);
+  const words = wordsZeroTest(PS);
+  fc.assert(fc.property(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 2 }), fc.option(fc.integer({ min: 0, max: PS - 1 })), fc.integer({ min: 1, max: 255 }), (skew, page, at, value) => {
+    // A view that starts `skew` bytes into its buffer: unaligned pages take the byte loop.
+    const buffer = new Uint8Array(new ArrayBuffer(3 * PS + 8), skew, 3 * PS);
+    if (at !== null) buffer[page * PS + at] = value;
+    const want = at === null;
+    assert.equal(native(buffer, page * PS), want);
+    assert.equal(words(buffer, page * PS), want);
+    // The pages around it stay zero.
+    for (const other of [0, 1, 2].filter((p) => p !== page)) { assert.equal(native(buffer, other * PS), true); assert.equal(words(buffer, other * PS), true); }
+  }), { numRuns: 400 });
 });

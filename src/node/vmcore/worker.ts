@@ -1,7 +1,7 @@
 /** A compression worker: a batch of pages (or where to read them) in, the bytes to store (and the buffers, for reuse) out. */
 import { parentPort, workerData } from "node:worker_threads";
 import { compressBatch, readExtents, type FileExtents } from "../../core/vmcore/batch.js";
-import { pageCompressor, type Codec } from "./compress.js";
+import { pageCompressor, zeroPageTest, type Codec } from "./compress.js";
 import type { OpenFile } from "./file.js";
 import { openVmcoreSource } from "./mapped-file.js";
 
@@ -12,6 +12,7 @@ export type WorkReply =
 
 const { codec, pageSize, source } = workerData as { codec: Codec; pageSize: number; source?: string };
 const compress = pageCompressor(codec, pageSize);
+const isZero = zeroPageTest(pageSize);
 // Loaded (koffi and the codec library included): only now may the pool terminate this thread.
 // Terminating a thread while koffi registers itself aborts the whole process.
 parentPort!.postMessage({ ready: true });
@@ -29,7 +30,7 @@ parentPort!.on("message", (req: WorkRequest) => {
     parentPort!.postMessage(reply, [req.pages.buffer as ArrayBuffer, req.out.buffer as ArrayBuffer]);
     return;
   }
-  const { sizes, data, pages } = compressBatch(compress, req.pages, req.count, pageSize, req.skip, req.out);
+  const { sizes, data, pages } = compressBatch(compress, req.pages, req.count, pageSize, req.skip, req.out, isZero);
   const reply: WorkReply = { id: req.id, sizes, data, pages };
   parentPort!.postMessage(reply, [sizes.buffer as ArrayBuffer, data.buffer as ArrayBuffer, pages.buffer as ArrayBuffer]);
 });
