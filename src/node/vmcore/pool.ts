@@ -1,8 +1,8 @@
 /** Compression across worker threads, results handed back in submission order. */
 import { Worker } from "node:worker_threads";
-import { compressBatch, readExtents, type CompressedBatch, type FileExtents, type PageCompressInto } from "../../core/vmcore/batch.js";
+import { compressBatch, readExtents, type CompressedBatch, type FileExtents, type PageCompressInto, type ZeroPageTest } from "../../core/vmcore/batch.js";
 import { BatchReadError, type BatchCompressor } from "../../core/vmcore/dump-writer.js";
-import { pageCompressor, type Codec } from "./compress.js";
+import { pageCompressor, zeroPageTest, type Codec } from "./compress.js";
 import type { WorkReply, WorkRequest } from "./worker.js";
 
 export { BatchReadError };
@@ -17,21 +17,22 @@ export interface SourceFile { path: string; readInto(offset: bigint, out: Uint8A
 
 export function inlineCompressor(codec: Codec, pageSize: number, source?: SourceFile): Compressor {
   const compress = pageCompressor(codec, pageSize);
+  const isZero = zeroPageTest(pageSize);
   return {
     compressOne: compress,
-    submit: (pages, count, skip, out, extents) => compressHere(compress, pageSize, source, pages, count, skip, out, extents),
+    submit: (pages, count, skip, out, extents) => compressHere(compress, isZero, pageSize, source, pages, count, skip, out, extents),
     async close() {},
   };
 }
 
 /** A batch read (when `extents` says where) and compressed in the calling thread. */
-async function compressHere(compress: PageCompressInto, pageSize: number, source: SourceFile | undefined, pages: Uint8Array, count: number, skip: Uint8Array, out: Uint8Array, extents?: FileExtents): Promise<CompressedBatch> {
+async function compressHere(compress: PageCompressInto, isZero: ZeroPageTest, pageSize: number, source: SourceFile | undefined, pages: Uint8Array, count: number, skip: Uint8Array, out: Uint8Array, extents?: FileExtents): Promise<CompressedBatch> {
   try {
     if (extents && extents.length > 0) readExtents(source!.readInto, extents, pages, pageSize);
   } catch (e) {
     throw new BatchReadError((e as Error).message, pages, out);
   }
-  const batch = compressBatch(compress, pages, count, pageSize, skip, out);
+  const batch = compressBatch(compress, pages, count, pageSize, skip, out, isZero);
   // Let signals, the progress timer and the workers' replies run between batches.
   await new Promise((r) => setImmediate(r));
   return batch;
@@ -46,6 +47,7 @@ async function compressHere(compress: PageCompressInto, pageSize: number, source
 export function workerCompressor(codec: Codec, pageSize: number, threads: number, source?: SourceFile): Compressor {
   // Made here first: a codec that cannot work (zstd without libzstd) fails now, with the usage error.
   const compressOne = pageCompressor(codec, pageSize);
+  const isZero = zeroPageTest(pageSize);
   const url = new URL("./worker.js", import.meta.url);
   const workers = Array.from({ length: threads }, () => new Worker(url, { workerData: { codec, pageSize, source: source?.path } }));
   const waiting = new Map<number, { resolve: (r: CompressedBatch) => void; reject: (e: Error) => void }>();
@@ -76,7 +78,7 @@ export function workerCompressor(codec: Codec, pageSize: number, threads: number
     submit(pages, count, skip, out, extents) {
       if (failure) return Promise.reject(failure);
       const id = next++;
-      if (id % (threads + 1) === threads) return compressHere(compressOne, pageSize, source, pages, count, skip, out, extents);
+      if (id % (threads + 1) === threads) return compressHere(compressOne, isZero, pageSize, source, pages, count, skip, out, extents);
       const req: WorkRequest = { id, pages, out, count, skip, extents };
       return new Promise((resolve, reject) => {
         waiting.set(id, { resolve, reject });
