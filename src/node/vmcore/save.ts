@@ -12,6 +12,7 @@ import { prepareDumpBitmaps, writeElfDump, writeKdumpDump, type DumpCodec, type 
 import { FLAT_END, encodeFlatHeader, encodeFlatRecordHeader } from "../../core/vmcore/flat.js";
 import { openVmcore } from "../../core/vmcore/vmcore.js";
 import { stdoutCarriesTheOutput } from "../entry.js";
+import { tryKoffi } from "../ffi.js";
 import { writeError } from "../files.js";
 import { openVmcoreSource } from "./mapped-file.js";
 import { inlineCompressor, workerCompressor, type SourceFile } from "./pool.js";
@@ -56,13 +57,47 @@ function writeAllAsync(fd: number, data: Uint8Array, position: number): Promise<
 }
 
 function fileSink(fd: number): OutputSink {
+  const writeback = writebackStarter(fd);
   return {
     write(offset, data) {
       let done = 0;
       while (done < data.length) done += writeSync(fd, data, done, data.length - done, Number(offset) + done);
     },
-    writeAsync: (offset, data) => writeAllAsync(fd, data, Number(offset)),
-    async finish() {},
+    writeAsync: async (offset, data) => {
+      await writeAllAsync(fd, data, Number(offset));
+      writeback?.wrote(data.length);
+    },
+    // The descriptor is fsynced and closed after this: no writeback call may still be on its way to it.
+    finish: async () => { await writeback?.settled(); },
+  };
+}
+
+/** Dirty bytes between two starts of writeback. */
+const WRITEBACK_EVERY = 16 << 20;
+const SYNC_FILE_RANGE_WRITE = 2;
+
+/**
+ * Starts the disk writing the dump while it is made (sync_file_range SYNC_FILE_RANGE_WRITE over
+ * the file, on koffi's own thread, one call at a time), so the fsync at the end finds little
+ * left to write and the page cache never holds gigabytes of the dump dirty (where the kernel
+ * throttles every write). Undefined where koffi cannot be loaded: then fsync does it all.
+ */
+function writebackStarter(fd: number): { wrote(bytes: number): void; settled(): Promise<void> } | undefined {
+  const koffi = tryKoffi();
+  if (koffi === undefined) return undefined;
+  const syncFileRange = koffi.load("libc.so.6").func("int sync_file_range(int fd, int64_t offset, int64_t nbytes, unsigned int flags)") as { async(...args: unknown[]): void };
+  let dirty = 0;
+  let running: Promise<void> | undefined;
+  return {
+    wrote(bytes) {
+      dirty += bytes;
+      if (running || dirty < WRITEBACK_EVERY) return;
+      dirty = 0;
+      // Offset 0, length 0: the whole file; pages already under writeback are passed over. A failure
+      // here is not the dump's: the fsync at the end reports what did not reach the disk.
+      running = new Promise((resolve) => syncFileRange.async(fd, 0, 0, SYNC_FILE_RANGE_WRITE, () => { running = undefined; resolve(); }));
+    },
+    settled: async () => { await running; },
   };
 }
 
