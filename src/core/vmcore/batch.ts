@@ -44,7 +44,7 @@ export type ZeroPageTest = (src: Uint8Array, from: number) => boolean;
 /**
  * The zero test in JavaScript, for where nothing faster is handed in (a browser): eight words
  * OR-ed per test, 2.5x faster than one at a time (a page is a multiple of 32 bytes). Node hands
- * in a native memcmp, 3x faster again.
+ * in a native memcmp, 2-3x faster again.
  */
 export function wordsZeroTest(pageSize: number): ZeroPageTest {
   let wordsOf: Uint8Array | undefined;

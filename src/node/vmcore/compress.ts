@@ -18,7 +18,7 @@ export function compressorSource(codec: Codec, pageSize: number): string {
 
 /**
  * The zero-page test as one native memcmp against a zero page (Buffer#compare over a range, no
- * array made per page): 3x faster than the best JavaScript loop, and at -d 1 most of a vmcore's
+ * array made per page): 2-3x faster than the best JavaScript loop, and at -d 1 most of a vmcore's
  * pages are zero pages that are only tested.
  */
 export function zeroPageTest(pageSize: number): ZeroPageTest {
