@@ -49,6 +49,24 @@ export function tryKoffi(): Koffi | undefined {
   return "koffi" in a ? a.koffi : undefined;
 }
 
+/**
+ * V8 keeps the bytes of a typed array made with 64 bytes or less (V8_TYPED_ARRAY_MAX_SIZE_IN_HEAP)
+ * inside its heap, where the garbage collector moves them: C must never be given their address.
+ * Arrays over a buffer at least this big, or over an ArrayBuffer made on its own, are outside it.
+ */
+export const FIXED_MIN_BYTES = 128;
+
+/** Whether C may be given the address of this array's bytes (they stay put while it lives). */
+export function hasFixedAddress(bytes: Uint8Array | Uint32Array): boolean {
+  return bytes.buffer.byteLength >= FIXED_MIN_BYTES;
+}
+
+/** The address of a typed array's bytes, its byteOffset included; they stay where they are while the array lives. */
+export function fixedAddress(koffi: Koffi, bytes: Uint8Array | Uint32Array): number {
+  if (!hasFixedAddress(bytes)) throw new RangeError(`a typed array over ${bytes.buffer.byteLength} bytes may move (V8 keeps it in its heap): no address for C`);
+  return Number(koffi.address(bytes));
+}
+
 /** koffi, or a KexecError saying why not (callers that need it). */
 export function loadKoffi(): Koffi {
   const a = attempt();

@@ -7,7 +7,7 @@
  *
  * One compressor per thread: each holds its own scratch memory (and libzstd context).
  */
-import { tryKoffi, type Koffi } from "../ffi.js";
+import { FIXED_MIN_BYTES, fixedAddress, tryKoffi, type Koffi } from "../ffi.js";
 import type { PageCodec } from "../../core/vmcore/codecs.js";
 import type { PageCompressInto } from "./compress.js";
 
@@ -140,19 +140,6 @@ function checkBounds(src: Uint8Array, from: number, dst: Uint8Array, at: number,
 /** LZO1X-1's largest output for n input bytes (lzo1x.h: n + n/16 + 64 + 3). */
 export function lzoWorstCase(n: number): number {
   return n + (n >> 4) + 67;
-}
-
-/**
- * V8 keeps the bytes of a typed array made with 64 bytes or less (V8_TYPED_ARRAY_MAX_SIZE_IN_HEAP)
- * inside its heap, where the garbage collector moves them: C must never be given their address.
- * Arrays over a buffer at least this big, or over an ArrayBuffer made on its own, are outside it.
- */
-const FIXED_MIN_BYTES = 128;
-
-/** The address of a typed array's bytes, which stay where they are while the array lives. */
-function fixedAddress(koffi: Koffi, bytes: Uint8Array | Uint32Array): number {
-  if (bytes.buffer.byteLength < FIXED_MIN_BYTES) throw new RangeError(`a typed array over ${bytes.buffer.byteLength} bytes may move (V8 keeps it in its heap): no address for C`);
-  return Number(koffi.address(bytes));
 }
 
 /**
