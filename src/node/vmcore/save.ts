@@ -80,12 +80,17 @@ const SYNC_FILE_RANGE_WRITE = 2;
  * Starts the disk writing the dump while it is made (sync_file_range SYNC_FILE_RANGE_WRITE over
  * the file, on koffi's own thread, one call at a time), so the fsync at the end finds little
  * left to write and the page cache never holds gigabytes of the dump dirty (where the kernel
- * throttles every write). Undefined where koffi cannot be loaded: then fsync does it all.
+ * throttles every write). Undefined where koffi or libc.so.6 cannot be loaded: then fsync does it all.
  */
 function writebackStarter(fd: number): { wrote(bytes: number): void; settled(): Promise<void> } | undefined {
   const koffi = tryKoffi();
   if (koffi === undefined) return undefined;
-  const syncFileRange = koffi.load("libc.so.6").func("int sync_file_range(int fd, int64_t offset, int64_t nbytes, unsigned int flags)") as { async(...args: unknown[]): void };
+  let syncFileRange: { async(...args: unknown[]): void };
+  try {
+    syncFileRange = koffi.load("libc.so.6").func("int sync_file_range(int fd, int64_t offset, int64_t nbytes, unsigned int flags)") as typeof syncFileRange;
+  } catch {
+    return undefined; // not glibc (no libc.so.6): the fsync does it all
+  }
   let dirty = 0;
   let running: Promise<void> | undefined;
   return {
