@@ -79,7 +79,7 @@ const SYNC_FILE_RANGE_WRITE = 2;
 /**
  * Starts the disk writing the dump while it is made (sync_file_range SYNC_FILE_RANGE_WRITE over
  * the file, on koffi's own thread, one call at a time), so the fsync at the end finds little
- * left to write and the page cache never holds gigabytes of the dump dirty (where the kernel
+ * left to write and the page cache does not pile up gigabytes of the dump dirty (where the kernel
  * throttles every write). Undefined where koffi or libc.so.6 cannot be loaded: then fsync does it all.
  */
 function writebackStarter(fd: number): { wrote(bytes: number): void; settled(): Promise<void> } | undefined {
