@@ -88,6 +88,12 @@ export class FlatReassembler {
     return out;
   }
 
+  /**
+   * The writes `chunk` completes, each with bytes of its own. The caller may reuse `chunk` once
+   * this returns (a read buffer): the few bytes kept for the next call (a record header cut by the
+   * chunk's end) are copied. Kept as a view, the next read overwrote them, and a header that
+   * straddled two 1 MiB reads of `-R` came out as garbage.
+   */
   push(chunk: Uint8Array): FlatRecord[] {
     if (this.done) {
       if (chunk.length > 0) this.trailing += chunk.length;
@@ -95,6 +101,18 @@ export class FlatReassembler {
     }
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
+    const out = this.replay();
+    if (this.pendingBytes > 0) {
+      const kept = new Uint8Array(this.pendingBytes);
+      let at = 0;
+      for (const p of this.pending) { kept.set(p, at); at += p.length; }
+      this.pending = [kept];
+    }
+    return out;
+  }
+
+  /** The records the pending bytes complete, taken out of them. */
+  private replay(): FlatRecord[] {
     const out: FlatRecord[] = [];
     for (;;) {
       if (!this.headerSeen) {

@@ -131,6 +131,21 @@ test("flattened stream: fed in chunks of any size it replays the same writes; cu
     r.end();
     assert.equal(r.fileSize, BigInt(8192 + 3000));
     assert.deepEqual(replay(writes), whole);
+    // As makedumpfile -R feeds it: every chunk read into the same buffer, overwritten by the next
+    // read as soon as push returns (a header cut by a read's end used to come back as garbage).
+    const reused = new FlatReassembler();
+    const buffer = new Uint8Array(5000);
+    const fromReads = [];
+    at = 0;
+    for (let i = 0; at < stream.length; i++) {
+      const n = Math.min(sizes[i % sizes.length]!, stream.length - at);
+      buffer.set(stream.subarray(at, at + n));
+      fromReads.push(...reused.push(buffer.subarray(0, n)));
+      buffer.fill(0xcc);
+      at += n;
+    }
+    reused.end();
+    assert.deepEqual(replay(fromReads), whole);
   }));
   for (const cut of [0, 100, 4096, 4096 + 16 + 2, 4096 + 21 + 16 + 1000, stream.length - 1]) {
     const r = new FlatReassembler("dump.flat");
