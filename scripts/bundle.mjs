@@ -59,6 +59,29 @@ const result = await build({
   logLevel: "warning",
   metafile: true,
 });
+// The compression worker (dist/node/vmcore/worker.js) as one file too: a save's threads are idle
+// until theirs has started, and through the ESM loader its thirty modules took 150-250 ms to
+// load beside a busy main thread, against about 50 ms bundled. pool.ts runs it when it is there.
+const workerOut = join(dist, "node", "vmcore", "worker.bundle.cjs");
+await build({
+  entryPoints: [join(dist, "node", "vmcore", "worker.js")],
+  outfile: workerOut,
+  bundle: true,
+  platform: "node",
+  format: "cjs",
+  target: "node18",
+  external: ["koffi"],
+  plugins: [importMetaUrl],
+  banner: {
+    js: [
+      "/* kexec-ts's compression worker, bundled by scripts/bundle.mjs from dist/ (pool.ts starts it). */",
+      'const __kexecTsDist = require("node:url").pathToFileURL(require("node:path").join(__dirname, "..", "..") + "/");',
+      "function __kexecTsModuleUrl(rel) { return new URL(rel, __kexecTsDist).href; }",
+    ].join("\n"),
+  },
+  logLevel: "warning",
+});
+process.stdout.write(`bundle: ${relative(root, workerOut)}\n`);
 const inputs = Object.keys(result.metafile.inputs).length;
 const bytes = result.metafile.outputs[relative(root, outfile)]?.bytes ?? readFileSync(outfile).length;
 process.stdout.write(`bundle: ${relative(root, outfile)} (${inputs} modules, ${(bytes / 1024).toFixed(0)} KiB)\n`);

@@ -1,4 +1,5 @@
 /** Compression across worker threads, results handed back in submission order. */
+import { existsSync } from "node:fs";
 import { Worker } from "node:worker_threads";
 import { compressBatch, readExtents, type CompressedBatch, type FileExtents, type PageCompressInto, type ZeroPageTest } from "../../core/vmcore/batch.js";
 import { BatchReadError, type BatchCompressor } from "../../core/vmcore/dump-writer.js";
@@ -38,6 +39,12 @@ async function compressHere(compress: PageCompressInto, isZero: ZeroPageTest, pa
   return batch;
 }
 
+/** The worker as one bundled file where the build made it (scripts/bundle.mjs), else its module. */
+function workerUrl(): URL {
+  const bundled = new URL("./worker.bundle.cjs", import.meta.url);
+  return existsSync(bundled) ? bundled : new URL("./worker.js", import.meta.url);
+}
+
 /**
  * `threads` worker threads, and the calling thread compresses every (threads + 1)th batch
  * itself: it would otherwise only wait for them. On two cores that is one worker instead of
@@ -48,7 +55,7 @@ export function workerCompressor(codec: Codec, pageSize: number, threads: number
   // Made here first: a codec that cannot work (zstd without libzstd) fails now, with the usage error.
   const compressOne = pageCompressor(codec, pageSize);
   const isZero = zeroPageTest(pageSize);
-  const url = new URL("./worker.js", import.meta.url);
+  const url = workerUrl();
   const workers = Array.from({ length: threads }, () => new Worker(url, { workerData: { codec, pageSize, source: source?.path } }));
   const waiting = new Map<number, { resolve: (r: CompressedBatch) => void; reject: (e: Error) => void }>();
   let failure: Error | undefined;
