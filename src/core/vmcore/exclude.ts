@@ -62,7 +62,9 @@ export function testBit(bitmap: Uint8Array, p: number): boolean {
 }
 
 /** Pages a byte range covers, partial pages included (the kernel exports unaligned RAM ranges). */
-export function presentBitmaps(ranges: readonly PhysRange[], pageSize: number): DumpBitmaps {
+export function presentBitmaps(ranges: readonly PhysRange[], pageSize: number,
+  /** Where the dumpable bitmap is made (shared memory, for a scan split between threads). */
+  allocDumpable: (bytes: number) => Uint8Array = (bytes) => new Uint8Array(bytes)): DumpBitmaps {
   const ps = BigInt(pageSize);
   const maxPfn = ranges.reduce((m, r) => ((r.end + ps - 1n) / ps > m ? (r.end + ps - 1n) / ps : m), 0n);
   const bytes = Number((maxPfn + 7n) / 8n);
@@ -84,10 +86,30 @@ export function presentBitmaps(ranges: readonly PhysRange[], pageSize: number): 
     }
   }
   presentPages += BigInt(presentCount);
-  return { present, dumpable: present.slice(), maxPfn, counts: emptyCounts(), presentPages };
+  const dumpable = allocDumpable(bytes);
+  dumpable.set(present);
+  return { present, dumpable, maxPfn, counts: emptyCounts(), presentPages };
 }
 
 const MAX_ORDER = 11;
+
+/**
+ * The scan can be shared between threads (one dumpable bitmap in shared memory): each takes
+ * whole groups of page frames, in order, from a common counter. A group is 2^18 pages (1 GiB of
+ * 4 KiB pages: the largest compound page the scan follows, order 18, and every buddy block fit
+ * inside one, as the kernel aligns them to their size) or a memory section or mem_map chunk if
+ * that is larger, so no chunk is split. Threads clear bits of their own groups only: groups are
+ * whole bitmap bytes apart.
+ */
+export const EXCLUSION_GROUP_PAGES = 1 << 18;
+
+/** A thread's part in a shared scan. */
+export interface ScanShare {
+  /** Hands this thread the next unclaimed group number (0, 1, 2, ... across all threads). */
+  claim: () => number;
+  /** Smaller groups (tests: a small dump in several groups); never below a section. */
+  groupPages?: number;
+}
 
 /**
  * Clears from `bitmaps.dumpable` the pages that dump level `level` drops, by their struct page.
@@ -95,7 +117,9 @@ const MAX_ORDER = 11;
  */
 export function excludeByPageFlags(mem: KernelMemory, info: VmcoreInfo, bitmaps: DumpBitmaps, level: number, pageSize: number,
   /** Told of every run of pages cleared, with why (the report draws them). */
-  onExclude?: (pfn: number, count: number, key: keyof ExclusionCounts) => void): void {
+  onExclude?: (pfn: number, count: number, key: keyof ExclusionCounts) => void,
+  /** With threads sharing the scan: which groups this one scans. */
+  share?: ScanShare): void {
   if ((level & (DL_EXCLUDE_CACHE | DL_EXCLUDE_CACHE_PRI | DL_EXCLUDE_USER_DATA | DL_EXCLUDE_FREE)) === 0) return;
   const v = new VmcoreInfoView(info, `dump level ${level} (page flags from mem_map)`);
   // Every field is read from a buffer of SIZE(page)-byte structs: member() checks each fits.
@@ -157,8 +181,12 @@ export function excludeByPageFlags(mem: KernelMemory, info: VmcoreInfo, bitmaps:
   const { dumpable, counts } = bitmaps;
   const maxPfn = Number(bitmaps.maxPfn);
   const excluded = { zero: 0, cache: 0, cachePrivate: 0, user: 0, free: 0, hwpoison: 0 };
+  const { groupPages, chunks } = memMapChunks(mem, info, v, bitmaps, pageSize, share?.groupPages ?? EXCLUSION_GROUP_PAGES);
+  // A run never reaches past its group (where another thread may be scanning): only a damaged
+  // struct page says a compound page or buddy block crosses one, and the whole scan clamps
+  // it the same way, so a shared scan clears exactly the bits a lone one does.
   const exclude = (from: number, n: number, key: keyof ExclusionCounts) => {
-    const end = Math.min(from + n, maxPfn);
+    const end = Math.min(from + n, maxPfn, (Math.floor(from / groupPages) + 1) * groupPages);
     onExclude?.(from, end - from, key);
     for (let p = from; p < end; p++) {
       // Free blocks are up to 1024 pages: whole bitmap bytes at a time inside them.
@@ -177,7 +205,14 @@ export function excludeByPageFlags(mem: KernelMemory, info: VmcoreInfo, bitmaps:
   // One buffer for every chunk (a section's struct pages: 2 MiB for 128 MiB of memory): fresh
   // memory per chunk cost a page fault per 4 KiB, twice, as much as reading it.
   let buffer = new Uint8Array(0);
-  for (const { first, count, memMap, what } of memMapChunks(mem, info, v, bitmaps, pageSize)) {
+  let claimed = -1;
+  for (const { first, count, memMap, what } of chunks) {
+    if (share) {
+      // Claims only grow, and chunks come in pfn order: a group passed over is another thread's.
+      const group = Math.floor(first / groupPages);
+      while (claimed < group) claimed = share.claim();
+      if (claimed !== group) continue;
+    }
     const bytes = count * pageStruct;
     if (buffer.length < bytes) buffer = new Uint8Array(bytes);
     mem.readInto(memMap + BigInt(first) * BigInt(pageStruct), buffer, 0, bytes, what);
@@ -238,14 +273,27 @@ const FLAT_CHUNK_PAGES = 1 << 15;
  * SYMBOL(mem_section)): one chunk per section. FLATMEM (Debian's i386 kernels; only
  * SYMBOL(mem_map), a pointer to one array indexed by pfn): fixed-size chunks of it.
  */
-function* memMapChunks(mem: KernelMemory, info: VmcoreInfo, v: VmcoreInfoView, bitmaps: DumpBitmaps, pageSize: number): Generator<MemMapChunk> {
+function memMapChunks(mem: KernelMemory, info: VmcoreInfo, v: VmcoreInfoView, bitmaps: DumpBitmaps, pageSize: number, minGroupPages: number): { groupPages: number; chunks: Iterable<MemMapChunk> } {
+  const flat = !info.symbols.has("mem_section") && info.symbols.has("mem_map");
+  // Chunks are aligned to their own size, a power of two: a group of the larger size holds each whole.
+  const chunkPages = flat ? FLAT_CHUNK_PAGES : 2 ** (sectionSizeBits(v, pageSize) - Math.log2(pageSize));
+  return { groupPages: Math.max(minGroupPages, chunkPages), chunks: memMapChunksOf(mem, info, v, bitmaps, pageSize, flat) };
+}
+
+/** SECTION_SIZE_BITS: a section holds at least a page and at most 2^30 of them (x86_64 uses 2^15). */
+function sectionSizeBits(v: VmcoreInfoView, pageSize: number): number {
+  const pageShift = Math.log2(pageSize);
+  return Number(v.numberIn("SECTION_SIZE_BITS", BigInt(pageShift), BigInt(pageShift + 30)));
+}
+
+function* memMapChunksOf(mem: KernelMemory, info: VmcoreInfo, v: VmcoreInfoView, bitmaps: DumpBitmaps, pageSize: number, flat: boolean): Generator<MemMapChunk> {
   const maxPfn = Number(bitmaps.maxPfn);
   const anyPresent = (first: number, n: number): boolean => {
     for (let b = first >>> 3; b < Math.min(bitmaps.present.length, (first + n + 7) >>> 3); b++) if (bitmaps.present[b]) return true;
     return false;
   };
   const ptr = mem.pointerSize;
-  if (!info.symbols.has("mem_section") && info.symbols.has("mem_map")) {
+  if (flat) {
     const memMap = mem.ulong(v.symbol("mem_map"), "mem_map");
     if (memMap === 0n) throw new KexecError("parse", "mem_map is NULL in the dump, so page flags cannot be read", { field: "SYMBOL(mem_map)", actual: "0" }, "use --dump-level 1 (zero pages only)");
     for (let first = 0; first < maxPfn; first += FLAT_CHUNK_PAGES) {
@@ -254,10 +302,7 @@ function* memMapChunks(mem: KernelMemory, info: VmcoreInfo, v: VmcoreInfoView, b
     }
     return;
   }
-  const pageShift = Math.log2(pageSize);
-  // A section holds at least a page and at most 2^30 of them (x86_64 uses 2^15).
-  const sectionBits = Number(v.numberIn("SECTION_SIZE_BITS", BigInt(pageShift), BigInt(pageShift + 30)));
-  const pagesPerSection = 2 ** (sectionBits - pageShift);
+  const pagesPerSection = 2 ** (sectionSizeBits(v, pageSize) - Math.log2(pageSize));
   const memSection = v.symbol("mem_section");
   const sectionSize = v.size("mem_section");
   if (pageSize % sectionSize !== 0) throw v.impossible("SIZE(mem_section)", sectionSize, `a divisor of the ${pageSize}-byte page that holds a root's sections`);

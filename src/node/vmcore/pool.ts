@@ -4,13 +4,18 @@ import { Worker } from "node:worker_threads";
 import { compressBatch, readExtents, type CompressedBatch, type FileExtents, type PageCompressInto, type ZeroPageTest } from "../../core/vmcore/batch.js";
 import { BatchReadError, type BatchCompressor } from "../../core/vmcore/dump-writer.js";
 import { pageCompressor, zeroPageTest, type Codec } from "./compress.js";
-import type { WorkReply, WorkRequest } from "./worker.js";
+import type { ExclusionReply, ExclusionRequest, WorkReply, WorkRequest } from "./worker.js";
 
 export { BatchReadError };
 
 /** The core's batch compressor, with threads to stop at the end. */
 export interface Compressor extends BatchCompressor {
   close(): Promise<void>;
+  /**
+   * Worker threads take part in the exclusion scan (ExclusionRequest) while the caller does its
+   * own part; settles with each thread's reply once all are done. Absent without workers.
+   */
+  shareExclusion?(job: ExclusionRequest["exclusion"]): Promise<ExclusionReply["exclusion"][]>;
 }
 
 /** The source file, for compressors that read extents themselves. */
@@ -64,9 +69,12 @@ export function workerCompressor(codec: Codec, pageSize: number, threads: number
     w.once("exit", () => resolve());
     w.on("message", (m: { ready?: boolean }) => { if (m.ready) resolve(); });
   }));
-  for (const w of workers) {
-    w.on("message", (reply: WorkReply | { ready: true }) => {
+  // The exclusion scan's replies, by worker: its own, or its failure, whichever comes first.
+  let exclusionReply: ((worker: number, r: ExclusionReply["exclusion"]) => void) | undefined;
+  for (const [index, w] of workers.entries()) {
+    w.on("message", (reply: WorkReply | ExclusionReply | { ready: true }) => {
       if ("ready" in reply) return;
+      if ("exclusion" in reply) { exclusionReply?.(index, reply.exclusion); return; }
       const done = waiting.get(reply.id);
       waiting.delete(reply.id);
       if (reply.error !== undefined) done?.reject(new BatchReadError(reply.error, reply.pages, reply.out));
@@ -76,6 +84,7 @@ export function workerCompressor(codec: Codec, pageSize: number, threads: number
       failure = e;
       for (const r of waiting.values()) r.reject(e);
       waiting.clear();
+      exclusionReply?.(index, { error: e.message });
     });
   }
   let next = 0;
@@ -97,5 +106,19 @@ export function workerCompressor(codec: Codec, pageSize: number, threads: number
       await Promise.all(ready);
       await Promise.all(workers.map((w) => w.terminate()));
     },
+    ...(source === undefined ? {} : {
+      shareExclusion: (job) => new Promise((resolve) => {
+        // A thread that failed already would never answer.
+        if (failure) { resolve([{ error: failure.message }]); return; }
+        const got: (ExclusionReply["exclusion"] | undefined)[] = workers.map(() => undefined);
+        let pending = workers.length;
+        exclusionReply = (worker, r) => {
+          if (got[worker] !== undefined) return;
+          got[worker] = r;
+          if (--pending === 0) { exclusionReply = undefined; resolve(got as ExclusionReply["exclusion"][]); }
+        };
+        for (const w of workers) w.postMessage({ exclusion: job } satisfies ExclusionRequest);
+      }),
+    }),
   };
 }

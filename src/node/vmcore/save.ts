@@ -7,15 +7,15 @@
 import { closeSync, fsyncSync, openSync, renameSync, write, writeSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { KexecError } from "../../core/errors.js";
-import { DL_EXCLUDE_ZERO, presentBitmaps } from "../../core/vmcore/exclude.js";
+import { DL_EXCLUDE_ZERO, emptyCounts, excludeByPageFlags, presentBitmaps, type DumpBitmaps, type ExclusionCounts } from "../../core/vmcore/exclude.js";
 import { prepareDumpBitmaps, writeElfDump, writeKdumpDump, type DumpCodec, type DumpFormat, type DumpHooks, type DumpResult, type DumpSink } from "../../core/vmcore/dump-writer.js";
 import { FLAT_END, encodeFlatHeader, encodeFlatRecordHeader } from "../../core/vmcore/flat.js";
-import { openVmcore } from "../../core/vmcore/vmcore.js";
+import { openVmcore, vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/vmcore.js";
 import { stdoutCarriesTheOutput } from "../entry.js";
 import { tryKoffi } from "../ffi.js";
 import { writeError } from "../files.js";
 import { openVmcoreSource } from "./mapped-file.js";
-import { inlineCompressor, workerCompressor, type SourceFile } from "./pool.js";
+import { inlineCompressor, workerCompressor, type Compressor, type SourceFile } from "./pool.js";
 import { Progress } from "./progress.js";
 
 export type { DumpFormat } from "../../core/vmcore/dump-writer.js";
@@ -189,14 +189,18 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
   try {
     const core = openVmcore(src, opts.src);
     const ps = core.memory.pageSize;
-    const bitmaps = presentBitmaps(core.memory.ranges, ps);
+    const presentBytes = core.memory.ranges.reduce((sum, r) => sum + (r.end - r.start), 0n);
     // The compression threads start now, so that their start-up overlaps the exclusion scan.
-    const threads = opts.format === "elf" || opts.codec === "none" ? 0 : resolveThreads(opts.threads, estimatedDumpBytes(bitmaps.presentPages * BigInt(ps), opts.dumpLevel), opts.codec);
+    const threads = opts.format === "elf" || opts.codec === "none" ? 0 : resolveThreads(opts.threads, estimatedDumpBytes(presentBytes, opts.dumpLevel), opts.codec);
+    // With threads to share the exclusion scan, the dumpable bitmap is made in shared memory.
+    const sharedScan = threads > 0 && core.elf !== undefined && core.vmcoreinfo !== undefined && (opts.dumpLevel & ~DL_EXCLUDE_ZERO) !== 0;
+    const bitmaps = presentBitmaps(core.memory.ranges, ps, sharedScan ? (bytes) => new Uint8Array(new SharedArrayBuffer(bytes)) : undefined);
     // An ELF source is read by the compressing threads themselves (positioned reads of whole runs).
     const source: SourceFile | undefined = core.elf ? { path: opts.src, readInto: src.readInto } : undefined;
     const compressor = threads > 0 ? workerCompressor(opts.codec, ps, threads, source) : inlineCompressor(opts.codec, ps, source);
     try {
-      prepareDumpBitmaps(core, bitmaps, opts.dumpLevel, opts.src);
+      if (sharedScan) await shareExclusion(core, bitmaps, opts, compressor);
+      else prepareDumpBitmaps(core, bitmaps, opts.dumpLevel, opts.src);
       const tmp = `${opts.dst}.incomplete`;
       let fd = -1;
       if (!toStdout) {
@@ -245,6 +249,38 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
     }
   } finally {
     src.close();
+  }
+}
+
+/**
+ * The dump level's exclusion, shared with the compression threads: they are idle until it ends,
+ * and it reads every struct page (64 bytes per 4 KiB page: 256 MiB at 16 GiB, 16 GiB at 1 TiB).
+ * The dumpable bitmap is in shared memory, and each thread takes groups of page frames from a
+ * common counter (exclude.ts), so a thread still starting leaves the work to the others. If a
+ * thread fails its part, the main thread scans everything again alone: the same bitmap, or the
+ * error, told as a scan in this thread tells it.
+ */
+async function shareExclusion(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions, compressor: Compressor): Promise<void> {
+  const counter = new Int32Array(new SharedArrayBuffer(4));
+  const shares = compressor.shareExclusion?.({ dumpable: bitmaps.dumpable, maxPfn: bitmaps.maxPfn, presentPages: bitmaps.presentPages, level: opts.dumpLevel, counter }) ?? Promise.resolve([]);
+  let failed = false;
+  try {
+    excludeByPageFlags(vmcoreKernelMemory(core), core.vmcoreinfo!, bitmaps, opts.dumpLevel, core.memory.pageSize, undefined, { claim: () => Atomics.add(counter, 0, 1) });
+  } catch {
+    failed = true;
+    // No group is left for the workers to take: they stop at their next claim.
+    Atomics.store(counter, 0, 0x3fffffff);
+  }
+  const replies = await shares;
+  if (failed || replies.some((r) => r.error !== undefined)) {
+    bitmaps.dumpable.set(bitmaps.present);
+    bitmaps.counts = emptyCounts();
+    prepareDumpBitmaps(core, bitmaps, opts.dumpLevel, opts.src);
+    return;
+  }
+  for (const r of replies) {
+    if (!("counts" in r)) continue;
+    for (const key of Object.keys(bitmaps.counts) as (keyof ExclusionCounts)[]) bitmaps.counts[key] += r.counts[key];
   }
 }
 

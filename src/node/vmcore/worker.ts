@@ -1,11 +1,20 @@
 /** A compression worker: a batch of pages (or where to read them) in, the bytes to store (and the buffers, for reuse) out. */
 import { parentPort, workerData } from "node:worker_threads";
 import { compressBatch, readExtents, type FileExtents } from "../../core/vmcore/batch.js";
+import { emptyCounts, excludeByPageFlags, type ExclusionCounts } from "../../core/vmcore/exclude.js";
+import { openVmcore, vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
 import { pageCompressor, zeroPageTest, type Codec } from "./compress.js";
 import type { OpenFile } from "./file.js";
 import { openVmcoreSource } from "./mapped-file.js";
 
 export interface WorkRequest { id: number; pages: Uint8Array; out: Uint8Array; count: number; skip: Uint8Array; extents?: FileExtents }
+/**
+ * A share of the exclusion scan: the dumpable bitmap and the group counter live in shared
+ * memory, and this thread takes groups from the counter until none is left (exclude.ts).
+ */
+export interface ExclusionRequest { exclusion: { dumpable: Uint8Array; maxPfn: bigint; presentPages: bigint; level: number; counter: Int32Array } }
+/** What a thread's share excluded, or why it could not scan (the main thread then scans alone). */
+export type ExclusionReply = { exclusion: { counts: ExclusionCounts; error?: undefined } } | { exclusion: { error: string } };
 export type WorkReply =
   | { id: number; sizes: Int32Array; data: Uint8Array; pages: Uint8Array; error?: undefined }
   | { id: number; error: string; pages: Uint8Array; out: Uint8Array };
@@ -19,7 +28,8 @@ parentPort!.postMessage({ ready: true });
 // Each thread opens the source itself: its own descriptor, positioned reads.
 let file: OpenFile | undefined;
 
-parentPort!.on("message", (req: WorkRequest) => {
+parentPort!.on("message", (req: WorkRequest | ExclusionRequest) => {
+  if ("exclusion" in req) { scanShare(req); return; }
   try {
     if (req.extents && req.extents.length > 0) {
       file ??= openVmcoreSource(source!);
@@ -34,3 +44,19 @@ parentPort!.on("message", (req: WorkRequest) => {
   const reply: WorkReply = { id: req.id, sizes, data, pages };
   parentPort!.postMessage(reply, [sizes.buffer as ArrayBuffer, data.buffer as ArrayBuffer, pages.buffer as ArrayBuffer]);
 });
+
+function scanShare({ exclusion: job }: ExclusionRequest): void {
+  let reply: ExclusionReply;
+  try {
+    file ??= openVmcoreSource(source!);
+    const core = openVmcore(file, source);
+    // As `present`, the dumpable bitmap itself (not sent twice): a section none of whose pages
+    // is dumpable any more has nothing to scan either.
+    const bitmaps = { present: job.dumpable, dumpable: job.dumpable, maxPfn: job.maxPfn, counts: emptyCounts(), presentPages: job.presentPages };
+    excludeByPageFlags(vmcoreKernelMemory(core), core.vmcoreinfo!, bitmaps, job.level, pageSize, undefined, { claim: () => Atomics.add(job.counter, 0, 1) });
+    reply = { exclusion: { counts: bitmaps.counts } };
+  } catch (e) {
+    reply = { exclusion: { error: (e as Error).message } };
+  }
+  parentPort!.postMessage(reply);
+}
