@@ -40,47 +40,40 @@ const importMetaUrl = {
   },
 };
 
-const result = await build({
-  entryPoints: [join(dist, "cli", "main.js")],
-  outfile,
-  bundle: true,
-  platform: "node",
-  format: "cjs",
-  target: "node18",
-  external: ["koffi"],
-  plugins: [importMetaUrl],
-  banner: {
-    js: [
-      "/* kexec-ts command line, bundled by scripts/bundle.mjs from dist/; run it through bin/kexec-ts.cjs. */",
-      'const __kexecTsDist = require("node:url").pathToFileURL(require("node:path").join(__dirname, "..") + "/");',
-      "function __kexecTsModuleUrl(rel) { return new URL(rel, __kexecTsDist).href; }",
-    ].join("\n"),
-  },
-  logLevel: "warning",
-  metafile: true,
-});
+/**
+ * One entry point and all it imports as one CommonJS file (koffi stays outside: native code).
+ * `up` is the path from the output's directory back to dist/, for the banner's module URLs.
+ */
+function bundle(entry, out, up, comment, more = {}) {
+  return build({
+    entryPoints: [entry],
+    outfile: out,
+    bundle: true,
+    platform: "node",
+    format: "cjs",
+    target: "node18",
+    external: ["koffi"],
+    plugins: [importMetaUrl],
+    banner: {
+      js: [
+        `/* ${comment} */`,
+        `const __kexecTsDist = require("node:url").pathToFileURL(require("node:path").join(__dirname, ${up.map((p) => JSON.stringify(p)).join(", ")}) + "/");`,
+        "function __kexecTsModuleUrl(rel) { return new URL(rel, __kexecTsDist).href; }",
+      ].join("\n"),
+    },
+    logLevel: "warning",
+    ...more,
+  });
+}
+
+const result = await bundle(join(dist, "cli", "main.js"), outfile, [".."],
+  "kexec-ts command line, bundled by scripts/bundle.mjs from dist/; run it through bin/kexec-ts.cjs.", { metafile: true });
 // The compression worker (dist/node/vmcore/worker.js) as one file too: a save's threads are idle
 // until theirs has started, and through the ESM loader its thirty modules took 150-250 ms to
 // load beside a busy main thread, against about 50 ms bundled. pool.ts runs it when it is there.
 const workerOut = join(dist, "node", "vmcore", "worker.bundle.cjs");
-await build({
-  entryPoints: [join(dist, "node", "vmcore", "worker.js")],
-  outfile: workerOut,
-  bundle: true,
-  platform: "node",
-  format: "cjs",
-  target: "node18",
-  external: ["koffi"],
-  plugins: [importMetaUrl],
-  banner: {
-    js: [
-      "/* kexec-ts's compression worker, bundled by scripts/bundle.mjs from dist/ (pool.ts starts it). */",
-      'const __kexecTsDist = require("node:url").pathToFileURL(require("node:path").join(__dirname, "..", "..") + "/");',
-      "function __kexecTsModuleUrl(rel) { return new URL(rel, __kexecTsDist).href; }",
-    ].join("\n"),
-  },
-  logLevel: "warning",
-});
+await bundle(join(dist, "node", "vmcore", "worker.js"), workerOut, ["..", ".."],
+  "kexec-ts's compression worker, bundled by scripts/bundle.mjs from dist/ (pool.ts starts it).");
 process.stdout.write(`bundle: ${relative(root, workerOut)}\n`);
 const inputs = Object.keys(result.metafile.inputs).length;
 const bytes = result.metafile.outputs[relative(root, outfile)]?.bytes ?? readFileSync(outfile).length;

@@ -276,14 +276,14 @@ const FLAT_CHUNK_PAGES = 1 << 15;
 function memMapChunks(mem: KernelMemory, info: VmcoreInfo, v: VmcoreInfoView, bitmaps: DumpBitmaps, pageSize: number, minGroupPages: number): { groupPages: number; chunks: Iterable<MemMapChunk> } {
   const flat = !info.symbols.has("mem_section") && info.symbols.has("mem_map");
   // Chunks are aligned to their own size, a power of two: a group of the larger size holds each whole.
-  const chunkPages = flat ? FLAT_CHUNK_PAGES : 2 ** (sectionSizeBits(v, pageSize) - Math.log2(pageSize));
+  const chunkPages = flat ? FLAT_CHUNK_PAGES : sectionPages(v, pageSize);
   return { groupPages: Math.max(minGroupPages, chunkPages), chunks: memMapChunksOf(mem, info, v, bitmaps, pageSize, flat) };
 }
 
-/** SECTION_SIZE_BITS: a section holds at least a page and at most 2^30 of them (x86_64 uses 2^15). */
-function sectionSizeBits(v: VmcoreInfoView, pageSize: number): number {
+/** Pages per memory section (SECTION_SIZE_BITS): at least one and at most 2^30 (x86_64 has 2^15). */
+function sectionPages(v: VmcoreInfoView, pageSize: number): number {
   const pageShift = Math.log2(pageSize);
-  return Number(v.numberIn("SECTION_SIZE_BITS", BigInt(pageShift), BigInt(pageShift + 30)));
+  return 2 ** (Number(v.numberIn("SECTION_SIZE_BITS", BigInt(pageShift), BigInt(pageShift + 30))) - pageShift);
 }
 
 function* memMapChunksOf(mem: KernelMemory, info: VmcoreInfo, v: VmcoreInfoView, bitmaps: DumpBitmaps, pageSize: number, flat: boolean): Generator<MemMapChunk> {
@@ -302,7 +302,7 @@ function* memMapChunksOf(mem: KernelMemory, info: VmcoreInfo, v: VmcoreInfoView,
     }
     return;
   }
-  const pagesPerSection = 2 ** (sectionSizeBits(v, pageSize) - Math.log2(pageSize));
+  const pagesPerSection = sectionPages(v, pageSize);
   const memSection = v.symbol("mem_section");
   const sectionSize = v.size("mem_section");
   if (pageSize % sectionSize !== 0) throw v.impossible("SIZE(mem_section)", sectionSize, `a divisor of the ${pageSize}-byte page that holds a root's sections`);
