@@ -50,7 +50,14 @@ let ffi: { koffi: Koffi; syscall: (...args: unknown[]) => number | bigint; sync:
 function load() {
   if (ffi) return ffi;
   const koffi = loadKoffi();
-  const libc = koffi.load("libc.so.6");
+  let libc: ReturnType<Koffi["load"]>;
+  try {
+    libc = koffi.load("libc.so.6");
+  } catch (e) {
+    // musl (Alpine) has no libc.so.6, and the system calls are made through glibc's syscall(2).
+    throw new KexecError("syscall", `cannot load the C library libc.so.6 to make the kexec system calls: ${(e as Error).message}`, { file: "libc.so.6" },
+      "kexec-ts calls the kernel through glibc; on a system without it, predict with `check` and `plan`, and load with kexec-tools");
+  }
   ffi = {
     koffi,
     syscall: libc.func("long syscall(long number, ...)") as (...args: unknown[]) => number | bigint,
