@@ -58,8 +58,7 @@ export function vmcoreReport(core: Vmcore, file: string): VmcoreReport {
     const pa = BigInt(pfn) * BigInt(ps);
     return elfLoads.some((l) => pa >= l.p_paddr && pa < l.p_paddr + l.p_filesz);
   };
-  for (let p = 0; p < maxPfn; p++) {
-    if (!testBit(bitmaps.present, p)) continue;
+  for (const [first, end] of bitmaps.present.runs) for (let p = first; p < end; p++) {
     const stored = has ? has(BigInt(p)) : inElfFile(p);
     if (stored) {
       dumped.add(p, 1);

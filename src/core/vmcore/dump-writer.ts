@@ -93,6 +93,9 @@ const BATCH_PAGES = 256;
  */
 const IN_FLIGHT_PER_COMPRESSOR = 2;
 
+/** The 1st bitmap goes to the file in pieces of this size (32 Gi page frames each). */
+const BITMAP_PIECE_BYTES = 4 << 20;
+
 /**
  * The pages to dump: the dump level's exclusion by page flags (needs VMCOREINFO), and, from a
  * kdump-compressed source, only what its own dump level kept.
@@ -143,15 +146,19 @@ export async function writeKdumpDump(core: Vmcore, bitmaps: DumpBitmaps, opts: D
   // Headers and bitmaps first, already marked incomplete: a dump cut short at any point is recognisable.
   sink.write(0n, encodeKdumpHeaders(headerInput, layout));
   const bitmapBytes = (layout.bitmapBlocks * ps) / 2;
-  // Each bitmap is written as it is, then zeros up to its whole blocks: no copy of it padded to
-  // size, which on a 1 TiB machine is 2 x 32 MiB more peak memory (sink.write is done when it returns).
-  const tail = (bitmap: Uint8Array) => new Uint8Array(bitmapBytes - bitmap.length);
+  // The 1st bitmap is made and written a piece at a time from its runs; the 2nd is written as it
+  // is, then zeros up to its whole blocks. No bitmap is copied or padded whole: on a 1 TiB machine
+  // each is 32 MiB (sink.write is done with its bytes when it returns).
   const writeBitmaps = () => {
+    const piece = new Uint8Array(Math.min(bitmapBytes, BITMAP_PIECE_BYTES));
+    for (let at = 0; at < bitmapBytes; at += piece.length) {
+      const part = piece.subarray(0, Math.min(piece.length, bitmapBytes - at));
+      bitmaps.present.bytesInto(part, at);
+      sink.write(layout.bitmapOffset + BigInt(at), part);
+    }
     const second = layout.bitmapOffset + BigInt(bitmapBytes);
-    sink.write(layout.bitmapOffset, bitmaps.present);
-    sink.write(layout.bitmapOffset + BigInt(bitmaps.present.length), tail(bitmaps.present));
     sink.write(second, bitmaps.dumpable);
-    sink.write(second + BigInt(bitmaps.dumpable.length), tail(bitmaps.dumpable));
+    sink.write(second + BigInt(bitmaps.dumpable.length), new Uint8Array(bitmapBytes - bitmaps.dumpable.length));
   };
   writeBitmaps();
   let dataAt = layout.dataOffset;
@@ -431,7 +438,7 @@ export async function writeElfDump(core: Vmcore, bitmaps: DumpBitmaps, opts: Dum
   if (core.vmcoreinfo) {
     for (const f of printkPageFrames(vmcoreKernelMemory(core), core.vmcoreinfo, ps)) {
       const p = Number(f);
-      if (p < Number(bitmaps.maxPfn) && testBit(bitmaps.present, p)) { logFrames.add(p); setBit(bitmaps.dumpable, p); }
+      if (p < Number(bitmaps.maxPfn) && bitmaps.present.has(p)) { logFrames.add(p); setBit(bitmaps.dumpable, p); }
     }
   }
   // ELF needs the final segment list before the data: a first pass finds the zero pages.

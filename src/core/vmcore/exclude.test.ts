@@ -1,14 +1,66 @@
-/** The exclusion scan shared between threads (exclude.ts: groups taken from a common counter). */
+/** The present pages kept as runs, and the exclusion scan shared between threads (exclude.ts: groups taken from a common counter). */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { excludeByPageFlags, presentBitmaps, type DumpBitmaps } from "./exclude.js";
+import { PresentPages, excludeByPageFlags, presentBitmaps, setBit, testBit, type DumpBitmaps } from "./exclude.js";
+import type { PhysRange } from "./memory.js";
 import { openVmcore, vmcoreKernelMemory } from "./vmcore.js";
 import { cachedVmcorePath } from "../../node/kernel-cache.js";
 import { missingInput } from "../../node/test-inputs.js";
 import { openRandomAccess } from "../../node/vmcore/file.js";
 
 const REAL = cachedVmcorePath("amd64-6.1");
+
+/** The 1st bitmap page by page, as it was made before it was kept as runs. */
+function naiveBitmap(ranges: readonly PhysRange[], pageSize: number): { bits: Uint8Array; maxPfn: number; count: number } {
+  const ps = BigInt(pageSize);
+  const maxPfn = ranges.reduce((m, r) => Math.max(m, Number((r.end + ps - 1n) / ps)), 0);
+  const bits = new Uint8Array(Math.ceil(maxPfn / 8));
+  let count = 0;
+  for (const r of ranges) {
+    for (let p = Number(r.start / ps); p < Number((r.end + ps - 1n) / ps); p++) if (!testBit(bits, p)) { setBit(bits, p); count++; }
+  }
+  return { bits, maxPfn, count };
+}
+
+test("present pages as runs: the same bits, counts and answers as the page-by-page bitmap, for unaligned, overlapping, touching and empty ranges", () => {
+  // A fixed generator: the same cases every run.
+  let seed = 0x2545f491;
+  const next = (n: number) => { seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5; return (seed >>> 0) % n; };
+  for (let round = 0; round < 200; round++) {
+    const ps = round % 2 ? 4096 : 512;
+    const ranges: PhysRange[] = [];
+    for (let k = next(12); k >= 0; k--) {
+      const start = BigInt(next(5000)) * BigInt(ps) + BigInt(next(3) === 0 ? next(ps) : 0);
+      // Empty, a part of a page, or up to a few hundred pages; some touch or overlap the previous one.
+      const len = next(6) === 0 ? 0n : BigInt(next(300 * ps) + 1);
+      const at = ranges.length && next(4) === 0 ? ranges[ranges.length - 1]!.end - BigInt(next(2) * next(ps)) : start;
+      ranges.push({ start: at, end: at + len });
+    }
+    const naive = naiveBitmap(ranges, ps);
+    const present = new PresentPages(ranges, ps);
+    assert.equal(present.maxPfn, naive.maxPfn, `round ${round}: maxPfn`);
+    assert.equal(present.count, naive.count, `round ${round}: count`);
+    assert.equal(present.byteLength, naive.bits.length, `round ${round}: bytes`);
+    for (let i = 1; i < present.runs.length; i++) assert.ok(present.runs[i - 1]![1] < present.runs[i]![0], `round ${round}: runs sorted, apart`);
+    const whole = new Uint8Array(naive.bits.length + 3);
+    present.bytesInto(whole, 0);
+    assert.deepEqual(whole.subarray(0, naive.bits.length), naive.bits, `round ${round}: every byte`);
+    assert.deepEqual([...whole.subarray(naive.bits.length)], [0, 0, 0], `round ${round}: zeros past maxPfn`);
+    for (let k = 0; k < 20; k++) {
+      const from = next(naive.bits.length + 2);
+      const piece = new Uint8Array(1 + next(40)).fill(0xaa);
+      present.bytesInto(piece, from);
+      for (let b = 0; b < piece.length; b++) assert.equal(piece[b], naive.bits[from + b] ?? 0, `round ${round}: byte ${from + b} of a piece from ${from}`);
+      const first = next(naive.maxPfn + 10);
+      const n = next(70);
+      let any = false;
+      for (let p = first; p < first + n; p++) any ||= p < naive.maxPfn && testBit(naive.bits, p);
+      assert.equal(present.anyIn(first, n), any, `round ${round}: anyIn(${first}, ${n})`);
+      assert.equal(present.has(first), first < naive.maxPfn && testBit(naive.bits, first), `round ${round}: has(${first})`);
+    }
+  }
+});
 
 test("exclusion scan split between two threads' claims clears the same pages, and counts them once, as one scan alone (real 6.1 vmcore, -d 31)", (t) => {
   if (!existsSync(REAL)) return missingInput(t, `no captured vmcore at ${REAL} (run: node dist/lab/capture-vmcore.js, or the e2e suite's vmcore-amd64-6.1)`);

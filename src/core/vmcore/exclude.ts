@@ -42,8 +42,8 @@ export function emptyCounts(): ExclusionCounts {
 }
 
 export interface DumpBitmaps {
-  /** 1st bitmap: pages that exist (in a memory range). */
-  present: Uint8Array;
+  /** 1st bitmap: pages that exist (in a memory range), kept as the runs it is made of. */
+  present: PresentPages;
   /** 2nd bitmap: pages to dump; zero pages are cleared later, while the data is read. */
   dumpable: Uint8Array;
   maxPfn: bigint;
@@ -61,34 +61,92 @@ export function testBit(bitmap: Uint8Array, p: number): boolean {
   return (bitmap[p >>> 3]! & (1 << (p & 7))) !== 0;
 }
 
-/** Pages a byte range covers, partial pages included (the kernel exports unaligned RAM ranges). */
+/**
+ * The 1st bitmap (the page frames that exist) as the runs of page frames it is made of: the
+ * memory ranges are a handful to a few thousand, and the bitmap itself 32 MiB per TiB, which
+ * only the dump file needs (its bytes are made a piece at a time as they are written). The 2nd
+ * bitmap, which the scan clears bit by bit, stays an array.
+ */
+export class PresentPages {
+  /** Sorted page frame runs [first, end), neither overlapping nor touching. */
+  readonly runs: readonly (readonly [first: number, end: number])[];
+  /** One past the highest page frame of any range: the bitmaps' length in bits. */
+  readonly maxPfn: number;
+  /** Present page frames. */
+  readonly count: number;
+  /** Bytes of the bitmap. */
+  readonly byteLength: number;
+
+  /** Pages a byte range covers, partial pages included (the kernel exports unaligned RAM ranges). */
+  constructor(ranges: readonly PhysRange[], pageSize: number) {
+    const ps = BigInt(pageSize);
+    const spans = ranges.map((r) => [Number(r.start / ps), Number((r.end + ps - 1n) / ps)] as [number, number]);
+    this.maxPfn = spans.reduce((m, [, end]) => Math.max(m, end), 0);
+    const runs: [number, number][] = [];
+    for (const [first, end] of spans.filter(([first, end]) => end > first).sort((a, b) => a[0] - b[0])) {
+      const last = runs[runs.length - 1];
+      if (last && first <= last[1]) last[1] = Math.max(last[1], end);
+      else runs.push([first, end]);
+    }
+    this.runs = runs;
+    this.count = runs.reduce((n, [first, end]) => n + end - first, 0);
+    this.byteLength = Math.ceil(this.maxPfn / 8);
+  }
+
+  /** The index of the last run starting at or below pfn, or -1. */
+  private runAtOrBelow(pfn: number): number {
+    let lo = 0;
+    let hi = this.runs.length - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.runs[mid]![0] <= pfn) { found = mid; lo = mid + 1; } else hi = mid - 1;
+    }
+    return found;
+  }
+
+  has(pfn: number): boolean {
+    const i = this.runAtOrBelow(pfn);
+    return i >= 0 && pfn < this.runs[i]![1];
+  }
+
+  /** Whether any of the page frames [first, first + n) is present. */
+  anyIn(first: number, n: number): boolean {
+    const i = this.runAtOrBelow(first + n - 1);
+    return n > 0 && i >= 0 && this.runs[i]![1] > first;
+  }
+
+  /** The bitmap's bytes from byte `from` on, as many as `out` holds (zeros past maxPfn: a file's padding). */
+  bytesInto(out: Uint8Array, from: number): void {
+    out.fill(0);
+    const lo = from * 8;
+    const hi = (from + out.length) * 8;
+    for (let r = Math.max(0, this.runAtOrBelow(lo)); r < this.runs.length; r++) {
+      const [runFirst, runEnd] = this.runs[r]!;
+      if (runFirst >= hi) break;
+      const first = Math.max(runFirst, lo) - lo;
+      const end = Math.min(runEnd, hi) - lo;
+      if (end <= first) continue;
+      // Whole bytes inside the run at once (a million pages per 4 GiB); bits at its ragged ends.
+      const fullFrom = (first + 7) >>> 3;
+      const fullTo = end >>> 3;
+      if (fullFrom < fullTo) {
+        out.fill(0xff, fullFrom, fullTo);
+        for (let p = first; p < fullFrom * 8; p++) setBit(out, p);
+        for (let p = fullTo * 8; p < end; p++) setBit(out, p);
+      } else for (let p = first; p < end; p++) setBit(out, p);
+    }
+  }
+}
+
+/** Both bitmaps before any exclusion: every present page is dumpable. */
 export function presentBitmaps(ranges: readonly PhysRange[], pageSize: number,
   /** Where the dumpable bitmap is made (shared memory, for a scan split between threads). */
   allocDumpable: (bytes: number) => Uint8Array = (bytes) => new Uint8Array(bytes)): DumpBitmaps {
-  const ps = BigInt(pageSize);
-  const maxPfn = ranges.reduce((m, r) => ((r.end + ps - 1n) / ps > m ? (r.end + ps - 1n) / ps : m), 0n);
-  const bytes = Number((maxPfn + 7n) / 8n);
-  const present = new Uint8Array(bytes);
-  let presentPages = 0n;
-  let presentCount = 0;
-  for (const r of ranges) {
-    const end = Number((r.end + ps - 1n) / ps);
-    for (let p = Number(r.start / ps); p < end; p++) {
-      // Whole bytes at a time inside the range (a million pages per 4 GiB).
-      if ((p & 7) === 0 && p + 8 <= end) {
-        presentCount += 8 - POP8[present[p >>> 3]!]!;
-        present[p >>> 3] = 0xff;
-        p += 7;
-        continue;
-      }
-      if (!testBit(present, p)) presentCount++;
-      setBit(present, p);
-    }
-  }
-  presentPages += BigInt(presentCount);
-  const dumpable = allocDumpable(bytes);
-  dumpable.set(present);
-  return { present, dumpable, maxPfn, counts: emptyCounts(), presentPages };
+  const present = new PresentPages(ranges, pageSize);
+  const dumpable = allocDumpable(present.byteLength);
+  present.bytesInto(dumpable, 0);
+  return { present, dumpable, maxPfn: BigInt(present.maxPfn), counts: emptyCounts(), presentPages: BigInt(present.count) };
 }
 
 const MAX_ORDER = 11;
@@ -288,10 +346,7 @@ function sectionPages(v: VmcoreInfoView, pageSize: number): number {
 
 function* memMapChunksOf(mem: KernelMemory, info: VmcoreInfo, v: VmcoreInfoView, bitmaps: DumpBitmaps, pageSize: number, flat: boolean): Generator<MemMapChunk> {
   const maxPfn = Number(bitmaps.maxPfn);
-  const anyPresent = (first: number, n: number): boolean => {
-    for (let b = first >>> 3; b < Math.min(bitmaps.present.length, (first + n + 7) >>> 3); b++) if (bitmaps.present[b]) return true;
-    return false;
-  };
+  const anyPresent = (first: number, n: number): boolean => bitmaps.present.anyIn(first, n);
   const ptr = mem.pointerSize;
   if (flat) {
     const memMap = mem.ulong(v.symbol("mem_map"), "mem_map");

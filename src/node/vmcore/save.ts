@@ -273,7 +273,7 @@ async function shareExclusion(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOpti
   }
   const replies = await shares;
   if (failed || replies.some((r) => r.error !== undefined)) {
-    bitmaps.dumpable.set(bitmaps.present);
+    bitmaps.present.bytesInto(bitmaps.dumpable, 0);
     bitmaps.counts = emptyCounts();
     prepareDumpBitmaps(core, bitmaps, opts.dumpLevel, opts.src);
     return;

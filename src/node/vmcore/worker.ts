@@ -1,7 +1,7 @@
 /** A compression worker: a batch of pages (or where to read them) in, the bytes to store (and the buffers, for reuse) out. */
 import { parentPort, workerData } from "node:worker_threads";
 import { compressBatch, readExtents, type FileExtents } from "../../core/vmcore/batch.js";
-import { emptyCounts, excludeByPageFlags, type ExclusionCounts } from "../../core/vmcore/exclude.js";
+import { PresentPages, emptyCounts, excludeByPageFlags, type ExclusionCounts } from "../../core/vmcore/exclude.js";
 import { openVmcore, vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
 import { pageCompressor, zeroPageTest, type Codec } from "./compress.js";
 import type { OpenFile } from "./file.js";
@@ -50,9 +50,8 @@ function scanShare({ exclusion: job }: ExclusionRequest): void {
   try {
     file ??= openVmcoreSource(source!);
     const core = openVmcore(file, source);
-    // As `present`, the dumpable bitmap itself (not sent twice): a section none of whose pages
-    // is dumpable any more has nothing to scan either.
-    const bitmaps = { present: job.dumpable, dumpable: job.dumpable, maxPfn: job.maxPfn, counts: emptyCounts(), presentPages: job.presentPages };
+    // The present pages from this thread's own reading of the same file: a few runs, not a bitmap.
+    const bitmaps = { present: new PresentPages(core.memory.ranges, pageSize), dumpable: job.dumpable, maxPfn: job.maxPfn, counts: emptyCounts(), presentPages: job.presentPages };
     excludeByPageFlags(vmcoreKernelMemory(core), core.vmcoreinfo!, bitmaps, job.level, pageSize, undefined, { claim: () => Atomics.add(job.counter, 0, 1) });
     reply = { exclusion: { counts: bitmaps.counts } };
   } catch (e) {
