@@ -18,7 +18,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "no
 import { cpus, homedir, loadavg, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { fmt as f } from "./lib.mjs";
+import { CA_CERTS_SET, fmt as f } from "./lib.mjs";
 import { MD_FLAG, bestRatio, compressors, realVmcores, renderVmcoreTable, vmcoreTable } from "./vmcore/bench.mjs";
 import { dumpTable, planTable } from "./scale/bench.mjs";
 import { runLoadBench } from "./load/bench.mjs";
@@ -111,7 +111,7 @@ for (const [name, title] of [["vmcore", "default threads"], ["threads0", "`--thr
   out.push(`### ${title}${when(name)}`);
   out.push("");
   if (failedSection(name)) { out.push(failedSection(name)); out.push(""); continue; }
-  out.push("Same vmcore, dump level and codec in one run; page cache dropped, then warm with that vmcore only; every output read back (`makedumpfile --dump-dmesg`; zstd by `kexec-ts vmcore dmesg`) and compared with the source's log. Each tool ran " + `${repeat}` + " times per row, alternating; wall is the fastest (slowest in brackets). kexec-ts fsyncs its output, makedumpfile does not.");
+  out.push("Same vmcore, dump level and codec in one run; page cache dropped, then warm with that vmcore only; every output read back (`makedumpfile --dump-dmesg`; zstd by `kexec-ts vmcore dmesg`) and compared with the source's log. Each tool ran " + `${repeat}` + " times per row, alternating; wall is the fastest (slowest in brackets). kexec-ts fsyncs its output, makedumpfile does not." + (CA_CERTS_SET ? " Both ran without NODE_EXTRA_CA_CERTS, which this machine sets and which costs Node about 0.1 s of start (bench/lib.mjs RUN_ENV; the planning table below gives Node's start with it)." : ""));
   const fl = results[name].floor;
   out.push("");
   out.push(`*best possible* is a measured bound: the ratio kexec-ts would reach if, after its start (\`kexec-ts --version\`, median ${f(fl.startFloor)} s here), it did the row's work at makedumpfile's own CPU cost (the same pages through the same codec library, in C) spread perfectly over ${fl.computeCores} core${fl.computeCores === 1 ? "" : "s"}: makedumpfile's wall / (start + its CPU / ${fl.computeCores}). Where it is below a goal, the goal is out of reach on this machine.`);
@@ -183,7 +183,7 @@ else if (ran("plans")) {
   const cell = (t) => (t?.failed ? `failed: ${t.failed}` : `${f(t.wall, 0)} (${f(t.cpu, 0)})`);
   for (const r of p.rows) out.push(`| ${r.machine} | ${r.ranges} | ${r.cpus} | ${cols.map((c) => cell(r.times[c])).join(" | ")} |`);
   out.push("");
-  out.push(`Floors on this machine: \`node -e 0\` ${f(p.floor.wall, 0)} ms (${f(p.floor.cpu, 0)}), \`kexec-ts --version\` ${f(p.version.wall, 0)} ms (${f(p.version.cpu, 0)}).`);
+  out.push(`Floors on this machine: \`node -e 0\` ${f(p.floor.wall, 0)} ms (${f(p.floor.cpu, 0)}), \`kexec-ts --version\` ${f(p.version.wall, 0)} ms (${f(p.version.cpu, 0)}).${p.floorAsSet ? ` Every command ran without NODE_EXTRA_CA_CERTS, which this machine sets (bench/lib.mjs RUN_ENV); with it, \`node -e 0\` alone takes ${f(p.floorAsSet.wall, 0)} ms (${f(p.floorAsSet.cpu, 0)}).` : ""}`);
   out.push("");
   const big = p.rows.filter((r) => r.ranges >= 4096);
   const misses = big.flatMap((r) => ["check -p", "plan -p"].filter((c) => !(r.times[c]?.wall <= 100)).map((c) => `${r.machine} ${c} ${cell(r.times[c])}`));

@@ -14,7 +14,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { inputIdentity, sameIdentity, timed } from "../lib.mjs";
+import { CA_CERTS_SET, RUN_ENV, inputIdentity, sameIdentity, timed } from "../lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, "..", "..");
@@ -27,11 +27,11 @@ const cacheDir = process.env.KEXEC_TS_CACHE ?? join(homedir(), ".cache", "kexec-
  * On a shared machine wall time includes waiting for a CPU; CPU time is what the command itself
  * cost. Every run's exit status must be in `okStatus`, or the row says why it has no number.
  */
-function times(cmd, args, runs, okStatus) {
+function times(cmd, args, runs, okStatus, env = RUN_ENV) {
   const wall = [];
   const cpu = [];
   for (let i = 0; i < runs; i++) {
-    const r = timed(cmd, args);
+    const r = timed(cmd, args, { env });
     if (!okStatus.includes(r.status)) return { failed: `exit ${r.status}: ${r.stderr.trim().split("\n").filter((l) => !l.startsWith("TIME ")).slice(-2).join(" / ")}` };
     wall.push(r.wall * 1000);
     cpu.push(r.cpu * 1000);
@@ -40,7 +40,7 @@ function times(cmd, args, runs, okStatus) {
   return { wall: med(wall), cpu: med(cpu), wallMax: Math.max(...wall) };
 }
 const cliTimes = (args, runs, okStatus = [0, 1]) => times(process.execPath, [cli, ...args], runs, okStatus);
-const nodeFloor = (runs) => times(process.execPath, ["-e", "0"], runs, [0]);
+const nodeFloor = (runs, env = RUN_ENV) => times(process.execPath, ["-e", "0"], runs, [0], env);
 
 /** A Debian amd64 kernel from the lab cache and an initrd of a real size (the lab's Node initramfs). */
 async function planInputs(dir) {
@@ -69,6 +69,8 @@ export async function planTable({ runs = 7 } = {}) {
   const rows = [];
   try {
     const floor = nodeFloor(runs);
+    // Node's start as this machine's own environment would have it (lib.mjs RUN_ENV).
+    const floorAsSet = CA_CERTS_SET ? nodeFloor(runs, process.env) : undefined;
     const version = cliTimes(["--version"], runs, [0]);
     for (const m of machines) {
       const common = [inputs.kernel, `--initrd=${inputs.initrd}`, "--append=console=ttyS0 irqpoll nr_cpus=1 reset_devices", "--root", m.root];
@@ -80,7 +82,7 @@ export async function planTable({ runs = 7 } = {}) {
       }
       rows.push(row);
     }
-    return { rows, floor, version, inputs };
+    return { rows, floor, floorAsSet, version, inputs };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
