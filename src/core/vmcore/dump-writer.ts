@@ -93,7 +93,7 @@ const BATCH_PAGES = 256;
  */
 const IN_FLIGHT_PER_COMPRESSOR = 2;
 
-/** The 1st bitmap goes to the file in pieces of this size (32 Gi page frames each). */
+/** The 1st bitmap goes to the file in pieces of this size (32 Mi page frames, 128 GiB of 4 KiB pages, each). */
 const BITMAP_PIECE_BYTES = 4 << 20;
 
 /**
