@@ -335,7 +335,7 @@ function memMapChunks(mem: KernelMemory, info: VmcoreInfo, v: VmcoreInfoView, bi
   const flat = !info.symbols.has("mem_section") && info.symbols.has("mem_map");
   // Chunks are aligned to their own size, a power of two: a group of the larger size holds each whole.
   const chunkPages = flat ? FLAT_CHUNK_PAGES : sectionPages(v, pageSize);
-  return { groupPages: Math.max(minGroupPages, chunkPages), chunks: memMapChunksOf(mem, info, v, bitmaps, pageSize, flat) };
+  return { groupPages: Math.max(minGroupPages, chunkPages), chunks: memMapChunksOf(mem, info, v, bitmaps, pageSize, flat, chunkPages) };
 }
 
 /** Pages per memory section (SECTION_SIZE_BITS): at least one and at most 2^30 (x86_64 has 2^15). */
@@ -344,20 +344,20 @@ function sectionPages(v: VmcoreInfoView, pageSize: number): number {
   return 2 ** (Number(v.numberIn("SECTION_SIZE_BITS", BigInt(pageShift), BigInt(pageShift + 30))) - pageShift);
 }
 
-function* memMapChunksOf(mem: KernelMemory, info: VmcoreInfo, v: VmcoreInfoView, bitmaps: DumpBitmaps, pageSize: number, flat: boolean): Generator<MemMapChunk> {
+/** `chunkPages`: a flat mem_map's chunk, or a section's pages (memMapChunks). */
+function* memMapChunksOf(mem: KernelMemory, info: VmcoreInfo, v: VmcoreInfoView, bitmaps: DumpBitmaps, pageSize: number, flat: boolean, chunkPages: number): Generator<MemMapChunk> {
   const maxPfn = Number(bitmaps.maxPfn);
-  const anyPresent = (first: number, n: number): boolean => bitmaps.present.anyIn(first, n);
   const ptr = mem.pointerSize;
   if (flat) {
     const memMap = mem.ulong(v.symbol("mem_map"), "mem_map");
     if (memMap === 0n) throw new KexecError("parse", "mem_map is NULL in the dump, so page flags cannot be read", { field: "SYMBOL(mem_map)", actual: "0" }, "use --dump-level 1 (zero pages only)");
-    for (let first = 0; first < maxPfn; first += FLAT_CHUNK_PAGES) {
-      const count = Math.min(FLAT_CHUNK_PAGES, maxPfn - first);
-      if (anyPresent(first, count)) yield { first, count, memMap, what: `struct page array (mem_map) at pfn ${first}` };
+    for (let first = 0; first < maxPfn; first += chunkPages) {
+      const count = Math.min(chunkPages, maxPfn - first);
+      if (bitmaps.present.anyIn(first, count)) yield { first, count, memMap, what: `struct page array (mem_map) at pfn ${first}` };
     }
     return;
   }
-  const pagesPerSection = sectionPages(v, pageSize);
+  const pagesPerSection = chunkPages;
   const memSection = v.symbol("mem_section");
   const sectionSize = v.size("mem_section");
   if (pageSize % sectionSize !== 0) throw v.impossible("SIZE(mem_section)", sectionSize, `a divisor of the ${pageSize}-byte page that holds a root's sections`);
@@ -368,7 +368,7 @@ function* memMapChunksOf(mem: KernelMemory, info: VmcoreInfo, v: VmcoreInfoView,
   for (let nr = 0; nr < sections; nr++) {
     const first = nr * pagesPerSection;
     // Skip sections with no present page without touching kernel memory.
-    if (!anyPresent(first, pagesPerSection)) continue;
+    if (!bitmaps.present.anyIn(first, pagesPerSection)) continue;
     const rootNr = Math.floor(nr / sectionsPerRoot);
     let root = roots.get(rootNr);
     if (root === undefined) {

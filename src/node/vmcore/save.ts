@@ -262,7 +262,7 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
  */
 async function shareExclusion(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions, compressor: Compressor): Promise<void> {
   const counter = new Int32Array(new SharedArrayBuffer(4));
-  const shares = compressor.shareExclusion?.({ dumpable: bitmaps.dumpable, maxPfn: bitmaps.maxPfn, presentPages: bitmaps.presentPages, level: opts.dumpLevel, counter }) ?? Promise.resolve([]);
+  const shares = compressor.shareExclusion?.({ dumpable: bitmaps.dumpable, level: opts.dumpLevel, counter }) ?? Promise.resolve([]);
   let failed = false;
   try {
     excludeByPageFlags(vmcoreKernelMemory(core), core.vmcoreinfo!, bitmaps, opts.dumpLevel, core.memory.pageSize, undefined, { claim: () => Atomics.add(counter, 0, 1) });

@@ -12,7 +12,7 @@ export interface WorkRequest { id: number; pages: Uint8Array; out: Uint8Array; c
  * A share of the exclusion scan: the dumpable bitmap and the group counter live in shared
  * memory, and this thread takes groups from the counter until none is left (exclude.ts).
  */
-export interface ExclusionRequest { exclusion: { dumpable: Uint8Array; maxPfn: bigint; presentPages: bigint; level: number; counter: Int32Array } }
+export interface ExclusionRequest { exclusion: { dumpable: Uint8Array; level: number; counter: Int32Array } }
 /** What a thread's share excluded, or why it could not scan (the main thread then scans alone). */
 export type ExclusionReply = { exclusion: { counts: ExclusionCounts; error?: undefined } } | { exclusion: { error: string } };
 export type WorkReply =
@@ -50,8 +50,9 @@ function scanShare({ exclusion: job }: ExclusionRequest): void {
   try {
     file ??= openVmcoreSource(source!);
     const core = openVmcore(file, source);
-    // The present pages from this thread's own reading of the same file: a few runs, not a bitmap.
-    const bitmaps = { present: new PresentPages(core.memory.ranges, pageSize), dumpable: job.dumpable, maxPfn: job.maxPfn, counts: emptyCounts(), presentPages: job.presentPages };
+    // The present pages (and so the bitmap's length) from this thread's own reading of the same file.
+    const present = new PresentPages(core.memory.ranges, pageSize);
+    const bitmaps = { present, dumpable: job.dumpable, maxPfn: BigInt(present.maxPfn), counts: emptyCounts(), presentPages: BigInt(present.count) };
     excludeByPageFlags(vmcoreKernelMemory(core), core.vmcoreinfo!, bitmaps, job.level, pageSize, undefined, { claim: () => Atomics.add(job.counter, 0, 1) });
     reply = { exclusion: { counts: bitmaps.counts } };
   } catch (e) {
