@@ -104,11 +104,15 @@ function protocolFunctions(stage: string): string[] {
     "}",
     // What a step printed may still sit in the console's buffer when the next step panics the
     // kernel; the panic's lines go out past it and end the run, and the rest of that step's output
-    // and its end marker are lost (seen once on a loaded host with a TCG guest). Before a step
-    // that does not return, wait until the serial port's transmit count stands still (at most
-    // ~10 s; one second where the kernel has no 8250 port to ask).
+    // and its end marker are lost. Before a step that does not return, wait until the tty has sent
+    // everything: stty setting the tty's own settings again does so with TCSADRAIN, which the
+    // kernel holds until the serial driver's buffer is empty, however long QEMU takes to read it.
+    // Watching the port's transmit count stand still for 0.2 s was not enough: on a loaded host a
+    // QEMU stall looked like a drained port (seen twice). Where stty cannot (no tty on stdout),
+    // fall back to that watch (at most ~10 s; one second where the kernel has no 8250 port to ask).
     "kexec_ts_drain() {",
     "  kexec_ts_tx=; kexec_ts_i=0",
+    '  if { kexec_ts_g=$(stty -g <&3 2>/dev/null) && stty "$kexec_ts_g" <&3 2>/dev/null; } 3>&1; then return; fi',
     "  while [ $kexec_ts_i -lt 50 ]; do",
     "    kexec_ts_now=$(grep -o 'tx:[0-9]*' /proc/tty/driver/serial 2>/dev/null | head -n 1)",
     '    if [ -z "$kexec_ts_now" ]; then sleep 1; return; fi',

@@ -172,12 +172,13 @@ async function cachedPart(cache: string, name: string, key: string, build: () =>
 // Applets /init and the lab's steps rely on, linked in the archive so they work before
 // `busybox --install` has run (and in a second kernel's initramfs that never runs it).
 const APPLETS = ["sh", "ash", "mount", "umount", "cat", "echo", "mkdir", "ls", "sleep", "poweroff", "reboot", "halt", "dmesg", "base64", "tar", "gzip", "sync",
-  "grep", "cut", "wc", "md5sum", "cp", "rm", "insmod", "head", "tail", "sed", "uname", "mknod", "true", "false", "test", "[", "tr", "od", "hexdump", "dd", "xxd", "find"];
+  "grep", "cut", "wc", "md5sum", "cp", "rm", "insmod", "head", "tail", "sed", "uname", "mknod", "true", "false", "test", "[", "tr", "od", "hexdump", "dd", "xxd", "find", "stty"];
 
 function busyboxPart(arch: UserArch, cache: string): { key: string; build: () => CpioWriter } {
   const bb = busyboxPath(arch, cache);
   return {
-    key: identityKey(`busybox-${arch}`, [bb]),
+    // The applet list is part of what this piece holds: a new applet makes a new piece.
+    key: identityKey(`busybox-${arch}\0${APPLETS.join(",")}`, [bb]),
     build: () => {
       const data = readHostFile(bb, "busybox");
       const info = readDynamicInfo(data, bb);

@@ -207,7 +207,13 @@ test("before a step that does not return, the init waits for the console to send
     const fn = /kexec_ts_drain\(\) \{[\s\S]*?\n\}/.exec(init)![0].replace("/proc/tty/driver/serial", serial);
     const r = spawnSync("sh", ["-c", `${fn}\nkexec_ts_drain; echo drained i=$kexec_ts_i`], { encoding: "utf8", timeout: 20000 });
     assert.equal(r.status, 0, r.stderr);
-    assert.equal(r.stdout.trim(), "drained i=1", "one look to learn the count, the next sees it unchanged");
+    assert.equal(r.stdout.trim(), "drained i=1", "without a tty on stdout: one look to learn the count, the next sees it unchanged");
+    // With a tty on stdout (util-linux's script gives it a pty), stty drains it and the count is never read.
+    const script = join(dir, "drain.sh");
+    writeFileSync(script, `${fn}\nkexec_ts_drain; echo drained i=$kexec_ts_i\n`);
+    const t = spawnSync("script", ["-qec", `sh ${script}`, "/dev/null"], { encoding: "utf8", timeout: 20000 });
+    assert.equal(t.status, 0, t.stderr);
+    assert.equal(t.stdout.trim(), "drained i=0", "stty set the tty's settings again with TCSADRAIN");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
