@@ -37,9 +37,33 @@ export function elfCoreHeaderSize(elfClass: 32 | 64, programHeaders: number): nu
   return elfHeaderLayout(elfClass).size + programHeaderLayout(elfClass).size * programHeaders;
 }
 
-export function buildElfCoreHeader(input: ElfCoreHeaderInput): Uint8Array {
+/**
+ * What buildElfCoreHeader refuses, found without building it: too many program headers, or (ELF32)
+ * a value past 32 bits, named as the header would have it. Placing the header needs only its size,
+ * and `check` places a crash load without ever filling it; the bytes are built once, for the plan.
+ */
+export function checkElfCoreHeader(input: ElfCoreHeaderInput): void {
   const phnum = input.notes.length + input.loads.length;
   if (phnum > 0xffff) throw new KexecError("plan", `${phnum} program headers do not fit an ELF header (at most 65535)`, { field: "e_phnum", actual: String(phnum) }, "the machine has more memory ranges than one core header can list; please report it with `kexec-ts snapshot DIR`");
+  // ELF64 holds every 64-bit value; ELF32 is asked with a message that says why.
+  if (input.elfClass === 64) return;
+  const fits = (field: string, v: bigint) => {
+    if (v > 0xffffffffn) throw new KexecError("plan", `${field} ${hex(v)} does not fit an ELF32 core header`, { field, actual: hex(v) }, "RAM above 4 GiB needs ELF64 core headers");
+  };
+  for (const n of input.notes) {
+    fits("p_offset", n.address);
+    fits("p_filesz", n.size);
+  }
+  for (const l of input.loads) {
+    fits("p_offset", l.paddr);
+    if (l.vaddr !== undefined) fits("p_vaddr", l.vaddr);
+    fits("p_filesz", l.size);
+  }
+}
+
+export function buildElfCoreHeader(input: ElfCoreHeaderInput): Uint8Array {
+  checkElfCoreHeader(input);
+  const phnum = input.notes.length + input.loads.length;
   const E = elfHeaderLayout(input.elfClass);
   const P = programHeaderLayout(input.elfClass);
   const out = new Uint8Array(elfCoreHeaderSize(input.elfClass, phnum));
@@ -47,22 +71,14 @@ export function buildElfCoreHeader(input: ElfCoreHeaderInput): Uint8Array {
     e_ident: elfIdent(input.elfClass), e_type: ET_CORE, e_machine: input.elfClass === 64 ? EM_X86_64 : EM_386, e_version: EV_CURRENT,
     e_phoff: BigInt(E.size), e_ehsize: E.size, e_phentsize: P.size, e_phnum: phnum,
   });
-  const max = input.elfClass === 64 ? (1n << 64n) - 1n : 0xffffffffn;
+  // A load without a kernel virtual address (i386 highmem) gets all ones.
+  const noVaddr = input.elfClass === 64 ? (1n << 64n) - 1n : 0xffffffffn;
   const writePhdr = structWriter(P, ["p_type", "p_flags", "p_offset", "p_vaddr", "p_paddr", "p_filesz", "p_memsz", "p_align"]);
   const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  const fits = (field: string, v: bigint) => {
-    if (v > max) throw new KexecError("plan", `${field} ${hex(v)} does not fit an ELF32 core header`, { field, actual: hex(v) }, "RAM above 4 GiB needs ELF64 core headers");
-  };
   let at = E.size;
   // One array for every header, in the writer's order: a machine of thousands of ranges writes as many.
   const values: (number | bigint)[] = [0, 0, 0n, 0n, 0n, 0n, 0n, 0n];
   const phdr = (p_type: number, p_flags: number, address: bigint, p_vaddr: bigint, size: bigint) => {
-    // ELF64 holds every 64-bit value; ELF32 is asked with a message that says why.
-    if (input.elfClass === 32) {
-      fits("p_offset", address);
-      fits("p_vaddr", p_vaddr);
-      fits("p_filesz", size);
-    }
     // p_offset holds the physical address: the capture kernel reads the old memory there.
     values[0] = p_type;
     values[1] = p_flags;
@@ -73,6 +89,6 @@ export function buildElfCoreHeader(input: ElfCoreHeaderInput): Uint8Array {
     at += P.size;
   };
   for (const n of input.notes) phdr(PT_NOTE, 0, n.address, 0n, n.size);
-  for (const l of input.loads) phdr(PT_LOAD, PF_R | PF_W | PF_X, l.paddr, l.vaddr ?? max, l.size);
+  for (const l of input.loads) phdr(PT_LOAD, PF_R | PF_W | PF_X, l.paddr, l.vaddr ?? noVaddr, l.size);
   return out;
 }
