@@ -248,6 +248,7 @@ export async function writeKdumpDump(core: Vmcore, bitmaps: DumpBitmaps, opts: D
   const maxPfn = Number(bitmaps.maxPfn);
   let cursor = 0; // next pfn to look at
   const scanned = { count: 0 };
+  const describing: DescribeContext = { early, bitmaps, zeroAt, pageSize: ps, codecFlag, countZero: (opts.dumpLevel & DL_EXCLUDE_ZERO) !== 0 };
   let pagesSeen = 0;
   for (;;) {
     if (hooks.stopReason?.() || fault || readFault || writeFault) break;
@@ -292,7 +293,7 @@ export async function writeKdumpDump(core: Vmcore, bitmaps: DumpBitmaps, opts: D
       if (writeFault || readFault) { release(); return; }
       const descs = new Uint8Array(count * PAGE_DESC_SIZE);
       const firstDesc = descIndex;
-      const { n, stored } = describeBatch(sizes, pfns, count, descs, { early, bitmaps, dataAt: Number(dataAt), zeroAt, pageSize: ps, codecFlag, countZero: (opts.dumpLevel & DL_EXCLUDE_ZERO) !== 0 });
+      const { n, stored } = describeBatch(sizes, pfns, count, descs, Number(dataAt), describing);
       const at = dataAt;
       dataAt += BigInt(stored);
       descIndex += BigInt(n);
@@ -394,8 +395,6 @@ interface DescribeContext {
   /** Descriptors of the log pages stored ahead of the rest, by page frame. */
   early: Map<number, Uint8Array>;
   bitmaps: DumpBitmaps;
-  /** Where this batch's data starts in the file. */
-  dataAt: number;
   /** The one zero page every zero page's descriptor points at. */
   zeroAt: number;
   pageSize: number;
@@ -404,8 +403,8 @@ interface DescribeContext {
   countZero: boolean;
 }
 
-/** A compressed batch's page descriptors into `descs`: `n` descriptors over `stored` bytes of data. */
-function describeBatch(sizes: ArrayLike<number>, pfns: Int32Array, count: number, descs: Uint8Array, c: DescribeContext): { n: number; stored: number } {
+/** A compressed batch's page descriptors into `descs`: `n` descriptors over `stored` bytes of data from `dataAt` in the file. */
+function describeBatch(sizes: ArrayLike<number>, pfns: Int32Array, count: number, descs: Uint8Array, dataAt: number, c: DescribeContext): { n: number; stored: number } {
   const descView = new DataView(descs.buffer, descs.byteOffset, descs.byteLength);
   let n = 0;
   let stored = 0;
@@ -425,7 +424,7 @@ function describeBatch(sizes: ArrayLike<number>, pfns: Int32Array, count: number
       if (c.countZero) c.bitmaps.counts.zero++;
       continue;
     }
-    writePageDesc(descView, n * PAGE_DESC_SIZE, c.dataAt + stored, s, s === c.pageSize ? 0 : c.codecFlag);
+    writePageDesc(descView, n * PAGE_DESC_SIZE, dataAt + stored, s, s === c.pageSize ? 0 : c.codecFlag);
     n++;
     stored += s;
   }

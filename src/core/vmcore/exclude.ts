@@ -215,7 +215,6 @@ export function excludeByPageFlags(mem: KernelMemory, info: VmcoreInfo, bitmaps:
   // Little-endian: the low half is at the field's offset.
   const scan: StructPageScan = {
     pageStruct,
-    structWords: pageStruct >>> 2,
     flagsWord: flagsAt >>> 2,
     mappingWord: mappingAt >>> 2,
     mapcountWord: mapcountAt >>> 2,
@@ -288,7 +287,6 @@ const PAGE_TYPE_BASE = 0xf0000000;
 /** What the struct page scan tests, worked out once per save: word indexes into SIZE(page) structs and 32-bit halves of the flag masks. */
 interface StructPageScan {
   pageStruct: number;
-  structWords: number;
   flagsWord: number;
   mappingWord: number;
   mapcountWord: number;
@@ -324,9 +322,10 @@ interface StructPageScan {
  */
 function scanStructPages(pages: Uint8Array, words: Uint32Array, first: number, count: number, dumpable: Uint8Array, s: StructPageScan,
   exclude: (from: number, n: number, key: keyof ExclusionCounts) => void): void {
-  const { pageStruct, structWords, flagsWord, mappingWord, mapcountWord, privateWord, compoundHeadWord, compoundOrderAt, compoundDtorAt, wide } = s;
+  const { pageStruct, flagsWord, mappingWord, mapcountWord, privateWord, compoundHeadWord, compoundOrderAt, compoundDtorAt, wide } = s;
   const { lruLo, lruHi, privateLo, privateHi, swapcacheLo, swapcacheHi, swapbackedLo, swapbackedHi, hwpoisonLo, hwpoisonHi, headLo, headHi } = s;
   const { buddyMask, hasBuddy, hugetlbDtor, excludeFree, excludeCache, excludeCachePrivate, excludeUser } = s;
+  const structWords = pageStruct >>> 2;
   // One call of `exclude` for every kind of page: a call site the first pages never reached has
   // no type feedback, and reaching it threw the optimised loop away.
   for (let i = 0; i < count; ) {
