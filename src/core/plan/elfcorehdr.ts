@@ -48,7 +48,7 @@ export function checkElfCoreHeader(input: ElfCoreHeaderInput): void {
   // ELF64 holds every 64-bit value; ELF32 is asked with a message that says why.
   if (input.elfClass === 64) return;
   const fits = (field: string, v: bigint) => {
-    if (v > 0xffffffffn) throw new KexecError("plan", `${field} ${hex(v)} does not fit an ELF32 core header`, { field, actual: hex(v) }, "RAM above 4 GiB needs ELF64 core headers");
+    if (v > 0xffffffffn) throw new KexecError("plan", `${field} ${hex(v)} does not fit an ELF32 core header`, { field, expected: "<= 0xffffffff", actual: hex(v) }, "RAM above 4 GiB needs ELF64 core headers");
   };
   for (const n of input.notes) {
     fits("p_offset", n.address);
