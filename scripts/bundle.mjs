@@ -13,11 +13,13 @@
  *      20 have no module.enableCompileCache). The cache is made here by running the bundle once on
  *      the sample snapshot (`demo`) and saving what V8 compiled, so the functions a check or a plan
  *      runs are bytecode already. It is named for this V8 version; another Node compiles as usual.
+ *      There are two, one for each JIT mode bin/kexec-ts.cjs starts the bundle in (short commands
+ *      run without TurboFan), as V8 takes a cache only under the flags it was made with.
  *
  *   node scripts/bundle.mjs [--no-cache]
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -82,16 +84,23 @@ process.stdout.write(`bundle: ${relative(root, outfile)} (${inputs} modules, ${(
 // Old caches (another V8, an older bundle) go; one is made for this bundle and this Node.
 for (const f of readdirSync(dirname(outfile))) if (f.startsWith("kexec-ts.bundle.cjs.") && f.endsWith(".cache")) rmSync(join(dirname(outfile), f));
 if (!process.argv.includes("--no-cache")) {
+  // One cache for each of bin/kexec-ts.cjs's JIT modes: V8 accepts a cache only under the flags it was made with.
   const sample = join(root, "testdata", "snapshots", "qemu-amd64-6.1-5level-crash1968M");
-  const r = spawnSync(process.execPath, [join(root, "bin", "kexec-ts.cjs"), "demo", "--root", sample], {
-    env: { ...process.env, KEXEC_TS_WRITE_CODE_CACHE: "1" },
-    encoding: "utf8",
-  });
-  const made = readdirSync(dirname(outfile)).find((f) => f.startsWith("kexec-ts.bundle.cjs.") && f.endsWith(".cache"));
-  if (r.status !== 0 || made === undefined) {
-    process.stderr.write(`bundle: the code cache was not made (demo exited ${r.status}): ${(r.stderr || r.stdout).trim().split("\n").slice(-3).join(" / ")}\n`);
-    process.exit(1);
+  for (const jit of ["baseline", "full"]) {
+    const started = Date.now();
+    const r = spawnSync(process.execPath, [join(root, "bin", "kexec-ts.cjs"), "demo", "--root", sample], {
+      env: { ...process.env, KEXEC_TS_WRITE_CODE_CACHE: "1", KEXEC_TS_JIT: jit, KEXEC_TS_DEBUG: "1" },
+      encoding: "utf8",
+    });
+    // A V8 for which the bin knows no flag runs everything with full JIT: one cache then, made twice.
+    const ran = /\((\w+) JIT\)/.exec(r.stderr)?.[1];
+    const made = readdirSync(dirname(outfile)).find((f) => f.startsWith("kexec-ts.bundle.cjs.") && f.endsWith(".cache") && statSync(join(dirname(outfile), f)).mtimeMs >= started - 1000 && (ran === "baseline") === f.endsWith("-baseline.cache"));
+    if (r.status !== 0 || made === undefined) {
+      process.stderr.write(`bundle: the ${jit} JIT code cache was not made (demo exited ${r.status}): ${(r.stderr || r.stdout).trim().split("\n").slice(-3).join(" / ")}\n`);
+      process.exit(1);
+    }
+    if (ran !== jit) continue;
+    process.stdout.write(`code cache: dist/cli/${made} (${(readFileSync(join(dirname(outfile), made)).length / 1024).toFixed(0)} KiB, made by running demo on the sample snapshot with ${jit} JIT)\n`);
   }
-  process.stdout.write(`code cache: dist/cli/${made} (${(readFileSync(join(dirname(outfile), made)).length / 1024).toFixed(0)} KiB, made by running demo on the sample snapshot)\n`);
 }
 if (!existsSync(outfile)) process.exit(1);

@@ -35,6 +35,21 @@ test("the bundle is built, and this Node accepts its code cache", () => {
   assert.equal(r.stdout, run(main, ["--version"]).stdout);
 });
 
+test("short commands run without TurboFan and long ones with it, each from a code cache this Node accepts", () => {
+  const mode = (args: string[], env: Record<string, string> = {}) => {
+    const r = run(bin, args, { KEXEC_TS_DEBUG: "1", ...env });
+    return /code cache (\S+).*\((\w+) JIT\)/.exec(r.stderr)?.slice(1).join(" ");
+  };
+  const v8Major = Number(process.versions.v8.split(".")[0]);
+  // Where bin/kexec-ts.cjs knows the flag (V8 10 and 11), the short commands get the baseline compilers only.
+  const short = v8Major === 10 || v8Major === 11 ? "baseline" : "full";
+  assert.equal(mode(["--version"]), `accepted ${short}`);
+  assert.equal(mode(["machine", "--root", join(repo, "testdata", "snapshots", "qemu-amd64-6.1-high-6G")]), `accepted ${short}`);
+  assert.equal(mode(["vmcore", "info", "/nonexistent"]), "accepted full");
+  assert.equal(mode(["kdump", "list"]), "accepted full");
+  assert.equal(mode(["--version"], { KEXEC_TS_JIT: "full" }), "accepted full");
+});
+
 test("bundled and unbundled give the same answers: check, plan and machine on a snapshot, errors included", () => {
   const dir = mkdtempSync(join(tmpdir(), "kexec-ts-bundle-"));
   try {
