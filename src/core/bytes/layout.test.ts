@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { KexecError } from "../errors.js";
-import { defineLayout, dumpStruct, encodeStruct, field, readStruct, structWriter, writeStruct } from "./layout.js";
+import { defineLayout, dumpStruct, encodeStruct, field, readStruct, writeStruct } from "./layout.js";
 
 const DEMO = defineLayout("struct demo", 32, "little", [
   field("magic", 0, 4, "chars"),
@@ -47,21 +47,6 @@ test("layout: a value that does not fit its field is an error naming it", () => 
   assert.throws(() => encodeStruct(DEMO, { addr32: 1n << 32n }), /struct demo\.addr32/);
   assert.throws(() => encodeStruct(DEMO, { magic: "toolong" }), /struct demo\.magic/);
   assert.throws(() => writeStruct(DEMO, new Uint8Array(10), 0, { addr: 1n }), /does not fit in a 10-byte buffer/);
-});
-
-test("layout: structWriter writes the bytes writeStruct writes, and refuses what writeStruct refuses", () => {
-  const write = structWriter(DEMO, ["addr", "count", "signed", "flags", "addr32"]);
-  fc.assert(fc.property(fc.record({ count: fc.integer({ min: 0, max: 0xffff }), flags: fc.integer({ min: 0, max: 255 }), addr: fc.bigUintN(64), addr32: fc.bigUintN(32), signed: fc.bigIntN(64) }), fc.nat(16), (v, at) => {
-    const a = new Uint8Array(at + DEMO.size + 3);
-    const b = new Uint8Array(at + DEMO.size + 3);
-    writeStruct(DEMO, a, at, v);
-    write(new DataView(b.buffer), at, [v.addr, v.count, v.signed, v.flags, v.addr32]);
-    assert.deepEqual(b, a);
-  }));
-  assert.throws(() => write(new DataView(new ArrayBuffer(32)), 0, [0n, 0x10000, 0n, 0, 0n]), /struct demo\.count: 65536 does not fit in 2 bytes/);
-  assert.throws(() => write(new DataView(new ArrayBuffer(32)), 0, [0n, 0, 0n, 0, 1n << 32n]), /struct demo\.addr32/);
-  assert.throws(() => write(new DataView(new ArrayBuffer(40)), 10, [0n, 0, 0n, 0, 0n]), /does not fit in a 40-byte buffer/);
-  assert.throws(() => structWriter(DEMO, ["magic"]), (e: unknown) => e instanceof KexecError && e.code === "internal");
 });
 
 test("layout: tables that overlap or overflow are refused when defined; the dump shows each field", () => {

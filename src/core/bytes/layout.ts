@@ -173,41 +173,6 @@ export function writeStruct<L extends Layout>(layout: L, bytes: Uint8Array, at: 
   }
 }
 
-/**
- * A writer for many structs of one layout (the thousands of program headers of a large machine's
- * core header): the named fields' offsets, sizes and limits are looked up once, and each struct is
- * a few DataView writes of values given in `names` order, checked as writeStruct checks them. Only
- * numeric fields: a chars or bytes field is a table bug here.
- */
-export function structWriter<L extends Layout>(layout: L, names: readonly FieldName<L>[]): (dv: DataView, at: number, values: readonly (number | bigint)[]) => void {
-  const fields = names.map((name) => {
-    const f = fieldOf(layout, name);
-    if (f.kind === "chars" || f.kind === "bytes") throw tableBug(`${layout.name}.${f.name}: structWriter writes numbers, not ${f.kind}`);
-    const max = f.kind === "uint" ? BigInt(uintMax(f.size)) : f.kind === "u64" ? u64Max(f.size) : undefined;
-    return { f, max, maxNumber: max === undefined ? 0 : Number(max) };
-  });
-  const little = layout.endian === "little";
-  return (dv, at, values) => {
-    if (at < 0 || at + layout.size > dv.byteLength) {
-      throw new KexecError("internal", `${layout.name} at offset 0x${at.toString(16)} does not fit in a ${dv.byteLength}-byte buffer`, { offset: at }, "this is a bug in kexec-ts; please report it");
-    }
-    for (let i = 0; i < fields.length; i++) {
-      const { f, max, maxNumber } = fields[i]!;
-      const v = values[i]!;
-      const o = at + f.offset;
-      if (f.kind === "uint") {
-        const n = v as number;
-        if (!Number.isInteger(n) || n < 0 || n > maxNumber) throw valueTooBig(layout, f, max!, BigInt(Math.trunc(n)));
-        if (f.size === 1) dv.setUint8(o, n); else if (f.size === 2) dv.setUint16(o, n, little); else dv.setUint32(o, n, little);
-      } else if (f.kind === "u64") {
-        const n = v as bigint;
-        if (n < 0n || n > max!) throw valueTooBig(layout, f, max!, n);
-        if (f.size === 8) dv.setBigUint64(o, n, little); else dv.setUint32(o, Number(n), little);
-      } else dv.setBigInt64(o, v as bigint, little);
-    }
-  };
-}
-
 /** The largest value a "uint" field of `size` bytes holds. */
 function uintMax(size: number): number {
   return size === 4 ? 0xffffffff : (1 << (8 * size)) - 1;
@@ -218,7 +183,7 @@ function u64Max(size: number): bigint {
   return size === 8 ? (1n << 64n) - 1n : 0xffffffffn;
 }
 
-/** The error of writeStruct and structWriter for a value past its field's maximum. */
+/** The error of writeStruct for a value past its field's maximum. */
 function valueTooBig(layout: Layout, f: Field, max: bigint, actual: bigint): KexecError {
   return new KexecError("internal", `${layout.name}.${f.name}: ${actual} does not fit in ${f.size} bytes`, { field: f.name, expected: `<= ${max}`, actual: String(actual) },
     "a value was not checked before it was written: this is a bug in kexec-ts; please report it");
