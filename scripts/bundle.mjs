@@ -81,7 +81,7 @@ const inputs = Object.keys(result.metafile.inputs).length;
 const bytes = result.metafile.outputs[relative(root, outfile)]?.bytes ?? readFileSync(outfile).length;
 process.stdout.write(`bundle: ${relative(root, outfile)} (${inputs} modules, ${(bytes / 1024).toFixed(0)} KiB)\n`);
 
-// Old caches (another V8, an older bundle) go; one is made for this bundle and this Node.
+// Old caches (another V8, an older bundle) go; new ones are made for this bundle and this Node.
 for (const f of readdirSync(dirname(outfile))) if (f.startsWith("kexec-ts.bundle.cjs.") && f.endsWith(".cache")) rmSync(join(dirname(outfile), f));
 if (!process.argv.includes("--no-cache")) {
   // One cache for each of bin/kexec-ts.cjs's JIT modes: V8 accepts a cache only under the flags it was made with.
