@@ -45,6 +45,8 @@ function jitMode() {
 const jit = jitMode();
 // Before the bundle is compiled: the flags are part of what the code cache must match.
 if (jit === "baseline") require("node:v8").setFlagsFromString("--no-opt");
+// The choice, for src/node/jit.ts: the one place that knows whether TurboFan was turned off.
+globalThis[Symbol.for("kexec-ts.jit")] = jit;
 
 const dist = path.join(__dirname, "..", "dist", "cli");
 const bundle = path.join(dist, "kexec-ts.bundle.cjs");

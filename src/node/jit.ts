@@ -5,13 +5,15 @@
  */
 import { setFlagsFromString } from "node:v8";
 
-/** V8 10 (Node 18) has --opt, V8 11 (Node 20) as an alias of --turbofan: the versions the bin chooses for. */
-const V8_MAJOR = Number(process.versions.v8.split(".")[0]);
-
 /**
  * TurboFan on from here: functions that get hot from now on are optimised as usual. Inflating a
- * 60 MB vmlinux.gz took 2.3 s on the baseline compiler, 0.3 s with it. A no-op where it is on.
+ * 60 MB vmlinux.gz took 2.3 s on the baseline compiler, 0.3 s with it. Only where the bin turned
+ * it off (it records its choice, and knows which V8s have --opt); a no-op otherwise, as when
+ * dist/cli/main.js runs without the bin.
  */
 export function optimisingCompilerOn(): void {
-  if (V8_MAJOR === 10 || V8_MAJOR === 11) setFlagsFromString("--opt");
+  const chosen = (globalThis as Record<symbol, unknown>)[Symbol.for("kexec-ts.jit")];
+  if (chosen !== "baseline") return;
+  setFlagsFromString("--opt");
+  (globalThis as Record<symbol, unknown>)[Symbol.for("kexec-ts.jit")] = "full";
 }
