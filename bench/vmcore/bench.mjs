@@ -56,14 +56,19 @@ export function bestRatio(row, { startFloor, computeCores }) {
   return row.md.wall / (startFloor + row.md.cpu / computeCores);
 }
 
+/** The median of one measure (`wall`, `rssMiB`) over `runs` successful runs of `node args`; NaN if none succeeded. */
+function medianOfRuns(args, measure, runs) {
+  const v = [];
+  for (let i = 0; i < runs; i++) {
+    const r = timed("node", args);
+    if (r.status === 0) v.push(r[measure]);
+  }
+  return v.length ? v.sort((a, b) => a - b)[(v.length - 1) >> 1] : NaN;
+}
+
 /** Median wall seconds of `kexec-ts --version`: what every save pays before it reads a byte. */
 function startFloor(runs = 7) {
-  const walls = [];
-  for (let i = 0; i < runs; i++) {
-    const r = timed("node", [tool, "--version"]);
-    if (r.status === 0) walls.push(r.wall);
-  }
-  return walls.length ? walls.sort((a, b) => a - b)[(walls.length - 1) >> 1] : NaN;
+  return medianOfRuns([tool, "--version"], "wall", runs);
 }
 
 /** A worker thread that starts, says so and is ended: the memory of one more V8 isolate, with nothing loaded. */
@@ -75,15 +80,7 @@ const IDLE_WORKER = 'const { Worker } = require("node:worker_threads"); const w 
  * its own). The 64 MiB goal is measured against these: they are paid before a page is read.
  */
 function rssFloor(runs = 5) {
-  const median = (args) => {
-    const v = [];
-    for (let i = 0; i < runs; i++) {
-      const r = timed("node", args);
-      if (r.status === 0) v.push(r.rssMiB);
-    }
-    return v.length ? v.sort((a, b) => a - b)[(v.length - 1) >> 1] : NaN;
-  };
-  return { node: median(["-e", "0"]), nodeWithWorker: median(["-e", IDLE_WORKER]) };
+  return { node: medianOfRuns(["-e", "0"], "rssMiB", runs), nodeWithWorker: medianOfRuns(["-e", IDLE_WORKER], "rssMiB", runs) };
 }
 
 export async function vmcoreTable({ cores, threads = "auto", repeat = 2, log = () => {} }) {
