@@ -377,18 +377,20 @@ function readBatch(memory: Vmcore["memory"], fileRun: Vmcore["memory"]["fileRun"
       for (let k = i; k < i + run; ) {
         const found = fileRun(pfns[k]!, i + run - k);
         if (found) { extents.push(k, found.offset, found.pages); k += found.pages; continue; }
-        const page = memory.readPage(BigInt(pfns[k]!));
-        if (page === undefined) skip[k] = 1; else pages.set(page, k * ps);
+        readPageInto(memory, pfns[k]!, pages, k, skip);
         k++;
       }
     } else if (!(memory.readRunInto?.(BigInt(pfns[i]!), run, pages, i * ps) ?? false)) {
-      for (let k = i; k < i + run; k++) {
-        const page = memory.readPage(BigInt(pfns[k]!));
-        if (page === undefined) skip[k] = 1; else pages.set(page, k * ps);
-      }
+      for (let k = i; k < i + run; k++) readPageInto(memory, pfns[k]!, pages, k, skip);
     }
     i += run;
   }
+}
+
+/** One page read here, into slot `k` of the batch, or marked in `skip` where the source does not have it. */
+function readPageInto(memory: Vmcore["memory"], pfn: number, pages: Uint8Array, k: number, skip: Uint8Array): void {
+  const page = memory.readPage(BigInt(pfn));
+  if (page === undefined) skip[k] = 1; else pages.set(page, k * memory.pageSize);
 }
 
 interface DescribeContext {
