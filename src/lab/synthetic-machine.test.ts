@@ -18,6 +18,8 @@ import { planViolations } from "../core/plan/invariants.js";
 import { placeLoad, planLoad } from "../core/plan/plan.js";
 import { handoverInput } from "../core/check/index.js";
 import { modelHandover } from "../core/pgtable/handover.js";
+import { hex } from "../core/format.js";
+import { end } from "../core/plan/ranges.js";
 import type { Request } from "../core/plan/request.js";
 import { dumpRanges } from "../core/plan/crash.js";
 import { SETUP_E820_EXT } from "../core/plan/zero-page.js";
@@ -160,4 +162,17 @@ test("the hand-over check models only the RAM its invariants walk, and finds wha
   const beyond = { ...input, ram: [...input.ram, { start: 1n << 47n, size: 1n << 30n }] };
   assert.deepEqual(modelHandover(beyond, "invariants").invariants, modelHandover(beyond, "full").invariants);
   assert.ok(modelHandover(beyond, "invariants").invariants.some((i) => !i.holds));
+  // Such a range first, holding a segment, and an ACPI range past it too: each whole range still
+  // fails once, in the full model's order, though only a piece of it is in the scoped tables.
+  const unmappable = { start: 1n << 47n, size: 4n << 30n };
+  const holding = {
+    ...input,
+    ram: [unmappable, ...input.ram],
+    acpi: [...input.acpi, { start: end(unmappable) + (1n << 30n), size: 0x1000n }],
+    segments: input.segments.map((s) => (s.kind === "initrd" ? { ...s, mem: unmappable.start + (2n << 30n) + 0x1000n } : s)),
+  };
+  const scopedHolding = modelHandover(holding, "invariants").invariants;
+  assert.deepEqual(scopedHolding, modelHandover(holding, "full").invariants);
+  assert.equal(scopedHolding.filter((i) => !i.holds && i.reason.startsWith(`System RAM ${hex(unmappable.start)}`)).length, 1, scopedHolding.map((i) => i.reason).join("\n"));
+  assert.ok(scopedHolding.some((i) => !i.holds && i.reason.startsWith("ACPI ")));
 });

@@ -178,7 +178,7 @@ function firstThen(first: bigint, rest: () => bigint): () => bigint {
  * the kernel text mapping. Its pages are modelled inside the kernel's data (init_top_pgt and
  * swapper_pg_dir are kernel data); the walk is real, the addresses of those pages are not.
  */
-function kernelTable(input: HandoverInput, format: PagingFormat): PageTable {
+function kernelTable(input: HandoverInput, format: PagingFormat, wholeRam?: readonly Range[]): PageTable {
   const notes: string[] = [];
   // Model pages: from just above the highest RAM address, so they never alias a real page in the picture.
   // i386: in the 32-bit hole below 4 GiB, where CR3 can point and RAM rarely is.
@@ -192,10 +192,24 @@ function kernelTable(input: HandoverInput, format: PagingFormat): PageTable {
     // relies on none of the direct map's edges, and a machine with thousands of small RAM ranges
     // would otherwise need a table page for each.
     const round = input.gbpages ? GiB1 : MiB2;
-    for (const r of input.ram) {
+    const directMap = (r: Range) => {
       const start = r.start - (r.start % round);
       const stop = ((end(r) + round - 1n) / round) * round;
-      builder.map(input.pageOffset + start, start, stop - start, { what: `direct map of System RAM ${hex(r.start)}-${hex(end(r))}`, maxPageSize: input.gbpages ? GiB1 : MiB2 });
+      const whole = wholeOf(r);
+      return { va: input.pageOffset + start, pa: start, size: stop - start, options: { what: `direct map of System RAM ${hex(whole.start)}-${hex(end(whole))}`, maxPageSize: round } };
+    };
+    // Given pieces: every whole range is first checked as mapping it would check it, in the same
+    // order, so the model throws what the full one throws.
+    const all = wholeRam && span(wholeRam, round);
+    if (wholeRam && all && !builder.allMappable(input.pageOffset + all.start, input.pageOffset + all.end, all.end)) {
+      for (const r of wholeRam) {
+        const m = directMap(r);
+        builder.assertMappable(m.va, m.pa, m.size, m.options);
+      }
+    }
+    for (const r of input.ram) {
+      const m = directMap(r);
+      builder.map(m.va, m.pa, m.size, m.options);
     }
     if (input.text) {
       // level2_kernel_pgt maps the kernel image with 2 MiB pages.
@@ -237,24 +251,49 @@ const DEFAULT_TEXT = { vaddr: 0xffffffff81000000n, paddr: 0x1000000n, size: MiB2
 
 /**
  * "full": both tables as the kernel builds them, every System RAM range in each (what the report
- * draws; a 4 PiB machine has millions of 1 GiB entries). "invariants": only the RAM ranges that
- * hold a segment, the control pages or the entry, which are all that the invariants walk; the
- * other ranges could only add mappings nobody looks at, or fail to be mappable, and that is still
- * checked for each of them. The invariants come out the same; `check` uses this.
+ * draws; a 4 PiB machine has millions of 1 GiB entries). "invariants": on x86_64, only the parts
+ * of RAM in the blocks (1 GiB or 2 MiB) that hold a segment, the control pages or the entry, which
+ * are all that the invariants walk; the rest could only add mappings nobody looks at, or fail to
+ * be mappable, and that is still checked for every whole range. The invariants come out the same;
+ * `check` uses this.
  */
 export type HandoverTables = "full" | "invariants";
 
-/** The RAM ranges (rounded as `round`) that contain any of the addresses. */
-function rangesHolding(ram: readonly Range[], addresses: readonly Range[], round: bigint): Range[] {
-  // Rounding moves a range's ends by less than `round`: ranges farther than that from every address are out at a glance.
-  const near = span(addresses, 1n);
-  if (near === undefined) return [];
-  return ram.filter((r) => {
-    if (r.start >= near.end + round || end(r) + round <= near.start) return false;
-    const start = r.start - (r.start % round);
-    const stop = ((end(r) + round - 1n) / round) * round;
-    return addresses.some((a) => a.start < stop && end(a) > start);
-  });
+/** Part of a range, with the whole range it was cut from (named in messages as the whole). */
+type Piece = Range & { of: Range };
+
+function wholeOf(r: Range): Range {
+  return (r as Partial<Piece>).of ?? r;
+}
+
+/**
+ * The parts of `ranges` inside the windows of `round`-aligned blocks that hold the addresses.
+ * Mapped with `round` pages, a part gives exactly the leaves its whole range gives there, and a
+ * walk of an address never leaves its window.
+ */
+function piecesNear(ranges: readonly Range[], addresses: readonly Range[], round: bigint): Piece[] {
+  const windows: { start: bigint; end: bigint }[] = [];
+  for (const a of [...addresses].sort((x, y) => (x.start < y.start ? -1 : x.start > y.start ? 1 : 0))) {
+    const start = a.start - (a.start % round);
+    const stop = ((end(a) + round - 1n) / round) * round;
+    const last = windows[windows.length - 1];
+    if (last && start <= last.end) {
+      if (stop > last.end) last.end = stop;
+    } else windows.push({ start, end: stop });
+  }
+  if (windows.length === 0) return [];
+  const lo = windows[0]!.start;
+  const hi = windows[windows.length - 1]!.end;
+  const pieces: Piece[] = [];
+  for (const r of ranges) {
+    if (r.start >= hi || end(r) <= lo) continue;
+    for (const w of windows) {
+      const start = r.start > w.start ? r.start : w.start;
+      const stop = end(r) < w.end ? end(r) : w.end;
+      if (stop > start) pieces.push({ start, size: stop - start, of: r });
+    }
+  }
+  return pieces;
 }
 
 /** The lowest start and the highest end of `ranges`, rounded out to `round`; undefined for none. */
@@ -279,14 +318,11 @@ export function modelHandover(given: HandoverInput, tables: HandoverTables = "fu
   notes.push(note);
   const walked = [...full.segments.map((x) => ({ start: x.mem, size: x.memsz })), { start: control & ~(2n * PAGE - 1n), size: 2n * PAGE }, { start: full.entry, size: 1n }];
   const roundBy = full.kernelArch === "x86_64" && full.gbpages ? GiB1 : MiB2;
-  const input = tables === "full" ? full : { ...full, ram: rangesHolding(full.ram, walked, roundBy), acpi: rangesHolding(full.acpi, walked, roundBy) };
-  if (tables === "invariants") notes.push(`only the RAM ranges holding a segment, the control pages or the entry are mapped (${input.ram.length} of ${full.ram.length}): the invariants walk nothing else`);
-  const kernel = kernelTable(input, format);
-  // The direct map of what was left out must be mappable too: the full model would have thrown.
-  const ramSpan = span(full.ram, 1n);
-  if (input !== full && full.kernelArch === "x86_64" && ramSpan && !kernel.builder.allMappable(full.pageOffset + ramSpan.start, full.pageOffset + ramSpan.end, ramSpan.end)) {
-    for (const r of full.ram) kernel.builder.assertMappable(full.pageOffset + r.start, r.start, r.size);
-  }
+  // i386 maps at most 896 MiB of lowmem and only the control page in kexec's table: nothing to leave out.
+  const scoped = tables === "invariants" && full.kernelArch === "x86_64";
+  const input = scoped ? { ...full, ram: piecesNear(full.ram, walked, roundBy), acpi: piecesNear(full.acpi, walked, roundBy) } : full;
+  if (scoped) notes.push(`only the ${roundBy === GiB1 ? "1 GiB" : "2 MiB"} blocks of RAM that hold a segment, the control pages or the entry are mapped (${input.ram.length} parts of ${full.ram.length} ranges): the invariants walk nothing else`);
+  const kernel = kernelTable(input, format, scoped ? full.ram : undefined);
   const invariants: Invariant[] = [];
   const kexec = new PageTableBuilder(format, allocate);
   const kexecNotes: string[] = [];
@@ -308,18 +344,33 @@ export function modelHandover(given: HandoverInput, tables: HandoverTables = "fu
   let switchWhat: string;
   if (input.kernelArch === "x86_64") {
     const round = input.gbpages ? GiB1 : MiB2;
-    for (const r of input.ram) tryMap(() => kexec.identity(r.start, r.size, { round, maxPageSize: round, what: `System RAM ${hex(r.start)}-${hex(end(r))}` }), "identity_mapped", r.start);
-    // What was left out must still have been mappable, or the full model would have broken an invariant for it.
-    const rounded = span([...full.ram, ...full.acpi], round);
-    if (input !== full && rounded && !kexec.allMappable(rounded.start, rounded.end, rounded.end)) {
-      for (const r of [...full.ram, ...full.acpi]) {
-        const s = r.start - (r.start % round);
-        const e = ((end(r) + round - 1n) / round) * round;
-        tryMap(() => kexec.assertMappable(s, s, e - s, { get what() { return `${full.acpi.includes(r) ? "ACPI" : "System RAM"} ${hex(r.start)}-${hex(end(r))}`; } }), "identity_mapped", r.start);
+    /**
+     * The identity map of RAM or ACPI ranges. With pieces, each whole range is first checked as
+     * mapping it would check it, in the same order, and only the pieces of those that pass are
+     * mapped: the broken invariants, and their order, are the full model's.
+     */
+    const identityMap = (ranges: readonly Range[], wholes: readonly Range[], what: (r: Range) => string) => {
+      let mappable = (_r: Range) => true;
+      const all = span(wholes, round);
+      if (scoped && all && !kexec.allMappable(all.start, all.end, all.end)) {
+        const failed = new Set<Range>();
+        for (const r of wholes) {
+          const s = r.start - (r.start % round);
+          const e = ((end(r) + round - 1n) / round) * round;
+          const before = invariants.length;
+          tryMap(() => kexec.assertMappable(s, s, e - s, { get what() { return what(r); } }), "identity_mapped", r.start);
+          if (invariants.length > before) failed.add(r);
+        }
+        mappable = (r) => !failed.has(r);
       }
-    }
+      for (const r of ranges) {
+        const whole = wholeOf(r);
+        if (mappable(whole)) tryMap(() => kexec.identity(r.start, r.size, { round, maxPageSize: round, what: what(whole) }), "identity_mapped", whole.start);
+      }
+    };
+    identityMap(input.ram, full.ram, (r) => `System RAM ${hex(r.start)}-${hex(end(r))}`);
     for (const s of input.segments) tryMap(() => kexec.identity(s.mem, s.memsz, { round, maxPageSize: round, what: `${s.kind} segment` }), "copy_segments", s.mem);
-    for (const r of input.acpi) tryMap(() => kexec.identity(r.start, r.size, { round, maxPageSize: round, what: `ACPI ${hex(r.start)}` }), "identity_mapped", r.start);
+    identityMap(input.acpi, full.acpi, (r) => `ACPI ${hex(r.start)}`);
     // The transition mapping: relocate_kernel's virtual address -> the control page's copy (4 KiB).
     switchVa = input.text!.vaddr & ~(PAGE - 1n);
     switchWhat = "relocate_kernel in the kernel text";
