@@ -306,11 +306,29 @@ function estimatedDumpBytes(presentBytes: bigint, dumpLevel: number): bigint {
   return dumpLevel & ~DL_EXCLUDE_ZERO ? presentBytes / 4n : presentBytes;
 }
 
+/**
+ * The cores a codec needs before a worker is worth starting. Besides compressing its share, the
+ * main thread reads, describes and writes every page, and the kernel writes the dump back to the
+ * disk: on two cores those take the second core as much as a worker would. liblzo2 compresses so
+ * fast that a worker then only adds its start and its messages. In two full bench runs on two
+ * cores (2026-12-04), of the ten lzo rows where a worker ran (1, 4 and 16 GiB at -d 1, 4 and 16
+ * GiB at -d 31), it was faster in one (16 GiB -d 31, by 10%) and slower by 7-34% in five (4 GiB
+ * -d 31: 0.43 s against 0.32 s, and 0.35 against 0.27); zstd gained up to 1.3x there, and zlib,
+ * whose compressing is most of the work, up to 1.7x. Above two cores lzo is unmeasured and keeps
+ * its workers.
+ */
+const WORKERS_FROM_CORES: Record<Exclude<DumpCodec, "none">, number> = {
+  zlib: 2,
+  snappy: 2,
+  zstd: 2,
+  lzo: 3,
+};
+
 /** Worker threads: with "auto", one per core but the main thread's, which compresses its share (pool.ts). */
 function resolveThreads(threads: number | "auto", bytes: bigint, codec: Exclude<DumpCodec, "none">): number {
   if (threads !== "auto") return threads;
   const cores = typeof availableParallelism === "function" ? availableParallelism() : cpus().length;
-  return bytes >= WORKERS_FROM_BYTES[codec] && cores > 1 ? cores - 1 : 0;
+  return bytes >= WORKERS_FROM_BYTES[codec] && cores >= WORKERS_FROM_CORES[codec] ? cores - 1 : 0;
 }
 
 function syncDirectory(path: string): void {
