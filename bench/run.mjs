@@ -117,7 +117,7 @@ for (const [name, title] of [["vmcore", "default threads"], ["threads0", "`--thr
   out.push(`*best possible* is a measured bound: the ratio kexec-ts would reach if, after its start (\`kexec-ts --version\`, median ${f(fl.startFloor)} s here), it did the row's work at makedumpfile's own CPU cost (the same pages through the same codec library, in C) spread perfectly over ${fl.computeCores} core${fl.computeCores === 1 ? "" : "s"}: makedumpfile's wall / (start + its CPU / ${fl.computeCores}). Where it is below a goal, the goal is out of reach on this machine.`);
   if (fl.rss) {
     out.push("");
-    out.push(`*Memory floor*, measured the same way: Node doing nothing peaks at ${f(fl.rss.node, 0)} MiB (\`node -e 0\`), and at ${f(fl.rss.nodeWithWorker, 0)} MiB with one idle worker thread (a save with the default threads has one on two cores, when the dump is large enough to need it); medians of 5 runs.`);
+    out.push(`*Memory floor*, measured the same way: Node doing nothing peaks at ${f(fl.rss.node, 0)} MiB (\`node -e 0\`), and at ${f(fl.rss.nodeWithWorker, 0)} MiB with one idle worker thread (on two cores a save with the default threads has one when it compresses with zlib, zstd or snappy and the dump is large enough to need it; lzo starts none there); medians of 5 runs.`);
   }
   out.push("");
   out.push(renderVmcoreTable(results[name]));
@@ -180,7 +180,7 @@ out.push("");
 if (failedSection("plans")) out.push(failedSection("plans"));
 else if (ran("plans")) {
   const p = results.plans;
-  out.push(`src/lab/synthetic-machine.ts scales the committed QEMU guest snapshots up: 64 TiB with 4-level paging and 4 PiB with 5-level, 4,096 System RAM ranges (2,048 in the firmware memmap, the rest hot-added), 1,024 CPUs' crash notes, crashkernel=2G,high plus 256M,low; the files sit on tmpfs, standing in for /proc and /sys. Each command is the installed \`kexec-ts\` (bin/kexec-ts.cjs) with a Debian 6.1 amd64 kernel and a ${f(p.inputs.initrdBytes / 2 ** 20, 0)} MiB initrd, ${opt("--runs", "7")} runs each; median wall ms (CPU ms: user + sys).`);
+  out.push(`src/lab/synthetic-machine.ts scales the committed QEMU guest snapshots up: 64 TiB with 4-level paging and 4 PiB with 5-level, 4,096 System RAM ranges (2,048 in the firmware memmap, the rest hot-added), 1,024 CPUs' crash notes, crashkernel=2G,high plus 256M,low; the files sit on tmpfs, standing in for /proc and /sys. Each command is the installed \`kexec-ts\` (bin/kexec-ts.cjs) with a Debian 6.1 amd64 kernel and a ${f(p.inputs.initrdBytes / 2 ** 20, 0)} MiB initrd, ${opt("--runs", "7")} runs each, in rounds that take every command in turn; median wall ms (CPU ms: user + sys).`);
   out.push("");
   const cols = ["machine", "check -p", "plan -p", "check -l", "plan -l"];
   out.push(`| machine | RAM ranges | CPUs | ${cols.join(" | ")} |`);

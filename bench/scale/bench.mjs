@@ -3,7 +3,8 @@
 //   planning: `machine`, `check` and `plan` on synthetic machines (src/lab/synthetic-machine.ts:
 //             64 TiB 4-level and 4 PiB 5-level, 4,096 RAM ranges, 1,024 CPUs, crashkernel=,high
 //             plus ,low), beside the real QEMU guest they were scaled from; median wall time of
-//             N runs of the CLI, each a fresh process, as a user runs it.
+//             N runs of the CLI, each a fresh process, as a user runs it, in rounds over all
+//             the commands.
 //   dumps:    makedumpfile -l -d 31 and kexec-ts vmcore save -d 31 --compress lzo on sparse
 //             synthetic vmcores (src/lab/synthetic-vmcore.ts) of 16 GiB and 1 TiB made from the
 //             real 1 GiB guest's, and on that guest's own: wall, CPU, peak RSS, cost per TiB.
@@ -23,24 +24,36 @@ const cli = join(repo, "bin", "kexec-ts.cjs");
 const cacheDir = process.env.KEXEC_TS_CACHE ?? join(homedir(), ".cache", "kexec-ts");
 
 /**
- * Median wall and CPU (user + sys) milliseconds of `runs` fresh processes, as a user runs them.
- * On a shared machine wall time includes waiting for a CPU; CPU time is what the command itself
- * cost. Every run's exit status must be in `okStatus`, or the row says why it has no number.
+ * One cell of the planning table: a command, run once per round. The rounds go over every cell
+ * in turn, so that a few busy seconds on a shared host spread over all the cells instead of
+ * landing on the few commands that happened to run then (in a run of 7 in a row, the 4 PiB
+ * model's plan -p once measured 150 ms where the 64 TiB model's measured 100, and interleaved
+ * the two take the same time). Every run's exit status must be in `okStatus`, or the cell says
+ * why it has no number.
  */
-function times(cmd, args, runs, okStatus, env = RUN_ENV) {
-  const wall = [];
-  const cpu = [];
-  for (let i = 0; i < runs; i++) {
-    const r = timed(cmd, args, { env });
-    if (!okStatus.includes(r.status)) return { failed: `exit ${r.status}: ${r.stderr.trim().split("\n").filter((l) => !l.startsWith("TIME ")).slice(-2).join(" / ")}` };
-    wall.push(r.wall * 1000);
-    cpu.push(r.cpu * 1000);
-  }
-  const med = (xs) => [...xs].sort((a, b) => a - b)[(xs.length - 1) >> 1];
-  return { wall: med(wall), cpu: med(cpu), wallMax: Math.max(...wall) };
+function cell(cmd, args, okStatus, env = RUN_ENV) {
+  return { cmd, args, okStatus, env, wall: [], cpu: [], failed: undefined };
 }
-const cliTimes = (args, runs, okStatus = [0, 1]) => times(process.execPath, [cli, ...args], runs, okStatus);
-const nodeFloor = (runs, env = RUN_ENV) => times(process.execPath, ["-e", "0"], runs, [0], env);
+const cliCell = (args, okStatus = [0, 1]) => cell(process.execPath, [cli, ...args], okStatus);
+const nodeFloorCell = (env = RUN_ENV) => cell(process.execPath, ["-e", "0"], [0], env);
+
+function sample(c) {
+  if (c.failed) return;
+  const r = timed(c.cmd, c.args, { env: c.env });
+  if (!c.okStatus.includes(r.status)) {
+    c.failed = `exit ${r.status}: ${r.stderr.trim().split("\n").filter((l) => !l.startsWith("TIME ")).slice(-2).join(" / ")}`;
+    return;
+  }
+  c.wall.push(r.wall * 1000);
+  c.cpu.push(r.cpu * 1000);
+}
+
+/** Median wall and CPU (user + sys) milliseconds of a cell's fresh processes, as a user runs them. On a shared machine wall time includes waiting for a CPU; CPU time is what the command itself cost. */
+function summary(c) {
+  if (c.failed) return { failed: c.failed };
+  const med = (xs) => [...xs].sort((a, b) => a - b)[(xs.length - 1) >> 1];
+  return { wall: med(c.wall), cpu: med(c.cpu), wallMax: Math.max(...c.wall) };
+}
 
 /** A Debian amd64 kernel from the lab cache and an initrd of a real size (the lab's Node initramfs). */
 async function planInputs(dir) {
@@ -68,21 +81,28 @@ export async function planTable({ runs = 7 } = {}) {
   }
   const rows = [];
   try {
-    const floor = nodeFloor(runs);
+    const floor = nodeFloorCell();
     // Node's start as this machine's own environment would have it (lib.mjs RUN_ENV).
-    const floorAsSet = CA_CERTS_SET ? nodeFloor(runs, process.env) : undefined;
-    const version = cliTimes(["--version"], runs, [0]);
+    const floorAsSet = CA_CERTS_SET ? nodeFloorCell(process.env) : undefined;
+    const version = cliCell(["--version"], [0]);
+    const cells = [floor, ...(floorAsSet ? [floorAsSet] : []), version];
     for (const m of machines) {
       const common = [inputs.kernel, `--initrd=${inputs.initrd}`, "--append=console=ttyS0 irqpoll nr_cpus=1 reset_devices", "--root", m.root];
-      const row = { machine: m.name, ranges: m.ranges, cpus: m.cpus, times: {} };
-      row.times["machine"] = cliTimes(["machine", "--root", m.root], runs, [0]);
+      const row = { machine: m.name, ranges: m.ranges, cpus: m.cpus, cells: {} };
+      row.cells["machine"] = cliCell(["machine", "--root", m.root], [0]);
       for (const what of ["-p", "-l"]) {
-        row.times[`check ${what}`] = cliTimes(["check", what, ...common], runs);
-        row.times[`plan ${what}`] = cliTimes(["plan", "-c", what, ...common], runs);
+        row.cells[`check ${what}`] = cliCell(["check", what, ...common]);
+        row.cells[`plan ${what}`] = cliCell(["plan", "-c", what, ...common]);
       }
+      cells.push(...Object.values(row.cells));
       rows.push(row);
     }
-    return { rows, floor, floorAsSet, version, inputs };
+    for (let round = 0; round < runs; round++) for (const c of cells) sample(c);
+    for (const row of rows) {
+      row.times = Object.fromEntries(Object.entries(row.cells).map(([k, c]) => [k, summary(c)]));
+      delete row.cells;
+    }
+    return { rows, floor: summary(floor), floorAsSet: floorAsSet && summary(floorAsSet), version: summary(version), inputs };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
