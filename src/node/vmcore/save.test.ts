@@ -15,7 +15,7 @@ import { openVmcore, vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/v
 import { cachedVmcorePath } from "../kernel-cache.js";
 import { missingInput, missingTool } from "../test-inputs.js";
 import { openRandomAccess } from "./file.js";
-import { saveVmcoreTo, type SaveOptions } from "./save.js";
+import { autoThreads, saveVmcoreTo, type SaveOptions } from "./save.js";
 
 function tmp(): string {
   return mkdtempSync(join(tmpdir(), "kexec-ts-vmcore-"));
@@ -297,4 +297,20 @@ test("real 6.1 vmcore: dmesg equals makedumpfile --dump-dmesg; our -d 31 kdump a
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("--threads auto: a worker per other core where the codec pays for one, none for lzo on two cores", () => {
+  const GiB = 1n << 30n;
+  // 4 GiB at -d 31 (a quarter of it guessed to be compressed) is enough for every codec's threshold.
+  assert.equal(autoThreads("zlib", 4n * GiB, 31, 2), 1);
+  assert.equal(autoThreads("zstd", 4n * GiB, 31, 2), 1);
+  assert.equal(autoThreads("snappy", 4n * GiB, 31, 2), 1);
+  // lzo: the main thread's reading and writing and the kernel's writeback fill the second core.
+  assert.equal(autoThreads("lzo", 4n * GiB, 31, 2), 0);
+  assert.equal(autoThreads("lzo", 1024n * GiB, 1, 2), 0);
+  assert.equal(autoThreads("lzo", 4n * GiB, 31, 4), 3);
+  // One core (a capture kernel with nr_cpus=1), or too little to compress: none.
+  assert.equal(autoThreads("zlib", 4n * GiB, 31, 1), 0);
+  assert.equal(autoThreads("zlib", 32n << 20n, 31, 2), 0);
+  assert.equal(autoThreads("zlib", 32n << 20n, 1, 2), 1);
 });

@@ -191,7 +191,7 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
     const ps = core.memory.pageSize;
     const presentBytes = core.memory.ranges.reduce((sum, r) => sum + (r.end - r.start), 0n);
     // The compression threads start now, so that their start-up overlaps the exclusion scan.
-    const threads = opts.format === "elf" || opts.codec === "none" ? 0 : resolveThreads(opts.threads, estimatedDumpBytes(presentBytes, opts.dumpLevel), opts.codec);
+    const threads = opts.format === "elf" || opts.codec === "none" ? 0 : resolveThreads(opts.threads, presentBytes, opts.dumpLevel, opts.codec);
     // With threads to share the exclusion scan, the dumpable bitmap is made in shared memory.
     const sharedScan = threads > 0 && core.elf !== undefined && core.vmcoreinfo !== undefined && (opts.dumpLevel & ~DL_EXCLUDE_ZERO) !== 0;
     const bitmaps = presentBitmaps(core.memory.ranges, ps, sharedScan ? (bytes) => new Uint8Array(new SharedArrayBuffer(bytes)) : undefined);
@@ -325,10 +325,14 @@ const WORKERS_FROM_CORES: Record<Exclude<DumpCodec, "none">, number> = {
 };
 
 /** Worker threads: with "auto", one per core but the main thread's, which compresses its share (pool.ts). */
-function resolveThreads(threads: number | "auto", bytes: bigint, codec: Exclude<DumpCodec, "none">): number {
+function resolveThreads(threads: number | "auto", presentBytes: bigint, dumpLevel: number, codec: Exclude<DumpCodec, "none">): number {
   if (threads !== "auto") return threads;
-  const cores = typeof availableParallelism === "function" ? availableParallelism() : cpus().length;
-  return bytes >= WORKERS_FROM_BYTES[codec] && cores >= WORKERS_FROM_CORES[codec] ? cores - 1 : 0;
+  return autoThreads(codec, presentBytes, dumpLevel, typeof availableParallelism === "function" ? availableParallelism() : cpus().length);
+}
+
+/** What `--threads auto` starts on `cores` cores for a vmcore with `presentBytes` of memory. */
+export function autoThreads(codec: Exclude<DumpCodec, "none">, presentBytes: bigint, dumpLevel: number, cores: number): number {
+  return estimatedDumpBytes(presentBytes, dumpLevel) >= WORKERS_FROM_BYTES[codec] && cores >= WORKERS_FROM_CORES[codec] ? cores - 1 : 0;
 }
 
 function syncDirectory(path: string): void {
