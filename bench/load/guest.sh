@@ -13,7 +13,7 @@ CRASH_APPEND='console=ttyS0 irqpoll nr_cpus=1 reset_devices panic=-1'
 now() { read -r up _ < /proc/uptime; echo "$up"; }
 
 # OpenSSL without its AVX2 and SHA extension paths (OPENSSL_ia32cap, the second word: leaf 7's
-# EBX, AVX2 is bit 5 and SHA bit 29): how fast kexec-ts hashes where AVX2 is not emulated.
+# EBX, AVX2 is bit 5 and SHA bit 29).
 noavx2() { OPENSSL_ia32cap=':~0x20000020' "$@"; }
 
 timed() { # timed CASE TOOL command...
@@ -42,8 +42,8 @@ while [ $i -lt "$N" ]; do
       $tool -$what -u >/dev/null 2>&1 || kexec -$what -u >/dev/null 2>&1
     done
   done
-  # A bound, not a goal: the crash load again with OpenSSL's AVX2 masked. QEMU's TCG emulates AVX2
-  # slowly, Node's OpenSSL hashes the segments with it, and kexec-tools hashes with plain C.
+  # Outside the goal: the crash load again with OpenSSL's AVX2 masked, which measures what hashing
+  # the segments with AVX2 under QEMU's TCG costs kexec-ts (kexec-tools hashes with plain C).
   timed c-p-noavx2 kexec-ts noavx2 kexec-ts -c -p $IMG --initrd=$INITRD --append="$CRASH_APPEND"
   kexec-ts -p -u >/dev/null 2>&1 || kexec -p -u >/dev/null 2>&1
   for what in l p; do
