@@ -315,7 +315,9 @@ function estimatedDumpBytes(presentBytes: bigint, dumpLevel: number): bigint {
  * GiB at -d 31), it was faster in one (16 GiB -d 31, by 10%) and slower by 7-34% in five (4 GiB
  * -d 31: 0.43 s against 0.32 s, and 0.35 against 0.27); zstd gained up to 1.3x there, and zlib,
  * whose compressing is most of the work, up to 1.7x. Above two cores lzo is unmeasured and keeps
- * its workers.
+ * its workers. Unsettled: in the three bench runs since, 16 GiB -d 31 without its worker measured
+ * 0.71-0.79x of makedumpfile where it had been 0.86x, yet by hand, alternating, one worker and
+ * none took the same time there (605 and 599 ms).
  */
 const WORKERS_FROM_CORES: Record<Exclude<DumpCodec, "none">, number> = {
   zlib: 2,
