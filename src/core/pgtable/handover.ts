@@ -193,8 +193,7 @@ function kernelTable(input: HandoverInput, format: PagingFormat, wholeRam?: read
     // would otherwise need a table page for each.
     const round = input.gbpages ? GiB1 : MiB2;
     const directMap = (r: Range) => {
-      const start = r.start - (r.start % round);
-      const stop = ((end(r) + round - 1n) / round) * round;
+      const { start, end: stop } = roundOut(r, round);
       const whole = wholeOf(r);
       return { va: input.pageOffset + start, pa: start, size: stop - start, options: { what: `direct map of System RAM ${hex(whole.start)}-${hex(end(whole))}`, maxPageSize: round } };
     };
@@ -274,8 +273,7 @@ function wholeOf(r: Range): Range {
 function piecesNear(ranges: readonly Range[], addresses: readonly Range[], round: bigint): Piece[] {
   const windows: { start: bigint; end: bigint }[] = [];
   for (const a of [...addresses].sort((x, y) => (x.start < y.start ? -1 : x.start > y.start ? 1 : 0))) {
-    const start = a.start - (a.start % round);
-    const stop = ((end(a) + round - 1n) / round) * round;
+    const { start, end: stop } = roundOut(a, round);
     const last = windows[windows.length - 1];
     if (last && start <= last.end) {
       if (stop > last.end) last.end = stop;
@@ -305,7 +303,12 @@ function span(ranges: readonly Range[], round: bigint): { start: bigint; end: bi
     if (r.start < lo) lo = r.start;
     if (end(r) > hi) hi = end(r);
   }
-  return { start: lo - (lo % round), end: ((hi + round - 1n) / round) * round };
+  return roundOut({ start: lo, size: hi - lo }, round);
+}
+
+/** A range rounded out to multiples of `round`, as kexec's identity map rounds what it maps. */
+function roundOut(r: Range, round: bigint): { start: bigint; end: bigint } {
+  return { start: r.start - (r.start % round), end: ((end(r) + round - 1n) / round) * round };
 }
 
 export function modelHandover(given: HandoverInput, tables: HandoverTables = "full"): Handover {
@@ -355,8 +358,7 @@ export function modelHandover(given: HandoverInput, tables: HandoverTables = "fu
       if (scoped && all && !kexec.allMappable(all.start, all.end, all.end)) {
         const failed = new Set<Range>();
         for (const r of wholes) {
-          const s = r.start - (r.start % round);
-          const e = ((end(r) + round - 1n) / round) * round;
+          const { start: s, end: e } = roundOut(r, round);
           const before = invariants.length;
           tryMap(() => kexec.assertMappable(s, s, e - s, { get what() { return what(r); } }), "identity_mapped", r.start);
           if (invariants.length > before) failed.add(r);
