@@ -86,22 +86,22 @@ export async function planTable({ runs = 7 } = {}) {
     const floorAsSet = CA_CERTS_SET ? nodeFloorCell(process.env) : undefined;
     const version = cliCell(["--version"], [0]);
     const cells = [floor, ...(floorAsSet ? [floorAsSet] : []), version];
+    // Each row's cells by column, sampled with all the others below.
+    const rowCells = new Map();
     for (const m of machines) {
       const common = [inputs.kernel, `--initrd=${inputs.initrd}`, "--append=console=ttyS0 irqpoll nr_cpus=1 reset_devices", "--root", m.root];
-      const row = { machine: m.name, ranges: m.ranges, cpus: m.cpus, cells: {} };
-      row.cells["machine"] = cliCell(["machine", "--root", m.root], [0]);
+      const byColumn = { machine: cliCell(["machine", "--root", m.root], [0]) };
       for (const what of ["-p", "-l"]) {
-        row.cells[`check ${what}`] = cliCell(["check", what, ...common]);
-        row.cells[`plan ${what}`] = cliCell(["plan", "-c", what, ...common]);
+        byColumn[`check ${what}`] = cliCell(["check", what, ...common]);
+        byColumn[`plan ${what}`] = cliCell(["plan", "-c", what, ...common]);
       }
-      cells.push(...Object.values(row.cells));
+      const row = { machine: m.name, ranges: m.ranges, cpus: m.cpus, times: {} };
+      rowCells.set(row, byColumn);
+      cells.push(...Object.values(byColumn));
       rows.push(row);
     }
     for (let round = 0; round < runs; round++) for (const c of cells) sample(c);
-    for (const row of rows) {
-      row.times = Object.fromEntries(Object.entries(row.cells).map(([k, c]) => [k, summary(c)]));
-      delete row.cells;
-    }
+    for (const [row, byColumn] of rowCells) row.times = Object.fromEntries(Object.entries(byColumn).map(([k, c]) => [k, summary(c)]));
     return { rows, floor: summary(floor), floorAsSet: floorAsSet && summary(floorAsSet), version: summary(version), inputs };
   } finally {
     rmSync(dir, { recursive: true, force: true });
