@@ -9,7 +9,8 @@ import type { Machine } from "../core/machine/model.js";
 import { planLoad, type Plan } from "../core/plan/plan.js";
 import type { Request } from "../core/plan/request.js";
 import { rngSeed, sha256 } from "../node/crypto.js";
-import { checkReadable, readInputFile } from "../node/files.js";
+import { checkReadable } from "../node/files.js";
+import { readInitrdFor } from "../node/initrd.js";
 import { readKernelImageFile } from "../node/image.js";
 import { readKernelLayout } from "../node/kernel-layout.js";
 import { UNUSED_BY } from "../core/machine/files.js";
@@ -55,8 +56,8 @@ export async function prepareLoad(args: ParsedArgs, operands: readonly string[],
 }
 
 /**
- * The kexec_load plan with every segment's bytes. "load": the initrd is read now, and the purgatory
- * carries the segments' digest. "show" (`plan`) is never handed to the kernel, so it reads nothing
+ * The kexec_load plan with every segment's bytes. "load": the initrd is read once it is placed (into
+ * a buffer laid out by its destination, src/node/initrd.ts), and the purgatory carries the segments' digest. "show" (`plan`) is never handed to the kernel, so it reads nothing
  * it does not print: no digest (hashing the initrd and the kernel's zero fill was most of a plan's
  * time), and the initrd and the RNG seed are stand-ins of their sizes (reading a 46 MiB initrd was
  * 57 ms of `plan -p`). The initrd is still opened, so a file the load could not read fails here too.
@@ -64,7 +65,7 @@ export async function prepareLoad(args: ParsedArgs, operands: readonly string[],
 export async function fillPlan(p: PreparedLoad, use: "load" | "show"): Promise<Plan> {
   const machine = await p.kexecLoadMachine();
   const initrd = p.initrdPath === undefined ? undefined
-    : use === "load" ? readInputFile(p.initrdPath, "initrd", { allowEmpty: false })
+    : use === "load" ? (destination: bigint) => readInitrdFor(p.initrdPath!, "initrd", destination)
     : unreadStandIn(p.initrdPath, p.request.initrdSize);
   const layout = p.request.crash ? readKernelLayout(p.root, machine) : undefined;
   return planLoad(p.image, machine, p.request, {

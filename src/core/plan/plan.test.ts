@@ -104,6 +104,19 @@ test("a 32-bit user space on a 64-bit kernel keeps every segment below 4 GiB (se
   assert.equal(p32.flags, 62 << 16, "KEXEC_ARCH_X86_64: the running kernel's arch, not the user space's");
 });
 
+test("an initrd read once placed: the reader gets the initrd's address, and a size that changed since is refused by name", () => {
+  const machine = machineFrom([{ start: MiB, size: 3n * GiB - MiB }], "x86_64", false);
+  const image = readKernelImage(buildBzImage({ fields: { init_size: 64n * MiB }, tail: 0x2000 }));
+  const request = { syscall: "kexec_load" as const, crash: false, cmdline: "", userArch: "x86_64" as const, initrdSize: MiB_n(8) };
+  const asked: bigint[] = [];
+  const plan = planLoad(image, machine, request, { initrd: (at) => { asked.push(at); return new Uint8Array(MiB_n(8)).fill(0x5a); }, sha256 });
+  const initrd = plan.segments.find((s) => s.kind === "initrd")!;
+  assert.deepEqual(asked, [initrd.mem], "read once, for where it was placed");
+  assert.equal(initrd.buf[0], 0x5a, "the reader's bytes are the segment's");
+  assert.throws(() => planLoad(image, machine, request, { initrd: () => new Uint8Array(MiB_n(8) + 1), sha256 }),
+    (e) => e instanceof KexecError && /the initrd is 8388609 bytes now, 8388608 when it was placed: it changed while kexec-ts read it/.test(e.message));
+});
+
 test("no hole: the error names the segment, its size, the window and who set each bound", () => {
   const machine = machineFrom([{ start: MiB, size: 40n * MiB }], "x86_64", false);
   const image = readKernelImage(buildBzImage({ fields: { init_size: 64n * MiB }, tail: 0x2000 }));

@@ -71,8 +71,12 @@ export interface Plan extends PlacedLoad {
 
 /** What filling the segments needs beyond the request: the bytes and what the core cannot make itself. */
 export interface SegmentBytes {
-  /** The initrd, exactly request.initrdSize bytes long (for a plan only shown, sha256 null, a stand-in of that length will do: only sizes are shown). */
-  initrd: Uint8Array | undefined;
+  /**
+   * The initrd, exactly request.initrdSize bytes long (for a plan only shown, sha256 null, a
+   * stand-in of that length will do: only sizes are shown); or a reader, called with the address
+   * the initrd was placed at, for an edge that lays its buffer out by where the kernel copies it to.
+   */
+  initrd: Uint8Array | ((destination: bigint) => Uint8Array) | undefined;
   /** 32 random bytes for SETUP_RNG_SEED (the core has no entropy source). */
   rngSeed?: Uint8Array | undefined;
   /** Purgatory prints progress on COM1 (useful in the lab). */
@@ -252,16 +256,17 @@ function layOut(image: KernelImage, machine: Machine, req: Request, kernelLayout
   assertPlanInvariants(placed, bz, machine, req);
 
   const fill = (bytes: SegmentBytes): Plan => {
-    if (bytes.initrd?.length !== req.initrdSize) {
-      throw new KexecError("io", `the initrd is ${bytes.initrd?.length ?? "absent"} bytes now, ${req.initrdSize ?? "absent"} when it was placed: it changed while kexec-ts read it`,
-        { field: "initrd", expected: String(req.initrdSize), actual: String(bytes.initrd?.length) }, "run the load again once nothing is rewriting the initrd");
+    const initrd = typeof bytes.initrd === "function" ? (initrdAt ? bytes.initrd(initrdAt.mem) : undefined) : bytes.initrd;
+    if (initrd?.length !== req.initrdSize) {
+      throw new KexecError("io", `the initrd is ${initrd?.length ?? "absent"} bytes now, ${req.initrdSize ?? "absent"} when it was placed: it changed while kexec-ts read it`,
+        { field: "initrd", expected: String(req.initrdSize), actual: String(initrd?.length) }, "run the load again once nothing is rewriting the initrd");
     }
     const zeroPage = buildZeroPage({
       image: bz,
       imageBytes: headerSource,
       address: bootParamsAt.mem,
       cmdline,
-      initrd: initrdAt && bytes.initrd ? { address: initrdAt.mem, size: BigInt(bytes.initrd.length) } : undefined,
+      initrd: initrdAt && initrd ? { address: initrdAt.mem, size: BigInt(initrd.length) } : undefined,
       e820: e820.entries,
       // An EFI boot leaves acpi_rsdp_addr 0 and publishes the RSDP in the EFI system table instead.
       acpiRsdp: machine.bootParams?.acpiRsdpAddr || machine.efi.acpiRsdp || undefined,
@@ -275,7 +280,7 @@ function layOut(image: KernelImage, machine: Machine, req: Request, kernelLayout
     const buffers: Partial<Record<SegmentKind, Uint8Array>> = {
       bootparams: zeroPage.bytes,
       kernel: elf ? elf.buf : image.bytes.subarray(bz.setupSize),
-      initrd: bytes.initrd,
+      initrd,
       elfcorehdr: coreHeader ? buildElfCoreHeader(coreHeader.input) : undefined,
     };
     const verified = placed.segments.filter((s) => s.kind !== "purgatory").map((s) => ({ ...s, buf: buffers[s.kind]! }));

@@ -20,7 +20,8 @@ import { kdumpRules, type KdumpFacts } from "../../core/kdump/rules.js";
 import { planLoad } from "../../core/plan/plan.js";
 import { KEXEC_FILE_ON_CRASH } from "../../core/plan/kexec-abi.js";
 import { rngSeed, sha256 } from "../crypto.js";
-import { readInputFile, replaceFileDurably } from "../files.js";
+import { fileSize, readInputFile, replaceFileDurably } from "../files.js";
+import { readInitrdFor } from "../initrd.js";
 import { readKernelLayout } from "../kernel-layout.js";
 import { readMachine } from "../machine.js";
 import { kexecFileLoad, kexecFileUnload, kexecLoad, kexecUnload, userArch } from "../syscalls.js";
@@ -386,9 +387,10 @@ function errnoContext(prep: Preparation) {
 }
 
 function loadWithPlanner(prep: Preparation, initrd: string): void {
-  const initrdBytes = readInputFile(initrd, "capture initramfs");
-  const request = { crash: true, syscall: "kexec_load" as const, cmdline: prep.cmdline.cmdline, initrdSize: initrdBytes.length, userArch: userArch() };
-  const plan = planLoad(prep.image, prep.machine, request, { initrd: initrdBytes, rngSeed: rngSeed(), sha256 }, readKernelLayout("/", prep.machine));
+  const what = "capture initramfs";
+  const request = { crash: true, syscall: "kexec_load" as const, cmdline: prep.cmdline.cmdline, initrdSize: fileSize(initrd, what, { allowEmpty: false }), userArch: userArch() };
+  const read = (destination: bigint) => readInitrdFor(initrd, what, destination);
+  const plan = planLoad(prep.image, prep.machine, request, { initrd: read, rngSeed: rngSeed(), sha256 }, readKernelLayout("/", prep.machine));
   kexecLoad(plan.entry, plan.segments.map((s) => ({ buf: s.buf, mem: s.mem, memsz: s.memsz })), plan.flags, errnoContext(prep));
 }
 
