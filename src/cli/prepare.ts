@@ -56,17 +56,19 @@ export async function prepareLoad(args: ParsedArgs, operands: readonly string[],
 }
 
 /**
- * The kexec_load plan with every segment's bytes. "load": the initrd is read once it is placed (into
- * a buffer laid out by its destination, src/node/initrd.ts), and the purgatory carries the segments' digest. "show" (`plan`) is never handed to the kernel, so it reads nothing
- * it does not print: no digest (hashing the initrd and the kernel's zero fill was most of a plan's
- * time), and the initrd and the RNG seed are stand-ins of their sizes (reading a 46 MiB initrd was
- * 57 ms of `plan -p`). The initrd is still opened, so a file the load could not read fails here too.
+ * The kexec_load plan with every segment's bytes. "load": the initrd is read once it is placed,
+ * into a buffer laid out by its destination (src/node/initrd.ts), and the purgatory carries the
+ * segments' digest. "show" (`plan`) is never handed to the kernel, so it reads nothing it does not
+ * print: no digest (hashing the initrd and the kernel's zero fill was most of a plan's time), and
+ * the initrd and the RNG seed are stand-ins of their sizes (reading a 46 MiB initrd was 57 ms of
+ * `plan -p`). The initrd is still opened, so a file the load could not read fails here too.
  */
 export async function fillPlan(p: PreparedLoad, use: "load" | "show"): Promise<Plan> {
   const machine = await p.kexecLoadMachine();
-  const initrd = p.initrdPath === undefined ? undefined
-    : use === "load" ? (destination: bigint) => readInitrdFor(p.initrdPath!, "initrd", destination)
-    : unreadStandIn(p.initrdPath, p.request.initrdSize);
+  const initrdPath = p.initrdPath;
+  const initrd = initrdPath === undefined ? undefined
+    : use === "load" ? (destination: bigint) => readInitrdFor(initrdPath, "initrd", destination)
+    : unreadStandIn(initrdPath, p.request.initrdSize);
   const layout = p.request.crash ? readKernelLayout(p.root, machine) : undefined;
   return planLoad(p.image, machine, p.request, {
     initrd,
