@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { loadKoffi } from "./ffi.js";
-import { nativeSegments } from "./syscalls.js";
+import { writeFileSync } from "node:fs";
+import { kernelLogFromNow, nativeSegments } from "./syscalls.js";
 
 // Issue 11: an initramfs-tools initrd above 64 MiB stopped kexec_load with koffi's
 // "Array length is too high (max = 67108864)" before any syscall was made.
@@ -33,5 +34,27 @@ test("kexec_load's segment array carries a segment larger than 64 MiB, byte for 
     assert.notEqual(BigInt(koffi.address(records[0]!.buf)), BigInt(koffi.address(small)), "the 3-byte segment is a copy");
   } finally {
     native.free();
+  }
+});
+
+test("the kernel log from now on: only what is logged after it is opened, with lseek and without", { skip: process.getuid?.() !== 0 && !process.env["CI"] ? "needs root to write /dev/kmsg" : false }, () => {
+  const lseek = loadKoffi().load("libc.so.6").func("int64_t lseek64(int fd, int64_t offset, int whence)") as (fd: number, offset: number, whence: number) => number;
+  const mark = (what: string) => {
+    const text = `kexec-ts test ${process.pid} ${what}`;
+    writeFileSync("/dev/kmsg", `<7>${text}\n`);
+    return text;
+  };
+  for (const [how, seek] of [["lseek to the end", lseek], ["lseek refused", () => -1]] as const) {
+    const before = mark(`${how}: before`);
+    const log = kernelLogFromNow(seek);
+    try {
+      const after = mark(`${how}: after`);
+      const lines = log.lines();
+      assert.ok(lines.includes(after), `${how}: the record logged after opening is read (${lines.length} lines)`);
+      assert.ok(!lines.includes(before), `${how}: the one logged before is not`);
+      assert.deepEqual(log.lines().filter((l) => l.includes(`kexec-ts test ${process.pid}`)), [], `${how}: each record is read once`);
+    } finally {
+      log.close();
+    }
   }
 });

@@ -45,7 +45,7 @@ export interface LoadSegment {
   memsz: bigint;
 }
 
-let ffi: { koffi: Koffi; syscall: (...args: unknown[]) => number | bigint; sync: () => void } | undefined;
+let ffi: { koffi: Koffi; syscall: (...args: unknown[]) => number | bigint; sync: () => void; lseek: (fd: number, offset: number, whence: number) => number | bigint } | undefined;
 
 function load() {
   if (ffi) return ffi;
@@ -62,6 +62,7 @@ function load() {
     koffi,
     syscall: libc.func("long syscall(long number, ...)") as (...args: unknown[]) => number | bigint,
     sync: libc.func("void sync(void)") as () => void,
+    lseek: libc.func("int64_t lseek64(int fd, int64_t offset, int whence)") as (fd: number, offset: number, whence: number) => number | bigint,
   };
   return ffi;
 }
@@ -86,38 +87,41 @@ function openForSyscall(path: string, what: string): number {
   }
 }
 
-/** The last kernel log records, read from /dev/kmsg (each read returns one record). */
-export function kernelLogTail(sinceSeq?: number): { lines: string[]; lastSeq: number } {
-  const lines: string[] = [];
-  let lastSeq = sinceSeq ?? -1;
-  let fd: number;
+const SEEK_END = 2;
+
+/**
+ * The kernel log from now on (/dev/kmsg, one record per read), for what a failing syscall
+ * logged. Opened at its end by lseek: reading the whole log to find its end took 30-40 ms of a
+ * crash load under QEMU's TCG. Where /dev/kmsg cannot be opened, no lines.
+ */
+export function kernelLogFromNow(lseek: (fd: number, offset: number, whence: number) => number | bigint): { lines(): string[]; close(): void } {
+  let open: number;
   try {
-    fd = openSync("/dev/kmsg", fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    open = openSync("/dev/kmsg", fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
   } catch {
-    return { lines, lastSeq };
+    return { lines: () => [], close: () => {} };
   }
+  // Where lseek fails, the records there now are read, and so passed over.
+  if (Number(lseek(open, 0, SEEK_END)) < 0) readRecords(open);
+  return { lines: () => readRecords(open), close: () => closeSync(open) };
+}
+
+/** The records readable from a /dev/kmsg descriptor, each record's message (its first line). */
+function readRecords(fd: number): string[] {
+  const lines: string[] = [];
   const buf = Buffer.alloc(8192);
-  try {
-    for (;;) {
-      let n: number;
-      try {
-        n = readSync(fd, buf, 0, buf.length, null);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === "EPIPE") continue; // records were overwritten; keep reading
-        break; // EAGAIN: no more records
-      }
-      const record = buf.toString("utf8", 0, n);
-      const semi = record.indexOf(";");
-      const seq = Number(record.split(",")[1]);
-      if (sinceSeq !== undefined && seq <= sinceSeq) continue;
-      lastSeq = seq;
-      lines.push(record.slice(semi + 1).split("\n")[0] ?? "");
+  for (;;) {
+    let n: number;
+    try {
+      n = readSync(fd, buf, 0, buf.length, null);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EPIPE") continue; // records were overwritten; keep reading
+      break; // EAGAIN: no more records
     }
-  } finally {
-    closeSync(fd);
+    const record = buf.toString("utf8", 0, n);
+    lines.push(record.slice(record.indexOf(";") + 1).split("\n")[0] ?? "");
   }
-  return { lines, lastSeq };
+  return lines;
 }
 
 export function kexecLoad(entry: bigint, segments: readonly LoadSegment[], flags: number, ctx: ErrnoContext = {}): void {
@@ -191,7 +195,7 @@ export function kexecFileLoad(kernelPath: string, initrdPath: string | undefined
   if (number === undefined) {
     throw new KexecError("syscall", "kexec_file_load does not exist for 32-bit processes (no entry in syscall_32.tbl)", { errno: "ENOSYS", call: "kexec_file_load", kernel: kernelPath, fallbackAllowed: true }, "use kexec_load (-c), or a 64-bit kexec-ts");
   }
-  const { koffi, syscall } = load();
+  const { koffi, syscall, lseek } = load();
   const kernelFd = openForSyscall(kernelPath, "kernel image");
   let initrdFd = -1;
   try {
@@ -201,16 +205,17 @@ export function kexecFileLoad(kernelPath: string, initrdPath: string | undefined
     throw e;
   }
   const fileFlags = (flags | (initrdPath === undefined ? KEXEC_FILE_NO_INITRAMFS : 0)) >>> 0;
-  const before = kernelLogTail().lastSeq;
+  const kernelLogAfter = kernelLogFromNow(lseek);
   try {
     // The length the kernel wants includes the terminating NUL, which koffi appends to the string.
     const rc = syscall(number, "int", kernelFd, "int", initrdFd, "unsigned long", Buffer.byteLength(cmdline, "utf8") + 1, "const char *", cmdline, "unsigned long", fileFlags);
     if (Number(rc) < 0) {
       const errno = lastErrno(koffi);
-      const kernelLog = kernelLogTail(before).lines.filter((l) => /kexec|bzImage|purgatory|crash/i.test(l));
+      const kernelLog = kernelLogAfter.lines().filter((l) => /kexec|bzImage|purgatory|crash/i.test(l));
       throw syscallError({ call: "kexec_file_load", ...errno, flags: fileFlags, kernel: kernelPath, initrd: initrdPath, cmdline }, { ...ctx, kernelLog });
     }
   } finally {
+    kernelLogAfter.close();
     closeSync(kernelFd);
     if (initrdFd >= 0) closeSync(initrdFd);
   }
