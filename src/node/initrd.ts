@@ -46,16 +46,17 @@ export function readInitrdFor(path: string, what: string, destination: bigint): 
   const offset = offsetAwayFromAlias(BigInt(fixedAddress(koffi, backing)), destination);
   const bytes = new Uint8Array(backing.buffer, backing.byteOffset + offset, size);
   let fd: number | undefined;
+  let asPlaced: boolean;
   try {
     fd = openSync(path, "r");
     let done = 0;
     for (let n = 1; n > 0 && done < size; done += n) n = readSync(fd, bytes, done, size - done, done);
-    // Shorter than placed, or longer (one more byte is there): the plan refuses it by its length.
-    if (done < size || readSync(fd, new Uint8Array(1), 0, 1, size) > 0) return readInputFile(path, what, { allowEmpty: false });
+    asPlaced = done === size && readSync(fd, new Uint8Array(1), 0, 1, size) === 0;
   } catch (e) {
     throw ioError(e, path, what);
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
-  return bytes;
+  // It changed while it was read (shorter, or one more byte is there): read as it is now; the plan refuses a length other than the one it placed.
+  return asPlaced ? bytes : readInputFile(path, what, { allowEmpty: false });
 }
