@@ -94,7 +94,7 @@ const SEEK_END = 2;
  * logged. Opened at its end by lseek: reading the whole log to find its end took 30-40 ms of a
  * crash load under QEMU's TCG. Where /dev/kmsg cannot be opened, no lines.
  */
-export function kernelLogFromNow(lseek: (fd: number, offset: number, whence: number) => number | bigint): { lines(): string[]; close(): void } {
+export function kernelLogFromNow(lseek = load().lseek): { lines(): string[]; close(): void } {
   let open: number;
   try {
     open = openSync("/dev/kmsg", fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
@@ -195,7 +195,7 @@ export function kexecFileLoad(kernelPath: string, initrdPath: string | undefined
   if (number === undefined) {
     throw new KexecError("syscall", "kexec_file_load does not exist for 32-bit processes (no entry in syscall_32.tbl)", { errno: "ENOSYS", call: "kexec_file_load", kernel: kernelPath, fallbackAllowed: true }, "use kexec_load (-c), or a 64-bit kexec-ts");
   }
-  const { koffi, syscall, lseek } = load();
+  const { koffi, syscall } = load();
   const kernelFd = openForSyscall(kernelPath, "kernel image");
   let initrdFd = -1;
   try {
@@ -205,7 +205,7 @@ export function kexecFileLoad(kernelPath: string, initrdPath: string | undefined
     throw e;
   }
   const fileFlags = (flags | (initrdPath === undefined ? KEXEC_FILE_NO_INITRAMFS : 0)) >>> 0;
-  const kernelLogAfter = kernelLogFromNow(lseek);
+  const kernelLogAfter = kernelLogFromNow();
   try {
     // The length the kernel wants includes the terminating NUL, which koffi appends to the string.
     const rc = syscall(number, "int", kernelFd, "int", initrdFd, "unsigned long", Buffer.byteLength(cmdline, "utf8") + 1, "const char *", cmdline, "unsigned long", fileFlags);
