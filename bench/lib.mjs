@@ -3,6 +3,9 @@ import { createHash } from "node:crypto";
 import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { loadavg } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { LAUNCH_NODE_FLAGS } from "../dist/core/launch.js";
 
 /**
  * The environment every timed tool runs in: this one without NODE_EXTRA_CA_CERTS. A machine
@@ -18,6 +21,18 @@ export const RUN_ENV = (() => {
   return env;
 })();
 export const CA_CERTS_SET = process.env.NODE_EXTRA_CA_CERTS !== undefined;
+
+/**
+ * kexec-ts as installed: its bin, executed, so that its #! line starts Node with the option of
+ * src/core/launch.ts, as the command `kexec-ts` does. (`node bin/kexec-ts.cjs` would leave it
+ * out, and measure more memory than a user's runs take.)
+ */
+export const KEXEC_TS = join(dirname(fileURLToPath(import.meta.url)), "..", "bin", "kexec-ts.cjs");
+
+/** A bare Node started the way the bin starts it (the floors): its arguments, and the environment for timed(). */
+export function launchedNode(args) {
+  return { cmd: process.execPath, args: [...LAUNCH_NODE_FLAGS, ...args], env: RUN_ENV };
+}
 
 /** One run under GNU time (in RUN_ENV unless options.env says otherwise): wall and user+sys seconds, peak RSS, exit status, stderr. */
 export function timed(cmd, args, options = {}) {

@@ -15,12 +15,10 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CA_CERTS_SET, RUN_ENV, inputIdentity, sameIdentity, timed } from "../lib.mjs";
+import { CA_CERTS_SET, KEXEC_TS as cli, RUN_ENV, inputIdentity, launchedNode, sameIdentity, timed } from "../lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, "..", "..");
-// The installed entry point (bundle and code cache), as a user runs it.
-const cli = join(repo, "bin", "kexec-ts.cjs");
 const cacheDir = process.env.KEXEC_TS_CACHE ?? join(homedir(), ".cache", "kexec-ts");
 
 /**
@@ -34,8 +32,13 @@ const cacheDir = process.env.KEXEC_TS_CACHE ?? join(homedir(), ".cache", "kexec-
 function cell(cmd, args, okStatus, env = RUN_ENV) {
   return { cmd, args, okStatus, env, wall: [], cpu: [], failed: undefined };
 }
-const cliCell = (args, okStatus = [0, 1]) => cell(process.execPath, [cli, ...args], okStatus);
-const nodeFloorCell = (env = RUN_ENV) => cell(process.execPath, ["-e", "0"], [0], env);
+// The installed entry point (bundle and code cache), run as a user runs it: through its #! line.
+const cliCell = (args, okStatus = [0, 1]) => cell(cli, args, okStatus);
+// Node's start, as the bin starts it; `extraEnv`: the machine's own environment on top (NODE_EXTRA_CA_CERTS).
+const nodeFloorCell = (extraEnv = {}) => {
+  const { cmd, args, env } = launchedNode(["-e", "0"]);
+  return cell(cmd, args, [0], { ...env, ...extraEnv });
+};
 
 function sample(c) {
   if (c.failed) return;
@@ -155,7 +158,7 @@ export async function dumpTable({ sizes = ["1G", "16G", "1T"], log = () => {} } 
       const mdOut = a.status === 0 ? statSync(md).size : NaN;
       const mdOk = a.status === 0 && reference !== undefined && dmesgOf(md, dir) === reference;
       rmSync(md, { force: true });
-      const b = timed(process.execPath, [cli, "vmcore", "save", "--dump-level", "31", "--compress", "lzo", core, ts]);
+      const b = timed(cli, ["vmcore", "save", "--dump-level", "31", "--compress", "lzo", core, ts]);
       const tsOut = b.status === 0 ? statSync(ts).size : NaN;
       const tsOk = b.status === 0 && reference !== undefined && dmesgOf(ts, dir) === reference;
       rmSync(ts, { force: true });

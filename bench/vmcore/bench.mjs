@@ -15,11 +15,9 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { cpus, homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { fmt as f, inputIdentity, sameIdentity, timed } from "../lib.mjs";
+import { KEXEC_TS as tool, fmt as f, inputIdentity, launchedNode, sameIdentity, timed } from "../lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
-// The installed entry point (bundle and code cache), as a user runs it.
-const tool = join(here, "..", "..", "bin", "kexec-ts.cjs");
 export const MD_FLAG = { lzo: "-l", zlib: "-c" };
 
 /** Fastest of `repeat` runs (runs alternate between the tools), with the slowest wall time beside it. */
@@ -56,11 +54,11 @@ export function bestRatio(row, { startFloor, computeCores }) {
   return row.md.wall / (startFloor + row.md.cpu / computeCores);
 }
 
-/** The median of one measure (`wall`, `rssMiB`) over `runs` successful runs of `node args`; NaN if none succeeded. */
-function medianOfRuns(args, measure, runs) {
+/** The median of one measure (`wall`, `rssMiB`) over `runs` successful runs of a command; NaN if none succeeded. */
+function medianOfRuns({ cmd, args, env }, measure, runs) {
   const v = [];
   for (let i = 0; i < runs; i++) {
-    const r = timed("node", args);
+    const r = timed(cmd, args, env ? { env } : {});
     if (r.status === 0) v.push(r[measure]);
   }
   return v.length ? v.sort((a, b) => a - b)[(v.length - 1) >> 1] : NaN;
@@ -68,19 +66,20 @@ function medianOfRuns(args, measure, runs) {
 
 /** Median wall seconds of `kexec-ts --version`: what every save pays before it reads a byte. */
 function startFloor(runs = 7) {
-  return medianOfRuns([tool, "--version"], "wall", runs);
+  return medianOfRuns({ cmd: tool, args: ["--version"] }, "wall", runs);
 }
 
 /** A worker thread that starts, says so and is ended: the memory of one more V8 isolate, with nothing loaded. */
 const IDLE_WORKER = 'const { Worker } = require("node:worker_threads"); const w = new Worker("require(\\"node:worker_threads\\").parentPort.postMessage(0)", { eval: true }); w.once("message", () => w.terminate());';
 
 /**
- * Median peak RSS in MiB of Node doing nothing: alone (`node -e 0`), and with one idle worker
- * thread, as a save with the default threads has on two cores (each thread is a V8 isolate of
- * its own). The 64 MiB goal is measured against these: they are paid before a page is read.
+ * Median peak RSS in MiB of Node doing nothing, started as the bin starts it: alone (`node -e 0`),
+ * and with one idle worker thread, as a save with the default threads has on two cores (each
+ * thread is a V8 isolate of its own). The 64 MiB goal is measured against these: they are paid
+ * before a page is read.
  */
 function rssFloor(runs = 5) {
-  return { node: medianOfRuns(["-e", "0"], "rssMiB", runs), nodeWithWorker: medianOfRuns(["-e", IDLE_WORKER], "rssMiB", runs) };
+  return { node: medianOfRuns(launchedNode(["-e", "0"]), "rssMiB", runs), nodeWithWorker: medianOfRuns(launchedNode(["-e", IDLE_WORKER]), "rssMiB", runs) };
 }
 
 export async function vmcoreTable({ cores, threads = "auto", repeat = 2, log = () => {} }) {
@@ -100,7 +99,7 @@ export async function vmcoreTable({ cores, threads = "auto", repeat = 2, log = (
       execFileSync("cat", [core], { stdio: ["ignore", "ignore", "inherit"] });
       // Both tools' own files too (node is ~100 MB, makedumpfile a few hundred KiB): dropped with the
       // rest, they would be read from disk by whichever tool runs first on this vmcore.
-      spawnSync("node", [tool, "--version"], { stdio: "ignore" });
+      spawnSync(tool, ["--version"], { stdio: "ignore" });
       spawnSync("makedumpfile", ["-v"], { stdio: "ignore" });
       const identity = inputIdentity(core);
       const reference = dmesgOf(core, dir);
@@ -122,7 +121,7 @@ export async function vmcoreTable({ cores, threads = "auto", repeat = 2, log = (
           execFileSync("sync");
           if (peer) ra.push(timed("makedumpfile", [MD_FLAG[codec], "-d", String(level), core, md]));
           execFileSync("sync");
-          rb.push(timed("node", [tool, "vmcore", "save", "--dump-level", String(level), "--compress", codec, ...(threads === "auto" ? [] : ["--threads", threads]), core, ours]));
+          rb.push(timed(tool, ["vmcore", "save", "--dump-level", String(level), "--compress", codec, ...(threads === "auto" ? [] : ["--threads", threads]), core, ours]));
           // Every run's output is read back, not only the last one.
           if (peer) mdOk = mdOk && ra.at(-1).status === 0 && reference !== undefined && dmesgOf(md, dir) === reference;
           tsOk = tsOk && rb.at(-1).status === 0 && (peer ? reference !== undefined && dmesgOf(ours, dir) === reference : ourReference !== undefined && ourDmesgOf(ours) === ourReference);

@@ -15,6 +15,7 @@ import { buildBzImage } from "../core/image/testing/synthetic.js";
 import { syntheticVmcore } from "../core/vmcore/testing.js";
 import { cachedKernels } from "../node/kernel-cache.js";
 import { missingInput } from "../node/test-inputs.js";
+import { LAUNCH_NODE_FLAGS, launcherShebang } from "../core/launch.js";
 import { readFileSync } from "node:fs";
 
 const repo = new URL("../../", import.meta.url).pathname;
@@ -33,6 +34,22 @@ test("the bundle is built, and this Node accepts its code cache", () => {
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /code cache accepted/);
   assert.equal(r.stdout, run(main, ["--version"]).stdout);
+});
+
+test("executed, the bin starts Node with the launch options (src/core/launch.ts), and its code cache still fits", () => {
+  assert.equal(readFileSync(bin, "utf8").split("\n")[0], launcherShebang());
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-launch-"));
+  try {
+    // Preloaded by the Node the #! line starts: what that Node was given.
+    const probe = join(dir, "probe.cjs");
+    writeFileSync(probe, `process.stderr.write("launch " + JSON.stringify(process.execArgv) + "\\n");`);
+    const r = spawnSync(bin, ["--version"], { encoding: "utf8", env: { ...process.env, KEXEC_TS_DEBUG: "1", NODE_OPTIONS: `--require ${probe}` } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(/^launch (.*)$/m.exec(r.stderr)![1]!), [...LAUNCH_NODE_FLAGS]);
+    assert.match(r.stderr, /code cache accepted/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("short commands run without TurboFan and long ones with it, each from a code cache this Node accepts", () => {

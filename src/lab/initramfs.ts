@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { gzip as gzipCallback, gunzipSync, constants as zlibConstants } from "node:zlib";
 import { KexecError } from "../core/errors.js";
+import { LAUNCH_NODE_FLAGS } from "../core/launch.js";
 import { size as formatSize } from "../core/format.js";
 import { CpioWriter, readCpio, type CpioEntry } from "../core/initramfs/cpio.js";
 import { resolveModules } from "../core/initramfs/modules.js";
@@ -271,7 +272,8 @@ function kexecTsPart(repoRoot: string): { key: string; build: () => CpioWriter }
       const w = new CpioWriter();
       pkg.addTo(w, "opt/kexec-ts");
       // The installed entry point: the bundled command line with its code cache (scripts/bundle.mjs).
-      const wrapper = '#!/bin/sh\nexec node /opt/kexec-ts/bin/kexec-ts.cjs "$@"\n';
+      // Node started as the bin's #! line starts it (src/core/launch.ts): busybox's env has no -S.
+      const wrapper = `#!/bin/sh\nexec node ${LAUNCH_NODE_FLAGS.join(" ")} /opt/kexec-ts/bin/kexec-ts.cjs "$@"\n`;
       w.file("usr/bin/kexec-ts", wrapper, 0o755);
       return w;
     },

@@ -33,7 +33,7 @@ test("default mode, target on the root: one read-write mount, the target bound, 
   syntaxOk(s);
   const order = ["insmod '/lib/modules/6.1.0-57-amd64/kernel/drivers/block/virtio_blk.ko'", "insmod '/lib/modules/6.1.0-57-amd64/kernel/fs/ext4/ext4.ko'",
     "find_dev '0f5c1c7e-1111-4222-8333-944455556666' '/dev/vda1'", "-o rw \"$dev\" '/sysroot'", "mount --bind '/sysroot/var/crash' '/sysroot/var/crash'", "mount -o remount,bind,ro /sysroot",
-    "chroot /sysroot '/usr/bin/node' --max-old-space-size=48 --max-semi-space-size=2 '/usr/local/lib/node_modules/kexec-ts/dist/cli/main.js' kdump save /run/kexec-ts/capture.json",
+    "chroot /sysroot '/usr/bin/node' --v8-pool-size=1 --max-old-space-size=48 --max-semi-space-size=2 '/usr/local/lib/node_modules/kexec-ts/dist/cli/main.js' kdump save /run/kexec-ts/capture.json",
     "act \"the dump is saved; poweroff\" 'poweroff'"];
   let at = 0;
   for (const piece of order) {
@@ -58,7 +58,7 @@ test("self-contained mode: the squashfs image of Node mounted as the root to chr
   const s = generateCaptureInit(sc);
   syntaxOk(s);
   const order = ["mount -t squashfs -o loop,ro /kexec-ts.sqfs /sysroot", "-o rw \"$dev\" '/sysroot/target'", "mount --bind /$d /sysroot/$d",
-    "chroot /sysroot '/usr/bin/node' --max-old-space-size=64 --max-semi-space-size=2 '/opt/kexec-ts/dist/cli/main.js' kdump save"];
+    "chroot /sysroot '/usr/bin/node' --v8-pool-size=1 --max-old-space-size=64 --max-semi-space-size=2 '/opt/kexec-ts/dist/cli/main.js' kdump save"];
   let at = 0;
   for (const piece of order) {
     const i = s.indexOf(piece, at);

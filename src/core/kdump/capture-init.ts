@@ -14,6 +14,7 @@
  * Every line it prints starts with "kexec-ts kdump:" so it stands out on a serial console.
  * Pure: the builder (src/node/kdump/initramfs.ts) puts the text into the cpio.
  */
+import { LAUNCH_NODE_FLAGS } from "../launch.js";
 import type { CaptureMode, FailureAction, FinalAction } from "./config.js";
 
 /** A block device as the capture kernel should find it. */
@@ -166,7 +167,8 @@ export function generateCaptureInit(spec: CaptureInitSpec): string {
     // The young generation is capped too: V8 grows it to 3 x 16 MiB under a high allocation rate,
     // beyond the old-space cap, and in a tight reservation that pushes Node's own binary pages out
     // (seen at 160M: private memory 71 MiB and a 48 MiB dump saved in 591 s instead of 52).
-    `  chroot ${SYSROOT} ${q(spec.node.program)} --max-old-space-size=${spec.node.heapMiB} --max-semi-space-size=${CAPTURE_SEMI_SPACE_MIB} ${q(spec.node.main)} kdump save ${CAPTURE_JSON}`,
+    // Node is given what kexec-ts's #! line gives it (launch.ts).
+    `  chroot ${SYSROOT} ${q(spec.node.program)} ${LAUNCH_NODE_FLAGS.join(" ")} --max-old-space-size=${spec.node.heapMiB} --max-semi-space-size=${CAPTURE_SEMI_SPACE_MIB} ${q(spec.node.main)} kdump save ${CAPTURE_JSON}`,
     "  rc=$?",
     "fi",
   );
