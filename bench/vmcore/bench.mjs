@@ -112,19 +112,30 @@ export async function vmcoreTable({ cores, threads = "auto", repeat = 2, log = (
         const rb = [];
         let mdOk = peer ? true : undefined;
         let tsOk = true;
+        let mdOut = NaN;
+        let tsOut = NaN;
         for (let k = 0; k < repeat; k++) {
-          rmSync(md, { force: true });
-          rmSync(ours, { force: true });
-          // makedumpfile does not fsync: without a sync (untimed) the next run, always kexec-ts's, paid
-          // for writing back its output. On 16 GiB -d 1 lzo (2.8 GB) one build took 6.9-7.7 s right
-          // after removing an unsynced output, 4.8-5.4 s after a sync (alternating runs, stop 23).
-          execFileSync("sync");
-          if (peer) ra.push(timed("makedumpfile", [MD_FLAG[codec], "-d", String(level), core, md]));
+          // Each tool starts from the same page cache: the vmcore, and neither tool's output. An
+          // output left there (clean after the sync) was the next run's to reclaim: at 16 GiB the
+          // vmcore and two outputs of 2.8 GB fill this machine's memory, and kexec-ts, which always
+          // ran second, paid 4-5 s more system time for it on -d 1 lzo (stop 27). So each output is
+          // read back, measured and removed before the other tool runs.
+          // makedumpfile does not fsync: without a sync (untimed) the next run paid for writing back
+          // its output. On 16 GiB -d 1 lzo (2.8 GB) one build took 6.9-7.7 s right after removing an
+          // unsynced output, 4.8-5.4 s after a sync (alternating runs, stop 23).
+          if (peer) {
+            execFileSync("sync");
+            ra.push(timed("makedumpfile", [MD_FLAG[codec], "-d", String(level), core, md]));
+            // Every run's output is read back, not only the last one.
+            mdOk = mdOk && ra.at(-1).status === 0 && reference !== undefined && dmesgOf(md, dir) === reference;
+            if (ra.at(-1).status === 0) mdOut = statSync(md).size;
+            rmSync(md, { force: true });
+          }
           execFileSync("sync");
           rb.push(timed(tool, ["vmcore", "save", "--dump-level", String(level), "--compress", codec, ...(threads === "auto" ? [] : ["--threads", threads]), core, ours]));
-          // Every run's output is read back, not only the last one.
-          if (peer) mdOk = mdOk && ra.at(-1).status === 0 && reference !== undefined && dmesgOf(md, dir) === reference;
           tsOk = tsOk && rb.at(-1).status === 0 && (peer ? reference !== undefined && dmesgOf(ours, dir) === reference : ourReference !== undefined && ourDmesgOf(ours) === ourReference);
+          if (rb.at(-1).status === 0) tsOut = statSync(ours).size;
+          rmSync(ours, { force: true });
         }
         const none = { wall: NaN, slowest: NaN, cpu: NaN, rssMiB: NaN, sync: NaN, status: 0 };
         const a = peer ? best(ra) : none;
@@ -139,14 +150,12 @@ export async function vmcoreTable({ cores, threads = "auto", repeat = 2, log = (
         ].filter(Boolean);
         const row = {
           vmcore: core.split("/").pop(), sizeMiB: size / 1048576, level, codec,
-          md: { ...a, out: peer && a.status === 0 ? statSync(md).size : NaN, ok: mdOk },
-          ts: { ...b, out: b.status === 0 ? statSync(ours).size : NaN, ok: tsOk },
+          md: { ...a, out: peer && a.status === 0 ? mdOut : NaN, ok: mdOk },
+          ts: { ...b, out: b.status === 0 ? tsOut : NaN, ok: tsOk },
           refused,
         };
         rows.push(row);
         log(`${row.vmcore} -d ${level} ${codec}: makedumpfile ${a.wall}s | kexec-ts ${b.wall}s${refused.length ? ` | no ratio: ${refused.join("; ")}` : ` | ${f(a.wall / b.wall)}x`}`);
-        rmSync(md, { force: true });
-        rmSync(ours, { force: true });
       }
     }
   } finally {
@@ -189,7 +198,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     `Run: ${new Date().toISOString()}, ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), Node ${process.version}, kexec-ts --threads ${threads}.`,
     "Same vmcore, dump level and codec in one run; page cache dropped, then warm with that vmcore only; each output checked by `makedumpfile --dump-dmesg` (zstd: by `kexec-ts vmcore dmesg`, as Debian's makedumpfile has no zstd) against the log of the source.",
     `kexec-ts compresses with ${compressors()}.`,
-    "kexec-ts fsyncs its output before renaming it; makedumpfile does not fsync. Before each run, untimed, `sync`: neither tool pays for writing back the other's output.",
+    "kexec-ts fsyncs its output before renaming it; makedumpfile does not fsync. Each output is read back and removed before the other tool runs, and before each run, untimed, `sync`: each starts from a page cache holding the vmcore only, and neither pays for writing back or reclaiming the other's output.",
     "",
     `Each tool ran ${repeat} times per row, alternating; wall is the fastest run (slowest in brackets), CPU and RSS are from that run.`,
     "ts fsync s is the part of kexec-ts's wall time spent in fsync (file and directory); speed w/o fsync leaves it out.",
