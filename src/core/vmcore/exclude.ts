@@ -248,18 +248,30 @@ export function excludeByPageFlags(mem: KernelMemory, info: VmcoreInfo, bitmaps:
   const exclude = (from: number, n: number, key: keyof ExclusionCounts) => {
     const end = Math.min(from + n, maxPfn, (Math.floor(from / groupPages) + 1) * groupPages);
     onExclude?.(from, end - from, key);
+    let cleared = 0;
     for (let p = from; p < end; p++) {
       // Free blocks are up to 1024 pages: whole bitmap bytes at a time inside them.
       if ((p & 7) === 0 && p + 8 <= end) {
-        excluded[key] += POP8[dumpable[p >>> 3]!]!;
+        cleared += POP8[dumpable[p >>> 3]!]!;
         dumpable[p >>> 3] = 0;
         p += 7;
         continue;
       }
       if (testBit(dumpable, p)) {
         clearBit(dumpable, p);
-        excluded[key]++;
+        cleared++;
       }
+    }
+    // Named, not excluded[key]: a store through a key that varies over six names is megamorphic,
+    // and this runs once per excluded run of pages, inside the scan's loop (1.7% of a 16 GiB
+    // -d 31 save's CPU samples went to V8's megamorphic keyed load and store).
+    switch (key) {
+      case "free": excluded.free += cleared; break;
+      case "cache": excluded.cache += cleared; break;
+      case "cachePrivate": excluded.cachePrivate += cleared; break;
+      case "user": excluded.user += cleared; break;
+      case "hwpoison": excluded.hwpoison += cleared; break;
+      case "zero": excluded.zero += cleared; break;
     }
   };
   // One buffer for every chunk (a section's struct pages: 2 MiB for 128 MiB of memory): fresh
