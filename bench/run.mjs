@@ -19,7 +19,7 @@ import { cpus, homedir, loadavg, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CA_CERTS_SET, fmt as f } from "./lib.mjs";
-import { MD_FLAG, bestRatio, compressors, realVmcores, renderVmcoreTable, vmcoreTable } from "./vmcore/bench.mjs";
+import { MD_FLAG, SHORT_ROW_REPEAT, SHORT_ROW_S, bestRatio, compressors, realVmcores, renderVmcoreTable, vmcoreTable } from "./vmcore/bench.mjs";
 import { dumpTable, planTable } from "./scale/bench.mjs";
 import { runLoadBench } from "./load/bench.mjs";
 
@@ -111,7 +111,7 @@ for (const [name, title] of [["vmcore", "default threads"], ["threads0", "`--thr
   out.push(`### ${title}${when(name)}`);
   out.push("");
   if (failedSection(name)) { out.push(failedSection(name)); out.push(""); continue; }
-  out.push("Same vmcore, dump level and codec in one run; page cache dropped, then warm with that vmcore only; every output read back (`makedumpfile --dump-dmesg`; zstd by `kexec-ts vmcore dmesg`) and compared with the source's log. kexec-ts ran as installed: its bin, executed, whose #! line starts Node with the option of src/core/launch.ts. Each tool ran " + `${repeat}` + " times per row, alternating; wall is the fastest (slowest in brackets). kexec-ts fsyncs its output, makedumpfile does not; each output is read back and removed before the other tool runs, and before each run, untimed, `sync`: each starts from a page cache holding the vmcore only, and neither pays for writing back or reclaiming the other's output." + (CA_CERTS_SET ? " Both ran without NODE_EXTRA_CA_CERTS, which this machine sets and which costs Node about 0.1 s of start (bench/lib.mjs RUN_ENV; the planning table below gives Node's start with it)." : ""));
+  out.push(`Same vmcore, dump level and codec in one run; page cache dropped, then warm with that vmcore only; every output read back (\`makedumpfile --dump-dmesg\`; zstd by \`kexec-ts vmcore dmesg\`) and compared with the source's log. kexec-ts ran as installed: its bin, executed, whose #! line starts Node with the option of src/core/launch.ts. Each tool ran ${repeat} times per row, alternating, and ${SHORT_ROW_REPEAT} times where every run took under ${SHORT_ROW_S} s (a run of a tenth of a second moves by a tenth with the host's noise); wall is the fastest (slowest in brackets). kexec-ts fsyncs its output, makedumpfile does not; each output is read back and removed before the other tool runs, and before each run, untimed, \`sync\`: each starts from a page cache holding the vmcore only, and neither pays for writing back or reclaiming the other's output.${CA_CERTS_SET ? " Both ran without NODE_EXTRA_CA_CERTS, which this machine sets and which costs Node about 0.1 s of start (bench/lib.mjs RUN_ENV; the planning table below gives Node's start with it)." : ""}`);
   const fl = results[name].floor;
   out.push("");
   out.push(`*best possible* is a measured bound: the ratio kexec-ts would reach if, after its start (\`kexec-ts --version\`, median ${f(fl.startFloor)} s here), it did the row's work at makedumpfile's own CPU cost (the same pages through the same codec library, in C) spread perfectly over ${fl.computeCores} core${fl.computeCores === 1 ? "" : "s"}: makedumpfile's wall / (start + its CPU / ${fl.computeCores}). Where it is below a goal, the goal is out of reach on this machine.`);
