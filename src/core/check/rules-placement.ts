@@ -9,6 +9,7 @@ import { PAGE_SIZE, alignUp, end, findHole, totalSize, clip, type Range } from "
 import { usablePool } from "../plan/limits.js";
 import { GiB4, LOADED_HIGH, LOWMEM_896M, MAX_ELFCOREHDR_STR_LEN, MiB, fileCmdlineLength, protocolText, type Context } from "./context.js";
 import { fail, ok, syscallEvidence, warn, type Rule } from "./result.js";
+import { kernelAlignmentProblem } from "../image/bzimage.js";
 
 /** The memory kexec_load places into: the crash regions, or System RAM. */
 function loadPool(c: Context): { pool: Range[]; name: string } {
@@ -37,6 +38,8 @@ export const relocatable: Rule = (c) => {
   const fixed = bz.prefAddress ?? MiB;
   const need = alignUp(bz.initSize ?? BigInt(bz.kernelFileSize), PAGE_SIZE);
   const evidence = { relocatable: bz.relocatable, prefAddress: fixed, initSize: bz.initSize ?? null, kernelAlignment: bz.kernelAlignment ?? null };
+  const badAlignment = kernelAlignmentProblem(bz);
+  if (badAlignment) return fail(id, `relocatable, but ${badAlignment.message}`, { ...evidence, ...badAlignment.data }, badAlignment.hint);
   if (bz.relocatable) return ok(id, `relocatable: the kernel may go at any ${size(bz.kernelAlignment ?? 0x200000n)}-aligned address`, evidence);
   if (c.effective === "kexec_file_load") return ok(id, "not relocatable, which the bzImage64 probe refuses (no XLF_CAN_BE_LOADED_ABOVE_4G: see kexec-file-probe)", evidence);
   const r = { start: fixed, size: need };

@@ -171,6 +171,29 @@ function readVersionString(r: ByteReader, raw: RawSetupHeader): string | undefin
   return text;
 }
 
+/**
+ * What is wrong with a relocatable image's kernel_alignment (setup header offset 0x230), if
+ * anything. The decompressor rounds its load address up with it as a mask (head_64.S, head_32.S:
+ * add alignment - 1, and with its complement), so anything but a power of two moves the kernel
+ * over memory it was not given; and min_alignment (2.10+) is the least the kernel can run at.
+ * Every Debian kernel has 2 MiB (amd64) or 16 MiB (686) with min_alignment 2 MiB or 8 KiB. A
+ * value outside that is a damaged header: the planner cannot honour it (a zero once made it
+ * divide by zero), and the kernel would not boot from it.
+ */
+export function kernelAlignmentProblem(bz: BzImage): { message: string; data: Record<string, string | number>; hint: string } | undefined {
+  const align = bz.kernelAlignment;
+  if (!bz.relocatable || align === undefined) return undefined;
+  const hint = "the image's setup header is damaged: install or copy the kernel image again";
+  if (align === 0n || (align & (align - 1n)) !== 0n) {
+    return { message: `the image's kernel_alignment ${hex(align)} (setup header offset 0x230) is not a power of two: the kernel rounds its load address up with it as a mask`, data: { field: "kernel_alignment", offset: 0x230, expected: "a power of two", actual: hex(align) }, hint };
+  }
+  const min = bz.minAlignment;
+  if (min !== undefined && min !== 0 && (min > 63 || 1n << BigInt(min) > align)) {
+    return { message: `the image's kernel_alignment ${hex(align)} is below its own min_alignment (2^${min}, setup header offset 0x235), the least alignment the kernel can run at`, data: { field: "kernel_alignment", offset: 0x230, expected: `>= 2^${min}`, actual: hex(align) }, hint };
+  }
+  return undefined;
+}
+
 /** Whether the image has LOADED_HIGH: a zImage (loaded at 0x10000) cannot be kexec'd by us. */
 export function isLoadedHigh(image: BzImage): boolean {
   return (image.loadflags & LOADED_HIGH) !== 0;

@@ -9,6 +9,7 @@ import { buildMachine } from "../machine/build.js";
 import type { Machine } from "../machine/model.js";
 import { planViolations } from "./invariants.js";
 import { planLoad } from "./plan.js";
+import { runChecks } from "../check/index.js";
 import { sha256 } from "./purgatory.js";
 
 const hex = (v: bigint) => v.toString(16).padStart(8, "0");
@@ -48,7 +49,9 @@ const arbImage = fc.record({
   xloadflags: fc.constantFrom(0x00, 0x01, 0x03, 0x23, 0x63, 0x7f),
   relocatable: fc.boolean(),
   initSizeMiB: fc.integer({ min: 1, max: 96 }),
-  alignShift: fc.constantFrom(21, 24),
+  // 2 MiB and 16 MiB as Debian's amd64 and 686 kernels have it; then damaged headers: zero, not a
+  // power of two, below min_alignment (21 here). Those are refused, never an internal error.
+  alignment: fc.constantFrom(1n << 21n, 1n << 24n, 1n << 21n, 1n << 24n, 0n, 0x300000n, 0x10n),
   initrdAddrMax: fc.constantFrom(0x37ffffffn, 0x7fffffffn, 0xffffffffn),
   protocol: fc.constantFrom(0x20a, 0x20c, 0x20f),
 });
@@ -65,7 +68,7 @@ test("plans for random machines and images hold every invariant, or fail with a 
           xloadflags: img.protocol >= 0x20c ? img.xloadflags : 0,
           relocatable_kernel: img.relocatable ? 1 : 0,
           init_size: BigInt(img.initSizeMiB) * MiB,
-          kernel_alignment: 1n << BigInt(img.alignShift),
+          kernel_alignment: img.alignment,
           initrd_addr_max: img.initrdAddrMax,
         },
         tail: 0x2000,
@@ -128,6 +131,33 @@ test("no hole: the error names the segment, its size, the window and who set eac
     assert.match(e.message, /no room for the kernel: 0x4000000 bytes \(64 MiB\) aligned to 0x200000/);
     assert.match(e.message, /pref_address of the image/);
     assert.match(e.message, /free System RAM there: /);
+  }
+});
+
+test("a damaged kernel_alignment is refused by name, by the plan and by check, never planned around", () => {
+  const machine = machineFrom([{ start: MiB, size: 3n * GiB - MiB }], "x86_64", false);
+  const request = { syscall: "kexec_load" as const, crash: false, cmdline: "", userArch: "x86_64" as const, initrdSize: undefined };
+  const cases: [bigint, RegExp][] = [
+    [0n, /kernel_alignment 0x0 \(setup header offset 0x230\) is not a power of two/],
+    [0x300000n, /kernel_alignment 0x300000 \(setup header offset 0x230\) is not a power of two/],
+    [0x10n, /kernel_alignment 0x10 is below its own min_alignment \(2\^21/],
+  ];
+  for (const [alignment, message] of cases) {
+    const image = readKernelImage(buildBzImage({ fields: { init_size: 64n * MiB, kernel_alignment: alignment }, tail: 0x2000 }));
+    assert.throws(() => planLoad(image, machine, request, { initrd: undefined, sha256 }),
+      (e) => e instanceof KexecError && e.code === "plan" && message.test(e.message) && e.data["field"] === "kernel_alignment" && /damaged/.test(e.hint ?? ""), `kernel_alignment ${alignment}`);
+    const relocatable = runChecks({ image, machine, request }).find((r) => r.id === "relocatable")!;
+    assert.equal(relocatable.verdict, "fail", `check, kernel_alignment ${alignment}`);
+    assert.match(relocatable.reason, message);
+  }
+  // A kernel that is not relocatable runs at its fixed address: its kernel_alignment is not used.
+  const fixed = readKernelImage(buildBzImage({ fields: { init_size: 8n * MiB, kernel_alignment: 0n, relocatable_kernel: 0 }, tail: 0x2000 }));
+  assert.equal(runChecks({ image: fixed, machine, request }).find((r) => r.id === "relocatable")!.verdict, "ok");
+  // Debian's own values: 2 MiB (amd64, min 2 MiB) and 16 MiB (686, min 8 KiB).
+  for (const [alignment, min] of [[1n << 21n, 21], [1n << 24n, 13]] as const) {
+    const image = readKernelImage(buildBzImage({ fields: { init_size: 64n * MiB, kernel_alignment: alignment, min_alignment: min }, tail: 0x2000 }));
+    assert.equal(runChecks({ image, machine, request }).find((r) => r.id === "relocatable")!.verdict, "ok");
+    assert.ok(planLoad(image, machine, request, { initrd: undefined, sha256 }).segments.find((s) => s.kind === "kernel")!.mem % alignment === 0n);
   }
 });
 
