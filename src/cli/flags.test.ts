@@ -62,7 +62,7 @@ const ROWS: Row[] = [
   },
   {
     command: "vmcore",
-    accepts: [["vmcore", "save", "-d", "31", "--format", "flat", "--compress", "lzo", "--threads", "2", "/proc/vmcore", "/d"], ["vmcore", "save", "--dump-level=1", "/s", "/d"], ["vmcore", "info", "--json", "/d"], ["vmcore", "dmesg", "/d"]],
+    accepts: [["vmcore", "save", "-d", "31", "--format", "flat", "--compress", "lzo", "--threads", "2", "/proc/vmcore", "/d"], ["vmcore", "save", "--dump-level=1", "/s", "/d"], ["vmcore", "save", "--force", "/s", "/d"], ["vmcore", "save", "-f", "/s", "/d"], ["vmcore", "info", "--json", "/d"], ["vmcore", "dmesg", "/d"]],
     refuses: [[["vmcore", "info", "/d", "--root=/r"], "--root"], [["vmcore", "save", "-c", "/s", "/d"], "-c"]],
   },
   { command: "makedumpfile", accepts: [["makedumpfile", "/proc/vmcore", "/d"]], refuses: [[["--json", "makedumpfile", "/proc/vmcore", "/d"], "--json"]] },

@@ -40,7 +40,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { long: "exec", short: "e", help: "jump to the loaded kernel now (syncs file systems first; under systemd, through `systemctl kexec` unless --force)", group: "action" },
   { long: "unload", short: "u", help: "unload the loaded kernel (with -p: the crash kernel)", group: "action" },
   { long: "status", short: "S", help: "exit 1 if a kernel is loaded (with -l: the kexec kernel, else the crash kernel), 0 if not", group: "action" },
-  { long: "force", short: "f", help: "alone: load IMAGE and jump at once (as kexec -f); with -l/-p: load even when a check fails (kdump start: arm so; kdump import: replace the config)", group: "action" },
+  { long: "force", short: "f", help: "alone: load IMAGE and jump at once (as kexec -f); with -l/-p: load even when a check fails (kdump start: arm so; kdump import: replace the config; vmcore save: replace an existing DST)", group: "action" },
   { long: "no-sync", short: "y", help: "-e, -f: do not sync file systems before the jump (as kexec -y)", group: "action" },
   { long: "no-ifdown", short: "x", help: "accepted as kexec -x: kexec-ts never takes network interfaces down, so there is nothing to skip", group: "action" },
   { long: "kexec-file-syscall", short: "s", help: "use kexec_file_load only (the kernel parses and verifies the image)", group: "load" },

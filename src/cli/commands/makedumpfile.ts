@@ -223,7 +223,7 @@ export function planMakedumpfile(argv: readonly string[], stderrIsTTY = false): 
   if (flat ? positionals.length !== 1 : positionals.length !== 2) throw commandLineInvalid(flat ? "-F takes VMCORE and writes to standard output" : "VMCORE and DUMPFILE are needed");
   const save: SaveOptions = {
     src: vmcore!, dst: flat ? "-" : out!, format: elf ? "elf" : "kdump", flat, codec, dumpLevel: dumpLevel ?? 0,
-    threads: threadsGiven ? threads : "auto", progress: (messageLevel & ML_PRINT_PROGRESS) !== 0 && stderrIsTTY,
+    threads: threadsGiven ? threads : "auto", progress: (messageLevel & ML_PRINT_PROGRESS) !== 0 && stderrIsTTY, overwrite: force,
   };
   return { action: { kind: "dump", save, force }, messageLevel, checkOnly };
 }

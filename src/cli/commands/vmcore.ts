@@ -33,7 +33,7 @@ export function parseSaveOptions(args: ParsedArgs, files: string[]): SaveOptions
   const threadsText = value(args, "threads");
   const threads = threadsText === undefined ? "auto" : Number(threadsText);
   if (threads !== "auto" && (!Number.isInteger(threads) || threads < 0 || threads > 256)) throw new KexecError("usage", `--threads ${threadsText}: expected 0..256 (0: compress in the main thread)`, { field: "threads" }, "e.g. --threads 4");
-  return { src, dst, format: format === "elf" ? "elf" : "kdump", flat: format === "flat", codec, dumpLevel, threads, progress: process.stderr.isTTY === true };
+  return { src, dst, format: format === "elf" ? "elf" : "kdump", flat: format === "flat", codec, dumpLevel, threads, progress: process.stderr.isTTY === true, overwrite: has(args, "force") };
 }
 
 /** makedumpfile's -d: a bitmask 0..31. */

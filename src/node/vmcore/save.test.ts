@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -175,6 +175,44 @@ test("save: a destination that cannot be created is a KexecError naming it, with
     const dst = join(dir, "no-such-dir", "dump");
     await assert.rejects(saveVmcoreTo(opts(src, dst, { codec: "lzo", threads: 2 })), (e: unknown) =>
       e instanceof KexecError && e.code === "io" && e.message.includes(`${dst}.incomplete: cannot write the dump`) && /ENOENT/.test(e.message) && /directory exists/.test(e.hint ?? ""));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("save: DST is never the source, nor a device, FIFO or directory, and an existing file only with overwrite (DST is renamed into place)", async () => {
+  const dir = tmp();
+  try {
+    const bytes = syntheticVmcore(40).bytes;
+    const src = join(dir, "src.elf");
+    writeFileSync(src, bytes);
+    const refused = (dst: string, more: Partial<SaveOptions>, message: RegExp) => assert.rejects(saveVmcoreTo(opts(src, dst, { codec: "lzo", ...more })), (e: unknown) =>
+      e instanceof KexecError && e.code === "usage" && e.data.file === dst && message.test(e.message) && e.hint !== undefined, `${dst}: ${message}`);
+    // The source itself, by its name and through a link: it once became its own dump.
+    symlinkSync(src, join(dir, "link.elf"));
+    for (const dst of [src, join(dir, "link.elf")]) for (const overwrite of [false, true]) await refused(dst, { overwrite }, /the vmcore being saved: the dump would replace its own source/);
+    assert.deepEqual(new Uint8Array(readFileSync(src)), bytes, "the source is as it was");
+    // A device node and a FIFO would be replaced by a file (/dev/full once was), a directory cannot be.
+    execFileSync("mkfifo", [join(dir, "fifo")]);
+    await refused("/dev/null", { overwrite: true }, /is a character device: vmcore save writes a file and renames it into place/);
+    await refused(join(dir, "fifo"), { overwrite: true }, /is a pipe \(FIFO\)/);
+    await refused(dir, {}, /is a directory: vmcore save needs the dump's file name/);
+    assert.ok(statSync("/dev/null").isCharacterDevice() && statSync(join(dir, "fifo")).isFIFO(), "both are what they were");
+    assert.ok(!existsSync(join(dir, "fifo.incomplete")), "nothing was written before the refusal");
+    // An existing file: kept unless told otherwise, as makedumpfile keeps it without -f.
+    const old = join(dir, "old.kdump");
+    writeFileSync(old, "a dump from before");
+    await refused(old, {}, /exists: vmcore save does not replace it unless told to/);
+    assert.equal(readFileSync(old, "utf8"), "a dump from before");
+    const result = await saveVmcoreTo(opts(src, old, { codec: "lzo", overwrite: true }));
+    assert.ok(result.complete);
+    assert.equal(openVmcore(bytesAccess(new Uint8Array(readFileSync(old))), old).kdump !== undefined, true, "replaced by the dump");
+    // A link planted at the temporary name is not followed: what it points at stays as it was.
+    const victim = join(dir, "victim");
+    writeFileSync(victim, "not a dump");
+    symlinkSync(victim, join(dir, "new.kdump.incomplete"));
+    await assert.rejects(saveVmcoreTo(opts(src, join(dir, "new.kdump"), { codec: "lzo" })), (e: unknown) => e instanceof KexecError && e.code === "io" && /ELOOP/.test(e.message));
+    assert.equal(readFileSync(victim, "utf8"), "not a dump");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -4,7 +4,7 @@
  * the pipe's back-pressure), and the signals that stop a dump. What goes where in the dump is the
  * core's (core/vmcore/dump-writer.ts).
  */
-import { closeSync, fsyncSync, openSync, renameSync, write, writeSync } from "node:fs";
+import { closeSync, constants, fsyncSync, openSync, renameSync, statSync, write, writeSync, type Stats } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { KexecError } from "../../core/errors.js";
 import { DL_EXCLUDE_ZERO, emptyCounts, excludeByPageFlags, presentBitmaps, type DumpBitmaps, type ExclusionCounts } from "../../core/vmcore/exclude.js";
@@ -34,6 +34,8 @@ export interface SaveOptions {
   progress: boolean;
   /** Stop after this many pages, as if a fault happened (tests of the incomplete path). */
   faultAfterPages?: number;
+  /** Replace a regular file already at `dst` (--force; makedumpfile -f). Never the source, never anything but a regular file. */
+  overwrite?: boolean;
 }
 
 export interface SaveResult extends DumpResult {
@@ -185,6 +187,7 @@ class Signals {
 export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
   const toStdout = opts.dst === "-";
   if (toStdout && !opts.flat) throw new KexecError("usage", "only the flattened format can be written to standard output", { field: "format" }, "use --format flat (makedumpfile -F), then makedumpfile -R to make a file of it");
+  if (!toStdout) checkDestination(opts.src, opts.dst, opts.overwrite === true);
   const src = openVmcoreSource(opts.src);
   try {
     const core = openVmcore(src, opts.src);
@@ -205,7 +208,8 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
       let fd = -1;
       if (!toStdout) {
         try {
-          fd = openSync(tmp, "w");
+          // Not through a symbolic link planted at the temporary name: the dump goes where it is named.
+          fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644);
         } catch (e) {
           throw writeError(e, tmp, "the dump");
         }
@@ -335,6 +339,41 @@ function resolveThreads(threads: number | "auto", presentBytes: bigint, dumpLeve
 /** What `--threads auto` starts on `cores` cores for a vmcore with `presentBytes` of memory. */
 export function autoThreads(codec: Exclude<DumpCodec, "none">, presentBytes: bigint, dumpLevel: number, cores: number): number {
   return estimatedDumpBytes(presentBytes, dumpLevel) >= WORKERS_FROM_BYTES[codec] && cores >= WORKERS_FROM_CORES[codec] ? cores - 1 : 0;
+}
+
+/**
+ * The dump is written as DST.incomplete and renamed over DST: whatever is at DST goes. That is
+ * refused for the vmcore being saved (it replaced its own source), for anything but a regular file
+ * (a device node or a FIFO would be replaced by the dump, not written into), and, unless told to
+ * replace it, for an existing file: makedumpfile refuses that too, without -f.
+ */
+function checkDestination(src: string, dst: string, overwrite: boolean): void {
+  let target: Stats;
+  try {
+    target = statSync(dst);
+  } catch {
+    return; // nothing there (or nothing reachable): opening DST.incomplete says what is wrong, if anything
+  }
+  let source: Stats | undefined;
+  try {
+    source = statSync(src);
+  } catch {
+    source = undefined; // opening the source says why
+  }
+  if (source !== undefined && source.dev === target.dev && source.ino === target.ino) {
+    throw new KexecError("usage", `${dst} is ${src}, the vmcore being saved: the dump would replace its own source`, { file: dst, expected: "another file", actual: "the source" }, "give the dump another name");
+  }
+  if (target.isDirectory()) {
+    throw new KexecError("usage", `${dst} is a directory: vmcore save needs the dump's file name`, { file: dst, expected: "a file name", actual: "a directory" }, `e.g. ${dst.replace(/\/+$/, "")}/vmcore`);
+  }
+  if (!target.isFile()) {
+    const kind = target.isCharacterDevice() ? "a character device" : target.isBlockDevice() ? "a block device" : target.isFIFO() ? "a pipe (FIFO)" : target.isSocket() ? "a socket" : "not a regular file";
+    throw new KexecError("usage", `${dst} is ${kind}: vmcore save writes a file and renames it into place, which would replace it`, { file: dst, expected: "a file name", actual: kind },
+      "give a file name; to write into a pipe or a device, send the flattened format to standard output (--format flat, DST -) and redirect it");
+  }
+  if (!overwrite) {
+    throw new KexecError("usage", `${dst} exists: vmcore save does not replace it unless told to`, { file: dst, expected: "a new file", actual: `a file of ${target.size} bytes` }, "remove it first, or give --force to replace it");
+  }
 }
 
 function syncDirectory(path: string): void {
