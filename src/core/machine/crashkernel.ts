@@ -16,6 +16,7 @@
  * parse, so the mistake shows up before it bites.
  */
 import { KexecError } from "../errors.js";
+import { MAX_U64 } from "./text.js";
 
 export interface CrashkernelRange {
   /** RAM sizes, half-open: the range matches when start <= RAM < end (end null: no upper bound). */
@@ -45,7 +46,6 @@ export interface CrashkernelSpec {
 
 const SUFFIXES = [",high", ",low", ",cma"] as const;
 const UNIT_SHIFT: Record<string, bigint> = { k: 10n, m: 20n, g: 30n, t: 40n, p: 50n, e: 60n };
-const U64_MAX = (1n << 64n) - 1n;
 const SZ_128M = 128n << 20n;
 
 const HINT =
@@ -316,7 +316,7 @@ class Cursor {
       value <<= shift;
       this.pos++;
     }
-    if (value > U64_MAX) this.fail(start, "a size that fits in 64 bits", t.slice(start, this.pos));
+    if (value > MAX_U64) this.fail(start, "a size that fits in 64 bits", t.slice(start, this.pos));
     return value;
   }
 

@@ -76,6 +76,8 @@ test("iomem: malformed lines name the line and what was expected", () => {
   expectLineError("00000000-00000fff : RAM\n  00000000-00001fff : Outside\n", 2, /inside its parent/);
   expectLineError("00000000-00000fff : A\n00000800-00001fff : B\n", 2, /previous sibling/);
   expectLineError("00000000-00000fff:A\n", 1, /" : "/);
+  expectLineError("00000000-0fffffff : RAM\n100000000-1ffffffffffffffff : Beyond\n", 2, /expected addresses of 64 bits at most, found 17 hex digits/);
+  expectLineError("0000000000000000-ffffffffffffffff : Everything\n", 1, /expected a range whose size fits 64 bits/);
 });
 
 /** Well-formed trees: sorted, non-overlapping siblings, children inside parents. */

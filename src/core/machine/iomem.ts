@@ -2,7 +2,7 @@
  * /proc/iomem: the kernel's resource tree, one "start-end : name" per line,
  * nested by indentation (two spaces per level, kernel/resource.c r_show()).
  */
-import { lineError, numberedLines, type Line } from "./text.js";
+import { MAX_U64, lineError, numberedLines, type Line } from "./text.js";
 
 export interface IomemEntry {
   /** Half-open: the kernel prints an inclusive end, converted once in parseIomem. */
@@ -48,6 +48,11 @@ export function parseIomem(text: string): Iomem {
     // LINE matched hex digits only: no second check per number (4,000 lines on a large machine).
     const first = BigInt(`0x${m[2]!}`);
     const last = BigInt(`0x${m[3]!}`);
+    if (last > MAX_U64 || first > MAX_U64) {
+      throw lineError(line, "addresses of 64 bits at most", `${(last > MAX_U64 ? m[3]! : m[2]!).length} hex digits`, HINT);
+    }
+    // A resource's size is 64 bits too (resource_size_t): all of [0, 2^64) is none.
+    if (first === 0n && last === MAX_U64) throw lineError(line, "a range whose size fits 64 bits", "all of [0, 2^64)", HINT);
     parsed.push({ line, depth: indent / 2, first, last, name: m[4]! });
   }
 

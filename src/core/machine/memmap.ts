@@ -3,7 +3,7 @@
  * memory map as the firmware handed it over, before the kernel edits it with
  * mem=, memmap= or its own reservations. kexec-tools prefers it for that reason.
  */
-import { inFile, valueError, parseHex, singleValue } from "./text.js";
+import { MAX_U64, inFile, valueError, parseHex, singleValue } from "./text.js";
 import { KexecError } from "../errors.js";
 
 export interface MemoryRange {
@@ -27,7 +27,7 @@ const HINT = "the firmware memmap files hold one \"0x...\" value each; re-read t
 export function parseMemmapAddress(text: string, field: string): bigint {
   const value = parseHex(singleValue(text));
   if (value === undefined) {
-    const err = valueError(singleValue(text), "a hex address like 0x9fbff", HINT);
+    const err = valueError(singleValue(text), "a 64-bit hex address like 0x9fbff", HINT);
     throw new KexecError(err.code, err.message, { ...err.data, field }, err.hint);
   }
   return value;
@@ -43,6 +43,15 @@ export function parseFirmwareMemmap(entries: FirmwareMemmapFiles[], dir = "/sys/
         "parse",
         `line 1: expected an end >= start 0x${start.toString(16)} (from ${dir}/${e.index}/start), found 0x${last.toString(16)}`,
         { line: 1, field: "end", expected: `>= 0x${start.toString(16)}`, actual: `0x${last.toString(16)}` },
+        HINT,
+      ).inFile(`${dir}/${e.index}/end`);
+    }
+    // The kernel's entries have a 64-bit size: all of [0, 2^64) is none of them.
+    if (last - start + 1n > MAX_U64) {
+      throw new KexecError(
+        "parse",
+        `line 1: expected an end below 0x${MAX_U64.toString(16)} for a range from 0 (its size must fit 64 bits, as in the e820 table), found 0x${last.toString(16)}`,
+        { line: 1, field: "end", expected: `< 0x${MAX_U64.toString(16)}`, actual: `0x${last.toString(16)}` },
         HINT,
       ).inFile(`${dir}/${e.index}/end`);
     }

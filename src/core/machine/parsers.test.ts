@@ -111,7 +111,17 @@ test("firmware memmap: inclusive ends become sizes, entries sorted by start, bad
   ]);
   assert.throws(
     () => parseFirmwareMemmap([{ index: "3", start: "zz\n", end: "0x0\n", type: "x\n" }]),
-    (e: unknown) => e instanceof KexecError && e.data.file === "/sys/firmware/memmap/3/start" && /line 1: expected a hex address/.test(e.message),
+    (e: unknown) => e instanceof KexecError && e.data.file === "/sys/firmware/memmap/3/start" && /line 1: expected a 64-bit hex address/.test(e.message),
+  );
+  // 64 bits at most, as the kernel prints them: 2^80 once reached boot_params' e820 writer.
+  assert.equal(parseFirmwareMemmap([{ index: "0", start: "0x1000\n", end: "0xffffffffffffffff\n", type: "Reserved\n" }])[0]!.size, (1n << 64n) - 0x1000n);
+  assert.throws(
+    () => parseFirmwareMemmap([{ index: "5", start: "0x0\n", end: "0xffffffffffffffff\n", type: "Reserved\n" }]),
+    (e: unknown) => e instanceof KexecError && e.data.file === "/sys/firmware/memmap/5/end" && /its size must fit 64 bits/.test(e.message),
+  );
+  assert.throws(
+    () => parseFirmwareMemmap([{ index: "4", start: "0x0\n", end: "0xffffffffffffffffffff\n", type: "System RAM\n" }]),
+    (e: unknown) => e instanceof KexecError && e.data.file === "/sys/firmware/memmap/4/end" && /expected a 64-bit hex address/.test(e.message),
   );
   assert.throws(
     () => parseFirmwareMemmap([{ index: "2", start: "0x1000\n", end: "0xfff\n", type: "x\n" }]),

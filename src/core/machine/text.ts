@@ -41,9 +41,18 @@ export function valueError(text: string, expected: string, hint: string): KexecE
   );
 }
 
-/** Strict unsigned hex without prefix, as /proc/iomem prints it. */
+/** The largest value the kernel prints with %llx or %pa: every address and size in /proc and /sys. */
+export const MAX_U64 = (1n << 64n) - 1n;
+
+/**
+ * Strict unsigned hex without prefix, as /proc/iomem prints it, of 64 bits at most: a longer
+ * value is no kernel's (a damaged firmware memmap end of 2^80 once reached boot_params' e820
+ * writer, 8 bytes a field, as an internal error).
+ */
 export function parseBareHex(text: string): bigint | undefined {
-  return /^[0-9a-fA-F]+$/.test(text) ? BigInt(`0x${text}`) : undefined;
+  if (!/^[0-9a-fA-F]+$/.test(text)) return undefined;
+  const value = BigInt(`0x${text}`);
+  return value <= MAX_U64 ? value : undefined;
 }
 
 /** Hex with an optional 0x prefix, as sysfs prints addresses (%llx or %pa). */
