@@ -236,7 +236,11 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
           closeSync(fd);
           fd = -1;
           if (result.complete) {
-            renameSync(tmp, opts.dst);
+            try {
+              renameSync(tmp, opts.dst);
+            } catch (e) {
+              throw writeError(e, opts.dst, `the dump (renaming ${tmp} to it)`);
+            }
             syncDirectory(opts.dst);
           }
           result.syncSeconds = (performance.now() - syncStart) / 1000;
