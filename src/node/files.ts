@@ -1,5 +1,5 @@
 /** File IO at the edge: every failure becomes a KexecError that names the file and says what to do. */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync, writeSync, type Stats } from "node:fs";
 import { dirname } from "node:path";
 import { KexecError } from "../core/errors.js";
 
@@ -17,7 +17,7 @@ export function fileSize(path: string, what: string, options: { allowEmpty?: boo
   }
   // Its size is planned before its bytes are read, and kexec_file_load hands the kernel the file itself.
   if (!st.isFile()) {
-    const kind = st.isFIFO() ? "a pipe (FIFO)" : st.isCharacterDevice() ? "a character device" : st.isBlockDevice() ? "a block device" : st.isSocket() ? "a socket" : "not a regular file";
+    const kind = specialFileKind(st);
     throw new KexecError("io", `${path}: is ${kind}, expected ${what} in a regular file`, { file: path, expected: "a regular file", actual: kind }, `copy the ${what} into a file first`);
   }
   if (st.size === 0 && options.allowEmpty === false) {
@@ -25,6 +25,11 @@ export function fileSize(path: string, what: string, options: { allowEmpty?: boo
       what === "initrd" ? "an initrd left empty by a full /boot: free space and rebuild it (update-initramfs -u -k VERSION), or load without --initrd" : `give the path of the ${what}`);
   }
   return st.size;
+}
+
+/** What a file that is neither a regular file nor a directory is, for messages ("a pipe (FIFO)"). */
+export function specialFileKind(st: Stats): string {
+  return st.isFIFO() ? "a pipe (FIFO)" : st.isCharacterDevice() ? "a character device" : st.isBlockDevice() ? "a block device" : st.isSocket() ? "a socket" : "not a regular file";
 }
 
 export function readInputFile(path: string, what: string, options: { allowEmpty?: boolean } = {}): Uint8Array {

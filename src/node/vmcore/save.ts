@@ -13,7 +13,7 @@ import { FLAT_END, encodeFlatHeader, encodeFlatRecordHeader } from "../../core/v
 import { openVmcore, vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/vmcore.js";
 import { stdoutCarriesTheOutput } from "../entry.js";
 import { tryKoffi } from "../ffi.js";
-import { writeError } from "../files.js";
+import { specialFileKind, writeError } from "../files.js";
 import { openVmcoreSource } from "./mapped-file.js";
 import { inlineCompressor, workerCompressor, type Compressor, type SourceFile } from "./pool.js";
 import { Progress } from "./progress.js";
@@ -371,7 +371,7 @@ function checkDestination(src: string, dst: string, overwrite: boolean): void {
     throw new KexecError("usage", `${dst} is a directory: vmcore save needs the dump's file name`, { file: dst, expected: "a file name", actual: "a directory" }, `e.g. ${dst.replace(/\/+$/, "")}/vmcore`);
   }
   if (!target.isFile()) {
-    const kind = target.isCharacterDevice() ? "a character device" : target.isBlockDevice() ? "a block device" : target.isFIFO() ? "a pipe (FIFO)" : target.isSocket() ? "a socket" : "not a regular file";
+    const kind = specialFileKind(target);
     throw new KexecError("usage", `${dst} is ${kind}: vmcore save writes a file and renames it into place, which would replace it`, { file: dst, expected: "a file name", actual: kind },
       "give a file name; to write into a pipe or a device, send the flattened format to standard output (--format flat, DST -) and redirect it");
   }
