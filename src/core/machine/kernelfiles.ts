@@ -64,19 +64,27 @@ export function parseMeminfo(text: string): Record<string, bigint> {
   return out;
 }
 
+/**
+ * CPU numbers are below this: x86's NR_CPUS is at most 8192 (MAXSMP). The bound is what keeps a
+ * damaged list ("0-65536" three hundred times, or a number past 2^53, where i++ stops counting)
+ * from growing without end.
+ */
+export const MAX_CPU_NUMBER = 8192;
+
 /** "0-3,5\n" (lib/bitmap_str / cpulist) → [0,1,2,3,5]. An empty list is allowed. */
 export function parseCpuList(text: string): number[] {
   const v = singleValue(text);
   if (v === "") return [];
-  const out: number[] = [];
+  const cpus = new Set<number>();
   for (const part of v.split(",")) {
-    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    const m = /^(\d{1,6})(?:-(\d{1,6}))?$/.exec(part);
     const a = m ? Number(m[1]) : NaN;
     const b = m && m[2] !== undefined ? Number(m[2]) : a;
-    if (!m || b < a || b - a > 65536) throw valueError(v, `a CPU list like "0-3,5", and "${part}" is not a valid item`, HINT);
-    for (let i = a; i <= b; i++) out.push(i);
+    if (!m || b < a) throw valueError(v, `a CPU list like "0-3,5", and "${part}" is not a valid item`, HINT);
+    if (b >= MAX_CPU_NUMBER) throw valueError(v, `CPU numbers below ${MAX_CPU_NUMBER} (x86's largest NR_CPUS), and "${part}" reaches ${b}`, HINT);
+    for (let i = a; i <= b; i++) cpus.add(i);
   }
-  return out;
+  return [...cpus].sort((x, y) => x - y);
 }
 
 /** A sysfs/procfs boolean written as 0 or 1 (kexec_loaded, kexec_load_disabled). */

@@ -146,6 +146,13 @@ test("kernel files: version, arch words, meminfo, cpu lists and small values", (
   assert.deepEqual(parseCpuList("0-3,5,7-8\n"), [0, 1, 2, 3, 5, 7, 8]);
   assert.deepEqual(parseCpuList("\n"), []);
   assert.throws(() => parseCpuList("3-1\n"), isParse(1));
+  // Bounded by x86's largest NR_CPUS: a number past 2^53 never ended the loop (i++ stops
+  // counting there), and "0-65536" repeated grew the list without end (fuzzing the web page).
+  assert.deepEqual(parseCpuList("0-8191\n").length, 8192);
+  assert.throws(() => parseCpuList("9007199254740992\n"), isParse(1));
+  assert.throws(() => parseCpuList("0-8192\n"), /below 8192/);
+  assert.throws(() => parseCpuList(`${Array(300).fill("0-65536").join(",")}\n`), isParse(1));
+  assert.deepEqual(parseCpuList("0-3,2-5\n"), [0, 1, 2, 3, 4, 5]);
   assert.equal(parseFlag("1\n"), true);
   assert.throws(() => parseFlag("yes\n"), isParse(1));
   assert.equal(parseInteger("-1\n"), -1);
