@@ -9,6 +9,7 @@ const MiB = 1n << 20n;
 function facts(more: Partial<KdumpFacts> = {}): KdumpFacts {
   return {
     crashSize: 256n * MiB,
+    ramEnd: 2n << 30n,
     estimate: estimateCapture({ mode: "default", kernelInitSize: 64n * MiB, initrdCompressed: 2n * MiB, initrdUnpacked: 5n * MiB, moduleBytes: 3n * MiB, systemRam: 2n << 30n, threads: 0 }),
     capture: { ok: true, path: "/var/lib/kexec-ts/kdump/initrd-6.1.img", modules: ["virtio_blk", "ext4"], builtin: [], rebuilt: false, mode: "default" },
     target: { path: "/var/crash", where: "ext4 on /dev/vda1 at /", writeError: null, free: 10n << 30n, minFree: 64n * MiB },
@@ -33,6 +34,14 @@ test("a reservation smaller than the estimate fails with the crashkernel= to use
   assert.match(r.reason, /needs about .* and the reservation is 128 MiB/);
   assert.match(r.remedy, /crashkernel=\d+M/);
   assert.equal(verdict(facts({ crashSize: 0n }), "kdump-memory").verdict, "fail");
+});
+
+test("RAM above what kexec-ts's save handles (8 TiB) fails before anything is armed, naming makedumpfile", () => {
+  assert.equal(verdict(facts({ ramEnd: 8n << 40n }), "kdump-memory").verdict, "ok");
+  const r = verdict(facts({ ramEnd: (8n << 40n) + 4096n }), "kdump-memory");
+  assert.equal(r.verdict, "fail");
+  assert.match(r.reason, /RAM reaches 0x80000001000.*below 0x80000000000 \(8 TiB\)/);
+  assert.match(r.remedy, /makedumpfile/);
 });
 
 test("an unwritable target fails; one under min_free warns", () => {

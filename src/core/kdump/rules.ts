@@ -7,14 +7,17 @@
  */
 import { fail, ok, warn } from "../check/result.js";
 import type { CheckResult } from "../check/types.js";
-import { size } from "../format.js";
+import { hex, size } from "../format.js";
 import { formatMemory } from "../machine/crashkernel.js";
 import type { CaptureCmdline } from "./cmdline.js";
 import type { Estimate } from "./estimate.js";
+import { MAX_DUMP_PFN } from "../vmcore/exclude.js";
 
 export interface KdumpFacts {
   /** /sys/kernel/kexec_crash_size; null when unreadable. */
   crashSize: bigint | null;
+  /** One past the highest System RAM address (the crashed machine's /proc/vmcore reaches it); null when unknown. */
+  ramEnd: bigint | null;
   estimate: Estimate | null;
   /** The capture initramfs: built (with what it holds), or why not. */
   capture: { ok: true; path: string; modules: string[]; builtin: string[]; rebuilt: boolean; mode: string } | { ok: false; message: string; hint: string };
@@ -48,6 +51,12 @@ function capture(f: KdumpFacts): CheckResult {
 
 function memory(f: KdumpFacts): CheckResult {
   const id = "kdump-memory";
+  // The save's own limit (exclude.ts): arming a capture that then refuses to save helps no one.
+  const saveLimit = BigInt(MAX_DUMP_PFN) * 4096n;
+  if (f.ramEnd !== null && f.ramEnd > saveLimit) {
+    return fail(id, `this machine's RAM reaches ${hex(f.ramEnd)}, and kexec-ts saves dumps of memory below ${hex(saveLimit)} (8 TiB): the capture would refuse to save`, { ramEnd: f.ramEnd },
+      "save this machine's dumps with makedumpfile (kdump-tools or kdump-utils), not kexec-ts kdump");
+  }
   if (f.estimate === null) return ok(id, "not estimated (see kdump-capture-initramfs)");
   const need = f.estimate.total;
   const evidence = { estimate: need, suggested: f.estimate.suggested, crashSize: f.crashSize, ...Object.fromEntries(f.estimate.items.map((i) => [i.what, i.bytes])) };

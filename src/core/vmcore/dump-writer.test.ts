@@ -4,12 +4,14 @@ import { compressBatch, readExtents, type PageCompressInto } from "./batch.js";
 import { LZO_HASH_BITS, lzo1xCompressInto } from "./codecs.js";
 import { prepareDumpBitmaps, writeElfDump, writeKdumpDump, type BatchCompressor, type DumpSink } from "./dump-writer.js";
 import { presentBitmaps } from "./exclude.js";
-import { DUMP_DH_COMPRESSED_INCOMPLETE, DUMP_DH_COMPRESSED_LZO, KDUMP_HEADER_VERSION } from "./kdump.js";
+import { DUMP_DH_COMPRESSED_INCOMPLETE, DUMP_DH_COMPRESSED_LZO, KDUMP_HEADER_VERSION, KDUMP_SUB_HEADER_64 } from "./kdump.js";
+import { offsetOf } from "../bytes/layout.js";
 import { bytesAccess } from "./memory.js";
 import { SYNTH_UTSNAME, syntheticVmcore } from "./testing.js";
 import { openVmcore, vmcoreKernelMemory, type Vmcore } from "./vmcore.js";
 import { formatDmesg, readLockless } from "./dmesg.js";
 import { crashedUtsname } from "./utsname.js";
+import { KexecError } from "../errors.js";
 
 const PS = 4096;
 
@@ -127,4 +129,28 @@ test("dump writer (ELF): a stop between chunks cuts the segments to what is in t
   const filesz = out.elf!.loads.reduce((n, l) => n + l.p_filesz, 0n);
   assert.equal(filesz, r.bytesWritten, "p_filesz adds up to the bytes written");
   assert.ok(cut.length <= whole.length);
+});
+
+test("a dump copied only in part reads as incomplete and says where it ends; damaged header sizes name their field", async () => {
+  const { core, compressor } = source();
+  const sink = new MemorySink();
+  await writeKdumpDump(core, bitmapsFor(core, 0), { codec: "lzo", dumpLevel: 0, what: "synthetic" }, sink, compressor);
+  const whole = sink.bytes.slice(0, sink.length);
+  assert.equal(openVmcore(bytesAccess(whole)).incomplete, false);
+  // Its header still says complete: only the file's length tells (vmcore info had said complete).
+  // Cut inside the bitmaps, the file cannot be read at all: the error names the fields.
+  assert.throws(() => openVmcore(bytesAccess(whole.slice(0, 9000))), (e: Error) => e instanceof KexecError && /the bitmaps, by sub_hdr_size \d+ and bitmap_blocks \d+/.test(e.message));
+  for (const cut of [whole.length - 1, whole.length - 5000]) {
+    const part = openVmcore(bytesAccess(whole.slice(0, cut)));
+    assert.equal(part.incomplete, true, `cut at ${cut}`);
+    assert.match(part.cutShort!, new RegExp(`the file ends at 0x${cut.toString(16)}, but (the last page's data|its \\d+ page descriptors) run`));
+  }
+  const elf = syntheticVmcore(64).bytes;
+  assert.equal(openVmcore(bytesAccess(elf)).cutShort, undefined);
+  assert.match(openVmcore(bytesAccess(elf.slice(0, elf.length - 4096))).cutShort!, /PT_LOAD \d+'s data runs to/);
+  // size_vmcoreinfo of 2^64 - 1: a KexecError naming it, not a RangeError from the allocation.
+  const damaged = whole.slice();
+  const view = new DataView(damaged.buffer);
+  view.setBigUint64(PS + offsetOf(KDUMP_SUB_HEADER_64, "size_vmcoreinfo"), (1n << 64n) - 1n, true);
+  assert.throws(() => openVmcore(bytesAccess(damaged)), (e: Error) => e instanceof KexecError && e.data.field === "size_vmcoreinfo" && /past the end of the file/.test(e.message));
 });

@@ -7,6 +7,7 @@
  * PG_* bit numbers come from VMCOREINFO, word sizes from the dump's arch.
  */
 import { KexecError } from "../errors.js";
+import { hex } from "../format.js";
 import { POP8 } from "./kdump.js";
 import type { KernelMemory } from "./kernel-memory.js";
 import type { PhysRange } from "./memory.js";
@@ -67,6 +68,14 @@ export function testBit(bitmap: Uint8Array, p: number): boolean {
  * only the dump file needs (its bytes are made a piece at a time as they are written). The 2nd
  * bitmap, which the scan clears bit by bit, stays an array.
  */
+/**
+ * One past the highest page frame a dump may have: page frames are small integers here (the
+ * bitmaps index bytes with p >>> 3, the writer lists a batch's frames in an Int32Array), and the
+ * bitmaps of 2^31 frames are 256 MiB each already. A damaged PT_LOAD (p_memsz 2^64 - 1) asked
+ * for a bitmap larger than any typed array, or looped over it for minutes.
+ */
+export const MAX_DUMP_PFN = 2 ** 31;
+
 export class PresentPages {
   /** Sorted page frame runs [first, end), neither overlapping nor touching. */
   readonly runs: readonly (readonly [first: number, end: number])[];
@@ -80,6 +89,12 @@ export class PresentPages {
   /** Pages a byte range covers, partial pages included (the kernel exports unaligned RAM ranges). */
   constructor(ranges: readonly PhysRange[], pageSize: number) {
     const ps = BigInt(pageSize);
+    const highest = ranges.reduce<PhysRange | undefined>((h, r) => (h === undefined || r.end > h.end ? r : h), undefined);
+    if (highest !== undefined && (highest.end + ps - 1n) / ps > BigInt(MAX_DUMP_PFN)) {
+      throw new KexecError("parse", `memory range ${hex(highest.start)}-${hex(highest.end)} reaches page frame ${hex((highest.end + ps - 1n) / ps)}; kexec-ts reads and saves dumps of memory below ${hex(BigInt(MAX_DUMP_PFN) * ps)} (8 TiB of 4 KiB pages)`,
+        { field: "memory range end", expected: `<= ${hex(BigInt(MAX_DUMP_PFN) * ps)}`, actual: hex(highest.end) },
+        "if the crashed machine really has memory there, save its dump with makedumpfile; otherwise the dump's headers (its PT_LOADs or bitmaps) are damaged");
+    }
     const spans = ranges.map((r) => [Number(r.start / ps), Number((r.end + ps - 1n) / ps)] as [number, number]);
     this.maxPfn = spans.reduce((m, [, end]) => Math.max(m, end), 0);
     const runs: [number, number][] = [];

@@ -8,6 +8,8 @@ import { describeDumpLevel } from "./exclude.js";
 export interface VmcoreSummary {
   format: "elf" | "kdump";
   incomplete: boolean;
+  /** Why the file is shorter than its headers say (a copy cut off), when it is. */
+  cutShort?: string;
   arch: string;
   kernelVersion: string | undefined;
   buildId: string | undefined;
@@ -47,6 +49,7 @@ export function summarizeVmcore(core: Vmcore): VmcoreSummary {
   return {
     format: core.format,
     incomplete: core.incomplete,
+    ...(core.cutShort ? { cutShort: core.cutShort } : {}),
     arch: core.machine,
     kernelVersion: info?.osRelease ?? core.kdump?.header.utsname.release,
     buildId: info?.buildId,
@@ -71,6 +74,7 @@ export function renderVmcoreSummary(s: VmcoreSummary, file: string): string {
   const rows: string[][] = [
     ["file", file],
     ["format", `${s.format === "elf" ? "ELF core" : "kdump-compressed (makedumpfile)"}${s.incomplete ? "  — INCOMPLETE: the dump was cut short" : ""}`],
+    ...(s.cutShort ? [["cut short", `${s.cutShort} (copied or written only in part)`]] : []),
     ["kernel", s.kernelVersion ?? "unknown (no VMCOREINFO)"],
     ["arch", s.arch + (s.pagingLevels ? `, ${s.pagingLevels}-level paging${s.arch === "i386" && s.pagingLevels === 3 ? " (PAE)" : ""}` : "")],
     ["page size", String(s.pageSize)],

@@ -176,6 +176,8 @@ export interface KdumpFile {
   noteBytes: Uint8Array;
   vmcoreinfo: VmcoreInfo | undefined;
   incomplete: boolean;
+  /** Why the file is shorter than its headers say (cut off in a copy), or undefined. */
+  cutShort: string | undefined;
   memory: PhysicalMemory;
   /** Pages the 1st bitmap says exist, and the 2nd says were dumped. */
   presentPages: bigint;
@@ -214,6 +216,19 @@ export function readKdump(file: RandomAccess, what = "kdump file"): KdumpFile {
     throw new KexecError("parse", `${what}: max_mapnr ${header.max_mapnr} needs ${header.max_mapnr / 8n} bitmap bytes, but bitmap_blocks ${header.bitmap_blocks} gives ${bitmapBytes} per bitmap`,
       { field: "bitmap_blocks", offset: offsetOf(L.header, "bitmap_blocks"), expected: `>= ${header.max_mapnr / 8n} bytes`, actual: String(bitmapBytes) }, "the dump's header is corrupt");
   }
+  // Each (offset, size) pair of the headers is checked against the file before it is read: a
+  // damaged size named the read, not the field, or asked for more than a typed array holds.
+  const inside = (says: string, field: string, fieldAt: number, offset: bigint, bytes: bigint) => {
+    if (offset + bytes > file.size) {
+      throw new KexecError("parse", `${what}: ${says}: ${bytes} bytes at offset ${hex(offset)}, past the end of the file (${hex(file.size)} bytes)`,
+        { field, offset: fieldAt, expected: `offset + size <= ${hex(file.size)}`, actual: hex(offset + bytes) }, "the file is truncated or its header is damaged");
+    }
+  };
+  const subAt = (name: "size_note" | "size_vmcoreinfo") => blockSize + offsetOf(L.sub, name);
+  if (header.size_note > 0n) inside("offset_note and size_note say", "size_note", subAt("size_note"), header.offset_note, header.size_note);
+  if (header.size_vmcoreinfo > 0n) inside("offset_vmcoreinfo and size_vmcoreinfo say", "size_vmcoreinfo", subAt("size_vmcoreinfo"), header.offset_vmcoreinfo, header.size_vmcoreinfo);
+  inside(`the bitmaps, by sub_hdr_size ${header.sub_hdr_size} and bitmap_blocks ${header.bitmap_blocks}, are`, "bitmap_blocks", offsetOf(L.header, "bitmap_blocks"),
+    BigInt(1 + header.sub_hdr_size) * BigInt(blockSize), BigInt(header.bitmap_blocks) * BigInt(blockSize));
   const noteBytes = header.size_note > 0n ? file.read(header.offset_note, Number(header.size_note)) : new Uint8Array(0);
   const notes = parseNotes(noteBytes, Number(header.offset_note), `${what} notes`);
   let vmcoreinfo: VmcoreInfo | undefined;
@@ -255,8 +270,24 @@ export function readKdump(file: RandomAccess, what = "kdump file"): KdumpFile {
   };
   return {
     format: "kdump", header, notes, noteBytes, vmcoreinfo, incomplete: (header.status & DUMP_DH_COMPRESSED_INCOMPLETE) !== 0,
-    memory, presentPages: present, dumpedPages: dumped,
+    memory, presentPages: present, dumpedPages: dumped, cutShort: kdumpCutShort(file, descAt, dumped),
   };
+}
+
+/**
+ * Why the file is shorter than its headers say, or undefined: the page descriptors must fit,
+ * and the last descriptor's data (pages are stored in page frame order) must end inside the file.
+ * A copy cut off in transfer keeps its header's "complete" status; without this, `vmcore info`
+ * called it complete.
+ */
+function kdumpCutShort(file: RandomAccess, descAt: bigint, dumped: bigint): string | undefined {
+  if (dumped === 0n) return undefined;
+  const descEnd = descAt + dumped * BigInt(PAGE_DESC_SIZE);
+  if (descEnd > file.size) return `the file ends at ${hex(file.size)}, but its ${dumped} page descriptors run to ${hex(descEnd)}`;
+  const last = readStruct(PAGE_DESC, file.read(descEnd - BigInt(PAGE_DESC_SIZE), PAGE_DESC_SIZE), 0);
+  const dataEnd = last.offset + BigInt(last.size);
+  if (dataEnd > file.size) return `the file ends at ${hex(file.size)}, but the last page's data runs to ${hex(dataEnd)}`;
+  return undefined;
 }
 
 /** Set bits per byte value. */

@@ -12,6 +12,7 @@ import { encodeKdumpHeaders, planKdumpLayout, readKdump } from "./kdump.js";
 import { encodeFlatHeader, encodeFlatRecordHeader, FLAT_END, FlatReassembler, parseFlat } from "./flat.js";
 import { syntheticVmcore, SYNTH_PAGE } from "./testing.js";
 import { concatBytes } from "../bytes/reader.js";
+import { MAX_DUMP_PFN, presentBitmaps } from "./exclude.js";
 
 const fixture = new URL("../../../testdata/vmcore/vmcoreinfo-6.1.0-50-amd64.txt", import.meta.url);
 
@@ -171,4 +172,19 @@ test("readers fuzzed: a damaged vmcore gives a KexecError, never another excepti
     }
   }), { numRuns: 300 });
   assert.equal(SYNTH_PAGE, 4096);
+});
+
+test("VMCOREINFO's PAGESIZE must be x86's 4096, and memory must lie below 8 TiB: damaged values name themselves", () => {
+  const s = syntheticVmcore(24);
+  const text = new TextDecoder("latin1").decode(s.bytes);
+  for (const bad of ["0", "3", "8192"]) {
+    // Same length, so every offset in the file stays right: only the note's text changes.
+    const at = text.indexOf("PAGESIZE=4096");
+    const b = s.bytes.slice();
+    b.set(new TextEncoder().encode(`PAGESIZE=${bad.padEnd(4, " ")}`), at);
+    assert.throws(() => openVmcore(bytesAccess(b)), (e: Error) => e instanceof KexecError && e.data.field === "VMCOREINFO PAGESIZE" && e.message.includes(`PAGESIZE=${bad}`), bad);
+  }
+  // A range ending past page frame 2^31 (a damaged p_memsz of 2^64 - 1 asked for a bitmap larger than any typed array).
+  assert.throws(() => presentBitmaps([{ start: 1n << 40n, end: 1n << 64n }], 4096), (e: Error) => e instanceof KexecError && /below 0x80000000000 \(8 TiB/.test(e.message));
+  assert.equal(presentBitmaps([{ start: 0n, end: 8n << 40n }], 4096, () => new Uint8Array(0)).present.maxPfn, MAX_DUMP_PFN);
 });

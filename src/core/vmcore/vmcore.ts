@@ -1,6 +1,6 @@
 /** One view over either input format: memory, notes, VMCOREINFO and how the dump was made. */
 import { KexecError } from "../errors.js";
-import { describeBytes } from "../format.js";
+import { describeBytes, hex } from "../format.js";
 import { latin1 } from "../bytes/reader.js";
 import { elfCoreMemory, looksLikeElfCore, readElfCore, type ElfCore } from "./elf-core.js";
 import { KEXEC_TS_NOTE_NAME, NT_KEXEC_TS_INCOMPLETE } from "./elf-writer.js";
@@ -17,29 +17,45 @@ export interface Vmcore {
   vmcoreinfo: VmcoreInfo | undefined;
   noteBytes: Uint8Array;
   cpus: number;
+  /** Cut short: marked so by its writer, or (cutShort) shorter than its own headers say. */
   incomplete: boolean;
+  /** Why the file is shorter than its headers say (a copy cut off), or undefined. */
+  cutShort?: string;
   elf?: ElfCore;
   kdump?: KdumpFile;
   /** The text of kexec-ts's own note in an ELF dump it wrote ("complete; dump level 31"). */
   mark?: string;
 }
 
+/** The page size of every x86 kernel (i386 and x86_64); huge pages are made of these. */
+const X86_PAGE_SIZE = 4096;
+
 export function openVmcore(file: RandomAccess, what = "vmcore"): Vmcore {
   const head = file.read(0n, Number(file.size < 64n ? file.size : 64n));
   if (looksLikeElfCore(head)) {
     const elf = readElfCore(file, what);
-    const pageSize = elf.vmcoreinfo?.pageSize ?? 4096;
+    const pageSize = elf.vmcoreinfo?.pageSize ?? X86_PAGE_SIZE;
+    // Every page and struct page offset follows from it: 0 divided by zero, 3 misplaced every range.
+    if (pageSize !== X86_PAGE_SIZE) {
+      throw new KexecError("parse", `${what}: VMCOREINFO says PAGESIZE=${pageSize}, but x86 kernels have ${X86_PAGE_SIZE}-byte pages`,
+        { field: "VMCOREINFO PAGESIZE", expected: String(X86_PAGE_SIZE), actual: String(pageSize) }, "the dump's VMCOREINFO note is damaged");
+    }
     const memory = elfCoreMemory(elf, file, pageSize);
     // ELF has no "incomplete" flag of its own; kexec-ts's writer leaves a note that says so (elf-writer.ts).
     const mark = elf.notes.find((n) => n.name === KEXEC_TS_NOTE_NAME);
-    const incomplete = mark?.type === NT_KEXEC_TS_INCOMPLETE;
     const markText = mark ? latin1(mark.desc).replace(/\0+$/, "") : undefined;
-    return { format: "elf", machine: elf.machine, memory, vmcoreinfo: elf.vmcoreinfo, noteBytes: elf.noteBytes, cpus: elf.cpus, incomplete, elf, mark: markText };
+    // The segment whose data reaches furthest must end inside the file: a copy cut off in
+    // transfer has no mark of its own.
+    const furthest = elf.loads.reduce<(typeof elf.loads)[number] | undefined>((f, l) => (f === undefined || l.p_offset + l.p_filesz > f.p_offset + f.p_filesz ? l : f), undefined);
+    const cutShort = furthest && furthest.p_offset + furthest.p_filesz > file.size
+      ? `the file ends at ${hex(file.size)}, but PT_LOAD ${furthest.index}'s data runs to ${hex(furthest.p_offset + furthest.p_filesz)}` : undefined;
+    const incomplete = mark?.type === NT_KEXEC_TS_INCOMPLETE || cutShort !== undefined;
+    return { format: "elf", machine: elf.machine, memory, vmcoreinfo: elf.vmcoreinfo, noteBytes: elf.noteBytes, cpus: elf.cpus, incomplete, ...(cutShort ? { cutShort } : {}), elf, mark: markText };
   }
   if (looksLikeKdump(head)) {
     const kdump = readKdump(file, what);
     const machine = /^i[3-6]86$/.test(kdump.header.utsname.machine) ? "i386" : "x86_64";
-    return { format: "kdump", machine, memory: kdump.memory, vmcoreinfo: kdump.vmcoreinfo, noteBytes: kdump.noteBytes, cpus: kdump.header.nr_cpus, incomplete: kdump.incomplete, kdump };
+    return { format: "kdump", machine, memory: kdump.memory, vmcoreinfo: kdump.vmcoreinfo, noteBytes: kdump.noteBytes, cpus: kdump.header.nr_cpus, incomplete: kdump.incomplete || kdump.cutShort !== undefined, ...(kdump.cutShort ? { cutShort: kdump.cutShort } : {}), kdump };
   }
   if (looksLikeFlat(head)) {
     throw new KexecError("parse", `${what} is in makedumpfile's flattened format, which is a stream, not a file to read in place`, { field: "signature", offset: 0 },

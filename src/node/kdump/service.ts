@@ -241,8 +241,10 @@ export async function prepare(options: ArmOptions): Promise<Preparation> {
   const checks = runChecks({ image, machine, request: checkRequest, isRoot: process.getuid?.() === 0 });
   const target = capture?.plan.target;
   const raw = config.rawTarget;
+  const ram = machine.memory.filter((m) => m.type === "System RAM");
   const facts: KdumpFacts = {
     crashSize,
+    ramEnd: ram.length === 0 ? null : ram.reduce((end, m) => (m.start + m.size > end ? m.start + m.size : end), 0n),
     estimate,
     capture: capture !== null
       ? { ok: true, path: capture.path, modules: capture.manifest.modules, builtin: capture.plan.builtin, rebuilt: capture.rebuilt, mode: capture.manifest.mode }

@@ -29,15 +29,18 @@ export function openRandomAccess(path: string): OpenFile {
       } catch (e) {
         throw new KexecError("io", `${path}: read error at offset ${hex(offset + BigInt(done))}: ${(e as Error).message}`, { file: path, offset: offset + BigInt(done) }, "the source may be on a failing device");
       }
-      if (n === 0) {
-        throw new KexecError("parse", `${path}: ${length} bytes at offset ${hex(offset)} run past the end of the file (${hex(size)})`, { file: path, offset, expected: `end <= ${hex(size)}`, actual: hex(offset + BigInt(length)) }, "the file is truncated");
-      }
+      if (n === 0) throw pastEnd(offset, length);
       done += n;
     }
   };
+  const pastEnd = (offset: bigint, length: number) =>
+    new KexecError("parse", `${path}: ${length} bytes at offset ${hex(offset)} run past the end of the file (${hex(size)})`, { file: path, offset, expected: `end <= ${hex(size)}`, actual: hex(offset + BigInt(length)) }, "the file is truncated, or the header field that gave this length is damaged");
   return {
     path, fd, size, readInto,
     read(offset: bigint, length: number): Uint8Array {
+      // Checked before allocating: a damaged length field (a kdump header's bitmap_blocks of
+      // 0xffffffff) asked for gigabytes, or more than a typed array can hold, from a small file.
+      if (st.isFile() && offset + BigInt(length) > size) throw pastEnd(offset, length);
       const out = new Uint8Array(length);
       readInto(offset, out, 0, length);
       return out;

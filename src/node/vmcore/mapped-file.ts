@@ -82,11 +82,14 @@ export function openMappedFile(path: string): OpenFile | undefined {
     if (windows.length > WINDOWS_KEPT) unmap(windows.pop()!);
     return w;
   };
-  const readInto = (offset: bigint, out: Uint8Array, at: number, length: number): void => {
-    let pos = Number(offset);
-    if (pos + length > size) {
-      throw new KexecError("parse", `${path}: ${length} bytes at offset ${hex(offset)} run past the end of the file (${hex(size)})`, { file: path, offset, expected: `end <= ${hex(size)}`, actual: hex(offset + BigInt(length)) }, "the file is truncated");
+  const checkInside = (offset: bigint, length: number): void => {
+    if (Number(offset) + length > size) {
+      throw new KexecError("parse", `${path}: ${length} bytes at offset ${hex(offset)} run past the end of the file (${hex(size)})`, { file: path, offset, expected: `end <= ${hex(size)}`, actual: hex(offset + BigInt(length)) }, "the file is truncated, or the header field that gave this length is damaged");
     }
+  };
+  const readInto = (offset: bigint, out: Uint8Array, at: number, length: number): void => {
+    checkInside(offset, length);
+    let pos = Number(offset);
     let done = 0;
     while (done < length) {
       const w = windowFor(pos);
@@ -108,6 +111,7 @@ export function openMappedFile(path: string): OpenFile | undefined {
   return {
     path, fd, size: BigInt(size), readInto,
     read(offset: bigint, length: number): Uint8Array {
+      checkInside(offset, length); // before allocating what a damaged length field asks for
       const out = new Uint8Array(length);
       readInto(offset, out, 0, length);
       return out;
