@@ -44,3 +44,11 @@ test("what only a kexec_load plan reads (crash notes, firmware memmap) is read o
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("--mem-min/--mem-max: numbers as kexec-tools reads them, 64 bits at most", async () => {
+  const { parseAddress } = await import("./request.js");
+  assert.equal(parseAddress("0x100000000", "mem-min"), 0x100000000n);
+  assert.equal(parseAddress("0xffffffffffffffff", "mem-max"), (1n << 64n) - 1n);
+  assert.equal(parseAddress(undefined, "mem-max"), undefined);
+  for (const bad of ["1G", "-1", "0x10000000000000000"]) assert.throws(() => parseAddress(bad, "mem-min"), (e: Error & { code?: string }) => e.code === "usage" && e.message.startsWith(`--mem-min=${bad} is`), bad);
+});

@@ -5,7 +5,8 @@
  * --userspace all mean the same everywhere because they are read only here.
  */
 import { KexecError } from "../core/errors.js";
-import { parseNumber } from "../core/format.js";
+import { hex, parseNumber } from "../core/format.js";
+import { MAX_U64 } from "../core/machine/text.js";
 import type { KernelImage } from "../core/image/index.js";
 import type { Machine } from "../core/machine/model.js";
 import { newKernelCommandLine } from "../core/plan/cmdline.js";
@@ -68,6 +69,8 @@ export function parseAddress(text: string | undefined, flag: string): bigint | u
   if (text === undefined) return undefined;
   const v = parseNumber(text);
   if (v === undefined) throw new KexecError("usage", `--${flag}=${text} is not a number`, { field: flag, actual: text }, `e.g. --${flag}=0x100000000`);
+  // As kexec-tools' strtoull: an address has 64 bits at most (one past them was explained as "no room" instead).
+  if (v > MAX_U64) throw new KexecError("usage", `--${flag}=${text} is more than 64 bits`, { field: flag, expected: `<= ${hex(MAX_U64)}`, actual: text }, `e.g. --${flag}=0x100000000`);
   return v;
 }
 
