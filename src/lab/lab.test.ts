@@ -118,6 +118,8 @@ test("tar entries from GNU tar, with long names, read back", (t) => {
       assert.equal(entries.find((e) => e.name === `./${long}/l`)?.linkName, "f");
     }
     const bad = spawnSync("tar", ["-cf", "-", "-C", join(dir, "d"), "."]).stdout;
+    // Cut after its first two headers (directories, no data): whole blocks, but no end blocks.
+    assert.throws(() => readTar(bad.subarray(0, 1024)), /ends at offset 0x400 without its end-of-archive blocks/);
     bad[10] = bad[10]! ^ 0xff;
     assert.throws(() => readTar(bad), /checksum/);
   } finally {

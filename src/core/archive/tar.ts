@@ -1,7 +1,8 @@
 /**
  * A tar reader for what a guest sends back (busybox `tar c`, GNU tar): ustar headers with the
  * prefix field, GNU long names ('L'/'K') and pax extended headers ('x'). 512-byte blocks;
- * the archive ends with a zero block. Pure logic over Uint8Array.
+ * the archive ends with zero blocks (POSIX writes two; one is taken as the end, as GNU tar
+ * takes a lone zero block). Pure logic over Uint8Array.
  */
 import { concatBytes } from "../bytes/reader.js";
 import { KexecError } from "../errors.js";
@@ -15,6 +16,7 @@ export interface TarEntry {
 }
 
 const BLOCK = 512;
+const TRUNCATED_HINT = "the archive was cut short (an interrupted copy or download): copy it again, or make it again";
 const decoder = new TextDecoder();
 
 function text(bytes: Uint8Array, offset: number, length: number): string {
@@ -61,7 +63,16 @@ export function readTar(bytes: Uint8Array): TarEntry[] {
   let longName: string | undefined;
   let longLink: string | undefined;
   let pax = new Map<string, string>();
-  while (at + BLOCK <= bytes.length) {
+  for (;;) {
+    // Only the zero block ends an archive: running out of bytes first means it was cut short
+    // (seen: a snapshot cut at a header boundary read as 2 of its 28 files, without a word).
+    if (at + BLOCK > bytes.length) {
+      throw new KexecError("parse", `tar: the archive ends at offset 0x${bytes.length.toString(16)} without its end-of-archive blocks: it was cut short`, {
+        offset: bytes.length,
+        expected: `a header or two zero blocks at 0x${at.toString(16)}`,
+        actual: at === bytes.length ? "the end of the data" : `${bytes.length - at} bytes`,
+      }, TRUNCATED_HINT);
+    }
     const header = bytes.subarray(at, at + BLOCK);
     if (header.every((b) => b === 0)) break;
     const stored = octal(bytes, at + 148, 8, "chksum", at);
@@ -82,7 +93,7 @@ export function readTar(bytes: Uint8Array): TarEntry[] {
       throw new KexecError("parse", `tar: entry at offset 0x${at.toString(16)} needs ${size} bytes of data, the archive ends first`, {
         field: "size",
         offset: at,
-      }, "the archive is truncated");
+      }, TRUNCATED_HINT);
     }
     const data = bytes.subarray(dataStart, dataStart + size);
     at = dataStart + Math.ceil(size / BLOCK) * BLOCK;
