@@ -47,6 +47,16 @@ export function describeBytes(bytes: Uint8Array, count = 16): string {
   return `${hexPart} |${ascii}|`;
 }
 
+/** A parsed JSON value for error messages: its kind, and a short preview of a scalar. */
+export function describeJsonValue(value: unknown): string {
+  if (value === null) return "null";
+  if (value === undefined) return "absent";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "an object";
+  const s = JSON.stringify(value);
+  return `${typeof value} ${s.length > 40 ? `${s.slice(0, 40)}...` : s}`;
+}
+
 /** Render rows as aligned columns (first column left-aligned, others as given). */
 export function table(rows: string[][], rightAlign: boolean[] = []): string {
   const widths: number[] = [];

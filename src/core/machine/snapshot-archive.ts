@@ -5,7 +5,7 @@
  */
 import { readTar, safeRelativePath } from "../archive/tar.js";
 import { KexecError } from "../errors.js";
-import { describeBytes } from "../format.js";
+import { describeBytes, describeJsonValue } from "../format.js";
 import { decompress, detectCompression } from "../image/compression/index.js";
 import { KERNEL_LAYOUT_FILE, parseSavedKernelLayout, type KernelLayout } from "../plan/crash.js";
 import { MACHINE_FILES, expandGlob, type MachineFiles } from "./files.js";
@@ -33,7 +33,7 @@ export function machineFilesFromArchive(bytes: Uint8Array, what = "snapshot arch
   try {
     entries = readTar(tarBytes);
   } catch (e) {
-    if (e instanceof KexecError) throw new KexecError(e.code, `${what}: ${e.message}`, e.data, e.hint);
+    if (e instanceof KexecError) throw new KexecError(e.code, `${what}: ${e.message}`, { file: what, ...e.data }, e.hint);
     throw e;
   }
   const byPath = new Map<string, Uint8Array>();
@@ -67,12 +67,16 @@ export function machineFilesFromArchive(bytes: Uint8Array, what = "snapshot arch
   let manifest: SnapshotArchive["manifest"] = null;
   let unreadable: string[] = [];
   if (manifestBytes) {
-    try {
-      const m = JSON.parse(new TextDecoder().decode(manifestBytes)) as { version?: string; created?: string; root?: string; unreadable?: Record<string, string> };
-      manifest = { version: m.version, created: m.created, root: m.root };
-      unreadable = Object.keys(m.unreadable ?? {});
-    } catch {
-      throw new KexecError("parse", `${what}: ${SNAPSHOT_MANIFEST} is not JSON`, { file: SNAPSHOT_MANIFEST }, "the archive is damaged; take the snapshot again");
+    const m = readManifest(manifestBytes, what);
+    manifest = { version: m.version, created: m.created, root: m.root };
+    unreadable = m.unreadable;
+    // The manifest lists what was copied: a file it lists but the archive lacks is damage, not a
+    // fact about the machine (seen: a cut archive's missing /proc/iomem reported as "no resource map").
+    const lacking = m.files.filter((rel) => !byPath.has(rel));
+    if (lacking.length > 0) {
+      throw new KexecError("parse", `${what}: ${SNAPSHOT_MANIFEST} lists ${m.files.length} files, the archive lacks ${lacking.length} of them: ${lacking.slice(0, 5).join(", ")}${lacking.length > 5 ? ", ..." : ""}`,
+        { file: SNAPSHOT_MANIFEST, field: "files", expected: `${m.files.length} files`, actual: `${m.files.length - lacking.length} of them`, missing: lacking },
+        "the archive is damaged or was changed after it was made; take or copy the snapshot again");
     }
   }
   if (Object.keys(files).length === 0) {
@@ -83,4 +87,31 @@ export function machineFilesFromArchive(bytes: Uint8Array, what = "snapshot arch
   const layoutBytes = byPath.get(KERNEL_LAYOUT_FILE);
   const kernelLayout = layoutBytes ? parseSavedKernelLayout(new TextDecoder().decode(layoutBytes)) : undefined;
   return { files: { files, dirs: present, unreadable }, manifest, kernelLayout };
+}
+
+/** SNAPSHOT.json as `snapshot` writes it (src/node/snapshot.ts SnapshotManifest); what the reader relies on is checked. */
+function readManifest(bytes: Uint8Array, what: string): { version?: string; created?: string; root?: string; files: string[]; unreadable: string[] } {
+  const damaged = "the archive is damaged; take the snapshot again";
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw new KexecError("parse", `${what}: ${SNAPSHOT_MANIFEST} is not JSON`, { file: SNAPSHOT_MANIFEST, actual: describeBytes(bytes.subarray(0, 16)) }, damaged);
+  }
+  const wrong = (field: string | undefined, expected: string, value: unknown) => new KexecError("parse",
+    `${what}: ${SNAPSHOT_MANIFEST}${field ? `: ${field}` : ""} is ${describeJsonValue(value)}, expected ${expected}`,
+    { file: SNAPSHOT_MANIFEST, ...(field ? { field } : {}), expected, actual: describeJsonValue(value) }, damaged);
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw wrong(undefined, "an object", raw);
+  const m = raw as Record<string, unknown>;
+  const text = (field: string) => {
+    const v = m[field];
+    if (v !== undefined && typeof v !== "string") throw wrong(field, "a string", v);
+    return v;
+  };
+  // Absent in a hand-made archive: then there is nothing to hold the archive to.
+  const files = m.files === undefined ? [] : m.files;
+  if (!Array.isArray(files) || !files.every((f): f is string => typeof f === "string")) throw wrong("files", "a list of paths", files);
+  const unreadable = m.unreadable === undefined ? {} : m.unreadable;
+  if (unreadable === null || typeof unreadable !== "object" || Array.isArray(unreadable)) throw wrong("unreadable", "an object of path: errno", unreadable);
+  return { version: text("version"), created: text("created"), root: text("root"), files, unreadable: Object.keys(unreadable) };
 }
