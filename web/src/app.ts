@@ -18,6 +18,7 @@ import { looksLikeKdump } from "../../src/core/vmcore/kdump.js";
 import { bytesAccess } from "../../src/core/vmcore/memory.js";
 import { openVmcore } from "../../src/core/vmcore/vmcore.js";
 import type { SyscallRequest } from "../../src/core/check/types.js";
+import { validatedRequest, type Request } from "../../src/core/plan/request.js";
 import { h } from "./dom.js";
 import { errorBanner, renderReport } from "./view.js";
 
@@ -66,6 +67,14 @@ function droppedError(what: string, e: unknown): ReportData["errors"][number] {
   return { what, message: `${what}: a bug in kexec-ts: ${e instanceof Error ? e.message : String(e)}`, hint: "please report it, with the file if you can share it" };
 }
 
+/** The initrd size box: a number or empty; what the browser could not read as a number is said, not taken as empty. */
+function initrdSizeField(field: HTMLInputElement): number | undefined {
+  if (field.validity.badInput) {
+    throw new KexecError("usage", "initrd size: not a number", { field: "initrdSize", expected: "a whole number of bytes" }, "give the initrd's size in bytes (ls -l INITRD), or none for no initrd");
+  }
+  return field.value === "" ? undefined : Number(field.value);
+}
+
 export function startApp(root: HTMLElement): void {
   const inputs: Inputs = { errors: [] };
   const out = h("div", { id: "app-output" });
@@ -74,7 +83,7 @@ export function startApp(root: HTMLElement): void {
   const syscall = h("select", { id: "syscall", "aria-label": "syscall" }, h("option", { value: "auto" }, "-a (auto)"), h("option", { value: "kexec_file_load" }, "-s kexec_file_load"), h("option", { value: "kexec_load" }, "-c kexec_load")) as unknown as HTMLSelectElement;
   const append = h("input", { type: "text", id: "append", value: "console=ttyS0", "aria-label": "--append" }) as unknown as HTMLInputElement;
   const reuse = h("input", { type: "checkbox", id: "reuse-cmdline", "aria-label": "--reuse-cmdline" }) as unknown as HTMLInputElement;
-  const initrd = h("input", { type: "number", id: "initrd-size", min: 0, placeholder: "bytes", "aria-label": "initrd size in bytes" }) as unknown as HTMLInputElement;
+  const initrd = h("input", { type: "number", id: "initrd-size", min: 1, step: 1, placeholder: "bytes", "aria-label": "initrd size in bytes" }) as unknown as HTMLInputElement;
   const userArch = h("select", { id: "userspace", "aria-label": "user space" }, h("option", { value: "" }, "user space: as the kernel"), h("option", { value: "x86_64" }, "x86_64"), h("option", { value: "i386" }, "i386")) as unknown as HTMLSelectElement;
   const status = h("p", { id: "app-status", "aria-live": "polite" });
 
@@ -86,15 +95,21 @@ export function startApp(root: HTMLElement): void {
     }
     const machine = inputs.machine.machine;
     const crash = mode.value === "-p";
-    const request = inputs.image
-      ? {
-        crash,
-        syscall: syscall.value as SyscallRequest,
-        cmdline: newKernelCommandLine(machine, { reuse: reuse.checked, append: append.value || undefined, crash }),
-        initrdSize: initrd.value === "" ? undefined : Number(initrd.value),
-        userArch: (userArch.value || (machine.kernelArch === "i386" ? "i386" : "x86_64")) as "x86_64" | "i386",
-      }
-      : undefined;
+    let request: Request | undefined;
+    try {
+      request = inputs.image
+        ? validatedRequest({
+          crash,
+          syscall: syscall.value as SyscallRequest,
+          cmdline: newKernelCommandLine(machine, { reuse: reuse.checked, append: append.value || undefined, crash }),
+          initrdSize: initrdSizeField(initrd),
+          userArch: (userArch.value || (machine.kernelArch === "i386" ? "i386" : "x86_64")) as "x86_64" | "i386",
+        })
+        : undefined;
+    } catch (e) {
+      // A form value the core refuses: said as the CLI says it, and the machine is still shown.
+      errors.push(droppedError("request", e));
+    }
     try {
       const data = buildReport({ machine, source: inputs.machine.name, image: inputs.image, request, vmcore: inputs.vmcore, kernelLayout: inputs.machine.kernelLayout, errors });
       out.replaceChildren(renderReport(data));

@@ -13,6 +13,7 @@ import { Placer, type Bound, type PlacementRecord } from "../plan/placement.js";
 import { placeLoad, runningKernelLimit } from "../plan/plan.js";
 import { PAGE_SIZE, alignUp } from "../plan/ranges.js";
 import type { CheckInput, Request, Evidence, Syscall } from "./types.js";
+import { validatedRequest } from "../plan/request.js";
 
 export { GiB, GiB4, LOWMEM_896M, MiB, TiB64 } from "../plan/limits.js";
 import { MiB, usablePool } from "../plan/limits.js";
@@ -68,7 +69,7 @@ export interface Context {
 }
 
 export function buildContext(input: CheckInput): Context {
-  const req = input.request;
+  const req = validatedRequest(input.request);
   const bz = input.image.kind === "bzImage" ? input.image.bzImage : undefined;
   const partial = { input, req, machine: input.machine, bz };
   const fileRefusal = predictFileRefusal(partial);

@@ -118,6 +118,20 @@ test("an initrd read once placed: the reader gets the initrd's address, and a si
     (e) => e instanceof KexecError && /the initrd is 8388609 bytes now, 8388608 when it was placed: it changed while kexec-ts read it/.test(e.message));
 });
 
+test("an initrd size that is no whole number of bytes is a usage error at plan and check, not a RangeError or \"no room\"", () => {
+  const machine = machineFrom([{ start: MiB, size: 3n * GiB - MiB }], "x86_64", false);
+  const image = readKernelImage(buildBzImage({ fields: { init_size: 64n * MiB }, tail: 0x2000 }));
+  const request = { syscall: "kexec_load" as const, crash: false, cmdline: "", userArch: "x86_64" as const };
+  // What the web page's number field can hold: a fraction, 1e400 (Infinity), a negative, nothing typed but NaN.
+  for (const initrdSize of [0.5, Number.POSITIVE_INFINITY, -1, 0, Number.NaN, 2 ** 53]) {
+    const refused = (e: unknown) => e instanceof KexecError && e.code === "usage" && e.data.field === "initrdSize"
+      && e.message === `initrd size must be a whole number of bytes from 1 to 9007199254740991, not ${String(initrdSize)}`;
+    assert.throws(() => planLoad(image, machine, { ...request, initrdSize }, { initrd: new Uint8Array(0), sha256 }), refused, `plan ${initrdSize}`);
+    assert.throws(() => runChecks({ image, machine, request: { ...request, initrdSize } }), refused, `check ${initrdSize}`);
+  }
+  assert.ok(runChecks({ image, machine, request: { ...request, initrdSize: 4096 } }).length > 0);
+});
+
 test("no hole: the error names the segment, its size, the window and who set each bound", () => {
   const machine = machineFrom([{ start: MiB, size: 40n * MiB }], "x86_64", false);
   const image = readKernelImage(buildBzImage({ fields: { init_size: 64n * MiB }, tail: 0x2000 }));

@@ -18,7 +18,7 @@ import { GiB4, LOWMEM_896M, MiB, usablePool } from "./limits.js";
 import { elfKernel } from "./elf-kernel.js";
 import { buildElfCoreHeader, checkElfCoreHeader, elfCoreHeaderSize, type ElfCoreHeaderInput } from "./elfcorehdr.js";
 import { captureKernelE820, coreLoads, crashNoteAreas, defaultKernelLayout, type KernelLayout } from "./crash.js";
-import type { Arch, Request } from "./request.js";
+import { validatedRequest, type Arch, type Request } from "./request.js";
 import { KEXEC_ARCH_386, KEXEC_ARCH_X86_64, KEXEC_ON_CRASH } from "./kexec-abi.js";
 
 export type SegmentKind = "kernel" | "initrd" | "bootparams" | "cmdline" | "purgatory" | "elfcorehdr" | "backup" | "setupdata";
@@ -135,7 +135,8 @@ export function planLoad(image: KernelImage, machine: Machine, request: Request,
   return layOut(image, machine, request, kernelLayout).fill(bytes);
 }
 
-function layOut(image: KernelImage, machine: Machine, req: Request, kernelLayout: KernelLayout | undefined): { placed: PlacedLoad; fill: (bytes: SegmentBytes) => Plan } {
+function layOut(image: KernelImage, machine: Machine, request: Request, kernelLayout: KernelLayout | undefined): { placed: PlacedLoad; fill: (bytes: SegmentBytes) => Plan } {
+  const req = validatedRequest(request);
   const kernelArch = machine.kernelArch;
   if (kernelArch === null) {
     throw new KexecError("machine", "cannot tell whether the running kernel is x86_64 or i386", { field: "kernelArch" }, "kexec-ts needs /proc/version or /proc/sys/kernel/arch; with --root, make sure the snapshot has them");

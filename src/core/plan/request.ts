@@ -35,6 +35,22 @@ export interface Request {
 }
 
 /**
+ * A request as the core takes it (plan, check): what its type cannot say is checked here once.
+ * initrdSize becomes a bigint at placement: a fraction, infinity or NaN from the web page's
+ * number field threw a RangeError there, and a negative or zero size failed as "no room for
+ * the initrd: 0x0 bytes". An empty initrd is refused as the CLI refuses an empty file.
+ */
+export function validatedRequest(request: Request): Request {
+  const size = request.initrdSize;
+  if (size !== undefined && !(Number.isSafeInteger(size) && size >= 1)) {
+    const range = `from 1 to ${Number.MAX_SAFE_INTEGER}`;
+    throw new KexecError("usage", `initrd size must be a whole number of bytes ${range}, not ${String(size)}`,
+      { field: "initrdSize", expected: `an integer ${range}`, actual: String(size) }, "give the initrd's size in bytes (ls -l INITRD), or none for no initrd");
+  }
+  return request;
+}
+
+/**
  * The x86 image types kexec-tools' -t accepts (kexec/arch/x86_64/kexec-x86_64.c and
  * kexec/arch/i386/kexec-x86.c, file_type[]), and which of them kexec-ts loads.
  * kexec-tools honours -t only for kexec_load (my_load in kexec/kexec.c); so does kexec-ts.
