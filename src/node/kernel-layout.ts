@@ -14,7 +14,8 @@ import { join } from "node:path";
 import { hex } from "../core/format.js";
 import { parseElf, PT_LOAD } from "../core/image/elf.js";
 import type { Machine } from "../core/machine/model.js";
-import { KERNEL_LAYOUT_FILE, defaultKernelLayout, parseSavedKernelLayout, type KernelLayout } from "../core/plan/crash.js";
+import { KexecError } from "../core/errors.js";
+import { KERNEL_LAYOUT_FILE, defaultKernelLayout, parseSavedKernelLayout, savedLayoutForMachine, type KernelLayout } from "../core/plan/crash.js";
 
 const KERNEL_TEXT_MAP = 0xffffffff80000000n;
 const NO_PADDR = (1n << 64n) - 1n;
@@ -61,7 +62,10 @@ export function readKernelLayout(root: string, machine: Machine): KernelLayout {
   const kcore = layoutFromKcore(root);
   if ("layout" in kcore) return { ...kcore.layout, text: kcore.layout.text ?? fallback.text };
   const saved = readSavedLayout(root);
-  if (saved) return { ...saved, text: saved.text ?? fallback.text };
+  if (saved) {
+    const fitting = savedLayoutForMachine(saved, machine, join(root, KERNEL_LAYOUT_FILE));
+    return { ...fitting, text: fitting.text ?? fallback.text };
+  }
   if (root !== "/") return { ...fallback, source: `${fallback.source}; the snapshot has no ${KERNEL_LAYOUT_FILE} (taken without root, or by an older kexec-ts)` };
   return fallback;
 }
@@ -75,10 +79,15 @@ export function kernelLayoutJson(layout: KernelLayout): Record<string, unknown> 
   };
 }
 
+/** The snapshot's kernel-layout.json; undefined when there is none. A file that is there but wrong is an error, not a silent default. */
 function readSavedLayout(root: string): KernelLayout | undefined {
+  const path = join(root, KERNEL_LAYOUT_FILE);
+  let text: string;
   try {
-    return parseSavedKernelLayout(readFileSync(join(root, KERNEL_LAYOUT_FILE), "utf8"));
-  } catch {
-    return undefined;
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new KexecError("io", `${path}: cannot read: ${(e as Error).message}`, { file: path }, "check that the snapshot directory is readable");
   }
+  return parseSavedKernelLayout(text, path);
 }

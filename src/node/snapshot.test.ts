@@ -152,6 +152,9 @@ test("a snapshot keeps what -p needs from /proc/kcore (kernel-layout.json), and 
     const replayed = readKernelLayout(dest, await readMachine(dest));
     assert.deepEqual({ ...replayed, source: "" }, { ...live, source: "" });
     assert.match(replayed.source, /when the snapshot was taken \(kernel-layout\.json\)/);
+    // A file that is there but says nothing a kernel could have is refused by its path, not replaced by the defaults.
+    await writeFile(join(dest, KERNEL_LAYOUT_FILE), "null\n");
+    assert.throws(() => readKernelLayout(dest, machine), (e: unknown) => e instanceof KexecError && e.code === "parse" && e.message === `${join(dest, KERNEL_LAYOUT_FILE)}: holds null, expected a JSON object`);
     // Without it (a snapshot taken without root), the replay says what it assumed.
     await rm(join(dest, KERNEL_LAYOUT_FILE));
     const assumed = readKernelLayout(dest, await readMachine(dest));

@@ -10,7 +10,7 @@ import { buildMachine } from "../../src/core/machine/build.js";
 import type { Machine } from "../../src/core/machine/model.js";
 import { machineFilesFromArchive } from "../../src/core/machine/snapshot-archive.js";
 import { newKernelCommandLine } from "../../src/core/plan/cmdline.js";
-import type { KernelLayout } from "../../src/core/plan/crash.js";
+import { KERNEL_LAYOUT_FILE, savedLayoutForMachine, type KernelLayout } from "../../src/core/plan/crash.js";
 import { buildReport, reportError, type ReportData } from "../../src/core/report/model.js";
 import { vmcoreReport, type VmcoreReport } from "../../src/core/report/vmcore.js";
 import { looksLikeElfCore } from "../../src/core/vmcore/elf-core.js";
@@ -44,7 +44,9 @@ export async function readDropped(files: readonly File[], inputs: Inputs): Promi
     try {
       if (isTar(head)) {
         const archive = machineFilesFromArchive(new Uint8Array(await file.arrayBuffer()), file.name);
-        inputs.machine = { machine: buildMachine(archive.files, { displayPath: (rel) => `${file.name}:/${rel}` }), name: file.name, kernelLayout: archive.kernelLayout };
+        const machine = buildMachine(archive.files, { displayPath: (rel) => `${file.name}:/${rel}` });
+        const kernelLayout = archive.kernelLayout && savedLayoutForMachine(archive.kernelLayout, machine, `${file.name}:/${KERNEL_LAYOUT_FILE}`);
+        inputs.machine = { machine, name: file.name, kernelLayout };
       } else if (looksLikeElfCore(head) || looksLikeKdump(head)) {
         if (file.size > VMCORE_MAX) throw new KexecError("io", `${file.name}: ${file.size} bytes is more than the browser should hold`, { file: file.name }, `use the CLI: kexec-ts report --vmcore ${file.name} -o report.html`);
         inputs.vmcore = vmcoreReport(openVmcore(bytesAccess(new Uint8Array(await file.arrayBuffer()), file.name), file.name), file.name);

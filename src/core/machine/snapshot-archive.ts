@@ -85,7 +85,7 @@ export function machineFilesFromArchive(bytes: Uint8Array, what = "snapshot arch
       "make one with `kexec-ts snapshot --tar FILE` on the machine (as root)");
   }
   const layoutBytes = byPath.get(KERNEL_LAYOUT_FILE);
-  const kernelLayout = layoutBytes ? parseSavedKernelLayout(new TextDecoder().decode(layoutBytes)) : undefined;
+  const kernelLayout = layoutBytes ? parseSavedKernelLayout(new TextDecoder().decode(layoutBytes), `${what}:/${KERNEL_LAYOUT_FILE}`) : undefined;
   return { files: { files, dirs: present, unreadable }, manifest, kernelLayout };
 }
 
