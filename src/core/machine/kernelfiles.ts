@@ -4,7 +4,7 @@
  * value or throws a KexecError("parse") saying what it expected.
  */
 import { KexecError } from "../errors.js";
-import { lineError, numberedLines, parseDecimal, parseHex, singleValue, valueError } from "./text.js";
+import { MAX_U64, lineError, numberedLines, parseDecimal, parseHex, singleValue, valueError } from "./text.js";
 
 const HINT = "this file should be the kernel's own output; re-take it with `kexec-ts snapshot`";
 
@@ -59,7 +59,11 @@ export function parseMeminfo(text: string): Record<string, bigint> {
     if (line.text.trim() === "") continue;
     const m = /^([^:\s]+):\s*(\d+)(?:\s+(kB))?\s*$/.exec(line.text);
     if (!m) throw lineError(line, `"Name: <number> [kB]"`, JSON.stringify(line.text), HINT);
-    out[m[1]!] = m[3] ? BigInt(m[2]!) * 1024n : BigInt(m[2]!);
+    // The kernel counts in unsigned longs: a byte count past 64 bits (a MemTotal of 2^70) is damage.
+    const count = BigInt(m[2]!);
+    const bytes = m[3] ? count * 1024n : count;
+    if (bytes > MAX_U64) throw lineError(line, `a count of 64 bits at most${m[3] ? " in bytes (2^54 kB)" : ""}`, `${m[2]!.length > 40 ? `${m[2]!.slice(0, 40)}...` : m[2]!}${m[3] ? " kB" : ""}`, HINT);
+    out[m[1]!] = bytes;
   }
   return out;
 }
@@ -105,7 +109,7 @@ export function parseInteger(text: string): number {
 /** An unsigned decimal byte count (kexec_crash_size, crash_notes_size). */
 export function parseByteCount(text: string): bigint {
   const v = parseDecimal(singleValue(text));
-  if (v === undefined) throw valueError(singleValue(text), "a decimal number of bytes", HINT);
+  if (v === undefined) throw valueError(singleValue(text), "a decimal number of bytes of 64 bits at most", HINT);
   return v;
 }
 

@@ -157,6 +157,15 @@ test("kernel files: version, arch words, meminfo, cpu lists and small values", (
   assert.throws(() => parseFlag("yes\n"), isParse(1));
   assert.equal(parseInteger("-1\n"), -1);
   assert.equal(parseByteCount("268435456\n"), 268435456n);
+  // The kernel prints a u64 (%zu): 40 nines or 2^64 was shown back as 200 KB of digits or "16 EiB".
+  assert.equal(parseByteCount("18446744073709551615\n"), (1n << 64n) - 1n);
+  for (const huge of ["18446744073709551616", "9".repeat(40)]) {
+    assert.throws(() => parseByteCount(`${huge}\n`), (e: unknown) => isParse(1)(e) && /expected a decimal number of bytes of 64 bits at most/.test((e as Error).message), huge);
+  }
+  assert.equal(parseMeminfo("MemTotal: 18014398509481983 kB\n").MemTotal, ((1n << 54n) - 1n) * 1024n);
+  assert.throws(() => parseMeminfo("MemFree: 1 kB\nMemTotal: 18014398509481984 kB\n"), (e: unknown) => isParse(2)(e) && /expected a count of 64 bits at most in bytes/.test((e as Error).message));
+  assert.throws(() => parseMeminfo(`MemTotal: ${"9".repeat(200000)} kB\n`), (e: unknown) => isParse(1)(e) && /found 9{40}\.\.\. kB/.test((e as Error).message) && (e as Error).message.length < 400);
+  assert.throws(() => parseMeminfo("HugePages_Total: 18446744073709551616\n"), isParse(1));
   assert.equal(parseAddress("47fc14a38\n"), 0x47fc14a38n);
   assert.equal(parseLockdown("none [integrity] confidentiality\n"), "integrity");
   assert.equal(parseLockdown("[none] integrity confidentiality\n"), "none");

@@ -22,10 +22,12 @@ export function numberedLines(text: string): Line[] {
  * caller (KexecError.inFile) because the pure parsers never see paths.
  */
 export function lineError(line: Line, expected: string, found: string, hint: string): KexecError {
+  // A damaged line can be any length (200,000 digits of MemTotal): the message shows its start.
+  const shown = line.text.length > 160 ? `${line.text.slice(0, 160)}...` : line.text;
   return new KexecError(
     "parse",
-    `line ${line.number}: expected ${expected}, found ${found}: ${JSON.stringify(line.text)}`,
-    { line: line.number, text: line.text, expected, actual: found },
+    `line ${line.number}: expected ${expected}, found ${found}: ${JSON.stringify(shown)}`,
+    { line: line.number, text: shown, expected, actual: found },
     hint,
   );
 }
@@ -61,8 +63,11 @@ export function parseHex(text: string): bigint | undefined {
   return parseBareHex(t);
 }
 
+/** Unsigned decimal of 64 bits at most (%llu, %zu): a longer value is no kernel's (seen: 40 nines as kexec_crash_size, printed back as 200 KB of digits). */
 export function parseDecimal(text: string): bigint | undefined {
-  return /^[0-9]+$/.test(text) ? BigInt(text) : undefined;
+  if (!/^[0-9]+$/.test(text)) return undefined;
+  const value = BigInt(text);
+  return value <= MAX_U64 ? value : undefined;
 }
 
 /** Single-value files end with one newline; some have none (or trailing spaces). */
