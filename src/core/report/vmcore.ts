@@ -68,24 +68,29 @@ export function vmcoreReport(core: Vmcore, file: string): VmcoreReport {
   const byType = new Map<LeftOutType, RunList>();
   const list = (t: LeftOutType) => byType.get(t) ?? byType.set(t, new RunList()).get(t)!;
   let log: VmcoreReport["log"] = [];
-  try {
-    const mem = vmcoreKernelMemory(core);
-    // 30: cache, private cache, user, free: every reason struct page can tell.
-    excludeByPageFlags(mem, core.vmcoreinfo!, bitmaps, 30, ps, (pfn, n, key) => list(key).add(pfn, n));
+  // The page-flag scan and the log each need only the crashed kernel's memory: read apart, so a
+  // dump whose VMCOREINFO lacks what one needs (SIZE(page)) still shows the other (the panic).
+  const said = (what: string, read: () => void): void => {
     try {
-      const records = readLockless(mem, core.vmcoreinfo!);
-      log = records.slice(-LOG_LINES).map((r) => {
+      read();
+    } catch (e) {
+      if (!(e instanceof KexecError)) throw e;
+      problems.push(`${what}: ${e.message}`);
+    }
+  };
+  let mem: ReturnType<typeof vmcoreKernelMemory> | undefined;
+  said("the crashed kernel's memory (why pages are missing, the log)", () => { mem = vmcoreKernelMemory(core); });
+  if (mem !== undefined) {
+    const kernel = mem;
+    // 30: cache, private cache, user, free: every reason struct page can tell.
+    said("why pages are missing", () => excludeByPageFlags(kernel, core.vmcoreinfo!, bitmaps, 30, ps, (pfn, n, key) => list(key).add(pfn, n)));
+    said("the log", () => {
+      log = readLockless(kernel, core.vmcoreinfo!).slice(-LOG_LINES).map((r) => {
         const secs = r.tsNsec / 1000000000n;
         const micros = (r.tsNsec % 1000000000n) / 1000n;
         return { time: `${secs}.${micros.toString().padStart(6, "0")}`, text: r.text, panic: /Kernel panic|BUG:|Oops|sysrq: Trigger a crash|RIP:/.test(r.text) };
       });
-    } catch (e) {
-      if (!(e instanceof KexecError)) throw e;
-      problems.push(`the log: ${e.message}`);
-    }
-  } catch (e) {
-    if (!(e instanceof KexecError)) throw e;
-    problems.push(`why pages are missing: ${e.message}`);
+    });
   }
   // What struct page does not explain: zero pages when the dump level drops them (bit 1), else a hole.
   const rest: LeftOutType = (summary.dumpLevel ?? 0) & 1 ? "zero" : "unknown";
