@@ -53,16 +53,21 @@ export function vmcoreReport(core: Vmcore, file: string): VmcoreReport {
   const missing = bitmaps.dumpable;
   const maxPfn = Number(bitmaps.maxPfn);
   const has = core.memory.hasPage?.bind(core.memory);
-  const elfLoads = core.elf?.loads ?? [];
-  const inElfFile = (pfn: number): boolean => {
-    const pa = BigInt(pfn) * BigInt(ps);
-    return elfLoads.some((l) => pa >= l.p_paddr && pa < l.p_paddr + l.p_filesz);
-  };
-  for (const [first, end] of bitmaps.present.runs) for (let p = first; p < end; p++) {
-    const stored = has ? has(BigInt(p)) : inElfFile(p);
-    if (stored) {
-      dumped.add(p, 1);
-      clearBit(missing, p);
+  if (has) {
+    for (const [first, end] of bitmaps.present.runs) for (let p = first; p < end; p++) {
+      if (has(BigInt(p))) {
+        dumped.add(p, 1);
+        clearBit(missing, p);
+      }
+    }
+  } else {
+    // ELF: a page is stored when it starts inside a PT_LOAD's file part; worked out per segment,
+    // not per page (a sparse 1 TiB core took 11 s page by page, and a web page's tab with it).
+    for (const [first, end] of storedElfRuns(core.elf?.loads ?? [], bitmaps.present.runs, ps)) {
+      dumped.add(first, end - first);
+      for (let p = first; p < end; p++) {
+        if ((p & 7) === 0 && p + 8 <= end) { missing[p >>> 3] = 0; p += 7; } else clearBit(missing, p);
+      }
     }
   }
   const byType = new Map<LeftOutType, RunList>();
@@ -94,7 +99,41 @@ export function vmcoreReport(core: Vmcore, file: string): VmcoreReport {
   }
   // What struct page does not explain: zero pages when the dump level drops them (bit 1), else a hole.
   const rest: LeftOutType = (summary.dumpLevel ?? 0) & 1 ? "zero" : "unknown";
-  for (let p = 0; p < maxPfn; p++) if (testBit(missing, p)) list(rest).add(p, 1);
+  // A byte at a time where it is all clear or all set: a sparse core has billions of such pages.
+  const restList = list(rest);
+  for (let p = 0; p < maxPfn; p++) {
+    if ((p & 7) === 0 && p + 8 <= maxPfn) {
+      const b = missing[p >>> 3]!;
+      if (b === 0) { p += 7; continue; }
+      if (b === 0xff) { restList.add(p, 8); p += 7; continue; }
+    }
+    if (testBit(missing, p)) restList.add(p, 1);
+  }
   const leftOut = [...byType].filter(([, r]) => r.pages > 0).map(([type, r]) => ({ type, pages: r.pages, ranges: toRanges(r.runs) }));
   return { file, summary, dumped: toRanges(dumped.runs), leftOut, log, problems };
+}
+
+/** The page frame runs [first, end) of `present` whose pages start inside some PT_LOAD's file part, sorted and merged. */
+export function storedElfRuns(loads: readonly { p_paddr: bigint; p_filesz: bigint }[], present: readonly (readonly [number, number])[], pageSize: number): [number, number][] {
+  const ps = BigInt(pageSize);
+  const spans = loads.filter((l) => l.p_filesz > 0n)
+    .map((l) => [Number((l.p_paddr + ps - 1n) / ps), Number((l.p_paddr + l.p_filesz + ps - 1n) / ps)] as [number, number])
+    .filter(([a, b]) => b > a).sort((x, y) => x[0] - y[0]);
+  const merged: [number, number][] = [];
+  for (const [a, b] of spans) {
+    const last = merged[merged.length - 1];
+    if (last && a <= last[1]) last[1] = Math.max(last[1], b);
+    else merged.push([a, b]);
+  }
+  const out: [number, number][] = [];
+  let i = 0;
+  for (const [first, end] of present) {
+    while (i < merged.length && merged[i]![1] <= first) i++;
+    for (let j = i; j < merged.length && merged[j]![0] < end; j++) {
+      const a = Math.max(first, merged[j]![0]);
+      const b = Math.min(end, merged[j]![1]);
+      if (b > a) out.push([a, b]);
+    }
+  }
+  return out;
 }
