@@ -1,11 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KexecError } from "../core/errors.js";
-import { fileSize, readInputFile } from "./files.js";
+import { fileSize, readInputFile, writeOutputFile } from "./files.js";
 
 test("an initrd or kernel must be a regular, non-empty file: a pipe, a device or an empty file is refused by name", () => {
   const dir = mkdtempSync(join(tmpdir(), "kexec-ts-files-"));
@@ -19,6 +19,33 @@ test("an initrd or kernel must be a regular, non-empty file: a pipe, a device or
     assert.throws(() => fileSize(empty, "initrd", { allowEmpty: false }), (e: unknown) => e instanceof KexecError && /the initrd is empty \(0 bytes\)/.test(e.message) && /update-initramfs/.test(e.hint ?? ""));
     // Other inputs (a file of a copied tree) may be empty.
     assert.equal(readInputFile(empty, "file of a copied tree").length, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("an output never replaces its own input, a directory or a device, and leaves no temporary file behind", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-files-"));
+  try {
+    const image = join(dir, "vmlinuz");
+    writeFileSync(image, "the kernel");
+    symlinkSync(image, join(dir, "link"));
+    const out = (path: string) => ({ path, what: "vmlinux", command: "inspect --extract", inputs: [{ path: image, what: "the image" }] });
+    const refused = (path: string, message: RegExp) => assert.throws(() => writeOutputFile(out(path), new Uint8Array(8)), (e: unknown) => e instanceof KexecError && e.code === "usage" && e.data.file === path && message.test(e.message) && e.hint !== undefined, path);
+    // `inspect IMAGE --extract=IMAGE` replaced the kernel with its own vmlinux; `--extract=/dev/full` made /dev/full a file.
+    refused(image, /is the image: vmlinux would replace its own source/);
+    refused(join(dir, "link"), new RegExp(`is the image \\(${image}\\)`));
+    refused("/dev/null", /is a character device: inspect --extract writes a file and renames it into place/);
+    refused(dir, /is a directory: inspect --extract needs vmlinux's file name/);
+    assert.equal(readFileSync(image, "utf8"), "the kernel");
+    assert.ok(statSync("/dev/null").isCharacterDevice());
+    // A failed write removes its temporary file; an existing output file is replaced.
+    assert.throws(() => writeOutputFile(out(join(dir, "missing", "vmlinux")), new Uint8Array(8)), (e: unknown) => e instanceof KexecError && e.code === "io");
+    const old = join(dir, "vmlinux");
+    writeFileSync(old, "old");
+    writeOutputFile(out(old), new Uint8Array([1, 2, 3]));
+    assert.deepEqual([...readFileSync(old)], [1, 2, 3]);
+    assert.deepEqual(readdirSync(dir).sort(), ["link", "vmlinux", "vmlinuz"]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,5 +1,5 @@
 /** File IO at the edge: every failure becomes a KexecError that names the file and says what to do. */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync, writeSync, type Stats } from "node:fs";
+import { closeSync, constants, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync, type Stats } from "node:fs";
 import { dirname } from "node:path";
 import { KexecError } from "../core/errors.js";
 
@@ -63,14 +63,78 @@ export function ioError(e: unknown, path: string, what: string): KexecError {
   return new KexecError("io", `${path}: cannot read ${what}: ${err?.message ?? String(e)}`, { file: path, errno: code }, hints[code] ?? `check that the ${what} is readable`, { cause: e });
 }
 
-/** Write a whole file via a temporary name, so a failure never leaves half a file under the real name. */
-export function writeOutputFile(path: string, data: Uint8Array, what: string): void {
-  const tmp = `${path}.incomplete`;
+/** A command's output, and the inputs it must never replace. */
+export interface OutputPath {
+  path: string;
+  /** "the dump", "vmlinux": for messages. */
+  what: string;
+  /** The command, for messages: "vmcore save". */
+  command: string;
+  /** Files the output is made from: an output at one of them (by any name: same device and inode) is refused. */
+  inputs: readonly { path: string; what: string }[];
+  /** How to write into a pipe or device instead, where the command can; a hint. */
+  streamHint?: string;
+  /** A file name to suggest inside a directory given as the output ("vmcore"). */
+  exampleName?: string;
+}
+
+/**
+ * An output is written under a temporary name and renamed into place, which replaces whatever is
+ * at its path. Refused before any work: one of the command's inputs (`vmcore save V V` and
+ * `inspect IMAGE --extract=IMAGE` each replaced their input), a directory, and a device, FIFO or
+ * socket (/dev/full once became a regular file). Returns what is there: nothing, or a regular
+ * file the caller may decide to keep.
+ */
+export function checkOutputPath(out: OutputPath): Stats | undefined {
+  let target: Stats;
   try {
-    writeFileSync(tmp, data);
-    renameSync(tmp, path);
+    target = statSync(out.path);
+  } catch {
+    return undefined; // nothing there (or nothing reachable): opening the temporary file says what is wrong, if anything
+  }
+  for (const input of out.inputs) {
+    let source: Stats;
+    try {
+      source = statSync(input.path);
+    } catch {
+      continue; // reading the input says why
+    }
+    if (source.dev === target.dev && source.ino === target.ino) {
+      throw new KexecError("usage", `${out.path} is ${input.what}${input.path === out.path ? "" : ` (${input.path})`}: ${out.what} would replace its own source`, { file: out.path, expected: "another file", actual: "the source" }, `give ${out.what} another name`);
+    }
+  }
+  if (target.isDirectory()) {
+    throw new KexecError("usage", `${out.path} is a directory: ${out.command} needs ${out.what}'s file name`, { file: out.path, expected: "a file name", actual: "a directory" }, `e.g. ${out.path.replace(/\/+$/, "")}/${out.exampleName ?? out.what.replace(/^the /, "").replace(/\s+/g, "-")}`);
+  }
+  if (!target.isFile()) {
+    const kind = specialFileKind(target);
+    throw new KexecError("usage", `${out.path} is ${kind}: ${out.command} writes a file and renames it into place, which would replace it`, { file: out.path, expected: "a file name", actual: kind },
+      out.streamHint ?? "give a file name, and copy the file where it should go afterwards");
+  }
+  return target;
+}
+
+/**
+ * Write a whole file via a temporary name, so a failure never leaves half a file under the real
+ * name, nor the temporary one behind. An existing regular file is replaced (as `cp` and `cc -o` do).
+ */
+export function writeOutputFile(out: OutputPath, data: Uint8Array): void {
+  checkOutputPath(out);
+  const tmp = `${out.path}.incomplete`;
+  let opened = false;
+  try {
+    // Not through a symbolic link planted at the temporary name: the output goes where it is named.
+    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644);
+    opened = true;
+    try {
+      for (let done = 0; done < data.length;) done += writeSync(fd, data, done, data.length - done);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, out.path);
   } catch (e) {
-    throw writeError(e, path, what);
+    if (opened) rmSync(tmp, { force: true });
+    throw writeError(e, out.path, out.what);
   }
 }
 

@@ -14,7 +14,7 @@ export async function run(args: ParsedArgs, operands: string[]): Promise<number>
   if (extract !== undefined) {
     const vmlinux = image.kind === "bzImage" ? image.vmlinuxBytes : image.bytes;
     if (!vmlinux) throw new KexecError("usage", `${path}: no payload to extract`, { file: path }, "inspect the image without --extract to see why it has none");
-    writeOutputFile(extract, vmlinux, "vmlinux");
+    writeOutputFile({ path: extract, what: "vmlinux", command: "inspect --extract", inputs: [{ path, what: "the image" }] }, vmlinux);
   }
   print(args, () => inspectJson(image), () => renderInspect(image, path));
   return 0;

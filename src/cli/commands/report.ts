@@ -77,7 +77,8 @@ export async function run(args: ParsedArgs, rest: string[]): Promise<number> {
     request, isRoot: loaderIsRoot(args), vmcore, errors,
     kernelLayout: machine.kernelArch === "x86_64" ? readKernelLayout(root, machine) : undefined,
   });
-  writeOutputFile(out, new TextEncoder().encode(reportHtml(data)), "report");
+  const inputs = [[imagePath, "the image"], [value(args, "vmcore"), "the vmcore"], [value(args, "initrd"), "the initrd"]].filter((i): i is [string, string] => i[0] !== undefined).map(([p, what]) => ({ path: p, what }));
+  writeOutputFile({ path: out, what: "the report", command: "report", inputs }, new TextEncoder().encode(reportHtml(data)));
   const verdict = data.summary ? `${data.summary.verdict}: ${data.summary.counts.fail} fail, ${data.summary.counts.warn} warn, ${data.summary.counts.ok} ok` : "machine only (no image)";
   process.stdout.write(`wrote ${out} (${verdict}; open it in a browser, it needs no network)\n`);
   for (const e of failures) process.stderr.write(`kexec-ts: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ""}`);

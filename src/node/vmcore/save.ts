@@ -4,7 +4,7 @@
  * the pipe's back-pressure), and the signals that stop a dump. What goes where in the dump is the
  * core's (core/vmcore/dump-writer.ts).
  */
-import { closeSync, constants, fsyncSync, openSync, renameSync, statSync, write, writeSync, type Stats } from "node:fs";
+import { closeSync, constants, fsyncSync, openSync, renameSync, write, writeSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { KexecError } from "../../core/errors.js";
 import { DL_EXCLUDE_ZERO, emptyCounts, excludeByPageFlags, presentBitmaps, type DumpBitmaps, type ExclusionCounts } from "../../core/vmcore/exclude.js";
@@ -13,7 +13,7 @@ import { FLAT_END, encodeFlatHeader, encodeFlatRecordHeader } from "../../core/v
 import { openVmcore, vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/vmcore.js";
 import { stdoutCarriesTheOutput } from "../entry.js";
 import { tryKoffi } from "../ffi.js";
-import { specialFileKind, writeError } from "../files.js";
+import { checkOutputPath, writeError } from "../files.js";
 import { openVmcoreSource } from "./mapped-file.js";
 import { inlineCompressor, workerCompressor, type Compressor, type SourceFile } from "./pool.js";
 import { Progress } from "./progress.js";
@@ -346,37 +346,18 @@ export function autoThreads(codec: Exclude<DumpCodec, "none">, presentBytes: big
 }
 
 /**
- * The dump is written as DST.incomplete and renamed over DST: whatever is at DST goes. That is
- * refused for the vmcore being saved (it replaced its own source), for anything but a regular file
- * (a device node or a FIFO would be replaced by the dump, not written into), and, unless told to
- * replace it, for an existing file: makedumpfile refuses that too, without -f.
+ * The dump is written as DST.incomplete and renamed over DST: whatever is at DST goes. Beyond what
+ * any output refuses (checkOutputPath: the source itself, a directory, a device or FIFO), an
+ * existing file is kept unless told to replace it: makedumpfile refuses that too, without -f.
  */
 function checkDestination(src: string, dst: string, overwrite: boolean): void {
-  let target: Stats;
-  try {
-    target = statSync(dst);
-  } catch {
-    return; // nothing there (or nothing reachable): opening DST.incomplete says what is wrong, if anything
-  }
-  let source: Stats | undefined;
-  try {
-    source = statSync(src);
-  } catch {
-    source = undefined; // opening the source says why
-  }
-  if (source !== undefined && source.dev === target.dev && source.ino === target.ino) {
-    throw new KexecError("usage", `${dst} is ${src}, the vmcore being saved: the dump would replace its own source`, { file: dst, expected: "another file", actual: "the source" }, "give the dump another name");
-  }
-  if (target.isDirectory()) {
-    throw new KexecError("usage", `${dst} is a directory: vmcore save needs the dump's file name`, { file: dst, expected: "a file name", actual: "a directory" }, `e.g. ${dst.replace(/\/+$/, "")}/vmcore`);
-  }
-  if (!target.isFile()) {
-    const kind = specialFileKind(target);
-    throw new KexecError("usage", `${dst} is ${kind}: vmcore save writes a file and renames it into place, which would replace it`, { file: dst, expected: "a file name", actual: kind },
-      "give a file name; to write into a pipe or a device, send the flattened format to standard output (--format flat, DST -) and redirect it");
-  }
-  if (!overwrite) {
-    throw new KexecError("usage", `${dst} exists: vmcore save does not replace it unless told to`, { file: dst, expected: "a new file", actual: `a file of ${target.size} bytes` }, "remove it first, or give --force to replace it");
+  const existing = checkOutputPath({
+    path: dst, what: "the dump", command: "vmcore save", exampleName: "vmcore",
+    inputs: [{ path: src, what: "the vmcore being saved" }],
+    streamHint: "give a file name; to write into a pipe or a device, send the flattened format to standard output (--format flat, DST -) and redirect it",
+  });
+  if (existing !== undefined && !overwrite) {
+    throw new KexecError("usage", `${dst} exists: vmcore save does not replace it unless told to`, { file: dst, expected: "a new file", actual: `a file of ${existing.size} bytes` }, "remove it first, or give --force to replace it");
   }
 }
 
