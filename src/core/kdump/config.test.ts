@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import { strict as assert } from "node:assert";
+import fc from "fast-check";
 import { KexecError } from "../errors.js";
 import { CONFIG_KEYS, closestKey, defaultConfig, formatConfig, parseConfig, parseConfigSize } from "./config.js";
 
@@ -39,6 +40,32 @@ test("comments, blank lines, spaces and quotes", () => {
   assert.equal(c.codec, "zstd");
   assert.equal(c.append, "nokaslr  quiet");
   assert.equal(c.minFree, 1n << 30n);
+});
+
+test("a quoted value keeps # and outer spaces; files written before quoting read the same", () => {
+  const c = parseConfig('target = "/srv/crash dumps #1"\nappend = "console=ttyS0,115200 #serial" # a comment\nkernel = "/boot/\\"odd\\" \\\\ name"\n');
+  assert.equal(c.target, "/srv/crash dumps #1");
+  assert.equal(c.append, "console=ttyS0,115200 #serial");
+  assert.equal(c.kernel, '/boot/"odd" \\ name');
+  // The rule before quoting: the comment goes first, then one pair of outer quotes.
+  assert.equal(parseConfig('append = "quiet" # was "loud"\n').append, "quiet");
+  assert.equal(parseConfig('append = "a "b" c"\n').append, 'a "b" c');
+  assert.equal(parseConfig('append = "open #x\n').append, '"open');
+  assert.equal(parseConfig("append = a\\b\n").append, "a\\b", "outside quotes a backslash is itself");
+  assert.match(formatConfig({ ...defaultConfig(), target: "/srv/crash dumps #1" }), /^target = "\/srv\/crash dumps #1"$/m);
+  assert.match(formatConfig({ ...defaultConfig(), append: "console=ttyS0 #x" }), /^append = "console=ttyS0 #x"$/m);
+  assert.match(formatConfig({ ...defaultConfig(), append: "a#b c" }), /^append = a#b c$/m, "quotes only where they are needed");
+});
+
+test("parseConfig(formatConfig(x)) is x for any value a line can hold (property)", () => {
+  // Characters that mean something to the format, plus some that do not; no newline (one line per key).
+  const text = fc.stringOf(fc.constantFrom(" ", "\t", "#", '"', "\\", "'", "=", "\r", "a", "/", "\u00a0", "é"), { maxLength: 24 });
+  // target and kernel are absolute paths without a trailing slash and without NUL, as their parser keeps them.
+  const path = text.map((t) => `/x${t}`).filter((p) => !p.endsWith("/"));
+  fc.assert(fc.property(path, fc.option(path, { nil: null }), fc.option(path, { nil: null }), text, (target, kernel, rawTarget, append) => {
+    const c = { ...defaultConfig(), target, kernel, rawTarget, append };
+    assert.deepEqual(parseConfig(formatConfig(c, ["header"], { append: ["a note"] })), c);
+  }), { numRuns: 2000 });
 });
 
 test("a typo is refused with its line number and the key it probably meant", () => {

@@ -1,6 +1,7 @@
 /**
  * /etc/kexec-ts/kdump.conf: one `key = value` per line, `#` starts a comment (at the start of
- * a line, or after whitespace). One table (CONFIG_KEYS) drives parsing, the defaults, the
+ * a line, or after whitespace). A value in double quotes is taken whole, `#` and outer spaces
+ * included, with \" and \\ inside standing for " and \. One table (CONFIG_KEYS) drives parsing, the defaults, the
  * documented default file and `kdump import`'s output. An unknown key, a key given twice or
  * a value out of range is refused with the line number, so a typo never silently becomes a
  * default at the worst moment. Pure: text in, a config object out.
@@ -167,15 +168,17 @@ export function parseConfig(text: string, file = DEFAULT_CONFIG_PATH): KdumpConf
   const lines = text.split("\n");
   for (const [i, raw] of lines.entries()) {
     const lineNo = i + 1;
-    const line = stripComment(raw.replace(/\r$/, ""));
-    if (line === "") continue;
-    const eq = line.indexOf("=");
+    const uncommented = stripComment(raw.replace(/\r$/, ""));
+    if (uncommented === "") continue;
+    const eq = uncommented.indexOf("=");
+    // A quoted value may hold what stripComment took for a comment: the value is read from the whole line.
+    const line = eq < 0 ? uncommented : raw.replace(/\r$/, "").trim();
     const where = `${file}:${lineNo}`;
     if (eq < 0) {
       throw new KexecError("parse", `${where}: expected "key = value", found ${JSON.stringify(line)}`, { file, line: lineNo, actual: line }, `see the comments in a default file: kexec-ts kdump install writes one; keys: ${CONFIG_KEYS.map((k) => k.name).join(", ")}`);
     }
     const name = line.slice(0, eq).trim();
-    const valueText = unquote(line.slice(eq + 1).trim());
+    const valueText = readValue(line.slice(eq + 1).trim());
     const k = findKey(name);
     if (k === undefined) {
       const guess = closestKey(name);
@@ -197,9 +200,29 @@ export function parseConfig(text: string, file = DEFAULT_CONFIG_PATH): KdumpConf
   return config as unknown as KdumpConfig;
 }
 
-/** A value may be written in double quotes (as import does for command lines). */
-function unquote(text: string): string {
-  return text.length >= 2 && text.startsWith('"') && text.endsWith('"') ? text.slice(1, -1) : text;
+/**
+ * A value's text after `=`. `"..."` followed by nothing or a comment is a quoted value (\" and
+ * \\ are the only escapes, as formatValue writes them). Anything else keeps the rule of files
+ * written before quoting: the comment goes, then one pair of outer double quotes, if any.
+ */
+function readValue(text: string): string {
+  if (text.startsWith('"')) {
+    let value = "";
+    for (let i = 1; i < text.length; i++) {
+      const ch = text[i]!;
+      if (ch === "\\" && (text[i + 1] === '"' || text[i + 1] === "\\")) value += text[++i];
+      else if (ch !== '"') value += ch;
+      else if (/^(\s+#.*|\s*)$/.test(text.slice(i + 1))) return value;
+      else break;
+    }
+  }
+  const uncommented = stripComment(text);
+  return uncommented.length >= 2 && uncommented.startsWith('"') && uncommented.endsWith('"') ? uncommented.slice(1, -1) : uncommented;
+}
+
+/** Whether a value must be quoted to read back the same: outer spaces, a `#` that would start a comment, or a leading quote. */
+function needsQuotes(text: string): boolean {
+  return text !== text.trim() || /(^|\s)#/.test(text) || text.startsWith('"');
 }
 
 /** The value of one field as the file spells it. */
@@ -207,7 +230,8 @@ export function formatValue(field: keyof KdumpConfig, config: KdumpConfig): stri
   const v = config[field];
   if (v === null) return "";
   if (typeof v === "bigint") return formatMemory(v);
-  return String(v);
+  const text = String(v);
+  return needsQuotes(text) ? `"${text.replace(/["\\]/g, "\\$&")}"` : text;
 }
 
 /**
@@ -220,6 +244,7 @@ export function formatConfig(config: KdumpConfig, header: string[] = [], notes: 
     ...(header.length ? [""] : []),
     "# kexec-ts kdump configuration. `kexec-ts kdump status` checks it; see README \"The kdump service\".",
     "# One `key = value` per line; an unknown key or a bad value is refused with its line number.",
+    "# A value in double quotes keeps `#` and outer spaces; inside, \\\" is \" and \\\\ is \\.",
     "",
   ];
   for (const k of CONFIG_KEYS) {
