@@ -83,3 +83,45 @@ test("shell assignments: quotes, export, comments, substitutions marked", () => 
   const a = readShellAssignments(`export A="x y"\nB='$(z)'\nC=plain # note\nD="$(uname -r)"\n  # E=no\n`);
   assert.deepEqual(a.map((x) => [x.name, x.value, x.dynamic]), [["A", "x y", false], ["B", "$(z)", false], ["C", "plain", false], ["D", "$(uname -r)", true]]);
 });
+
+test("shell words: quoted and unquoted parts join as sh joins them; nothing is expanded", () => {
+  const read = (value: string) => {
+    const [a] = readShellAssignments(`X=${value}\n`);
+    return a === undefined ? undefined : { value: a.value, dynamic: a.dynamic, problem: a.problem };
+  };
+  assert.deepEqual(read(`"/srv/"crash`), { value: "/srv/crash", dynamic: false, problem: undefined });
+  assert.deepEqual(read(`""/var/crash`), { value: "/var/crash", dynamic: false, problem: undefined });
+  assert.deepEqual(read(`/a'b c'"d"e # note`), { value: "/ab cde", dynamic: false, problem: undefined });
+  assert.deepEqual(read(`'"a b"'`), { value: '"a b"', dynamic: false, problem: undefined });
+  assert.deepEqual(read(`"a\\"b\\$c\\x"`), { value: 'a"b$c\\x', dynamic: false, problem: undefined }, "in double quotes \\ escapes only $ ` \" \\");
+  assert.deepEqual(read(`a\\ b`), { value: "a b", dynamic: false, problem: undefined });
+  assert.deepEqual(read(`"$HOME"/x`), { value: "$HOME/x", dynamic: true, problem: undefined });
+  assert.deepEqual(read(`/boot/vmlinuz-$(uname -r)`), { value: "/boot/vmlinuz-$(uname -r)", dynamic: true, problem: undefined });
+  assert.deepEqual(read(`'$(literal)'`), { value: "$(literal)", dynamic: false, problem: undefined });
+  assert.match(read(`"open`)!.problem!, /" is not closed on this line/);
+  assert.match(read(`'open`)!.problem!, /' is not closed/);
+  assert.match(read(`a b`)!.problem!, /"b" follows the value/);
+  assert.match(read(`a;b=c`)!.problem!, /";b=c" follows the value/);
+});
+
+test("a kdump-tools file with CRLF line ends is read as with LF", () => {
+  const crlf = 'USE_KDUMP=1\r\nKDUMP_COREDIR="/srv/crash"\r\nKDUMP_NUM_DUMPS=5\r\nMAKEDUMP_ARGS="-c -d 17"\r\nKDUMP_FAIL_CMD="halt"\r\n';
+  const r = importConfig([{ path: "/etc/default/kdump-tools", text: crlf }]);
+  assert.deepEqual(r, importConfig([{ path: "/etc/default/kdump-tools", text: crlf.replace(/\r/g, "") }]));
+  assert.equal(r.config.target, "/srv/crash");
+  assert.equal(r.config.keep, 5);
+  assert.equal(r.config.codec, "zlib");
+  assert.equal(r.config.dumpLevel, 17);
+  assert.equal(r.config.failureAction, "halt");
+  const utils = importConfig([{ path: "/etc/kdump.conf", text: "path /srv/crash\r\ncore_collector makedumpfile -l -d 1\r\n" }]);
+  assert.deepEqual([utils.config.target, utils.config.codec, utils.config.dumpLevel], ["/srv/crash", "lzo", 1]);
+});
+
+test("a kdump-tools value sh would not read as one word is skipped with the reason", () => {
+  const r = importConfig([{ path: "/etc/default/kdump-tools", text: 'KDUMP_COREDIR="/srv/"crash\nKDUMP_KERNEL="/boot/vmlinuz-"6.1.0-50-amd64\nKDUMP_CMDLINE_APPEND="nousb\nFOO="unrelated\n' }]);
+  assert.equal(r.config.target, "/srv/crash");
+  assert.equal(r.config.kernel, "/boot/vmlinuz-6.1.0-50-amd64");
+  assert.equal(r.config.append, "");
+  assert.match(r.skipped.join("\n"), /KDUMP_CMDLINE_APPEND \(line 3\): the " is not closed on this line/);
+  assert.doesNotMatch(r.skipped.join("\n"), /FOO/, "not kdump-tools' variable: not listed");
+});

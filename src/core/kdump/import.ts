@@ -56,19 +56,73 @@ export function readMakedumpfileArgs(words: readonly string[]): { codec?: DumpCo
   return out;
 }
 
-/** `VAR=value` lines of a sourced shell file, with quotes removed; unevaluated substitutions are kept as text. */
-export function readShellAssignments(text: string): { name: string; value: string; line: number; dynamic: boolean }[] {
-  const out: { name: string; value: string; line: number; dynamic: boolean }[] = [];
+export interface ShellAssignment {
+  name: string;
+  /** The value with quotes removed and nothing expanded. */
+  value: string;
+  line: number;
+  /** A `$` or backquote outside single quotes: only a shell knows the value. */
+  dynamic: boolean;
+  /** Why the line is not one plain assignment that can be read without a shell (an unclosed quote, a second word). */
+  problem?: string;
+}
+
+/**
+ * `VAR=value` lines of a sourced shell file. The value is one shell word whose quoted and
+ * unquoted parts join as sh joins them ("/srv/"crash is /srv/crash); nothing is expanded.
+ */
+export function readShellAssignments(text: string): ShellAssignment[] {
+  const out: ShellAssignment[] = [];
   for (const [i, raw] of text.split("\n").entries()) {
-    const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(raw);
+    // A file saved with CRLF line ends: sh would keep the \r in the value, kdump-tools' users mean none.
+    const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(raw.replace(/\r$/, ""));
     if (m === null) continue;
-    let value = m[2]!.trim();
-    const quote = value[0];
-    if ((quote === '"' || quote === "'") && value.indexOf(quote, 1) > 0) value = value.slice(1, value.indexOf(quote, 1));
-    else value = value.replace(/\s+#.*$/, "");
-    out.push({ name: m[1]!, value, line: i + 1, dynamic: quote !== "'" && /\$|`/.test(value) });
+    out.push({ name: m[1]!, line: i + 1, ...readShellWord(m[2]!) });
   }
   return out;
+}
+
+/** One word as sh reads it after `=`: '...' literal, "..." with \ before $ ` " \ only, \x outside quotes. */
+function readShellWord(text: string): { value: string; dynamic: boolean; problem?: string } {
+  let value = "";
+  let dynamic = false;
+  let i = 0;
+  const unclosed = (quote: string) => ({ value, dynamic, problem: `the ${quote} is not closed on this line (a value over several lines is not read)` });
+  // Blanks and sh's operators end the word.
+  while (i < text.length && !/[ \t;&|<>()]/.test(text[i]!)) {
+    const ch = text[i]!;
+    if (ch === "'") {
+      const close = text.indexOf("'", i + 1);
+      if (close < 0) return unclosed("'");
+      value += text.slice(i + 1, close);
+      i = close + 1;
+    } else if (ch === '"') {
+      for (i++; ; i++) {
+        if (i >= text.length) return unclosed('"');
+        const c = text[i]!;
+        if (c === '"') break;
+        if (c === "\\" && i + 1 < text.length && '$`"\\'.includes(text[i + 1]!)) value += text[++i];
+        else {
+          if (c === "$" || c === "`") dynamic = true;
+          value += c;
+        }
+      }
+      i++;
+    } else if (ch === "\\") {
+      if (i + 1 >= text.length) return { value, dynamic, problem: "the line ends in \\ (a value over several lines is not read)" };
+      value += text[i + 1];
+      i += 2;
+    } else {
+      if (ch === "$" || ch === "`") dynamic = true;
+      value += ch;
+      i++;
+    }
+  }
+  const rest = text.slice(i);
+  if (/^([ \t]*|[ \t]+#.*)$/.test(rest)) return { value, dynamic };
+  // A substitution may hold blanks ($(uname -r)): it is skipped as dynamic whatever follows.
+  if (dynamic) return { value: text.trim(), dynamic };
+  return { value, dynamic, problem: `${JSON.stringify(rest.trim())} follows the value: sh would not read this line as one plain assignment` };
 }
 
 function failureFromCommand(cmd: string): FailureAction | undefined {
@@ -79,12 +133,21 @@ function failureFromCommand(cmd: string): FailureAction | undefined {
   return undefined;
 }
 
+/** The variables kdump-tools reads, by name or prefix. */
+function isKdumpToolsSetting(name: string): boolean {
+  return /^(USE_KDUMP|KDUMP_\w+|MAKEDUMP_\w+|(NFS|SSH|FTP)(_\w+)?|HOSTTAG)$/.test(name);
+}
+
 function importKdumpTools(src: ImportSource, r: ImportResult): void {
   const c = r.config;
   const note = (key: string, text: string) => (r.notes[key] ??= []).push(`${text} (${src.path})`);
   const skip = (what: string, why: string) => r.skipped.push(`${src.path}: ${what}: ${why}`);
   for (const a of readShellAssignments(src.text)) {
     const at = `${a.name} (line ${a.line})`;
+    if (a.problem !== undefined && isKdumpToolsSetting(a.name)) {
+      skip(at, `${a.problem}; set the kexec-ts key by hand`);
+      continue;
+    }
     if (a.dynamic && a.name !== "KDUMP_CMDLINE") {
       skip(at, `"${a.value}" needs a shell to evaluate; set the kexec-ts key by hand`);
       continue;
@@ -162,7 +225,7 @@ function importKdumpTools(src: ImportSource, r: ImportResult): void {
         if (a.value !== "") skip(at, "network targets are not supported; the target is a local directory (or raw_target)");
         break;
       default:
-        if (/^(KDUMP_|MAKEDUMP|NFS_|SSH_|FTP_|HOSTTAG)/.test(a.name) && a.value !== "") skip(at, "no kexec-ts counterpart");
+        if (isKdumpToolsSetting(a.name) && a.value !== "") skip(at, "no kexec-ts counterpart");
     }
   }
 }
