@@ -91,7 +91,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   key({ name: "codec", field: "codec", defaultText: "lzo", expected: "zlib, lzo, zstd, snappy or none",
     doc: ["Page compression: lzo is the fastest with the system's liblzo2 (makedumpfile -l)."],
     parse: oneOf(["zlib", "lzo", "zstd", "snappy", "none"] as const) }),
-  key({ name: "keep", field: "keep", defaultText: "3", expected: "a count, 0 for no limit",
+  key({ name: "keep", field: "keep", defaultText: "3", expected: "a count up to 100000, 0 for no limit",
     doc: ["How many dumps to keep, the new one included; older ones are removed before a save."],
     parse: integer(0, 100000) }),
   key({ name: "min_free", field: "minFree", defaultText: "64M", expected: "a size such as 64M or 1G",

@@ -73,10 +73,48 @@ test("the imported file is a valid kexec-ts kdump.conf that says where each valu
 });
 
 test("makedumpfile arguments: codecs, bundled flags and levels", () => {
-  assert.deepEqual(readMakedumpfileArgs(["-c", "-d", "31"]), { codec: "zlib", dumpLevel: 31, rest: [] });
-  assert.deepEqual(readMakedumpfileArgs(["-lF", "-d1"]), { codec: "lzo", dumpLevel: 1, rest: ["-F"] });
-  assert.deepEqual(readMakedumpfileArgs(["--dump-level=0", "-E"]), { dumpLevel: 0, rest: ["-E"] });
-  assert.deepEqual(readMakedumpfileArgs(["-d", "99"]), { rest: ["-d", "99"] });
+  assert.deepEqual(readMakedumpfileArgs(["-c", "-d", "31"]), { codec: "zlib", dumpLevel: 31, rest: [], invalid: [] });
+  assert.deepEqual(readMakedumpfileArgs(["-lF", "-d1"]), { codec: "lzo", dumpLevel: 1, rest: ["-F"], invalid: [] });
+  assert.deepEqual(readMakedumpfileArgs(["--dump-level=0", "-E"]), { dumpLevel: 0, rest: ["-E"], invalid: [] });
+  assert.deepEqual(readMakedumpfileArgs(["-cd", "17", "-E"]), { codec: "zlib", dumpLevel: 17, rest: ["-E"], invalid: [] }, "getopt: -d's value is the next word");
+  assert.deepEqual(readMakedumpfileArgs(["-zd017"]), { codec: "zstd", dumpLevel: 17, rest: [], invalid: [] });
+});
+
+test("makedumpfile -d values kexec-ts cannot take are each listed with the reason, bundled or not", () => {
+  const invalid = (words: string[]) => {
+    const m = readMakedumpfileArgs(words);
+    assert.equal(m.dumpLevel, undefined, words.join(" "));
+    return m.invalid.join("\n");
+  };
+  assert.match(invalid(["-d", "99"]), /^-d 99: expected 0\.\.31/);
+  assert.match(invalid(["-cd99"]), /^-d 99: expected 0\.\.31/);
+  assert.match(invalid(["-ld32"]), /^-d 32: expected 0\.\.31/);
+  assert.match(invalid(["-d", "0x1f"]), /^-d 0x1f: expected a level in decimal digits/, "makedumpfile's atoi reads 0x1f as 0");
+  assert.match(invalid(["-d1e1"]), /^-d 1e1: expected a level in decimal digits/);
+  assert.match(invalid(["--dump-level=-1"]), /^-d -1: expected a level in decimal digits/);
+  assert.match(invalid(["-d", "31,1"]), /a list of levels/);
+  assert.match(invalid(["-c", "-d"]), /^-d: no level given/);
+});
+
+test("every imported value passes the kexec-ts key's own check; the others are skipped with the reason", () => {
+  const tools = importConfig([{ path: "/etc/default/kdump-tools", text: 'KDUMP_COREDIR=/srv/cr\0ash\nMAKEDUMP_ARGS="-cd99"\nKDUMP_NUM_DUMPS=1000000\nKDUMP_KERNEL=vmlinuz-6.1\n' }]);
+  assert.deepEqual([tools.config.target, tools.config.dumpLevel, tools.config.keep, tools.config.kernel], ["/var/crash", 31, 3, null]);
+  assert.equal(tools.config.codec, "zlib", "the rest of -cd99 still counts");
+  const skipped = tools.skipped.join("\n");
+  assert.match(skipped, /KDUMP_COREDIR \(line 1\): "\/srv\/cr\\u0000ash": expected an absolute directory path/);
+  assert.match(skipped, /MAKEDUMP_ARGS \(line 2\): -d 99: expected 0\.\.31/);
+  assert.match(skipped, /KDUMP_NUM_DUMPS \(line 3\): "1000000": expected a count up to 100000/);
+  assert.match(skipped, /KDUMP_KERNEL \(line 4\): "vmlinuz-6\.1": expected an absolute path/);
+  for (const count of ["0x10", "1e1", "-1", "5.0"]) {
+    const r = importConfig([{ path: "/etc/default/kdump-tools", text: `KDUMP_NUM_DUMPS=${count}\n` }]);
+    assert.equal(r.config.keep, 3, count);
+    assert.match(r.skipped.join("\n"), /KDUMP_NUM_DUMPS \(line 1\): .*expected a count/, count);
+  }
+  const utils = importConfig([{ path: "/etc/kdump.conf", text: "path /srv/crash\ncore_collector makedumpfile -ld32\nraw sdb\n" }]);
+  assert.deepEqual([utils.config.target, utils.config.codec, utils.config.dumpLevel, utils.config.rawTarget], ["/srv/crash", "lzo", 31, null]);
+  assert.match(utils.skipped.join("\n"), /core_collector \(line 2\): -d 32: expected 0\.\.31/);
+  assert.match(utils.skipped.join("\n"), /raw \(line 3\): "sdb": expected a block device path/);
+  for (const r of [tools, utils]) assert.deepEqual(parseConfig(formatConfig(r.config, importHeader(r), r.notes)), r.config);
 });
 
 test("shell assignments: quotes, export, comments, substitutions marked", () => {

@@ -5,7 +5,7 @@
  * counterpart (network targets, hooks, an external compressor) is listed, never dropped
  * silently. Pure: texts in, a config and notes out.
  */
-import { defaultConfig, type DumpCodec, type FailureAction, type FinalAction, type KdumpConfig } from "./config.js";
+import { CONFIG_KEYS, defaultConfig, type DumpCodec, type FailureAction, type FinalAction, type KdumpConfig } from "./config.js";
 
 export interface ImportSource {
   /** "/etc/default/kdump-tools" or "/etc/kdump.conf"; the kind is told by the name. */
@@ -26,34 +26,64 @@ export interface ImportResult {
 /** The words kexec-ts puts on every capture command line itself, or that mean nothing to it. */
 const OWN_CAPTURE_WORDS = /^(reset_devices|irqpoll|nr_cpus=\d+|maxcpus=\d+|systemd\.unit=kdump-tools-dump\.service|kdump_needed)$/;
 
-/** makedumpfile options as the distro scripts pass them: the codec and -d level. */
-export function readMakedumpfileArgs(words: readonly string[]): { codec?: DumpCodec; dumpLevel?: number; rest: string[] } {
-  const out: { codec?: DumpCodec; dumpLevel?: number; rest: string[] } = { rest: [] };
+export interface MakedumpfileArgs {
+  codec?: DumpCodec;
+  dumpLevel?: number;
+  /** Options kexec-ts does not take from the config, as given. */
+  rest: string[];
+  /** `-d` values kexec-ts cannot take, each with the reason. */
+  invalid: string[];
+}
+
+/** makedumpfile options as the distro scripts pass them: the codec and -d level (getopt: -cd31 is -c -d 31). */
+export function readMakedumpfileArgs(words: readonly string[]): MakedumpfileArgs {
+  const out: MakedumpfileArgs = { rest: [], invalid: [] };
   const codecs: Record<string, DumpCodec> = { c: "zlib", l: "lzo", p: "snappy", z: "zstd" };
+  const level = (text: string | undefined) => {
+    const why = dumpLevelProblem(text);
+    if (why === undefined) out.dumpLevel = Number(text);
+    else out.invalid.push(`-d ${text ?? ""}`.trimEnd() + `: ${why}`);
+  };
   for (let i = 0; i < words.length; i++) {
     const w = words[i]!;
-    const level = /^-d(\d+)?$/.exec(w) ?? /^--dump-level=(\d+)$/.exec(w);
-    if (level !== null) {
-      const text = level[1] ?? words[++i];
-      const n = Number(text);
-      if (text !== undefined && Number.isInteger(n) && n >= 0 && n <= 31) out.dumpLevel = n;
-      else out.rest.push(w, ...(text === undefined ? [] : [text]));
+    const long = /^--dump-level=(.*)$/.exec(w);
+    if (long !== null) {
+      level(long[1]);
       continue;
     }
-    // Bundled short flags: -cd31, -lF.
-    const bundle = /^-([clpzF]+)(d(\d+))?$/.exec(w);
-    if (bundle !== null) {
-      for (const ch of bundle[1]!) {
+    // Short flags, bundled or not: -d31, -d 31, -cd31, -lF, -cd 31 (the level is the rest of the word, else the next word).
+    const short = /^-([clpzF]*)(d(.*))?$/.exec(w);
+    if (short !== null && (short[1] !== "" || short[2] !== undefined)) {
+      for (const ch of short[1]!) {
         const codec = codecs[ch];
         if (codec !== undefined) out.codec = codec;
         else out.rest.push(`-${ch}`);
       }
-      if (bundle[3] !== undefined) out.dumpLevel = Number(bundle[3]);
+      if (short[2] !== undefined) level(short[3] !== "" ? short[3] : words[++i]);
       continue;
     }
     out.rest.push(w);
   }
   return out;
+}
+
+/**
+ * Why a -d value is not one kexec-ts takes, or undefined. makedumpfile reads each level with
+ * atoi, so 0x1f is 0 and 1e1 is 1 to it: only decimal digits mean the same to both.
+ */
+function dumpLevelProblem(text: string | undefined): string | undefined {
+  if (text === undefined || text === "") return "no level given";
+  if (/^[0-9]+(,[0-9]+)+$/.test(text)) return "a list of levels (makedumpfile retries with the next when the disk fills up); kexec-ts takes one: set dump_level by hand";
+  if (!/^[0-9]+$/.test(text)) return "expected a level in decimal digits, 0..31";
+  if (Number(text) > 31) return "expected 0..31 (makedumpfile's -d bitmask)";
+  return undefined;
+}
+
+/** A value checked by the kexec-ts key's own parser, so that import never writes what parseConfig refuses. */
+function parseAs<K extends keyof KdumpConfig>(field: K, text: string): { value: KdumpConfig[K] } | { why: string } {
+  const k = CONFIG_KEYS.find((x) => x.field === field)!;
+  const value = k.parse(text) as KdumpConfig[K] | undefined;
+  return value === undefined ? { why: `${JSON.stringify(text)}: expected ${k.expected} (kexec-ts' ${k.name})` } : { value };
 }
 
 export interface ShellAssignment {
@@ -156,30 +186,38 @@ function importKdumpTools(src: ImportSource, r: ImportResult): void {
       case "USE_KDUMP":
         if (a.value === "0") skip(at, "kdump was disabled there; kexec-ts arms only once its unit is enabled (kexec-ts kdump install)");
         break;
-      case "KDUMP_COREDIR":
-        if (a.value.startsWith("/")) {
-          c.target = a.value.replace(/\/+$/, "") || "/";
+      case "KDUMP_COREDIR": {
+        const target = parseAs("target", a.value);
+        if ("why" in target) skip(at, target.why);
+        else {
+          c.target = target.value;
           note("target", `from KDUMP_COREDIR`);
-        } else skip(at, `"${a.value}" is not an absolute path`);
+        }
         break;
+      }
       case "KDUMP_KERNEL":
         // kdump-tools keeps a link to the running kernel there; kexec-ts uses the running kernel by default.
         if (a.value === "/var/lib/kdump/vmlinuz" || a.value === "") note("kernel", `KDUMP_KERNEL=${a.value || "(empty)"} is kdump-tools' link to the running kernel: the default`);
         else {
-          c.kernel = a.value;
-          note("kernel", "from KDUMP_KERNEL");
+          const kernel = parseAs("kernel", a.value);
+          if ("why" in kernel) skip(at, kernel.why);
+          else {
+            c.kernel = kernel.value;
+            note("kernel", "from KDUMP_KERNEL");
+          }
         }
         break;
       case "KDUMP_INITRD":
         skip(at, "kexec-ts builds its own capture initramfs (kexec-ts kdump rebuild)");
         break;
       case "KDUMP_NUM_DUMPS": {
-        const n = Number(a.value);
         if (a.value === "") break;
-        if (Number.isInteger(n) && n >= 0) {
-          c.keep = n;
+        const keep = parseAs("keep", a.value);
+        if ("why" in keep) skip(at, keep.why);
+        else {
+          c.keep = keep.value;
           note("keep", "from KDUMP_NUM_DUMPS");
-        } else skip(at, `"${a.value}" is not a count`);
+        }
         break;
       }
       case "KDUMP_FAIL_CMD": {
@@ -206,6 +244,7 @@ function importKdumpTools(src: ImportSource, r: ImportResult): void {
           c.dumpLevel = m.dumpLevel;
           note("dump_level", `from MAKEDUMP_ARGS="${a.value}"`);
         }
+        for (const why of m.invalid) skip(at, why);
         if (m.rest.length) skip(`${at}: ${m.rest.join(" ")}`, "makedumpfile options kexec-ts does not take from the config");
         break;
       }
@@ -242,16 +281,25 @@ function importKdumpUtils(src: ImportSource, r: ImportResult): void {
     const value = words.join(" ");
     const at = `${directive} (line ${i + 1})`;
     switch (directive) {
-      case "path":
-        if (value.startsWith("/")) {
-          c.target = value.replace(/\/+$/, "") || "/";
-          note("target", `from path${fsTarget ? `; kdump-utils writes it on ${fsTarget}, so make sure that file system is mounted so that ${c.target} is on it` : ""}`);
-        } else skip(at, `"${value}" is not an absolute path`);
+      case "path": {
+        const target = parseAs("target", value);
+        if ("why" in target) {
+          skip(at, target.why);
+          break;
+        }
+        c.target = target.value;
+        note("target", `from path${fsTarget ? `; kdump-utils writes it on ${fsTarget}, so make sure that file system is mounted so that ${c.target} is on it` : ""}`);
         break;
-      case "raw":
-        c.rawTarget = value;
-        note("raw_target", "from raw");
+      }
+      case "raw": {
+        const raw = value === "" ? { why: "no device given" } : parseAs("rawTarget", value);
+        if ("why" in raw) skip(at, raw.why);
+        else {
+          c.rawTarget = raw.value;
+          note("raw_target", "from raw");
+        }
         break;
+      }
       case "ext2": case "ext3": case "ext4": case "xfs": case "btrfs": case "vfat":
         fsTarget = `${directive} ${value}`;
         skip(at, "kexec-ts finds the target's file system from where the target directory is mounted; mount it (fstab) under the target path");
@@ -270,6 +318,7 @@ function importKdumpUtils(src: ImportSource, r: ImportResult): void {
           c.dumpLevel = m.dumpLevel;
           note("dump_level", `from core_collector ${value}`);
         }
+        for (const why of m.invalid) skip(at, why);
         const rest = m.rest.filter((w, k, all) => w !== "--message-level" && all[k - 1] !== "--message-level" && !/^--message-level=/.test(w));
         if (rest.length) skip(`${at}: ${rest.join(" ")}`, "makedumpfile options kexec-ts does not take from the config");
         break;
