@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import { strict as assert } from "node:assert";
-import { formatConfig, parseConfig } from "./config.js";
+import { KexecError } from "../errors.js";
+import { defaultConfig, formatConfig, parseConfig } from "./config.js";
 import { importConfig, importHeader, readMakedumpfileArgs, readShellAssignments } from "./import.js";
 
 // Written for these tests in the shape of Debian's kdump-tools 1:1.8.1 default file and of a
@@ -162,4 +163,24 @@ test("a kdump-tools value sh would not read as one word is skipped with the reas
   assert.equal(r.config.append, "");
   assert.match(r.skipped.join("\n"), /KDUMP_CMDLINE_APPEND \(line 3\): the " is not closed on this line/);
   assert.doesNotMatch(r.skipped.join("\n"), /FOO/, "not kdump-tools' variable: not listed");
+});
+
+test("a file with lines but no setting of its kind is refused, not imported as all defaults", () => {
+  const refused = (path: string, text: string, pattern: RegExp, hint: RegExp) =>
+    assert.throws(() => importConfig([{ path, text }]), (e: unknown) => {
+      assert.ok(e instanceof KexecError && e.code === "parse", String(e));
+      assert.match(e.message, pattern);
+      assert.match(e.hint ?? "", hint);
+      assert.equal(e.data.file, path);
+      return true;
+    });
+  // What readFileSync(path, "utf8") makes of a UTF-16LE file with a BOM.
+  const utf16 = new TextDecoder().decode(new Uint8Array([0xff, 0xfe, ...[..."USE_KDUMP=1\n"].flatMap((ch) => [ch.charCodeAt(0), 0])]));
+  refused("/etc/default/kdump-tools", utf16, /kdump-tools: no kdump-tools setting in it \(it holds NUL bytes/, /iconv -f UTF-16/);
+  refused("/tmp/kdump.conf", utf16, /no kdump-utils setting in it/, /iconv/);
+  refused("/tmp/kdump.conf", "\x7fELF\x02\x01\x01 garbage\n", /no kdump-utils setting in it$/, /\/etc\/default\/kdump-tools/);
+  refused("/etc/default/kdump-tools", "FOO=1\necho hello\n", /no kdump-tools setting/, /kdump-tools/);
+  // Only comments and blank lines: nothing to carry over, and nothing wrong with that.
+  assert.deepEqual(importConfig([{ path: "/etc/default/kdump-tools", text: "# all commented out\n#USE_KDUMP=1\n\n" }]).config, defaultConfig());
+  assert.deepEqual(importConfig([{ path: "/etc/kdump.conf", text: "" }]).config, defaultConfig());
 });

@@ -5,6 +5,7 @@
  * counterpart (network targets, hooks, an external compressor) is listed, never dropped
  * silently. Pure: texts in, a config and notes out.
  */
+import { KexecError } from "../errors.js";
 import { CONFIG_KEYS, defaultConfig, type DumpCodec, type FailureAction, type FinalAction, type KdumpConfig } from "./config.js";
 
 export interface ImportSource {
@@ -168,11 +169,14 @@ function isKdumpToolsSetting(name: string): boolean {
   return /^(USE_KDUMP|KDUMP_\w+|MAKEDUMP_\w+|(NFS|SSH|FTP)(_\w+)?|HOSTTAG)$/.test(name);
 }
 
-function importKdumpTools(src: ImportSource, r: ImportResult): void {
+/** Imports one kdump-tools file; returns how many of kdump-tools' own settings it has. */
+function importKdumpTools(src: ImportSource, r: ImportResult): number {
+  let recognised = 0;
   const c = r.config;
   const note = (key: string, text: string) => (r.notes[key] ??= []).push(`${text} (${src.path})`);
   const skip = (what: string, why: string) => r.skipped.push(`${src.path}: ${what}: ${why}`);
   for (const a of readShellAssignments(src.text)) {
+    if (isKdumpToolsSetting(a.name)) recognised++;
     const at = `${a.name} (line ${a.line})`;
     if (a.problem !== undefined && isKdumpToolsSetting(a.name)) {
       skip(at, `${a.problem}; set the kexec-ts key by hand`);
@@ -267,9 +271,20 @@ function importKdumpTools(src: ImportSource, r: ImportResult): void {
         if (isKdumpToolsSetting(a.name) && a.value !== "") skip(at, "no kexec-ts counterpart");
     }
   }
+  return recognised;
 }
 
-function importKdumpUtils(src: ImportSource, r: ImportResult): void {
+/** kdump.conf(5)'s directives, and older kexec-tools' ones a file may still carry. */
+const KDUMP_UTILS_DIRECTIVES = new Set([
+  "raw", "nfs", "ssh", "sshkey", "path", "core_collector", "kdump_post", "kdump_pre", "extra_bins", "extra_modules",
+  "failure_action", "default", "final_action", "force_rebuild", "force_no_rebuild", "dracut_args", "fence_kdump_args",
+  "fence_kdump_nodes", "auto_reset_crashkernel", "ext2", "ext3", "ext4", "xfs", "btrfs", "vfat",
+  "blacklist", "options", "link_delay", "disk_timeout", "debug_mem_level", "net",
+]);
+
+/** Imports one kdump-utils file; returns how many kdump.conf directives it has. */
+function importKdumpUtils(src: ImportSource, r: ImportResult): number {
+  let recognised = 0;
   const c = r.config;
   const note = (key: string, text: string) => (r.notes[key] ??= []).push(`${text} (${src.path})`);
   const skip = (what: string, why: string) => r.skipped.push(`${src.path}: ${what}: ${why}`);
@@ -278,6 +293,7 @@ function importKdumpUtils(src: ImportSource, r: ImportResult): void {
     const line = raw.replace(/#.*$/, "").trim();
     if (line === "") continue;
     const [directive, ...words] = line.split(/\s+/);
+    if (KDUMP_UTILS_DIRECTIVES.has(directive!)) recognised++;
     const value = words.join(" ");
     const at = `${directive} (line ${i + 1})`;
     switch (directive) {
@@ -346,6 +362,14 @@ function importKdumpUtils(src: ImportSource, r: ImportResult): void {
         skip(at, "no kexec-ts counterpart");
     }
   }
+  return recognised;
+}
+
+/** The first line that is neither blank nor a comment, with its number. */
+function firstContentLine(text: string): { line: number; text: string } | undefined {
+  const lines = text.split("\n");
+  const i = lines.findIndex((l) => !/^\s*(#.*)?$/.test(l));
+  return i < 0 ? undefined : { line: i + 1, text: lines[i]! };
 }
 
 export function importConfig(sources: readonly ImportSource[]): ImportResult {
@@ -354,8 +378,16 @@ export function importConfig(sources: readonly ImportSource[]): ImportResult {
     // kdump-tools' file is shell (VAR=...); kdump-utils' is directives. The name decides, the text confirms.
     const kind = /kdump-tools/.test(s.path) || /^\s*(USE_KDUMP|KDUMP_[A-Z_]+)=/m.test(s.text) ? "kdump-tools" : "kdump-utils";
     r.sources.push({ path: s.path, kind });
-    if (kind === "kdump-tools") importKdumpTools(s, r);
-    else importKdumpUtils(s, r);
+    const recognised = kind === "kdump-tools" ? importKdumpTools(s, r) : importKdumpUtils(s, r);
+    // Lines, and none of them a setting: the wrong file, or one in another encoding. Writing the defaults would hide that.
+    const first = firstContentLine(s.text);
+    if (recognised === 0 && first !== undefined) {
+      const nul = s.text.includes("\0");
+      throw new KexecError("parse", `${s.path}: no ${kind} setting in it${nul ? " (it holds NUL bytes: UTF-16 or binary?)" : ""}`, {
+        file: s.path, line: first.line, expected: kind === "kdump-tools" ? "shell assignments such as KDUMP_COREDIR=/var/crash" : "kdump.conf directives such as path /var/crash",
+        actual: JSON.stringify(first.text.slice(0, 80)),
+      }, nul ? `convert it to UTF-8 first (iconv -f UTF-16 -t UTF-8 ${s.path} > FILE), then import FILE` : "give /etc/default/kdump-tools (Debian) or /etc/kdump.conf (kdump-utils), or a copy of one");
+    }
   }
   return r;
 }
