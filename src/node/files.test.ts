@@ -1,11 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KexecError } from "../core/errors.js";
-import { fileSize, readInputFile, writeOutputFile } from "./files.js";
+import { fileSize, readInputFile, replaceFileDurably, writeOutputFile } from "./files.js";
 
 test("an initrd or kernel must be a regular, non-empty file: a pipe, a device or an empty file is refused by name", () => {
   const dir = mkdtempSync(join(tmpdir(), "kexec-ts-files-"));
@@ -46,6 +46,23 @@ test("an output never replaces its own input, a directory or a device, and leave
     writeOutputFile(out(old), new Uint8Array([1, 2, 3]));
     assert.deepEqual([...readFileSync(old)], [1, 2, 3]);
     assert.deepEqual(readdirSync(dir).sort(), ["link", "vmlinux", "vmlinuz"]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("replaceFileDurably: parents are made, and a write that fails leaves no temporary file behind", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-files-"));
+  try {
+    const deep = join(dir, "a", "b", "k.conf");
+    replaceFileDurably(deep, "x = 1\n");
+    assert.equal(readFileSync(deep, "utf8"), "x = 1\n");
+    // The rename meets a directory that holds a file: refused, and the temporary goes.
+    const inTheWay = join(dir, "c");
+    mkdirSync(inTheWay);
+    writeFileSync(join(inTheWay, "keep"), "");
+    assert.throws(() => replaceFileDurably(inTheWay, "y"), (e: unknown) => ["EISDIR", "ENOTEMPTY"].includes((e as NodeJS.ErrnoException).code ?? ""));
+    assert.deepEqual(readdirSync(dir).sort(), ["a", "c"]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

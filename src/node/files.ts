@@ -141,7 +141,36 @@ export function writeOutputFile(out: OutputPath, data: Uint8Array): void {
 /** The error for an output that cannot be created or written. */
 export function writeError(e: unknown, path: string, what: string): KexecError {
   const err = e as NodeJS.ErrnoException;
-  return new KexecError("io", `${path}: cannot write ${what}: ${err?.message ?? String(e)}`, { file: path, errno: err?.code ?? "EIO" }, "check the directory exists, is writable and has room", { cause: e });
+  const code = err?.code ?? "EIO";
+  const hints: Record<string, string> = {
+    EISDIR: "give the path of a file, not of a directory",
+    // mkdir -p of the parent meets a file (EEXIST), or a path goes through one (ENOTDIR).
+    ENOTDIR: "a part of the path is a file, not a directory: check the path",
+    EEXIST: "a part of the path is a file, not a directory: check the path",
+    EACCES: "run as root or choose a writable place",
+    EPERM: "run as root or choose a writable place",
+    EROFS: "the file system is mounted read-only: choose another place",
+    ENOSPC: "free some space on that file system",
+  };
+  return new KexecError("io", `${path}: cannot write ${what}: ${err?.message ?? String(e)}`, { file: path, errno: code }, hints[code] ?? "check the directory exists, is writable and has room", { cause: e });
+}
+
+/**
+ * mkdir -p. Not Node's mkdirSync({ recursive: true }): where mkdir fails with ENOENT although
+ * the parent exists (under /proc, through a dangling symlink), Node 18 and 20 retry forever.
+ */
+export function makeDirectories(dir: string): void {
+  try {
+    mkdirSync(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EEXIST" && statSync(dir).isDirectory()) return;
+    const parent = dirname(dir);
+    if (code !== "ENOENT" || parent === dir) throw e;
+    makeDirectories(parent);
+    // The parent is there now: a second ENOENT is final.
+    mkdirSync(dir);
+  }
 }
 
 /**
@@ -149,15 +178,21 @@ export function writeError(e: unknown, path: string, what: string): KexecError {
  * the directory): a crash or a full disk leaves the old file or the new one, never half of one.
  */
 export function replaceFileDurably(path: string, data: Uint8Array | string, mode = 0o644): void {
-  mkdirSync(dirname(path), { recursive: true });
+  makeDirectories(dirname(path));
   const tmp = `${path}.${process.pid}.tmp`;
   const fd = openSync(tmp, "w", mode);
   try {
-    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-    for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    try {
+      const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+      for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (e) {
+    // A full disk or a directory in the way: the half-written temporary goes too.
+    rmSync(tmp, { force: true });
+    throw e;
   }
-  renameSync(tmp, path);
 }
