@@ -4,17 +4,15 @@
  * module reads the flags, prints, and maps outcomes to exit codes: `status` and a refused
  * `start` exit 3 (kdumpctl's "not operational"), 0 when armed and ready.
  */
-import { existsSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { randomUUID } from "node:crypto";
-import { dirname } from "node:path";
 import { renderChecks } from "../../core/check/render.js";
 import type { CheckResult } from "../../core/check/types.js";
 import { KexecError } from "../../core/errors.js";
 import { size } from "../../core/format.js";
 import { CAPTURE_JSON, RUN_DIR } from "../../core/kdump/capture-init.js";
-import { formatConfig } from "../../core/kdump/config.js";
 import { TEST_MARK, summarizeDump } from "../../core/kdump/dumps.js";
-import { importConfig, importHeader } from "../../core/kdump/import.js";
+import { formatImport, importConfig } from "../../core/kdump/import.js";
 import { renderEstimate } from "../../core/kdump/render.js";
 import { has, value, type ParsedArgs } from "../options.js";
 import { print as printOutput } from "../output.js";
@@ -37,6 +35,7 @@ async function paths(args: ParsedArgs) {
   const { kdumpPaths } = await import("../../node/kdump/paths.js");
   const p = kdumpPaths("/");
   const config = value(args, "config");
+  if (config === "") throw new KexecError("usage", "--config needs a file path, found an empty one", { field: "--config", expected: "a file path", actual: "" }, `leave --config out for ${p.config}`);
   return config === undefined ? p : { ...p, config };
 }
 
@@ -190,20 +189,31 @@ async function importCommand(args: ParsedArgs, files: string[]): Promise<number>
   const p = await paths(args);
   const candidates = files.length ? files : ["/etc/default/kdump-tools", "/etc/kdump.conf"].filter((f) => existsSync(f));
   if (candidates.length === 0) throw new KexecError("usage", "nothing to import: neither /etc/default/kdump-tools nor /etc/kdump.conf exists", {}, "kexec-ts kdump import FILE...");
-  const sources = candidates.map((path) => {
-    try {
-      return { path, text: readFileSync(path, "utf8") };
-    } catch (e) {
-      throw new KexecError("io", `cannot read ${path}: ${(e as Error).message}`, { file: path }, "check the path and that it is readable");
-    }
-  });
+  const { ioError, readInputFile, replaceFileDurably, writeError } = await import("../../node/files.js");
+  // A regular file only: a FIFO or /dev/zero given by mistake would block or never end.
+  const sources = candidates.map((path) => ({ path, text: new TextDecoder().decode(readInputFile(path, "kdump configuration", { allowEmpty: true })) }));
   const r = importConfig(sources);
-  const text = formatConfig(r.config, importHeader(r), r.notes);
-  if (existsSync(p.config) && readFileSync(p.config, "utf8") !== text && !has(args, "force")) {
+  const text = formatImport(r, p.config);
+  let existing: string | null = null;
+  try {
+    existing = readFileSync(p.config, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    // Nothing there yet (ENOENT), or a path through a file (ENOTDIR), which the write below reports.
+    if (code === "EISDIR") {
+      throw new KexecError("io", `${p.config}: cannot write the kdump configuration: it is a directory`, { file: p.config, errno: code, expected: "a file path", actual: "a directory" },
+        `give --config the path of a file, such as ${p.config.replace(/\/+$/, "")}/kdump.conf`, { cause: e });
+    }
+    if (code !== "ENOENT" && code !== "ENOTDIR") throw ioError(e, p.config, "the existing kdump configuration");
+  }
+  if (existing !== null && existing !== text && !has(args, "force")) {
     throw new KexecError("usage", `${p.config} exists; not overwriting it`, { file: p.config }, "add --force to replace it (the imported settings are printed with --json)");
   }
-  mkdirSync(dirname(p.config), { recursive: true });
-  writeFileSync(p.config, text);
+  try {
+    replaceFileDurably(p.config, text);
+  } catch (e) {
+    throw writeError(e, p.config, "the kdump configuration");
+  }
   print(args, { written: p.config, sources: r.sources, notes: r.notes, skipped: r.skipped }, () =>
     [`wrote ${p.config} from ${r.sources.map((s) => s.path).join(", ")}`, ...(r.skipped.length ? ["not imported:", ...r.skipped.map((s) => `  ${s}`)] : [])].join("\n"));
   return 0;

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import { strict as assert } from "node:assert";
 import { KexecError } from "../errors.js";
 import { defaultConfig, formatConfig, parseConfig } from "./config.js";
-import { importConfig, importHeader, readMakedumpfileArgs, readShellAssignments } from "./import.js";
+import { formatImport, importConfig, importHeader, readMakedumpfileArgs, readShellAssignments } from "./import.js";
 
 // Written for these tests in the shape of Debian's kdump-tools 1:1.8.1 default file and of a
 // kdump-utils kdump.conf(5) as a RHEL admin would edit it.
@@ -115,7 +115,17 @@ test("every imported value passes the kexec-ts key's own check; the others are s
   assert.deepEqual([utils.config.target, utils.config.codec, utils.config.dumpLevel, utils.config.rawTarget], ["/srv/crash", "lzo", 31, null]);
   assert.match(utils.skipped.join("\n"), /core_collector \(line 2\): -d 32: expected 0\.\.31/);
   assert.match(utils.skipped.join("\n"), /raw \(line 3\): "sdb": expected a block device path/);
-  for (const r of [tools, utils]) assert.deepEqual(parseConfig(formatConfig(r.config, importHeader(r), r.notes)), r.config);
+  for (const r of [tools, utils]) assert.deepEqual(parseConfig(formatImport(r, "/tmp/k.conf")), r.config);
+});
+
+test("formatImport reads its file back: what does not parse to the same config is an internal error", () => {
+  const r = importConfig([{ path: "/etc/default/kdump-tools", text: 'KDUMP_COREDIR="/srv/crash dumps #1"\nKDUMP_CMDLINE_APPEND="console=ttyS0,115200 #serial"\n' }]);
+  assert.deepEqual(parseConfig(formatImport(r, "/tmp/k.conf")), r.config);
+  assert.equal(r.config.target, "/srv/crash dumps #1");
+  // A value no import makes (a newline; a level out of range), put there by hand: caught before writing.
+  for (const config of [{ ...r.config, append: "a\nb" }, { ...r.config, dumpLevel: 99 }]) {
+    assert.throws(() => formatImport({ ...r, config }, "/tmp/k.conf"), (e: unknown) => e instanceof KexecError && e.code === "internal" && e.data.file === "/tmp/k.conf");
+  }
 });
 
 test("shell assignments: quotes, export, comments, substitutions marked", () => {

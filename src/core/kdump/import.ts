@@ -6,7 +6,7 @@
  * silently. Pure: texts in, a config and notes out.
  */
 import { KexecError } from "../errors.js";
-import { CONFIG_KEYS, defaultConfig, type DumpCodec, type FailureAction, type FinalAction, type KdumpConfig } from "./config.js";
+import { CONFIG_KEYS, defaultConfig, formatConfig, formatValue, parseConfig, type DumpCodec, type FailureAction, type FinalAction, type KdumpConfig } from "./config.js";
 
 export interface ImportSource {
   /** "/etc/default/kdump-tools" or "/etc/kdump.conf"; the kind is told by the name. */
@@ -398,4 +398,24 @@ export function importHeader(r: ImportResult): string[] {
     `Imported by kexec-ts kdump import from ${r.sources.map((s) => `${s.path} (${s.kind})`).join(", ") || "nothing"}.`,
     ...(r.skipped.length ? ["Not imported:", ...r.skipped.map((s) => `  ${s}`)] : ["Every setting read has a counterpart below."]),
   ];
+}
+
+/**
+ * The file import writes, read back before it is written: each value was checked on the way in,
+ * so a file that does not parse to the same config is kexec-ts' own bug, never the user's.
+ */
+export function formatImport(r: ImportResult, file: string): string {
+  const text = formatConfig(r.config, importHeader(r), r.notes);
+  let back: KdumpConfig;
+  try {
+    back = parseConfig(text, file);
+  } catch (e) {
+    throw new KexecError("internal", `kdump import made a file it cannot read back: ${(e as Error).message}`, { file }, "please report it with the imported files", { cause: e });
+  }
+  for (const k of CONFIG_KEYS) {
+    if (back[k.field] !== r.config[k.field]) {
+      throw new KexecError("internal", `kdump import wrote ${k.name} = ${formatValue(k.field, r.config)}, which reads back as ${JSON.stringify(formatValue(k.field, back))}`, { file, field: k.name }, "please report it with the imported files");
+    }
+  }
+  return text;
 }

@@ -1,0 +1,80 @@
+/**
+ * `kexec-ts kdump import` run as a user runs it, on files and --config paths that are wrong in
+ * the ways fuzzing found: what it writes must be a file kexec-ts then reads, and a path it
+ * cannot write is an I/O error that names it, never a stack trace or a hang.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseConfig } from "../../core/kdump/config.js";
+
+const main = new URL("../main.js", import.meta.url).pathname;
+
+/** The CLI with a time limit: a hang (Node's recursive mkdir under /proc spins) fails the test instead of stalling it. */
+function kexecTs(args: string[]) {
+  const r = spawnSync(process.execPath, [main, ...args], { encoding: "utf8", timeout: 20_000, env: { ...process.env, KEXEC_TS_DEBUG: "" } });
+  assert.equal(r.signal, null, `kexec-ts ${args.join(" ")} did not finish`);
+  return r;
+}
+
+test("kdump import: values kexec-ts would refuse are skipped, and the file written is one kdump list reads", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-kdump-import-"));
+  try {
+    const tools = join(dir, "kdump-tools");
+    writeFileSync(tools, 'KDUMP_COREDIR="/srv/crash dumps #1"\r\nMAKEDUMP_ARGS="-cd99"\r\nKDUMP_NUM_DUMPS=1000000\r\nKDUMP_KERNEL=vmlinuz-6.1\r\nKDUMP_CMDLINE_APPEND="console=ttyS0,115200 #serial"\r\n');
+    const out = join(dir, "etc", "kdump.conf");
+    const r = kexecTs(["kdump", "import", tools, "--config", out]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /MAKEDUMP_ARGS \(line 2\): -d 99: expected 0\.\.31/);
+    assert.match(r.stdout, /KDUMP_NUM_DUMPS \(line 3\): "1000000"/);
+    assert.match(r.stdout, /KDUMP_KERNEL \(line 4\): "vmlinuz-6\.1"/);
+    const config = parseConfig(readFileSync(out, "utf8"), out);
+    assert.equal(config.target, "/srv/crash dumps #1");
+    assert.equal(config.append, "console=ttyS0,115200 #serial");
+    assert.deepEqual([config.codec, config.dumpLevel, config.keep, config.kernel], ["zlib", 31, 3, null]);
+    const list = kexecTs(["kdump", "list", "--config", out]);
+    assert.equal(list.status, 0, list.stderr);
+    assert.deepEqual(readdirSync(join(dir, "etc")), ["kdump.conf"], "no temporary file left beside it");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("kdump import: a --config path that cannot be written is an I/O error naming it (74), not a crash or a hang", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-kdump-import-"));
+  try {
+    const tools = join(dir, "kdump-tools");
+    writeFileSync(tools, "USE_KDUMP=1\nKDUMP_COREDIR=/var/crash\n");
+    const aDir = join(dir, "adir");
+    mkdirSync(aDir);
+    const aFile = join(dir, "afile");
+    writeFileSync(aFile, "");
+    symlinkSync(join(dir, "nowhere"), join(dir, "dangling"));
+    const cases: [string, RegExp, RegExp][] = [
+      [aDir, /: cannot write the kdump configuration: it is a directory$/m, /give --config the path of a file, such as .*adir\/kdump\.conf/],
+      [join(aFile, "kdump.conf"), /afile\/kdump\.conf: cannot write the kdump configuration: (EEXIST|ENOTDIR)/, /a part of the path is a file/],
+      ["/proc/kexec-ts-no-such-dir/kdump.conf", /kdump\.conf: cannot write the kdump configuration: ENOENT/, /hint: /],
+      [join(dir, "dangling", "sub", "kdump.conf"), /kdump\.conf: cannot write the kdump configuration: ENOENT/, /hint: /],
+    ];
+    for (const [config, says, hint] of cases) {
+      const r = kexecTs(["kdump", "import", tools, "--config", config]);
+      assert.equal(r.status, 74, `${config}: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`^kexec-ts: ${config.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`), config);
+      assert.match(r.stderr, says, config);
+      assert.match(r.stderr, hint, config);
+      assert.doesNotMatch(r.stderr, /internal error|    at /, config);
+    }
+    assert.deepEqual(readdirSync(aDir), [], "nothing written into the directory");
+    const empty = kexecTs(["kdump", "import", tools, "--config="]);
+    assert.equal(empty.status, 64, empty.stderr);
+    assert.match(empty.stderr, /^kexec-ts: --config needs a file path, found an empty one\n/);
+    const device = kexecTs(["kdump", "import", "/dev/zero", "--config", join(dir, "k.conf")]);
+    assert.equal(device.status, 74, device.stderr);
+    assert.match(device.stderr, /\/dev\/zero: is a character device, expected kdump configuration in a regular file/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
