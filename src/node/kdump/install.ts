@@ -5,11 +5,12 @@
  * config. Every file written carries a marker line, and uninstall removes only files with it.
  */
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { defaultConfig, formatConfig } from "../../core/kdump/config.js";
 import type { KdumpPaths } from "./paths.js";
 import { packageRoot } from "./service.js";
+import { makeDirectories } from "../files.js";
 
 export const MARKER = "Installed by kexec-ts kdump install; kexec-ts kdump uninstall removes it.";
 export const ARM_UNIT = "kexec-ts-kdump.service";
@@ -96,7 +97,7 @@ export interface InstallResult {
 }
 
 function write(path: string, text: string, mode: number, out: InstallResult): void {
-  mkdirSync(dirname(path), { recursive: true });
+  makeDirectories(dirname(path));
   writeFileSync(path, text);
   chmodSync(path, mode);
   out.written.push(path);

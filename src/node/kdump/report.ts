@@ -4,7 +4,7 @@
  * raw copy the capture init left on raw_target, tells a crash that left nothing from a clean
  * reboot, and settles a pending `kdump test`.
  */
-import { closeSync, mkdirSync, openSync, readSync, rmSync, statSync, writeSync, fsyncSync } from "node:fs";
+import { closeSync, openSync, readSync, rmSync, statSync, writeSync, fsyncSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { RAW_RECORD_MAGIC, RAW_RECORD_SIZE } from "../../core/kdump/capture-init.js";
@@ -16,6 +16,7 @@ import { listDumps, readDump, type DumpOnDisk } from "./dumps.js";
 import { bootStatePath, reportedPath, testStatePath, type KdumpPaths } from "./paths.js";
 import { readBootId, readJson, writeJsonDurably, type BootRecord } from "./service.js";
 import type { KdumpConfig } from "../../core/kdump/config.js";
+import { makeDirectories } from "../files.js";
 
 export interface TestState {
   id: string;
@@ -118,7 +119,7 @@ function consumeRawRecord(device: string): void {
  */
 async function convertRawCopy(config: KdumpConfig, record: RawRecord, say: (line: string) => void): Promise<string | null> {
   const device = config.rawTarget!;
-  mkdirSync(config.target, { recursive: true });
+  makeDirectories(config.target);
   const elf = join(config.target, `.kexec-ts-raw-${process.pid}.elf`);
   const src = openSync(device, "r");
   const dst = openSync(elf, "w");

@@ -9,7 +9,7 @@
  * A second panic or a reset during the save leaves report.json at "saving" and the dump marked
  * incomplete, which `kdump report` says after the reboot. Exit 0 when the dump is complete.
  */
-import { closeSync, fdatasyncSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { KexecError, isKexecError } from "../../core/errors.js";
 import { size } from "../../core/format.js";
@@ -20,6 +20,7 @@ import { formatDmesg, readLockless } from "../../core/vmcore/dmesg.js";
 import { openVmcore, vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
 import { openRandomAccess } from "../vmcore/file.js";
 import { saveVmcoreTo } from "../vmcore/save.js";
+import { makeDirectories } from "../files.js";
 
 export interface CaptureSaveOptions {
   /** The crashed kernel's memory; /proc/vmcore in the capture kernel. */
@@ -171,7 +172,7 @@ export async function captureSave(settings: CaptureSettings, opts: CaptureSaveOp
   const kernel = core.vmcoreinfo?.osRelease ?? null;
 
   // Room first: old dumps go before this one is started, so it is never among them.
-  mkdirSync(settings.target, { recursive: true });
+  makeDirectories(settings.target);
   const base = dumpDirName(settings.host, crashTime);
   const removals = chooseRemovals(listDumps(settings.target), base, settings.keep, freeBytes(settings.target), BigInt(settings.minFree));
   for (const d of removals) {
