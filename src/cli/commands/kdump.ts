@@ -180,8 +180,8 @@ async function list(args: ParsedArgs): Promise<number> {
   const { readConfigFile } = await import("../../node/kdump/service.js");
   const target = readConfigFile((await paths(args)).config).config.target;
   const dumps = listDumps(target).map((d) => readDump(target, d));
-  print(args, dumps.map((d) => ({ name: d.name, dir: d.dir, bytes: d.bytes, files: d.files, report: d.report })), () =>
-    dumps.length === 0 ? `no dumps in ${target}` : dumps.map((d) => summarizeDump(d.dir, d.report, d.files).join("\n")).join("\n"));
+  print(args, dumps.map((d) => ({ name: d.name, dir: d.dir, bytes: d.bytes, files: d.files, report: d.report, reportProblem: d.reportProblem })), () =>
+    dumps.length === 0 ? `no dumps in ${target}` : dumps.map((d) => summarizeDump(d.dir, d.report, d.files, d.reportProblem).join("\n")).join("\n"));
   return 0;
 }
 

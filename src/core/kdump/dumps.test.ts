@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import { strict as assert } from "node:assert";
 import fc from "fast-check";
-import { analyzeLog, chooseRemovals, dumpDirName, dumpDirTime, summarizeDump, type DumpEntry, type DumpReport } from "./dumps.js";
+import { analyzeLog, chooseRemovals, dumpDirName, dumpDirTime, dumpReportFromJson, summarizeDump, type DumpEntry, type DumpReport } from "./dumps.js";
 
 /** A 6.1 kernel's log around `echo c > /proc/sysrq-trigger`, as the lab's guests print it. */
 export const SYSRQ_CRASH_LOG = [
@@ -76,14 +76,17 @@ test("retention never picks the current dump and leaves at most keep-1 others (p
   }));
 });
 
+/** A report.json as `kdump save` writes it after a whole dump of the sysrq crash. */
+const SAVED_REPORT: DumpReport = {
+  format: 1, state: "saved", host: "deb12", crashTime: "2026-11-23T15:42:58.000Z", kernel: "6.1.0-57-amd64", ...analyzeLog(SYSRQ_CRASH_LOG),
+  dump: { file: "vmcore", complete: true, bytes: 52428800, dumpLevel: 31, codec: "lzo", pagesWritten: 12800, problem: null },
+  dmesg: { file: "dmesg.txt", records: 900 }, seconds: { total: 12.5, dmesg: 0.4, vmcore: 11 },
+  memory: { memTotal: null, memAvailableAtStart: null, memAvailableLeast: null, nodeRssPeak: null, nodePrivatePeak: null, heapCapMiB: 48 },
+  capture: { mode: "default", builtBy: "0.1.0", kernelRelease: "6.1.0-57-amd64", node: "v18.19.0" }, startedAt: "", finishedAt: "", notes: [],
+};
+
 test("the journal summary says what crashed, where, and whether the dump is whole", () => {
-  const r: DumpReport = {
-    format: 1, state: "saved", host: "deb12", crashTime: "2026-11-23T15:42:58.000Z", kernel: "6.1.0-57-amd64", ...analyzeLog(SYSRQ_CRASH_LOG),
-    dump: { file: "vmcore", complete: true, bytes: 52428800, dumpLevel: 31, codec: "lzo", pagesWritten: 12800, problem: null },
-    dmesg: { file: "dmesg.txt", records: 900 }, seconds: { total: 12.5, dmesg: 0.4, vmcore: 11 },
-    memory: { memTotal: null, memAvailableAtStart: null, memAvailableLeast: null, nodeRssPeak: null, heapCapMiB: 48 },
-    capture: { mode: "default", builtBy: "0.1.0", kernelRelease: "6.1.0-57-amd64", node: "v18.19.0" }, startedAt: "", finishedAt: "", notes: [],
-  };
+  const r = SAVED_REPORT;
   const text = summarizeDump("/var/crash/deb12-20261123T154258Z", r, { vmcore: 52428800, "report.json": 1200 }).join("\n");
   assert.match(text, /crash at 2026-11-23T15:42:58.000Z on 6\.1\.0-57-amd64 \(kexec-ts kdump test 3f2a9c1e/);
   assert.match(text, /panic: Kernel panic - not syncing: sysrq triggered crash/);
@@ -94,4 +97,74 @@ test("the journal summary says what crashed, where, and whether the dump is whol
   const full = summarizeDump("x", { ...r, state: "failed", dump: { ...r.dump, complete: false, problem: "the output device is full (ENOSPC)" } }, {}).join("\n");
   assert.match(full, /INCOMPLETE: the output device is full \(ENOSPC\)/);
   assert.match(summarizeDump("y", null, { "vmcore.incomplete": 4096, "capture.log": 10 })[0]!, /no report\.json \(an incomplete vmcore of 0\.0 MiB; see capture\.log\)/);
+});
+
+/** The saved report as parsed JSON with `edits` (dotted path → value; undefined removes the field): a damaged report.json. */
+function damaged(edits: Record<string, unknown>): unknown {
+  const o = JSON.parse(JSON.stringify(SAVED_REPORT)) as Record<string, unknown>;
+  for (const [path, value] of Object.entries(edits)) {
+    const keys = path.split(".");
+    const last = keys.pop()!;
+    const parent = keys.reduce((x, k) => x[k] as Record<string, unknown>, o);
+    if (value === undefined) delete parent[last];
+    else parent[last] = value;
+  }
+  return o;
+}
+
+test("report.json as kdump save writes it reads back as the same record; an earlier version's lacks nothing a summary needs", () => {
+  assert.deepEqual(dumpReportFromJson(JSON.parse(JSON.stringify(SAVED_REPORT))), { report: SAVED_REPORT, problem: null });
+  const old = dumpReportFromJson(damaged({ notes: undefined, "memory.memAvailableLeast": undefined, "memory.nodePrivatePeak": undefined }));
+  assert.deepEqual(old.report?.notes, []);
+  assert.equal(old.report?.memory.memAvailableLeast, null);
+  assert.deepEqual(dumpReportFromJson(damaged({ dmesg: { error: "no VMCOREINFO" } })).report?.dmesg, { error: "no VMCOREINFO" });
+});
+
+test("a damaged report.json gives the reason, naming the field and what it holds, never a record with holes", () => {
+  const cases: [unknown, RegExp][] = [
+    [{ format: 1, state: "saved" }, /^field dump is missing$/],
+    [damaged({ "dump.complete": undefined }), /^field dump\.complete is missing$/],
+    [damaged({ "dump.complete": "yes" }), /^field dump\.complete: expected true or false, found "yes"$/],
+    [damaged({ backtrace: 5 }), /^field backtrace: expected a list of strings, found 5$/],
+    [damaged({ backtrace: ["a", 7] }), /^field backtrace\[1\]: expected a string, found 7$/],
+    [damaged({ "seconds.total": "12.5" }), /^field seconds\.total: expected a number, found "12\.5"$/],
+    [damaged({ seconds: undefined }), /^field seconds is missing$/],
+    [damaged({ notes: "converted" }), /^field notes: expected a list of strings, found "converted"$/],
+    [damaged({ testId: { id: "t-1" } }), /^field testId: expected a string or null, found an object$/],
+    [damaged({ state: "done" }), /^field state: expected "saving" or "saved" or "failed", found "done"$/],
+    [damaged({ dmesg: { file: "dmesg.txt" } }), /^field dmesg\.records is missing$/],
+    [damaged({ format: 2 }), /^field format: expected 1, found 2 \(written by another version/],
+    [damaged({ format: undefined }), /^field format is missing$/],
+    [null, /^expected a JSON object, found null$/],
+    [[SAVED_REPORT], /^expected a JSON object, found an array$/],
+    ["report", /^expected a JSON object, found "report"$/],
+  ];
+  for (const [json, reason] of cases) {
+    const read = dumpReportFromJson(json);
+    assert.equal(read.report, null, `${JSON.stringify(json)?.slice(0, 80)} is no record`);
+    assert.match(read.problem ?? "", reason);
+  }
+  assert.match(dumpReportFromJson(damaged({ kernel: "k".repeat(100), panic: 7 })).problem ?? "", /^field panic: expected a string or null, found 7$/);
+  assert.equal(dumpReportFromJson(damaged({ crashTime: "x".repeat(100) })).problem, null, "a long string is a string");
+  assert.equal(dumpReportFromJson(damaged({ "dump.bytes": "9".repeat(100) })).problem, `field dump.bytes: expected a number, found "${"9".repeat(39)}...`, "what was found is cut short");
+});
+
+test("a dump whose report.json is unreadable is listed as such, with what is on disk", () => {
+  const lines = summarizeDump("/var/crash/h-20260101T000000Z", null, { vmcore: 2 ** 21, "capture.log": 10 }, "field dump is missing");
+  assert.deepEqual(lines, ["/var/crash/h-20260101T000000Z: report.json is unreadable: field dump is missing (a vmcore of 2.0 MiB; see capture.log)"]);
+});
+
+test("any JSON, and any field of a saved report replaced by any JSON, gives a record or a reason, and a record summarizes", () => {
+  const keys = (o: Record<string, unknown>, at = ""): string[] =>
+    Object.entries(o).flatMap(([k, v]) => (v !== null && typeof v === "object" && !Array.isArray(v) ? [`${at}${k}`, ...keys(v as Record<string, unknown>, `${at}${k}.`)] : [`${at}${k}`]));
+  const paths = keys(SAVED_REPORT as unknown as Record<string, unknown>);
+  const check = (json: unknown) => {
+    const read = dumpReportFromJson(json);
+    assert.ok((read.report === null) !== (read.problem === null));
+    if (read.report !== null) for (const line of summarizeDump("d", read.report, {})) assert.doesNotMatch(line, /\[object Object\]|undefined|NaN/);
+  };
+  fc.assert(fc.property(fc.jsonValue(), check));
+  fc.assert(fc.property(fc.constantFrom(...paths), fc.option(fc.jsonValue(), { nil: undefined }), (path, value) => {
+    check(damaged({ [path]: value }));
+  }));
 });

@@ -37,6 +37,128 @@ export interface DumpReport {
   notes: string[];
 }
 
+/** A field of report.json that is not what `kdump save` writes: the reason a dump is listed as unreadable. */
+class BadField {
+  constructor(readonly reason: string) {}
+}
+
+/** A value as a message shows it: short, and never "[object Object]". */
+function shown(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (typeof v === "object") return "an object";
+  const text = JSON.stringify(v) ?? String(v);
+  return text.length > 40 ? `${text.slice(0, 40)}...` : text;
+}
+
+/** The fields of one JSON object of report.json, each read as the type it must have; `at` is its dotted path. */
+class Fields {
+  constructor(private readonly o: Readonly<Record<string, unknown>>, private readonly at: string) {}
+
+  has(key: string): boolean {
+    return Object.prototype.hasOwnProperty.call(this.o, key);
+  }
+
+  private get<T>(key: string, expected: string, ok: (v: unknown) => boolean): T {
+    const path = `${this.at}${key}`;
+    if (!this.has(key)) throw new BadField(`field ${path} is missing`);
+    const v = this.o[key];
+    if (!ok(v)) throw new BadField(`field ${path}: expected ${expected}, found ${shown(v)}`);
+    return v as T;
+  }
+
+  string(key: string): string {
+    return this.get(key, "a string", (v) => typeof v === "string");
+  }
+  stringOrNull(key: string): string | null {
+    return this.get(key, "a string or null", (v) => v === null || typeof v === "string");
+  }
+  number(key: string): number {
+    return this.get(key, "a number", (v) => typeof v === "number" && Number.isFinite(v));
+  }
+  numberOrNull(key: string): number | null {
+    return this.get(key, "a number or null", (v) => v === null || (typeof v === "number" && Number.isFinite(v)));
+  }
+  boolean(key: string): boolean {
+    return this.get(key, "true or false", (v) => typeof v === "boolean");
+  }
+  strings(key: string): string[] {
+    const list = this.get<unknown[]>(key, "a list of strings", Array.isArray);
+    const at = list.findIndex((x) => typeof x !== "string");
+    if (at >= 0) throw new BadField(`field ${this.at}${key}[${at}]: expected a string, found ${shown(list[at])}`);
+    return [...list] as string[];
+  }
+  oneOf<T extends string>(key: string, values: readonly T[]): T {
+    return this.get(key, values.map((x) => JSON.stringify(x)).join(" or "), (v) => values.includes(v as T));
+  }
+  object(key: string): Fields {
+    return new Fields(this.get(key, "an object", isObject), `${this.at}${key}.`);
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
+}
+
+const REPORT_STATES = ["saving", "saved", "failed"] as const;
+
+/**
+ * report.json's parsed JSON as the typed record, or the reason it is not one ("field dump.complete
+ * is missing"): one damaged report must make that dump unreadable, not every command that lists
+ * dumps fail. Fields that reports of earlier versions lack (notes, memory.memAvailableLeast,
+ * memory.nodePrivatePeak) read as empty.
+ */
+export function dumpReportFromJson(value: unknown): { report: DumpReport; problem: null } | { report: null; problem: string } {
+  try {
+    if (!isObject(value)) throw new BadField(`expected a JSON object, found ${shown(value)}`);
+    const top = new Fields(value, "");
+    if (!top.has("format")) throw new BadField("field format is missing");
+    if (value["format"] !== 1) throw new BadField(`field format: expected 1, found ${shown(value["format"])} (written by another version of kexec-ts?)`);
+    const dump = top.object("dump");
+    const dmesgFields = top.object("dmesg");
+    const seconds = top.object("seconds");
+    const memory = top.object("memory");
+    const capture = top.object("capture");
+    const report: DumpReport = {
+      format: 1,
+      state: top.oneOf("state", REPORT_STATES),
+      host: top.string("host"),
+      crashTime: top.string("crashTime"),
+      kernel: top.stringOrNull("kernel"),
+      panic: top.stringOrNull("panic"),
+      backtrace: top.strings("backtrace"),
+      testId: top.stringOrNull("testId"),
+      dump: {
+        file: dump.string("file"),
+        complete: dump.boolean("complete"),
+        bytes: dump.number("bytes"),
+        dumpLevel: dump.number("dumpLevel"),
+        codec: dump.string("codec"),
+        pagesWritten: dump.number("pagesWritten"),
+        problem: dump.stringOrNull("problem"),
+      },
+      dmesg: dmesgFields.has("error") ? { error: dmesgFields.string("error") } : { file: dmesgFields.string("file"), records: dmesgFields.number("records") },
+      seconds: { total: seconds.number("total"), dmesg: seconds.number("dmesg"), vmcore: seconds.number("vmcore") },
+      memory: {
+        memTotal: memory.numberOrNull("memTotal"),
+        memAvailableAtStart: memory.numberOrNull("memAvailableAtStart"),
+        memAvailableLeast: memory.has("memAvailableLeast") ? memory.numberOrNull("memAvailableLeast") : null,
+        nodeRssPeak: memory.numberOrNull("nodeRssPeak"),
+        nodePrivatePeak: memory.has("nodePrivatePeak") ? memory.numberOrNull("nodePrivatePeak") : null,
+        heapCapMiB: memory.numberOrNull("heapCapMiB"),
+      },
+      capture: { mode: capture.string("mode"), builtBy: capture.string("builtBy"), kernelRelease: capture.string("kernelRelease"), node: capture.string("node") },
+      startedAt: top.string("startedAt"),
+      finishedAt: top.stringOrNull("finishedAt"),
+      notes: top.has("notes") ? top.strings("notes") : [],
+    };
+    return { report, problem: null };
+  } catch (e) {
+    if (e instanceof BadField) return { report: null, problem: e.reason };
+    throw e;
+  }
+}
+
 /** "20261123T154258Z" from a time. */
 export function dumpStamp(when: Date): string {
   return when.toISOString().replace(/\.\d+Z$/, "Z").replace(/[-:]/g, "");
@@ -127,11 +249,12 @@ function mib(bytes: number): string {
  * directory's files with their sizes: a save cut off never wrote its final report, so the
  * vmcore's size comes from the disk.
  */
-export function summarizeDump(dir: string, r: DumpReport | null, files: Readonly<Record<string, number>>): string[] {
+export function summarizeDump(dir: string, r: DumpReport | null, files: Readonly<Record<string, number>>, reportProblem: string | null = null): string[] {
   const vmcore = "vmcore" in files ? "vmcore" : "vmcore.incomplete" in files ? "vmcore.incomplete" : null;
   if (r === null) {
-    const what = vmcore === null ? "no vmcore" : `${vmcore === "vmcore" ? "a" : "an incomplete"} vmcore of ${mib(files[vmcore]!)}`;
-    return [`${dir}: the capture left no report.json (${what}${"capture.log" in files ? "; see capture.log" : ""}): it was cut off before it finished`];
+    const what = `${vmcore === null ? "no vmcore" : `${vmcore === "vmcore" ? "a" : "an incomplete"} vmcore of ${mib(files[vmcore]!)}`}${"capture.log" in files ? "; see capture.log" : ""}`;
+    if (reportProblem !== null) return [`${dir}: report.json is unreadable: ${reportProblem} (${what})`];
+    return [`${dir}: the capture left no report.json (${what}): it was cut off before it finished`];
   }
   const d = r.dump;
   const status = r.state === "saving"
@@ -145,6 +268,6 @@ export function summarizeDump(dir: string, r: DumpReport | null, files: Readonly
   if (r.backtrace.length) lines.push(`  backtrace: ${r.backtrace.join(" < ")}`);
   const timing = r.state === "saving" ? "" : `, ${r.seconds.total.toFixed(1)} s`;
   lines.push(`  dump: ${vmcore ?? d.file}, ${mib(bytes)}, dump level ${d.dumpLevel}, ${d.codec}${timing}; ${status}`);
-  for (const n of r.notes ?? []) lines.push(`  note: ${n}`);
+  for (const n of r.notes) lines.push(`  note: ${n}`);
   return lines;
 }

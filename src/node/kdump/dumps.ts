@@ -1,7 +1,8 @@
 /** The dumps in a target directory, read from disk: names, sizes, their report.json. */
 import { mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { dumpDirTime, type DumpEntry, type DumpReport } from "../../core/kdump/dumps.js";
+import { dumpDirTime, dumpReportFromJson, type DumpEntry, type DumpReport } from "../../core/kdump/dumps.js";
+import { specialFileKind } from "../files.js";
 
 function dirBytes(dir: string): number {
   let total = 0;
@@ -40,6 +41,8 @@ export interface DumpOnDisk extends DumpEntry {
   /** File name → size in bytes. */
   files: Record<string, number>;
   report: DumpReport | null;
+  /** Why report.json is there but unreadable (not JSON, a field missing or of the wrong type); null when read or absent. */
+  reportProblem: string | null;
 }
 
 export function readDump(target: string, entry: DumpEntry): DumpOnDisk {
@@ -52,12 +55,30 @@ export function readDump(target: string, entry: DumpEntry): DumpOnDisk {
       } catch { /* removed meanwhile */ }
     }
   } catch { /* gone */ }
-  let report: DumpReport | null = null;
+  return { ...entry, dir, files, ...readReport(join(dir, "report.json")) };
+}
+
+/** A dump's report.json: absent (the save was cut off before writing it), the record, or why it cannot be read. */
+function readReport(path: string): { report: DumpReport | null; reportProblem: string | null } {
+  let text: string;
   try {
-    const r = JSON.parse(readFileSync(join(dir, "report.json"), "utf8")) as DumpReport;
-    if (r.format === 1) report = r;
-  } catch { /* cut off before it was written, or not ours */ }
-  return { ...entry, dir, files, report };
+    // A FIFO or device under that name would block the read, or never end it.
+    const st = statSync(path);
+    if (!st.isFile()) return { report: null, reportProblem: `it is ${st.isDirectory() ? "a directory" : specialFileKind(st)}, not a file` };
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === "ENOENT") return { report: null, reportProblem: null };
+    return { report: null, reportProblem: `cannot read it: ${err.message}` };
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    return { report: null, reportProblem: `not JSON (${(e as Error).message})` };
+  }
+  const { report, problem } = dumpReportFromJson(json);
+  return { report, reportProblem: problem };
 }
 
 /** A directory name not yet used: a second crash within the same second gets -2. */

@@ -2,7 +2,8 @@ import { test } from "node:test";
 import { strict as assert } from "node:assert";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { execFileSync } from "node:child_process";
+import { dirname, join } from "node:path";
 import { RAW_RECORD_MAGIC, RAW_RECORD_SIZE } from "../../core/kdump/capture-init.js";
 import { defaultConfig } from "../../core/kdump/config.js";
 import type { DumpReport } from "../../core/kdump/dumps.js";
@@ -10,6 +11,8 @@ import { syntheticVmcore } from "../../core/vmcore/testing.js";
 import { kdumpPaths, testStatePath, bootStatePath } from "./paths.js";
 import { readRawRecord, reportCrashes } from "./report.js";
 import { readBootId } from "./service.js";
+import { listDumps, readDump } from "./dumps.js";
+import { kdumpStatus } from "./status.js";
 
 /** A raw target as the capture init leaves it: the ELF core from byte 0, the record in the last 4 KiB. */
 function rawTarget(path: string, core: Uint8Array, record: string): void {
@@ -17,6 +20,18 @@ function rawTarget(path: string, core: Uint8Array, record: string): void {
   device.set(core, 0);
   device.set(new TextEncoder().encode(record), device.length - RAW_RECORD_SIZE);
   writeFileSync(path, device);
+}
+
+/** report.json as `kdump save` writes it for a whole dump, with `changes` on top. */
+function savedReport(changes: Partial<DumpReport> = {}): DumpReport {
+  return {
+    format: 1, state: "saved", host: "deb12", crashTime: "2026-11-23T15:42:58.000Z", kernel: "6.1.0-57-amd64", panic: "Kernel panic - not syncing: sysrq triggered crash", backtrace: [], testId: null,
+    dump: { file: "vmcore", complete: true, bytes: 1, dumpLevel: 31, codec: "lzo", pagesWritten: 1, problem: null },
+    dmesg: { file: "dmesg.txt", records: 1 }, seconds: { total: 1, dmesg: 0, vmcore: 1 },
+    memory: { memTotal: null, memAvailableAtStart: null, memAvailableLeast: null, nodeRssPeak: null, nodePrivatePeak: null, heapCapMiB: 48 },
+    capture: { mode: "default", builtBy: "0.1.0", kernelRelease: "6.1.0-57-amd64", node: "v18.19.0" }, startedAt: "", finishedAt: "", notes: [],
+    ...changes,
+  };
 }
 
 test("a raw copy on raw_target becomes a dump directory, is reported once, and its record is consumed", async () => {
@@ -58,7 +73,7 @@ test("a test crash is settled by the dump that carries its id, or failed when th
     assert.match(r.test!.detail, /no dump carries its id/);
     const dir = join(config.target, "deb12-20261123T154258Z");
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, "report.json"), JSON.stringify({ format: 1, state: "saved", testId: "t-1", dump: { complete: true, file: "vmcore", bytes: 1, dumpLevel: 31, codec: "lzo", pagesWritten: 1, problem: null }, crashTime: "x", kernel: "k", panic: "p", backtrace: [], seconds: { total: 1, dmesg: 0, vmcore: 1 } }));
+    writeFileSync(join(dir, "report.json"), JSON.stringify(savedReport({ testId: "t-1" })));
     r = await reportCrashes(config, paths, { all: false });
     assert.equal(r.test?.result, "passed");
     assert.equal(r.fresh.length, 1);
@@ -78,6 +93,44 @@ test("a boot that ended armed, without a clean stop and without a dump, is repor
     assert.match(r.previousBoot ?? "", /ended without a clean shutdown while kdump was armed/);
     writeFileSync(bootStatePath(paths), JSON.stringify({ bootId: readBootId(), armed: true, armedAt: "2026-11-23T15:00:00Z", cleanStop: false }));
     assert.equal((await reportCrashes(config, paths, { all: false })).previousBoot, null, "this boot is not the previous one");
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("one damaged report.json makes that dump unreadable; report, list and status carry on with the others", async () => {
+  const root = mkdtempSync(join(tmpdir(), "kexec-ts-kdump-report-"));
+  try {
+    const paths = kdumpPaths(root);
+    const config = { ...defaultConfig(), target: join(root, "crash") };
+    mkdirSync(dirname(paths.config), { recursive: true });
+    writeFileSync(paths.config, `target = ${config.target}\n`);
+    const dump = (name: string, report: string) => {
+      mkdirSync(join(config.target, name), { recursive: true });
+      writeFileSync(join(config.target, name, "report.json"), report);
+    };
+    dump("deb12-20260101T000000Z", JSON.stringify({ format: 1, state: "saved" }));
+    dump("deb12-20260102T000000Z", JSON.stringify(savedReport({ kernel: "6.1.0-58-amd64" })));
+    dump("deb12-20260103T000000Z", JSON.stringify(savedReport({ seconds: { total: "1" as unknown as number, dmesg: 0, vmcore: 1 } })));
+    dump("deb12-20260104T000000Z", '{"format": 1, "sta');
+    mkdirSync(join(config.target, "deb12-20260105T000000Z"));
+    execFileSync("mkfifo", [join(config.target, "deb12-20260105T000000Z", "report.json")]);
+
+    const dumps = listDumps(config.target).map((d) => readDump(config.target, d));
+    const problems = dumps.map((d) => d.reportProblem);
+    assert.match(problems[3] ?? "", /^not JSON \(/, "a report.json cut off mid-write");
+    assert.deepEqual(problems, ["field dump is missing", null, 'field seconds.total: expected a number, found "1"', problems[3], "it is a pipe (FIFO), not a file"]);
+    assert.equal(dumps[1]!.report?.kernel, "6.1.0-58-amd64");
+
+    const r = await reportCrashes(config, paths, { all: false });
+    assert.equal(r.fresh.length, 5);
+    const text = r.lines.join("\n");
+    assert.match(text, /deb12-20260101T000000Z: report\.json is unreadable: field dump is missing/);
+    assert.match(text, /deb12-20260102T000000Z: crash at .* on 6\.1\.0-58-amd64/, "the readable dump beside it is summarized");
+    assert.match(r.latest!.lines[0]!, /deb12-20260105T000000Z: report\.json is unreadable: it is a pipe/);
+
+    const s = kdumpStatus(paths);
+    assert.match(s.lastDump!.lines[0]!, /report\.json is unreadable: it is a pipe/);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -156,7 +156,7 @@ async function convertRawCopy(config: KdumpConfig, record: RawRecord, say: (line
 
 export interface ReportResult {
   /** Dumps summarized this time (not reported before), oldest first. */
-  fresh: { dir: string; lines: string[]; report: DumpReport | null }[];
+  fresh: { dir: string; lines: string[]; report: DumpReport | null; reportProblem: string | null }[];
   latest: { dir: string; lines: string[] } | null;
   previousBoot: string | null;
   test: TestResult | null;
@@ -178,10 +178,10 @@ export async function reportCrashes(config: KdumpConfig, paths: KdumpPaths, opti
   }
   const reported = new Set(readJson<{ names: string[] }>(reportedPath(config.target))?.names ?? []);
   const dumps = listDumps(config.target).map((d) => readDump(config.target, d));
-  const fresh = dumps.filter((d) => options.all || !reported.has(d.name)).map((d) => ({ dir: d.dir, lines: summarizeDump(d.dir, d.report, d.files), report: d.report }));
+  const fresh = dumps.filter((d) => options.all || !reported.has(d.name)).map((d) => ({ dir: d.dir, lines: summarizeDump(d.dir, d.report, d.files, d.reportProblem), report: d.report, reportProblem: d.reportProblem }));
   for (const f of fresh) lines.push(...f.lines);
   const last = dumps[dumps.length - 1];
-  const latest = last === undefined ? null : { dir: last.dir, lines: summarizeDump(last.dir, last.report, last.files) };
+  const latest = last === undefined ? null : { dir: last.dir, lines: summarizeDump(last.dir, last.report, last.files, last.reportProblem) };
   if (fresh.length === 0) lines.push(latest === null ? `no dumps in ${config.target}` : `no new dump; the latest is ${latest.dir}`);
 
   // A boot that ended while armed, without a clean stop and without a new dump: the crash left nothing behind.

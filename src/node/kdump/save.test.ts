@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CaptureSettings } from "../../core/kdump/capture-settings.js";
-import type { DumpReport } from "../../core/kdump/dumps.js";
+import { dumpReportFromJson, type DumpReport } from "../../core/kdump/dumps.js";
 import { syntheticVmcore } from "../../core/vmcore/testing.js";
 import { bytesAccess } from "../../core/vmcore/memory.js";
 import { openVmcore } from "../../core/vmcore/vmcore.js";
@@ -58,6 +58,7 @@ test("a save writes <host>-<time>/ with vmcore, dmesg.txt, report.json and captu
     assert.equal(r.panic, "Kernel panic - not syncing: sysrq triggered crash");
     assert.deepEqual(r.backtrace, ["dump_stack_lvl+0x44/0x5c", "panic+0x118/0x2ed", "sysrq_handle_crash+0x16/0x20"]);
     assert.equal(r.testId, "t-123");
+    assert.equal(dumpReportFromJson(r).problem, null, "what save writes is what report, list and status read");
     assert.match(readFileSync(join(d, "dmesg.txt"), "utf8"), /sysrq triggered crash/);
     const log = readFileSync(join(d, "capture.log"), "utf8");
     assert.match(log, /^0\.50 capture environment started$/m, "the init's log comes first");

@@ -82,7 +82,7 @@ export function kdumpStatus(paths: KdumpPaths): StatusResult {
     const dumps = listDumps(target).map((d) => readDump(target, d));
     test = testResult(paths, dumps);
     const last = dumps[dumps.length - 1];
-    if (last !== undefined) lastDump = { dir: last.dir, lines: summarizeDump(last.dir, last.report, last.files) };
+    if (last !== undefined) lastDump = { dir: last.dir, lines: summarizeDump(last.dir, last.report, last.files, last.reportProblem) };
   } catch (e) {
     if (!isKexecError(e)) throw e;
   }
