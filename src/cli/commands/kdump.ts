@@ -172,14 +172,17 @@ async function report(args: ParsedArgs): Promise<number> {
   const p = await paths(args);
   const r = await reportCrashes(readConfigFile(p.config).config, p, { all: has(args, "all") });
   print(args, r, () => r.lines.map((l) => (l.startsWith("  ") ? l : `kexec-ts kdump: ${l}`)).join("\n"));
+  // The summaries are out first: they are what the journal needs, bookkeeping or not.
+  if (r.recordError !== null) throw r.recordError;
   return 0;
 }
 
 async function list(args: ParsedArgs): Promise<number> {
   const { listDumps, readDump } = await import("../../node/kdump/dumps.js");
   const { readConfigFile } = await import("../../node/kdump/service.js");
-  const target = readConfigFile((await paths(args)).config).config.target;
-  const dumps = listDumps(target).map((d) => readDump(target, d));
+  const configFile = (await paths(args)).config;
+  const target = readConfigFile(configFile).config.target;
+  const dumps = listDumps(target, configFile).map((d) => readDump(target, d));
   print(args, dumps.map((d) => ({ name: d.name, dir: d.dir, bytes: d.bytes, files: d.files, report: d.report, reportProblem: d.reportProblem })), () =>
     dumps.length === 0 ? `no dumps in ${target}` : dumps.map((d) => summarizeDump(d.dir, d.report, d.files, d.reportProblem).join("\n")).join("\n"));
   return 0;

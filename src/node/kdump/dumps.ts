@@ -2,6 +2,7 @@
 import { mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { dumpDirTime, dumpReportFromJson, type DumpEntry, type DumpReport } from "../../core/kdump/dumps.js";
+import { KexecError } from "../../core/errors.js";
 import { specialFileKind } from "../files.js";
 
 function dirBytes(dir: string): number {
@@ -14,13 +15,55 @@ function dirBytes(dir: string): number {
   return total;
 }
 
-/** Dumps of ours in the target (<host>-<UTC time> directories), oldest first. */
-export function listDumps(target: string): DumpEntry[] {
+/**
+ * The error for a dump target (or a file in it) that cannot be used: the errno's meaning and
+ * what to change. `configFile` is where target = is set, for the hint.
+ */
+export function targetError(e: unknown, path: string, doing: string, configFile = "the kdump config"): KexecError {
+  const err = e as NodeJS.ErrnoException;
+  const code = err?.code ?? "EIO";
+  // Node's message is "ENOTDIR: not a directory, scandir '/path'": the middle is strerror's.
+  const meaning = /^E[A-Z0-9]+: ([^,]+),/.exec(err?.message ?? "")?.[1] ?? err?.message ?? String(e);
+  const setting = `target = in ${configFile}`;
+  const hints: Record<string, string> = {
+    ENOTDIR: `point ${setting} at a directory`,
+    EEXIST: `point ${setting} at a directory`,
+    ENOENT: `point ${setting} at a directory on a local file system`,
+    ENAMETOOLONG: `point ${setting} at a shorter path`,
+    EACCES: "run as root, or fix the target's permissions",
+    EPERM: "run as root, or fix the target's permissions",
+    EROFS: `the target's file system is mounted read-only: remount it read-write, or point ${setting} elsewhere`,
+    ENOSPC: "free space on the target's file system (old dumps can go)",
+    EISDIR: `move the directory ${path} out of the way`,
+  };
+  return new KexecError("io", `${path}: cannot ${doing}: ${meaning} (${code})`, { file: path, field: "target", errno: code }, hints[code] ?? `check ${setting}`, { cause: e });
+}
+
+/** The target is a directory, or not there yet (no dump was saved); anything else is the config's mistake. */
+export function checkDumpTarget(target: string, configFile?: string): void {
+  let st;
+  try {
+    st = statSync(target);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw targetError(e, target, "use it as the dump target", configFile);
+  }
+  if (!st.isDirectory()) {
+    const kind = st.isFile() ? "a regular file" : specialFileKind(st);
+    throw new KexecError("io", `${target}: the dump target is not a directory (it is ${kind})`, { file: target, field: "target", expected: "a directory", actual: kind },
+      `point target = in ${configFile ?? "the kdump config"} at a directory`);
+  }
+}
+
+/** Dumps of ours in the target (<host>-<UTC time> directories), oldest first; none while the target does not exist. */
+export function listDumps(target: string, configFile?: string): DumpEntry[] {
+  checkDumpTarget(target, configFile);
   let names: string[];
   try {
     names = readdirSync(target);
-  } catch {
-    return [];
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw targetError(e, target, "list the dumps", configFile);
   }
   const out: DumpEntry[] = [];
   for (const name of names) {

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import { strict as assert } from "node:assert";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { execFileSync } from "node:child_process";
 import { dirname, join } from "node:path";
@@ -8,7 +8,8 @@ import { RAW_RECORD_MAGIC, RAW_RECORD_SIZE } from "../../core/kdump/capture-init
 import { defaultConfig } from "../../core/kdump/config.js";
 import type { DumpReport } from "../../core/kdump/dumps.js";
 import { syntheticVmcore } from "../../core/vmcore/testing.js";
-import { kdumpPaths, testStatePath, bootStatePath } from "./paths.js";
+import { KexecError } from "../../core/errors.js";
+import { kdumpPaths, reportedPath, testStatePath, bootStatePath } from "./paths.js";
 import { readRawRecord, reportCrashes } from "./report.js";
 import { readBootId } from "./service.js";
 import { listDumps, readDump } from "./dumps.js";
@@ -131,6 +132,64 @@ test("one damaged report.json makes that dump unreadable; report, list and statu
 
     const s = kdumpStatus(paths);
     assert.match(s.lastDump!.lines[0]!, /report\.json is unreadable: it is a pipe/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("a damaged bookkeeping file counts as nothing reported yet, says so, and is written anew", async () => {
+  const root = mkdtempSync(join(tmpdir(), "kexec-ts-kdump-report-"));
+  try {
+    const paths = kdumpPaths(root);
+    const config = { ...defaultConfig(), target: join(root, "crash") };
+    const name = "deb12-20260102T000000Z";
+    mkdirSync(join(config.target, name), { recursive: true });
+    writeFileSync(join(config.target, name, "report.json"), JSON.stringify(savedReport()));
+    const bookkeeping = reportedPath(config.target);
+    for (const [text, why] of [['{"names": 5}', /field names: expected a list of dump names, found 5/], ['{"names": ["a", {}]}', /a list with a non-string/], ["{", /not JSON/], ["[]", /found missing/]] as const) {
+      writeFileSync(bookkeeping, text);
+      const r = await reportCrashes(config, paths, { all: false });
+      assert.equal(r.warnings.length, 1, text);
+      assert.match(r.warnings[0]!, why);
+      assert.ok(r.warnings[0]!.startsWith(`${bookkeeping} is damaged`), "names the file");
+      assert.match(r.lines[0]!, /^warning: .*every dump counts as not reported yet/);
+      assert.equal(r.fresh.length, 1, "the dump is reported again");
+      assert.equal(r.recordError, null);
+      assert.deepEqual(JSON.parse(readFileSync(bookkeeping, "utf8")), { names: [name] });
+      const again = await reportCrashes(config, paths, { all: false });
+      assert.deepEqual([again.warnings, again.fresh.length], [[], 0], "rewritten: the next report reads it");
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("a target that is not a directory is an io error naming it; bookkeeping that cannot be written fails the report after its summaries", async () => {
+  const root = mkdtempSync(join(tmpdir(), "kexec-ts-kdump-report-"));
+  try {
+    const paths = kdumpPaths(root);
+    const file = join(root, "notadir");
+    writeFileSync(file, "");
+    const notDir = (e: unknown) => e instanceof KexecError && e.code === "io" && e.message === `${file}: the dump target is not a directory (it is a regular file)` && e.hint === `point target = in ${paths.config} at a directory`;
+    await assert.rejects(reportCrashes({ ...defaultConfig(), target: file }, paths, { all: false }), notDir);
+    assert.throws(() => listDumps(file, paths.config), notDir, "list says so too, not \"no dumps\"");
+    assert.throws(() => listDumps(join(file, "crash"), paths.config), (e: unknown) => e instanceof KexecError && e.code === "io" && /not a directory \(ENOTDIR\)/.test(e.message));
+    assert.throws(() => listDumps(join(root, "x".repeat(300))), (e: unknown) => e instanceof KexecError && /name too long \(ENAMETOOLONG\)/.test(e.message) && /shorter path/.test(e.hint ?? ""));
+
+    const config = { ...defaultConfig(), target: join(root, "crash") };
+    const name = "deb12-20260102T000000Z";
+    mkdirSync(join(config.target, name), { recursive: true });
+    writeFileSync(join(config.target, name, "report.json"), JSON.stringify(savedReport()));
+    mkdirSync(reportedPath(config.target));
+    const r = await reportCrashes(config, paths, { all: false });
+    assert.match(r.lines.join("\n"), /deb12-20260102T000000Z: crash at/, "the summary is there");
+    assert.equal(r.recordError?.code, "io");
+    assert.match(r.recordError!.message, /\.kexec-ts-reported\.json: cannot record which dumps were reported: .*\(EISDIR\)$/);
+    assert.match(r.recordError!.hint ?? "", /move the directory .* out of the way/);
+    if (existsSync("/proc/self")) {
+      const proc = await reportCrashes({ ...defaultConfig(), target: "/proc/kexec-ts-no-such/crash" }, paths, { all: false });
+      assert.match(proc.recordError?.message ?? "", /no such file or directory \(ENOENT\)/);
+    }
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

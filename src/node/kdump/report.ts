@@ -4,19 +4,19 @@
  * raw copy the capture init left on raw_target, tells a crash that left nothing from a clean
  * reboot, and settles a pending `kdump test`.
  */
-import { closeSync, openSync, readSync, rmSync, statSync, writeSync, fsyncSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, rmSync, statSync, writeSync, fsyncSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { RAW_RECORD_MAGIC, RAW_RECORD_SIZE } from "../../core/kdump/capture-init.js";
 import { summarizeDump, type DumpReport } from "../../core/kdump/dumps.js";
 import type { CaptureSettings } from "../../core/kdump/capture-settings.js";
-import { isKexecError } from "../../core/errors.js";
+import { isKexecError, type KexecError } from "../../core/errors.js";
 import { captureSave } from "./save.js";
-import { listDumps, readDump, type DumpOnDisk } from "./dumps.js";
+import { checkDumpTarget, listDumps, readDump, targetError, type DumpOnDisk } from "./dumps.js";
+import { makeDirectories, specialFileKind } from "../files.js";
 import { bootStatePath, reportedPath, testStatePath, type KdumpPaths } from "./paths.js";
 import { readBootId, readJson, writeJsonDurably, type BootRecord } from "./service.js";
 import type { KdumpConfig } from "../../core/kdump/config.js";
-import { makeDirectories } from "../files.js";
 
 export interface TestState {
   id: string;
@@ -161,13 +161,50 @@ export interface ReportResult {
   previousBoot: string | null;
   test: TestResult | null;
   rawCopy: string | null;
+  /** What was wrong but did not stop the report (a damaged bookkeeping file). */
+  warnings: string[];
+  /** Why which dumps were reported could not be recorded: the summaries stand, and the command fails after printing them. */
+  recordError: KexecError | null;
   lines: string[];
+}
+
+/**
+ * The names of the dumps already reported. A damaged bookkeeping file counts as none, with a
+ * warning naming it: summarizing every dump again once is harmless, a report service that
+ * fails at every boot (before the service re-arms) is not.
+ */
+function readReportedNames(path: string): { names: string[]; warning: string | null } {
+  const damaged = (why: string) => ({ names: [], warning: `${path} is damaged (${why}): every dump counts as not reported yet, and the file is written anew` });
+  let text: string;
+  try {
+    // A FIFO under that name would block the read.
+    const st = statSync(path);
+    if (!st.isFile()) return damaged(`it is ${st.isDirectory() ? "a directory" : specialFileKind(st)}, not a file`);
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { names: [], warning: null };
+    return damaged(`cannot read it: ${(e as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    return damaged(`not JSON: ${(e as Error).message}`);
+  }
+  const names = json !== null && typeof json === "object" ? (json as { names?: unknown }).names : undefined;
+  if (!Array.isArray(names) || !names.every((n) => typeof n === "string")) {
+    const found = names === undefined ? "missing" : Array.isArray(names) ? "a list with a non-string in it" : JSON.stringify(names).slice(0, 40);
+    return damaged(`field names: expected a list of dump names, found ${found}`);
+  }
+  return { names: names as string[], warning: null };
 }
 
 /** `kdump report`: the summary lines (for the journal) and what they were made from. */
 export async function reportCrashes(config: KdumpConfig, paths: KdumpPaths, options: { all: boolean }): Promise<ReportResult> {
   const lines: string[] = [];
   const say = (l: string) => lines.push(l);
+  // Before the raw copy is converted into it and its record consumed.
+  checkDumpTarget(config.target, paths.config);
   let rawCopy: string | null = null;
   if (config.rawTarget !== null) {
     const record = readRawRecord(config.rawTarget);
@@ -176,8 +213,11 @@ export async function reportCrashes(config: KdumpConfig, paths: KdumpPaths, opti
       consumeRawRecord(config.rawTarget);
     }
   }
-  const reported = new Set(readJson<{ names: string[] }>(reportedPath(config.target))?.names ?? []);
-  const dumps = listDumps(config.target).map((d) => readDump(config.target, d));
+  const bookkeeping = readReportedNames(reportedPath(config.target));
+  const warnings = bookkeeping.warning === null ? [] : [bookkeeping.warning];
+  for (const w of warnings) say(`warning: ${w}`);
+  const reported = new Set(bookkeeping.names);
+  const dumps = listDumps(config.target, paths.config).map((d) => readDump(config.target, d));
   const fresh = dumps.filter((d) => options.all || !reported.has(d.name)).map((d) => ({ dir: d.dir, lines: summarizeDump(d.dir, d.report, d.files, d.reportProblem), report: d.report, reportProblem: d.reportProblem }));
   for (const f of fresh) lines.push(...f.lines);
   const last = dumps[dumps.length - 1];
@@ -198,6 +238,11 @@ export async function reportCrashes(config: KdumpConfig, paths: KdumpPaths, opti
   }
   const test = testResult(paths, dumps);
   if (test !== null) lines.push(`kdump test ${test.id} (${test.at}): ${test.result}: ${test.detail}`);
-  writeJsonDurably(reportedPath(config.target), { names: [...new Set([...reported, ...dumps.map((d) => d.name)])] });
-  return { fresh, latest, previousBoot, test, rawCopy, lines };
+  let recordError: KexecError | null = null;
+  try {
+    writeJsonDurably(reportedPath(config.target), { names: [...new Set([...reported, ...dumps.map((d) => d.name)])] });
+  } catch (e) {
+    recordError = targetError(e, reportedPath(config.target), "record which dumps were reported", paths.config);
+  }
+  return { fresh, latest, previousBoot, test, rawCopy, warnings, recordError, lines };
 }

@@ -79,7 +79,7 @@ export function kdumpStatus(paths: KdumpPaths): StatusResult {
   let lastDump: StatusResult["lastDump"] = null;
   try {
     const target = readConfigFile(paths.config).config.target;
-    const dumps = listDumps(target).map((d) => readDump(target, d));
+    const dumps = listDumps(target, paths.config).map((d) => readDump(target, d));
     test = testResult(paths, dumps);
     const last = dumps[dumps.length - 1];
     if (last !== undefined) lastDump = { dir: last.dir, lines: summarizeDump(last.dir, last.report, last.files, last.reportProblem) };
