@@ -36,7 +36,7 @@ async function paths(args: ParsedArgs) {
   const p = kdumpPaths("/");
   const config = value(args, "config");
   if (config === "") throw new KexecError("usage", "--config needs a file path, found an empty one", { field: "--config", expected: "a file path", actual: "" }, `leave --config out for ${p.config}`);
-  return config === undefined ? p : { ...p, config };
+  return config === undefined ? p : { ...p, config, configGiven: true };
 }
 
 function verdictLines(checks: readonly CheckResult[]): string {
@@ -119,7 +119,7 @@ async function rebuild(args: ParsedArgs): Promise<number> {
   const { readKernelImage } = await import("../../core/image/index.js");
   const { readInputFile } = await import("../../node/files.js");
   const p = await paths(args);
-  const { config } = readConfigFile(p.config);
+  const { config } = readConfigFile(p);
   let release = value(args, "kernel-version");
   if (release === undefined || config.kernel !== null) {
     const kernel = captureKernelPath(config, await readMachine("/"));
@@ -170,7 +170,7 @@ async function report(args: ParsedArgs): Promise<number> {
   const { reportCrashes } = await import("../../node/kdump/report.js");
   const { readConfigFile } = await import("../../node/kdump/service.js");
   const p = await paths(args);
-  const r = await reportCrashes(readConfigFile(p.config).config, p, { all: has(args, "all") });
+  const r = await reportCrashes(readConfigFile(p).config, p, { all: has(args, "all") });
   print(args, r, () => r.lines.map((l) => (l.startsWith("  ") ? l : `kexec-ts kdump: ${l}`)).join("\n"));
   // The summaries are out first: they are what the journal needs, bookkeeping or not.
   if (r.recordError !== null) throw r.recordError;
@@ -180,9 +180,9 @@ async function report(args: ParsedArgs): Promise<number> {
 async function list(args: ParsedArgs): Promise<number> {
   const { listDumps, readDump } = await import("../../node/kdump/dumps.js");
   const { readConfigFile } = await import("../../node/kdump/service.js");
-  const configFile = (await paths(args)).config;
-  const target = readConfigFile(configFile).config.target;
-  const dumps = listDumps(target, configFile).map((d) => readDump(target, d));
+  const p = await paths(args);
+  const target = readConfigFile(p).config.target;
+  const dumps = listDumps(target, p.config).map((d) => readDump(target, d));
   print(args, dumps.map((d) => ({ name: d.name, dir: d.dir, bytes: d.bytes, files: d.files, report: d.report, reportProblem: d.reportProblem })), () =>
     dumps.length === 0 ? `no dumps in ${target}` : dumps.map((d) => summarizeDump(d.dir, d.report, d.files, d.reportProblem).join("\n")).join("\n"));
   return 0;

@@ -7,6 +7,8 @@ import { join } from "node:path";
 
 export interface KdumpPaths {
   config: string;
+  /** The config was named on the command line (--config): missing, it is an error, not the defaults. */
+  configGiven?: boolean;
   /** Capture initramfs images, their manifests, the pending test, what was reported. */
   stateDir: string;
   /** This boot's arming result (tmpfs: gone after a reboot). */

@@ -5,7 +5,7 @@
  * re-arm unloads what an earlier arm of this boot loaded, so `kexec_crash_loaded` and the
  * state file always agree.
  */
-import { accessSync, closeSync, constants as fsConstants, existsSync, fsyncSync, openSync, readFileSync, realpathSync, statfsSync, unlinkSync, writeSync } from "node:fs";
+import { accessSync, closeSync, constants as fsConstants, existsSync, fsyncSync, openSync, readFileSync, realpathSync, statSync, statfsSync, unlinkSync, writeSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,13 +14,13 @@ import { KexecError, isKexecError } from "../../core/errors.js";
 import { readKernelImage, type KernelImage } from "../../core/image/index.js";
 import type { Machine } from "../../core/machine/model.js";
 import { captureCommandLine } from "../../core/kdump/cmdline.js";
-import { defaultConfig, parseConfig, type KdumpConfig } from "../../core/kdump/config.js";
+import { DEFAULT_CONFIG_PATH, defaultConfig, parseConfig, type KdumpConfig } from "../../core/kdump/config.js";
 import { estimateCapture, type Estimate } from "../../core/kdump/estimate.js";
 import { kdumpRules, type KdumpFacts } from "../../core/kdump/rules.js";
 import { planLoad } from "../../core/plan/plan.js";
 import { KEXEC_FILE_ON_CRASH } from "../../core/plan/kexec-abi.js";
 import { rngSeed, sha256 } from "../crypto.js";
-import { fileSize, readInputFile, replaceFileDurably } from "../files.js";
+import { fileSize, readInputFile, replaceFileDurably, specialFileKind } from "../files.js";
 import { readInitrdFor } from "../initrd.js";
 import { readKernelLayout } from "../kernel-layout.js";
 import { readMachine } from "../machine.js";
@@ -64,13 +64,28 @@ export interface ArmState {
   estimate: { total: string; suggested: string; crashSize: string | null } | null;
 }
 
-export function readConfigFile(path: string): { config: KdumpConfig; text: string | null } {
+/**
+ * The kdump config: the file's settings, or the defaults when the default file is missing (a
+ * fresh install). A file named with --config must exist: a typo there must not quietly mean
+ * "the defaults". Only a regular file is read: a FIFO would block the read for ever.
+ */
+export function readConfigFile(paths: Pick<KdumpPaths, "config" | "configGiven">): { config: KdumpConfig; text: string | null } {
+  const path = paths.config;
   let text: string;
   try {
+    const st = statSync(path);
+    if (!st.isFile()) {
+      const kind = st.isDirectory() ? "a directory" : specialFileKind(st);
+      throw new KexecError("io", `${path}: is ${kind}, expected the kdump config in a regular file`, { file: path, expected: "a regular file", actual: kind },
+        paths.configGiven ? "give --config the path of a config file" : `replace ${path} with a config file (kexec-ts kdump install writes a default one)`);
+    }
     text = readFileSync(path, "utf8");
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { config: defaultConfig(), text: null };
-    throw new KexecError("io", `cannot read ${path}: ${(e as Error).message}`, { file: path }, "run as root");
+    if (isKexecError(e)) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" && paths.configGiven !== true) return { config: defaultConfig(), text: null };
+    const hint = code === "ENOENT" ? `check the path given to --config (without --config, ${DEFAULT_CONFIG_PATH} is read, and its defaults apply when it is missing)` : "run as root, or fix the file's permissions";
+    throw new KexecError("io", `${path}: cannot read the kdump config: ${(e as Error).message.replace(/^E[A-Z]+: ([^,]+),.*$/, "$1")} (${code ?? "EIO"})`, { file: path, errno: code ?? "EIO" }, hint, { cause: e });
   }
   return { config: parseConfig(text, path), text };
 }
@@ -207,7 +222,7 @@ export function buildInput(config: KdumpConfig, kernelRelease: string): CaptureB
 
 /** Everything `start` decides on, without loading: the capture initramfs (built if its content changed), the estimate, every check. */
 export async function prepare(options: ArmOptions): Promise<Preparation> {
-  const { config, text } = readConfigFile(options.paths.config);
+  const { config, text } = readConfigFile(options.paths);
   const machine = await readMachine("/");
   const kernel = captureKernelPath(config, machine);
   const { image, bytes } = readImage(kernel);

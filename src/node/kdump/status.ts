@@ -56,7 +56,7 @@ export function kdumpStatus(paths: KdumpPaths): StatusResult {
     if (crashLoaded !== true) reasons.push("kexec-ts armed it, but /sys/kernel/kexec_crash_loaded is no longer 1: something unloaded the crash kernel");
     let config;
     try {
-      const read = readConfigFile(paths.config);
+      const read = readConfigFile(paths);
       config = read.config;
       const hash = read.text === null ? null : createHash("sha256").update(read.text).digest("hex");
       if (hash !== state.configHash) reasons.push(`${paths.config} changed since the crash kernel was armed at ${state.at}: kexec-ts kdump restart`);
@@ -78,7 +78,7 @@ export function kdumpStatus(paths: KdumpPaths): StatusResult {
   let test: TestResult | null = null;
   let lastDump: StatusResult["lastDump"] = null;
   try {
-    const target = readConfigFile(paths.config).config.target;
+    const target = readConfigFile(paths).config.target;
     const dumps = listDumps(target, paths.config).map((d) => readDump(target, d));
     test = testResult(paths, dumps);
     const last = dumps[dumps.length - 1];

@@ -1,0 +1,41 @@
+import { test } from "node:test";
+import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { KexecError } from "../../core/errors.js";
+import { defaultConfig } from "../../core/kdump/config.js";
+import { readConfigFile } from "./service.js";
+
+const ioError = (message: RegExp, hint: RegExp) => (e: unknown) => e instanceof KexecError && e.code === "io" && message.test(e.message) && hint.test(e.hint ?? "");
+
+test("a missing default config means the defaults; a missing --config FILE is an error naming it", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-kdump-config-"));
+  try {
+    const missing = join(dir, "kdump.conf");
+    assert.deepEqual(readConfigFile({ config: missing }), { config: defaultConfig(), text: null });
+    assert.throws(() => readConfigFile({ config: missing, configGiven: true }),
+      ioError(new RegExp(`^${missing}: cannot read the kdump config: no such file or directory \\(ENOENT\\)$`), /check the path given to --config/));
+    writeFileSync(missing, "target = /srv/crash\n");
+    assert.equal(readConfigFile({ config: missing, configGiven: true }).config.target, "/srv/crash");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a config that is a FIFO or a directory is refused before it is read (a FIFO would block for ever)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-kdump-config-"));
+  try {
+    const fifo = join(dir, "fifo.conf");
+    assert.equal(spawnSync("mkfifo", [fifo]).status, 0, "mkfifo");
+    for (const configGiven of [true, false]) {
+      assert.throws(() => readConfigFile({ config: fifo, configGiven }), ioError(/fifo\.conf: is a pipe \(FIFO\), expected the kdump config in a regular file$/, /./));
+    }
+    const sub = join(dir, "conf.d");
+    mkdirSync(sub);
+    assert.throws(() => readConfigFile({ config: sub, configGiven: true }), ioError(/is a directory, expected the kdump config/, /give --config the path of a config file/));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
