@@ -47,6 +47,16 @@ export function kdumpStatus(paths: KdumpPaths): StatusResult {
   const loadedText = sysfs("/sys/kernel/kexec_crash_loaded");
   const crashLoaded = loadedText === null ? null : loadedText === "1";
   const crashSize = sysfs("/sys/kernel/kexec_crash_size");
+  // Read once, and its error said whether armed or not: a config that does not parse is why the next start fails.
+  let read: ReturnType<typeof readConfigFile> | undefined;
+  let configProblem: string | null = null;
+  try {
+    read = readConfigFile(paths);
+  } catch (e) {
+    // A file named with --config that cannot be read is the command's error; a config that does not parse is an answer.
+    if (!isKexecError(e) || (paths.configGiven === true && e.code === "io")) throw e;
+    configProblem = `${e.message}${e.hint ? ` (${e.hint})` : ""}`;
+  }
   if (state === null || state.bootId !== readBootId()) {
     reasons.push(crashLoaded ? "a crash kernel is loaded, but not by kexec-ts kdump in this boot (kexec-ts kdump start arms it)" : "not started in this boot (kexec-ts kdump start; the kexec-ts-kdump service does it at boot)");
   } else if (!state.armed) {
@@ -54,15 +64,10 @@ export function kdumpStatus(paths: KdumpPaths): StatusResult {
   } else {
     for (const f of state.forced ?? []) reasons.push(`armed with --force past a failing check: ${f}`);
     if (crashLoaded !== true) reasons.push("kexec-ts armed it, but /sys/kernel/kexec_crash_loaded is no longer 1: something unloaded the crash kernel");
-    let config;
-    try {
-      const read = readConfigFile(paths);
-      config = read.config;
+    const config = read?.config;
+    if (read !== undefined) {
       const hash = read.text === null ? null : createHash("sha256").update(read.text).digest("hex");
       if (hash !== state.configHash) reasons.push(`${paths.config} changed since the crash kernel was armed at ${state.at}: kexec-ts kdump restart`);
-    } catch (e) {
-      if (!isKexecError(e)) throw e;
-      reasons.push(`${e.message}${e.hint ? ` (${e.hint})` : ""}`);
     }
     if (state.kernel !== null && sha256Of(state.kernel) !== state.kernelHash) reasons.push(`the capture kernel ${state.kernel} changed since it was armed: kexec-ts kdump restart`);
     if (config !== undefined && state.kernelRelease !== null) {
@@ -75,16 +80,22 @@ export function kdumpStatus(paths: KdumpPaths): StatusResult {
       }
     }
   }
+  // A refused start recorded the same error as its reason: said once.
+  if (configProblem !== null && !reasons.includes(configProblem)) reasons.push(configProblem);
   let test: TestResult | null = null;
   let lastDump: StatusResult["lastDump"] = null;
-  try {
-    const target = readConfigFile(paths).config.target;
-    const dumps = listDumps(target, paths.config).map((d) => readDump(target, d));
-    test = testResult(paths, dumps);
-    const last = dumps[dumps.length - 1];
-    if (last !== undefined) lastDump = { dir: last.dir, lines: summarizeDump(last.dir, last.report, last.files, last.reportProblem) };
-  } catch (e) {
-    if (!isKexecError(e)) throw e;
+  if (read !== undefined) {
+    const target = read.config.target;
+    try {
+      const dumps = listDumps(target, paths.config).map((d) => readDump(target, d));
+      test = testResult(paths, dumps);
+      const last = dumps[dumps.length - 1];
+      if (last !== undefined) lastDump = { dir: last.dir, lines: summarizeDump(last.dir, last.report, last.files, last.reportProblem) };
+    } catch (e) {
+      if (!isKexecError(e)) throw e;
+      // A target that is not a directory (any more) is where the next crash's dump would fail.
+      reasons.push(`${e.message}${e.hint ? ` (${e.hint})` : ""}`);
+    }
   }
   return { ready: reasons.length === 0, reasons, state, crashLoaded, crashSize, test, lastDump };
 }
