@@ -122,7 +122,7 @@ async function rebuild(args: ParsedArgs): Promise<number> {
   const { config } = readConfigFile(p);
   let release = value(args, "kernel-version");
   if (release === undefined || config.kernel !== null) {
-    const kernel = captureKernelPath(config, await readMachine("/"));
+    const kernel = captureKernelPath(config, await readMachine("/"), p.config);
     const fixed = imageRelease(readKernelImage(readInputFile(kernel, "capture kernel")), kernel);
     if (release !== undefined && release !== fixed) {
       print(args, { rebuilt: false, reason: `kernel = ${kernel} in ${p.config}` }, () => `nothing to do for ${release}: the capture kernel is ${kernel} (${fixed}), set in ${p.config}`);
@@ -130,7 +130,7 @@ async function rebuild(args: ParsedArgs): Promise<number> {
     }
     release = fixed;
   }
-  const built = buildCaptureInitramfs(buildInput(config, release), p, { force: has(args, "force") });
+  const built = buildCaptureInitramfs(buildInput(config, release, p.config), p, { force: has(args, "force") });
   print(args, { rebuilt: built.rebuilt, path: built.path, manifest: built.manifest }, () =>
     `${built.rebuilt ? "built" : "unchanged (same content)"}: ${built.path} for ${release}, ${built.manifest.mode} mode, ${size(built.manifest.compressedBytes)} (${size(built.manifest.unpackedBytes)} unpacked), modules ${built.manifest.modules.join(" ") || "(none)"}`);
   return 0;

@@ -69,3 +69,10 @@ test("a mounted or small raw target", () => {
   assert.equal(verdict(facts({ rawTarget: { path: "/dev/vdb", error: null, bytes: 64n * MiB, systemRam: 2n << 30n } }), "kdump-raw-target").verdict, "warn");
   assert.equal(verdict(facts({ rawTarget: { path: "/dev/vdb", error: null, bytes: 4n << 30n, systemRam: 2n << 30n } }), "kdump-raw-target").verdict, "ok");
 });
+
+test("remedies name the config file the settings came from: --config FILE's, else /etc/kexec-ts/kdump.conf", () => {
+  const bad = { append: "panic_on_warn=1", capturedCmdline: captureCommandLine("root=/dev/vda1", "panic_on_warn=1"), target: { ...facts().target, where: null } };
+  assert.equal(verdict(facts(bad), "kdump-settings").remedy, "remove it from append in /etc/kexec-ts/kdump.conf");
+  assert.equal(verdict(facts({ ...bad, configFile: "/tmp/test.conf" }), "kdump-settings").remedy, "remove it from append in /tmp/test.conf");
+  assert.equal(verdict(facts({ ...bad, configFile: "/tmp/test.conf" }), "kdump-target").remedy, "check the target in /tmp/test.conf");
+});

@@ -10,6 +10,7 @@ import type { CheckResult } from "../check/types.js";
 import { hex, size } from "../format.js";
 import { formatMemory } from "../machine/crashkernel.js";
 import type { CaptureCmdline } from "./cmdline.js";
+import { DEFAULT_CONFIG_PATH } from "./config.js";
 import type { Estimate } from "./estimate.js";
 import { MAX_DUMP_PFN } from "../vmcore/exclude.js";
 
@@ -36,6 +37,8 @@ export interface KdumpFacts {
   capturedCmdline: CaptureCmdline;
   /** The user's `append`, to tell what they added from what was inherited. */
   append: string;
+  /** The config file the settings came from, for the hints (default /etc/kexec-ts/kdump.conf). */
+  configFile?: string;
 }
 
 export function kdumpRules(f: KdumpFacts): CheckResult[] {
@@ -73,7 +76,7 @@ function target(f: KdumpFacts): CheckResult {
   const id = "kdump-target";
   const t = f.target;
   const evidence = { target: t.path, where: t.where, free: t.free, minFree: t.minFree };
-  if (!f.capture.ok || t.where === null) return fail(id, `the target ${t.path} cannot be used by the capture kernel`, evidence, f.capture.ok ? "check the target in /etc/kexec-ts/kdump.conf" : f.capture.hint);
+  if (!f.capture.ok || t.where === null) return fail(id, `the target ${t.path} cannot be used by the capture kernel`, evidence, f.capture.ok ? `check the target in ${f.configFile ?? DEFAULT_CONFIG_PATH}` : f.capture.hint);
   if (t.writeError !== null) return fail(id, `the target ${t.path} is not writable: ${t.writeError}`, evidence, "make it writable (a read-only mount? permissions?), or set another target");
   if (t.free !== null && t.free < t.minFree) {
     return warn(id, `the target ${t.path} has ${size(t.free)} free, under min_free ${size(t.minFree)}: a save removes old dumps first, and may still run out of room`, evidence, "free space on the target, or lower min_free");
@@ -101,7 +104,7 @@ function settings(f: KdumpFacts): CheckResult {
   const appended = f.append.split(/\s+/).filter(Boolean);
   const bad = appended.filter((w) => /^(panic_on_warn|crash_kexec_post_notifiers)(=|$)/.test(w) && !/=0$/.test(w));
   if (bad.length) {
-    return fail(id, `append carries ${bad.join(" ")} into the capture kernel: a warning there would end the capture`, { append: f.append }, "remove it from append in /etc/kexec-ts/kdump.conf");
+    return fail(id, `append carries ${bad.join(" ")} into the capture kernel: a warning there would end the capture`, { append: f.append }, `remove it from append in ${f.configFile ?? DEFAULT_CONFIG_PATH}`);
   }
   const dropped = f.capturedCmdline.dropped;
   return ok(id, dropped.length ? `left out of the capture kernel's command line: ${dropped.map((d) => `${d.word} (${d.why})`).join("; ")}` : "nothing on the command line sabotages the capture",

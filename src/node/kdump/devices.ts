@@ -8,6 +8,7 @@
 import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, realpathSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { KexecError } from "../../core/errors.js";
+import { DEFAULT_CONFIG_PATH } from "../../core/kdump/config.js";
 import { SUPERBLOCK_BYTES, filesystemUuid } from "../../core/kdump/fs-uuid.js";
 import { LOCAL_BLOCK_FILESYSTEMS, mountOf, parseMountinfo, pathInFilesystem, type MountEntry } from "../../core/kdump/mounts.js";
 
@@ -126,12 +127,12 @@ function uuidOf(devPath: string, fstype: string): string | null {
 }
 
 /** The facts for the file system that holds `path`; a KexecError names what makes it unusable for a capture. */
-export function describeFilesystem(path: string, what: string, mounts = readMounts()): FilesystemFacts {
+export function describeFilesystem(path: string, what: string, mounts = readMounts(), configFile = DEFAULT_CONFIG_PATH): FilesystemFacts {
   let real: string;
   try {
     real = realpathSync(path);
   } catch (e) {
-    throw new KexecError("io", `the ${what} ${path} does not exist (${(e as NodeJS.ErrnoException).code ?? "error"})`, { file: path }, `create it (mkdir -p ${path}) or set another one in /etc/kexec-ts/kdump.conf`);
+    throw new KexecError("io", `the ${what} ${path} does not exist (${(e as NodeJS.ErrnoException).code ?? "error"})`, { file: path }, `create it (mkdir -p ${path}) or set another one in ${configFile}`);
   }
   const m = mountOf(mounts, real);
   if (m === undefined) throw new KexecError("machine", `no mount holds ${real} in /proc/self/mountinfo`, { file: "/proc/self/mountinfo", actual: real }, "give a path on a mounted file system");

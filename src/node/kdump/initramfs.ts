@@ -18,7 +18,7 @@ import { readDynamicInfo, readModinfo } from "../../core/initramfs/elf-deps.js";
 import { resolveModules, type ModuleLookup, type ResolvedModule } from "../../core/initramfs/modules.js";
 import { SELF_CONTAINED_IMAGE, generateCaptureInit, targetDirForNode, type CaptureFilesystem, type CaptureInitSpec } from "../../core/kdump/capture-init.js";
 import type { CaptureSettings } from "../../core/kdump/capture-settings.js";
-import type { KdumpConfig } from "../../core/kdump/config.js";
+import { DEFAULT_CONFIG_PATH, type KdumpConfig } from "../../core/kdump/config.js";
 import type { MountEntry } from "../../core/kdump/mounts.js";
 import { resolveLibraries } from "../initramfs/libraries.js";
 import { moduleLookup, readModule } from "../initramfs/modules.js";
@@ -46,6 +46,8 @@ export interface CaptureBuildInput {
   /** The Node that runs kexec-ts (default mode: found again on the root in the capture kernel). */
   nodeProgram: string;
   mounts?: MountEntry[];
+  /** The config file the settings came from, for the hints (default /etc/kexec-ts/kdump.conf). */
+  configFile?: string;
 }
 
 export interface CapturePlan {
@@ -167,22 +169,23 @@ function builtinModules(modulesDir: string): Set<string> {
 /** Works out what goes into the capture initramfs: devices, modules, the init's settings. Reads /sys and /proc; writes nothing. */
 export function planCapture(input: CaptureBuildInput): CapturePlan {
   const c = input.config;
+  const configFile = input.configFile ?? DEFAULT_CONFIG_PATH;
   const mounts = input.mounts ?? readMounts();
   const modulesDir = input.modulesDir ?? `/lib/modules/${input.kernelRelease}`;
   if (!existsSync(modulesDir)) {
-    throw new KexecError("machine", `the capture kernel ${input.kernelRelease} has no modules directory ${modulesDir}`, { file: modulesDir }, "install the kernel's package (its modules), or set kernel = in /etc/kexec-ts/kdump.conf to an installed kernel");
+    throw new KexecError("machine", `the capture kernel ${input.kernelRelease} has no modules directory ${modulesDir}`, { file: modulesDir }, `install the kernel's package (its modules), or set kernel = in ${configFile} to an installed kernel`);
   }
-  const target = describeFilesystem(c.target, "target", mounts);
-  const root = c.mode === "default" ? describeFilesystem("/", "root file system", mounts) : null;
+  const target = describeFilesystem(c.target, "target", mounts, configFile);
+  const root = c.mode === "default" ? describeFilesystem("/", "root file system", mounts, configFile) : null;
   const raw = c.rawTarget === null ? null : describeRawDevice(c.rawTarget);
   const onRoot = root !== null && root.majMin === target.majMin;
   if (root !== null) {
     // The system's Node and kexec-ts are run from the root the capture kernel mounts: they must be on it.
     for (const [what, path] of [["Node", input.nodeProgram], ["kexec-ts", input.packageRoot]] as const) {
-      const fs = describeFilesystem(path, what, mounts);
+      const fs = describeFilesystem(path, what, mounts, configFile);
       if (fs.majMin !== root.majMin) {
         throw new KexecError("machine", `${what} (${fs.path}) is on ${fs.devPath} mounted at ${fs.mount.mountPoint}, not on the root file system the capture kernel mounts`,
-          { file: fs.path, expected: root.devPath, actual: fs.devPath }, "set mode = self-contained in /etc/kexec-ts/kdump.conf (Node and kexec-ts then go into the capture initramfs)");
+          { file: fs.path, expected: root.devPath, actual: fs.devPath }, `set mode = self-contained in ${configFile} (Node and kexec-ts then go into the capture initramfs)`);
       }
     }
   }
@@ -198,7 +201,7 @@ export function planCapture(input: CaptureBuildInput): CapturePlan {
     else if (builtin.has(d.module)) builtinUsed.push(d.module);
     else {
       throw new KexecError("machine", `the driver ${d.driver} of ${d.device} is the module ${d.module}, which the capture kernel ${input.kernelRelease} has neither as a module (${modulesDir}) nor built in`,
-        { file: modulesDir, expected: d.module }, "use a capture kernel that has it (kernel = in /etc/kexec-ts/kdump.conf)");
+        { file: modulesDir, expected: d.module }, `use a capture kernel that has it (kernel = in ${configFile})`);
     }
   }
   for (const fstype of new Set([root?.fstype, target.fstype].filter((x): x is string => x !== undefined))) {

@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KexecError } from "../../core/errors.js";
 import { defaultConfig } from "../../core/kdump/config.js";
-import { readConfigFile } from "./service.js";
+import { planCapture } from "./initramfs.js";
+import { buildInput, readConfigFile } from "./service.js";
 
 const ioError = (message: RegExp, hint: RegExp) => (e: unknown) => e instanceof KexecError && e.code === "io" && message.test(e.message) && hint.test(e.hint ?? "");
 
@@ -38,4 +39,10 @@ test("a config that is a FIFO or a directory is refused before it is read (a FIF
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("the capture builder's hints name the config file given, not the default one", () => {
+  const input = { ...buildInput(defaultConfig(), "0.0-kexec-ts-none", "/tmp/test.conf"), modulesDir: "/nonexistent-kexec-ts-modules", mounts: [] };
+  assert.throws(() => planCapture(input), (e: unknown) => e instanceof KexecError && e.hint === "install the kernel's package (its modules), or set kernel = in /tmp/test.conf to an installed kernel");
+  assert.throws(() => planCapture({ ...input, configFile: undefined }), (e: unknown) => e instanceof KexecError && /kernel = in \/etc\/kexec-ts\/kdump\.conf/.test(e.hint ?? ""));
 });

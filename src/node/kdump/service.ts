@@ -120,9 +120,9 @@ export function readArmState(paths: KdumpPaths): ArmState | null {
 }
 
 /** The capture kernel: the configured one, else the running kernel's /boot/vmlinuz-<release>. */
-export function captureKernelPath(config: KdumpConfig, machine: Machine): string {
+export function captureKernelPath(config: KdumpConfig, machine: Machine, configFile = DEFAULT_CONFIG_PATH): string {
   if (config.kernel !== null) return config.kernel;
-  if (machine.kernelRelease === null) throw new KexecError("machine", "the running kernel's release is unknown (/proc/sys/kernel/osrelease)", { file: "/proc/sys/kernel/osrelease" }, "set kernel = in /etc/kexec-ts/kdump.conf");
+  if (machine.kernelRelease === null) throw new KexecError("machine", "the running kernel's release is unknown (/proc/sys/kernel/osrelease)", { file: "/proc/sys/kernel/osrelease" }, `set kernel = in ${configFile}`);
   return `/boot/vmlinuz-${machine.kernelRelease}`;
 }
 
@@ -216,22 +216,22 @@ export interface Preparation {
   checks: CheckResult[];
 }
 
-export function buildInput(config: KdumpConfig, kernelRelease: string): CaptureBuildInput {
-  return { config, kernelRelease, version: packageVersion(), packageRoot: packageRoot(), nodeProgram: realpathSync(process.execPath) };
+export function buildInput(config: KdumpConfig, kernelRelease: string, configFile = DEFAULT_CONFIG_PATH): CaptureBuildInput {
+  return { config, kernelRelease, version: packageVersion(), packageRoot: packageRoot(), nodeProgram: realpathSync(process.execPath), configFile };
 }
 
 /** Everything `start` decides on, without loading: the capture initramfs (built if its content changed), the estimate, every check. */
 export async function prepare(options: ArmOptions): Promise<Preparation> {
   const { config, text } = readConfigFile(options.paths);
   const machine = await readMachine("/");
-  const kernel = captureKernelPath(config, machine);
+  const kernel = captureKernelPath(config, machine, options.paths.config);
   const { image, bytes } = readImage(kernel);
   const kernelRelease = options.kernelRelease ?? imageRelease(image, kernel);
   const cmdline = captureCommandLine(machine.cmdline ?? "", config.append);
   let capture: BuiltCapture | null = null;
   let captureError: KexecError | null = null;
   try {
-    capture = buildCaptureInitramfs(buildInput(config, kernelRelease), options.paths);
+    capture = buildCaptureInitramfs(buildInput(config, kernelRelease, options.paths.config), options.paths);
   } catch (e) {
     if (!isKexecError(e)) throw e;
     captureError = e;
@@ -275,6 +275,7 @@ export async function prepare(options: ArmOptions): Promise<Preparation> {
     postNotifiers: readSysfsFlag("/sys/module/kernel/parameters/crash_kexec_post_notifiers"),
     capturedCmdline: cmdline,
     append: config.append,
+    configFile: options.paths.config,
   };
   return {
     config, configHash: text === null ? null : hashHex(text), machine, kernel, kernelRelease, kernelHash: hashHex(bytes), image, cmdline, capture, captureError, estimate,

@@ -72,7 +72,7 @@ export function kdumpStatus(paths: KdumpPaths): StatusResult {
     if (state.kernel !== null && sha256Of(state.kernel) !== state.kernelHash) reasons.push(`the capture kernel ${state.kernel} changed since it was armed: kexec-ts kdump restart`);
     if (config !== undefined && state.kernelRelease !== null) {
       try {
-        const now = captureIsCurrent(buildInput(config, state.kernelRelease), paths);
+        const now = captureIsCurrent(buildInput(config, state.kernelRelease, paths.config), paths);
         if (now.hash !== state.initrdHash) reasons.push("the capture initramfs would now be built differently (modules, devices or kexec-ts changed): kexec-ts kdump restart");
       } catch (e) {
         if (!isKexecError(e)) throw e;
