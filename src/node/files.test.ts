@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, sy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KexecError } from "../core/errors.js";
-import { fileSize, readInputFile, replaceFileDurably, writeOutputFile } from "./files.js";
+import { fileSize, makeDirectories, readInputFile, replaceFileDurably, writeOutputFile } from "./files.js";
 
 test("an initrd or kernel must be a regular, non-empty file: a pipe, a device or an empty file is refused by name", () => {
   const dir = mkdtempSync(join(tmpdir(), "kexec-ts-files-"));
@@ -63,6 +63,25 @@ test("replaceFileDurably: parents are made, and a write that fails leaves no tem
     writeFileSync(join(inTheWay, "keep"), "");
     assert.throws(() => replaceFileDurably(inTheWay, "y"), (e: unknown) => ["EISDIR", "ENOTEMPTY"].includes((e as NodeJS.ErrnoException).code ?? ""));
     assert.deepEqual(readdirSync(dir).sort(), ["a", "c"]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("makeDirectories makes the missing ones, and fails where mkdir -p fails, without going round forever under /proc", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-files-"));
+  try {
+    makeDirectories(join(dir, "a", "b", "c"));
+    makeDirectories(join(dir, "a", "b"));
+    assert.ok(statSync(join(dir, "a", "b", "c")).isDirectory());
+    writeFileSync(join(dir, "file"), "");
+    assert.throws(() => makeDirectories(join(dir, "file")), { code: "EEXIST" });
+    assert.throws(() => makeDirectories(join(dir, "file", "x")), { code: "ENOTDIR" });
+    // In a child with a timeout: mkdirSync(..., { recursive: true }) never returns here (Node 20), and a test must fail, not hang.
+    const child = spawnSync(process.execPath, ["--input-type=module", "-e",
+      `import { makeDirectories } from ${JSON.stringify(new URL("./files.js", import.meta.url).href)};
+       try { makeDirectories("/proc/kexec-ts-no-such/dir"); } catch (e) { console.log(e.code); }`], { encoding: "utf8", timeout: 20_000 });
+    assert.equal(child.stdout.trim(), "ENOENT", `${child.error?.message ?? ""} ${child.stderr}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
