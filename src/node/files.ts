@@ -78,40 +78,61 @@ export interface OutputPath {
   exampleName?: string;
 }
 
+/** The temporary name an output is written under before it is renamed into place. */
+export function temporaryOutputPath(path: string): string {
+  return `${path}.incomplete`;
+}
+
 /**
- * An output is written under a temporary name and renamed into place, which replaces whatever is
- * at its path. Refused before any work: one of the command's inputs (`vmcore save V V` and
- * `inspect IMAGE --extract=IMAGE` each replaced their input), a directory, and a device, FIFO or
- * socket (/dev/full once became a regular file). Returns what is there: nothing, or a regular
- * file the caller may decide to keep.
+ * An output is written under a temporary name (temporaryOutputPath) and renamed into place,
+ * which replaces whatever is at its path. Refused before any work:
+ * - one of the command's inputs, at the output's path (`vmcore save V V` and `inspect IMAGE
+ *   --extract=IMAGE` each replaced their input) or at the temporary one (`vmcore save
+ *   S.incomplete S` truncated its source as it read it: an interrupted save leaves that name);
+ * - a directory, and a device, FIFO or socket at either name (/dev/full once became a regular
+ *   file; a FIFO at the temporary name blocked forever);
+ * - an empty path.
+ * Returns what is at the output's path: nothing, or a regular file the caller may decide to keep.
  */
 export function checkOutputPath(out: OutputPath): Stats | undefined {
-  let target: Stats;
-  try {
-    target = statSync(out.path);
-  } catch {
-    return undefined; // nothing there (or nothing reachable): opening the temporary file says what is wrong, if anything
-  }
-  for (const input of out.inputs) {
-    let source: Stats;
+  if (out.path === "") throw new KexecError("usage", `${out.command} needs a file path for ${out.what}, found an empty one`, { field: "path", expected: "a file path", actual: "" }, `give ${out.what} a file name`);
+  const inputs = out.inputs.flatMap((input) => {
     try {
-      source = statSync(input.path);
+      return [{ ...input, st: statSync(input.path) }];
     } catch {
-      continue; // reading the input says why
+      return []; // reading the input says why
     }
-    if (source.dev === target.dev && source.ino === target.ino) {
-      throw new KexecError("usage", `${out.path} is ${input.what}${input.path === out.path ? "" : ` (${input.path})`}: ${out.what} would replace its own source`, { file: out.path, expected: "another file", actual: "the source" }, `give ${out.what} another name`);
+  });
+  const check = (path: string, temporary: boolean): Stats | undefined => {
+    let target: Stats;
+    try {
+      target = statSync(path);
+    } catch {
+      return undefined; // nothing there (or nothing reachable): opening the temporary file says what is wrong, if anything
     }
-  }
-  if (target.isDirectory()) {
-    throw new KexecError("usage", `${out.path} is a directory: ${out.command} needs ${out.what}'s file name`, { file: out.path, expected: "a file name", actual: "a directory" }, `e.g. ${out.path.replace(/\/+$/, "")}/${out.exampleName ?? out.what.replace(/^the /, "").replace(/\s+/g, "-")}`);
-  }
-  if (!target.isFile()) {
-    const kind = specialFileKind(target);
-    throw new KexecError("usage", `${out.path} is ${kind}: ${out.command} writes a file and renames it into place, which would replace it`, { file: out.path, expected: "a file name", actual: kind },
-      out.streamHint ?? "give a file name, and copy the file where it should go afterwards");
-  }
-  return target;
+    for (const input of inputs) {
+      if (input.st.dev === target.dev && input.st.ino === target.ino) {
+        const written = temporary ? `${out.what}, written there first and then renamed to ${out.path},` : out.what;
+        throw new KexecError("usage", `${path} is ${input.what}${input.path === path ? "" : ` (${input.path})`}: ${written} would replace its own source`,
+          { file: path, expected: "another file", actual: "the source" }, temporary ? `give ${out.what} another name, or rename ${input.path} first` : `give ${out.what} another name`);
+      }
+    }
+    if (target.isDirectory()) {
+      throw new KexecError("usage", `${path} is a directory: ${out.command} needs ${out.what}'s file name`, { file: path, expected: "a file name", actual: "a directory" },
+        temporary ? `move ${path} away` : `e.g. ${path.replace(/\/+$/, "")}/${out.exampleName ?? out.what.replace(/^the /, "").replace(/\s+/g, "-")}`);
+    }
+    if (!target.isFile()) {
+      const kind = specialFileKind(target);
+      throw new KexecError("usage", temporary
+        ? `${path} is ${kind}: ${out.command} writes ${out.what} there first (then renames it to ${out.path})`
+        : `${path} is ${kind}: ${out.command} writes a file and renames it into place, which would replace it`, { file: path, expected: "a file name", actual: kind },
+      temporary ? `remove ${path}, or give ${out.what} another name` : out.streamHint ?? "give a file name, and copy the file where it should go afterwards");
+    }
+    return target;
+  };
+  const existing = check(out.path, false);
+  check(temporaryOutputPath(out.path), true); // a stale regular file there (an interrupted run) is simply replaced
+  return existing;
 }
 
 /**
@@ -120,7 +141,7 @@ export function checkOutputPath(out: OutputPath): Stats | undefined {
  */
 export function writeOutputFile(out: OutputPath, data: Uint8Array): void {
   checkOutputPath(out);
-  const tmp = `${out.path}.incomplete`;
+  const tmp = temporaryOutputPath(out.path);
   let opened = false;
   try {
     // Not through a symbolic link planted at the temporary name: the output goes where it is named.

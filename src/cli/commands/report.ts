@@ -5,13 +5,14 @@
  * and a vmcore. An input that cannot be read is said on the page and here, as the CLI says it,
  * and the rest of the page is still written.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, realpathSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { EXIT_STATUS, KexecError, isKexecError } from "../../core/errors.js";
 import { buildReport, reportError, type ReportData } from "../../core/report/model.js";
 import { vmcoreReport } from "../../core/report/vmcore.js";
 import { openVmcore } from "../../core/vmcore/vmcore.js";
 import type { KernelImage } from "../../core/image/index.js";
-import { writeOutputFile } from "../../node/files.js";
+import { checkOutputPath, writeOutputFile, type OutputPath } from "../../node/files.js";
 import { readKernelImageFile } from "../../node/image.js";
 import { readKernelLayout } from "../../node/kernel-layout.js";
 import { readMachine } from "../../node/machine.js";
@@ -41,6 +42,13 @@ export async function run(args: ParsedArgs, rest: string[]): Promise<number> {
   const out = value(args, "output");
   if (out === undefined) throw new KexecError("usage", "report needs -o FILE (the HTML page to write)", { field: "output" }, "kexec-ts report -p /boot/vmlinuz-$(uname -r) --reuse-cmdline -o report.html");
   const root = machineRoot(args);
+  const imagePath = rest[0];
+  const inputs = [[imagePath, "the image"], [value(args, "vmcore"), "the vmcore"], [value(args, "initrd"), "the initrd"]]
+    .filter((i): i is [string, string] => i[0] !== undefined).map(([path, what]) => ({ path, what }));
+  const output: OutputPath = { path: out, what: "the report", command: "report", exampleName: "report.html", inputs };
+  // Before anything is read: a refused output is said at once, not after a vmcore's worth of work.
+  checkOutputPath(output);
+  if (has(args, "root")) refuseInsideRoot(out, root);
   const machine = await readMachine(root);
   const errors: ReportData["errors"] = [];
   const failures: KexecError[] = [];
@@ -56,7 +64,6 @@ export async function run(args: ParsedArgs, rest: string[]): Promise<number> {
       return failed(what, e);
     }
   };
-  const imagePath = rest[0];
   const wantsPlan = has(args, "load") || has(args, "load-panic");
   if (wantsPlan && imagePath === undefined) throw new KexecError("usage", `report ${has(args, "load-panic") ? "-p" : "-l"} needs a kernel IMAGE`, {}, "kexec-ts report -l /boot/vmlinuz-$(uname -r) -o report.html");
   let image: KernelImage | undefined;
@@ -77,11 +84,29 @@ export async function run(args: ParsedArgs, rest: string[]): Promise<number> {
     request, isRoot: loaderIsRoot(args), vmcore, errors,
     kernelLayout: machine.kernelArch === "x86_64" ? readKernelLayout(root, machine) : undefined,
   });
-  const inputs = [[imagePath, "the image"], [value(args, "vmcore"), "the vmcore"], [value(args, "initrd"), "the initrd"]].filter((i): i is [string, string] => i[0] !== undefined).map(([p, what]) => ({ path: p, what }));
-  writeOutputFile({ path: out, what: "the report", command: "report", inputs }, new TextEncoder().encode(reportHtml(data)));
+  writeOutputFile(output, new TextEncoder().encode(reportHtml(data)));
   const verdict = data.summary ? `${data.summary.verdict}: ${data.summary.counts.fail} fail, ${data.summary.counts.warn} warn, ${data.summary.counts.ok} ok` : "machine only (no image)";
   process.stdout.write(`wrote ${out} (${verdict}; open it in a browser, it needs no network)\n`);
   for (const e of failures) process.stderr.write(`kexec-ts: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ""}`);
   // The page is written either way; an input it could not read still sets the exit status.
   return failures.length ? EXIT_STATUS[failures[0]!.code] : 0;
+}
+
+/**
+ * The page is made from the files under --root (a snapshot): written among them it would replace
+ * one (`-o SNAP/proc/iomem` left every later run unable to parse iomem).
+ */
+function refuseInsideRoot(out: string, root: string): void {
+  let rootDir: string;
+  let outDir: string;
+  try {
+    rootDir = realpathSync(root);
+    outDir = realpathSync(dirname(resolve(out)));
+  } catch {
+    return; // reading the snapshot, or writing the page, says what is wrong
+  }
+  // --root / is the machine itself: /proc and /sys, which no page is written over.
+  if (rootDir !== "/" && (outDir === rootDir || outDir.startsWith(`${rootDir}/`))) {
+    throw new KexecError("usage", `${out} is inside --root ${root}, the snapshot the report is made from`, { file: out, expected: `a path outside ${root}`, actual: out }, "write the report next to the snapshot, not into it");
+  }
 }

@@ -91,6 +91,10 @@ export function readElfCore(file: RandomAccess, what = "vmcore"): ElfCore {
     }
   }
   for (const l of loads) {
+    // Physical addresses have 64 bits: an end past them (vmcore info printed a 16 EiB range).
+    if (l.p_paddr + l.p_memsz > 1n << 64n) {
+      throw new KexecError("parse", `${what}: PT_LOAD ${l.index} at p_paddr ${hex(l.p_paddr)} with p_memsz ${hex(l.p_memsz)} ends past 64 bits`, { field: `program header ${l.index} p_memsz`, expected: `<= ${hex((1n << 64n) - l.p_paddr)}`, actual: hex(l.p_memsz) }, "the dump is corrupt");
+    }
     if (l.p_filesz > l.p_memsz) {
       throw new KexecError("parse", `${what}: PT_LOAD ${l.index} has p_filesz ${hex(l.p_filesz)} above p_memsz ${hex(l.p_memsz)}`, { field: `program header ${l.index} p_filesz`, expected: `<= ${hex(l.p_memsz)}`, actual: hex(l.p_filesz) }, "the dump is corrupt");
     }

@@ -13,6 +13,8 @@ import { encodeFlatHeader, encodeFlatRecordHeader, FLAT_END, FlatReassembler, pa
 import { syntheticVmcore, SYNTH_PAGE } from "./testing.js";
 import { concatBytes } from "../bytes/reader.js";
 import { MAX_DUMP_PFN, presentBitmaps } from "./exclude.js";
+import { ELF64_EHDR, ELF64_PHDR } from "../image/elf.js";
+import { offsetOf } from "../bytes/layout.js";
 
 const fixture = new URL("../../../testdata/vmcore/vmcoreinfo-6.1.0-50-amd64.txt", import.meta.url);
 
@@ -187,4 +189,15 @@ test("VMCOREINFO's PAGESIZE must be x86's 4096, and memory must lie below 8 TiB:
   // A range ending past page frame 2^31 (a damaged p_memsz of 2^64 - 1 asked for a bitmap larger than any typed array).
   assert.throws(() => presentBitmaps([{ start: 1n << 40n, end: 1n << 64n }], 4096), (e: Error) => e instanceof KexecError && /below 0x80000000000 \(8 TiB/.test(e.message));
   assert.equal(presentBitmaps([{ start: 0n, end: 8n << 40n }], 4096, () => new Uint8Array(0)).present.maxPfn, MAX_DUMP_PFN);
+});
+
+test("a PT_LOAD whose end needs more than 64 bits is refused by name (vmcore info printed a 16 EiB range)", () => {
+  const s = syntheticVmcore(24);
+  const core = openVmcore(bytesAccess(s.bytes));
+  const b = s.bytes.slice();
+  const view = new DataView(b.buffer);
+  const phoff = Number(view.getBigUint64(offsetOf(ELF64_EHDR, "e_phoff"), true));
+  const at = phoff + core.elf!.loads[0]!.index * ELF64_PHDR.size + offsetOf(ELF64_PHDR, "p_memsz");
+  view.setBigUint64(at, (1n << 64n) - 1n, true);
+  assert.throws(() => openVmcore(bytesAccess(b)), (e: Error) => e instanceof KexecError && /PT_LOAD \d+ at p_paddr 0x[0-9a-f]+ with p_memsz 0xffffffffffffffff ends past 64 bits/.test(e.message));
 });

@@ -13,7 +13,7 @@ import { FLAT_END, encodeFlatHeader, encodeFlatRecordHeader } from "../../core/v
 import { openVmcore, vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/vmcore.js";
 import { stdoutCarriesTheOutput } from "../entry.js";
 import { tryKoffi } from "../ffi.js";
-import { checkOutputPath, writeError } from "../files.js";
+import { checkOutputPath, temporaryOutputPath, writeError } from "../files.js";
 import { openVmcoreSource } from "./mapped-file.js";
 import { inlineCompressor, workerCompressor, type Compressor, type SourceFile } from "./pool.js";
 import { Progress } from "./progress.js";
@@ -204,7 +204,7 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
     try {
       if (sharedScan) await shareExclusion(core, bitmaps, opts, compressor);
       else prepareDumpBitmaps(core, bitmaps, opts.dumpLevel, opts.src);
-      const tmp = `${opts.dst}.incomplete`;
+      const tmp = temporaryOutputPath(opts.dst);
       let fd = -1;
       if (!toStdout) {
         try {
