@@ -67,6 +67,37 @@ const SOURCES = [
   `deb ${MIRROR} bookworm-backports main`,
 ];
 
+/** Suites a base can be built without when the mirror serves a broken index of theirs: updates only, never the release itself. */
+const UPDATE_SUITES = new Set(["bookworm-security", "bookworm-updates"]);
+
+/**
+ * The sources again, with each (suite, architecture) whose index apt could not fetch in `log`
+ * (mmdebstrap's `apt-get update --error-on=any`) restricted to the other architectures. A mirror
+ * mid-sync served bookworm-security's i386 index at the wrong size for over an hour (seen
+ * 2026-12-05: "File has unexpected size ... Mirror sync in progress?"), and the i386 base could
+ * not be built at all. Undefined when nothing can be left out: a failure in the release suite,
+ * or none recognised.
+ */
+export function sourcesWithoutBrokenIndexes(sources: readonly string[], architectures: readonly string[], log: string): { sources: string[]; left: string[] } | undefined {
+  const broken = new Map<string, Set<string>>();
+  for (const m of log.matchAll(/Failed to fetch \S+\/dists\/([^/\s]+)\/\S*?binary-([a-z0-9]+)\/Packages/g)) {
+    const [, suite, arch] = m;
+    if (!UPDATE_SUITES.has(suite!)) return undefined;
+    broken.set(suite!, (broken.get(suite!) ?? new Set()).add(arch!));
+  }
+  if (broken.size === 0) return undefined;
+  const left: string[] = [];
+  const out = sources.flatMap((line) => {
+    const suite = line.split(/\s+/)[2];
+    const archs = suite === undefined ? undefined : broken.get(suite);
+    if (archs === undefined) return [line];
+    const keep = architectures.filter((a) => !archs.has(a));
+    left.push(...[...archs].map((a) => `${suite} (${a})`));
+    return keep.length === 0 ? [] : [line.replace(/^deb /, `deb [arch=${keep.join(",")}] `)];
+  });
+  return { sources: out, left };
+}
+
 /**
  * Runs in the new tree (chroot) after the packages are installed. kdump-tools is installed only
  * now: its kernel hook builds the capture initrd with MODULES=dep, which fails in a chroot
@@ -104,6 +135,8 @@ export interface BaseInfo {
   kernels: Record<string, string>;
   buildSeconds: number;
   builtAt: string;
+  /** Update suites' indexes the mirror served broken, built without ("bookworm-security (i386)"). */
+  indexesLeftOut?: string[];
 }
 
 export interface SystemImage {
@@ -126,15 +159,15 @@ function sha(text: string | Uint8Array): string {
 }
 
 /** The mmdebstrap command line for a recipe (without the output directory). */
-export function baseCommand(recipe: SystemRecipe, cache = labCacheDir()): { packages: string[]; args: (out: string, hook: string) => string[]; key: string } {
+export function baseCommand(recipe: SystemRecipe, cache = labCacheDir()): { packages: string[]; args: (out: string, hook: string, sources?: readonly string[]) => string[]; key: string } {
   const packages = [...recipe.packages, ...recipe.kernels.map((k) => kernelPackage(findKernel(k, cache), recipe.architectures[0]!))];
   const key = sha(JSON.stringify({ suite: SUITE, sources: SOURCES, architectures: recipe.architectures, packages: [...packages].sort(), hook: BASE_HOOK })).slice(0, 12);
-  const args = (out: string, hook: string): string[] => [
+  const args = (out: string, hook: string, sources: readonly string[] = SOURCES): string[] => [
     "--variant=minbase",
     `--architectures=${recipe.architectures.join(",")}`,
     `--include=${packages.join(",")}`,
     `--customize-hook=chroot "$1" sh < ${shq(hook)}`,
-    SUITE, out, ...SOURCES,
+    SUITE, out, ...sources,
   ];
   return { packages, args, key };
 }
@@ -249,8 +282,19 @@ async function ensureBase(recipe: SystemRecipe, cache: string, log: (line: strin
     const hook = join(dir, "base-hook.sh");
     writeFileSync(hook, BASE_HOOK);
     const logFile = join(dir, "build.log");
+    let leftOut: string[] = [];
     log(`building the ${recipe.name} system base with mmdebstrap (several minutes; log: ${logFile})`);
-    await run(`mmdebstrap (the ${recipe.name} base)`, [mmdebstrap, ...args(join(dir, "root"), hook)], { log: logFile, timeoutSec: 3600 });
+    try {
+      await run(`mmdebstrap (the ${recipe.name} base)`, [mmdebstrap, ...args(join(dir, "root"), hook)], { log: logFile, timeoutSec: 3600 });
+    } catch (e) {
+      // Once more without an update suite's index the mirror serves broken; said in the log and base.json.
+      const fallback = sourcesWithoutBrokenIndexes(SOURCES, recipe.architectures, readFileSync(logFile, "utf8"));
+      if (fallback === undefined) throw e;
+      log(`the mirror served a broken index of ${fallback.left.join(", ")}: building the ${recipe.name} base without it`);
+      rmSync(join(dir, "root"), { recursive: true, force: true });
+      await run(`mmdebstrap (the ${recipe.name} base, without ${fallback.left.join(", ")})`, [mmdebstrap, ...args(join(dir, "root"), hook, fallback.sources)], { log: logFile, timeoutSec: 3600 });
+      leftOut = fallback.left;
+    }
     const kernels: Record<string, string> = {};
     for (const k of recipe.kernels) {
       const version = findKernel(k, cache).version;
@@ -259,7 +303,7 @@ async function ensureBase(recipe: SystemRecipe, cache: string, log: (line: strin
       }
       kernels[k] = version;
     }
-    const info: BaseInfo = { recipe: recipe.name, key, architectures: recipe.architectures, packages, kernels, buildSeconds: Math.round((Date.now() - started) / 1000), builtAt: new Date().toISOString() };
+    const info: BaseInfo = { recipe: recipe.name, key, architectures: recipe.architectures, packages, kernels, buildSeconds: Math.round((Date.now() - started) / 1000), builtAt: new Date().toISOString(), ...(leftOut.length ? { indexesLeftOut: leftOut } : {}) };
     writeFileSync(`${infoFile}.tmp`, JSON.stringify(info, null, 2));
     renameSync(`${infoFile}.tmp`, infoFile);
     log(`built the ${recipe.name} system base in ${info.buildSeconds} s`);

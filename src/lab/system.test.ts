@@ -5,7 +5,7 @@ import { KexecError } from "../core/errors.js";
 import { generateSystemRun, STEP } from "./init-script.js";
 import { qemuInvocation } from "./qemu.js";
 import { listScenarios, parseScenario, systemRunSpec, systemScenarioDir } from "./scenario.js";
-import { deviceUnit, kernelPackage, labLayerFiles, LAB_UNIT, STEPS_DIR, STEPS_SERIAL } from "./system-image.js";
+import { deviceUnit, kernelPackage, labLayerFiles, LAB_UNIT, sourcesWithoutBrokenIndexes, STEPS_DIR, STEPS_SERIAL } from "./system-image.js";
 import { systemMarkers } from "./system.js";
 import type { LabKernel } from "./kernels.js";
 
@@ -88,4 +88,30 @@ test("a lab kernel is installed from Debian's package of the same version, forei
   assert.equal(kernelPackage(k("6.1.0-57-amd64", "amd64"), "amd64"), "linux-image-6.1.0-57-amd64");
   assert.equal(kernelPackage(k("6.1.0-57-amd64", "amd64"), "i386"), "linux-image-6.1.0-57-amd64:amd64");
   assert.equal(kernelPackage(k("6.1.0-57-686-pae", "i386"), "i386"), "linux-image-6.1.0-57-686-pae");
+});
+
+test("a base whose mirror serves an update suite's index broken is built without that index, never without the release", () => {
+  const sources = [
+    "deb http://deb.debian.org/debian bookworm main",
+    "deb http://deb.debian.org/debian bookworm-updates main",
+    "deb http://deb.debian.org/debian-security bookworm-security main",
+    "deb http://deb.debian.org/debian bookworm-backports main",
+  ];
+  // As mmdebstrap's build.log had it on 2026-12-05, for over an hour.
+  const log = [
+    "Err:9 http://deb.debian.org/debian-security bookworm-security/main i386 Packages",
+    "  File has unexpected size (371952 != 372316). Mirror sync in progress? [IP: 203.0.113.80 80]",
+    "E: Failed to fetch http://deb.debian.org/debian-security/dists/bookworm-security/main/binary-i386/Packages.xz  File has unexpected size (371952 != 372316). Mirror sync in progress? [IP: 203.0.113.80 80]",
+    "E: Some index files failed to download. They have been ignored, or old ones used instead.",
+  ].join("\n");
+  assert.deepEqual(sourcesWithoutBrokenIndexes(sources, ["i386", "amd64"], log), {
+    sources: [sources[0], sources[1], "deb [arch=amd64] http://deb.debian.org/debian-security bookworm-security main", sources[3]],
+    left: ["bookworm-security (i386)"],
+  });
+  // Both architectures' index broken: the suite goes.
+  const both = `${log}\nE: Failed to fetch http://deb.debian.org/debian-security/dists/bookworm-security/main/binary-amd64/Packages.xz  Hash Sum mismatch`;
+  assert.deepEqual(sourcesWithoutBrokenIndexes(sources, ["i386", "amd64"], both)?.sources, [sources[0], sources[1], sources[3]]);
+  // The release itself, or a failure of another kind: nothing to leave out, the build fails as it did.
+  assert.equal(sourcesWithoutBrokenIndexes(sources, ["amd64"], "E: Failed to fetch http://deb.debian.org/debian/dists/bookworm/main/binary-amd64/Packages.xz  Hash Sum mismatch"), undefined);
+  assert.equal(sourcesWithoutBrokenIndexes(sources, ["amd64"], "E: Unable to locate package nodejs"), undefined);
 });
