@@ -315,7 +315,10 @@ async function lastPart(spec: InitramfsSpec, cache: string): Promise<CpioWriter>
     else if (f.text !== undefined) data = new TextEncoder().encode(f.text);
     else if (f.kernel !== undefined) data = readHostFile(findKernel(f.kernel, cache).vmlinuz, `files[${i}].kernel`);
     else data = readFileSync((await buildInitramfs(f.initramfs!, { cache })).path);
-    w.file(f.guest, data, f.mode ?? 0o644);
+    // A kernel's file is named by its release, which moves with Debian's kernel ABI (6.1.0-57 on
+    // one machine, 6.1.0-50 on the next): "{version}" in its guest path is that release.
+    const guest = f.kernel === undefined ? f.guest : f.guest.replaceAll("{version}", findKernel(f.kernel, cache).version);
+    w.file(guest, data, f.mode ?? 0o644);
   }
   return w;
 }
