@@ -53,8 +53,12 @@ test("kdump import: a --config path that cannot be written is an I/O error namin
     const aFile = join(dir, "afile");
     writeFileSync(aFile, "");
     symlinkSync(join(dir, "nowhere"), join(dir, "dangling"));
+    const fifo = join(dir, "fifo.conf");
+    assert.equal(spawnSync("mkfifo", [fifo]).status, 0, "mkfifo");
     const cases: [string, RegExp, RegExp][] = [
       [aDir, /: cannot write the kdump configuration: it is a directory$/m, /give --config the path of a file, such as .*adir\/kdump\.conf/],
+      // Read to compare with what import would write, it blocked for ever.
+      [fifo, /: cannot write the kdump configuration: it is a pipe \(FIFO\)$/m, /give --config the path of a regular file/],
       [join(aFile, "kdump.conf"), /afile\/kdump\.conf: cannot write the kdump configuration: (EEXIST|ENOTDIR)/, /a part of the path is a file/],
       ["/proc/kexec-ts-no-such-dir/kdump.conf", /kdump\.conf: cannot write the kdump configuration: ENOENT/, /hint: /],
       [join(dir, "dangling", "sub", "kdump.conf"), /kdump\.conf: cannot write the kdump configuration: ENOENT/, /hint: /],

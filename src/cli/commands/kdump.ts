@@ -4,7 +4,7 @@
  * module reads the flags, prints, and maps outcomes to exit codes: `status` and a refused
  * `start` exit 3 (kdumpctl's "not operational"), 0 when armed and ready.
  */
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { randomUUID } from "node:crypto";
 import { renderChecks } from "../../core/check/render.js";
 import type { CheckResult } from "../../core/check/types.js";
@@ -192,15 +192,22 @@ async function importCommand(args: ParsedArgs, files: string[]): Promise<number>
   const p = await paths(args);
   const candidates = files.length ? files : ["/etc/default/kdump-tools", "/etc/kdump.conf"].filter((f) => existsSync(f));
   if (candidates.length === 0) throw new KexecError("usage", "nothing to import: neither /etc/default/kdump-tools nor /etc/kdump.conf exists", {}, "kexec-ts kdump import FILE...");
-  const { ioError, readInputFile, replaceFileDurably, writeError } = await import("../../node/files.js");
+  const { ioError, readInputFile, replaceFileDurably, specialFileKind, writeError } = await import("../../node/files.js");
   // A regular file only: a FIFO or /dev/zero given by mistake would block or never end.
   const sources = candidates.map((path) => ({ path, text: new TextDecoder().decode(readInputFile(path, "kdump configuration", { allowEmpty: true })) }));
   const r = importConfig(sources);
   const text = formatImport(r, p.config);
   let existing: string | null = null;
   try {
+    // Not read if it is a FIFO or a device: it would block, or never end (a FIFO blocked forever).
+    const st = statSync(p.config);
+    if (!st.isFile() && !st.isDirectory()) {
+      const kind = specialFileKind(st);
+      throw new KexecError("io", `${p.config}: cannot write the kdump configuration: it is ${kind}`, { file: p.config, expected: "a file path", actual: kind }, "give --config the path of a regular file");
+    }
     existing = readFileSync(p.config, "utf8");
   } catch (e) {
+    if (e instanceof KexecError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     // Nothing there yet (ENOENT), or a path through a file (ENOTDIR), which the write below reports.
     if (code === "EISDIR") {
