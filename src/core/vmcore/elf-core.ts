@@ -36,6 +36,8 @@ export interface ElfCore {
   vmcoreinfo: VmcoreInfo | undefined;
   /** Where each PT_LOAD's data starts and how far the headers run: the first data offset. */
   headerEnd: bigint;
+  /** Why the file is shorter than its PT_LOADs say (a copy cut off), or undefined. */
+  cutShort: string | undefined;
 }
 
 export function looksLikeElfCore(head: Uint8Array): boolean {
@@ -101,11 +103,16 @@ export function readElfCore(file: RandomAccess, what = "vmcore"): ElfCore {
   }
   const noteBytes = concatBytes(noteParts);
   const infoNote = notes.find((n) => n.name === "VMCOREINFO");
+  // The segment whose data reaches furthest must end inside the file: a copy cut off in
+  // transfer has no mark of its own.
+  const furthest = loads.reduce<LoadSegment | undefined>((f, l) => (f === undefined || l.p_offset + l.p_filesz > f.p_offset + f.p_filesz ? l : f), undefined);
+  const cutShort = furthest && furthest.p_offset + furthest.p_filesz > file.size
+    ? `the file ends at ${hex(file.size)}, but PT_LOAD ${furthest.index}'s data runs to ${hex(furthest.p_offset + furthest.p_filesz)}` : undefined;
   return {
     format: "elf", header: elf.header, machine, loads, notes, noteBytes,
     cpus: notes.filter((n) => n.name === "CORE" && n.type === NT_PRSTATUS).length,
     vmcoreinfo: infoNote ? parseVmcoreInfo(latin1(infoNote.desc).replace(/\0+$/, "")) : undefined,
-    headerEnd,
+    headerEnd, cutShort,
   };
 }
 

@@ -90,9 +90,11 @@ export class PresentPages {
   constructor(ranges: readonly PhysRange[], pageSize: number) {
     const ps = BigInt(pageSize);
     const highest = ranges.reduce<PhysRange | undefined>((h, r) => (h === undefined || r.end > h.end ? r : h), undefined);
-    if (highest !== undefined && (highest.end + ps - 1n) / ps > BigInt(MAX_DUMP_PFN)) {
-      throw new KexecError("parse", `memory range ${hex(highest.start)}-${hex(highest.end)} reaches page frame ${hex((highest.end + ps - 1n) / ps)}; kexec-ts reads and saves dumps of memory below ${hex(BigInt(MAX_DUMP_PFN) * ps)} (8 TiB of 4 KiB pages)`,
-        { field: "memory range end", expected: `<= ${hex(BigInt(MAX_DUMP_PFN) * ps)}`, actual: hex(highest.end) },
+    const endPfn = highest === undefined ? 0n : (highest.end + ps - 1n) / ps;
+    if (highest !== undefined && endPfn > BigInt(MAX_DUMP_PFN)) {
+      const limit = BigInt(MAX_DUMP_PFN) * ps;
+      throw new KexecError("parse", `memory range ${hex(highest.start)}-${hex(highest.end)} reaches page frame ${hex(endPfn)}; kexec-ts reads and saves dumps of memory below ${hex(limit)} (8 TiB of 4 KiB pages)`,
+        { field: "memory range end", expected: `<= ${hex(limit)}`, actual: hex(highest.end) },
         "if the crashed machine really has memory there, save its dump with makedumpfile; otherwise the dump's headers (its PT_LOADs or bitmaps) are damaged");
     }
     const spans = ranges.map((r) => [Number(r.start / ps), Number((r.end + ps - 1n) / ps)] as [number, number]);

@@ -1,6 +1,6 @@
 /** One view over either input format: memory, notes, VMCOREINFO and how the dump was made. */
 import { KexecError } from "../errors.js";
-import { describeBytes, hex } from "../format.js";
+import { describeBytes } from "../format.js";
 import { latin1 } from "../bytes/reader.js";
 import { elfCoreMemory, looksLikeElfCore, readElfCore, type ElfCore } from "./elf-core.js";
 import { KEXEC_TS_NOTE_NAME, NT_KEXEC_TS_INCOMPLETE } from "./elf-writer.js";
@@ -44,13 +44,8 @@ export function openVmcore(file: RandomAccess, what = "vmcore"): Vmcore {
     // ELF has no "incomplete" flag of its own; kexec-ts's writer leaves a note that says so (elf-writer.ts).
     const mark = elf.notes.find((n) => n.name === KEXEC_TS_NOTE_NAME);
     const markText = mark ? latin1(mark.desc).replace(/\0+$/, "") : undefined;
-    // The segment whose data reaches furthest must end inside the file: a copy cut off in
-    // transfer has no mark of its own.
-    const furthest = elf.loads.reduce<(typeof elf.loads)[number] | undefined>((f, l) => (f === undefined || l.p_offset + l.p_filesz > f.p_offset + f.p_filesz ? l : f), undefined);
-    const cutShort = furthest && furthest.p_offset + furthest.p_filesz > file.size
-      ? `the file ends at ${hex(file.size)}, but PT_LOAD ${furthest.index}'s data runs to ${hex(furthest.p_offset + furthest.p_filesz)}` : undefined;
-    const incomplete = mark?.type === NT_KEXEC_TS_INCOMPLETE || cutShort !== undefined;
-    return { format: "elf", machine: elf.machine, memory, vmcoreinfo: elf.vmcoreinfo, noteBytes: elf.noteBytes, cpus: elf.cpus, incomplete, ...(cutShort ? { cutShort } : {}), elf, mark: markText };
+    const incomplete = mark?.type === NT_KEXEC_TS_INCOMPLETE || elf.cutShort !== undefined;
+    return { format: "elf", machine: elf.machine, memory, vmcoreinfo: elf.vmcoreinfo, noteBytes: elf.noteBytes, cpus: elf.cpus, incomplete, ...(elf.cutShort ? { cutShort: elf.cutShort } : {}), elf, mark: markText };
   }
   if (looksLikeKdump(head)) {
     const kdump = readKdump(file, what);

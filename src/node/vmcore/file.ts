@@ -11,6 +11,11 @@ export interface OpenFile extends RandomAccess {
   close(): void;
 }
 
+/** A read of `length` bytes at `offset` that the file (of `size` bytes) does not hold. */
+export function pastEndOfFile(path: string, offset: bigint, length: number, size: bigint): KexecError {
+  return new KexecError("parse", `${path}: ${length} bytes at offset ${hex(offset)} run past the end of the file (${hex(size)})`, { file: path, offset, expected: `end <= ${hex(size)}`, actual: hex(offset + BigInt(length)) }, "the file is truncated, or the header field that gave this length is damaged");
+}
+
 export function openRandomAccess(path: string): OpenFile {
   let fd: number;
   try {
@@ -33,8 +38,7 @@ export function openRandomAccess(path: string): OpenFile {
       done += n;
     }
   };
-  const pastEnd = (offset: bigint, length: number) =>
-    new KexecError("parse", `${path}: ${length} bytes at offset ${hex(offset)} run past the end of the file (${hex(size)})`, { file: path, offset, expected: `end <= ${hex(size)}`, actual: hex(offset + BigInt(length)) }, "the file is truncated, or the header field that gave this length is damaged");
+  const pastEnd = (offset: bigint, length: number) => pastEndOfFile(path, offset, length, size);
   return {
     path, fd, size, readInto,
     read(offset: bigint, length: number): Uint8Array {

@@ -15,7 +15,7 @@ import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { KexecError } from "../../core/errors.js";
 import { hex } from "../../core/format.js";
 import { tryKoffi } from "../ffi.js";
-import { openRandomAccess, type OpenFile } from "./file.js";
+import { openRandomAccess, pastEndOfFile, type OpenFile } from "./file.js";
 
 /** makedumpfile's default window on /proc/vmcore is 4 MiB too. */
 const WINDOW = 4 << 20;
@@ -83,9 +83,7 @@ export function openMappedFile(path: string): OpenFile | undefined {
     return w;
   };
   const checkInside = (offset: bigint, length: number): void => {
-    if (Number(offset) + length > size) {
-      throw new KexecError("parse", `${path}: ${length} bytes at offset ${hex(offset)} run past the end of the file (${hex(size)})`, { file: path, offset, expected: `end <= ${hex(size)}`, actual: hex(offset + BigInt(length)) }, "the file is truncated, or the header field that gave this length is damaged");
-    }
+    if (Number(offset) + length > size) throw pastEndOfFile(path, offset, length, BigInt(size));
   };
   const readInto = (offset: bigint, out: Uint8Array, at: number, length: number): void => {
     checkInside(offset, length);
