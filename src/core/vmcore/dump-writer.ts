@@ -2,7 +2,8 @@
  * The dump writers: pages of a vmcore in, in pfn order; positioned writes out, to a sink that is a
  * seekable file or a flattened stream. Pure: compression comes in as a BatchCompressor (worker
  * threads in Node, the built-in encoders elsewhere), stopping as hooks.stopReason() (signals),
- * progress as hooks.progress. Memory stays bounded: the bitmaps (one bit per page) plus a few
+ * progress as hooks.progress. Memory stays bounded: a window of the 2nd bitmap (whole where
+ * the output cannot be read back: a flattened stream, an ELF dump's segment list) plus a few
  * batches in flight; page descriptors and data go to the sink as each batch completes.
  *
  * A dump cut short stays readable and says so. The kdump header is written first already marked
@@ -17,7 +18,7 @@ import { PAGE_SKIPPED, PAGE_ZERO, batchOutBytes, type CompressedBatch, type File
 import type { PageCodec } from "./codecs.js";
 import { printkPageFrames } from "./dmesg.js";
 import { KEXEC_TS_NOTE_DESC, KEXEC_TS_NOTE_NAME, NT_KEXEC_TS_COMPLETE, NT_KEXEC_TS_INCOMPLETE, elfHeaderSize, encodeElfCoreHeader, encodeNote, type OutputLoad } from "./elf-writer.js";
-import { DL_EXCLUDE_ZERO, clearBit, excludeByPageFlags, isZeroPage, setBit, testBit, type DumpBitmaps, type ExclusionCounts } from "./exclude.js";
+import { DL_EXCLUDE_ZERO, PresentPages, clearBit, emptyCounts, excludeByPageFlags, isZeroPage, setBit, testBit, type DumpBitmaps, type ExclusionCounts } from "./exclude.js";
 import { CODEC_FLAG, DUMP_DH_COMPRESSED_INCOMPLETE, PAGE_DESC_SIZE, encodeKdumpHeaders, findVmcoreinfo, planKdumpLayout, popcount, rankIndex, writePageDesc, type Utsname } from "./kdump.js";
 import { crashedUtsname } from "./utsname.js";
 import { vmcoreKernelMemory, type Vmcore } from "./vmcore.js";
@@ -34,6 +35,8 @@ export interface DumpOptions {
   utsname?: Utsname;
   /** Stop after this many pages, as if a fault happened (tests of the incomplete path). */
   faultAfterPages?: number;
+  /** Page frames per window of the kdump file's 2nd bitmap (tests: windows on a small dump); WINDOW_PAGES by default. */
+  windowPages?: number;
 }
 
 /** Where bytes go: a seekable file, or a flattened stream of (offset, bytes) records. */
@@ -42,6 +45,11 @@ export interface DumpSink {
   write(offset: bigint, data: Uint8Array): void;
   /** The same, possibly later (another thread, a pipe's back-pressure); `data` must stay untouched until it settles. */
   writeAsync(offset: bigint, data: Uint8Array): Promise<void>;
+  /**
+   * Reads back `into.length` bytes written before at `offset`: a file can, a pipe cannot. With
+   * it, a kdump file's 2nd bitmap is held a window at a time and read back from the file.
+   */
+  readBack?(offset: bigint, into: Uint8Array): void;
 }
 
 /** A batch that could not be read: the buffers come back for reuse, with the reason. */
@@ -93,8 +101,22 @@ const BATCH_PAGES = 256;
  */
 const IN_FLIGHT_PER_COMPRESSOR = 2;
 
-/** The 1st bitmap goes to the file in pieces of this size (32 Mi page frames, 128 GiB of 4 KiB pages, each). */
-const BITMAP_PIECE_BYTES = 4 << 20;
+/**
+ * The 1st bitmap goes to the file in pieces of this size (8 Mi page frames, 32 GiB of 4 KiB
+ * pages, each): pieces of 4 MiB were 5 MiB of a 1 TiB save's peak RSS.
+ */
+export const BITMAP_PIECE_BYTES = 1 << 20;
+
+/**
+ * The 2nd bitmap of a kdump file is made, counted and written a window of page frames at a time
+ * (2 MiB of bitmap for 64 GiB of 4 KiB pages), then read back from the file window by window as
+ * the pages are written: held whole it is 32 MiB per TiB, the one part of a save that grew with
+ * the machine (103 MiB peak at 1 TiB against 63 at 16 GiB). makedumpfile's cyclic mode does the
+ * same with its own window. A multiple of EXCLUSION_GROUP_PAGES: no buddy block or compound page
+ * crosses a window, so a windowed scan clears the bits a whole one does. Where the output cannot
+ * be read back (a flattened stream), the bitmap is held whole.
+ */
+export const WINDOW_PAGES = 1 << 24;
 
 /**
  * The pages to dump: the dump level's exclusion by page flags (needs VMCOREINFO), and, from a
@@ -107,8 +129,25 @@ export function prepareDumpBitmaps(core: Vmcore, bitmaps: DumpBitmaps, dumpLevel
   }
   if (core.kdump) {
     const has = core.memory.hasPage ? (p: number) => core.memory.hasPage!(BigInt(p)) : (p: number) => core.memory.readPage(BigInt(p)) !== undefined;
-    for (let p = 0; p < Number(bitmaps.maxPfn); p++) if (testBit(bitmaps.dumpable, p) && !has(p)) clearBit(bitmaps.dumpable, p);
+    const base = bitmaps.dumpableFirst ?? 0;
+    const end = Math.min(Number(bitmaps.maxPfn), base + bitmaps.dumpable.length * 8);
+    for (let p = base; p < end; p++) if (testBit(bitmaps.dumpable, p - base) && !has(p)) clearBit(bitmaps.dumpable, p - base);
   }
+}
+
+/**
+ * The dump level's exclusion for one window of the 2nd bitmap: `bitmaps.dumpable` holds page
+ * frames from `bitmaps.dumpableFirst` on, each set where the page is present; clear those the
+ * dump leaves out, adding to `bitmaps.counts`. By default prepareDumpBitmaps; the edge shares it
+ * with its compression threads.
+ */
+export type PrepareWindow = (bitmaps: DumpBitmaps) => void | Promise<void>;
+
+/** How writeKdumpDump makes the 2nd bitmap. */
+export interface DumpExclusion {
+  prepare?: PrepareWindow;
+  /** Where a window's bitmap is made (shared memory, for a scan split between threads). */
+  allocate?: (bytes: number) => Uint8Array;
 }
 
 export function* dumpablePfns(bitmaps: DumpBitmaps): Generator<number> {
@@ -126,41 +165,110 @@ export function describeFault(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-export async function writeKdumpDump(core: Vmcore, bitmaps: DumpBitmaps, opts: DumpOptions, sink: DumpSink, compressor: BatchCompressor, hooks: DumpHooks = {}): Promise<DumpResult> {
+export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: DumpSink, compressor: BatchCompressor, hooks: DumpHooks = {}, exclusion: DumpExclusion = {}): Promise<DumpResult> {
   const ps = core.memory.pageSize;
   const info = core.vmcoreinfo;
   const noteBytes = core.noteBytes;
-  const descCount = popcount(bitmaps.dumpable);
+  const present = new PresentPages(core.memory.ranges, ps);
+  const maxPfn = present.maxPfn;
   const codecFlag = opts.codec === "none" ? 0 : CODEC_FLAG[opts.codec];
-  const total = BigInt(descCount) * BigInt(ps);
-  hooks.start?.(total);
   const headerInput = {
     utsname: opts.utsname ?? crashedUtsname(core).utsname,
     timestampSec: info?.crashTime ?? 0n,
     status: codecFlag | DUMP_DH_COMPRESSED_INCOMPLETE,
-    blockSize: ps, maxMapnr: bitmaps.maxPfn, nrCpus: core.cpus,
+    blockSize: ps, maxMapnr: BigInt(maxPfn), nrCpus: core.cpus,
     physBase: BigInt.asUintN(64, info?.numbers.get("phys_base") ?? 0n), dumpLevel: opts.dumpLevel,
-    noteBytes, vmcoreinfoInNotes: findVmcoreinfo(noteBytes), descCount,
+    noteBytes, vmcoreinfoInNotes: findVmcoreinfo(noteBytes), descCount: 0n,
   };
-  const layout = planKdumpLayout(headerInput);
-  // Headers and bitmaps first, already marked incomplete: a dump cut short at any point is recognisable.
+  // Where the bitmaps go does not depend on how many pages are dumped; only where the data starts does.
+  let layout = planKdumpLayout(headerInput);
+  // Headers first, already marked incomplete: a dump cut short at any point is recognisable.
   sink.write(0n, encodeKdumpHeaders(headerInput, layout));
   const bitmapBytes = (layout.bitmapBlocks * ps) / 2;
-  // The 1st bitmap is made and written a piece at a time from its runs; the 2nd is written as it
-  // is, then zeros up to its whole blocks. No bitmap is copied or padded whole: on a 1 TiB machine
-  // each is 32 MiB (sink.write is done with its bytes when it returns).
+  const secondAt = layout.bitmapOffset + BigInt(bitmapBytes);
+
+  // The 2nd bitmap, a window at a time where the output can be read back and the dump needs more than one.
+  const windowPages = opts.windowPages ?? WINDOW_PAGES;
+  if (windowPages <= 0 || windowPages % 8 !== 0) throw new KexecError("internal", `window of ${windowPages} page frames: not a positive multiple of 8`, { field: "windowPages" }, "this is a bug in kexec-ts; please report it");
+  const span = sink.readBack && maxPfn > windowPages ? windowPages : Math.ceil(maxPfn / 8) * 8;
+  const windowFirsts: number[] = [];
+  for (let first = 0; first < maxPfn; first += span) windowFirsts.push(first);
+  const windowed = windowFirsts.length > 1;
+  const buffer = (exclusion.allocate ?? ((n: number) => new Uint8Array(n)))(Math.ceil(Math.min(span, maxPfn) / 8));
+  const bitmaps: DumpBitmaps = { present, dumpable: buffer, dumpableFirst: 0, maxPfn: BigInt(maxPfn), counts: emptyCounts(), presentPages: BigInt(present.count) };
+  let current = -1; // the window bitmaps.dumpable holds
+  const windowAt = (w: number) => secondAt + BigInt(windowFirsts[w]! >>> 3);
+  const setWindow = (w: number) => {
+    const first = windowFirsts[w]!;
+    bitmaps.dumpable = buffer.subarray(0, Math.ceil((Math.min(maxPfn, first + span) - first) / 8));
+    bitmaps.dumpableFirst = first;
+    current = w;
+  };
+  /** Window w's bits in bitmaps.dumpable, read back from the file unless they are there already. */
+  const loadWindow = (w: number) => {
+    if (w === current) return;
+    setWindow(w);
+    if (windowed) sink.readBack!(windowAt(w), bitmaps.dumpable);
+  };
+  // Pass 1: each window made from the present pages, the exclusion run on it, counted, and (when
+  // there are several) written to its place in the file, whence pass 2 reads it back.
+  const prepare = exclusion.prepare ?? ((b: DumpBitmaps) => prepareDumpBitmaps(core, b, opts.dumpLevel, opts.what));
+  let descTotal = 0;
+  // Dumpable pages per window (pass 1's counts, less what pass 2 clears): ranks without reading every window back.
+  const windowCounts: number[] = [];
+  for (let w = 0; w < windowFirsts.length; w++) {
+    setWindow(w);
+    present.bytesInto(bitmaps.dumpable, windowFirsts[w]! >>> 3);
+    // Stopped while scanning (a signal; a TiB's scan takes seconds): the windows left are empty,
+    // pass 2 stops before its first batch, and the dump is incomplete, with the log's pages.
+    if (w > 0) await hooks.yield?.();
+    if (hooks.stopReason?.()) bitmaps.dumpable.fill(0);
+    else await prepare(bitmaps);
+    windowCounts.push(Number(popcount(bitmaps.dumpable)));
+    descTotal += windowCounts[w]!;
+    if (windowed) sink.write(windowAt(w), bitmaps.dumpable);
+  }
+  // The scan's buffer served every window; pass 2 has no use for it.
+  bitmaps.scanBuffer = undefined;
+  const descCount = BigInt(descTotal);
+  headerInput.descCount = descCount;
+  layout = planKdumpLayout(headerInput);
+  const total = descCount * BigInt(ps);
+  hooks.start?.(total);
+  // The 1st bitmap is made and written a piece at a time from its runs; the 2nd, held whole, is
+  // written as it is (in windows, pass 1 wrote them), then zeros up to its whole blocks. No bitmap
+  // is copied or padded whole: on a 1 TiB machine each is 32 MiB (sink.write is done with its
+  // bytes when it returns).
   const writeBitmaps = () => {
     const piece = new Uint8Array(Math.min(bitmapBytes, BITMAP_PIECE_BYTES));
     for (let at = 0; at < bitmapBytes; at += piece.length) {
       const part = piece.subarray(0, Math.min(piece.length, bitmapBytes - at));
-      bitmaps.present.bytesInto(part, at);
+      present.bytesInto(part, at);
       sink.write(layout.bitmapOffset + BigInt(at), part);
     }
-    const second = layout.bitmapOffset + BigInt(bitmapBytes);
-    sink.write(second, bitmaps.dumpable);
-    sink.write(second + BigInt(bitmaps.dumpable.length), new Uint8Array(bitmapBytes - bitmaps.dumpable.length));
+    if (!windowed && current >= 0) sink.write(secondAt, bitmaps.dumpable);
+    sink.write(secondAt + BigInt(present.byteLength), new Uint8Array(bitmapBytes - present.byteLength));
   };
   writeBitmaps();
+  const windowOf = (p: number) => Math.floor(p / span);
+  /** For each page frame: whether it is dumpable, and its rank (dumpable pages before it: its descriptor's index). */
+  const ranksOf = (pfns: Iterable<number>): Map<number, { rank: number; dumpable: boolean }> => {
+    const out = new Map<number, { rank: number; dumpable: boolean }>();
+    let w = -1;
+    let before = 0;
+    let rank = (_: number) => 0;
+    for (const p of [...pfns].sort((a, b) => a - b)) {
+      if (windowOf(p) !== w) {
+        w = windowOf(p);
+        before = windowCounts.slice(0, w).reduce((n, c) => n + c, 0);
+        loadWindow(w);
+        rank = rankIndex(bitmaps.dumpable);
+      }
+      const bit = p - windowFirsts[w]!;
+      out.set(p, { rank: before + rank(bit), dumpable: testBit(bitmaps.dumpable, bit) });
+    }
+    return out;
+  };
   let dataAt = layout.dataOffset;
   // Zero pages share one stored zero page (makedumpfile's pd_zero). makedumpfile 1.7.2 does this even
   // at -d 1 in this format: its bitmaps are written before the data, so it cannot drop them from the
@@ -174,12 +282,10 @@ export async function writeKdumpDump(core: Vmcore, bitmaps: DumpBitmaps, opts: D
   // memory): a write per page and per descriptor were 320 small writes, 20-30 ms on a 1 GiB save.
   const early = new Map<number, Uint8Array>();
   if (info) {
-    const rank = rankIndex(bitmaps.dumpable);
+    const frames = [...printkPageFrames(vmcoreKernelMemory(core), info, ps)].map(Number).filter((p) => p < maxPfn);
+    const known = ranksOf(frames);
     const logPfns = new Set<number>();
-    for (const f of printkPageFrames(vmcoreKernelMemory(core), info, ps)) {
-      const p = Number(f);
-      if (p < Number(bitmaps.maxPfn) && testBit(bitmaps.dumpable, p)) logPfns.add(p);
-    }
+    for (const p of frames) if (known.get(p)!.dumpable) logPfns.add(p);
     const logData = new Uint8Array(batchOutBytes(logPfns.size, ps));
     const scratch = new Uint8Array(ps);
     let stored = 0;
@@ -197,7 +303,7 @@ export async function writeKdumpDump(core: Vmcore, bitmaps: DumpBitmaps, opts: D
         logData.set(bytes, stored);
         stored += bytes.length;
       }
-      descs.push({ rank: rank(p), desc });
+      descs.push({ rank: known.get(p)!.rank, desc });
       early.set(p, desc);
     }
     if (stored > 0) sink.write(dataAt, logData.subarray(0, stored));
@@ -245,78 +351,97 @@ export async function writeKdumpDump(core: Vmcore, bitmaps: DumpBitmaps, opts: D
   const free: { pages: Uint8Array; out: Uint8Array }[] = [];
   const takeBuffers = () => free.pop() ?? { pages: new Uint8Array(batchBytes), out: new Uint8Array(batchOutBytes(BATCH_PAGES, ps)) };
   const inFlight = IN_FLIGHT_PER_COMPRESSOR * Math.max(1, compressor.parallel ?? 1);
-  const maxPfn = Number(bitmaps.maxPfn);
-  let cursor = 0; // next pfn to look at
   const scanned = { count: 0 };
-  const describing: DescribeContext = { early, bitmaps, zeroAt, pageSize: ps, codecFlag, countZero: (opts.dumpLevel & DL_EXCLUDE_ZERO) !== 0 };
+  const describing: DescribeContext = { early, bitmaps, zeroAt, pageSize: ps, codecFlag, countZero: (opts.dumpLevel & DL_EXCLUDE_ZERO) !== 0, cleared: 0 };
   let pagesSeen = 0;
-  for (;;) {
-    if (hooks.stopReason?.() || fault || readFault || writeFault) break;
-    const pfns = new Int32Array(BATCH_PAGES);
-    cursor = nextDumpablePfns(bitmaps.dumpable, cursor, maxPfn, pfns, scanned);
-    const count = scanned.count;
-    if (count === 0) break;
-    if (opts.faultAfterPages !== undefined && pagesSeen + count > opts.faultAfterPages) { fault = `simulated fault after ${opts.faultAfterPages} pages`; break; }
-    pagesSeen += count;
-    const { pages, out } = takeBuffers();
-    const skip = new Uint8Array(count);
-    const extents: number[] = [];
-    try {
-      readBatch(core.memory, fileRun, pfns, count, pages, skip, extents);
-    } catch (e) {
-      free.push({ pages, out });
-      fault = `read error in ${opts.what} near page frame ${hex(pfns[0]!)}: ${describeFault(e)}`;
-      break;
-    }
-    if (early.size > 0) for (let k = 0; k < count; k++) if (early.has(pfns[k]!)) skip[k] = 1;
-    const submitted = compressor.submit(pages, count, skip, out, fileRun ? Float64Array.from(extents) : undefined);
-    // A failed batch is dealt with when the chain reaches it, in order; until then it is not "unhandled".
-    submitted.catch(() => {});
-    const batchFirst = pfns[0]!;
-    const batchEnd = pfns[count - 1]! + 1;
-    // Places in the file are given in submission order; several batches compress at once.
-    const step = chain.then(async (): Promise<{ writing: Promise<void> } | undefined> => {
-      let batch;
+  // Pass 2: the pages of each window in pfn order, its bits read back from the file.
+  writing: for (let w = 0; w < windowFirsts.length; w++) {
+    loadWindow(w);
+    const windowEnd = Math.min(maxPfn, windowFirsts[w]! + span);
+    let cursor = windowFirsts[w]!; // next pfn to look at
+    for (;;) {
+      if (hooks.stopReason?.() || fault || readFault || writeFault) break writing;
+      const pfns = new Int32Array(BATCH_PAGES);
+      cursor = nextDumpablePfns(bitmaps.dumpable, windowFirsts[w]!, cursor, windowEnd, pfns, scanned);
+      const count = scanned.count;
+      if (count === 0) break;
+      if (opts.faultAfterPages !== undefined && pagesSeen + count > opts.faultAfterPages) { fault = `simulated fault after ${opts.faultAfterPages} pages`; break writing; }
+      pagesSeen += count;
+      const { pages, out } = takeBuffers();
+      const skip = new Uint8Array(count);
+      const extents: number[] = [];
       try {
-        batch = await submitted;
+        readBatch(core.memory, fileRun, pfns, count, pages, skip, extents);
       } catch (e) {
-        if (!(e instanceof BatchReadError)) throw e;
-        free.push({ pages: e.pages, out: e.out });
-        // Batches after this one may have been read; none of them is written (the dump stays a prefix).
-        readFault ??= `read error in ${opts.what} near page frame ${hex(batchFirst)}: ${e.message}`;
-        return;
+        free.push({ pages, out });
+        fault = `read error in ${opts.what} near page frame ${hex(pfns[0]!)}: ${describeFault(e)}`;
+        break writing;
       }
-      const { sizes, data, pages: backPages } = batch;
-      const release = () => free.push({ pages: backPages, out: new Uint8Array(data.buffer) });
-      // Batches read before a read fault or a signal are still written; after a write fault, or a
-      // read fault in an earlier batch, nothing is.
-      if (writeFault || readFault) { release(); return; }
-      const descs = new Uint8Array(count * PAGE_DESC_SIZE);
-      const firstDesc = descIndex;
-      const { n, stored } = describeBatch(sizes, pfns, count, descs, Number(dataAt), describing);
-      const at = dataAt;
-      dataAt += BigInt(stored);
-      descIndex += BigInt(n);
-      const entry = { batchFirst, batchEnd, read: count, pages: n, dataEnd: dataAt, state: "writing" as "writing" | "done" | "failed" };
-      ledger.push(entry);
-      const writing = Promise.all([
-        sink.writeAsync(at, data),
-        sink.writeAsync(layout.descOffset + firstDesc * BigInt(PAGE_DESC_SIZE), descs.subarray(0, n * PAGE_DESC_SIZE)),
-      ]).then(
-        () => { entry.state = "done"; },
-        (e: unknown) => {
-          // The descriptors of this batch may be torn: the batch counts as not written.
-          writeFault ??= `write error at ${hex(at)}: ${describeFault(e)}`;
-          entry.state = "failed";
-        },
-      ).finally(() => { release(); settle(); });
-      return { writing };
-    });
-    chain = step.then(() => undefined);
-    // Done when the batch is on its way to the disk: that bounds the batches in flight (memory
-    // stays a few MiB per thread).
-    pending.push(step.then((r) => r?.writing));
-    if (pending.length >= inFlight) await pending.shift();
+      if (early.size > 0) for (let k = 0; k < count; k++) if (early.has(pfns[k]!)) skip[k] = 1;
+      const submitted = compressor.submit(pages, count, skip, out, fileRun ? Float64Array.from(extents) : undefined);
+      // A failed batch is dealt with when the chain reaches it, in order; until then it is not "unhandled".
+      submitted.catch(() => {});
+      const batchFirst = pfns[0]!;
+      const batchEnd = pfns[count - 1]! + 1;
+      // Places in the file are given in submission order; several batches compress at once.
+      const step = chain.then(async (): Promise<{ writing: Promise<void> } | undefined> => {
+        let batch;
+        try {
+          batch = await submitted;
+        } catch (e) {
+          if (!(e instanceof BatchReadError)) throw e;
+          free.push({ pages: e.pages, out: e.out });
+          // Batches after this one may have been read; none of them is written (the dump stays a prefix).
+          readFault ??= `read error in ${opts.what} near page frame ${hex(batchFirst)}: ${e.message}`;
+          return;
+        }
+        const { sizes, data, pages: backPages } = batch;
+        const release = () => free.push({ pages: backPages, out: new Uint8Array(data.buffer) });
+        // Batches read before a read fault or a signal are still written; after a write fault, or a
+        // read fault in an earlier batch, nothing is.
+        if (writeFault || readFault) { release(); return; }
+        const descs = new Uint8Array(count * PAGE_DESC_SIZE);
+        const firstDesc = descIndex;
+        const { n, stored } = describeBatch(sizes, pfns, count, descs, Number(dataAt), describing);
+        const at = dataAt;
+        dataAt += BigInt(stored);
+        descIndex += BigInt(n);
+        const entry = { batchFirst, batchEnd, read: count, pages: n, dataEnd: dataAt, state: "writing" as "writing" | "done" | "failed" };
+        ledger.push(entry);
+        const writing = Promise.all([
+          sink.writeAsync(at, data),
+          sink.writeAsync(layout.descOffset + firstDesc * BigInt(PAGE_DESC_SIZE), descs.subarray(0, n * PAGE_DESC_SIZE)),
+        ]).then(
+          () => { entry.state = "done"; },
+          (e: unknown) => {
+            // The descriptors of this batch may be torn: the batch counts as not written.
+            writeFault ??= `write error at ${hex(at)}: ${describeFault(e)}`;
+            entry.state = "failed";
+          },
+        ).finally(() => { release(); settle(); });
+        return { writing };
+      });
+      chain = step.then(() => undefined);
+      // Done when the batch is on its way to the disk: that bounds the batches in flight (memory
+      // stays a few MiB per thread).
+      pending.push(step.then((r) => r?.writing));
+      if (pending.length >= inFlight) await pending.shift();
+    }
+    if (windowed) {
+      // The next window's bits take this one's place: its batches are described first (which
+      // may clear bits: pages a kdump source lacks), and what changed goes back to the file.
+      await chain;
+      while (pending.length > 0) await pending.shift();
+      if (describing.cleared > 0) {
+        windowCounts[w]! -= describing.cleared;
+        describing.cleared = 0;
+        try {
+          sink.write(windowAt(w), bitmaps.dumpable);
+        } catch (e) {
+          writeFault ??= `write error at ${hex(windowAt(w))}: ${describeFault(e)}`;
+        }
+      }
+    }
   }
   await chain;
   await Promise.all(pending);
@@ -324,10 +449,22 @@ export async function writeKdumpDump(core: Vmcore, bitmaps: DumpBitmaps, opts: D
   if (missing) {
     // Keep the written prefix consistent: later pages leave the 2nd bitmap (readers see them as
     // excluded), except the log pages stored first, whose descriptors move to their new ranks.
-    for (let p = committedUpTo; p < Number(bitmaps.maxPfn); p++) if (!early.has(p)) clearBit(bitmaps.dumpable, p);
     try {
-      const rank = rankIndex(bitmaps.dumpable);
-      for (const [p, desc] of early) if (p >= committedUpTo) sink.write(layout.descOffset + BigInt(rank(p)) * BigInt(PAGE_DESC_SIZE), desc);
+      for (let w = windowOf(committedUpTo); w < windowFirsts.length; w++) {
+        loadWindow(w);
+        const first = windowFirsts[w]!;
+        const bits = bitmaps.dumpable;
+        const from = Math.max(committedUpTo, first) - first;
+        if (from < bits.length * 8) {
+          bits[from >>> 3]! &= (1 << (from & 7)) - 1;
+          bits.fill(0, (from >>> 3) + 1);
+        }
+        for (const p of early.keys()) if (p >= first + from && p < first + bits.length * 8) setBit(bits, p - first);
+        windowCounts[w] = Number(popcount(bits));
+        if (windowed) sink.write(windowAt(w), bits);
+      }
+      const moved = ranksOf([...early.keys()].filter((p) => p >= committedUpTo));
+      for (const [p, { rank }] of moved) sink.write(layout.descOffset + BigInt(rank) * BigInt(PAGE_DESC_SIZE), early.get(p)!);
       writeBitmaps();
     } catch { /* the header already says incomplete; nothing more can be done on a full device */ }
     const lost = BigInt(descCount) - written;
@@ -346,12 +483,16 @@ export async function writeKdumpDump(core: Vmcore, bitmaps: DumpBitmaps, opts: D
  * again. On a 1 GiB -d 31 save that compiling was more CPU than the lzo compression itself.
  */
 
-/** Fills `pfns` with the next dumpable page frames from `cursor` on (whole zero bytes of the bitmap skipped); returns the new cursor, the count in `out`. */
-function nextDumpablePfns(bm: Uint8Array, cursor: number, maxPfn: number, pfns: Int32Array, out: { count: number }): number {
+/**
+ * Fills `pfns` with the next dumpable page frames from `cursor` up to `end` (whole zero bytes of
+ * the bitmap skipped); returns the new cursor, the count in `out`. Bit 0 of `bm` is page frame
+ * `bmFirst`, a multiple of 8.
+ */
+function nextDumpablePfns(bm: Uint8Array, bmFirst: number, cursor: number, end: number, pfns: Int32Array, out: { count: number }): number {
   let count = 0;
   const want = pfns.length;
-  while (count < want && cursor < maxPfn) {
-    const b = bm[cursor >>> 3]!;
+  while (count < want && cursor < end) {
+    const b = bm[(cursor - bmFirst) >>> 3]!;
     if (b === 0 && (cursor & 7) === 0) { cursor += 8; continue; }
     if (b & (1 << (cursor & 7))) pfns[count++] = cursor;
     cursor++;
@@ -403,6 +544,8 @@ interface DescribeContext {
   codecFlag: number;
   /** Zero pages are excluded by the dump level: count them as such. */
   countZero: boolean;
+  /** Bits cleared from the current window (pages the source lacks): it goes back to the file. */
+  cleared: number;
 }
 
 /** A compressed batch's page descriptors into `descs`: `n` descriptors over `stored` bytes of data from `dataAt` in the file. */
@@ -417,7 +560,10 @@ function describeBatch(sizes: ArrayLike<number>, pfns: Int32Array, count: number
       if (desc) {
         descs.set(desc, n * PAGE_DESC_SIZE);
         n++;
-      } else clearBit(c.bitmaps.dumpable, pfns[i]!); // absent from a kdump source
+      } else {
+        clearBit(c.bitmaps.dumpable, pfns[i]! - (c.bitmaps.dumpableFirst ?? 0)); // absent from a kdump source
+        c.cleared++;
+      }
       continue;
     }
     if (s === PAGE_ZERO) {

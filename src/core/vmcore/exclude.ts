@@ -45,8 +45,18 @@ export function emptyCounts(): ExclusionCounts {
 export interface DumpBitmaps {
   /** 1st bitmap: pages that exist (in a memory range), kept as the runs it is made of. */
   present: PresentPages;
-  /** 2nd bitmap: pages to dump; zero pages are cleared later, while the data is read. */
+  /**
+   * 2nd bitmap: pages to dump; zero pages are cleared later, while the data is read. Bit 0 is
+   * page frame `dumpableFirst`: a kdump file's writer holds it a window at a time (dump-writer.ts).
+   */
   dumpable: Uint8Array;
+  /** The page frame of `dumpable`'s bit 0: 0 when it is whole; a multiple of 8. */
+  dumpableFirst?: number;
+  /**
+   * The struct pages of one chunk, as the exclusion scan read them last: kept for the next
+   * window's scan (a fresh 2 MiB per window, 16 per TiB, piled up as garbage), and dropped after.
+   */
+  scanBuffer?: Uint8Array;
   maxPfn: bigint;
   counts: ExclusionCounts;
   presentPages: bigint;
@@ -63,19 +73,21 @@ export function testBit(bitmap: Uint8Array, p: number): boolean {
 }
 
 /**
- * The 1st bitmap (the page frames that exist) as the runs of page frames it is made of: the
- * memory ranges are a handful to a few thousand, and the bitmap itself 32 MiB per TiB, which
- * only the dump file needs (its bytes are made a piece at a time as they are written). The 2nd
- * bitmap, which the scan clears bit by bit, stays an array.
- */
-/**
  * One past the highest page frame a dump may have: page frames are small integers here (the
- * bitmaps index bytes with p >>> 3, the writer lists a batch's frames in an Int32Array), and the
- * bitmaps of 2^31 frames are 256 MiB each already. A damaged PT_LOAD (p_memsz 2^64 - 1) asked
- * for a bitmap larger than any typed array, or looped over it for minutes.
+ * bitmaps index bytes with p >>> 3, the writer lists a batch's frames in an Int32Array), and
+ * where a bitmap is held whole (an ELF dump, a flattened stream, the report) 2^31 frames are
+ * 256 MiB of it already. A damaged PT_LOAD (p_memsz 2^64 - 1) asked for a bitmap larger than any
+ * typed array, or looped over it for minutes.
  */
 export const MAX_DUMP_PFN = 2 ** 31;
 
+/**
+ * The 1st bitmap (the page frames that exist) as the runs of page frames it is made of: the
+ * memory ranges are a handful to a few thousand, and the bitmap itself 32 MiB per TiB, which
+ * only the dump file needs (its bytes are made a piece at a time as they are written). The 2nd
+ * bitmap, which the scan clears bit by bit, is an array: in a kdump file's writer, a window of it
+ * at a time (dump-writer.ts).
+ */
 export class PresentPages {
   /** Sorted page frame runs [first, end), neither overlapping nor touching. */
   readonly runs: readonly (readonly [first: number, end: number])[];
@@ -256,19 +268,22 @@ export function excludeByPageFlags(mem: KernelMemory, info: VmcoreInfo, bitmaps:
   };
 
   const { dumpable, counts } = bitmaps;
-  const maxPfn = Number(bitmaps.maxPfn);
+  // The page frames the bitmap holds: all of them, or the writer's window.
+  const base = bitmaps.dumpableFirst ?? 0;
+  const windowEnd = Math.min(Number(bitmaps.maxPfn), base + dumpable.length * 8);
   const excluded = { zero: 0, cache: 0, cachePrivate: 0, user: 0, free: 0, hwpoison: 0 };
-  const { groupPages, chunks } = memMapChunks(mem, info, v, bitmaps, pageSize, share?.groupPages ?? EXCLUSION_GROUP_PAGES);
-  // A run never reaches past its group (where another thread may be scanning): only a damaged
-  // struct page says a compound page or buddy block crosses one, and the whole scan clamps
-  // it the same way, so a shared scan clears exactly the bits a lone one does.
+  const { groupPages, chunks } = memMapChunks(mem, info, v, bitmaps, pageSize, share?.groupPages ?? EXCLUSION_GROUP_PAGES, base, windowEnd);
+  // A run never reaches past its group (where another thread may be scanning) or the window:
+  // only a damaged struct page says a compound page or buddy block crosses one (the kernel aligns
+  // both to their size, and windows are whole groups), and the whole scan clamps it the same way,
+  // so a shared or windowed scan clears exactly the bits a lone one does.
   const exclude = (from: number, n: number, key: keyof ExclusionCounts) => {
-    const end = Math.min(from + n, maxPfn, (Math.floor(from / groupPages) + 1) * groupPages);
+    const end = Math.min(from + n, windowEnd, base + (Math.floor((from - base) / groupPages) + 1) * groupPages);
     onExclude?.(from, end - from, key);
     let cleared = 0;
-    for (let p = from; p < end; p++) {
+    for (let p = from - base; p < end - base; p++) {
       // Free blocks are up to 1024 pages: whole bitmap bytes at a time inside them.
-      if ((p & 7) === 0 && p + 8 <= end) {
+      if ((p & 7) === 0 && p + 8 <= end - base) {
         cleared += POP8[dumpable[p >>> 3]!]!;
         dumpable[p >>> 3] = 0;
         p += 7;
@@ -293,19 +308,20 @@ export function excludeByPageFlags(mem: KernelMemory, info: VmcoreInfo, bitmaps:
   };
   // One buffer for every chunk (a section's struct pages: 2 MiB for 128 MiB of memory): fresh
   // memory per chunk cost a page fault per 4 KiB, twice, as much as reading it.
-  let buffer = new Uint8Array(0);
+  let buffer = bitmaps.scanBuffer ?? new Uint8Array(0);
   let claimed = -1;
   for (const { first, count, memMap, what } of chunks) {
     if (share) {
       // Claims only grow, and chunks come in pfn order: a group passed over is another thread's.
-      const group = Math.floor(first / groupPages);
+      // Groups count from the window's first page frame (a multiple of the group's size but in tests).
+      const group = Math.floor((first - base) / groupPages);
       while (claimed < group) claimed = share.claim();
       if (claimed !== group) continue;
     }
     const bytes = count * pageStruct;
-    if (buffer.length < bytes) buffer = new Uint8Array(bytes);
+    if (buffer.length < bytes) buffer = bitmaps.scanBuffer = new Uint8Array(bytes);
     mem.readInto(memMap + BigInt(first) * BigInt(pageStruct), buffer, 0, bytes, what);
-    scanStructPages(buffer, new Uint32Array(buffer.buffer, 0, bytes >>> 2), first, count, dumpable, scan, exclude);
+    scanStructPages(buffer, new Uint32Array(buffer.buffer, 0, bytes >>> 2), first, count, dumpable, base, scan, exclude);
   }
   for (const key of Object.keys(excluded) as (keyof ExclusionCounts)[]) counts[key] += BigInt(excluded[key]);
 }
@@ -349,7 +365,7 @@ interface StructPageScan {
  * V8's optimising compiler compiles this loop alone: with the setup around it, it compiled the
  * whole function (30 ms on a 1 GiB save), then again after the first rare branch.
  */
-function scanStructPages(pages: Uint8Array, words: Uint32Array, first: number, count: number, dumpable: Uint8Array, s: StructPageScan,
+function scanStructPages(pages: Uint8Array, words: Uint32Array, first: number, count: number, dumpable: Uint8Array, dumpableFirst: number, s: StructPageScan,
   exclude: (from: number, n: number, key: keyof ExclusionCounts) => void): void {
   const { pageStruct, flagsWord, mappingWord, mapcountWord, privateWord, compoundHeadWord, compoundOrderAt, compoundDtorAt, wide } = s;
   const { lruLo, lruHi, privateLo, privateHi, swapcacheLo, swapcacheHi, swapbackedLo, swapbackedHi, hwpoisonLo, hwpoisonHi, headLo, headHi } = s;
@@ -357,9 +373,10 @@ function scanStructPages(pages: Uint8Array, words: Uint32Array, first: number, c
   const structWords = pageStruct >>> 2;
   // One call of `exclude` for every kind of page: a call site the first pages never reached has
   // no type feedback, and reaching it threw the optimised loop away.
+  const bitFirst = first - dumpableFirst;
   for (let i = 0; i < count; ) {
-    const p = first + i;
-    if ((dumpable[p >>> 3]! & (1 << (p & 7))) === 0) { i++; continue; }
+    const b = bitFirst + i;
+    if ((dumpable[b >>> 3]! & (1 << (b & 7))) === 0) { i++; continue; }
     const w = i * structWords;
     const flagsLo = words[w + flagsWord]!;
     const flagsHi = wide ? words[w + flagsWord + 1]! : 0;
@@ -389,7 +406,7 @@ function scanStructPages(pages: Uint8Array, words: Uint32Array, first: number, c
       else if (excludeCachePrivate && cache && !anon) key = "cachePrivate";
       else if (excludeUser && (anon || hugetlb)) key = "user";
     }
-    if (key !== undefined) exclude(p, n, key);
+    if (key !== undefined) exclude(first + i, n, key);
     i += n;
   }
 }
@@ -406,15 +423,24 @@ interface MemMapChunk {
 const FLAT_CHUNK_PAGES = 1 << 15;
 
 /**
- * Where the struct pages of the present pages are. SPARSEMEM (x86_64; VMCOREINFO has
- * SYMBOL(mem_section)): one chunk per section. FLATMEM (Debian's i386 kernels; only
- * SYMBOL(mem_map), a pointer to one array indexed by pfn): fixed-size chunks of it.
+ * Where the struct pages of the present pages in [from, to) are. SPARSEMEM (x86_64; VMCOREINFO
+ * has SYMBOL(mem_section)): one chunk per section. FLATMEM (Debian's i386 kernels; only
+ * SYMBOL(mem_map), a pointer to one array indexed by pfn): fixed-size chunks of it. A chunk
+ * reaching past the window is cut to it.
  */
-function memMapChunks(mem: KernelMemory, info: VmcoreInfo, v: VmcoreInfoView, bitmaps: DumpBitmaps, pageSize: number, minGroupPages: number): { groupPages: number; chunks: Iterable<MemMapChunk> } {
+function memMapChunks(mem: KernelMemory, info: VmcoreInfo, v: VmcoreInfoView, bitmaps: DumpBitmaps, pageSize: number, minGroupPages: number, from: number, to: number): { groupPages: number; chunks: Iterable<MemMapChunk> } {
   const flat = !info.symbols.has("mem_section") && info.symbols.has("mem_map");
   // Chunks are aligned to their own size, a power of two: a group of the larger size holds each whole.
   const chunkPages = flat ? FLAT_CHUNK_PAGES : sectionPages(v, pageSize);
-  return { groupPages: Math.max(minGroupPages, chunkPages), chunks: memMapChunksOf(mem, info, v, bitmaps, pageSize, flat, chunkPages) };
+  return { groupPages: Math.max(minGroupPages, chunkPages), chunks: chunksIn(memMapChunksOf(mem, info, v, bitmaps, pageSize, flat, chunkPages, from, to), from, to) };
+}
+
+function* chunksIn(chunks: Iterable<MemMapChunk>, from: number, to: number): Generator<MemMapChunk> {
+  for (const c of chunks) {
+    const first = Math.max(c.first, from);
+    const end = Math.min(c.first + c.count, to);
+    if (end > first) yield first === c.first && end === c.first + c.count ? c : { ...c, first, count: end - first };
+  }
 }
 
 /** Pages per memory section (SECTION_SIZE_BITS): at least one and at most 2^30 (x86_64 has 2^15). */
@@ -424,13 +450,16 @@ function sectionPages(v: VmcoreInfoView, pageSize: number): number {
 }
 
 /** `chunkPages`: a flat mem_map's chunk, or a section's pages (memMapChunks). */
-function* memMapChunksOf(mem: KernelMemory, info: VmcoreInfo, v: VmcoreInfoView, bitmaps: DumpBitmaps, pageSize: number, flat: boolean, chunkPages: number): Generator<MemMapChunk> {
+function* memMapChunksOf(mem: KernelMemory, info: VmcoreInfo, v: VmcoreInfoView, bitmaps: DumpBitmaps, pageSize: number, flat: boolean, chunkPages: number, from: number, to: number): Generator<MemMapChunk> {
   const maxPfn = Number(bitmaps.maxPfn);
   const ptr = mem.pointerSize;
+  // The chunks that hold [from, to): chunks are aligned to chunkPages.
+  const firstChunk = Math.floor(from / chunkPages);
+  const endChunk = Math.ceil(Math.min(to, maxPfn) / chunkPages);
   if (flat) {
     const memMap = mem.ulong(v.symbol("mem_map"), "mem_map");
     if (memMap === 0n) throw new KexecError("parse", "mem_map is NULL in the dump, so page flags cannot be read", { field: "SYMBOL(mem_map)", actual: "0" }, "use --dump-level 1 (zero pages only)");
-    for (let first = 0; first < maxPfn; first += chunkPages) {
+    for (let first = firstChunk * chunkPages; first < endChunk * chunkPages; first += chunkPages) {
       const count = Math.min(chunkPages, maxPfn - first);
       if (bitmaps.present.anyIn(first, count)) yield { first, count, memMap, what: `struct page array (mem_map) at pfn ${first}` };
     }
@@ -442,9 +471,8 @@ function* memMapChunksOf(mem: KernelMemory, info: VmcoreInfo, v: VmcoreInfoView,
   if (pageSize % sectionSize !== 0) throw v.impossible("SIZE(mem_section)", sectionSize, `a divisor of the ${pageSize}-byte page that holds a root's sections`);
   const sectionsPerRoot = pageSize / sectionSize; // SPARSEMEM_EXTREME: one page of sections per root
   const sectionMemMapAt = v.member("mem_section", "section_mem_map", ptr);
-  const sections = Math.ceil(maxPfn / pagesPerSection);
   const roots = new Map<number, bigint>();
-  for (let nr = 0; nr < sections; nr++) {
+  for (let nr = firstChunk; nr < endChunk; nr++) {
     const first = nr * pagesPerSection;
     // Skip sections with no present page without touching kernel memory.
     if (!bitmaps.present.anyIn(first, pagesPerSection)) continue;

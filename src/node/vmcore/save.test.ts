@@ -337,6 +337,45 @@ test("real 6.1 vmcore: dmesg equals makedumpfile --dump-dmesg; our -d 31 kdump a
   }
 });
 
+test("real 6.1 vmcore: the 2nd bitmap made and read back a window at a time gives the same file as held whole, cut short too", async (t) => {
+  if (!existsSync(REAL)) return missingInput(t, `no captured vmcore at ${REAL} (run: node dist/lab/capture-vmcore.js, about 2 minutes; or the e2e suite's vmcore-amd64-6.1)`);
+  if (missingTool("makedumpfile") !== undefined) return missingInput(t, "makedumpfile is not installed (.ci/setup-debian.sh)");
+  const dir = tmp();
+  try {
+    const reference = makedumpfileDmesg(REAL, dir);
+    // 2^15 page frames (128 MiB) per window: the guest's 1 GiB in eight windows. The writer's own
+    // windows are 2^24; below a GiB there would be one.
+    const WINDOW = 1 << 15;
+    const cases: [string, Partial<SaveOptions>][] = [
+      ["lzo, this thread", { codec: "lzo", dumpLevel: 31 }],
+      ["zlib, the scan shared with a worker", { codec: "zlib", dumpLevel: 31, threads: 1 }],
+      ["lzo -d 1", { codec: "lzo", dumpLevel: 1 }],
+      ["cut short after 3000 pages", { codec: "lzo", dumpLevel: 31, faultAfterPages: 3000 }],
+    ];
+    for (const [what, more] of cases) {
+      const whole = join(dir, "whole.kdump");
+      const windowed = join(dir, "windowed.kdump");
+      const a = await saveVmcoreTo(opts(REAL, whole, more));
+      const b = await saveVmcoreTo(opts(REAL, windowed, { ...more, windowPages: WINDOW }));
+      const done = (f: string, r: { complete: boolean }) => (r.complete ? f : `${f}.incomplete`);
+      assert.equal(b.complete, a.complete, what);
+      assert.deepEqual(b.counts, a.counts, `${what}: the same exclusion counts`);
+      const bytes = [readFileSync(done(whole, a)), readFileSync(done(windowed, b))];
+      assert.ok(bytes[0]!.equals(bytes[1]!), `${what}: byte for byte the same file (${bytes[0]!.length} and ${bytes[1]!.length} bytes)`);
+      assert.equal(makedumpfileDmesg(done(windowed, b), dir), reference, `${what}: makedumpfile reads its log`);
+      for (const f of [whole, windowed]) for (const name of [f, `${f}.incomplete`]) rmSync(name, { force: true });
+    }
+    // The file the windows are read back from is the output: to a pipe (flattened) the bitmap is held whole.
+    const flat = join(dir, "flat.kdump");
+    assert.equal((await saveVmcoreTo(opts(REAL, flat, { codec: "lzo", dumpLevel: 31, flat: true, windowPages: WINDOW }))).complete, true);
+    const restored = join(dir, "restored.kdump");
+    execFileSync("makedumpfile", ["-R", restored], { input: readFileSync(flat), stdio: ["pipe", "ignore", "ignore"] });
+    assert.equal(makedumpfileDmesg(restored, dir), reference, "the flattened dump, restored by makedumpfile -R");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("--threads auto: a worker per other core where the codec pays for one, none for lzo on two cores", () => {
   const GiB = 1n << 30n;
   // 4 GiB at -d 31 (a quarter of it guessed to be compressed) is enough for every codec's threshold.

@@ -4,11 +4,11 @@
  * the pipe's back-pressure), and the signals that stop a dump. What goes where in the dump is the
  * core's (core/vmcore/dump-writer.ts).
  */
-import { closeSync, constants, fsyncSync, openSync, renameSync, write, writeSync } from "node:fs";
+import { closeSync, constants, fsyncSync, openSync, readSync, renameSync, unlinkSync, write, writeSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { KexecError } from "../../core/errors.js";
 import { DL_EXCLUDE_ZERO, emptyCounts, excludeByPageFlags, presentBitmaps, type DumpBitmaps, type ExclusionCounts } from "../../core/vmcore/exclude.js";
-import { prepareDumpBitmaps, writeElfDump, writeKdumpDump, type DumpCodec, type DumpFormat, type DumpHooks, type DumpResult, type DumpSink } from "../../core/vmcore/dump-writer.js";
+import { prepareDumpBitmaps, writeElfDump, writeKdumpDump, type DumpCodec, type DumpExclusion, type DumpFormat, type DumpHooks, type DumpResult, type DumpSink } from "../../core/vmcore/dump-writer.js";
 import { FLAT_END, encodeFlatHeader, encodeFlatRecordHeader } from "../../core/vmcore/flat.js";
 import { openVmcore, vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/vmcore.js";
 import { stdoutCarriesTheOutput } from "../entry.js";
@@ -36,6 +36,8 @@ export interface SaveOptions {
   faultAfterPages?: number;
   /** Replace a regular file already at `dst` (--force; makedumpfile -f). Never the source, never anything but a regular file. */
   overwrite?: boolean;
+  /** Page frames per window of the kdump file's 2nd bitmap (tests: several windows on a small vmcore); DumpOptions.windowPages. */
+  windowPages?: number;
 }
 
 export interface SaveResult extends DumpResult {
@@ -68,6 +70,14 @@ function fileSink(fd: number): OutputSink {
     writeAsync: async (offset, data) => {
       await writeAllAsync(fd, data, Number(offset));
       writeback?.wrote(data.length);
+    },
+    readBack(offset, into) {
+      let done = 0;
+      while (done < into.length) {
+        const n = readSync(fd, into, done, into.length - done, Number(offset) + done);
+        if (n === 0) throw new KexecError("io", `reading back the dump at ${Number(offset) + done}: the file ends there`, { offset: Number(offset) + done }, "was the dump file truncated while it was written?");
+        done += n;
+      }
     },
     // The descriptor is fsynced and closed after this: no writeback call may still be on its way to it.
     finish: async () => { await writeback?.settled(); },
@@ -197,19 +207,28 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
     const threads = opts.format === "elf" || opts.codec === "none" ? 0 : resolveThreads(opts.threads, presentBytes, opts.dumpLevel, opts.codec);
     // With threads to share the exclusion scan, the dumpable bitmap is made in shared memory.
     const sharedScan = threads > 0 && core.elf !== undefined && core.vmcoreinfo !== undefined && (opts.dumpLevel & ~DL_EXCLUDE_ZERO) !== 0;
-    const bitmaps = presentBitmaps(core.memory.ranges, ps, sharedScan ? (bytes) => new Uint8Array(new SharedArrayBuffer(bytes)) : undefined);
     // An ELF source is read by the compressing threads themselves (positioned reads of whole runs).
     const source: SourceFile | undefined = core.elf ? { path: opts.src, readInto: src.readInto } : undefined;
     const compressor = threads > 0 ? workerCompressor(opts.codec, ps, threads, source) : inlineCompressor(opts.codec, ps, source);
     try {
-      if (sharedScan) await shareExclusion(core, bitmaps, opts, compressor);
-      else prepareDumpBitmaps(core, bitmaps, opts.dumpLevel, opts.src);
+      // An ELF dump's segment list comes before its data: its bitmap is made whole, first. A kdump
+      // file's is made by the writer, a window at a time (dump-writer.ts), with this exclusion.
+      let elfBitmaps: DumpBitmaps | undefined;
+      if (opts.format === "elf") {
+        elfBitmaps = presentBitmaps(core.memory.ranges, ps);
+        prepareDumpBitmaps(core, elfBitmaps, opts.dumpLevel, opts.src);
+      }
+      const sharing = { failed: false };
+      const exclusion: DumpExclusion = sharedScan
+        ? { allocate: (bytes) => new Uint8Array(new SharedArrayBuffer(bytes)), prepare: (window) => shareExclusion(core, window, opts, compressor, sharing) }
+        : {};
       const tmp = temporaryOutputPath(opts.dst);
       let fd = -1;
       if (!toStdout) {
         try {
           // Not through a symbolic link planted at the temporary name: the dump goes where it is named.
-          fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644);
+          // Read as well as written: the 2nd bitmap is read back from it (DumpSink.readBack).
+          fd = openSync(tmp, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644);
         } catch (e) {
           throw writeError(e, tmp, "the dump");
         }
@@ -224,10 +243,18 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
       };
       try {
         const sink = toStdout ? stdoutFlatSink() : opts.flat ? fileFlatSink(fd) : fileSink(fd);
-        const dumpOptions = { codec: opts.codec, dumpLevel: opts.dumpLevel, what: opts.src, ...(opts.faultAfterPages === undefined ? {} : { faultAfterPages: opts.faultAfterPages }) };
-        const result: SaveResult = opts.format === "elf"
-          ? await writeElfDump(core, bitmaps, dumpOptions, sink, hooks)
-          : await writeKdumpDump(core, bitmaps, dumpOptions, sink, compressor, hooks);
+        const dumpOptions = { codec: opts.codec, dumpLevel: opts.dumpLevel, what: opts.src, ...(opts.faultAfterPages === undefined ? {} : { faultAfterPages: opts.faultAfterPages }), ...(opts.windowPages === undefined ? {} : { windowPages: opts.windowPages }) };
+        let result: SaveResult;
+        try {
+          result = elfBitmaps
+            ? await writeElfDump(core, elfBitmaps, dumpOptions, sink, hooks)
+            : await writeKdumpDump(core, dumpOptions, sink, compressor, hooks, exclusion);
+        } catch (e) {
+          // Not a dump cut short (that is a result, and keeps DST.incomplete): no dump at all, as
+          // when the exclusion scan finds VMCOREINFO unusable. Nothing is left behind.
+          if (!toStdout) try { unlinkSync(tmp); } catch { /* gone already */ }
+          throw e;
+        }
         progress?.finish();
         await sink.finish();
         if (!toStdout) {
@@ -268,28 +295,35 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
  * thread fails its part, the main thread scans everything again alone: the same bitmap, or the
  * error, told as a scan in this thread tells it.
  */
-async function shareExclusion(core: Vmcore, bitmaps: DumpBitmaps, opts: SaveOptions, compressor: Compressor): Promise<void> {
-  const counter = new Int32Array(new SharedArrayBuffer(4));
-  const shares = compressor.shareExclusion?.({ dumpable: bitmaps.dumpable, level: opts.dumpLevel, counter }) ?? Promise.resolve([]);
-  let failed = false;
-  try {
-    excludeByPageFlags(vmcoreKernelMemory(core), core.vmcoreinfo!, bitmaps, opts.dumpLevel, core.memory.pageSize, undefined, { claim: () => Atomics.add(counter, 0, 1) });
-  } catch {
-    failed = true;
-    // No group is left for the workers to take: they stop at their next claim.
-    Atomics.store(counter, 0, 0x3fffffff);
+async function shareExclusion(core: Vmcore, window: DumpBitmaps, opts: SaveOptions, compressor: Compressor, sharing: { failed: boolean }): Promise<void> {
+  const first = window.dumpableFirst ?? 0;
+  if (!sharing.failed) {
+    const counter = new Int32Array(new SharedArrayBuffer(4));
+    const shares = compressor.shareExclusion?.({ dumpable: window.dumpable, first, level: opts.dumpLevel, counter }) ?? Promise.resolve([]);
+    // This window's counts apart, until every thread's part has succeeded.
+    const mine = { ...window, counts: emptyCounts() };
+    let failed = false;
+    try {
+      excludeByPageFlags(vmcoreKernelMemory(core), core.vmcoreinfo!, mine, opts.dumpLevel, core.memory.pageSize, undefined, { claim: () => Atomics.add(counter, 0, 1) });
+      window.scanBuffer = mine.scanBuffer;
+    } catch {
+      failed = true;
+      // No group is left for the workers to take: they stop at their next claim.
+      Atomics.store(counter, 0, 0x3fffffff);
+    }
+    const replies = await shares;
+    if (!failed && !replies.some((r) => r.error !== undefined)) {
+      for (const counts of [mine.counts, ...replies.map((r) => ("counts" in r ? r.counts : undefined))]) {
+        if (counts === undefined) continue;
+        for (const key of Object.keys(window.counts) as (keyof ExclusionCounts)[]) window.counts[key] += counts[key];
+      }
+      return;
+    }
+    // This window and the ones after it are scanned here alone.
+    sharing.failed = true;
+    window.present.bytesInto(window.dumpable, first >>> 3);
   }
-  const replies = await shares;
-  if (failed || replies.some((r) => r.error !== undefined)) {
-    bitmaps.present.bytesInto(bitmaps.dumpable, 0);
-    bitmaps.counts = emptyCounts();
-    prepareDumpBitmaps(core, bitmaps, opts.dumpLevel, opts.src);
-    return;
-  }
-  for (const r of replies) {
-    if (!("counts" in r)) continue;
-    for (const key of Object.keys(bitmaps.counts) as (keyof ExclusionCounts)[]) bitmaps.counts[key] += r.counts[key];
-  }
+  prepareDumpBitmaps(core, window, opts.dumpLevel, opts.src);
 }
 
 /**

@@ -1,8 +1,8 @@
 /** A compression worker: a batch of pages (or where to read them) in, the bytes to store (and the buffers, for reuse) out. */
 import { parentPort, workerData } from "node:worker_threads";
 import { compressBatch, readExtents, type FileExtents } from "../../core/vmcore/batch.js";
-import { PresentPages, emptyCounts, excludeByPageFlags, type ExclusionCounts } from "../../core/vmcore/exclude.js";
-import { openVmcore, vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
+import { PresentPages, emptyCounts, excludeByPageFlags, type DumpBitmaps, type ExclusionCounts } from "../../core/vmcore/exclude.js";
+import { openVmcore, vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/vmcore.js";
 import { pageCompressor, zeroPageTest, type Codec } from "./compress.js";
 import type { OpenFile } from "./file.js";
 import { openVmcoreSource } from "./mapped-file.js";
@@ -12,7 +12,7 @@ export interface WorkRequest { id: number; pages: Uint8Array; out: Uint8Array; c
  * A share of the exclusion scan: the dumpable bitmap and the group counter live in shared
  * memory, and this thread takes groups from the counter until none is left (exclude.ts).
  */
-export interface ExclusionRequest { exclusion: { dumpable: Uint8Array; level: number; counter: Int32Array } }
+export interface ExclusionRequest { exclusion: { dumpable: Uint8Array; first: number; level: number; counter: Int32Array } }
 /** What a thread's share excluded, or why it could not scan (the main thread then scans alone). */
 export type ExclusionReply = { exclusion: { counts: ExclusionCounts; error?: undefined } } | { exclusion: { error: string } };
 export type WorkReply =
@@ -27,9 +27,13 @@ const isZero = zeroPageTest(pageSize);
 parentPort!.postMessage({ ready: true });
 // Each thread opens the source itself: its own descriptor, positioned reads.
 let file: OpenFile | undefined;
+/** What this thread's shares of the exclusion scan keep between windows (a request per window). */
+let scanning: { core: Vmcore; present: PresentPages; scanBuffer?: Uint8Array } | undefined;
 
 parentPort!.on("message", (req: WorkRequest | ExclusionRequest) => {
   if ("exclusion" in req) { scanShare(req); return; }
+  // Batches come once the scan is over: what it kept goes.
+  scanning = undefined;
   try {
     if (req.extents && req.extents.length > 0) {
       file ??= openVmcoreSource(source!);
@@ -49,11 +53,16 @@ function scanShare({ exclusion: job }: ExclusionRequest): void {
   let reply: ExclusionReply;
   try {
     file ??= openVmcoreSource(source!);
-    const core = openVmcore(file, source);
-    // The present pages (and so the bitmap's length) from this thread's own reading of the same file.
-    const present = new PresentPages(core.memory.ranges, pageSize);
-    const bitmaps = { present, dumpable: job.dumpable, maxPfn: BigInt(present.maxPfn), counts: emptyCounts(), presentPages: BigInt(present.count) };
+    // The present pages (and so the bitmap's length) from this thread's own reading of the same
+    // file, once: a kdump file's bitmap comes a window at a time, a request each.
+    scanning ??= (() => {
+      const core = openVmcore(file, source);
+      return { core, present: new PresentPages(core.memory.ranges, pageSize) };
+    })();
+    const { core, present } = scanning;
+    const bitmaps: DumpBitmaps = { present, dumpable: job.dumpable, dumpableFirst: job.first, maxPfn: BigInt(present.maxPfn), counts: emptyCounts(), presentPages: BigInt(present.count), scanBuffer: scanning.scanBuffer };
     excludeByPageFlags(vmcoreKernelMemory(core), core.vmcoreinfo!, bitmaps, job.level, pageSize, undefined, { claim: () => Atomics.add(job.counter, 0, 1) });
+    scanning.scanBuffer = bitmaps.scanBuffer;
     reply = { exclusion: { counts: bitmaps.counts } };
   } catch (e) {
     reply = { exclusion: { error: (e as Error).message } };
