@@ -24,7 +24,11 @@ test("the estimate adds what is always there to the larger moment (boot or save)
 test("threads, RAM and the initramfs each move the estimate the way they should", () => {
   const e0 = estimateCapture(base).total;
   assert.ok(estimateCapture({ ...base, threads: 2 }).total >= e0 + 2n * CONSTANTS.perThread.bytes);
-  assert.ok(estimateCapture({ ...base, systemRam: 64n << 30n }).total > e0, "bitmaps grow with the crashed machine's RAM");
+  const bitmaps = (ram: bigint) => estimateCapture({ ...base, systemRam: ram }).items.find((i) => i.what === "save bitmaps")!.bytes;
+  assert.equal(bitmaps(4n << 30n), 256n << 10n, "4 GiB: two bitmaps of 128 KiB");
+  assert.ok(estimateCapture({ ...base, systemRam: 32n << 30n }).total > e0, "bitmaps grow with the crashed machine's RAM");
+  assert.equal(bitmaps(64n << 30n), 3n * MiB, "64 GiB: a window of 2 MiB of the dumpable bitmap, a piece of 1 MiB of the present one");
+  assert.equal(bitmaps(1n << 40n), 3n * MiB, "1 TiB: the same window and piece (bench/RESULTS.md: 103 MiB peak held whole, 72 MiB in windows)");
   const self = estimateCapture({ ...base, mode: "self-contained", initrdUnpacked: 40n * MiB, initrdCompressed: 40n * MiB });
   assert.ok(self.total > e0 + 30n * MiB, "a self-contained initramfs holds Node's squashfs image");
   assert.equal(estimateCapture({ ...base, initrdCompressed: 300n * MiB }).peak, "boot", "a big compressed initramfs makes boot the peak");

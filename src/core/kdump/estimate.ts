@@ -13,6 +13,8 @@
  * moments. Each figure says where it comes from; the constants were measured in the lab
  * (bench/kdump/RESULTS.md). Pure: sizes in, an itemized estimate out.
  */
+import { size } from "../format.js";
+import { BITMAP_PIECE_BYTES, WINDOW_PAGES } from "../vmcore/dump-writer.js";
 import type { CaptureMode } from "./config.js";
 
 const MiB = 1n << 20n;
@@ -43,7 +45,7 @@ export interface EstimateInput {
   /** The archive's size unpacked; in the self-contained mode it includes Node and its libraries. */
   initrdUnpacked: bigint;
   moduleBytes: bigint;
-  /** The crashed machine's RAM: the save's bitmaps are one bit per page, two of them. */
+  /** The crashed machine's RAM: the save's bitmaps are one bit per page, two of them, each held a window at a time. */
   systemRam: bigint;
   threads: number;
 }
@@ -72,6 +74,14 @@ const PAGE = 4096n;
 const roundUp = (n: bigint, to: bigint): bigint => ((n + to - 1n) / to) * to;
 const sum = (items: readonly EstimateItem[], phase: EstimatePhase): bigint => items.filter((i) => i.phase === phase).reduce((n, i) => n + i.bytes, 0n);
 
+/** The save holds a window of the 2nd bitmap and a piece of the 1st (dump-writer.ts), whatever the RAM beyond 64 GiB. */
+const WINDOW_BYTES = BigInt(WINDOW_PAGES / 8);
+const PIECE_BYTES = BigInt(BITMAP_PIECE_BYTES);
+function saveBitmapBytes(systemRam: bigint): bigint {
+  const whole = systemRam / PAGE / 8n;
+  return roundUp((whole < WINDOW_BYTES ? whole : WINDOW_BYTES) + (whole < PIECE_BYTES ? whole : PIECE_BYTES), PAGE);
+}
+
 export function estimateCapture(input: EstimateInput): Estimate {
   const items: EstimateItem[] = [
     { what: "capture kernel (init_size)", phase: "always", bytes: roundUp(input.kernelInitSize, PAGE), source: "the bzImage setup header's init_size: the kernel decompressed in place, with its bss" },
@@ -84,7 +94,7 @@ export function estimateCapture(input: EstimateInput): Estimate {
   items.push({ what: "node, binary pages", phase: "save", bytes: CONSTANTS.nodeText.bytes, source: `${CONSTANTS.nodeText.source}${input.mode === "self-contained" ? " (here from the squashfs image: page cache the kernel can drop again)" : ""}` });
   if (input.threads > 0) items.push({ what: `${input.threads} compression thread(s)`, phase: "save", bytes: CONSTANTS.perThread.bytes * BigInt(input.threads), source: CONSTANTS.perThread.source });
   items.push(
-    { what: "save bitmaps", phase: "save", bytes: roundUp((input.systemRam / PAGE / 8n) * 2n, PAGE), source: "two bits per page of the crashed machine's RAM (dumpable and present bitmaps)" },
+    { what: "save bitmaps", phase: "save", bytes: saveBitmapBytes(input.systemRam), source: `a bit per page of the crashed machine's RAM, twice, each at most a window: the dumpable bitmap ${size(WINDOW_BYTES)} at a time (${size(BigInt(WINDOW_PAGES) * PAGE)} of RAM), the present one written in pieces of ${size(PIECE_BYTES)}` },
     { what: "file system and page cache", phase: "save", bytes: CONSTANTS.ioHeadroom.bytes, source: CONSTANTS.ioHeadroom.source },
   );
   const boot = sum(items, "boot");
