@@ -15,6 +15,7 @@ function spec(more: Partial<CaptureInitSpec> = {}): CaptureInitSpec {
     failureAction: "reboot",
     finalAction: "poweroff",
     deviceWaitSec: 30,
+    configFile: "/etc/kexec-ts/kdump.conf",
     ...more,
   };
 }
@@ -41,7 +42,16 @@ test("default mode, target on the root: one read-write mount, the target bound, 
     assert.ok(i >= at, `${piece} (after offset ${at})`);
     at = i;
   }
-  assert.match(s, /no raw_target configured/);
+  assert.match(s, /no raw_target configured: nothing saved \(configure raw_target in "'\/etc\/kexec-ts\/kdump.conf'" as a last resort\)/);
+});
+
+test("the console's hint names the config file the settings came from, quoted for the shell", () => {
+  const s = generateCaptureInit(spec({ configFile: "/srv/it's kdump.conf" }));
+  syntaxOk(s);
+  const line = s.split("\n").find((l) => l.includes("no raw_target configured"))!;
+  // What busybox's echo prints, as the shell expands the line.
+  const r = spawnSync("sh", ["-c", `say() { echo "$*"; }; ${line}`], { encoding: "utf8" });
+  assert.equal(r.stdout, "no raw_target configured: nothing saved (configure raw_target in /srv/it's kdump.conf as a last resort)\n");
 });
 
 test("default mode, target on another file system: the root read-only, the target's mounted read-write under it", () => {

@@ -53,6 +53,8 @@ export interface CaptureInitSpec {
   finalAction: FinalAction;
   /** Seconds to wait for a device to appear. */
   deviceWaitSec: number;
+  /** The config file the settings came from: the console's hints name it. */
+  configFile: string;
 }
 
 /**
@@ -197,7 +199,7 @@ export function generateCaptureInit(spec: CaptureInitSpec): string {
       "fi",
     );
   } else {
-    L.push(`say "no raw_target configured: nothing saved (configure raw_target in /etc/kexec-ts/kdump.conf as a last resort)"`);
+    L.push(`say "no raw_target configured: nothing saved (configure raw_target in "${q(spec.configFile)}" as a last resort)"`);
   }
   L.push(`act "${spec.failureAction} after the failure: $failed" ${q(spec.failureAction)}`, "while true; do sleep 3600; done", "");
   return L.join("\n");

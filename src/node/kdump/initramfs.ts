@@ -235,6 +235,7 @@ export function planCapture(input: CaptureBuildInput): CapturePlan {
     failureAction: c.failureAction,
     finalAction: c.finalAction,
     deviceWaitSec: 30,
+    configFile,
   };
   const settings: CaptureSettings = {
     format: 1,
