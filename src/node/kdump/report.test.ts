@@ -99,6 +99,37 @@ test("a boot that ended armed, without a clean stop and without a dump, is repor
   }
 });
 
+test("damaged test.json and last-boot.json are said to be damaged, not taken at their word", async () => {
+  const root = mkdtempSync(join(tmpdir(), "kexec-ts-kdump-report-"));
+  try {
+    const paths = kdumpPaths(root);
+    const config = { ...defaultConfig(), target: join(root, "crash") };
+    mkdirSync(paths.stateDir, { recursive: true });
+    // A dump without a test id: test.json of {} had matched it, "passed".
+    const dir = join(config.target, "deb12-20261123T154258Z");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "report.json"), JSON.stringify(savedReport({})));
+    for (const [text, why] of [["{}", /field id is absent, expected a string/], ["[1]", /a list, expected an object/], ['{"id":"t-1","at":"x","bootId":7}', /field bootId is number 7, expected a string or null/], ["{", /not JSON/]] as const) {
+      writeFileSync(testStatePath(paths), text);
+      const r = await reportCrashes(config, paths, { all: true });
+      assert.equal(r.test?.result, "failed", text);
+      assert.match(r.test!.detail, why, text);
+      assert.match(r.test!.detail, /test\.json is damaged: .*run kdump test again/, text);
+    }
+    rmSync(testStatePath(paths));
+    for (const [text, why] of [['{"bootId":"an-earlier-boot","armed":"yes","armedAt":null,"cleanStop":false}', /field armed is string "yes", expected true or false/], ["null", /null, expected an object/]] as const) {
+      writeFileSync(bootStatePath(paths), text);
+      const r = await reportCrashes(config, paths, { all: false });
+      assert.equal(r.previousBoot, null, text);
+      assert.equal(r.warnings.length, 1, text);
+      assert.match(r.warnings[0]!, why, text);
+      assert.ok(r.lines.some((l) => l.startsWith("warning: ") && l.includes("last-boot.json is damaged")), text);
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test("one damaged report.json makes that dump unreadable; report, list and status carry on with the others", async () => {
   const root = mkdtempSync(join(tmpdir(), "kexec-ts-kdump-report-"));
   try {

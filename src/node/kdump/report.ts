@@ -11,11 +11,12 @@ import { RAW_RECORD_MAGIC, RAW_RECORD_SIZE } from "../../core/kdump/capture-init
 import { summarizeDump, type DumpReport } from "../../core/kdump/dumps.js";
 import type { CaptureSettings } from "../../core/kdump/capture-settings.js";
 import { isKexecError, type KexecError } from "../../core/errors.js";
+import { describeJsonValue } from "../../core/format.js";
 import { captureSave } from "./save.js";
 import { checkDumpTarget, listDumps, readDump, targetError, type DumpOnDisk } from "./dumps.js";
 import { makeDirectories, specialFileKind } from "../files.js";
 import { bootStatePath, reportedPath, testStatePath, type KdumpPaths } from "./paths.js";
-import { readBootId, readJson, writeJsonDurably, type BootRecord } from "./service.js";
+import { readBootId, writeJsonDurably, type BootRecord } from "./service.js";
 import type { KdumpConfig } from "../../core/kdump/config.js";
 
 export interface TestState {
@@ -32,9 +33,39 @@ export interface TestResult {
   dump: string | null;
 }
 
+/**
+ * A state file kexec-ts wrote (test.json, last-boot.json), read back and checked field by field:
+ * its value, null where there is none, or why it cannot be used. A damaged one had been taken at
+ * its word: test.json of {} matched every dump without a test id, "passed".
+ */
+function readStateFile<T>(path: string, fields: Record<keyof T, "string" | "string|null" | "boolean">): { value: T | null; problem: string | null } {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    return { value: null, problem: null };
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    return { value: null, problem: `not JSON (${(e as Error).message})` };
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return { value: null, problem: `${describeJsonValue(value)}, expected an object` };
+  for (const [name, kind] of Object.entries(fields) as [string, string][]) {
+    const v = (value as Record<string, unknown>)[name];
+    const fits = kind === "boolean" ? typeof v === "boolean" : typeof v === "string" || (kind === "string|null" && v === null);
+    if (!fits) return { value: null, problem: `field ${name} is ${describeJsonValue(v)}, expected ${kind === "boolean" ? "true or false" : kind === "string" ? "a string" : "a string or null"}` };
+  }
+  return { value: value as T, problem: null };
+}
+
 /** A pending `kdump test`'s outcome: the dump whose log carries its id, or why there is none. */
 export function testResult(paths: KdumpPaths, dumps: readonly DumpOnDisk[]): TestResult | null {
-  const t = readJson<TestState>(testStatePath(paths));
+  const path = testStatePath(paths);
+  const { value: t, problem } = readStateFile<TestState>(path, { id: "string", at: "string", bootId: "string|null" });
+  // Not known to have passed: said so, with what to do.
+  if (problem !== null) return { id: "(unreadable)", at: "unknown", result: "failed", dump: null, detail: `${path} is damaged: ${problem}; the test's outcome cannot be told (run kdump test again)` };
   if (t === null) return null;
   const hit = dumps.find((d) => d.report?.testId === t.id);
   if (hit !== undefined) {
@@ -226,7 +257,12 @@ export async function reportCrashes(config: KdumpConfig, paths: KdumpPaths, opti
 
   // A boot that ended while armed, without a clean stop and without a new dump: the crash left nothing behind.
   let previousBoot: string | null = null;
-  const boot = readJson<BootRecord>(bootStatePath(paths));
+  const { value: boot, problem: bootProblem } = readStateFile<BootRecord>(bootStatePath(paths), { bootId: "string|null", armed: "boolean", armedAt: "string|null", cleanStop: "boolean" });
+  if (bootProblem !== null) {
+    const w = `${bootStatePath(paths)} is damaged: ${bootProblem}; whether the previous boot ended in a crash without a dump is not told (the service rewrites it at its next start)`;
+    warnings.push(w);
+    say(`warning: ${w}`);
+  }
   const current = readBootId();
   if (boot !== null && boot.bootId !== current && boot.armed && !boot.cleanStop) {
     const armedAt = boot.armedAt === null ? 0 : Date.parse(boot.armedAt);
