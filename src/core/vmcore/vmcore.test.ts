@@ -179,7 +179,7 @@ test("readers fuzzed: a damaged vmcore gives a KexecError, never another excepti
 test("VMCOREINFO's PAGESIZE must be x86's 4096, and memory must lie below 8 TiB: damaged values name themselves", () => {
   const s = syntheticVmcore(24);
   const text = new TextDecoder("latin1").decode(s.bytes);
-  for (const bad of ["0", "3", "8192"]) {
+  for (const bad of ["0", "3", "8192", "abc", "4k", "0x10"]) {
     // Same length, so every offset in the file stays right: only the note's text changes.
     const at = text.indexOf("PAGESIZE=4096");
     const b = s.bytes.slice();

@@ -34,12 +34,14 @@ export function openVmcore(file: RandomAccess, what = "vmcore"): Vmcore {
   const head = file.read(0n, Number(file.size < 64n ? file.size : 64n));
   if (looksLikeElfCore(head)) {
     const elf = readElfCore(file, what);
-    const pageSize = elf.vmcoreinfo?.pageSize ?? X86_PAGE_SIZE;
     // Every page and struct page offset follows from it: 0 divided by zero, 3 misplaced every range.
-    if (pageSize !== X86_PAGE_SIZE) {
-      throw new KexecError("parse", `${what}: VMCOREINFO says PAGESIZE=${pageSize}, but x86 kernels have ${X86_PAGE_SIZE}-byte pages`,
-        { field: "VMCOREINFO PAGESIZE", expected: String(X86_PAGE_SIZE), actual: String(pageSize) }, "the dump's VMCOREINFO note is damaged");
+    // Said as written: "abc" had been passed over for 4096, 2^53 + 1 printed as 2^53.
+    const written = elf.vmcoreinfo?.pageSizeText;
+    if (written !== undefined && elf.vmcoreinfo?.pageSize !== X86_PAGE_SIZE) {
+      throw new KexecError("parse", `${what}: VMCOREINFO says PAGESIZE=${written}, but x86 kernels have ${X86_PAGE_SIZE}-byte pages`,
+        { field: "VMCOREINFO PAGESIZE", expected: String(X86_PAGE_SIZE), actual: written }, "the dump's VMCOREINFO note is damaged");
     }
+    const pageSize = X86_PAGE_SIZE;
     const memory = elfCoreMemory(elf, file, pageSize);
     // ELF has no "incomplete" flag of its own; kexec-ts's writer leaves a note that says so (elf-writer.ts).
     const mark = elf.notes.find((n) => n.name === KEXEC_TS_NOTE_NAME);

@@ -12,6 +12,8 @@ export interface VmcoreInfo {
   osRelease: string | undefined;
   buildId: string | undefined;
   pageSize: number | undefined;
+  /** PAGESIZE as written, where there is one: a value that is not a number leaves pageSize undefined. */
+  pageSizeText?: string;
   /** KERNELOFFSET: the KASLR slide of the kernel text (0 without KASLR). */
   kernelOffset: bigint | undefined;
   /** CRASHTIME: seconds since the epoch when the kernel panicked. */
@@ -53,7 +55,7 @@ export function parseVmcoreInfo(text: string): VmcoreInfo {
     switch (key) {
       case "OSRELEASE": info.osRelease = value; break;
       case "BUILD-ID": info.buildId = value; break;
-      case "PAGESIZE": info.pageSize = parseSmall(value); break;
+      case "PAGESIZE": info.pageSize = parseSmall(value); info.pageSizeText = value; break;
       case "KERNELOFFSET": info.kernelOffset = parseHex(value); break;
       case "CRASHTIME": info.crashTime = parseDec(value); break;
       default: info.other.set(key, value);
