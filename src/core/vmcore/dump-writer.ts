@@ -329,6 +329,8 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
   const ledger: { batchFirst: number; batchEnd: number; read: number; pages: number; dataEnd: bigint; state: "writing" | "done" | "failed" }[] = [];
   let ledgerHead = 0;
   const settle = () => {
+    // Settled entries go: a 16 GiB -d 1 dump is 16,000 batches, and the ledger had kept them all.
+    if (ledgerHead >= 1024) { ledger.splice(0, ledgerHead); ledgerHead = 0; }
     for (; ledgerHead < ledger.length; ledgerHead++) {
       const e = ledger[ledgerHead]!;
       if (e.state === "writing") return;
