@@ -94,9 +94,9 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
   // A source reads a page at a time, so each small read was a fresh 4 KiB buffer: a TiB's
   // exclusion scan made 32 MiB of garbage buffers in mem_section entries alone, and the peak RSS
   // of a 1 TiB save rose by 20-30 MiB until the collector caught up. The reads of a scan come
-  // from a few dozen pages (a PMD page maps 1 GiB, a page of mem_section entries 32 GiB).
+  // from a handful of pages per 64 GiB (a PMD page maps 1 GiB of vmemmap, a page of mem_section entries 32 GiB).
   const recentPages = new Map<bigint, Uint8Array>();
-  const RECENT_PAGES_KEPT = 64;
+  const RECENT_PAGES_KEPT = 16;
   /** Reads of at most this many bytes inside one page go through the recent pages. */
   const SMALL_READ = 64;
   /**
