@@ -124,29 +124,29 @@ test("a damaged report.json gives the reason, naming the field and what it holds
   const cases: [unknown, RegExp][] = [
     [{ format: 1, state: "saved" }, /^field dump is missing$/],
     [damaged({ "dump.complete": undefined }), /^field dump\.complete is missing$/],
-    [damaged({ "dump.complete": "yes" }), /^field dump\.complete: expected true or false, found "yes"$/],
-    [damaged({ backtrace: 5 }), /^field backtrace: expected a list of strings, found 5$/],
-    [damaged({ backtrace: ["a", 7] }), /^field backtrace\[1\]: expected a string, found 7$/],
-    [damaged({ "seconds.total": "12.5" }), /^field seconds\.total: expected a number, found "12\.5"$/],
+    [damaged({ "dump.complete": "yes" }), /^field dump\.complete: expected true or false, found string "yes"$/],
+    [damaged({ backtrace: 5 }), /^field backtrace: expected a list of strings, found number 5$/],
+    [damaged({ backtrace: ["a", 7] }), /^field backtrace\[1\]: expected a string, found number 7$/],
+    [damaged({ "seconds.total": "12.5" }), /^field seconds\.total: expected a number, found string "12\.5"$/],
     [damaged({ seconds: undefined }), /^field seconds is missing$/],
-    [damaged({ notes: "converted" }), /^field notes: expected a list of strings, found "converted"$/],
+    [damaged({ notes: "converted" }), /^field notes: expected a list of strings, found string "converted"$/],
     [damaged({ testId: { id: "t-1" } }), /^field testId: expected a string or null, found an object$/],
-    [damaged({ state: "done" }), /^field state: expected "saving" or "saved" or "failed", found "done"$/],
+    [damaged({ state: "done" }), /^field state: expected "saving" or "saved" or "failed", found string "done"$/],
     [damaged({ dmesg: { file: "dmesg.txt" } }), /^field dmesg\.records is missing$/],
-    [damaged({ format: 2 }), /^field format: expected 1, found 2 \(written by another version/],
+    [damaged({ format: 2 }), /^field format: expected 1, found number 2 \(written by another version/],
     [damaged({ format: undefined }), /^field format is missing$/],
     [null, /^expected a JSON object, found null$/],
-    [[SAVED_REPORT], /^expected a JSON object, found an array$/],
-    ["report", /^expected a JSON object, found "report"$/],
+    [[SAVED_REPORT], /^expected a JSON object, found a list$/],
+    ["report", /^expected a JSON object, found string "report"$/],
   ];
   for (const [json, reason] of cases) {
     const read = dumpReportFromJson(json);
     assert.equal(read.report, null, `${JSON.stringify(json)?.slice(0, 80)} is no record`);
     assert.match(read.problem ?? "", reason);
   }
-  assert.match(dumpReportFromJson(damaged({ kernel: "k".repeat(100), panic: 7 })).problem ?? "", /^field panic: expected a string or null, found 7$/);
+  assert.match(dumpReportFromJson(damaged({ kernel: "k".repeat(100), panic: 7 })).problem ?? "", /^field panic: expected a string or null, found number 7$/);
   assert.equal(dumpReportFromJson(damaged({ crashTime: "x".repeat(100) })).problem, null, "a long string is a string");
-  assert.equal(dumpReportFromJson(damaged({ "dump.bytes": "9".repeat(100) })).problem, `field dump.bytes: expected a number, found "${"9".repeat(39)}...`, "what was found is cut short");
+  assert.equal(dumpReportFromJson(damaged({ "dump.bytes": "9".repeat(100) })).problem, `field dump.bytes: expected a number, found string "${"9".repeat(39)}...`, "what was found is cut short");
 });
 
 test("a dump whose report.json is unreadable is listed as such, with what is on disk", () => {

@@ -4,6 +4,7 @@
  * which old dumps retention removes, and the one-line summary `kdump report` writes to the
  * journal. Pure: the node side lists directories and reads files.
  */
+import { describeJsonValue } from "../format.js";
 
 /** report.json, as `kdump save` writes it in the capture kernel (and rewrites as it goes). */
 export interface DumpReport {
@@ -42,15 +43,6 @@ class BadField {
   constructor(readonly reason: string) {}
 }
 
-/** A value as a message shows it: short, and never "[object Object]". */
-function shown(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "an array";
-  if (typeof v === "object") return "an object";
-  const text = JSON.stringify(v) ?? String(v);
-  return text.length > 40 ? `${text.slice(0, 40)}...` : text;
-}
-
 /** The fields of one JSON object of report.json, each read as the type it must have; `at` is its dotted path. */
 class Fields {
   constructor(private readonly o: Readonly<Record<string, unknown>>, private readonly at: string) {}
@@ -63,7 +55,7 @@ class Fields {
     const path = `${this.at}${key}`;
     if (!this.has(key)) throw new BadField(`field ${path} is missing`);
     const v = this.o[key];
-    if (!ok(v)) throw new BadField(`field ${path}: expected ${expected}, found ${shown(v)}`);
+    if (!ok(v)) throw new BadField(`field ${path}: expected ${expected}, found ${describeJsonValue(v)}`);
     return v as T;
   }
 
@@ -85,7 +77,7 @@ class Fields {
   strings(key: string): string[] {
     const list = this.get<unknown[]>(key, "a list of strings", Array.isArray);
     const at = list.findIndex((x) => typeof x !== "string");
-    if (at >= 0) throw new BadField(`field ${this.at}${key}[${at}]: expected a string, found ${shown(list[at])}`);
+    if (at >= 0) throw new BadField(`field ${this.at}${key}[${at}]: expected a string, found ${describeJsonValue(list[at])}`);
     return [...list] as string[];
   }
   oneOf<T extends string>(key: string, values: readonly T[]): T {
@@ -110,10 +102,10 @@ const REPORT_STATES = ["saving", "saved", "failed"] as const;
  */
 export function dumpReportFromJson(value: unknown): { report: DumpReport; problem: null } | { report: null; problem: string } {
   try {
-    if (!isObject(value)) throw new BadField(`expected a JSON object, found ${shown(value)}`);
+    if (!isObject(value)) throw new BadField(`expected a JSON object, found ${describeJsonValue(value)}`);
     const top = new Fields(value, "");
     if (!top.has("format")) throw new BadField("field format is missing");
-    if (value["format"] !== 1) throw new BadField(`field format: expected 1, found ${shown(value["format"])} (written by another version of kexec-ts?)`);
+    if (value["format"] !== 1) throw new BadField(`field format: expected 1, found ${describeJsonValue(value["format"])} (written by another version of kexec-ts?)`);
     const dump = top.object("dump");
     const dmesgFields = top.object("dmesg");
     const seconds = top.object("seconds");

@@ -151,7 +151,7 @@ test("one damaged report.json makes that dump unreadable; report, list and statu
     const dumps = listDumps(config.target).map((d) => readDump(config.target, d));
     const problems = dumps.map((d) => d.reportProblem);
     assert.match(problems[3] ?? "", /^not JSON \(/, "a report.json cut off mid-write");
-    assert.deepEqual(problems, ["field dump is missing", null, 'field seconds.total: expected a number, found "1"', problems[3], "it is a pipe (FIFO), not a file"]);
+    assert.deepEqual(problems, ["field dump is missing", null, 'field seconds.total: expected a number, found string "1"', problems[3], "it is a pipe (FIFO), not a file"]);
     assert.equal(dumps[1]!.report?.kernel, "6.1.0-58-amd64");
 
     const r = await reportCrashes(config, paths, { all: false });
@@ -177,7 +177,7 @@ test("a damaged bookkeeping file counts as nothing reported yet, says so, and is
     mkdirSync(join(config.target, name), { recursive: true });
     writeFileSync(join(config.target, name, "report.json"), JSON.stringify(savedReport()));
     const bookkeeping = reportedPath(config.target);
-    for (const [text, why] of [['{"names": 5}', /field names: expected a list of dump names, found 5/], ['{"names": ["a", {}]}', /a list with a non-string/], ["{", /not JSON/], ["[]", /found missing/]] as const) {
+    for (const [text, why] of [['{"names": 5}', /field names: expected a list of dump names, found number 5/], ['{"names": ["a", {}]}', /a list with a non-string/], ["{", /not JSON/], ["[]", /found absent/]] as const) {
       writeFileSync(bookkeeping, text);
       const r = await reportCrashes(config, paths, { all: false });
       assert.equal(r.warnings.length, 1, text);

@@ -224,7 +224,7 @@ function readReportedNames(path: string): { names: string[]; warning: string | n
   }
   const names = json !== null && typeof json === "object" ? (json as { names?: unknown }).names : undefined;
   if (!Array.isArray(names) || !names.every((n) => typeof n === "string")) {
-    const found = names === undefined ? "missing" : Array.isArray(names) ? "a list with a non-string in it" : JSON.stringify(names).slice(0, 40);
+    const found = Array.isArray(names) ? "a list with a non-string in it" : describeJsonValue(names);
     return damaged(`field names: expected a list of dump names, found ${found}`);
   }
   return { names: names as string[], warning: null };
