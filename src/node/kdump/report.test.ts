@@ -117,6 +117,11 @@ test("damaged test.json and last-boot.json are said to be damaged, not taken at 
       assert.match(r.test!.detail, /test\.json is damaged: .*run kdump test again/, text);
     }
     rmSync(testStatePath(paths));
+    // A FIFO in its place is said, not read (the read would block for ever).
+    execFileSync("mkfifo", [testStatePath(paths)]);
+    const fifo = await reportCrashes(config, paths, { all: true });
+    assert.match(fifo.test!.detail, /test\.json is damaged: it is a pipe \(FIFO\), not a file/);
+    rmSync(testStatePath(paths));
     for (const [text, why] of [['{"bootId":"an-earlier-boot","armed":"yes","armedAt":null,"cleanStop":false}', /field armed is string "yes", expected true or false/], ["null", /null, expected an object/]] as const) {
       writeFileSync(bootStatePath(paths), text);
       const r = await reportCrashes(config, paths, { all: false });

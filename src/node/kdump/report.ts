@@ -41,6 +41,9 @@ export interface TestResult {
 function readStateFile<T>(path: string, fields: Record<keyof T, "string" | "string|null" | "boolean">): { value: T | null; problem: string | null } {
   let text: string;
   try {
+    // A FIFO would block the read forever.
+    const st = statSync(path);
+    if (!st.isFile()) return { value: null, problem: `it is ${st.isDirectory() ? "a directory" : specialFileKind(st)}, not a file` };
     text = readFileSync(path, "utf8");
   } catch {
     return { value: null, problem: null };
