@@ -11,9 +11,31 @@ export interface OpenFile extends RandomAccess {
   close(): void;
 }
 
+/** The hint of a read error in a vmcore being read. */
+export const SOURCE_FAILING = "the source may be on a failing device";
+
 /** A read of `length` bytes at `offset` that the file (of `size` bytes) does not hold. */
 export function pastEndOfFile(path: string, offset: bigint, length: number, size: bigint): KexecError {
   return new KexecError("parse", `${path}: ${length} bytes at offset ${hex(offset)} run past the end of the file (${hex(size)})`, { file: path, offset, expected: `end <= ${hex(size)}`, actual: hex(offset + BigInt(length)) }, "the file is truncated, or the header field that gave this length is damaged");
+}
+
+/**
+ * `length` bytes at `offset` of `fd` into `out` at `at`, in as many reads as it takes. A read
+ * error is an io error naming the file and the offset, with `failingHint`; a file that ends
+ * first is `endsEarly`'s error, given where it ended.
+ */
+export function readFullyAt(fd: number, path: string, offset: bigint, out: Uint8Array, at: number, length: number, failingHint: string, endsEarly: (end: bigint) => KexecError): void {
+  let done = 0;
+  while (done < length) {
+    let n: number;
+    try {
+      n = readSync(fd, out, at + done, length - done, Number(offset) + done);
+    } catch (e) {
+      throw new KexecError("io", `${path}: read error at offset ${hex(offset + BigInt(done))}: ${(e as Error).message}`, { file: path, offset: offset + BigInt(done) }, failingHint);
+    }
+    if (n === 0) throw endsEarly(offset + BigInt(done));
+    done += n;
+  }
 }
 
 export function openRandomAccess(path: string): OpenFile {
@@ -25,19 +47,8 @@ export function openRandomAccess(path: string): OpenFile {
   }
   const st = fstatSync(fd);
   const size = BigInt(st.size);
-  const readInto = (offset: bigint, out: Uint8Array, at: number, length: number): void => {
-    let done = 0;
-    while (done < length) {
-      let n: number;
-      try {
-        n = readSync(fd, out, at + done, length - done, Number(offset) + done);
-      } catch (e) {
-        throw new KexecError("io", `${path}: read error at offset ${hex(offset + BigInt(done))}: ${(e as Error).message}`, { file: path, offset: offset + BigInt(done) }, "the source may be on a failing device");
-      }
-      if (n === 0) throw pastEnd(offset, length);
-      done += n;
-    }
-  };
+  const readInto = (offset: bigint, out: Uint8Array, at: number, length: number): void =>
+    readFullyAt(fd, path, offset, out, at, length, SOURCE_FAILING, () => pastEnd(offset, length));
   const pastEnd = (offset: bigint, length: number) => pastEndOfFile(path, offset, length, size);
   return {
     path, fd, size, readInto,

@@ -11,11 +11,11 @@
  * reads fall back to read() for good. Mappings never leave this module: the bytes are copied
  * into the caller's buffer before a window can be unmapped.
  */
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync } from "node:fs";
 import { KexecError } from "../../core/errors.js";
 import { hex } from "../../core/format.js";
 import { tryKoffi } from "../ffi.js";
-import { openRandomAccess, pastEndOfFile, type OpenFile } from "./file.js";
+import { SOURCE_FAILING, openRandomAccess, pastEndOfFile, readFullyAt, type OpenFile } from "./file.js";
 
 /** makedumpfile's default window on /proc/vmcore is 4 MiB too. */
 const WINDOW = 4 << 20;
@@ -92,12 +92,10 @@ export function openMappedFile(path: string): OpenFile | undefined {
     while (done < length) {
       const w = windowFor(pos);
       if (w === undefined) {
-        // mmap refused: read() from here on.
-        const n = readSync(fd, out, at + done, length - done, pos);
-        if (n === 0) throw new KexecError("io", `${path}: read error at offset ${hex(BigInt(pos))}: end of file`, { file: path, offset: BigInt(pos) }, "the dump source is shorter than its ELF headers say: it was cut off or is still being written");
-        done += n;
-        pos += n;
-        continue;
+        // mmap refused: read() from here on, the rest of this read included.
+        readFullyAt(fd, path, BigInt(pos), out, at + done, length - done, SOURCE_FAILING, (end) =>
+          new KexecError("io", `${path}: read error at offset ${hex(end)}: end of file`, { file: path, offset: end }, "the dump source is shorter than its ELF headers say: it was cut off or is still being written"));
+        return;
       }
       const from = pos - w.start;
       const n = Math.min(length - done, w.length - from);

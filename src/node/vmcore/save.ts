@@ -4,9 +4,10 @@
  * the pipe's back-pressure), and the signals that stop a dump. What goes where in the dump is the
  * core's (core/vmcore/dump-writer.ts).
  */
-import { closeSync, constants, fsyncSync, openSync, readSync, renameSync, unlinkSync, write, writeSync } from "node:fs";
+import { closeSync, constants, fsyncSync, openSync, renameSync, unlinkSync, write, writeSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { KexecError } from "../../core/errors.js";
+import { hex } from "../../core/format.js";
 import { DL_EXCLUDE_ZERO, emptyCounts, excludeByPageFlags, presentBitmaps, type DumpBitmaps, type ExclusionCounts } from "../../core/vmcore/exclude.js";
 import { prepareDumpBitmaps, writeElfDump, writeKdumpDump, type DumpCodec, type DumpExclusion, type DumpFormat, type DumpHooks, type DumpResult, type DumpSink } from "../../core/vmcore/dump-writer.js";
 import { FLAT_END, encodeFlatHeader, encodeFlatRecordHeader } from "../../core/vmcore/flat.js";
@@ -14,6 +15,7 @@ import { openVmcore, vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/v
 import { stdoutCarriesTheOutput } from "../entry.js";
 import { tryKoffi } from "../ffi.js";
 import { checkOutputPath, temporaryOutputPath, writeError } from "../files.js";
+import { readFullyAt } from "./file.js";
 import { openVmcoreSource } from "./mapped-file.js";
 import { inlineCompressor, workerCompressor, type Compressor, type SourceFile } from "./pool.js";
 import { Progress } from "./progress.js";
@@ -60,7 +62,7 @@ function writeAllAsync(fd: number, data: Uint8Array, position: number): Promise<
   });
 }
 
-function fileSink(fd: number): OutputSink {
+function fileSink(fd: number, path: string): OutputSink {
   const writeback = writebackStarter(fd);
   return {
     write(offset, data) {
@@ -72,12 +74,8 @@ function fileSink(fd: number): OutputSink {
       writeback?.wrote(data.length);
     },
     readBack(offset, into) {
-      let done = 0;
-      while (done < into.length) {
-        const n = readSync(fd, into, done, into.length - done, Number(offset) + done);
-        if (n === 0) throw new KexecError("io", `reading back the dump at ${Number(offset) + done}: the file ends there`, { offset: Number(offset) + done }, "was the dump file truncated while it was written?");
-        done += n;
-      }
+      readFullyAt(fd, path, offset, into, 0, into.length, "the device that holds the dump may be failing", (end) =>
+        new KexecError("io", `${path}: reading back the dump's bitmap at ${hex(end)}: the file ends there`, { file: path, offset: end }, "was the dump file truncated while it was written?"));
     },
     // The descriptor is fsynced and closed after this: no writeback call may still be on its way to it.
     finish: async () => { await writeback?.settled(); },
@@ -242,7 +240,7 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
         yield: () => new Promise((r) => setImmediate(r)),
       };
       try {
-        const sink = toStdout ? stdoutFlatSink() : opts.flat ? fileFlatSink(fd) : fileSink(fd);
+        const sink = toStdout ? stdoutFlatSink() : opts.flat ? fileFlatSink(fd) : fileSink(fd, tmp);
         const dumpOptions = { codec: opts.codec, dumpLevel: opts.dumpLevel, what: opts.src, ...(opts.faultAfterPages === undefined ? {} : { faultAfterPages: opts.faultAfterPages }), ...(opts.windowPages === undefined ? {} : { windowPages: opts.windowPages }) };
         let result: SaveResult;
         try {
