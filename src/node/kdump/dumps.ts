@@ -101,26 +101,35 @@ export function readDump(target: string, entry: DumpEntry): DumpOnDisk {
   return { ...entry, dir, files, ...readReport(join(dir, "report.json")) };
 }
 
-/** A dump's report.json: absent (the save was cut off before writing it), the record, or why it cannot be read. */
-function readReport(path: string): { report: DumpReport | null; reportProblem: string | null } {
+/**
+ * A small JSON file kexec-ts wrote (a dump's report.json, the report's bookkeeping, the state
+ * files), read back: null where there is none, else its value or why it cannot be used.
+ */
+export function readJsonFile(path: string): { json: unknown; problem: null } | { problem: string } | null {
   let text: string;
   try {
     // A FIFO or device under that name would block the read, or never end it.
     const st = statSync(path);
-    if (!st.isFile()) return { report: null, reportProblem: `it is ${st.isDirectory() ? "a directory" : specialFileKind(st)}, not a file` };
+    if (!st.isFile()) return { problem: `it is ${st.isDirectory() ? "a directory" : specialFileKind(st)}, not a file` };
     text = readFileSync(path, "utf8");
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    if (err.code === "ENOENT") return { report: null, reportProblem: null };
-    return { report: null, reportProblem: `cannot read it: ${err.message}` };
+    if (err.code === "ENOENT") return null;
+    return { problem: `cannot read it: ${err.message}` };
   }
-  let json: unknown;
   try {
-    json = JSON.parse(text);
+    return { json: JSON.parse(text), problem: null };
   } catch (e) {
-    return { report: null, reportProblem: `not JSON (${(e as Error).message})` };
+    return { problem: `not JSON (${(e as Error).message})` };
   }
-  const { report, problem } = dumpReportFromJson(json);
+}
+
+/** A dump's report.json: absent (the save was cut off before writing it), the record, or why it cannot be read. */
+function readReport(path: string): { report: DumpReport | null; reportProblem: string | null } {
+  const file = readJsonFile(path);
+  if (file === null) return { report: null, reportProblem: null };
+  if (file.problem !== null) return { report: null, reportProblem: file.problem };
+  const { report, problem } = dumpReportFromJson(file.json);
   return { report, reportProblem: problem };
 }
 

@@ -4,7 +4,7 @@
  * raw copy the capture init left on raw_target, tells a crash that left nothing from a clean
  * reboot, and settles a pending `kdump test`.
  */
-import { closeSync, openSync, readFileSync, readSync, rmSync, statSync, writeSync, fsyncSync } from "node:fs";
+import { closeSync, openSync, readSync, rmSync, statSync, writeSync, fsyncSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { RAW_RECORD_MAGIC, RAW_RECORD_SIZE } from "../../core/kdump/capture-init.js";
@@ -13,8 +13,8 @@ import type { CaptureSettings } from "../../core/kdump/capture-settings.js";
 import { isKexecError, type KexecError } from "../../core/errors.js";
 import { describeJsonValue } from "../../core/format.js";
 import { captureSave } from "./save.js";
-import { checkDumpTarget, listDumps, readDump, targetError, type DumpOnDisk } from "./dumps.js";
-import { makeDirectories, specialFileKind } from "../files.js";
+import { checkDumpTarget, listDumps, readDump, readJsonFile, targetError, type DumpOnDisk } from "./dumps.js";
+import { makeDirectories } from "../files.js";
 import { bootStatePath, reportedPath, testStatePath, type KdumpPaths } from "./paths.js";
 import { readBootId, writeJsonDurably, type BootRecord } from "./service.js";
 import type { KdumpConfig } from "../../core/kdump/config.js";
@@ -39,21 +39,10 @@ export interface TestResult {
  * its word: test.json of {} matched every dump without a test id, "passed".
  */
 function readStateFile<T>(path: string, fields: Record<keyof T, "string" | "string|null" | "boolean">): { value: T | null; problem: string | null } {
-  let text: string;
-  try {
-    // A FIFO would block the read forever.
-    const st = statSync(path);
-    if (!st.isFile()) return { value: null, problem: `it is ${st.isDirectory() ? "a directory" : specialFileKind(st)}, not a file` };
-    text = readFileSync(path, "utf8");
-  } catch {
-    return { value: null, problem: null };
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    return { value: null, problem: `not JSON (${(e as Error).message})` };
-  }
+  const file = readJsonFile(path);
+  if (file === null) return { value: null, problem: null };
+  if (file.problem !== null) return { value: null, problem: file.problem };
+  const value = file.json;
   if (value === null || typeof value !== "object" || Array.isArray(value)) return { value: null, problem: `${describeJsonValue(value)}, expected an object` };
   for (const [name, kind] of Object.entries(fields) as [string, string][]) {
     const v = (value as Record<string, unknown>)[name];
@@ -209,22 +198,10 @@ export interface ReportResult {
  */
 function readReportedNames(path: string): { names: string[]; warning: string | null } {
   const damaged = (why: string) => ({ names: [], warning: `${path} is damaged (${why}): every dump counts as not reported yet, and the file is written anew` });
-  let text: string;
-  try {
-    // A FIFO under that name would block the read.
-    const st = statSync(path);
-    if (!st.isFile()) return damaged(`it is ${st.isDirectory() ? "a directory" : specialFileKind(st)}, not a file`);
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { names: [], warning: null };
-    return damaged(`cannot read it: ${(e as Error).message}`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    return damaged(`not JSON: ${(e as Error).message}`);
-  }
+  const file = readJsonFile(path);
+  if (file === null) return { names: [], warning: null };
+  if (file.problem !== null) return damaged(file.problem);
+  const json = file.json;
   const names = json !== null && typeof json === "object" ? (json as { names?: unknown }).names : undefined;
   if (!Array.isArray(names) || !names.every((n) => typeof n === "string")) {
     const found = Array.isArray(names) ? "a list with a non-string in it" : describeJsonValue(names);
