@@ -40,19 +40,36 @@ function octal(bytes: Uint8Array, offset: number, length: number, field: string,
   return parseInt(t, 8);
 }
 
-function paxRecords(data: Uint8Array): Map<string, string> {
+/**
+ * The records of a pax extended header ('x'), "LENGTH KEY=VALUE\n" each, where LENGTH counts the
+ * record's bytes, its own digits, the space and the newline included (POSIX pax, "pax Extended
+ * Header File Format"). The walk is over bytes and only keys and values are decoded: a UTF-8
+ * path (GNU tar --format=posix, bsdtar) has fewer characters than bytes, and lengths applied to
+ * decoded text cut the records after it in the wrong places. `dataOffset` is where `data` sits
+ * in the archive, for the error.
+ */
+function paxRecords(data: Uint8Array, dataOffset: number): Map<string, string> {
   const out = new Map<string, string>();
-  const s = decoder.decode(data);
   let at = 0;
-  while (at < s.length) {
-    const space = s.indexOf(" ", at);
-    if (space < 0) break;
-    const length = parseInt(s.slice(at, space), 10);
-    if (!(length > 0)) break;
-    const record = s.slice(space + 1, at + length - 1);
-    const eq = record.indexOf("=");
-    if (eq > 0) out.set(record.slice(0, eq), record.slice(eq + 1));
-    at += length;
+  while (at < data.length) {
+    const offset = dataOffset + at;
+    const malformed = (problem: string, expected: string, actual: string): KexecError =>
+      new KexecError("parse", `tar: pax record at offset 0x${offset.toString(16)} ${problem}`, { field: "pax record", offset, expected, actual }, "the archive is corrupt or truncated");
+    const shown = (bytes: Uint8Array): string => JSON.stringify(decoder.decode(bytes.subarray(0, 32)));
+    const space = data.indexOf(0x20, at);
+    const digits = space < 0 ? "" : decoder.decode(data.subarray(at, space));
+    const length = /^[0-9]+$/.test(digits) ? Number(digits) : 0;
+    const end = at + length;
+    // The record holds at least its digits, the space and the newline; a length of 0 would
+    // also never move on to the next record.
+    if (space < 0 || end <= space + 1) throw malformed("does not start with its length", "a decimal byte length longer than its digits, then a space", shown(data.subarray(at)));
+    if (end > data.length) throw malformed("runs past the end of its header", `at most ${data.length - at} bytes (what is left of the header)`, `${length} bytes`);
+    if (data[end - 1] !== 0x0a) throw malformed("does not end in a newline", `"\\n" at offset 0x${(dataOffset + end - 1).toString(16)}`, shown(data.subarray(end - 1, end)));
+    const eq = data.indexOf(0x3d, space + 1);
+    if (eq < 0 || eq >= end - 1) throw malformed("has no '=' between key and value", "KEY=VALUE", shown(data.subarray(space + 1, end - 1)));
+    if (eq === space + 1) throw malformed("has an empty key", "KEY=VALUE", shown(data.subarray(space + 1, end - 1)));
+    out.set(decoder.decode(data.subarray(space + 1, eq)), decoder.decode(data.subarray(eq + 1, end - 1)));
+    at = end;
   }
   return out;
 }
@@ -106,7 +123,7 @@ export function readTar(bytes: Uint8Array): TarEntry[] {
       continue;
     }
     if (typeflag === "x") {
-      pax = paxRecords(data);
+      pax = paxRecords(data, dataStart);
       continue;
     }
     if (typeflag === "g") continue;
