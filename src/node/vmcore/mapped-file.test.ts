@@ -1,10 +1,12 @@
 import { test } from "node:test";
 import { strict as assert } from "node:assert";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
-import { openMappedFile } from "./mapped-file.js";
+import { hex } from "../../core/format.js";
+import { missingInput } from "../test-inputs.js";
+import { WINDOW, openMappedFile } from "./mapped-file.js";
 
 test("reads through mmap windows give the file's bytes, across window edges and after evictions", () => {
   const dir = mkdtempSync(join(tmpdir(), "kexec-ts-mapped-"));
@@ -36,4 +38,55 @@ test("reads through mmap windows give the file's bytes, across window edges and 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+/** The file offsets at which this process has `path` mapped now, from /proc/self/maps. */
+function mappedOffsets(path: string): number[] {
+  return readFileSync("/proc/self/maps", "utf8").split("\n").map((line) => line.split(/\s+/))
+    .filter((f) => f[5] === path).map((f) => parseInt(f[2]!, 16));
+}
+
+test("where the kernel refuses mmap, reads go on through read() for good and give the file's bytes", (t) => {
+  // /sys/kernel/btf/vmlinux is read by pread at any offset, but mapped only from offset 0 on
+  // Linux 6.16 and later (btf_sysfs_vmlinux_mmap refuses a nonzero vm_pgoff with EINVAL) and
+  // not at all before (sysfs gives ENODEV): past the first window the kernel refuses, as a
+  // /proc/vmcore without mmap would. /proc/self/maps shows what was really mapped.
+  const path = "/sys/kernel/btf/vmlinux";
+  if (!existsSync(path)) return missingInput(t, `${path} is missing (a kernel built without CONFIG_DEBUG_INFO_BTF)`);
+  const data = new Uint8Array(readFileSync(path));
+  if (data.length <= WINDOW) return missingInput(t, `${path} is ${data.length} bytes, within one ${WINDOW}-byte window: no read can go past it`);
+  const f = openMappedFile(path)!;
+  assert.ok(f !== undefined, "koffi loads here");
+  let firstWindowMapped: boolean;
+  try {
+    assert.equal(f.size, BigInt(data.length));
+    const same = (offset: number, length: number): void =>
+      assert.deepEqual(f.read(BigInt(offset), length), data.subarray(offset, offset + length), `${length} bytes at ${hex(offset)}`);
+    same(0, 4096);
+    firstWindowMapped = mappedOffsets(path).length > 0;
+    // The first read past the first window: it starts in that window (mapped on 6.16 and
+    // later), mmap of the next is refused, and the rest of this very read comes from read().
+    same(WINDOW - 3000, 8000);
+    const mapped = mappedOffsets(path);
+    if (mapped.includes(WINDOW)) return missingInput(t, `this kernel maps ${path} at ${hex(WINDOW)}: nothing fell back to read()`);
+    assert.deepEqual(mapped, firstWindowMapped ? [0] : [], "the first window stays mapped, nothing else is");
+    // After the switch: across the window edge (the kept window, then read()), wholly past it,
+    // into a buffer at an offset, the whole file, and anywhere.
+    same(WINDOW - 1, 2);
+    same(WINDOW, data.length - WINDOW);
+    same(0, data.length);
+    const out = new Uint8Array(3 << 20).fill(0xee);
+    f.readInto(BigInt(WINDOW - (1 << 20)), out, 4096, (2 << 20) + 17);
+    assert.deepEqual(out.subarray(4096, 4096 + (2 << 20) + 17), data.subarray(WINDOW - (1 << 20), WINDOW + (1 << 20) + 17));
+    assert.ok(out.subarray(0, 4096).every((b) => b === 0xee) && out.subarray(4096 + (2 << 20) + 17).every((b) => b === 0xee), "nothing written outside the asked range");
+    fc.assert(fc.property(fc.integer({ min: 0, max: data.length - 1 }), fc.integer({ min: 0, max: 2 << 20 }), (offset, want) => {
+      same(offset, Math.min(want, data.length - offset));
+    }), { numRuns: 40 });
+    assert.deepEqual(mappedOffsets(path), firstWindowMapped ? [0] : [], "read() for good: no later window was mapped");
+    assert.throws(() => f.read(BigInt(data.length - 10), 11), /run past the end/);
+  } finally {
+    f.close();
+  }
+  assert.deepEqual(mappedOffsets(path), [], "close unmaps");
+  if (!firstWindowMapped) return missingInput(t, `this kernel (before Linux 6.16) does not mmap ${path} at all: every read went through read(), none switched midway`);
 });

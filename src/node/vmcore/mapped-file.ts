@@ -18,7 +18,7 @@ import { tryKoffi } from "../ffi.js";
 import { SOURCE_FAILING, openRandomAccess, pastEndOfFile, readFullyAt, type OpenFile } from "./file.js";
 
 /** makedumpfile's default window on /proc/vmcore is 4 MiB too. */
-const WINDOW = 4 << 20;
+export const WINDOW = 4 << 20;
 const WINDOWS_KEPT = 4;
 const PROT_READ = 1;
 const MAP_PRIVATE = 2;
