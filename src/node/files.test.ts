@@ -1,11 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KexecError } from "../core/errors.js";
-import { fileSize, makeDirectories, readInputFile, replaceFileDurably, writeOutputFile } from "./files.js";
+import { checkOutputPath, fileSize, makeDirectories, readInputFile, replaceFileDurably, writeOutputFile } from "./files.js";
 
 test("an initrd or kernel must be a regular, non-empty file: a pipe, a device or an empty file is refused by name", () => {
   const dir = mkdtempSync(join(tmpdir(), "kexec-ts-files-"));
@@ -34,7 +34,7 @@ test("an output never replaces its own input, a directory or a device, and leave
     const refused = (path: string, message: RegExp) => assert.throws(() => writeOutputFile(out(path), new Uint8Array(8)), (e: unknown) => e instanceof KexecError && e.code === "usage" && e.data.file === path && message.test(e.message) && e.hint !== undefined, path);
     // `inspect IMAGE --extract=IMAGE` replaced the kernel with its own vmlinux; `--extract=/dev/full` made /dev/full a file.
     refused(image, /is the image: vmlinux would replace its own source/);
-    refused(join(dir, "link"), new RegExp(`is the image \\(${image}\\)`));
+    refused(join(dir, "link"), new RegExp(`link \\(a link to ${image}\\) is the image: vmlinux would replace its own source`));
     refused("/dev/null", /is a character device: inspect --extract writes a file and renames it into place/);
     refused(dir, /is a directory: inspect --extract needs vmlinux's file name/);
     assert.equal(readFileSync(image, "utf8"), "the kernel");
@@ -46,6 +46,58 @@ test("an output never replaces its own input, a directory or a device, and leave
     writeOutputFile(out(old), new Uint8Array([1, 2, 3]));
     assert.deepEqual([...readFileSync(old)], [1, 2, 3]);
     assert.deepEqual(readdirSync(dir).sort(), ["link", "vmlinux", "vmlinuz"]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("an output given as a symbolic link is written where the link points, and the link stays (as `>` does)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-files-"));
+  try {
+    const image = join(dir, "vmlinuz");
+    writeFileSync(image, "the kernel");
+    const day = join(dir, "2026-12-01");
+    mkdirSync(day);
+    const out = (path: string) => ({ path, what: "vmlinux", command: "inspect --extract", inputs: [{ path: image, what: "the image" }] });
+    const isLink = (path: string, to: string) => assert.ok(lstatSync(path).isSymbolicLink() && readlinkSync(path) === to, `${path} is still a link to ${to}`);
+    // A link to an existing file: the rename once replaced the link with a file and left the day's file as it was.
+    writeFileSync(join(day, "vmlinux"), "old");
+    symlinkSync(join(day, "vmlinux"), join(dir, "latest"));
+    writeOutputFile(out(join(dir, "latest")), new Uint8Array([1, 2, 3]));
+    isLink(join(dir, "latest"), join(day, "vmlinux"));
+    assert.deepEqual([...readFileSync(join(day, "vmlinux"))], [1, 2, 3]);
+    // A relative link, through a chain of two: resolved from each link's directory; the temporary file was beside the target.
+    symlinkSync("2026-12-01/vmlinux", join(dir, "relative"));
+    symlinkSync("relative", join(dir, "chain"));
+    writeOutputFile(out(join(dir, "chain")), new Uint8Array([4]));
+    isLink(join(dir, "chain"), "relative");
+    assert.deepEqual([...readFileSync(join(day, "vmlinux"))], [4]);
+    assert.deepEqual(readdirSync(day), ["vmlinux"], "no temporary file left beside the target");
+    // A dangling link whose directory exists: the file it names is created.
+    symlinkSync(join(day, "new"), join(dir, "dangling"));
+    assert.equal(checkOutputPath(out(join(dir, "dangling"))).existing, undefined, "nothing there yet");
+    writeOutputFile(out(join(dir, "dangling")), new Uint8Array([5, 6]));
+    isLink(join(dir, "dangling"), join(day, "new"));
+    assert.deepEqual([...readFileSync(join(day, "new"))], [5, 6]);
+    // Refused, naming the link and where it points: a dangling link into no directory, the input, a directory, a loop.
+    const refused = (path: string, message: RegExp) => assert.throws(() => writeOutputFile(out(path), new Uint8Array(8)), (e: unknown) =>
+      e instanceof KexecError && e.code === "usage" && e.data.file === path && message.test(e.message) && e.hint !== undefined, `${path}: ${message}`);
+    symlinkSync(join(dir, "no-such-dir", "vmlinux"), join(dir, "nowhere"));
+    refused(join(dir, "nowhere"), new RegExp(`nowhere \\(a link to ${join(dir, "no-such-dir", "vmlinux")}\\) points into ${join(dir, "no-such-dir")}, which is not a directory that exists`));
+    symlinkSync(image, join(dir, "to-image"));
+    refused(join(dir, "to-image"), new RegExp(`to-image \\(a link to ${image}\\) is the image: vmlinux would replace its own source`));
+    symlinkSync(day, join(dir, "to-dir"));
+    refused(join(dir, "to-dir"), new RegExp(`to-dir \\(a link to ${day}\\) is a directory: inspect --extract needs vmlinux's file name`));
+    symlinkSync("loop-b", join(dir, "loop-a"));
+    symlinkSync("loop-a", join(dir, "loop-b"));
+    refused(join(dir, "loop-a"), /symbolic links that go round/);
+    // The image's temporary name beside the target is its input too (an interrupted run's name).
+    symlinkSync(join(dir, "other"), join(dir, "to-other"));
+    symlinkSync(image, join(dir, "other.incomplete"));
+    assert.throws(() => writeOutputFile(out(join(dir, "to-other")), new Uint8Array(8)), (e: unknown) =>
+      e instanceof KexecError && e.data.file === join(dir, "other.incomplete") && new RegExp(`then renamed to ${join(dir, "other")},`).test(e.message));
+    assert.equal(readFileSync(image, "utf8"), "the kernel");
+    assert.ok(lstatSync(join(dir, "to-dir")).isSymbolicLink() && statSync(day).isDirectory());
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

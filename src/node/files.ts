@@ -1,5 +1,5 @@
 /** File IO at the edge: every failure becomes a KexecError that names the file and says what to do. */
-import { closeSync, constants, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync, type Stats } from "node:fs";
+import { closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeSync, type Stats } from "node:fs";
 import { dirname } from "node:path";
 import { KexecError } from "../core/errors.js";
 
@@ -83,19 +83,89 @@ export function temporaryOutputPath(path: string): string {
   return `${path}.incomplete`;
 }
 
+/** Linux's MAXSYMLINKS: a longer chain is a loop to the kernel too (ELOOP). */
+const MAX_LINKS = 40;
+
+/**
+ * Where an output given as `path` is written. A rename over a symbolic link replaces the link,
+ * not what it names: `-o /var/crash/latest` (a link to that day's vmcore) left the day's file
+ * unwritten and the link gone. As shell redirection does, the output goes where the link points,
+ * followed to the end of a chain; a dangling link's last name is created, as POSIX cp and `>` do
+ * (GNU cp refuses), so a link made before its first dump works. A relative link is resolved from
+ * the link's directory, joined without normalising ".." (which would be wrong if that directory
+ * is itself reached through a link). Anything else, and a name that cannot be read, is `path`.
+ */
+export function resolveOutputPath(path: string): string {
+  let current = path;
+  for (let links = 0; ; links++) {
+    let st: Stats;
+    try {
+      st = lstatSync(current);
+    } catch {
+      break; // nothing there: the end of a dangling chain, or a path that opening the file will explain
+    }
+    if (!st.isSymbolicLink()) break;
+    if (links === MAX_LINKS) {
+      throw new KexecError("usage", `${path}: symbolic links that go round (more than ${MAX_LINKS} in a row, at ${current})`, { file: path, expected: "a link that ends at a file name", actual: `a chain of more than ${MAX_LINKS} links` }, `point ${path} at a file, or give another name`);
+    }
+    let to: string;
+    try {
+      to = readlinkSync(current);
+    } catch {
+      break; // replaced between the two calls: what is there now is checked as it is
+    }
+    const dir = current.includes("/") ? current.slice(0, current.lastIndexOf("/")) : "";
+    current = to.startsWith("/") || dir === "" ? to : `${dir}/${to}`;
+  }
+  return current;
+}
+
+/** An output's name in messages: the path given, and where it points when that is a link. */
+export function outputName(path: string, target: string): string {
+  return target === path ? path : `${path} (a link to ${target})`;
+}
+
+/** A command's output, and the inputs it must never replace. */
+export interface OutputPath {
+  path: string;
+  /** "the dump", "vmlinux": for messages. */
+  what: string;
+  /** The command, for messages: "vmcore save". */
+  command: string;
+  /** Files the output is made from: an output at one of them (by any name: same device and inode) is refused. */
+  inputs: readonly { path: string; what: string }[];
+  /** How to write into a pipe or device instead, where the command can; a hint. */
+  streamHint?: string;
+  /** A file name to suggest inside a directory given as the output ("vmcore"). */
+  exampleName?: string;
+}
+
+/** Where a checked output goes, and what is there now. */
+export interface OutputTarget {
+  /** The file written: the output's path, or where a symbolic link there points (resolveOutputPath). The temporary file is beside it, so the rename stays on one file system. */
+  target: string;
+  /** Nothing, or a regular file (at `target`) the caller may decide to keep. */
+  existing: Stats | undefined;
+}
+
 /**
  * An output is written under a temporary name (temporaryOutputPath) and renamed into place,
- * which replaces whatever is at its path. Refused before any work:
+ * which replaces whatever is at its path; both are beside where a symbolic link at the path
+ * points (resolveOutputPath), so the link stays and its target gets the output. Refused before
+ * any work:
  * - one of the command's inputs, at the output's path (`vmcore save V V` and `inspect IMAGE
  *   --extract=IMAGE` each replaced their input) or at the temporary one (`vmcore save
  *   S.incomplete S` truncated its source as it read it: an interrupted save leaves that name);
  * - a directory, and a device, FIFO or socket at either name (/dev/full once became a regular
  *   file; a FIFO at the temporary name blocked forever);
+ * - a dangling link into a directory that does not exist, and a loop of links;
  * - an empty path.
- * Returns what is at the output's path: nothing, or a regular file the caller may decide to keep.
  */
-export function checkOutputPath(out: OutputPath): Stats | undefined {
+export function checkOutputPath(out: OutputPath): OutputTarget {
   if (out.path === "") throw new KexecError("usage", `${out.command} needs a file path for ${out.what}, found an empty one`, { field: "path", expected: "a file path", actual: "" }, `give ${out.what} a file name`);
+  const target = resolveOutputPath(out.path);
+  const named = outputName(out.path, target);
+  const linked = target === out.path ? {} : { target };
   const inputs = out.inputs.flatMap((input) => {
     try {
       return [{ ...input, st: statSync(input.path) }];
@@ -104,44 +174,60 @@ export function checkOutputPath(out: OutputPath): Stats | undefined {
     }
   });
   const check = (path: string, temporary: boolean): Stats | undefined => {
-    let target: Stats;
+    const name = temporary ? path : named;
+    const file = temporary ? path : out.path;
+    let st: Stats;
     try {
-      target = statSync(path);
+      st = statSync(path);
     } catch {
       return undefined; // nothing there (or nothing reachable): opening the temporary file says what is wrong, if anything
     }
     for (const input of inputs) {
-      if (input.st.dev === target.dev && input.st.ino === target.ino) {
-        const written = temporary ? `${out.what}, written there first and then renamed to ${out.path},` : out.what;
-        throw new KexecError("usage", `${path} is ${input.what}${input.path === path ? "" : ` (${input.path})`}: ${written} would replace its own source`,
-          { file: path, expected: "another file", actual: "the source" }, temporary ? `give ${out.what} another name, or rename ${input.path} first` : `give ${out.what} another name`);
+      if (input.st.dev === st.dev && input.st.ino === st.ino) {
+        const written = temporary ? `${out.what}, written there first and then renamed to ${target},` : out.what;
+        throw new KexecError("usage", `${name} is ${input.what}${input.path === path ? "" : ` (${input.path})`}: ${written} would replace its own source`,
+          { file, ...linked, expected: "another file", actual: "the source" }, temporary ? `give ${out.what} another name, or rename ${input.path} first` : `give ${out.what} another name`);
       }
     }
-    if (target.isDirectory()) {
-      throw new KexecError("usage", `${path} is a directory: ${out.command} needs ${out.what}'s file name`, { file: path, expected: "a file name", actual: "a directory" },
-        temporary ? `move ${path} away` : `e.g. ${path.replace(/\/+$/, "")}/${out.exampleName ?? out.what.replace(/^the /, "").replace(/\s+/g, "-")}`);
+    if (st.isDirectory()) {
+      throw new KexecError("usage", `${name} is a directory: ${out.command} needs ${out.what}'s file name`, { file, ...linked, expected: "a file name", actual: "a directory" },
+        temporary ? `move ${path} away` : `e.g. ${out.path.replace(/\/+$/, "")}/${out.exampleName ?? out.what.replace(/^the /, "").replace(/\s+/g, "-")}`);
     }
-    if (!target.isFile()) {
-      const kind = specialFileKind(target);
+    if (!st.isFile()) {
+      const kind = specialFileKind(st);
       throw new KexecError("usage", temporary
-        ? `${path} is ${kind}: ${out.command} writes ${out.what} there first (then renames it to ${out.path})`
-        : `${path} is ${kind}: ${out.command} writes a file and renames it into place, which would replace it`, { file: path, expected: "a file name", actual: kind },
+        ? `${name} is ${kind}: ${out.command} writes ${out.what} there first (then renames it to ${target})`
+        : `${name} is ${kind}: ${out.command} writes a file and renames it into place, which would replace it`, { file, ...linked, expected: "a file name", actual: kind },
       temporary ? `remove ${path}, or give ${out.what} another name` : out.streamHint ?? "give a file name, and copy the file where it should go afterwards");
     }
-    return target;
+    return st;
   };
-  const existing = check(out.path, false);
-  check(temporaryOutputPath(out.path), true); // a stale regular file there (an interrupted run) is simply replaced
-  return existing;
+  const existing = check(target, false);
+  if (existing === undefined && target !== out.path) {
+    // A dangling link: its last name is created, in a directory that must be there (none is made
+    // behind a link: a typo in it would grow a tree somewhere unexpected).
+    const dir = target.includes("/") ? target.slice(0, target.lastIndexOf("/")) || "/" : ".";
+    let isDirectory = false;
+    try {
+      isDirectory = statSync(dir).isDirectory();
+    } catch { /* said below */ }
+    if (!isDirectory) {
+      throw new KexecError("usage", `${named} points into ${dir}, which is not a directory that exists`, { file: out.path, target, expected: "an existing directory", actual: dir },
+        `create ${dir}, or point ${out.path} elsewhere`);
+    }
+  }
+  check(temporaryOutputPath(target), true); // a stale regular file there (an interrupted run) is simply replaced
+  return { target, existing };
 }
 
 /**
  * Write a whole file via a temporary name, so a failure never leaves half a file under the real
- * name, nor the temporary one behind. An existing regular file is replaced (as `cp` and `cc -o` do).
+ * name, nor the temporary one behind. An existing regular file is replaced (as `cp` and `cc -o` do),
+ * and a symbolic link's target is written, the link kept.
  */
 export function writeOutputFile(out: OutputPath, data: Uint8Array): void {
-  checkOutputPath(out);
-  const tmp = temporaryOutputPath(out.path);
+  const { target } = checkOutputPath(out);
+  const tmp = temporaryOutputPath(target);
   let opened = false;
   try {
     // Not through a symbolic link planted at the temporary name: the output goes where it is named.
@@ -152,15 +238,15 @@ export function writeOutputFile(out: OutputPath, data: Uint8Array): void {
     } finally {
       closeSync(fd);
     }
-    renameSync(tmp, out.path);
+    renameSync(tmp, target);
   } catch (e) {
     if (opened) rmSync(tmp, { force: true });
-    throw writeError(e, out.path, out.what);
+    throw writeError(e, out.path, out.what, target);
   }
 }
 
 /** The error for an output that cannot be created or written. */
-export function writeError(e: unknown, path: string, what: string): KexecError {
+export function writeError(e: unknown, path: string, what: string, target = path): KexecError {
   const err = e as NodeJS.ErrnoException;
   const code = err?.code ?? "EIO";
   const hints: Record<string, string> = {
@@ -173,7 +259,7 @@ export function writeError(e: unknown, path: string, what: string): KexecError {
     EROFS: "the file system is mounted read-only: choose another place",
     ENOSPC: "free some space on that file system",
   };
-  return new KexecError("io", `${path}: cannot write ${what}: ${err?.message ?? String(e)}`, { file: path, errno: code }, hints[code] ?? "check the directory exists, is writable and has room", { cause: e });
+  return new KexecError("io", `${outputName(path, target)}: cannot write ${what}: ${err?.message ?? String(e)}`, { file: path, ...(target === path ? {} : { target }), errno: code }, hints[code] ?? "check the directory exists, is writable and has room", { cause: e });
 }
 
 /**

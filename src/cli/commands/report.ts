@@ -12,7 +12,7 @@ import { buildReport, reportError, type ReportData } from "../../core/report/mod
 import { vmcoreReport } from "../../core/report/vmcore.js";
 import { openVmcore } from "../../core/vmcore/vmcore.js";
 import type { KernelImage } from "../../core/image/index.js";
-import { checkOutputPath, writeOutputFile, type OutputPath } from "../../node/files.js";
+import { checkOutputPath, outputName, writeOutputFile, type OutputPath } from "../../node/files.js";
 import { readKernelImageFile } from "../../node/image.js";
 import { readKernelLayout } from "../../node/kernel-layout.js";
 import { readMachine } from "../../node/machine.js";
@@ -47,8 +47,8 @@ export async function run(args: ParsedArgs, rest: string[]): Promise<number> {
     .filter((i): i is [string, string] => i[0] !== undefined).map(([path, what]) => ({ path, what }));
   const output: OutputPath = { path: out, what: "the report", command: "report", exampleName: "report.html", inputs };
   // Before anything is read: a refused output is said at once, not after a vmcore's worth of work.
-  checkOutputPath(output);
-  if (has(args, "root")) refuseInsideRoot(out, root);
+  const { target } = checkOutputPath(output);
+  if (has(args, "root")) refuseInsideRoot(out, target, root);
   const machine = await readMachine(root);
   const errors: ReportData["errors"] = [];
   const failures: KexecError[] = [];
@@ -94,19 +94,20 @@ export async function run(args: ParsedArgs, rest: string[]): Promise<number> {
 
 /**
  * The page is made from the files under --root (a snapshot): written among them it would replace
- * one (`-o SNAP/proc/iomem` left every later run unable to parse iomem).
+ * one (`-o SNAP/proc/iomem` left every later run unable to parse iomem). `target` is where the
+ * page is written (where a link at `out` points), so that is what must be outside.
  */
-function refuseInsideRoot(out: string, root: string): void {
+function refuseInsideRoot(out: string, target: string, root: string): void {
   let rootDir: string;
   let outDir: string;
   try {
     rootDir = realpathSync(root);
-    outDir = realpathSync(dirname(resolve(out)));
+    outDir = realpathSync(dirname(resolve(target)));
   } catch {
     return; // reading the snapshot, or writing the page, says what is wrong
   }
   // --root / is the machine itself: /proc and /sys, which no page is written over.
   if (rootDir !== "/" && (outDir === rootDir || outDir.startsWith(`${rootDir}/`))) {
-    throw new KexecError("usage", `${out} is inside --root ${root}, the snapshot the report is made from`, { file: out, expected: `a path outside ${root}`, actual: out }, "write the report next to the snapshot, not into it");
+    throw new KexecError("usage", `${outputName(out, target)} is inside --root ${root}, the snapshot the report is made from`, { file: out, expected: `a path outside ${root}`, actual: target }, "write the report next to the snapshot, not into it");
   }
 }

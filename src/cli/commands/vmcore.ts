@@ -5,6 +5,7 @@ import { formatDmesg, readLockless } from "../../core/vmcore/dmesg.js";
 import type { DumpCodec } from "../../core/vmcore/dump-writer.js";
 import { renderVmcoreSummary, summarizeVmcore } from "../../core/vmcore/info.js";
 import { openVmcore, vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
+import { outputName } from "../../node/files.js";
 import { openRandomAccess } from "../../node/vmcore/file.js";
 import { saveVmcoreTo, type SaveOptions, type SaveResult } from "../../node/vmcore/save.js";
 import { has, value, type ParsedArgs } from "../options.js";
@@ -49,9 +50,9 @@ export function describeSave(opts: SaveOptions, result: SaveResult): string {
   const excluded = `excluded: ${c.zero} zero, ${c.cache} cache, ${c.cachePrivate} private cache, ${c.user} user, ${c.free} free, ${c.hwpoison} hwpoison pages`;
   if (result.complete) {
     const format = opts.flat ? `flattened ${opts.format}` : opts.format;
-    return `kexec-ts: saved ${opts.dst === "-" ? "the dump to standard output" : opts.dst} (${format}, ${opts.codec}, -d ${opts.dumpLevel}): ${result.pagesWritten} pages, ${size(result.bytesWritten)}; ${excluded}${result.syncSeconds === undefined ? "" : `; fsync ${result.syncSeconds.toFixed(2)} s`}\n`;
+    return `kexec-ts: saved ${opts.dst === "-" ? "the dump to standard output" : outputName(opts.dst, result.file ?? opts.dst)} (${format}, ${opts.codec}, -d ${opts.dumpLevel}): ${result.pagesWritten} pages, ${size(result.bytesWritten)}; ${excluded}${result.syncSeconds === undefined ? "" : `; fsync ${result.syncSeconds.toFixed(2)} s`}\n`;
   }
-  return `kexec-ts: the dump is INCOMPLETE: ${result.missing}\nkexec-ts: what was written is readable and marked incomplete in ${opts.dst === "-" ? "the stream" : `${opts.dst}.incomplete`}\n`;
+  return `kexec-ts: the dump is INCOMPLETE: ${result.missing}\nkexec-ts: what was written is readable and marked incomplete in ${opts.dst === "-" ? "the stream" : result.file ?? `${opts.dst}.incomplete`}\n`;
 }
 
 export async function saveVmcore(opts: SaveOptions): Promise<number> {

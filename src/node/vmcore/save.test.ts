@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -213,6 +213,42 @@ test("save: DST is never the source, nor a device, FIFO or directory, and an exi
     symlinkSync(victim, join(dir, "new.kdump.incomplete"));
     await assert.rejects(saveVmcoreTo(opts(src, join(dir, "new.kdump"), { codec: "lzo" })), (e: unknown) => e instanceof KexecError && e.code === "io" && /ELOOP/.test(e.message));
     assert.equal(readFileSync(victim, "utf8"), "not a dump");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("save: DST a symbolic link (/var/crash/latest): the dump goes where it points, the link stays, and an existing file there needs overwrite", async () => {
+  const dir = tmp();
+  try {
+    const src = join(dir, "src.elf");
+    writeFileSync(src, syntheticVmcore(40).bytes);
+    const day = join(dir, "2026-12-01");
+    mkdirSync(day);
+    const latest = join(dir, "latest");
+    const isKdump = (path: string) => openVmcore(bytesAccess(new Uint8Array(readFileSync(path))), path).kdump !== undefined;
+    // Dangling (the day's dump not made yet): made, beside the link's target, and the link kept.
+    symlinkSync("2026-12-01/vmcore", latest);
+    const made = await saveVmcoreTo(opts(src, latest, { codec: "lzo" }));
+    assert.ok(made.complete && made.file === join(dir, "2026-12-01/vmcore"), made.file);
+    assert.ok(lstatSync(latest).isSymbolicLink() && readlinkSync(latest) === "2026-12-01/vmcore", "still a link");
+    assert.ok(isKdump(join(day, "vmcore")));
+    assert.deepEqual(readdirSync(day), ["vmcore"], "the temporary file was beside it, and is gone");
+    // Now the file behind the link exists: kept without overwrite, as any existing DST, and the message says both names.
+    writeFileSync(join(day, "vmcore"), "a dump from before");
+    await assert.rejects(saveVmcoreTo(opts(src, latest, { codec: "lzo" })), (e: unknown) =>
+      e instanceof KexecError && e.code === "usage" && e.data.file === latest && e.message.startsWith(`${latest} (a link to ${join(dir, "2026-12-01/vmcore")}) exists`) && /--force/.test(e.hint ?? ""));
+    assert.equal(readFileSync(join(day, "vmcore"), "utf8"), "a dump from before");
+    const replaced = await saveVmcoreTo(opts(src, latest, { codec: "lzo", overwrite: true }));
+    assert.ok(replaced.complete && lstatSync(latest).isSymbolicLink() && isKdump(join(day, "vmcore")));
+    // Cut short: DST.incomplete is beside the target too, and the result says where.
+    rmSync(join(day, "vmcore"));
+    const cut = await saveVmcoreTo(opts(src, latest, { codec: "lzo", faultAfterPages: 3 }));
+    assert.ok(!cut.complete && cut.file === join(dir, "2026-12-01/vmcore.incomplete") && existsSync(join(day, "vmcore.incomplete")) && !existsSync(join(dir, "latest.incomplete")));
+    // A link to the source is the source, even with overwrite.
+    symlinkSync(src, join(dir, "to-src"));
+    await assert.rejects(saveVmcoreTo(opts(src, join(dir, "to-src"), { codec: "lzo", overwrite: true })), (e: unknown) =>
+      e instanceof KexecError && e.code === "usage" && e.message.startsWith(`${join(dir, "to-src")} (a link to ${src}) is the vmcore being saved`));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

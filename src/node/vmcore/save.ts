@@ -14,7 +14,7 @@ import { FLAT_END, encodeFlatHeader, encodeFlatRecordHeader } from "../../core/v
 import { openVmcore, vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/vmcore.js";
 import { stdoutCarriesTheOutput } from "../entry.js";
 import { tryKoffi } from "../ffi.js";
-import { checkOutputPath, temporaryOutputPath, writeError } from "../files.js";
+import { checkOutputPath, outputName, temporaryOutputPath, writeError } from "../files.js";
 import { readFullyAt } from "./file.js";
 import { openVmcoreSource } from "./mapped-file.js";
 import { inlineCompressor, workerCompressor, type Compressor, type SourceFile } from "./pool.js";
@@ -43,6 +43,8 @@ export interface SaveOptions {
 }
 
 export interface SaveResult extends DumpResult {
+  /** The file written, for messages: DST, DST.incomplete, or the same beside the file a link at DST names; none on standard output. */
+  file?: string;
   /** Seconds spent in fsync of the file and its directory (reported apart: the safety, not the speed). */
   syncSeconds?: number;
 }
@@ -195,7 +197,8 @@ class Signals {
 export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
   const toStdout = opts.dst === "-";
   if (toStdout && !opts.flat) throw new KexecError("usage", "only the flattened format can be written to standard output", { field: "format" }, "use --format flat (makedumpfile -F), then makedumpfile -R to make a file of it");
-  if (!toStdout) checkDestination(opts.src, opts.dst, opts.overwrite === true);
+  // Where the dump goes: DST, or the file a symbolic link at DST names (the link is kept).
+  const target = toStdout ? opts.dst : checkDestination(opts.src, opts.dst, opts.overwrite === true);
   const src = openVmcoreSource(opts.src);
   try {
     const core = openVmcore(src, opts.src);
@@ -220,7 +223,7 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
       const exclusion: DumpExclusion = sharedScan
         ? { allocate: (bytes) => new Uint8Array(new SharedArrayBuffer(bytes)), prepare: (window) => shareExclusion(core, window, opts, compressor, sharing) }
         : {};
-      const tmp = temporaryOutputPath(opts.dst);
+      const tmp = temporaryOutputPath(target);
       let fd = -1;
       if (!toStdout) {
         try {
@@ -262,13 +265,14 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
           fd = -1;
           if (result.complete) {
             try {
-              renameSync(tmp, opts.dst);
+              renameSync(tmp, target);
             } catch (e) {
-              throw writeError(e, opts.dst, `the dump (renaming ${tmp} to it)`);
+              throw writeError(e, opts.dst, `the dump (renaming ${tmp} to it)`, target);
             }
-            syncDirectory(opts.dst);
+            syncDirectory(target);
           }
           result.syncSeconds = (performance.now() - syncStart) / 1000;
+          result.file = result.complete ? target : tmp;
         }
         return result;
       } finally {
@@ -381,16 +385,19 @@ export function autoThreads(codec: Exclude<DumpCodec, "none">, presentBytes: big
  * The dump is written as DST.incomplete and renamed over DST: whatever is at DST goes. Beyond what
  * any output refuses (checkOutputPath: the source itself, a directory, a device or FIFO), an
  * existing file is kept unless told to replace it: makedumpfile refuses that too, without -f.
+ * DST a symbolic link: both names are beside the file it points at, and that file, if it exists,
+ * is the existing one (--force replaces it; the link stays). Returns where the dump is written.
  */
-function checkDestination(src: string, dst: string, overwrite: boolean): void {
-  const existing = checkOutputPath({
+function checkDestination(src: string, dst: string, overwrite: boolean): string {
+  const { target, existing } = checkOutputPath({
     path: dst, what: "the dump", command: "vmcore save", exampleName: "vmcore",
     inputs: [{ path: src, what: "the vmcore being saved" }],
     streamHint: "give a file name; to write into a pipe or a device, send the flattened format to standard output (--format flat, DST -) and redirect it",
   });
   if (existing !== undefined && !overwrite) {
-    throw new KexecError("usage", `${dst} exists: vmcore save does not replace it unless told to`, { file: dst, expected: "a new file", actual: `a file of ${existing.size} bytes` }, "remove it first, or give --force to replace it");
+    throw new KexecError("usage", `${outputName(dst, target)} exists: vmcore save does not replace it unless told to`, { file: dst, ...(target === dst ? {} : { target }), expected: "a new file", actual: `a file of ${existing.size} bytes` }, `remove ${target === dst ? "it" : target} first, or give --force to replace it`);
   }
+  return target;
 }
 
 function syncDirectory(path: string): void {
