@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { dumpDirTime, dumpReportFromJson, type DumpEntry, type DumpReport } from "../../core/kdump/dumps.js";
 import { KexecError } from "../../core/errors.js";
+import { describeJsonValue } from "../../core/format.js";
 import { specialFileKind } from "../files.js";
 
 function dirBytes(dir: string): number {
@@ -122,6 +123,37 @@ export function readJsonFile(path: string): { json: unknown; problem: null } | {
   } catch (e) {
     return { problem: `not JSON (${(e as Error).message})` };
   }
+}
+
+/** What a field of a state file must be: one of the common kinds, or a test with what it expects (for messages). */
+export type StateField = "string" | "string|null" | "boolean" | "strings" | "strings|absent" | { expected: string; fits: (value: unknown) => boolean };
+
+const STATE_FIELD_KINDS: Record<Exclude<StateField, object>, { expected: string; fits: (value: unknown) => boolean }> = {
+  string: { expected: "a string", fits: (v) => typeof v === "string" },
+  "string|null": { expected: "a string or null", fits: (v) => typeof v === "string" || v === null },
+  boolean: { expected: "true or false", fits: (v) => typeof v === "boolean" },
+  strings: { expected: "a list of strings", fits: (v) => Array.isArray(v) && v.every((x) => typeof x === "string") },
+  "strings|absent": { expected: "a list of strings, or absent", fits: (v) => v === undefined || (Array.isArray(v) && v.every((x) => typeof x === "string")) },
+};
+
+/**
+ * A state file kexec-ts wrote (test.json, last-boot.json, /run's arm state), read back and
+ * checked field by field: its value, null where there is none, or why it cannot be used. A
+ * damaged one had been taken at its word: test.json of {} matched every dump without a test id,
+ * "passed". What a damaged file means is each reader's to say.
+ */
+export function readStateFile<T>(path: string, fields: Record<keyof T, StateField>): { value: T | null; problem: string | null } {
+  const file = readJsonFile(path);
+  if (file === null) return { value: null, problem: null };
+  if (file.problem !== null) return { value: null, problem: file.problem };
+  const value = file.json;
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return { value: null, problem: `${describeJsonValue(value)}, expected an object` };
+  for (const [name, field] of Object.entries(fields) as [string, StateField][]) {
+    const v = (value as Record<string, unknown>)[name];
+    const kind = typeof field === "string" ? STATE_FIELD_KINDS[field] : field;
+    if (!kind.fits(v)) return { value: null, problem: `field ${name} is ${describeJsonValue(v)}, expected ${kind.expected}` };
+  }
+  return { value: value as T, problem: null };
 }
 
 /** A dump's report.json: absent (the save was cut off before writing it), the record, or why it cannot be read. */

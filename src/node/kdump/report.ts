@@ -13,7 +13,7 @@ import type { CaptureSettings } from "../../core/kdump/capture-settings.js";
 import { isKexecError, type KexecError } from "../../core/errors.js";
 import { describeJsonValue } from "../../core/format.js";
 import { captureSave } from "./save.js";
-import { checkDumpTarget, listDumps, readDump, readJsonFile, targetError, type DumpOnDisk } from "./dumps.js";
+import { checkDumpTarget, listDumps, readDump, readJsonFile, readStateFile, targetError, type DumpOnDisk } from "./dumps.js";
 import { makeDirectories } from "../files.js";
 import { bootStatePath, reportedPath, testStatePath, type KdumpPaths } from "./paths.js";
 import { readBootId, writeJsonDurably, type BootRecord } from "./service.js";
@@ -31,25 +31,6 @@ export interface TestResult {
   result: "pending" | "passed" | "failed";
   detail: string;
   dump: string | null;
-}
-
-/**
- * A state file kexec-ts wrote (test.json, last-boot.json), read back and checked field by field:
- * its value, null where there is none, or why it cannot be used. A damaged one had been taken at
- * its word: test.json of {} matched every dump without a test id, "passed".
- */
-function readStateFile<T>(path: string, fields: Record<keyof T, "string" | "string|null" | "boolean">): { value: T | null; problem: string | null } {
-  const file = readJsonFile(path);
-  if (file === null) return { value: null, problem: null };
-  if (file.problem !== null) return { value: null, problem: file.problem };
-  const value = file.json;
-  if (value === null || typeof value !== "object" || Array.isArray(value)) return { value: null, problem: `${describeJsonValue(value)}, expected an object` };
-  for (const [name, kind] of Object.entries(fields) as [string, string][]) {
-    const v = (value as Record<string, unknown>)[name];
-    const fits = kind === "boolean" ? typeof v === "boolean" : typeof v === "string" || (kind === "string|null" && v === null);
-    if (!fits) return { value: null, problem: `field ${name} is ${describeJsonValue(v)}, expected ${kind === "boolean" ? "true or false" : kind === "string" ? "a string" : "a string or null"}` };
-  }
-  return { value: value as T, problem: null };
 }
 
 /** A pending `kdump test`'s outcome: the dump whose log carries its id, or why there is none. */

@@ -26,6 +26,7 @@ import { readKernelLayout } from "../kernel-layout.js";
 import { readMachine } from "../machine.js";
 import { kexecFileLoad, kexecFileUnload, kexecLoad, kexecUnload, userArch } from "../syscalls.js";
 import { buildCaptureInitramfs, type BuiltCapture, type CaptureBuildInput } from "./initramfs.js";
+import { readStateFile, type StateField } from "./dumps.js";
 import { bootStatePath, type KdumpPaths } from "./paths.js";
 
 /** The installed kexec-ts: dist/node/kdump/service.js → the package root. */
@@ -106,17 +107,44 @@ export function writeJsonDurably(path: string, value: unknown): void {
   replaceFileDurably(path, `${JSON.stringify(value, null, 2)}\n`);
 }
 
-export function readJson<T>(path: string): T | null {
-  try {
-    return JSON.parse(readFileSync(path, "utf8")) as T;
-  } catch {
-    return null;
-  }
-}
+/** A decimal byte count, as arm() writes the estimate's (the CLI makes BigInts of them). */
+const isDecimal = (v: unknown): boolean => typeof v === "string" && /^[0-9]+$/.test(v);
 
-export function readArmState(paths: KdumpPaths): ArmState | null {
-  const s = readJson<ArmState>(paths.runState);
-  return s !== null && s.format === 1 ? s : null;
+/** Every field of ArmState, as arm() and disarm() write it. */
+const ARM_STATE_FIELDS: Record<keyof ArmState, StateField> = {
+  format: { expected: "1", fits: (v) => v === 1 },
+  armed: "boolean",
+  at: "string",
+  bootId: "string|null",
+  reasons: "strings",
+  forced: "strings|absent",
+  warnings: "strings",
+  kernel: "string|null",
+  kernelRelease: "string|null",
+  initrd: "string|null",
+  initrdHash: "string|null",
+  cmdline: "string|null",
+  syscall: { expected: '"kexec_file_load", "kexec_load" or null', fits: (v) => v === "kexec_file_load" || v === "kexec_load" || v === null },
+  syscallWhy: "string|null",
+  configHash: "string|null",
+  kernelHash: "string|null",
+  checks: { expected: "a list of check results", fits: (v) => Array.isArray(v) && v.every((c) => c !== null && typeof c === "object" && !Array.isArray(c)) },
+  estimate: {
+    expected: "null or { total, suggested, crashSize } in decimal bytes",
+    fits: (v) => v === null || (typeof v === "object" && !Array.isArray(v) && isDecimal((v as Record<string, unknown>)["total"]) && isDecimal((v as Record<string, unknown>)["suggested"]) &&
+      ((v as Record<string, unknown>)["crashSize"] === null || isDecimal((v as Record<string, unknown>)["crashSize"]))),
+  },
+};
+
+/**
+ * This boot's arm state: null when kdump was not started in this boot, or why the file cannot be
+ * used. A damaged one (not JSON, a field missing or of the wrong type; a FIFO is not read) had
+ * been taken at its word when its format was 1: `"armed": "yes"` counted as armed, and
+ * `"reasons": 5` crashed status with a TypeError. Each reader says what damaged means.
+ */
+export function readArmState(paths: KdumpPaths): { state: ArmState | null; problem: string | null } {
+  const { value, problem } = readStateFile<ArmState>(paths.runState, ARM_STATE_FIELDS);
+  return { state: value, problem };
 }
 
 /** The capture kernel: the configured one, else the running kernel's /boot/vmlinuz-<release>. */
@@ -358,7 +386,14 @@ export async function arm(options: ArmOptions): Promise<{ state: ArmState; prep:
 
 /** A refused arm: unload what an earlier arm of this boot left loaded, so no stale crash kernel stays armed. */
 function finishRefused(paths: KdumpPaths, state: ArmState): void {
-  const before = readArmState(paths);
+  const { state: before, problem } = readArmState(paths);
+  // As a damaged last-boot.json in the report: a warning, and carry on as if there were none.
+  // Which crash kernel an earlier arm loaded cannot be told, and one loaded by another tool is
+  // not ours to unload; the file is written anew just below.
+  if (problem !== null) {
+    const loaded = readSysfsFlag("/sys/kernel/kexec_crash_loaded") === true;
+    state.warnings.push(`${paths.runState} was damaged (${problem}), so whether kexec-ts armed the crash kernel earlier in this boot is not known${loaded ? ": the one loaded now is left loaded (kexec-ts kdump stop unloads it)" : ""}; the file is written anew`);
+  }
   if (before?.armed && before.bootId === state.bootId && readSysfsFlag("/sys/kernel/kexec_crash_loaded") === true) {
     try {
       unloadCrashKernel();
@@ -424,9 +459,12 @@ function unloadCrashKernel(): void {
 /** `kdump stop`: unload the crash kernel (whoever loaded it) and record a clean stop. */
 export function disarm(paths: KdumpPaths): ArmState {
   if (readSysfsFlag("/sys/kernel/kexec_crash_loaded") === true) unloadCrashKernel();
-  const before = readArmState(paths);
+  // A damaged state is not spread into the new one (its bad fields would be written back, and
+  // trip the next reader): the stop is recorded on the defaults, with a warning, as the report
+  // warns of a damaged last-boot.json and carries on.
+  const { state: before, problem } = readArmState(paths);
   const state: ArmState = {
-    ...(before ?? { format: 1, at: "", bootId: readBootId(), warnings: [], kernel: null, kernelRelease: null, initrd: null, initrdHash: null, cmdline: null, syscall: null, syscallWhy: null, configHash: null, kernelHash: null, checks: [], estimate: null }),
+    ...(before ?? { format: 1, at: "", bootId: readBootId(), warnings: problem === null ? [] : [`${paths.runState} was damaged (${problem}); the file is written anew`], kernel: null, kernelRelease: null, initrd: null, initrdHash: null, cmdline: null, syscall: null, syscallWhy: null, configHash: null, kernelHash: null, checks: [], estimate: null }),
     format: 1,
     armed: false,
     at: new Date().toISOString(),

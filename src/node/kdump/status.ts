@@ -43,7 +43,7 @@ function sha256Of(path: string): string | null {
 
 export function kdumpStatus(paths: KdumpPaths): StatusResult {
   const reasons: string[] = [];
-  const state = readArmState(paths);
+  const { state, problem: stateProblem } = readArmState(paths);
   const loadedText = sysfs("/sys/kernel/kexec_crash_loaded");
   const crashLoaded = loadedText === null ? null : loadedText === "1";
   const crashSize = sysfs("/sys/kernel/kexec_crash_size");
@@ -57,7 +57,10 @@ export function kdumpStatus(paths: KdumpPaths): StatusResult {
     if (!isKexecError(e) || (paths.configGiven === true && e.code === "io")) throw e;
     configProblem = `${e.message}${e.hint ? ` (${e.hint})` : ""}`;
   }
-  if (state === null || state.bootId !== readBootId()) {
+  if (stateProblem !== null) {
+    // As a damaged test.json is "failed": what cannot be read is not known to be armed, so not ready, saying why.
+    reasons.push(`${paths.runState} is damaged: ${stateProblem}; whether kexec-ts armed the crash kernel cannot be told${crashLoaded ? " (a crash kernel is loaded)" : ""} (kexec-ts kdump restart writes it anew)`);
+  } else if (state === null || state.bootId !== readBootId()) {
     reasons.push(crashLoaded ? "a crash kernel is loaded, but not by kexec-ts kdump in this boot (kexec-ts kdump start arms it)" : "not started in this boot (kexec-ts kdump start; the kexec-ts-kdump service does it at boot)");
   } else if (!state.armed) {
     reasons.push(...(state.reasons.length ? state.reasons : ["not armed"]));
