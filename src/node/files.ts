@@ -105,6 +105,7 @@ export function resolveOutputPath(path: string): string {
       break; // nothing there: the end of a dangling chain, or a path that opening the file will explain
     }
     if (!st.isSymbolicLink()) break;
+    if (links === 0) refuseWhatTheKernelWouldNotFollow(path);
     if (links === MAX_LINKS) {
       throw new KexecError("usage", `${path}: symbolic links that go round (more than ${MAX_LINKS} in a row, at ${current})`, { file: path, expected: "a link that ends at a file name", actual: `a chain of more than ${MAX_LINKS} links` }, `point ${path} at a file, or give another name`);
     }
@@ -118,6 +119,28 @@ export function resolveOutputPath(path: string): string {
     current = to.startsWith("/") || dir === "" ? to : `${dir}/${to}`;
   }
   return current;
+}
+
+/**
+ * The links are followed here, by name, where `>` lets the kernel follow them: so the kernel's
+ * own refusal is asked for first. With fs.protected_symlinks (on by default) it follows no link
+ * in a sticky world-writable directory (/tmp) that another user owns: kexec-ts runs as root,
+ * and such a link would aim its output at any file on the machine. stat() follows the chain as
+ * open() would; ENOENT is a dangling link, which `>` would create.
+ */
+function refuseWhatTheKernelWouldNotFollow(path: string): void {
+  try {
+    statSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EACCES" || code === "EPERM") {
+      throw new KexecError("usage", `${path} is a symbolic link the kernel refuses to follow (${code})`, { file: path, errno: code, expected: "a link the writer may follow", actual: "a link it may not" },
+        "a link in a sticky world-writable directory such as /tmp, owned by another user, is not followed (fs.protected_symlinks); or a directory on its way is not searchable. Give the file's own path");
+    }
+    if (code === "ELOOP") {
+      throw new KexecError("usage", `${path}: symbolic links that go round (the kernel says ELOOP)`, { file: path, errno: code, expected: "a link that ends at a file name", actual: "a loop of links" }, `point ${path} at a file, or give another name`);
+    }
+  }
 }
 
 /** An output's name in messages: the path given, and where it points when that is a link. */
