@@ -2,7 +2,7 @@ import { test } from "node:test";
 import { gzipSync } from "node:zlib";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { KexecError } from "../core/errors.js";
@@ -89,6 +89,21 @@ test("snapshot refuses a non-empty destination", async () => {
   try {
     await tree(root, { "old/file": "x" });
     await assert.rejects(snapshot(root, join(root, "old")), (e: unknown) => e instanceof KexecError && e.code === "usage" && /not empty/.test(e.message));
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test("a snapshot into a directory that cannot be made (under /proc, through a dangling link) is refused at once, naming it", async () => {
+  const root = await mkdtemp(join(tmpdir(), "kexec-ts-root-"));
+  try {
+    await tree(root, INITRAMFS);
+    // mkdir's { recursive: true } retried these forever in Node 18 and 20: the command hung.
+    await symlink(join(root, "no-such-dir", "x"), join(root, "dangling"));
+    for (const [dest, where] of [["/proc/kexec-ts-no-such-dir/snap", "/proc/kexec-ts-no-such-dir"], [join(root, "dangling", "snap"), join(root, "dangling")]] as const) {
+      await assert.rejects(snapshot(root, dest), (e: unknown) => e instanceof KexecError && e.code === "io" && e.data.file === join(dest, "proc/cmdline")
+        && e.data.errno === "ENOENT" && e.message.includes(`'${where}'`) && e.hint !== undefined, dest);
+    }
   } finally {
     await rm(root, { recursive: true, force: true });
   }

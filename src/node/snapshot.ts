@@ -6,10 +6,11 @@
  * saved as kernel-layout.json instead. Works with nothing but /proc and /sys
  * mounted, as in a busybox initramfs.
  */
-import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { writeTar } from "../core/archive/tar.js";
 import { KexecError } from "../core/errors.js";
+import { makeDirectories, writeError } from "./files.js";
 import { SNAPSHOT_MANIFEST } from "../core/machine/snapshot-archive.js";
 import { KERNEL_LAYOUT_FILE, kernelLayoutJson, layoutFromKcore } from "./kernel-layout.js";
 import { collectMachineFiles, type CollectedFiles } from "./rootfs.js";
@@ -47,16 +48,21 @@ export async function snapshot(root: string, destDir: string): Promise<SnapshotM
   const write = async (rel: string, bytes: Uint8Array): Promise<void> => {
     const path = join(destDir, rel);
     try {
-      await mkdir(dirname(path), { recursive: true });
+      // Not mkdir's { recursive: true }: under /proc, or through a dangling link, Node retries it forever.
+      makeDirectories(dirname(path));
       await writeFile(path, bytes);
     } catch (e) {
-      throw new KexecError("io", `${path}: cannot write snapshot file: ${(e as Error).message}`, { file: path }, "check that the destination is writable and has space");
+      throw writeError(e, path, "the snapshot file");
     }
   };
   const files = Object.keys(collected.files).sort();
   for (const rel of files) await write(rel, collected.files[rel]!);
   for (const dir of collected.dirs) {
-    await mkdir(join(destDir, dir), { recursive: true });
+    try {
+      makeDirectories(join(destDir, dir));
+    } catch (e) {
+      throw writeError(e, join(destDir, dir), "the snapshot's directory");
+    }
     // git drops empty directories, and an existing /sys/firmware/efi is itself a fact (EFI boot).
     if ((await readdir(join(destDir, dir))).length === 0) await write(`${dir}/.keep`, new Uint8Array(0));
   }
