@@ -139,6 +139,50 @@ test("dump writer (ELF): a stop between chunks cuts the segments to what is in t
   assert.ok(cut.length <= whole.length);
 });
 
+/**
+ * A pipe to a slower reader (a flattened stream to ssh): writeAsync settles a turn of the event loop
+ * later, as the reader takes the bytes. What the writer has handed over and not yet seen settle is
+ * what a real pipe would hold in memory; sync writes are counted apart (copied, never waited for).
+ */
+class SlowPipeSink extends MemorySink {
+  unsettled = 0;
+  maxUnsettled = 0;
+  syncBytes = 0;
+  override write(offset: bigint, data: Uint8Array): void {
+    this.syncBytes += data.length;
+    super.write(offset, data);
+  }
+  override async writeAsync(offset: bigint, data: Uint8Array): Promise<void> {
+    this.unsettled += data.length;
+    this.maxUnsettled = Math.max(this.maxUnsettled, this.unsettled);
+    await new Promise((r) => setTimeout(r, 0));
+    // Taken now: the writer must not have changed the bytes while they waited.
+    super.write(offset, data);
+    this.unsettled -= data.length;
+  }
+}
+
+test("dump writers into a slow pipe: the page data waits for the reader, a few batches at a time, never queued whole", async () => {
+  const { core, s } = source(3000);
+  const dumpBytes = 3000 * PS;
+  // ELF: every chunk waited for (the whole dump was once queued through sync writes, 236 MiB of a 1 GiB vmcore's).
+  const elfWhole = new MemorySink();
+  await writeElfDump(core, bitmapsFor(core, 0), { codec: "none", dumpLevel: 0, what: "synthetic" }, elfWhole);
+  const elf = new SlowPipeSink();
+  assert.equal((await writeElfDump(core, bitmapsFor(core, 0), { codec: "none", dumpLevel: 0, what: "synthetic" }, elf)).complete, true);
+  assert.deepEqual(elf.bytes.subarray(0, elf.length), elfWhole.bytes.subarray(0, elfWhole.length), "the same file");
+  assert.ok(elf.syncBytes < 64 << 10, `${elf.syncBytes} bytes written without waiting: only the headers`);
+  assert.ok(elf.maxUnsettled <= 256 * PS, `${elf.maxUnsettled} bytes waiting at once: one chunk`);
+  // kdump: the bitmaps and the batches go through writeAsync; at most the batches in flight wait.
+  const kdumpWhole = new MemorySink();
+  await writeKdumpDump(core, { codec: "lzo", dumpLevel: 0, what: "synthetic" }, kdumpWhole, lzoCompressor(s.bytes));
+  const kdump = new SlowPipeSink();
+  assert.equal((await writeKdumpDump(core, { codec: "lzo", dumpLevel: 0, what: "synthetic" }, kdump, lzoCompressor(s.bytes))).complete, true);
+  assert.deepEqual(kdump.bytes.subarray(0, kdump.length), kdumpWhole.bytes.subarray(0, kdumpWhole.length), "the same file");
+  assert.ok(kdump.syncBytes < 128 << 10, `${kdump.syncBytes} bytes written without waiting: headers, the log's pages, their descriptors`);
+  assert.ok(kdump.maxUnsettled <= 3 * 257 * PS && kdump.maxUnsettled < dumpBytes / 3, `${kdump.maxUnsettled} bytes waiting at once`);
+});
+
 test("a dump copied only in part reads as incomplete and says where it ends; damaged header sizes name their field", async () => {
   const { core, compressor } = source();
   const sink = new MemorySink();

@@ -237,19 +237,20 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
   hooks.start?.(total);
   // The 1st bitmap is made and written a piece at a time from its runs; the 2nd, held whole, is
   // written as it is (in windows, pass 1 wrote them), then zeros up to its whole blocks. No bitmap
-  // is copied or padded whole: on a 1 TiB machine each is 32 MiB (sink.write is done with its
-  // bytes when it returns).
-  const writeBitmaps = () => {
+  // is copied or padded whole: on a 1 TiB machine each is 32 MiB. Each piece is awaited: into a
+  // pipe (a flattened stream to ssh) a write waits for the reader, where sink.write would queue
+  // both bitmaps in memory (64 MiB per TiB) before the reader had taken any.
+  const writeBitmaps = async () => {
     const piece = new Uint8Array(Math.min(bitmapBytes, BITMAP_PIECE_BYTES));
     for (let at = 0; at < bitmapBytes; at += piece.length) {
       const part = piece.subarray(0, Math.min(piece.length, bitmapBytes - at));
       present.bytesInto(part, at);
-      sink.write(layout.bitmapOffset + BigInt(at), part);
+      await sink.writeAsync(layout.bitmapOffset + BigInt(at), part);
     }
-    if (!windowed && current >= 0) sink.write(secondAt, bitmaps.dumpable);
-    sink.write(secondAt + BigInt(present.byteLength), new Uint8Array(bitmapBytes - present.byteLength));
+    if (!windowed && current >= 0) await sink.writeAsync(secondAt, bitmaps.dumpable);
+    await sink.writeAsync(secondAt + BigInt(present.byteLength), new Uint8Array(bitmapBytes - present.byteLength));
   };
-  writeBitmaps();
+  await writeBitmaps();
   const windowOf = (p: number) => Math.floor(p / span);
   /** For each page frame: whether it is dumpable, and its rank (dumpable pages before it: its descriptor's index). */
   const ranksOf = (pfns: Iterable<number>): Map<number, { rank: number; dumpable: boolean }> => {
@@ -467,12 +468,12 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
       }
       const moved = ranksOf([...early.keys()].filter((p) => p >= committedUpTo));
       for (const [p, { rank }] of moved) sink.write(layout.descOffset + BigInt(rank) * BigInt(PAGE_DESC_SIZE), early.get(p)!);
-      writeBitmaps();
+      await writeBitmaps();
     } catch { /* the header already says incomplete; nothing more can be done on a full device */ }
     const lost = BigInt(descCount) - written;
     return { complete: false, pagesWritten: written, bytesWritten: committedBytes, counts: bitmaps.counts, missing: `${missing}; pages from page frame ${hex(committedUpTo)} on (about ${lost > 0n ? lost : 0n} dumpable pages) are missing` };
   }
-  writeBitmaps();
+  await writeBitmaps();
   sink.write(0n, encodeKdumpHeaders({ ...headerInput, status: codecFlag }, layout));
   return { complete: true, pagesWritten: written, bytesWritten: dataAt, counts: bitmaps.counts };
 }
@@ -668,20 +669,27 @@ export async function writeElfDump(core: Vmcore, bitmaps: DumpBitmaps, opts: Dum
   let written = 0n;
   let fault: string | undefined;
   const CHUNK = 256;
+  // One buffer for every chunk: each write is awaited before the next chunk is read into it.
+  const chunk = new Uint8Array(CHUNK * ps);
   outer: for (const [i, l] of placed.entries()) {
     let at = 0n;
     while (at < l.p_filesz) {
       if (hooks.stopReason?.()) break outer;
       const n = Number((l.p_filesz - at) / BigInt(ps) < BigInt(CHUNK) ? (l.p_filesz - at + BigInt(ps) - 1n) / BigInt(ps) : BigInt(CHUNK));
-      const buf = new Uint8Array(Math.min(n * ps, Number(l.p_filesz - at)));
+      const buf = chunk.subarray(0, Math.min(n * ps, Number(l.p_filesz - at)));
       try {
         for (let k = 0; k * ps < buf.length; k++) {
           const paddr = l.p_paddr + at + BigInt(k * ps);
           const page = core.memory.readPage(paddr / BigInt(ps));
-          if (page) buf.set(page.subarray(Number(paddr % BigInt(ps)), Number(paddr % BigInt(ps)) + Math.min(ps, buf.length - k * ps)), k * ps);
+          const from = Number(paddr % BigInt(ps));
+          const length = Math.min(ps, buf.length - k * ps);
+          if (page) buf.set(page.subarray(from, from + length), k * ps);
+          else buf.fill(0, k * ps, k * ps + length);
         }
         if (opts.faultAfterPages !== undefined && written / BigInt(ps) >= BigInt(opts.faultAfterPages)) throw new KexecError("io", `simulated fault after ${opts.faultAfterPages} pages`, { field: "faultAfterPages" }, "a test asked for this fault");
-        sink.write(l.p_offset + at, buf);
+        // Awaited: into a pipe (a flattened stream to ssh) the next chunk waits for the reader,
+        // where sink.write queued the whole dump in memory when the reader was slower.
+        await sink.writeAsync(l.p_offset + at, buf);
       } catch (e) {
         fault = `${describeFault(e)} while writing PT_LOAD ${i + 1} at ${hex(l.p_paddr + at)}`;
         // Shrink this segment to what is in the file and drop the data of the ones after it.
