@@ -121,8 +121,11 @@ function writebackStarter(fd: number): { wrote(bytes: number): void; settled(): 
 /**
  * The flattened format on standard output, through process.stdout: on a pipe that is a libuv
  * stream, which waits for a slow reader (a compressor, ssh) where writeSync(1) on the
- * non-blocking pipe Node makes of it fails with EAGAIN. Records go out in call order; the
- * batches' writes wait for the pipe to drain, which bounds what is buffered.
+ * non-blocking pipe Node makes of it fails with EAGAIN. Records go out in call order. A
+ * writeAsync settles once its bytes are in the pipe, not when the stream has queued them: the
+ * writer keeps only a few batches in flight, so what waits for a slow reader stays a few MiB
+ * (with the stream's own queue as the bound, a reader slower than the save, as ssh over a
+ * network is, had the stream hold the whole dump: 236 MiB for a 1 GiB vmcore's ELF dump).
  */
 function stdoutFlatSink(): OutputSink {
   const out = process.stdout;
@@ -134,30 +137,27 @@ function stdoutFlatSink(): OutputSink {
     failure ??= new KexecError("io", `standard output: ${e.code === "EPIPE" ? "the reader of the stream went away" : e.message} after ${sent} bytes: the flattened dump is cut short`,
       { file: "-", errno: e.code ?? "EIO", offset: sent }, "see why the command reading the stream stopped (its own error: a full file system?); what it wrote is an incomplete dump", { cause: e });
   });
-  const put = (data: Uint8Array): boolean => {
+  /** Queues `data` as it is (the caller leaves it untouched until `done`). */
+  const put = (data: Uint8Array, done?: (e?: Error | null) => void): void => {
     if (failure) throw failure;
     sent += data.length;
-    // A copy: the caller reuses its buffers once the promise settles, the stream may still hold them.
-    return out.write(data.slice());
-  };
-  // One wait for 'drain' shared by every write that found the pipe full (several batches are in flight).
-  let waiting: Promise<void> | undefined;
-  const drained = (): Promise<void> => (waiting ??= new Promise<void>((resolve, reject) => {
-    if (failure) { reject(failure); return; }
-    const done = () => { out.off("drain", done); out.off("error", done); waiting = undefined; failure ? reject(failure) : resolve(); };
-    out.on("drain", done);
-    out.on("error", done);
-  }));
-  const record = (offset: bigint, data: Uint8Array): boolean => {
-    // makedumpfile -R stops at the first record of size 0, taking it for the end.
-    if (data.length === 0) return true;
-    put(encodeFlatRecordHeader(offset, data.length));
-    return put(data);
+    out.write(data, done);
   };
   put(encodeFlatHeader());
   return {
-    write(offset, data) { record(offset, data); },
-    async writeAsync(offset, data) { if (!record(offset, data)) await drained(); },
+    // The caller may change `data` once this returns: a copy is queued (headers, descriptors: small).
+    write(offset, data) {
+      // makedumpfile -R stops at the first record of size 0, taking it for the end.
+      if (data.length === 0) return;
+      put(encodeFlatRecordHeader(offset, data.length));
+      put(data.slice());
+    },
+    writeAsync: (offset, data) => new Promise<void>((resolve, reject) => {
+      if (failure) { reject(failure); return; }
+      if (data.length === 0) { resolve(); return; }
+      put(encodeFlatRecordHeader(offset, data.length));
+      put(data, (e) => (failure ?? e ? reject(failure ?? e) : resolve()));
+    }),
     finish: () => new Promise((resolve, reject) => {
       if (failure) { reject(failure); return; }
       out.write(FLAT_END.slice(), (e) => (e ? reject(e) : resolve()));
