@@ -1,8 +1,9 @@
 /** Random access to a vmcore file through a file descriptor (files of many GiB never sit in memory). */
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
 import { KexecError } from "../../core/errors.js";
 import { hex } from "../../core/format.js";
 import type { RandomAccess } from "../../core/vmcore/memory.js";
+import { specialFileKind } from "../files.js";
 
 export interface OpenFile extends RandomAccess {
   readonly path: string;
@@ -38,7 +39,30 @@ export function readFullyAt(fd: number, path: string, offset: bigint, out: Uint8
   }
 }
 
+/**
+ * A vmcore is read at offsets its headers give, so it must be a file (or a device) that can be
+ * read anywhere. Checked before opening: opening a FIFO waited for a writer forever, and a
+ * directory failed its first read as if the disk were failing.
+ */
+function refuseUnreadableKind(path: string): void {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    return; // opening it says why
+  }
+  if (st.isDirectory()) {
+    throw new KexecError("io", `${path}: is a directory, expected a vmcore file`, { file: path, expected: "a regular file", actual: "a directory" }, "give the path of the dump file (/proc/vmcore, or the vmcore inside the crash directory)");
+  }
+  if (st.isFIFO() || st.isSocket()) {
+    const kind = specialFileKind(st);
+    throw new KexecError("io", `${path}: is ${kind}: a vmcore is read at random offsets, from a file`, { file: path, expected: "a regular file", actual: kind },
+      "save the stream into a file first (a flattened stream: makedumpfile -R FILE < stream), then read the file");
+  }
+}
+
 export function openRandomAccess(path: string): OpenFile {
+  refuseUnreadableKind(path);
   let fd: number;
   try {
     fd = openSync(path, "r");

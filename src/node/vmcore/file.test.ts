@@ -1,0 +1,31 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { closeSync, constants, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { KexecError } from "../../core/errors.js";
+import { openRandomAccess } from "./file.js";
+
+test("openRandomAccess: a directory, or a FIFO, is refused by what it is, before a read (not a 'failing device', not a wait for a writer)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-file-"));
+  try {
+    const sub = join(dir, "crash");
+    mkdirSync(sub);
+    assert.throws(() => openRandomAccess(sub), (e: unknown) =>
+      e instanceof KexecError && e.code === "io" && e.data.file === sub && e.message === `${sub}: is a directory, expected a vmcore file` && !/failing/.test(e.hint ?? ""));
+    const fifo = join(dir, "fifo");
+    assert.equal(spawnSync("mkfifo", [fifo]).status, 0, "mkfifo");
+    // Held open for writing, with bytes in it, so that an open and a read that should not happen return instead of waiting.
+    const writer = openSync(fifo, constants.O_RDWR);
+    try {
+      writeSync(writer, new Uint8Array(64));
+      assert.throws(() => openRandomAccess(fifo), (e: unknown) =>
+        e instanceof KexecError && e.code === "io" && e.data.file === fifo && e.message.startsWith(`${fifo}: is a pipe (FIFO)`) && /makedumpfile -R/.test(e.hint ?? ""));
+    } finally {
+      closeSync(writer);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
