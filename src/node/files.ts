@@ -248,13 +248,13 @@ export function checkOutputPath(out: OutputPath): OutputTarget {
  * name, nor the temporary one behind. An existing regular file is replaced (as `cp` and `cc -o` do),
  * and a symbolic link's target is written, the link kept.
  */
-export function writeOutputFile(out: OutputPath, data: Uint8Array): void {
+export function writeOutputFile(out: OutputPath, data: Uint8Array, mode = 0o644): void {
   const { target } = checkOutputPath(out);
   const tmp = temporaryOutputPath(target);
   let opened = false;
   try {
     // Not through a symbolic link planted at the temporary name: the output goes where it is named.
-    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644);
+    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, mode);
     opened = true;
     try {
       for (let done = 0; done < data.length;) done += writeSync(fd, data, done, data.length - done);

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KexecError } from "../../core/errors.js";
@@ -131,6 +131,55 @@ test("makedumpfile drop-in end to end: -F ... | cat > f, then -R f2 < f, and --d
     assert.equal(x.status, 1);
     assert.match(x.stderr, /option -x is not supported by kexec-ts/);
     assert.ok(!existsSync(join(dir, "out")));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("makedumpfile drop-in -R and --dump-dmesg: DUMPFILE appears whole or not at all; a directory, a FIFO or the vmcore itself is refused", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-mdf-out-"));
+  try {
+    const s = syntheticVmcore(300);
+    writeFileSync(join(dir, "vmcore"), s.bytes);
+    const flat = run(dir, ["-F", "-l", "-d", "1", "vmcore"], { link: true });
+    assert.equal(flat.status, 0, flat.stderr);
+    // A stream cut short: what came stays under the temporary name, never under DUMPFILE.
+    writeFileSync(join(dir, "cut"), flat.stdout.subarray(0, flat.stdout.length - 5000));
+    const cut = run(dir, ["-R", "restored"], { link: true, stdin: join(dir, "cut") });
+    assert.equal(cut.status, 1);
+    assert.match(cut.stderr, /the stream ends inside the record.*what was reassembled is in restored\.incomplete, not restored/);
+    assert.ok(!existsSync(join(dir, "restored")), "no half dump under DUMPFILE");
+    assert.ok(existsSync(join(dir, "restored.incomplete")));
+    // Not a flattened stream at all: nothing is left anywhere.
+    writeFileSync(join(dir, "garbage"), new Uint8Array(8192).fill(0x41));
+    const garbage = run(dir, ["-R", "g"], { link: true, stdin: join(dir, "garbage") });
+    assert.equal(garbage.status, 1);
+    assert.match(garbage.stderr, /no "makedumpfile" signature/);
+    assert.ok(!existsSync(join(dir, "g")) && !existsSync(join(dir, "g.incomplete")));
+    // The whole stream: DUMPFILE, and no temporary name.
+    writeFileSync(join(dir, "f"), flat.stdout);
+    assert.equal(run(dir, ["-R", "whole"], { link: true, stdin: join(dir, "f") }).status, 0);
+    assert.ok(existsSync(join(dir, "whole")) && !existsSync(join(dir, "whole.incomplete")));
+    // A directory is named as one, not "File exists".
+    mkdirSync(join(dir, "crash"));
+    const toDir = run(dir, ["--dump-dmesg", "vmcore", "crash"], { link: true });
+    assert.equal(toDir.status, 1);
+    assert.match(toDir.stderr, /crash is a directory: makedumpfile --dump-dmesg needs the log's file name/);
+    // -f never makes the vmcore its own output: the log had replaced it.
+    const self = run(dir, ["-f", "--dump-dmesg", "vmcore", "vmcore"], { link: true });
+    assert.equal(self.status, 1);
+    assert.match(self.stderr, /vmcore is the vmcore: the log would replace its own source/);
+    assert.deepEqual(new Uint8Array(readFileSync(join(dir, "vmcore"))), s.bytes);
+    // A FIFO (held open here for reading, so that a write into it would not wait) is refused, not written through.
+    assert.equal(spawnSync("mkfifo", [join(dir, "fifo")]).status, 0);
+    const reader = openSync(join(dir, "fifo"), constants.O_RDWR);
+    try {
+      const toFifo = run(dir, ["-f", "-R", "fifo"], { link: true, stdin: join(dir, "garbage") });
+      assert.equal(toFifo.status, 1);
+      assert.match(toFifo.stderr, /fifo is a pipe \(FIFO\): makedumpfile -R writes a file/);
+    } finally {
+      closeSync(reader);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

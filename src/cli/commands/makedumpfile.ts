@@ -16,13 +16,13 @@
  * check_param_for_*), with its exit statuses: 0 completed, 1 failed. An option kexec-ts does not
  * implement is refused by name, never ignored.
  */
-import { closeSync, existsSync, openSync, readSync, writeSync } from "node:fs";
+import { closeSync, constants, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
 import { KexecError, isKexecError } from "../../core/errors.js";
 import { formatDmesg, readLockless } from "../../core/vmcore/dmesg.js";
 import type { DumpCodec } from "../../core/vmcore/dump-writer.js";
 import { FlatReassembler } from "../../core/vmcore/flat.js";
 import { openVmcore, vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
-import { writeError } from "../../node/files.js";
+import { checkOutputPath, temporaryOutputPath, writeError, writeOutputFile, type OutputPath } from "../../node/files.js";
 import { openRandomAccess } from "../../node/vmcore/file.js";
 import { saveVmcoreTo, type SaveOptions } from "../../node/vmcore/save.js";
 import { describeSave, parseDumpLevel } from "./vmcore.js";
@@ -279,16 +279,17 @@ export async function makedumpfileCommand(argv: readonly string[], version: stri
   flat = action.kind === "dump" ? action.save.flat === true : action.kind === "dmesg" && action.dst === "-";
   if (plan.checkOnly) return MDF_COMPLETED;
   try {
-    const target = action.kind === "dump" ? action.save.dst : action.dst;
-    // makedumpfile opens DUMPFILE with O_EXCL unless -f (check_dump_file).
-    if (target !== "-" && existsSync(target) && !action.force) {
-      throw new KexecError("io", `Can't open the dump file (${target}). File exists`, { file: target }, "remove it first, or give -f to overwrite it");
+    const output = outputOf(action);
+    // What is there is checked first (a directory, a FIFO, the vmcore itself), then whether it
+    // may be replaced: makedumpfile opens DUMPFILE with O_EXCL unless -f (check_dump_file).
+    if (output !== undefined && checkOutputPath(output).existing !== undefined && !action.force) {
+      throw new KexecError("io", `Can't open the dump file (${output.path}). File exists`, { file: output.path }, "remove it first, or give -f to overwrite it");
     }
     if (action.kind === "rearrange") {
-      await rearrange(action.dst);
+      await rearrange(output!);
       common(`\nThe dumpfile is saved to ${action.dst}.\n`);
     } else if (action.kind === "dmesg") {
-      dumpDmesg(action.vmcore, action.dst, level);
+      dumpDmesg(action.vmcore, output, level);
       common(`\nThe dmesg log is saved to ${action.dst === "-" ? "STDOUT" : action.dst}.\n`);
     } else {
       if (level & ML_PRINT_DEBUG_MSG) printVmcoreinfo(action.save.src);
@@ -311,6 +312,24 @@ export async function makedumpfileCommand(argv: readonly string[], version: stri
   }
 }
 
+/**
+ * DUMPFILE, as every kexec-ts output: written under DUMPFILE.incomplete and renamed into place
+ * (files.ts), so a stream cut short or a full disk never leaves half a file under its name, and a
+ * directory, a FIFO or a device there is refused before any work. Undefined for standard output.
+ */
+function outputOf(action: MakedumpfileAction): OutputPath | undefined {
+  if (action.kind === "dump") {
+    if (action.save.dst === "-") return undefined;
+    return { path: action.save.dst, what: "the dump", command: "makedumpfile", inputs: [{ path: action.save.src, what: "the vmcore being saved" }], streamHint: "to write into a pipe or a device, give -F and redirect standard output" };
+  }
+  if (action.kind === "dmesg") {
+    if (action.dst === "-") return undefined;
+    return { path: action.dst, what: "the log", command: "makedumpfile --dump-dmesg", inputs: [{ path: action.vmcore, what: "the vmcore" }], streamHint: "to write into a pipe, give -F and redirect standard output" };
+  }
+  if (action.kind === "rearrange") return { path: action.dst, what: "the dump", command: "makedumpfile -R", inputs: [], streamHint: "give a file name" };
+  return undefined;
+}
+
 /** SUSE's kdump-save reads OSRELEASE= and CRASHTIME= from makedumpfile's debug messages (--message-level 8). */
 function printVmcoreinfo(path: string): void {
   const file = openRandomAccess(path);
@@ -322,7 +341,7 @@ function printVmcoreinfo(path: string): void {
   }
 }
 
-function dumpDmesg(path: string, dst: string | "-", level: number): void {
+function dumpDmesg(path: string, output: OutputPath | undefined, level: number): void {
   const file = openRandomAccess(path);
   let text: string;
   try {
@@ -333,22 +352,9 @@ function dumpDmesg(path: string, dst: string | "-", level: number): void {
     file.close();
   }
   const bytes = new TextEncoder().encode(text);
-  if (dst === "-") { process.stdout.write(bytes); return; }
-  const fd = create(dst, "the log");
-  try {
-    writeAt(fd, bytes, 0, dst, "the log");
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** A new file for makedumpfile's output, readable by root only (as makedumpfile creates it). */
-function create(path: string, what: string): number {
-  try {
-    return openSync(path, "w", 0o600);
-  } catch (e) {
-    throw writeError(e, path, what);
-  }
+  if (output === undefined) { process.stdout.write(bytes); return; }
+  // Readable by root only, as makedumpfile creates its files.
+  writeOutputFile(output, bytes, 0o600);
 }
 
 function writeAt(fd: number, data: Uint8Array, position: number, path: string, what: string): void {
@@ -360,9 +366,23 @@ function writeAt(fd: number, data: Uint8Array, position: number, path: string, w
   }
 }
 
-/** -R: the flattened stream on standard input, replayed into DUMPFILE; a stream cut short is an error, not a wait. */
-async function rearrange(dst: string): Promise<void> {
-  const fd = create(dst, "the dump");
+/**
+ * -R: the flattened stream on standard input, replayed into DUMPFILE.incomplete and renamed to
+ * DUMPFILE when its end record has come; a stream cut short is an error, not a wait. What a
+ * stream cut short did bring stays under the temporary name, as an interrupted save leaves it.
+ */
+async function rearrange(output: OutputPath): Promise<void> {
+  const { target } = checkOutputPath(output);
+  const dst = output.path;
+  const tmp = temporaryOutputPath(target);
+  let fd: number;
+  try {
+    // Not through a symbolic link planted at the temporary name; readable by root only, as makedumpfile creates it.
+    fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
+  } catch (e) {
+    throw writeError(e, tmp, "the dump");
+  }
+  let wrote = false;
   try {
     const r = new FlatReassembler("the flattened dump on standard input");
     const chunk = new Uint8Array(1 << 20);
@@ -377,11 +397,28 @@ async function rearrange(dst: string): Promise<void> {
         throw new KexecError("io", `cannot read the flattened dump from standard input: ${(e as Error).message}`, { file: "-" }, "give the stream on standard input: makedumpfile -R DUMPFILE < stream");
       }
       if (n === 0) break;
-      for (const w of r.push(chunk.subarray(0, n))) writeAt(fd, w.data, Number(w.offset), dst, "the dump");
+      for (const w of r.push(chunk.subarray(0, n))) {
+        writeAt(fd, w.data, Number(w.offset), tmp, "the dump");
+        wrote ||= w.data.length > 0;
+      }
       if (r.done) break;
     }
     r.end();
-  } finally {
+    try {
+      fsyncSync(fd);
+    } catch (e) {
+      throw writeError(e, tmp, "the dump");
+    }
+  } catch (e) {
     closeSync(fd);
+    if (!wrote) rmSync(tmp, { force: true });
+    else if (isKexecError(e)) throw new KexecError(e.code, `${e.message}; what was reassembled is in ${tmp}, not ${dst}`, { ...e.data, kept: tmp }, e.hint, { cause: e });
+    throw e;
+  }
+  closeSync(fd);
+  try {
+    renameSync(tmp, target);
+  } catch (e) {
+    throw writeError(e, dst, `the dump (renaming ${tmp} to it)`, target);
   }
 }
