@@ -17,6 +17,12 @@ export const TYPE_FLAT_HEADER = 1n;
 export const VERSION_FLAT_HEADER = 1n;
 /** No dump has a record of 256 TiB or more: a size beyond it is corruption, not data to wait for. */
 export const MAX_FLAT_RECORD = 1n << 48n;
+/**
+ * Nor does a dump file reach 256 TiB: a record placed beyond is corruption. Node takes a write
+ * position past 2^53 for "the current position": a record at offset 2^60 was written at the
+ * file's start, and `-R` said Completed.
+ */
+export const MAX_FLAT_FILE = 1n << 48n;
 
 export const MAKEDUMPFILE_HEADER = defineLayout("struct makedumpfile_header", 32, "big", [
   field("signature", 0, 16, "chars"),
@@ -141,9 +147,9 @@ export class FlatReassembler {
           this.pendingBytes = 0;
           return out;
         }
-        if (r.offset < 0n || r.buf_size < 0n || r.buf_size > MAX_FLAT_RECORD) {
+        if (r.offset < 0n || r.buf_size < 0n || r.buf_size > MAX_FLAT_RECORD || r.offset + r.buf_size > MAX_FLAT_FILE) {
           throw new KexecError("parse", `${this.what}: the record header at stream offset ${hex(at)} says offset ${r.offset}, size ${r.buf_size}`,
-            { field: "makedumpfile_data_header", offset: at, expected: `offset >= 0, 0 <= size <= ${MAX_FLAT_RECORD}`, actual: `offset ${r.offset}, size ${r.buf_size}` },
+            { field: "makedumpfile_data_header", offset: at, expected: `offset >= 0, 0 <= size <= ${MAX_FLAT_RECORD}, offset + size <= ${MAX_FLAT_FILE}`, actual: `offset ${r.offset}, size ${r.buf_size}` },
             "the stream is corrupt: it was not written by makedumpfile -F or kexec-ts, or bytes were lost on the way");
         }
         this.record = { offset: r.offset, left: Number(r.buf_size), at };

@@ -158,6 +158,13 @@ test("flattened stream: fed in chunks of any size it replays the same writes; cu
   const bad = stream.slice();
   new DataView(bad.buffer).setBigInt64(4096 + 8, -5n, false);
   assert.throws(() => new FlatReassembler().push(bad), /record header at stream offset 0x1000 says offset 0, size -5/);
+  // A record placed past any dump's end (a damaged offset): Node wrote 2^60 at the file's start.
+  const far = stream.slice();
+  new DataView(far.buffer).setBigInt64(4096, 1n << 60n, false);
+  assert.throws(() => new FlatReassembler().push(far), /record header at stream offset 0x1000 says offset 1152921504606846976, size 5/);
+  const end = stream.slice();
+  new DataView(end.buffer).setBigInt64(4096, (1n << 48n) - 4n, false);
+  assert.throws(() => new FlatReassembler().push(end), /says offset 281474976710652, size 5/, "the record's end counts, not only its start");
 });
 
 test("readers fuzzed: a damaged vmcore gives a KexecError, never another exception", () => {
