@@ -40,7 +40,7 @@ function words(mem: KernelMemory): { word: (b: Uint8Array, at: number) => bigint
 
 export function readLockless(mem: KernelMemory, info: VmcoreInfo): LogRecord[] {
   const v = new VmcoreInfoView(info, "reading the printk ring buffer (dmesg)");
-  if (!info.symbols.has("prb")) {
+  if (!info.symbols.has("prb") && !info.malformed?.has("SYMBOL(prb)")) {
     throw new KexecError("parse", "VMCOREINFO has no SYMBOL(prb): the kernel predates the lockless printk ring buffer (5.10)", { field: "SYMBOL(prb)" },
       "this kexec-ts reads the lockless ring buffer only; makedumpfile --dump-dmesg reads older log_buf layouts");
   }

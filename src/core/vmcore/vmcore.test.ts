@@ -77,6 +77,19 @@ test("synthetic ELF vmcore: memory, notes, and the printk ring buffer in makedum
     "[   11.130486] Kernel panic - not syncing: sysrq triggered crash\n");
 });
 
+test("a VMCOREINFO value that is not a number is named as damaged, not as absent (SYMBOL(prb) is no sign of an old kernel then)", () => {
+  const s = syntheticVmcore(64);
+  const core = openVmcore(bytesAccess(s.bytes));
+  const text = core.vmcoreinfo!.text.replace(/^SYMBOL\(prb\)=([0-9a-f]+)$/m, (_, hex: string) => `SYMBOL(prb)=${hex.slice(0, -1)}z`);
+  const damaged = parseVmcoreInfo(text);
+  assert.equal(damaged.symbols.has("prb"), false);
+  assert.throws(() => readLockless(vmcoreKernelMemory(core), damaged), (e: unknown) =>
+    e instanceof KexecError && e.code === "parse" && /^VMCOREINFO's SYMBOL\(prb\)=[0-9a-f]+z is not a number/.test(e.message) && !/predates/.test(e.message) && e.data.field === "SYMBOL(prb)");
+  // Absent is still absent.
+  assert.throws(() => readLockless(vmcoreKernelMemory(core), parseVmcoreInfo(text.replace(/^SYMBOL\(prb\)=.*$/m, ""))), /has no SYMBOL\(prb\): the kernel predates/);
+  assert.throws(() => readLockless(vmcoreKernelMemory(core), parseVmcoreInfo(core.vmcoreinfo!.text.replace(/^SIZE\(printk_info\)=.*$/m, "SIZE(printk_info)=8x"))), /VMCOREINFO's SIZE\(printk_info\)=8x is not a number/);
+});
+
 test("kdump header: fields sit where makedumpfile 1.7.2 puts them and read back", () => {
   const notes = new Uint8Array(40);
   const input = {

@@ -26,6 +26,8 @@ export interface VmcoreInfo {
   numbers: Map<string, bigint>;
   /** Every other KEY=value line. */
   other: Map<string, string>;
+  /** SYMBOL(x)=... and the like whose value is not a number, as written: told apart from a key that is absent. */
+  malformed?: Map<string, string>;
 }
 
 const KEYED = /^(SYMBOL|SIZE|OFFSET|LENGTH|NUMBER)\((.+)\)$/;
@@ -33,7 +35,7 @@ const KEYED = /^(SYMBOL|SIZE|OFFSET|LENGTH|NUMBER)\((.+)\)$/;
 export function parseVmcoreInfo(text: string): VmcoreInfo {
   const info: VmcoreInfo = {
     text, osRelease: undefined, buildId: undefined, pageSize: undefined, kernelOffset: undefined, crashTime: undefined,
-    symbols: new Map(), sizes: new Map(), offsets: new Map(), lengths: new Map(), numbers: new Map(), other: new Map(),
+    symbols: new Map(), sizes: new Map(), offsets: new Map(), lengths: new Map(), numbers: new Map(), other: new Map(), malformed: new Map(),
   };
   for (const line of text.split("\n")) {
     const eq = line.indexOf("=");
@@ -45,11 +47,12 @@ export function parseVmcoreInfo(text: string): VmcoreInfo {
       const kind = keyed[1]!;
       const name = keyed[2]!;
       // SYMBOL and KERNELOFFSET are printed with %lx (hex, no prefix); the rest with %lu/%ld.
-      if (kind === "SYMBOL") setIf(info.symbols, name, parseHex(value));
-      else if (kind === "SIZE") setIf(info.sizes, name, parseSmall(value));
-      else if (kind === "OFFSET") setIf(info.offsets, name, parseSmall(value));
-      else if (kind === "LENGTH") setIf(info.lengths, name, parseDec(value));
-      else setIf(info.numbers, name, parseDec(value));
+      const parsed = kind === "SYMBOL" ? setIf(info.symbols, name, parseHex(value))
+        : kind === "SIZE" ? setIf(info.sizes, name, parseSmall(value))
+          : kind === "OFFSET" ? setIf(info.offsets, name, parseSmall(value))
+            : kind === "LENGTH" ? setIf(info.lengths, name, parseDec(value))
+              : setIf(info.numbers, name, parseDec(value));
+      if (!parsed) info.malformed!.set(key, value);
       continue;
     }
     switch (key) {
@@ -64,8 +67,10 @@ export function parseVmcoreInfo(text: string): VmcoreInfo {
   return info;
 }
 
-function setIf<T>(map: Map<string, T>, key: string, value: T | undefined): void {
+/** Whether there was a value to set. */
+function setIf<T>(map: Map<string, T>, key: string, value: T | undefined): boolean {
   if (value !== undefined) map.set(key, value);
+  return value !== undefined;
 }
 
 function parseHex(value: string): bigint | undefined {
@@ -89,6 +94,11 @@ export class VmcoreInfoView {
   constructor(readonly info: VmcoreInfo, readonly purpose: string) {}
 
   private missing(key: string): KexecError {
+    const written = this.info.malformed?.get(key);
+    if (written !== undefined) {
+      return new KexecError("parse", `VMCOREINFO's ${key}=${written} is not a number, so ${this.purpose} cannot use it`, { field: key, expected: key.startsWith("SYMBOL(") ? "a hexadecimal address" : "a decimal number", actual: written },
+        "the VMCOREINFO note is damaged; makedumpfile -d 1 or an ELF dump without page filtering may still save the memory");
+    }
     return new KexecError("parse", `VMCOREINFO has no ${key}, which ${this.purpose} needs`, { field: key, expected: key, actual: "absent" },
       "the crashed kernel is older or configured differently than this reader expects; makedumpfile may still read it");
   }
