@@ -170,6 +170,18 @@ test("makedumpfile drop-in -R and --dump-dmesg: DUMPFILE appears whole or not at
     assert.equal(self.status, 1);
     assert.match(self.stderr, /vmcore is the vmcore: the log would replace its own source/);
     assert.deepEqual(new Uint8Array(readFileSync(join(dir, "vmcore"))), s.bytes);
+    // An error from the readers of kernel structures names the vmcore, here and in `vmcore dmesg`.
+    const noNote = s.bytes.slice();
+    const at = Buffer.from(noNote).indexOf("VMCOREINFO\0");
+    assert.ok(at > 0);
+    noNote[at + 9] = "X".charCodeAt(0);
+    writeFileSync(join(dir, "no-vmcoreinfo"), noNote);
+    const mdfDmesg = run(dir, ["--dump-dmesg", "no-vmcoreinfo", "log"], { link: true });
+    assert.equal(mdfDmesg.status, 1);
+    assert.match(mdfDmesg.stderr, /^makedumpfile \(kexec-ts\): no-vmcoreinfo: the vmcore has no VMCOREINFO note/m);
+    const ownDmesg = run(dir, ["vmcore", "dmesg", "no-vmcoreinfo"]);
+    assert.equal(ownDmesg.status, 65);
+    assert.match(ownDmesg.stderr, /^kexec-ts: no-vmcoreinfo: the vmcore has no VMCOREINFO note/m);
     // A FIFO (held open here for reading, so that a write into it would not wait) is refused, not written through.
     assert.equal(spawnSync("mkfifo", [join(dir, "fifo")]).status, 0);
     const reader = openSync(join(dir, "fifo"), constants.O_RDWR);

@@ -348,6 +348,9 @@ function dumpDmesg(path: string, output: OutputPath | undefined, level: number):
     const core = openVmcore(file, path);
     if (level & ML_PRINT_DEBUG_MSG && core.vmcoreinfo) process.stderr.write(`${core.vmcoreinfo.text.trimEnd()}\n`);
     text = formatDmesg(readLockless(vmcoreKernelMemory(core), core.vmcoreinfo!));
+  } catch (e) {
+    // The readers of kernel structures (page tables, the ring buffer) never see the path.
+    throw isKexecError(e) ? e.inFile(path) : e;
   } finally {
     file.close();
   }

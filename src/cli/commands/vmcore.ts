@@ -1,5 +1,5 @@
 /** `kexec-ts vmcore save | info | dmesg`: arguments in, the Node driver (node/vmcore) and the core's renderers out. */
-import { EXIT_STATUS, KexecError } from "../../core/errors.js";
+import { EXIT_STATUS, KexecError, isKexecError } from "../../core/errors.js";
 import { size } from "../../core/format.js";
 import { formatDmesg, readLockless } from "../../core/vmcore/dmesg.js";
 import type { DumpCodec } from "../../core/vmcore/dump-writer.js";
@@ -80,6 +80,9 @@ export async function run(args: ParsedArgs, rest: string[]): Promise<number> {
       process.stdout.write(`${JSON.stringify(records.map((r) => ({ seq: String(r.seq), tsNsec: String(r.tsNsec), callerId: r.callerId, text: r.text, truncated: r.truncated })), null, 2)}\n`);
     } else process.stdout.write(formatDmesg(records));
     return 0;
+  } catch (e) {
+    // The readers of kernel structures (page tables, the ring buffer) never see the path.
+    throw isKexecError(e) ? e.inFile(path) : e;
   } finally {
     file.close();
   }
