@@ -63,7 +63,8 @@ export class KexecError extends Error {
 
   /** A copy with the file name filled in, for errors raised by pure parsers that never see paths. */
   inFile(file: string): KexecError {
-    if (this.data.file !== undefined) return this;
+    // Named already: in its data, or at the start of its message (openVmcore's errors say `${what}: ...`).
+    if (this.data.file !== undefined || this.message.startsWith(`${file}: `)) return this;
     const copy = new KexecError(this.code, `${file}: ${this.message}`, { ...this.data, file }, this.hint, { cause: this.cause });
     copy.stack = this.stack;
     return copy;

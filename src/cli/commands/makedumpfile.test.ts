@@ -182,6 +182,11 @@ test("makedumpfile drop-in -R and --dump-dmesg: DUMPFILE appears whole or not at
     const ownDmesg = run(dir, ["vmcore", "dmesg", "no-vmcoreinfo"]);
     assert.equal(ownDmesg.status, 65);
     assert.match(ownDmesg.stderr, /^kexec-ts: no-vmcoreinfo: the vmcore has no VMCOREINFO note/m);
+    // One that names it already (openVmcore's) is not named twice.
+    writeFileSync(join(dir, "empty"), "");
+    const empty = run(dir, ["vmcore", "dmesg", "empty"]);
+    assert.equal(empty.status, 65);
+    assert.match(empty.stderr, /^kexec-ts: empty: neither an ELF core/m);
     // A FIFO (held open here for reading, so that a write into it would not wait) is refused, not written through.
     assert.equal(spawnSync("mkfifo", [join(dir, "fifo")]).status, 0);
     const reader = openSync(join(dir, "fifo"), constants.O_RDWR);
