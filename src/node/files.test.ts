@@ -41,7 +41,8 @@ test("an output never replaces its own input, a directory or a device, and leave
     assert.equal(readFileSync(image, "utf8"), "the kernel");
     assert.ok(statSync("/dev/null").isCharacterDevice());
     // A failed write removes its temporary file; an existing output file is replaced.
-    assert.throws(() => writeOutputFile(out(join(dir, "missing", "vmlinux")), new Uint8Array(8)), (e: unknown) => e instanceof KexecError && e.code === "io");
+    assert.throws(() => writeOutputFile(out(join(dir, "missing", "vmlinux")), new Uint8Array(8)), (e: unknown) => e instanceof KexecError && e.code === "io"
+      && e.data.errno === "ENOENT" && e.hint === `${join(dir, "missing")} does not exist: create it first, or choose another place`);
     const old = join(dir, "vmlinux");
     writeFileSync(old, "old");
     writeOutputFile(out(old), new Uint8Array([1, 2, 3]));

@@ -281,6 +281,8 @@ export function writeError(e: unknown, path: string, what: string, target = path
     EPERM: "run as root or choose a writable place",
     EROFS: "the file system is mounted read-only: choose another place",
     ENOSPC: "free some space on that file system",
+    // Creating the file (its temporary name) in a directory that is not there.
+    ENOENT: `${dirname(target)} does not exist: create it first, or choose another place`,
   };
   return new KexecError("io", `${outputName(path, target)}: cannot write ${what}: ${err?.message ?? String(e)}`, { file: path, ...(target === path ? {} : { target }), errno: code }, hints[code] ?? "check the directory exists, is writable and has room", { cause: e });
 }
