@@ -4,7 +4,7 @@
  * the pipe's back-pressure), and the signals that stop a dump. What goes where in the dump is the
  * core's (core/vmcore/dump-writer.ts).
  */
-import { closeSync, constants, fsyncSync, openSync, renameSync, unlinkSync, write, writeSync } from "node:fs";
+import { closeSync, constants, fstatSync, fsyncSync, openSync, renameSync, unlinkSync, write, writeSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { KexecError } from "../../core/errors.js";
 import { hex } from "../../core/format.js";
@@ -132,10 +132,15 @@ function stdoutFlatSink(): OutputSink {
   stdoutCarriesTheOutput();
   let failure: Error | undefined;
   let sent = 0;
+  // Redirected into a file (> FILE), standard output fails as a file does (ENOSPC), not as a reader that left.
+  let toFile = false;
+  try { toFile = fstatSync(1).isFile(); } catch { /* a closed descriptor fails the first write, and says so */ }
   out.on("error", (e: NodeJS.ErrnoException) => {
     // The reader (cat > FILE, a compressor, ssh) stopped: typically a full disk behind the pipe.
-    failure ??= new KexecError("io", `standard output: ${e.code === "EPIPE" ? "the reader of the stream went away" : e.message} after ${sent} bytes: the flattened dump is cut short`,
-      { file: "-", errno: e.code ?? "EIO", offset: sent }, "see why the command reading the stream stopped (its own error: a full file system?); what it wrote is an incomplete dump", { cause: e });
+    failure ??= new KexecError("io", `standard output${toFile ? " (a file)" : ""}: ${e.code === "EPIPE" ? "the reader of the stream went away" : e.message} after ${sent} bytes: the flattened dump is cut short`,
+      { file: "-", errno: e.code ?? "EIO", offset: sent }, toFile
+        ? `${e.code === "ENOSPC" ? "free some space on the file system of the file standard output goes to" : "check the file standard output goes to"}; what is in it is an incomplete dump`
+        : "see why the command reading the stream stopped (its own error: a full file system?); what it wrote is an incomplete dump", { cause: e });
   });
   /** Queues `data` as it is (the caller leaves it untouched until `done`). */
   const put = (data: Uint8Array, done?: (e?: Error | null) => void): void => {
