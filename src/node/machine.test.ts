@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -38,6 +39,26 @@ test("sysfs files report 4096 bytes but are read to their real end", async (t) =
   const bytes = await readFully("/sys/devices/system/cpu/possible");
   assert.ok(bytes.length > 0 && bytes.length < 4096);
   assert.equal(bytes[bytes.length - 1], 0x0a);
+});
+
+test("a snapshot with a FIFO or a device in place of a file is read without blocking: those files are unreadable, by kind", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-rootfs-"));
+  try {
+    const root = join(dir, "root");
+    cpSync(join(SNAPSHOTS, readdirSync(SNAPSHOTS, { withFileTypes: true }).find((d) => d.isDirectory())!.name), root, { recursive: true });
+    rmSync(join(root, "proc/iomem"), { force: true });
+    rmSync(join(root, "proc/cpuinfo"), { force: true });
+    spawnSync("mkfifo", [join(root, "proc/iomem")]);
+    symlinkSync("/dev/null", join(root, "proc/cpuinfo"));
+    // In a child with a timeout: opening a FIFO nobody writes blocks for ever, and a test must fail, not hang.
+    const child = spawnSync(process.execPath, ["--input-type=module", "-e",
+      `import { collectMachineFiles } from ${JSON.stringify(new URL("./rootfs.js", import.meta.url).href)};
+       const c = await collectMachineFiles(${JSON.stringify(root)});
+       console.log(JSON.stringify({ iomem: c.errors["proc/iomem"], cpuinfo: c.errors["proc/cpuinfo"], read: "proc/cpuinfo" in c.files }));`], { encoding: "utf8", timeout: 20_000 });
+    assert.deepEqual(JSON.parse(child.stdout.trim() || "null"), { iomem: "a pipe (FIFO)", cpuinfo: "a character device", read: false }, `${child.error?.message ?? ""} ${child.stderr}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("a missing root is an io error, not a model of nothing", async () => {

@@ -4,10 +4,11 @@
  * whatever the content, and some attributes fail with EIO or EINVAL on read.
  * So every file is read to EOF, and a failure is an outcome, not an exception.
  */
-import { closeSync, openSync, readSync, readdirSync, statSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { KexecError } from "../core/errors.js";
 import { MACHINE_FILES, expandGlob, type MachineFiles } from "../core/machine/files.js";
+import { specialFileKind } from "./files.js";
 
 export type ReadOutcome =
   | { kind: "ok"; bytes: Uint8Array }
@@ -33,8 +34,15 @@ let scratch = new Uint8Array(64 * 1024);
  * thousands of reads on a large machine. procfs files (seq_file) are read until a read returns 0.
  */
 export function readFully(path: string, shortReadIsEof = false): Uint8Array {
-  const fd = openSync(path, "r");
+  // /proc and /sys files are regular files to stat(); in a --root snapshot, a FIFO would block the open
+  // for ever and a character device (a link to /dev/zero) would be read until memory ran out.
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) {
+      const kind = st.isDirectory() ? "EISDIR" : specialFileKind(st);
+      throw Object.assign(new Error(`${path}: ${kind}, not a file`), { code: kind });
+    }
     let filled = 0;
     for (;;) {
       if (filled === scratch.length) {
@@ -59,7 +67,7 @@ export function tryRead(path: string, shortReadIsEof = false): ReadOutcome {
     return { kind: "ok", bytes: readFully(path, shortReadIsEof) };
   } catch (e) {
     const errno = (e as NodeJS.ErrnoException).code ?? "EIO";
-    // ENOENT/ENOTDIR: not there. Anything else (EACCES, EISDIR, EIO, EINVAL...) is there but unreadable.
+    // ENOENT/ENOTDIR: not there. Anything else (EACCES, EISDIR, EIO, EINVAL..., or "a pipe (FIFO)") is there but unreadable.
     return errno === "ENOENT" || errno === "ENOTDIR" ? { kind: "missing" } : { kind: "unreadable", errno };
   }
 }
