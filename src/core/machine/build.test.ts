@@ -167,6 +167,16 @@ test("machine: hidden iomem falls back to the firmware memmap and says why", () 
   assert.equal(m.kexec.supported, false, "sysfs without kexec_loaded: no kexec in this kernel");
 });
 
+test("machine: an unreadable file says why: run as root only when permission was refused", () => {
+  const input = { ...machineFiles(X86_64), unreadable: ["proc/iomem", "sys/kernel/boot_params/data", "proc/cpuinfo"],
+    errors: { "proc/iomem": "EISDIR", "sys/kernel/boot_params/data": "a pipe (FIFO)", "proc/cpuinfo": "EACCES" } };
+  for (const rel of input.unreadable) delete input.files[rel];
+  const facts = new Map(buildMachine(input).facts.filter((f) => f.meaning.startsWith("unreadable")).map((f) => [f.path, f.meaning]));
+  assert.match(facts.get("/proc/iomem") ?? "", /^unreadable \(a directory, not a file\): /);
+  assert.match(facts.get("/sys/kernel/boot_params/data") ?? "", /^unreadable \(a pipe \(FIFO\)\): /);
+  assert.match(facts.get("/proc/cpuinfo") ?? "", /^unreadable \(run as root\): /);
+});
+
 test("machine: a file that exists but does not parse is an error naming it", () => {
   assert.throws(
     () => buildMachine(machineFiles({ "proc/iomem": "00000000-00000fff : ok\ngarbage\n" }), { displayPath: (rel) => `/snap/${rel}` }),

@@ -37,6 +37,11 @@ export interface BuildOptions {
   displayPath?: (relative: string) => string;
 }
 
+/** Root is the remedy only when permission was what failed; a directory or a FIFO in a snapshot is said as such. */
+function unreadableWhy(errno: string | undefined): string {
+  return errno === undefined || errno === "EACCES" || errno === "EPERM" ? "run as root" : errno === "EISDIR" ? "a directory, not a file" : errno;
+}
+
 export function buildMachine(input: MachineFiles, options: BuildOptions = {}): Machine {
   const display = options.displayPath ?? ((rel: string) => `/${rel}`);
   const unreadable = new Set(input.unreadable ?? []);
@@ -64,7 +69,7 @@ export function buildMachine(input: MachineFiles, options: BuildOptions = {}): M
   for (const spec of MACHINE_FILES) {
     if ((spec.kind === "file" || spec.kind === "dir") && absentDirs.some((d) => spec.path.startsWith(d)) && sysfsMounted) continue;
     if (spec.kind === "file" && bytes(spec.path) === undefined) {
-      facts.push({ path: `/${spec.path}`, meaning: unreadable.has(spec.path) ? `unreadable (run as root): ${spec.meaning}` : spec.meaning });
+      facts.push({ path: `/${spec.path}`, meaning: unreadable.has(spec.path) ? `unreadable (${unreadableWhy(input.errors?.[spec.path])}): ${spec.meaning}` : spec.meaning });
     } else if (spec.kind === "dir" && !input.dirs.includes(spec.path) && sysfsMounted) {
       facts.push({ path: `/${spec.path}`, meaning: spec.meaning });
     } else if (spec.kind === "glob" && absentDirs.some((d) => `${spec.dir}/`.startsWith(d)) && sysfsMounted) {

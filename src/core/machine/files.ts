@@ -79,6 +79,8 @@ export interface MachineFiles {
   dirs: string[];
   /** Paths that exist but could not be read (EACCES as non-root), so facts can say why. */
   unreadable?: string[];
+  /** Why, by path, where known: the errno ("EACCES", "EISDIR") or the kind of a file that is not one ("a pipe (FIFO)"). */
+  errors?: Record<string, string>;
   /** Glob directories left unread on purpose (UNUSED_BY): their absence is no fact about the machine. */
   notRead?: string[];
 }

@@ -66,10 +66,12 @@ export function machineFilesFromArchive(bytes: Uint8Array, what = "snapshot arch
   const manifestBytes = byPath.get(SNAPSHOT_MANIFEST);
   let manifest: SnapshotArchive["manifest"] = null;
   let unreadable: string[] = [];
+  let errors: Record<string, string> = {};
   if (manifestBytes) {
     const m = readManifest(manifestBytes, what);
     manifest = { version: m.version, created: m.created, root: m.root };
     unreadable = m.unreadable;
+    errors = m.errors;
     // The manifest lists what was copied: a file it lists but the archive lacks is damage, not a
     // fact about the machine (seen: a cut archive's missing /proc/iomem reported as "no resource map").
     const lacking = m.files.filter((rel) => !byPath.has(rel));
@@ -86,11 +88,11 @@ export function machineFilesFromArchive(bytes: Uint8Array, what = "snapshot arch
   }
   const layoutBytes = byPath.get(KERNEL_LAYOUT_FILE);
   const kernelLayout = layoutBytes ? parseSavedKernelLayout(new TextDecoder().decode(layoutBytes), `${what}:/${KERNEL_LAYOUT_FILE}`) : undefined;
-  return { files: { files, dirs: present, unreadable }, manifest, kernelLayout };
+  return { files: { files, dirs: present, unreadable, errors }, manifest, kernelLayout };
 }
 
 /** SNAPSHOT.json as `snapshot` writes it (src/node/snapshot.ts SnapshotManifest); what the reader relies on is checked. */
-function readManifest(bytes: Uint8Array, what: string): { version?: string; created?: string; root?: string; files: string[]; unreadable: string[] } {
+function readManifest(bytes: Uint8Array, what: string): { version?: string; created?: string; root?: string; files: string[]; unreadable: string[]; errors: Record<string, string> } {
   const damaged = "the archive is damaged; take the snapshot again";
   let raw: unknown;
   try {
@@ -113,5 +115,6 @@ function readManifest(bytes: Uint8Array, what: string): { version?: string; crea
   if (!Array.isArray(files) || !files.every((f): f is string => typeof f === "string")) throw wrong("files", "a list of paths", files);
   const unreadable = m.unreadable === undefined ? {} : m.unreadable;
   if (unreadable === null || typeof unreadable !== "object" || Array.isArray(unreadable)) throw wrong("unreadable", "an object of path: errno", unreadable);
-  return { version: text("version"), created: text("created"), root: text("root"), files, unreadable: Object.keys(unreadable) };
+  const errors = Object.fromEntries(Object.entries(unreadable).filter((e): e is [string, string] => typeof e[1] === "string"));
+  return { version: text("version"), created: text("created"), root: text("root"), files, unreadable: Object.keys(unreadable), errors };
 }
