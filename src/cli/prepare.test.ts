@@ -1,8 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { KexecError } from "../core/errors.js";
 import { buildBzImage } from "../core/image/testing/synthetic.js";
 import { parseArgs } from "./options.js";
 import { fillPlan, prepareLoad } from "./prepare.js";
@@ -51,4 +52,23 @@ test("--mem-min/--mem-max: numbers as kexec-tools reads them, 64 bits at most", 
   assert.equal(parseAddress("0xffffffffffffffff", "mem-max"), (1n << 64n) - 1n);
   assert.equal(parseAddress(undefined, "mem-max"), undefined);
   for (const bad of ["1G", "-1", "0x10000000000000000"]) assert.throws(() => parseAddress(bad, "mem-min"), (e: Error & { code?: string }) => e.code === "usage" && e.message.startsWith(`--mem-min=${bad} is`), bad);
+});
+
+test("an initrd larger than one buffer can hold is no kexec_load plan (exit 3), not a RangeError from the stand-in or the read", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-prepare-"));
+  try {
+    const kernel = join(dir, "vmlinuz");
+    writeFileSync(kernel, buildBzImage({ fields: { xloadflags: 0x7f, init_size: 0x37ee000n, kernel_alignment: 0x200000n, pref_address: 0x1000000n }, tail: 0x4000 }));
+    const initrd = join(dir, "initrd.img");
+    // Sparse: 5 GiB long, no blocks written.
+    writeFileSync(initrd, "");
+    truncateSync(initrd, 5 * 2 ** 30);
+    const args = parseArgs(["plan", "-l", "-c", kernel, `--initrd=${initrd}`, "--root", join(repo, "testdata/snapshots/qemu-amd64-6.1-high-6G")]);
+    const p = await prepareLoad(args, [kernel], "plan");
+    for (const use of ["show", "load"] as const) {
+      await assert.rejects(fillPlan(p, use), (e: unknown) => e instanceof KexecError && e.code === "plan" && /initrd\.img: the initrd is 5 GiB .*more than the .* kexec-ts can hand kexec_load in one buffer/.test(e.message));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -3,14 +3,17 @@
  * Request, and the checks over them; then, for kexec_load only, the segments
  * filled with their bytes (the initrd is read here and nowhere earlier).
  */
+import { constants as bufferConstants } from "node:buffer";
 import { runChecks, syscallsTried, type CheckResult } from "../core/check/index.js";
+import { KexecError } from "../core/errors.js";
+import { hex, size } from "../core/format.js";
 import type { KernelImage } from "../core/image/index.js";
 import type { Machine } from "../core/machine/model.js";
 import { planLoad, type Plan } from "../core/plan/plan.js";
 import type { Request } from "../core/plan/request.js";
 import { rngSeed, sha256 } from "../node/crypto.js";
 import { checkReadable } from "../node/files.js";
-import { readInitrdFor } from "../node/initrd.js";
+import { ALIAS_SPAN, readInitrdFor } from "../node/initrd.js";
 import { readKernelImageFile } from "../node/image.js";
 import { readKernelLayout } from "../node/kernel-layout.js";
 import { UNUSED_BY } from "../core/machine/files.js";
@@ -66,6 +69,7 @@ export async function prepareLoad(args: ParsedArgs, operands: readonly string[],
 export async function fillPlan(p: PreparedLoad, use: "load" | "show"): Promise<Plan> {
   const machine = await p.kexecLoadMachine();
   const initrdPath = p.initrdPath;
+  if (initrdPath !== undefined) refuseInitrdPastOneBuffer(initrdPath, p.request.initrdSize ?? 0);
   const initrd = initrdPath === undefined ? undefined
     : use === "load" ? (destination: bigint) => readInitrdFor(initrdPath, "initrd", destination)
     : unreadStandIn(initrdPath, p.request.initrdSize);
@@ -76,6 +80,19 @@ export async function fillPlan(p: PreparedLoad, use: "load" | "show"): Promise<P
     serialDebug: process.env["KEXEC_TS_PURGATORY_SERIAL"] === "1",
     sha256: use === "load" ? sha256 : null,
   }, layout);
+}
+
+/**
+ * kexec_load is handed the initrd from one buffer of this process, and Node's buffers stop at
+ * buffer.constants.MAX_LENGTH (4 GiB in Node 20); kexec_file_load reads at most 4 GiB itself
+ * (KEXEC_FILE_SIZE_MAX, kernel/kexec_file.c). A larger initrd is no plan, not a RangeError.
+ */
+function refuseInitrdPastOneBuffer(path: string, bytes: number): void {
+  const most = bufferConstants.MAX_LENGTH - ALIAS_SPAN;
+  if (bytes <= most) return;
+  throw new KexecError("plan", `${path}: the initrd is ${size(bytes)} (${hex(bytes)} bytes), more than the ${size(most)} kexec-ts can hand kexec_load in one buffer`,
+    { file: path, field: "initrd", expected: `at most ${hex(most)} bytes`, actual: hex(bytes) },
+    "use a smaller initrd (kexec_file_load, -s, reads at most 4 GiB of one too)");
 }
 
 /** Zeros as long as the file was when it was placed (a fresh allocation: the pages are not touched), once the file opens. */
