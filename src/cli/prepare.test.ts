@@ -54,6 +54,15 @@ test("--mem-min/--mem-max: numbers as kexec-tools reads them, 64 bits at most", 
   for (const bad of ["1G", "-1", "0x10000000000000000"]) assert.throws(() => parseAddress(bad, "mem-min"), (e: Error & { code?: string }) => e.code === "usage" && e.message.startsWith(`--mem-min=${bad} is`), bad);
 });
 
+test("--mem-min above --mem-max is a usage error, not \"no room\" in an empty window", async () => {
+  const { memoryBounds } = await import("./request.js");
+  const bounds = (...flags: string[]) => memoryBounds(parseArgs(["plan", "-l", ...flags, "/boot/vmlinuz"]));
+  assert.deepEqual(bounds("--mem-min=0x1000000", "--mem-max=0x1000000"), { memMin: 0x1000000n, memMax: 0x1000000n });
+  assert.deepEqual(bounds("--mem-max=0x10000000"), { memMin: undefined, memMax: 0x10000000n });
+  assert.throws(() => bounds("--mem-min=0x80000000", "--mem-max=0x10000000"),
+    (e: unknown) => e instanceof KexecError && e.code === "usage" && e.message === "--mem-min=0x80000000 is above --mem-max=0x10000000: nothing can be placed between them");
+});
+
 test("an initrd larger than one buffer can hold is no kexec_load plan (exit 3), not a RangeError from the stand-in or the read", async () => {
   const dir = mkdtempSync(join(tmpdir(), "kexec-ts-prepare-"));
   try {

@@ -74,6 +74,17 @@ export function parseAddress(text: string | undefined, flag: string): bigint | u
   return v;
 }
 
+/** --mem-min and --mem-max; a window they leave empty is a usage error, not "no room" for the first segment. */
+export function memoryBounds(args: ParsedArgs): { memMin: bigint | undefined; memMax: bigint | undefined } {
+  const memMin = parseAddress(value(args, "mem-min"), "mem-min");
+  const memMax = parseAddress(value(args, "mem-max"), "mem-max");
+  if (memMin !== undefined && memMax !== undefined && memMin > memMax) {
+    throw new KexecError("usage", `--mem-min=${hex(memMin)} is above --mem-max=${hex(memMax)}: nothing can be placed between them`,
+      { field: "mem-min", expected: `<= --mem-max (${hex(memMax)})`, actual: hex(memMin) }, "swap them, or leave one out (--mem-max is the last usable address)");
+  }
+  return { memMin, memMax };
+}
+
 /** The new kernel's command line: --reuse-cmdline's part, then --append (kexec-tools joins them with one space). */
 export function commandLine(args: ParsedArgs, machine: Machine, crash: boolean): string {
   return newKernelCommandLine(machine, { reuse: has(args, "reuse-cmdline"), append: value(args, "append"), crash });
@@ -101,8 +112,7 @@ export function loadRequest(args: ParsedArgs, machine: Machine, image: KernelIma
     cmdline: commandLine(args, machine, crash),
     initrdSize: initrdPath === undefined ? undefined : fileSize(initrdPath, "initrd", { allowEmpty: false }),
     userArch: predictedUserArch(args, machine),
-    memMin: parseAddress(value(args, "mem-min"), "mem-min"),
-    memMax: parseAddress(value(args, "mem-max"), "mem-max"),
+    ...memoryBounds(args),
     entry32: has(args, "entry-32bit"),
     imageType: type === undefined ? undefined : parseImageType(type),
     coreHeaderClass: crash ? coreHeaderClass(args, machine) : undefined,
