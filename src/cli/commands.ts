@@ -30,6 +30,8 @@ export interface CommandSpec {
   readonly takes: readonly Takes[];
   /** It reads its options itself, after its word (makedumpfile's, not kexec-ts's flag table). */
   readonly ownOptions?: string;
+  /** The most operands it reads (`inspect IMAGE`: 1); one more is refused, as a flag it does not read is. Unset: it checks them itself. */
+  readonly operands?: number;
 }
 
 /** A flag group of the flag table (`"load"`), or one flag by its long name (`"--root"`). */
@@ -56,18 +58,18 @@ export const ACTIONS: readonly (CommandSpec & { readonly flag: string })[] = [
 ];
 
 export const COMMANDS: readonly CommandSpec[] = [
-  { name: "check", usage: "-l|-p IMAGE [load flags] [--root DIR] [--json]", summary: "the verdicts only: exit 0 ok, 1 warnings, 2 a failing check", takes: [...LOAD_REQUEST_TAKES, "--json"], load: () => import("./commands/check.js") },
-  { name: "plan", usage: "-l|-p IMAGE [load flags] [--root DIR] [--json]", summary: "the exact segments, entry and flags, plus the checks; nothing is loaded", takes: [...LOAD_REQUEST_TAKES, "--json"], load: () => import("./commands/plan.js") },
-  { name: "inspect", usage: "IMAGE [--json] [--vmlinux] [--extract=FILE]", summary: "what the image is and what it supports", takes: ["--json", "--vmlinux", "--extract"], load: () => import("./commands/inspect.js") },
-  { name: "machine", usage: "[--root DIR] [--json]", summary: "the machine model: memory map, crash region, paging, kexec state", takes: ["--root", "--json"], load: () => import("./commands/machine.js") },
-  { name: "snapshot", usage: "DIR | --tar FILE [--root DIR]", summary: "copy every file `machine` reads into DIR (or one tar archive); replay with --root DIR or in the web app", takes: ["--tar", "--root"], load: () => import("./commands/snapshot.js") },
-  { name: "report", usage: "[-l|-p IMAGE] [load flags] [--root DIR] [--vmcore FILE] -o FILE", summary: "one self-contained HTML page: the memory map, the plan, the checks, the hand-over's page tables, a vmcore", takes: [...LOAD_REQUEST_TAKES, "--vmcore", "--output"], load: () => import("./commands/report.js") },
+  { name: "check", operands: 1, usage: "-l|-p IMAGE [load flags] [--root DIR] [--json]", summary: "the verdicts only: exit 0 ok, 1 warnings, 2 a failing check", takes: [...LOAD_REQUEST_TAKES, "--json"], load: () => import("./commands/check.js") },
+  { name: "plan", operands: 1, usage: "-l|-p IMAGE [load flags] [--root DIR] [--json]", summary: "the exact segments, entry and flags, plus the checks; nothing is loaded", takes: [...LOAD_REQUEST_TAKES, "--json"], load: () => import("./commands/plan.js") },
+  { name: "inspect", operands: 1, usage: "IMAGE [--json] [--vmlinux] [--extract=FILE]", summary: "what the image is and what it supports", takes: ["--json", "--vmlinux", "--extract"], load: () => import("./commands/inspect.js") },
+  { name: "machine", operands: 0, usage: "[--root DIR] [--json]", summary: "the machine model: memory map, crash region, paging, kexec state", takes: ["--root", "--json"], load: () => import("./commands/machine.js") },
+  { name: "snapshot", operands: 1, usage: "DIR | --tar FILE [--root DIR]", summary: "copy every file `machine` reads into DIR (or one tar archive); replay with --root DIR or in the web app", takes: ["--tar", "--root"], load: () => import("./commands/snapshot.js") },
+  { name: "report", operands: 1, usage: "[-l|-p IMAGE] [load flags] [--root DIR] [--vmcore FILE] -o FILE", summary: "one self-contained HTML page: the memory map, the plan, the checks, the hand-over's page tables, a vmcore", takes: [...LOAD_REQUEST_TAKES, "--vmcore", "--output"], load: () => import("./commands/report.js") },
   { name: "lab", usage: "--from A --to B [lab flags] | lab suite [NAME...]", summary: "do it in QEMU with real kernels: exit 0 it worked, 1 it did not, 78 the lab could not run", takes: ["lab", "--append", "--debug", "--json"], load: () => import("./commands/lab.js") },
   { name: "vmcore", usage: "save [vmcore flags] SRC DST | info FILE [--json] | dmesg FILE [--json]", summary: "save a crashed kernel's memory as makedumpfile does; read a dump's facts and log", takes: ["vmcore", "--json", "--debug", "--force"], load: () => import("./commands/vmcore.js"), shortFlags: { d: "dump-level" } },
   { name: "makedumpfile", usage: "[makedumpfile's options] VMCORE [DUMPFILE] | -R DUMPFILE < stream", summary: "stand in for makedumpfile, on its own command line (also as a link named makedumpfile)", takes: [], ownOptions: "makedumpfile's own options, written after the word makedumpfile", load: () => import("./commands/makedumpfile.js") },
   { name: "kdump", usage: "status|start|stop|restart|rebuild|estimate|test --yes|report|list|import|install|uninstall [--config FILE] [--json]", summary: "the kdump service: arm a crash kernel at boot, save the dump, report what happened", takes: ["kdump", "--force", "--json"], load: () => import("./commands/kdump.js") },
   { name: "drop-in", usage: "install|remove|status [kexec|makedumpfile] [--json]", summary: "kexec-ts as /sbin/kexec or makedumpfile for scripts such as kdump-tools (dpkg-divert), and back", takes: ["--json"], load: () => import("./commands/drop-in.js") },
-  { name: "demo", usage: "", summary: "what `npm start` runs: this machine (or a sample snapshot) and a kernel, predicted", takes: ["--root"], load: () => import("./commands/demo.js") },
+  { name: "demo", operands: 0, usage: "", summary: "what `npm start` runs: this machine (or a sample snapshot) and a kernel, predicted", takes: ["--root"], load: () => import("./commands/demo.js") },
 ];
 
 /** The command an argument vector names by its first word, if any: parsing needs its short-flag meanings. */
@@ -85,6 +87,7 @@ export function routeFor(args: ParsedArgs, actionsOnly = false): { command: Comm
   const command = actionsOnly ? undefined : commandNamed(first);
   if (command) {
     refuseFlagsNotTaken(command, args);
+    refuseOperandsNotRead(command, rest);
     return { command, operands: rest };
   }
   const action = chooseAction(args);
@@ -138,6 +141,15 @@ function refuseFlagsNotTaken(command: CommandSpec, args: ParsedArgs): void {
     throw new KexecError("usage", `${command.name} does not take ${shown}`, { field: long, actual: typed, expected: [...taken].map((f) => `--${f}`).join(" | ") },
       notTakenHint(command, flag, shown));
   }
+}
+
+/** `inspect A B` inspected A alone and said nothing of B: an operand a command does not read is refused, never ignored. */
+function refuseOperandsNotRead(command: CommandSpec, operands: readonly string[]): void {
+  if (command.operands === undefined || operands.length <= command.operands) return;
+  const extra = operands.slice(command.operands);
+  const takes = command.operands === 0 ? "no operands" : command.operands === 1 ? "one operand" : `${command.operands} operands`;
+  throw new KexecError("usage", `${command.name} takes ${takes}; ${extra.map((o) => JSON.stringify(o)).join(" ")} ${extra.length === 1 ? "is one" : `are ${extra.length}`} too many`,
+    { field: "operands", expected: `at most ${command.operands}`, actual: String(operands.length) }, `kexec-ts ${command.name} ${command.usage}`.trimEnd());
 }
 
 export async function runCommand(args: ParsedArgs, actionsOnly = false): Promise<number> {

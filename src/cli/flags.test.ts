@@ -75,6 +75,18 @@ const ROWS: Row[] = [
   { command: "demo", accepts: [["demo"], ["demo", "--root", "/r"]], refuses: [[["demo", "--json"], "--json"]] },
 ];
 
+test("an operand a command does not read is refused, not ignored (inspect A B inspected A alone)", () => {
+  for (const [argv, message] of [
+    [["inspect", K, "/boot/vmlinuz-2"], 'inspect takes one operand; "/boot/vmlinuz-2" is one too many'],
+    [["check", "-l", K, "/i", "--json"], 'check takes one operand; "/i" is one too many'],
+    [["machine", "extra", "--root", "/r"], 'machine takes no operands; "extra" is one too many'],
+    [["snapshot", "/d", "/e", "/f"], 'snapshot takes one operand; "/e" "/f" are 2 too many'],
+  ] as const) {
+    assert.throws(() => routeFor(parseCommandLine(argv)), (e: unknown) => e instanceof KexecError && e.code === "usage" && e.message === message, argv.join(" "));
+  }
+  for (const argv of [["inspect", K], ["plan", "-p", K], ["machine"], ["snapshot", "--tar", "/t"], ["report", "-o", "/o"], ["-l", K, "extra"]]) routeFor(parseCommandLine(argv));
+});
+
 for (const row of ROWS) {
   test(`${row.command} takes what it reads and refuses by name what it does not`, () => {
     for (const argv of row.accepts) assert.equal(routeFor(parseCommandLine(argv)).command.name, row.command, argv.join(" "));
