@@ -74,7 +74,7 @@ export class Placer {
     const r = { start: mem, size: alignUp(memsz, PAGE_SIZE) };
     const inside = this.free.some((f) => f.start <= r.start && end(r) <= end(f));
     if (!inside) {
-      throw new KexecError("plan", `${what}: needs ${hex(r.size)} bytes at the fixed address ${hex(mem)}, but that is not free ${this.poolName}`,
+      throw new KexecError("plan", `${what}: needs ${hex(r.size)} bytes at the fixed address ${hex(mem)}, but that is not free in ${this.poolName}`,
         { field: what, expected: `free memory at ${hex(mem)}-${hex(end(r))}`, actual: this.describeFree() }, "this image is not relocatable: it can only go at its preferred address");
     }
     this.take(r);
@@ -92,7 +92,7 @@ export class Placer {
     if (at === undefined) {
       const window = limit.value > min.value ? `${hex(min.value)}-${hex(limit.value)}` : "empty";
       throw new KexecError("plan",
-        `no room for the ${req.what}: ${hex(memsz)} bytes (${size(memsz)}) aligned to ${hex(align)} must lie in ${window} — at or above ${hex(min.value)} (${min.reason}) and below ${hex(limit.value)} (${limit.reason}); free ${this.poolName} there: ${this.describeFree(min.value, limit.value)}`,
+        `no room for the ${req.what}: ${hex(memsz)} bytes (${size(memsz)}) aligned to ${hex(align)} must lie in ${window} — at or above ${hex(min.value)} (${min.reason}) and below ${hex(limit.value)} (${limit.reason}); free in ${this.poolName} there: ${this.describeFree(min.value, limit.value)}`,
         { field: req.what, size: hex(memsz), align: hex(align), min: hex(min.value), minReason: min.reason, limit: hex(limit.value), limitReason: limit.reason, free: this.free.map((f) => ({ start: hex(f.start), size: hex(f.size) })) },
         `the ${req.what} needs a larger ${this.poolName === "the crash region" ? "crash region (crashkernel=)" : "hole"}, or relax the limit that binds (${limit.reason}; ${min.reason})`);
     }

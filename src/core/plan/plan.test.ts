@@ -8,6 +8,7 @@ import { buildBzImage } from "../image/testing/synthetic.js";
 import { buildMachine } from "../machine/build.js";
 import type { Machine } from "../machine/model.js";
 import { planViolations } from "./invariants.js";
+import { Placer } from "./placement.js";
 import { planLoad } from "./plan.js";
 import { runChecks } from "../check/index.js";
 import { sha256 } from "./purgatory.js";
@@ -142,8 +143,15 @@ test("no hole: the error names the segment, its size, the window and who set eac
     assert.ok(e instanceof KexecError);
     assert.match(e.message, /no room for the kernel: 0x4000000 bytes \(64 MiB\) aligned to 0x200000/);
     assert.match(e.message, /pref_address of the image/);
-    assert.match(e.message, /free System RAM there: /);
+    assert.match(e.message, /free in System RAM there: /);
   }
+});
+
+test("no hole in the crash region: the pool is named in a sentence that reads (\"not free in the crash region\")", () => {
+  const placer = new Placer([{ start: 0x70000000n, size: 0x10000000n }], "the crash region");
+  assert.throws(() => placer.reserveFixed("kernel", 0x1000000n, 0x3a00000n), (e: unknown) => e instanceof KexecError && /at the fixed address 0x1000000, but that is not free in the crash region$/.test(e.message));
+  assert.throws(() => placer.place({ what: "initrd", size: 0x20000000n, align: 0x1000n, mins: [], limits: [], topDown: true }),
+    (e: unknown) => e instanceof KexecError && /; free in the crash region there: 0x70000000-0x80000000 \(256 MiB\)$/.test(e.message));
 });
 
 test("a damaged kernel_alignment is refused by name, by the plan and by check, never planned around", () => {
