@@ -1,6 +1,6 @@
 /** File IO at the edge: every failure becomes a KexecError that names the file and says what to do. */
-import { closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeSync, type Stats } from "node:fs";
-import { dirname } from "node:path";
+import { closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeSync, type Stats } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { KexecError } from "../core/errors.js";
 
 /** A regular file's size, without reading it (placement needs only the initrd's size). */
@@ -241,6 +241,27 @@ export function checkOutputPath(out: OutputPath): OutputTarget {
   }
   check(temporaryOutputPath(target), true); // a stale regular file there (an interrupted run) is simply replaced
   return { target, existing };
+}
+
+/**
+ * An output made from the files under --root (a snapshot) is not written among them: there it would
+ * replace one (`report -o SNAP/proc/iomem` left every later run unable to parse iomem). `target` is
+ * where the output is written (where a link at its path points), so that is what must be outside.
+ */
+export function refuseOutputInsideRoot(out: OutputPath, target: string, root: string): void {
+  let rootDir: string;
+  let outDir: string;
+  try {
+    rootDir = realpathSync(root);
+    outDir = realpathSync(dirname(resolve(target)));
+  } catch {
+    return; // reading the snapshot, or writing the output, says what is wrong
+  }
+  // --root / is the machine itself: /proc and /sys, which no output is written over.
+  if (rootDir !== "/" && (outDir === rootDir || outDir.startsWith(`${rootDir}/`))) {
+    throw new KexecError("usage", `${outputName(out.path, target)} is inside --root ${root}, the snapshot ${out.what} is made from`, { file: out.path, expected: `a path outside ${root}`, actual: target },
+      `write ${out.what} next to the snapshot, not into it`);
+  }
 }
 
 /**

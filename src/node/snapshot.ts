@@ -6,11 +6,11 @@
  * saved as kernel-layout.json instead. Works with nothing but /proc and /sys
  * mounted, as in a busybox initramfs.
  */
-import { readdir, readFile, writeFile } from "node:fs/promises";
+import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { writeTar } from "../core/archive/tar.js";
 import { KexecError } from "../core/errors.js";
-import { makeDirectories, writeError } from "./files.js";
+import { checkOutputPath, makeDirectories, refuseOutputInsideRoot, specialFileKind, writeError, writeOutputFile, type OutputPath } from "./files.js";
 import { SNAPSHOT_MANIFEST } from "../core/machine/snapshot-archive.js";
 import { KERNEL_LAYOUT_FILE, kernelLayoutJson, layoutFromKcore } from "./kernel-layout.js";
 import { collectMachineFiles, type CollectedFiles } from "./rootfs.js";
@@ -35,6 +35,13 @@ export interface SnapshotManifest {
 }
 
 export async function snapshot(root: string, destDir: string): Promise<SnapshotManifest> {
+  // Said as such, not as the ENOTDIR of the first file written under it.
+  const st = await stat(destDir).catch(() => null);
+  if (st !== null && !st.isDirectory()) {
+    const kind = st.isFile() ? "a file" : specialFileKind(st);
+    throw new KexecError("usage", `${destDir}: ${kind}, expected a new or empty directory for the snapshot`, { file: destDir, expected: "a new or empty directory", actual: kind },
+      "choose a new directory, or --tar FILE for one archive");
+  }
   const existing = await readdir(destDir).catch(() => null);
   if (existing !== null && existing.length > 0) {
     throw new KexecError(
@@ -95,6 +102,11 @@ async function manifestFor(root: string, collected: CollectedFiles): Promise<{ m
  * browser); the manifest first, then directories, then files, at their relative paths.
  */
 export async function snapshotTar(root: string, file: string): Promise<SnapshotManifest> {
+  // As report -o and inspect --extract: written whole under a temporary name and renamed, never into a
+  // device or a FIFO (a FIFO blocked for ever), nor into the --root snapshot it copies (it replaced proc/iomem).
+  const output: OutputPath = { path: file, what: "the archive", command: "snapshot --tar", inputs: [], exampleName: "snapshot.tar" };
+  const { target } = checkOutputPath(output);
+  refuseOutputInsideRoot(output, target, root);
   const collected = await collectMachineFiles(root);
   const { manifest, layout } = await manifestFor(root, collected);
   const mtime = Math.floor(Date.now() / 1000);
@@ -104,11 +116,7 @@ export async function snapshotTar(root: string, file: string): Promise<SnapshotM
     ...collected.dirs.map((d) => ({ name: d, type: "dir" as const, mtime })),
     ...manifest.files.map((rel) => ({ name: rel, type: "file" as const, data: collected.files[rel]!, mtime })),
   ];
-  try {
-    await writeFile(file, writeTar(entries));
-  } catch (e) {
-    throw new KexecError("io", `${file}: cannot write the snapshot archive: ${(e as Error).message}`, { file }, "check that the destination directory exists and is writable");
-  }
+  writeOutputFile(output, writeTar(entries));
   return manifest;
 }
 

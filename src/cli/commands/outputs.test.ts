@@ -1,6 +1,6 @@
 /**
- * Outputs as a user names them, wrong in the ways fuzzing found: `report -o` into the snapshot it
- * reads, `vmcore save S.incomplete S` (the name an interrupted save leaves), an empty path. Each
+ * Outputs as a user names them, wrong in the ways fuzzing found: `report -o` (and `snapshot --tar`)
+ * into the snapshot it reads, `vmcore save S.incomplete S` (the name an interrupted save leaves), an empty path. Each
  * is refused before anything is read or written, and every input is left as it was.
  */
 import { test } from "node:test";
@@ -32,6 +32,19 @@ test("report -o into its --root snapshot, vmcore save from DST.incomplete, and e
       assert.equal(r.status, 64, r.stderr);
       assert.match(r.stderr, /is inside --root .*, the snapshot the report is made from/);
     }
+    // snapshot --tar wrote its archive over SNAP/proc/iomem too, and into a FIFO it blocked for ever.
+    const fifo = join(dir, "fifo");
+    spawnSync("mkfifo", [fifo]);
+    for (const [out, refused] of [[join(snap, "proc", "iomem"), /is inside --root .*, the snapshot the archive is made from/], [fifo, /fifo is a pipe \(FIFO\): snapshot --tar writes a file and renames it into place/]] as const) {
+      const r = kexecTs(["snapshot", "--root", snap, "--tar", out]);
+      assert.equal(r.status, 64, r.stderr);
+      assert.match(r.stderr, refused);
+    }
+    rmSync(fifo);
+    // A file where the snapshot's directory should be is said as such, not as the ENOTDIR of SNAP-FILE/proc/cmdline.
+    const notDir = kexecTs(["snapshot", "--root", snap, join(snap, "proc", "iomem")]);
+    assert.equal(notDir.status, 64, notDir.stderr);
+    assert.match(notDir.stderr, /proc\/iomem: a file, expected a new or empty directory for the snapshot/);
     assert.deepEqual(readFileSync(join(snap, "proc", "iomem")), iomem);
     const ok = kexecTs(["report", "--root", snap, "-o", join(dir, "report.html")]);
     assert.equal(ok.status, 0, ok.stderr);

@@ -5,14 +5,13 @@
  * and a vmcore. An input that cannot be read is said on the page and here, as the CLI says it,
  * and the rest of the page is still written.
  */
-import { readFileSync, realpathSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { readFileSync } from "node:fs";
 import { EXIT_STATUS, KexecError, isKexecError } from "../../core/errors.js";
 import { buildReport, reportError, type ReportData } from "../../core/report/model.js";
 import { vmcoreReport } from "../../core/report/vmcore.js";
 import { openVmcore } from "../../core/vmcore/vmcore.js";
 import type { KernelImage } from "../../core/image/index.js";
-import { checkOutputPath, outputName, writeOutputFile, type OutputPath } from "../../node/files.js";
+import { checkOutputPath, refuseOutputInsideRoot, writeOutputFile, type OutputPath } from "../../node/files.js";
 import { readKernelImageFile } from "../../node/image.js";
 import { readKernelLayout } from "../../node/kernel-layout.js";
 import { readMachine } from "../../node/machine.js";
@@ -48,7 +47,7 @@ export async function run(args: ParsedArgs, rest: string[]): Promise<number> {
   const output: OutputPath = { path: out, what: "the report", command: "report", exampleName: "report.html", inputs };
   // Before anything is read: a refused output is said at once, not after a vmcore's worth of work.
   const { target } = checkOutputPath(output);
-  if (has(args, "root")) refuseInsideRoot(out, target, root);
+  if (has(args, "root")) refuseOutputInsideRoot(output, target, root);
   const machine = await readMachine(root);
   const errors: ReportData["errors"] = [];
   const failures: KexecError[] = [];
@@ -90,24 +89,4 @@ export async function run(args: ParsedArgs, rest: string[]): Promise<number> {
   for (const e of failures) process.stderr.write(`kexec-ts: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ""}`);
   // The page is written either way; an input it could not read still sets the exit status.
   return failures.length ? EXIT_STATUS[failures[0]!.code] : 0;
-}
-
-/**
- * The page is made from the files under --root (a snapshot): written among them it would replace
- * one (`-o SNAP/proc/iomem` left every later run unable to parse iomem). `target` is where the
- * page is written (where a link at `out` points), so that is what must be outside.
- */
-function refuseInsideRoot(out: string, target: string, root: string): void {
-  let rootDir: string;
-  let outDir: string;
-  try {
-    rootDir = realpathSync(root);
-    outDir = realpathSync(dirname(resolve(target)));
-  } catch {
-    return; // reading the snapshot, or writing the page, says what is wrong
-  }
-  // --root / is the machine itself: /proc and /sys, which no page is written over.
-  if (rootDir !== "/" && (outDir === rootDir || outDir.startsWith(`${rootDir}/`))) {
-    throw new KexecError("usage", `${outputName(out, target)} is inside --root ${root}, the snapshot the report is made from`, { file: out, expected: `a path outside ${root}`, actual: target }, "write the report next to the snapshot, not into it");
-  }
 }
