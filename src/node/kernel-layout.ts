@@ -9,12 +9,13 @@
  * them there. Without either (not root, lockdown, an old snapshot) the
  * defaults are used and the plan says what they assume.
  */
-import { closeSync, openSync, readFileSync, readSync } from "node:fs";
+import { closeSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { hex } from "../core/format.js";
 import { parseElf, PT_LOAD } from "../core/image/elf.js";
 import type { Machine } from "../core/machine/model.js";
 import { KexecError } from "../core/errors.js";
+import { openRegularFile, readFully } from "./rootfs.js";
 import { KERNEL_LAYOUT_FILE, defaultKernelLayout, parseSavedKernelLayout, savedLayoutForMachine, type KernelLayout } from "../core/plan/crash.js";
 
 const KERNEL_TEXT_MAP = 0xffffffff80000000n;
@@ -26,7 +27,7 @@ export function layoutFromKcore(root: string): { layout: KernelLayout } | { why:
   const path = join(root, "proc/kcore");
   let header: Uint8Array;
   try {
-    const fd = openSync(path, "r");
+    const fd = openRegularFile(path);
     try {
       const buf = Buffer.alloc(65536);
       const n = readSync(fd, buf, 0, buf.length, 0);
@@ -84,7 +85,7 @@ function readSavedLayout(root: string): KernelLayout | undefined {
   const path = join(root, KERNEL_LAYOUT_FILE);
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = new TextDecoder().decode(readFully(path));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw new KexecError("io", `${path}: cannot read: ${(e as Error).message}`, { file: path }, "check that the snapshot directory is readable");

@@ -34,15 +34,8 @@ let scratch = new Uint8Array(64 * 1024);
  * thousands of reads on a large machine. procfs files (seq_file) are read until a read returns 0.
  */
 export function readFully(path: string, shortReadIsEof = false): Uint8Array {
-  // /proc and /sys files are regular files to stat(); in a --root snapshot, a FIFO would block the open
-  // for ever and a character device (a link to /dev/zero) would be read until memory ran out.
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  const fd = openRegularFile(path);
   try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) {
-      const kind = st.isDirectory() ? "EISDIR" : specialFileKind(st);
-      throw Object.assign(new Error(`${path}: ${kind}, not a file`), { code: kind });
-    }
     let filled = 0;
     for (;;) {
       if (filled === scratch.length) {
@@ -59,6 +52,27 @@ export function readFully(path: string, shortReadIsEof = false): Uint8Array {
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * A file descriptor for reading `path`, which must be a regular file: /proc and /sys files are, to
+ * fstat(). In a --root snapshot a FIFO would block the open for ever, and a character device (a link
+ * to /dev/zero) would be read until memory ran out. Else throws as Node does, with `code` the errno
+ * (EISDIR) or the kind of file ("a pipe (FIFO)").
+ */
+export function openRegularFile(path: string): number {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  let st;
+  try {
+    st = fstatSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  if (st.isFile()) return fd;
+  closeSync(fd);
+  const kind = st.isDirectory() ? "EISDIR" : specialFileKind(st);
+  throw Object.assign(new Error(`${st.isDirectory() ? "a directory" : kind}, not a file`), { code: kind });
 }
 
 /** `path` is a file under the root, as underRoot makes it. */

@@ -1,4 +1,5 @@
 import { test } from "node:test";
+import { spawnSync } from "node:child_process";
 import { gzipSync } from "node:zlib";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
@@ -170,6 +171,20 @@ test("a snapshot keeps what -p needs from /proc/kcore (kernel-layout.json), and 
     // A file that is there but says nothing a kernel could have is refused by its path, not replaced by the defaults.
     await writeFile(join(dest, KERNEL_LAYOUT_FILE), "null\n");
     assert.throws(() => readKernelLayout(dest, machine), (e: unknown) => e instanceof KexecError && e.code === "parse" && e.message === `${join(dest, KERNEL_LAYOUT_FILE)}: holds null, expected a JSON object`);
+    // A device there is refused by kind: a link to /dev/zero was read until the process aborted (std::bad_alloc).
+    await rm(join(dest, KERNEL_LAYOUT_FILE));
+    await symlink("/dev/null", join(dest, KERNEL_LAYOUT_FILE));
+    assert.throws(() => readKernelLayout(dest, machine), (e: unknown) => e instanceof KexecError && e.code === "io" && e.message === `${join(dest, KERNEL_LAYOUT_FILE)}: cannot read: a character device, not a file`);
+    // A FIFO there, or at proc/kcore, blocked the open for ever: in a child with a timeout, so a regression fails instead of hanging.
+    await rm(join(dest, KERNEL_LAYOUT_FILE));
+    spawnSync("mkfifo", [join(dest, KERNEL_LAYOUT_FILE), join(dest, "proc/kcore")]);
+    const child = spawnSync(process.execPath, ["--input-type=module", "-e",
+      `import { layoutFromKcore, readKernelLayout } from ${JSON.stringify(new URL("./kernel-layout.js", import.meta.url).href)};
+       console.log(JSON.stringify(layoutFromKcore(${JSON.stringify(dest)})));
+       import { readMachine } from ${JSON.stringify(new URL("./machine.js", import.meta.url).href)};
+       try { readKernelLayout(${JSON.stringify(dest)}, await readMachine(${JSON.stringify(dest)})); } catch (e) { console.log(e.message); }`], { encoding: "utf8", timeout: 20_000 });
+    assert.deepEqual(child.stdout.trim().split("\n"), [JSON.stringify({ why: `${join(dest, "proc/kcore")}: a pipe (FIFO)` }), `${join(dest, KERNEL_LAYOUT_FILE)}: cannot read: a pipe (FIFO), not a file`], `${child.error?.message ?? ""} ${child.stderr}`);
+    await rm(join(dest, "proc/kcore"));
     // Without it (a snapshot taken without root), the replay says what it assumed.
     await rm(join(dest, KERNEL_LAYOUT_FILE));
     const assumed = readKernelLayout(dest, await readMachine(dest));
