@@ -29,3 +29,18 @@ test("openRandomAccess: a directory, or a FIFO, is refused by what it is, before
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a FIFO nobody writes, given as a vmcore, is refused by kind, not opened (the open blocked for ever: report --vmcore, vmcore info)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-vmcore-file-"));
+  try {
+    const fifo = join(dir, "vmcore");
+    assert.equal(spawnSync("mkfifo", [fifo]).status, 0, "mkfifo");
+    // In a child with a timeout, so a regression fails instead of hanging the suite.
+    const child = spawnSync(process.execPath, ["--input-type=module", "-e",
+      `import { openRandomAccess } from ${JSON.stringify(new URL("./file.js", import.meta.url).href)};
+       try { openRandomAccess(${JSON.stringify(fifo)}); console.log("opened"); } catch (e) { console.log(e.code, e.message); }`], { encoding: "utf8", timeout: 20_000 });
+    assert.equal(child.stdout.trim(), `io ${fifo}: is a pipe (FIFO): a vmcore is read at random offsets, from a file`, `${child.error?.message ?? ""} ${child.stderr}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
