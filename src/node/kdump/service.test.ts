@@ -7,7 +7,9 @@ import { join } from "node:path";
 import { KexecError } from "../../core/errors.js";
 import { defaultConfig } from "../../core/kdump/config.js";
 import { planCapture } from "./initramfs.js";
-import { buildInput, readConfigFile } from "./service.js";
+import { buildInput, imageRelease, readConfigFile } from "./service.js";
+import { buildBzImage } from "../../core/image/testing/synthetic.js";
+import { readKernelImage } from "../../core/image/index.js";
 
 const ioError = (message: RegExp, hint: RegExp) => (e: unknown) => e instanceof KexecError && e.code === "io" && message.test(e.message) && hint.test(e.hint ?? "");
 
@@ -45,4 +47,13 @@ test("the capture builder's hints name the config file given, not the default on
   const input = { ...buildInput(defaultConfig(), "0.0-kexec-ts-none", "/tmp/test.conf"), modulesDir: "/nonexistent-kexec-ts-modules", mounts: [] };
   assert.throws(() => planCapture(input), (e: unknown) => e instanceof KexecError && e.hint === "install the kernel's package (its modules), or set kernel = in /tmp/test.conf to an installed kernel");
   assert.throws(() => planCapture({ ...input, configFile: undefined }), (e: unknown) => e instanceof KexecError && /kernel = in \/etc\/kexec-ts\/kdump\.conf/.test(e.hint ?? ""));
+});
+
+test("the capture kernel's release: from a bzImage's header; an ELF vmlinux is said to be one", () => {
+  const bz = readKernelImage(buildBzImage({ fields: { xloadflags: 0x7f }, tail: 0x2000 }));
+  assert.equal(imageRelease(bz, "/boot/vmlinuz-6.1.0-50-amd64"), "6.1.0-synthetic");
+  const elf = { kind: "elf", vmlinux: {}, bytes: new Uint8Array(0), wrapper: undefined } as unknown as Parameters<typeof imageRelease>[0];
+  // It said "the kernel's release is not in its header and not in its name" of vmlinux-6.1.0-50-amd64, whose banner and name both hold it.
+  assert.throws(() => imageRelease(elf, "/usr/lib/debug/boot/vmlinux-6.1.0-50-amd64"), (e: unknown) => e instanceof KexecError && e.code === "parse" &&
+    e.message === "/usr/lib/debug/boot/vmlinux-6.1.0-50-amd64: an ELF vmlinux, but the capture kernel (kernel =) must be a bzImage");
 });

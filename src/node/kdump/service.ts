@@ -156,7 +156,13 @@ export function captureKernelPath(config: KdumpConfig, machine: Machine, configF
 
 /** A bzImage's release: the first word of its kernel_version string. */
 export function imageRelease(image: KernelImage, path: string): string {
-  const v = image.kind === "bzImage" ? image.bzImage.version : undefined;
+  // An ELF vmlinux runs only at its p_paddr, which no crash region holds, and kexec_file_load refuses it:
+  // say so, not that its release (in its banner and, for vmlinux-<release>, its name) is missing.
+  if (image.kind !== "bzImage") {
+    throw new KexecError("parse", `${path}: an ELF vmlinux, but the capture kernel (kernel =) must be a bzImage`, { file: path, field: "kernel", expected: "a bzImage (vmlinuz)", actual: "an ELF vmlinux" },
+      "set kernel = to the vmlinuz of the same release (/boot/vmlinuz-<release>), or leave it empty for the running kernel's");
+  }
+  const v = image.bzImage.version;
   const word = v?.split(/\s+/)[0];
   if (word) return word;
   const fromName = /vmlinuz-(.+)$/.exec(path)?.[1];
