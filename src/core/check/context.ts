@@ -6,7 +6,7 @@
  */
 import { KexecError } from "../errors.js";
 import { hex } from "../format.js";
-import type { BzImage } from "../image/bzimage.js";
+import { initSizeProblem, type BzImage } from "../image/bzimage.js";
 import { LOADED_HIGH } from "../image/setup-header.js";
 import type { Machine } from "../machine/model.js";
 import { Placer, type Bound, type PlacementRecord } from "../plan/placement.js";
@@ -221,6 +221,8 @@ export function predictFilePlacement(input: CheckInput): Placement {
 /** kexec_file_load's placement, as the kernel would do it (kexec_locate_mem_hole, top-down). */
 function placeLikeKernel(c: Context): Placement {
   if (!c.bz) return { ok: false, syscall: "kexec_file_load", message: "an ELF vmlinux cannot be loaded with kexec_file_load on x86", data: { format: "elf" }, hint: "give the bzImage (vmlinuz)" };
+  const badInitSize = initSizeProblem(c.bz);
+  if (badInitSize) return { ok: false, syscall: "kexec_file_load", message: `${badInitSize.message}: the kernel segment would be shorter than its bytes (EINVAL)`, data: badInitSize.data, hint: badInitSize.hint };
   const pool = usablePool(c.machine, c.req.crash);
   if (!pool) {
     return c.req.crash

@@ -44,7 +44,7 @@ export interface FilePlanView {
 
 export function renderFilePlan(v: FilePlanView): string {
   const p = v.placement;
-  if (!p.ok) return `kexec_file_load would not find room: ${p.message}`;
+  if (!p.ok) return `kexec_file_load would refuse or find no room: ${p.message}`;
   const rows = [["  kind", "mem", "memsz"]];
   for (const s of p.segments) rows.push([`  ${s.kind}`, hex(s.mem), hex(s.memsz)]);
   return `kexec_file_load: the kernel places the image itself; its placement in ${p.pool}, as predicted${p.estimated ? " (sizes of the kernel's purgatory and core header estimated)" : ""}:\n  command line: ${v.cmdline || "(empty)"}\n${table(rows, [false, true, true])}`;

@@ -9,7 +9,7 @@ import { PAGE_SIZE, alignUp, end, findHole, totalSize, clip, type Range } from "
 import { usablePool } from "../plan/limits.js";
 import { GiB4, LOADED_HIGH, LOWMEM_896M, MAX_ELFCOREHDR_STR_LEN, MiB, fileCmdlineLength, protocolText, type Context } from "./context.js";
 import { fail, ok, syscallEvidence, warn, type Rule } from "./result.js";
-import { kernelAlignmentProblem } from "../image/bzimage.js";
+import { initSizeProblem, kernelAlignmentProblem } from "../image/bzimage.js";
 
 /** The memory kexec_load places into: the crash regions, or System RAM. */
 function loadPool(c: Context): { pool: Range[]; name: string } {
@@ -23,6 +23,8 @@ export const protocolVersion: Rule = (c) => {
   if (!bz) return ok(id, "an ELF vmlinux has no boot protocol header");
   const evidence = { protocol: hex(bz.protocol, 4), version: protocolText(bz.protocol), loadflags: hex(bz.loadflags, 2), ...syscallEvidence(c) };
   if ((bz.loadflags & LOADED_HIGH) === 0) return fail(id, "loadflags lacks LOADED_HIGH: a zImage, which must be loaded at 0x10000 in real mode; kexec cannot start it", evidence, "use a bzImage");
+  const badInitSize = initSizeProblem(bz);
+  if (badInitSize) return fail(id, badInitSize.message, { ...evidence, ...badInitSize.data }, badInitSize.hint);
   if (c.effective === "kexec_file_load") {
     if (bz.protocol < 0x20c) return fail(id, `boot protocol ${protocolText(bz.protocol)} is older than 2.12, which kexec_file_load needs (xloadflags); the kernel logs "kexec-bzImage64: Must be at least protocol version 2.12"`, evidence, "use kexec_load (-c), or a kernel from Linux 3.8 or later");
     return ok(id, `boot protocol ${protocolText(bz.protocol)} (kexec_file_load needs 2.12)`, evidence);

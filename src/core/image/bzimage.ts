@@ -194,6 +194,22 @@ export function kernelAlignmentProblem(bz: BzImage): { message: string; data: Re
   return undefined;
 }
 
+/**
+ * What is wrong with init_size (setup header offset 0x260, 2.10+), if anything: the memory the
+ * decompressor needs from the kernel's load address, always more than the protected-mode kernel
+ * in the file. Less (a zero) is a damaged header: kexec_file_load makes the kernel segment
+ * init_size long, shorter than its bytes (EINVAL), and a kexec_load plan would give it too little.
+ */
+export function initSizeProblem(bz: BzImage): { message: string; data: Record<string, string | number>; hint: string } | undefined {
+  const fileSize = BigInt(bz.kernelFileSize);
+  if (bz.initSize === undefined || bz.initSize >= fileSize) return undefined;
+  return {
+    message: `the image's init_size ${hex(bz.initSize)} (setup header offset 0x260) is less than the ${hex(fileSize)} bytes of protected-mode kernel in the file, which the decompressor needs at least`,
+    data: { field: "init_size", offset: 0x260, expected: `>= ${hex(fileSize)}`, actual: hex(bz.initSize) },
+    hint: "the image's setup header is damaged: install or copy the kernel image again",
+  };
+}
+
 /** Whether the image has LOADED_HIGH: a zImage (loaded at 0x10000) cannot be kexec'd by us. */
 export function isLoadedHigh(image: BzImage): boolean {
   return (image.loadflags & LOADED_HIGH) !== 0;

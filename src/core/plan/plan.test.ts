@@ -154,6 +154,25 @@ test("no hole in the crash region: the pool is named in a sentence that reads (\
     (e: unknown) => e instanceof KexecError && /; free in the crash region there: 0x70000000-0x80000000 \(256 MiB\)$/.test(e.message));
 });
 
+test("an init_size below the kernel's own bytes is a damaged header, refused by name: not planned around, nor \"no room for 0 bytes\"", async () => {
+  const { predictFilePlacement } = await import("../check/index.js");
+  const machine = machineFrom([{ start: MiB, size: 3n * GiB - MiB }], "x86_64", false);
+  const image = readKernelImage(buildBzImage({ fields: { init_size: 0n, xloadflags: 0x7f }, tail: 0x8000 }));
+  const message = /init_size 0x0 \(setup header offset 0x260\) is less than the 0x[0-9a-f]+ bytes of protected-mode kernel in the file/;
+  for (const syscall of ["kexec_load", "kexec_file_load"] as const) {
+    const request = { syscall, crash: false, cmdline: "", userArch: "x86_64" as const, initrdSize: undefined };
+    const protocol = runChecks({ image, machine, request }).find((r) => r.id === "protocol-version")!;
+    assert.equal(protocol.verdict, "fail", syscall);
+    assert.match(protocol.reason, message);
+  }
+  const request = { syscall: "kexec_load" as const, crash: false, cmdline: "", userArch: "x86_64" as const, initrdSize: undefined };
+  // The kexec_load plan had taken the file's size instead, and said nothing.
+  assert.throws(() => planLoad(image, machine, request, { initrd: undefined, sha256 }), (e) => e instanceof KexecError && e.code === "plan" && message.test(e.message) && e.data["field"] === "init_size");
+  // kexec_file_load's prediction had said "no room for the kernel: 0x0 bytes".
+  const file = predictFilePlacement({ image, machine, request: { ...request, syscall: "kexec_file_load" } });
+  assert.ok(!file.ok && message.test(file.message) && /EINVAL/.test(file.message), file.ok ? "placed" : file.message);
+});
+
 test("a damaged kernel_alignment is refused by name, by the plan and by check, never planned around", () => {
   const machine = machineFrom([{ start: MiB, size: 3n * GiB - MiB }], "x86_64", false);
   const request = { syscall: "kexec_load" as const, crash: false, cmdline: "", userArch: "x86_64" as const, initrdSize: undefined };

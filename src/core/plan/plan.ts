@@ -6,7 +6,7 @@
 import { KexecError } from "../errors.js";
 import { hex } from "../format.js";
 import type { KernelImage } from "../image/index.js";
-import { kernelAlignmentProblem, type BzImage } from "../image/bzimage.js";
+import { initSizeProblem, kernelAlignmentProblem, type BzImage } from "../image/bzimage.js";
 import type { Machine } from "../machine/model.js";
 import { Placer, type Bound, type PlacementRecord } from "./placement.js";
 import { PAGE_SIZE, alignUp, type Range } from "./ranges.js";
@@ -326,8 +326,8 @@ function placeKernel(placer: Placer, bz: BzImage, entryMode: "entry64" | "entry3
     throw new KexecError("plan", `the image's boot protocol ${hex(bz.protocol)} has no init_size (needs 2.10), so the memory it needs cannot be known`,
       { field: "init_size", expected: "protocol >= 0x20a", actual: hex(bz.protocol) }, "use a kernel newer than 2.6.31");
   }
-  const badAlignment = kernelAlignmentProblem(bz);
-  if (badAlignment) throw new KexecError("plan", badAlignment.message, badAlignment.data, badAlignment.hint);
+  const badHeader = kernelAlignmentProblem(bz) ?? initSizeProblem(bz);
+  if (badHeader) throw new KexecError("plan", badHeader.message, badHeader.data, badHeader.hint);
   // The kernel needs init_size bytes from its (aligned) start, not just its file size.
   const memsz = alignUp(bz.initSize > BigInt(bz.kernelFileSize) ? bz.initSize : BigInt(bz.kernelFileSize), PAGE_SIZE);
   if (!bz.relocatable) {
