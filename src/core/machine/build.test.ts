@@ -177,6 +177,11 @@ test("machine: an unreadable file says why: run as root only when permission was
   assert.match(facts.get("/proc/cpuinfo") ?? "", /^unreadable \(run as root\): /);
 });
 
+test("machine: /proc/cmdline is read as UTF-8, so --reuse-cmdline hands the same bytes back", () => {
+  const m = buildMachine(machineFiles({ ...X86_64, "proc/cmdline": new TextEncoder().encode("root=/dev/vda1 console=ttyS0 é日\n") }));
+  assert.equal(m.cmdline, "root=/dev/vda1 console=ttyS0 é日");
+});
+
 test("machine: a file that exists but does not parse is an error naming it", () => {
   assert.throws(
     () => buildMachine(machineFiles({ "proc/iomem": "00000000-00000fff : ok\ngarbage\n" }), { displayPath: (rel) => `/snap/${rel}` }),

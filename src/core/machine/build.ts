@@ -121,7 +121,9 @@ export function buildMachine(input: MachineFiles, options: BuildOptions = {}): M
   const one = (name: string): Span | null => spans(name)[0] ?? null;
 
   // Command line and crashkernel=.
-  const cmdline = parse("proc/cmdline", singleValue);
+  // UTF-8, not latin1 as the other files: --reuse-cmdline hands it back to the new kernel with --append, both as UTF-8 bytes.
+  const cmdlineFile = bytes("proc/cmdline");
+  const cmdline = cmdlineFile === undefined ? null : inFile(() => display("proc/cmdline"), () => singleValue(new TextDecoder().decode(cmdlineFile)));
   let crashkernel: Machine["crashkernel"] = null;
   if (cmdline !== null) {
     try {

@@ -173,6 +173,14 @@ test("an init_size below the kernel's own bytes is a damaged header, refused by 
   assert.ok(!file.ok && message.test(file.message) && /EINVAL/.test(file.message), file.ok ? "placed" : file.message);
 });
 
+test("the plan counts the command line in UTF-8 bytes, as cmdline-size does: 690 x \"日\" is 2070, over 2047", () => {
+  const machine = machineFrom([{ start: MiB, size: 3n * GiB - MiB }], "x86_64", false);
+  const image = readKernelImage(buildBzImage({ fields: { init_size: 64n * MiB, xloadflags: 0x7f, cmdline_size: 2047 }, tail: 0x2000 }));
+  const request = { syscall: "kexec_load" as const, crash: false, cmdline: "日".repeat(690), userArch: "x86_64" as const, initrdSize: undefined };
+  assert.equal(runChecks({ image, machine, request }).find((r) => r.id === "cmdline-size")!.verdict, "fail");
+  assert.throws(() => planLoad(image, machine, request, { initrd: undefined, sha256 }), (e) => e instanceof KexecError && e.code === "plan" && /the command line is 2070 bytes, longer than the image's cmdline_size \(2047\)/.test(e.message));
+});
+
 test("a damaged kernel_alignment is refused by name, by the plan and by check, never planned around", () => {
   const machine = machineFrom([{ start: MiB, size: 3n * GiB - MiB }], "x86_64", false);
   const request = { syscall: "kexec_load" as const, crash: false, cmdline: "", userArch: "x86_64" as const, initrdSize: undefined };

@@ -184,10 +184,12 @@ function layOut(image: KernelImage, machine: Machine, request: Request, kernelLa
   if (probe.below4G) purgatoryLimits.push({ value: GiB4, reason: "the purgatory leaves long mode from an identity-mapped page below 4 GiB" });
   const purgatoryAt = placer.place({ what: "purgatory", size: probe.memsz, align: probe.alignment, mins: globalMins, limits: purgatoryLimits, topDown: true });
 
-  const cmdlineBytes = cmdline.length + 1;
-  if (cmdline.length > bz.cmdlineSize) {
-    throw new KexecError("plan", `the command line is ${cmdline.length} bytes${req.crash ? " with elfcorehdr= added" : ""}, longer than the image's cmdline_size (${bz.cmdlineSize})`,
-      { field: "cmdline_size", expected: `<= ${bz.cmdlineSize}`, actual: String(cmdline.length) }, "shorten --append");
+  // Bytes, as the zero page holds them (UTF-8, as kexec_file_load is handed them): `--append=日本` is 6, not 2.
+  const cmdlineLength = new TextEncoder().encode(cmdline).length;
+  const cmdlineBytes = cmdlineLength + 1;
+  if (cmdlineLength > bz.cmdlineSize) {
+    throw new KexecError("plan", `the command line is ${cmdlineLength} bytes${req.crash ? " with elfcorehdr= added" : ""}, longer than the image's cmdline_size (${bz.cmdlineSize})`,
+      { field: "cmdline_size", expected: `<= ${bz.cmdlineSize}`, actual: String(cmdlineLength) }, "shorten --append");
   }
   const is32BitImage = !bz.is64;
   const lowLimit: Bound[] = [];

@@ -37,6 +37,12 @@ test("zero page carries the header, loader fields, command line and initrd split
   assert.equal(r.u8(0x1ef, "sentinel"), 0);
 });
 
+test("a non-ASCII command line is written as UTF-8, the bytes kexec_file_load is given and the checks count", () => {
+  const zp = build([{ addr: 0x100000n, size: 0xbfee0000n, type: 1 }], { cmdline: "console=ttyS0 é日" });
+  // It was the low byte of each UTF-16 unit: "é" became 0xe9 and "日" 0xe5.
+  assert.deepEqual([...zp.bytes.subarray(4096 + 14, 4096 + 20)], [0xc3, 0xa9, 0xe6, 0x97, 0xa5, 0x00]);
+});
+
 test("e820 beyond 128 entries goes to SETUP_E820_EXT, chained with the RNG seed", () => {
   const e820: E820[] = Array.from({ length: 130 }, (_, i) => ({ addr: BigInt(i) * 0x200000n, size: 0x100000n, type: 1 + (i % 2) }));
   const zp = build(e820);

@@ -7,7 +7,6 @@
  * same segment, so one segment carries all of it.
  */
 import { writeStruct } from "../bytes/layout.js";
-import { asciiBytes } from "../bytes/reader.js";
 import { BOOT_E820_ENTRY, BOOT_PARAMS, BOOT_PARAMS_SIZE, E820_MAX_ENTRIES_ZEROPAGE, E820_TYPE_RAM, SETUP_DATA, SETUP_E820_EXT, SETUP_EFI, SETUP_RNG_SEED } from "../image/boot-params.js";
 import type { BzImage } from "../image/bzimage.js";
 import { headerBytes, writeHeaderField, CAN_USE_HEAP, KEEP_SEGMENTS, QUIET_FLAG } from "../image/setup-header.js";
@@ -83,7 +82,8 @@ export function zeroPageSize(cmdlineLength: number, e820Entries: number, rngSeed
 }
 
 export function buildZeroPage(input: ZeroPageInput): ZeroPage {
-  const cmdline = asciiBytes(`${input.cmdline}\0`);
+  // UTF-8, as kexec_file_load passes it and the checks count it: the low byte of each UTF-16 unit (asciiBytes) turned "é" into 0xe9 and "日" into 0xe5.
+  const cmdline = new TextEncoder().encode(`${input.cmdline}\0`);
   const e820 = input.e820.slice().sort((a, b) => (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : 0));
   const inPage = e820.slice(0, E820_MAX_ENTRIES_ZEROPAGE);
   const rest = e820.slice(E820_MAX_ENTRIES_ZEROPAGE);
