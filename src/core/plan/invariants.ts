@@ -101,7 +101,9 @@ export function planViolations(plan: PlacedLoad, image: BzImage, machine: Machin
   if (initrd && (!image.canBeLoadedAbove4G || !image.is64) && initrd.mem + initrd.memsz - 1n > image.initrdAddrMax) {
     v.push(`initrd ends above initrd_addr_max ${hex(image.initrdAddrMax)}`);
   }
-  if (plan.cmdline.length > image.cmdlineSize) v.push(`command line ${plan.cmdline.length} > cmdline_size ${image.cmdlineSize}`);
+  // In bytes, as the zero page holds it (UTF-8).
+  const cmdlineBytes = new TextEncoder().encode(plan.cmdline).length;
+  if (cmdlineBytes > image.cmdlineSize) v.push(`command line ${cmdlineBytes} bytes > cmdline_size ${image.cmdlineSize}`);
   const purgatory = segs.find((s) => s.kind === "purgatory");
   if (!purgatory || plan.entry < purgatory.mem || plan.entry >= purgatory.mem + purgatory.memsz) v.push("entry is not inside the purgatory");
   const bootParams = segs.find((s) => s.kind === "bootparams");
