@@ -94,6 +94,6 @@ export function applyImageType(image: KernelImage, request: Request): Request {
   const detected = detectedImageType(image);
   if (type === detected) return request;
   if (type === "bzImage" && detected === "bzImage64") return { ...request, entry32: true };
-  throw new KexecError("usage", `wrong file type ${type}: the image is a ${detected}`, { field: "type", expected: type, actual: detected },
+  throw new KexecError("usage", `wrong file type ${type}: the image is ${/^elf/.test(detected) ? "an" : "a"} ${detected}`, { field: "type", expected: type, actual: detected },
     `use -t ${detected}, or leave -t out to have the type detected`);
 }
