@@ -58,6 +58,11 @@ export function openVmcore(file: RandomAccess, what = "vmcore"): Vmcore {
     throw new KexecError("parse", `${what} is in makedumpfile's flattened format, which is a stream, not a file to read in place`, { field: "signature", offset: 0 },
       "turn it into a dump file first: makedumpfile -R out.kdump < file (kexec-ts makedumpfile -R does the same)");
   }
+  if (file.size === 0n) {
+    // A save that never wrote (a full disk, a capture that died first) leaves this: say so, not what it is not.
+    throw new KexecError("parse", `${what}: the file is empty (0 bytes)`, { offset: 0, expected: "an ELF core or a kdump-compressed file", actual: "0 bytes" },
+      "the dump was never written: see the save's own log (capture.log, or the kdump service's journal)");
+  }
   throw new KexecError("parse", `${what}: neither an ELF core (7f 45 4c 46, e_type 4) nor a kdump-compressed file ("KDUMP   ") at offset 0`, { offset: 0, actual: describeBytes(head) },
     "give /proc/vmcore or a file written by makedumpfile or kexec-ts vmcore save");
 }
