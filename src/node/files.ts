@@ -148,21 +148,6 @@ export function outputName(path: string, target: string): string {
   return target === path ? path : `${path} (a link to ${target})`;
 }
 
-/** A command's output, and the inputs it must never replace. */
-export interface OutputPath {
-  path: string;
-  /** "the dump", "vmlinux": for messages. */
-  what: string;
-  /** The command, for messages: "vmcore save". */
-  command: string;
-  /** Files the output is made from: an output at one of them (by any name: same device and inode) is refused. */
-  inputs: readonly { path: string; what: string }[];
-  /** How to write into a pipe or device instead, where the command can; a hint. */
-  streamHint?: string;
-  /** A file name to suggest inside a directory given as the output ("vmcore"). */
-  exampleName?: string;
-}
-
 /** Where a checked output goes, and what is there now. */
 export interface OutputTarget {
   /** The file written: the output's path, or where a symbolic link there points (resolveOutputPath). The temporary file is beside it, so the rename stays on one file system. */
