@@ -17,7 +17,7 @@ export function fileSize(path: string, what: string, options: { allowEmpty?: boo
   }
   // Its size is planned before its bytes are read, and kexec_file_load hands the kernel the file itself.
   if (!st.isFile()) {
-    const kind = specialFileKind(st);
+    const kind = fileKind(st);
     throw new KexecError("io", `${path}: is ${kind}, expected ${what} in a regular file`, { file: path, expected: "a regular file", actual: kind }, `copy the ${what} into a file first`);
   }
   if (st.size === 0 && options.allowEmpty === false) {
@@ -27,9 +27,10 @@ export function fileSize(path: string, what: string, options: { allowEmpty?: boo
   return st.size;
 }
 
-/** What a file that is neither a regular file nor a directory is, for messages ("a pipe (FIFO)"). */
-export function specialFileKind(st: Stats): string {
-  return st.isFIFO() ? "a pipe (FIFO)" : st.isCharacterDevice() ? "a character device" : st.isBlockDevice() ? "a block device" : st.isSocket() ? "a socket" : "not a regular file";
+/** What kind of file `st` is, for messages ("a pipe (FIFO)", "a directory"): one place, so no caller wraps it for the kinds it lacked. */
+export function fileKind(st: Stats): string {
+  return st.isFile() ? "a regular file" : st.isDirectory() ? "a directory" : st.isFIFO() ? "a pipe (FIFO)" : st.isCharacterDevice() ? "a character device"
+    : st.isBlockDevice() ? "a block device" : st.isSocket() ? "a socket" : "not a regular file";
 }
 
 export function readInputFile(path: string, what: string, options: { allowEmpty?: boolean } = {}): Uint8Array {
@@ -202,7 +203,7 @@ export function checkOutputPath(out: OutputPath): OutputTarget {
         temporary ? `move ${path} away` : `e.g. ${out.path.replace(/\/+$/, "")}/${out.exampleName ?? out.what.replace(/^the /, "").replace(/\s+/g, "-")}`);
     }
     if (!st.isFile()) {
-      const kind = specialFileKind(st);
+      const kind = fileKind(st);
       throw new KexecError("usage", temporary
         ? `${name} is ${kind}: ${out.command} writes ${out.what} there first (then renames it to ${target})`
         : `${name} is ${kind}: ${out.command} writes a file and renames it into place, which would replace it`, { file, ...linked, expected: "a file name", actual: kind },

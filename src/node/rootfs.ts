@@ -8,7 +8,7 @@ import { closeSync, constants, fstatSync, openSync, readSync, readdirSync, statS
 import { join } from "node:path";
 import { KexecError } from "../core/errors.js";
 import { MACHINE_FILES, expandGlob, type MachineFiles } from "../core/machine/files.js";
-import { specialFileKind } from "./files.js";
+import { fileKind } from "./files.js";
 
 export type ReadOutcome =
   | { kind: "ok"; bytes: Uint8Array }
@@ -71,7 +71,7 @@ export function openRegularFile(path: string): number {
   }
   if (st.isFile()) return fd;
   closeSync(fd);
-  const kind = st.isDirectory() ? "EISDIR" : specialFileKind(st);
+  const kind = st.isDirectory() ? "EISDIR" : fileKind(st);
   throw Object.assign(new Error(`${st.isDirectory() ? "a directory" : kind}, not a file`), { code: kind });
 }
 

@@ -10,7 +10,7 @@ import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { writeTar } from "../core/archive/tar.js";
 import { KexecError } from "../core/errors.js";
-import { checkOutputPath, makeDirectories, refuseOutputInsideRoot, specialFileKind, writeError, writeOutputFile, type OutputPath } from "./files.js";
+import { checkOutputPath, makeDirectories, refuseOutputInsideRoot, fileKind, writeError, writeOutputFile, type OutputPath } from "./files.js";
 import { SNAPSHOT_MANIFEST } from "../core/machine/snapshot-archive.js";
 import { KERNEL_LAYOUT_FILE, kernelLayoutJson, layoutFromKcore } from "./kernel-layout.js";
 import { collectMachineFiles, type CollectedFiles } from "./rootfs.js";
@@ -38,7 +38,7 @@ export async function snapshot(root: string, destDir: string): Promise<SnapshotM
   // Said as such, not as the ENOTDIR of the first file written under it.
   const st = await stat(destDir).catch(() => null);
   if (st !== null && !st.isDirectory()) {
-    const kind = st.isFile() ? "a file" : specialFileKind(st);
+    const kind = st.isFile() ? "a file" : fileKind(st);
     throw new KexecError("usage", `${destDir}: ${kind}, expected a new or empty directory for the snapshot`, { file: destDir, expected: "a new or empty directory", actual: kind },
       "choose a new directory, or --tar FILE for one archive");
   }

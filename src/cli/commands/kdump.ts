@@ -192,7 +192,7 @@ async function importCommand(args: ParsedArgs, files: string[]): Promise<number>
   const p = await paths(args);
   const candidates = files.length ? files : ["/etc/default/kdump-tools", "/etc/kdump.conf"].filter((f) => existsSync(f));
   if (candidates.length === 0) throw new KexecError("usage", "nothing to import: neither /etc/default/kdump-tools nor /etc/kdump.conf exists", {}, "kexec-ts kdump import FILE...");
-  const { ioError, readInputFile, replaceFileDurably, specialFileKind, writeError } = await import("../../node/files.js");
+  const { ioError, readInputFile, replaceFileDurably, fileKind, writeError } = await import("../../node/files.js");
   // A regular file only: a FIFO or /dev/zero given by mistake would block or never end.
   const sources = candidates.map((path) => ({ path, text: new TextDecoder().decode(readInputFile(path, "kdump configuration", { allowEmpty: true })) }));
   const r = importConfig(sources);
@@ -202,7 +202,7 @@ async function importCommand(args: ParsedArgs, files: string[]): Promise<number>
     // Not read if it is a FIFO or a device: it would block, or never end (a FIFO blocked forever).
     const st = statSync(p.config);
     if (!st.isFile() && !st.isDirectory()) {
-      const kind = specialFileKind(st);
+      const kind = fileKind(st);
       throw new KexecError("io", `${p.config}: cannot write the kdump configuration: it is ${kind}`, { file: p.config, expected: "a file path", actual: kind }, "give --config the path of a regular file");
     }
     existing = readFileSync(p.config, "utf8");

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { dumpDirTime, dumpReportFromJson, type DumpEntry, type DumpReport } from "../../core/kdump/dumps.js";
 import { KexecError } from "../../core/errors.js";
 import { describeJsonValue } from "../../core/format.js";
-import { specialFileKind } from "../files.js";
+import { fileKind } from "../files.js";
 
 function dirBytes(dir: string): number {
   let total = 0;
@@ -50,7 +50,7 @@ export function checkDumpTarget(target: string, configFile?: string): void {
     throw targetError(e, target, "use it as the dump target", configFile);
   }
   if (!st.isDirectory()) {
-    const kind = st.isFile() ? "a regular file" : specialFileKind(st);
+    const kind = fileKind(st);
     throw new KexecError("io", `${target}: the dump target is not a directory (it is ${kind})`, { file: target, field: "target", expected: "a directory", actual: kind },
       `point target = in ${configFile ?? "the kdump config"} at a directory`);
   }
@@ -111,7 +111,7 @@ export function readJsonFile(path: string): { json: unknown; problem: null } | {
   try {
     // A FIFO or device under that name would block the read, or never end it.
     const st = statSync(path);
-    if (!st.isFile()) return { problem: `it is ${st.isDirectory() ? "a directory" : specialFileKind(st)}, not a file` };
+    if (!st.isFile()) return { problem: `it is ${fileKind(st)}, not a file` };
     text = readFileSync(path, "utf8");
   } catch (e) {
     const err = e as NodeJS.ErrnoException;

@@ -20,7 +20,7 @@ import { kdumpRules, type KdumpFacts } from "../../core/kdump/rules.js";
 import { planLoad } from "../../core/plan/plan.js";
 import { KEXEC_FILE_ON_CRASH } from "../../core/plan/kexec-abi.js";
 import { rngSeed, sha256 } from "../crypto.js";
-import { fileSize, readInputFile, replaceFileDurably, specialFileKind } from "../files.js";
+import { fileSize, readInputFile, replaceFileDurably, fileKind } from "../files.js";
 import { readInitrdFor } from "../initrd.js";
 import { readKernelLayout } from "../kernel-layout.js";
 import { readMachine } from "../machine.js";
@@ -76,7 +76,7 @@ export function readConfigFile(paths: Pick<KdumpPaths, "config" | "configGiven">
   try {
     const st = statSync(path);
     if (!st.isFile()) {
-      const kind = st.isDirectory() ? "a directory" : specialFileKind(st);
+      const kind = fileKind(st);
       throw new KexecError("io", `${path}: is ${kind}, expected the kdump config in a regular file`, { file: path, expected: "a regular file", actual: kind },
         paths.configGiven ? "give --config the path of a config file" : `replace ${path} with a config file (kexec-ts kdump install writes a default one)`);
     }

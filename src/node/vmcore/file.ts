@@ -3,7 +3,7 @@ import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
 import { KexecError } from "../../core/errors.js";
 import { hex } from "../../core/format.js";
 import type { RandomAccess } from "../../core/vmcore/memory.js";
-import { specialFileKind } from "../files.js";
+import { fileKind } from "../files.js";
 
 export interface OpenFile extends RandomAccess {
   readonly path: string;
@@ -55,7 +55,7 @@ function refuseUnreadableKind(path: string): void {
     throw new KexecError("io", `${path}: is a directory, expected a vmcore file`, { file: path, expected: "a regular file", actual: "a directory" }, "give the path of the dump file (/proc/vmcore, or the vmcore inside the crash directory)");
   }
   if (st.isFIFO() || st.isSocket()) {
-    const kind = specialFileKind(st);
+    const kind = fileKind(st);
     throw new KexecError("io", `${path}: is ${kind}: a vmcore is read at random offsets, from a file`, { file: path, expected: "a regular file", actual: kind },
       "save the stream into a file first (a flattened stream: makedumpfile -R FILE < stream), then read the file");
   }
