@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { compressBatch, readExtents, type PageCompressInto } from "./batch.js";
 import { LZO_HASH_BITS, lzo1xCompressInto } from "./codecs.js";
-import { prepareDumpBitmaps, writeElfDump, writeKdumpDump, type BatchCompressor, type DumpOptions, type DumpSink } from "./dump-writer.js";
+import { prepareDumpBitmaps, writeElfDump, writeKdumpDump, type BatchCompressor, type DumpExclusion, type DumpOptions, type DumpSink } from "./dump-writer.js";
 import { presentBitmaps } from "./exclude.js";
 import { DUMP_DH_COMPRESSED_INCOMPLETE, DUMP_DH_COMPRESSED_LZO, KDUMP_HEADER_VERSION, KDUMP_SUB_HEADER_64 } from "./kdump.js";
 import { offsetOf } from "../bytes/layout.js";
@@ -207,51 +207,64 @@ test("a dump copied only in part reads as incomplete and says where it ends; dam
   assert.throws(() => openVmcore(bytesAccess(damaged)), (e: Error) => e instanceof KexecError && e.data.field === "size_vmcoreinfo" && /past the end of the file/.test(e.message));
 });
 
-test("dump writer (kdump): the 2nd bitmap a window at a time, read back from the file, gives the same file as held whole", async () => {
+test("dump writer (kdump): the 2nd bitmap a window at a time, read back from the file or made again for a stream, gives the same file as held whole", async () => {
   const { core, s } = source(3000);
-  const whole = (o: Partial<DumpOptions>, from: Vmcore = core, sink = new MemorySink()) =>
+  const whole = (o: Partial<DumpOptions>, from: Vmcore = core, sink = new MemorySink(), exclusion: DumpExclusion = {}) =>
     // The compressor reads an ELF source's pages from its bytes (a kdump source's come in the batch).
-    writeKdumpDump(from, { codec: "lzo", dumpLevel: 1, what: "synthetic", ...o }, sink, lzoCompressor(s.bytes)).then((r) => ({ r, sink }));
-  // 64 page frames per window: the synthetic machine's 3000 pages in 47 windows.
-  for (const [what, o] of [["dump level 1", {}], ["dump level 0", { dumpLevel: 0 }]] as const) {
-    const a = await whole(o);
-    const b = await whole({ ...o, windowPages: 64 }, core, new ReadableMemorySink());
-    assert.equal(b.r.complete, true, what);
-    assert.equal(b.r.pagesWritten, a.r.pagesWritten, what);
-    assert.deepEqual(b.sink.bytes.subarray(0, b.sink.length), a.sink.bytes.subarray(0, a.sink.length), `${what}: byte for byte`);
-  }
-  // Cut short, in a later window than the first: a batch ends at a window's end, so the cut
-  // falls elsewhere than with the bitmap whole, but the prefix is as consistent. (Here the log's
-  // pages are the first present ones; save.test.ts cuts a real vmcore below its log, whose
-  // descriptors then move to the ranks the cut leaves.)
-  const cuts = [
-    ["cut short after 700 pages", { faultAfterPages: 700 }, Infinity],
-    ["a full device after 600,000 bytes", { dumpLevel: 0 }, 600_000],
+    writeKdumpDump(from, { codec: "lzo", dumpLevel: 1, what: "synthetic", ...o }, sink, lzoCompressor(s.bytes), {}, exclusion).then((r) => ({ r, sink }));
+  // A file, read back; and a stream, which cannot be: there each window is made again for pass 2.
+  const outputs = [
+    ["read back", (limit = Infinity) => new ReadableMemorySink(limit)],
+    ["made again", (limit = Infinity) => new MemorySink(limit)],
   ] as const;
-  for (const [what, o, limit] of cuts) {
-    const { r, sink } = await whole({ ...o, windowPages: 64 }, core, new ReadableMemorySink(limit));
-    assert.equal(r.complete, false, what);
-    const out = sink.file();
-    assert.equal(out.incomplete, true, what);
-    let kept = 0n;
-    for (const [pfn, page] of s.pages) {
-      const got = out.memory.readPage(BigInt(pfn));
-      if (got === undefined) continue;
-      assert.deepEqual(got, page, `${what}: pfn ${pfn}`);
-      kept++;
+  for (const [how, output] of outputs) {
+    // 64 page frames per window: the synthetic machine's 3000 pages in 47 windows.
+    for (const [level, o] of [["dump level 1", {}], ["dump level 0", { dumpLevel: 0 }]] as const) {
+      const what = `${how}, ${level}`;
+      const a = await whole(o);
+      // Every bitmap the windows are made in is one window's bytes, never the whole machine's.
+      const allocated: number[] = [];
+      const b = await whole({ ...o, windowPages: 64 }, core, output(), { allocate: (n) => { allocated.push(n); return new Uint8Array(n); } });
+      assert.equal(b.r.complete, true, what);
+      assert.deepEqual(allocated, [64 / 8], `${what}: one window's buffer`);
+      assert.equal(b.r.pagesWritten, a.r.pagesWritten, what);
+      assert.deepEqual(b.r.counts, a.r.counts, `${what}: the exclusion counted once`);
+      assert.deepEqual(b.sink.bytes.subarray(0, b.sink.length), a.sink.bytes.subarray(0, a.sink.length), `${what}: byte for byte`);
     }
-    assert.ok(kept >= r.pagesWritten && kept < BigInt(s.pages.size), `${what}: a prefix, ${kept} of ${s.pages.size} pages (${r.pagesWritten} written in order, and the log's)`);
-    assert.equal(formatDmesg(readLockless(vmcoreKernelMemory(out), out.vmcoreinfo!)), formatDmesg(readLockless(vmcoreKernelMemory(core), core.vmcoreinfo!)), `${what}: the log`);
+    // Cut short, in a later window than the first: a batch ends at a window's end, so the cut
+    // falls elsewhere than with the bitmap whole, but the prefix is as consistent. (Here the log's
+    // pages are the first present ones; save.test.ts cuts a real vmcore below its log, whose
+    // descriptors then move to the ranks the cut leaves.)
+    const cuts = [
+      ["cut short after 700 pages", { faultAfterPages: 700 }, Infinity],
+      ["a full device after 600,000 bytes", { dumpLevel: 0 }, 600_000],
+    ] as const;
+    for (const [cutHow, o, limit] of cuts) {
+      const what = `${how}, ${cutHow}`;
+      const { r, sink } = await whole({ ...o, windowPages: 64 }, core, output(limit));
+      assert.equal(r.complete, false, what);
+      const out = sink.file();
+      assert.equal(out.incomplete, true, what);
+      let kept = 0n;
+      for (const [pfn, page] of s.pages) {
+        const got = out.memory.readPage(BigInt(pfn));
+        if (got === undefined) continue;
+        assert.deepEqual(got, page, `${what}: pfn ${pfn}`);
+        kept++;
+      }
+      assert.ok(kept >= r.pagesWritten && kept < BigInt(s.pages.size), `${what}: a prefix, ${kept} of ${s.pages.size} pages (${r.pagesWritten} written in order, and the log's)`);
+      assert.equal(formatDmesg(readLockless(vmcoreKernelMemory(out), out.vmcoreinfo!)), formatDmesg(readLockless(vmcoreKernelMemory(core), core.vmcoreinfo!)), `${what}: the log`);
+    }
+    // A kdump source with pages missing (a dump cut short): each window drops what the source lacks.
+    const cut = await whole({ faultAfterPages: 700 });
+    const partial = cut.sink.file();
+    assert.equal(partial.incomplete, true);
+    const a = await whole({}, partial);
+    const b = await whole({ windowPages: 64 }, partial, output());
+    assert.equal(a.r.complete, true);
+    assert.ok(a.r.pagesWritten < 3000n, `the source's ${a.r.pagesWritten} pages, not the machine's 3000`);
+    assert.deepEqual(b.sink.bytes.subarray(0, b.sink.length), a.sink.bytes.subarray(0, a.sink.length), `${how}, a kdump source: byte for byte`);
   }
-  // A kdump source with pages missing (a dump cut short): each window drops what the source lacks.
-  const cut = await whole({ faultAfterPages: 700 });
-  const partial = cut.sink.file();
-  assert.equal(partial.incomplete, true);
-  const a = await whole({}, partial);
-  const b = await whole({ windowPages: 64 }, partial, new ReadableMemorySink());
-  assert.equal(a.r.complete, true);
-  assert.ok(a.r.pagesWritten < 3000n, `the source's ${a.r.pagesWritten} pages, not the machine's 3000`);
-  assert.deepEqual(b.sink.bytes.subarray(0, b.sink.length), a.sink.bytes.subarray(0, a.sink.length), "a kdump source: byte for byte");
   // Windows that are not whole bytes of the bitmap are a caller's mistake.
   await assert.rejects(whole({ windowPages: 60 }, core, new ReadableMemorySink()), /not a positive multiple of 8/);
 });

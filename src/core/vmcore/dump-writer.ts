@@ -2,9 +2,9 @@
  * The dump writers: pages of a vmcore in, in pfn order; positioned writes out, to a sink that is a
  * seekable file or a flattened stream. Pure: compression comes in as a BatchCompressor (worker
  * threads in Node, the built-in encoders elsewhere), stopping as hooks.stopReason() (signals),
- * progress as hooks.progress. Memory stays bounded: a window of the 2nd bitmap (whole where
- * the output cannot be read back: a flattened stream, an ELF dump's segment list) plus a few
- * batches in flight; page descriptors and data go to the sink as each batch completes.
+ * progress as hooks.progress. Memory stays bounded: a window of the 2nd bitmap (whole for an
+ * ELF dump, whose segment list needs all of it first) plus a few batches in flight; page
+ * descriptors and data go to the sink as each batch completes.
  *
  * A dump cut short stays readable and says so. The kdump header is written first already marked
  * DUMP_DH_COMPRESSED_INCOMPLETE (for ELF, kexec-ts's note says "in progress") and rewritten
@@ -47,7 +47,7 @@ export interface DumpSink {
   writeAsync(offset: bigint, data: Uint8Array): Promise<void>;
   /**
    * Reads back `into.length` bytes written before at `offset`: a file can, a pipe cannot. With
-   * it, a kdump file's 2nd bitmap is held a window at a time and read back from the file.
+   * it, pass 2 reads the 2nd bitmap's windows back from the file; without it, it makes them again.
    */
   readBack?(offset: bigint, into: Uint8Array): void;
 }
@@ -114,7 +114,9 @@ export const BITMAP_PIECE_BYTES = 1 << 20;
  * the machine (103 MiB peak at 1 TiB against 63 at 16 GiB). makedumpfile's cyclic mode does the
  * same with its own window. A multiple of EXCLUSION_GROUP_PAGES: no buddy block or compound page
  * crosses a window, so a windowed scan clears the bits a whole one does. Where the output cannot
- * be read back (a flattened stream), the bitmap is held whole.
+ * be read back (a flattened stream), each window is made again for pass 2: the exclusion scan
+ * runs twice, as in makedumpfile's cyclic mode, where a bitmap held whole would be 32 MiB per TiB
+ * in a capture kernel's crashkernel= reservation.
  */
 export const WINDOW_PAGES = 1 << 24;
 
@@ -187,10 +189,10 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
   const bitmapBytes = (layout.bitmapBlocks * ps) / 2;
   const secondAt = layout.bitmapOffset + BigInt(bitmapBytes);
 
-  // The 2nd bitmap, a window at a time where the output can be read back and the dump needs more than one.
+  // The 2nd bitmap, a window at a time where the dump needs more than one.
   const windowPages = opts.windowPages ?? WINDOW_PAGES;
   if (windowPages <= 0 || windowPages % 8 !== 0) throw new KexecError("internal", `window of ${windowPages} page frames: not a positive multiple of 8`, { field: "windowPages" }, "this is a bug in kexec-ts; please report it");
-  const span = sink.readBack && maxPfn > windowPages ? windowPages : Math.ceil(maxPfn / 8) * 8;
+  const span = maxPfn > windowPages ? windowPages : Math.ceil(maxPfn / 8) * 8;
   const windowFirsts: number[] = [];
   for (let first = 0; first < maxPfn; first += span) windowFirsts.push(first);
   const windowed = windowFirsts.length > 1;
@@ -204,15 +206,51 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
     bitmaps.dumpableFirst = first;
     current = w;
   };
-  /** Window w's bits in bitmaps.dumpable, read back from the file unless they are there already. */
-  const loadWindow = (w: number) => {
+  const prepare = exclusion.prepare ?? ((b: DumpBitmaps) => prepareDumpBitmaps(core, b, opts.dumpLevel, opts.what));
+  // What changed a window's bits after pass 1 made them, for a window made again (below).
+  const remade = {
+    /** Windows from this one on were left empty by a stop during pass 1. */
+    emptyFrom: windowFirsts.length,
+    /** Page frames pass 2 found absent from a kdump source, by window. */
+    absent: new Map<number, number[]>(),
+    /** A dump cut short: every page frame from here on is out, but for the log's (`early`). */
+    cutFrom: undefined as number | undefined,
+  };
+  /**
+   * Window w made again into bitmaps.dumpable, where the output cannot be read back: the
+   * exclusion (its counts already taken in pass 1), then what changed the bits since.
+   */
+  const remakeWindow = async (w: number) => {
+    const first = windowFirsts[w]!;
+    const bits = bitmaps.dumpable;
+    if (w >= remade.emptyFrom) bits.fill(0);
+    else {
+      present.bytesInto(bits, first >>> 3);
+      const counted = { ...bitmaps.counts };
+      await prepare(bitmaps);
+      Object.assign(bitmaps.counts, counted);
+    }
+    for (const p of remade.absent.get(w) ?? []) clearBit(bits, p - first);
+    if (remade.cutFrom !== undefined) cutWindow(bits, first, remade.cutFrom);
+  };
+  /** A window's bits from page frame `cut` on cleared, but for the log's pages, stored first. */
+  const cutWindow = (bits: Uint8Array, first: number, cut: number) => {
+    const from = Math.max(cut, first) - first;
+    if (from >= bits.length * 8) return;
+    bits[from >>> 3]! &= (1 << (from & 7)) - 1;
+    bits.fill(0, (from >>> 3) + 1);
+    for (const p of early.keys()) if (p >= first + from && p < first + bits.length * 8) setBit(bits, p - first);
+  };
+  /** Window w's bits in bitmaps.dumpable, read back from the file (or made again) unless they are there already. */
+  const loadWindow = async (w: number) => {
     if (w === current) return;
     setWindow(w);
-    if (windowed) sink.readBack!(windowAt(w), bitmaps.dumpable);
+    if (!windowed) return;
+    if (sink.readBack) sink.readBack(windowAt(w), bitmaps.dumpable);
+    else await remakeWindow(w);
   };
   // Pass 1: each window made from the present pages, the exclusion run on it, counted, and (when
-  // there are several) written to its place in the file, whence pass 2 reads it back.
-  const prepare = exclusion.prepare ?? ((b: DumpBitmaps) => prepareDumpBitmaps(core, b, opts.dumpLevel, opts.what));
+  // there are several) written to its place in the output, whence pass 2 reads it back if it can.
   let descTotal = 0;
   // Dumpable pages per window (pass 1's counts, less what pass 2 clears): ranks without reading every window back.
   const windowCounts: number[] = [];
@@ -222,14 +260,17 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
     // Stopped while scanning (a signal; a TiB's scan takes seconds): the windows left are empty,
     // pass 2 stops before its first batch, and the dump is incomplete, with the log's pages.
     if (w > 0) await hooks.yield?.();
-    if (hooks.stopReason?.()) bitmaps.dumpable.fill(0);
-    else await prepare(bitmaps);
+    if (hooks.stopReason?.()) {
+      bitmaps.dumpable.fill(0);
+      remade.emptyFrom = Math.min(remade.emptyFrom, w);
+    } else await prepare(bitmaps);
     windowCounts.push(Number(popcount(bitmaps.dumpable)));
     descTotal += windowCounts[w]!;
-    if (windowed) sink.write(windowAt(w), bitmaps.dumpable);
+    // Awaited: into a pipe, the next window must not be made in this buffer while it waits.
+    if (windowed) await sink.writeAsync(windowAt(w), bitmaps.dumpable);
   }
-  // The scan's buffer served every window; pass 2 has no use for it.
-  bitmaps.scanBuffer = undefined;
+  // The scan's buffer served every window; pass 2 has no use for it unless it makes them again.
+  if (!windowed || sink.readBack) bitmaps.scanBuffer = undefined;
   const descCount = BigInt(descTotal);
   headerInput.descCount = descCount;
   layout = planKdumpLayout(headerInput);
@@ -253,7 +294,7 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
   await writeBitmaps();
   const windowOf = (p: number) => Math.floor(p / span);
   /** For each page frame: whether it is dumpable, and its rank (dumpable pages before it: its descriptor's index). */
-  const ranksOf = (pfns: Iterable<number>): Map<number, { rank: number; dumpable: boolean }> => {
+  const ranksOf = async (pfns: Iterable<number>): Promise<Map<number, { rank: number; dumpable: boolean }>> => {
     const out = new Map<number, { rank: number; dumpable: boolean }>();
     let w = -1;
     let before = 0;
@@ -262,7 +303,7 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
       if (windowOf(p) !== w) {
         w = windowOf(p);
         before = windowCounts.slice(0, w).reduce((n, c) => n + c, 0);
-        loadWindow(w);
+        await loadWindow(w);
         rank = rankIndex(bitmaps.dumpable);
       }
       const bit = p - windowFirsts[w]!;
@@ -284,7 +325,7 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
   const early = new Map<number, Uint8Array>();
   if (info) {
     const frames = [...printkPageFrames(vmcoreKernelMemory(core), info, ps)].map(Number).filter((p) => p < maxPfn);
-    const known = ranksOf(frames);
+    const known = await ranksOf(frames);
     const logPfns = new Set<number>();
     for (const p of frames) if (known.get(p)!.dumpable) logPfns.add(p);
     const logData = new Uint8Array(batchOutBytes(logPfns.size, ps));
@@ -355,11 +396,11 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
   const takeBuffers = () => free.pop() ?? { pages: new Uint8Array(batchBytes), out: new Uint8Array(batchOutBytes(BATCH_PAGES, ps)) };
   const inFlight = IN_FLIGHT_PER_COMPRESSOR * Math.max(1, compressor.parallel ?? 1);
   const scanned = { count: 0 };
-  const describing: DescribeContext = { early, bitmaps, zeroAt, pageSize: ps, codecFlag, countZero: (opts.dumpLevel & DL_EXCLUDE_ZERO) !== 0, cleared: 0 };
+  const describing: DescribeContext = { early, bitmaps, zeroAt, pageSize: ps, codecFlag, countZero: (opts.dumpLevel & DL_EXCLUDE_ZERO) !== 0, cleared: [] };
   let pagesSeen = 0;
-  // Pass 2: the pages of each window in pfn order, its bits read back from the file.
+  // Pass 2: the pages of each window in pfn order, its bits read back from the file or made again.
   writing: for (let w = 0; w < windowFirsts.length; w++) {
-    loadWindow(w);
+    await loadWindow(w);
     const windowEnd = Math.min(maxPfn, windowFirsts[w]! + span);
     let cursor = windowFirsts[w]!; // next pfn to look at
     for (;;) {
@@ -432,12 +473,13 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
     }
     if (windowed) {
       // The next window's bits take this one's place: its batches are described first (which
-      // may clear bits: pages a kdump source lacks), and what changed goes back to the file.
+      // may clear bits: pages a kdump source lacks), and what changed goes back to the output.
       await chain;
       while (pending.length > 0) await pending.shift();
-      if (describing.cleared > 0) {
-        windowCounts[w]! -= describing.cleared;
-        describing.cleared = 0;
+      if (describing.cleared.length > 0) {
+        windowCounts[w]! -= describing.cleared.length;
+        if (!sink.readBack) remade.absent.set(w, describing.cleared);
+        describing.cleared = [];
         try {
           sink.write(windowAt(w), bitmaps.dumpable);
         } catch (e) {
@@ -454,19 +496,18 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
     // excluded), except the log pages stored first, whose descriptors move to their new ranks.
     try {
       for (let w = windowOf(committedUpTo); w < windowFirsts.length; w++) {
-        loadWindow(w);
         const first = windowFirsts[w]!;
-        const bits = bitmaps.dumpable;
-        const from = Math.max(committedUpTo, first) - first;
-        if (from < bits.length * 8) {
-          bits[from >>> 3]! &= (1 << (from & 7)) - 1;
-          bits.fill(0, (from >>> 3) + 1);
-        }
-        for (const p of early.keys()) if (p >= first + from && p < first + bits.length * 8) setBit(bits, p - first);
-        windowCounts[w] = Number(popcount(bits));
-        if (windowed) sink.write(windowAt(w), bits);
+        // A window wholly past the cut keeps only the log's pages: it need not be read or made.
+        if (committedUpTo <= first) {
+          setWindow(w);
+          bitmaps.dumpable.fill(0);
+        } else await loadWindow(w);
+        cutWindow(bitmaps.dumpable, first, committedUpTo);
+        windowCounts[w] = Number(popcount(bitmaps.dumpable));
+        if (windowed) sink.write(windowAt(w), bitmaps.dumpable);
       }
-      const moved = ranksOf([...early.keys()].filter((p) => p >= committedUpTo));
+      remade.cutFrom = committedUpTo;
+      const moved = await ranksOf([...early.keys()].filter((p) => p >= committedUpTo));
       for (const [p, { rank }] of moved) sink.write(layout.descOffset + BigInt(rank) * BigInt(PAGE_DESC_SIZE), early.get(p)!);
       await writeBitmaps();
     } catch { /* the header already says incomplete; nothing more can be done on a full device */ }
@@ -547,8 +588,8 @@ interface DescribeContext {
   codecFlag: number;
   /** Zero pages are excluded by the dump level: count them as such. */
   countZero: boolean;
-  /** Bits cleared from the current window (pages the source lacks): it goes back to the file. */
-  cleared: number;
+  /** Page frames cleared from the current window (pages the source lacks): it goes back to the output. */
+  cleared: number[];
 }
 
 /** A compressed batch's page descriptors into `descs`: `n` descriptors over `stored` bytes of data from `dataAt` in the file. */
@@ -565,7 +606,7 @@ function describeBatch(sizes: ArrayLike<number>, pfns: Int32Array, count: number
         n++;
       } else {
         clearBit(c.bitmaps.dumpable, pfns[i]! - (c.bitmaps.dumpableFirst ?? 0)); // absent from a kdump source
-        c.cleared++;
+        c.cleared.push(pfns[i]!);
       }
       continue;
     }

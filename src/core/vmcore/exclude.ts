@@ -75,7 +75,7 @@ export function testBit(bitmap: Uint8Array, p: number): boolean {
 /**
  * One past the highest page frame a dump may have: page frames are small integers here (the
  * bitmaps index bytes with p >>> 3, the writer lists a batch's frames in an Int32Array), and
- * where a bitmap is held whole (an ELF dump, a flattened stream, the report) 2^31 frames are
+ * where a bitmap is held whole (an ELF dump, the report) 2^31 frames are
  * 256 MiB of it already. A damaged PT_LOAD (p_memsz 2^64 - 1) asked for a bitmap larger than any
  * typed array, or looped over it for minutes.
  */
