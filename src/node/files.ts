@@ -258,21 +258,54 @@ export function refuseOutputInsideRoot(out: OutputPath, target: string, root: st
 export function writeOutputFile(out: OutputPath, data: Uint8Array, mode = 0o644): void {
   const { target } = checkOutputPath(out);
   const tmp = temporaryOutputPath(target);
-  let opened = false;
+  let fd: number;
   try {
     // Not through a symbolic link planted at the temporary name: the output goes where it is named.
-    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, mode);
-    opened = true;
-    try {
-      for (let done = 0; done < data.length;) done += writeSync(fd, data, done, data.length - done);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, target);
+    fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, mode);
   } catch (e) {
-    if (opened) rmSync(tmp, { force: true });
     throw writeError(e, out.path, out.what, target);
   }
+  try {
+    try {
+      for (let done = 0; done < data.length;) done += writeSync(fd, data, done, data.length - done);
+    } catch (e) {
+      closeSync(fd);
+      throw writeError(e, out.path, out.what, target);
+    }
+    syncAndCloseOutput(fd, out, target);
+    renameOutputIntoPlace(tmp, out, target);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+/**
+ * The end of writing an output under its temporary name: fsync, then close. Without the fsync a
+ * crash soon after the rename can leave the name on an empty file: ext4 and xfs may commit the
+ * rename before a new file's data. The descriptor is closed whatever happens.
+ */
+export function syncAndCloseOutput(fd: number, out: Pick<OutputPath, "path" | "what">, target: string): void {
+  try {
+    fsyncSync(fd);
+  } catch (e) {
+    try { closeSync(fd); } catch { /* the fsync's error is the one to tell */ }
+    throw writeError(e, out.path, out.what, target);
+  }
+  closeSync(fd);
+}
+
+/** The temporary output renamed to its name, and the rename made durable too (an fsync of the directory). */
+export function renameOutputIntoPlace(tmp: string, out: Pick<OutputPath, "path" | "what">, target: string): void {
+  try {
+    renameSync(tmp, target);
+  } catch (e) {
+    throw writeError(e, out.path, `${out.what} (renaming ${tmp} to it)`, target);
+  }
+  try {
+    const dir = openSync(dirname(target), "r");
+    try { fsyncSync(dir); } finally { closeSync(dir); }
+  } catch { /* some file systems refuse fsync on a directory; the rename still comes after the data's fsync */ }
 }
 
 /** The error for an output that cannot be created or written. */

@@ -16,13 +16,13 @@
  * check_param_for_*), with its exit statuses: 0 completed, 1 failed. An option kexec-ts does not
  * implement is refused by name, never ignored.
  */
-import { closeSync, constants, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, constants, openSync, readSync, rmSync, writeSync } from "node:fs";
 import { KexecError, isKexecError } from "../../core/errors.js";
 import { formatDmesg, readLockless } from "../../core/vmcore/dmesg.js";
 import type { DumpCodec } from "../../core/vmcore/dump-writer.js";
 import { FlatReassembler } from "../../core/vmcore/flat.js";
 import { openVmcore, vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
-import { checkOutputPath, temporaryOutputPath, writeError, writeOutputFile, type OutputPath } from "../../node/files.js";
+import { checkOutputPath, renameOutputIntoPlace, syncAndCloseOutput, temporaryOutputPath, writeError, writeOutputFile, type OutputPath } from "../../node/files.js";
 import { openRandomAccess } from "../../node/vmcore/file.js";
 import { saveVmcoreTo, type SaveOptions } from "../../node/vmcore/save.js";
 import { describeSave, parseDumpLevel } from "./vmcore.js";
@@ -407,21 +407,14 @@ async function rearrange(output: OutputPath): Promise<void> {
       if (r.done) break;
     }
     r.end();
-    try {
-      fsyncSync(fd);
-    } catch (e) {
-      throw writeError(e, tmp, "the dump");
-    }
+    const written = fd;
+    fd = -1;
+    syncAndCloseOutput(written, output, target);
   } catch (e) {
-    closeSync(fd);
+    if (fd >= 0) closeSync(fd);
     if (!wrote) rmSync(tmp, { force: true });
     else if (isKexecError(e)) throw new KexecError(e.code, `${e.message}; what was reassembled is in ${tmp}, not ${dst}`, { ...e.data, kept: tmp }, e.hint, { cause: e });
     throw e;
   }
-  closeSync(fd);
-  try {
-    renameSync(tmp, target);
-  } catch (e) {
-    throw writeError(e, dst, `the dump (renaming ${tmp} to it)`, target);
-  }
+  renameOutputIntoPlace(tmp, output, target);
 }

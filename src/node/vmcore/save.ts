@@ -4,7 +4,7 @@
  * the pipe's back-pressure), and the signals that stop a dump. What goes where in the dump is the
  * core's (core/vmcore/dump-writer.ts).
  */
-import { closeSync, constants, fstatSync, fsyncSync, openSync, renameSync, unlinkSync, write, writeSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, unlinkSync, write, writeSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { KexecError } from "../../core/errors.js";
 import { hex } from "../../core/format.js";
@@ -14,7 +14,7 @@ import { FLAT_END, encodeFlatHeader, encodeFlatRecordHeader } from "../../core/v
 import { openVmcore, vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/vmcore.js";
 import { stdoutCarriesTheOutput } from "../entry.js";
 import { tryKoffi } from "../ffi.js";
-import { checkOutputPath, outputName, temporaryOutputPath, writeError } from "../files.js";
+import { checkOutputPath, outputName, renameOutputIntoPlace, syncAndCloseOutput, temporaryOutputPath, writeError } from "../files.js";
 import { readFullyAt } from "./file.js";
 import { openVmcoreSource } from "./mapped-file.js";
 import { inlineCompressor, workerCompressor, type Compressor, type SourceFile } from "./pool.js";
@@ -265,17 +265,10 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
         await sink.finish();
         if (!toStdout) {
           const syncStart = performance.now();
-          fsyncSync(fd);
-          closeSync(fd);
+          const written = fd;
           fd = -1;
-          if (result.complete) {
-            try {
-              renameSync(tmp, target);
-            } catch (e) {
-              throw writeError(e, opts.dst, `the dump (renaming ${tmp} to it)`, target);
-            }
-            syncDirectory(target);
-          }
+          syncAndCloseOutput(written, { path: opts.dst, what: "the dump" }, target);
+          if (result.complete) renameOutputIntoPlace(tmp, { path: opts.dst, what: "the dump" }, target);
           result.syncSeconds = (performance.now() - syncStart) / 1000;
           result.file = result.complete ? target : tmp;
         }
@@ -403,12 +396,4 @@ function checkDestination(src: string, dst: string, overwrite: boolean): string 
     throw new KexecError("usage", `${outputName(dst, target)} exists: vmcore save does not replace it unless told to`, { file: dst, ...(target === dst ? {} : { target }), expected: "a new file", actual: `a file of ${existing.size} bytes` }, `remove ${target === dst ? "it" : target} first, or give --force to replace it`);
   }
   return target;
-}
-
-function syncDirectory(path: string): void {
-  const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".";
-  try {
-    const d = openSync(dir, "r");
-    try { fsyncSync(d); } finally { closeSync(d); }
-  } catch { /* some file systems refuse fsync on a directory; the rename is still ordered after the data fsync */ }
 }
