@@ -81,3 +81,30 @@ test("an initrd larger than one buffer can hold is no kexec_load plan (exit 3), 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("check/plan -s and -a: an initrd past KEXEC_FILE_SIZE_MAX fails kexec-file-size by its path, size and limit; -a does not fall back; -c is not bound by it", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-prepare-"));
+  try {
+    const kernel = join(dir, "vmlinuz");
+    writeFileSync(kernel, buildBzImage({ fields: { xloadflags: 0x7f, init_size: 0x37ee000n, kernel_alignment: 0x200000n, pref_address: 0x1000000n }, tail: 0x4000 }));
+    const initrd = join(dir, "initrd.img");
+    // Sparse: 5 GiB long, no blocks written. The snapshot's kernel is 6.1: the limit is 4 GiB.
+    writeFileSync(initrd, "");
+    truncateSync(initrd, 5 * 2 ** 30);
+    const checked = async (command: "plan" | "check", ...flags: string[]) => {
+      const args = parseArgs([command, "-l", ...flags, kernel, `--initrd=${initrd}`, "--root", join(repo, "testdata/snapshots/qemu-amd64-6.1-high-6G")]);
+      return (await prepareLoad(args, [kernel], command)).checks.find((c) => c.id === "kexec-file-size")!;
+    };
+    for (const [command, flags] of [["check", ["-s"]], ["plan", ["-s"]], ["check", []]] as const) {
+      const r = await checked(command, ...flags);
+      assert.equal(r.verdict, "fail", `${command} ${flags.join(" ")}`);
+      assert.match(r.reason, /initrd\.img: the initrd is 5 GiB \(0x140000000 bytes\), more than the 4 GiB \(0x100000000 bytes\) kexec_file_load reads \(KEXEC_FILE_SIZE_MAX.*EFBIG/);
+      assert.equal(r.evidence["syscall"], "kexec_file_load");
+      assert.match(r.remedy, /smaller initrd/);
+    }
+    assert.match((await checked("check")).reason, /-a does not fall back to kexec_load after EFBIG/);
+    assert.equal((await checked("check", "-c")).verdict, "ok");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -53,8 +53,9 @@ export async function prepareLoad(args: ParsedArgs, operands: readonly string[],
   const request = loadRequest(args, machine, image, initrdPath);
   const isRoot = loaderIsRoot(args);
   // The checks place the segments as the syscall that loads would, and kexec_load's placement is kexec-ts's plan.
-  if (later && syscallsTried({ image, machine, request, isRoot }).includes("kexec_load")) machine = await kexecLoadMachine();
-  const checks = runChecks({ image, machine, request, isRoot });
+  const files = { image: imagePath, initrd: initrdPath };
+  if (later && syscallsTried({ image, machine, request, isRoot, files }).includes("kexec_load")) machine = await kexecLoadMachine();
+  const checks = runChecks({ image, machine, request, isRoot, files });
   return { machine, image, request, imagePath, initrdPath, root, checks, kexecLoadMachine };
 }
 
@@ -85,14 +86,15 @@ export async function fillPlan(p: PreparedLoad, use: "load" | "show"): Promise<P
 /**
  * kexec_load is handed the initrd from one buffer of this process, and Node's buffers stop at
  * buffer.constants.MAX_LENGTH (4 GiB in Node 20); kexec_file_load reads at most 4 GiB itself
- * (KEXEC_FILE_SIZE_MAX, kernel/kexec_file.c). A larger initrd is no plan, not a RangeError.
+ * (KEXEC_FILE_SIZE_MAX, kernel/kexec_file.c; INT_MAX before Linux 6.0: the kexec-file-size check).
+ * A larger initrd is no plan, not a RangeError.
  */
 function refuseInitrdPastOneBuffer(path: string, bytes: number): void {
   const most = bufferConstants.MAX_LENGTH - ALIAS_SPAN;
   if (bytes <= most) return;
   throw new KexecError("plan", `${path}: the initrd is ${size(bytes)} (${hex(bytes)} bytes), more than the ${size(most)} kexec-ts can hand kexec_load in one buffer`,
     { file: path, field: "initrd", expected: `at most ${hex(most)} bytes`, actual: hex(bytes) },
-    "use a smaller initrd (kexec_file_load, -s, reads at most 4 GiB of one too)");
+    "use a smaller initrd (kexec_file_load, -s, reads at most 4 GiB of one too, and 2 GiB before Linux 6.0)");
 }
 
 /** Zeros as long as the file was when it was placed (a fresh allocation: the pages are not touched), once the file opens. */

@@ -45,7 +45,9 @@ async function syscalls(p: Awaited<ReturnType<typeof prepareLoad>>, args: Parsed
       if (e.data.fallbackAllowed !== true) {
         // -a: say why kexec_load is not tried, so nobody reaches for -c expecting another outcome.
         const lockedDown = p.machine.lockdown !== null && p.machine.lockdown !== "none";
-        const why = lockedDown ? `lockdown=${p.machine.lockdown} refuses kexec_load outright` : "kexec_load would meet the same permission or signature refusal";
+        const why = lockedDown ? `lockdown=${p.machine.lockdown} refuses kexec_load outright`
+          : e.data.errno === "EFBIG" ? "-a falls back only after ENOSYS, EINVAL, ENOEXEC or ENOTSUP, as kexec-tools' does (-c loads with kexec_load)"
+          : "kexec_load would meet the same permission or signature refusal";
         throw new KexecError(e.code, `${e.message}; not falling back to kexec_load: ${why}`, e.data, e.hint);
       }
       process.stderr.write(`kexec-ts: ${e.message}\nkexec-ts: falling back to kexec_load\n`);

@@ -11,7 +11,7 @@ import { buildBzImage, type SyntheticOptions } from "../image/testing/synthetic.
 import { buildMachine } from "../machine/build.js";
 import { SECURE_BOOT_VARIABLE } from "../machine/files.js";
 import type { Machine } from "../machine/model.js";
-import { RULES, checksJson, renderChecks, runChecks, summarize, type Request, type CheckResult, type Verdict } from "./index.js";
+import { RULES, checksJson, renderChecks, runChecks, summarize, syscallsTried, type Request, type CheckResult, type Verdict } from "./index.js";
 
 const MiB = 0x100000n;
 const GiB = 0x40000000n;
@@ -19,6 +19,8 @@ const hex = (v: bigint) => v.toString(16).padStart(8, "0");
 
 interface MachineSpec {
   arch?: "x86_64" | "i386";
+  /** The running kernel's release in /proc/version (default 6.1.0-50-amd64 / -686-pae); null: no /proc/version. */
+  release?: string | null;
   la57?: boolean;
   /** "address sizes" virtual bits (57 on an LA57 CPU even with no5lvl). */
   virtualBits?: number;
@@ -61,7 +63,7 @@ function machine(spec: MachineSpec = {}): Machine {
   const flags = ["fpu", "pae", ...(spec.noLongMode ? [] : ["lm"]), ...(spec.la57 ? ["la57"] : [])].join(" ");
   const files: Record<string, Uint8Array> = {
     "proc/iomem": asciiBytes(`${lines.join("\n")}\n`),
-    "proc/version": asciiBytes(arch === "x86_64" ? "Linux version 6.1.0-50-amd64 (debian) #1 SMP\n" : "Linux version 6.1.0-50-686-pae (debian) #1 SMP\n"),
+    ...(spec.release === null ? {} : { "proc/version": asciiBytes(`Linux version ${spec.release ?? (arch === "x86_64" ? "6.1.0-50-amd64" : "6.1.0-50-686-pae")} (debian) #1 SMP\n`) }),
     "proc/sys/kernel/arch": asciiBytes(arch === "x86_64" ? "x86_64\n" : "i686\n"),
     "proc/cpuinfo": asciiBytes(`processor\t: 0\nflags\t\t: ${flags}\naddress sizes\t: 46 bits physical, ${spec.virtualBits ?? (spec.la57 ? 57 : 48)} bits virtual\n\n`),
     "proc/cmdline": asciiBytes(`${spec.cmdline ?? "console=ttyS0"}\n`),
@@ -179,6 +181,24 @@ const CASES: Case[] = [
     expect: { "entry-mode": "warn" } },
   { name: "image without XLF_CAN_BE_LOADED_ABOVE_4G, kexec_file_load", machine: machine(), image: below4G, request: { syscall: "kexec_file_load" },
     expect: { "kexec-file-probe": "fail" }, says: { "kexec-file-probe": "XLF_CAN_BE_LOADED_ABOVE_4G is not set." } },
+
+  // kexec_file_load reads the image and the initrd itself, up to KEXEC_FILE_SIZE_MAX (INT_MAX before 6.0).
+  { name: "a 5 GiB initrd with -s on 6.1: more than KEXEC_FILE_SIZE_MAX, EFBIG", machine: machine(), image: modern, request: { syscall: "kexec_file_load", initrdSize: 5 * 2 ** 30 },
+    expect: { "kexec-file-size": "fail" }, says: { "kexec-file-size": "the initrd is 5 GiB (0x140000000 bytes), more than the 4 GiB (0x100000000 bytes) kexec_file_load reads" } },
+  { name: "a 3 GiB initrd with -a on 5.10: more than INT_MAX, EFBIG, and -a does not fall back", machine: machine({ release: "5.10.0-28-amd64" }), image: modern, request: { initrdSize: 3 * 2 ** 30 },
+    expect: { "kexec-file-size": "fail" }, says: { "kexec-file-size": "more than the 2 GiB - 1 byte (INT_MAX) kexec_file_load reads (INT_MAX, 2 GiB - 1 byte before Linux 6.0; the running kernel is 5.10.0-28-amd64): the kernel refuses it with EFBIG; -a does not fall back" } },
+  { name: "the same 3 GiB initrd with -c: kexec_file_load is not used", machine: machine({ release: "5.10.0-28-amd64" }), image: modern, request: { syscall: "kexec_load", initrdSize: 3 * 2 ** 30 },
+    expect: { "kexec-file-size": "ok" } },
+  { name: "a 3 GiB initrd with -s, the running kernel's version unknown: warn at INT_MAX", machine: machine({ release: null }), image: modern, request: { syscall: "kexec_file_load", initrdSize: 3 * 2 ** 30 },
+    expect: { "kexec-file-size": "warn" }, says: { "kexec-file-size": "the running kernel's version is unknown" } },
+  { name: "a 3 GiB initrd with -s on 6.1: read, then the SHA-256 overflow of 6.0 to 6.15", machine: machine(), image: modern, request: { syscall: "kexec_file_load", initrdSize: 3 * 2 ** 30 },
+    expect: { "kexec-file-size": "warn" }, says: { "kexec-file-size": "crypto: sha256 - fix crash at kexec" } },
+  { name: "an initrd of exactly 4 GiB with -s on 6.16: read", machine: machine({ release: "6.16.3-amd64" }), image: modern, request: { syscall: "kexec_file_load", initrdSize: 4 * 2 ** 30 },
+    expect: { "kexec-file-size": "ok" } },
+  { name: "a 2 GiB - 1 byte initrd with -s on 5.10: read", machine: machine({ release: "5.10.0-28-amd64" }), image: modern, request: { syscall: "kexec_file_load", initrdSize: 2 ** 31 - 1 },
+    expect: { "kexec-file-size": "ok" } },
+  { name: "a 3 GiB initrd with -a, and an image the file loader refuses first: -a falls back before the initrd is read", machine: machine({ release: "5.10.0-28-amd64" }), image: i386Image, request: { initrdSize: 3 * 2 ** 30 },
+    expect: { "kexec-file-size": "ok", "kexec-file-probe": "warn" } },
 
   // Placement.
   { name: "protocol 2.10 with kexec_file_load", machine: machine(), image: oldProtocol, request: { syscall: "kexec_file_load" },
@@ -335,5 +355,18 @@ test("human output lists only what is not ok, evidence indented, remedy last, th
   assert.ok(warnAt > 0);
   assert.match(text[warnAt - 1]!, /^ {2}remedy: /);
   assert.ok(text.slice(1, warnAt - 1).every((l) => l.startsWith("    ")));
-  assert.match(text[text.length - 1]!, /^FAIL: 25 checks, 23 ok, 1 warn, 1 fail/);
+  assert.match(text[text.length - 1]!, /^FAIL: 26 checks, 24 ok, 1 warn, 1 fail/);
+});
+
+test("kexec-file-size names the file, and under -a the EFBIG refusal leaves kexec_file_load the only syscall tried", () => {
+  const input = { image: modern, machine: machine({ release: "5.10.0-28-amd64" }), request: req({ initrdSize: 3 * 2 ** 30 }), files: { image: "/boot/vmlinuz", initrd: "/boot/initrd.img-big" } };
+  assert.deepEqual(syscallsTried(input), ["kexec_file_load"]);
+  const r = runChecks(input).find((x) => x.id === "kexec-file-size")!;
+  assert.equal(r.verdict, "fail");
+  assert.match(r.reason, /^\/boot\/initrd\.img-big: the initrd is 3 GiB \(0xc0000000 bytes\)/);
+  assert.match(r.remedy, /kexec_load \(-c\).*or use a smaller initrd \(at most 0x7fffffff bytes/);
+  assert.equal(r.evidence["limit"], 0x7fffffffn);
+  // Past 4 GiB, -c is no way around it: kexec-ts hands kexec_load the initrd from one buffer.
+  const huge = runChecks({ ...input, machine: machine(), request: req({ syscall: "kexec_file_load", initrdSize: 5 * 2 ** 30 }) }).find((x) => x.id === "kexec-file-size")!;
+  assert.match(huge.remedy, /^use a smaller initrd .*kexec_load \(-c\) is no way around it/);
 });

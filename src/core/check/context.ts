@@ -5,7 +5,7 @@
  * kexec_file_load, and where the segments would go.
  */
 import { KexecError } from "../errors.js";
-import { hex } from "../format.js";
+import { hex, size } from "../format.js";
 import { initSizeProblem, type BzImage } from "../image/bzimage.js";
 import { LOADED_HIGH } from "../image/setup-header.js";
 import type { Machine } from "../machine/model.js";
@@ -24,13 +24,13 @@ export { LOADED_HIGH };
 
 /** A refusal the running kernel will give to kexec_file_load, in its own terms. */
 export interface FileRefusal {
-  errno: "ENOSYS" | "EPERM" | "ENOEXEC" | "EKEYREJECTED" | "EINVAL" | "EADDRNOTAVAIL";
+  errno: "ENOSYS" | "EPERM" | "EFBIG" | "ENOEXEC" | "EKEYREJECTED" | "EINVAL" | "EADDRNOTAVAIL";
   /** Which rule predicts it. */
   rule: string;
   reason: string;
   /** The kernel's pr_err text, when it prints one (kexec-tools does not show it). */
   kernelSays?: string;
-  /** kexec-ts -a retries with kexec_load after ENOSYS, EINVAL, ENOEXEC (never after a permission or signature refusal). */
+  /** kexec-ts -a retries with kexec_load after ENOSYS, EINVAL, ENOEXEC (never after a permission, signature or file-size refusal). */
   fallback: boolean;
 }
 
@@ -118,6 +118,72 @@ export function protocolText(protocol: number): string {
   return `${protocol >> 8}.${(protocol & 0xff).toString().padStart(2, "0")}`;
 }
 
+/** Whether a kernel release ("6.1.0-18-amd64", "5.14.0-362.el9.x86_64") is at least major.minor; undefined when it does not start with a version. */
+export function versionAtLeast(version: string | null | undefined, major: number, minor: number): boolean | undefined {
+  const m = version === undefined || version === null ? null : /^(\d+)\.(\d+)/.exec(version);
+  if (!m) return undefined;
+  const a = Number(m[1]);
+  const b = Number(m[2]);
+  return a > major || (a === major && b >= minor);
+}
+
+/**
+ * kexec_file_load reads the kernel image and the initrd itself, each with kernel_read_file(), which
+ * refuses a file longer than the limit it is given with EFBIG (fs/kernel_read_file.c). The limit
+ * was INT_MAX until Linux 6.0, and KEXEC_FILE_SIZE_MAX, min(4 GiB, SSIZE_MAX), since (kernel/kexec_file.c,
+ * commit f4da7afe0752 "kexec_file: increase maximum file size to 4G"). A file of exactly the limit is read.
+ */
+export const KEXEC_FILE_SIZE_MAX_BEFORE_6_0 = 0x7fffffff;
+export const KEXEC_FILE_SIZE_MAX = 4 * 2 ** 30;
+
+export interface FileSizeLimit {
+  /** The most bytes a file may have. */
+  most: number;
+  /** false: the running kernel's version is unknown, and `most` is the larger (6.0) limit. */
+  known: boolean;
+  why: string;
+}
+
+export function kexecFileSizeLimit(machine: Machine): FileSizeLimit {
+  const release = machine.kernelRelease;
+  const since60 = versionAtLeast(release, 6, 0);
+  if (since60 === true) return { most: KEXEC_FILE_SIZE_MAX, known: true, why: `KEXEC_FILE_SIZE_MAX, 4 GiB since Linux 6.0; the running kernel is ${release}` };
+  if (since60 === false) return { most: KEXEC_FILE_SIZE_MAX_BEFORE_6_0, known: true, why: `INT_MAX, 2 GiB - 1 byte before Linux 6.0; the running kernel is ${release}` };
+  return { most: KEXEC_FILE_SIZE_MAX, known: false, why: "KEXEC_FILE_SIZE_MAX, 4 GiB since Linux 6.0 (INT_MAX before); the running kernel's version is unknown" };
+}
+
+/** A file kexec_file_load would read, with its size. */
+export interface FileRead {
+  what: "kernel image" | "initrd";
+  /** Its path, when the caller gave one (CheckInput.files). */
+  file: string | undefined;
+  bytes: number;
+}
+
+/**
+ * The files kexec_file_load reads, in the kernel's order (kimage_file_prepare_segments: the image,
+ * then the initrd). A compressed image's file is not measured: its bytes here are the decompressed ones.
+ */
+export function filesKexecFileReads(c: Pick<Context, "input" | "req">): FileRead[] {
+  const out: FileRead[] = [];
+  const image = c.input.image;
+  if (image.wrapper === undefined) out.push({ what: "kernel image", file: c.input.files?.image, bytes: image.bytes.length });
+  if (c.req.initrdSize !== undefined) out.push({ what: "initrd", file: c.input.files?.initrd, bytes: c.req.initrdSize });
+  return out;
+}
+
+/** "/boot/initrd.img: the initrd", or "the initrd" when its path is not known. */
+export function namedFile(f: FileRead): string {
+  return f.file === undefined ? `the ${f.what}` : `${f.file}: the ${f.what}`;
+}
+
+function fileTooBig(c: Pick<Context, "input" | "req" | "machine">, what: FileRead["what"]): FileRefusal | null {
+  const limit = kexecFileSizeLimit(c.machine);
+  const f = filesKexecFileReads(c).find((x) => x.what === what);
+  if (f === undefined || f.bytes <= limit.most) return null;
+  return { errno: "EFBIG", rule: "kexec-file-size", reason: `${namedFile(f)} is ${size(f.bytes)} (${hex(f.bytes)} bytes), more than kexec_file_load reads (${limit.why})`, fallback: false };
+}
+
 /** Bytes of command line as kexec_file_load counts them: cmdline_len includes the NUL. */
 export function fileCmdlineLength(cmdline: string): number {
   return new TextEncoder().encode(cmdline).length + 1;
@@ -131,6 +197,9 @@ function predictFileRefusal(c: Pick<Context, "input" | "req" | "machine" | "bz">
   if (c.machine.kexec.loadDisabled === true) return { errno: "EPERM", rule: "kexec-load-disabled", reason: "kernel.kexec_load_disabled is 1", fallback: false };
   const limit = c.req.crash ? c.machine.kexec.loadLimitPanic : c.machine.kexec.loadLimitReboot;
   if (limit === 0) return { errno: "EPERM", rule: "kexec-load-disabled", reason: `the ${c.req.crash ? "kexec_load_limit_panic" : "kexec_load_limit_reboot"} sysctl is 0`, fallback: false };
+  // kimage_file_prepare_segments() reads the image before it probes it, and the initrd after the signature check.
+  const imageTooBig = fileTooBig(c, "kernel image");
+  if (imageTooBig) return imageTooBig;
   if (!c.bz) return { errno: "ENOEXEC", rule: "kexec-file-probe", reason: "an ELF vmlinux: x86's kexec_file_load has only the bzImage64 loader", kernelSays: "(no loader accepts the image)", fallback: true };
   // The probe comes before the signature check in kimage_file_prepare_segments().
   const probe = bzImage64Probe(c.bz, c.machine);
@@ -138,6 +207,8 @@ function predictFileRefusal(c: Pick<Context, "input" | "req" | "machine" | "bz">
   if (c.machine.lockdown !== null && c.machine.lockdown !== "none" && !c.bz.pe.signed) {
     return { errno: "EPERM", rule: "lockdown", reason: `lockdown=${c.machine.lockdown} and the image carries no signature`, fallback: false };
   }
+  const initrdTooBig = fileTooBig(c, "initrd");
+  if (initrdTooBig) return initrdTooBig;
   const len = fileCmdlineLength(c.req.cmdline);
   if (len > c.bz.cmdlineSize) return { errno: "EINVAL", rule: "cmdline-size", reason: `command line of ${len} bytes (with its NUL) exceeds cmdline_size ${c.bz.cmdlineSize}`, kernelSays: "Kernel command line too long", fallback: true };
   if (len + MAX_ELFCOREHDR_STR_LEN > c.bz.cmdlineSize) {

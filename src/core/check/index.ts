@@ -5,7 +5,7 @@
  */
 import { buildContext, type Context } from "./context.js";
 import type { Rule } from "./result.js";
-import { entryMode, imageArch, kexecFileAvailable, kexecFileProbe, userArch } from "./rules-arch.js";
+import { entryMode, imageArch, kexecFileAvailable, kexecFileProbe, kexecFileSize, userArch } from "./rules-arch.js";
 import { efiRuntime } from "./rules-efi.js";
 import { crashRegion, crashRegionReach, crashRegionSize, crashCmdline } from "./rules-crash.js";
 import { paging5Level, pagingPhysmemLimit } from "./rules-paging.js";
@@ -30,6 +30,7 @@ export const RULES: readonly Rule[] = [
   userArch,
   kexecFileAvailable,
   kexecFileProbe,
+  kexecFileSize,
   imageArch,
   entryMode,
   paging5Level,

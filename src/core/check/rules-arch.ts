@@ -3,8 +3,8 @@
  * x86_64 kernel), the running kernel's arch, the image's arch and its entry
  * points, and the kernel's own bzImage64 probe for kexec_file_load.
  */
-import { hex } from "../format.js";
-import { bzImage64Probe, fileSyscallMissing, protocolText } from "./context.js";
+import { hex, size } from "../format.js";
+import { GiB4, KEXEC_FILE_SIZE_MAX_BEFORE_6_0, bzImage64Probe, fileSyscallMissing, filesKexecFileReads, kexecFileSizeLimit, namedFile, protocolText, versionAtLeast, type FileRead } from "./context.js";
 import { fail, ok, syscallEvidence, warn, type Rule } from "./result.js";
 
 export const kexecFileAvailable: Rule = (c) => {
@@ -36,6 +36,59 @@ export const kexecFileProbe: Rule = (c) => {
   const reason = `kexec_file_load refuses the image with ENOEXEC: ${probe.reason}; the kernel logs "kexec-bzImage64: ${probe.kernelSays}"${after}`;
   return fallback ? warn(id, reason, { ...evidence, kernelSays: probe.kernelSays }, remedy) : fail(id, reason, { ...evidence, kernelSays: probe.kernelSays }, remedy);
 };
+
+/**
+ * kexec_file_load reads the image and the initrd with kernel_read_file(), up to a limit
+ * (KEXEC_FILE_SIZE_MAX; see kexecFileSizeLimit), and refuses a longer file with EFBIG.
+ * kexec-tools' -a does not fall back to kexec_load after EFBIG (only after ENOSYS, EINVAL,
+ * ENOEXEC, ENOTSUP: do_kexec_file_load in kexec/kexec.c), and neither does kexec-ts.
+ */
+export const kexecFileSize: Rule = (c) => {
+  const id = "kexec-file-size";
+  const limit = kexecFileSizeLimit(c.machine);
+  const files = filesKexecFileReads(c);
+  const evidence = {
+    ...syscallEvidence(c), kernelRelease: c.machine.kernelRelease, limit: BigInt(limit.most), limitReason: limit.why,
+    files: files.map((f) => ({ what: f.what, file: f.file ?? null, bytes: BigInt(f.bytes) })),
+  };
+  if (!c.tries.includes("kexec_file_load")) return ok(id, "kexec_file_load is not used: kexec_load is handed the files' bytes by kexec-ts", evidence);
+  if (fileSyscallMissing(c)) return ok(id, "kexec_file_load is not available here (see kexec-file-available)", evidence);
+  if (c.effective === "kexec_load") return ok(id, `kexec_file_load refuses the load for another reason (see ${c.fileRefusal?.rule ?? "kexec-file-probe"}), and -a goes on with kexec_load, which kexec-ts hands the files' bytes`, evidence);
+  const over = files.find((f) => f.bytes > limit.most);
+  if (over) {
+    const noFallback = c.req.syscall === "auto" ? "; -a does not fall back to kexec_load after EFBIG (nor does kexec-tools: it falls back only after ENOSYS, EINVAL, ENOEXEC or ENOTSUP)" : "";
+    return fail(id, `${describe(over)}, more than the ${limitText(limit.most)} kexec_file_load reads (${limit.why}): the kernel refuses it with EFBIG${noFallback}`, evidence, sizeRemedy(over, limit.most));
+  }
+  const pastIntMax = files.find((f) => f.bytes > KEXEC_FILE_SIZE_MAX_BEFORE_6_0);
+  if (pastIntMax && !limit.known) {
+    return warn(id, `${describe(pastIntMax)}, more than the ${limitText(KEXEC_FILE_SIZE_MAX_BEFORE_6_0)} kexec_file_load reads on Linux before 6.0 (4 GiB since), and the running kernel's version is unknown: an older kernel refuses it with EFBIG`,
+      evidence, sizeRemedy(pastIntMax, KEXEC_FILE_SIZE_MAX_BEFORE_6_0));
+  }
+  if (pastIntMax && versionAtLeast(c.machine.kernelRelease, 6, 16) === false) {
+    // The 4 GiB limit of 6.0 met an int in the SHA-256 update: blocks * 64 overflows from 2 GiB on,
+    // and kexec_calculate_store_digests() faults hashing the segment; fixed in 6.16, later in stable.
+    return warn(id, `${describe(pastIntMax)}: Linux 6.0 to 6.15 reads it, then faults hashing a segment of 2 GiB or more (an int overflow in sha256_update, under kexec_calculate_store_digests) unless the kernel carries the stable fix "crypto: sha256 - fix crash at kexec" (2025); the running kernel is ${c.machine.kernelRelease}`,
+      evidence, "load with kexec_load (-c), whose segments kexec-ts hashes itself, or use an initrd under 2 GiB");
+  }
+  const sizes = files.map((f) => `${f.what} ${size(f.bytes)}`).join(", ");
+  return ok(id, `${sizes || "no file"} within the ${limitText(limit.most)} kexec_file_load reads (${limit.why})`, evidence);
+};
+
+function describe(f: FileRead): string {
+  return `${namedFile(f)} is ${size(f.bytes)} (${hex(f.bytes)} bytes)`;
+}
+
+function limitText(most: number): string {
+  return most === KEXEC_FILE_SIZE_MAX_BEFORE_6_0 ? "2 GiB - 1 byte (INT_MAX)" : `${size(most)} (${hex(most)} bytes)`;
+}
+
+function sizeRemedy(f: FileRead, most: number): string {
+  const smaller = `a smaller ${f.what} (at most ${hex(most)} bytes for kexec_file_load here)`;
+  if (f.what === "kernel image") return `load with kexec_load (-c), which kexec-ts hands the image's bytes, or use ${smaller}`;
+  // kexec-ts hands kexec_load the initrd from one buffer, and Node 18's and 20's stop at 4 GiB (refuseInitrdPastOneBuffer, src/cli/prepare.ts).
+  if (BigInt(f.bytes) < GiB4) return `load with kexec_load (-c), which kexec-ts hands the initrd from its own memory, or use ${smaller}`;
+  return `use ${smaller}; kexec_load (-c) is no way around it: kexec-ts hands it the initrd from one buffer, which stops at 4 GiB`;
+}
 
 export const userArch: Rule = (c) => {
   const id = "user-arch";

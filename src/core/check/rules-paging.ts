@@ -7,20 +7,11 @@
 import { hex, size } from "../format.js";
 import type { BzImage } from "../image/bzimage.js";
 import type { Machine } from "../machine/model.js";
-import { TiB64 } from "./context.js";
+import { TiB64, versionAtLeast } from "./context.js";
 import { fail, ok, syscallEvidence, warn, type Rule } from "./result.js";
 
 const ID_5LEVEL = "paging-5level";
 const ID_PHYSMEM = "paging-physmem-limit";
-
-/** XLF_5LEVEL appeared in 5.3 and header.S sets it for every x86_64 build since. */
-function versionAtLeast(version: string | undefined, major: number, minor: number): boolean | undefined {
-  const m = version === undefined ? null : /^(\d+)\.(\d+)/.exec(version);
-  if (!m) return undefined;
-  const a = Number(m[1]);
-  const b = Number(m[2]);
-  return a > major || (a === major && b >= minor);
-}
 
 export const paging5Level: Rule = (c) => {
   const bz = c.bz;
@@ -44,6 +35,7 @@ export const paging5Level: Rule = (c) => {
   if (c.req.entry32) {
     return ok(ID_5LEVEL, `${prefix}the image lacks XLF_5LEVEL, but it is entered through its 32-bit entry, and kexec-ts' purgatory clears CR4.LA57 when it leaves long mode`, evidence);
   }
+  // XLF_5LEVEL appeared in 5.3 and header.S sets it for every x86_64 build since.
   const modern = versionAtLeast(bz.version, 5, 3);
   if (modern) {
     return warn(ID_5LEVEL, `${prefix}the header lacks XLF_5LEVEL, yet the image's version (${bz.version?.split(" ")[0]}) is 5.3 or newer, whose header always sets it: the header was edited, and the code inside probably copes with 5-level paging — the jump is untested`, { ...evidence, version: bz.version ?? null }, remedy);

@@ -32,6 +32,8 @@ export interface CheckInput {
   request: Request;
   /** Whether the loader runs with CAP_SYS_BOOT (root); undefined when not known (a snapshot replay). */
   isRoot?: boolean | undefined;
+  /** The files' paths, for verdicts that name them; the checks never open them. */
+  files?: { image?: string | undefined; initrd?: string | undefined } | undefined;
 }
 
 export interface CheckSummary {

@@ -31,3 +31,10 @@ test("kexec_file_load's refusal keeps the files, the command line and the kernel
   assert.equal(e.data["fallbackAllowed"], true);
   assert.match(e.message, /The kernel said: "kexec-bzImage64: bzImage cannot handle 5-level paging mode\."/);
 });
+
+test("kexec_file_load's EFBIG (a file past KEXEC_FILE_SIZE_MAX) is explained, and -a does not fall back after it, as kexec-tools' does not", () => {
+  const e = syscallError({ call: "kexec_file_load", errno: "EFBIG", errnoNumber: 27, flags: 0, kernel: "/boot/vmlinuz", initrd: "/boot/big.img", cmdline: "" });
+  assert.match(e.message, /^kexec_file_load failed with EFBIG: the kernel image or the initrd is larger than kexec_file_load reads \(KEXEC_FILE_SIZE_MAX: 4 GiB since Linux 6\.0/);
+  assert.match(e.hint ?? "", /kexec_load \(-c\)/);
+  assert.equal(e.data["fallbackAllowed"], false);
+});

@@ -104,6 +104,13 @@ export function explainErrno(call: KexecSyscall, errno: string, ctx: ErrnoContex
       return e(`this kernel does not provide ${call} (CONFIG_KEXEC${call === "kexec_file_load" ? "_FILE" : ""} is off, or the platform forbids it)`, call === "kexec_file_load" ? "use kexec_load (-c)" : "the running kernel was built without kexec support", true);
     case "EADDRNOTAVAIL":
       return e("a segment lies outside the memory the kernel allows (not page aligned, past the destination limit, outside the crash region for -p, or no hole for kexec_file_load)", "run kexec-ts plan and kexec-ts machine to compare the segments with the memory map");
+    case "EFBIG":
+      // kernel_read_file() in kimage_file_prepare_segments(); kexec-tools' -a does not fall back after it.
+      if (call === "kexec_file_load") {
+        return e("the kernel image or the initrd is larger than kexec_file_load reads (KEXEC_FILE_SIZE_MAX: 4 GiB since Linux 6.0, INT_MAX, 2 GiB - 1 byte, before)",
+          "load with kexec_load (-c), which kexec-ts hands the files' bytes, or use a smaller initrd; kexec-ts check -s names the file");
+      }
+      return e(`${call} failed with EFBIG`, "see dmesg for the kernel's side");
     case "ENOMEM":
       return e("the kernel could not allocate memory for the image (control pages or segment copies)", "free memory, or use a smaller initrd");
     case "EFAULT":

@@ -28,6 +28,7 @@ const FIELDS: Record<string, string[]> = {
 /** Segments a rule is about. */
 const SEGMENTS: Record<string, string[]> = {
   "initrd-addr-max": ["initrd"],
+  "kexec-file-size": ["kernel", "initrd"],
   "above-4g": ["kernel", "initrd"],
   "cmdline-size": ["bootparams"],
   "paging-physmem-limit": ["kernel"],
