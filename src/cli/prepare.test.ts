@@ -108,3 +108,29 @@ test("check/plan -s and -a: an initrd past KEXEC_FILE_SIZE_MAX fails kexec-file-
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("--mem-min/--mem-max with -s, or -a loading with kexec_file_load: a mem-bounds warning names the flag and why; -c and no flag are ok", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-prepare-"));
+  try {
+    const kernel = join(dir, "vmlinuz");
+    writeFileSync(kernel, buildBzImage({ fields: { xloadflags: 0x7f, init_size: 0x37ee000n, kernel_alignment: 0x200000n, pref_address: 0x1000000n }, tail: 0x4000 }));
+    const memBounds = async (command: "plan" | "check", ...flags: string[]) => {
+      const args = parseArgs([command, "-l", ...flags, kernel, "--root", join(repo, "testdata/snapshots/qemu-amd64-6.1-high-6G")]);
+      return (await prepareLoad(args, [kernel], command)).checks.find((c) => c.id === "mem-bounds")!;
+    };
+    for (const [command, flags] of [["check", ["-s"]], ["plan", ["-s"]], ["check", []]] as const) {
+      const r = await memBounds(command, ...flags, "--mem-max=0x7fffffff");
+      assert.equal(r.verdict, "warn", `${command} ${flags.join(" ")}`);
+      assert.match(r.reason, /^--mem-max=0x7fffffff has no effect: .*kexec_file_load.* places the segments itself/);
+      assert.match(r.remedy, /kexec_load \(-c\)/);
+    }
+    assert.match((await memBounds("check", "--mem-min=0x1000000")).reason, /^--mem-min=0x1000000 has no effect: -a loads with kexec_file_load here/);
+    assert.equal((await memBounds("check", "-c", "--mem-max=0x7fffffff")).verdict, "ok");
+    assert.equal((await memBounds("plan", "--mem-max=0x7fffffff", "-c")).verdict, "ok");
+    const none = await memBounds("check", "-s");
+    assert.equal(none.verdict, "ok");
+    assert.equal(none.reason, "no --mem-min or --mem-max");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

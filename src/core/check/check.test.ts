@@ -200,6 +200,18 @@ const CASES: Case[] = [
   { name: "a 3 GiB initrd with -a, and an image the file loader refuses first: -a falls back before the initrd is read", machine: machine({ release: "5.10.0-28-amd64" }), image: i386Image, request: { initrdSize: 3 * 2 ** 30 },
     expect: { "kexec-file-size": "ok", "kexec-file-probe": "warn" } },
 
+  // --mem-min/--mem-max bound kexec-ts' placement; kexec_file_load is handed no addresses.
+  { name: "--mem-max with -s: no effect, said", machine: machine(), image: modern, request: { syscall: "kexec_file_load", memMax: 0xffffffffn },
+    expect: { "mem-bounds": "warn", "placement-hole": "ok" }, says: { "mem-bounds": "--mem-max=0xffffffff has no effect: kexec_file_load is handed no addresses" } },
+  { name: "--mem-min and --mem-max with -a, which loads with kexec_file_load: no effect, said", machine: machine(), image: modern, request: { memMin: 0x10000000n, memMax: 0xffffffffn },
+    expect: { "mem-bounds": "warn" }, says: { "mem-bounds": "--mem-min=0x10000000 and --mem-max=0xffffffff have no effect: -a loads with kexec_file_load here" } },
+  { name: "--mem-max with -c bounds kexec-ts' placement", machine: machine(), image: modern, request: { syscall: "kexec_load", memMax: 0xffffffffn },
+    expect: { "mem-bounds": "ok", "placement-hole": "ok" } },
+  { name: "--mem-max with -a falling back to kexec_load bounds its placement", machine: machine(), image: i386Image, request: { memMax: 0x3fffffffn },
+    expect: { "mem-bounds": "ok", "kexec-file-probe": "warn" }, says: { "mem-bounds": "which -a falls back to" } },
+  { name: "no --mem-min or --mem-max with -s", machine: machine(), image: modern, request: { syscall: "kexec_file_load" },
+    expect: { "mem-bounds": "ok" }, says: { "mem-bounds": "no --mem-min or --mem-max" } },
+
   // Placement.
   { name: "protocol 2.10 with kexec_file_load", machine: machine(), image: oldProtocol, request: { syscall: "kexec_file_load" },
     expect: { "protocol-version": "fail", "kexec-file-probe": "fail" }, says: { "kexec-file-probe": "Must be at least protocol version 2.12" } },
@@ -308,8 +320,9 @@ test("every rule is seen failing (or warning, for the advisory ones) and passing
   const seen = new Map<string, Set<Verdict>>();
   for (const c of CASES) for (const [id, v] of Object.entries(c.expect)) (seen.get(id) ?? seen.set(id, new Set()).get(id)!).add(v);
   const ids = runChecks({ image: modern, machine: machine(), request: req() }).map((r) => r.id);
-  // These can only warn: a load that replaces another, a Secure Boot policy that may or may not be built in, a kernel that boots without EFI runtime services.
-  const advisory = new Set(["already-loaded", "secure-boot", "crash-cmdline", "efi-runtime"]);
+  // These can only warn: a load that replaces another, a Secure Boot policy that may or may not be built in, a kernel that boots without EFI runtime services,
+  // --mem-min/--mem-max that kexec_file_load ignores.
+  const advisory = new Set(["already-loaded", "secure-boot", "crash-cmdline", "efi-runtime", "mem-bounds"]);
   // Guards on the planner's own output: no input makes them fail unless the plan is wrong, so their
   // failing cases are plans broken on purpose (src/core/pgtable/handover.test.ts).
   const guards = new Set(["handover-page-tables"]);
@@ -355,7 +368,7 @@ test("human output lists only what is not ok, evidence indented, remedy last, th
   assert.ok(warnAt > 0);
   assert.match(text[warnAt - 1]!, /^ {2}remedy: /);
   assert.ok(text.slice(1, warnAt - 1).every((l) => l.startsWith("    ")));
-  assert.match(text[text.length - 1]!, /^FAIL: 26 checks, 24 ok, 1 warn, 1 fail/);
+  assert.match(text[text.length - 1]!, /^FAIL: 27 checks, 25 ok, 1 warn, 1 fail/);
 });
 
 test("kexec-file-size names the file, and under -a the EFBIG refusal leaves kexec_file_load the only syscall tried", () => {

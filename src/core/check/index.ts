@@ -11,7 +11,7 @@ import { crashRegion, crashRegionReach, crashRegionSize, crashCmdline } from "./
 import { paging5Level, pagingPhysmemLimit } from "./rules-paging.js";
 import { handoverPageTables } from "./rules-handover.js";
 import { alreadyLoaded, kexecLoadDisabled, kexecSupported, lockdown, notRoot, secureBoot } from "./rules-policy.js";
-import { above4G, cmdlineSize, initrdAddrMax, placementHole, protocolVersion, relocatable } from "./rules-placement.js";
+import { above4G, cmdlineSize, initrdAddrMax, memBounds, placementHole, protocolVersion, relocatable } from "./rules-placement.js";
 import type { CheckInput, CheckResult, CheckSummary, EvidenceValue, Verdict } from "./types.js";
 
 export * from "./types.js";
@@ -45,6 +45,7 @@ export const RULES: readonly Rule[] = [
   crashRegionSize,
   crashRegionReach,
   crashCmdline,
+  memBounds,
   placementHole,
   handoverPageTables,
 ];

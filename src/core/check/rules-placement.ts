@@ -134,6 +134,27 @@ export const cmdlineSize: Rule = (c) => {
   return ok(id, `${bytes} bytes fit the image's cmdline_size ${bz.cmdlineSize}${c.effective === "kexec_file_load" ? ` with the ${MAX_ELFCOREHDR_STR_LEN} kept for elfcorehdr=` : ""}`, evidence);
 };
 
+/**
+ * --mem-min/--mem-max bound kexec-ts' own placement, which only kexec_load uses. kexec_file_load
+ * is handed no addresses: the kernel places the segments itself (kexec_locate_mem_hole). kexec-tools
+ * ignores both flags there without a word (they reach only locate_hole and add_segment, kexec/kexec.c);
+ * kexec-ts ignores them too, and says so.
+ */
+export const memBounds: Rule = (c) => {
+  const id = "mem-bounds";
+  const { memMin, memMax } = c.req;
+  const given = [memMin === undefined ? "" : `--mem-min=${hex(memMin)}`, memMax === undefined ? "" : `--mem-max=${hex(memMax)}`].filter(Boolean);
+  const evidence = { memMin: memMin ?? null, memMax: memMax ?? null, ...syscallEvidence(c) };
+  if (given.length === 0) return ok(id, "no --mem-min or --mem-max", evidence);
+  const flags = given.join(" and ");
+  if (c.effective === "kexec_file_load") {
+    const loader = c.req.syscall === "auto" ? "-a loads with kexec_file_load here, which" : "kexec_file_load";
+    return warn(id, `${flags} ${given.length > 1 ? "have" : "has"} no effect: ${loader} is handed no addresses, and the kernel places the segments itself (kexec-tools ignores ${given.length > 1 ? "them" : "it"} there too, without a word)`, evidence,
+      `to keep the segments within ${given.length > 1 ? "them" : "it"}, load with kexec_load (-c), which kexec-ts places; or leave ${given.length > 1 ? "them" : "it"} out`);
+  }
+  return ok(id, `${flags} ${given.length > 1 ? "bound" : "bounds"} kexec-ts' placement for kexec_load${c.tries.length > 1 ? ", which -a falls back to" : ""}`, evidence);
+};
+
 export const placementHole: Rule = (c) => {
   const id = "placement-hole";
   if (c.req.crash && c.machine.crashRegions.length === 0) return ok(id, "not computed: there is no crash region (see crash-region)", syscallEvidence(c));
