@@ -114,16 +114,14 @@ async function stop(args: ParsedArgs, quiet = false): Promise<number> {
 
 async function rebuild(args: ParsedArgs): Promise<number> {
   const { buildCaptureInitramfs } = await import("../../node/kdump/initramfs.js");
-  const { buildInput, captureKernelPath, imageRelease, readConfigFile } = await import("../../node/kdump/service.js");
+  const { buildInput, captureKernelPath, imageRelease, readCaptureKernel, readConfigFile } = await import("../../node/kdump/service.js");
   const { readMachine } = await import("../../node/machine.js");
-  const { readKernelImage } = await import("../../core/image/index.js");
-  const { readInputFile } = await import("../../node/files.js");
   const p = await paths(args);
   const { config } = readConfigFile(p);
   let release = value(args, "kernel-version");
   if (release === undefined || config.kernel !== null) {
-    const kernel = captureKernelPath(config, await readMachine("/"), p.config);
-    const fixed = imageRelease(readKernelImage(readInputFile(kernel, "capture kernel")), kernel);
+    const kernel = captureKernelPath(config, (await readMachine("/")).kernelRelease, p.config);
+    const fixed = imageRelease(readCaptureKernel(kernel, config, p.config).image, kernel);
     if (release !== undefined && release !== fixed) {
       print(args, { rebuilt: false, reason: `kernel = ${kernel} in ${p.config}` }, () => `nothing to do for ${release}: the capture kernel is ${kernel} (${fixed}), set in ${p.config}`);
       return 0;

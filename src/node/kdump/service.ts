@@ -147,11 +147,20 @@ export function readArmState(paths: KdumpPaths): { state: ArmState | null; probl
   return { state: value, problem };
 }
 
+/** The running kernel's release, as readMachine reads it first; null where /proc does not say. */
+export function readRunningRelease(): string | null {
+  try {
+    return readFileSync("/proc/sys/kernel/osrelease", "utf8").trim() || null;
+  } catch {
+    return null;
+  }
+}
+
 /** The capture kernel: the configured one, else the running kernel's /boot/vmlinuz-<release>. */
-export function captureKernelPath(config: KdumpConfig, machine: Machine, configFile = DEFAULT_CONFIG_PATH): string {
+export function captureKernelPath(config: KdumpConfig, runningRelease: string | null, configFile = DEFAULT_CONFIG_PATH): string {
   if (config.kernel !== null) return config.kernel;
-  if (machine.kernelRelease === null) throw new KexecError("machine", "the running kernel's release is unknown (/proc/sys/kernel/osrelease)", { file: "/proc/sys/kernel/osrelease" }, `set kernel = in ${configFile}`);
-  return `/boot/vmlinuz-${machine.kernelRelease}`;
+  if (runningRelease === null) throw new KexecError("machine", "the running kernel's release is unknown (/proc/sys/kernel/osrelease)", { file: "/proc/sys/kernel/osrelease" }, `set kernel = in ${configFile}`);
+  return `/boot/vmlinuz-${runningRelease}`;
 }
 
 /** A bzImage's release: the first word of its kernel_version string. */
@@ -170,13 +179,44 @@ export function imageRelease(image: KernelImage, path: string): string {
   throw new KexecError("parse", `${path}: the kernel's release is not in its header and not in its name`, { file: path, field: "kernel_version" }, "name it vmlinuz-<release>");
 }
 
-function readImage(path: string): { image: KernelImage; bytes: Uint8Array } {
-  const bytes = readInputFile(path, "capture kernel");
+/**
+ * The capture kernel read as start reads it: a bzImage whose release is known. What is wrong
+ * with the file keeps its words; the hint is kdump's, since the fix is in the config or the
+ * kernel's package: the generic ones ("pass a bzImage or an uncompressed vmlinux", "copy it into
+ * a file first") were -l's advice, and a vmlinux is refused as a capture kernel.
+ */
+export function readCaptureKernel(path: string, config: KdumpConfig, configFile = DEFAULT_CONFIG_PATH): { image: KernelImage; bytes: Uint8Array } {
   try {
-    return { image: readKernelImage(bytes), bytes };
+    const bytes = readInputFile(path, "capture kernel");
+    try {
+      return { image: readKernelImage(bytes), bytes };
+    } catch (e) {
+      if (isKexecError(e)) throw e.inFile(path);
+      throw e;
+    }
   } catch (e) {
-    if (isKexecError(e)) throw e.inFile(path);
-    throw e;
+    if (!isKexecError(e)) throw e;
+    const hint = config.kernel === null
+      ? `install the running kernel's package (it provides ${path}), or set kernel = in ${configFile} to an installed bzImage`
+      : `set kernel = in ${configFile} to a bzImage (/boot/vmlinuz-<release>), or leave it empty for the running kernel's`;
+    throw new KexecError(e.code, e.message, { ...e.data, file: path }, hint, { cause: e });
+  }
+}
+
+/**
+ * Why `kdump start` would refuse the capture kernel now (unreadable, not a bzImage, no release),
+ * in the words the refused start records; null when it would take it. Status says it where
+ * nothing armed in this boot says more: a refused start at boot is otherwise "not started".
+ */
+export function captureKernelProblem(config: KdumpConfig, configFile = DEFAULT_CONFIG_PATH): { kernel: string | null; problem: string } | null {
+  let kernel: string | null = null;
+  try {
+    kernel = captureKernelPath(config, readRunningRelease(), configFile);
+    imageRelease(readCaptureKernel(kernel, config, configFile).image, kernel);
+    return null;
+  } catch (e) {
+    if (!isKexecError(e)) throw e;
+    return { kernel, problem: `${e.message}${e.hint ? ` (${e.hint})` : ""}` };
   }
 }
 
@@ -258,8 +298,8 @@ export function buildInput(config: KdumpConfig, kernelRelease: string, configFil
 export async function prepare(options: ArmOptions): Promise<Preparation> {
   const { config, text } = readConfigFile(options.paths);
   const machine = await readMachine("/");
-  const kernel = captureKernelPath(config, machine, options.paths.config);
-  const { image, bytes } = readImage(kernel);
+  const kernel = captureKernelPath(config, machine.kernelRelease, options.paths.config);
+  const { image, bytes } = readCaptureKernel(kernel, config, options.paths.config);
   const kernelRelease = options.kernelRelease ?? imageRelease(image, kernel);
   const cmdline = captureCommandLine(machine.cmdline ?? "", config.append);
   let capture: BuiltCapture | null = null;

@@ -12,7 +12,7 @@ import { captureIsCurrent } from "./initramfs.js";
 import { listDumps, readDump } from "./dumps.js";
 import type { KdumpPaths } from "./paths.js";
 import { testResult, type TestResult } from "./report.js";
-import { buildInput, readArmState, readBootId, readConfigFile, type ArmState } from "./service.js";
+import { buildInput, captureKernelProblem, readArmState, readBootId, readConfigFile, type ArmState } from "./service.js";
 
 export interface StatusResult {
   ready: boolean;
@@ -57,6 +57,12 @@ export function kdumpStatus(paths: KdumpPaths): StatusResult {
     if (!isKexecError(e) || (paths.configGiven === true && e.code === "io")) throw e;
     configProblem = `${e.message}${e.hint ? ` (${e.hint})` : ""}`;
   }
+  // What start would say of the capture kernel now. Without it, a kernel that is missing or
+  // damaged (after a kernel update, say) left status at "not started" or "stopped", and the
+  // next boot's start refused it with no warning; once armed, "restart" was the advice, and a
+  // refused restart unloads the crash kernel that still works.
+  const kernel = read === undefined ? null : captureKernelProblem(read.config, paths.config);
+  let armedInThisBoot = false;
   if (stateProblem !== null) {
     // As a damaged test.json is "failed": what cannot be read is not known to be armed, so not ready, saying why.
     reasons.push(`${paths.runState} is damaged: ${stateProblem}; whether kexec-ts armed the crash kernel cannot be told${crashLoaded ? " (a crash kernel is loaded)" : ""} (kexec-ts kdump restart writes it anew)`);
@@ -65,6 +71,7 @@ export function kdumpStatus(paths: KdumpPaths): StatusResult {
   } else if (!state.armed) {
     reasons.push(...(state.reasons.length ? state.reasons : ["not armed"]));
   } else {
+    armedInThisBoot = true;
     for (const f of state.forced ?? []) reasons.push(`armed with --force past a failing check: ${f}`);
     if (crashLoaded !== true) reasons.push("kexec-ts armed it, but /sys/kernel/kexec_crash_loaded is no longer 1: something unloaded the crash kernel");
     const config = read?.config;
@@ -72,7 +79,14 @@ export function kdumpStatus(paths: KdumpPaths): StatusResult {
       const hash = read.text === null ? null : createHash("sha256").update(read.text).digest("hex");
       if (hash !== state.configHash) reasons.push(`${paths.config} changed since the crash kernel was armed at ${state.at}: kexec-ts kdump restart`);
     }
-    if (state.kernel !== null && sha256Of(state.kernel) !== state.kernelHash) reasons.push(`the capture kernel ${state.kernel} changed since it was armed: kexec-ts kdump restart`);
+    if (state.kernel !== null && sha256Of(state.kernel) !== state.kernelHash) {
+      reasons.push(kernel?.kernel === state.kernel
+        ? `the capture kernel ${state.kernel} changed since it was armed at ${state.at} and is now unusable; the crash kernel loaded then still works, but a restart would be refused and unload it: ${kernel.problem}`
+        : `the capture kernel ${state.kernel} changed since it was armed: kexec-ts kdump restart`);
+    } else if (kernel !== null && kernel.kernel !== state.kernel) {
+      // The config names another kernel now (its change is a reason above): the restart it asks for would be refused.
+      reasons.push(`a restart would be refused and unload the crash kernel armed at ${state.at}: ${kernel.problem}`);
+    }
     if (config !== undefined && state.kernelRelease !== null) {
       try {
         const now = captureIsCurrent(buildInput(config, state.kernelRelease, paths.config), paths);
@@ -84,6 +98,7 @@ export function kdumpStatus(paths: KdumpPaths): StatusResult {
     }
   }
   // A refused start recorded the same error as its reason: said once.
+  if (kernel !== null && !armedInThisBoot && !reasons.includes(kernel.problem)) reasons.push(kernel.problem);
   if (configProblem !== null && !reasons.includes(configProblem)) reasons.push(configProblem);
   let test: TestResult | null = null;
   let lastDump: StatusResult["lastDump"] = null;
