@@ -195,3 +195,18 @@ test("a snapshot keeps what -p needs from /proc/kcore (kernel-layout.json), and 
     await rm(dirname(dest), { recursive: true, force: true });
   }
 });
+
+test("machine --root: a snapshot whose memmap entry lacks its type file exits 65 (damaged data), naming the file, with a hint", async () => {
+  const root = await mkdtemp(join(tmpdir(), "kexec-ts-root-"));
+  try {
+    const { "sys/firmware/memmap/0/type": _type, ...damaged } = INITRAMFS;
+    await tree(root, damaged);
+    const main = new URL("../cli/main.js", import.meta.url).pathname;
+    const r = spawnSync(process.execPath, [main, "machine", "--root", root], { encoding: "utf8", timeout: 20_000, env: { ...process.env, KEXEC_TS_DEBUG: "" } });
+    assert.equal(r.status, 65, r.stderr);
+    assert.equal(r.stderr, `kexec-ts: ${join(root, "sys/firmware/memmap/0/type")}: missing, but ${join(root, "sys/firmware/memmap/0")} has other files\n` +
+      "hint: every firmware memmap entry has start, end and type (drivers/firmware/memmap.c): re-take the snapshot, or copy the file from the machine's /sys/firmware/memmap\n");
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});

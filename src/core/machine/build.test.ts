@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { asciiBytes } from "../bytes/reader.js";
-import { KexecError } from "../errors.js";
+import { EXIT_STATUS, KexecError } from "../errors.js";
 import { buildMachine } from "./build.js";
 import type { MachineFiles } from "./files.js";
 import { toMachineJson } from "./model.js";
@@ -165,6 +165,29 @@ test("machine: hidden iomem falls back to the firmware memmap and says why", () 
   assert.ok(m.facts.some((f) => /addresses hidden/.test(f.meaning)));
   assert.equal(m.efi.booted, false);
   assert.equal(m.kexec.supported, false, "sysfs without kexec_loaded: no kexec in this kernel");
+});
+
+test("machine: a firmware memmap entry without one of start, end or type is a damaged snapshot (65) naming the file, missing or unreadable", () => {
+  const entry = { "sys/firmware/memmap/0/start": "0x0\n", "sys/firmware/memmap/0/end": "0x9fbff\n", "sys/firmware/memmap/0/type": "System RAM\n" };
+  const display = (rel: string) => `/snap/${rel}`;
+  for (const file of ["start", "end", "type"]) {
+    const rel = `sys/firmware/memmap/0/${file}`;
+    const files = machineFiles(entry);
+    delete files.files[rel];
+    const cases: [MachineFiles, string][] = [[files, "missing"], [{ ...files, unreadable: [rel], errors: { [rel]: "EISDIR" } }, "unreadable \\(a directory, not a file\\)"]];
+    for (const [input, why] of cases) {
+      assert.throws(() => buildMachine(input, { displayPath: display }), (e: unknown) => {
+        assert.ok(e instanceof KexecError);
+        assert.equal(e.code, "parse", `${file}, ${why}: a data error, as a start or end that does not parse`);
+        assert.equal(EXIT_STATUS[e.code], 65);
+        assert.match(e.message, new RegExp(`^/snap/${rel}: ${why}, but /snap/sys/firmware/memmap/0 has other files$`));
+        assert.equal(e.data.file, `/snap/${rel}`);
+        assert.equal(e.data.field, file);
+        assert.match(e.hint ?? "", /every firmware memmap entry has start, end and type .*re-take the snapshot/);
+        return true;
+      });
+    }
+  }
 });
 
 test("machine: an unreadable file says why: run as root only when permission was refused", () => {

@@ -251,16 +251,20 @@ function readFirmwareMemmap(input: MachineFiles, paths: readonly string[], displ
     if (m) indexes.add(m[1]!);
   }
   if (indexes.size === 0) return null;
+  const unreadable = new Set(input.unreadable ?? []);
   const entries = naturalSort([...indexes]).map((index) => {
     const get = (f: string): string => {
       const rel = `sys/firmware/memmap/${index}/${f}`;
       const b = input.files[rel];
       if (b === undefined) {
+        // The kernel makes the three files of an entry together: one gone is damage to the copy
+        // (a data error, 65, as a start that does not parse), not something this machine lacks (69).
+        const why = unreadable.has(rel) ? `unreadable (${unreadableWhy(input.errors?.[rel])})` : "missing";
         throw new KexecError(
-          "machine",
-          `${display(rel)}: missing, but ${display(`sys/firmware/memmap/${index}`)} has other files`,
-          { file: display(rel) },
-          "a firmware memmap entry needs start, end and type; re-take the snapshot",
+          "parse",
+          `${display(rel)}: ${why}, but ${display(`sys/firmware/memmap/${index}`)} has other files`,
+          { file: display(rel), field: f, expected: "start, end and type", actual: ["start", "end", "type"].filter((g) => input.files[`sys/firmware/memmap/${index}/${g}`] !== undefined).join(" and ") },
+          "every firmware memmap entry has start, end and type (drivers/firmware/memmap.c): re-take the snapshot, or copy the file from the machine's /sys/firmware/memmap",
         );
       }
       return latin1(b);
