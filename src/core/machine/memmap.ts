@@ -55,7 +55,14 @@ export function parseFirmwareMemmap(entries: FirmwareMemmapFiles[], dir = "/sys/
         HINT,
       ).inFile(`${dir}/${e.index}/end`);
     }
-    return { start, size: last - start + 1n, type: singleValue(e.type) };
+    // The kernel names every entry's type (e820 names: "System RAM", "Reserved"...); an empty one
+    // is a damaged copy, and taken as it is it counted the range as no kind of memory.
+    const type = singleValue(e.type);
+    if (type === "") {
+      const err = valueError(type, 'the name of a memory type such as "System RAM" or "Reserved"', "the kernel writes each entry's type by name; re-read them from /sys/firmware/memmap");
+      throw new KexecError(err.code, err.message, { ...err.data, field: "type" }, err.hint).inFile(`${dir}/${e.index}/type`);
+    }
+    return { start, size: last - start + 1n, type };
   });
   return ranges.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
 }

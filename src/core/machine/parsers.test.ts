@@ -127,6 +127,15 @@ test("firmware memmap: inclusive ends become sizes, entries sorted by start, bad
     () => parseFirmwareMemmap([{ index: "2", start: "0x1000\n", end: "0xfff\n", type: "x\n" }]),
     (e: unknown) => e instanceof KexecError && e.data.file === "/sys/firmware/memmap/2/end",
   );
+  // An empty type was a range of type "": counted as no kind of memory, not said to be damaged.
+  for (const type of ["", "\n", "\0\n"]) {
+    assert.throws(
+      () => parseFirmwareMemmap([{ index: "6", start: "0x0\n", end: "0x9fbff\n", type }]),
+      (e: unknown) => e instanceof KexecError && e.code === "parse" && e.data.file === "/sys/firmware/memmap/6/type" && e.data.field === "type" &&
+        e.message === '/sys/firmware/memmap/6/type: line 1: expected the name of a memory type such as "System RAM" or "Reserved", found ""' && /re-read them from \/sys\/firmware\/memmap/.test(e.hint ?? ""),
+      JSON.stringify(type),
+    );
+  }
 });
 
 test("kernel files: version, arch words, meminfo, cpu lists and small values", () => {
