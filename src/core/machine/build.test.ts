@@ -190,6 +190,22 @@ test("machine: a firmware memmap entry without one of start, end or type is a da
   }
 });
 
+test("machine: an EFI runtime-map entry without one of its files is a damaged snapshot (65), as a memmap entry is", () => {
+  const entry = { type: "0x5\n", phys_addr: "0x7f000000\n", virt_addr: "0xfffffffeff000000\n", num_pages: "0x10\n", attribute: "0x800000000000000f\n" };
+  for (const file of Object.keys(entry)) {
+    const files = Object.fromEntries(Object.entries(entry).filter(([f]) => f !== file).map(([f, v]) => [`sys/firmware/efi/runtime-map/0/${f}`, v]));
+    assert.throws(() => buildMachine(machineFiles(files, ["sys/firmware/efi", "sys/firmware/efi/runtime-map"])), (e: unknown) => {
+      assert.ok(e instanceof KexecError);
+      assert.equal(e.code, "parse", file);
+      assert.equal(EXIT_STATUS[e.code], 65);
+      assert.equal(e.message, `/sys/firmware/efi/runtime-map/0/${file}: missing, but /sys/firmware/efi/runtime-map/0 has other files`);
+      assert.equal(e.data.field, file);
+      assert.match(e.hint ?? "", /re-take the snapshot/);
+      return true;
+    });
+  }
+});
+
 test("machine: an unreadable file says why: run as root only when permission was refused", () => {
   const input = { ...machineFiles(X86_64), unreadable: ["proc/iomem", "sys/kernel/boot_params/data", "proc/cpuinfo"],
     errors: { "proc/iomem": "EISDIR", "sys/kernel/boot_params/data": "a pipe (FIFO)", "proc/cpuinfo": "EACCES" } };

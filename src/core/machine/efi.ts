@@ -30,7 +30,9 @@ export function parseEfiRuntimeMap(entries: { index: string; files: Partial<Reco
     const value = (f: RuntimeMapFile): bigint => {
       const text = files[f];
       if (text === undefined) {
-        throw new KexecError("machine", `${where}/${index}/${f}: missing, but ${where}/${index} has other files`, { file: `${where}/${index}/${f}` }, "a runtime-map entry needs type, phys_addr, virt_addr, num_pages and attribute; re-take the snapshot");
+        // The kernel makes an entry's files together: one gone is a damaged copy (65), as in the firmware memmap.
+        throw new KexecError("parse", `${where}/${index}/${f}: missing, but ${where}/${index} has other files`, { file: `${where}/${index}/${f}`, field: f, expected: EFI_RUNTIME_MAP_FILES.join(", ") },
+          "a runtime-map entry has type, phys_addr, virt_addr, num_pages and attribute (drivers/firmware/efi/runtime-map.c); re-take the snapshot");
       }
       const v = parseHex(singleValue(text));
       if (v === undefined) throw new KexecError("parse", `${where}/${index}/${f}: expected a hex number, found ${JSON.stringify(singleValue(text))}`, { file: `${where}/${index}/${f}`, expected: "0x...", actual: singleValue(text) }, HINT);
