@@ -52,6 +52,18 @@ export function checkReadable(path: string, what: string): void {
   }
 }
 
+/**
+ * An errno error in words, without Node's repetition of the call and the path the message
+ * already names: "no such file or directory (ENOENT)", not "ENOENT: no such file or directory,
+ * open '/boot/vmlinuz'".
+ */
+export function errnoText(e: unknown): string {
+  const err = e as NodeJS.ErrnoException | undefined;
+  const message = err?.message ?? String(e);
+  const m = /^(E[A-Z0-9]+): ([^,]+)(?:,|$)/.exec(message);
+  return m ? `${m[2]} (${m[1]})` : message;
+}
+
 export function ioError(e: unknown, path: string, what: string): KexecError {
   const err = e as NodeJS.ErrnoException;
   const code = err?.code ?? "EIO";
@@ -61,7 +73,7 @@ export function ioError(e: unknown, path: string, what: string): KexecError {
     EPERM: "run as root or fix the file's permissions",
     EISDIR: `give the path of a file, not a directory`,
   };
-  return new KexecError("io", `${path}: cannot read ${what}: ${err?.message ?? String(e)}`, { file: path, errno: code }, hints[code] ?? `check that the ${what} is readable`, { cause: e });
+  return new KexecError("io", `${path}: cannot read ${what}: ${errnoText(e)}`, { file: path, errno: code }, hints[code] ?? `check that the ${what} is readable`, { cause: e });
 }
 
 /** A command's output, and the inputs it must never replace. */
@@ -324,7 +336,7 @@ export function writeError(e: unknown, path: string, what: string, target = path
     // Creating the file (its temporary name) in a directory that is not there.
     ENOENT: `${dirname(target)} does not exist: create it first, or choose another place`,
   };
-  return new KexecError("io", `${outputName(path, target)}: cannot write ${what}: ${err?.message ?? String(e)}`, { file: path, ...(target === path ? {} : { target }), errno: code }, hints[code] ?? "check the directory exists, is writable and has room", { cause: e });
+  return new KexecError("io", `${outputName(path, target)}: cannot write ${what}: ${errnoText(e)}`, { file: path, ...(target === path ? {} : { target }), errno: code }, hints[code] ?? "check the directory exists, is writable and has room", { cause: e });
 }
 
 /**

@@ -20,7 +20,7 @@ import { kdumpRules, type KdumpFacts } from "../../core/kdump/rules.js";
 import { planLoad } from "../../core/plan/plan.js";
 import { KEXEC_FILE_ON_CRASH } from "../../core/plan/kexec-abi.js";
 import { rngSeed, sha256 } from "../crypto.js";
-import { fileSize, readInputFile, replaceFileDurably, fileKind } from "../files.js";
+import { errnoText, fileKind, fileSize, readInputFile, replaceFileDurably } from "../files.js";
 import { readInitrdFor } from "../initrd.js";
 import { readKernelLayout } from "../kernel-layout.js";
 import { readMachine } from "../machine.js";
@@ -86,7 +86,7 @@ export function readConfigFile(paths: Pick<KdumpPaths, "config" | "configGiven">
     const code = (e as NodeJS.ErrnoException).code;
     if (code === "ENOENT" && paths.configGiven !== true) return { config: defaultConfig(), text: null };
     const hint = code === "ENOENT" ? `check the path given to --config (without --config, ${DEFAULT_CONFIG_PATH} is read, and its defaults apply when it is missing)` : "run as root, or fix the file's permissions";
-    throw new KexecError("io", `${path}: cannot read the kdump config: ${(e as Error).message.replace(/^E[A-Z]+: ([^,]+),.*$/, "$1")} (${code ?? "EIO"})`, { file: path, errno: code ?? "EIO" }, hint, { cause: e });
+    throw new KexecError("io", `${path}: cannot read the kdump config: ${errnoText(e)}`, { file: path, errno: code ?? "EIO" }, hint, { cause: e });
   }
   return { config: parseConfig(text, path), text };
 }

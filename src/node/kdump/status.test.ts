@@ -104,7 +104,7 @@ test("status says why the capture kernel is unusable, when not started and after
     const cases: [string, () => void, RegExp][] = [
       ["damaged", () => writeFileSync(kernel, "not a kernel at all\n".repeat(64)), /not a kernel image: no bzImage "HdrS" at offset 0x202/],
       ["cut short", () => writeFileSync(kernel, buildBzImage({ tail: 0x2000 }).subarray(0, 0x300)), /bzImage: /],
-      ["missing", () => undefined, /cannot read capture kernel: ENOENT/],
+      ["missing", () => undefined, /cannot read capture kernel: no such file or directory \(ENOENT\)/],
       ["a directory", () => mkdirSync(kernel), /is a directory, expected capture kernel/],
     ];
     for (const [what, damage, why] of cases) {
@@ -130,7 +130,7 @@ test("status says why the capture kernel is unusable, when not started and after
     const running = readFileSync("/proc/sys/kernel/osrelease", "utf8").trim();
     if (!existsSync(`/boot/vmlinuz-${running}`)) {
       writeFileSync(paths.config, `target = ${join(root, "crash")}\n`);
-      assert.match(kdumpStatus(paths).reasons[1] ?? "", new RegExp(`^/boot/vmlinuz-${escape(running)}: cannot read capture kernel: ENOENT.*\\(install the running kernel's package \\(it provides /boot/vmlinuz-${escape(running)}\\), or set kernel = in ${escape(paths.config)} to an installed bzImage\\)$`));
+      assert.match(kdumpStatus(paths).reasons[1] ?? "", new RegExp(`^/boot/vmlinuz-${escape(running)}: cannot read capture kernel: no such file or directory \\(ENOENT\\) \\(install the running kernel's package \\(it provides /boot/vmlinuz-${escape(running)}\\), or set kernel = in ${escape(paths.config)} to an installed bzImage\\)$`));
     }
 
     // Armed, and the kernel damaged since: not "restart" (a refused restart unloads what is armed), but why it would be refused.
