@@ -53,15 +53,17 @@ export function checkReadable(path: string, what: string): void {
 }
 
 /**
- * An errno error in words, without Node's repetition of the call and the path the message
- * already names: "no such file or directory (ENOENT)", not "ENOENT: no such file or directory,
- * open '/boot/vmlinuz'".
+ * An errno error in words: "no such file or directory (ENOENT)", not Node's "ENOENT: no such
+ * file or directory, open '/boot/vmlinuz'", which repeats the path the message names already.
+ * The call and its path stay where they are another file's (mkdir of a parent, a temporary name).
  */
-export function errnoText(e: unknown): string {
+export function errnoText(e: unknown, named?: string): string {
   const err = e as NodeJS.ErrnoException | undefined;
   const message = err?.message ?? String(e);
   const m = /^(E[A-Z0-9]+): ([^,]+)(?:,|$)/.exec(message);
-  return m ? `${m[2]} (${m[1]})` : message;
+  if (!m) return message;
+  const other = err?.path !== undefined && err.path !== named ? `, ${err.syscall ?? "at"} '${err.path}'` : "";
+  return `${m[2]} (${m[1]})${other}`;
 }
 
 export function ioError(e: unknown, path: string, what: string): KexecError {
@@ -73,7 +75,7 @@ export function ioError(e: unknown, path: string, what: string): KexecError {
     EPERM: "run as root or fix the file's permissions",
     EISDIR: `give the path of a file, not a directory`,
   };
-  return new KexecError("io", `${path}: cannot read ${what}: ${errnoText(e)}`, { file: path, errno: code }, hints[code] ?? `check that the ${what} is readable`, { cause: e });
+  return new KexecError("io", `${path}: cannot read ${what}: ${errnoText(e, path)}`, { file: path, errno: code }, hints[code] ?? `check that the ${what} is readable`, { cause: e });
 }
 
 /** A command's output, and the inputs it must never replace. */
@@ -336,7 +338,7 @@ export function writeError(e: unknown, path: string, what: string, target = path
     // Creating the file (its temporary name) in a directory that is not there.
     ENOENT: `${dirname(target)} does not exist: create it first, or choose another place`,
   };
-  return new KexecError("io", `${outputName(path, target)}: cannot write ${what}: ${errnoText(e)}`, { file: path, ...(target === path ? {} : { target }), errno: code }, hints[code] ?? "check the directory exists, is writable and has room", { cause: e });
+  return new KexecError("io", `${outputName(path, target)}: cannot write ${what}: ${errnoText(e, target)}`, { file: path, ...(target === path ? {} : { target }), errno: code }, hints[code] ?? "check the directory exists, is writable and has room", { cause: e });
 }
 
 /**

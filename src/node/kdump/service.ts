@@ -86,7 +86,7 @@ export function readConfigFile(paths: Pick<KdumpPaths, "config" | "configGiven">
     const code = (e as NodeJS.ErrnoException).code;
     if (code === "ENOENT" && paths.configGiven !== true) return { config: defaultConfig(), text: null };
     const hint = code === "ENOENT" ? `check the path given to --config (without --config, ${DEFAULT_CONFIG_PATH} is read, and its defaults apply when it is missing)` : "run as root, or fix the file's permissions";
-    throw new KexecError("io", `${path}: cannot read the kdump config: ${errnoText(e)}`, { file: path, errno: code ?? "EIO" }, hint, { cause: e });
+    throw new KexecError("io", `${path}: cannot read the kdump config: ${errnoText(e, path)}`, { file: path, errno: code ?? "EIO" }, hint, { cause: e });
   }
   return { config: parseConfig(text, path), text };
 }
