@@ -38,4 +38,5 @@ function packageVersion(): string {
   return (require("../../package.json") as { version: string }).version;
 }
 
-runEntryPoint("kexec-ts", () => main(process.argv.slice(2)));
+// --json anywhere on the command line: an error is JSON on standard output too (a usage error included).
+runEntryPoint("kexec-ts", () => main(process.argv.slice(2)), { jsonErrors: process.argv.slice(2).includes("--json") });

@@ -44,3 +44,25 @@ test("entry points end in the one catch: the CLI, the lab suite and the lab's ca
     assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
   }
 });
+
+test("--json: an error is also a JSON object on standard output, with its code, data, hint and exit status", () => {
+  const cases: { args: string[]; status: number; error: string; data?: Record<string, unknown> }[] = [
+    { args: ["inspect", "/nonexistent/vmlinuz", "--json"], status: 74, error: "io", data: { file: "/nonexistent/vmlinuz", errno: "ENOENT" } },
+    { args: ["machine", "--json", "--frobnicate"], status: 64, error: "usage" },
+    { args: ["check", "-l", "--json"], status: 64, error: "usage" },
+  ];
+  for (const c of cases) {
+    const r = run("cli/main.js", c.args);
+    const what = c.args.join(" ");
+    assert.equal(r.status, c.status, `${what}: ${r.stderr}`);
+    const out = JSON.parse(r.stdout) as Record<string, unknown>;
+    assert.equal(out["error"], c.error, what);
+    assert.equal(out["exit"], c.status, what);
+    // The same words as on standard error, which still has them for a person.
+    assert.ok(r.stderr.startsWith(`kexec-ts: ${String(out["message"])}\n`), `${what}: ${r.stderr}`);
+    assert.equal(typeof out["hint"], "string", what);
+    if (c.data) for (const [k, v] of Object.entries(c.data)) assert.equal((out["data"] as Record<string, unknown>)[k], v, `${what}: data.${k}`);
+  }
+  // Without --json, standard output stays empty.
+  assert.equal(run("cli/main.js", ["inspect", "/nonexistent/vmlinuz"]).stdout, "");
+});

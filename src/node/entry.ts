@@ -27,6 +27,15 @@ export function reportError(name: string, e: unknown, write: (text: string) => v
   return EXIT_BUG;
 }
 
+/**
+ * The error as JSON, for `--json`: what reportError says, with the exit status. A tool reading
+ * a command's JSON output finds this object on standard output instead of nothing.
+ */
+export function errorJson(e: unknown): Record<string, unknown> {
+  if (isKexecError(e)) return { ...e.toJSON(), exit: EXIT_STATUS[e.code] };
+  return { error: "internal", message: `internal error (a bug in kexec-ts): ${e instanceof Error ? e.message : String(e)}`, data: {}, hint: REPORT_HINT, exit: EXIT_BUG };
+}
+
 function causeChain(e: unknown): string {
   let text = "";
   let at: unknown = e;
@@ -45,9 +54,18 @@ export function stdoutCarriesTheOutput(): void {
   stdoutCarriesOutput = true;
 }
 
-/** Runs `main` as a process's entry point: its status becomes the exit status, every failure goes through reportError. */
-export function runEntryPoint(name: string, main: () => Promise<number>): void {
+/**
+ * Runs `main` as a process's entry point: its status becomes the exit status, every failure goes
+ * through reportError. With `jsonErrors` (the command line has --json) the failure is also
+ * written to standard output as errorJson.
+ */
+export function runEntryPoint(name: string, main: () => Promise<number>, options: { jsonErrors?: boolean } = {}): void {
   const fail = (e: unknown) => {
+    if (options.jsonErrors) {
+      try {
+        process.stdout.write(`${JSON.stringify(errorJson(e), null, 2)}\n`);
+      } catch { /* standard output is gone: the text on standard error still says it */ }
+    }
     process.exitCode = reportError(name, e);
   };
   for (const stream of [process.stdout, process.stderr]) {
