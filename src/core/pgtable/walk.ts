@@ -31,6 +31,11 @@ export interface WalkOptions {
   entryMask?: bigint;
   /** Tables read before a failure, for readers that must fetch them (kernel-memory's pageTablePages). */
   visited?: bigint[];
+  /**
+   * What the address is read for (a symbol, a struct field), named first when it is not mapped;
+   * a function is called only then.
+   */
+  what?: string | (() => string);
 }
 
 export function walkPageTable(format: PagingFormat, top: bigint, vaddr: bigint, readEntry: ReadEntry, options: WalkOptions = {}): Translation {
@@ -45,8 +50,12 @@ export function walkPageTable(format: PagingFormat, top: bigint, vaddr: bigint, 
     const entry = readEntry(table + index * BigInt(spec.entrySize), spec.entrySize) & keep;
     steps.push({ level: level.name, table, index: Number(index), entry });
     if ((entry & PTE_PRESENT) === 0n) {
-      throw new KexecError("parse", `virtual address ${hex(vaddr)} is not mapped (${level.name} entry ${hex(entry)} at ${hex(table + index * BigInt(spec.entrySize))} is not present)`,
-        { offset: vaddr, field: `${level.name}[${index}]`, level: spec.levels.length - depth, notPresent: true }, "in a dump, a filtered level (-d) may lack the page-table page this walk needs; a lower level keeps more");
+      const slot = `${level.name}[${index}]`;
+      const what = typeof options.what === "function" ? options.what() : options.what;
+      const message = `virtual address ${hex(vaddr)} is not mapped (${level.name} entry ${hex(entry)} at ${hex(table + index * BigInt(spec.entrySize))} is not present)`;
+      throw new KexecError("parse", what === undefined ? message : `${what}: ${message}`,
+        { offset: vaddr, field: what ?? slot, ...(what === undefined ? {} : { entry: slot }), level: spec.levels.length - depth, notPresent: true },
+        "in a dump, a filtered level (-d) may lack the page-table page this walk needs; a lower level keeps more");
     }
     const base = entry & spec.addrMask;
     if (level.shift === 12n || (level.large && (entry & PTE_PSE) !== 0n)) {

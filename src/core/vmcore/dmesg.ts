@@ -47,8 +47,8 @@ export function readLockless(mem: KernelMemory, info: VmcoreInfo): LogRecord[] {
   const { word, svShift, idMask } = words(mem);
   const ptr = mem.pointerSize;
   // Each field is read from a buffer of its struct's SIZE: member() checks that it fits there.
-  const prb = mem.ulong(v.symbol("prb"), "prb");
-  const ring = mem.read(prb, v.size("printk_ringbuffer"), "printk_ringbuffer");
+  const prb = mem.ulong(v.symbol("prb"), "prb (SYMBOL(prb))");
+  const ring = mem.read(prb, v.size("printk_ringbuffer"), "*prb (printk_ringbuffer)");
   const descRing = v.member("printk_ringbuffer", "desc_ring", v.size("prb_desc_ring"));
   const textRing = v.member("printk_ringbuffer", "text_data_ring", v.size("prb_data_ring"));
   const counter = v.member("atomic_long_t", "counter", ptr);
@@ -64,9 +64,9 @@ export function readLockless(mem: KernelMemory, info: VmcoreInfo): LogRecord[] {
   const dataSize = 1n << BigInt(sizeBits);
   const descSize = v.size("prb_desc");
   const infoSize = v.size("printk_info");
-  const descs = mem.read(word(ring, inDescRing("descs", ptr)), descSize * Number(count), "prb_desc_ring.descs");
-  const infos = mem.read(word(ring, inDescRing("infos", ptr)), infoSize * Number(count), "prb_desc_ring.infos");
-  const data = mem.read(word(ring, inTextRing("data", ptr)), Number(dataSize), "prb_data_ring.data");
+  const descs = mem.read(word(ring, inDescRing("descs", ptr)), descSize * Number(count), "the descriptors at prb_desc_ring.descs");
+  const infos = mem.read(word(ring, inDescRing("infos", ptr)), infoSize * Number(count), "the printk_info array at prb_desc_ring.infos");
+  const data = mem.read(word(ring, inTextRing("data", ptr)), Number(dataSize), "the text at prb_data_ring.data");
   const atomic = v.size("atomic_long_t");
   const tail = word(ring, inDescRing("tail_id", atomic) + counter);
   const head = word(ring, inDescRing("head_id", atomic) + counter);

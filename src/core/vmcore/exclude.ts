@@ -10,7 +10,7 @@ import { KexecError } from "../errors.js";
 import { hex } from "../format.js";
 import { POP8 } from "./kdump.js";
 import type { KernelMemory } from "./kernel-memory.js";
-import type { PhysRange } from "./memory.js";
+import type { Field, PhysRange } from "./memory.js";
 import { VmcoreInfoView, type VmcoreInfo } from "./vmcoreinfo.js";
 
 export const DL_EXCLUDE_ZERO = 1;
@@ -416,7 +416,8 @@ interface MemMapChunk {
   first: number;
   count: number;
   memMap: bigint;
-  what: string;
+  /** Named only when a read fails: a string per section would be made for nothing. */
+  what: Field;
 }
 
 /** Chunks of the flat model's mem_map, small enough to read at once. */
@@ -457,11 +458,11 @@ function* memMapChunksOf(mem: KernelMemory, info: VmcoreInfo, v: VmcoreInfoView,
   const firstChunk = Math.floor(from / chunkPages);
   const endChunk = Math.ceil(Math.min(to, maxPfn) / chunkPages);
   if (flat) {
-    const memMap = mem.ulong(v.symbol("mem_map"), "mem_map");
+    const memMap = mem.ulong(v.symbol("mem_map"), "mem_map (SYMBOL(mem_map))");
     if (memMap === 0n) throw new KexecError("parse", "mem_map is NULL in the dump, so page flags cannot be read", { field: "SYMBOL(mem_map)", actual: "0" }, "use --dump-level 1 (zero pages only)");
     for (let first = firstChunk * chunkPages; first < endChunk * chunkPages; first += chunkPages) {
       const count = Math.min(chunkPages, maxPfn - first);
-      if (bitmaps.present.anyIn(first, count)) yield { first, count, memMap, what: `struct page array (mem_map) at pfn ${first}` };
+      if (bitmaps.present.anyIn(first, count)) yield { first, count, memMap, what: () => `struct pages of mem_map from page frame ${hex(first)}` };
     }
     return;
   }
@@ -479,14 +480,14 @@ function* memMapChunksOf(mem: KernelMemory, info: VmcoreInfo, v: VmcoreInfoView,
     const rootNr = Math.floor(nr / sectionsPerRoot);
     let root = roots.get(rootNr);
     if (root === undefined) {
-      root = mem.ulong(memSection + BigInt(rootNr * ptr), `mem_section root ${rootNr}`);
+      root = mem.ulong(memSection + BigInt(rootNr * ptr), () => `mem_section root ${rootNr} (SYMBOL(mem_section))`);
       roots.set(rootNr, root);
     }
     if (root === 0n) continue;
-    const encoded = mem.ulong(root + BigInt((nr % sectionsPerRoot) * sectionSize + sectionMemMapAt), `mem_section[${nr}].section_mem_map`);
+    const encoded = mem.ulong(root + BigInt((nr % sectionsPerRoot) * sectionSize + sectionMemMapAt), () => `mem_section[${nr}].section_mem_map`);
     // SECTION_MARKED_PRESENT | SECTION_HAS_MEM_MAP; the pointer lives above the flag bits.
     if ((encoded & 3n) !== 3n) continue;
-    yield { first, count: Math.min(pagesPerSection, maxPfn - first), memMap: encoded & ~0x3fn, what: `struct page array of section ${nr}` };
+    yield { first, count: Math.min(pagesPerSection, maxPfn - first), memMap: encoded & ~0x3fn, what: () => `struct pages of mem_section[${nr}] from page frame ${hex(first)}` };
   }
 }
 

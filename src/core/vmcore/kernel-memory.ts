@@ -14,7 +14,7 @@
  */
 import { KexecError } from "../errors.js";
 import { hex } from "../format.js";
-import { readPhysical, u32At, u64At, type PhysicalMemory } from "./memory.js";
+import { fieldName, readPhysical, u32At, u64At, type Field, type PhysicalMemory } from "./memory.js";
 import type { VmcoreInfo } from "./vmcoreinfo.js";
 import type { PagingFormat } from "../pgtable/format.js";
 import { walkPageTable } from "../pgtable/walk.js";
@@ -31,17 +31,23 @@ export interface VirtualAlias {
   size: bigint;
 }
 
+/**
+ * Every read names what it reads (`field`: a symbol, a VMCOREINFO key, a struct field), and an
+ * address that is not mapped or not in the dump is an error that says it. A name that would be
+ * formatted per read is a function, called only to throw.
+ */
 export interface KernelMemory {
   phys: PhysicalMemory;
-  translate(vaddr: bigint): bigint;
-  read(vaddr: bigint, length: number, field: string): Uint8Array;
+  /** `field`, when given, names what the address is read for in the error when it is not mapped. */
+  translate(vaddr: bigint, field?: Field): bigint;
+  read(vaddr: bigint, length: number, field: Field): Uint8Array;
   /** The same bytes into dst at `at` (a scan of the struct page array reuses one buffer). */
-  readInto(vaddr: bigint, dst: Uint8Array, at: number, length: number, field: string): void;
-  u64(vaddr: bigint, field: string): bigint;
+  readInto(vaddr: bigint, dst: Uint8Array, at: number, length: number, field: Field): void;
+  u64(vaddr: bigint, field: Field): bigint;
   /** sizeof(long) and of a pointer in the crashed kernel: 8 on x86_64, 4 on i386. */
   pointerSize: 4 | 8;
   /** An unsigned long or a pointer. */
-  ulong(vaddr: bigint, field: string): bigint;
+  ulong(vaddr: bigint, field: Field): bigint;
   /** The physical addresses of the page-table pages a walk for `vaddr` reads (readers that walk need them). */
   pageTablePages(vaddr: bigint): bigint[];
 }
@@ -54,7 +60,7 @@ export interface KernelMemoryOptions {
 }
 
 /** readPhysical into dst, in one read when the pages are one stored run of the source. */
-function readPhysicalRunInto(phys: PhysicalMemory, paddr: bigint, dst: Uint8Array, at: number, length: number, field: string): void {
+function readPhysicalRunInto(phys: PhysicalMemory, paddr: bigint, dst: Uint8Array, at: number, length: number, field: Field): void {
   if (length > phys.pageSize) {
     const ps = BigInt(phys.pageSize);
     const pfn = paddr / ps;
@@ -103,7 +109,7 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
    * `length` bytes at paddr: from a recent page when they lie inside one, else (crossing a page,
    * or not in the dump: readPhysical's error names the address) read as they are.
    */
-  const readSmall = (paddr: bigint, length: number, field: string): Uint8Array => {
+  const readSmall = (paddr: bigint, length: number, field: Field): Uint8Array => {
     const ps = BigInt(phys.pageSize);
     const within = Number(paddr % ps);
     if (within + length <= phys.pageSize) {
@@ -120,14 +126,19 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
     }
     return readPhysical(phys, paddr, length, field);
   };
+  // What the walk under way translates for, named when a page-table page is not in the dump:
+  // set per walk, the name made only if one is missing.
+  let walkingFor: Field | undefined;
+  let walkingAt = 0n;
+  const entryField = (): string => (walkingFor === undefined ? "page table entry" : `page-table entry mapping ${hex(walkingAt)} for ${fieldName(walkingFor)}`);
   /** Page-table entries are read from the dump's memory; SME's encryption bit is not part of an address. */
   const readEntry = (paddr: bigint, size: 4 | 8): bigint => {
-    const bytes = readSmall(paddr, size, "page table entry");
+    const bytes = readSmall(paddr, size, entryField);
     return size === 8 ? u64At(bytes, 0) : BigInt(u32At(bytes, 0));
   };
 
   /** The physical address of vaddr; `leaf.shift` tells the size of the page that maps it (12, 21, 22 or 30). */
-  const walk = (vaddr: bigint, visited?: bigint[], leaf?: { shift: bigint }): bigint => {
+  const walk = (vaddr: bigint, what: Field | undefined, visited?: bigint[], leaf?: { shift: bigint }): bigint => {
     let format: PagingFormat;
     let top: bigint;
     if (i386) {
@@ -143,7 +154,9 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
       format = levels === 5 ? "x86_64-5level" : "x86_64-4level";
       top = at;
     }
-    const t = walkPageTable(format, top, vaddr, readEntry, { entryMask: smeMask, visited });
+    walkingFor = what;
+    walkingAt = vaddr;
+    const t = walkPageTable(format, top, vaddr, readEntry, { entryMask: smeMask, visited, what });
     if (leaf) leaf.shift = BigInt(t.pageSize.toString(2).length - 1);
     return t.paddr;
   };
@@ -151,7 +164,7 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
   // The last large page walked (vmemmap and the direct map use 2 MiB and 1 GiB pages): the
   // struct page array of a 4 GiB machine is then a few walks, not one per 4 KiB.
   let lastLeaf = { vstart: 1n, vend: 0n, pstart: 0n };
-  const translate = (vaddr: bigint): bigint => {
+  const translate = (vaddr: bigint, field?: Field): bigint => {
     for (const a of aliases) if (vaddr >= a.vaddr && vaddr < a.vaddr + a.size) return a.paddr + (vaddr - a.vaddr);
     const text = textToPhys(vaddr);
     if (text !== undefined) return text;
@@ -160,7 +173,8 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
     let p = cache.get(page);
     if (p === undefined) {
       const leaf = { shift: 12n };
-      p = walk(page, undefined, leaf) & ~0xfffn;
+      // The address itself, not its page, is walked: an error names the one that was read.
+      p = walk(vaddr, field, undefined, leaf) & ~0xfffn;
       if (leaf.shift > 12n) {
         const mask = (1n << leaf.shift) - 1n;
         const vstart = page & ~mask;
@@ -177,10 +191,10 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
   const contiguousFrom = (vaddr: bigint): number =>
     vaddr >= lastLeaf.vstart && vaddr < lastLeaf.vend ? Number(lastLeaf.vend - vaddr) : 4096 - Number(vaddr & 0xfffn);
 
-  const readInto = (vaddr: bigint, out: Uint8Array, outAt: number, length: number, field: string): void => {
+  const readInto = (vaddr: bigint, out: Uint8Array, outAt: number, length: number, field: Field): void => {
     if (length <= SMALL_READ) {
       // Inside one physical page is inside one virtual page (both are 4 KiB, alike in their low bits).
-      const paddr = translate(vaddr);
+      const paddr = translate(vaddr, field);
       if (Number(paddr % BigInt(phys.pageSize)) + length <= phys.pageSize) {
         out.set(readSmall(paddr, length, field), outAt);
         return;
@@ -189,17 +203,17 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
     let done = 0;
     while (done < length) {
       const at = vaddr + BigInt(done);
-      const start = translate(at);
+      const start = translate(at, field);
       // Virtual pages that follow each other physically are read as one run.
       let n = Math.min(length - done, contiguousFrom(at));
-      for (let next = at + BigInt(n); done + n < length && translate(next) === start + BigInt(n); next = at + BigInt(n)) {
+      for (let next = at + BigInt(n); done + n < length && translate(next, field) === start + BigInt(n); next = at + BigInt(n)) {
         n += Math.min(length - done - n, contiguousFrom(next));
       }
       readPhysicalRunInto(phys, start, out, outAt + done, n, field);
       done += n;
     }
   };
-  const read = (vaddr: bigint, length: number, field: string): Uint8Array => {
+  const read = (vaddr: bigint, length: number, field: Field): Uint8Array => {
     const out = new Uint8Array(length);
     readInto(vaddr, out, 0, length, field);
     return out;
@@ -207,7 +221,7 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
   const pageTablePages = (vaddr: bigint): bigint[] => {
     const visited: bigint[] = [];
     try {
-      walk(vaddr, visited);
+      walk(vaddr, undefined, visited);
     } catch { /* the pages visited before the failure are still the ones a reader needs */ }
     return visited;
   };

@@ -65,8 +65,19 @@ export interface PhysicalMemory {
   hasPage?(pfn: bigint): boolean;
 }
 
+/**
+ * What a read is for (a symbol, a VMCOREINFO key, a struct field), named by its error. A function
+ * where the name would be formatted per read (the exclusion scan reads a section's entries by
+ * the thousand): it is called only to throw.
+ */
+export type Field = string | (() => string);
+
+export function fieldName(field: Field): string {
+  return typeof field === "string" ? field : field();
+}
+
 /** Physical reads that may cross pages; a missing page is an error naming the address. */
-export function readPhysical(mem: PhysicalMemory, paddr: bigint, length: number, field: string): Uint8Array {
+export function readPhysical(mem: PhysicalMemory, paddr: bigint, length: number, field: Field): Uint8Array {
   const out = new Uint8Array(length);
   const ps = BigInt(mem.pageSize);
   let done = 0;
@@ -76,8 +87,9 @@ export function readPhysical(mem: PhysicalMemory, paddr: bigint, length: number,
     const within = Number(at % ps);
     const page = mem.readPage(pfn);
     if (page === undefined) {
-      throw new KexecError("parse", `${field}: physical address ${hex(at)} (page frame ${hex(pfn)}) is not in the dump`,
-        { field, offset: at }, "the page was excluded by the dump level or lies in a memory hole");
+      const name = fieldName(field);
+      throw new KexecError("parse", `${name}: physical address ${hex(at)} (page frame ${hex(pfn)}) is not in the dump`,
+        { field: name, offset: at }, "the page was excluded by the dump level or lies in a memory hole");
     }
     const n = Math.min(length - done, mem.pageSize - within);
     out.set(page.subarray(within, within + n), done);
