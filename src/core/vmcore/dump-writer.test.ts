@@ -2,14 +2,14 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { compressBatch, readExtents, type PageCompressInto } from "./batch.js";
 import { LZO_HASH_BITS, lzo1xCompressInto } from "./codecs.js";
-import { prepareDumpBitmaps, writeElfDump, writeKdumpDump, type BatchCompressor, type DumpExclusion, type DumpOptions, type DumpSink } from "./dump-writer.js";
-import { presentBitmaps } from "./exclude.js";
+import { BatchReadError, prepareDumpBitmaps, writeElfDump, writeKdumpDump, type BatchCompressor, type DumpExclusion, type DumpOptions, type DumpSink } from "./dump-writer.js";
+import { clearBit, presentBitmaps } from "./exclude.js";
 import { DUMP_DH_COMPRESSED_INCOMPLETE, DUMP_DH_COMPRESSED_LZO, KDUMP_HEADER_VERSION, KDUMP_SUB_HEADER_64 } from "./kdump.js";
 import { offsetOf } from "../bytes/layout.js";
 import { bytesAccess } from "./memory.js";
 import { SYNTH_UTSNAME, syntheticVmcore } from "./testing.js";
 import { openVmcore, vmcoreKernelMemory, type Vmcore } from "./vmcore.js";
-import { formatDmesg, readLockless } from "./dmesg.js";
+import { formatDmesg, printkPageFrames, readLockless } from "./dmesg.js";
 import { crashedUtsname } from "./utsname.js";
 import { KexecError } from "../errors.js";
 
@@ -131,9 +131,11 @@ test("dump writer (ELF): a stop between chunks cuts the segments to what is in t
   let chunks = 0;
   const r = await writeElfDump(core, bitmapsFor(core, 0), { codec: "none", dumpLevel: 0, what: "synthetic" }, cut, { stopReason: () => (++chunks > 4 ? "stopped by SIGTERM" : undefined) });
   assert.equal(r.complete, false);
-  assert.match(r.missing!, /stopped by SIGTERM/);
+  // Four chunks: PT_LOAD 1 (the kernel text's 16 pages), then 768 pages of RAM from 0x100.
+  assert.equal(r.missing, "stopped by SIGTERM; pages from page frame 0x400 on (8.7 MiB of page data) are missing");
   const out = cut.file();
   assert.equal(out.incomplete, true);
+  assert.equal(out.mark, "incomplete; dump level 0; pages missing from page frame 0x400; stopped by SIGTERM");
   const filesz = out.elf!.loads.reduce((n, l) => n + l.p_filesz, 0n);
   assert.equal(filesz, r.bytesWritten, "p_filesz adds up to the bytes written");
   assert.ok(cut.length <= whole.length);
@@ -267,4 +269,51 @@ test("dump writer (kdump): the 2nd bitmap a window at a time, read back from the
   }
   // Windows that are not whole bytes of the bitmap are a caller's mistake.
   await assert.rejects(whole({ windowPages: 60 }, core, new ReadableMemorySink()), /not a positive multiple of 8/);
+});
+
+test("dump writer (kdump): a dump cut short names one page frame, the first dumpable page it lacks, wherever it stops", async () => {
+  const { core, compressor } = source(3000);
+  // Page frames 0x300-0x30f are not dumpable: batches are 256 dumpable pages from 0x100, so one
+  // ends at 0x2ff and the next starts at 0x310. Every dumpable page below 0x310 is in the dump.
+  const prepare = (b: Parameters<typeof prepareDumpBitmaps>[1]) => {
+    prepareDumpBitmaps(core, b, 1, "synthetic");
+    for (let p = 0x300; p < 0x310; p++) clearBit(b.dumpable, p - (b.dumpableFirst ?? 0));
+  };
+  const frames = (text: string) => text.match(/page frames? 0x[0-9a-f]+/g);
+  // A read error in the batch that starts at 0x310 (at its page 0x320): the source's message names
+  // its file offset, not a page frame.
+  const failing: Vmcore = {
+    ...core,
+    memory: {
+      pageSize: PS, ranges: core.memory.ranges,
+      readPage: (pfn) => {
+        if (pfn === 0x320n) throw new KexecError("io", "synthetic: 4096 bytes at offset 0x220000 run past the end of the file (0x21f000)", {});
+        return core.memory.readPage(pfn);
+      },
+    },
+  };
+  const sink = new MemorySink();
+  const read = await writeKdumpDump(failing, { codec: "lzo", dumpLevel: 1, what: "synthetic" }, sink, compressor, {}, { prepare });
+  assert.equal(read.complete, false);
+  assert.match(read.missing!, /^read error in synthetic: 4096 bytes at offset 0x220000 run past the end of the file \(0x21f000\); /, "the file is named once");
+  assert.deepEqual(frames(read.missing!), ["page frame 0x310"], read.missing);
+  // The same read error reported by a compression thread.
+  let batches = 0;
+  const threads: BatchCompressor = {
+    compressOne: compressor.compressOne,
+    submit: (pages, count, skip, out, extents) => (++batches === 3 ? Promise.reject(new BatchReadError("synthetic: 4096 bytes at offset 0x220000 run past the end of the file (0x21f000)", pages, out)) : compressor.submit(pages, count, skip, out, extents)),
+  };
+  const inThread = await writeKdumpDump(core, { codec: "lzo", dumpLevel: 1, what: "synthetic" }, new MemorySink(), threads, {}, { prepare });
+  assert.deepEqual(frames(inThread.missing!), ["page frame 0x310"], inThread.missing);
+  // Stopped (a signal) after two batches: the next one, from 0x310, is what is missing.
+  let asked = 0;
+  const stopped = await writeKdumpDump(core, { codec: "lzo", dumpLevel: 1, what: "synthetic" }, new MemorySink(), compressor, { stopReason: () => (++asked > 3 ? "stopped by SIGTERM" : undefined) }, { prepare });
+  assert.match(stopped.missing!, /^stopped by SIGTERM; pages from page frame 0x310 on \(about \d+ dumpable pages\) are missing$/);
+  // Below that frame the dump has every dumpable page; from it on, only the log's (stored first).
+  const out = sink.file();
+  const log = new Set(printkPageFrames(vmcoreKernelMemory(core), core.vmcoreinfo!, PS).map(Number));
+  for (let p = 0x100; p < 0xcb8; p++) {
+    if (p >= 0x300 && p < 0x310) continue;
+    assert.equal(out.memory.readPage(BigInt(p)) !== undefined, p < 0x310 || log.has(p), `page frame 0x${p.toString(16)}`);
+  }
 });

@@ -167,6 +167,23 @@ export function describeFault(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/**
+ * A read error in the source, named once: the source's own errors start with its name. No page
+ * frame: the message that ends the dump names the one where it stops being complete.
+ */
+function readError(what: string, message: string): string {
+  return `read error in ${message.startsWith(`${what}: `) ? message : `${what}: ${message}`}`;
+}
+
+/** The first page frame of `bits` (bit 0 is page frame `first`) from bit `from` on that is set and not in `skip`. */
+function firstSetPfn(bits: Uint8Array, first: number, from: number, skip: ReadonlyMap<number, unknown>): number | undefined {
+  for (let i = from; i < bits.length * 8; i++) {
+    if ((i & 7) === 0 && bits[i >>> 3] === 0) { i += 7; continue; }
+    if ((bits[i >>> 3]! & (1 << (i & 7))) !== 0 && !skip.has(first + i)) return first + i;
+  }
+  return undefined;
+}
+
 export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: DumpSink, compressor: BatchCompressor, hooks: DumpHooks = {}, exclusion: DumpExclusion = {}): Promise<DumpResult> {
   const ps = core.memory.pageSize;
   const info = core.vmcoreinfo;
@@ -418,7 +435,7 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
         readBatch(core.memory, fileRun, pfns, count, pages, skip, extents);
       } catch (e) {
         free.push({ pages, out });
-        fault = `read error in ${opts.what} near page frame ${hex(pfns[0]!)}: ${describeFault(e)}`;
+        fault = readError(opts.what, describeFault(e));
         break writing;
       }
       if (early.size > 0) for (let k = 0; k < count; k++) if (early.has(pfns[k]!)) skip[k] = 1;
@@ -436,7 +453,7 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
           if (!(e instanceof BatchReadError)) throw e;
           free.push({ pages: e.pages, out: e.out });
           // Batches after this one may have been read; none of them is written (the dump stays a prefix).
-          readFault ??= `read error in ${opts.what} near page frame ${hex(batchFirst)}: ${e.message}`;
+          readFault ??= readError(opts.what, e.message);
           return;
         }
         const { sizes, data, pages: backPages } = batch;
@@ -494,17 +511,23 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
   if (missing) {
     // Keep the written prefix consistent: later pages leave the 2nd bitmap (readers see them as
     // excluded), except the log pages stored first, whose descriptors move to their new ranks.
+    // The first dumpable page they take away is where the dump stops being complete: every
+    // dumpable page below committedUpTo is written, and those from it to that page are not dumpable.
+    let stopsAt: number | undefined;
     try {
       for (let w = windowOf(committedUpTo); w < windowFirsts.length; w++) {
         const first = windowFirsts[w]!;
-        // A window wholly past the cut keeps only the log's pages: it need not be read or made.
-        if (committedUpTo <= first) {
+        // A window wholly past the cut keeps only the log's pages: once the first page missing is
+        // known, it need not be read or made.
+        if (committedUpTo <= first && stopsAt !== undefined) {
           setWindow(w);
           bitmaps.dumpable.fill(0);
         } else await loadWindow(w);
-        cutWindow(bitmaps.dumpable, first, committedUpTo);
-        windowCounts[w] = Number(popcount(bitmaps.dumpable));
-        if (windowed) sink.write(windowAt(w), bitmaps.dumpable);
+        const bits = bitmaps.dumpable;
+        stopsAt ??= firstSetPfn(bits, first, Math.max(committedUpTo, first) - first, early);
+        cutWindow(bits, first, committedUpTo);
+        windowCounts[w] = Number(popcount(bits));
+        if (windowed) sink.write(windowAt(w), bits);
       }
       remade.cutFrom = committedUpTo;
       const moved = await ranksOf([...early.keys()].filter((p) => p >= committedUpTo));
@@ -512,7 +535,7 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
       await writeBitmaps();
     } catch { /* the header already says incomplete; nothing more can be done on a full device */ }
     const lost = BigInt(descCount) - written;
-    return { complete: false, pagesWritten: written, bytesWritten: committedBytes, counts: bitmaps.counts, missing: `${missing}; pages from page frame ${hex(committedUpTo)} on (about ${lost > 0n ? lost : 0n} dumpable pages) are missing` };
+    return { complete: false, pagesWritten: written, bytesWritten: committedBytes, counts: bitmaps.counts, missing: `${missing}; pages from page frame ${hex(stopsAt ?? committedUpTo)} on (about ${lost > 0n ? lost : 0n} dumpable pages) are missing` };
   }
   await writeBitmaps();
   sink.write(0n, encodeKdumpHeaders({ ...headerInput, status: codecFlag }, layout));
@@ -709,13 +732,15 @@ export async function writeElfDump(core: Vmcore, bitmaps: DumpBitmaps, opts: Dum
   hooks.start?.(total);
   let written = 0n;
   let fault: string | undefined;
+  /** The physical address where the data stops being complete, when it stops early. */
+  let stopsAt: bigint | undefined;
   const CHUNK = 256;
   // One buffer for every chunk: each write is awaited before the next chunk is read into it.
   const chunk = new Uint8Array(CHUNK * ps);
   outer: for (const [i, l] of placed.entries()) {
     let at = 0n;
     while (at < l.p_filesz) {
-      if (hooks.stopReason?.()) break outer;
+      if (hooks.stopReason?.()) { stopsAt = l.p_paddr + at; break outer; }
       const n = Number((l.p_filesz - at) / BigInt(ps) < BigInt(CHUNK) ? (l.p_filesz - at + BigInt(ps) - 1n) / BigInt(ps) : BigInt(CHUNK));
       const buf = chunk.subarray(0, Math.min(n * ps, Number(l.p_filesz - at)));
       try {
@@ -732,7 +757,8 @@ export async function writeElfDump(core: Vmcore, bitmaps: DumpBitmaps, opts: Dum
         // where sink.write queued the whole dump in memory when the reader was slower.
         await sink.writeAsync(l.p_offset + at, buf);
       } catch (e) {
-        fault = `${describeFault(e)} while writing PT_LOAD ${i + 1} at ${hex(l.p_paddr + at)}`;
+        fault = `${describeFault(e)} while writing PT_LOAD ${i + 1}`;
+        stopsAt = l.p_paddr + at;
         // Shrink this segment to what is in the file and drop the data of the ones after it.
         l.p_filesz = at;
         for (const later of placed.slice(i + 1)) later.p_filesz = 0n;
@@ -752,9 +778,13 @@ export async function writeElfDump(core: Vmcore, bitmaps: DumpBitmaps, opts: Dum
       let left = written;
       for (const l of placed) { const keep = left < l.p_filesz ? left : l.p_filesz; l.p_filesz = keep; left -= keep; }
     }
-    const text = `incomplete; dump level ${opts.dumpLevel}; ${missing}`;
+    // Where, as the kdump writer says it: the page frame from which on pages are missing. The
+    // note says it before the reason, which its 128 bytes may cut.
+    const from = stopsAt === undefined ? undefined : hex(stopsAt / BigInt(ps));
+    const text = `incomplete; dump level ${opts.dumpLevel}; ${from === undefined ? "" : `pages missing from page frame ${from}; `}${missing}`;
     try { sink.write(0n, encodeElfCoreHeader(core.machine, placed, notesWith(NT_KEXEC_TS_INCOMPLETE, text))); } catch { /* header stays marked in progress */ }
-    return { complete: false, pagesWritten: written / BigInt(ps), bytesWritten: written, counts: bitmaps.counts, missing: `${missing}; ${size(total - written)} of page data is missing` };
+    const lost = from === undefined ? `${size(total - written)} of page data is missing` : `pages from page frame ${from} on (${size(total - written)} of page data) are missing`;
+    return { complete: false, pagesWritten: written / BigInt(ps), bytesWritten: written, counts: bitmaps.counts, missing: `${missing}; ${lost}` };
   }
   sink.write(0n, encodeElfCoreHeader(core.machine, placed, notesWith(NT_KEXEC_TS_COMPLETE, `complete; dump level ${opts.dumpLevel}`)));
   return { complete: true, pagesWritten: written / BigInt(ps), bytesWritten: written, counts: bitmaps.counts };
