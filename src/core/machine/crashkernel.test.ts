@@ -103,6 +103,12 @@ test("crashkernel resolve: the first range with start <= RAM (rounded up to 128M
 
 test("crashkernel resolve: sizes at or above RAM are rejected, as the kernel does", () => {
   assert.equal(resolveCrashkernel(crashkernelFromCmdline("crashkernel=2G")!, 2n * G).ok, false);
+  // Said once: what asks, for how much, against how much RAM (it had been "crashkernel=8G@16M
+  // reserves 8G at 16M asks for 8G, ...").
+  assert.equal(resolveCrashkernel(crashkernelFromCmdline("crashkernel=8G@16M")!, 4n * G).reason, "crashkernel=8G@16M asks for 8G, not less than the 4G of RAM, so the kernel rejects it");
+  assert.equal(resolveCrashkernel(crashkernelFromCmdline("crashkernel=8G,high")!, 4n * G).reason, "crashkernel=8G,high asks for 8G, not less than the 4G of RAM, so the kernel rejects it");
+  assert.equal(resolveCrashkernel(crashkernelFromCmdline("crashkernel=0")!, 4n * G).reason, "crashkernel=0 asks for 0 bytes, so nothing is reserved");
+  assert.equal(resolveCrashkernel(crashkernelFromCmdline("crashkernel=1G-:0")!, 4n * G).reason, "RAM 4G (rounded up to 128M) falls in range 1 (1G-:0), which asks for 0 bytes, so nothing is reserved");
   const r = resolveCrashkernel(crashkernelFromCmdline("crashkernel=0-:4G")!, 3n * G);
   assert.equal(r.ok, false);
   assert.match(r.reason, /rejects the whole value/);

@@ -225,16 +225,21 @@ export function resolveCrashkernel(spec: CrashkernelSpec, systemRam: bigint): Cr
     cmaSize: spec.cma,
   };
   const fail = (reason: string, extra: Partial<CrashkernelResolution> = {}): CrashkernelResolution => ({ ...base, ...extra, ok: false, reason });
-  const finish = (r: CrashkernelResolution, what: string): CrashkernelResolution => {
-    if (r.size === 0n) return fail(`${what} asks for 0 bytes, so nothing is reserved`, r);
-    if (r.size >= systemRam) return fail(`${what} asks for ${formatMemory(r.size)}, not less than the ${formatMemory(systemRam)} of RAM, so the kernel rejects it`, r);
+  /**
+   * `what` says what a reservation that the kernel accepts reserves; `asker`, what asks for it,
+   * when it does not ("crashkernel=8G asks for 8G, ...": not "crashkernel=8G reserves 8G asks for 8G").
+   */
+  const finish = (r: CrashkernelResolution, what: string, asker: string): CrashkernelResolution => {
+    if (r.size === 0n) return fail(`${asker} asks for 0 bytes, so nothing is reserved`, r);
+    if (r.size >= systemRam) return fail(`${asker} asks for ${formatMemory(r.size)}, not less than the ${formatMemory(systemRam)} of RAM, so the kernel rejects it`, r);
     return { ...r, ok: true, reason: what };
   };
   const offsetOf = (o: bigint | null): bigint | null => (o === null || o === 0n ? null : o);
 
   if (spec.plain?.form === "fixed") {
-    const what = `crashkernel=${formatCrashkernel(spec.plain)} reserves ${formatMemory(spec.plain.size)}${spec.plain.offset ? ` at ${formatMemory(spec.plain.offset)}` : ""}`;
-    return finish({ ...base, form: "fixed", size: spec.plain.size, offset: offsetOf(spec.plain.offset) }, what);
+    const asker = `crashkernel=${formatCrashkernel(spec.plain)}`;
+    const what = `${asker} reserves ${formatMemory(spec.plain.size)}${spec.plain.offset ? ` at ${formatMemory(spec.plain.offset)}` : ""}`;
+    return finish({ ...base, form: "fixed", size: spec.plain.size, offset: offsetOf(spec.plain.offset) }, what, asker);
   }
   if (spec.plain?.form === "ranges") {
     const ranges = spec.plain.ranges;
@@ -245,18 +250,19 @@ export function resolveCrashkernel(spec: CrashkernelSpec, systemRam: bigint): Cr
         return fail(`range ${i + 1} (${describeRange(r)}) asks for ${formatMemory(r.size)}, not less than the ${formatMemory(roundedRam)} of RAM (rounded up to 128M), so the kernel rejects the whole value`, { form: "ranges" });
       }
       if (roundedRam >= r.start && (r.end === null || roundedRam < r.end)) {
-        const what = `RAM ${formatMemory(roundedRam)} (rounded up to 128M) falls in range ${i + 1} (${describeRange(r)}), which reserves ${formatMemory(r.size)}`;
-        return finish({ ...base, form: "ranges", matchedRange: i, size: r.size, offset: offsetOf(spec.plain.offset) }, what);
+        const matched = `RAM ${formatMemory(roundedRam)} (rounded up to 128M) falls in range ${i + 1} (${describeRange(r)}), which`;
+        return finish({ ...base, form: "ranges", matchedRange: i, size: r.size, offset: offsetOf(spec.plain.offset) }, `${matched} reserves ${formatMemory(r.size)}`, matched);
       }
     }
     return fail(`no range matches RAM ${formatMemory(roundedRam)} (rounded up to 128M), so nothing is reserved`, { form: "ranges" });
   }
   if (spec.high !== null) {
     const lowIsDefault = spec.low === null;
+    const asker = `crashkernel=${formatMemory(spec.high)},high`;
     const what =
-      `crashkernel=${formatMemory(spec.high)},high reserves ${formatMemory(spec.high)} preferably above 4G, plus ` +
+      `${asker} reserves ${formatMemory(spec.high)} preferably above 4G, plus ` +
       (lowIsDefault ? "a default-sized low part below 4G" : spec.low === 0n ? "no low part (,low is 0)" : `${formatMemory(spec.low!)} below 4G`);
-    return finish({ ...base, form: "high", size: spec.high, high: true, lowSize: spec.low, lowIsDefault }, what);
+    return finish({ ...base, form: "high", size: spec.high, high: true, lowSize: spec.low, lowIsDefault }, what, asker);
   }
   if (spec.low !== null) return fail("crashkernel=,low only counts together with crashkernel=,high; without it the kernel reserves nothing");
   if (spec.cma !== null) return fail("crashkernel=,cma adds to a normal reservation; alone it reserves nothing");
