@@ -6,7 +6,10 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { runChecks } from "../core/check/index.js";
 import { KexecError } from "../core/errors.js";
+import { readKernelImage } from "../core/image/index.js";
+import { buildBzImage } from "../core/image/testing/synthetic.js";
 import { toMachineJson, type Machine } from "../core/machine/model.js";
 import { renderMachine } from "../core/machine/render.js";
 import { readMachine } from "./machine.js";
@@ -56,6 +59,27 @@ test("a snapshot with a FIFO or a device in place of a file is read without bloc
        const c = await collectMachineFiles(${JSON.stringify(root)});
        console.log(JSON.stringify({ iomem: c.errors["proc/iomem"], cpuinfo: c.errors["proc/cpuinfo"], read: "proc/cpuinfo" in c.files }));`], { encoding: "utf8", timeout: 20_000 });
     assert.deepEqual(JSON.parse(child.stdout.trim() || "null"), { iomem: "a pipe (FIFO)", cpuinfo: "a character device", read: false }, `${child.error?.message ?? ""} ${child.stderr}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a snapshot whose proc/iomem is empty: crashkernel= is unresolved, said once, and check says why without a RAM size of 0", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-rootfs-"));
+  try {
+    cpSync(join(SNAPSHOTS, "qemu-amd64-6.1-crash3264M-4G"), dir, { recursive: true });
+    writeFileSync(join(dir, "proc/iomem"), "");
+    const m = await readMachine(dir);
+    assert.equal(m.crashkernel?.resolution, null, "no System RAM is no size to resolve against");
+    const line = renderMachine(m).split("\n").find((l) => l.trim().startsWith("crashkernel="))!;
+    assert.equal(line.trim(), "crashkernel=   crashkernel=256M@3264M: the memory map lists no System RAM, cannot resolve");
+    const image = readKernelImage(buildBzImage({ tail: 0x2000 }));
+    const crash = runChecks({ image, machine: m, request: { crash: true, syscall: "auto", cmdline: "console=ttyS0", userArch: "x86_64" } }).find((r) => r.id === "crash-region")!;
+    assert.equal(crash.verdict, "fail");
+    // It had been "crashkernel= is on /proc/cmdline but crashkernel=256M@3264M reserves 256M at
+    // 3264M asks for 256M, not less than the 0 of RAM, so the kernel rejects it".
+    assert.equal(crash.reason, "no crash region: crashkernel= is on /proc/cmdline, but the memory map (/proc/iomem) lists no System RAM, so whether the kernel could reserve it cannot be told");
+    assert.match(crash.remedy, /proc\/iomem must list the System RAM/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

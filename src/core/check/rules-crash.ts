@@ -18,6 +18,10 @@ import type { Evidence } from "./types.js";
 
 const CRASH_ALIGN = 16n * MiB;
 
+function memorySourceName(m: Machine): string {
+  return m.memorySource === "iomem" ? "/proc/iomem" : m.memorySource === "firmware-memmap" ? "/sys/firmware/memmap" : "boot_params e820";
+}
+
 function span(s: Span): string {
   return `${hex(s.start)}-${hex(s.start + s.size)}`;
 }
@@ -33,9 +37,17 @@ export function diagnoseNoReservation(m: Machine): { reason: string; evidence: E
     return { reason: `no crash region: crashkernel= is on /proc/cmdline but does not parse (${m.crashkernel.error.message}); the kernel ignored it`, evidence, remedy: m.crashkernel.error.hint ?? "fix the crashkernel= syntax" };
   }
   const r = m.crashkernel.resolution;
-  if (r === null) return { reason: "no crash region; crashkernel= is on /proc/cmdline but the RAM size is unknown, so what it asked for cannot be told", evidence, remedy: "run as root so /proc/iomem shows the memory map" };
+  if (r === null) {
+    // A memory map without System RAM: an empty /proc/iomem, as a hand-made or damaged snapshot has.
+    if (m.memorySource !== null) {
+      return { reason: `no crash region: crashkernel= is on /proc/cmdline, but the memory map (${memorySourceName(m)}) lists no System RAM, so whether the kernel could reserve it cannot be told`,
+        evidence: { ...evidence, memorySource: m.memorySource }, remedy: "read the machine as root (kexec-ts snapshot copies /proc/iomem); a snapshot's proc/iomem must list the System RAM" };
+    }
+    return { reason: "no crash region: crashkernel= is on /proc/cmdline, but the RAM size is unknown, so whether the kernel could reserve it cannot be told", evidence, remedy: "run as root so /proc/iomem shows the memory map" };
+  }
   const withSize: Evidence = { ...evidence, systemRam: r.systemRam, asked: r.size, offset: r.offset };
-  if (!r.ok) return { reason: `no crash region: crashkernel= is on /proc/cmdline but ${r.reason}`, evidence: withSize, remedy: "ask for less than the machine's RAM, e.g. crashkernel=256M" };
+  // A reason that starts with the value says it is on the command line; else the rule says so.
+  if (!r.ok) return { reason: `no crash region: ${r.reason.startsWith("crashkernel=") ? "" : "crashkernel= is on /proc/cmdline but "}${r.reason}`, evidence: withSize, remedy: "ask for less than the machine's RAM, e.g. crashkernel=256M" };
   const ram = normalize(m.memory.filter((x) => x.type === "System RAM").map((x) => ({ start: x.start, size: x.size })));
   const kernelParts = [m.kernelImage.code, m.kernelImage.rodata, m.kernelImage.data, m.kernelImage.bss].filter((x): x is Span => x !== null);
   if (r.offset !== null) {

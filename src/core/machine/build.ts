@@ -128,7 +128,9 @@ export function buildMachine(input: MachineFiles, options: BuildOptions = {}): M
   if (cmdline !== null) {
     try {
       const spec = crashkernelFromCmdline(cmdline);
-      if (spec) crashkernel = { spec, resolution: systemRam === null ? null : resolveCrashkernel(spec, systemRam), error: null };
+      // No System RAM at all (an empty /proc/iomem in a snapshot) is no size to resolve against:
+      // as unknown, not as a machine of 0 bytes that every size is too large for.
+      if (spec) crashkernel = { spec, resolution: systemRam === null || systemRam === 0n ? null : resolveCrashkernel(spec, systemRam), error: null };
     } catch (e) {
       if (!(e instanceof KexecError)) throw e;
       // The kernel only warns about a bad crashkernel= and boots without a reservation; so do we.

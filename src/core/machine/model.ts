@@ -61,6 +61,7 @@ export interface Machine {
   cmdline: string | null;
   crashkernel: {
     spec: CrashkernelSpec;
+    /** null when the RAM size is unknown: no memory map, or one that lists no System RAM. */
     resolution: CrashkernelResolution | null;
     /** Set when the winning value does not parse: the kernel warned and reserved nothing. */
     error: { message: string; hint: string | null } | null;

@@ -51,7 +51,10 @@ export function renderMachine(m: Machine): string {
       crashkernel.spec.cma !== null ? `crashkernel=${formatMemory(crashkernel.spec.cma)},cma` : null,
     ].filter((x) => x !== null);
     const r = crashkernel.resolution;
-    ckLine = `${forms.join(" ")}: ${r === null ? "RAM size unknown, cannot resolve" : `${r.reason}${r.ok ? "" : " [not reserved]"}`}`;
+    const unresolved = m.memorySource === null ? "RAM size unknown, cannot resolve" : "the memory map lists no System RAM, cannot resolve";
+    // A reason that starts with the one value there is names it already ("crashkernel=256M reserves 256M").
+    const named = r !== null && forms.length === 1 && r.reason.startsWith(`${forms[0]} `);
+    ckLine = `${named ? "" : `${forms.join(" ")}: `}${r === null ? unresolved : `${r.reason}${r.ok ? "" : " [not reserved]"}`}`;
   }
   out.push(
     indent(
