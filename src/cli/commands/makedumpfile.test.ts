@@ -201,3 +201,28 @@ test("makedumpfile drop-in -R and --dump-dmesg: DUMPFILE appears whole or not at
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+/** Runs the built CLI as `makedumpfile ARGS` into a pipe whose reader has gone before the first write (ssh that could not connect, a fifo's reader that died). */
+function runIntoClosedPipe(dir: string, argv: string[]): { status: number; stderr: string } {
+  const cli = new URL("../main.js", import.meta.url).pathname;
+  const q = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+  const script = `{ ${q(process.execPath)} ${q(cli)} makedumpfile ${argv.map(q).join(" ")} 2>${q(join(dir, "stderr"))}; echo $? > ${q(join(dir, "rc"))}; } | (exec 0<&-; sleep 1)`;
+  assert.equal(spawnSync("sh", ["-c", script], { timeout: 120_000 }).status, 0);
+  return { status: Number(readFileSync(join(dir, "rc"), "utf8")), stderr: readFileSync(join(dir, "stderr"), "utf8") };
+}
+
+test("makedumpfile drop-in -F into a pipe whose reader is already gone: exit 1 and makedumpfile Failed., not an internal error", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-mdf-pipe-"));
+  try {
+    writeFileSync(join(dir, "vmcore"), syntheticVmcore(2000).bytes);
+    for (const args of [["-F", "-c", "-d", "1"], ["-F", "-d", "0"]]) {
+      const r = runIntoClosedPipe(dir, [...args, join(dir, "vmcore")]);
+      assert.doesNotMatch(r.stderr, /internal error/, args.join(" "));
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /^makedumpfile \(kexec-ts\): standard output: the reader of the stream went away after \d+ bytes: the flattened dump is cut short$/m);
+      assert.match(r.stderr, /\nmakedumpfile Failed\.\n$/);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

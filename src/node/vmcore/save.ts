@@ -130,18 +130,19 @@ function writebackStarter(fd: number): { wrote(bytes: number): void; settled(): 
 function stdoutFlatSink(): OutputSink {
   const out = process.stdout;
   stdoutCarriesTheOutput();
-  let failure: Error | undefined;
+  let failure: KexecError | undefined;
   let sent = 0;
   // Redirected into a file (> FILE), standard output fails as a file does (ENOSPC), not as a reader that left.
   let toFile = false;
   try { toFile = fstatSync(1).isFile(); } catch { /* a closed descriptor fails the first write, and says so */ }
-  out.on("error", (e: NodeJS.ErrnoException) => {
-    // The reader (cat > FILE, a compressor, ssh) stopped: typically a full disk behind the pipe.
-    failure ??= new KexecError("io", `standard output${toFile ? " (a file)" : ""}: ${e.code === "EPIPE" ? "the reader of the stream went away" : e.message} after ${sent} bytes: the flattened dump is cut short`,
+  // The reader (cat > FILE, a compressor, ssh) stopped: typically a full disk behind the pipe. The
+  // error comes as the stream's 'error' event or as a write's callback, whichever Node calls first
+  // (a reader gone before the first write: the callback): both are this one KexecError.
+  const failWith = (e: NodeJS.ErrnoException): KexecError => failure ??= new KexecError("io", `standard output${toFile ? " (a file)" : ""}: ${e.code === "EPIPE" ? "the reader of the stream went away" : e.message} after ${sent} bytes: the flattened dump is cut short`,
       { file: "-", errno: e.code ?? "EIO", offset: sent }, toFile
         ? `${e.code === "ENOSPC" ? "free some space on the file system of the file standard output goes to" : "check the file standard output goes to"}; what is in it is an incomplete dump`
         : "see why the command reading the stream stopped (its own error: a full file system?); what it wrote is an incomplete dump", { cause: e });
-  });
+  out.on("error", failWith);
   /** Queues `data` as it is (the caller leaves it untouched until `done`). */
   const put = (data: Uint8Array, done?: (e?: Error | null) => void): void => {
     if (failure) throw failure;
@@ -161,11 +162,11 @@ function stdoutFlatSink(): OutputSink {
       if (failure) { reject(failure); return; }
       if (data.length === 0) { resolve(); return; }
       put(encodeFlatRecordHeader(offset, data.length));
-      put(data, (e) => (failure ?? e ? reject(failure ?? e) : resolve()));
+      put(data, (e) => (e ? reject(failWith(e)) : failure ? reject(failure) : resolve()));
     }),
     finish: () => new Promise((resolve, reject) => {
       if (failure) { reject(failure); return; }
-      out.write(FLAT_END.slice(), (e) => (e ? reject(e) : resolve()));
+      out.write(FLAT_END.slice(), (e) => (e ? reject(failWith(e)) : resolve()));
     }),
   };
 }
