@@ -226,3 +226,21 @@ test("makedumpfile drop-in -F into a pipe whose reader is already gone: exit 1 a
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("makedumpfile drop-in -F --dump-dmesg into a pipe whose reader is gone: exit 1, not 'The dmesg log is saved to STDOUT' and 0", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-mdf-pipe-"));
+  try {
+    writeFileSync(join(dir, "vmcore"), syntheticVmcore(300).bytes);
+    const r = runIntoClosedPipe(dir, ["-F", "--dump-dmesg", join(dir, "vmcore")]);
+    assert.equal(r.status, 1, r.stderr);
+    assert.doesNotMatch(r.stderr, /saved to STDOUT|Completed/);
+    assert.match(r.stderr, /^makedumpfile \(kexec-ts\): standard output: the reader of the log went away: the log is not saved$/m);
+    assert.match(r.stderr, /\nmakedumpfile Failed\.\n$/);
+    // SUSE's level 8 (debug only): the status says it, the messages stay quiet as makedumpfile's do.
+    const suse = runIntoClosedPipe(dir, ["-F", "--message-level", "8", "--dump-dmesg", join(dir, "vmcore")]);
+    assert.equal(suse.status, 1, suse.stderr);
+    assert.match(suse.stderr, /^OSRELEASE=/m);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -22,6 +22,7 @@ import { formatDmesg, readLockless } from "../../core/vmcore/dmesg.js";
 import type { DumpCodec } from "../../core/vmcore/dump-writer.js";
 import { FlatReassembler } from "../../core/vmcore/flat.js";
 import { openVmcore, vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
+import { stdoutCarriesTheOutput } from "../../node/entry.js";
 import { checkOutputPath, renameOutputIntoPlace, syncAndCloseOutput, temporaryOutputPath, writeError, writeOutputFile, type OutputPath } from "../../node/files.js";
 import { openRandomAccess } from "../../node/vmcore/file.js";
 import { saveVmcoreTo, type SaveOptions } from "../../node/vmcore/save.js";
@@ -289,7 +290,7 @@ export async function makedumpfileCommand(argv: readonly string[], version: stri
       await rearrange(output!);
       common(`\nThe dumpfile is saved to ${action.dst}.\n`);
     } else if (action.kind === "dmesg") {
-      dumpDmesg(action.vmcore, output, level);
+      await dumpDmesg(action.vmcore, output, level);
       common(`\nThe dmesg log is saved to ${action.dst === "-" ? "STDOUT" : action.dst}.\n`);
     } else {
       if (level & ML_PRINT_DEBUG_MSG) printVmcoreinfo(action.save.src);
@@ -341,7 +342,7 @@ function printVmcoreinfo(path: string): void {
   }
 }
 
-function dumpDmesg(path: string, output: OutputPath | undefined, level: number): void {
+async function dumpDmesg(path: string, output: OutputPath | undefined, level: number): Promise<void> {
   const file = openRandomAccess(path);
   let text: string;
   try {
@@ -355,9 +356,28 @@ function dumpDmesg(path: string, output: OutputPath | undefined, level: number):
     file.close();
   }
   const bytes = new TextEncoder().encode(text);
-  if (output === undefined) { process.stdout.write(bytes); return; }
+  if (output === undefined) { await writeLogToStdout(bytes); return; }
   // Readable by root only, as makedumpfile creates its files.
   writeOutputFile(output, bytes, 0o600);
+}
+
+/**
+ * -F --dump-dmesg: the log is the product on standard output (SUSE's kdump-save sends it through a
+ * FIFO to ssh or lftp), so a reader that is gone fails the command, as makedumpfile dies of SIGPIPE
+ * there; "The dmesg log is saved to STDOUT" and exit 0 would say it was saved.
+ */
+function writeLogToStdout(bytes: Uint8Array): Promise<void> {
+  stdoutCarriesTheOutput();
+  return new Promise((resolve, reject) => {
+    const fail = (e: NodeJS.ErrnoException) => reject(new KexecError("io", `standard output: ${e.code === "EPIPE" ? "the reader of the log went away" : e.message}: the log is not saved`,
+      { file: "-", errno: e.code ?? "EIO" }, "see why the command reading standard output stopped (its own error: a full file system, a lost connection?)", { cause: e }));
+    process.stdout.once("error", fail);
+    process.stdout.write(bytes, (e) => {
+      process.stdout.off("error", fail);
+      if (e) fail(e);
+      else resolve();
+    });
+  });
 }
 
 function writeAt(fd: number, data: Uint8Array, position: number, path: string, what: string): void {
