@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KexecError } from "../../core/errors.js";
@@ -240,6 +240,21 @@ test("makedumpfile drop-in -F --dump-dmesg into a pipe whose reader is gone: exi
     const suse = runIntoClosedPipe(dir, ["-F", "--message-level", "8", "--dump-dmesg", join(dir, "vmcore")]);
     assert.equal(suse.status, 1, suse.stderr);
     assert.match(suse.stderr, /^OSRELEASE=/m);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("makedumpfile drop-in: the dump is created readable by root only (0600), as makedumpfile creates it, whatever the umask", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-mdf-mode-"));
+  try {
+    writeFileSync(join(dir, "vmcore"), syntheticVmcore(300).bytes);
+    for (const [args, out] of [[["-l", "-d", "1"], "kdump"], [["-E", "-d", "1"], "elf"], [["--dump-dmesg"], "log"]] as const) {
+      // umask 022, the usual one, would leave a 0644 file readable by every user.
+      const r = spawnSync("sh", ["-c", `umask 022; exec "$0" "$@"`, process.execPath, new URL("../main.js", import.meta.url).pathname, "makedumpfile", ...args, join(dir, "vmcore"), join(dir, out)]);
+      assert.equal(r.status, 0, r.stderr.toString());
+      assert.equal(statSync(join(dir, out)).mode & 0o777, 0o600, `${args.join(" ")}: mode`);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

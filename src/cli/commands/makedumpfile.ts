@@ -225,6 +225,9 @@ export function planMakedumpfile(argv: readonly string[], stderrIsTTY = false): 
   const save: SaveOptions = {
     src: vmcore!, dst: flat ? "-" : out!, format: elf ? "elf" : "kdump", flat, codec, dumpLevel: dumpLevel ?? 0,
     threads: threadsGiven ? threads : "auto", progress: (messageLevel & ML_PRINT_PROGRESS) !== 0 && stderrIsTTY, overwrite: force,
+    // All of the crashed kernel's memory, keys and passwords too: readable by root only, as
+    // makedumpfile's open_dump_file creates it (S_IRUSR|S_IWUSR), whatever the umask.
+    mode: 0o600,
   };
   return { action: { kind: "dump", save, force }, messageLevel, checkOnly };
 }

@@ -38,6 +38,8 @@ export interface SaveOptions {
   faultAfterPages?: number;
   /** Replace a regular file already at `dst` (--force; makedumpfile -f). Never the source, never anything but a regular file. */
   overwrite?: boolean;
+  /** The new file's permissions (before the umask); 0o644 unless given. makedumpfile creates its dump 0600 (S_IRUSR|S_IWUSR). */
+  mode?: number;
   /** Page frames per window of the kdump file's 2nd bitmap (tests: several windows on a small vmcore); DumpOptions.windowPages. */
   windowPages?: number;
 }
@@ -235,7 +237,7 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
         try {
           // Not through a symbolic link planted at the temporary name: the dump goes where it is named.
           // Read as well as written: the 2nd bitmap is read back from it (DumpSink.readBack).
-          fd = openSync(tmp, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644);
+          fd = openSync(tmp, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, opts.mode ?? 0o644);
         } catch (e) {
           throw writeError(e, tmp, "the dump");
         }
