@@ -54,6 +54,19 @@ export function stdoutCarriesTheOutput(): void {
   stdoutCarriesOutput = true;
 }
 
+let messagesBestEffort = false;
+
+/**
+ * The command's messages on standard output and standard error are best effort: a write that
+ * fails (stdout on /dev/full, a hung-up console, a closed pipe) neither ends the process nor
+ * changes its status. The makedumpfile drop-in's messages are makedumpfile's printf()s, whose
+ * failures makedumpfile never sees; kdump-utils sends them to /dev/console and trusts the status.
+ * Output that is the product (stdoutCarriesTheOutput) is still the writer's to fail.
+ */
+export function messageWriteErrorsIgnored(): void {
+  messagesBestEffort = true;
+}
+
 /**
  * Runs `main` as a process's entry point: its status becomes the exit status, every failure goes
  * through reportError. With `jsonErrors` (the command line has --json) the failure is also
@@ -71,6 +84,7 @@ export function runEntryPoint(name: string, main: () => Promise<number>, options
   for (const stream of [process.stdout, process.stderr]) {
     stream.on("error", (e: NodeJS.ErrnoException) => {
       if (stream === process.stdout && stdoutCarriesOutput) return;
+      if (messagesBestEffort) return;
       // `kexec-ts plan ... | head` closes the pipe early: that is the reader's choice, not an error.
       if (e.code === "EPIPE") process.exit(process.exitCode ?? 0);
       process.exit(EXIT_STATUS.io);

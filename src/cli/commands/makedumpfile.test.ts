@@ -259,3 +259,28 @@ test("makedumpfile drop-in: the dump is created readable by root only (0600), as
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("makedumpfile drop-in: messages that cannot be written (stdout or stderr on /dev/full) neither stop the save nor fail it, as makedumpfile's printf()s", (t) => {
+  if (!existsSync("/dev/full")) { t.skip("no /dev/full"); return; }
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-mdf-full-"));
+  try {
+    writeFileSync(join(dir, "vmcore"), syntheticVmcore(2000).bytes);
+    const cli = new URL("../main.js", import.meta.url).pathname;
+    const q = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+    const mdf = `${q(process.execPath)} ${q(cli)} makedumpfile`;
+    // kdump-utils: `$CORE_COLLECTOR /proc/vmcore DIR/vmcore-incomplete > /dev/console 2>&1`, then only the status counts.
+    const toFile = spawnSync("sh", ["-c", `${mdf} -l -d 1 ${q(join(dir, "vmcore"))} ${q(join(dir, "dump"))} > /dev/full`]);
+    assert.equal(toFile.status, 0, toFile.stderr.toString());
+    assert.ok(existsSync(join(dir, "dump")));
+    const dmesg = spawnSync("sh", ["-c", `${mdf} --dump-dmesg ${q(join(dir, "vmcore"))} ${q(join(dir, "log"))} > /dev/full`]);
+    assert.equal(dmesg.status, 0, dmesg.stderr.toString());
+    // -F: the messages (the debug ones first, at level 31) on a stderr that fails; the stream on stdout is whole.
+    const flat = spawnSync("sh", ["-c", `${mdf} -F --message-level 31 -l -d 1 ${q(join(dir, "vmcore"))} 2>/dev/full > ${q(join(dir, "flat"))}`]);
+    assert.equal(flat.status, 0, flat.stdout.toString());
+    const restored = run(dir, ["-R", "restored"], { link: true, stdin: join(dir, "flat") });
+    assert.equal(restored.status, 0, restored.stderr);
+    assert.deepEqual(readFileSync(join(dir, "restored")), readFileSync(join(dir, "dump")), "the stream was not cut short");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

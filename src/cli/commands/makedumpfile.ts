@@ -22,7 +22,7 @@ import { formatDmesg, readLockless } from "../../core/vmcore/dmesg.js";
 import type { DumpCodec } from "../../core/vmcore/dump-writer.js";
 import { FlatReassembler } from "../../core/vmcore/flat.js";
 import { openVmcore, vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
-import { stdoutCarriesTheOutput } from "../../node/entry.js";
+import { messageWriteErrorsIgnored, stdoutCarriesTheOutput } from "../../node/entry.js";
 import { checkOutputPath, renameOutputIntoPlace, syncAndCloseOutput, temporaryOutputPath, writeError, writeOutputFile, type OutputPath } from "../../node/files.js";
 import { openRandomAccess } from "../../node/vmcore/file.js";
 import { saveVmcoreTo, type SaveOptions } from "../../node/vmcore/save.js";
@@ -266,6 +266,9 @@ function say(text: string, flat: boolean): void {
 }
 
 export async function makedumpfileCommand(argv: readonly string[], version: string): Promise<number> {
+  // A message that cannot be written (stderr on a full /tmp, stdout on a hung-up console) neither
+  // stops the save nor fails it, as makedumpfile's printf()s do not.
+  messageWriteErrorsIgnored();
   let plan: MakedumpfilePlan;
   let flat = false;
   try {
