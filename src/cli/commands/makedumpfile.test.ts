@@ -284,3 +284,26 @@ test("makedumpfile drop-in: messages that cannot be written (stdout or stderr on
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("makedumpfile drop-in: debug (-D, level 8) and report (--show-stats) messages go where makedumpfile's go: stdout, stderr with -F", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-mdf-msg-"));
+  try {
+    writeFileSync(join(dir, "vmcore"), syntheticVmcore(300).bytes);
+    const toFile = run(dir, ["-D", "--show-stats", "-l", "-d", "1", "vmcore", "dump"], { link: true });
+    assert.equal(toFile.status, 0, toFile.stderr);
+    assert.match(toFile.stdout.toString(), /^OSRELEASE=6\.1\.0-synthetic$/m, "VMCOREINFO on stdout, as DEBUG_MSG without -F");
+    assert.match(toFile.stdout.toString(), /saved .*dump \(kdump, lzo, -d 1\)/, "the report on stdout, as REPORT_MSG without -F");
+    assert.equal(toFile.stderr, "", "nothing on stderr when all went well");
+    const dmesg = run(dir, ["--message-level", "15", "--dump-dmesg", "vmcore", "log"], { link: true });
+    assert.equal(dmesg.status, 0, dmesg.stderr);
+    assert.match(dmesg.stdout.toString(), /^CRASHTIME=\d+$/m);
+    // With -F stdout is the dump: every message is on stderr (SUSE reads OSRELEASE= and CRASHTIME= there).
+    const flat = run(dir, ["-F", "-D", "--show-stats", "-l", "-d", "1", "vmcore"], { link: true });
+    assert.equal(flat.status, 0, flat.stderr);
+    assert.match(flat.stderr, /^OSRELEASE=6\.1\.0-synthetic$/m);
+    assert.match(flat.stderr, /saved the dump to standard output \(flattened kdump, lzo, -d 1\)/);
+    assert.equal(flat.stdout.subarray(0, 12).toString("latin1"), "makedumpfile", "stdout is only the flattened stream");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -299,11 +299,12 @@ export async function makedumpfileCommand(argv: readonly string[], version: stri
       await dumpDmesg(action.vmcore, output, level);
       common(`\nThe dmesg log is saved to ${action.dst === "-" ? "STDOUT" : action.dst}.\n`);
     } else {
-      if (level & ML_PRINT_DEBUG_MSG) printVmcoreinfo(action.save.src);
+      if (level & ML_PRINT_DEBUG_MSG) printVmcoreinfo(action.save.src, flat);
       const result = await saveVmcoreTo(action.save);
-      if (level & ML_PRINT_REPORT_MSG) process.stderr.write(describeSave(action.save, result));
+      // The report (--show-stats) is makedumpfile's REPORT_MSG: stdout unless -F, as the common messages.
+      if (level & ML_PRINT_REPORT_MSG) say(describeSave(action.save, result), flat);
       if (!result.complete) {
-        if (level & ML_PRINT_ERROR_MSG) process.stderr.write(describeSave(action.save, result));
+        if (level & ML_PRINT_ERROR_MSG && !(level & ML_PRINT_REPORT_MSG && flat)) process.stderr.write(describeSave(action.save, result));
         common("\nmakedumpfile Failed.\n");
         return MDF_FAILED;
       }
@@ -337,12 +338,16 @@ function outputOf(action: MakedumpfileAction): OutputPath | undefined {
   return undefined;
 }
 
-/** SUSE's kdump-save reads OSRELEASE= and CRASHTIME= from makedumpfile's debug messages (--message-level 8). */
-function printVmcoreinfo(path: string): void {
+/**
+ * VMCOREINFO among the debug messages (--message-level 8, -D): SUSE's kdump-save reads OSRELEASE=
+ * and CRASHTIME= from them on stderr with -F. They are makedumpfile's DEBUG_MSG: on standard
+ * error with -F, on standard output without, as the common messages.
+ */
+function printVmcoreinfo(path: string, flat: boolean): void {
   const file = openRandomAccess(path);
   try {
     const info = openVmcore(file, path).vmcoreinfo;
-    if (info) process.stderr.write(`${info.text.trimEnd()}\n`);
+    if (info) say(`${info.text.trimEnd()}\n`, flat);
   } finally {
     file.close();
   }
@@ -353,7 +358,7 @@ async function dumpDmesg(path: string, output: OutputPath | undefined, level: nu
   let text: string;
   try {
     const core = openVmcore(file, path);
-    if (level & ML_PRINT_DEBUG_MSG && core.vmcoreinfo) process.stderr.write(`${core.vmcoreinfo.text.trimEnd()}\n`);
+    if (level & ML_PRINT_DEBUG_MSG && core.vmcoreinfo) say(`${core.vmcoreinfo.text.trimEnd()}\n`, output === undefined);
     text = formatDmesg(readLockless(vmcoreKernelMemory(core), core.vmcoreinfo!));
   } catch (e) {
     // The readers of kernel structures (page tables, the ring buffer) never see the path.
