@@ -9,6 +9,7 @@ import { formatDmesg, readLockless } from "../../core/vmcore/dmesg.js";
 import { bytesAccess } from "../../core/vmcore/memory.js";
 import { syntheticVmcore } from "../../core/vmcore/testing.js";
 import { openVmcore, vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
+import { missingInput } from "../../node/test-inputs.js";
 import { planMakedumpfile, type MakedumpfileAction } from "./makedumpfile.js";
 
 const split = (line: string) => line.split(/\s+/).filter(Boolean);
@@ -261,7 +262,7 @@ test("makedumpfile drop-in: the dump is created readable by root only (0600), as
 });
 
 test("makedumpfile drop-in: messages that cannot be written (stdout or stderr on /dev/full) neither stop the save nor fail it, as makedumpfile's printf()s", (t) => {
-  if (!existsSync("/dev/full")) { t.skip("no /dev/full"); return; }
+  if (!existsSync("/dev/full")) return missingInput(t, "no /dev/full (the Linux device whose writes fail with ENOSPC)");
   const dir = mkdtempSync(join(tmpdir(), "kexec-ts-mdf-full-"));
   try {
     writeFileSync(join(dir, "vmcore"), syntheticVmcore(2000).bytes);
