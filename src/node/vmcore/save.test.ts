@@ -29,6 +29,31 @@ function open(path: string): Vmcore {
   return openVmcore(bytesAccess(new Uint8Array(readFileSync(path))), path);
 }
 
+test("save: the dump is readable by its owner only (0600, as makedumpfile makes it), a stale DST.incomplete's wider mode taken away", async () => {
+  const dir = tmp();
+  const umask = process.umask(0o022);
+  try {
+    const src = join(dir, "src.elf");
+    writeFileSync(src, syntheticVmcore(50).bytes);
+    const fresh = join(dir, "fresh.kdump");
+    assert.equal((await saveVmcoreTo(opts(src, fresh, {}))).complete, true);
+    assert.equal(statSync(fresh).mode & 0o777, 0o600, "a new dump");
+    // An interrupted run's DST.incomplete, left world-readable: O_TRUNC alone keeps its mode.
+    const stale = join(dir, "stale.kdump");
+    writeFileSync(`${stale}.incomplete`, "old", { mode: 0o644 });
+    assert.equal((await saveVmcoreTo(opts(src, stale, {}))).complete, true);
+    assert.equal(statSync(stale).mode & 0o777, 0o600, "written into a stale 0644 DST.incomplete");
+    // A mode asked for is kept to; narrowing never adds a permission.
+    const group = join(dir, "group.kdump");
+    writeFileSync(`${group}.incomplete`, "old", { mode: 0o600 });
+    assert.equal((await saveVmcoreTo(opts(src, group, { mode: 0o640 }))).complete, true);
+    assert.equal(statSync(group).mode & 0o777, 0o600, "0640 asked, 0600 there: not widened");
+  } finally {
+    process.umask(umask);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("save: every format and codec reads back page for page, with the ring buffer intact", async () => {
   const dir = tmp();
   try {

@@ -4,7 +4,7 @@
  * the pipe's back-pressure), and the signals that stop a dump. What goes where in the dump is the
  * core's (core/vmcore/dump-writer.ts).
  */
-import { closeSync, constants, fstatSync, openSync, unlinkSync, write, writeSync } from "node:fs";
+import { closeSync, constants, fchmodSync, fstatSync, openSync, unlinkSync, write, writeSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { KexecError } from "../../core/errors.js";
 import { hex } from "../../core/format.js";
@@ -38,7 +38,10 @@ export interface SaveOptions {
   faultAfterPages?: number;
   /** Replace a regular file already at `dst` (--force; makedumpfile -f). Never the source, never anything but a regular file. */
   overwrite?: boolean;
-  /** The new file's permissions (before the umask); 0o644 unless given. makedumpfile creates its dump 0600 (S_IRUSR|S_IWUSR). */
+  /**
+   * The dump's permissions (before the umask): 0o600 unless given, as makedumpfile creates its
+   * dumps. A dump is the crashed kernel's memory: its keys, its users' passwords and files.
+   */
   mode?: number;
   /** Page frames per window of the kdump file's 2nd bitmap (tests: several windows on a small vmcore); DumpOptions.windowPages. */
   windowPages?: number;
@@ -186,6 +189,17 @@ function fileFlatSink(fd: number): OutputSink {
   return { write: record, async writeAsync(offset, data) { record(offset, data); }, async finish() { put(FLAT_END); } };
 }
 
+/**
+ * A DST.incomplete left by an earlier run keeps its own permissions through O_TRUNC: those
+ * `mode` does not grant are taken away (never added), so the memory is not written into a file
+ * that others can read.
+ */
+function narrowMode(fd: number, mode: number): void {
+  const st = fstatSync(fd);
+  const extra = st.mode & 0o777 & ~mode;
+  if (extra !== 0) fchmodSync(fd, st.mode & 0o777 & mode);
+}
+
 /** SIGINT, SIGTERM and SIGHUP stop the dump between batches; what was written stays readable. */
 class Signals {
   reason: string | undefined;
@@ -237,7 +251,8 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
         try {
           // Not through a symbolic link planted at the temporary name: the dump goes where it is named.
           // Read as well as written: the 2nd bitmap is read back from it (DumpSink.readBack).
-          fd = openSync(tmp, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, opts.mode ?? 0o644);
+          fd = openSync(tmp, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, opts.mode ?? 0o600);
+          narrowMode(fd, opts.mode ?? 0o600);
         } catch (e) {
           throw writeError(e, tmp, "the dump");
         }
