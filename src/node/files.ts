@@ -1,5 +1,5 @@
 /** File IO at the edge: every failure becomes a KexecError that names the file and says what to do. */
-import { closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeSync, type Stats } from "node:fs";
+import { closeSync, constants, fchmodSync, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeSync, type Stats } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { KexecError } from "../core/errors.js";
 
@@ -281,6 +281,7 @@ export function writeOutputFile(out: OutputPath, data: Uint8Array, mode = 0o644)
   }
   try {
     try {
+      narrowFileMode(fd, mode);
       for (let done = 0; done < data.length;) done += writeSync(fd, data, done, data.length - done);
     } catch (e) {
       closeSync(fd);
@@ -292,6 +293,16 @@ export function writeOutputFile(out: OutputPath, data: Uint8Array, mode = 0o644)
     rmSync(tmp, { force: true });
     throw e;
   }
+}
+
+/**
+ * A temporary name left by an earlier run keeps its own permissions through O_TRUNC: those
+ * `mode` does not grant are taken away (never added), so a dump or a log of the crashed kernel's
+ * memory is not written into a file others can read.
+ */
+export function narrowFileMode(fd: number, mode: number): void {
+  const st = fstatSync(fd);
+  if ((st.mode & 0o777 & ~mode) !== 0) fchmodSync(fd, st.mode & 0o777 & mode);
 }
 
 /**

@@ -23,7 +23,7 @@ import type { DumpCodec } from "../../core/vmcore/dump-writer.js";
 import { FlatReassembler } from "../../core/vmcore/flat.js";
 import { openVmcore, vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
 import { messageWriteErrorsIgnored, stdoutCarriesTheOutput } from "../../node/entry.js";
-import { checkOutputPath, renameOutputIntoPlace, syncAndCloseOutput, temporaryOutputPath, writeError, writeOutputFile, type OutputPath } from "../../node/files.js";
+import { checkOutputPath, narrowFileMode, renameOutputIntoPlace, syncAndCloseOutput, temporaryOutputPath, writeError, writeOutputFile, type OutputPath } from "../../node/files.js";
 import { openRandomAccess } from "../../node/vmcore/file.js";
 import { saveVmcoreTo, type SaveOptions } from "../../node/vmcore/save.js";
 import { describeSave, parseDumpLevel } from "./vmcore.js";
@@ -418,6 +418,7 @@ async function rearrange(output: OutputPath): Promise<void> {
   }
   let wrote = false;
   try {
+    narrowFileMode(fd, 0o600);
     const r = new FlatReassembler("the flattened dump on standard input");
     const chunk = new Uint8Array(1 << 20);
     for (;;) {

@@ -4,7 +4,7 @@
  * the pipe's back-pressure), and the signals that stop a dump. What goes where in the dump is the
  * core's (core/vmcore/dump-writer.ts).
  */
-import { closeSync, constants, fchmodSync, fstatSync, openSync, unlinkSync, write, writeSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, unlinkSync, write, writeSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { KexecError } from "../../core/errors.js";
 import { hex } from "../../core/format.js";
@@ -14,7 +14,7 @@ import { FLAT_END, encodeFlatHeader, encodeFlatRecordHeader } from "../../core/v
 import { openVmcore, vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/vmcore.js";
 import { stdoutCarriesTheOutput } from "../entry.js";
 import { tryKoffi } from "../ffi.js";
-import { checkOutputPath, outputName, renameOutputIntoPlace, syncAndCloseOutput, temporaryOutputPath, writeError } from "../files.js";
+import { checkOutputPath, narrowFileMode, outputName, renameOutputIntoPlace, syncAndCloseOutput, temporaryOutputPath, writeError } from "../files.js";
 import { readFullyAt } from "./file.js";
 import { openVmcoreSource } from "./mapped-file.js";
 import { inlineCompressor, workerCompressor, type Compressor, type SourceFile } from "./pool.js";
@@ -189,17 +189,6 @@ function fileFlatSink(fd: number): OutputSink {
   return { write: record, async writeAsync(offset, data) { record(offset, data); }, async finish() { put(FLAT_END); } };
 }
 
-/**
- * A DST.incomplete left by an earlier run keeps its own permissions through O_TRUNC: those
- * `mode` does not grant are taken away (never added), so the memory is not written into a file
- * that others can read.
- */
-function narrowMode(fd: number, mode: number): void {
-  const st = fstatSync(fd);
-  const extra = st.mode & 0o777 & ~mode;
-  if (extra !== 0) fchmodSync(fd, st.mode & 0o777 & mode);
-}
-
 /** SIGINT, SIGTERM and SIGHUP stop the dump between batches; what was written stays readable. */
 class Signals {
   reason: string | undefined;
@@ -252,7 +241,7 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
           // Not through a symbolic link planted at the temporary name: the dump goes where it is named.
           // Read as well as written: the 2nd bitmap is read back from it (DumpSink.readBack).
           fd = openSync(tmp, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, opts.mode ?? 0o600);
-          narrowMode(fd, opts.mode ?? 0o600);
+          narrowFileMode(fd, opts.mode ?? 0o600);
         } catch (e) {
           throw writeError(e, tmp, "the dump");
         }
