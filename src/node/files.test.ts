@@ -1,11 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, lchownSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lchownSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { KexecError } from "../core/errors.js";
-import { checkOutputPath, fileSize, makeDirectories, readInputFile, replaceFileDurably, writeOutputFile } from "./files.js";
+import { checkOutputPath, fileSize, makeDirectories, readInputFile, replaceFileDurably, temporaryOutputPath, writeOutputFile } from "./files.js";
 import { missingInput } from "./test-inputs.js";
 
 test("an initrd or kernel must be a regular, non-empty file: a pipe, a device or an empty file is refused by name", () => {
@@ -164,6 +164,27 @@ test("makeDirectories makes the missing ones, and fails where mkdir -p fails, wi
       `import { makeDirectories } from ${JSON.stringify(new URL("./files.js", import.meta.url).href)};
        try { makeDirectories("/proc/kexec-ts-no-such/dir"); } catch (e) { console.log(e.code); }`], { encoding: "utf8", timeout: 20_000 });
     assert.equal(child.stdout.trim(), "ENOENT", `${child.error?.message ?? ""} ${child.stderr}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("an output whose name is too long for .incomplete (NAME_MAX, 255 bytes) is written under a shortened temporary name, not refused", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-files-"));
+  try {
+    for (const name of ["v".repeat(250), `${"é".repeat(122)}xyz`, "w".repeat(255)]) {
+      const path = join(dir, name);
+      const tmp = temporaryOutputPath(path);
+      assert.ok(Buffer.byteLength(basename(tmp)) <= 255, `${Buffer.byteLength(name)} bytes: ${Buffer.byteLength(basename(tmp))}`);
+      assert.ok(tmp.endsWith(".incomplete") && tmp.startsWith(join(dir, name.slice(0, 20))), tmp);
+      assert.ok(!basename(tmp).includes("\ufffd"), "whole UTF-8 characters");
+      writeOutputFile({ path, what: "the test output", command: "test", inputs: [] }, new Uint8Array([1, 2, 3]));
+      assert.deepEqual([...readFileSync(path)], [1, 2, 3]);
+      assert.ok(!existsSync(tmp));
+    }
+    // Two long names that share their start have different temporary names.
+    assert.notEqual(temporaryOutputPath(join(dir, `${"x".repeat(250)}1`)), temporaryOutputPath(join(dir, `${"x".repeat(250)}2`)));
+    assert.equal(temporaryOutputPath("/var/crash/vmcore"), "/var/crash/vmcore.incomplete");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,5 +1,6 @@
 /** File IO at the edge: every failure becomes a KexecError that names the file and says what to do. */
 import { closeSync, constants, fchmodSync, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeSync, type Stats } from "node:fs";
+import { createHash } from "node:crypto";
 import { dirname, resolve } from "node:path";
 import { KexecError } from "../core/errors.js";
 
@@ -93,9 +94,25 @@ export interface OutputPath {
   exampleName?: string;
 }
 
-/** The temporary name an output is written under before it is renamed into place. */
+/** NAME_MAX of Linux's file systems: the bytes of one name in a path. */
+const NAME_MAX = 255;
+const INCOMPLETE = ".incomplete";
+
+/**
+ * The temporary name an output is written under before it is renamed into place: NAME.incomplete.
+ * A name too long for the suffix (NAME_MAX is 255 bytes) keeps as much of its start as fits, and a
+ * hash of the whole name, so that the output's own name, which fits, does not fail with ENAMETOOLONG.
+ */
 export function temporaryOutputPath(path: string): string {
-  return `${path}.incomplete`;
+  const cut = path.lastIndexOf("/") + 1;
+  const name = path.slice(cut);
+  const bytes = new TextEncoder().encode(name);
+  if (bytes.length + INCOMPLETE.length <= NAME_MAX) return `${path}${INCOMPLETE}`;
+  const tag = `~${createHash("sha256").update(bytes).digest("hex").slice(0, 12)}`;
+  // Whole UTF-8 characters only: cut at a byte that does not continue one.
+  let keep = NAME_MAX - INCOMPLETE.length - tag.length;
+  while (keep > 0 && (bytes[keep]! & 0xc0) === 0x80) keep--;
+  return `${path.slice(0, cut)}${new TextDecoder().decode(bytes.subarray(0, keep))}${tag}${INCOMPLETE}`;
 }
 
 /** Linux's MAXSYMLINKS: a longer chain is a loop to the kernel too (ELOOP). */
