@@ -181,8 +181,8 @@ async function list(args: ParsedArgs): Promise<number> {
   const p = await paths(args);
   const target = readConfigFile(p).config.target;
   const dumps = listDumps(target, p.config).map((d) => readDump(target, d));
-  print(args, dumps.map((d) => ({ name: d.name, dir: d.dir, bytes: d.bytes, files: d.files, report: d.report, reportProblem: d.reportProblem })), () =>
-    dumps.length === 0 ? `no dumps in ${target}` : dumps.map((d) => summarizeDump(d.dir, d.report, d.files, d.reportProblem).join("\n")).join("\n"));
+  print(args, dumps.map((d) => ({ name: d.name, dir: d.dir, bytes: d.bytes, files: d.files, irregular: d.irregular, complete: d.complete, problem: d.problem, report: d.report, reportProblem: d.reportProblem })), () =>
+    dumps.length === 0 ? `no dumps in ${target}` : dumps.map((d) => summarizeDump(d.dir, d.report, d.files, d.reportProblem, d.irregular).join("\n")).join("\n"));
   return 0;
 }
 

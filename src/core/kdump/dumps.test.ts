@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import { strict as assert } from "node:assert";
 import fc from "fast-check";
-import { analyzeLog, chooseRemovals, dumpDirName, dumpDirTime, dumpReportFromJson, summarizeDump, type DumpEntry, type DumpReport } from "./dumps.js";
+import { analyzeLog, chooseRemovals, dumpCompleteness, dumpDirName, dumpDirTime, dumpReportFromJson, summarizeDump, type DumpEntry, type DumpReport } from "./dumps.js";
 
 /** A 6.1 kernel's log around `echo c > /proc/sysrq-trigger`, as the lab's guests print it. */
 export const SYSRQ_CRASH_LOG = [
@@ -97,6 +97,21 @@ test("the journal summary says what crashed, where, and whether the dump is whol
   const full = summarizeDump("x", { ...r, state: "failed", dump: { ...r.dump, complete: false, problem: "the output device is full (ENOSPC)" } }, {}).join("\n");
   assert.match(full, /INCOMPLETE: the output device is full \(ENOSPC\)/);
   assert.match(summarizeDump("y", null, { "vmcore.incomplete": 4096, "capture.log": 10 })[0]!, /no report\.json \(an incomplete vmcore of 0\.0 MiB; see capture\.log\)/);
+});
+
+test("a report.json that says complete is believed only while its vmcore is there, a regular file of the size it recorded", () => {
+  const r = SAVED_REPORT;
+  const dump = (files: Record<string, number>, irregular: Record<string, string> = {}) => summarizeDump("/var/crash/d", r, files, null, irregular).find((l) => l.startsWith("  dump:"))!;
+  assert.match(dump({ vmcore: 52428800 }), /; complete$/);
+  // Each of these had been listed as "complete" (and a kdump test with it as passed).
+  assert.match(dump({ "report.json": 1200 }), /INCOMPLETE: report\.json says it is complete \(vmcore, 52428800 bytes\), but there is no vmcore in the directory/);
+  assert.match(dump({ "vmcore.incomplete": 52428800 }), /INCOMPLETE: .*but only vmcore\.incomplete is there/);
+  assert.match(dump({ vmcore: 0 }), /dump: vmcore, 0\.0 MiB, .*INCOMPLETE: .*but vmcore has 0 bytes: it was cut or changed after the save/);
+  assert.match(dump({}, { vmcore: "a directory" }), /INCOMPLETE: .*but vmcore is a directory$/);
+  assert.match(dump({}, { vmcore: "a symbolic link to nothing" }), /but vmcore is a symbolic link to nothing$/);
+  assert.deepEqual(dumpCompleteness(r, { vmcore: 52428800, "vmcore.incomplete": 0 }), { complete: true, problem: null }, "a stale empty vmcore.incomplete beside a whole vmcore");
+  assert.deepEqual(dumpCompleteness({ ...r, state: "failed", dump: { ...r.dump, complete: false, problem: "ENOSPC" } }, {}), { complete: false, problem: "ENOSPC" });
+  assert.equal(dumpCompleteness({ ...r, state: "saving" }, { vmcore: 52428800 }).complete, false, "a report still saying saving is cut off, whatever the disk");
 });
 
 /** The saved report as parsed JSON with `edits` (dotted path → value; undefined removes the field): a damaged report.json. */

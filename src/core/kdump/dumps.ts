@@ -236,12 +236,44 @@ function mib(bytes: number): string {
   return bytes >= 1 << 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
+/** What `summarizeDump` and the test's verdict go by: whether the dump is whole, else why not. */
+export interface DumpCompleteness {
+  complete: boolean;
+  problem: string | null;
+}
+
+/**
+ * Whether a dump is whole: report.json's word, held against the directory. A report that says
+ * complete is believed only while the file it names is there, a regular file of the size it
+ * recorded: a vmcore removed, emptied, cut or replaced since (by hand, by fsck, by a file system
+ * that lost the last writes) had been listed as "complete", and a `kdump test` as "passed".
+ * `files` are the directory's regular files with their sizes, `irregular` its other entries
+ * (name → what they are: "a directory", "a symbolic link to nothing").
+ */
+export function dumpCompleteness(r: DumpReport, files: Readonly<Record<string, number>>, irregular: Readonly<Record<string, string>> = {}): DumpCompleteness {
+  if (r.state === "saving") return { complete: false, problem: "the capture was cut off while saving (a second crash, a reset or the power)" };
+  const d = r.dump;
+  if (!d.complete) return { complete: false, problem: d.problem ?? "unknown" };
+  const said = `report.json says it is complete (${d.file}, ${d.bytes} bytes)`;
+  const kind = Object.prototype.hasOwnProperty.call(irregular, d.file) ? irregular[d.file] : undefined;
+  if (kind !== undefined) return { complete: false, problem: `${said}, but ${d.file} is ${kind}` };
+  if (!Object.prototype.hasOwnProperty.call(files, d.file)) {
+    const partial = "vmcore.incomplete" in files && d.file !== "vmcore.incomplete"
+      ? "only vmcore.incomplete is there (the rename that ends the save did not reach the disk?)"
+      : `there is no ${d.file} in the directory (removed since?)`;
+    return { complete: false, problem: `${said}, but ${partial}` };
+  }
+  const onDisk = files[d.file]!;
+  if (onDisk !== d.bytes) return { complete: false, problem: `${said}, but ${d.file} has ${onDisk} bytes: it was cut or changed after the save` };
+  return { complete: true, problem: null };
+}
+
 /**
  * One dump, as `kdump report` writes it to the journal (and `list` shows it). `files` are the
- * directory's files with their sizes: a save cut off never wrote its final report, so the
- * vmcore's size comes from the disk.
+ * directory's regular files with their sizes (a save cut off never wrote its final report, so the
+ * vmcore's size comes from the disk), `irregular` its other entries with what they are.
  */
-export function summarizeDump(dir: string, r: DumpReport | null, files: Readonly<Record<string, number>>, reportProblem: string | null = null): string[] {
+export function summarizeDump(dir: string, r: DumpReport | null, files: Readonly<Record<string, number>>, reportProblem: string | null = null, irregular: Readonly<Record<string, string>> = {}): string[] {
   const vmcore = "vmcore" in files ? "vmcore" : "vmcore.incomplete" in files ? "vmcore.incomplete" : null;
   if (r === null) {
     const what = `${vmcore === null ? "no vmcore" : `${vmcore === "vmcore" ? "a" : "an incomplete"} vmcore of ${mib(files[vmcore]!)}`}${"capture.log" in files ? "; see capture.log" : ""}`;
@@ -249,9 +281,8 @@ export function summarizeDump(dir: string, r: DumpReport | null, files: Readonly
     return [`${dir}: the capture left no report.json (${what}): it was cut off before it finished`];
   }
   const d = r.dump;
-  const status = r.state === "saving"
-    ? "INCOMPLETE: the capture was cut off while saving (a second crash, a reset or the power)"
-    : d.complete ? "complete" : `INCOMPLETE: ${d.problem ?? "unknown"}`;
+  const verdict = dumpCompleteness(r, files, irregular);
+  const status = verdict.complete ? "complete" : `INCOMPLETE: ${verdict.problem}`;
   const bytes = vmcore === null ? d.bytes : files[vmcore]!;
   const lines = [
     `${dir}: crash at ${r.crashTime} on ${r.kernel ?? "an unknown kernel"}${r.testId ? ` (kexec-ts kdump test ${r.testId})` : ""}`,

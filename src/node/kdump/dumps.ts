@@ -1,7 +1,7 @@
 /** The dumps in a target directory, read from disk: names, sizes, their report.json. */
-import { mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { lstatSync, mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { dumpDirTime, dumpReportFromJson, type DumpEntry, type DumpReport } from "../../core/kdump/dumps.js";
+import { dumpCompleteness, dumpDirTime, dumpReportFromJson, type DumpEntry, type DumpReport } from "../../core/kdump/dumps.js";
 import { KexecError } from "../../core/errors.js";
 import { describeJsonValue } from "../../core/format.js";
 import { fileKind } from "../files.js";
@@ -82,24 +82,41 @@ export function listDumps(target: string, configFile?: string): DumpEntry[] {
 
 export interface DumpOnDisk extends DumpEntry {
   dir: string;
-  /** File name → size in bytes. */
+  /** Regular file name (a symbolic link to one included) → size in bytes. */
   files: Record<string, number>;
+  /** The other entries → what they are ("a directory", "a symbolic link to nothing"): a vmcore that is one is not a dump. */
+  irregular: Record<string, string>;
   report: DumpReport | null;
   /** Why report.json is there but unreadable (not JSON, a field missing or of the wrong type); null when read or absent. */
   reportProblem: string | null;
+  /** Whether the dump is whole, report.json held against the directory (dumpCompleteness); false without a readable report.json. */
+  complete: boolean;
+  /** Why not complete; null when it is. */
+  problem: string | null;
 }
 
 export function readDump(target: string, entry: DumpEntry): DumpOnDisk {
   const dir = join(target, entry.name);
   const files: Record<string, number> = {};
+  const irregular: Record<string, string> = {};
   try {
     for (const f of readdirSync(dir).sort()) {
       try {
-        files[f] = statSync(join(dir, f)).size;
-      } catch { /* removed meanwhile */ }
+        const st = statSync(join(dir, f));
+        if (st.isFile()) files[f] = st.size;
+        else irregular[f] = fileKind(st);
+      } catch {
+        // A symbolic link to nothing: stat follows it; said, since a vmcore that is one is no dump.
+        try {
+          if (lstatSync(join(dir, f)).isSymbolicLink()) irregular[f] = "a symbolic link to nothing";
+        } catch { /* removed meanwhile */ }
+      }
     }
   } catch { /* gone */ }
-  return { ...entry, dir, files, ...readReport(join(dir, "report.json")) };
+  const { report, reportProblem } = readReport(join(dir, "report.json"));
+  const verdict = report !== null ? dumpCompleteness(report, files, irregular)
+    : { complete: false, problem: reportProblem === null ? "the capture left no report.json: it was cut off before it finished" : `report.json is unreadable: ${reportProblem}` };
+  return { ...entry, dir, files, irregular, report, reportProblem, ...verdict };
 }
 
 /**

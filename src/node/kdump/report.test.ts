@@ -75,9 +75,21 @@ test("a test crash is settled by the dump that carries its id, or failed when th
     const dir = join(config.target, "deb12-20261123T154258Z");
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, "report.json"), JSON.stringify(savedReport({ testId: "t-1" })));
+    writeFileSync(join(dir, "vmcore"), "v");
     r = await reportCrashes(config, paths, { all: false });
     assert.equal(r.test?.result, "passed");
     assert.equal(r.fresh.length, 1);
+    assert.deepEqual([r.fresh[0]!.complete, r.fresh[0]!.problem], [true, null]);
+    // A vmcore gone since the save proves nothing: it had passed on report.json's word.
+    rmSync(join(dir, "vmcore"));
+    r = await reportCrashes(config, paths, { all: true });
+    assert.equal(r.test?.result, "failed");
+    assert.match(r.test!.detail, /incomplete dump: report\.json says it is complete \(vmcore, 1 bytes\), but there is no vmcore in the directory/);
+    assert.equal(r.fresh[0]!.complete, false);
+    mkdirSync(dirname(paths.config), { recursive: true });
+    writeFileSync(paths.config, `target = ${config.target}\n`);
+    const s = kdumpStatus(paths);
+    assert.deepEqual([s.test?.result, s.test?.dump], ["failed", dir], "status says the same of the same dump");
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

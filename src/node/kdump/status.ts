@@ -108,7 +108,7 @@ export function kdumpStatus(paths: KdumpPaths): StatusResult {
       const dumps = listDumps(target, paths.config).map((d) => readDump(target, d));
       test = testResult(paths, dumps);
       const last = dumps[dumps.length - 1];
-      if (last !== undefined) lastDump = { dir: last.dir, lines: summarizeDump(last.dir, last.report, last.files, last.reportProblem) };
+      if (last !== undefined) lastDump = { dir: last.dir, lines: summarizeDump(last.dir, last.report, last.files, last.reportProblem, last.irregular) };
     } catch (e) {
       if (!isKexecError(e)) throw e;
       // A target that is not a directory (any more) is where the next crash's dump would fail.
