@@ -82,3 +82,28 @@ test("kdump import: a --config path that cannot be written is an I/O error namin
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("kdump report --json: bookkeeping that cannot be written is one JSON document (recordError in it) and exit 74", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-kdump-report-"));
+  try {
+    const target = join(dir, "crash");
+    mkdirSync(join(target, "h-20260101T000000Z"), { recursive: true });
+    mkdirSync(join(target, ".kexec-ts-reported.json"));
+    const config = join(dir, "kdump.conf");
+    writeFileSync(config, `target = ${target}\n`);
+    const r = kexecTs(["kdump", "report", "--json", "--config", config]);
+    assert.equal(r.status, 74, r.stderr);
+    // It was the result, then the error as a second document: JSON.parse refused the output.
+    const out = JSON.parse(r.stdout) as { recordError: { error: string; message: string; hint: string }; lines: string[] };
+    assert.equal(out.recordError.error, "io");
+    assert.match(out.recordError.message, /\.kexec-ts-reported\.json: cannot record which dumps were reported: .*\(EISDIR\)$/);
+    assert.match(out.lines.join("\n"), /h-20260101T000000Z: the capture left no report\.json/, "the summaries are there");
+    assert.match(r.stderr, /^kexec-ts: .*\.kexec-ts-reported\.json: cannot record which dumps were reported: .*\nhint: move the directory /);
+    const text = kexecTs(["kdump", "report", "--config", config]);
+    assert.equal(text.status, 74, text.stderr);
+    assert.match(text.stdout, /^kexec-ts kdump: .*h-20260101T000000Z: the capture left no report\.json/m);
+    assert.equal(text.stderr.match(/^kexec-ts: /gm)?.length, 1, "the error is said once");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

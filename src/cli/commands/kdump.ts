@@ -170,8 +170,13 @@ async function report(args: ParsedArgs): Promise<number> {
   const p = await paths(args);
   const r = await reportCrashes(readConfigFile(p).config, p, { all: has(args, "all") });
   print(args, r, () => r.lines.map((l) => (l.startsWith("  ") ? l : `kexec-ts kdump: ${l}`)).join("\n"));
-  // The summaries are out first: they are what the journal needs, bookkeeping or not.
-  if (r.recordError !== null) throw r.recordError;
+  // The summaries are out first: they are what the journal needs, bookkeeping or not. The error
+  // is not thrown: with --json it would be a second JSON document on standard output after the
+  // result (which carries it as recordError), and no parser reads two.
+  if (r.recordError !== null) {
+    const { reportError } = await import("../../node/entry.js");
+    return reportError("kexec-ts", r.recordError);
+  }
   return 0;
 }
 
