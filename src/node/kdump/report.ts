@@ -4,7 +4,7 @@
  * raw copy the capture init left on raw_target, tells a crash that left nothing from a clean
  * reboot, and settles a pending `kdump test`.
  */
-import { closeSync, openSync, readSync, rmSync, statSync, writeSync, fsyncSync } from "node:fs";
+import { closeSync, existsSync, openSync, readSync, rmSync, statSync, writeSync, fsyncSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { RAW_RECORD_MAGIC, RAW_RECORD_SIZE } from "../../core/kdump/capture-init.js";
@@ -237,10 +237,16 @@ export async function reportCrashes(config: KdumpConfig, paths: KdumpPaths, opti
   const test = testResult(paths, dumps);
   if (test !== null) lines.push(`kdump test ${test.id} (${test.at}): ${test.result}: ${test.detail}`);
   let recordError: KexecError | null = null;
-  try {
-    writeJsonDurably(reportedPath(config.target), { names: [...new Set([...reported, ...dumps.map((d) => d.name)])] });
-  } catch (e) {
-    recordError = targetError(e, reportedPath(config.target), "record which dumps were reported", paths.config);
+  // Where the target does not exist, no dump was saved and there is nothing to record. Writing the
+  // file there made the directory: at boot, before the service arms, that turned a target = typo
+  // (or a target on a disk not mounted) into a directory on whatever file system held its parent,
+  // and start's "the target does not exist" refusal into a capture that saves there.
+  if (existsSync(config.target)) {
+    try {
+      writeJsonDurably(reportedPath(config.target), { names: [...new Set([...reported, ...dumps.map((d) => d.name)])] });
+    } catch (e) {
+      recordError = targetError(e, reportedPath(config.target), "record which dumps were reported", paths.config);
+    }
   }
   return { fresh, latest, previousBoot, test, rawCopy, warnings, recordError, lines };
 }
