@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { dumpCompleteness, dumpDirTime, dumpReportFromJson, type DumpEntry, type DumpReport } from "../../core/kdump/dumps.js";
 import { KexecError } from "../../core/errors.js";
 import { describeJsonValue } from "../../core/format.js";
-import { fileKind } from "../files.js";
+import { errnoText, fileKind } from "../files.js";
 
 function dirBytes(dir: string): number {
   let total = 0;
@@ -133,7 +133,10 @@ export function readJsonFile(path: string): { json: unknown; problem: null } | {
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     if (err.code === "ENOENT") return null;
-    return { problem: `cannot read it: ${err.message}` };
+    // Node's message repeated the path the caller names ("EACCES: permission denied, open '/var/crash/...'"),
+    // and a user's `kdump list` of dumps save wrote 0600 read as damage, with no word of what to do.
+    const denied = err.code === "EACCES" || err.code === "EPERM";
+    return { problem: `cannot read it: ${errnoText(e, path)}${denied ? "; run as root (kdump save writes it readable by root only)" : ""}` };
   }
   try {
     return { json: JSON.parse(text), problem: null };

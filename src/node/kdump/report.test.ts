@@ -1,8 +1,8 @@
 import { test } from "node:test";
 import { strict as assert } from "node:assert";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { RAW_RECORD_MAGIC, RAW_RECORD_SIZE } from "../../core/kdump/capture-init.js";
 import { defaultConfig } from "../../core/kdump/config.js";
@@ -12,6 +12,7 @@ import { KexecError } from "../../core/errors.js";
 import { kdumpPaths, reportedPath, testStatePath, bootStatePath } from "./paths.js";
 import { readRawRecord, reportCrashes } from "./report.js";
 import { readBootId } from "./service.js";
+import { missingInput } from "../test-inputs.js";
 import { listDumps, readDump } from "./dumps.js";
 import { kdumpStatus } from "./status.js";
 
@@ -253,6 +254,36 @@ test("a target that does not exist is not made by report: start's refusal of a m
     assert.deepEqual([r.lines, r.recordError], [[`no dumps in ${config.target}`], null]);
     // The report service runs at boot before the arming one: it had made the directory, and start then armed onto it.
     assert.equal(existsSync(join(root, "mnt")), false, "nothing made on the way to it");
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("a report.json that cannot be read says why in the errno's words, once, and a user who may not read it is told to run as root", (t) => {
+  const root = mkdtempSync(join(tmpdir(), "kexec-ts-kdump-report-"));
+  try {
+    const target = join(root, "crash");
+    const loop = join(target, "h-20260101T000000Z");
+    mkdirSync(loop, { recursive: true });
+    symlinkSync("report.json", join(loop, "report.json"));
+    const [looped] = listDumps(target).map((d) => readDump(target, d));
+    // It was "cannot read it: ELOOP: too many symbolic links encountered, stat '<the path again>'".
+    assert.equal(looped!.reportProblem, "cannot read it: too many symbolic links encountered (ELOOP)");
+
+    // As save writes it: 0600, root's. Read by another user (the tests run as root: a child as nobody).
+    const saved = join(target, "h-20260102T000000Z");
+    mkdirSync(saved);
+    writeFileSync(join(saved, "report.json"), JSON.stringify(savedReport()), { mode: 0o600 });
+    chmodSync(root, 0o755);
+    const dumpsModule = new URL("./dumps.js", import.meta.url).pathname;
+    const script = `import(${JSON.stringify(dumpsModule)}).then((m) => { const t = ${JSON.stringify(target)}; process.stdout.write(JSON.stringify(m.listDumps(t).map((d) => m.readDump(t, d).reportProblem))); });`;
+    const asOther = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+    if (process.getuid?.() !== 0) chmodSync(join(saved, "report.json"), 0o000);
+    const r = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", timeout: 20_000, ...asOther });
+    if (r.status !== 0 && /ERR_MODULE_NOT_FOUND|EACCES/.test(r.stderr) && r.stderr.includes(dirname(dumpsModule))) return missingInput(t, `kexec-ts's dist is not readable by uid 65534: ${dirname(dumpsModule)}`);
+    assert.equal(r.status, 0, r.stderr);
+    const problems = JSON.parse(r.stdout) as (string | null)[];
+    assert.equal(problems[1], "cannot read it: permission denied (EACCES); run as root (kdump save writes it readable by root only)");
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
