@@ -195,7 +195,7 @@ test("a damaged bookkeeping file counts as nothing reported yet, says so, and is
     mkdirSync(join(config.target, name), { recursive: true });
     writeFileSync(join(config.target, name, "report.json"), JSON.stringify(savedReport()));
     const bookkeeping = reportedPath(config.target);
-    for (const [text, why] of [['{"names": 5}', /field names: expected a list of dump names, found number 5/], ['{"names": ["a", {}]}', /a list with a non-string/], ["{", /not JSON/], ["[]", /found absent/]] as const) {
+    for (const [text, why] of [['{"names": 5}', /field names: expected a list of dump names, found number 5/], ['{"names": ["a", {}]}', /a list with a non-string/], ["{", /not JSON/], ["[]", /\(expected an object \{ "names": \[\.\.\.\] \}, found a list\)/], ["null", /\(expected an object .*, found null\)/], ["{}", /field names: expected a list of dump names, found absent/]] as const) {
       writeFileSync(bookkeeping, text);
       const r = await reportCrashes(config, paths, { all: false });
       assert.equal(r.warnings.length, 1, text);

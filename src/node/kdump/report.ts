@@ -184,7 +184,9 @@ function readReportedNames(path: string): { names: string[]; warning: string | n
   if (file === null) return { names: [], warning: null };
   if (file.problem !== null) return damaged(file.problem);
   const json = file.json;
-  const names = json !== null && typeof json === "object" ? (json as { names?: unknown }).names : undefined;
+  // A list or null had been "field names ... found absent": the file is not the object that holds it.
+  if (json === null || typeof json !== "object" || Array.isArray(json)) return damaged(`expected an object { "names": [...] }, found ${describeJsonValue(json)}`);
+  const names = (json as { names?: unknown }).names;
   if (!Array.isArray(names) || !names.every((n) => typeof n === "string")) {
     const found = Array.isArray(names) ? "a list with a non-string in it" : describeJsonValue(names);
     return damaged(`field names: expected a list of dump names, found ${found}`);
