@@ -6,9 +6,18 @@ import { KexecError } from "../../core/errors.js";
 import { describeJsonValue } from "../../core/format.js";
 import { errnoText, fileKind } from "../files.js";
 
+/** The bytes of a dump's files; 0 for a directory that cannot be listed (readDump says why: its report.json cannot be read either). */
 function dirBytes(dir: string): number {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    // A dump directory a user may not read (0700), or one removed meanwhile, made every command
+    // that lists dumps (save's retention in the capture kernel included) fail with a stack trace.
+    return 0;
+  }
   let total = 0;
-  for (const f of readdirSync(dir)) {
+  for (const f of names) {
     try {
       total += statSync(join(dir, f)).size;
     } catch { /* removed meanwhile */ }
