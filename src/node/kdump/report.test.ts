@@ -293,3 +293,20 @@ test("a report.json that cannot be read says why in the errno's words, once, and
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test("a raw_target that is a FIFO or a directory is not read: report does not wait for a writer", () => {
+  const root = mkdtempSync(join(tmpdir(), "kexec-ts-kdump-report-"));
+  try {
+    const fifo = join(root, "initctl");
+    execFileSync("mkfifo", [fifo]);
+    const reportModule = new URL("./report.js", import.meta.url).pathname;
+    // In a child with a time limit: the open() that waited for a writer would hang this test file.
+    const script = `import(${JSON.stringify(reportModule)}).then((m) => process.stdout.write(JSON.stringify([m.readRawRecord(${JSON.stringify(fifo)}), m.readRawRecord(${JSON.stringify(root)})])));`;
+    const r = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", timeout: 10_000 });
+    assert.equal(r.signal, null, "readRawRecord on a FIFO did not return");
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), [null, null]);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

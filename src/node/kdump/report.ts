@@ -61,6 +61,11 @@ export interface RawRecord {
 export function readRawRecord(device: string): RawRecord | null {
   let fd: number;
   try {
+    // A block device (or, for tests and images, a file) only: open() on a FIFO waits for a writer,
+    // and raw_target = a FIFO (a typo for /run/initctl, say) hung the report service at every boot,
+    // and with it the arming service ordered after it. start refuses anything but a block device.
+    const st = statSync(device);
+    if (!st.isBlockDevice() && !st.isFile()) return null;
     fd = openSync(device, "r");
   } catch {
     return null;
