@@ -63,6 +63,13 @@ test("--json: an error is also a JSON object on standard output, with its code, 
     assert.equal(typeof out["hint"], "string", what);
     if (c.data) for (const [k, v] of Object.entries(c.data)) assert.equal((out["data"] as Record<string, unknown>)[k], v, `${what}: data.${k}`);
   }
+  // A command that printed its JSON result before failing: that one document, not a second after it.
+  const script = `import("${dist}node/entry.js").then(async ({ runEntryPoint }) => { const { KexecError } = await import("${dist}core/errors.js");
+    runEntryPoint("t", async () => { process.stdout.write('{"result":1}\\n'); throw new KexecError("io", "boom", {}, "h"); }, { jsonErrors: true }); });`;
+  const printed = spawnSync(process.execPath, ["-e", script], { encoding: "utf8" });
+  assert.equal(printed.status, 74, printed.stderr);
+  assert.deepEqual(JSON.parse(printed.stdout), { result: 1 });
+  assert.equal(printed.stderr, "t: boom\nhint: h\n");
   // Without --json, standard output stays empty.
   assert.equal(run("cli/main.js", ["inspect", "/nonexistent/vmlinuz"]).stdout, "");
 });

@@ -70,11 +70,17 @@ export function messageWriteErrorsIgnored(): void {
 /**
  * Runs `main` as a process's entry point: its status becomes the exit status, every failure goes
  * through reportError. With `jsonErrors` (the command line has --json) the failure is also
- * written to standard output as errorJson.
+ * written to standard output as errorJson, unless the command wrote there already: a second
+ * JSON document after its result would make the output unparseable.
  */
 export function runEntryPoint(name: string, main: () => Promise<number>, options: { jsonErrors?: boolean } = {}): void {
+  let stdoutUsed = false;
+  if (options.jsonErrors) {
+    const write = process.stdout.write.bind(process.stdout) as (...a: unknown[]) => boolean;
+    process.stdout.write = ((...a: unknown[]) => { stdoutUsed = true; return write(...a); }) as typeof process.stdout.write;
+  }
   const fail = (e: unknown) => {
-    if (options.jsonErrors) {
+    if (options.jsonErrors && !stdoutUsed) {
       try {
         process.stdout.write(`${JSON.stringify(errorJson(e), null, 2)}\n`);
       } catch { /* standard output is gone: the text on standard error still says it */ }
