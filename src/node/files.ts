@@ -1,7 +1,7 @@
 /** File IO at the edge: every failure becomes a KexecError that names the file and says what to do. */
 import { closeSync, constants, fchmodSync, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeSync, type Stats } from "node:fs";
-import { createHash } from "node:crypto";
 import { dirname, resolve } from "node:path";
+import { sha256 } from "./crypto.js";
 import { KexecError } from "../core/errors.js";
 
 /** A regular file's size, without reading it (placement needs only the initrd's size). */
@@ -108,7 +108,8 @@ export function temporaryOutputPath(path: string): string {
   const name = path.slice(cut);
   const bytes = new TextEncoder().encode(name);
   if (bytes.length + INCOMPLETE.length <= NAME_MAX) return `${path}${INCOMPLETE}`;
-  const tag = `~${createHash("sha256").update(bytes).digest("hex").slice(0, 12)}`;
+  // sha256 of ./crypto.js loads node:crypto only here: imported, it cost every save 1-2 MiB of peak RSS.
+  const tag = `~${[...sha256([bytes]).subarray(0, 6)].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
   // Whole UTF-8 characters only: cut at a byte that does not continue one.
   let keep = NAME_MAX - INCOMPLETE.length - tag.length;
   while (keep > 0 && (bytes[keep]! & 0xc0) === 0x80) keep--;
