@@ -63,9 +63,11 @@ export class KexecError extends Error {
 
   /** A copy with the file name filled in, for errors raised by pure parsers that never see paths. */
   inFile(file: string): KexecError {
-    // Named already: in its data, or at the start of its message (openVmcore's errors say `${what}: ...`).
-    if (this.data.file !== undefined || this.message.startsWith(`${file}: `)) return this;
-    const copy = new KexecError(this.code, `${file}: ${this.message}`, { ...this.data, file }, this.hint, { cause: this.cause });
+    // Named already in its data; a message that starts with it (openVmcore's errors say `${what}: ...`)
+    // is not named twice, but its data gets the file too (--json readers look there).
+    if (this.data.file !== undefined) return this;
+    const named = this.message.startsWith(`${file}: `);
+    const copy = new KexecError(this.code, named ? this.message : `${file}: ${this.message}`, { ...this.data, file }, this.hint, { cause: this.cause });
     copy.stack = this.stack;
     return copy;
   }

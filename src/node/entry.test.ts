@@ -49,6 +49,8 @@ test("--json: an error is also a JSON object on standard output, with its code, 
   const cases: { args: string[]; status: number; error: string; data?: Record<string, unknown> }[] = [
     { args: ["inspect", "/nonexistent/vmlinuz", "--json"], status: 74, error: "io", data: { file: "/nonexistent/vmlinuz", errno: "ENOENT" } },
     { args: ["machine", "--json", "--frobnicate"], status: 64, error: "usage" },
+    // A reader's error whose message names the file already: the data names it too.
+    { args: ["vmcore", "info", `${dist}cli/main.js`, "--json"], status: 65, error: "parse", data: { file: `${dist}cli/main.js` } },
     { args: ["check", "-l", "--json"], status: 64, error: "usage" },
   ];
   for (const c of cases) {
