@@ -292,14 +292,12 @@ export function writeOutputFile(out: OutputPath, data: Uint8Array, mode = 0o644)
   const tmp = temporaryOutputPath(target);
   let fd: number;
   try {
-    // Not through a symbolic link planted at the temporary name: the output goes where it is named.
-    fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, mode);
+    fd = openTemporaryOutput(tmp, mode);
   } catch (e) {
     throw writeError(e, out.path, out.what, target);
   }
   try {
     try {
-      narrowFileMode(fd, mode);
       for (let done = 0; done < data.length;) done += writeSync(fd, data, done, data.length - done);
     } catch (e) {
       closeSync(fd);
@@ -314,13 +312,23 @@ export function writeOutputFile(out: OutputPath, data: Uint8Array, mode = 0o644)
 }
 
 /**
- * A temporary name left by an earlier run keeps its own permissions through O_TRUNC: those
- * `mode` does not grant are taken away (never added), so a dump or a log of the crashed kernel's
- * memory is not written into a file others can read.
+ * An output's temporary name (temporaryOutputPath), opened to be written from the start: made, or
+ * a stale one truncated; never through a symbolic link planted there (O_NOFOLLOW), so the output
+ * goes where it is named. A stale one keeps its own permissions through O_TRUNC: those `mode` does
+ * not grant are taken away (never added), so a dump or a log of the crashed kernel's memory is
+ * not written into a file others can read. `readable`: opened for reading too (a dump's bitmap is
+ * read back). The errors are the open's or the chmod's; the caller says them.
  */
-export function narrowFileMode(fd: number, mode: number): void {
-  const st = fstatSync(fd);
-  if ((st.mode & 0o777 & ~mode) !== 0) fchmodSync(fd, st.mode & 0o777 & mode);
+export function openTemporaryOutput(tmp: string, mode: number, readable = false): number {
+  const fd = openSync(tmp, (readable ? constants.O_RDWR : constants.O_WRONLY) | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, mode);
+  try {
+    const st = fstatSync(fd);
+    if ((st.mode & 0o777 & ~mode) !== 0) fchmodSync(fd, st.mode & 0o777 & mode);
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  return fd;
 }
 
 /**

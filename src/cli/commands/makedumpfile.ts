@@ -16,14 +16,14 @@
  * check_param_for_*), with its exit statuses: 0 completed, 1 failed. An option kexec-ts does not
  * implement is refused by name, never ignored.
  */
-import { closeSync, constants, openSync, readSync, rmSync, writeSync } from "node:fs";
+import { closeSync, readSync, rmSync, writeSync } from "node:fs";
 import { KexecError, isKexecError } from "../../core/errors.js";
 import { formatDmesg, readLockless } from "../../core/vmcore/dmesg.js";
 import type { DumpCodec } from "../../core/vmcore/dump-writer.js";
 import { FlatReassembler } from "../../core/vmcore/flat.js";
 import { openVmcore, vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
 import { messageWriteErrorsIgnored, stdoutCarriesTheOutput } from "../../node/entry.js";
-import { checkOutputPath, narrowFileMode, renameOutputIntoPlace, syncAndCloseOutput, temporaryOutputPath, writeError, writeOutputFile, type OutputPath } from "../../node/files.js";
+import { checkOutputPath, openTemporaryOutput, renameOutputIntoPlace, syncAndCloseOutput, temporaryOutputPath, writeError, writeOutputFile, type OutputPath } from "../../node/files.js";
 import { openRandomAccess } from "../../node/vmcore/file.js";
 import { saveVmcoreTo, type SaveOptions } from "../../node/vmcore/save.js";
 import { describeSave, parseDumpLevel } from "./vmcore.js";
@@ -411,14 +411,13 @@ async function rearrange(output: OutputPath): Promise<void> {
   const tmp = temporaryOutputPath(target);
   let fd: number;
   try {
-    // Not through a symbolic link planted at the temporary name; readable by root only, as makedumpfile creates it.
-    fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
+    // Readable by root only, as makedumpfile creates it.
+    fd = openTemporaryOutput(tmp, 0o600);
   } catch (e) {
     throw writeError(e, tmp, "the dump");
   }
   let wrote = false;
   try {
-    narrowFileMode(fd, 0o600);
     const r = new FlatReassembler("the flattened dump on standard input");
     const chunk = new Uint8Array(1 << 20);
     for (;;) {

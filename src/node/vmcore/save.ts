@@ -4,7 +4,7 @@
  * the pipe's back-pressure), and the signals that stop a dump. What goes where in the dump is the
  * core's (core/vmcore/dump-writer.ts).
  */
-import { closeSync, constants, fstatSync, openSync, unlinkSync, write, writeSync } from "node:fs";
+import { closeSync, fstatSync, unlinkSync, write, writeSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { KexecError } from "../../core/errors.js";
 import { hex } from "../../core/format.js";
@@ -14,7 +14,7 @@ import { FLAT_END, encodeFlatHeader, encodeFlatRecordHeader } from "../../core/v
 import { openVmcore, vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/vmcore.js";
 import { stdoutCarriesTheOutput } from "../entry.js";
 import { tryKoffi } from "../ffi.js";
-import { checkOutputPath, narrowFileMode, outputName, renameOutputIntoPlace, syncAndCloseOutput, temporaryOutputPath, writeError } from "../files.js";
+import { checkOutputPath, openTemporaryOutput, outputName, renameOutputIntoPlace, syncAndCloseOutput, temporaryOutputPath, writeError } from "../files.js";
 import { readFullyAt } from "./file.js";
 import { openVmcoreSource } from "./mapped-file.js";
 import { inlineCompressor, workerCompressor, type Compressor, type SourceFile } from "./pool.js";
@@ -238,10 +238,8 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
       let fd = -1;
       if (!toStdout) {
         try {
-          // Not through a symbolic link planted at the temporary name: the dump goes where it is named.
           // Read as well as written: the 2nd bitmap is read back from it (DumpSink.readBack).
-          fd = openSync(tmp, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, opts.mode ?? 0o600);
-          narrowFileMode(fd, opts.mode ?? 0o600);
+          fd = openTemporaryOutput(tmp, opts.mode ?? 0o600, true);
         } catch (e) {
           throw writeError(e, tmp, "the dump");
         }
