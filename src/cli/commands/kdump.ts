@@ -170,24 +170,21 @@ async function report(args: ParsedArgs): Promise<number> {
   const p = await paths(args);
   const r = await reportCrashes(readConfigFile(p).config, p, { all: has(args, "all") });
   print(args, r, () => r.lines.map((l) => (l.startsWith("  ") ? l : `kexec-ts kdump: ${l}`)).join("\n"));
-  // The summaries are out first: they are what the journal needs, bookkeeping or not. The error
-  // is not thrown: with --json it would be a second JSON document on standard output after the
-  // result (which carries it as recordError), and no parser reads two.
-  if (r.recordError !== null) {
-    const { reportError } = await import("../../node/entry.js");
-    return reportError("kexec-ts", r.recordError);
-  }
+  // The summaries are out first: they are what the journal needs, bookkeeping or not. With
+  // --json the result (which carries the error as recordError) is the one document on standard
+  // output: the entry point writes no error JSON after it (runEntryPoint).
+  if (r.recordError !== null) throw r.recordError;
   return 0;
 }
 
 async function list(args: ParsedArgs): Promise<number> {
-  const { listDumps, readDump } = await import("../../node/kdump/dumps.js");
+  const { listDumps, readDump, summarizeDumpOnDisk } = await import("../../node/kdump/dumps.js");
   const { readConfigFile } = await import("../../node/kdump/service.js");
   const p = await paths(args);
   const target = readConfigFile(p).config.target;
   const dumps = listDumps(target, p.config).map((d) => readDump(target, d));
   print(args, dumps.map((d) => ({ name: d.name, dir: d.dir, bytes: d.bytes, files: d.files, irregular: d.irregular, complete: d.complete, problem: d.problem, report: d.report, reportProblem: d.reportProblem })), () =>
-    dumps.length === 0 ? `no dumps in ${target}` : dumps.map((d) => summarizeDump(d.dir, d.report, d.files, d.reportProblem, d.irregular).join("\n")).join("\n"));
+    dumps.length === 0 ? `no dumps in ${target}` : dumps.map((d) => summarizeDumpOnDisk(d).join("\n")).join("\n"));
   return 0;
 }
 
