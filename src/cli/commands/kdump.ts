@@ -11,7 +11,7 @@ import type { CheckResult } from "../../core/check/types.js";
 import { KexecError } from "../../core/errors.js";
 import { size } from "../../core/format.js";
 import { CAPTURE_JSON, RUN_DIR } from "../../core/kdump/capture-init.js";
-import { TEST_MARK, summarizeDump } from "../../core/kdump/dumps.js";
+import { TEST_MARK } from "../../core/kdump/dumps.js";
 import { formatImport, importConfig } from "../../core/kdump/import.js";
 import { renderEstimate } from "../../core/kdump/render.js";
 import { has, value, type ParsedArgs } from "../options.js";

@@ -1,7 +1,7 @@
 /** The dumps in a target directory, read from disk: names, sizes, their report.json. */
 import { lstatSync, mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { dumpCompleteness, dumpDirTime, dumpReportFromJson, type DumpEntry, type DumpReport } from "../../core/kdump/dumps.js";
+import { dumpCompleteness, dumpDirTime, dumpReportFromJson, summarizeDump, type DumpEntry, type DumpReport } from "../../core/kdump/dumps.js";
 import { KexecError } from "../../core/errors.js";
 import { describeJsonValue } from "../../core/format.js";
 import { errnoText, fileKind } from "../files.js";
@@ -102,6 +102,11 @@ export interface DumpOnDisk extends DumpEntry {
   complete: boolean;
   /** Why not complete; null when it is. */
   problem: string | null;
+}
+
+/** A dump as `kdump report` writes it to the journal and `list` shows it: summarizeDump of what readDump read. */
+export function summarizeDumpOnDisk(d: DumpOnDisk): string[] {
+  return summarizeDump(d.dir, d.report, d.files, d.reportProblem, d.irregular);
 }
 
 export function readDump(target: string, entry: DumpEntry): DumpOnDisk {

@@ -8,12 +8,12 @@ import { closeSync, existsSync, openSync, readSync, rmSync, statSync, writeSync,
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { RAW_RECORD_MAGIC, RAW_RECORD_SIZE } from "../../core/kdump/capture-init.js";
-import { summarizeDump, type DumpReport } from "../../core/kdump/dumps.js";
+import type { DumpReport } from "../../core/kdump/dumps.js";
 import type { CaptureSettings } from "../../core/kdump/capture-settings.js";
 import { isKexecError, type KexecError } from "../../core/errors.js";
 import { describeJsonValue } from "../../core/format.js";
 import { captureSave } from "./save.js";
-import { checkDumpTarget, listDumps, readDump, readJsonFile, readStateFile, targetError, type DumpOnDisk } from "./dumps.js";
+import { checkDumpTarget, listDumps, readDump, readJsonFile, readStateFile, summarizeDumpOnDisk, targetError, type DumpOnDisk } from "./dumps.js";
 import { makeDirectories } from "../files.js";
 import { bootStatePath, reportedPath, testStatePath, type KdumpPaths } from "./paths.js";
 import { readBootId, writeJsonDurably, type BootRecord } from "./service.js";
@@ -218,10 +218,10 @@ export async function reportCrashes(config: KdumpConfig, paths: KdumpPaths, opti
   for (const w of warnings) say(`warning: ${w}`);
   const reported = new Set(bookkeeping.names);
   const dumps = listDumps(config.target, paths.config).map((d) => readDump(config.target, d));
-  const fresh = dumps.filter((d) => options.all || !reported.has(d.name)).map((d) => ({ dir: d.dir, lines: summarizeDump(d.dir, d.report, d.files, d.reportProblem, d.irregular), report: d.report, reportProblem: d.reportProblem, complete: d.complete, problem: d.problem }));
+  const fresh = dumps.filter((d) => options.all || !reported.has(d.name)).map((d) => ({ dir: d.dir, lines: summarizeDumpOnDisk(d), report: d.report, reportProblem: d.reportProblem, complete: d.complete, problem: d.problem }));
   for (const f of fresh) lines.push(...f.lines);
   const last = dumps[dumps.length - 1];
-  const latest = last === undefined ? null : { dir: last.dir, lines: summarizeDump(last.dir, last.report, last.files, last.reportProblem, last.irregular) };
+  const latest = last === undefined ? null : { dir: last.dir, lines: summarizeDumpOnDisk(last) };
   if (fresh.length === 0) lines.push(latest === null ? `no dumps in ${config.target}` : `no new dump; the latest is ${latest.dir}`);
 
   // A boot that ended while armed, without a clean stop and without a new dump: the crash left nothing behind.

@@ -6,10 +6,9 @@
  */
 import { readFileSync } from "node:fs";
 import { createHash } from "node:crypto";
-import { summarizeDump } from "../../core/kdump/dumps.js";
 import { isKexecError } from "../../core/errors.js";
 import { captureIsCurrent } from "./initramfs.js";
-import { listDumps, readDump } from "./dumps.js";
+import { listDumps, readDump, summarizeDumpOnDisk } from "./dumps.js";
 import type { KdumpPaths } from "./paths.js";
 import { testResult, type TestResult } from "./report.js";
 import { buildInput, captureKernelProblem, readArmState, readBootId, readConfigFile, type ArmState } from "./service.js";
@@ -108,7 +107,7 @@ export function kdumpStatus(paths: KdumpPaths): StatusResult {
       const dumps = listDumps(target, paths.config).map((d) => readDump(target, d));
       test = testResult(paths, dumps);
       const last = dumps[dumps.length - 1];
-      if (last !== undefined) lastDump = { dir: last.dir, lines: summarizeDump(last.dir, last.report, last.files, last.reportProblem, last.irregular) };
+      if (last !== undefined) lastDump = { dir: last.dir, lines: summarizeDumpOnDisk(last) };
     } catch (e) {
       if (!isKexecError(e)) throw e;
       // A target that is not a directory (any more) is where the next crash's dump would fail.
