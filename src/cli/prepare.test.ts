@@ -9,14 +9,32 @@ import { parseArgs } from "./options.js";
 import { fillPlan, prepareLoad } from "./prepare.js";
 
 const repo = new URL("../../", import.meta.url).pathname;
+/** A 6 GiB amd64 guest's snapshot, Debian's 6.1 running. */
+const HIGH_6G = join(repo, "testdata/snapshots/qemu-amd64-6.1-high-6G");
 
-test("what only a kexec_load plan reads (crash notes, firmware memmap) is read only where kexec-ts plans one: kexec_load, plan, or a check that falls back", async () => {
+/** `body` with a relocatable 64-bit bzImage (synthetic) in a scratch directory, removed after. */
+async function withKernel(body: (dir: string, kernel: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "kexec-ts-prepare-"));
   try {
     const kernel = join(dir, "vmlinuz");
     writeFileSync(kernel, buildBzImage({ fields: { xloadflags: 0x7f, init_size: 0x37ee000n, kernel_alignment: 0x200000n, pref_address: 0x1000000n }, tail: 0x4000 }));
+    await body(dir, kernel);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A file of `bytes` with no blocks written. */
+function sparseFile(path: string, bytes: number): string {
+  writeFileSync(path, "");
+  truncateSync(path, bytes);
+  return path;
+}
+
+test("what only a kexec_load plan reads (crash notes, firmware memmap) is read only where kexec-ts plans one: kexec_load, plan, or a check that falls back", async () => {
+  await withKernel(async (dir, kernel) => {
     const prepared = (command: "plan" | "check", ...flags: string[]) => {
-      const args = parseArgs([command, "-p", ...flags, kernel, "--root", join(repo, "testdata/snapshots/qemu-amd64-6.1-high-6G")]);
+      const args = parseArgs([command, "-p", ...flags, kernel, "--root", HIGH_6G]);
       return prepareLoad(args, [kernel], command);
     };
     // kexec_file_load is tried and loads: the kernel writes its own core header.
@@ -32,7 +50,7 @@ test("what only a kexec_load plan reads (crash notes, firmware memmap) is read o
     assert.equal((await prepared("plan", "-s")).machine.crashNotes.length, 0);
     // A kexec load: the firmware memmap (the new kernel's e820 in kexec-ts's plan) in the same way.
     const kexec = (command: "plan" | "check", ...flags: string[]) => {
-      const args = parseArgs([command, "-l", ...flags, kernel, "--root", join(repo, "testdata/snapshots/qemu-amd64-6.1-high-6G")]);
+      const args = parseArgs([command, "-l", ...flags, kernel, "--root", HIGH_6G]);
       return prepareLoad(args, [kernel], command);
     };
     const fileLoad = await kexec("check");
@@ -41,9 +59,7 @@ test("what only a kexec_load plan reads (crash notes, firmware memmap) is read o
     assert.ok(memmap !== null && memmap.length > 0);
     assert.match((await fillPlan(fileLoad, "show")).notes.join("\n"), /from \/sys\/firmware\/memmap/);
     for (const p of [await kexec("check", "-c"), await kexec("plan")]) assert.deepEqual(p.machine.firmwareMemmap, memmap);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("--mem-min/--mem-max: numbers as kexec-tools reads them, 64 bits at most", async () => {
@@ -64,35 +80,23 @@ test("--mem-min above --mem-max is a usage error, not \"no room\" in an empty wi
 });
 
 test("an initrd larger than one buffer can hold is no kexec_load plan (exit 3), not a RangeError from the stand-in or the read", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-prepare-"));
-  try {
-    const kernel = join(dir, "vmlinuz");
-    writeFileSync(kernel, buildBzImage({ fields: { xloadflags: 0x7f, init_size: 0x37ee000n, kernel_alignment: 0x200000n, pref_address: 0x1000000n }, tail: 0x4000 }));
-    const initrd = join(dir, "initrd.img");
+  await withKernel(async (dir, kernel) => {
     // Sparse: 5 GiB long, no blocks written.
-    writeFileSync(initrd, "");
-    truncateSync(initrd, 5 * 2 ** 30);
-    const args = parseArgs(["plan", "-l", "-c", kernel, `--initrd=${initrd}`, "--root", join(repo, "testdata/snapshots/qemu-amd64-6.1-high-6G")]);
+    const initrd = sparseFile(join(dir, "initrd.img"), 5 * 2 ** 30);
+    const args = parseArgs(["plan", "-l", "-c", kernel, `--initrd=${initrd}`, "--root", HIGH_6G]);
     const p = await prepareLoad(args, [kernel], "plan");
     for (const use of ["show", "load"] as const) {
       await assert.rejects(fillPlan(p, use), (e: unknown) => e instanceof KexecError && e.code === "plan" && /initrd\.img: the initrd is 5 GiB .*more than the .* kexec-ts can hand kexec_load in one buffer/.test(e.message));
     }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("check/plan -s and -a: an initrd past KEXEC_FILE_SIZE_MAX fails kexec-file-size by its path, size and limit; -a does not fall back; -c is not bound by it", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-prepare-"));
-  try {
-    const kernel = join(dir, "vmlinuz");
-    writeFileSync(kernel, buildBzImage({ fields: { xloadflags: 0x7f, init_size: 0x37ee000n, kernel_alignment: 0x200000n, pref_address: 0x1000000n }, tail: 0x4000 }));
-    const initrd = join(dir, "initrd.img");
+  await withKernel(async (dir, kernel) => {
     // Sparse: 5 GiB long, no blocks written. The snapshot's kernel is 6.1: the limit is 4 GiB.
-    writeFileSync(initrd, "");
-    truncateSync(initrd, 5 * 2 ** 30);
+    const initrd = sparseFile(join(dir, "initrd.img"), 5 * 2 ** 30);
     const checked = async (command: "plan" | "check", ...flags: string[]) => {
-      const args = parseArgs([command, "-l", ...flags, kernel, `--initrd=${initrd}`, "--root", join(repo, "testdata/snapshots/qemu-amd64-6.1-high-6G")]);
+      const args = parseArgs([command, "-l", ...flags, kernel, `--initrd=${initrd}`, "--root", HIGH_6G]);
       return (await prepareLoad(args, [kernel], command)).checks.find((c) => c.id === "kexec-file-size")!;
     };
     for (const [command, flags] of [["check", ["-s"]], ["plan", ["-s"]], ["check", []]] as const) {
@@ -104,18 +108,13 @@ test("check/plan -s and -a: an initrd past KEXEC_FILE_SIZE_MAX fails kexec-file-
     }
     assert.match((await checked("check")).reason, /-a does not fall back to kexec_load after EFBIG/);
     assert.equal((await checked("check", "-c")).verdict, "ok");
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("--mem-min/--mem-max with -s, or -a loading with kexec_file_load: a mem-bounds warning names the flag and why; -c and no flag are ok", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-prepare-"));
-  try {
-    const kernel = join(dir, "vmlinuz");
-    writeFileSync(kernel, buildBzImage({ fields: { xloadflags: 0x7f, init_size: 0x37ee000n, kernel_alignment: 0x200000n, pref_address: 0x1000000n }, tail: 0x4000 }));
+  await withKernel(async (dir, kernel) => {
     const memBounds = async (command: "plan" | "check", ...flags: string[]) => {
-      const args = parseArgs([command, "-l", ...flags, kernel, "--root", join(repo, "testdata/snapshots/qemu-amd64-6.1-high-6G")]);
+      const args = parseArgs([command, "-l", ...flags, kernel, "--root", HIGH_6G]);
       return (await prepareLoad(args, [kernel], command)).checks.find((c) => c.id === "mem-bounds")!;
     };
     for (const [command, flags] of [["check", ["-s"]], ["plan", ["-s"]], ["check", []]] as const) {
@@ -130,7 +129,5 @@ test("--mem-min/--mem-max with -s, or -a loading with kexec_file_load: a mem-bou
     const none = await memBounds("check", "-s");
     assert.equal(none.verdict, "ok");
     assert.equal(none.reason, "no --mem-min or --mem-max");
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
