@@ -372,6 +372,8 @@ export function writeError(e: unknown, path: string, what: string, target = path
     EPERM: "run as root or choose a writable place",
     EROFS: "the file system is mounted read-only: choose another place",
     ENOSPC: "free some space on that file system",
+    // O_NOFOLLOW met a symbolic link at the temporary name (planted, or left by hand): not written through.
+    ELOOP: "a symbolic link is at that name (outputs are never written through one there), or the path loops: remove it, or choose another place",
     // Creating the file (its temporary name) in a directory that is not there.
     ENOENT: `${dirname(target)} does not exist: create it first, or choose another place`,
   };
