@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KexecError } from "../../core/errors.js";
 import { openRandomAccess } from "./file.js";
+import { openMappedFile } from "./mapped-file.js";
 
 test("openRandomAccess: a directory, or a FIFO, is refused by what it is, before a read (not a 'failing device', not a wait for a writer)", () => {
   const dir = mkdtempSync(join(tmpdir(), "kexec-ts-file-"));
@@ -40,6 +41,20 @@ test("a FIFO nobody writes, given as a vmcore, is refused by kind, not opened (t
       `import { openRandomAccess } from ${JSON.stringify(new URL("./file.js", import.meta.url).href)};
        try { openRandomAccess(${JSON.stringify(fifo)}); console.log("opened"); } catch (e) { console.log(e.code, e.message); }`], { encoding: "utf8", timeout: 20_000 });
     assert.equal(child.stdout.trim(), `io ${fifo}: is a pipe (FIFO): a vmcore is read at random offsets, from a file`, `${child.error?.message ?? ""} ${child.stderr}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a source that cannot be opened is said in words with its errno, by both readers (read(2) and mmap)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-open-"));
+  try {
+    const missing = join(dir, "vmcore");
+    for (const open of [openRandomAccess, openMappedFile]) {
+      assert.throws(() => open(missing), (e: unknown) =>
+        e instanceof KexecError && e.code === "io" && e.message === `cannot open ${missing}: no such file or directory (ENOENT)` &&
+        e.data.file === missing && e.data.errno === "ENOENT" && /needs root/.test(e.hint ?? ""));
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -3,7 +3,7 @@ import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
 import { KexecError } from "../../core/errors.js";
 import { hex } from "../../core/format.js";
 import type { RandomAccess } from "../../core/vmcore/memory.js";
-import { fileKind } from "../files.js";
+import { errnoText, fileKind } from "../files.js";
 
 export interface OpenFile extends RandomAccess {
   readonly path: string;
@@ -61,14 +61,19 @@ function refuseUnreadableKind(path: string): void {
   }
 }
 
+/** The vmcore's descriptor, for reading; a failure in words, with its errno in the data. */
+export function openVmcoreFile(path: string): number {
+  try {
+    return openSync(path, "r");
+  } catch (e) {
+    const errno = (e as NodeJS.ErrnoException).code;
+    throw new KexecError("io", `cannot open ${path}: ${errnoText(e, path)}`, { file: path, ...(errno === undefined ? {} : { errno }) }, "check the path and that you may read it (/proc/vmcore needs root)");
+  }
+}
+
 export function openRandomAccess(path: string): OpenFile {
   refuseUnreadableKind(path);
-  let fd: number;
-  try {
-    fd = openSync(path, "r");
-  } catch (e) {
-    throw new KexecError("io", `cannot open ${path}: ${(e as Error).message}`, { file: path }, "check the path and that you may read it (/proc/vmcore needs root)");
-  }
+  const fd = openVmcoreFile(path);
   const st = fstatSync(fd);
   const size = BigInt(st.size);
   const readInto = (offset: bigint, out: Uint8Array, at: number, length: number): void =>

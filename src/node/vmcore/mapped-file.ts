@@ -11,11 +11,11 @@
  * reads fall back to read() for good. Mappings never leave this module: the bytes are copied
  * into the caller's buffer before a window can be unmapped.
  */
-import { closeSync, fstatSync, openSync } from "node:fs";
+import { closeSync, fstatSync } from "node:fs";
 import { KexecError } from "../../core/errors.js";
 import { hex } from "../../core/format.js";
 import { tryKoffi } from "../ffi.js";
-import { SOURCE_FAILING, openRandomAccess, pastEndOfFile, readFullyAt, type OpenFile } from "./file.js";
+import { SOURCE_FAILING, openRandomAccess, openVmcoreFile, pastEndOfFile, readFullyAt, type OpenFile } from "./file.js";
 
 /** makedumpfile's default window on /proc/vmcore is 4 MiB too. */
 export const WINDOW = 4 << 20;
@@ -49,12 +49,7 @@ export function openMappedFile(path: string): OpenFile | undefined {
   // offset passed to it lost its high word: above 4 GiB of /proc/vmcore, the wrong memory.
   const mmap = libc.func("void *mmap64(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)") as (...a: unknown[]) => unknown;
   const munmap = libc.func("int munmap(void *addr, size_t length)") as (...a: unknown[]) => number;
-  let fd: number;
-  try {
-    fd = openSync(path, "r");
-  } catch (e) {
-    throw new KexecError("io", `cannot open ${path}: ${(e as Error).message}`, { file: path }, "check the path and that you may read it (/proc/vmcore needs root)");
-  }
+  const fd = openVmcoreFile(path);
   const size = fstatSync(fd).size;
   const windows: Window[] = [];
   let mmapWorks = true;
