@@ -16,6 +16,7 @@ import { parseElf, PT_LOAD } from "../core/image/elf.js";
 import type { Machine } from "../core/machine/model.js";
 import { KexecError } from "../core/errors.js";
 import { openRegularFile, readFully } from "./rootfs.js";
+import { errnoText } from "./files.js";
 import { KERNEL_LAYOUT_FILE, defaultKernelLayout, parseSavedKernelLayout, savedLayoutForMachine, type KernelLayout } from "../core/plan/crash.js";
 
 const KERNEL_TEXT_MAP = 0xffffffff80000000n;
@@ -88,7 +89,7 @@ function readSavedLayout(root: string): KernelLayout | undefined {
     text = new TextDecoder().decode(readFully(path));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw new KexecError("io", `${path}: cannot read: ${(e as Error).message}`, { file: path }, "check that the snapshot directory is readable");
+    throw new KexecError("io", `${path}: cannot read: ${errnoText(e, path)}`, { file: path }, "check that the snapshot directory is readable");
   }
   return parseSavedKernelLayout(text, path);
 }

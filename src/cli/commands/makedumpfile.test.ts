@@ -161,6 +161,15 @@ test("makedumpfile drop-in -R and --dump-dmesg: DUMPFILE appears whole or not at
     writeFileSync(join(dir, "f"), flat.stdout);
     assert.equal(run(dir, ["-R", "whole"], { link: true, stdin: join(dir, "f") }).status, 0);
     assert.ok(existsSync(join(dir, "whole")) && !existsSync(join(dir, "whole.incomplete")));
+    // Standard input that cannot be read (here a directory) is said in words, with its errno.
+    const dirIn = openSync(dir, "r");
+    try {
+      const r = spawnSync(process.execPath, [new URL("../main.js", import.meta.url).pathname, "makedumpfile", "-R", "from-dir"], { cwd: dir, stdio: [dirIn, "pipe", "pipe"] });
+      assert.equal(r.status, 1);
+      assert.match(r.stderr.toString(), /cannot read the flattened dump from standard input: illegal operation on a directory \(EISDIR\)\n/);
+    } finally {
+      closeSync(dirIn);
+    }
     // A directory is named as one, not "File exists".
     mkdirSync(join(dir, "crash"));
     const toDir = run(dir, ["--dump-dmesg", "vmcore", "crash"], { link: true });

@@ -23,7 +23,7 @@ import type { DumpCodec } from "../../core/vmcore/dump-writer.js";
 import { FlatReassembler } from "../../core/vmcore/flat.js";
 import { openVmcore, vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
 import { messageWriteErrorsIgnored, stdoutCarriesTheOutput } from "../../node/entry.js";
-import { checkOutputPath, openTemporaryOutput, renameOutputIntoPlace, syncAndCloseOutput, temporaryOutputPath, writeError, writeOutputFile, type OutputPath } from "../../node/files.js";
+import { checkOutputPath, errnoText, openTemporaryOutput, renameOutputIntoPlace, syncAndCloseOutput, temporaryOutputPath, writeError, writeOutputFile, type OutputPath } from "../../node/files.js";
 import { openRandomAccess } from "../../node/vmcore/file.js";
 import { saveVmcoreTo, type SaveOptions } from "../../node/vmcore/save.js";
 import { describeSave, parseDumpLevel } from "./vmcore.js";
@@ -428,7 +428,7 @@ async function rearrange(output: OutputPath): Promise<void> {
         const code = (e as NodeJS.ErrnoException).code;
         // Standard input may be a non-blocking pipe: wait for the writer instead of spinning.
         if (code === "EAGAIN") { await new Promise((res) => setTimeout(res, 10)); continue; }
-        throw new KexecError("io", `cannot read the flattened dump from standard input: ${(e as Error).message}`, { file: "-" }, "give the stream on standard input: makedumpfile -R DUMPFILE < stream");
+        throw new KexecError("io", `cannot read the flattened dump from standard input: ${errnoText(e)}`, { file: "-" }, "give the stream on standard input: makedumpfile -R DUMPFILE < stream");
       }
       if (n === 0) break;
       for (const w of r.push(chunk.subarray(0, n))) {

@@ -32,7 +32,8 @@ export function readFullyAt(fd: number, path: string, offset: bigint, out: Uint8
     try {
       n = readSync(fd, out, at + done, length - done, Number(offset) + done);
     } catch (e) {
-      throw new KexecError("io", `${path}: read error at offset ${hex(offset + BigInt(done))}: ${(e as Error).message}`, { file: path, offset: offset + BigInt(done) }, failingHint);
+      const errno = (e as NodeJS.ErrnoException).code;
+      throw new KexecError("io", `${path}: read error at offset ${hex(offset + BigInt(done))}: ${errnoText(e, path)}`, { file: path, offset: offset + BigInt(done), ...(errno === undefined ? {} : { errno }) }, failingHint);
     }
     if (n === 0) throw endsEarly(offset + BigInt(done));
     done += n;
