@@ -9,7 +9,10 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { KexecError } from "../../core/errors.js";
+import { buildBzImage } from "../../core/image/testing/synthetic.js";
 import { parseConfig } from "../../core/kdump/config.js";
+import { noEstimateError } from "./kdump.js";
 
 const main = new URL("../main.js", import.meta.url).pathname;
 
@@ -106,4 +109,35 @@ test("kdump report --json: bookkeeping that cannot be written is one JSON docume
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("kdump estimate --json: the error that left no estimate keeps its data and hint (the file it names)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-kdump-estimate-"));
+  try {
+    // A synthetic bzImage: its release has no /lib/modules directory here, so the capture
+    // initramfs is not built (nor written) and there is no estimate.
+    const kernel = join(dir, "vmlinuz-6.1.0-synthetic");
+    writeFileSync(kernel, buildBzImage({ tail: 0x2000 }));
+    const config = join(dir, "kdump.conf");
+    writeFileSync(config, `kernel = ${kernel}\ntarget = ${join(dir, "crash")}\n`);
+    const r = kexecTs(["kdump", "estimate", "--json", "--config", config]);
+    assert.equal(r.status, 69, r.stderr);
+    const out = JSON.parse(r.stdout) as { error: string; message: string; data: Record<string, unknown>; hint: string | null };
+    assert.equal(out.error, "machine");
+    assert.match(out.message, /^no estimate: the capture kernel .* has no modules directory (\/lib\/modules\/\S+)$/);
+    // It had been "data": {}: the file was only in the message.
+    assert.equal(out.data.file, /(\/lib\/modules\/\S+)$/.exec(out.message)![1]);
+    assert.match(out.hint ?? "", /set kernel = in .*kdump\.conf to an installed kernel/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("noEstimateError: a capture kernel that is no bzImage names the file and the kernel = setting", () => {
+  const e = noEstimateError(null, "/boot/vmlinux-6.1", "elf", "/tmp/kdump.conf").toJSON();
+  assert.deepEqual(e.data, { file: "/boot/vmlinux-6.1", field: "kernel", expected: "a bzImage", actual: "an ELF vmlinux" });
+  assert.match(String(e.hint), /set kernel = in \/tmp\/kdump\.conf to a bzImage/);
+  const cause = new KexecError("machine", "no busybox", { expected: "/bin/busybox" }, "apt-get install busybox-static");
+  const wrapped = noEstimateError(cause, "/boot/vmlinuz", "bzImage", "/tmp/kdump.conf");
+  assert.deepEqual([wrapped.message, wrapped.data, wrapped.hint, wrapped.cause], ["no estimate: no busybox", { expected: "/bin/busybox" }, "apt-get install busybox-static", cause]);
 });

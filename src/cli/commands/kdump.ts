@@ -134,10 +134,23 @@ async function rebuild(args: ParsedArgs): Promise<number> {
   return 0;
 }
 
+/**
+ * Why `kdump estimate` has no figure: the error that stopped the capture initramfs' build, with
+ * its data and hint (the --json reader needs the file or field it names, not only its message),
+ * else a capture kernel that is no bzImage.
+ */
+export function noEstimateError(captureError: KexecError | null, kernel: string, imageKind: string, configFile: string): KexecError {
+  if (captureError !== null) return new KexecError("machine", `no estimate: ${captureError.message}`, { ...captureError.data }, captureError.hint, { cause: captureError });
+  const found = imageKind === "elf" ? "an ELF vmlinux" : imageKind;
+  return new KexecError("machine", `no estimate: the capture kernel ${kernel} is not a bzImage (it is ${found})`, { file: kernel, field: "kernel", expected: "a bzImage", actual: found },
+    `set kernel = in ${configFile} to a bzImage (/boot/vmlinuz-<release>)`);
+}
+
 async function estimate(args: ParsedArgs): Promise<number> {
   const { prepare } = await import("../../node/kdump/service.js");
-  const prep = await prepare({ paths: await paths(args), load: false });
-  if (prep.estimate === null) throw new KexecError("machine", `no estimate: ${prep.captureError?.message ?? "the capture kernel is not a bzImage"}`, {}, prep.captureError?.hint);
+  const p = await paths(args);
+  const prep = await prepare({ paths: p, load: false });
+  if (prep.estimate === null) throw noEstimateError(prep.captureError, prep.kernel, prep.image.kind, p.config);
   const crashSize = prep.machine.kexec.crashSize;
   print(args, { ...prep.estimate, crashSize }, () => renderEstimate(prep.estimate!, crashSize));
   return crashSize !== null && crashSize >= prep.estimate.total ? 0 : EXIT_NOT_READY;
