@@ -238,8 +238,19 @@ function mib(bytes: number): string {
 
 /** What `summarizeDump` and the test's verdict go by: whether the dump is whole, else why not. */
 export interface DumpCompleteness {
-  complete: boolean;
+  /** null: not known (the directory could not be listed, so its vmcore could not be looked at). */
+  complete: boolean | null;
   problem: string | null;
+}
+
+/** What the node side learned of a dump directory beyond its entries. */
+export interface DumpDirFacts {
+  /**
+   * Why the directory could not be listed ("permission denied (EACCES); run as root"); null
+   * when it was. Its files are then unknown, not missing: a user's `kdump list` of a 0700
+   * directory had called a whole dump's vmcore "removed since".
+   */
+  listProblem?: string | null;
 }
 
 /**
@@ -250,11 +261,12 @@ export interface DumpCompleteness {
  * `files` are the directory's regular files with their sizes, `irregular` its other entries
  * (name → what they are: "a directory", "a symbolic link to nothing").
  */
-export function dumpCompleteness(r: DumpReport, files: Readonly<Record<string, number>>, irregular: Readonly<Record<string, string>> = {}): DumpCompleteness {
+export function dumpCompleteness(r: DumpReport, files: Readonly<Record<string, number>>, irregular: Readonly<Record<string, string>> = {}, facts: DumpDirFacts = {}): DumpCompleteness {
   if (r.state === "saving") return { complete: false, problem: "the capture was cut off while saving (a second crash, a reset or the power)" };
   const d = r.dump;
   if (!d.complete) return { complete: false, problem: d.problem ?? "unknown" };
   const said = `report.json says it is complete (${d.file}, ${d.bytes} bytes)`;
+  if (facts.listProblem) return { complete: null, problem: `${said}, but the directory cannot be listed: ${facts.listProblem}; whether ${d.file} is there and whole is not known` };
   const kind = Object.prototype.hasOwnProperty.call(irregular, d.file) ? irregular[d.file] : undefined;
   if (kind !== undefined) return { complete: false, problem: `${said}, but ${d.file} is ${kind}` };
   if (!Object.prototype.hasOwnProperty.call(files, d.file)) {
@@ -273,16 +285,18 @@ export function dumpCompleteness(r: DumpReport, files: Readonly<Record<string, n
  * directory's regular files with their sizes (a save cut off never wrote its final report, so the
  * vmcore's size comes from the disk), `irregular` its other entries with what they are.
  */
-export function summarizeDump(dir: string, r: DumpReport | null, files: Readonly<Record<string, number>>, reportProblem: string | null = null, irregular: Readonly<Record<string, string>> = {}): string[] {
+export function summarizeDump(dir: string, r: DumpReport | null, files: Readonly<Record<string, number>>, reportProblem: string | null = null, irregular: Readonly<Record<string, string>> = {}, facts: DumpDirFacts = {}): string[] {
   const vmcore = "vmcore" in files ? "vmcore" : "vmcore.incomplete" in files ? "vmcore.incomplete" : null;
   if (r === null) {
+    // Its report.json is then unreadable for the same reason, most likely: said once.
+    if (facts.listProblem) return [`${dir}: the directory cannot be listed: ${facts.listProblem}; whether it holds a whole vmcore is not known`];
     const what = `${vmcore === null ? "no vmcore" : `${vmcore === "vmcore" ? "a" : "an incomplete"} vmcore of ${mib(files[vmcore]!)}`}${"capture.log" in files ? "; see capture.log" : ""}`;
     if (reportProblem !== null) return [`${dir}: report.json is unreadable: ${reportProblem} (${what})`];
     return [`${dir}: the capture left no report.json (${what}): it was cut off before it finished`];
   }
   const d = r.dump;
-  const verdict = dumpCompleteness(r, files, irregular);
-  const status = verdict.complete ? "complete" : `INCOMPLETE: ${verdict.problem}`;
+  const verdict = dumpCompleteness(r, files, irregular, facts);
+  const status = verdict.complete === true ? "complete" : verdict.complete === null ? `completeness unknown: ${verdict.problem}` : `INCOMPLETE: ${verdict.problem}`;
   const bytes = vmcore === null ? d.bytes : files[vmcore]!;
   const lines = [
     `${dir}: crash at ${r.crashTime} on ${r.kernel ?? "an unknown kernel"}${r.testId ? ` (kexec-ts kdump test ${r.testId})` : ""}`,

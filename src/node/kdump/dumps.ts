@@ -1,7 +1,7 @@
 /** The dumps in a target directory, read from disk: names, sizes, their report.json. */
 import { lstatSync, mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { dumpCompleteness, dumpDirTime, dumpReportFromJson, summarizeDump, type DumpEntry, type DumpReport } from "../../core/kdump/dumps.js";
+import { dumpCompleteness, dumpDirTime, dumpReportFromJson, summarizeDump, type DumpCompleteness, type DumpEntry, type DumpReport } from "../../core/kdump/dumps.js";
 import { KexecError } from "../../core/errors.js";
 import { describeJsonValue } from "../../core/format.js";
 import { errnoText, fileKind } from "../files.js";
@@ -98,39 +98,59 @@ export interface DumpOnDisk extends DumpEntry {
   report: DumpReport | null;
   /** Why report.json is there but unreadable (not JSON, a field missing or of the wrong type); null when read or absent. */
   reportProblem: string | null;
-  /** Whether the dump is whole, report.json held against the directory (dumpCompleteness); false without a readable report.json. */
-  complete: boolean;
-  /** Why not complete; null when it is. */
+  /** Why the directory could not be listed (EACCES for a user); null when it was. `files` are then unknown, not absent. */
+  listProblem: string | null;
+  /**
+   * Whether the dump is whole, report.json held against the directory (dumpCompleteness); false
+   * without a readable report.json; null when not known (the directory could not be listed).
+   */
+  complete: boolean | null;
+  /** Why not complete, or why not known; null when it is. */
   problem: string | null;
 }
 
 /** A dump as `kdump report` writes it to the journal and `list` shows it: summarizeDump of what readDump read. */
 export function summarizeDumpOnDisk(d: DumpOnDisk): string[] {
-  return summarizeDump(d.dir, d.report, d.files, d.reportProblem, d.irregular);
+  return summarizeDump(d.dir, d.report, d.files, d.reportProblem, d.irregular, { listProblem: d.listProblem });
 }
 
-export function readDump(target: string, entry: DumpEntry): DumpOnDisk {
+/** The file system calls readDump makes that a test must be able to fail: root reads a 0700 directory regardless. */
+export interface DumpDirIo {
+  readdir(dir: string): string[];
+}
+
+const NODE_DUMP_DIR_IO: DumpDirIo = { readdir: (dir) => readdirSync(dir) };
+
+export function readDump(target: string, entry: DumpEntry, io: DumpDirIo = NODE_DUMP_DIR_IO): DumpOnDisk {
   const dir = join(target, entry.name);
   const files: Record<string, number> = {};
   const irregular: Record<string, string> = {};
+  let names: string[] = [];
+  let listProblem: string | null = null;
   try {
-    for (const f of readdirSync(dir).sort()) {
+    names = io.readdir(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    // ENOENT: removed since listDumps saw it. Anything else leaves its files unknown, which is not "no vmcore".
+    if (code !== "ENOENT") listProblem = `${errnoText(e, dir)}${code === "EACCES" || code === "EPERM" ? "; run as root, or fix the directory's permissions" : ""}`;
+  }
+  for (const f of names.sort()) {
+    try {
+      const st = statSync(join(dir, f));
+      if (st.isFile()) files[f] = st.size;
+      else irregular[f] = fileKind(st);
+    } catch {
+      // A symbolic link to nothing: stat follows it; said, since a vmcore that is one is no dump.
       try {
-        const st = statSync(join(dir, f));
-        if (st.isFile()) files[f] = st.size;
-        else irregular[f] = fileKind(st);
-      } catch {
-        // A symbolic link to nothing: stat follows it; said, since a vmcore that is one is no dump.
-        try {
-          if (lstatSync(join(dir, f)).isSymbolicLink()) irregular[f] = "a symbolic link to nothing";
-        } catch { /* removed meanwhile */ }
-      }
+        if (lstatSync(join(dir, f)).isSymbolicLink()) irregular[f] = "a symbolic link to nothing";
+      } catch { /* removed meanwhile */ }
     }
-  } catch { /* gone */ }
+  }
   const { report, reportProblem } = readReport(join(dir, "report.json"));
-  const verdict = report !== null ? dumpCompleteness(report, files, irregular)
+  const verdict: DumpCompleteness = report !== null ? dumpCompleteness(report, files, irregular, { listProblem })
+    : listProblem !== null ? { complete: null, problem: `the directory cannot be listed: ${listProblem}; whether it holds a whole vmcore is not known` }
     : { complete: false, problem: reportProblem === null ? "the capture left no report.json: it was cut off before it finished" : `report.json is unreadable: ${reportProblem}` };
-  return { ...entry, dir, files, irregular, report, reportProblem, ...verdict };
+  return { ...entry, dir, files, irregular, report, reportProblem, listProblem, ...verdict };
 }
 
 /**

@@ -13,7 +13,7 @@ import { kdumpPaths, reportedPath, testStatePath, bootStatePath } from "./paths.
 import { readRawRecord, reportCrashes } from "./report.js";
 import { readBootId } from "./service.js";
 import { missingInput } from "../test-inputs.js";
-import { listDumps, readDump } from "./dumps.js";
+import { listDumps, readDump, summarizeDumpOnDisk } from "./dumps.js";
 import { kdumpStatus } from "./status.js";
 
 /** A raw target as the capture init leaves it: the ELF core from byte 0, the record in the last 4 KiB. */
@@ -289,6 +289,39 @@ test("a report.json that cannot be read says why in the errno's words, once, and
     assert.equal(r.status, 0, r.stderr);
     const problems = JSON.parse(r.stdout) as (string | null)[];
     assert.deepEqual(problems.slice(1), ["cannot read it: permission denied (EACCES); run as root (kdump save writes it readable by root only)", "cannot read it: permission denied (EACCES); run as root (kdump save writes it readable by root only)"]);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("a dump directory that cannot be listed is of unknown completeness, not one whose vmcore is missing", () => {
+  const root = mkdtempSync(join(tmpdir(), "kexec-ts-kdump-report-"));
+  try {
+    const target = join(root, "crash");
+    const withReport = join(target, "h-20260101T000000Z");
+    mkdirSync(withReport, { recursive: true });
+    writeFileSync(join(withReport, "report.json"), JSON.stringify(savedReport()));
+    writeFileSync(join(withReport, "vmcore"), new Uint8Array(1));
+    mkdirSync(join(target, "h-20260102T000000Z"));
+    // As a user's readdir of a root-owned 0700 directory fails; root itself reads every directory.
+    const denied = {
+      readdir: (dir: string): string[] => {
+        throw Object.assign(new Error(`EACCES: permission denied, scandir '${dir}'`), { code: "EACCES", errno: -13, syscall: "scandir", path: dir });
+      },
+    };
+    const [first, second] = listDumps(target).map((d) => readDump(target, d, denied));
+    // It had been "INCOMPLETE: ... there is no vmcore in the directory (removed since?)".
+    assert.equal(first!.listProblem, "permission denied (EACCES); run as root, or fix the directory's permissions");
+    assert.equal(first!.complete, null);
+    assert.equal(first!.problem, "report.json says it is complete (vmcore, 1 bytes), but the directory cannot be listed: permission denied (EACCES); run as root, or fix the directory's permissions; whether vmcore is there and whole is not known");
+    assert.match(summarizeDumpOnDisk(first!).join("\n"), /dump: vmcore, .*; completeness unknown: .*cannot be listed: permission denied \(EACCES\)/);
+    assert.doesNotMatch(summarizeDumpOnDisk(first!).join("\n"), /no vmcore|INCOMPLETE/);
+    // Without a report.json to go by: it had been "the capture left no report.json (no vmcore)".
+    assert.deepEqual([second!.complete, second!.problem], [null, "the directory cannot be listed: permission denied (EACCES); run as root, or fix the directory's permissions; whether it holds a whole vmcore is not known"]);
+    assert.deepEqual(summarizeDumpOnDisk(second!), [`${second!.dir}: the directory cannot be listed: permission denied (EACCES); run as root, or fix the directory's permissions; whether it holds a whole vmcore is not known`]);
+    // A directory removed since it was listed is still just gone.
+    const gone = readDump(target, { name: "h-20260103T000000Z", time: new Date(0), bytes: 0 });
+    assert.deepEqual([gone.listProblem, gone.complete], [null, false]);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -43,7 +43,10 @@ export function testResult(paths: KdumpPaths, dumps: readonly DumpOnDisk[]): Tes
   const hit = dumps.find((d) => d.report?.testId === t.id);
   if (hit !== undefined) {
     // The directory's word too: a vmcore gone or cut since the save is no proof the capture works.
-    return { id: t.id, at: t.at, result: hit.complete ? "passed" : "failed", dump: hit.dir, detail: hit.complete ? `the test crash was captured: ${hit.dir}` : `the test crash left an incomplete dump: ${hit.problem ?? hit.report!.state}` };
+    // Not known to be whole (a directory this user may not list) is not a pass either, nor called incomplete.
+    const detail = hit.complete === true ? `the test crash was captured: ${hit.dir}`
+      : hit.complete === null ? `the test crash's dump ${hit.dir} cannot be checked: ${hit.problem}` : `the test crash left an incomplete dump: ${hit.problem ?? hit.report!.state}`;
+    return { id: t.id, at: t.at, result: hit.complete === true ? "passed" : "failed", dump: hit.dir, detail };
   }
   if (t.bootId !== null && t.bootId === readBootId()) return { id: t.id, at: t.at, result: "pending", dump: null, detail: "the test crash has not happened in this boot yet" };
   return { id: t.id, at: t.at, result: "failed", dump: null, detail: `the machine rebooted after the test crash of ${t.at}, and no dump carries its id: the capture did not save (see the console log)` };
@@ -165,8 +168,8 @@ async function convertRawCopy(config: KdumpConfig, record: RawRecord, say: (line
 
 export interface ReportResult {
   /** Dumps summarized this time (not reported before), oldest first. */
-  /** `complete`/`problem`: report.json held against the directory (a vmcore removed or cut since is not complete). */
-  fresh: { dir: string; lines: string[]; report: DumpReport | null; reportProblem: string | null; complete: boolean; problem: string | null }[];
+  /** `complete`/`problem`: report.json held against the directory (a vmcore removed or cut since is not complete; null: not known). */
+  fresh: { dir: string; lines: string[]; report: DumpReport | null; reportProblem: string | null; listProblem: string | null; complete: boolean | null; problem: string | null }[];
   latest: { dir: string; lines: string[] } | null;
   previousBoot: string | null;
   test: TestResult | null;
@@ -218,7 +221,7 @@ export async function reportCrashes(config: KdumpConfig, paths: KdumpPaths, opti
   for (const w of warnings) say(`warning: ${w}`);
   const reported = new Set(bookkeeping.names);
   const dumps = listDumps(config.target, paths.config).map((d) => readDump(config.target, d));
-  const fresh = dumps.filter((d) => options.all || !reported.has(d.name)).map((d) => ({ dir: d.dir, lines: summarizeDumpOnDisk(d), report: d.report, reportProblem: d.reportProblem, complete: d.complete, problem: d.problem }));
+  const fresh = dumps.filter((d) => options.all || !reported.has(d.name)).map((d) => ({ dir: d.dir, lines: summarizeDumpOnDisk(d), report: d.report, reportProblem: d.reportProblem, listProblem: d.listProblem, complete: d.complete, problem: d.problem }));
   for (const f of fresh) lines.push(...f.lines);
   const last = dumps[dumps.length - 1];
   const latest = last === undefined ? null : { dir: last.dir, lines: summarizeDumpOnDisk(last) };
