@@ -213,6 +213,33 @@ test("a damaged bookkeeping file counts as nothing reported yet, says so, and is
   }
 });
 
+test("the bookkeeping forgets dumps removed since, keeps a dump behind a link to a disk not mounted, and reports the same dumps", async () => {
+  const root = mkdtempSync(join(tmpdir(), "kexec-ts-kdump-report-"));
+  try {
+    const paths = kdumpPaths(root);
+    const config = { ...defaultConfig(), target: join(root, "crash") };
+    const kept = "deb12-20260102T000000Z";
+    const fresh = "deb12-20260103T000000Z";
+    for (const name of [kept, fresh]) {
+      mkdirSync(join(config.target, name), { recursive: true });
+      writeFileSync(join(config.target, name, "report.json"), JSON.stringify(savedReport()));
+    }
+    const unmounted = "deb12-20251201T000000Z";
+    symlinkSync(join(root, "mnt", "old"), join(config.target, unmounted));
+    const removed = "deb12-20260101T000000Z";
+    const bookkeeping = reportedPath(config.target);
+    writeFileSync(bookkeeping, JSON.stringify({ names: [removed, kept, unmounted, "..", ""] }));
+    const r = await reportCrashes(config, paths, { all: false });
+    assert.deepEqual(r.fresh.map((f) => f.dir), [join(config.target, fresh)], "what is reported is unchanged");
+    // It had kept every name it was ever given: the removed dump's, "..", "".
+    assert.deepEqual(JSON.parse(readFileSync(bookkeeping, "utf8")), { names: [kept, fresh, unmounted] });
+    const again = await reportCrashes(config, paths, { all: false });
+    assert.equal(again.fresh.length, 0);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test("a target that is not a directory is an io error naming it; bookkeeping that cannot be written fails the report after its summaries", async () => {
   const root = mkdtempSync(join(tmpdir(), "kexec-ts-kdump-report-"));
   try {

@@ -4,11 +4,11 @@
  * raw copy the capture init left on raw_target, tells a crash that left nothing from a clean
  * reboot, and settles a pending `kdump test`.
  */
-import { closeSync, existsSync, openSync, readSync, rmSync, statSync, writeSync, fsyncSync } from "node:fs";
+import { closeSync, existsSync, lstatSync, openSync, readSync, rmSync, statSync, writeSync, fsyncSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { RAW_RECORD_MAGIC, RAW_RECORD_SIZE } from "../../core/kdump/capture-init.js";
-import type { DumpReport } from "../../core/kdump/dumps.js";
+import { dumpDirTime, type DumpReport } from "../../core/kdump/dumps.js";
 import type { CaptureSettings } from "../../core/kdump/capture-settings.js";
 import { isKexecError, type KexecError } from "../../core/errors.js";
 import { describeJsonValue } from "../../core/format.js";
@@ -202,6 +202,27 @@ function readReportedNames(path: string): { names: string[]; warning: string | n
   return { names: names as string[], warning: null };
 }
 
+/**
+ * The names the bookkeeping keeps: the dumps there now (all reported by this run), and the names
+ * reported before whose entry is still in the target though not listed as a dump (a symbolic
+ * link to a disk not mounted yet: dropped, it would be reported again once it is). The names of
+ * dumps removed since (by retention, by hand) go: the file had grown by one name per crash for ever.
+ */
+function namesToRecord(target: string, reported: ReadonlySet<string>, dumps: readonly DumpOnDisk[]): string[] {
+  const listed = new Set(dumps.map((d) => d.name));
+  const stillThere = (name: string): boolean => {
+    try {
+      lstatSync(join(target, name));
+      return true;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code !== "ENOENT";
+    }
+  };
+  // A name that is no dump directory's (a hand-edited file: "", "..", "a/b") can never be listed again.
+  const dumpName = (name: string): boolean => !name.includes("/") && dumpDirTime(name) !== null;
+  return [...listed, ...[...reported].filter((n) => !listed.has(n) && dumpName(n) && stillThere(n))];
+}
+
 /** `kdump report`: the summary lines (for the journal) and what they were made from. */
 export async function reportCrashes(config: KdumpConfig, paths: KdumpPaths, options: { all: boolean }): Promise<ReportResult> {
   const lines: string[] = [];
@@ -253,7 +274,7 @@ export async function reportCrashes(config: KdumpConfig, paths: KdumpPaths, opti
   // and start's "the target does not exist" refusal into a capture that saves there.
   if (existsSync(config.target)) {
     try {
-      writeJsonDurably(reportedPath(config.target), { names: [...new Set([...reported, ...dumps.map((d) => d.name)])] });
+      writeJsonDurably(reportedPath(config.target), { names: namesToRecord(config.target, reported, dumps) });
     } catch (e) {
       recordError = targetError(e, reportedPath(config.target), "record which dumps were reported", paths.config);
     }
