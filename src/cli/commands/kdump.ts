@@ -196,7 +196,7 @@ async function list(args: ParsedArgs): Promise<number> {
   const p = await paths(args);
   const target = readConfigFile(p).config.target;
   const dumps = listDumps(target, p.config).map((d) => readDump(target, d));
-  print(args, dumps.map((d) => ({ name: d.name, dir: d.dir, bytes: d.bytes, files: d.files, irregular: d.irregular, listProblem: d.listProblem, complete: d.complete, problem: d.problem, report: d.report, reportProblem: d.reportProblem })), () =>
+  print(args, dumps.map((d) => ({ name: d.name, dir: d.dir, bytes: d.bytes, files: d.files, irregular: d.irregular, listProblem: d.listProblem, vmcoreHeader: d.vmcoreHeader, complete: d.complete, problem: d.problem, report: d.report, reportProblem: d.reportProblem })), () =>
     dumps.length === 0 ? `no dumps in ${target}` : dumps.map((d) => summarizeDumpOnDisk(d).join("\n")).join("\n"));
   return 0;
 }

@@ -5,6 +5,7 @@
  * journal. Pure: the node side lists directories and reads files.
  */
 import { describeJsonValue } from "../format.js";
+import type { DumpHeaderMark } from "../vmcore/vmcore.js";
 
 /** report.json, as `kdump save` writes it in the capture kernel (and rewrites as it goes). */
 export interface DumpReport {
@@ -251,6 +252,11 @@ export interface DumpDirFacts {
    * directory had called a whole dump's vmcore "removed since".
    */
   listProblem?: string | null;
+  /**
+   * What the vmcore's own header says (readDumpHeaderMark of its first bytes), where it was read:
+   * a vmcore of the size report.json recorded whose header says incomplete is not whole.
+   */
+  header?: DumpHeaderMark | null;
 }
 
 /**
@@ -259,7 +265,8 @@ export interface DumpDirFacts {
  * recorded: a vmcore removed, emptied, cut or replaced since (by hand, by fsck, by a file system
  * that lost the last writes) had been listed as "complete", and a `kdump test` as "passed".
  * `files` are the directory's regular files with their sizes, `irregular` its other entries
- * (name → what they are: "a directory", "a symbolic link to nothing").
+ * (name → what they are: "a directory", "a symbolic link to nothing"). The vmcore's own header
+ * (`facts.header`) has the last word: one of the right size that says incomplete is not whole.
  */
 export function dumpCompleteness(r: DumpReport, files: Readonly<Record<string, number>>, irregular: Readonly<Record<string, string>> = {}, facts: DumpDirFacts = {}): DumpCompleteness {
   if (r.state === "saving") return { complete: false, problem: "the capture was cut off while saving (a second crash, a reset or the power)" };
@@ -277,6 +284,7 @@ export function dumpCompleteness(r: DumpReport, files: Readonly<Record<string, n
   }
   const onDisk = files[d.file]!;
   if (onDisk !== d.bytes) return { complete: false, problem: `${said}, but ${d.file} has ${onDisk} bytes: it was cut or changed after the save` };
+  if (facts.header?.says === "incomplete") return { complete: false, problem: `${said}, but ${d.file} itself says it is incomplete: ${facts.header.detail}` };
   return { complete: true, problem: null };
 }
 
@@ -296,7 +304,9 @@ export function summarizeDump(dir: string, r: DumpReport | null, files: Readonly
   }
   const d = r.dump;
   const verdict = dumpCompleteness(r, files, irregular, facts);
-  const status = verdict.complete === true ? "complete" : verdict.complete === null ? `completeness unknown: ${verdict.problem}` : `INCOMPLETE: ${verdict.problem}`;
+  // Complete by report.json and the size alone where the header could not be asked: said, not hidden.
+  const bySize = facts.header?.says === "unknown" ? ` by report.json and its size (its header does not tell: ${facts.header.detail})` : "";
+  const status = verdict.complete === true ? `complete${bySize}` : verdict.complete === null ? `completeness unknown: ${verdict.problem}` : `INCOMPLETE: ${verdict.problem}`;
   const bytes = vmcore === null ? d.bytes : files[vmcore]!;
   const lines = [
     `${dir}: crash at ${r.crashTime} on ${r.kernel ?? "an unknown kernel"}${r.testId ? ` (kexec-ts kdump test ${r.testId})` : ""}`,

@@ -8,7 +8,8 @@ import { DUMP_DH_COMPRESSED_INCOMPLETE, DUMP_DH_COMPRESSED_LZO, KDUMP_HEADER_VER
 import { offsetOf } from "../bytes/layout.js";
 import { bytesAccess } from "./memory.js";
 import { SYNTH_UTSNAME, syntheticVmcore } from "./testing.js";
-import { openVmcore, vmcoreKernelMemory, type Vmcore } from "./vmcore.js";
+import { DUMP_HEAD_BYTES, openVmcore, readDumpHeaderMark, vmcoreKernelMemory, type Vmcore } from "./vmcore.js";
+import { encodeFlatHeader } from "./flat.js";
 import { formatDmesg, printkPageFrames, readLockless } from "./dmesg.js";
 import { crashedUtsname } from "./utsname.js";
 import { KexecError } from "../errors.js";
@@ -316,4 +317,39 @@ test("dump writer (kdump): a dump cut short names one page frame, the first dump
     if (p >= 0x300 && p < 0x310) continue;
     assert.equal(out.memory.readPage(BigInt(p)) !== undefined, p < 0x310 || log.has(p), `page frame 0x${p.toString(16)}`);
   }
+});
+
+test("a dump's own header says whether it is whole, from its first bytes only; what it cannot tell is unknown, never an error", async () => {
+  const { core, s, compressor } = source(3000);
+  const head = (bytes: Uint8Array) => readDumpHeaderMark(bytes.subarray(0, DUMP_HEAD_BYTES), BigInt(bytes.length));
+  const kdump = new MemorySink();
+  await writeKdumpDump(core, { codec: "lzo", dumpLevel: 0, what: "synthetic" }, kdump, compressor);
+  assert.deepEqual(head(kdump.bytes.slice(0, kdump.length)), { format: "kdump", says: "complete", detail: "its header's status 0x2 at offset 424 lacks DUMP_DH_COMPRESSED_INCOMPLETE" });
+  const kdumpCut = new MemorySink(700_000);
+  await writeKdumpDump(core, { codec: "lzo", dumpLevel: 0, what: "synthetic" }, kdumpCut, compressor);
+  assert.deepEqual(head(kdumpCut.bytes.slice(0, kdumpCut.length)), { format: "kdump", says: "incomplete", detail: "its header's status 0xa at offset 424 has DUMP_DH_COMPRESSED_INCOMPLETE: the writer stopped before the end" });
+
+  const elf = new MemorySink();
+  await writeElfDump(core, bitmapsFor(core, 0), { codec: "none", dumpLevel: 0, what: "synthetic" }, elf);
+  assert.deepEqual(head(elf.bytes.slice(0, elf.length)), { format: "elf", says: "complete", detail: 'its KEXEC-TS note says "complete; dump level 0"' });
+  const elfCut = new MemorySink();
+  let chunks = 0;
+  await writeElfDump(core, bitmapsFor(core, 0), { codec: "none", dumpLevel: 0, what: "synthetic" }, elfCut, { stopReason: () => (++chunks > 4 ? "stopped by SIGTERM" : undefined) });
+  const cut = head(elfCut.bytes.slice(0, elfCut.length));
+  assert.deepEqual([cut.format, cut.says], ["elf", "incomplete"]);
+  assert.match(cut.detail, /^its KEXEC-TS note says "incomplete; dump level 0; pages missing from page frame 0x400; stopped by SIGTERM"$/);
+
+  // Not ours to tell: /proc/vmcore's own ELF, a flattened stream, anything else, headers past what was read.
+  assert.deepEqual([head(s.bytes).format, head(s.bytes).says], ["elf", "unknown"]);
+  assert.match(head(s.bytes).detail, /without kexec-ts's KEXEC-TS note/);
+  const flat = new Uint8Array(8192);
+  flat.set(encodeFlatHeader());
+  assert.deepEqual([head(flat).format, head(flat).says], ["flattened", "unknown"]);
+  assert.deepEqual(head(new Uint8Array(0)), { format: null, says: "unknown", detail: "the file is empty" });
+  assert.match(head(new TextEncoder().encode("not a dump at all")).detail, /^neither an ELF core nor a kdump-compressed file at offset 0/);
+  const elfBytes = elf.bytes.slice(0, elf.length);
+  const short = readDumpHeaderMark(elfBytes.subarray(0, 256), BigInt(elfBytes.length));
+  assert.deepEqual([short.format, short.says], ["elf", "unknown"]);
+  assert.match(short.detail, /^its header does not parse: its headers reach past the first 256 bytes read/);
+  assert.equal(readDumpHeaderMark(kdump.bytes.subarray(0, 100), 100n).says, "unknown", "a kdump header cut short");
 });

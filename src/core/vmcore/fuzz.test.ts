@@ -20,7 +20,9 @@ import { encodeFlatHeader, encodeFlatRecordHeader, FLAT_END, FlatReassembler, pa
 import { kernelMemory } from "./kernel-memory.js";
 import { bytesAccess, type PhysicalMemory, type RandomAccess } from "./memory.js";
 import { syntheticVmcore } from "./testing.js";
-import { openVmcore } from "./vmcore.js";
+import { DUMP_HEAD_BYTES, openVmcore, readDumpHeaderMark } from "./vmcore.js";
+import { DISK_DUMP_HEADER_64 } from "./kdump.js";
+import { offsetOf } from "../bytes/layout.js";
 import { parseVmcoreInfo, type VmcoreInfo } from "./vmcoreinfo.js";
 import { cachedVmcorePath } from "../../node/kernel-cache.js";
 import { missingInput } from "../../node/test-inputs.js";
@@ -272,4 +274,17 @@ test("found by review: a damaged ELF core header cannot make the reader read GiB
   const notes = hugeFile(head);
   assert.throws(() => openVmcore(notes), (e: unknown) => e instanceof KexecError && /PT_NOTE \d+ claims \d+ bytes \(\d+ with the PT_NOTEs before it\)/.test(e.message));
   assert.ok(notes.bytesRead < 64 << 20, `read ${notes.bytesRead} bytes`);
+});
+
+test("fuzz: what kdump list reads of a vmcore's header never throws: a damaged header is of unknown completeness", () => {
+  const elf = syntheticVmcore(64).bytes.slice(0, DUMP_HEAD_BYTES);
+  const kdump = new Uint8Array(4096);
+  kdump.set(new TextEncoder().encode("KDUMP   "));
+  kdump.set(new TextEncoder().encode("x86_64"), offsetOf(DISK_DUMP_HEADER_64, "utsname.machine"));
+  kdump.set([0, 0x10, 0, 0], offsetOf(DISK_DUMP_HEADER_64, "block_size"));
+  const heads = fc.oneof(damaged(elf, 0, 512), damaged(kdump, 0, DISK_DUMP_HEADER_64.size));
+  fc.assert(fc.property(heads, fc.bigUintN(40), (head, size) => {
+    const mark = readDumpHeaderMark(head, BigInt(head.length) + size);
+    assert.ok(["complete", "incomplete", "unknown"].includes(mark.says) && mark.detail.length > 0);
+  }), { numRuns: 600 });
 });

@@ -184,15 +184,24 @@ export interface KdumpFile {
   dumpedPages: bigint;
 }
 
-export function readKdump(file: RandomAccess, what = "kdump file"): KdumpFile {
-  const h = file.read(0n, Number(file.size < BigInt(DISK_DUMP_HEADER_64.size) ? file.size : BigInt(DISK_DUMP_HEADER_64.size)));
+/**
+ * struct disk_dump_header alone, from the file's first bytes, in the layout of the dumped
+ * machine's word: what `kdump list` reads of a dump (its status) without the bitmaps behind it.
+ */
+export function readDiskDumpHeader(h: Uint8Array, what = "kdump file") {
   if (!looksLikeKdump(h)) {
     throw new KexecError("parse", `${what}: no "KDUMP   " signature at offset 0`, { field: "signature", offset: 0, expected: "KDUMP   ", actual: JSON.stringify(latin1(h.subarray(0, 8))) }, "this is not a kdump-compressed file; an ELF dump is read directly, and `makedumpfile -R` turns a flattened stream into a file");
   }
   // utsname.machine sits at the same offset in both layouts and says which one the file has.
   const machine = readStruct(DISK_DUMP_HEADER_64, h, 0, { what, limit: offsetOf(DISK_DUMP_HEADER_64, "utsname.domainname") })["utsname.machine"];
   const L = kdumpHeaderLayout(machine);
-  const d = readStruct(L.header, h, 0, { what });
+  return { layout: L, fields: readStruct(L.header, h, 0, { what }) };
+}
+
+export function readKdump(file: RandomAccess, what = "kdump file"): KdumpFile {
+  const h = file.read(0n, Number(file.size < BigInt(DISK_DUMP_HEADER_64.size) ? file.size : BigInt(DISK_DUMP_HEADER_64.size)));
+  const { layout: L, fields: d } = readDiskDumpHeader(h, what);
+  const machine = d["utsname.machine"];
   const blockSize = d.block_size;
   if (blockSize < 1024 || blockSize > 65536 || (blockSize & (blockSize - 1)) !== 0) {
     const at = offsetOf(L.header, "block_size");

@@ -1,11 +1,12 @@
 /** One view over either input format: memory, notes, VMCOREINFO and how the dump was made. */
 import { KexecError } from "../errors.js";
-import { describeBytes } from "../format.js";
+import { describeBytes, hex } from "../format.js";
+import { offsetOf } from "../bytes/layout.js";
 import { latin1 } from "../bytes/reader.js";
 import { elfCoreMemory, looksLikeElfCore, readElfCore, type ElfCore } from "./elf-core.js";
 import { KEXEC_TS_NOTE_NAME, NT_KEXEC_TS_INCOMPLETE } from "./elf-writer.js";
 import { kernelMemory, type KernelMemory } from "./kernel-memory.js";
-import { looksLikeKdump, readKdump, type KdumpFile } from "./kdump.js";
+import { DUMP_DH_COMPRESSED_INCOMPLETE, looksLikeKdump, readDiskDumpHeader, readKdump, type KdumpFile } from "./kdump.js";
 import type { PhysicalMemory, RandomAccess } from "./memory.js";
 import type { VmcoreInfo } from "./vmcoreinfo.js";
 import { looksLikeFlat } from "./flat.js";
@@ -43,11 +44,9 @@ export function openVmcore(file: RandomAccess, what = "vmcore"): Vmcore {
     }
     const pageSize = X86_PAGE_SIZE;
     const memory = elfCoreMemory(elf, file, pageSize);
-    // ELF has no "incomplete" flag of its own; kexec-ts's writer leaves a note that says so (elf-writer.ts).
-    const mark = elf.notes.find((n) => n.name === KEXEC_TS_NOTE_NAME);
-    const markText = mark ? latin1(mark.desc).replace(/\0+$/, "") : undefined;
-    const incomplete = mark?.type === NT_KEXEC_TS_INCOMPLETE || elf.cutShort !== undefined;
-    return { format: "elf", machine: elf.machine, memory, vmcoreinfo: elf.vmcoreinfo, noteBytes: elf.noteBytes, cpus: elf.cpus, incomplete, ...(elf.cutShort ? { cutShort: elf.cutShort } : {}), elf, mark: markText };
+    const mark = kexecTsMark(elf);
+    const incomplete = mark?.incomplete === true || elf.cutShort !== undefined;
+    return { format: "elf", machine: elf.machine, memory, vmcoreinfo: elf.vmcoreinfo, noteBytes: elf.noteBytes, cpus: elf.cpus, incomplete, ...(elf.cutShort ? { cutShort: elf.cutShort } : {}), elf, mark: mark?.text };
   }
   if (looksLikeKdump(head)) {
     const kdump = readKdump(file, what);
@@ -65,6 +64,68 @@ export function openVmcore(file: RandomAccess, what = "vmcore"): Vmcore {
   }
   throw new KexecError("parse", `${what}: neither an ELF core (7f 45 4c 46, e_type 4) nor a kdump-compressed file ("KDUMP   ") at offset 0`, { offset: 0, actual: describeBytes(head) },
     "give /proc/vmcore or a file written by makedumpfile or kexec-ts vmcore save");
+}
+
+/** ELF has no "incomplete" flag of its own; kexec-ts's writer leaves a note that says so (elf-writer.ts). */
+function kexecTsMark(elf: ElfCore): { incomplete: boolean; text: string } | undefined {
+  const mark = elf.notes.find((n) => n.name === KEXEC_TS_NOTE_NAME);
+  return mark === undefined ? undefined : { incomplete: mark.type === NT_KEXEC_TS_INCOMPLETE, text: latin1(mark.desc).replace(/\0+$/, "") };
+}
+
+/**
+ * How much of a dump `kdump list` reads to tell whether its own header says it is whole: the
+ * kdump header is 0.5 KiB; an ELF core's headers and notes (kexec-ts's mark last among them)
+ * take ~0.4 KiB per CPU and a few KiB of VMCOREINFO. Never the page data: a list of dumps of
+ * GiBs each must stay quick.
+ */
+export const DUMP_HEAD_BYTES = 64 * 1024;
+
+/** What a dump's own header says of its completeness, from its first bytes. */
+export interface DumpHeaderMark {
+  format: "kdump" | "elf" | "flattened" | null;
+  /** "unknown": the header does not say (a flattened stream, an ELF core without kexec-ts's note, a file that does not parse). */
+  says: "complete" | "incomplete" | "unknown";
+  detail: string;
+}
+
+/**
+ * The completeness a dump's header records: DUMP_DH_COMPRESSED_INCOMPLETE in a kdump file's
+ * status, kexec-ts's note in an ELF core. `head` is the file's first bytes (DUMP_HEAD_BYTES or
+ * all of a smaller file), `fileSize` its size. Never throws: a dump that cannot be read this way
+ * is of unknown completeness, not a failed list.
+ */
+export function readDumpHeaderMark(head: Uint8Array, fileSize: bigint, what = "vmcore"): DumpHeaderMark {
+  const file: RandomAccess = {
+    size: fileSize,
+    read(offset: bigint, length: number): Uint8Array {
+      if (offset >= 0n && offset + BigInt(length) <= BigInt(head.length)) return head.subarray(Number(offset), Number(offset) + length);
+      throw new KexecError("parse", `its headers reach past the first ${head.length} bytes read (to ${offset + BigInt(length)})`, { offset, expected: `<= ${head.length}`, actual: String(offset + BigInt(length)) },
+        "kexec-ts vmcore info reads the whole dump and says whether it is complete");
+    },
+  };
+  const unknown = (format: DumpHeaderMark["format"], detail: string): DumpHeaderMark => ({ format, says: "unknown", detail });
+  try {
+    if (looksLikeKdump(head)) {
+      const { fields, layout } = readDiskDumpHeader(head, what);
+      const flag = `status ${hex(fields.status)} at offset ${offsetOf(layout.header, "status")}`;
+      return (fields.status & DUMP_DH_COMPRESSED_INCOMPLETE) !== 0
+        ? { format: "kdump", says: "incomplete", detail: `its header's ${flag} has DUMP_DH_COMPRESSED_INCOMPLETE: the writer stopped before the end` }
+        : { format: "kdump", says: "complete", detail: `its header's ${flag} lacks DUMP_DH_COMPRESSED_INCOMPLETE` };
+    }
+    if (looksLikeElfCore(head)) {
+      const elf = readElfCore(file, what);
+      const mark = kexecTsMark(elf);
+      if (mark?.incomplete) return { format: "elf", says: "incomplete", detail: `its ${KEXEC_TS_NOTE_NAME} note says "${mark.text}"` };
+      if (elf.cutShort !== undefined) return { format: "elf", says: "incomplete", detail: elf.cutShort };
+      if (mark !== undefined) return { format: "elf", says: "complete", detail: `its ${KEXEC_TS_NOTE_NAME} note says "${mark.text}"` };
+      return unknown("elf", `an ELF core without kexec-ts's ${KEXEC_TS_NOTE_NAME} note, whose header does not record completeness`);
+    }
+    if (looksLikeFlat(head)) return unknown("flattened", "makedumpfile's flattened format (a stream saved as it came), whose header does not record completeness (makedumpfile -R makes a dump file of it)");
+    return unknown(null, fileSize === 0n ? "the file is empty" : `neither an ELF core nor a kdump-compressed file at offset 0 (${describeBytes(head.subarray(0, 16))})`);
+  } catch (e) {
+    if (!(e instanceof KexecError)) throw e;
+    return unknown(looksLikeKdump(head) ? "kdump" : "elf", `its header does not parse: ${e.message.startsWith(`${what}: `) ? e.message.slice(what.length + 2) : e.message}`);
+  }
 }
 
 export function vmcoreKernelMemory(core: Vmcore): KernelMemory {

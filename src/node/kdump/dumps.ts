@@ -1,9 +1,10 @@
 /** The dumps in a target directory, read from disk: names, sizes, their report.json. */
-import { lstatSync, mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { dumpCompleteness, dumpDirTime, dumpReportFromJson, summarizeDump, type DumpCompleteness, type DumpEntry, type DumpReport } from "../../core/kdump/dumps.js";
 import { KexecError } from "../../core/errors.js";
 import { describeJsonValue } from "../../core/format.js";
+import { DUMP_HEAD_BYTES, readDumpHeaderMark, type DumpHeaderMark } from "../../core/vmcore/vmcore.js";
 import { errnoText, fileKind } from "../files.js";
 
 /** The bytes of a dump's files; 0 for a directory that cannot be listed (readDump says why: its report.json cannot be read either). */
@@ -107,11 +108,13 @@ export interface DumpOnDisk extends DumpEntry {
   complete: boolean | null;
   /** Why not complete, or why not known; null when it is. */
   problem: string | null;
+  /** What the vmcore's own header says of its completeness; null where it was not read (report.json does not call it whole, or it is not there). */
+  vmcoreHeader: DumpHeaderMark | null;
 }
 
 /** A dump as `kdump report` writes it to the journal and `list` shows it: summarizeDump of what readDump read. */
 export function summarizeDumpOnDisk(d: DumpOnDisk): string[] {
-  return summarizeDump(d.dir, d.report, d.files, d.reportProblem, d.irregular, { listProblem: d.listProblem });
+  return summarizeDump(d.dir, d.report, d.files, d.reportProblem, d.irregular, { listProblem: d.listProblem, header: d.vmcoreHeader });
 }
 
 /** The file system calls readDump makes that a test must be able to fail: root reads a 0700 directory regardless. */
@@ -147,10 +150,44 @@ export function readDump(target: string, entry: DumpEntry, io: DumpDirIo = NODE_
     }
   }
   const { report, reportProblem } = readReport(join(dir, "report.json"));
-  const verdict: DumpCompleteness = report !== null ? dumpCompleteness(report, files, irregular, { listProblem })
+  // Only for a vmcore report.json calls whole and that is there: the header can only take that back.
+  const vmcore = report?.dump.complete && Object.prototype.hasOwnProperty.call(files, report.dump.file) ? join(dir, report.dump.file) : null;
+  const vmcoreHeader = vmcore === null ? null : readVmcoreHeaderMark(vmcore);
+  const verdict: DumpCompleteness = report !== null ? dumpCompleteness(report, files, irregular, { listProblem, header: vmcoreHeader })
     : listProblem !== null ? { complete: null, problem: `the directory cannot be listed: ${listProblem}; whether it holds a whole vmcore is not known` }
     : { complete: false, problem: reportProblem === null ? "the capture left no report.json: it was cut off before it finished" : `report.json is unreadable: ${reportProblem}` };
-  return { ...entry, dir, files, irregular, report, reportProblem, listProblem, ...verdict };
+  return { ...entry, dir, files, irregular, report, reportProblem, listProblem, vmcoreHeader, ...verdict };
+}
+
+/**
+ * What a vmcore's header says of its completeness (readDumpHeaderMark), from its first
+ * DUMP_HEAD_BYTES only; a file that cannot be read is of unknown completeness by its header.
+ */
+function readVmcoreHeaderMark(path: string): DumpHeaderMark {
+  let fd: number;
+  try {
+    // O_NONBLOCK: a FIFO put there since the directory was listed must not hold up the list.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return { format: null, says: "unknown", detail: `cannot read it: ${errnoText(e, path)}${code === "EACCES" || code === "EPERM" ? "; run as root" : ""}` };
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) return { format: null, says: "unknown", detail: `it is ${fileKind(st)}` };
+    const head = Buffer.alloc(Math.min(st.size, DUMP_HEAD_BYTES));
+    let got = 0;
+    while (got < head.length) {
+      const n = readSync(fd, head, got, head.length - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    return readDumpHeaderMark(new Uint8Array(head.buffer, head.byteOffset, got), BigInt(st.size), path);
+  } catch (e) {
+    return { format: null, says: "unknown", detail: `cannot read it: ${errnoText(e, path)}` };
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**

@@ -11,6 +11,10 @@ import { bytesAccess } from "../../core/vmcore/memory.js";
 import { openVmcore } from "../../core/vmcore/vmcore.js";
 import { missingInput } from "../test-inputs.js";
 import { captureSaveFromFile as captureSave } from "./save.js";
+import { listDumps, readDump, summarizeDumpOnDisk } from "./dumps.js";
+import { offsetOf } from "../../core/bytes/layout.js";
+import { DISK_DUMP_HEADER_64, DUMP_DH_COMPRESSED_INCOMPLETE } from "../../core/vmcore/kdump.js";
+import { encodeFlatHeader } from "../../core/vmcore/flat.js";
 
 const CRASH_MESSAGES = [
   "Linux version 6.1.0-synthetic",
@@ -114,5 +118,39 @@ test("a full target gives an incomplete, readable dump and a report that says so
   } finally {
     spawnSync("umount", [mnt]);
     rmSync(s.dir, { recursive: true, force: true });
+  }
+});
+
+test("list reads the saved vmcore's header: one marked incomplete is not whole whatever its size; a flattened stream goes by its size, said so", async () => {
+  const t = setup();
+  try {
+    assert.equal(await captureSave(t.file, t.opts), 0);
+    const [entry] = listDumps(t.s.target);
+    const vmcore = join(t.s.target, entry!.name, "vmcore");
+    const whole = readDump(t.s.target, entry!);
+    assert.deepEqual([whole.complete, whole.vmcoreHeader?.says], [true, "complete"]);
+    assert.match(summarizeDumpOnDisk(whole).join("\n"), /; complete$/m);
+
+    // As a save cut off leaves it, at the size report.json recorded: it had been listed as complete.
+    const status = offsetOf(DISK_DUMP_HEADER_64, "status");
+    const bytes = readFileSync(vmcore);
+    bytes.writeUInt32LE(bytes.readUInt32LE(status) | DUMP_DH_COMPRESSED_INCOMPLETE, status);
+    writeFileSync(vmcore, bytes);
+    const marked = readDump(t.s.target, entry!);
+    assert.equal(marked.complete, false);
+    assert.match(marked.problem ?? "", /^report\.json says it is complete \(vmcore, \d+ bytes\), but vmcore itself says it is incomplete: its header's status 0x\w+ at offset 424 has DUMP_DH_COMPRESSED_INCOMPLETE/);
+    assert.match(summarizeDumpOnDisk(marked).join("\n"), /INCOMPLETE: .*vmcore itself says it is incomplete/);
+
+    // A flattened stream saved as it came, or a file that is no dump: the list goes on, by the size alone, and says so.
+    for (const [head, says] of [[encodeFlatHeader(), /flattened format/], [new TextEncoder().encode("garbage"), /neither an ELF core nor a kdump-compressed file/]] as const) {
+      bytes.set(head, 0);
+      writeFileSync(vmcore, bytes);
+      const d = readDump(t.s.target, entry!);
+      assert.deepEqual([d.complete, d.vmcoreHeader?.says], [true, "unknown"]);
+      assert.match(summarizeDumpOnDisk(d).join("\n"), /; complete by report\.json and its size \(its header does not tell: /);
+      assert.match(d.vmcoreHeader!.detail, says);
+    }
+  } finally {
+    rmSync(t.dir, { recursive: true, force: true });
   }
 });
