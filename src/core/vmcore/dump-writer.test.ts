@@ -4,9 +4,13 @@ import { compressBatch, readExtents, type PageCompressInto } from "./batch.js";
 import { LZO_HASH_BITS, lzo1xCompressInto } from "./codecs.js";
 import { BatchReadError, prepareDumpBitmaps, writeElfDump, writeKdumpDump, type BatchCompressor, type DumpExclusion, type DumpOptions, type DumpSink } from "./dump-writer.js";
 import { clearBit, presentBitmaps } from "./exclude.js";
-import { DUMP_DH_COMPRESSED_INCOMPLETE, DUMP_DH_COMPRESSED_LZO, KDUMP_HEADER_VERSION, KDUMP_SUB_HEADER_64 } from "./kdump.js";
-import { offsetOf } from "../bytes/layout.js";
-import { bytesAccess } from "./memory.js";
+import { DUMP_DH_COMPRESSED_INCOMPLETE, DUMP_DH_COMPRESSED_LZO, KDUMP_HEADER_VERSION, KDUMP_SUB_HEADER_64, PAGE_DESC, PAGE_DESC_SIZE, readDiskDumpHeader } from "./kdump.js";
+import { offsetOf, readStruct } from "../bytes/layout.js";
+import { bytesAccess, type PhysicalMemory, type PhysRange } from "./memory.js";
+import { decompressPage } from "./codecs.js";
+import { kernelMemory } from "./kernel-memory.js";
+import { ELF_DUMP_LIMIT } from "./page-frame-limits.js";
+import { hex } from "../format.js";
 import { SYNTH_UTSNAME, syntheticVmcore } from "./testing.js";
 import { DUMP_HEAD_BYTES, openVmcore, readDumpHeaderMark, vmcoreKernelMemory, type Vmcore } from "./vmcore.js";
 import { encodeFlatHeader } from "./flat.js";
@@ -352,4 +356,160 @@ test("a dump's own header says whether it is whole, from its first bytes only; w
   assert.deepEqual([short.format, short.says], ["elf", "unknown"]);
   assert.match(short.detail, /^its header does not parse: its headers reach past the first 256 bytes read/);
   assert.equal(readDumpHeaderMark(kdump.bytes.subarray(0, 100), 100n).says, "unknown", "a kdump header cut short");
+});
+
+/**
+ * A file in memory kept as its blocks that are not all zeros (what is not stored reads as zeros,
+ * as a file's holes do): a dump of memory at 17 TiB has two bitmaps of 544 MiB, nearly all zeros.
+ */
+class SparseSink implements DumpSink {
+  static readonly BLOCK = 1 << 16;
+  static readonly ZEROS = new Uint8Array(SparseSink.BLOCK);
+  readonly blocks = new Map<number, Uint8Array>();
+  length = 0;
+  write(offset: bigint, data: Uint8Array): void {
+    const B = SparseSink.BLOCK;
+    let at = Number(offset);
+    this.length = Math.max(this.length, at + data.length);
+    for (let from = 0; from < data.length; ) {
+      const block = Math.floor(at / B);
+      const within = at - block * B;
+      const part = data.subarray(from, from + Math.min(B - within, data.length - from));
+      let stored = this.blocks.get(block);
+      // memcmp: the writer's bitmaps are a GiB of zeros per dump, too many to test a word at a time.
+      if (stored === undefined && Buffer.compare(part, SparseSink.ZEROS.subarray(0, part.length)) !== 0) this.blocks.set(block, (stored = new Uint8Array(B)));
+      stored?.set(part, within);
+      from += part.length;
+      at += part.length;
+    }
+  }
+  async writeAsync(offset: bigint, data: Uint8Array): Promise<void> {
+    this.write(offset, data);
+  }
+  read(offset: number, length: number): Uint8Array {
+    const B = SparseSink.BLOCK;
+    const out = new Uint8Array(length);
+    for (let block = Math.floor(offset / B); block * B < offset + length; block++) {
+      const stored = this.blocks.get(block);
+      if (stored === undefined) continue;
+      const from = Math.max(offset, block * B);
+      const to = Math.min(offset + length, (block + 1) * B);
+      out.set(stored.subarray(from - block * B, to - block * B), from - offset);
+    }
+    return out;
+  }
+  /** The set bits of the `bytes`-byte bitmap at `at`, in order: page frames. */
+  setBits(at: number, bytes: number): number[] {
+    const B = SparseSink.BLOCK;
+    const out: number[] = [];
+    for (const block of [...this.blocks.keys()].sort((a, b) => a - b)) {
+      const from = Math.max(at, block * B);
+      const to = Math.min(at + bytes, (block + 1) * B);
+      const stored = this.blocks.get(block)!;
+      for (let o = from; o < to; o++) {
+        const byte = stored[o - block * B]!;
+        for (let bit = 0; bit < 8; bit++) if (byte & (1 << bit)) out.push((o - at) * 8 + bit);
+      }
+    }
+    return out;
+  }
+}
+
+class ReadableSparseSink extends SparseSink {
+  readBack(offset: bigint, into: Uint8Array): void {
+    into.set(this.read(Number(offset), into.length));
+  }
+}
+
+test("dump writer (kdump): memory at 12 and 17 TiB (page frames past 2^31 and 2^32), into a file and a stream: every page where it belongs, the header as makedumpfile writes it", async () => {
+  const { core: low, s, compressor } = source(600);
+  const TiB = 1n << 40n;
+  // More than a batch (256 pages) each; 17 TiB is page frame 2^32 + 2^28, which wrapped to 32 bits is 1 TiB, where nothing is.
+  const highRuns = [[12n * TiB, 520], [17n * TiB, 700]] as const;
+  const pages = new Map<number, Uint8Array>(s.pages);
+  const ranges: PhysRange[] = [...low.memory.ranges];
+  /** Page frames the exclusion leaves out: a few in each high run, cleared by their offset in the window. */
+  const left = new Set<number>();
+  for (const [start, n] of highRuns) {
+    const first = Number(start / BigInt(PS));
+    ranges.push({ start, end: start + BigInt(n * PS) });
+    for (let i = 0; i < n; i++) {
+      const page = new Uint8Array(PS);
+      // A zero page in five; the others say their own page frame, so a page stored at another frame shows.
+      if (i % 5 !== 0) for (let at = 0; at < PS; at += 16) { new DataView(page.buffer).setFloat64(at, first + i, true); page[at + 8] = at >>> 4; }
+      pages.set(first + i, page);
+      if (i % 7 === 3) left.add(first + i);
+    }
+  }
+  const { elf: _, ...notElf } = low;
+  const core: Vmcore = { ...notElf, memory: { pageSize: PS, ranges, readPage: (pfn) => pages.get(Number(pfn)) } };
+  const exclusion: DumpExclusion = {
+    prepare: (b) => {
+      const first = b.dumpableFirst ?? 0;
+      for (const p of left) if (p >= first && p < first + b.dumpable.length * 8) clearBit(b.dumpable, p - first);
+    },
+  };
+  const maxPfn = 17 * 2 ** 28 + 700;
+  const log = formatDmesg(readLockless(vmcoreKernelMemory(low), low.vmcoreinfo!));
+  const sorted = (pfns: Iterable<number>) => [...pfns].sort((a, b) => a - b);
+
+  /** What a reader finds in the file: the header's fields, the bitmaps' page frames, and each dumped page by its descriptor. */
+  const check = (file: SparseSink, dumped: number[], what: string) => {
+    const { fields: d } = readDiskDumpHeader(file.read(0, PS));
+    const sub = readStruct(KDUMP_SUB_HEADER_64, file.read(PS, KDUMP_SUB_HEADER_64.size), 0, { version: d.header_version });
+    assert.equal(sub.max_mapnr_64, BigInt(maxPfn), `${what}: max_mapnr_64`);
+    assert.equal(d.max_mapnr, 0xffffffff, `${what}: the 32-bit max_mapnr is MIN(max_mapnr, UINT_MAX), as makedumpfile's write_kdump_header fills it`);
+    const bitmapAt = (1 + d.sub_hdr_size) * PS;
+    const bitmapBytes = (d.bitmap_blocks * PS) / 2;
+    assert.equal(bitmapBytes, Math.ceil(maxPfn / 8 / PS) * PS, `${what}: bitmap_blocks`);
+    assert.deepEqual(file.setBits(bitmapAt, bitmapBytes), sorted(pages.keys()), `${what}: the 1st bitmap is the present page frames`);
+    assert.deepEqual(file.setBits(bitmapAt + bitmapBytes, bitmapBytes), dumped, `${what}: the 2nd bitmap is the dumped page frames`);
+    const rank = new Map(dumped.map((p, i) => [p, i]));
+    const descAt = bitmapAt + d.bitmap_blocks * PS;
+    const memory: PhysicalMemory = {
+      pageSize: PS, ranges,
+      readPage(pfn) {
+        const i = rank.get(Number(pfn));
+        if (i === undefined) return undefined;
+        const desc = readStruct(PAGE_DESC, file.read(descAt + i * PAGE_DESC_SIZE, PAGE_DESC_SIZE), 0);
+        const data = file.read(Number(desc.offset), desc.size);
+        return desc.flags & DUMP_DH_COMPRESSED_LZO ? decompressPage("lzo", data, PS) : data;
+      },
+    };
+    for (const p of dumped) assert.deepEqual(memory.readPage(BigInt(p)), pages.get(p), `${what}: page frame ${hex(p)}`);
+    assert.equal(formatDmesg(readLockless(kernelMemory(memory, { machine: "x86_64", vmcoreinfo: core.vmcoreinfo!, aliases: [] }), core.vmcoreinfo!)), log, `${what}: the log`);
+    return d;
+  };
+
+  const kept = sorted([...pages.keys()].filter((p) => !left.has(p)));
+  const outputs = [["a file (windows read back)", new ReadableSparseSink()], ["a stream (windows made again)", new SparseSink()]] as const;
+  for (const [what, sink] of outputs) {
+    const r = await writeKdumpDump(core, { codec: "lzo", dumpLevel: 1, what: "synthetic" }, sink, compressor, {}, exclusion);
+    assert.equal(r.complete, true, what);
+    assert.equal(r.pagesWritten, BigInt(kept.length), what);
+    assert.equal(check(sink, kept, what).status, DUMP_DH_COMPRESSED_LZO, what);
+  }
+  assert.equal(outputs[1][1].length, outputs[0][1].length);
+  assert.deepEqual(outputs[1][1].blocks, outputs[0][1].blocks, "the stream's file is the file, byte for byte");
+
+  // Cut short in the 12 TiB run, after its first batch: the missing page frame named is there, and the prefix reads back.
+  const high12 = kept.filter((p) => p >= 12 * 2 ** 28 && p < 13 * 2 ** 28);
+  const lowCount = kept.length - high12.length - kept.filter((p) => p >= 17 * 2 ** 28).length;
+  const cuts = [["a file cut short", new ReadableSparseSink()], ["a stream cut short", new SparseSink()]] as const;
+  for (const [what, sink] of cuts) {
+    const r = await writeKdumpDump(core, { codec: "lzo", dumpLevel: 1, what: "synthetic", faultAfterPages: lowCount + 256 }, sink, compressor, {}, exclusion);
+    assert.equal(r.complete, false, what);
+    assert.match(r.missing!, new RegExp(`pages from page frame ${hex(high12[256]!)} on`), what);
+    const d = check(sink, kept.filter((p) => p < high12[256]!), what);
+    assert.ok(d.status & DUMP_DH_COMPRESSED_INCOMPLETE, what);
+  }
+  assert.deepEqual(cuts[1][1].blocks, cuts[0][1].blocks, "cut short: the stream's file is the file, byte for byte");
+
+  // Read back, such a file's bitmaps would be held whole: kexec-ts says so, and who reads it.
+  const file = outputs[0][1];
+  assert.throws(() => openVmcore({ size: BigInt(file.length), read: (offset, n) => file.read(Number(offset), n) }, "dump"),
+    (e: Error) => e instanceof KexecError && e.data.field === "max_mapnr_64" && /kexec-ts reads kdump files of memory below 0x80000000000/.test(e.message) && /makedumpfile/.test(e.hint ?? ""));
+  // An ELF dump holds its bitmap whole: refused, saying to save in the kdump format.
+  assert.throws(() => presentBitmaps(ranges, PS, undefined, ELF_DUMP_LIMIT),
+    (e: Error) => e instanceof KexecError && /reaches page frame 0x1100002bc; an ELF dump's writer holds a bitmap of every page frame whole/.test(e.message) && /kdump-compressed format/.test(e.hint ?? ""));
 });

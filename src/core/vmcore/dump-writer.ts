@@ -20,6 +20,7 @@ import { printkPageFrames } from "./dmesg.js";
 import { KEXEC_TS_NOTE_DESC, KEXEC_TS_NOTE_NAME, NT_KEXEC_TS_COMPLETE, NT_KEXEC_TS_INCOMPLETE, elfHeaderSize, encodeElfCoreHeader, encodeNote, type OutputLoad } from "./elf-writer.js";
 import { DL_EXCLUDE_ZERO, PresentPages, clearBit, emptyCounts, excludeByPageFlags, isZeroPage, setBit, testBit, type DumpBitmaps, type ExclusionCounts } from "./exclude.js";
 import { CODEC_FLAG, DUMP_DH_COMPRESSED_INCOMPLETE, PAGE_DESC_SIZE, encodeKdumpHeaders, findVmcoreinfo, planKdumpLayout, popcount, rankIndex, writePageDesc, type Utsname } from "./kdump.js";
+import { KDUMP_WRITER_LIMIT } from "./page-frame-limits.js";
 import { crashedUtsname } from "./utsname.js";
 import { vmcoreKernelMemory, type Vmcore } from "./vmcore.js";
 
@@ -188,7 +189,9 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
   const ps = core.memory.pageSize;
   const info = core.vmcoreinfo;
   const noteBytes = core.noteBytes;
-  const present = new PresentPages(core.memory.ranges, ps);
+  // Page frames to 2^40: the 2nd bitmap is held a window at a time, and every bit index is
+  // relative to its window's first page frame (absolute page frames are doubles, never `>>> 3`).
+  const present = new PresentPages(core.memory.ranges, ps, KDUMP_WRITER_LIMIT);
   const maxPfn = present.maxPfn;
   const codecFlag = opts.codec === "none" ? 0 : CODEC_FLAG[opts.codec];
   const headerInput = {
@@ -216,7 +219,8 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
   const buffer = (exclusion.allocate ?? ((n: number) => new Uint8Array(n)))(Math.ceil(Math.min(span, maxPfn) / 8));
   const bitmaps: DumpBitmaps = { present, dumpable: buffer, dumpableFirst: 0, maxPfn: BigInt(maxPfn), counts: emptyCounts(), presentPages: BigInt(present.count) };
   let current = -1; // the window bitmaps.dumpable holds
-  const windowAt = (w: number) => secondAt + BigInt(windowFirsts[w]! >>> 3);
+  // A window's first page frame is a multiple of 8: its bits start at a whole byte of the bitmap.
+  const windowAt = (w: number) => secondAt + BigInt(windowFirsts[w]! / 8);
   const setWindow = (w: number) => {
     const first = windowFirsts[w]!;
     bitmaps.dumpable = buffer.subarray(0, Math.ceil((Math.min(maxPfn, first + span) - first) / 8));
@@ -242,7 +246,7 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
     const bits = bitmaps.dumpable;
     if (w >= remade.emptyFrom) bits.fill(0);
     else {
-      present.bytesInto(bits, first >>> 3);
+      present.bytesInto(bits, first / 8);
       const counted = { ...bitmaps.counts };
       await prepare(bitmaps);
       Object.assign(bitmaps.counts, counted);
@@ -273,15 +277,18 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
   const windowCounts: number[] = [];
   for (let w = 0; w < windowFirsts.length; w++) {
     setWindow(w);
-    present.bytesInto(bitmaps.dumpable, windowFirsts[w]! >>> 3);
+    present.bytesInto(bitmaps.dumpable, windowFirsts[w]! / 8);
+    // A window without a present page (a hole: most of a machine with a node at 12 TiB) has
+    // nothing to scan or count; its zeros are still written, as makedumpfile writes them.
+    const holdsMemory = present.anyIn(windowFirsts[w]!, bitmaps.dumpable.length * 8);
     // Stopped while scanning (a signal; a TiB's scan takes seconds): the windows left are empty,
     // pass 2 stops before its first batch, and the dump is incomplete, with the log's pages.
     if (w > 0) await hooks.yield?.();
     if (hooks.stopReason?.()) {
       bitmaps.dumpable.fill(0);
       remade.emptyFrom = Math.min(remade.emptyFrom, w);
-    } else await prepare(bitmaps);
-    windowCounts.push(Number(popcount(bitmaps.dumpable)));
+    } else if (holdsMemory) await prepare(bitmaps);
+    windowCounts.push(holdsMemory ? Number(popcount(bitmaps.dumpable)) : 0);
     descTotal += windowCounts[w]!;
     // Awaited: into a pipe, the next window must not be made in this buffer while it waits.
     if (windowed) await sink.writeAsync(windowAt(w), bitmaps.dumpable);
@@ -417,12 +424,15 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
   let pagesSeen = 0;
   // Pass 2: the pages of each window in pfn order, its bits read back from the file or made again.
   writing: for (let w = 0; w < windowFirsts.length; w++) {
+    // A window with no page to dump is neither read back nor made again: its bits in the output are clear.
+    if (windowCounts[w] === 0) continue;
     await loadWindow(w);
     const windowEnd = Math.min(maxPfn, windowFirsts[w]! + span);
     let cursor = windowFirsts[w]!; // next pfn to look at
     for (;;) {
       if (hooks.stopReason?.() || fault || readFault || writeFault) break writing;
-      const pfns = new Int32Array(BATCH_PAGES);
+      // Doubles: page frames reach past 2^31 (8 TiB), where an Int32Array wrapped them negative.
+      const pfns = new Float64Array(BATCH_PAGES);
       cursor = nextDumpablePfns(bitmaps.dumpable, windowFirsts[w]!, cursor, windowEnd, pfns, scanned);
       const count = scanned.count;
       if (count === 0) break;
@@ -516,6 +526,8 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
     let stopsAt: number | undefined;
     try {
       for (let w = windowOf(committedUpTo); w < windowFirsts.length; w++) {
+        // No page to dump (nor of the log): its bits in the output are clear already.
+        if (windowCounts[w] === 0) continue;
         const first = windowFirsts[w]!;
         // A window wholly past the cut keeps only the log's pages: once the first page missing is
         // known, it need not be read or made.
@@ -555,17 +567,20 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
  * the bitmap skipped); returns the new cursor, the count in `out`. Bit 0 of `bm` is page frame
  * `bmFirst`, a multiple of 8.
  */
-function nextDumpablePfns(bm: Uint8Array, bmFirst: number, cursor: number, end: number, pfns: Int32Array, out: { count: number }): number {
+function nextDumpablePfns(bm: Uint8Array, bmFirst: number, cursor: number, end: number, pfns: Float64Array, out: { count: number }): number {
   let count = 0;
   const want = pfns.length;
-  while (count < want && cursor < end) {
-    const b = bm[(cursor - bmFirst) >>> 3]!;
-    if (b === 0 && (cursor & 7) === 0) { cursor += 8; continue; }
-    if (b & (1 << (cursor & 7))) pfns[count++] = cursor;
-    cursor++;
+  // Bits by their offset in the window (small integers); page frames only as they are listed.
+  let bit = cursor - bmFirst;
+  const endBit = end - bmFirst;
+  while (count < want && bit < endBit) {
+    const b = bm[bit >>> 3]!;
+    if (b === 0 && (bit & 7) === 0) { bit += 8; continue; }
+    if (b & (1 << (bit & 7))) pfns[count++] = bmFirst + bit;
+    bit++;
   }
   out.count = count;
-  return cursor;
+  return bmFirst + bit;
 }
 
 /**
@@ -573,7 +588,7 @@ function nextDumpablePfns(bm: Uint8Array, bmFirst: number, cursor: number, end: 
  * PT_LOADs), lists them in `extents` (batch index, file offset, pages) for the compressing thread
  * to read. A page the source does not have is marked in `skip`.
  */
-function readBatch(memory: Vmcore["memory"], fileRun: Vmcore["memory"]["fileRun"], pfns: Int32Array, count: number, pages: Uint8Array, skip: Uint8Array, extents: number[]): void {
+function readBatch(memory: Vmcore["memory"], fileRun: Vmcore["memory"]["fileRun"], pfns: Float64Array, count: number, pages: Uint8Array, skip: Uint8Array, extents: number[]): void {
   const ps = memory.pageSize;
   for (let i = 0; i < count; ) {
     // Consecutive page frames come in one read when the source stores them together.
@@ -616,7 +631,7 @@ interface DescribeContext {
 }
 
 /** A compressed batch's page descriptors into `descs`: `n` descriptors over `stored` bytes of data from `dataAt` in the file. */
-function describeBatch(sizes: ArrayLike<number>, pfns: Int32Array, count: number, descs: Uint8Array, dataAt: number, c: DescribeContext): { n: number; stored: number } {
+function describeBatch(sizes: ArrayLike<number>, pfns: Float64Array, count: number, descs: Uint8Array, dataAt: number, c: DescribeContext): { n: number; stored: number } {
   const descView = new DataView(descs.buffer, descs.byteOffset, descs.byteLength);
   let n = 0;
   let stored = 0;

@@ -11,6 +11,7 @@ import { hex } from "../format.js";
 import { POP8 } from "./kdump.js";
 import type { KernelMemory } from "./kernel-memory.js";
 import type { Field, PhysRange } from "./memory.js";
+import { MAX_WHOLE_BITMAP_PFN, WHOLE_BITMAP_LIMIT, checkPageFrameLimit, type PageFrameLimit } from "./page-frame-limits.js";
 import { VmcoreInfoView, type VmcoreInfo } from "./vmcoreinfo.js";
 
 export const DL_EXCLUDE_ZERO = 1;
@@ -62,6 +63,10 @@ export interface DumpBitmaps {
   presentPages: bigint;
 }
 
+/*
+ * Bit p of a bitmap array: p is an offset into the array (a window's first page frame taken off),
+ * below 2^32 bits; an absolute page frame above 2^31 is not one (`>>> 3` wraps it).
+ */
 export function setBit(bitmap: Uint8Array, p: number): void {
   bitmap[p >>> 3]! |= 1 << (p & 7);
 }
@@ -71,15 +76,6 @@ export function clearBit(bitmap: Uint8Array, p: number): void {
 export function testBit(bitmap: Uint8Array, p: number): boolean {
   return (bitmap[p >>> 3]! & (1 << (p & 7))) !== 0;
 }
-
-/**
- * One past the highest page frame a dump may have: page frames are small integers here (the
- * bitmaps index bytes with p >>> 3, the writer lists a batch's frames in an Int32Array), and
- * where a bitmap is held whole (an ELF dump, the report) 2^31 frames are
- * 256 MiB of it already. A damaged PT_LOAD (p_memsz 2^64 - 1) asked for a bitmap larger than any
- * typed array, or looped over it for minutes.
- */
-export const MAX_DUMP_PFN = 2 ** 31;
 
 /**
  * The 1st bitmap (the page frames that exist) as the runs of page frames it is made of: the
@@ -98,17 +94,15 @@ export class PresentPages {
   /** Bytes of the bitmap. */
   readonly byteLength: number;
 
-  /** Pages a byte range covers, partial pages included (the kernel exports unaligned RAM ranges). */
-  constructor(ranges: readonly PhysRange[], pageSize: number) {
+  /**
+   * Pages a byte range covers, partial pages included (the kernel exports unaligned RAM ranges).
+   * `limit`: how high the caller can follow page frames (page-frame-limits.ts): a bitmap of them
+   * all held whole by default; the kdump writer, which holds a window at a time, goes higher.
+   */
+  constructor(ranges: readonly PhysRange[], pageSize: number, limit: PageFrameLimit = WHOLE_BITMAP_LIMIT) {
     const ps = BigInt(pageSize);
     const highest = ranges.reduce<PhysRange | undefined>((h, r) => (h === undefined || r.end > h.end ? r : h), undefined);
-    const endPfn = highest === undefined ? 0n : (highest.end + ps - 1n) / ps;
-    if (highest !== undefined && endPfn > BigInt(MAX_DUMP_PFN)) {
-      const limit = BigInt(MAX_DUMP_PFN) * ps;
-      throw new KexecError("parse", `memory range ${hex(highest.start)}-${hex(highest.end)} reaches page frame ${hex(endPfn)}; kexec-ts reads and saves dumps of memory below ${hex(limit)} (8 TiB of 4 KiB pages)`,
-        { field: "memory range end", expected: `<= ${hex(limit)}`, actual: hex(highest.end) },
-        "if the crashed machine really has memory there, save its dump with makedumpfile; otherwise the dump's headers (its PT_LOADs or bitmaps) are damaged");
-    }
+    if (highest !== undefined) checkPageFrameLimit(highest, pageSize, limit);
     const spans = ranges.map((r) => [Number(r.start / ps), Number((r.end + ps - 1n) / ps)] as [number, number]);
     this.maxPfn = spans.reduce((m, [, end]) => Math.max(m, end), 0);
     const runs: [number, number][] = [];
@@ -171,8 +165,11 @@ export class PresentPages {
 /** Both bitmaps before any exclusion: every present page is dumpable. */
 export function presentBitmaps(ranges: readonly PhysRange[], pageSize: number,
   /** Where the dumpable bitmap is made (shared memory, for a scan split between threads). */
-  allocDumpable: (bytes: number) => Uint8Array = (bytes) => new Uint8Array(bytes)): DumpBitmaps {
-  const present = new PresentPages(ranges, pageSize);
+  allocDumpable: (bytes: number) => Uint8Array = (bytes) => new Uint8Array(bytes),
+  /** Who holds it whole, for the error beyond MAX_WHOLE_BITMAP_PFN: an ELF dump's writer says to save in the kdump format. */
+  limit: PageFrameLimit = WHOLE_BITMAP_LIMIT): DumpBitmaps {
+  if (limit.end > MAX_WHOLE_BITMAP_PFN) throw new KexecError("internal", `a bitmap of every page frame held whole, up to page frame ${hex(limit.end)}: above MAX_WHOLE_BITMAP_PFN`, { field: "limit" }, "this is a bug in kexec-ts; please report it");
+  const present = new PresentPages(ranges, pageSize, limit);
   const dumpable = allocDumpable(present.byteLength);
   present.bytesInto(dumpable, 0);
   return { present, dumpable, maxPfn: BigInt(present.maxPfn), counts: emptyCounts(), presentPages: BigInt(present.count) };

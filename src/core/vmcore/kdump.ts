@@ -21,6 +21,7 @@ import { hex } from "../format.js";
 import { parseNotes, type ElfNote } from "../image/elf.js";
 import { decompressPage, type PageCodec } from "./codecs.js";
 import { type PhysRange, type PhysicalMemory, type RandomAccess } from "./memory.js";
+import { MAX_WHOLE_BITMAP_PFN } from "./page-frame-limits.js";
 import { parseVmcoreInfo, type VmcoreInfo } from "./vmcoreinfo.js";
 
 export const KDUMP_SIGNATURE = "KDUMP   ";
@@ -225,6 +226,14 @@ export function readKdump(file: RandomAccess, what = "kdump file"): KdumpFile {
     throw new KexecError("parse", `${what}: max_mapnr ${header.max_mapnr} needs ${header.max_mapnr / 8n} bitmap bytes, but bitmap_blocks ${header.bitmap_blocks} gives ${bitmapBytes} per bitmap`,
       { field: "bitmap_blocks", offset: offsetOf(L.header, "bitmap_blocks"), expected: `>= ${header.max_mapnr / 8n} bytes`, actual: String(bitmapBytes) }, "the dump's header is corrupt");
   }
+  // Both bitmaps are held whole below (the ranks of the 2nd answer readPage), as the report's and an ELF dump's are.
+  if (header.max_mapnr > BigInt(MAX_WHOLE_BITMAP_PFN)) {
+    const field = sub.max_mapnr_64 === undefined ? "max_mapnr" : "max_mapnr_64";
+    const offset = sub.max_mapnr_64 === undefined ? offsetOf(L.header, "max_mapnr") : blockSize + offsetOf(L.sub, "max_mapnr_64");
+    throw new KexecError("parse", `${what}: ${field} ${hex(header.max_mapnr)} page frames: kexec-ts reads kdump files of memory below ${hex(BigInt(MAX_WHOLE_BITMAP_PFN) * BigInt(blockSize))} (${MAX_WHOLE_BITMAP_PFN} page frames), whose bitmaps it holds whole`,
+      { field, offset, expected: `<= ${hex(MAX_WHOLE_BITMAP_PFN)}`, actual: hex(header.max_mapnr) },
+      "read this dump with makedumpfile (--dump-dmesg) or crash; kexec-ts writes kdump files of memory up to 4 PiB, but reads them back only below 8 TiB");
+  }
   // Each (offset, size) pair of the headers is checked against the file before it is read: a
   // damaged size named the read, not the field, or asked for more than a typed array holds.
   const inside = (says: string, field: string, fieldAt: number, offset: bigint, bytes: bigint) => {
@@ -402,7 +411,8 @@ export function encodeKdumpHeaders(input: KdumpHeaderInput, layout: KdumpLayout)
   const word = (v: bigint) => (L.long === 8 ? v : BigInt.asUintN(32, v));
   const u = input.utsname;
   // As makedumpfile's write_kdump_header fills it; total_ram_blocks, device_blocks,
-  // written_blocks and current_cpu stay 0 there too.
+  // written_blocks and current_cpu stay 0 there too. max_mapnr is MIN(max_mapnr, UINT_MAX) there
+  // (memory from 16 TiB up): readers take max_mapnr_64 from the sub header.
   writeStruct(L.header, out, 0, {
     signature: KDUMP_SIGNATURE, header_version: KDUMP_HEADER_VERSION,
     "utsname.sysname": u.sysname, "utsname.nodename": u.nodename, "utsname.release": u.release,

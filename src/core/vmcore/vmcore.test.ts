@@ -12,7 +12,8 @@ import { encodeKdumpHeaders, planKdumpLayout, readKdump } from "./kdump.js";
 import { encodeFlatHeader, encodeFlatRecordHeader, FLAT_END, FlatReassembler, parseFlat } from "./flat.js";
 import { syntheticVmcore, SYNTH_PAGE } from "./testing.js";
 import { concatBytes } from "../bytes/reader.js";
-import { MAX_DUMP_PFN, presentBitmaps } from "./exclude.js";
+import { presentBitmaps } from "./exclude.js";
+import { MAX_WHOLE_BITMAP_PFN } from "./page-frame-limits.js";
 import { ELF64_EHDR, ELF64_PHDR } from "../image/elf.js";
 import { offsetOf } from "../bytes/layout.js";
 
@@ -208,7 +209,7 @@ test("VMCOREINFO's PAGESIZE must be x86's 4096, and memory must lie below 8 TiB:
   }
   // A range ending past page frame 2^31 (a damaged p_memsz of 2^64 - 1 asked for a bitmap larger than any typed array).
   assert.throws(() => presentBitmaps([{ start: 1n << 40n, end: 1n << 64n }], 4096), (e: Error) => e instanceof KexecError && /below 0x80000000000 \(8 TiB/.test(e.message));
-  assert.equal(presentBitmaps([{ start: 0n, end: 8n << 40n }], 4096, () => new Uint8Array(0)).present.maxPfn, MAX_DUMP_PFN);
+  assert.equal(presentBitmaps([{ start: 0n, end: 8n << 40n }], 4096, () => new Uint8Array(0)).present.maxPfn, MAX_WHOLE_BITMAP_PFN);
 });
 
 test("a PT_LOAD whose end needs more than 64 bits is refused by name (vmcore info printed a 16 EiB range)", () => {

@@ -11,6 +11,7 @@ import { hex } from "../../core/format.js";
 import { DL_EXCLUDE_ZERO, emptyCounts, excludeByPageFlags, presentBitmaps, type DumpBitmaps, type ExclusionCounts } from "../../core/vmcore/exclude.js";
 import { prepareDumpBitmaps, writeElfDump, writeKdumpDump, type DumpCodec, type DumpExclusion, type DumpFormat, type DumpHooks, type DumpResult, type DumpSink } from "../../core/vmcore/dump-writer.js";
 import { FLAT_END, encodeFlatHeader, encodeFlatRecordHeader } from "../../core/vmcore/flat.js";
+import { ELF_DUMP_LIMIT } from "../../core/vmcore/page-frame-limits.js";
 import { openVmcore, vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/vmcore.js";
 import { stdoutCarriesTheOutput } from "../entry.js";
 import { tryKoffi } from "../ffi.js";
@@ -227,7 +228,7 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
       // file's is made by the writer, a window at a time (dump-writer.ts), with this exclusion.
       let elfBitmaps: DumpBitmaps | undefined;
       if (opts.format === "elf") {
-        elfBitmaps = presentBitmaps(core.memory.ranges, ps);
+        elfBitmaps = presentBitmaps(core.memory.ranges, ps, undefined, ELF_DUMP_LIMIT);
         prepareDumpBitmaps(core, elfBitmaps, opts.dumpLevel, opts.src);
       }
       const sharing = { failed: false };
@@ -326,7 +327,7 @@ async function shareExclusion(core: Vmcore, window: DumpBitmaps, opts: SaveOptio
     }
     // This window and the ones after it are scanned here alone.
     sharing.failed = true;
-    window.present.bytesInto(window.dumpable, first >>> 3);
+    window.present.bytesInto(window.dumpable, first / 8);
   }
   prepareDumpBitmaps(core, window, opts.dumpLevel, opts.src);
 }

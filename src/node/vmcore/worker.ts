@@ -2,6 +2,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { compressBatch, readExtents, type FileExtents } from "../../core/vmcore/batch.js";
 import { PresentPages, emptyCounts, excludeByPageFlags, type DumpBitmaps, type ExclusionCounts } from "../../core/vmcore/exclude.js";
+import { KDUMP_WRITER_LIMIT } from "../../core/vmcore/page-frame-limits.js";
 import { openVmcore, vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/vmcore.js";
 import { pageCompressor, zeroPageTest, type Codec } from "./compress.js";
 import type { OpenFile } from "./file.js";
@@ -57,7 +58,8 @@ function scanShare({ exclusion: job }: ExclusionRequest): void {
     // file, once: a kdump file's bitmap comes a window at a time, a request each.
     scanning ??= (() => {
       const core = openVmcore(file, source);
-      return { core, present: new PresentPages(core.memory.ranges, pageSize) };
+      // Shares are asked for by the kdump writer only, which follows page frames past a whole bitmap's limit.
+      return { core, present: new PresentPages(core.memory.ranges, pageSize, KDUMP_WRITER_LIMIT) };
     })();
     const { core, present } = scanning;
     const bitmaps: DumpBitmaps = { present, dumpable: job.dumpable, dumpableFirst: job.first, maxPfn: BigInt(present.maxPfn), counts: emptyCounts(), presentPages: BigInt(present.count), scanBuffer: scanning.scanBuffer };
