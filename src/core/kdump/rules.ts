@@ -12,7 +12,7 @@ import { formatMemory } from "../machine/crashkernel.js";
 import type { CaptureCmdline } from "./cmdline.js";
 import { DEFAULT_CONFIG_PATH } from "./config.js";
 import type { Estimate } from "./estimate.js";
-import { MAX_DUMP_PFN } from "../vmcore/exclude.js";
+import { MAX_KDUMP_PFN } from "../vmcore/page-frame-limits.js";
 
 export interface KdumpFacts {
   /** /sys/kernel/kexec_crash_size; null when unreadable. */
@@ -54,10 +54,12 @@ function capture(f: KdumpFacts): CheckResult {
 
 function memory(f: KdumpFacts): CheckResult {
   const id = "kdump-memory";
-  // The save's own limit (exclude.ts): arming a capture that then refuses to save helps no one.
-  const saveLimit = BigInt(MAX_DUMP_PFN) * 4096n;
+  // The save's own limit (page-frame-limits.ts): arming a capture that then refuses to save helps
+  // no one. The capture always saves in the kdump-compressed format (kdump.conf has no format),
+  // whose writer holds its bitmap a window at a time: its limit, not an ELF dump's 8 TiB.
+  const saveLimit = BigInt(MAX_KDUMP_PFN) * 4096n;
   if (f.ramEnd !== null && f.ramEnd > saveLimit) {
-    return fail(id, `this machine's RAM reaches ${hex(f.ramEnd)}, and kexec-ts saves dumps of memory below ${hex(saveLimit)} (8 TiB): the capture would refuse to save`, { ramEnd: f.ramEnd },
+    return fail(id, `this machine's RAM reaches ${hex(f.ramEnd)}, and kexec-ts saves dumps of memory below ${hex(saveLimit)} (${size(saveLimit)}): the capture would refuse to save`, { ramEnd: f.ramEnd },
       "save this machine's dumps with makedumpfile (kdump-tools or kdump-utils), not kexec-ts kdump");
   }
   if (f.estimate === null) return ok(id, "not estimated (see kdump-capture-initramfs)");
