@@ -60,3 +60,56 @@ test("a 4 GiB synthetic vmcore from the real 1 GiB one: sparse, and makedumpfile
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a synthetic vmcore with its node at 12 TiB (page frames past 2^31): makedumpfile and kexec-ts keep the same pages at -d 31 (files of one size), makedumpfile reads its log and restores its flattened stream to our file", async (t) => {
+  if (!existsSync(REAL)) return missingInput(t, `no captured vmcore at ${REAL} (node dist/lab/capture-vmcore.js, or the e2e suite's vmcore-amd64-6.1)`);
+  if (missingTool("makedumpfile") !== undefined) return missingInput(t, "makedumpfile is not installed (.ci/setup-debian.sh)");
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-synth-high-"));
+  try {
+    const out = join(dir, "synthetic.elf");
+    const at = 12n << 40n;
+    const r = writeSyntheticVmcore({ source: REAL, out, ram: 4n * GiB, firstNodeAt: at });
+    assert.deepEqual(r.nodes.map((n) => n.start), [at]);
+    const file = openRandomAccess(out);
+    const core = openVmcore(file, out);
+    file.close();
+    assert.equal(core.memory.ranges.at(-1)!.end, at + r.nodes[0]!.size, "memory ends at 12 TiB and a few GiB: page frame 0xc00000000 and up");
+
+    const dmesg = (f: string): string => {
+      const o = join(dir, `dmesg-${Math.random().toString(36).slice(2)}`);
+      execFileSync("makedumpfile", ["--dump-dmesg", f, o], { stdio: "ignore" });
+      return readFileSync(o, "latin1");
+    };
+    const reference = dmesg(REAL);
+    // The two bitmaps are 384 MiB each here; each file is removed once read.
+    const md = join(dir, "md.kdump");
+    execFileSync("makedumpfile", ["-l", "-d", "31", out, md], { stdio: "ignore" });
+    const mdSize = statSync(md).size;
+    rmSync(md);
+    const ts = join(dir, "ts.kdump");
+    const saved = await saveVmcoreTo({ src: out, dst: ts, format: "kdump", codec: "lzo", dumpLevel: 31, threads: 0, progress: false });
+    assert.equal(saved.complete, true);
+    // The node's free memory, found through its struct pages at 12 TiB, is excluded as free.
+    assert.ok(saved.counts.free * 4096n > 2n * GiB - (64n << 20n), `free: ${saved.counts.free} pages`);
+    assert.equal(statSync(ts).size, mdSize, "the same page set, compressed by the same lzo");
+    assert.equal(dmesg(ts), reference, "makedumpfile reads our log");
+    const flat = join(dir, "ts.flat");
+    assert.equal((await saveVmcoreTo({ src: out, dst: flat, format: "kdump", flat: true, codec: "lzo", dumpLevel: 31, threads: 0, progress: false })).complete, true);
+    const restored = join(dir, "restored.kdump");
+    execFileSync("sh", ["-c", 'makedumpfile -R "$1" < "$2"', "sh", restored, flat], { stdio: "ignore" });
+    rmSync(flat);
+    execFileSync("cmp", [restored, ts], { stdio: "ignore" }); // throws unless the same bytes
+    // kexec-ts holds a kdump file's bitmaps whole when it reads one: it says so instead.
+    const back = openRandomAccess(ts);
+    try {
+      assert.throws(() => openVmcore(back, ts), /max_mapnr_64 0xc[0-9a-f]+ page frames: kexec-ts reads kdump files of memory below 0x80000000000/);
+    } finally {
+      back.close();
+    }
+    // An ELF dump holds its bitmap whole: refused, naming the kdump format.
+    await assert.rejects(saveVmcoreTo({ src: out, dst: join(dir, "ts.elf"), format: "elf", codec: "none", dumpLevel: 31, threads: 0, progress: false }),
+      (e: Error) => /an ELF dump's writer holds a bitmap of every page frame whole/.test(e.message) && /kdump-compressed format/.test((e as { hint?: string }).hint ?? ""));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -22,7 +22,11 @@
  * same way. Pages that dump level 31 drops (cache, user, free) have no data in the file, so the
  * copies read as zeros at lower dump levels: benchmark -d 31 with it, as the issue asks.
  *
- *   npm run build && node dist/lab/synthetic-vmcore.js SOURCE.elf OUT.elf --ram 1T [--node 64G]
+ * The first node starts at 4 GiB, or (--at) higher: a node at 12 TiB, with nothing between the
+ * guest's memory and it, is a dump whose page frames pass 2^31 (8 TiB) while its RAM is a few
+ * GiB, as on a machine whose NUMA nodes are placed high.
+ *
+ *   npm run build && node dist/lab/synthetic-vmcore.js SOURCE.elf OUT.elf --ram 1T [--node 64G] [--at 12T]
  *
  * x86_64 with 4-level paging and SPARSEMEM_VMEMMAP (Debian's amd64 kernels) only.
  */
@@ -55,6 +59,8 @@ export interface SyntheticVmcoreOptions {
   ram: bigint;
   /** Size of each node above 4 GiB (a multiple of 1 GiB); the last one takes the rest. */
   nodeSize?: bigint;
+  /** Where the first node starts (a multiple of 1 GiB, 4 GiB by default); the others follow it, 1 GiB apart. */
+  firstNodeAt?: bigint;
   /** Progress lines. */
   log?: (line: string) => void;
 }
@@ -145,9 +151,13 @@ export function writeSyntheticVmcore(o: SyntheticVmcoreOptions): SyntheticVmcore
     // Nodes above 4 GiB.
     const nodeSize = o.nodeSize ?? 64n * GiB;
     if (nodeSize % GiB !== 0n || nodeSize < guestSpan + 2n * GiB) throw new KexecError("usage", `--node ${hex(nodeSize)}: a multiple of 1 GiB, at least ${guestSpan / GiB + 2n} GiB`, {}, "e.g. --node 16G");
+    const firstNodeAt = o.firstNodeAt ?? 4n * GiB;
+    // 4-level paging maps 64 TiB (MAX_PHYSMEM_BITS 46): the direct map, the vmemmap and the mem_section roots the guest's kernel made end there.
+    const reach = 1n << 46n;
+    if (firstNodeAt % GiB !== 0n || firstNodeAt < 4n * GiB || firstNodeAt >= reach) throw new KexecError("usage", `--at ${hex(firstNodeAt)}: a multiple of 1 GiB from 4 GiB up to 64 TiB`, { field: "--at", actual: hex(firstNodeAt) }, "e.g. --at 12T");
     const nodes: Node[] = [];
     let left = o.ram - guestRam;
-    for (let start = 4n * GiB, i = 0; left >= guestSpan + 2n * GiB; i++) {
+    for (let start = firstNodeAt, i = 0; left >= guestSpan + 2n * GiB; i++) {
       const size = left < nodeSize ? left / GiB * GiB : nodeSize;
       const memmapBytes = size / PAGE_N * 64n;
       const metaBytes = alignUp(memmapBytes + 512n * PAGE_N, 4n * MiB);
@@ -156,10 +166,11 @@ export function writeSyntheticVmcore(o: SyntheticVmcoreOptions): SyntheticVmcore
       // The guest's last range runs on into the node's free memory and metadata.
       loads[loads.length - 1]!.end = start + size;
       nodes.push({ index: i, start, size, memmap, metaEnd: start + size, nextMeta: memmap + alignUp(memmapBytes, PAGE_N), loads });
+      if (start + size > reach) throw new KexecError("usage", `node ${i} at ${hex(start)} would end past 64 TiB, the reach of 4-level paging`, { field: "--at", actual: hex(firstNodeAt) }, "give less --ram, or a lower --at");
       left -= size;
       start += size + GiB;
     }
-    log(`${nodes.length} node(s) of up to ${nodeSize / GiB} GiB above 4 GiB, holes of 1 GiB between them`);
+    log(`${nodes.length} node(s) of up to ${nodeSize / GiB} GiB from ${hex(firstNodeAt)}, holes of 1 GiB between them`);
 
     // Pages of kernel memory that change (the guest's tables and roots) or are new (in nodes).
     const pages = new Map<bigint, Uint8Array>();
@@ -380,12 +391,12 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     return i >= 0 ? rest[i + 1] : undefined;
   };
   if (!source || !out || !get("--ram")) {
-    process.stderr.write("usage: synthetic-vmcore.js SOURCE.elf OUT.elf --ram 16G|1T [--node 64G]\n");
+    process.stderr.write("usage: synthetic-vmcore.js SOURCE.elf OUT.elf --ram 16G|1T [--node 64G] [--at 12T]\n");
     process.exit(64);
   }
   const t0 = Date.now();
   try {
-    const r = writeSyntheticVmcore({ source, out, ram: parseSize(get("--ram")!), ...(get("--node") ? { nodeSize: parseSize(get("--node")!) } : {}), log: (l) => process.stderr.write(`${l}\n`) });
+    const r = writeSyntheticVmcore({ source, out, ram: parseSize(get("--ram")!), ...(get("--node") ? { nodeSize: parseSize(get("--node")!) } : {}), ...(get("--at") ? { firstNodeAt: parseSize(get("--at")!) } : {}), log: (l) => process.stderr.write(`${l}\n`) });
     process.stdout.write(`${r.out}: ${r.ram / GiB} GiB of RAM, ${r.nodes.length} nodes, ${r.storedPages * PAGE_N >> 20n} MiB stored, ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
   } catch (e) {
     process.stderr.write(`synthetic-vmcore: ${(e as Error).message}\n`);
