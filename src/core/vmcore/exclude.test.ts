@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { PresentPages, excludeByPageFlags, presentBitmaps, setBit, testBit, type DumpBitmaps } from "./exclude.js";
 import type { PhysRange } from "./memory.js";
+import { KDUMP_WRITER_LIMIT } from "./page-frame-limits.js";
 import { openVmcore, vmcoreKernelMemory } from "./vmcore.js";
 import { cachedVmcorePath } from "../../node/kernel-cache.js";
 import { missingInput } from "../../node/test-inputs.js";
@@ -60,6 +61,27 @@ test("present pages as runs: the same bits, counts and answers as the page-by-pa
       assert.equal(present.has(first), first < naive.maxPfn && testBit(naive.bits, first), `round ${round}: has(${first})`);
     }
   }
+});
+
+test("present pages past 2^32 page frames (17 TiB), as the kdump writer follows them: runs, anyIn, has and the bitmap's bytes from far up; 4 PiB is its end", () => {
+  const TiB = 1n << 40n;
+  const ranges = [{ start: 0n, end: 1n << 30n }, { start: 17n * TiB + 3n * 4096n, end: 17n * TiB + 20n * 4096n }];
+  // Held whole, a bitmap stops at 8 TiB; the kdump writer holds a window of it at a time.
+  assert.throws(() => new PresentPages(ranges, 4096), /below 0x80000000000 \(8 TiB of 4 KiB pages\)/);
+  const present = new PresentPages(ranges, 4096, KDUMP_WRITER_LIMIT);
+  const first = 17 * 2 ** 28; // 2^32 + 2^28: wrapped to 32 bits it is 1 TiB, where nothing is
+  assert.equal(present.maxPfn, first + 20);
+  assert.equal(present.count, 2 ** 18 + 17);
+  assert.deepEqual(present.runs, [[0, 2 ** 18], [first + 3, first + 20]]);
+  assert.equal(present.anyIn(first, 3), false);
+  assert.equal(present.anyIn(first, 4), true);
+  assert.equal(present.anyIn(2 ** 28, 64), false);
+  assert.equal(present.has(first + 19), true);
+  assert.equal(present.has(first + 20), false);
+  const piece = new Uint8Array(4).fill(0xaa);
+  present.bytesInto(piece, first / 8);
+  assert.deepEqual([...piece], [0xf8, 0xff, 0x0f, 0], "page frames first + 3 .. first + 19");
+  assert.throws(() => new PresentPages([{ start: 0n, end: (1n << 52n) + 1n }], 4096, KDUMP_WRITER_LIMIT), /saves kdump-compressed dumps of memory below 0x10000000000000 \(4 PiB of 4 KiB pages\)/);
 });
 
 test("exclusion scan split between two threads' claims clears the same pages, and counts them once, as one scan alone (real 6.1 vmcore, -d 31)", (t) => {
