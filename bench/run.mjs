@@ -206,7 +206,7 @@ out.push("");
 if (failedSection("dumps")) out.push(failedSection("dumps"));
 else if (ran("dumps")) {
   const d = results.dumps;
-  out.push("The 1 GiB vmcore is a real guest's (capture-vmcore.js); 16 GiB and 1 TiB are made from it by src/lab/synthetic-vmcore.ts: nodes of 64 GiB above 4 GiB with 1 GiB holes between them, each a copy of the guest's first GiB (its struct pages, and the data of the pages -d 31 keeps) then free memory in order-10 buddy blocks and its own vmemmap, reachable through the guest's extended page tables and mem_section. Sparse on disk. Both tools: `-d 31`, lzo, one run each; outputs read back by `makedumpfile --dump-dmesg` and compared with the source's log.");
+  out.push("The 1 GiB vmcore is a real guest's (capture-vmcore.js); 16 GiB and 1 TiB are made from it by src/lab/synthetic-vmcore.ts: nodes of 64 GiB above 4 GiB with 1 GiB holes between them, each a copy of the guest's first GiB (its struct pages, and the data of the pages -d 31 keeps) then free memory in order-10 buddy blocks and its own vmemmap, reachable through the guest's extended page tables and mem_section. Sparse on disk. Both tools: `-d 31`, lzo, one timed run each, after an untimed makedumpfile run that reads what both read into the page cache; outputs read back by `makedumpfile --dump-dmesg` and compared with the source's log.");
   out.push("");
   out.push("| vmcore | RAM GiB | on disk GiB | md wall s | md CPU s | md RSS MiB | md out MiB | ts wall s | ts CPU s | ts RSS MiB | ts out MiB | md/ts wall | md s per TiB | ts s per TiB |");
   out.push("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
