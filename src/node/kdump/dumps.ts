@@ -1,11 +1,12 @@
 /** The dumps in a target directory, read from disk: names, sizes, their report.json. */
-import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, statSync } from "node:fs";
+import { closeSync, fstatSync, lstatSync, mkdirSync, readFileSync, readSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { dumpCompleteness, dumpDirTime, dumpReportFromJson, summarizeDump, type DumpCompleteness, type DumpEntry, type DumpReport } from "../../core/kdump/dumps.js";
 import { KexecError } from "../../core/errors.js";
 import { describeJsonValue } from "../../core/format.js";
 import { DUMP_HEAD_BYTES, readDumpHeaderMark, type DumpHeaderMark } from "../../core/vmcore/vmcore.js";
 import { errnoText, fileKind } from "../files.js";
+import { openRegularFile } from "../rootfs.js";
 
 /** The bytes of a dump's files; 0 for a directory that cannot be listed (readDump says why: its report.json cannot be read either). */
 function dirBytes(dir: string): number {
@@ -166,15 +167,14 @@ export function readDump(target: string, entry: DumpEntry, io: DumpDirIo = NODE_
 function readVmcoreHeaderMark(path: string): DumpHeaderMark {
   let fd: number;
   try {
-    // O_NONBLOCK: a FIFO put there since the directory was listed must not hold up the list.
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    // A regular file only: a FIFO put there since the directory was listed must not hold up the list.
+    fd = openRegularFile(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     return { format: null, says: "unknown", detail: `cannot read it: ${errnoText(e, path)}${code === "EACCES" || code === "EPERM" ? "; run as root" : ""}` };
   }
   try {
     const st = fstatSync(fd);
-    if (!st.isFile()) return { format: null, says: "unknown", detail: `it is ${fileKind(st)}` };
     const head = Buffer.alloc(Math.min(st.size, DUMP_HEAD_BYTES));
     let got = 0;
     while (got < head.length) {
