@@ -2,14 +2,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { compressBatch, readExtents, type PageCompressInto } from "./batch.js";
 import { LZO_HASH_BITS, lzo1xCompressInto } from "./codecs.js";
-import { BatchReadError, prepareDumpBitmaps, writeElfDump, writeKdumpDump, type BatchCompressor, type DumpExclusion, type DumpOptions, type DumpSink } from "./dump-writer.js";
-import { clearBit, presentBitmaps } from "./exclude.js";
+import { BatchReadError, ElfLoadPlanner, prepareDumpBitmaps, writeElfDump, writeKdumpDump, type BatchCompressor, type DumpExclusion, type DumpOptions, type DumpSink } from "./dump-writer.js";
+import { clearBit } from "./exclude.js";
 import { DUMP_DH_COMPRESSED_INCOMPLETE, DUMP_DH_COMPRESSED_LZO, KDUMP_HEADER_VERSION, KDUMP_SUB_HEADER_64, PAGE_DESC, PAGE_DESC_SIZE, readDiskDumpHeader } from "./kdump.js";
 import { offsetOf, readStruct } from "../bytes/layout.js";
 import { bytesAccess, type PhysicalMemory, type PhysRange } from "./memory.js";
 import { decompressPage } from "./codecs.js";
 import { kernelMemory } from "./kernel-memory.js";
-import { ELF_DUMP_LIMIT } from "./page-frame-limits.js";
 import { hex } from "../format.js";
 import { SYNTH_UTSNAME, syntheticVmcore } from "./testing.js";
 import { DUMP_HEAD_BYTES, openVmcore, readDumpHeaderMark, vmcoreKernelMemory, type Vmcore } from "./vmcore.js";
@@ -70,12 +69,6 @@ function source(pages = 600): { core: Vmcore; s: ReturnType<typeof syntheticVmco
   return { core: openVmcore(bytesAccess(s.bytes), "synthetic"), s, compressor: lzoCompressor(s.bytes) };
 }
 
-function bitmapsFor(core: Vmcore, level: number) {
-  const b = presentBitmaps(core.memory.ranges, PS);
-  prepareDumpBitmaps(core, b, level, "synthetic");
-  return b;
-}
-
 test("dump writer (kdump): every header field as makedumpfile fills it, from the crashed kernel's own data", async () => {
   const { core, compressor } = source();
   assert.deepEqual(crashedUtsname(core), { utsname: SYNTH_UTSNAME, source: "init_uts_ns" });
@@ -129,12 +122,13 @@ test("dump writer (kdump): a write error part-way leaves a marked, readable pref
 test("dump writer (ELF): a stop between chunks cuts the segments to what is in the file, marked incomplete", async () => {
   const { core, s } = source(3000);
   const whole = new MemorySink();
-  assert.equal((await writeElfDump(core, bitmapsFor(core, 0), { codec: "none", dumpLevel: 0, what: "synthetic" }, whole)).complete, true);
-  for (const [pfn, page] of s.pages) assert.deepEqual(whole.file().memory.readPage(BigInt(pfn)), page);
+  assert.equal((await writeElfDump(core, { codec: "none", dumpLevel: 0, what: "synthetic" }, whole)).complete, true);
+  const wholeFile = whole.file();
+  for (const [pfn, page] of s.pages) assert.deepEqual(wholeFile.memory.readPage(BigInt(pfn)), page);
   assert.equal(whole.file().mark, "complete; dump level 0");
   const cut = new MemorySink();
   let chunks = 0;
-  const r = await writeElfDump(core, bitmapsFor(core, 0), { codec: "none", dumpLevel: 0, what: "synthetic" }, cut, { stopReason: () => (++chunks > 4 ? "stopped by SIGTERM" : undefined) });
+  const r = await writeElfDump(core, { codec: "none", dumpLevel: 0, what: "synthetic" }, cut, { stopReason: () => (++chunks > 4 ? "stopped by SIGTERM" : undefined) });
   assert.equal(r.complete, false);
   // Four chunks: PT_LOAD 1 (the kernel text's 16 pages), then 768 pages of RAM from 0x100.
   assert.equal(r.missing, "stopped by SIGTERM; pages from page frame 0x400 on (8.7 MiB of page data) are missing");
@@ -174,9 +168,9 @@ test("dump writers into a slow pipe: the page data waits for the reader, a few b
   const dumpBytes = 3000 * PS;
   // ELF: every chunk waited for (the whole dump was once queued through sync writes, 236 MiB of a 1 GiB vmcore's).
   const elfWhole = new MemorySink();
-  await writeElfDump(core, bitmapsFor(core, 0), { codec: "none", dumpLevel: 0, what: "synthetic" }, elfWhole);
+  await writeElfDump(core, { codec: "none", dumpLevel: 0, what: "synthetic" }, elfWhole);
   const elf = new SlowPipeSink();
-  assert.equal((await writeElfDump(core, bitmapsFor(core, 0), { codec: "none", dumpLevel: 0, what: "synthetic" }, elf)).complete, true);
+  assert.equal((await writeElfDump(core, { codec: "none", dumpLevel: 0, what: "synthetic" }, elf)).complete, true);
   assert.deepEqual(elf.bytes.subarray(0, elf.length), elfWhole.bytes.subarray(0, elfWhole.length), "the same file");
   assert.ok(elf.syncBytes < 64 << 10, `${elf.syncBytes} bytes written without waiting: only the headers`);
   assert.ok(elf.maxUnsettled <= 256 * PS, `${elf.maxUnsettled} bytes waiting at once: one chunk`);
@@ -334,11 +328,11 @@ test("a dump's own header says whether it is whole, from its first bytes only; w
   assert.deepEqual(head(kdumpCut.bytes.slice(0, kdumpCut.length)), { format: "kdump", says: "incomplete", detail: "its header's status 0xa at offset 424 has DUMP_DH_COMPRESSED_INCOMPLETE: the writer stopped before the end" });
 
   const elf = new MemorySink();
-  await writeElfDump(core, bitmapsFor(core, 0), { codec: "none", dumpLevel: 0, what: "synthetic" }, elf);
+  await writeElfDump(core, { codec: "none", dumpLevel: 0, what: "synthetic" }, elf);
   assert.deepEqual(head(elf.bytes.slice(0, elf.length)), { format: "elf", says: "complete", detail: 'its KEXEC-TS note says "complete; dump level 0"' });
   const elfCut = new MemorySink();
   let chunks = 0;
-  await writeElfDump(core, bitmapsFor(core, 0), { codec: "none", dumpLevel: 0, what: "synthetic" }, elfCut, { stopReason: () => (++chunks > 4 ? "stopped by SIGTERM" : undefined) });
+  await writeElfDump(core, { codec: "none", dumpLevel: 0, what: "synthetic" }, elfCut, { stopReason: () => (++chunks > 4 ? "stopped by SIGTERM" : undefined) });
   const cut = head(elfCut.bytes.slice(0, elfCut.length));
   assert.deepEqual([cut.format, cut.says], ["elf", "incomplete"]);
   assert.match(cut.detail, /^its KEXEC-TS note says "incomplete; dump level 0; pages missing from page frame 0x400; stopped by SIGTERM"$/);
@@ -421,21 +415,25 @@ class ReadableSparseSink extends SparseSink {
   }
 }
 
-test("dump writer (kdump): memory at 12 and 17 TiB (page frames past 2^31 and 2^32), into a file and a stream: every page where it belongs, the header as makedumpfile writes it", async () => {
+/**
+ * The 600-page synthetic machine with two runs of memory high above it, at 12 and 17 TiB: more
+ * than a batch (256 pages) each; 17 TiB is page frame 2^32 + 2^28, which wrapped to 32 bits is
+ * 1 TiB, where nothing is. A zero page in five; the others say their own page frame, so a page
+ * stored at another frame shows. The exclusion leaves out a few pages of each high run (`left`),
+ * cleared by their offset in the window, and `also` with them.
+ */
+function highMemory(also: Iterable<number> = []) {
   const { core: low, s, compressor } = source(600);
   const TiB = 1n << 40n;
-  // More than a batch (256 pages) each; 17 TiB is page frame 2^32 + 2^28, which wrapped to 32 bits is 1 TiB, where nothing is.
   const highRuns = [[12n * TiB, 520], [17n * TiB, 700]] as const;
   const pages = new Map<number, Uint8Array>(s.pages);
   const ranges: PhysRange[] = [...low.memory.ranges];
-  /** Page frames the exclusion leaves out: a few in each high run, cleared by their offset in the window. */
-  const left = new Set<number>();
+  const left = new Set<number>(also);
   for (const [start, n] of highRuns) {
     const first = Number(start / BigInt(PS));
     ranges.push({ start, end: start + BigInt(n * PS) });
     for (let i = 0; i < n; i++) {
       const page = new Uint8Array(PS);
-      // A zero page in five; the others say their own page frame, so a page stored at another frame shows.
       if (i % 5 !== 0) for (let at = 0; at < PS; at += 16) { new DataView(page.buffer).setFloat64(at, first + i, true); page[at + 8] = at >>> 4; }
       pages.set(first + i, page);
       if (i % 7 === 3) left.add(first + i);
@@ -449,8 +447,12 @@ test("dump writer (kdump): memory at 12 and 17 TiB (page frames past 2^31 and 2^
       for (const p of left) if (p >= first && p < first + b.dumpable.length * 8) clearBit(b.dumpable, p - first);
     },
   };
-  const maxPfn = 17 * 2 ** 28 + 700;
   const log = formatDmesg(readLockless(vmcoreKernelMemory(low), low.vmcoreinfo!));
+  return { low, core, compressor, pages, ranges, left, exclusion, log, maxPfn: 17 * 2 ** 28 + 700 };
+}
+
+test("dump writer (kdump): memory at 12 and 17 TiB (page frames past 2^31 and 2^32), into a file and a stream: every page where it belongs, the header as makedumpfile writes it", async () => {
+  const { core, compressor, pages, ranges, left, exclusion, log, maxPfn } = highMemory();
   const sorted = (pfns: Iterable<number>) => [...pfns].sort((a, b) => a - b);
 
   /** What a reader finds in the file: the header's fields, the bitmaps' page frames, and each dumped page by its descriptor. */
@@ -509,7 +511,151 @@ test("dump writer (kdump): memory at 12 and 17 TiB (page frames past 2^31 and 2^
   const file = outputs[0][1];
   assert.throws(() => openVmcore({ size: BigInt(file.length), read: (offset, n) => file.read(Number(offset), n) }, "dump"),
     (e: Error) => e instanceof KexecError && e.data.field === "max_mapnr_64" && /kexec-ts reads kdump files of memory below 0x80000000000/.test(e.message) && /makedumpfile/.test(e.hint ?? ""));
-  // An ELF dump holds its bitmap whole: refused, saying to save in the kdump format.
-  assert.throws(() => presentBitmaps(ranges, PS, undefined, ELF_DUMP_LIMIT),
-    (e: Error) => e instanceof KexecError && /reaches page frame 0x1100002bc; an ELF dump's writer holds a bitmap of every page frame whole/.test(e.message) && /kdump-compressed format/.test(e.hint ?? ""));
+});
+
+type Segment = { p_paddr: bigint; p_memsz: bigint; p_vaddr: bigint };
+
+/**
+ * The PT_LOADs as the ELF writer planned them from the whole bitmap before it planned them a
+ * window at a time (708e8fa's planElfLoads, with the bitmap as a function): the rules to keep.
+ */
+function wholeBitmapElfLoads(segs: readonly Segment[], dumpable: (pfn: number) => boolean, ps: number) {
+  const P = BigInt(ps);
+  const loads: { p_paddr: bigint; p_vaddr: bigint; p_filesz: bigint; p_memsz: bigint }[] = [];
+  const MIN_GAP = 256;
+  for (const s of segs) {
+    const first = Number(s.p_paddr / P);
+    const end = Number((s.p_paddr + s.p_memsz + P - 1n) / P);
+    let p = first;
+    while (p < end) {
+      const runStart = p;
+      let last = -1;
+      let q = p;
+      while (q < end) {
+        if (dumpable(q)) { last = q; q++; continue; }
+        let g = q;
+        while (g < end && !dumpable(g)) g++;
+        if (g < end && g - q < MIN_GAP && last >= 0) { q = g; continue; }
+        break;
+      }
+      const fileEnd = last >= 0 ? last + 1 : runStart;
+      let tailEnd = fileEnd;
+      while (tailEnd < end && !dumpable(tailEnd)) tailEnd++;
+      const start = BigInt(runStart) * P < s.p_paddr ? s.p_paddr : BigInt(runStart) * P;
+      const stop = BigInt(tailEnd) * P > s.p_paddr + s.p_memsz ? s.p_paddr + s.p_memsz : BigInt(tailEnd) * P;
+      const fileStop = BigInt(fileEnd) * P > stop ? stop : BigInt(fileEnd) * P;
+      const unmapped = s.p_vaddr === 0n || s.p_vaddr === 0xffffffffn || s.p_vaddr === 0xffffffffffffffffn;
+      loads.push({ p_paddr: start, p_vaddr: unmapped ? 0n : s.p_vaddr + (start - s.p_paddr), p_filesz: fileStop > start ? fileStop - start : 0n, p_memsz: stop - start });
+      p = tailEnd;
+    }
+  }
+  return loads;
+}
+
+test("dump writer (ELF): the PT_LOADs planned a window at a time are those planned from the whole bitmap, whatever the windows", () => {
+  // A small linear congruential generator: the same cases on every run.
+  let seed = 12345;
+  const random = (n: number) => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n; };
+  for (let round = 0; round < 200; round++) {
+    const maxPfn = 8 + random(4000);
+    // Runs of dumpable and excluded pages, some excluded runs about the 256 pages that split a PT_LOAD, or longer.
+    const bits = new Uint8Array(Math.ceil(maxPfn / 8));
+    for (let p = 0, on = random(2) === 0; p < maxPfn; on = !on) {
+      const run = random(6) === 0 ? 255 + random(3) : 1 + random(random(4) === 0 ? 600 : 40);
+      if (on) for (let q = p; q < Math.min(maxPfn, p + run); q++) bits[q >>> 3]! |= 1 << (q & 7);
+      p += run;
+    }
+    // Overlapping segments, unaligned ones, one of no bytes, a kernel alias (mapped) among them.
+    const segs: Segment[] = [];
+    for (let n = 1 + random(5); n > 0; n--) {
+      const start = BigInt(random(maxPfn)) * BigInt(PS) + BigInt(random(3) === 0 ? random(PS) : 0);
+      const size = BigInt(random(maxPfn)) * BigInt(PS) + BigInt(random(3) === 0 ? random(PS) : 0);
+      segs.push({ p_paddr: start, p_memsz: size, p_vaddr: random(2) === 0 ? 0n : 0xffffffff80000000n + start });
+    }
+    const expected = wholeBitmapElfLoads(segs, (p) => p < maxPfn && (bits[p >>> 3]! & (1 << (p & 7))) !== 0, PS);
+    for (const windowPages of [8, 64, 8 * (1 + random(100)), Math.ceil(maxPfn / 8) * 8]) {
+      const planner = new ElfLoadPlanner(segs, PS);
+      for (let first = 0; first < maxPfn; first += windowPages) planner.feed(bits.subarray(first / 8, Math.ceil(Math.min(maxPfn, first + windowPages) / 8)), first);
+      assert.deepEqual(planner.finish(), expected, `round ${round}, windows of ${windowPages}`);
+    }
+  }
+});
+
+test("dump writer (ELF): the segments planned a window at a time give the same file as one window", async () => {
+  const { core } = source(3000);
+  // A long excluded run across windows, from inside the RAM segment, and short gaps kept as data.
+  const prepare = (b: Parameters<typeof prepareDumpBitmaps>[1]) => {
+    const first = b.dumpableFirst ?? 0;
+    for (let i = 0; i < b.dumpable.length * 8; i++) if ((first + i >= 0x300 && first + i < 0x420) || (first + i) % 13 === 0) clearBit(b.dumpable, i);
+  };
+  for (const dumpLevel of [0, 1]) {
+    const one = new MemorySink();
+    const a = await writeElfDump(core, { codec: "none", dumpLevel, what: "synthetic" }, one, {}, { prepare });
+    const allocated: number[] = [];
+    const windowed = new MemorySink();
+    const b = await writeElfDump(core, { codec: "none", dumpLevel, what: "synthetic", windowPages: 64 }, windowed, {}, { prepare, allocate: (n) => { allocated.push(n); return new Uint8Array(n); } });
+    assert.deepEqual(allocated, [64 / 8], "one window's buffer");
+    assert.deepEqual(b.counts, a.counts, `dump level ${dumpLevel}: the counts`);
+    assert.ok(one.file().elf!.loads.some((l) => l.p_filesz < l.p_memsz), "an excluded tail");
+    assert.deepEqual(windowed.bytes.subarray(0, windowed.length), one.bytes.subarray(0, one.length), `dump level ${dumpLevel}: byte for byte`);
+  }
+});
+
+test("dump writer (ELF): memory at 12 and 17 TiB (page frames past 2^31 and 2^32): the PT_LOADs, every page where it belongs, the log; cut short there too", async () => {
+  const TiB = 1n << 40n;
+  const at12 = Number((12n * TiB) / BigInt(PS));
+  const at17 = Number((17n * TiB) / BigInt(PS));
+  // The 12 TiB run starts with 260 pages excluded (a PT_LOAD of no data first); the 17 TiB run has 300 in its middle (a split).
+  const also = [...Array(260).keys()].map((i) => at12 + i).concat([...Array(300).keys()].map((i) => at17 + 300 + i));
+  const { low, core, pages, ranges, left, exclusion, log } = highMemory(also);
+  const logFrames = new Set(printkPageFrames(vmcoreKernelMemory(low), low.vmcoreinfo!, PS).map(Number));
+  const present = (p: number) => ranges.some((r) => BigInt(p) * BigInt(PS) < r.end && BigInt(p + 1) * BigInt(PS) > r.start);
+  const isZero = (page: Uint8Array) => page.every((b) => b === 0);
+  // Dump level 1: the exclusion's pages and the zero ones left out, but for the log's, which stay.
+  const dumpable = (p: number) => present(p) && (logFrames.has(p) || (!left.has(p) && pages.get(p) !== undefined && !isZero(pages.get(p)!)));
+  const segs = ranges.map((r) => ({ p_paddr: r.start, p_memsz: r.end - r.start, p_vaddr: 0n }));
+  const expected = wholeBitmapElfLoads(segs, dumpable, PS);
+  const P = BigInt(PS);
+  // What the rules make of the high runs, by hand: i % 5 == 0 is a zero page, i % 7 == 3 excluded.
+  assert.deepEqual(expected.slice(-5), [
+    { p_paddr: 12n * TiB, p_vaddr: 0n, p_filesz: 0n, p_memsz: 261n * P }, // 0-259 excluded, 260 a zero page
+    { p_paddr: 12n * TiB + 261n * P, p_vaddr: 0n, p_filesz: 259n * P, p_memsz: 259n * P },
+    { p_paddr: 17n * TiB, p_vaddr: 0n, p_filesz: 0n, p_memsz: P }, // a zero page
+    { p_paddr: 17n * TiB + P, p_vaddr: 0n, p_filesz: 299n * P, p_memsz: 600n * P }, // 300-599 excluded, 600 a zero page
+    { p_paddr: 17n * TiB + 601n * P, p_vaddr: 0n, p_filesz: 99n * P, p_memsz: 99n * P },
+  ]);
+  const fileParts = expected.filter((l) => l.p_filesz > 0n);
+  const inFile = (p: number) => fileParts.some((l) => BigInt(p) * P >= l.p_paddr && BigInt(p + 1) * P <= l.p_paddr + l.p_filesz);
+
+  const sink = new MemorySink();
+  const r = await writeElfDump(core, { codec: "none", dumpLevel: 1, what: "synthetic" }, sink, {}, exclusion);
+  assert.equal(r.complete, true);
+  const out = sink.file();
+  assert.deepEqual(out.elf!.loads.map(({ p_paddr, p_vaddr, p_filesz, p_memsz }) => ({ p_paddr, p_vaddr, p_filesz, p_memsz })), expected, "the PT_LOADs");
+  assert.equal(r.pagesWritten * P, expected.reduce((n, l) => n + l.p_filesz, 0n));
+  const zeroExcluded = [...pages].filter(([p, page]) => isZero(page) && !left.has(p) && !logFrames.has(p)).length;
+  assert.equal(r.counts.zero, BigInt(zeroExcluded), "zero pages counted once each");
+  // Every page: in a PT_LOAD's file part it reads back as it was (short gaps kept as data too);
+  // elsewhere it is in an excluded tail, which reads as zeros.
+  for (const [p, page] of pages) assert.deepEqual(out.memory.readPage(BigInt(p)), inFile(p) ? page : new Uint8Array(PS), `page frame ${hex(p)}`);
+  assert.ok(inFile(at17 + 299) && !inFile(at17 + 300) && inFile(at17 + 601) && inFile(at12 + 262), "the runs' edges");
+  assert.equal(formatDmesg(readLockless(vmcoreKernelMemory(out), out.vmcoreinfo!)), log, "the log");
+
+  // Cut short in the 17 TiB run, after its first chunk (256 pages): the page frame named is there, past 2^32.
+  const before17 = Number(expected.filter((l) => l.p_paddr < 17n * TiB).reduce((n, l) => n + l.p_filesz, 0n) / P);
+  const cut = new MemorySink();
+  const c = await writeElfDump(core, { codec: "none", dumpLevel: 1, what: "synthetic", faultAfterPages: before17 + 256 }, cut, {}, exclusion);
+  assert.equal(c.complete, false);
+  assert.match(c.missing!, new RegExp(`pages from page frame ${hex(at17 + 1 + 256)} on`));
+  const cutOut = cut.file();
+  assert.equal(cutOut.incomplete, true);
+  assert.equal(cutOut.elf!.loads.reduce((n, l) => n + l.p_filesz, 0n), c.bytesWritten, "p_filesz adds up to the bytes written");
+  for (const p of [at12 + 261, at12 + 519, at17 + 1, at17 + 256]) assert.deepEqual(cutOut.memory.readPage(BigInt(p)), pages.get(p), `cut short: page frame ${hex(p)}`);
+  assert.equal(formatDmesg(readLockless(vmcoreKernelMemory(cutOut), cutOut.vmcoreinfo!)), log, "cut short: the log");
+
+  // Beyond 4 PiB (page frame 2^40), refused by name, as the kdump writer refuses it.
+  const { elf: _, ...notElf } = low;
+  const tooHigh: Vmcore = { ...notElf, memory: { pageSize: PS, ranges: [...low.memory.ranges, { start: (1n << 52n) - P, end: (1n << 52n) + P }], readPage: () => undefined } };
+  await assert.rejects(writeElfDump(tooHigh, { codec: "none", dumpLevel: 0, what: "synthetic" }, new MemorySink()),
+    (e: Error) => e instanceof KexecError && /reaches page frame 0x10000000001; kexec-ts saves ELF dumps of memory below 0x10000000000000 \(4 PiB/.test(e.message) && /makedumpfile/.test(e.hint ?? ""));
 });

@@ -2,9 +2,9 @@
  * The dump writers: pages of a vmcore in, in pfn order; positioned writes out, to a sink that is a
  * seekable file or a flattened stream. Pure: compression comes in as a BatchCompressor (worker
  * threads in Node, the built-in encoders elsewhere), stopping as hooks.stopReason() (signals),
- * progress as hooks.progress. Memory stays bounded: a window of the 2nd bitmap (whole for an
- * ELF dump, whose segment list needs all of it first) plus a few batches in flight; page
- * descriptors and data go to the sink as each batch completes.
+ * progress as hooks.progress. Memory stays bounded: a window of the 2nd bitmap (for an ELF dump
+ * too, whose segment list, planned a window at a time, is what grows with the machine) plus a
+ * few batches in flight; page descriptors and data go to the sink as each batch completes.
  *
  * A dump cut short stays readable and says so. The kdump header is written first already marked
  * DUMP_DH_COMPRESSED_INCOMPLETE (for ELF, kexec-ts's note says "in progress") and rewritten
@@ -20,7 +20,7 @@ import { printkPageFrames } from "./dmesg.js";
 import { KEXEC_TS_NOTE_DESC, KEXEC_TS_NOTE_NAME, NT_KEXEC_TS_COMPLETE, NT_KEXEC_TS_INCOMPLETE, elfHeaderSize, encodeElfCoreHeader, encodeNote, type OutputLoad } from "./elf-writer.js";
 import { DL_EXCLUDE_ZERO, PresentPages, clearBit, emptyCounts, excludeByPageFlags, isZeroPage, setBit, testBit, type DumpBitmaps, type ExclusionCounts } from "./exclude.js";
 import { CODEC_FLAG, DUMP_DH_COMPRESSED_INCOMPLETE, PAGE_DESC_SIZE, encodeKdumpHeaders, findVmcoreinfo, planKdumpLayout, popcount, rankIndex, writePageDesc, type Utsname } from "./kdump.js";
-import { KDUMP_WRITER_LIMIT } from "./page-frame-limits.js";
+import { ELF_DUMP_LIMIT, KDUMP_WRITER_LIMIT } from "./page-frame-limits.js";
 import { crashedUtsname } from "./utsname.js";
 import { vmcoreKernelMemory, type Vmcore } from "./vmcore.js";
 
@@ -36,7 +36,7 @@ export interface DumpOptions {
   utsname?: Utsname;
   /** Stop after this many pages, as if a fault happened (tests of the incomplete path). */
   faultAfterPages?: number;
-  /** Page frames per window of the kdump file's 2nd bitmap (tests: windows on a small dump); WINDOW_PAGES by default. */
+  /** Page frames per window of the 2nd bitmap, kdump or ELF (tests: windows on a small dump); WINDOW_PAGES by default. */
   windowPages?: number;
 }
 
@@ -117,7 +117,8 @@ export const BITMAP_PIECE_BYTES = 1 << 20;
  * crosses a window, so a windowed scan clears the bits a whole one does. Where the output cannot
  * be read back (a flattened stream), each window is made again for pass 2: the exclusion scan
  * runs twice, as in makedumpfile's cyclic mode, where a bitmap held whole would be 32 MiB per TiB
- * in a capture kernel's crashkernel= reservation.
+ * in a capture kernel's crashkernel= reservation. The ELF writer plans its PT_LOADs from the same
+ * windows (writeElfDump).
  */
 export const WINDOW_PAGES = 1 << 24;
 
@@ -151,16 +152,6 @@ export interface DumpExclusion {
   prepare?: PrepareWindow;
   /** Where a window's bitmap is made (shared memory, for a scan split between threads). */
   allocate?: (bytes: number) => Uint8Array;
-}
-
-export function* dumpablePfns(bitmaps: DumpBitmaps): Generator<number> {
-  const max = Number(bitmaps.maxPfn);
-  const bm = bitmaps.dumpable;
-  for (let byte = 0; byte < bm.length; byte++) {
-    const b = bm[byte]!;
-    if (b === 0) continue;
-    for (let bit = 0; bit < 8; bit++) if (b & (1 << bit)) { const p = byte * 8 + bit; if (p < max) yield p; }
-  }
 }
 
 export function describeFault(e: unknown): string {
@@ -210,9 +201,7 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
   const secondAt = layout.bitmapOffset + BigInt(bitmapBytes);
 
   // The 2nd bitmap, a window at a time where the dump needs more than one.
-  const windowPages = opts.windowPages ?? WINDOW_PAGES;
-  if (windowPages <= 0 || windowPages % 8 !== 0) throw new KexecError("internal", `window of ${windowPages} page frames: not a positive multiple of 8`, { field: "windowPages" }, "this is a bug in kexec-ts; please report it");
-  const span = maxPfn > windowPages ? windowPages : Math.ceil(maxPfn / 8) * 8;
+  const span = windowSpan(maxPfn, opts.windowPages ?? WINDOW_PAGES);
   const windowFirsts: number[] = [];
   for (let first = 0; first < maxPfn; first += span) windowFirsts.push(first);
   const windowed = windowFirsts.length > 1;
@@ -661,48 +650,143 @@ function describeBatch(sizes: ArrayLike<number>, pfns: Float64Array, count: numb
   return { n, stored };
 }
 
-/** PT_LOADs for the dumpable pages: runs of dumped pages, each followed by its excluded tail (p_filesz < p_memsz). */
-export function planElfLoads(core: Vmcore, bitmaps: DumpBitmaps, ps: number): { loads: Omit<OutputLoad, "p_offset">[] } {
-  const P = BigInt(ps);
-  const segs = core.elf ? core.elf.loads : core.memory.ranges.map((r) => ({ p_paddr: r.start, p_memsz: r.end - r.start, p_vaddr: 0n }));
-  const loads: Omit<OutputLoad, "p_offset">[] = [];
-  // Excluded runs shorter than this are kept as data so the header does not grow to one PT_LOAD
-  // per hole; 256 pages is where makedumpfile -E starts a new PT_LOAD too (its PFN_EXCLUDED).
-  const MIN_GAP = 256;
-  // In the source's order: the kernel text alias first, as /proc/vmcore and makedumpfile -E have it.
-  for (const s of segs) {
-    const first = Number(s.p_paddr / P);
-    const end = Number((s.p_paddr + s.p_memsz + P - 1n) / P);
-    let p = first;
-    while (p < end) {
-      const runStart = p;
-      // dumped run (allowing short gaps), then excluded tail up to the next dumped page
-      let last = -1;
-      let q = p;
-      while (q < end) {
-        if (testBit(bitmaps.dumpable, q)) { last = q; q++; continue; }
-        let g = q;
-        while (g < end && !testBit(bitmaps.dumpable, g)) g++;
-        if (g < end && g - q < MIN_GAP && last >= 0) { q = g; continue; }
-        break;
-      }
-      const fileEnd = last >= 0 ? last + 1 : runStart;
-      let tailEnd = fileEnd;
-      while (tailEnd < end && !testBit(bitmaps.dumpable, tailEnd)) tailEnd++;
-      const start = BigInt(runStart) * P < s.p_paddr ? s.p_paddr : BigInt(runStart) * P;
-      const stop = BigInt(tailEnd) * P > s.p_paddr + s.p_memsz ? s.p_paddr + s.p_memsz : BigInt(tailEnd) * P;
-      const fileStop = BigInt(fileEnd) * P > stop ? stop : BigInt(fileEnd) * P;
-      // A segment without a kernel mapping (0, or -1 as i386 kexec-tools writes for high memory) keeps none.
-      const unmapped = s.p_vaddr === 0n || s.p_vaddr === 0xffffffffn || s.p_vaddr === 0xffffffffffffffffn;
-      loads.push({ p_paddr: start, p_vaddr: unmapped ? 0n : s.p_vaddr + (start - s.p_paddr), p_filesz: fileStop > start ? fileStop - start : 0n, p_memsz: stop - start });
-      p = tailEnd;
-    }
-  }
-  return { loads };
+/**
+ * Excluded runs shorter than this are kept as data so the header does not grow to one PT_LOAD
+ * per hole; 256 pages is where makedumpfile -E starts a new PT_LOAD too (its PFN_EXCLUDED).
+ */
+const ELF_MIN_GAP = 256;
+
+/** One source segment's PT_LOADs as they are found, and where its scan stands. */
+interface ElfSegmentPlan {
+  seg: { p_paddr: bigint; p_memsz: bigint; p_vaddr: bigint };
+  /** Its page frames [first, end) (partial pages included). */
+  first: number;
+  end: number;
+  /** Where the PT_LOAD being built starts. */
+  runStart: number;
+  /** One past its last dumpable page frame so far; -1 while it has none. */
+  fileEnd: number;
+  loads: Omit<OutputLoad, "p_offset">[];
 }
 
-export async function writeElfDump(core: Vmcore, bitmaps: DumpBitmaps, opts: DumpOptions, sink: DumpSink, hooks: DumpHooks = {}): Promise<DumpResult> {
+/**
+ * The PT_LOADs of an ELF dump, planned from the dumpable bitmap a window of page frames at a time
+ * (pass 1), so that nothing but the segment list grows with the highest page frame. In each of
+ * the source's segments: a run of dumped pages (excluded runs shorter than ELF_MIN_GAP inside it
+ * kept as data), then the excluded tail up to the next dumped page (p_filesz < p_memsz); a
+ * segment that starts excluded starts with a PT_LOAD of no data. The rules are those of the plan
+ * once made from the whole bitmap; they depend only on the set bits, each segment's in pfn
+ * order, so windows (and page frames without memory, never fed) change nothing. In the source's
+ * order: the kernel text alias first, as /proc/vmcore and makedumpfile -E have it.
+ */
+export class ElfLoadPlanner {
+  private readonly segments: ElfSegmentPlan[];
+  private readonly P: bigint;
+
+  constructor(segs: readonly { p_paddr: bigint; p_memsz: bigint; p_vaddr: bigint }[], pageSize: number) {
+    const P = (this.P = BigInt(pageSize));
+    this.segments = segs.map((seg) => {
+      const first = Number(seg.p_paddr / P);
+      return { seg, first, end: Number((seg.p_paddr + seg.p_memsz + P - 1n) / P), runStart: first, fileEnd: -1, loads: [] };
+    });
+  }
+
+  /** The set bits of `bits` (bit 0 is page frame `first`, a multiple of 8), to every segment they fall in, in pfn order. */
+  feed(bits: Uint8Array, first: number): void {
+    const windowEnd = first + bits.length * 8;
+    for (const s of this.segments) {
+      if (s.end <= first || s.first >= windowEnd) continue;
+      // Offsets inside the window (below 2^32 bits): `>>> 3` is safe on them, not on page frames.
+      let bit = Math.max(s.first, first) - first;
+      const endBit = Math.min(s.end, windowEnd) - first;
+      while (bit < endBit) {
+        if ((bit & 7) === 0 && bit + 8 <= endBit) {
+          const b = bits[bit >>> 3]!;
+          // Clear bits change nothing; a whole byte set right after the last dumped page extends the run.
+          if (b === 0) { bit += 8; continue; }
+          if (b === 0xff && s.fileEnd === first + bit) { s.fileEnd += 8; bit += 8; continue; }
+        }
+        if ((bits[bit >>> 3]! & (1 << (bit & 7))) !== 0) this.dumped(s, first + bit);
+        bit++;
+      }
+    }
+  }
+
+  /** Page frame `q` of segment `s` is dumped: it ends the PT_LOAD before it if that has no data, or a long enough gap went before it. */
+  private dumped(s: ElfSegmentPlan, q: number): void {
+    if (s.fileEnd < 0) {
+      if (q > s.runStart) { this.close(s, s.runStart, q); s.runStart = q; }
+    } else if (q - s.fileEnd >= ELF_MIN_GAP) {
+      this.close(s, s.fileEnd, q);
+      s.runStart = q;
+    }
+    s.fileEnd = q + 1;
+  }
+
+  /** The PT_LOAD from s.runStart: data to page frame `fileEnd`, excluded tail to `tailEnd`, cut to the segment's bytes. */
+  private close(s: ElfSegmentPlan, fileEnd: number, tailEnd: number): void {
+    const { P, } = this;
+    const { p_paddr, p_memsz, p_vaddr } = s.seg;
+    const start = BigInt(s.runStart) * P < p_paddr ? p_paddr : BigInt(s.runStart) * P;
+    const stop = BigInt(tailEnd) * P > p_paddr + p_memsz ? p_paddr + p_memsz : BigInt(tailEnd) * P;
+    const fileStop = BigInt(fileEnd) * P > stop ? stop : BigInt(fileEnd) * P;
+    // A segment without a kernel mapping (0, or -1 as i386 kexec-tools writes for high memory) keeps none.
+    const unmapped = p_vaddr === 0n || p_vaddr === 0xffffffffn || p_vaddr === 0xffffffffffffffffn;
+    s.loads.push({ p_paddr: start, p_vaddr: unmapped ? 0n : p_vaddr + (start - p_paddr), p_filesz: fileStop > start ? fileStop - start : 0n, p_memsz: stop - start });
+  }
+
+  /** Every segment's PT_LOADs, in the source's order; each segment's last ends where the segment does. */
+  finish(): Omit<OutputLoad, "p_offset">[] {
+    for (const s of this.segments) {
+      if (s.runStart < s.end) this.close(s, s.fileEnd < 0 ? s.runStart : s.fileEnd, s.end);
+      s.runStart = s.end;
+    }
+    return this.segments.flatMap((s) => s.loads);
+  }
+}
+
+/** The window's page frames: a positive multiple of 8 (a window starts at a whole byte of a bitmap), or the whole dump where it is smaller. */
+function windowSpan(maxPfn: number, windowPages: number): number {
+  if (windowPages <= 0 || windowPages % 8 !== 0) throw new KexecError("internal", `window of ${windowPages} page frames: not a positive multiple of 8`, { field: "windowPages" }, "this is a bug in kexec-ts; please report it");
+  return maxPfn > windowPages ? windowPages : Math.ceil(maxPfn / 8) * 8;
+}
+
+/**
+ * Clears from a window's bits (bit 0 is page frame `first`) the zero pages, and those the source
+ * lacks, but for the log's; counts the zero ones. Reads every dumpable page: an ELF dump's
+ * segment list, which comes before its data, must leave them out already.
+ */
+function excludeZeroPages(memory: Vmcore["memory"], bits: Uint8Array, first: number, maxPfn: number, logFrames: ReadonlySet<number>, counts: ExclusionCounts): void {
+  const endBit = Math.min(bits.length * 8, maxPfn - first);
+  for (let byte = 0; byte * 8 < endBit; byte++) {
+    const b = bits[byte]!;
+    if (b === 0) continue;
+    for (let bit = 0; bit < 8; bit++) {
+      const i = byte * 8 + bit;
+      if ((b & (1 << bit)) === 0 || i >= endBit || logFrames.has(first + i)) continue;
+      const page = memory.readPage(BigInt(first + i));
+      if (page === undefined || isZeroPage(page)) { clearBit(bits, i); if (page) counts.zero++; }
+    }
+  }
+}
+
+/**
+ * An ELF dump (what makedumpfile -E writes) of memory below 4 PiB. Its PT_LOADs come before the
+ * data, so pass 1 runs the dump level's exclusion a window of page frames at a time, as the kdump
+ * writer does, and plans the segments from each window (ElfLoadPlanner); then the headers go out,
+ * and the data after them. The data needs no bitmap: a PT_LOAD's file part is written whole, the
+ * short excluded runs kept inside it too, so the segment list is all that pass 2 reads (no second
+ * scan, as makedumpfile's cyclic mode makes, is needed for it).
+ */
+export async function writeElfDump(core: Vmcore, opts: DumpOptions, sink: DumpSink, hooks: DumpHooks = {}, exclusion: DumpExclusion = {}): Promise<DumpResult> {
   const ps = core.memory.pageSize;
+  // Page frames to 2^40: every bit index is relative to its window's first page frame.
+  const present = new PresentPages(core.memory.ranges, ps, ELF_DUMP_LIMIT);
+  const maxPfn = present.maxPfn;
+  const span = windowSpan(maxPfn, opts.windowPages ?? WINDOW_PAGES);
+  const buffer = (exclusion.allocate ?? ((n: number) => new Uint8Array(n)))(Math.ceil(Math.min(span, maxPfn) / 8));
+  const bitmaps: DumpBitmaps = { present, dumpable: buffer, dumpableFirst: 0, maxPfn: BigInt(maxPfn), counts: emptyCounts(), presentPages: BigInt(present.count) };
+  const prepare = exclusion.prepare ?? ((b: DumpBitmaps) => prepareDumpBitmaps(core, b, opts.dumpLevel, opts.what));
   // The log's pages stay in the file whatever the dump level, zero or not: makedumpfile (1.7.2)
   // cannot read a page that lies only in a PT_LOAD's excluded tail (p_filesz < p_memsz), and the
   // unwritten part of a fresh ring buffer is zero pages; `makedumpfile --dump-dmesg` then prints
@@ -711,18 +795,33 @@ export async function writeElfDump(core: Vmcore, bitmaps: DumpBitmaps, opts: Dum
   if (core.vmcoreinfo) {
     for (const f of printkPageFrames(vmcoreKernelMemory(core), core.vmcoreinfo, ps)) {
       const p = Number(f);
-      if (p < Number(bitmaps.maxPfn) && bitmaps.present.has(p)) { logFrames.add(p); setBit(bitmaps.dumpable, p); }
+      if (p < maxPfn && present.has(p)) logFrames.add(p);
     }
   }
-  // ELF needs the final segment list before the data: a first pass finds the zero pages.
-  if (opts.dumpLevel & DL_EXCLUDE_ZERO) {
-    for (const p of dumpablePfns(bitmaps)) {
-      if (logFrames.has(p)) continue;
-      const page = core.memory.readPage(BigInt(p));
-      if (page === undefined || isZeroPage(page)) { clearBit(bitmaps.dumpable, p); if (page) bitmaps.counts.zero++; }
+  const segs = core.elf ? core.elf.loads : core.memory.ranges.map((r) => ({ p_paddr: r.start, p_memsz: r.end - r.start, p_vaddr: 0n }));
+  const planner = new ElfLoadPlanner(segs, ps);
+  // Pass 1: each window that holds memory made from the present pages, the exclusion run on it,
+  // the log's pages put back, the zero pages found (ELF needs the final segment list before the
+  // data), and its set bits fed to the plan.
+  for (let first = 0; first < maxPfn; first += span) {
+    const bits = (bitmaps.dumpable = buffer.subarray(0, Math.ceil((Math.min(maxPfn, first + span) - first) / 8)));
+    bitmaps.dumpableFirst = first;
+    // A window without a present page (most of a machine with a node at 12 TiB) has no set bit: the plan needs nothing of it.
+    if (!present.anyIn(first, bits.length * 8)) continue;
+    if (first > 0) {
+      await hooks.yield?.();
+      // Stopped while scanning (a signal; a TiB's scan takes seconds): the windows left count as
+      // excluded, and the data loop stops before its first chunk: the dump is incomplete.
+      if (hooks.stopReason?.()) break;
     }
+    present.bytesInto(bits, first / 8);
+    await prepare(bitmaps);
+    for (const p of logFrames) if (p >= first && p < first + bits.length * 8) setBit(bits, p - first);
+    if (opts.dumpLevel & DL_EXCLUDE_ZERO) excludeZeroPages(core.memory, bits, first, maxPfn, logFrames, bitmaps.counts);
+    planner.feed(bits, first);
   }
-  const { loads } = planElfLoads(core, bitmaps, ps);
+  bitmaps.scanBuffer = undefined;
+  const loads = planner.finish();
   const mark = (type: number, text: string) => {
     const desc = new Uint8Array(KEXEC_TS_NOTE_DESC);
     for (let i = 0; i < Math.min(text.length, desc.length - 1); i++) desc[i] = text.charCodeAt(i) & 0xff;

@@ -166,7 +166,7 @@ export class PresentPages {
 export function presentBitmaps(ranges: readonly PhysRange[], pageSize: number,
   /** Where the dumpable bitmap is made (shared memory, for a scan split between threads). */
   allocDumpable: (bytes: number) => Uint8Array = (bytes) => new Uint8Array(bytes),
-  /** Who holds it whole, for the error beyond MAX_WHOLE_BITMAP_PFN: an ELF dump's writer says to save in the kdump format. */
+  /** Who holds it whole, for the error beyond it (at most MAX_WHOLE_BITMAP_PFN). */
   limit: PageFrameLimit = WHOLE_BITMAP_LIMIT): DumpBitmaps {
   if (limit.end > MAX_WHOLE_BITMAP_PFN) throw new KexecError("internal", `a bitmap of every page frame held whole, up to page frame ${hex(limit.end)}: above MAX_WHOLE_BITMAP_PFN`, { field: "limit" }, "this is a bug in kexec-ts; please report it");
   const present = new PresentPages(ranges, pageSize, limit);

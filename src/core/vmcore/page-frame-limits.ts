@@ -20,19 +20,20 @@ export interface PageFrameLimit {
 }
 
 /**
- * A bitmap of every page frame held whole: an ELF dump (its segment list needs all of the 2nd
- * bitmap before any data), `report --vmcore` (it draws it), and a kdump file read back (readKdump
- * holds both of its bitmaps and ranks pages from the whole 2nd one). At 2^31 page frames each
- * bitmap is 256 MiB already, and indexes past 2^32 bits would not fit p >>> 3. A damaged PT_LOAD
- * (p_memsz 2^64 - 1) had asked for a bitmap larger than any typed array, or looped for minutes.
+ * A bitmap of every page frame held whole: `report --vmcore` (it draws it), and a kdump file read
+ * back (readKdump holds both of its bitmaps and ranks pages from the whole 2nd one). At 2^31 page
+ * frames each bitmap is 256 MiB already, and indexes past 2^32 bits would not fit p >>> 3. A
+ * damaged PT_LOAD (p_memsz 2^64 - 1) had asked for a bitmap larger than any typed array, or looped
+ * for minutes.
  */
 export const MAX_WHOLE_BITMAP_PFN = 2 ** 31;
 
 /**
- * The kdump-compressed writer (dump-writer.ts: a file, or a flattened stream) holds its 2nd
- * bitmap a window of WINDOW_PAGES at a time and makes the 1st in pieces, so nothing it holds
- * grows with the highest page frame; the file's own bitmaps do (32 MiB per TiB each, as
- * makedumpfile's). 2^40 page frames are 4 PiB, the reach of 5-level paging (MAX_PHYSMEM_BITS 52),
+ * The kdump-compressed writer (dump-writer.ts: a file, or a flattened stream) holds its 2nd bitmap
+ * a window of WINDOW_PAGES at a time and makes the 1st in pieces, so nothing it holds grows with
+ * the highest page frame; the file's own bitmaps do (32 MiB per TiB each, as makedumpfile's). The
+ * ELF writer plans its PT_LOADs from the same windows, one at a time: only its segment list grows
+ * with the machine. 2^40 page frames are 4 PiB, the reach of 5-level paging (MAX_PHYSMEM_BITS 52),
  * and keep pfn * 4096 exact as a double (below 2^53); bitmap_blocks, a 32-bit count of 4 KiB
  * blocks, is 2^26 there.
  */
@@ -42,20 +43,20 @@ const RESAVE_AS_KDUMP = "save it in the kdump-compressed format (vmcore save's d
 
 export const WHOLE_BITMAP_LIMIT: PageFrameLimit = {
   end: MAX_WHOLE_BITMAP_PFN,
-  holder: "where it holds a bitmap of every page frame whole (an ELF dump, the report, a kdump file read back), kexec-ts handles",
+  holder: "where it holds a bitmap of every page frame whole (the report, a kdump file read back), kexec-ts handles",
   hint: `if the crashed machine really has memory there, ${RESAVE_AS_KDUMP}, and read that with makedumpfile or crash; otherwise the dump's headers (its PT_LOADs or bitmaps) are damaged`,
-};
-
-export const ELF_DUMP_LIMIT: PageFrameLimit = {
-  end: MAX_WHOLE_BITMAP_PFN,
-  holder: "an ELF dump's writer holds a bitmap of every page frame whole, so kexec-ts writes ELF dumps of",
-  hint: RESAVE_AS_KDUMP,
 };
 
 export const KDUMP_WRITER_LIMIT: PageFrameLimit = {
   end: MAX_KDUMP_PFN,
   holder: "kexec-ts saves kdump-compressed dumps of",
   hint: "if the crashed machine really has memory there, save its dump with makedumpfile; otherwise the dump's headers (its PT_LOADs) are damaged",
+};
+
+export const ELF_DUMP_LIMIT: PageFrameLimit = {
+  end: MAX_KDUMP_PFN,
+  holder: "kexec-ts saves ELF dumps of",
+  hint: KDUMP_WRITER_LIMIT.hint,
 };
 
 /** Throws when a memory range [start, end) reaches page frame `limit.end` or beyond. */

@@ -8,10 +8,9 @@ import { closeSync, fstatSync, unlinkSync, write, writeSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { KexecError } from "../../core/errors.js";
 import { hex } from "../../core/format.js";
-import { DL_EXCLUDE_ZERO, emptyCounts, excludeByPageFlags, presentBitmaps, type DumpBitmaps, type ExclusionCounts } from "../../core/vmcore/exclude.js";
+import { DL_EXCLUDE_ZERO, emptyCounts, excludeByPageFlags, type DumpBitmaps, type ExclusionCounts } from "../../core/vmcore/exclude.js";
 import { prepareDumpBitmaps, writeElfDump, writeKdumpDump, type DumpCodec, type DumpExclusion, type DumpFormat, type DumpHooks, type DumpResult, type DumpSink } from "../../core/vmcore/dump-writer.js";
 import { FLAT_END, encodeFlatHeader, encodeFlatRecordHeader } from "../../core/vmcore/flat.js";
-import { ELF_DUMP_LIMIT } from "../../core/vmcore/page-frame-limits.js";
 import { openVmcore, vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/vmcore.js";
 import { stdoutCarriesTheOutput } from "../entry.js";
 import { tryKoffi } from "../ffi.js";
@@ -44,7 +43,7 @@ export interface SaveOptions {
    * dumps. A dump is the crashed kernel's memory: its keys, its users' passwords and files.
    */
   mode?: number;
-  /** Page frames per window of the kdump file's 2nd bitmap (tests: several windows on a small vmcore); DumpOptions.windowPages. */
+  /** Page frames per window of the 2nd bitmap, kdump or ELF (tests: several windows on a small vmcore); DumpOptions.windowPages. */
   windowPages?: number;
 }
 
@@ -224,13 +223,8 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
     const source: SourceFile | undefined = core.elf ? { path: opts.src, readInto: src.readInto } : undefined;
     const compressor = threads > 0 ? workerCompressor(opts.codec, ps, threads, source) : inlineCompressor(opts.codec, ps, source);
     try {
-      // An ELF dump's segment list comes before its data: its bitmap is made whole, first. A kdump
-      // file's is made by the writer, a window at a time (dump-writer.ts), with this exclusion.
-      let elfBitmaps: DumpBitmaps | undefined;
-      if (opts.format === "elf") {
-        elfBitmaps = presentBitmaps(core.memory.ranges, ps, undefined, ELF_DUMP_LIMIT);
-        prepareDumpBitmaps(core, elfBitmaps, opts.dumpLevel, opts.src);
-      }
+      // Both writers make the dumpable bitmap a window at a time (dump-writer.ts), with this
+      // exclusion (an ELF dump's has no threads to share: its pages are not compressed).
       const sharing = { failed: false };
       const exclusion: DumpExclusion = sharedScan
         ? { allocate: (bytes) => new Uint8Array(new SharedArrayBuffer(bytes)), prepare: (window) => shareExclusion(core, window, opts, compressor, sharing) }
@@ -258,8 +252,8 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
         const dumpOptions = { codec: opts.codec, dumpLevel: opts.dumpLevel, what: opts.src, ...(opts.faultAfterPages === undefined ? {} : { faultAfterPages: opts.faultAfterPages }), ...(opts.windowPages === undefined ? {} : { windowPages: opts.windowPages }) };
         let result: SaveResult;
         try {
-          result = elfBitmaps
-            ? await writeElfDump(core, elfBitmaps, dumpOptions, sink, hooks)
+          result = opts.format === "elf"
+            ? await writeElfDump(core, dumpOptions, sink, hooks, exclusion)
             : await writeKdumpDump(core, dumpOptions, sink, compressor, hooks, exclusion);
         } catch (e) {
           // Not a dump cut short (that is a result, and keeps DST.incomplete): no dump at all, as
