@@ -56,7 +56,7 @@ function memory(f: KdumpFacts): CheckResult {
   const id = "kdump-memory";
   // The save's own limit (page-frame-limits.ts): arming a capture that then refuses to save helps
   // no one. The capture always saves in the kdump-compressed format (kdump.conf has no format),
-  // whose writer holds its bitmap a window at a time: its limit, not an ELF dump's 8 TiB.
+  // whose writer holds its bitmap a window at a time: its limit, not the 8 TiB of a bitmap held whole.
   const saveLimit = BigInt(MAX_KDUMP_PFN) * 4096n;
   if (f.ramEnd !== null && f.ramEnd > saveLimit) {
     return fail(id, `this machine's RAM reaches ${hex(f.ramEnd)}, and kexec-ts saves dumps of memory below ${hex(saveLimit)} (${size(saveLimit)}): the capture would refuse to save`, { ramEnd: f.ramEnd },

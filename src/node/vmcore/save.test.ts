@@ -399,7 +399,7 @@ test("real 6.1 vmcore: dmesg equals makedumpfile --dump-dmesg; our -d 31 kdump a
   }
 });
 
-test("real 6.1 vmcore: the 2nd bitmap made a window at a time (read back from the file, made again for a stream) gives the same file as held whole, cut short too", async (t) => {
+test("real 6.1 vmcore: the 2nd bitmap made a window at a time (read back from the file, made again for a stream) gives the same file as held whole, cut short too, and the same ELF dump", async (t) => {
   if (!existsSync(REAL)) return missingInput(t, `no captured vmcore at ${REAL} (run: node dist/lab/capture-vmcore.js, about 2 minutes; or the e2e suite's vmcore-amd64-6.1)`);
   if (missingTool("makedumpfile") !== undefined) return missingInput(t, "makedumpfile is not installed (.ci/setup-debian.sh)");
   const dir = tmp();
@@ -413,6 +413,9 @@ test("real 6.1 vmcore: the 2nd bitmap made a window at a time (read back from th
       ["zlib, the scan shared with a worker", { codec: "zlib", dumpLevel: 31, threads: 1 }],
       ["lzo -d 1", { codec: "lzo", dumpLevel: 1 }],
       ["cut short after 3000 pages", { codec: "lzo", dumpLevel: 31, faultAfterPages: 3000 }],
+      // The ELF writer plans its PT_LOADs from the same windows.
+      ["ELF -d 31", { format: "elf", codec: "none", dumpLevel: 31 }],
+      ["ELF -d 1", { format: "elf", codec: "none", dumpLevel: 1 }],
     ];
     for (const [what, more] of cases) {
       const whole = join(dir, "whole.kdump");
