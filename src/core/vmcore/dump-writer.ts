@@ -725,7 +725,7 @@ export class ElfLoadPlanner {
 
   /** The PT_LOAD from s.runStart: data to page frame `fileEnd`, excluded tail to `tailEnd`, cut to the segment's bytes. */
   private close(s: ElfSegmentPlan, fileEnd: number, tailEnd: number): void {
-    const { P, } = this;
+    const P = this.P;
     const { p_paddr, p_memsz, p_vaddr } = s.seg;
     const start = BigInt(s.runStart) * P < p_paddr ? p_paddr : BigInt(s.runStart) * P;
     const stop = BigInt(tailEnd) * P > p_paddr + p_memsz ? p_paddr + p_memsz : BigInt(tailEnd) * P;
@@ -774,9 +774,9 @@ function excludeZeroPages(memory: Vmcore["memory"], bits: Uint8Array, first: num
  * An ELF dump (what makedumpfile -E writes) of memory below 4 PiB. Its PT_LOADs come before the
  * data, so pass 1 runs the dump level's exclusion a window of page frames at a time, as the kdump
  * writer does, and plans the segments from each window (ElfLoadPlanner); then the headers go out,
- * and the data after them. The data needs no bitmap: a PT_LOAD's file part is written whole, the
- * short excluded runs kept inside it too, so the segment list is all that pass 2 reads (no second
- * scan, as makedumpfile's cyclic mode makes, is needed for it).
+ * and the data after them (pass 2). The data needs no bitmap: a PT_LOAD's file part is written
+ * whole, the short excluded runs kept inside it too, so the segment list is all pass 2 reads, and
+ * the exclusion runs once (the kdump writer makes a window again where it cannot read it back).
  */
 export async function writeElfDump(core: Vmcore, opts: DumpOptions, sink: DumpSink, hooks: DumpHooks = {}, exclusion: DumpExclusion = {}): Promise<DumpResult> {
   const ps = core.memory.pageSize;
