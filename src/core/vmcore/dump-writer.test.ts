@@ -4,9 +4,9 @@ import { compressBatch, readExtents, type PageCompressInto } from "./batch.js";
 import { LZO_HASH_BITS, lzo1xCompressInto } from "./codecs.js";
 import { BatchReadError, ElfLoadPlanner, prepareDumpBitmaps, writeElfDump, writeKdumpDump, type BatchCompressor, type DumpExclusion, type DumpOptions, type DumpSink } from "./dump-writer.js";
 import { clearBit } from "./exclude.js";
-import { DUMP_DH_COMPRESSED_INCOMPLETE, DUMP_DH_COMPRESSED_LZO, KDUMP_HEADER_VERSION, KDUMP_SUB_HEADER_64, PAGE_DESC, PAGE_DESC_SIZE, readDiskDumpHeader } from "./kdump.js";
+import { DUMP_DH_COMPRESSED_INCOMPLETE, DUMP_DH_COMPRESSED_LZO, KDUMP_HEADER_VERSION, KDUMP_SUB_HEADER_64, PAGE_DESC, PAGE_DESC_SIZE, readDiskDumpHeader, readKdump } from "./kdump.js";
 import { offsetOf, readStruct } from "../bytes/layout.js";
-import { bytesAccess, type PhysicalMemory, type PhysRange } from "./memory.js";
+import { bytesAccess, type PhysicalMemory, type PhysRange, type RandomAccess } from "./memory.js";
 import { decompressPage } from "./codecs.js";
 import { kernelMemory } from "./kernel-memory.js";
 import { hex } from "../format.js";
@@ -451,7 +451,7 @@ function highMemory(also: Iterable<number> = []) {
   return { low, core, compressor, pages, ranges, left, exclusion, log, maxPfn: 17 * 2 ** 28 + 700 };
 }
 
-test("dump writer (kdump): memory at 12 and 17 TiB (page frames past 2^31 and 2^32), into a file and a stream: every page where it belongs, the header as makedumpfile writes it", async () => {
+test("dump writer (kdump): memory at 12 and 17 TiB (page frames past 2^31 and 2^32), into a file and a stream: every page where it belongs, the header as makedumpfile writes it, read back by readKdump", async () => {
   const { core, compressor, pages, ranges, left, exclusion, log, maxPfn } = highMemory();
   const sorted = (pfns: Iterable<number>) => [...pfns].sort((a, b) => a - b);
 
@@ -507,10 +507,47 @@ test("dump writer (kdump): memory at 12 and 17 TiB (page frames past 2^31 and 2^
   }
   assert.deepEqual(cuts[1][1].blocks, cuts[0][1].blocks, "cut short: the stream's file is the file, byte for byte");
 
-  // Read back, such a file's bitmaps would be held whole: kexec-ts says so, and who reads it.
-  const file = outputs[0][1];
-  assert.throws(() => openVmcore({ size: BigInt(file.length), read: (offset, n) => file.read(Number(offset), n) }, "dump"),
-    (e: Error) => e instanceof KexecError && e.data.field === "max_mapnr_64" && /kexec-ts reads kdump files of memory below 0x80000000000/.test(e.message) && /makedumpfile/.test(e.hint ?? ""));
+  // Read back by readKdump, which streams the bitmaps and ranks a page in its block of the 2nd:
+  // every page frame where the writer put it, past 2^31 and 2^32 (17 TiB wrapped to 32 bits is
+  // 1 TiB, where nothing is), the present runs, the counts and the log.
+  const access = (f: SparseSink, patch?: (head: Uint8Array) => void): RandomAccess => {
+    const head = f.read(0, 2 * PS);
+    patch?.(head);
+    return { size: BigInt(f.length), read: (offset, n) => (offset + BigInt(n) <= BigInt(head.length) ? head.slice(Number(offset), Number(offset) + n) : f.read(Number(offset), n)) };
+  };
+  const readBack = (f: SparseSink, dumped: number[], what: string) => {
+    const dump = openVmcore(access(f), what);
+    const k = dump.kdump!;
+    assert.equal(k.header.max_mapnr, BigInt(maxPfn), what);
+    assert.equal(k.presentPages, BigInt(pages.size), `${what}: present pages`);
+    assert.equal(k.dumpedPages, BigInt(dumped.length), `${what}: dumped pages`);
+    const present = sorted(pages.keys());
+    const runs: PhysRange[] = [];
+    for (const p of present) {
+      const last = runs.at(-1);
+      if (last !== undefined && last.end === BigInt(p) * BigInt(PS)) last.end += BigInt(PS);
+      else runs.push({ start: BigInt(p) * BigInt(PS), end: BigInt(p + 1) * BigInt(PS) });
+    }
+    assert.deepEqual(k.memory.ranges, runs, `${what}: the 1st bitmap's runs`);
+    const stored = new Set(dumped);
+    const edges = [2 ** 28, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 12 * 2 ** 28 + 2 ** 21, 17 * 2 ** 28 - 1, maxPfn - 1];
+    for (const p of [...present, ...edges]) {
+      assert.equal(k.memory.hasPage!(BigInt(p)), stored.has(p), `${what}: hasPage(${hex(p)})`);
+      assert.deepEqual(k.memory.readPage(BigInt(p)), stored.has(p) ? pages.get(p) : undefined, `${what}: page frame ${hex(p)}`);
+    }
+    assert.equal(k.memory.readPage(BigInt(maxPfn)), undefined, `${what}: max_mapnr itself`);
+    assert.equal(formatDmesg(readLockless(vmcoreKernelMemory(dump), dump.vmcoreinfo!)), log, `${what}: the log`);
+    return dump;
+  };
+  assert.equal(readBack(outputs[0][1], kept, "a file").incomplete, false);
+  assert.equal(readBack(cuts[0][1], kept.filter((p) => p < high12[256]!), "a file cut short").incomplete, true);
+
+  // Past 2^40 page frames (4 PiB) the header is refused by name; at 2^40 the bitmaps are too short for it.
+  const maxMapnrAt = PS + offsetOf(KDUMP_SUB_HEADER_64, "max_mapnr_64");
+  const withMaxMapnr = (n: bigint) => access(outputs[0][1], (head) => new DataView(head.buffer).setBigUint64(maxMapnrAt, n, true));
+  assert.throws(() => readKdump(withMaxMapnr((1n << 40n) + 1n), "dump"), (e: Error) => e instanceof KexecError && e.data.field === "max_mapnr_64" && e.data.offset === maxMapnrAt &&
+    e.data.expected === "<= 0x10000000000" && e.data.actual === "0x10000000001" && /kexec-ts reads kdump files of memory below 0x10000000000000/.test(e.message) && /makedumpfile/.test(e.hint ?? ""));
+  assert.throws(() => readKdump(withMaxMapnr(1n << 40n), "dump"), (e: Error) => e instanceof KexecError && e.data.field === "bitmap_blocks");
 });
 
 type Segment = { p_paddr: bigint; p_memsz: bigint; p_vaddr: bigint };

@@ -21,7 +21,7 @@ import { hex } from "../format.js";
 import { parseNotes, type ElfNote } from "../image/elf.js";
 import { decompressPage, type PageCodec } from "./codecs.js";
 import { type PhysRange, type PhysicalMemory, type RandomAccess } from "./memory.js";
-import { MAX_WHOLE_BITMAP_PFN } from "./page-frame-limits.js";
+import { MAX_KDUMP_PFN } from "./page-frame-limits.js";
 import { parseVmcoreInfo, type VmcoreInfo } from "./vmcoreinfo.js";
 
 export const KDUMP_SIGNATURE = "KDUMP   ";
@@ -221,18 +221,20 @@ export function readKdump(file: RandomAccess, what = "kdump file"): KdumpFile {
     offset_vmcoreinfo: sub.offset_vmcoreinfo ?? 0n, size_vmcoreinfo: sub.size_vmcoreinfo ?? 0n,
     offset_note: sub.offset_note ?? 0n, size_note: sub.size_note ?? 0n,
   };
+  // The bitmaps are streamed at open and read a block at a time after (kdumpBitmaps), so what
+  // is held does not grow with the highest page frame; this limit is the writer's (2^40 page
+  // frames, 4 PiB), where pfn * block_size stays exact as a double.
+  if (header.max_mapnr > BigInt(MAX_KDUMP_PFN)) {
+    const field = sub.max_mapnr_64 === undefined ? "max_mapnr" : "max_mapnr_64";
+    const offset = sub.max_mapnr_64 === undefined ? offsetOf(L.header, "max_mapnr") : blockSize + offsetOf(L.sub, "max_mapnr_64");
+    throw new KexecError("parse", `${what}: ${field} ${hex(header.max_mapnr)} page frames: kexec-ts reads kdump files of memory below ${hex(BigInt(MAX_KDUMP_PFN) * BigInt(blockSize))} (${hex(MAX_KDUMP_PFN)} page frames, 5-level paging's reach)`,
+      { field, offset, expected: `<= ${hex(MAX_KDUMP_PFN)}`, actual: hex(header.max_mapnr) },
+      "if the crashed machine really has memory there, read this dump with makedumpfile (--dump-dmesg) or crash; otherwise the dump's header is damaged");
+  }
   const bitmapBytes = (header.bitmap_blocks * blockSize) / 2;
   if (header.max_mapnr > BigInt(bitmapBytes) * 8n) {
     throw new KexecError("parse", `${what}: max_mapnr ${header.max_mapnr} needs ${header.max_mapnr / 8n} bitmap bytes, but bitmap_blocks ${header.bitmap_blocks} gives ${bitmapBytes} per bitmap`,
       { field: "bitmap_blocks", offset: offsetOf(L.header, "bitmap_blocks"), expected: `>= ${header.max_mapnr / 8n} bytes`, actual: String(bitmapBytes) }, "the dump's header is corrupt");
-  }
-  // Both bitmaps are held whole below (the ranks of the 2nd answer readPage), as the report's and an ELF dump's are.
-  if (header.max_mapnr > BigInt(MAX_WHOLE_BITMAP_PFN)) {
-    const field = sub.max_mapnr_64 === undefined ? "max_mapnr" : "max_mapnr_64";
-    const offset = sub.max_mapnr_64 === undefined ? offsetOf(L.header, "max_mapnr") : blockSize + offsetOf(L.sub, "max_mapnr_64");
-    throw new KexecError("parse", `${what}: ${field} ${hex(header.max_mapnr)} page frames: kexec-ts reads kdump files of memory below ${hex(BigInt(MAX_WHOLE_BITMAP_PFN) * BigInt(blockSize))} (${MAX_WHOLE_BITMAP_PFN} page frames), whose bitmaps it holds whole`,
-      { field, offset, expected: `<= ${hex(MAX_WHOLE_BITMAP_PFN)}`, actual: hex(header.max_mapnr) },
-      "read this dump with makedumpfile (--dump-dmesg) or crash; kexec-ts writes kdump files of memory up to 4 PiB, but reads them back only below 8 TiB");
   }
   // Each (offset, size) pair of the headers is checked against the file before it is read: a
   // damaged size named the read, not the field, or asked for more than a typed array holds.
@@ -252,30 +254,23 @@ export function readKdump(file: RandomAccess, what = "kdump file"): KdumpFile {
   let vmcoreinfo: VmcoreInfo | undefined;
   if (header.size_vmcoreinfo > 0n) vmcoreinfo = parseVmcoreInfo(latin1(file.read(header.offset_vmcoreinfo, Number(header.size_vmcoreinfo))).replace(/\0+$/, ""));
   const bitmapAt = BigInt((1 + header.sub_hdr_size) * blockSize);
-  const bitmap1 = file.read(bitmapAt, bitmapBytes);
-  const bitmap2 = file.read(bitmapAt + BigInt(bitmapBytes), bitmapBytes);
-  const descAt = bitmapAt + BigInt(header.bitmap_blocks * blockSize);
-  const rank = rankIndex(bitmap2);
-  const present = popcount(bitmap1);
-  const dumped = popcount(bitmap2);
-  const ranges = rangesOf(bitmap1, header.max_mapnr, BigInt(blockSize));
+  const descAt = bitmapAt + BigInt(header.bitmap_blocks) * BigInt(blockSize);
+  const bitmaps = kdumpBitmaps(file, bitmapAt, bitmapBytes, Number(header.max_mapnr), blockSize);
   const memory: PhysicalMemory = {
     pageSize: blockSize,
-    ranges,
+    ranges: bitmaps.ranges,
     hasPage(pfn: bigint): boolean {
-      const p = Number(pfn);
-      return pfn >= 0n && pfn < header.max_mapnr && (bitmap2[p >>> 3]! & (1 << (p & 7))) !== 0;
+      return pfn >= 0n && pfn < header.max_mapnr && bitmaps.isDumped(Number(pfn));
     },
     readPage(pfn: bigint): Uint8Array | undefined {
       if (pfn < 0n || pfn >= header.max_mapnr) return undefined;
-      const p = Number(pfn);
-      if ((bitmap2[p >>> 3]! & (1 << (p & 7))) === 0) return undefined;
-      const index = rank(p);
+      const index = bitmaps.descIndex(Number(pfn));
+      if (index === undefined) return undefined;
       const { offset, size, flags } = readStruct(PAGE_DESC, file.read(descAt + BigInt(index) * BigInt(PAGE_DESC_SIZE), PAGE_DESC_SIZE), 0, { what: `${what} page_desc ${index}` });
       // An incomplete dump ends before some descriptors were filled: they read as zeros.
       if (offset === 0n && size === 0) return undefined;
       if (size > blockSize) {
-        throw new KexecError("parse", `${what}: page_desc ${index} (pfn ${hex(pfn)}) says ${size} bytes, more than a page`, { field: "page_desc.size", offset: descAt + BigInt(index * PAGE_DESC_SIZE), expected: `<= ${blockSize}`, actual: String(size) }, "the dump is corrupt at this page");
+        throw new KexecError("parse", `${what}: page_desc ${index} (pfn ${hex(pfn)}) says ${size} bytes, more than a page`, { field: "page_desc.size", offset: descAt + BigInt(index) * BigInt(PAGE_DESC_SIZE), expected: `<= ${blockSize}`, actual: String(size) }, "the dump is corrupt at this page");
       }
       const data = file.read(offset, size);
       const pageCodec = codecOf(flags);
@@ -288,7 +283,7 @@ export function readKdump(file: RandomAccess, what = "kdump file"): KdumpFile {
   };
   return {
     format: "kdump", header, notes, noteBytes, vmcoreinfo, incomplete: (header.status & DUMP_DH_COMPRESSED_INCOMPLETE) !== 0,
-    memory, presentPages: present, dumpedPages: dumped, cutShort: kdumpCutShort(file, descAt, dumped),
+    memory, presentPages: BigInt(bitmaps.presentPages), dumpedPages: BigInt(bitmaps.dumpedPages), cutShort: kdumpCutShort(file, descAt, BigInt(bitmaps.dumpedPages)),
   };
 }
 
@@ -339,19 +334,142 @@ export function rankIndex(bitmap: Uint8Array): (p: number) => number {
   };
 }
 
-function rangesOf(bitmap: Uint8Array, maxPfn: bigint, pageSize: bigint): PhysRange[] {
+/** Set bits of a 32-bit word (SWAR: pairs, nibbles, then the bytes summed by one multiply). */
+function popcount32(v: number): number {
+  v -= (v >>> 1) & 0x55555555;
+  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+  return Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
+}
+
+/**
+ * Bytes of the 2nd bitmap per entry of its rank index (the set bits before each such block):
+ * 2^21 page frames, 8 GiB of 4 KiB pages. At 2^40 page frames (4 PiB) the index is 2^19 doubles,
+ * 4 MiB; a 1 GiB machine's whole bitmap (32 KiB) is one block, ranked as it was held whole.
+ */
+const RANK_BLOCK_BYTES = 1 << 18;
+const RANK_BLOCK_BITS = RANK_BLOCK_BYTES * 8;
+/** How much of each bitmap the open reads at a time (a whole number of rank blocks). */
+const SCAN_CHUNK_BYTES = 4 * RANK_BLOCK_BYTES;
+/**
+ * Blocks of the 2nd bitmap kept once read, the last used first: a log's pages cluster, and a
+ * page-table walk visits a few places (the tables, then the page) before it moves on.
+ */
+const CACHED_RANK_BLOCKS = 4;
+
+/** What readKdump knows of a file's two bitmaps without holding either. */
+interface KdumpBitmaps {
+  /** The runs of the 1st bitmap below max_mapnr, as physical ranges. */
+  ranges: PhysRange[];
+  /** Set bits of each bitmap, all of it (as popcount of the whole bitmap had counted). */
+  presentPages: number;
+  dumpedPages: number;
+  /** Whether page frame p (below max_mapnr) is set in the 2nd bitmap. */
+  isDumped(p: number): boolean;
+  /** Page frame p's page_desc index (the set bits of the 2nd bitmap before it), or undefined when it is not dumped. */
+  descIndex(p: number): number | undefined;
+}
+
+/**
+ * One pass over each bitmap at open, SCAN_CHUNK_BYTES at a time: the 1st gives the present
+ * ranges and count, the 2nd its count and a prefix count per RANK_BLOCK_BYTES. A page is then
+ * looked up in its block of the 2nd bitmap, read back from the file. At 12 TiB each bitmap is
+ * 384 MiB, which held whole had been 768 MiB for a log of a few pages. Page frames are doubles
+ * (exact to 2^53); bits are indexed (>>> 3, & 7) only inside one chunk or block.
+ */
+function kdumpBitmaps(file: RandomAccess, bitmapAt: bigint, bitmapBytes: number, maxPfn: number, pageSize: number): KdumpBitmaps {
+  const readAt = (offset: bigint, into: Uint8Array): void => {
+    if (file.readInto) file.readInto(offset, into, 0, into.length);
+    else into.set(file.read(offset, into.length));
+  };
+  // bitmapBytes is a multiple of half a block (512 bytes or more): chunks are whole words.
+  const chunk = new Uint8Array(Math.min(SCAN_CHUNK_BYTES, bitmapBytes));
+  const words = new Uint32Array(chunk.buffer);
+  const ps = BigInt(pageSize);
+
   const ranges: PhysRange[] = [];
-  let start = -1;
-  const limit = Number(maxPfn);
-  for (let p = 0; p <= limit; p++) {
-    const set = p < limit && (bitmap[p >>> 3]! & (1 << (p & 7))) !== 0;
-    if (set && start < 0) start = p;
-    else if (!set && start >= 0) {
-      ranges.push({ start: BigInt(start) * pageSize, end: BigInt(p) * pageSize });
-      start = -1;
+  let runStart = -1;
+  let presentPages = 0;
+  for (let at = 0; at < bitmapBytes; at += SCAN_CHUNK_BYTES) {
+    const bytes = chunk.subarray(0, Math.min(SCAN_CHUNK_BYTES, bitmapBytes - at));
+    readAt(bitmapAt + BigInt(at), bytes);
+    const firstPfn = at * 8;
+    const n = bytes.length >>> 2;
+    for (let w = 0; w < n; w++) {
+      // Outside a run, zero words (most of a machine with memory placed high) are passed in a tight loop.
+      if (runStart < 0) {
+        while (w < n && words[w] === 0) w++;
+        if (w === n) break;
+      }
+      const word = words[w]!;
+      presentPages += popcount32(word);
+      const p0 = firstPfn + w * 32;
+      // A run that goes on through the word's every bit needs no look inside (one open at
+      // max_mapnr is closed there after the loop).
+      if (p0 >= maxPfn || (runStart >= 0 && word === 0xffffffff)) continue;
+      for (let bit = 0; bit < 32; bit++) {
+        const p = p0 + bit;
+        const set = p < maxPfn && ((bytes[(w << 2) + (bit >>> 3)]! >>> (bit & 7)) & 1) !== 0;
+        if (set && runStart < 0) runStart = p;
+        else if (!set && runStart >= 0) {
+          ranges.push({ start: BigInt(runStart) * ps, end: BigInt(p) * ps });
+          runStart = -1;
+        }
+      }
     }
   }
-  return ranges;
+  if (runStart >= 0) ranges.push({ start: BigInt(runStart) * ps, end: BigInt(maxPfn) * ps });
+
+  const dumpedAt = bitmapAt + BigInt(bitmapBytes);
+  const blocks = Math.ceil(bitmapBytes / RANK_BLOCK_BYTES);
+  // Doubles: more than 2^32 pages (16 TiB) may be dumped.
+  const dumpedBefore = new Float64Array(blocks + 1);
+  let dumpedPages = 0;
+  for (let at = 0; at < bitmapBytes; at += SCAN_CHUNK_BYTES) {
+    const bytes = chunk.subarray(0, Math.min(SCAN_CHUNK_BYTES, bitmapBytes - at));
+    readAt(dumpedAt + BigInt(at), bytes);
+    for (let from = 0; from < bytes.length; from += RANK_BLOCK_BYTES) {
+      dumpedBefore[(at + from) / RANK_BLOCK_BYTES] = dumpedPages;
+      const end = Math.min(bytes.length, from + RANK_BLOCK_BYTES) >>> 2;
+      for (let w = from >>> 2; w < end; w++) {
+        const word = words[w]!;
+        if (word !== 0) dumpedPages += popcount32(word);
+      }
+    }
+  }
+  dumpedBefore[blocks] = dumpedPages;
+
+  const cache: { block: number; bits: Uint8Array; rank: (p: number) => number }[] = [];
+  const blockAt = (block: number) => {
+    const first = cache[0];
+    if (first !== undefined && first.block === block) return first;
+    const i = cache.findIndex((c) => c.block === block);
+    let entry;
+    if (i > 0) entry = cache.splice(i, 1)[0]!;
+    else {
+      const from = block * RANK_BLOCK_BYTES;
+      const bits = new Uint8Array(Math.min(RANK_BLOCK_BYTES, bitmapBytes - from));
+      readAt(dumpedAt + BigInt(from), bits);
+      entry = { block, bits, rank: rankIndex(bits) };
+      if (cache.length === CACHED_RANK_BLOCKS) cache.pop();
+    }
+    cache.unshift(entry);
+    return entry;
+  };
+  const isDumped = (p: number): boolean => {
+    const block = Math.floor(p / RANK_BLOCK_BITS);
+    const within = p - block * RANK_BLOCK_BITS;
+    return (blockAt(block).bits[within >>> 3]! & (1 << (within & 7))) !== 0;
+  };
+  return {
+    ranges, presentPages, dumpedPages, isDumped,
+    descIndex(p: number): number | undefined {
+      const block = Math.floor(p / RANK_BLOCK_BITS);
+      const within = p - block * RANK_BLOCK_BITS;
+      const b = blockAt(block);
+      if ((b.bits[within >>> 3]! & (1 << (within & 7))) === 0) return undefined;
+      return dumpedBefore[block]! + b.rank(within);
+    },
+  };
 }
 
 // ---- writing ----

@@ -8,7 +8,7 @@ import { formatDmesg, readLockless } from "./dmesg.js";
 import { bytesAccess } from "./memory.js";
 import { parseVmcoreInfo } from "./vmcoreinfo.js";
 import { openVmcore, vmcoreKernelMemory } from "./vmcore.js";
-import { encodeKdumpHeaders, planKdumpLayout, readKdump } from "./kdump.js";
+import { encodeKdumpHeaders, planKdumpLayout, readKdump, writePageDesc } from "./kdump.js";
 import { encodeFlatHeader, encodeFlatRecordHeader, FLAT_END, FlatReassembler, parseFlat } from "./flat.js";
 import { syntheticVmcore, SYNTH_PAGE } from "./testing.js";
 import { concatBytes } from "../bytes/reader.js";
@@ -113,6 +113,67 @@ test("kdump header: fields sit where makedumpfile 1.7.2 puts them and read back"
   assert.equal(k.header.utsname.release, "6.1.0-50-amd64");
   assert.equal(k.header.dump_level, 31);
   assert.equal(k.dumpedPages, 0n);
+});
+
+test("kdump reader: bitmaps streamed in chunks and ranked in blocks give what the whole bitmaps give, across chunk and block edges", () => {
+  // Three 1 MiB chunks of each bitmap (2^23 page frames each); rank blocks are 2^21 page frames.
+  const CHUNK = 2 ** 23;
+  const BLOCK = 2 ** 21;
+  const maxPfn = 2 * CHUNK + BLOCK + 1234;
+  const present = new Set<number>();
+  const presentRun = (from: number, to: number) => { for (let p = from; p < to; p++) present.add(p); };
+  presentRun(0x100, 0x9f);
+  presentRun(BLOCK - 7, BLOCK + 40); // across a rank block
+  presentRun(CHUNK - 100_000, CHUNK + 100_000); // across a chunk: whole words of ones, one run
+  presentRun(2 * CHUNK - 1, 2 * CHUNK); // a run of one page, a chunk's last
+  presentRun(2 * CHUNK + 33, 2 * CHUNK + 35);
+  presentRun(maxPfn - 70, maxPfn); // open to max_mapnr
+  const dumped = [...present].filter((p) => p % 3 !== 1 && p % 1000 !== 7).sort((a, b) => a - b);
+  const input = {
+    utsname: { sysname: "Linux", nodename: "host", release: "6.1.0-50-amd64", version: "#1 SMP", machine: "x86_64", domainname: "(none)" }, timestampSec: 0n, status: 0, blockSize: 4096,
+    maxMapnr: BigInt(maxPfn), nrCpus: 1, physBase: 0n, dumpLevel: 1, noteBytes: new Uint8Array(0), vmcoreinfoInNotes: undefined, descCount: BigInt(dumped.length),
+  };
+  const layout = planKdumpLayout(input);
+  const bitmapBytes = (layout.bitmapBlocks * 4096) / 2;
+  // Page data as one run of 32-bit counters: page i's descriptor points at counter i, so a page read back says its index.
+  const dataBytes = 4 * dumped.length + 4096;
+  const file = new Uint8Array(Number(layout.dataOffset) + dataBytes);
+  file.set(encodeKdumpHeaders(input, layout));
+  const bitmapAt = Number(layout.bitmapOffset);
+  const setBit = (at: number, p: number) => { file[at + Math.floor(p / 8)]! |= 1 << (p % 8); };
+  for (const p of present) setBit(bitmapAt, p);
+  // Set past max_mapnr (the rest of its word, all ones then, and one more): counted as present (as
+  // the whole bitmap was), never a range.
+  const past = [maxPfn + 40];
+  for (let p = maxPfn; p % 32 !== 0; p++) past.push(p);
+  for (const p of past) setBit(bitmapAt, p);
+  for (const p of dumped) setBit(bitmapAt + bitmapBytes, p);
+  const view = new DataView(file.buffer);
+  const dataAt = Number(layout.dataOffset);
+  dumped.forEach((_, i) => {
+    writePageDesc(view, Number(layout.descOffset) + i * 24, dataAt + 4 * i, 4096, 0);
+    view.setUint32(dataAt + 4 * i, i, true);
+  });
+  const k = readKdump(bytesAccess(file));
+  const runs: { start: bigint; end: bigint }[] = [];
+  for (const p of [...present].sort((a, b) => a - b)) {
+    const last = runs.at(-1);
+    if (last !== undefined && last.end === BigInt(p) * 4096n) last.end += 4096n;
+    else runs.push({ start: BigInt(p) * 4096n, end: BigInt(p + 1) * 4096n });
+  }
+  assert.deepEqual(k.memory.ranges, runs);
+  assert.equal(k.presentPages, BigInt(present.size + past.length));
+  assert.equal(k.dumpedPages, BigInt(dumped.length));
+  assert.equal(k.cutShort, undefined);
+  const index = new Map(dumped.map((p, i) => [p, i]));
+  const edges = [0, 1, BLOCK - 1, BLOCK, CHUNK - 1, CHUNK, 2 * CHUNK - 1, 2 * CHUNK, maxPfn - 1, maxPfn, maxPfn + 1];
+  // Out of order, so the cache of blocks turns over.
+  for (const p of [...edges, ...[...present].reverse(), ...edges]) {
+    const i = index.get(p);
+    assert.equal(k.memory.hasPage!(BigInt(p)), i !== undefined, `hasPage(${p})`);
+    const page = k.memory.readPage(BigInt(p));
+    assert.equal(page === undefined ? undefined : new DataView(page.buffer, page.byteOffset).getUint32(0, true), i, `readPage(${p})`);
+  }
 });
 
 test("flattened stream: header, records, end marker", () => {
