@@ -20,22 +20,23 @@ export interface PageFrameLimit {
 }
 
 /**
- * A bitmap of every page frame held whole: `report --vmcore` (it draws it), and a kdump file read
- * back (readKdump holds both of its bitmaps and ranks pages from the whole 2nd one). At 2^31 page
- * frames each bitmap is 256 MiB already, and indexes past 2^32 bits would not fit p >>> 3. A
- * damaged PT_LOAD (p_memsz 2^64 - 1) had asked for a bitmap larger than any typed array, or looped
- * for minutes.
+ * A bitmap of every page frame held whole: `report --vmcore` (it draws it). At 2^31 page frames
+ * the bitmap is 256 MiB already, and indexes past 2^32 bits would not fit p >>> 3. A damaged
+ * PT_LOAD (p_memsz 2^64 - 1) had asked for a bitmap larger than any typed array, or looped for
+ * minutes.
  */
 export const MAX_WHOLE_BITMAP_PFN = 2 ** 31;
 
 /**
- * The kdump-compressed writer (dump-writer.ts: a file, or a flattened stream) holds its 2nd bitmap
- * a window of WINDOW_PAGES at a time and makes the 1st in pieces, so nothing it holds grows with
- * the highest page frame; the file's own bitmaps do (32 MiB per TiB each, as makedumpfile's). The
- * ELF writer plans its PT_LOADs from the same windows, one at a time: only its segment list grows
- * with the machine. 2^40 page frames are 4 PiB, the reach of 5-level paging (MAX_PHYSMEM_BITS 52),
- * and keep pfn * 4096 exact as a double (below 2^53); bitmap_blocks, a 32-bit count of 4 KiB
- * blocks, is 2^26 there.
+ * The kdump-compressed format, written and read back, and ELF dumps. The kdump writer
+ * (dump-writer.ts: a file, or a flattened stream) holds its 2nd bitmap a window of WINDOW_PAGES at
+ * a time and makes the 1st in pieces; the ELF writer plans its PT_LOADs from the same windows, one
+ * at a time (only its segment list grows with the machine); the reader (readKdump) streams both
+ * bitmaps once at open and keeps a prefix count per 256 KiB of the 2nd (4 MiB at this limit),
+ * reading a block back to find a page. So nothing they hold grows with the highest page frame; a
+ * kdump file's own bitmaps do (32 MiB per TiB each, as makedumpfile's). 2^40 page frames are
+ * 4 PiB, the reach of 5-level paging (MAX_PHYSMEM_BITS 52), and keep pfn * 4096 exact as a double
+ * (below 2^53); bitmap_blocks, a 32-bit count of 4 KiB blocks, is 2^26 there.
  */
 export const MAX_KDUMP_PFN = 2 ** 40;
 
@@ -43,8 +44,8 @@ const RESAVE_AS_KDUMP = "save it in the kdump-compressed format (vmcore save's d
 
 export const WHOLE_BITMAP_LIMIT: PageFrameLimit = {
   end: MAX_WHOLE_BITMAP_PFN,
-  holder: "where it holds a bitmap of every page frame whole (the report, a kdump file read back), kexec-ts handles",
-  hint: `if the crashed machine really has memory there, ${RESAVE_AS_KDUMP}, and read that with makedumpfile or crash; otherwise the dump's headers (its PT_LOADs or bitmaps) are damaged`,
+  holder: "where it holds a bitmap of every page frame whole (the report), kexec-ts handles",
+  hint: `if the crashed machine really has memory there, ${RESAVE_AS_KDUMP}, and read that with kexec-ts vmcore info and dmesg, makedumpfile or crash; otherwise the dump's headers (its PT_LOADs or bitmaps) are damaged`,
 };
 
 export const KDUMP_WRITER_LIMIT: PageFrameLimit = {
