@@ -122,7 +122,7 @@ test("kdump reader: bitmaps streamed in chunks and ranked in blocks give what th
   const maxPfn = 2 * CHUNK + BLOCK + 1234;
   const present = new Set<number>();
   const presentRun = (from: number, to: number) => { for (let p = from; p < to; p++) present.add(p); };
-  presentRun(0x100, 0x9f);
+  presentRun(0x10, 0x9f);
   presentRun(BLOCK - 7, BLOCK + 40); // across a rank block
   presentRun(CHUNK - 100_000, CHUNK + 100_000); // across a chunk: whole words of ones, one run
   presentRun(2 * CHUNK - 1, 2 * CHUNK); // a run of one page, a chunk's last
