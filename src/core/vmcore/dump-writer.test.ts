@@ -196,8 +196,25 @@ test("a dump copied only in part reads as incomplete and says where it ends; dam
   for (const cut of [whole.length - 1, whole.length - 5000]) {
     const part = openVmcore(bytesAccess(whole.slice(0, cut)));
     assert.equal(part.incomplete, true, `cut at ${cut}`);
-    assert.match(part.cutShort!, new RegExp(`the file ends at 0x${cut.toString(16)}, but (the last page's data|its \\d+ page descriptors) run`));
+    assert.match(part.cutShort!, new RegExp(`the file ends at 0x${cut.toString(16)}, but its (pages' data runs|\\d+ page descriptors run)`));
   }
+  // Ending in zero pages, whose descriptors all point at the one zero page stored before the data
+  // (the unwritten end of a log's ring buffer does this): the last descriptor alone said complete.
+  const s = syntheticVmcore(600);
+  const top = openVmcore(bytesAccess(s.bytes)).elf!.loads.reduce((a, l) => (l.p_paddr + l.p_memsz > a.p_paddr + a.p_memsz ? l : a));
+  const dataEnd = Number(top.p_offset + top.p_filesz);
+  s.bytes.fill(0, dataEnd - 20 * PS, dataEnd);
+  const zeroTail = new MemorySink();
+  await writeKdumpDump(openVmcore(bytesAccess(s.bytes), "synthetic"), { codec: "lzo", dumpLevel: 0, what: "synthetic" }, zeroTail, lzoCompressor(s.bytes));
+  const tailWhole = zeroTail.bytes.slice(0, zeroTail.length);
+  const k = openVmcore(bytesAccess(tailWhole)).kdump!;
+  const descAt = (1 + k.header.sub_hdr_size + k.header.bitmap_blocks) * PS;
+  const descOffset = (i: bigint) => readStruct(PAGE_DESC, tailWhole, descAt + Number(i) * PAGE_DESC_SIZE).offset;
+  assert.ok(descOffset(k.dumpedPages - 1n) < descOffset(k.dumpedPages - 21n), "the last descriptors point back, at the zero page");
+  assert.equal(openVmcore(bytesAccess(tailWhole)).cutShort, undefined);
+  const tailCut = openVmcore(bytesAccess(tailWhole.slice(0, tailWhole.length - 5000)));
+  assert.equal(tailCut.incomplete, true);
+  assert.match(tailCut.cutShort!, /but its pages' data runs to/);
   const elf = syntheticVmcore(64).bytes;
   assert.equal(openVmcore(bytesAccess(elf)).cutShort, undefined);
   assert.match(openVmcore(bytesAccess(elf.slice(0, elf.length - 4096))).cutShort!, /PT_LOAD \d+'s data runs to/);

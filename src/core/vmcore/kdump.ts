@@ -288,18 +288,37 @@ export function readKdump(file: RandomAccess, what = "kdump file"): KdumpFile {
 }
 
 /**
- * Why the file is shorter than its headers say, or undefined: the page descriptors must fit,
- * and the last descriptor's data (pages are stored in page frame order) must end inside the file.
- * A copy cut off in transfer keeps its header's "complete" status; without this, `vmcore info`
- * called it complete.
+ * Why the file is shorter than its headers say, or undefined: the page descriptors must fit, and
+ * the data they point at must end inside the file. A copy cut off in transfer keeps its header's
+ * "complete" status; without this, `vmcore info` called it complete.
+ *
+ * Pages are stored in page frame order, but the zero pages all point at one copy stored before
+ * them (makedumpfile's and kexec-ts's writers alike), and a dump often ends with zero pages (the
+ * unwritten end of the log's ring buffer, kept at any dump level). So the descriptors are read
+ * from the last one back, a few KiB at a time, until one points somewhere else than the last:
+ * the furthest data is among those read.
  */
 function kdumpCutShort(file: RandomAccess, descAt: bigint, dumped: bigint): string | undefined {
   if (dumped === 0n) return undefined;
   const descEnd = descAt + dumped * BigInt(PAGE_DESC_SIZE);
   if (descEnd > file.size) return `the file ends at ${hex(file.size)}, but its ${dumped} page descriptors run to ${hex(descEnd)}`;
-  const last = readStruct(PAGE_DESC, file.read(descEnd - BigInt(PAGE_DESC_SIZE), PAGE_DESC_SIZE), 0);
-  const dataEnd = last.offset + BigInt(last.size);
-  if (dataEnd > file.size) return `the file ends at ${hex(file.size)}, but the last page's data runs to ${hex(dataEnd)}`;
+  const CHUNK = 256n;
+  let dataEnd = 0n;
+  let lastOffset: bigint | undefined;
+  for (let end = dumped; end > 0n;) {
+    const from = end > CHUNK ? end - CHUNK : 0n;
+    const bytes = file.read(descAt + from * BigInt(PAGE_DESC_SIZE), Number(end - from) * PAGE_DESC_SIZE);
+    let other = false;
+    for (let i = Number(end - from) - 1; i >= 0; i--) {
+      const d = readStruct(PAGE_DESC, bytes, i * PAGE_DESC_SIZE);
+      if (d.offset + BigInt(d.size) > dataEnd) dataEnd = d.offset + BigInt(d.size);
+      lastOffset ??= d.offset;
+      if (d.offset !== lastOffset) other = true;
+    }
+    if (other) break;
+    end = from;
+  }
+  if (dataEnd > file.size) return `the file ends at ${hex(file.size)}, but its pages' data runs to ${hex(dataEnd)}`;
   return undefined;
 }
 
