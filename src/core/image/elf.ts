@@ -21,6 +21,14 @@ export const PT_LOAD = 1;
 export const PT_DYNAMIC = 2;
 export const PT_INTERP = 3;
 export const PT_NOTE = 4;
+/**
+ * e_phnum when the program headers do not fit 16 bits (gABI "Extended numbering", elf.h): the
+ * real count is sh_info of section header 0. PN_XNUM itself means "look there", so a count of
+ * exactly 0xffff needs it too.
+ */
+export const PN_XNUM = 0xffff;
+export const SHT_NULL = 0;
+export const SHN_UNDEF = 0;
 
 export interface ElfHeader {
   elfClass: 32 | 64;
@@ -200,6 +208,42 @@ export function elfHeaderLayout(elfClass: 32 | 64): typeof ELF64_EHDR | typeof E
 export function programHeaderLayout(elfClass: 32 | 64): typeof ELF64_PHDR | typeof ELF32_PHDR {
   return elfClass === 64 ? ELF64_PHDR : ELF32_PHDR;
 }
+export function sectionHeaderLayout(elfClass: 32 | 64): typeof ELF64_SHDR | typeof ELF32_SHDR {
+  return elfClass === 64 ? ELF64_SHDR : ELF32_SHDR;
+}
+
+/**
+ * How many program headers the file has: e_phnum, or with e_phnum = PN_XNUM, sh_info of section
+ * header 0 at e_shoff. `read(offset, length)` reads the file, `fileSize` bounds it: the section
+ * header may lie anywhere in it (the kernel's core writer puts it after the data, makedumpfile
+ * and kexec-ts right after the program headers).
+ */
+export function programHeaderCount(header: ElfHeader, fileSize: bigint, read: (offset: bigint, length: number) => Uint8Array, what = "ELF file"): number {
+  if (header.e_phnum !== PN_XNUM) return header.e_phnum;
+  const E = elfHeaderLayout(header.elfClass);
+  const S = sectionHeaderLayout(header.elfClass);
+  const hint = "the file is truncated or its header is corrupt: e_phnum 0xffff (PN_XNUM) says the program header count is in section header 0, which is not there";
+  if (header.e_shoff === 0n) {
+    throw new KexecError("parse", `${what}: e_phnum is 0xffff (PN_XNUM), but e_shoff is 0: the file has no section header 0 to hold the program header count`,
+      { field: "e_shoff", offset: offsetOf(E, "e_shoff"), expected: "the offset of section header 0", actual: hex(header.e_shoff) }, hint);
+  }
+  if (header.e_shentsize < S.size) {
+    throw new KexecError("parse", `${what}: e_phnum is 0xffff (PN_XNUM), but e_shentsize is ${header.e_shentsize}, smaller than an ELF${header.elfClass} section header (${S.size})`,
+      { field: "e_shentsize", offset: offsetOf(E, "e_shentsize"), expected: `>= ${S.size}`, actual: String(header.e_shentsize) }, hint);
+  }
+  const end = header.e_shoff + BigInt(S.size);
+  if (end > fileSize) {
+    throw new KexecError("parse", `${what}: e_phnum is 0xffff (PN_XNUM), but section header 0 (e_shoff ${hex(header.e_shoff)}, ${S.size} bytes) ends at ${hex(end)}, past the end of the file at ${hex(fileSize)}`,
+      { field: "e_shoff", offset: offsetOf(E, "e_shoff"), expected: `section header end <= ${hex(fileSize)}`, actual: hex(end) }, hint);
+  }
+  const sh = readStruct(S, read(header.e_shoff, S.size), 0, { what: `${what} section header 0` });
+  // sh_info below PN_XNUM would have fitted e_phnum: no writer puts it there, so the header is damaged.
+  if (sh.sh_info < PN_XNUM) {
+    throw new KexecError("parse", `${what}: e_phnum is 0xffff (PN_XNUM), but sh_info of section header 0 at ${hex(header.e_shoff)} is ${sh.sh_info}, a count e_phnum would have held`,
+      { field: "sh_info", offset: header.e_shoff + BigInt(offsetOf(S, "sh_info")), expected: `>= ${PN_XNUM}`, actual: String(sh.sh_info) }, "the file's header is corrupt: e_phnum or e_shoff is damaged");
+  }
+  return sh.sh_info;
+}
 
 /** The identification bytes of a little-endian x86 ELF file of the given class. */
 export function elfIdent(elfClass: 32 | 64): Uint8Array {
@@ -222,7 +266,8 @@ export function readElfClass(bytes: Uint8Array, what: string): 32 | 64 {
   return cls === ELFCLASS64 ? 64 : 32;
 }
 
-export function parseElf(bytes: Uint8Array, what = "ELF file"): ElfFile {
+/** `bytes` holds the file from offset 0 at least to the end of the program header table (and, for PN_XNUM, to section header 0, unless `phnum` gives the count). */
+export function parseElf(bytes: Uint8Array, what = "ELF file", phnum?: number): ElfFile {
   const elfClass = readElfClass(bytes, what);
   const E = elfHeaderLayout(elfClass);
   const h = readStruct(E, bytes, 0, { what });
@@ -230,18 +275,19 @@ export function parseElf(bytes: Uint8Array, what = "ELF file"): ElfFile {
     elfClass, e_type: h.e_type, e_machine: h.e_machine, e_version: h.e_version, e_entry: h.e_entry, e_phoff: h.e_phoff, e_shoff: h.e_shoff,
     e_flags: h.e_flags, e_ehsize: h.e_ehsize, e_phentsize: h.e_phentsize, e_phnum: h.e_phnum, e_shentsize: h.e_shentsize, e_shnum: h.e_shnum, e_shstrndx: h.e_shstrndx,
   };
+  const count = phnum ?? programHeaderCount(header, BigInt(bytes.length), (offset, length) => bytes.subarray(Number(offset), Number(offset) + length), what);
   const P = programHeaderLayout(elfClass);
-  if (header.e_phnum > 0 && header.e_phentsize < P.size) {
+  if (count > 0 && header.e_phentsize < P.size) {
     throw new KexecError("parse", `${what}: e_phentsize is ${header.e_phentsize}, smaller than an ELF${elfClass} program header (${P.size})`, { field: "e_phentsize", offset: offsetOf(E, "e_phentsize"), expected: `>= ${P.size}`, actual: String(header.e_phentsize) }, "the file is corrupt: its program header entries are shorter than the ELF class needs");
   }
-  const tableEnd = header.e_phoff + BigInt(header.e_phnum) * BigInt(header.e_phentsize);
-  if (header.e_phnum > 0 && tableEnd > BigInt(bytes.length)) {
+  const tableEnd = header.e_phoff + BigInt(count) * BigInt(header.e_phentsize);
+  if (count > 0 && tableEnd > BigInt(bytes.length)) {
     throw new KexecError("parse",
-      `${what}: the program header table (e_phoff ${hex(header.e_phoff)}, ${header.e_phnum} × ${header.e_phentsize} bytes) ends at ${hex(tableEnd)}, past the end of the file at ${hex(bytes.length)}`,
+      `${what}: the program header table (e_phoff ${hex(header.e_phoff)}, ${count} × ${header.e_phentsize} bytes) ends at ${hex(tableEnd)}, past the end of the file at ${hex(bytes.length)}`,
       { field: "e_phoff", offset: offsetOf(E, "e_phoff"), expected: `table end <= ${hex(bytes.length)}`, actual: hex(tableEnd) }, "the file is truncated or its header is corrupt");
   }
   const programHeaders: ProgramHeader[] = [];
-  for (let i = 0; i < header.e_phnum; i++) {
+  for (let i = 0; i < count; i++) {
     const p = readStruct(P, bytes, Number(header.e_phoff) + i * header.e_phentsize, { what: `${what} program header ${i}` });
     programHeaders.push({ index: i, p_type: p.p_type, p_flags: p.p_flags, p_offset: p.p_offset, p_vaddr: p.p_vaddr, p_paddr: p.p_paddr, p_filesz: p.p_filesz, p_memsz: p.p_memsz, p_align: p.p_align });
   }

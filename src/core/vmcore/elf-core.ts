@@ -7,7 +7,7 @@
  */
 import { KexecError } from "../errors.js";
 import { hex } from "../format.js";
-import { ELF32_EHDR, ELF64_EHDR, ET_CORE, PT_LOAD, PT_NOTE, elfHeaderLayout, looksLikeElf, parseElf, parseNotes, readElfClass, type ElfHeader, type ElfNote } from "../image/elf.js";
+import { ELF32_EHDR, ELF64_EHDR, ELF64_PHDR, ET_CORE, PN_XNUM, PT_LOAD, PT_NOTE, elfHeaderLayout, sectionHeaderLayout, looksLikeElf, parseElf, parseNotes, programHeaderCount, readElfClass, type ElfHeader, type ElfNote } from "../image/elf.js";
 import { offsetOf, readStruct } from "../bytes/layout.js";
 import { latin1, concatBytes } from "../bytes/reader.js";
 import type { PhysRange, PhysicalMemory, RandomAccess } from "./memory.js";
@@ -46,24 +46,41 @@ export function looksLikeElfCore(head: Uint8Array): boolean {
 
 /** Where a core file's program headers can start: the kernel and makedumpfile write them at 64 (52). */
 const MAX_TABLE_OFFSET = 16n << 20n;
+/**
+ * Program headers of a core: 2^24 (a table of 896 MiB) is a PT_LOAD per 257 pages (one dumped,
+ * 256 excluded: makedumpfile's PFN_EXCLUDED) of 16 TiB. Under PN_XNUM the count is sh_info, 32
+ * bits: a damaged one must not make the reader allocate GiBs. The ELF writer refuses beyond it.
+ */
+export const MAX_CORE_PROGRAM_HEADERS = 2 ** 24;
 /** All notes of a dump: one per CPU (~0.4 KiB each, 8192 CPUs at most) and VMCOREINFO. */
 const MAX_NOTES = 16n << 20n;
 
 export function readElfCore(file: RandomAccess, what = "vmcore"): ElfCore {
   const ident = file.read(0n, Number(file.size < BigInt(ELF64_EHDR.size) ? file.size : BigInt(ELF64_EHDR.size)));
-  const h = readStruct(elfHeaderLayout(readElfClass(ident, what)), ident, 0, { what });
+  const elfClass = readElfClass(ident, what);
+  const h = readStruct(elfHeaderLayout(elfClass), ident, 0, { what });
   // The header is read whole from offset 0, so a damaged e_phoff must not make that GiBs.
   if (h.e_phoff > MAX_TABLE_OFFSET) {
     throw new KexecError("parse", `${what}: e_phoff ${hex(h.e_phoff)} puts the program headers beyond any core header (the kernel and makedumpfile put them right after the ELF header)`,
       { field: "e_phoff", offset: offsetOf(ELF64_EHDR, "e_phoff"), expected: `<= ${hex(MAX_TABLE_OFFSET)}`, actual: hex(h.e_phoff) }, "the dump's ELF header is corrupt");
   }
-  const tableEnd = Number(h.e_phoff) + h.e_phnum * h.e_phentsize;
+  // More than 65,534 PT_LOADs (a large machine at -d 31) put the count in section header 0 (PN_XNUM).
+  const phnum = programHeaderCount({ ...h, elfClass }, file.size, (offset, length) => file.read(offset, length), what);
+  // Bytes, not entries: a damaged e_phentsize (up to 65535) multiplies the table as much.
+  const tableBytes = phnum * h.e_phentsize;
+  if (tableBytes > MAX_CORE_PROGRAM_HEADERS * ELF64_PHDR.size) {
+    const field = h.e_phnum === PN_XNUM ? "sh_info" : "e_phnum";
+    throw new KexecError("parse", `${what}: ${phnum} program headers of ${h.e_phentsize} bytes${h.e_phnum === PN_XNUM ? " (e_phnum is PN_XNUM; the count is section header 0's sh_info)" : ""} make a table of ${tableBytes} bytes, more than kexec-ts reads (${MAX_CORE_PROGRAM_HEADERS} of ${ELF64_PHDR.size})`,
+      { field, offset: field === "sh_info" ? h.e_shoff + BigInt(offsetOf(sectionHeaderLayout(elfClass), "sh_info")) : offsetOf(elfHeaderLayout(elfClass), "e_phnum"), expected: `<= ${MAX_CORE_PROGRAM_HEADERS * ELF64_PHDR.size} bytes`, actual: `${tableBytes} bytes` },
+      "the dump's header is corrupt, or its writer split memory into more runs than any machine has");
+  }
+  const tableEnd = Number(h.e_phoff) + phnum * h.e_phentsize;
   if (BigInt(tableEnd) > file.size) {
     throw new KexecError("parse", `${what}: the program header table ends at ${hex(tableEnd)}, past the end of the file (${hex(file.size)})`,
       { field: "e_phoff", expected: `<= ${hex(file.size)}`, actual: hex(tableEnd) }, "the vmcore is truncated");
   }
   const headBytes = file.read(0n, tableEnd);
-  const elf = parseElf(headBytes, what);
+  const elf = parseElf(headBytes, what, phnum);
   if (elf.header.e_type !== ET_CORE) {
     throw new KexecError("parse", `${what}: e_type is ${elf.header.e_type}, expected ${ET_CORE} (ET_CORE)`, { field: "e_type", offset: offsetOf(ELF64_EHDR, "e_type"), expected: "4", actual: String(elf.header.e_type) },
       "this is an ELF file but not a core dump");
