@@ -146,12 +146,14 @@ export function elfCoreMemory(core: ElfCore, file: RandomAccess, pageSize: numbe
   let last = 0;
   // The file parts of the segments in plain numbers, for the per-run lookup (files < 2^53 bytes).
   const fileParts = segments.filter((s) => s.p_filesz > 0n).map((s) => ({ paddr: Number(s.p_paddr), fileEnd: Number(s.p_paddr + s.p_filesz), offset: Number(s.p_offset) }));
+  const findPart = spanFinder(fileParts.map((s) => s.paddr), fileParts.map((s) => s.fileEnd));
+  const findSegment = spanFinder(segments.map((s) => s.p_paddr), segments.map((s) => s.p_paddr + s.p_memsz));
   let lastPart = 0;
   const fileRun = (pfn: number, max: number): { offset: number; pages: number } | undefined => {
     const paddr = pfn * pageSize;
     let part = fileParts[lastPart];
     if (!part || paddr < part.paddr || paddr + pageSize > part.fileEnd) {
-      const i = fileParts.findIndex((s) => paddr >= s.paddr && paddr + pageSize <= s.fileEnd);
+      const i = findPart(paddr, paddr + pageSize);
       if (i < 0) return undefined;
       lastPart = i;
       part = fileParts[i]!;
@@ -175,7 +177,7 @@ export function elfCoreMemory(core: ElfCore, file: RandomAccess, pageSize: numbe
       const paddr = pfn * ps;
       let seg = segments[last];
       if (!seg || paddr < seg.p_paddr || paddr >= seg.p_paddr + seg.p_memsz) {
-        const i = segments.findIndex((s) => paddr >= s.p_paddr && paddr < s.p_paddr + s.p_memsz);
+        const i = findSegment(paddr, paddr + 1n);
         if (i < 0) return undefined;
         last = i;
         seg = segments[i]!;
@@ -197,9 +199,38 @@ export function elfCoreMemory(core: ElfCore, file: RandomAccess, pageSize: numbe
 export function dedupeLoads(loads: readonly LoadSegment[]): LoadSegment[] {
   const sorted = [...loads].sort((a, b) => (a.p_paddr < b.p_paddr ? -1 : a.p_paddr > b.p_paddr ? 1 : b.p_memsz > a.p_memsz ? 1 : -1));
   const out: LoadSegment[] = [];
+  // Every one kept so far starts at or below this one: it is inside one of them when the furthest
+  // end reaches its end. (Tested against each kept one, 70,000 PT_LOADs took minutes.)
+  let reach = 0n;
   for (const s of sorted) {
-    const inside = out.some((o) => s.p_paddr >= o.p_paddr && s.p_paddr + s.p_memsz <= o.p_paddr + o.p_memsz);
-    if (!inside) out.push(s);
+    const end = s.p_paddr + s.p_memsz;
+    if (out.length > 0 && reach >= end) continue;
+    out.push(s);
+    if (end > reach) reach = end;
   }
   return out;
+}
+
+/**
+ * Over spans [start[i], end[i]) sorted by start: the index of the first that holds [from, to), or
+ * -1. A binary search for the last span starting at or below `from`, then back while a span before
+ * it still reaches `to`: a dump of 70,000 PT_LOADs read page by page had tried every span for
+ * each page it did not find in the last one.
+ */
+export function spanFinder<T extends number | bigint>(start: readonly T[], end: readonly T[]): (from: T, to: T) => number {
+  // reach[i]: the furthest end of spans 0..i.
+  const reach: T[] = [];
+  end.forEach((e, i) => reach.push(i > 0 && reach[i - 1]! > e ? reach[i - 1]! : e));
+  return (from, to) => {
+    let lo = 0;
+    let hi = start.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (start[mid]! <= from) lo = mid + 1;
+      else hi = mid;
+    }
+    let found = -1;
+    for (let i = lo - 1; i >= 0 && reach[i]! >= to; i--) if (end[i]! >= to) found = i;
+    return found;
+  };
 }
