@@ -16,6 +16,7 @@ import { encodeFlatHeader } from "./flat.js";
 import { formatDmesg, printkPageFrames, readLockless } from "./dmesg.js";
 import { crashedUtsname } from "./utsname.js";
 import { KexecError } from "../errors.js";
+import { ELF64_EHDR, ELF64_PHDR, ELF64_SHDR, PN_XNUM, PT_NOTE, SHT_NULL } from "../image/elf.js";
 
 const PS = 4096;
 
@@ -712,4 +713,105 @@ test("dump writer (ELF): memory at 12 and 17 TiB (page frames past 2^31 and 2^32
   const tooHigh: Vmcore = { ...notElf, memory: { pageSize: PS, ranges: [...low.memory.ranges, { start: (1n << 52n) - P, end: (1n << 52n) + P }], readPage: () => undefined } };
   await assert.rejects(writeElfDump(tooHigh, { codec: "none", dumpLevel: 0, what: "synthetic" }, new MemorySink()),
     (e: Error) => e instanceof KexecError && /reaches page frame 0x10000000001; kexec-ts saves ELF dumps of memory below 0x10000000000000 \(4 PiB/.test(e.message) && /makedumpfile/.test(e.hint ?? ""));
+});
+
+/**
+ * More PT_LOADs than e_phnum holds: the 600-page synthetic machine, then at 1 TiB a range split
+ * by excluded runs of exactly 256 pages (makedumpfile's PFN_EXCLUDED: each dumped page after
+ * one starts a PT_LOAD), then 68,000 one-page ranges a page apart (a PT_LOAD each, one in 50
+ * dumped). About 70,600 PT_LOADs, 3,400 pages of data at 1 TiB and up.
+ */
+function fragmentedMemory() {
+  const { core: low, s } = source(600);
+  const SPLITS = 2000;
+  const SINGLES = 68_000;
+  const splitFirst = 2 ** 28;
+  const splitEnd = splitFirst + 257 * SPLITS;
+  const singleFirst = splitEnd + 256;
+  const pages = new Map<number, Uint8Array>(s.pages);
+  const dumpedHigh = new Set<number>();
+  const pageOf = (pfn: number) => {
+    const page = new Uint8Array(PS);
+    for (let at = 0; at < PS; at += 16) { new DataView(page.buffer).setFloat64(at, pfn, true); page[at + 8] = at >>> 4; }
+    return page;
+  };
+  for (let k = 0; k < SPLITS; k++) dumpedHigh.add(splitFirst + 257 * k + 256);
+  for (let i = 0; i < SINGLES; i += 50) dumpedHigh.add(singleFirst + 2 * i);
+  for (const p of dumpedHigh) pages.set(p, pageOf(p));
+  const P = BigInt(PS);
+  const ranges: PhysRange[] = [...low.memory.ranges, { start: BigInt(splitFirst) * P, end: BigInt(splitEnd) * P }];
+  for (let i = 0; i < SINGLES; i++) ranges.push({ start: BigInt(singleFirst + 2 * i) * P, end: BigInt(singleFirst + 2 * i + 1) * P });
+  const highPresent = (p: number) => (p >= splitFirst && p < splitEnd) || (p >= singleFirst && p < singleFirst + 2 * SINGLES && (p - singleFirst) % 2 === 0);
+  const zero = new Uint8Array(PS);
+  const { elf: _, ...notElf } = low;
+  const core: Vmcore = { ...notElf, memory: { pageSize: PS, ranges, readPage: (pfn) => pages.get(Number(pfn)) ?? (highPresent(Number(pfn)) ? zero : undefined) } };
+  // The exclusion: every high page but the dumped ones (the low machine's zero pages go at dump level 1).
+  const exclusion: DumpExclusion = {
+    prepare: (b) => {
+      const first = b.dumpableFirst ?? 0;
+      const end = first + b.dumpable.length * 8;
+      for (let p = Math.max(first, splitFirst); p < Math.min(end, singleFirst + 2 * SINGLES); p++) if (!dumpedHigh.has(p)) clearBit(b.dumpable, p - first);
+    },
+  };
+  return { low, core, pages, ranges, exclusion, dumpedHigh, highPresent, splitFirst, splitEnd, singleFirst, SPLITS, SINGLES };
+}
+
+test("dump writer (ELF): 70,000 PT_LOADs, past e_phnum's 16 bits: PN_XNUM and the count in section header 0, every PT_LOAD and page read back", async (t) => {
+  const m = fragmentedMemory();
+  const { low, core, pages, exclusion, highPresent } = m;
+  const logFrames = new Set(printkPageFrames(vmcoreKernelMemory(low), low.vmcoreinfo!, PS).map(Number));
+  const lowRanges = low.memory.ranges;
+  const present = (p: number) => highPresent(p) || lowRanges.some((r) => BigInt(p) * BigInt(PS) < r.end && BigInt(p + 1) * BigInt(PS) > r.start);
+  const isZero = (page: Uint8Array) => page.every((b) => b === 0);
+  const dumpable = (p: number) => present(p) && (logFrames.has(p) || (pages.get(p) !== undefined && !isZero(pages.get(p)!)));
+  const segs = m.ranges.map((r) => ({ p_paddr: r.start, p_memsz: r.end - r.start, p_vaddr: 0n }));
+  const expected = wholeBitmapElfLoads(segs, dumpable, PS);
+  const P = BigInt(PS);
+  const lowLoads = expected.filter((l) => l.p_paddr < BigInt(m.splitFirst) * P).length;
+  // The split range: its first 256 pages a PT_LOAD of no data, then one per dumped page, its 256 excluded pages the tail.
+  assert.equal(expected.length, lowLoads + 1 + m.SPLITS + m.SINGLES, "one PT_LOAD per split and per range");
+  assert.ok(expected.length + 1 > 0x10000, `${expected.length} PT_LOADs`);
+  t.diagnostic(`${expected.length} PT_LOADs, ${expected.length + 1} program headers`);
+  assert.deepEqual(expected[lowLoads + 1], { p_paddr: BigInt(m.splitFirst + 256) * P, p_vaddr: 0n, p_filesz: P, p_memsz: 257n * P });
+
+  const sink = new MemorySink();
+  const r = await writeElfDump(core, { codec: "none", dumpLevel: 1, what: "synthetic" }, sink, {}, exclusion);
+  assert.equal(r.complete, true);
+  const bytes = sink.bytes.subarray(0, sink.length);
+  const phnum = expected.length + 1;
+  const h = readStruct(ELF64_EHDR, bytes, 0);
+  const tableEnd = ELF64_EHDR.size + phnum * ELF64_PHDR.size;
+  assert.deepEqual([h.e_phnum, h.e_shoff, h.e_shentsize, h.e_shnum, h.e_shstrndx], [PN_XNUM, BigInt(tableEnd), ELF64_SHDR.size, 1, 0], "the ELF header");
+  const sh = readStruct(ELF64_SHDR, bytes, tableEnd);
+  assert.deepEqual([sh.sh_type, sh.sh_size, sh.sh_link, sh.sh_info], [SHT_NULL, 1n, 0, phnum], "section header 0: the count in sh_info");
+  const note = readStruct(ELF64_PHDR, bytes, ELF64_EHDR.size);
+  assert.deepEqual([note.p_type, note.p_offset], [PT_NOTE, BigInt(tableEnd + ELF64_SHDR.size)], "the notes after the section header");
+
+  const out = sink.file();
+  assert.deepEqual(out.elf!.loads.map(({ p_paddr, p_vaddr, p_filesz, p_memsz }) => ({ p_paddr, p_vaddr, p_filesz, p_memsz })), expected, "every PT_LOAD");
+  // The data right after the notes, at a page boundary, each PT_LOAD's after the one before.
+  let offset = BigInt(Math.ceil((tableEnd + ELF64_SHDR.size + Number(note.p_filesz)) / PS) * PS);
+  for (const l of out.elf!.loads) {
+    if (l.p_filesz === 0n) continue;
+    assert.equal(l.p_offset, offset, `PT_LOAD ${l.index}'s data`);
+    offset += l.p_filesz;
+  }
+  assert.equal(BigInt(sink.length), offset, "the file ends with the last PT_LOAD's data");
+  assert.equal(r.pagesWritten * P, expected.reduce((n, l) => n + l.p_filesz, 0n));
+
+  // Every present page: as it was where a PT_LOAD's file part holds it, zeros in an excluded tail.
+  const inFile = new Set<number>();
+  for (const l of expected) for (let p = Number(l.p_paddr / P); p < Number((l.p_paddr + l.p_filesz) / P); p++) inFile.add(p);
+  for (const p of m.dumpedHigh) assert.ok(inFile.has(p), `page frame ${hex(p)} in the file`);
+  const zero = new Uint8Array(PS);
+  let checked = 0;
+  for (const range of m.ranges) {
+    for (let p = Number(range.start / P); p < Number(range.end / P); p++, checked++) {
+      const page = out.memory.readPage(BigInt(p));
+      const want = inFile.has(p) ? pages.get(p) ?? zero : zero;
+      if (page === undefined || Buffer.compare(page, want) !== 0) assert.fail(`page frame ${hex(p)}: ${page === undefined ? "absent" : "differs"}`);
+    }
+  }
+  assert.equal(checked, m.SPLITS * 257 + m.SINGLES + 600, "every page of the memory");
+  assert.equal(formatDmesg(readLockless(vmcoreKernelMemory(out), out.vmcoreinfo!)), formatDmesg(readLockless(vmcoreKernelMemory(low), low.vmcoreinfo!)), "the log");
 });
