@@ -5,7 +5,8 @@
  * real 6.1 dump CI captures (lab/scenarios/vmcore-amd64-6.1.json keeps it in the cache) with
  * its VMCOREINFO and its page-table and mem_map pages damaged; random memory stands in on a
  * machine without it. Each run is bounded: the exclusion scans only the dump's first
- * 256 MiB, and every walk is at most five table reads.
+ * 256 MiB, and every walk is at most five table reads. The ELF core reader is fuzzed here where
+ * its header has extended numbering (PN_XNUM), the count in section header 0.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -23,6 +24,8 @@ import { syntheticVmcore } from "./testing.js";
 import { DUMP_HEAD_BYTES, openVmcore, readDumpHeaderMark } from "./vmcore.js";
 import { DISK_DUMP_HEADER_64 } from "./kdump.js";
 import { offsetOf } from "../bytes/layout.js";
+import { ELF64_EHDR, ELF64_PHDR, ELF64_SHDR, PN_XNUM } from "../image/elf.js";
+import { encodeElfCoreHeader } from "./elf-writer.js";
 import { parseVmcoreInfo, type VmcoreInfo } from "./vmcoreinfo.js";
 import { cachedVmcorePath } from "../../node/kernel-cache.js";
 import { missingInput } from "../../node/test-inputs.js";
@@ -287,4 +290,15 @@ test("fuzz: what kdump list reads of a vmcore's header never throws: a damaged h
     const mark = readDumpHeaderMark(head, BigInt(head.length) + size);
     assert.ok(["complete", "incomplete", "unknown"].includes(mark.says) && mark.detail.length > 0);
   }), { numRuns: 600 });
+});
+
+test("fuzz: an ELF core with extended numbering (PN_XNUM): damaged ELF and section headers, cut anywhere, give a KexecError or the dump", (t) => {
+  // The synthetic dump's notes and 65,534 PT_LOADs of no data: the least that needs PN_XNUM.
+  const notes = openVmcore(bytesAccess(syntheticVmcore(24).bytes)).noteBytes;
+  const loads = Array.from({ length: PN_XNUM - 1 }, (_, i) => ({ p_vaddr: 0n, p_paddr: BigInt(0x100000 + 2 * i * 4096), p_offset: 0n, p_filesz: 0n, p_memsz: 4096n }));
+  const seed = encodeElfCoreHeader("x86_64", loads, notes);
+  const shoff = ELF64_EHDR.size + PN_XNUM * ELF64_PHDR.size;
+  assert.equal(openVmcore(bytesAccess(seed)).elf!.loads.length, PN_XNUM - 1, "the seed reads");
+  const edits = fc.oneof(damaged(seed, 0, ELF64_EHDR.size, 3), damaged(seed, shoff, shoff + ELF64_SHDR.size, 3), damaged(seed, ELF64_EHDR.size, ELF64_EHDR.size + 3 * ELF64_PHDR.size, 3));
+  refusals(t, edits, 120, (bytes) => onlyKexecErrors(() => openVmcore(bytesAccess(bytes), "xnum core"), "PN_XNUM core"));
 });
