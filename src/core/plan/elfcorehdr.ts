@@ -44,6 +44,9 @@ export function elfCoreHeaderSize(elfClass: 32 | 64, programHeaders: number): nu
  */
 export function checkElfCoreHeader(input: ElfCoreHeaderInput): void {
   const phnum = input.notes.length + input.loads.length;
+  // No extended numbering (PN_XNUM) here: the capture kernel's /proc/vmcore reads e_phnum as the
+  // count itself (fs/proc/vmcore.c, parse_crash_elf64_headers/elf32), and the crashed kernel's own
+  // header (crash_prepare_elf64_headers) has no section header either.
   if (phnum > 0xffff) throw new KexecError("plan", `${phnum} program headers do not fit an ELF header (at most 65535)`, { field: "e_phnum", actual: String(phnum) }, "the machine has more memory ranges than one core header can list; please report it with `kexec-ts snapshot DIR`");
   // ELF64 holds every 64-bit value; ELF32 is asked with a message that says why.
   if (input.elfClass === 64) return;
