@@ -50,7 +50,7 @@ test("ELF core header: 0xfffe program headers fit e_phnum; 0xffff (PN_XNUM itsel
 });
 
 test("ELF core header: past MAX_CORE_PROGRAM_HEADERS the writer refuses by name, before it allocates the table", () => {
-  assert.throws(() => elfHeaderSize(MAX_CORE_PROGRAM_HEADERS), (e: unknown) => e instanceof KexecError && e.code === "plan" && e.data.field === "e_phnum" && /kdump/.test(e.hint ?? ""));
+  assert.throws(() => elfHeaderSize(MAX_CORE_PROGRAM_HEADERS), (e: unknown) => e instanceof KexecError && e.code === "usage" && e.data.field === "e_phnum" && /kdump/.test(e.hint ?? ""));
   assert.equal(elfHeaderSize(MAX_CORE_PROGRAM_HEADERS - 1), ELF64_EHDR.size + MAX_CORE_PROGRAM_HEADERS * ELF64_PHDR.size + ELF64_SHDR.size);
 });
 

@@ -34,7 +34,7 @@ export function needsExtendedNumbering(phnum: number): boolean {
 export function elfHeaderSize(loads: number): number {
   const phnum = 1 + loads;
   if (phnum > MAX_CORE_PROGRAM_HEADERS) {
-    throw new KexecError("plan", `the ELF dump would need ${phnum} program headers (one PT_LOAD per run of dumped pages), more than the ${MAX_CORE_PROGRAM_HEADERS} kexec-ts reads back`,
+    throw new KexecError("usage", `the ELF dump would need ${phnum} program headers (one PT_LOAD per run of dumped pages), more than the ${MAX_CORE_PROGRAM_HEADERS} kexec-ts reads back`,
       { field: "e_phnum", expected: `<= ${MAX_CORE_PROGRAM_HEADERS}`, actual: String(phnum) },
       "save it in the kdump-compressed format (vmcore save's default --format kdump, or makedumpfile without -E), whose size does not grow with the number of runs");
   }
