@@ -258,7 +258,7 @@ test("readers fuzzed: a damaged vmcore gives a KexecError, never another excepti
   assert.equal(SYNTH_PAGE, 4096);
 });
 
-test("VMCOREINFO's PAGESIZE must be x86's 4096, and memory must lie below 8 TiB: damaged values name themselves", () => {
+test("VMCOREINFO's PAGESIZE must be x86's 4096, and a bitmap of every page frame held whole (presentBitmaps) stops at 8 TiB: damaged values name themselves", () => {
   const s = syntheticVmcore(24);
   const text = new TextDecoder("latin1").decode(s.bytes);
   for (const bad of ["0", "3", "8192", "abc", "4k", "0x10"]) {
