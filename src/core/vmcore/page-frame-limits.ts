@@ -36,10 +36,10 @@ export const MAX_WHOLE_BITMAP_PFN = 2 ** 31;
  * at a time (only its segment list grows with the machine); the reader (readKdump) streams both
  * bitmaps once at open and keeps a prefix count per 256 KiB of the 2nd (4 MiB at this limit),
  * reading a block back to find a page. So nothing they hold grows with the highest page frame; a
- * kdump file's own bitmaps do (32 MiB per TiB each, as makedumpfile's). The report (report/vmcore.ts) lists a dump's pages
- * a window at a time too. 2^40 page frames are
- * 4 PiB, the reach of 5-level paging (MAX_PHYSMEM_BITS 52), and keep pfn * 4096 exact as a double
- * (below 2^53); bitmap_blocks, a 32-bit count of 4 KiB blocks, is 2^26 there.
+ * kdump file's own bitmaps do (32 MiB per TiB each, as makedumpfile's). The report
+ * (report/vmcore.ts) lists a dump's pages a window at a time too. 2^40 page frames are 4 PiB,
+ * the reach of 5-level paging (MAX_PHYSMEM_BITS 52), and keep pfn * 4096 exact as a double (below
+ * 2^53); bitmap_blocks, a 32-bit count of 4 KiB blocks, is 2^26 there.
  */
 export const MAX_KDUMP_PFN = 2 ** 40;
 
