@@ -216,7 +216,10 @@ test("makedumpfile drop-in -R and --dump-dmesg: DUMPFILE appears whole or not at
 function runIntoClosedPipe(dir: string, argv: string[]): { status: number; stderr: string } {
   const cli = new URL("../main.js", import.meta.url).pathname;
   const q = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
-  const script = `{ ${q(process.execPath)} ${q(cli)} makedumpfile ${argv.map(q).join(" ")} 2>${q(join(dir, "stderr"))}; echo $? > ${q(join(dir, "rc"))}; } | (exec 0<&-; sleep 1)`;
+  // The writer starts once the reader has closed its end (the file "closed" says so): on a loaded
+  // machine a reader scheduled late had let a short log into the pipe's buffer, and exit 0.
+  const closed = q(join(dir, "closed"));
+  const script = `rm -f ${closed}; { while [ ! -e ${closed} ]; do sleep 0.01; done; ${q(process.execPath)} ${q(cli)} makedumpfile ${argv.map(q).join(" ")} 2>${q(join(dir, "stderr"))}; echo $? > ${q(join(dir, "rc"))}; } | (exec 0<&-; : > ${closed}; sleep 1)`;
   assert.equal(spawnSync("sh", ["-c", script], { timeout: 120_000 }).status, 0);
   return { status: Number(readFileSync(join(dir, "rc"), "utf8")), stderr: readFileSync(join(dir, "stderr"), "utf8") };
 }
