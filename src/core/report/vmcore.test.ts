@@ -3,13 +3,13 @@ import assert from "node:assert/strict";
 import { KexecError } from "../errors.js";
 import { hex } from "../format.js";
 import { compressBatch, readExtents, type PageCompressInto } from "../vmcore/batch.js";
-import { writeKdumpDump, type BatchCompressor, type DumpExclusion, type DumpSink } from "../vmcore/dump-writer.js";
-import { clearBit } from "../vmcore/exclude.js";
-import { syntheticVmcore } from "../vmcore/testing.js";
-import { bytesAccess, type PhysRange, type RandomAccess } from "../vmcore/memory.js";
+import { writeKdumpDump, type BatchCompressor } from "../vmcore/dump-writer.js";
+import { exclusionLeavingOut, syntheticVmcore } from "../vmcore/testing.js";
+import { bytesAccess, type PhysRange } from "../vmcore/memory.js";
 import { openVmcore, type Vmcore } from "../vmcore/vmcore.js";
 import fc from "fast-check";
 import { storedElfRuns, vmcoreReport } from "./vmcore.js";
+import { SparseSink } from "../../node/vmcore/sparse-sink.js";
 
 const PS = 4096;
 
@@ -52,52 +52,6 @@ function storingCompressor(source: Uint8Array): BatchCompressor {
   };
 }
 
-/** A file in memory, kept in blocks of 64 KiB where they are not all zeros: a dump of memory at 17 TiB has bitmaps of 544 MiB each, nearly all zeros. */
-class SparseFile implements DumpSink {
-  static readonly BLOCK = 1 << 16;
-  static readonly ZEROS = new Uint8Array(SparseFile.BLOCK);
-  readonly blocks = new Map<number, Uint8Array>();
-  length = 0;
-  write(offset: bigint, data: Uint8Array): void {
-    const B = SparseFile.BLOCK;
-    let at = Number(offset);
-    this.length = Math.max(this.length, at + data.length);
-    for (let from = 0; from < data.length; ) {
-      const block = Math.floor(at / B);
-      const within = at - block * B;
-      const part = data.subarray(from, from + Math.min(B - within, data.length - from));
-      let stored = this.blocks.get(block);
-      // memcmp: a GiB of the bitmaps' zeros per dump, too many to test a byte at a time.
-      if (stored === undefined && Buffer.compare(part, SparseFile.ZEROS.subarray(0, part.length)) !== 0) this.blocks.set(block, (stored = new Uint8Array(B)));
-      stored?.set(part, within);
-      from += part.length;
-      at += part.length;
-    }
-  }
-  async writeAsync(offset: bigint, data: Uint8Array): Promise<void> {
-    this.write(offset, data);
-  }
-  readBack(offset: bigint, into: Uint8Array): void {
-    into.set(this.read(Number(offset), into.length));
-  }
-  read(offset: number, length: number): Uint8Array {
-    const B = SparseFile.BLOCK;
-    const out = new Uint8Array(Math.max(0, Math.min(length, this.length - offset)));
-    for (let at = 0; at < out.length; ) {
-      const block = Math.floor((offset + at) / B);
-      const within = offset + at - block * B;
-      const n = Math.min(B - within, out.length - at);
-      const stored = this.blocks.get(block);
-      if (stored) out.set(stored.subarray(within, within + n), at);
-      at += n;
-    }
-    return out;
-  }
-  access(): RandomAccess {
-    return { size: BigInt(this.length), read: (offset, n) => this.read(Number(offset), n) };
-  }
-}
-
 /** Page frame runs [start, end) of sorted page frames, as the report gives them (byte addresses in hex). */
 function rangesOf(pfns: readonly number[]): { start: string; end: string }[] {
   const runs: { start: number; end: number }[] = [];
@@ -117,7 +71,7 @@ test("vmcore report: a window of a few pages at a time is the report of one wind
   const elf: Vmcore = { ...core, elf: { ...core.elf!, loads } };
   // kdump at dump level 1, cut short after its first batch (256 pages): its zero pages share one
   // stored page; the pages past the cut are missing, the rest (zero pages, at dump level 1).
-  const sink = new SparseFile();
+  const sink = new SparseSink();
   const r = await writeKdumpDump(core, { codec: "none", dumpLevel: 1, what: "synth.vmcore", faultAfterPages: 500 }, sink, storingCompressor(s.bytes));
   assert.equal(r.complete, false);
   assert.equal(r.pagesWritten, 256n);
@@ -163,13 +117,8 @@ test("vmcore report: memory at 12 and 17 TiB (page frames past 2^31 and 2^32) in
   }
   const { elf: _, ...notElf } = low;
   const core: Vmcore = { ...notElf, memory: { pageSize: PS, ranges, readPage: (pfn) => pages.get(Number(pfn)) } };
-  const exclusion: DumpExclusion = {
-    prepare: (b) => {
-      const first = b.dumpableFirst ?? 0;
-      for (const p of left) if (p >= first && p < first + b.dumpable.length * 8) clearBit(b.dumpable, p - first);
-    },
-  };
-  const sink = new SparseFile();
+  const exclusion = exclusionLeavingOut(left);
+  const sink = new SparseSink();
   const r = await writeKdumpDump(core, { codec: "none", dumpLevel: 1, what: "synthetic" }, sink, storingCompressor(s.bytes), {}, exclusion);
   assert.equal(r.complete, true);
   const sorted = (pfns: Iterable<number>) => [...pfns].sort((a, b) => a - b);

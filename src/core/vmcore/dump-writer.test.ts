@@ -10,13 +10,14 @@ import { bytesAccess, type PhysicalMemory, type PhysRange, type RandomAccess } f
 import { decompressPage } from "./codecs.js";
 import { kernelMemory } from "./kernel-memory.js";
 import { hex } from "../format.js";
-import { SYNTH_UTSNAME, syntheticVmcore } from "./testing.js";
+import { SYNTH_UTSNAME, exclusionLeavingOut, syntheticVmcore } from "./testing.js";
 import { DUMP_HEAD_BYTES, openVmcore, readDumpHeaderMark, vmcoreKernelMemory, type Vmcore } from "./vmcore.js";
 import { encodeFlatHeader } from "./flat.js";
 import { formatDmesg, printkPageFrames, readLockless } from "./dmesg.js";
 import { crashedUtsname } from "./utsname.js";
 import { KexecError } from "../errors.js";
 import { ELF64_EHDR, ELF64_PHDR, ELF64_SHDR, PN_XNUM, PT_NOTE, SHT_NULL } from "../image/elf.js";
+import { ReadableSparseSink, SparseSink } from "../../node/vmcore/sparse-sink.js";
 
 const PS = 4096;
 
@@ -371,69 +372,6 @@ test("a dump's own header says whether it is whole, from its first bytes only; w
 });
 
 /**
- * A file in memory kept as its blocks that are not all zeros (what is not stored reads as zeros,
- * as a file's holes do): a dump of memory at 17 TiB has two bitmaps of 544 MiB, nearly all zeros.
- */
-class SparseSink implements DumpSink {
-  static readonly BLOCK = 1 << 16;
-  static readonly ZEROS = new Uint8Array(SparseSink.BLOCK);
-  readonly blocks = new Map<number, Uint8Array>();
-  length = 0;
-  write(offset: bigint, data: Uint8Array): void {
-    const B = SparseSink.BLOCK;
-    let at = Number(offset);
-    this.length = Math.max(this.length, at + data.length);
-    for (let from = 0; from < data.length; ) {
-      const block = Math.floor(at / B);
-      const within = at - block * B;
-      const part = data.subarray(from, from + Math.min(B - within, data.length - from));
-      let stored = this.blocks.get(block);
-      // memcmp: the writer's bitmaps are a GiB of zeros per dump, too many to test a word at a time.
-      if (stored === undefined && Buffer.compare(part, SparseSink.ZEROS.subarray(0, part.length)) !== 0) this.blocks.set(block, (stored = new Uint8Array(B)));
-      stored?.set(part, within);
-      from += part.length;
-      at += part.length;
-    }
-  }
-  async writeAsync(offset: bigint, data: Uint8Array): Promise<void> {
-    this.write(offset, data);
-  }
-  read(offset: number, length: number): Uint8Array {
-    const B = SparseSink.BLOCK;
-    const out = new Uint8Array(length);
-    for (let block = Math.floor(offset / B); block * B < offset + length; block++) {
-      const stored = this.blocks.get(block);
-      if (stored === undefined) continue;
-      const from = Math.max(offset, block * B);
-      const to = Math.min(offset + length, (block + 1) * B);
-      out.set(stored.subarray(from - block * B, to - block * B), from - offset);
-    }
-    return out;
-  }
-  /** The set bits of the `bytes`-byte bitmap at `at`, in order: page frames. */
-  setBits(at: number, bytes: number): number[] {
-    const B = SparseSink.BLOCK;
-    const out: number[] = [];
-    for (const block of [...this.blocks.keys()].sort((a, b) => a - b)) {
-      const from = Math.max(at, block * B);
-      const to = Math.min(at + bytes, (block + 1) * B);
-      const stored = this.blocks.get(block)!;
-      for (let o = from; o < to; o++) {
-        const byte = stored[o - block * B]!;
-        for (let bit = 0; bit < 8; bit++) if (byte & (1 << bit)) out.push((o - at) * 8 + bit);
-      }
-    }
-    return out;
-  }
-}
-
-class ReadableSparseSink extends SparseSink {
-  readBack(offset: bigint, into: Uint8Array): void {
-    into.set(this.read(Number(offset), into.length));
-  }
-}
-
-/**
  * The 600-page synthetic machine with two runs of memory high above it, at 12 and 17 TiB: more
  * than a batch (256 pages) each; 17 TiB is page frame 2^32 + 2^28, which wrapped to 32 bits is
  * 1 TiB, where nothing is. A zero page in five; the others say their own page frame, so a page
@@ -459,12 +397,7 @@ function highMemory(also: Iterable<number> = []) {
   }
   const { elf: _, ...notElf } = low;
   const core: Vmcore = { ...notElf, memory: { pageSize: PS, ranges, readPage: (pfn) => pages.get(Number(pfn)) } };
-  const exclusion: DumpExclusion = {
-    prepare: (b) => {
-      const first = b.dumpableFirst ?? 0;
-      for (const p of left) if (p >= first && p < first + b.dumpable.length * 8) clearBit(b.dumpable, p - first);
-    },
-  };
+  const exclusion = exclusionLeavingOut(left);
   const log = formatDmesg(readLockless(vmcoreKernelMemory(low), low.vmcoreinfo!));
   return { low, core, compressor, pages, ranges, left, exclusion, log, maxPfn: 17 * 2 ** 28 + 700 };
 }

@@ -8,6 +8,8 @@ import { encodeElfCoreHeader, encodeNote, type OutputLoad } from "./elf-writer.j
 import { writeStruct } from "../bytes/layout.js";
 import { concatBytes } from "../bytes/reader.js";
 import { NEW_UTSNAME, type Utsname } from "./kdump.js";
+import type { DumpExclusion } from "./dump-writer.js";
+import { clearBit } from "./exclude.js";
 
 export const SYNTH_PAGE = 4096;
 export const SYNTH_PAGE_OFFSET = 0xffff888000000000n;
@@ -163,3 +165,13 @@ export function defaultMessages(): { tsNsec: bigint; text: string }[] {
   ];
 }
 
+
+/** An exclusion (as the dump writers and the report take one) that leaves out the page frames `left`, by their offset in each window. */
+export function exclusionLeavingOut(left: ReadonlySet<number>): DumpExclusion {
+  return {
+    prepare: (b) => {
+      const first = b.dumpableFirst ?? 0;
+      for (const p of left) if (p >= first && p < first + b.dumpable.length * 8) clearBit(b.dumpable, p - first);
+    },
+  };
+}
