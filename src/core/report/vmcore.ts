@@ -8,7 +8,7 @@
 import { KexecError } from "../errors.js";
 import { hex } from "../format.js";
 import { readLockless } from "../vmcore/dmesg.js";
-import { WINDOW_PAGES } from "../vmcore/dump-writer.js";
+import { WINDOW_PAGES, windowSpan } from "../vmcore/dump-writer.js";
 import { PresentPages, clearBit, emptyCounts, excludeByPageFlags, testBit, type DumpBitmaps, type ExclusionCounts } from "../vmcore/exclude.js";
 import { summarizeVmcore, type VmcoreSummary } from "../vmcore/info.js";
 import { REPORT_LIMIT } from "../vmcore/page-frame-limits.js";
@@ -87,12 +87,7 @@ export function vmcoreReport(core: Vmcore, file: string, opts: VmcoreReportOptio
     throw e instanceof KexecError ? e.inFile(file) : e;
   }
   const maxPfn = present.maxPfn;
-  const windowPages = opts.windowPages ?? WINDOW_PAGES;
-  if (!Number.isSafeInteger(windowPages) || windowPages <= 0 || windowPages % 8 !== 0) {
-    throw new KexecError("internal", `a report window of ${windowPages} page frames: not a positive multiple of 8`, { field: "windowPages", expected: "a positive multiple of 8", actual: String(windowPages) }, "this is a bug in kexec-ts; please report it");
-  }
-  // A window starts at a multiple of 8: its bits start at a whole byte.
-  const span = Math.min(windowPages, Math.ceil(maxPfn / 8) * 8);
+  const span = windowSpan(maxPfn, opts.windowPages ?? WINDOW_PAGES);
   const buffer = new Uint8Array(Math.ceil(Math.min(span, maxPfn) / 8));
   // The window's missing pages: set where a page is present and not in the file; the scan then
   // clears those struct page explains, and what is left is the rest.

@@ -745,9 +745,14 @@ export class ElfLoadPlanner {
   }
 }
 
-/** The window's page frames: a positive multiple of 8 (a window starts at a whole byte of a bitmap), or the whole dump where it is smaller. */
-function windowSpan(maxPfn: number, windowPages: number): number {
-  if (windowPages <= 0 || windowPages % 8 !== 0) throw new KexecError("internal", `window of ${windowPages} page frames: not a positive multiple of 8`, { field: "windowPages" }, "this is a bug in kexec-ts; please report it");
+/**
+ * The window's page frames: a positive multiple of 8 (a window starts at a whole byte of a
+ * bitmap), or the whole dump where it is smaller. The writers' and the report's (report/vmcore.ts).
+ */
+export function windowSpan(maxPfn: number, windowPages: number): number {
+  if (!Number.isSafeInteger(windowPages) || windowPages <= 0 || windowPages % 8 !== 0) {
+    throw new KexecError("internal", `window of ${windowPages} page frames: not a positive multiple of 8`, { field: "windowPages", expected: "a positive multiple of 8", actual: String(windowPages) }, "this is a bug in kexec-ts; please report it");
+  }
   return maxPfn > windowPages ? windowPages : Math.ceil(maxPfn / 8) * 8;
 }
 
