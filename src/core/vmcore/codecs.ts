@@ -8,7 +8,7 @@
 import { unzlibSync } from "fflate";
 import { decompress as zstdDecompress } from "fzstd";
 import { KexecError } from "../errors.js";
-import { decompressLzo1xBlock } from "../image/compression/lzo.js";
+import { decompressLzo1xBlock, decompressLzo1xBlockInto } from "../image/compression/lzo.js";
 
 export type PageCodec = "zlib" | "lzo" | "snappy" | "zstd";
 
@@ -17,18 +17,31 @@ function corrupt(codec: string, detail: string, at: number): KexecError {
 }
 
 export function decompressPage(codec: PageCodec, input: Uint8Array, pageSize: number): Uint8Array {
+  const out = new Uint8Array(pageSize);
+  decompressPageInto(codec, input, out);
+  return out;
+}
+
+/**
+ * One page decoded into `page` (its whole length): a reader of many pages (a save from a kdump
+ * file, the exclusion scan's struct pages) reuses its buffers instead of making garbage per page,
+ * which V8 collects only once 64 MiB of it is outside its heap.
+ */
+export function decompressPageInto(codec: PageCodec, input: Uint8Array, page: Uint8Array): void {
+  const pageSize = page.length;
   let out: Uint8Array;
   try {
-    if (codec === "zlib") out = unzlibSync(input, { out: new Uint8Array(pageSize) });
-    else if (codec === "zstd") out = zstdDecompress(input, new Uint8Array(pageSize));
-    else if (codec === "lzo") out = lzo1xDecompress(input, pageSize);
+    if (codec === "zlib") out = unzlibSync(input, { out: page });
+    else if (codec === "zstd") out = zstdDecompress(input, page);
+    else if (codec === "lzo") { decompressLzo1xBlockInto(input, page); out = page; }
     else out = snappyDecompress(input, pageSize);
   } catch (e) {
     if (e instanceof KexecError) throw e;
     throw corrupt(codec, (e as Error).message, 0);
   }
   if (out.length !== pageSize) throw corrupt(codec, `decoded ${out.length} bytes, expected ${pageSize}`, input.length);
-  return out;
+  // fflate and fzstd write into the buffer given (a view of it comes back); snappy's is its own.
+  if (out.buffer !== page.buffer || out.byteOffset !== page.byteOffset) page.set(out);
 }
 
 // ---- LZO1X ----

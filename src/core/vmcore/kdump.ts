@@ -19,7 +19,7 @@ import { latin1 } from "../bytes/reader.js";
 import { KexecError } from "../errors.js";
 import { hex } from "../format.js";
 import { parseNotes, type ElfNote } from "../image/elf.js";
-import { decompressPage, type PageCodec } from "./codecs.js";
+import { decompressPageInto, type PageCodec } from "./codecs.js";
 import { type PhysRange, type PhysicalMemory, type RandomAccess } from "./memory.js";
 import { MAX_KDUMP_PFN } from "./page-frame-limits.js";
 import { parseVmcoreInfo, type VmcoreInfo } from "./vmcoreinfo.js";
@@ -256,6 +256,37 @@ export function readKdump(file: RandomAccess, what = "kdump file"): KdumpFile {
   const bitmapAt = BigInt((1 + header.sub_hdr_size) * blockSize);
   const descAt = bitmapAt + BigInt(header.bitmap_blocks) * BigInt(blockSize);
   const bitmaps = kdumpBitmaps(file, bitmapAt, bitmapBytes, Number(header.max_mapnr), blockSize);
+  // One page's descriptor and stored bytes, read into the same two buffers page after page.
+  const descBytes = new Uint8Array(PAGE_DESC_SIZE);
+  const storedBytes = new Uint8Array(blockSize);
+  const readAt = (offset: bigint, into: Uint8Array): void => {
+    if (file.readInto) file.readInto(offset, into, 0, into.length);
+    else into.set(file.read(offset, into.length));
+  };
+  /** Page frame pfn's page decoded into page (blockSize bytes); false where it is not stored. */
+  const pageInto = (pfn: bigint, page: Uint8Array): boolean => {
+    if (pfn < 0n || pfn >= header.max_mapnr) return false;
+    const index = bitmaps.descIndex(Number(pfn));
+    if (index === undefined) return false;
+    const descOffset = descAt + BigInt(index) * BigInt(PAGE_DESC_SIZE);
+    readAt(descOffset, descBytes);
+    const { offset, size, flags } = readStruct(PAGE_DESC, descBytes, 0, { what: `${what} page_desc ${index}` });
+    // An incomplete dump ends before some descriptors were filled: they read as zeros.
+    if (offset === 0n && size === 0) return false;
+    if (size > blockSize) {
+      throw new KexecError("parse", `${what}: page_desc ${index} (pfn ${hex(pfn)}) says ${size} bytes, more than a page`, { field: "page_desc.size", offset: descOffset, expected: `<= ${blockSize}`, actual: String(size) }, "the dump is corrupt at this page");
+    }
+    const pageCodec = codecOf(flags);
+    if (pageCodec === undefined) {
+      if (size !== blockSize) throw new KexecError("parse", `${what}: uncompressed page_desc ${index} has size ${size}, expected ${blockSize}`, { field: "page_desc.size" }, "the dump is corrupt at this page");
+      readAt(offset, page);
+      return true;
+    }
+    const stored = storedBytes.subarray(0, size);
+    readAt(offset, stored);
+    decompressPageInto(pageCodec, stored, page);
+    return true;
+  };
   const memory: PhysicalMemory = {
     pageSize: blockSize,
     ranges: bitmaps.ranges,
@@ -263,22 +294,17 @@ export function readKdump(file: RandomAccess, what = "kdump file"): KdumpFile {
       return pfn >= 0n && pfn < header.max_mapnr && bitmaps.isDumped(Number(pfn));
     },
     readPage(pfn: bigint): Uint8Array | undefined {
-      if (pfn < 0n || pfn >= header.max_mapnr) return undefined;
-      const index = bitmaps.descIndex(Number(pfn));
-      if (index === undefined) return undefined;
-      const { offset, size, flags } = readStruct(PAGE_DESC, file.read(descAt + BigInt(index) * BigInt(PAGE_DESC_SIZE), PAGE_DESC_SIZE), 0, { what: `${what} page_desc ${index}` });
-      // An incomplete dump ends before some descriptors were filled: they read as zeros.
-      if (offset === 0n && size === 0) return undefined;
-      if (size > blockSize) {
-        throw new KexecError("parse", `${what}: page_desc ${index} (pfn ${hex(pfn)}) says ${size} bytes, more than a page`, { field: "page_desc.size", offset: descAt + BigInt(index) * BigInt(PAGE_DESC_SIZE), expected: `<= ${blockSize}`, actual: String(size) }, "the dump is corrupt at this page");
+      const page = new Uint8Array(blockSize);
+      return pageInto(pfn, page) ? page : undefined;
+    },
+    readRunInto(pfn: bigint, count: number, dst: Uint8Array, at: number): boolean {
+      // Pages are stored one by one, so a run is each page in turn. Whether each is stored is
+      // asked of the bitmap first: a run with an excluded page is refused before any is decoded.
+      for (let k = 0; k < count; k++) if (!memory.hasPage!(pfn + BigInt(k))) return false;
+      for (let k = 0; k < count; k++) {
+        if (!pageInto(pfn + BigInt(k), dst.subarray(at + k * blockSize, at + (k + 1) * blockSize))) return false;
       }
-      const data = file.read(offset, size);
-      const pageCodec = codecOf(flags);
-      if (pageCodec === undefined) {
-        if (size !== blockSize) throw new KexecError("parse", `${what}: uncompressed page_desc ${index} has size ${size}, expected ${blockSize}`, { field: "page_desc.size" }, "the dump is corrupt at this page");
-        return data;
-      }
-      return decompressPage(pageCodec, data, blockSize);
+      return true;
     },
   };
   return {

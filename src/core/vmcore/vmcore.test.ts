@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { KexecError } from "../errors.js";
-import { lzo1xCompress, lzo1xDecompress, snappyCompress, snappyDecompress } from "./codecs.js";
+import { zlibSync } from "fflate";
+import { decompressPageInto, lzo1xCompress, lzo1xDecompress, snappyCompress, snappyDecompress, type PageCodec } from "./codecs.js";
 import { formatDmesg, readLockless } from "./dmesg.js";
 import { bytesAccess } from "./memory.js";
 import { parseVmcoreInfo } from "./vmcoreinfo.js";
@@ -60,6 +61,23 @@ test("corrupt LZO and snappy input fails with a KexecError, never a RangeError",
       try { f(); } catch (e) { assert.ok(e instanceof KexecError, String(e)); }
     }
   }), { numRuns: 3000 });
+});
+
+test("a page decoded into a slot of a larger buffer: its bytes there, its neighbours untouched, for each codec with an encoder here", () => {
+  const page = new Uint8Array(4096);
+  let s = 7;
+  for (let i = 0; i < page.length; i++) page[i] = i % 512 < 300 ? (s = (s * 1103515245 + 12345) >>> 0) >>> 24 : i & 0xff;
+  const encoders: [PageCodec, (x: Uint8Array) => Uint8Array][] = [["zlib", (x) => zlibSync(x, { level: 1 })], ["lzo", lzo1xCompress], ["snappy", snappyCompress]];
+  for (const [codec, encode] of encoders) {
+    const stored = encode(page);
+    const batch = new Uint8Array(3 * 4096).fill(0xa5);
+    decompressPageInto(codec, stored, batch.subarray(4096, 8192));
+    assert.deepEqual(batch.subarray(4096, 8192), page, codec);
+    assert.ok(batch.subarray(0, 4096).every((b) => b === 0xa5) && batch.subarray(8192).every((b) => b === 0xa5), `${codec}: only its slot is written`);
+    // A page that decodes short is damage, named as such.
+    const short = encode(page.subarray(0, 4000));
+    assert.throws(() => decompressPageInto(codec, short, batch.subarray(4096, 8192)), (e: unknown) => e instanceof KexecError && e.code === "decompress", `${codec}: short page`);
+  }
 });
 
 test("synthetic ELF vmcore: memory, notes, and the printk ring buffer in makedumpfile's layout", () => {
@@ -174,6 +192,28 @@ test("kdump reader: bitmaps streamed in chunks and ranked in blocks give what th
     const page = k.memory.readPage(BigInt(p));
     assert.equal(page === undefined ? undefined : new DataView(page.buffer, page.byteOffset).getUint32(0, true), i, `readPage(${p})`);
   }
+  // Runs read into a batch buffer give readPage's pages; a run with a page not dumped is refused.
+  const batch = new Uint8Array(64 * 4096);
+  // Every third page frame is not dumped: dumped runs are two pages long. Whole runs from near each
+  // edge (a rank block's, a chunk's, max_mapnr), and runs that reach a page not dumped.
+  const pairFrom = (p: number) => { while (!(index.has(p) && index.has(p + 1))) p++; return p; };
+  const wholeRuns = [0x10, BLOCK - 3, CHUNK - 2, 2 * CHUNK - 3, maxPfn - 70].map((p) => [pairFrom(p), 2] as const);
+  let whole = 0;
+  for (const [first, count] of [...wholeRuns, [0x10, 3], [BLOCK - 7, 47], [CHUNK - 3, 6], [0x9e, 2], [maxPfn - 1, 2]] as const) {
+    const stored = Array.from({ length: count }, (_, j) => index.has(first + j)).every(Boolean);
+    whole += stored ? 1 : 0;
+    batch.fill(0xee);
+    assert.equal(k.memory.readRunInto!(BigInt(first), count, batch, 4096), stored, `readRunInto(${first}, ${count})`);
+    if (!stored) {
+      assert.ok(batch.every((b) => b === 0xee), `readRunInto(${first}, ${count}): nothing decoded before the refusal`);
+      continue;
+    }
+    for (let j = 0; j < count; j++) {
+      assert.deepEqual(batch.subarray(4096 * (j + 1), 4096 * (j + 2)), k.memory.readPage(BigInt(first + j)), `readRunInto(${first}, ${count}) page ${j}`);
+    }
+    assert.ok(batch.subarray(0, 4096).every((b) => b === 0xee), "the slot before the run is untouched");
+  }
+  assert.equal(whole, wholeRuns.length, "every pair is read as a run");
 });
 
 test("flattened stream: header, records, end marker", () => {

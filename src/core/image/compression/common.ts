@@ -103,6 +103,13 @@ export class Output {
     this.buf = new Uint8Array(Math.max(0, Math.min(initial, max)));
   }
 
+  /** An output that is `buf` and can grow no further: a decoder fills a caller's buffer in place. */
+  static over(codec: Compression, buf: Uint8Array): Output {
+    const out = new Output(codec, 0, buf.length);
+    out.buf = buf;
+    return out;
+  }
+
   /** Make room for `count` more bytes or throw when that would pass `max`. */
   reserve(count: number): void {
     const need = this.length + count;

@@ -151,6 +151,11 @@ export function decompressLzo1xBlock(input: Uint8Array, outSize: number): Uint8A
   return out.buf.length === outSize ? out.buf : out.buf.subarray(0, outSize);
 }
 
+/** The same block decoded into `into` (exactly into.length bytes), allocating nothing for the output. */
+export function decompressLzo1xBlockInto(input: Uint8Array, into: Uint8Array): void {
+  lzo1xDecode(input, 0, input.length, Output.over("lzo", into), into.length, 0);
+}
+
 /** Decode one LZO1X block of exactly `outSize` bytes from input[start, end). */
 function lzo1xDecode(input: Uint8Array, start: number, end: number, out: Output, outSize: number, block: number): void {
   out.reserve(outSize);
