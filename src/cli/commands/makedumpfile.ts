@@ -26,7 +26,7 @@ import { messageWriteErrorsIgnored, stdoutCarriesTheOutput } from "../../node/en
 import { checkOutputPath, errnoText, openTemporaryOutput, renameOutputIntoPlace, syncAndCloseOutput, temporaryOutputPath, writeError, writeOutputFile, type OutputPath } from "../../node/files.js";
 import { openRandomAccess } from "../../node/vmcore/file.js";
 import { saveVmcoreTo, type SaveOptions } from "../../node/vmcore/save.js";
-import { describeSave, parseDumpLevel } from "./vmcore.js";
+import { describeSave } from "./vmcore.js";
 
 /** makedumpfile's COMPLETED and FAILED. */
 export const MDF_COMPLETED = 0;
@@ -88,55 +88,127 @@ export interface MakedumpfileArgs {
   positionals: string[];
 }
 
-function invalid(message: string, data: Record<string, string> = {}): KexecError {
-  return new KexecError("usage", message, data, "Try `makedumpfile --help' for more information.");
+/** makedumpfile's two lines for a command line it cannot use (main's '?' case and each check_param_for_* failure). */
+const COMMANDLINE_INVALID = "Commandline parameter is invalid.\nTry `makedumpfile --help' for more information.\n";
+
+/**
+ * Where makedumpfile's messages go at the moment it gives up: -F sends its common messages to
+ * stderr (flag_strerr_message) and --message-level filters them, each from the point in argv where
+ * it is read, so a refusal inside the option loop sees only the options before it.
+ */
+export interface MessageStreams {
+  flat: boolean;
+  level: number;
+  /** --check-params: the level is held at 7, and no "makedumpfile Failed." ends the output. */
+  checkParams: boolean;
 }
 
-/** getopt_long as glibc does it: bundled short options, -d31 and -d 31, --long=V and --long V, unique prefixes of long names, operands anywhere, `--` ends options. */
-export function parseMakedumpfileArgs(argv: readonly string[]): MakedumpfileArgs {
-  const options: MakedumpfileArgs["options"] = [];
-  const positionals: string[] = [];
-  const refuse = (spec: OptionSpec, shown: string) => {
-    throw new KexecError("usage", `makedumpfile option ${shown} is not supported by kexec-ts: ${spec.refused}`, { field: shown }, "drop it, or run Debian's makedumpfile (/usr/bin/makedumpfile from the makedumpfile package) for it");
-  };
+/**
+ * A command line refused, with what makedumpfile prints for it. `by` says whose words the message is:
+ * - "getopt": glibc's complaint (an unknown option, a missing argument), on stderr whatever the
+ *   message level, as getopt_long prints it; makedumpfile's COMMANDLINE_INVALID follows.
+ * - "makedumpfile": makedumpfile's own line ("Dump_level(99) is invalid."), a common message; nothing else.
+ * - "kexec-ts": kexec-ts's explanation (an option it lacks, or what makes the command line invalid),
+ *   an error message on stderr as its runtime errors are, so stdout carries makedumpfile's lines only.
+ */
+export class MakedumpfileUsageError extends KexecError {
+  constructor(
+    readonly by: "getopt" | "makedumpfile" | "kexec-ts",
+    message: string,
+    /** makedumpfile's common messages for it, before the blank line and "makedumpfile Failed.". */
+    readonly commonMessages: string,
+    readonly streams: MessageStreams,
+    data: Record<string, string> = {},
+    hint?: string,
+  ) {
+    super("usage", message, data, hint);
+  }
+}
+
+/** getopt_long's complaint, before makedumpfile's option loop attaches where its messages go. */
+class GetoptComplaint extends Error {
+  constructor(message: string, readonly field: string) {
+    super(`makedumpfile: ${message}`);
+  }
+}
+
+interface GetoptResult {
+  spec: OptionSpec;
+  /** As the user gave it: "-x", "--split". */
+  shown: string;
+  value?: string;
+}
+
+/**
+ * getopt_long as glibc does it: bundled short options, -d31 and -d 31, --long=V and --long V, unique
+ * prefixes of long names, operands anywhere (collected into `positionals`), `--` ends options.
+ * Options come one at a time, so that the caller acts on each before the next is read, as
+ * makedumpfile's loop does; its complaints are glibc's words.
+ */
+function* getoptLong(argv: readonly string[], positionals: string[]): Generator<GetoptResult> {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === "--") { positionals.push(...argv.slice(i + 1)); break; }
+    if (a === "--") { positionals.push(...argv.slice(i + 1)); return; }
     if (a.startsWith("--")) {
       const eq = a.indexOf("=");
       const name = a.slice(2, eq < 0 ? undefined : eq);
       const exact = OPTIONS.find((o) => o.long === name);
       const matches = exact ? [exact] : OPTIONS.filter((o) => o.long?.startsWith(name));
-      if (matches.length !== 1) throw invalid(`makedumpfile: ${matches.length === 0 ? "unrecognized" : "ambiguous"} option '--${name}'`, { field: `--${name}` });
+      if (matches.length === 0) throw new GetoptComplaint(`unrecognized option '--${name}'`, `--${name}`);
+      if (matches.length > 1) throw new GetoptComplaint(`option '--${name}' is ambiguous; possibilities:${matches.map((o) => ` '--${o.long}'`).join("")}`, `--${name}`);
       const spec = matches[0]!;
-      if (spec.refused) refuse(spec, `--${spec.long}`);
       let value: string | undefined;
       if (spec.arg) {
         value = eq >= 0 ? a.slice(eq + 1) : argv[++i];
-        if (value === undefined) throw invalid(`makedumpfile: option '--${spec.long}' requires an argument`, { field: `--${spec.long!}` });
-      } else if (eq >= 0) throw invalid(`makedumpfile: option '--${spec.long}' doesn't allow an argument`, { field: `--${spec.long!}` });
-      options.push({ name: spec.long!, ...(value === undefined ? {} : { value }) });
+        if (value === undefined) throw new GetoptComplaint(`option '--${spec.long}' requires an argument`, `--${spec.long!}`);
+      } else if (eq >= 0) throw new GetoptComplaint(`option '--${spec.long}' doesn't allow an argument`, `--${spec.long!}`);
+      yield { spec, shown: `--${spec.long}`, ...(value === undefined ? {} : { value }) };
       continue;
     }
     if (a.startsWith("-") && a.length > 1) {
       for (let k = 1; k < a.length; k++) {
         const ch = a[k]!;
         const spec = OPTIONS.find((o) => o.short === ch);
-        if (!spec) throw invalid(`makedumpfile: invalid option -- '${ch}'`, { field: `-${ch}` });
-        if (spec.refused) refuse(spec, `-${ch}`);
+        if (!spec) throw new GetoptComplaint(`invalid option -- '${ch}'`, `-${ch}`);
         if (spec.arg) {
           const value = k + 1 < a.length ? a.slice(k + 1) : argv[++i];
-          if (value === undefined) throw invalid(`makedumpfile: option requires an argument -- '${ch}'`, { field: `-${ch}` });
-          options.push({ name: spec.long ?? ch, value });
+          if (value === undefined) throw new GetoptComplaint(`option requires an argument -- '${ch}'`, `-${ch}`);
+          yield { spec, shown: `-${ch}`, value };
           break;
         }
-        options.push({ name: spec.long ?? ch });
+        yield { spec, shown: `-${ch}` };
       }
       continue;
     }
     positionals.push(a);
   }
+}
+
+function refusal(shown: string, why: string, streams: MessageStreams): MakedumpfileUsageError {
+  return new MakedumpfileUsageError("kexec-ts", `option ${shown} is not supported by kexec-ts: ${why}`, "", streams, { field: shown },
+    "drop it, or run Debian's makedumpfile (/usr/bin/makedumpfile from the makedumpfile package) for it");
+}
+
+/** The options and operands of a command line; getopt's complaints and the options kexec-ts lacks are thrown. */
+export function parseMakedumpfileArgs(argv: readonly string[]): MakedumpfileArgs {
+  const positionals: string[] = [];
+  const options: MakedumpfileArgs["options"] = [];
+  const streams: MessageStreams = { flat: false, level: DEFAULT_MSG_LEVEL, checkParams: false };
+  try {
+    for (const { spec, shown, value } of getoptLong(argv, positionals)) {
+      if (spec.refused) throw refusal(shown, spec.refused, streams);
+      options.push({ name: spec.long ?? spec.short!, ...(value === undefined ? {} : { value }) });
+    }
+  } catch (e) {
+    if (e instanceof GetoptComplaint) throw new MakedumpfileUsageError("getopt", e.message, COMMANDLINE_INVALID, streams, { field: e.field });
+    throw e;
+  }
   return { options, positionals };
+}
+
+/** atoi's reading where it is a whole number; undefined for text kexec-ts will not guess at ("abc", "3x", "1,31"). */
+function wholeNumber(text: string): number | undefined {
+  return /^-?[0-9]+$/.test(text) ? Number(text) : undefined;
 }
 
 export type MakedumpfileAction =
@@ -152,62 +224,94 @@ export interface MakedumpfilePlan {
   checkOnly: boolean;
 }
 
-/** What a command line asks for, checked as makedumpfile's check_param_for_* check it. */
+/**
+ * What a command line asks for, checked as makedumpfile's main checks it: the option loop first,
+ * each option acting in argv order (a refusal there sees the -F and --message-level before it),
+ * then check_param_for_* on the whole. Refusals are MakedumpfileUsageErrors.
+ */
 export function planMakedumpfile(argv: readonly string[], stderrIsTTY = false): MakedumpfilePlan {
-  const { options, positionals } = parseMakedumpfileArgs(argv);
+  const positionals: string[] = [];
+  const streams: MessageStreams = { flat: false, level: DEFAULT_MSG_LEVEL, checkParams: false };
+  // An option kexec-ts lacks, or a value it will not read, stops nothing in makedumpfile's loop
+  // (makedumpfile would take it and go on): the first is said once the loop is done, where
+  // makedumpfile itself would fail, with the messages where the whole command line puts them.
+  let unsupported: MakedumpfileUsageError | undefined;
   let codec: DumpCodec = "none";
   let elf = false;
-  let flat = false;
   let rearrange = false;
   let dmesg = false;
   let force = false;
   let debug = false;
   let stats = false;
-  let checkOnly = false;
   let dumpLevel: number | undefined;
-  let messageLevel = DEFAULT_MSG_LEVEL;
   let threads = 0;
   let threadsGiven = false;
   let help = false;
   let version = false;
-  for (const o of options) {
-    switch (o.name) {
-      case "c": codec = "zlib"; break;
-      case "l": codec = "lzo"; break;
-      case "p": codec = "snappy"; break;
-      case "z": codec = "zstd"; break;
-      case "E": elf = true; break;
-      case "F": flat = true; break;
-      case "R": rearrange = true; break;
-      case "d": dumpLevel = parseDumpLevel(o.value!, "-d"); break;
-      case "f": force = true; break;
-      case "D": debug = true; break;
-      case "help": help = true; break;
-      case "v": version = true; break;
-      case "dump-dmesg": dmesg = true; break;
-      case "message-level": {
-        const n = /^[0-9]+$/.test(o.value!) ? Number(o.value) : NaN;
-        if (!(n >= 0 && n <= 31)) throw invalid(`Message_level(${o.value}) is invalid.`, { field: "--message-level", actual: o.value! });
-        messageLevel = n;
-        break;
+  const own = (message: string, field: string, hint: string) => {
+    unsupported ??= new MakedumpfileUsageError("kexec-ts", message, "", streams, { field }, hint);
+  };
+  try {
+    for (const { spec, shown, value } of getoptLong(argv, positionals)) {
+      if (spec.refused) { unsupported ??= refusal(shown, spec.refused, streams); continue; }
+      switch (spec.long ?? spec.short) {
+        case "c": codec = "zlib"; break;
+        case "l": codec = "lzo"; break;
+        case "p": codec = "snappy"; break;
+        case "z": codec = "zstd"; break;
+        case "E": elf = true; break;
+        case "F": streams.flat = true; break;
+        case "R": rearrange = true; break;
+        case "d": {
+          const n = wholeNumber(value!);
+          if (n === undefined) own(`-d ${value}: the dump level is one number, 0..31 (makedumpfile's -d bitmask)`, "-d", "e.g. -d 31, what the distro kdump services use");
+          else if (n < 0 || n > 31) throw new MakedumpfileUsageError("makedumpfile", `Dump_level(${n}) is invalid.`, `Dump_level(${n}) is invalid.\n`, streams, { field: "-d", actual: value! });
+          else dumpLevel = n;
+          break;
+        }
+        case "f": force = true; break;
+        case "D": debug = true; break;
+        case "help": help = true; break;
+        case "v": version = true; break;
+        case "dump-dmesg": dmesg = true; break;
+        case "message-level": {
+          const n = wholeNumber(value!);
+          if (n === undefined) own(`--message-level ${value}: the message level is a number, 0..31`, "--message-level", "e.g. --message-level 7, makedumpfile's default");
+          else if (n < 0 || n > 31) {
+            // set_message_level puts the default back before it says so: this line is printed even after --message-level 0.
+            streams.level = DEFAULT_MSG_LEVEL;
+            throw new MakedumpfileUsageError("makedumpfile", `Message_level(${n}) is invalid.`, `Message_level(${n}) is invalid.\n`, streams, { field: "--message-level", actual: value! });
+          } else if (!streams.checkParams) streams.level = n;
+          break;
+        }
+        case "num-threads": {
+          // atoi() and MAX(n, 0), as makedumpfile reads it.
+          const n = Number.parseInt(value!, 10);
+          threads = Number.isFinite(n) && n > 0 ? Math.min(n, 256) : 0;
+          threadsGiven = true;
+          break;
+        }
+        case "check-params": streams.checkParams = true; streams.level = DEFAULT_MSG_LEVEL; break;
+        case "show-stats": stats = true; break;
+        case "non-mmap": break;
       }
-      case "num-threads": {
-        // atoi() and MAX(n, 0), as makedumpfile reads it.
-        const n = Number.parseInt(o.value!, 10);
-        threads = Number.isFinite(n) && n > 0 ? Math.min(n, 256) : 0;
-        threadsGiven = true;
-        break;
-      }
-      case "check-params": checkOnly = true; break;
-      case "show-stats": stats = true; break;
-      case "non-mmap": break;
     }
+  } catch (e) {
+    if (e instanceof GetoptComplaint) throw new MakedumpfileUsageError("getopt", e.message, COMMANDLINE_INVALID, streams, { field: e.field });
+    throw e;
   }
-  if (debug) messageLevel |= ML_PRINT_DEBUG_MSG;
-  if (stats) messageLevel |= ML_PRINT_REPORT_MSG;
+  if (debug) streams.level |= ML_PRINT_DEBUG_MSG;
+  if (stats) streams.level |= ML_PRINT_REPORT_MSG;
+  // --check-params keeps the debug messages quiet, whatever came before or after it.
+  if (streams.checkParams) streams.level = DEFAULT_MSG_LEVEL;
+  const messageLevel = streams.level;
+  const checkOnly = streams.checkParams;
   if (help) return { action: { kind: "help" }, messageLevel, checkOnly };
   if (version) return { action: { kind: "version" }, messageLevel, checkOnly };
-  const commandLineInvalid = (why: string) => invalid(`Commandline parameter is invalid: ${why}.`, { actual: argv.join(" ") });
+  if (unsupported) throw unsupported;
+  const flat = streams.flat;
+  // check_param_for_*: makedumpfile says only COMMANDLINE_INVALID; kexec-ts says why, on stderr.
+  const commandLineInvalid = (why: string) => new MakedumpfileUsageError("kexec-ts", why, COMMANDLINE_INVALID, streams, { actual: argv.join(" ") });
   if (rearrange) {
     // check_param_for_rearranging_dumpdata: one DUMPFILE, the stream on standard input, nothing else.
     if (positionals.length !== 1) throw commandLineInvalid("-R takes one DUMPFILE and reads the flattened stream from standard input");
@@ -215,7 +319,8 @@ export function planMakedumpfile(argv: readonly string[], stderrIsTTY = false): 
     return { action: { kind: "rearrange", dst: positionals[0]!, force }, messageLevel, checkOnly };
   }
   if (codec !== "none" && elf) throw commandLineInvalid("-E (ELF) stores pages uncompressed and cannot be combined with -c/-l/-p/-z");
-  if (threads > 0 && elf) throw commandLineInvalid("--num-threads cannot be used with ELF format");
+  // makedumpfile's own line for this one says all there is to say.
+  if (threads > 0 && elf) throw new MakedumpfileUsageError("makedumpfile", "--num-threads cannot used with ELF format.", `--num-threads cannot used with ELF format.\n${COMMANDLINE_INVALID}`, streams, { field: "--num-threads" });
   const [vmcore, out] = positionals;
   if (dmesg) {
     if (flat ? positionals.length !== 1 : positionals.length !== 2) throw commandLineInvalid(flat ? "--dump-dmesg with -F takes VMCORE and writes the log to standard output" : "--dump-dmesg takes VMCORE and DUMPFILE");
@@ -265,6 +370,22 @@ function say(text: string, flat: boolean): void {
   (flat ? process.stderr : process.stdout).write(text);
 }
 
+/**
+ * A refused command line, on the streams makedumpfile 1.7.2 uses for it: getopt's line on stderr
+ * always; kexec-ts's explanation on stderr as an error message; makedumpfile's own lines and
+ * "makedumpfile Failed." as common messages (stdout, or stderr after -F), so that stdout carries
+ * nothing makedumpfile would not print there.
+ */
+function sayUsageError(e: MakedumpfileUsageError): void {
+  const { flat, level, checkParams } = e.streams;
+  if (e.by === "getopt") process.stderr.write(`${e.message}\n`);
+  else if (e.by === "kexec-ts" && level & ML_PRINT_ERROR_MSG) process.stderr.write(`makedumpfile (kexec-ts): ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ""}`);
+  if (!(level & ML_PRINT_COMMON_MSG)) return;
+  say(e.commonMessages, flat);
+  // --check-params only checks: makedumpfile ends neither with Completed nor with Failed.
+  if (!checkParams) say("\nmakedumpfile Failed.\n", flat);
+}
+
 export async function makedumpfileCommand(argv: readonly string[], version: string): Promise<number> {
   // A message that cannot be written (stderr on a full /tmp, stdout on a hung-up console) neither
   // stops the save nor fails it, as makedumpfile's printf()s do not.
@@ -274,8 +395,8 @@ export async function makedumpfileCommand(argv: readonly string[], version: stri
   try {
     plan = planMakedumpfile(argv, process.stderr.isTTY === true);
   } catch (e) {
-    if (!isKexecError(e)) throw e;
-    process.stderr.write(`${e.message}\n${e.hint ? `${e.hint}\n` : ""}\nmakedumpfile Failed.\n`);
+    if (!(e instanceof MakedumpfileUsageError)) throw e;
+    sayUsageError(e);
     return MDF_FAILED;
   }
   const level = plan.messageLevel;
