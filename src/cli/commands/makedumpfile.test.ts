@@ -9,7 +9,7 @@ import { formatDmesg, readLockless } from "../../core/vmcore/dmesg.js";
 import { bytesAccess } from "../../core/vmcore/memory.js";
 import { syntheticVmcore } from "../../core/vmcore/testing.js";
 import { openVmcore, vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
-import { missingInput } from "../../node/test-inputs.js";
+import { missingInput, missingTool } from "../../node/test-inputs.js";
 import { planMakedumpfile, type MakedumpfileAction } from "./makedumpfile.js";
 
 const split = (line: string) => line.split(/\s+/).filter(Boolean);
@@ -316,6 +316,92 @@ test("makedumpfile drop-in: debug (-D, level 8) and report (--show-stats) messag
     assert.match(flat.stderr, /^OSRELEASE=6\.1\.0-synthetic$/m);
     assert.match(flat.stderr, /saved the dump to standard output \(flattened kdump, lzo, -d 1\)/);
     assert.equal(flat.stdout.subarray(0, 12).toString("latin1"), "makedumpfile", "stdout is only the flattened stream");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const COMMANDLINE_INVALID = "Commandline parameter is invalid.\nTry `makedumpfile --help' for more information.\n";
+const FAILED = "\nmakedumpfile Failed.\n";
+
+/**
+ * Command lines makedumpfile 1.7.2 refuses (or that kexec-ts refuses), with what the drop-in must print
+ * on each stream; exit 1 each. `alike` is what the real makedumpfile, run with the same argv in an empty
+ * directory, must share with it: "both" its stdout byte for byte and nothing/something on stderr alike;
+ * "stdout" its stdout only, where kexec-ts says why on stderr and makedumpfile says nothing there;
+ * "none" where kexec-ts refuses what makedumpfile reads otherwise.
+ */
+const USAGE_ERRORS: { argv: string; stdout: string; stderr: string | RegExp; alike: "both" | "stdout" | "none" }[] = [
+  // getopt's complaint on stderr; makedumpfile's two lines and Failed on stdout, or on stderr once -F was read.
+  { argv: "--bogus a b", stdout: COMMANDLINE_INVALID + FAILED, stderr: "makedumpfile: unrecognized option '--bogus'\n", alike: "both" },
+  { argv: "-F --bogus a", stdout: "", stderr: `makedumpfile: unrecognized option '--bogus'\n${COMMANDLINE_INVALID}${FAILED}`, alike: "both" },
+  { argv: "a b -F --bogus", stdout: "", stderr: `makedumpfile: unrecognized option '--bogus'\n${COMMANDLINE_INVALID}${FAILED}`, alike: "both" },
+  { argv: "--message-level 0 --bogus a b", stdout: "", stderr: "makedumpfile: unrecognized option '--bogus'\n", alike: "both" },
+  { argv: "-x", stdout: COMMANDLINE_INVALID + FAILED, stderr: "makedumpfile: option requires an argument -- 'x'\n", alike: "both" },
+  { argv: "-cq a b", stdout: COMMANDLINE_INVALID + FAILED, stderr: "makedumpfile: invalid option -- 'q'\n", alike: "both" },
+  { argv: "--xen a b", stdout: COMMANDLINE_INVALID + FAILED, stderr: "makedumpfile: option '--xen' is ambiguous; possibilities: '--xen-syms' '--xen-vmcoreinfo' '--xen_phys_start'\n", alike: "both" },
+  { argv: "-h --bogus", stdout: COMMANDLINE_INVALID + FAILED, stderr: "makedumpfile: unrecognized option '--bogus'\n", alike: "both" },
+  // makedumpfile's own line says it all: nothing on stderr. Only the options before it count.
+  { argv: "-d 99 a b", stdout: `Dump_level(99) is invalid.\n${FAILED}`, stderr: "", alike: "both" },
+  { argv: "-F -d 99 a", stdout: "", stderr: `Dump_level(99) is invalid.\n${FAILED}`, alike: "both" },
+  { argv: "-d 99 -F a", stdout: `Dump_level(99) is invalid.\n${FAILED}`, stderr: "", alike: "both" },
+  { argv: "-d 99 --message-level 0 a b", stdout: `Dump_level(99) is invalid.\n${FAILED}`, stderr: "", alike: "both" },
+  { argv: "--message-level 0 --message-level 99 a b", stdout: `Message_level(99) is invalid.\n${FAILED}`, stderr: "", alike: "both" },
+  { argv: "-E --num-threads 2 a b", stdout: `--num-threads cannot used with ELF format.\n${COMMANDLINE_INVALID}${FAILED}`, stderr: "", alike: "both" },
+  { argv: "--check-params -d 99 a b", stdout: "Dump_level(99) is invalid.\n", stderr: "", alike: "both" },
+  // check_param_for_*: makedumpfile's lines on stdout, kexec-ts's reason on stderr (an error message: not at level 2).
+  { argv: "-l a", stdout: COMMANDLINE_INVALID + FAILED, stderr: /^makedumpfile \(kexec-ts\): VMCORE and DUMPFILE are needed\n$/, alike: "stdout" },
+  { argv: "--dump-dmesg a", stdout: COMMANDLINE_INVALID + FAILED, stderr: /^makedumpfile \(kexec-ts\): --dump-dmesg takes VMCORE and DUMPFILE\n$/, alike: "stdout" },
+  { argv: "-c -E a b", stdout: COMMANDLINE_INVALID + FAILED, stderr: /^makedumpfile \(kexec-ts\): -E \(ELF\) stores pages uncompressed and cannot be combined with -c\/-l\/-p\/-z\n$/, alike: "stdout" },
+  { argv: "-R a b", stdout: COMMANDLINE_INVALID + FAILED, stderr: /^makedumpfile \(kexec-ts\): -R takes one DUMPFILE/, alike: "stdout" },
+  { argv: "-E -F a b", stdout: "", stderr: new RegExp(`^makedumpfile \\(kexec-ts\\): -F takes VMCORE and writes to standard output\\n${COMMANDLINE_INVALID.replace(/[.`'()]/g, "\\$&")}\\nmakedumpfile Failed\\.\\n$`), alike: "both" },
+  { argv: "--check-params a", stdout: COMMANDLINE_INVALID, stderr: /^makedumpfile \(kexec-ts\): VMCORE and DUMPFILE are needed\n$/, alike: "stdout" },
+  { argv: "--message-level 2 -l a", stdout: COMMANDLINE_INVALID + FAILED, stderr: "", alike: "both" },
+  // Options kexec-ts lacks: its refusal and hint on stderr, Failed where makedumpfile's failure to run
+  // them puts it (after the whole command line, -F given later included).
+  { argv: "-x vmlinux a b", stdout: FAILED, stderr: /^makedumpfile \(kexec-ts\): option -x is not supported by kexec-ts: .*\nhint: drop it, or run Debian's makedumpfile/, alike: "both" },
+  { argv: "-x vmlinux -F a", stdout: "", stderr: /^makedumpfile \(kexec-ts\): option -x is not supported by kexec-ts: .*\nhint: .*\n\nmakedumpfile Failed\.\n$/, alike: "both" },
+  { argv: "--message-level 0 -x vmlinux a b", stdout: "", stderr: "", alike: "both" },
+  // A dump level kexec-ts will not guess at (makedumpfile's atoi() reads "abc" as 0).
+  { argv: "-d abc a b", stdout: FAILED, stderr: /^makedumpfile \(kexec-ts\): -d abc: the dump level is one number, 0\.\.31/, alike: "both" },
+  // -x takes "a" as its VMLINUX: makedumpfile then refuses one operand; kexec-ts says first what it lacks.
+  { argv: "-cx a b", stdout: FAILED, stderr: /^makedumpfile \(kexec-ts\): option -x is not supported by kexec-ts/, alike: "none" },
+];
+
+test("makedumpfile drop-in usage errors: makedumpfile 1.7.2's lines on its streams, decided by the options before the error; kexec-ts's reasons on stderr", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-mdf-usage-"));
+  try {
+    for (const { argv, stdout, stderr } of USAGE_ERRORS) {
+      const r = run(dir, split(argv), { link: true });
+      assert.equal(r.status, 1, `makedumpfile ${argv}: exit status`);
+      assert.equal(r.stdout.toString(), stdout, `makedumpfile ${argv}: stdout`);
+      if (typeof stderr === "string") assert.equal(r.stderr, stderr, `makedumpfile ${argv}: stderr`);
+      else assert.match(r.stderr, stderr, `makedumpfile ${argv}: stderr`);
+    }
+    // The same through `kexec-ts makedumpfile`.
+    const r = run(dir, ["makedumpfile", "-d", "99", "a", "b"]);
+    assert.deepEqual([r.status, r.stdout.toString(), r.stderr], [1, `Dump_level(99) is invalid.\n${FAILED}`, ""]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("makedumpfile drop-in usage errors: the real makedumpfile prints the same stdout and exit status, and stderr alike", (t) => {
+  if (missingTool("makedumpfile") !== undefined) return missingInput(t, "makedumpfile is not installed (.ci/setup-debian.sh)");
+  const version = spawnSync("makedumpfile", ["-v"]).stdout.toString();
+  // A makedumpfile diverted to kexec-ts would compare kexec-ts with itself.
+  if (!/^makedumpfile: version 1\./.test(version)) return missingInput(t, `the makedumpfile in PATH is not makedumpfile 1.x (it says ${JSON.stringify(version.split("\n")[0])})`);
+  // An empty directory: a, b and vmlinux do not exist, so what makedumpfile accepts fails opening them.
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-mdf-usage-"));
+  try {
+    for (const { argv, alike } of USAGE_ERRORS) {
+      const ours = run(dir, split(argv), { link: true });
+      const theirs = spawnSync("makedumpfile", split(argv), { cwd: dir, timeout: 60_000 });
+      assert.equal(ours.status, theirs.status, `makedumpfile ${argv}: exit status (makedumpfile's stderr: ${theirs.stderr})`);
+      if (alike === "none") continue;
+      assert.equal(ours.stdout.toString(), theirs.stdout.toString(), `makedumpfile ${argv}: stdout`);
+      if (alike === "both") assert.equal(ours.stderr === "", theirs.stderr.length === 0, `makedumpfile ${argv}: stderr empty or not alike (kexec-ts: ${JSON.stringify(ours.stderr)}, makedumpfile: ${JSON.stringify(theirs.stderr.toString())})`);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
