@@ -76,20 +76,26 @@ export function openRandomAccess(path: string): OpenFile {
   refuseUnreadableKind(path);
   const fd = openVmcoreFile(path);
   const st = fstatSync(fd);
-  const size = BigInt(st.size);
+  return { path, fd, ...descriptorAccess(fd, path, BigInt(st.size), st.isFile()), close: () => closeSync(fd) };
+}
+
+/**
+ * Random access through an open descriptor of `size` bytes, for as long as the caller keeps it
+ * open. A device's size is not known from fstat (0), so only a file's reads are checked against it.
+ */
+export function descriptorAccess(fd: number, path: string, size: bigint, isFile: boolean): RandomAccess & Pick<OpenFile, "readInto"> {
+  const pastEnd = (offset: bigint, length: number) => pastEndOfFile(path, offset, length, size);
   const readInto = (offset: bigint, out: Uint8Array, at: number, length: number): void =>
     readFullyAt(fd, path, offset, out, at, length, SOURCE_FAILING, () => pastEnd(offset, length));
-  const pastEnd = (offset: bigint, length: number) => pastEndOfFile(path, offset, length, size);
   return {
-    path, fd, size, readInto,
+    size, readInto,
     read(offset: bigint, length: number): Uint8Array {
       // Checked before allocating: a damaged length field (a kdump header's bitmap_blocks of
       // 0xffffffff) asked for gigabytes, or more than a typed array can hold, from a small file.
-      if (st.isFile() && offset + BigInt(length) > size) throw pastEnd(offset, length);
+      if (isFile && offset + BigInt(length) > size) throw pastEnd(offset, length);
       const out = new Uint8Array(length);
       readInto(offset, out, 0, length);
       return out;
     },
-    close: () => closeSync(fd),
   };
 }
