@@ -55,7 +55,22 @@ export const MAX_CORE_PROGRAM_HEADERS = 2 ** 24;
 /** All notes of a dump: one per CPU (~0.4 KiB each, 8192 CPUs at most) and VMCOREINFO. */
 const MAX_NOTES = 16n << 20n;
 
-export function readElfCore(file: RandomAccess, what = "vmcore"): ElfCore {
+/** A core's program header table, from its ELF header (and section header 0 under PN_XNUM). */
+export interface CoreProgramHeaderTable {
+  /** How many entries: e_phnum, or section header 0's sh_info where e_phnum is PN_XNUM. */
+  phnum: number;
+  /** Where the table ends, e_phoff + phnum * e_phentsize: the file from 0 to here is all of the ELF header and the table. */
+  tableEnd: number;
+  /** Whether the count came from section header 0 (e_phnum is PN_XNUM). */
+  extended: boolean;
+}
+
+/**
+ * Where a core's program header table lies, from the few bytes that say so (the ELF header,
+ * section header 0 under PN_XNUM), before the table is read: a reader that reads only part of
+ * the headers (kdump list) bounds what it reads by it. Throws for a header that no reader takes.
+ */
+export function readCoreProgramHeaderTable(file: RandomAccess, what = "vmcore"): CoreProgramHeaderTable {
   const ident = file.read(0n, Number(file.size < BigInt(ELF64_EHDR.size) ? file.size : BigInt(ELF64_EHDR.size)));
   const elfClass = readElfClass(ident, what);
   const h = readStruct(elfHeaderLayout(elfClass), ident, 0, { what });
@@ -79,6 +94,11 @@ export function readElfCore(file: RandomAccess, what = "vmcore"): ElfCore {
     throw new KexecError("parse", `${what}: the program header table ends at ${hex(tableEnd)}, past the end of the file (${hex(file.size)})`,
       { field: "e_phoff", expected: `<= ${hex(file.size)}`, actual: hex(tableEnd) }, "the vmcore is truncated");
   }
+  return { phnum, tableEnd, extended: h.e_phnum === PN_XNUM };
+}
+
+export function readElfCore(file: RandomAccess, what = "vmcore"): ElfCore {
+  const { phnum, tableEnd } = readCoreProgramHeaderTable(file, what);
   const headBytes = file.read(0n, tableEnd);
   const elf = parseElf(headBytes, what, phnum);
   if (elf.header.e_type !== ET_CORE) {
