@@ -253,7 +253,7 @@ export interface DumpDirFacts {
    */
   listProblem?: string | null;
   /**
-   * What the vmcore's own header says (readDumpHeaderMark of its first bytes), where it was read:
+   * What the vmcore's own header says (readDumpHeaderMark of its headers), where it was read:
    * a vmcore of the size report.json recorded whose header says incomplete is not whole.
    */
   header?: DumpHeaderMark | null;

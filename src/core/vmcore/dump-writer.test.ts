@@ -4,15 +4,16 @@ import { compressBatch, readExtents, type PageCompressInto } from "./batch.js";
 import { LZO_HASH_BITS, lzo1xCompressInto } from "./codecs.js";
 import { BatchReadError, ElfLoadPlanner, prepareDumpBitmaps, writeElfDump, writeKdumpDump, type BatchCompressor, type DumpExclusion, type DumpOptions, type DumpSink } from "./dump-writer.js";
 import { clearBit } from "./exclude.js";
-import { DUMP_DH_COMPRESSED_INCOMPLETE, DUMP_DH_COMPRESSED_LZO, KDUMP_HEADER_VERSION, KDUMP_SUB_HEADER_64, PAGE_DESC, PAGE_DESC_SIZE, readDiskDumpHeader, readKdump } from "./kdump.js";
+import { DISK_DUMP_HEADER_64, DUMP_DH_COMPRESSED_INCOMPLETE, DUMP_DH_COMPRESSED_LZO, KDUMP_HEADER_VERSION, KDUMP_SUB_HEADER_64, PAGE_DESC, PAGE_DESC_SIZE, readDiskDumpHeader, readKdump } from "./kdump.js";
 import { offsetOf, readStruct } from "../bytes/layout.js";
 import { bytesAccess, type PhysicalMemory, type PhysRange, type RandomAccess } from "./memory.js";
 import { decompressPage } from "./codecs.js";
 import { kernelMemory } from "./kernel-memory.js";
 import { hex } from "../format.js";
 import { SYNTH_UTSNAME, exclusionLeavingOut, syntheticVmcore } from "./testing.js";
-import { DUMP_HEAD_BYTES, openVmcore, readDumpHeaderMark, vmcoreKernelMemory, type Vmcore } from "./vmcore.js";
+import { DUMP_LIST_HEADER_BYTES, openVmcore, readDumpHeaderMark, vmcoreKernelMemory, type Vmcore } from "./vmcore.js";
 import { encodeFlatHeader } from "./flat.js";
+import { KEXEC_TS_NOTE_NAME, NT_KEXEC_TS_COMPLETE, encodeElfCoreHeader, encodeNote } from "./elf-writer.js";
 import { formatDmesg, printkPageFrames, readLockless } from "./dmesg.js";
 import { crashedUtsname } from "./utsname.js";
 import { KexecError } from "../errors.js";
@@ -336,9 +337,33 @@ test("dump writer (kdump): a dump cut short names one page frame, the first dump
   }
 });
 
-test("a dump's own header says whether it is whole, from its first bytes only; what it cannot tell is unknown, never an error", async () => {
+/** A file in memory that keeps where its reads reached: what a reader of headers must leave alone lies past them. */
+function readsOf(bytes: Uint8Array): RandomAccess & { reach: number; bytesRead: number } {
+  const inner = bytesAccess(bytes, "dump");
+  const file = {
+    size: inner.size,
+    reach: 0,
+    bytesRead: 0,
+    read(offset: bigint, length: number): Uint8Array {
+      file.reach = Math.max(file.reach, Number(offset) + length);
+      file.bytesRead += length;
+      return inner.read(offset, length);
+    },
+  };
+  return file;
+}
+
+test("a dump's own header says whether it is whole, from its headers only; what it cannot tell is unknown, never an error", async () => {
   const { core, s, compressor } = source(3000);
-  const head = (bytes: Uint8Array) => readDumpHeaderMark(bytes.subarray(0, DUMP_HEAD_BYTES), BigInt(bytes.length));
+  const head = (bytes: Uint8Array) => {
+    const file = readsOf(bytes);
+    const mark = readDumpHeaderMark(file, "dump");
+    // Never the page data: a kdump header is all of what a kdump file is asked; an ELF core's headers and notes end where its first PT_LOAD's data starts.
+    const elf = mark.format === "elf" && mark.says !== "unknown" ? openVmcore(bytesAccess(bytes)).elf : undefined;
+    const headers = elf ? elf.headerEnd : mark.format === "kdump" ? BigInt(DISK_DUMP_HEADER_64.size) : undefined;
+    if (headers !== undefined) assert.ok(file.reach <= headers, `read to ${file.reach}, past the headers' end at ${headers}`);
+    return mark;
+  };
   const kdump = new MemorySink();
   await writeKdumpDump(core, { codec: "lzo", dumpLevel: 0, what: "synthetic" }, kdump, compressor);
   assert.deepEqual(head(kdump.bytes.slice(0, kdump.length)), { format: "kdump", says: "complete", detail: "its header's status 0x2 at offset 424 lacks DUMP_DH_COMPRESSED_INCOMPLETE" });
@@ -365,10 +390,43 @@ test("a dump's own header says whether it is whole, from its first bytes only; w
   assert.deepEqual(head(new Uint8Array(0)), { format: null, says: "unknown", detail: "the file is empty" });
   assert.match(head(new TextEncoder().encode("not a dump at all")).detail, /^neither an ELF core nor a kdump-compressed file at offset 0/);
   const elfBytes = elf.bytes.slice(0, elf.length);
-  const short = readDumpHeaderMark(elfBytes.subarray(0, 256), BigInt(elfBytes.length));
+  const short = head(elfBytes.subarray(0, 256));
   assert.deepEqual([short.format, short.says], ["elf", "unknown"]);
-  assert.match(short.detail, /^its header does not parse: its headers reach past the first 256 bytes read/);
-  assert.equal(readDumpHeaderMark(kdump.bytes.subarray(0, 100), 100n).says, "unknown", "a kdump header cut short");
+  assert.match(short.detail, /^its header does not parse: \d+ bytes at offset 0x[0-9a-f]+ lie past the end of the file \(256 bytes\)$/, "cut in its notes");
+  assert.match(head(elfBytes.subarray(0, 100)).detail, /^its header does not parse: the program header table ends at 0x[0-9a-f]+, past the end of the file \(0x64\)$/, "cut in its program headers");
+  assert.equal(head(kdump.bytes.subarray(0, 100)).says, "unknown", "a kdump header cut short");
+  // A read that fails is no damage to the header: said as a read error, in the reader's words.
+  const failing: RandomAccess = {
+    size: BigInt(elfBytes.length),
+    read: (offset, length) => {
+      // The headers from offset 0 read; the notes after them do not.
+      if (offset === 0n) return elfBytes.subarray(0, length);
+      throw new KexecError("io", `dump: read error at offset ${hex(offset)}: input/output error (EIO)`, { offset, errno: "EIO" }, "the source may be on a failing device");
+    },
+  };
+  const notesAt = readStruct(ELF64_PHDR, elfBytes, ELF64_EHDR.size).p_offset;
+  assert.deepEqual(readDumpHeaderMark(failing, "dump"), { format: "elf", says: "unknown", detail: `cannot read it: read error at offset ${hex(notesAt)}: input/output error (EIO)` });
+});
+
+test("a dump whose program headers are more than kdump list reads is of unknown completeness, said so with their size; only its ELF and section header are read", () => {
+  const notes = encodeNote(KEXEC_TS_NOTE_NAME, NT_KEXEC_TS_COMPLETE, new TextEncoder().encode("complete; dump level 31"));
+  const dump = (loads: number) => {
+    const header = encodeElfCoreHeader("x86_64", Array.from({ length: loads }, (_, i) => ({ p_vaddr: 0n, p_paddr: BigInt(i) * 2n * BigInt(PS), p_offset: 0n, p_filesz: 0n, p_memsz: BigInt(PS) })), notes);
+    return readsOf(header);
+  };
+  // One program header past the bound (with the PT_NOTE and the ELF header and section header 0 before the notes).
+  const over = Math.floor((DUMP_LIST_HEADER_BYTES - ELF64_EHDR.size) / ELF64_PHDR.size);
+  const big = dump(over);
+  const tableEnd = ELF64_EHDR.size + (over + 1) * ELF64_PHDR.size;
+  assert.ok(tableEnd > DUMP_LIST_HEADER_BYTES);
+  assert.deepEqual(readDumpHeaderMark(big, "dump"), {
+    format: "elf", says: "unknown",
+    detail: `its ELF header and ${over + 1} program headers (PN_XNUM: the count in section header 0) take ${tableEnd} bytes (32.0 MiB), more than kdump list reads of a dump (32 MiB): kexec-ts vmcore info reads them all and says whether it is complete`,
+  });
+  assert.ok(big.bytesRead < 4096, `read ${big.bytesRead} bytes: the ELF header and section header 0, not the table`);
+  // One fewer fits, and is read whole.
+  const most = dump(over - 1);
+  assert.deepEqual(readDumpHeaderMark(most, "dump"), { format: "elf", says: "complete", detail: 'its KEXEC-TS note says "complete; dump level 31"' });
 });
 
 /**

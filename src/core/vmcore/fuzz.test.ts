@@ -21,7 +21,7 @@ import { encodeFlatHeader, encodeFlatRecordHeader, FLAT_END, FlatReassembler, pa
 import { kernelMemory } from "./kernel-memory.js";
 import { bytesAccess, type PhysicalMemory, type RandomAccess } from "./memory.js";
 import { syntheticVmcore } from "./testing.js";
-import { DUMP_HEAD_BYTES, openVmcore, readDumpHeaderMark } from "./vmcore.js";
+import { openVmcore, readDumpHeaderMark } from "./vmcore.js";
 import { DISK_DUMP_HEADER_64 } from "./kdump.js";
 import { offsetOf } from "../bytes/layout.js";
 import { ELF64_EHDR, ELF64_PHDR, ELF64_SHDR, PN_XNUM } from "../image/elf.js";
@@ -280,14 +280,15 @@ test("found by review: a damaged ELF core header cannot make the reader read GiB
 });
 
 test("fuzz: what kdump list reads of a vmcore's header never throws: a damaged header is of unknown completeness", () => {
-  const elf = syntheticVmcore(64).bytes.slice(0, DUMP_HEAD_BYTES);
+  const elf = syntheticVmcore(64).bytes.slice(0, 64 * 1024);
   const kdump = new Uint8Array(4096);
   kdump.set(new TextEncoder().encode("KDUMP   "));
   kdump.set(new TextEncoder().encode("x86_64"), offsetOf(DISK_DUMP_HEADER_64, "utsname.machine"));
   kdump.set([0, 0x10, 0, 0], offsetOf(DISK_DUMP_HEADER_64, "block_size"));
   const heads = fc.oneof(damaged(elf, 0, 512), damaged(kdump, 0, DISK_DUMP_HEADER_64.size));
   fc.assert(fc.property(heads, fc.bigUintN(40), (head, size) => {
-    const mark = readDumpHeaderMark(head, BigInt(head.length) + size);
+    // The file says it goes on past the bytes given; a read there fails, as in a file cut meanwhile.
+    const mark = readDumpHeaderMark({ ...bytesAccess(head), size: BigInt(head.length) + size });
     assert.ok(["complete", "incomplete", "unknown"].includes(mark.says) && mark.detail.length > 0);
   }), { numRuns: 600 });
 });

@@ -1,12 +1,12 @@
 /** One view over either input format: memory, notes, VMCOREINFO and how the dump was made. */
 import { KexecError } from "../errors.js";
-import { describeBytes, hex } from "../format.js";
+import { describeBytes, hex, size } from "../format.js";
 import { offsetOf } from "../bytes/layout.js";
 import { latin1 } from "../bytes/reader.js";
-import { elfCoreMemory, looksLikeElfCore, readElfCore, type ElfCore } from "./elf-core.js";
+import { elfCoreMemory, looksLikeElfCore, readCoreProgramHeaderTable, readElfCore, type ElfCore } from "./elf-core.js";
 import { KEXEC_TS_NOTE_NAME, NT_KEXEC_TS_INCOMPLETE } from "./elf-writer.js";
 import { kernelMemory, type KernelMemory } from "./kernel-memory.js";
-import { DUMP_DH_COMPRESSED_INCOMPLETE, looksLikeKdump, readDiskDumpHeader, readKdump, type KdumpFile } from "./kdump.js";
+import { DISK_DUMP_HEADER_64, DUMP_DH_COMPRESSED_INCOMPLETE, looksLikeKdump, readDiskDumpHeader, readKdump, type KdumpFile } from "./kdump.js";
 import type { PhysicalMemory, RandomAccess } from "./memory.js";
 import type { VmcoreInfo } from "./vmcoreinfo.js";
 import { looksLikeFlat } from "./flat.js";
@@ -73,38 +73,40 @@ function kexecTsMark(elf: ElfCore): { incomplete: boolean; text: string } | unde
 }
 
 /**
- * How much of a dump `kdump list` reads to tell whether its own header says it is whole: the
- * kdump header is 0.5 KiB; an ELF core's headers and notes (kexec-ts's mark last among them)
- * take ~0.4 KiB per CPU and a few KiB of VMCOREINFO. Never the page data: a list of dumps of
- * GiBs each must stay quick.
+ * The most of an ELF dump's headers (its ELF header and program header table) `kdump list`
+ * reads to find kexec-ts's note; the notes after them are bounded as for every reader (16 MiB).
+ * 32 MiB is 599,185 program headers: the writer starts a PT_LOAD after no fewer than 256
+ * excluded pages (ELF_MIN_GAP), so that many cover 587 GiB at its most fragmented, and far more
+ * memory as real machines fragment. The reader's own bound (MAX_CORE_PROGRAM_HEADERS, 896 MiB
+ * of table) is for one dump read on purpose: each program header read costs ~0.25 KiB of heap
+ * and ~3 µs, GiBs and most of a minute at that bound, for every dump a list shows. Past this
+ * one the list says it did not read them, not that the dump is damaged. Never the page data: a
+ * list of dumps of GiBs each must stay quick.
  */
-export const DUMP_HEAD_BYTES = 64 * 1024;
+export const DUMP_LIST_HEADER_BYTES = 32 << 20;
 
-/** What a dump's own header says of its completeness, from its first bytes. */
+/** What a dump's own header says of its completeness. */
 export interface DumpHeaderMark {
   format: "kdump" | "elf" | "flattened" | null;
-  /** "unknown": the header does not say (a flattened stream, an ELF core without kexec-ts's note, a file that does not parse). */
+  /** "unknown": the header does not say (a flattened stream, an ELF core without kexec-ts's note, a file that does not parse or cannot be read). */
   says: "complete" | "incomplete" | "unknown";
   detail: string;
 }
 
 /**
  * The completeness a dump's header records: DUMP_DH_COMPRESSED_INCOMPLETE in a kdump file's
- * status, kexec-ts's note in an ELF core. `head` is the file's first bytes (DUMP_HEAD_BYTES or
- * all of a smaller file), `fileSize` its size. Never throws: a dump that cannot be read this way
- * is of unknown completeness, not a failed list.
+ * status, kexec-ts's note in an ELF core. Reads from `file` only the headers that say it: the
+ * kdump header, or the ELF header, section header 0 under PN_XNUM, the program header table (up
+ * to DUMP_LIST_HEADER_BYTES) and the PT_NOTE segments. Never throws for what `file` holds or
+ * fails to read (a KexecError): a dump that cannot be read this way is of unknown completeness,
+ * not a failed list.
  */
-export function readDumpHeaderMark(head: Uint8Array, fileSize: bigint, what = "vmcore"): DumpHeaderMark {
-  const file: RandomAccess = {
-    size: fileSize,
-    read(offset: bigint, length: number): Uint8Array {
-      if (offset >= 0n && offset + BigInt(length) <= BigInt(head.length)) return head.subarray(Number(offset), Number(offset) + length);
-      throw new KexecError("parse", `its headers reach past the first ${head.length} bytes read (to ${offset + BigInt(length)})`, { offset, expected: `<= ${head.length}`, actual: String(offset + BigInt(length)) },
-        "kexec-ts vmcore info reads the whole dump and says whether it is complete");
-    },
-  };
+export function readDumpHeaderMark(file: RandomAccess, what = "vmcore"): DumpHeaderMark {
   const unknown = (format: DumpHeaderMark["format"], detail: string): DumpHeaderMark => ({ format, says: "unknown", detail });
+  // Enough to tell the formats apart, and all of a kdump header (the 64-bit one is the larger).
+  let head: Uint8Array = new Uint8Array(0);
   try {
+    head = file.read(0n, Number(file.size < BigInt(DISK_DUMP_HEADER_64.size) ? file.size : BigInt(DISK_DUMP_HEADER_64.size)));
     if (looksLikeKdump(head)) {
       const { fields, layout } = readDiskDumpHeader(head, what);
       const flag = `status ${hex(fields.status)} at offset ${offsetOf(layout.header, "status")}`;
@@ -113,6 +115,10 @@ export function readDumpHeaderMark(head: Uint8Array, fileSize: bigint, what = "v
         : { format: "kdump", says: "complete", detail: `its header's ${flag} lacks DUMP_DH_COMPRESSED_INCOMPLETE` };
     }
     if (looksLikeElfCore(head)) {
+      const table = readCoreProgramHeaderTable(file, what);
+      if (table.tableEnd > DUMP_LIST_HEADER_BYTES) {
+        return unknown("elf", `its ELF header and ${table.phnum} program headers${table.extended ? " (PN_XNUM: the count in section header 0)" : ""} take ${table.tableEnd} bytes (${size(table.tableEnd)}), more than kdump list reads of a dump (${size(DUMP_LIST_HEADER_BYTES)}): kexec-ts vmcore info reads them all and says whether it is complete`);
+      }
       const elf = readElfCore(file, what);
       const mark = kexecTsMark(elf);
       if (mark?.incomplete) return { format: "elf", says: "incomplete", detail: `its ${KEXEC_TS_NOTE_NAME} note says "${mark.text}"` };
@@ -121,10 +127,13 @@ export function readDumpHeaderMark(head: Uint8Array, fileSize: bigint, what = "v
       return unknown("elf", `an ELF core without kexec-ts's ${KEXEC_TS_NOTE_NAME} note, whose header does not record completeness`);
     }
     if (looksLikeFlat(head)) return unknown("flattened", "makedumpfile's flattened format (a stream saved as it came), whose header does not record completeness (makedumpfile -R makes a dump file of it)");
-    return unknown(null, fileSize === 0n ? "the file is empty" : `neither an ELF core nor a kdump-compressed file at offset 0 (${describeBytes(head.subarray(0, 16))})`);
+    return unknown(null, file.size === 0n ? "the file is empty" : `neither an ELF core nor a kdump-compressed file at offset 0 (${describeBytes(head.subarray(0, 16))})`);
   } catch (e) {
     if (!(e instanceof KexecError)) throw e;
-    return unknown(looksLikeKdump(head) ? "kdump" : "elf", `its header does not parse: ${e.message.startsWith(`${what}: `) ? e.message.slice(what.length + 2) : e.message}`);
+    const said = e.message.startsWith(`${what}: `) ? e.message.slice(what.length + 2) : e.message;
+    const format = looksLikeKdump(head) ? "kdump" : looksLikeElfCore(head) ? "elf" : null;
+    // A read that failed (EIO on a failing disk) says nothing of the header: said as what it is.
+    return unknown(format, e.code === "io" ? `cannot read it: ${said}` : `its header does not parse: ${said}`);
   }
 }
 

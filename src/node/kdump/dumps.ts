@@ -1,10 +1,11 @@
 /** The dumps in a target directory, read from disk: names, sizes, their report.json. */
-import { closeSync, fstatSync, lstatSync, mkdirSync, readFileSync, readSync, readdirSync, statSync } from "node:fs";
+import { closeSync, fstatSync, lstatSync, mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { dumpCompleteness, dumpDirTime, dumpReportFromJson, summarizeDump, type DumpCompleteness, type DumpEntry, type DumpReport } from "../../core/kdump/dumps.js";
 import { KexecError } from "../../core/errors.js";
 import { describeJsonValue } from "../../core/format.js";
-import { DUMP_HEAD_BYTES, readDumpHeaderMark, type DumpHeaderMark } from "../../core/vmcore/vmcore.js";
+import { readDumpHeaderMark, type DumpHeaderMark } from "../../core/vmcore/vmcore.js";
+import { descriptorAccess } from "../vmcore/file.js";
 import { errnoText, fileKind } from "../files.js";
 import { openRegularFile } from "../rootfs.js";
 
@@ -161,8 +162,8 @@ export function readDump(target: string, entry: DumpEntry, io: DumpDirIo = NODE_
 }
 
 /**
- * What a vmcore's header says of its completeness (readDumpHeaderMark), from its first
- * DUMP_HEAD_BYTES only; a file that cannot be read is of unknown completeness by its header.
+ * What a vmcore's header says of its completeness (readDumpHeaderMark), from the headers it
+ * reads (never the page data); a file that cannot be read is of unknown completeness by its header.
  */
 function readVmcoreHeaderMark(path: string): DumpHeaderMark {
   let fd: number;
@@ -174,15 +175,7 @@ function readVmcoreHeaderMark(path: string): DumpHeaderMark {
     return { format: null, says: "unknown", detail: `cannot read it: ${errnoText(e, path)}${code === "EACCES" || code === "EPERM" ? "; run as root" : ""}` };
   }
   try {
-    const st = fstatSync(fd);
-    const head = Buffer.alloc(Math.min(st.size, DUMP_HEAD_BYTES));
-    let got = 0;
-    while (got < head.length) {
-      const n = readSync(fd, head, got, head.length - got, got);
-      if (n === 0) break;
-      got += n;
-    }
-    return readDumpHeaderMark(new Uint8Array(head.buffer, head.byteOffset, got), BigInt(st.size), path);
+    return readDumpHeaderMark(descriptorAccess(fd, path, BigInt(fstatSync(fd).size), true), path);
   } catch (e) {
     return { format: null, says: "unknown", detail: `cannot read it: ${errnoText(e, path)}` };
   } finally {
