@@ -53,11 +53,7 @@ export interface PhysicalMemory {
    * lie in one stored run (the caller then reads page by page).
    */
   readRun?(pfn: bigint, count: number): Uint8Array | undefined;
-  /**
-   * Optional: like readRun, into dst at `at`; false when the pages are not one stored run. dst's
-   * bytes for the run are then unspecified (a kdump file's page whose descriptor was never filled
-   * is found only once the pages before it are decoded): the caller reads them another way.
-   */
+  /** Optional: like readRun, into dst at `at`; false (nothing read) when the pages are not one stored run. */
   readRunInto?(pfn: bigint, count: number, dst: Uint8Array, at: number): boolean;
   /**
    * Optional (sources that store pages uncompressed, as ELF does): where page `pfn` and up to

@@ -214,6 +214,25 @@ test("kdump reader: bitmaps streamed in chunks and ranked in blocks give what th
     assert.ok(batch.subarray(0, 4096).every((b) => b === 0xee), "the slot before the run is untouched");
   }
   assert.equal(whole, wholeRuns.length, "every pair is read as a run");
+  // A descriptor never filled (a dump cut short while it was written) ends a run before any page of it is written.
+  const [first] = wholeRuns[0]!;
+  file.fill(0, Number(layout.descOffset) + (index.get(first + 1)!) * 24, Number(layout.descOffset) + (index.get(first + 1)! + 1) * 24);
+  batch.fill(0xee);
+  assert.equal(k.memory.readRunInto!(BigInt(first), 2, batch, 0), false, "a run with an unfilled descriptor");
+  assert.ok(batch.every((b) => b === 0xee), "nothing written for it");
+  assert.equal(k.memory.readPage(BigInt(first + 1)), undefined);
+  assert.notEqual(k.memory.readPage(BigInt(first)), undefined);
+  // A damaged descriptor is named by its field and where that lies in the file.
+  const descOf = (p: number) => Number(layout.descOffset) + index.get(p)! * 24;
+  const damaged = (p: number, field: string, at: number, message: RegExp) => assert.throws(() => k.memory.readPage(BigInt(p)),
+    (e: unknown) => e instanceof KexecError && e.data["field"] === field && e.data["offset"] === BigInt(at) && message.test(e.message), `pfn ${p}: ${field}`);
+  const [second] = wholeRuns[1]!;
+  view.setUint32(descOf(second) + 8, 5000, true);
+  damaged(second, "page_desc.size", descOf(second) + 8, new RegExp(`page_desc ${index.get(second)} \\(pfn 0x${second.toString(16)}\\) says 5000 bytes, more than a page`));
+  view.setUint32(descOf(second) + 8, 100, true);
+  damaged(second, "page_desc.size", descOf(second) + 8, /is stored uncompressed in 100 bytes, expected 4096/);
+  view.setUint32(descOf(second) + 4, 0x00400000, true);
+  damaged(second, "page_desc.offset", descOf(second), /says its data is at 0x40000000[0-9a-f]{6}, past any file/);
 });
 
 test("flattened stream: header, records, end marker", () => {
