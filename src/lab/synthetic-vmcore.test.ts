@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { formatDmesg, printkPageFrames, readLockless } from "../core/vmcore/dmesg.js";
 import { prepareDumpBitmaps, writeElfDump, type DumpExclusion, type DumpSink } from "../core/vmcore/dump-writer.js";
 import { isZeroPage } from "../core/vmcore/exclude.js";
+import { START_KERNEL_MAP } from "../core/vmcore/kernel-memory.js";
 import { openVmcore, vmcoreKernelMemory, type Vmcore } from "../core/vmcore/vmcore.js";
 import { cachedVmcorePath } from "../node/kernel-cache.js";
 import { missingInput, missingTool } from "../node/test-inputs.js";
@@ -176,7 +177,10 @@ test("an ELF dump of the real vmcore with 70,000 more PT_LOADs (PN_XNUM): readel
   const source = openRandomAccess(REAL);
   try {
     const real = openVmcore(source, REAL);
-    // 70,000 one-page ranges at 1 TiB, a page apart: a PT_LOAD each, one in 100 dumped, the rest zero pages.
+    // 70,000 one-page ranges at 1 TiB, a page apart: a PT_LOAD each, one in 100 dumped, the rest zero pages,
+    // each mapped in the direct map as the kernel's elfcorehdr has RAM (p_vaddr __va(paddr)): the
+    // log is read back through 70,000 aliases.
+    const direct = real.elf!.loads.find((l) => l.p_vaddr !== 0n && l.p_vaddr < START_KERNEL_MAP)!;
     const P = 4096n;
     const first = 2 ** 28;
     const EXTRA = 70_000;
@@ -187,7 +191,7 @@ test("an ELF dump of the real vmcore with 70,000 more PT_LOADs (PN_XNUM): readel
     const core: Vmcore = {
       ...real,
       memory: { pageSize: 4096, ranges: [...real.memory.ranges, ...extra.map((p) => ({ start: p * P, end: (p + 1n) * P }))], readPage },
-      elf: { ...real.elf!, loads: [...real.elf!.loads, ...extra.map((p, i) => ({ index: real.elf!.loads.length + i, p_offset: 0n, p_vaddr: 0n, p_paddr: p * P, p_filesz: P, p_memsz: P }))] },
+      elf: { ...real.elf!, loads: [...real.elf!.loads, ...extra.map((p, i) => ({ index: real.elf!.loads.length + i, p_offset: 0n, p_vaddr: direct.p_vaddr - direct.p_paddr + p * P, p_paddr: p * P, p_filesz: P, p_memsz: P }))] },
     };
     // -d 31 on the real memory (the first window: page frames below 2^24); at 1 TiB the zero pages go (-d 1).
     const exclusion: DumpExclusion = { prepare: (b) => { if ((b.dumpableFirst ?? 0) < first) prepareDumpBitmaps(real, b, 31, REAL); } };
@@ -215,6 +219,7 @@ test("an ELF dump of the real vmcore with 70,000 more PT_LOADs (PN_XNUM): readel
       assert.ok(phnum > 70_000, `${phnum} program headers`);
       assert.equal(back.elf!.loads.filter((l) => l.p_paddr >= BigInt(first) * P).length, EXTRA, "a PT_LOAD per range at 1 TiB");
       assert.equal(back.elf!.loads.filter((l) => l.p_filesz > 0n && l.p_paddr >= BigInt(first) * P).length, EXTRA / 100, "the dumped ones with data");
+      assert.ok(back.elf!.loads.every((l) => l.p_paddr < BigInt(first) * P || l.p_vaddr === direct.p_vaddr - direct.p_paddr + l.p_paddr), "each at its direct-map address");
       assert.deepEqual(back.memory.readPage(BigInt(first + 200)), page);
       assert.deepEqual(back.memory.readPage(BigInt(first + 2)), zero);
       log = formatDmesg(readLockless(vmcoreKernelMemory(back), back.vmcoreinfo!));
