@@ -11,7 +11,7 @@ import { KexecError } from "../errors.js";
 import { PageTableBuilder } from "../pgtable/build.js";
 import { readLockless } from "./dmesg.js";
 import { excludeByPageFlags, presentBitmaps } from "./exclude.js";
-import { aliasFinder, kernelMemory, START_KERNEL_MAP, type VirtualAlias } from "./kernel-memory.js";
+import { aliasFinder, kernelMemory, START_KERNEL_MAP, type AliasLookup, type VirtualAlias } from "./kernel-memory.js";
 import type { PhysicalMemory } from "./memory.js";
 import { parseVmcoreInfo } from "./vmcoreinfo.js";
 
@@ -137,7 +137,7 @@ function linearAliasLookup(aliases: readonly VirtualAlias[], vaddr: bigint): big
   return undefined;
 }
 
-const viaFinder = (find: (vaddr: bigint) => VirtualAlias | undefined, vaddr: bigint): bigint | undefined => {
+const viaFinder = (find: AliasLookup, vaddr: bigint): bigint | undefined => {
   const a = find(vaddr);
   return a === undefined ? undefined : a.paddr + (vaddr - a.vaddr);
 };
@@ -156,7 +156,9 @@ test("aliasFinder: every address of a small space maps as the first alias holdin
   for (const [what, lists] of [["overlapping", overlapping], ["disjoint", disjoint]] as const) {
     fc.assert(fc.property(lists, (list) => {
       const find = aliasFinder(list);
-      for (let v = 0n; v <= 560n; v++) assert.equal(viaFinder(find, v), linearAliasLookup(list, v), `${what}: vaddr ${v}`);
+      // As translate had it: the aliases at 0 left out, then the search.
+      const mapping = list.filter((a) => a.vaddr !== 0n);
+      for (let v = 0n; v <= 560n; v++) assert.equal(viaFinder(find, v), linearAliasLookup(mapping, v), `${what}: vaddr ${v}`);
     }), { numRuns: 300, seed: 1 });
   }
 });

@@ -53,11 +53,19 @@ export interface KernelMemory {
   pageTablePages(vaddr: bigint): bigint[];
 }
 
+/** The alias that maps a virtual address, or undefined (aliasFinder). */
+export type AliasLookup = (vaddr: bigint) => VirtualAlias | undefined;
+
 export interface KernelMemoryOptions {
   machine: "x86_64" | "i386";
   vmcoreinfo: VmcoreInfo;
   /** PT_LOAD vaddr → paddr pairs from an ELF core. */
   aliases?: readonly VirtualAlias[];
+  /**
+   * aliasFinder(aliases), when the caller keeps it: the dump writers make a KernelMemory for each
+   * window of page frames, and the lookup over 70,000 aliases takes 10-30 ms to make.
+   */
+  aliasLookup?: AliasLookup;
 }
 
 const compareBigints = (a: bigint, b: bigint): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -70,8 +78,8 @@ interface AliasParts {
 }
 
 /**
- * The alias that maps vaddr, the first in the given order that holds it, as a search of every
- * alias finds it, in O(log n) a lookup: a core with 70,000 PT_LOADs (a large fragmented machine
+ * The alias that maps vaddr, the first in the given order that holds it (those at 0 map nothing),
+ * as a search of every alias finds it, in O(log n) a lookup: a core with 70,000 PT_LOADs (a large fragmented machine
  * at -d 31, PN_XNUM) made each translation a 70,000-step scan, 0.4-2 ms, for every address
  * the aliases do not map (vmemmap, vmalloc) or map late (a log buffer at the top of memory).
  *
@@ -83,8 +91,9 @@ interface AliasParts {
  * p_vaddr. Then the aliases in address order are the parts. A damaged or hand-made core can
  * still have overlaps, and there the first alias still wins (firstHolderParts).
  */
-export function aliasFinder(aliases: readonly VirtualAlias[]): (vaddr: bigint) => VirtualAlias | undefined {
-  const mapping = aliases.filter((a) => a.size > 0n);
+export function aliasFinder(aliases: readonly VirtualAlias[]): AliasLookup {
+  // p_vaddr 0 is a PT_LOAD without a kernel mapping (kexec-ts's ELF dump of a kdump file has only those).
+  const mapping = aliases.filter((a) => a.vaddr !== 0n && a.size > 0n);
   const ends = mapping.map((a) => a.vaddr + a.size);
   // The sort is stable (aliases at one address keep their order) and near linear on a real
   // core's order: the text alias, then RAM upward.
@@ -166,7 +175,7 @@ function readPhysicalRunInto(phys: PhysicalMemory, paddr: bigint, dst: Uint8Arra
 export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions): KernelMemory {
   const info = options.vmcoreinfo;
   const i386 = options.machine === "i386";
-  const aliasOf = aliasFinder(i386 ? [] : (options.aliases ?? []).filter((a) => a.vaddr !== 0n));
+  const aliasOf: AliasLookup = i386 ? () => undefined : options.aliasLookup ?? aliasFinder(options.aliases ?? []);
   const physBase = BigInt.asUintN(64, info.numbers.get("phys_base") ?? 0n);
   const imageSize = info.numbers.get("KERNEL_IMAGE_SIZE") ?? DEFAULT_KERNEL_IMAGE_SIZE;
   const levels = info.numbers.get("pgtable_l5_enabled") === 1n ? 5 : 4;

@@ -5,7 +5,7 @@ import { offsetOf } from "../bytes/layout.js";
 import { latin1 } from "../bytes/reader.js";
 import { elfCoreMemory, looksLikeElfCore, readCoreProgramHeaderTable, readElfCore, type ElfCore } from "./elf-core.js";
 import { KEXEC_TS_NOTE_NAME, NT_KEXEC_TS_INCOMPLETE } from "./elf-writer.js";
-import { kernelMemory, type KernelMemory } from "./kernel-memory.js";
+import { aliasFinder, kernelMemory, type AliasLookup, type KernelMemory, type VirtualAlias } from "./kernel-memory.js";
 import { DISK_DUMP_HEADER_64, DUMP_DH_COMPRESSED_INCOMPLETE, looksLikeKdump, readDiskDumpHeader, readKdump, type KdumpFile } from "./kdump.js";
 import type { PhysicalMemory, RandomAccess } from "./memory.js";
 import type { VmcoreInfo } from "./vmcoreinfo.js";
@@ -137,10 +137,22 @@ export function readDumpHeaderMark(file: RandomAccess, what = "vmcore"): DumpHea
   }
 }
 
+/**
+ * Each ELF core's aliases and their lookup, by its PT_LOAD list: made once, not for every window
+ * of page frames the dump writers read (a KernelMemory each).
+ */
+const aliasesOfLoads = new WeakMap<ElfCore["loads"], { aliases: VirtualAlias[]; aliasLookup: AliasLookup }>();
+
 export function vmcoreKernelMemory(core: Vmcore): KernelMemory {
   if (!core.vmcoreinfo) {
     throw new KexecError("parse", "the vmcore has no VMCOREINFO note, so kernel structures cannot be found", { field: "VMCOREINFO" }, "the crashed kernel was built without CONFIG_CRASH_CORE or the note area is damaged");
   }
-  const aliases = core.elf ? core.elf.loads.map((l) => ({ vaddr: l.p_vaddr, paddr: l.p_paddr, size: l.p_memsz })) : [];
-  return kernelMemory(core.memory, { machine: core.machine, vmcoreinfo: core.vmcoreinfo, aliases });
+  const loads = core.elf?.loads;
+  let made = loads && aliasesOfLoads.get(loads);
+  if (loads && !made) {
+    const aliases = loads.map((l) => ({ vaddr: l.p_vaddr, paddr: l.p_paddr, size: l.p_memsz }));
+    made = { aliases, aliasLookup: aliasFinder(aliases) };
+    aliasesOfLoads.set(loads, made);
+  }
+  return kernelMemory(core.memory, { machine: core.machine, vmcoreinfo: core.vmcoreinfo, aliases: made?.aliases ?? [], aliasLookup: made?.aliasLookup });
 }
