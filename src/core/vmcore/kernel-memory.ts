@@ -70,89 +70,34 @@ export interface KernelMemoryOptions {
 
 const compareBigints = (a: bigint, b: bigint): number => (a < b ? -1 : a > b ? 1 : 0);
 
-/** Disjoint parts of the virtual address space, sorted, each with the alias (an index) that maps it. */
-interface AliasParts {
-  starts: bigint[];
-  ends: bigint[];
-  owners: number[];
-}
-
 /**
  * The alias that maps vaddr, the first in the given order that holds it (those at 0 map nothing),
- * as a search of every alias finds it, in O(log n) a lookup: a core with 70,000 PT_LOADs (a large fragmented machine
- * at -d 31, PN_XNUM) made each translation a 70,000-step scan, 0.4-2 ms, for every address
- * the aliases do not map (vmemmap, vmalloc) or map late (a log buffer at the top of memory).
+ * as a search of every alias finds it, in O(log n) a lookup: a core with 70,000 PT_LOADs (a large
+ * fragmented machine at -d 31, PN_XNUM) made each translation a 70,000-step scan, 0.4-2 ms, for
+ * every address the aliases do not map (vmemmap, vmalloc) or map late (a log buffer at the top of memory).
  *
  * Real cores have no two aliases that overlap: the kernel's elfcorehdr (crash_prepare_elf64_headers)
  * gives the kernel text PT_LOAD p_vaddr _text, in the __START_KERNEL_map mapping, and each System
  * RAM range __va(start) in the direct map, the ranges disjoint; kexec-tools does the same
  * (kern_vaddr_start, phys_to_virt: page_offset + paddr); makedumpfile -E and kexec-ts's ELF
  * writer (ElfLoadPlanner) cut a source PT_LOAD into pieces that keep their offset from its
- * p_vaddr. Then the aliases in address order are the parts. A damaged or hand-made core can
- * still have overlaps, and there the first alias still wins (firstHolderParts).
+ * p_vaddr. A damaged or hand-made core that has overlaps is searched alias by alias, as before:
+ * correct, and only as slow as it always was.
  */
 export function aliasFinder(aliases: readonly VirtualAlias[]): AliasLookup {
   // p_vaddr 0 is a PT_LOAD without a kernel mapping (kexec-ts's ELF dump of a kdump file has only those).
   const mapping = aliases.filter((a) => a.vaddr !== 0n && a.size > 0n);
   const ends = mapping.map((a) => a.vaddr + a.size);
-  // The sort is stable (aliases at one address keep their order) and near linear on a real
-  // core's order: the text alias, then RAM upward.
+  // Near linear on a real core's order: the text alias, then RAM upward.
   const byAddress = mapping.map((_, i) => i).sort((i, j) => compareBigints(mapping[i]!.vaddr, mapping[j]!.vaddr));
   // Each starting at or past the end of the one before: the ends rise too, no alias reaches into another.
   const disjoint = byAddress.every((i, n) => n === 0 || mapping[i]!.vaddr >= ends[byAddress[n - 1]!]!);
-  const parts = disjoint ? { starts: byAddress.map((i) => mapping[i]!.vaddr), ends: byAddress.map((i) => ends[i]!), owners: byAddress } : firstHolderParts(mapping, ends);
-  const findPart = spanFinder(parts.starts, parts.ends);
+  if (!disjoint) return (vaddr) => mapping.find((a, i) => vaddr >= a.vaddr && vaddr < ends[i]!);
+  const findPart = spanFinder(byAddress.map((i) => mapping[i]!.vaddr), byAddress.map((i) => ends[i]!));
   return (vaddr) => {
     const part = findPart(vaddr, vaddr + 1n);
-    return part < 0 ? undefined : mapping[parts.owners[part]!];
+    return part < 0 ? undefined : mapping[byAddress[part]!];
   };
-}
-
-/**
- * Overlapping aliases cut into disjoint parts, each the first alias's that holds it: in their
- * order, each alias takes the parts of its range that no alias before it took.
- */
-function firstHolderParts(mapping: readonly VirtualAlias[], ends: readonly bigint[]): AliasParts {
-  // Every start and end once, sorted: each alias holds whole slots between neighbours.
-  const sorted = [...mapping.map((a) => a.vaddr), ...ends].sort(compareBigints);
-  const bounds = sorted.filter((b, i) => i === 0 || b !== sorted[i - 1]);
-  const slotAt = (bound: bigint): number => {
-    let lo = 0;
-    let hi = bounds.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (bounds[mid]! < bound) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  };
-  const owner = new Int32Array(bounds.length - 1).fill(-1);
-  // nextFree[k]: toward the first slot at or after k that no alias has taken (halved paths: each
-  // slot is taken once, so all aliases together cost O(n log n), nested or overlapping ones too).
-  const nextFree = Int32Array.from({ length: bounds.length }, (_, k) => k);
-  const free = (k: number): number => {
-    while (nextFree[k] !== k) {
-      nextFree[k] = nextFree[nextFree[k]!]!;
-      k = nextFree[k]!;
-    }
-    return k;
-  };
-  mapping.forEach((a, i) => {
-    const end = slotAt(ends[i]!);
-    for (let k = free(slotAt(a.vaddr)); k < end; k = free(k + 1)) {
-      owner[k] = i;
-      nextFree[k] = k + 1;
-    }
-  });
-  // Neighbouring slots of one alias are one part.
-  const parts: AliasParts = { starts: [], ends: [], owners: [] };
-  owner.forEach((o, k) => {
-    if (o < 0) return;
-    const last = parts.owners.length - 1;
-    if (last >= 0 && parts.owners[last] === o && parts.ends[last] === bounds[k]) parts.ends[last] = bounds[k + 1]!;
-    else { parts.starts.push(bounds[k]!); parts.ends.push(bounds[k + 1]!); parts.owners.push(o); }
-  });
-  return parts;
 }
 
 /** readPhysical into dst, in one read when the pages are one stored run of the source. */
