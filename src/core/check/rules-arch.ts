@@ -4,7 +4,7 @@
  * points, and the kernel's own bzImage64 probe for kexec_file_load.
  */
 import { hex, size } from "../format.js";
-import { GiB4, KEXEC_FILE_SIZE_MAX_BEFORE_6_0, bzImage64Probe, fileSyscallMissing, filesKexecFileReads, kexecFileSizeLimit, namedFile, protocolText, versionAtLeast, type FileRead } from "./context.js";
+import { GiB4, KEXEC_FILE_SIZE_MAX, KEXEC_FILE_SIZE_MAX_BEFORE_6_0, bzImage64Probe, fileSyscallMissing, filesKexecFileReads, kexecFileSizeLimit, namedFile, protocolText, versionAtLeast, type FileRead } from "./context.js";
 import { fail, ok, syscallEvidence, warn, type Rule } from "./result.js";
 
 export const kexecFileAvailable: Rule = (c) => {
@@ -57,6 +57,13 @@ export const kexecFileSize: Rule = (c) => {
   const over = files.find((f) => f.bytes > limit.most);
   if (over) {
     const noFallback = c.req.syscall === "auto" ? "; -a does not fall back to kexec_load after EFBIG (nor does kexec-tools: it falls back only after ENOSYS, EINVAL, ENOEXEC or ENOTSUP)" : "";
+    // The release says "before 6.0", but a distribution kernel (RHEL 9's 5.14, SLES 15's) may carry
+    // the 6.0 change that raised the limit to 4 GiB: a file between the two is a warning, not a
+    // verdict that would stop a load such a kernel takes.
+    if (limit.most === KEXEC_FILE_SIZE_MAX_BEFORE_6_0 && over.bytes <= KEXEC_FILE_SIZE_MAX) {
+      return warn(id, `${describe(over)}, more than the ${limitText(limit.most)} kexec_file_load reads before Linux 6.0 (the running kernel is ${c.machine.kernelRelease}): the kernel refuses it with EFBIG${noFallback}, unless its distribution carries the 6.0 change "kexec_file: increase maximum file size to 4G"`,
+        evidence, sizeRemedy(over, limit.most));
+    }
     return fail(id, `${describe(over)}, more than the ${limitText(limit.most)} kexec_file_load reads (${limit.why}): the kernel refuses it with EFBIG${noFallback}`, evidence, sizeRemedy(over, limit.most));
   }
   const pastIntMax = files.find((f) => f.bytes > KEXEC_FILE_SIZE_MAX_BEFORE_6_0);
