@@ -6,7 +6,7 @@ import { latin1 } from "../bytes/reader.js";
 import { elfCoreMemory, looksLikeElfCore, readCoreProgramHeaderTable, readElfCore, type ElfCore } from "./elf-core.js";
 import { KEXEC_TS_NOTE_NAME, NT_KEXEC_TS_INCOMPLETE } from "./elf-writer.js";
 import { aliasFinder, kernelMemory, type AliasLookup, type KernelMemory, type VirtualAlias } from "./kernel-memory.js";
-import { DISK_DUMP_HEADER_64, DUMP_DH_COMPRESSED_INCOMPLETE, looksLikeKdump, readDiskDumpHeader, readKdump, type KdumpFile } from "./kdump.js";
+import { DISK_DUMP_HEADER_64, DUMP_DH_COMPRESSED_INCOMPLETE, looksLikeKdump, readDiskDumpHeader, readKdump, type KdumpFile, type KdumpReadOptions } from "./kdump.js";
 import type { PhysicalMemory, RandomAccess } from "./memory.js";
 import type { VmcoreInfo } from "./vmcoreinfo.js";
 import { looksLikeFlat } from "./flat.js";
@@ -31,7 +31,10 @@ export interface Vmcore {
 /** The page size of every x86 kernel (i386 and x86_64); huge pages are made of these. */
 const X86_PAGE_SIZE = 4096;
 
-export function openVmcore(file: RandomAccess, what = "vmcore"): Vmcore {
+/** How a vmcore is read: for a kdump file, how its pages are decoded (KdumpReadOptions). */
+export type VmcoreReadOptions = KdumpReadOptions;
+
+export function openVmcore(file: RandomAccess, what = "vmcore", options: VmcoreReadOptions = {}): Vmcore {
   const head = file.read(0n, Number(file.size < 64n ? file.size : 64n));
   if (looksLikeElfCore(head)) {
     const elf = readElfCore(file, what);
@@ -49,7 +52,7 @@ export function openVmcore(file: RandomAccess, what = "vmcore"): Vmcore {
     return { format: "elf", machine: elf.machine, memory, vmcoreinfo: elf.vmcoreinfo, noteBytes: elf.noteBytes, cpus: elf.cpus, incomplete, ...(elf.cutShort ? { cutShort: elf.cutShort } : {}), elf, mark: mark?.text };
   }
   if (looksLikeKdump(head)) {
-    const kdump = readKdump(file, what);
+    const kdump = readKdump(file, what, options);
     const machine = /^i[3-6]86$/.test(kdump.header.utsname.machine) ? "i386" : "x86_64";
     return { format: "kdump", machine, memory: kdump.memory, vmcoreinfo: kdump.vmcoreinfo, noteBytes: kdump.noteBytes, cpus: kdump.header.nr_cpus, incomplete: kdump.incomplete || kdump.cutShort !== undefined, ...(kdump.cutShort ? { cutShort: kdump.cutShort } : {}), kdump };
   }
