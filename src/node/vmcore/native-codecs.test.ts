@@ -4,13 +4,13 @@ import { readFileSync } from "node:fs";
 import { deflateSync } from "node:zlib";
 import v8 from "node:v8";
 import { runInNewContext } from "node:vm";
-import { decompressPage, type PageCodec } from "../../core/vmcore/codecs.js";
+import { decodePageInto, decompressPage, lzo1xCompress, type PageCodec } from "../../core/vmcore/codecs.js";
 import { KexecError } from "../../core/errors.js";
 import fc from "fast-check";
 import { wordsZeroTest } from "../../core/vmcore/batch.js";
 import { compressorSource, pageCompressor, zeroPageTest } from "./compress.js";
 import { missingInput, missingTool } from "../test-inputs.js";
-import { nativePageCompressor } from "./native-codecs.js";
+import { nativePageCompressor, nativePageDecoder, systemPageDecoder, type NativeDecoder } from "./native-codecs.js";
 
 const PS = 4096;
 
@@ -133,4 +133,133 @@ test("zero-page tests: the native memcmp and the JavaScript one agree, for a sin
     // The pages around it stay zero.
     for (const other of [0, 1, 2].filter((p) => p !== page)) { assert.equal(native(buffer, other * PS), true); assert.equal(words(buffer, other * PS), true); }
   }), { numRuns: 400 });
+});
+
+// ---- decoding ----
+
+/** The native decoder for codec, or a failed test (under CI) / skip when its library is missing. */
+function decoderOrSkip(t: import("node:test").TestContext, codec: PageCodec, library: string, comesWith: string | undefined): NativeDecoder | undefined {
+  if (comesWith !== undefined && missingTool(comesWith) !== undefined) { missingInput(t, `${comesWith} (and with it ${library}) is not installed`); return undefined; }
+  const native = nativePageDecoder(codec);
+  assert.ok(native, `${library} could be loaded through koffi`);
+  assert.equal(native.library, library);
+  return native;
+}
+
+/** Stored forms of a page in codec: the native encoder's, and for lzo and zlib the built-in encoders' (and a stream of a page that does not shrink). */
+function storedForms(codec: PageCodec, page: Uint8Array): Uint8Array[] {
+  const forms: Uint8Array[] = [];
+  const dst = new Uint8Array(PS);
+  const n = nativePageCompressor(codec, PS)?.compress(page, 0, dst, 0) ?? -1;
+  if (n > 0) forms.push(dst.slice(0, n));
+  if (codec === "lzo") forms.push(lzo1xCompress(page));
+  if (codec === "zlib") forms.push(new Uint8Array(deflateSync(page, { level: 1 })), new Uint8Array(deflateSync(page, { level: 9 })));
+  return forms;
+}
+
+const SENTINEL = 0xa5;
+
+/** A page slot at `at` of a buffer of sentinels, and a check that nothing outside the slot changed. */
+function slotIn(at: number): { dst: Uint8Array; outsideUntouched: () => boolean } {
+  const dst = new Uint8Array(at + PS + 300).fill(SENTINEL);
+  return { dst, outsideUntouched: () => dst.subarray(0, at).every((b) => b === SENTINEL) && dst.subarray(at + PS).every((b) => b === SENTINEL) };
+}
+
+const isDecompressError = (codec: PageCodec) => (e: unknown) => e instanceof KexecError && e.code === "decompress" && e.message.startsWith(`${codec} page data is corrupt`) && /damaged at this page/.test(e.hint ?? "");
+
+for (const [codec, library, comesWith] of expected) {
+  test(`native ${codec} decoding: ${library} gives the JavaScript decoder's page, from any offset into any offset, and writes nowhere else`, (t) => {
+    const native = decoderOrSkip(t, codec, library, comesWith);
+    if (!native) return;
+    // Real-ish pages: the start of Node's own binary (headers, symbol tables), which compresses.
+    const binary = new Uint8Array(readFileSync(process.execPath).subarray(0, 8 * PS));
+    const pages = [...samplePages(), ...Array.from({ length: 8 }, (_, i) => binary.slice(i * PS, (i + 1) * PS))];
+    let decoded = 0;
+    for (const page of pages) {
+      for (const stored of storedForms(codec, page)) {
+        // Alone in a small array (copied for C: V8 may move it) and inside a larger buffer at an odd offset.
+        const inside = new Uint8Array(stored.length + 1000).fill(0x77);
+        inside.set(stored, 333);
+        for (const [buffer, from] of [[stored, 0], [inside, 333]] as const) {
+          for (const at of [0, 1, 4096 + 17]) {
+            const { dst, outsideUntouched } = slotIn(at);
+            native.decode(buffer, from, stored.length, dst, at, PS);
+            assert.deepEqual(dst.subarray(at, at + PS), page, `${codec}: ${stored.length} stored bytes at ${from} into ${at}`);
+            assert.ok(outsideUntouched(), `${codec}: bytes outside the page's slot were written`);
+            const js = slotIn(at);
+            decodePageInto(codec, buffer, from, stored.length, js.dst, at, PS);
+            assert.deepEqual(js.dst, dst, `${codec}: the JavaScript decoder agrees`);
+            decoded++;
+          }
+        }
+      }
+    }
+    assert.ok(decoded >= 6 * pages.length - 12, `${decoded} decodings (an encoder gave nothing?)`);
+  });
+
+  test(`native ${codec} decoding: truncated, damaged or wrongly sized pages are KexecError "decompress", never a crash or a write outside the slot`, (t) => {
+    const native = decoderOrSkip(t, codec, library, comesWith);
+    if (!native) return;
+    const [text, structs] = samplePages();
+    const stored = storedForms(codec, structs!)[0]!;
+    const expectCorrupt = (input: Uint8Array, length: number, pageSize: number, why: string) => {
+      const { dst, outsideUntouched } = slotIn(100);
+      assert.throws(() => native.decode(input, 0, length, dst, 100, pageSize), isDecompressError(codec), `${codec}: ${why}`);
+      assert.throws(() => native.decode(input, 0, length, dst, 100, pageSize), (e: unknown) => e instanceof KexecError && e.message.includes(library), `${codec}: ${why}: the library is named`);
+      if (pageSize === PS) assert.ok(outsideUntouched(), `${codec}: ${why}: bytes outside the slot were written`);
+      assert.throws(() => decodePageInto(codec, input, 0, length, slotIn(100).dst, 100, pageSize), isDecompressError(codec), `${codec}: ${why}: the JavaScript decoder says so too`);
+    };
+    expectCorrupt(stored, stored.length - 1, PS, "the last byte cut off");
+    expectCorrupt(stored, stored.length >> 1, PS, "half of it");
+    expectCorrupt(stored, 0, PS, "nothing stored");
+    expectCorrupt(new Uint8Array(PS).fill(0xff), PS, PS, "bytes that are no stream");
+    // A 4 KiB page into an 8 KiB slot decodes short; into a 2 KiB slot it overruns (stopped at the slot's end).
+    assert.throws(() => native.decode(stored, 0, stored.length, new Uint8Array(2 * PS), 0, 2 * PS), isDecompressError(codec), `${codec}: a page short of the page size`);
+    const half = new Uint8Array(PS).fill(SENTINEL);
+    assert.throws(() => native.decode(stored, 0, stored.length, half, 0, PS / 2), isDecompressError(codec), `${codec}: a page longer than the page size`);
+    assert.ok(half.subarray(PS / 2).every((b) => b === SENTINEL), `${codec}: an overrunning page wrote past its slot`);
+    // Bytes changed anywhere: the library either refuses them (a KexecError) or decodes what the
+    // JavaScript decoder decodes (a literal changed) -- zlib alone also checks the Adler-32 that fflate skips.
+    const page = storedForms(codec, text!)[0]!;
+    fc.assert(fc.property(fc.array(fc.tuple(fc.nat(page.length - 1), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 4 }), (changes) => {
+      const damaged = page.slice();
+      for (const [i, x] of changes) damaged[i]! ^= x;
+      const { dst, outsideUntouched } = slotIn(8);
+      let nativeError: unknown;
+      try { native.decode(damaged, 0, damaged.length, dst, 8, PS); } catch (e) { nativeError = e; }
+      assert.ok(outsideUntouched(), `${codec}: bytes outside the slot were written`);
+      if (nativeError !== undefined) { assert.ok(isDecompressError(codec)(nativeError), `${codec}: ${String(nativeError)}`); return; }
+      const js = slotIn(8);
+      let jsError: unknown;
+      try { decodePageInto(codec, damaged, 0, damaged.length, js.dst, 8, PS); } catch (e) { jsError = e; }
+      if (jsError === undefined) assert.deepEqual(dst, js.dst, `${codec}: both decoded a damaged page, to other bytes`);
+    }), { numRuns: 300 });
+  });
+}
+
+test("native decoders refuse a page that does not lie whole in its buffers (C would read or write past them)", (t) => {
+  for (const codec of ["lzo", "zlib", "zstd"] as const) {
+    if (codec === "lzo" && missingTool("makedumpfile") !== undefined) { t.diagnostic("liblzo2 not installed"); continue; }
+    const decode = nativePageDecoder(codec)!.decode;
+    const stored = storedForms(codec, samplePages()[1]!)[0]!;
+    assert.throws(() => decode(stored, 1, stored.length, new Uint8Array(PS), 0, PS), RangeError, `${codec}: stored bytes run short`);
+    assert.throws(() => decode(stored, 0, stored.length, new Uint8Array(PS), 1, PS), RangeError, `${codec}: the slot runs short`);
+    assert.throws(() => decode(stored, -1, stored.length, new Uint8Array(PS), 0, PS), RangeError, `${codec}: a negative offset`);
+  }
+});
+
+test("KEXEC_TS_NATIVE_CODECS=0: no native decoders, and the system page decoder is the JavaScript one (its errors name no library)", () => {
+  const stored = storedForms("zlib", samplePages()[1]!)[0]!;
+  const damaged = stored.slice(0, stored.length - 1);
+  const nativeSays = (): string => { try { systemPageDecoder()("zlib", damaged, 0, damaged.length, new Uint8Array(PS), 0, PS); } catch (e) { return (e as Error).message; } return "decoded"; };
+  assert.match(nativeSays(), /libz\.so\.1 uncompress says Z_/);
+  process.env["KEXEC_TS_NATIVE_CODECS"] = "0";
+  try {
+    for (const codec of ["lzo", "zlib", "zstd", "snappy"] as const) assert.equal(nativePageDecoder(codec), undefined, codec);
+    assert.doesNotMatch(nativeSays(), /libz|uncompress/);
+    assert.match(nativeSays(), /^zlib page data is corrupt/);
+  } finally {
+    delete process.env["KEXEC_TS_NATIVE_CODECS"];
+  }
+  assert.equal(nativePageDecoder("snappy"), undefined, "snappy is always JavaScript");
 });

@@ -6,9 +6,13 @@
  * zstd, which has none.
  *
  * One compressor per thread: each holds its own scratch memory (and libzstd context).
+ *
+ * Pages are decoded through the same libraries when a kdump file is read (nativePageDecoder):
+ * liblzo2's lzo1x_decompress_safe, zlib's uncompress, libzstd's ZSTD_decompressDCtx. Snappy
+ * stays JavaScript (no system library is assumed), as does everything when one is missing.
  */
-import { FIXED_MIN_BYTES, fixedAddress, tryKoffi, type Koffi } from "../ffi.js";
-import type { PageCodec } from "../../core/vmcore/codecs.js";
+import { FIXED_MIN_BYTES, fixedAddress, hasFixedAddress, tryKoffi, type Koffi } from "../ffi.js";
+import { corruptPage, decodePageInto, type PageCodec, type PageDecodeInto } from "../../core/vmcore/codecs.js";
 import type { PageCompressInto } from "./compress.js";
 
 /** The shared objects tried in order; the SONAMEs are stable ABI (zlib 1, lzo2 2, zstd 1). */
@@ -38,6 +42,31 @@ function openLibrary(codec: "zlib" | "lzo" | "zstd"): { lib: ReturnType<Koffi["l
   return undefined;
 }
 
+/**
+ * What a native compressor or decoder starts from: the codec's library (none for snappy, or with
+ * KEXEC_TS_NATIVE_CODECS=0), where its buffers are, and a length word for C.
+ */
+function nativeSetup(codec: PageCodec) {
+  if (!nativeCodecsEnabled() || codec === "snappy") return undefined;
+  const found = openLibrary(codec);
+  if (!found) return undefined;
+  const koffi = tryKoffi()!;
+  return {
+    ...found, koffi,
+    // Buffers are passed as addresses (koffi.address of a typed array: where its bytes are, its
+    // byteOffset included), so a page is base + offset and no typed array is made per call: a
+    // subarray per page for src and dst cost 30-50 ms of the 110 ms that lzo took on the 27,231
+    // pages of a 1 GiB -d 31 dump (liblzo2 itself: 82 ms from C). The bytes of a typed array of a
+    // page or more live outside V8's heap and do not move while it is referenced; an address is
+    // taken again whenever a call brings another array (a batch buffer back from a worker).
+    addresses: new BufferAddresses(koffi),
+    // Length in/out parameters (unsigned long: 8 bytes on x86_64, 4 on i386) in 32-bit words:
+    // page sizes fit the low word, and on x86_64 the high word stays 0. Over an ArrayBuffer of its
+    // own: V8 keeps a small typed array's bytes in its moving heap, where no address holds.
+    len: pinned(koffi, new Uint32Array(new ArrayBuffer(FIXED_MIN_BYTES), 0, 2)),
+  };
+}
+
 export interface NativeCompressor {
   compress: PageCompressInto;
   /** The shared object it calls, for messages and the benchmark. */
@@ -49,22 +78,9 @@ export interface NativeCompressor {
  * Each returns the stored length in dst, or -1 when the page does not shrink below a page.
  */
 export function nativePageCompressor(codec: PageCodec, pageSize: number): NativeCompressor | undefined {
-  if (!nativeCodecsEnabled() || codec === "snappy") return undefined;
-  const found = openLibrary(codec);
-  if (!found) return undefined;
-  const { lib, name } = found;
-  const koffi = tryKoffi()!;
-  // Buffers are passed as addresses (koffi.address of a typed array: where its bytes are, its
-  // byteOffset included), so a page is base + offset and no typed array is made per call: a
-  // subarray per page for src and dst cost 30-50 ms of the 110 ms that lzo took on the 27,231
-  // pages of a 1 GiB -d 31 dump (liblzo2 itself: 82 ms from C). The bytes of a typed array of a
-  // page or more live outside V8's heap and do not move while it is referenced; an address is
-  // taken again whenever a call brings another array (a batch buffer back from a worker).
-  const addresses = new BufferAddresses(koffi);
-  // Length in/out parameters (unsigned long: 8 bytes on x86_64, 4 on i386) in 32-bit words:
-  // page sizes fit the low word, and on x86_64 the high word stays 0. Over an ArrayBuffer of its
-  // own: V8 keeps a small typed array's bytes in its moving heap, where no address holds.
-  const len = pinned(koffi, new Uint32Array(new ArrayBuffer(FIXED_MIN_BYTES), 0, 2));
+  const setup = nativeSetup(codec);
+  if (!setup) return undefined;
+  const { lib, name, koffi, addresses, len } = setup;
   const lenWords = len.bytes;
   if (codec === "zlib") {
     // int compress2(Bytef *dest, uLongf *destLen, const Bytef *source, uLong sourceLen, int level)
@@ -168,5 +184,112 @@ class BufferAddresses {
     this.at[slot] = fixedAddress(this.koffi, bytes);
     this.used = slot;
     return this.at[slot]!;
+  }
+}
+
+/** Decodes one page as PageDecodeInto does, for the codec it was made for. */
+export type NativePageDecode = (stored: Uint8Array, from: number, length: number, dst: Uint8Array, at: number, pageSize: number) => void;
+
+export interface NativeDecoder {
+  decode: NativePageDecode;
+  /** The shared object it calls, for messages and tests. */
+  library: string;
+}
+
+/** liblzo2's return codes (lzoconf.h), named in the error of a page it refuses. */
+const LZO_ERRORS: Record<number, string> = {
+  [-1]: "LZO_E_ERROR", [-2]: "LZO_E_OUT_OF_MEMORY", [-3]: "LZO_E_NOT_COMPRESSIBLE", [-4]: "LZO_E_INPUT_OVERRUN",
+  [-5]: "LZO_E_OUTPUT_OVERRUN", [-6]: "LZO_E_LOOKBEHIND_OVERRUN", [-7]: "LZO_E_EOF_NOT_FOUND", [-8]: "LZO_E_INPUT_NOT_CONSUMED",
+};
+/** zlib's return codes (zlib.h) that uncompress gives. */
+const ZLIB_ERRORS: Record<number, string> = { [-3]: "Z_DATA_ERROR", [-4]: "Z_MEM_ERROR", [-5]: "Z_BUF_ERROR" };
+
+/**
+ * A native decoder for the codec, or undefined when the library (or koffi) is not there, or
+ * KEXEC_TS_NATIVE_CODECS=0. Each is given the exact room of the page's slot (lzo1x_decompress_safe's
+ * dst_len, uncompress's destLen, ZSTD_decompressDCtx's dstCapacity), so a damaged page never
+ * writes outside it, and a page that decodes to other than pageSize bytes is damaged too:
+ * KexecError "decompress", as the JavaScript decoders say it.
+ */
+export function nativePageDecoder(codec: PageCodec): NativeDecoder | undefined {
+  const setup = nativeSetup(codec);
+  if (!setup) return undefined;
+  // The kdump reader passes its run's stored bytes and the caller's pages as whole buffers with
+  // offsets: their addresses are taken once per buffer, not once per page.
+  const { lib, name, koffi, addresses, len } = setup;
+  const lenWords = len.bytes;
+  // Stored bytes in a small array of their own (V8 may move those): copied here first.
+  let copy = pinned(koffi, new Uint8Array(4096));
+  const source = (stored: Uint8Array, from: number, length: number): number => {
+    if (hasFixedAddress(stored)) return addresses.of(stored) + from;
+    if (copy.bytes.length < length) copy = pinned(koffi, new Uint8Array(length));
+    copy.bytes.set(stored.subarray(from, from + length));
+    return copy.at;
+  };
+  const wrongSize = (decoded: number, pageSize: number, length: number) =>
+    corruptPage(codec, `${name} decoded ${decoded} bytes, expected ${pageSize}`, length);
+  /** lzo1x_decompress_safe and uncompress alike: an int return code, the slot's room in and the decoded length out through len. */
+  const withLengthWord = (fn: string, errors: Record<number, string>, call: (src: number, length: number, dst: number) => number): NativeDecoder => ({
+    library: name,
+    decode(stored, from, length, dst, at, pageSize) {
+      checkDecodeBounds(stored, from, length, dst, at, pageSize);
+      lenWords[0] = pageSize;
+      const rc = call(source(stored, from, length), length, addresses.of(dst) + at);
+      if (rc !== 0) throw corruptPage(codec, `${name} ${fn} says ${errors[rc] ?? rc}`);
+      if (lenWords[0] !== pageSize) throw wrongSize(lenWords[0]!, pageSize, length);
+    },
+  });
+  if (codec === "lzo") {
+    // int lzo1x_decompress_safe(const lzo_bytep src, lzo_uint src_len, lzo_bytep dst, lzo_uintp dst_len, lzo_voidp wrkmem)
+    // makedumpfile decodes with it too; "safe" checks every read and write against src_len and dst_len.
+    const decompress = lib.func("int lzo1x_decompress_safe(uintptr_t src, unsigned long srcLen, uintptr_t dst, uintptr_t dstLen, uintptr_t wrkmem)") as Fn;
+    return withLengthWord("lzo1x_decompress_safe", LZO_ERRORS, (src, length, dst) => decompress(src, length, dst, len.at, 0) as number);
+  }
+  if (codec === "zlib") {
+    // int uncompress(Bytef *dest, uLongf *destLen, const Bytef *source, uLong sourceLen): one whole
+    // zlib stream, its Adler-32 checked; Z_BUF_ERROR when it would need more than destLen.
+    const uncompress = lib.func("int uncompress(uintptr_t dest, uintptr_t destLen, uintptr_t source, unsigned long sourceLen)") as Fn;
+    return withLengthWord("uncompress", ZLIB_ERRORS, (src, length, dst) => uncompress(dst, len.at, src, length) as number);
+  }
+  // zstd: size_t ZSTD_decompressDCtx(ZSTD_DCtx*, void *dst, size_t dstCapacity, const void *src, size_t srcSize)
+  const createDCtx = lib.func("void *ZSTD_createDCtx(void)") as () => unknown;
+  const decompressDCtx = lib.func("size_t ZSTD_decompressDCtx(void *dctx, uintptr_t dst, size_t dstCapacity, uintptr_t src, size_t srcSize)") as Fn;
+  const isError = lib.func("unsigned int ZSTD_isError(size_t code)") as Fn;
+  const errorName = lib.func("const char *ZSTD_getErrorName(size_t code)") as (code: unknown) => string;
+  // One context per thread, kept: ZSTD_decompress would allocate and free one for every page.
+  const dctx = createDCtx();
+  if (dctx === null) return undefined;
+  return {
+    library: name,
+    decode(stored, from, length, dst, at, pageSize) {
+      checkDecodeBounds(stored, from, length, dst, at, pageSize);
+      const r = decompressDCtx(dctx, addresses.of(dst) + at, pageSize, source(stored, from, length), length);
+      if (isError(r) as number) throw corruptPage("zstd", `${name} ZSTD_decompressDCtx says ${errorName(r)}`);
+      if (Number(r) !== pageSize) throw wrongSize(Number(r), pageSize, length);
+    },
+  };
+}
+
+/**
+ * The page decoder a Node reader of kdump files uses: each codec's native decoder, loaded when a
+ * page of it is first met (a dump has one codec), else the JavaScript one for that codec.
+ */
+export function systemPageDecoder(): PageDecodeInto {
+  const decoders = new Map<PageCodec, NativePageDecode | undefined>();
+  return (codec, stored, from, length, dst, at, pageSize) => {
+    let native = decoders.get(codec);
+    if (native === undefined && !decoders.has(codec)) {
+      native = nativePageDecoder(codec)?.decode;
+      decoders.set(codec, native);
+    }
+    if (native) native(stored, from, length, dst, at, pageSize);
+    else decodePageInto(codec, stored, from, length, dst, at, pageSize);
+  };
+}
+
+/** As checkBounds: C would read past the stored bytes or write past the page's slot. */
+function checkDecodeBounds(stored: Uint8Array, from: number, length: number, dst: Uint8Array, at: number, pageSize: number): void {
+  if (!(from >= 0 && length >= 0 && from + length <= stored.length && at >= 0 && at + pageSize <= dst.length)) {
+    throw new RangeError(`page decoder: ${length} stored bytes at ${from} of ${stored.length} into a ${pageSize}-byte page at ${at} of ${dst.length} do not fit`);
   }
 }
