@@ -36,7 +36,8 @@ import { hex } from "../core/format.js";
 import { DL_EXCLUDE_CACHE, DL_EXCLUDE_CACHE_PRI, DL_EXCLUDE_FREE, DL_EXCLUDE_USER_DATA, excludeByPageFlags, isZeroPage, presentBitmaps, testBit } from "../core/vmcore/exclude.js";
 import { START_KERNEL_MAP } from "../core/vmcore/kernel-memory.js";
 import { encodeElfCoreHeader, type OutputLoad } from "../core/vmcore/elf-writer.js";
-import { openVmcore, vmcoreKernelMemory } from "../core/vmcore/vmcore.js";
+import { vmcoreKernelMemory } from "../core/vmcore/vmcore.js";
+import { openVmcoreWithSystemCodecs } from "../node/vmcore/open.js";
 import { openRandomAccess } from "../node/vmcore/file.js";
 
 const PAGE = 4096;
@@ -90,7 +91,7 @@ export function writeSyntheticVmcore(o: SyntheticVmcoreOptions): SyntheticVmcore
   const log = o.log ?? (() => {});
   const src = openRandomAccess(o.source);
   try {
-    const core = openVmcore(src, o.source);
+    const core = openVmcoreWithSystemCodecs(src, o.source);
     if (core.format !== "elf" || core.machine !== "x86_64" || !core.elf || !core.vmcoreinfo) {
       throw new KexecError("usage", `${o.source}: expected an x86_64 ELF vmcore with VMCOREINFO`, { file: o.source }, "capture one with dist/node/vmcore/capture-vmcore.js");
     }

@@ -21,7 +21,8 @@ import { KexecError, isKexecError } from "../../core/errors.js";
 import { formatDmesg, readLockless } from "../../core/vmcore/dmesg.js";
 import type { DumpCodec } from "../../core/vmcore/dump-writer.js";
 import { FlatReassembler } from "../../core/vmcore/flat.js";
-import { openVmcore, vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
+import { vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
+import { openVmcoreWithSystemCodecs } from "../../node/vmcore/open.js";
 import { messageWriteErrorsIgnored, stdoutCarriesTheOutput } from "../../node/entry.js";
 import { checkOutputPath, errnoText, openTemporaryOutput, renameOutputIntoPlace, syncAndCloseOutput, temporaryOutputPath, writeError, writeOutputFile, type OutputPath } from "../../node/files.js";
 import { openRandomAccess } from "../../node/vmcore/file.js";
@@ -467,7 +468,7 @@ function outputOf(action: MakedumpfileAction): OutputPath | undefined {
 function printVmcoreinfo(path: string, flat: boolean): void {
   const file = openRandomAccess(path);
   try {
-    const info = openVmcore(file, path).vmcoreinfo;
+    const info = openVmcoreWithSystemCodecs(file, path).vmcoreinfo;
     if (info) say(`${info.text.trimEnd()}\n`, flat);
   } finally {
     file.close();
@@ -478,7 +479,7 @@ async function dumpDmesg(path: string, output: OutputPath | undefined, level: nu
   const file = openRandomAccess(path);
   let text: string;
   try {
-    const core = openVmcore(file, path);
+    const core = openVmcoreWithSystemCodecs(file, path);
     if (level & ML_PRINT_DEBUG_MSG && core.vmcoreinfo) say(`${core.vmcoreinfo.text.trimEnd()}\n`, output === undefined);
     text = formatDmesg(readLockless(vmcoreKernelMemory(core), core.vmcoreinfo!));
   } catch (e) {

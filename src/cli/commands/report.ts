@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { EXIT_STATUS, KexecError, isKexecError } from "../../core/errors.js";
 import { buildReport, reportError, type ReportData } from "../../core/report/model.js";
 import { vmcoreReport } from "../../core/report/vmcore.js";
-import { openVmcore } from "../../core/vmcore/vmcore.js";
+import { openVmcoreWithSystemCodecs } from "../../node/vmcore/open.js";
 import type { KernelImage } from "../../core/image/index.js";
 import { checkOutputPath, refuseOutputInsideRoot, writeOutputFile, type OutputPath } from "../../node/files.js";
 import { readKernelImageFile } from "../../node/image.js";
@@ -72,7 +72,7 @@ export async function run(args: ParsedArgs, rest: string[]): Promise<number> {
   const vmcore = vmcorePath === undefined ? undefined : attempt(vmcorePath, () => {
     const file = openRandomAccess(vmcorePath);
     try {
-      return vmcoreReport(openVmcore(file, vmcorePath), vmcorePath);
+      return vmcoreReport(openVmcoreWithSystemCodecs(file, vmcorePath), vmcorePath);
     } finally {
       file.close();
     }

@@ -4,7 +4,8 @@ import { size } from "../../core/format.js";
 import { formatDmesg, readLockless } from "../../core/vmcore/dmesg.js";
 import type { DumpCodec } from "../../core/vmcore/dump-writer.js";
 import { renderVmcoreSummary, summarizeVmcore } from "../../core/vmcore/info.js";
-import { openVmcore, vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
+import { vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
+import { openVmcoreWithSystemCodecs } from "../../node/vmcore/open.js";
 import { outputName } from "../../node/files.js";
 import { openRandomAccess } from "../../node/vmcore/file.js";
 import { saveVmcoreTo, type SaveOptions, type SaveResult } from "../../node/vmcore/save.js";
@@ -69,7 +70,7 @@ export async function run(args: ParsedArgs, rest: string[]): Promise<number> {
   if (path === undefined) throw new KexecError("usage", `vmcore ${sub} needs a FILE`, {}, USAGE);
   const file = openRandomAccess(path);
   try {
-    const core = openVmcore(file, path);
+    const core = openVmcoreWithSystemCodecs(file, path);
     if (sub === "info") {
       const summary = summarizeVmcore(core);
       process.stdout.write(has(args, "json") ? `${JSON.stringify(summary, null, 2)}\n` : `${renderVmcoreSummary(summary, path)}\n`);

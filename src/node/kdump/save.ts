@@ -17,7 +17,8 @@ import { parseCaptureSettings, type CaptureSettings } from "../../core/kdump/cap
 import { analyzeLog, chooseRemovals, dumpDirName, type DumpReport } from "../../core/kdump/dumps.js";
 import { listDumps, newDumpDir } from "./dumps.js";
 import { formatDmesg, readLockless } from "../../core/vmcore/dmesg.js";
-import { openVmcore, vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
+import { vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
+import { openVmcoreWithSystemCodecs } from "../vmcore/open.js";
 import { openRandomAccess } from "../vmcore/file.js";
 import { saveVmcoreTo } from "../vmcore/save.js";
 import { makeDirectories } from "../files.js";
@@ -162,7 +163,7 @@ export async function captureSave(settings: CaptureSettings, opts: CaptureSaveOp
   const src = openRandomAccess(opts.vmcore);
   let core;
   try {
-    core = openVmcore(src, opts.vmcore);
+    core = openVmcoreWithSystemCodecs(src, opts.vmcore);
   } catch (e) {
     src.close();
     throw e;

@@ -8,13 +8,16 @@ import fc from "fast-check";
 import { KexecError } from "../../core/errors.js";
 import { formatDmesg, readLockless } from "../../core/vmcore/dmesg.js";
 import { parseFlat } from "../../core/vmcore/flat.js";
-import { DUMP_DH_COMPRESSED_INCOMPLETE } from "../../core/vmcore/kdump.js";
+import { DUMP_DH_COMPRESSED_INCOMPLETE, PAGE_DESC_SIZE } from "../../core/vmcore/kdump.js";
+import type { PageDecodeInto } from "../../core/vmcore/codecs.js";
 import { bytesAccess } from "../../core/vmcore/memory.js";
 import { syntheticVmcore } from "../../core/vmcore/testing.js";
 import { openVmcore, vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/vmcore.js";
 import { cachedVmcorePath } from "../kernel-cache.js";
 import { missingInput, missingTool } from "../test-inputs.js";
 import { openRandomAccess } from "./file.js";
+import { nativePageDecoder } from "./native-codecs.js";
+import { openVmcoreWithSystemCodecs } from "./open.js";
 import { autoThreads, saveVmcoreTo, type SaveOptions } from "./save.js";
 
 function tmp(): string {
@@ -68,51 +71,129 @@ test("save: every format and codec reads back page for page, with the ring buffe
       { format: "kdump", codec: "lzo", builtIn: true }, { format: "kdump", codec: "zlib", builtIn: true, threads: 2 },
     ];
     for (const { builtIn, ...c } of cases) {
+      // Through the re-save below too: the kdump file as a source is decoded by the built-in decoders.
       if (builtIn) process.env["KEXEC_TS_NATIVE_CODECS"] = "0";
-      const dst = join(dir, `out-${c.format}${c.flat ? "-flat" : ""}-${c.codec}-${c.dumpLevel ?? 1}-${c.threads ?? 0}-${builtIn ? "js" : "native"}`);
-      let result;
       try {
-        result = await saveVmcoreTo(opts(src, dst, c));
+        const dst = join(dir, `out-${c.format}${c.flat ? "-flat" : ""}-${c.codec}-${c.dumpLevel ?? 1}-${c.threads ?? 0}-${builtIn ? "js" : "native"}`);
+        const result = await saveVmcoreTo(opts(src, dst, c));
+        assert.equal(result.complete, true);
+        assert.ok(!existsSync(`${dst}.incomplete`), "the temporary name is gone after the rename");
+        let out: Vmcore;
+        if (c.flat) {
+          // What makedumpfile -R does: place every record at its offset.
+          const records = parseFlat(new Uint8Array(readFileSync(dst)));
+          const size = records.reduce((m, r) => Math.max(m, Number(r.offset) + r.data.length), 0);
+          const file = new Uint8Array(size);
+          for (const r of records) file.set(r.data, Number(r.offset));
+          out = openVmcore(bytesAccess(file));
+        } else out = open(dst);
+        assert.equal(out.incomplete, false);
+        for (const [pfn, page] of s.pages) {
+          const got = out.memory.readPage(BigInt(pfn));
+          const zero = page.every((b) => b === 0);
+          // Excluded zero pages read as zeros (ELF tail) or are shared (kdump): either way the bytes are zeros.
+          if (got === undefined) assert.ok(zero && (c.dumpLevel ?? 1) & 1, `${JSON.stringify(c)} pfn ${pfn} missing`);
+          else assert.deepEqual(got, page, `${JSON.stringify(c)} pfn ${pfn}`);
+        }
+        assert.equal(formatDmesg(readLockless(vmcoreKernelMemory(out), out.vmcoreinfo!)), formatDmesg(readLockless(vmcoreKernelMemory(open(src)), open(src).vmcoreinfo!)));
+        if (c.format === "kdump" && !c.flat) {
+          // The kdump file as a save's source: its pages are decoded, run by run, into the batches.
+          const again = `${dst}.again`;
+          assert.equal((await saveVmcoreTo(opts(dst, again, { format: "kdump", codec: "lzo", dumpLevel: 0 }))).complete, true);
+          const resaved = open(again);
+          for (const [pfn] of s.pages) {
+            const was = out.memory.readPage(BigInt(pfn));
+            const got = resaved.memory.readPage(BigInt(pfn));
+            if (was === undefined) assert.ok(got === undefined || got.every((b) => b === 0), `${JSON.stringify(c)} re-saved: pfn ${pfn} was not stored`);
+            else assert.deepEqual(got, was, `${JSON.stringify(c)} re-saved: pfn ${pfn}`);
+          }
+        }
       } finally {
         delete process.env["KEXEC_TS_NATIVE_CODECS"];
-      }
-      assert.equal(result.complete, true);
-      assert.ok(!existsSync(`${dst}.incomplete`), "the temporary name is gone after the rename");
-      let out: Vmcore;
-      if (c.flat) {
-        // What makedumpfile -R does: place every record at its offset.
-        const records = parseFlat(new Uint8Array(readFileSync(dst)));
-        const size = records.reduce((m, r) => Math.max(m, Number(r.offset) + r.data.length), 0);
-        const file = new Uint8Array(size);
-        for (const r of records) file.set(r.data, Number(r.offset));
-        out = openVmcore(bytesAccess(file));
-      } else out = open(dst);
-      assert.equal(out.incomplete, false);
-      for (const [pfn, page] of s.pages) {
-        const got = out.memory.readPage(BigInt(pfn));
-        const zero = page.every((b) => b === 0);
-        // Excluded zero pages read as zeros (ELF tail) or are shared (kdump): either way the bytes are zeros.
-        if (got === undefined) assert.ok(zero && (c.dumpLevel ?? 1) & 1, `${JSON.stringify(c)} pfn ${pfn} missing`);
-        else assert.deepEqual(got, page, `${JSON.stringify(c)} pfn ${pfn}`);
-      }
-      assert.equal(formatDmesg(readLockless(vmcoreKernelMemory(out), out.vmcoreinfo!)), formatDmesg(readLockless(vmcoreKernelMemory(open(src)), open(src).vmcoreinfo!)));
-      if (c.format === "kdump" && !c.flat) {
-        // The kdump file as a save's source: its pages are decoded, run by run, into the batches.
-        const again = `${dst}.again`;
-        assert.equal((await saveVmcoreTo(opts(dst, again, { format: "kdump", codec: "lzo", dumpLevel: 0 }))).complete, true);
-        const resaved = open(again);
-        for (const [pfn] of s.pages) {
-          const was = out.memory.readPage(BigInt(pfn));
-          const got = resaved.memory.readPage(BigInt(pfn));
-          if (was === undefined) assert.ok(got === undefined || got.every((b) => b === 0), `${JSON.stringify(c)} re-saved: pfn ${pfn} was not stored`);
-          else assert.deepEqual(got, was, `${JSON.stringify(c)} re-saved: pfn ${pfn}`);
-        }
       }
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("kdump reader: the system's decoders give the JavaScript decoders' pages, page by page and run by run, and Node's readers and saves decode through them", async (t) => {
+  const dir = tmp();
+  try {
+    const s = syntheticVmcore(200);
+    const src = join(dir, "src.elf");
+    writeFileSync(src, s.bytes);
+    const libraries = { zlib: "libz.so.1", lzo: "liblzo2.so.2", zstd: "libzstd.so.1" } as const;
+    for (const codec of ["zlib", "lzo", "zstd"] as const) {
+      if (codec === "lzo" && missingTool("makedumpfile") !== undefined) return missingInput(t, "makedumpfile (and with it liblzo2) is not installed");
+      const dst = join(dir, `out-${codec}`);
+      assert.equal((await saveVmcoreTo(opts(src, dst, { codec }))).complete, true);
+      const bytes = new Uint8Array(readFileSync(dst));
+      const native = nativePageDecoder(codec);
+      assert.ok(native, `${libraries[codec]} could be loaded through koffi`);
+      let calls = 0;
+      const counted: PageDecodeInto = (c, stored, from, length, dst, at, pageSize) => {
+        assert.equal(c, codec);
+        calls++;
+        native.decode(stored, from, length, dst, at, pageSize);
+      };
+      const js = openVmcore(bytesAccess(bytes), dst);
+      const ours = openVmcore(bytesAccess(bytes), dst, { decodePage: counted });
+      const pfns = [...s.pages.keys()].sort((a, b) => a - b);
+      for (const pfn of pfns) assert.deepEqual(ours.memory.readPage(BigInt(pfn)), js.memory.readPage(BigInt(pfn)), `${codec}: pfn ${pfn}`);
+      assert.ok(calls > 20, `${codec}: ${calls} pages went through the native decoder`);
+      // Runs of consecutive dumped pages into one buffer at an offset, as a save's batches read them.
+      for (let i = 0; i < pfns.length;) {
+        let n = 1;
+        while (i + n < pfns.length && pfns[i + n] === pfns[i]! + n && n < 16 && js.memory.hasPage!(BigInt(pfns[i + n]!))) n++;
+        const a = new Uint8Array(PS_TEST * (n + 1)).fill(0x5a);
+        const b = a.slice();
+        assert.equal(ours.memory.readRunInto!(BigInt(pfns[i]!), n, a, PS_TEST / 2), js.memory.readRunInto!(BigInt(pfns[i]!), n, b, PS_TEST / 2));
+        assert.deepEqual(a, b, `${codec}: the run of ${n} from pfn ${pfns[i]}`);
+        i += n;
+      }
+      // A compressed page whose stored size is cut by a byte: the error names the library where
+      // Node's reader and a save from the file decode natively, and names none with KEXEC_TS_NATIVE_CODECS=0.
+      const damaged = cutFirstCompressedPage(bytes);
+      const path = join(dir, `damaged-${codec}`);
+      writeFileSync(path, damaged);
+      const firstError = (core: Vmcore): string => {
+        for (const pfn of pfns) try { core.memory.readPage(BigInt(pfn)); } catch (e) { return (e as Error).message; }
+        return "no page failed";
+      };
+      assert.match(firstError(openVmcoreWithSystemCodecs(bytesAccess(damaged), path)), new RegExp(`^${codec} page data is corrupt: ${libraries[codec].replace(/\./g, "\\.")} `));
+      const saving = await saveVmcoreTo(opts(path, join(dir, `again-${codec}`), { codec: "lzo", dumpLevel: 0 })).then((r) => r.missing ?? "saved whole", (e: unknown) => (e as Error).message);
+      assert.ok(saving.includes(libraries[codec]), `${codec}: a save from the damaged file says ${saving}`);
+      process.env["KEXEC_TS_NATIVE_CODECS"] = "0";
+      try {
+        const said = firstError(openVmcoreWithSystemCodecs(bytesAccess(damaged), path));
+        assert.match(said, new RegExp(`^${codec} page data is corrupt`));
+        assert.ok(!said.includes(libraries[codec]), `${codec}: with KEXEC_TS_NATIVE_CODECS=0: ${said}`);
+      } finally {
+        delete process.env["KEXEC_TS_NATIVE_CODECS"];
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const PS_TEST = 4096;
+
+/** A copy of a kdump file whose first compressed page descriptor says a byte less than was stored. */
+function cutFirstCompressedPage(file: Uint8Array): Uint8Array {
+  const copy = file.slice();
+  const { header } = openVmcore(bytesAccess(copy)).kdump!;
+  const view = new DataView(copy.buffer);
+  const descAt = (1 + header.sub_hdr_size + header.bitmap_blocks) * header.block_size;
+  for (let at = descAt; ; at += PAGE_DESC_SIZE) {
+    const size = view.getUint32(at + 8, true);
+    if (view.getUint32(at + 12, true) !== 0 && size > 1) {
+      view.setUint32(at + 8, size - 1, true);
+      return copy;
+    }
+  }
+}
 
 test("save: a fault part-way leaves DST.incomplete, marked, readable up to the fault, and no DST", async () => {
   const dir = tmp();

@@ -11,7 +11,8 @@ import { hex } from "../../core/format.js";
 import { DL_EXCLUDE_ZERO, emptyCounts, excludeByPageFlags, type DumpBitmaps, type ExclusionCounts } from "../../core/vmcore/exclude.js";
 import { prepareDumpBitmaps, writeElfDump, writeKdumpDump, type DumpCodec, type DumpExclusion, type DumpFormat, type DumpHooks, type DumpResult, type DumpSink } from "../../core/vmcore/dump-writer.js";
 import { FLAT_END, encodeFlatHeader, encodeFlatRecordHeader } from "../../core/vmcore/flat.js";
-import { openVmcore, vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/vmcore.js";
+import { vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/vmcore.js";
+import { openVmcoreWithSystemCodecs } from "./open.js";
 import { stdoutCarriesTheOutput } from "../entry.js";
 import { tryKoffi } from "../ffi.js";
 import { checkOutputPath, openTemporaryOutput, outputName, renameOutputIntoPlace, syncAndCloseOutput, temporaryOutputPath, writeError } from "../files.js";
@@ -212,7 +213,7 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
   const target = toStdout ? opts.dst : checkDestination(opts.src, opts.dst, opts.overwrite === true);
   const src = openVmcoreSource(opts.src);
   try {
-    const core = openVmcore(src, opts.src);
+    const core = openVmcoreWithSystemCodecs(src, opts.src);
     const ps = core.memory.pageSize;
     const presentBytes = core.memory.ranges.reduce((sum, r) => sum + (r.end - r.start), 0n);
     // The compression threads start now, so that their start-up overlaps the exclusion scan.

@@ -3,7 +3,8 @@ import { parentPort, workerData } from "node:worker_threads";
 import { compressBatch, readExtents, type FileExtents } from "../../core/vmcore/batch.js";
 import { PresentPages, emptyCounts, excludeByPageFlags, type DumpBitmaps, type ExclusionCounts } from "../../core/vmcore/exclude.js";
 import { KDUMP_WRITER_LIMIT } from "../../core/vmcore/page-frame-limits.js";
-import { openVmcore, vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/vmcore.js";
+import { vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/vmcore.js";
+import { openVmcoreWithSystemCodecs } from "./open.js";
 import { pageCompressor, zeroPageTest, type Codec } from "./compress.js";
 import type { OpenFile } from "./file.js";
 import { openVmcoreSource } from "./mapped-file.js";
@@ -57,7 +58,7 @@ function scanShare({ exclusion: job }: ExclusionRequest): void {
     // The present pages (and so the bitmap's length) from this thread's own reading of the same
     // file, once: a kdump file's bitmap comes a window at a time, a request each.
     scanning ??= (() => {
-      const core = openVmcore(file, source);
+      const core = openVmcoreWithSystemCodecs(file, source);
       // Shares are asked for by the kdump writer only, which follows page frames past a whole bitmap's limit.
       return { core, present: new PresentPages(core.memory.ranges, pageSize, KDUMP_WRITER_LIMIT) };
     })();
