@@ -271,16 +271,23 @@ export function nativePageDecoder(codec: PageCodec): NativeDecoder | undefined {
 }
 
 /**
- * The page decoder a Node reader of kdump files uses: each codec's native decoder, loaded when a
- * page of it is first met (a dump has one codec), else the JavaScript one for that codec.
+ * This thread's native decoders, made when a page of their codec is first met (a dump has one
+ * codec) and shared by every vmcore it opens: libzstd's context is never freed, so a decoder per
+ * open would leave one behind each time. Their calls are synchronous, so sharing is safe.
+ */
+const threadDecoders = new Map<PageCodec, NativePageDecode | undefined>();
+
+/**
+ * The page decoder a Node reader of kdump files uses: each codec's native decoder, else (no
+ * library, no koffi, snappy, or KEXEC_TS_NATIVE_CODECS=0 when it is made) the JavaScript one.
  */
 export function systemPageDecoder(): PageDecodeInto {
-  const decoders = new Map<PageCodec, NativePageDecode | undefined>();
+  if (!nativeCodecsEnabled()) return decodePageInto;
   return (codec, stored, from, length, dst, at, pageSize) => {
-    let native = decoders.get(codec);
-    if (native === undefined && !decoders.has(codec)) {
+    let native = threadDecoders.get(codec);
+    if (native === undefined && !threadDecoders.has(codec)) {
       native = nativePageDecoder(codec)?.decode;
-      decoders.set(codec, native);
+      threadDecoders.set(codec, native);
     }
     if (native) native(stored, from, length, dst, at, pageSize);
     else decodePageInto(codec, stored, from, length, dst, at, pageSize);
