@@ -9,7 +9,7 @@ import { KexecError } from "../core/errors.js";
 import { hex, size } from "../core/format.js";
 import type { KernelImage } from "../core/image/index.js";
 import type { Machine } from "../core/machine/model.js";
-import { planLoad, type Plan } from "../core/plan/plan.js";
+import { kexecLoadPlanner, type KexecLoadPlanner, type Plan } from "../core/plan/plan.js";
 import type { Request } from "../core/plan/request.js";
 import { rngSeed, sha256 } from "../node/crypto.js";
 import { checkReadable } from "../node/files.js";
@@ -32,6 +32,8 @@ export interface PreparedLoad {
   checks: CheckResult[];
   /** The machine with everything a kexec_load plan uses, read now if `machine` left it out. */
   kexecLoadMachine: () => Promise<Machine>;
+  /** The kexec_load placement the checks made, which fillPlan fills when its machine is the same. */
+  kexecLoad: KexecLoadPlanner;
 }
 
 export async function prepareLoad(args: ParsedArgs, operands: readonly string[], command?: "plan" | "check"): Promise<PreparedLoad> {
@@ -55,8 +57,9 @@ export async function prepareLoad(args: ParsedArgs, operands: readonly string[],
   // The checks place the segments as the syscall that loads would, and kexec_load's placement is kexec-ts's plan.
   const files = { image: imagePath, initrd: initrdPath };
   if (later && syscallsTried({ image, machine, request, isRoot, files }).includes("kexec_load")) machine = await kexecLoadMachine();
-  const checks = runChecks({ image, machine, request, isRoot, files });
-  return { machine, image, request, imagePath, initrdPath, root, checks, kexecLoadMachine };
+  const kexecLoad = kexecLoadPlanner(image, machine, request);
+  const checks = runChecks({ image, machine, request, isRoot, files, kexecLoad });
+  return { machine, image, request, imagePath, initrdPath, root, checks, kexecLoadMachine, kexecLoad };
 }
 
 /**
@@ -75,7 +78,8 @@ export async function fillPlan(p: PreparedLoad, use: "load" | "show"): Promise<P
     : use === "load" ? (destination: bigint) => readInitrdFor(initrdPath, "initrd", destination)
     : unreadStandIn(initrdPath, p.request.initrdSize);
   const layout = p.request.crash ? readKernelLayout(p.root, machine) : undefined;
-  return planLoad(p.image, machine, p.request, {
+  const planner = p.kexecLoad.machine === machine ? p.kexecLoad : kexecLoadPlanner(p.image, machine, p.request);
+  return planner.plan({
     initrd,
     rngSeed: use === "load" ? rngSeed() : new Uint8Array(32),
     serialDebug: process.env["KEXEC_TS_PURGATORY_SERIAL"] === "1",

@@ -221,7 +221,8 @@ function predictFileRefusal(c: Pick<Context, "input" | "req" | "machine" | "bz">
 function placeWithPlanner(c: Context): Placement {
   try {
     // Sizes only: no initrd is read and no digest computed to predict where the segments go.
-    const plan = placeLoad(c.input.image, c.machine, c.req);
+    const shared = c.input.kexecLoad;
+    const plan = shared && shared.image === c.input.image && shared.machine === c.machine && shared.request === c.req ? shared.place() : placeLoad(c.input.image, c.machine, c.req);
     return {
       ok: true, syscall: "kexec_load", segments: plan.segments.map((s) => ({ kind: s.kind, mem: s.mem, memsz: s.memsz })), pool: c.req.crash ? "the crash region" : "System RAM", estimated: false,
       entry: { entry: plan.entry, entryMode: plan.entryMode, kernelEntry: plan.kernelEntry, bootParams: plan.bootParams }, bounds: plan.placements,

@@ -7,6 +7,7 @@
 import type { KernelImage } from "../image/index.js";
 import type { Machine } from "../machine/model.js";
 import type { Request } from "../plan/request.js";
+import type { KexecLoadPlanner } from "../plan/plan.js";
 
 export type { Arch, Request, Syscall, SyscallRequest } from "../plan/request.js";
 export type Verdict = "ok" | "warn" | "fail";
@@ -34,6 +35,11 @@ export interface CheckInput {
   isRoot?: boolean | undefined;
   /** The files' paths, for verdicts that name them; the checks never open them. */
   files?: { image?: string | undefined; initrd?: string | undefined } | undefined;
+  /**
+   * The kexec_load placement a plan of this load will fill (plan.ts kexecLoadPlanner), so that the
+   * checks and the plan lay the load out once; used when it was made for this image, machine and request.
+   */
+  kexecLoad?: KexecLoadPlanner | undefined;
 }
 
 export interface CheckSummary {

@@ -16,7 +16,7 @@ import { buildPurgatory } from "./purgatory.js";
 import { planViolations } from "./invariants.js";
 import { GiB4, LOWMEM_896M, MiB, usablePool } from "./limits.js";
 import { elfKernel } from "./elf-kernel.js";
-import { buildElfCoreHeader, checkElfCoreHeader, elfCoreHeaderSize, type ElfCoreHeaderInput } from "./elfcorehdr.js";
+import { buildElfCoreHeader, checkElfCoreHeader, elfCoreHeaderSize, type CoreNoteArea, type ElfCoreHeaderInput } from "./elfcorehdr.js";
 import { captureKernelE820, coreLoads, crashNoteAreas, defaultKernelLayout, type KernelLayout } from "./crash.js";
 import { validatedRequest, type Arch, type Request } from "./request.js";
 import { KEXEC_ARCH_386, KEXEC_ARCH_X86_64, KEXEC_ON_CRASH } from "./kexec-abi.js";
@@ -135,7 +135,84 @@ export function planLoad(image: KernelImage, machine: Machine, request: Request,
   return layOut(image, machine, request, kernelLayout).fill(bytes);
 }
 
-function layOut(image: KernelImage, machine: Machine, request: Request, kernelLayout: KernelLayout | undefined): { placed: PlacedLoad; fill: (bytes: SegmentBytes) => Plan } {
+/**
+ * One load's kexec_load, laid out once for all who ask: the checks place it (sizes only) and
+ * `plan` or -p then fills that same placement with bytes. Each used to lay it all out on its own,
+ * and on the 64 TiB model (4,096 RAM ranges, 1,024 CPUs) that was the core header's 4,097 PT_LOADs,
+ * the capture kernel's memory map and every hole search twice. The results are those of placeLoad
+ * and planLoad with the same arguments.
+ */
+export interface KexecLoadPlanner {
+  readonly image: KernelImage;
+  readonly machine: Machine;
+  readonly request: Request;
+  place(kernelLayout?: KernelLayout): PlacedLoad;
+  plan(bytes: SegmentBytes, kernelLayout?: KernelLayout): Plan;
+}
+
+export function kexecLoadPlanner(image: KernelImage, machine: Machine, request: Request): KexecLoadPlanner {
+  let last: LaidOut | undefined;
+  const laidOut = (kernelLayout: KernelLayout | undefined): LaidOut => {
+    const shared = last === undefined ? undefined : relaidOut(last, machine, kernelLayout);
+    return shared ?? (last = layOut(image, machine, request, kernelLayout));
+  };
+  return { image, machine, request, place: (kernelLayout) => laidOut(kernelLayout).placed, plan: (bytes, kernelLayout) => laidOut(kernelLayout).fill(bytes) };
+}
+
+/**
+ * A laid-out load under another kernel layout, when nothing but its core header's contents and
+ * note change. The layout is read nowhere else in layOut, and what comes before the core header
+ * there (the image, the pool, the crash notes) succeeded for `last`: so with a core header of the
+ * same size every placement is the same. undefined when the size differs (a text mapping on one
+ * side only): then the load is laid out anew. Throws what layOut would throw for the header.
+ */
+function relaidOut(last: LaidOut, machine: Machine, kernelLayout: KernelLayout | undefined): LaidOut | undefined {
+  const before = last.coreHeader;
+  // Only a crash load reads the layout.
+  if (before === undefined) return last;
+  const layout = kernelLayout ?? defaultKernelLayout(machine);
+  const header = sameMappings(layout, before.layout)
+    ? { ...before, layout, note: coreHeaderNote(before.input, layout) }
+    : crashCoreHeader(machine, before.input.elfClass, layout, before.input.notes);
+  if (header.input.notes.length + header.input.loads.length !== before.input.notes.length + before.input.loads.length) return undefined;
+  return last.withCoreHeader(header);
+}
+
+/** Whether two layouts give every PT_LOAD the same virtual address: where they came from may differ. */
+function sameMappings(a: KernelLayout, b: KernelLayout): boolean {
+  if (a.pageOffset !== b.pageOffset) return false;
+  if (a.text === undefined || b.text === undefined) return a.text === b.text;
+  return a.text.vaddr === b.text.vaddr && a.text.paddr === b.text.paddr && a.text.size === b.text.size;
+}
+
+/** A crash load's ELF core header before its bytes: what it lists, under which kernel layout, and the plan's note on it. */
+interface CoreHeaderPlan {
+  input: ElfCoreHeaderInput;
+  layout: KernelLayout;
+  note: string;
+}
+
+/** Checked as buildElfCoreHeader will check it (its bytes are built only when the plan is filled). */
+function crashCoreHeader(machine: Machine, elfClass: 32 | 64, layout: KernelLayout, notes: CoreNoteArea[] = crashNoteAreas(machine)): CoreHeaderPlan {
+  const input: ElfCoreHeaderInput = { elfClass, notes, loads: coreLoads(machine, layout) };
+  checkElfCoreHeader(input);
+  return { input, layout, note: coreHeaderNote(input, layout) };
+}
+
+function coreHeaderNote(input: ElfCoreHeaderInput, layout: KernelLayout): string {
+  return `ELF${input.elfClass} core header: ${input.notes.length} notes, ${input.loads.length} PT_LOADs; kernel layout from ${layout.source}`;
+}
+
+interface LaidOut {
+  placed: PlacedLoad;
+  fill: (bytes: SegmentBytes) => Plan;
+  /** A crash load's: its note is the first of placed.notes. */
+  coreHeader: CoreHeaderPlan | undefined;
+  /** The same placement with another core header of the same size. */
+  withCoreHeader: (header: CoreHeaderPlan) => LaidOut;
+}
+
+function layOut(image: KernelImage, machine: Machine, request: Request, kernelLayout: KernelLayout | undefined): LaidOut {
   const req = validatedRequest(request);
   const kernelArch = machine.kernelArch;
   if (kernelArch === null) {
@@ -158,22 +235,19 @@ function layOut(image: KernelImage, machine: Machine, request: Request, kernelLa
 
   // kdump: the ELF core header goes first, at the bottom of the crash region as the
   // kernel's own loader puts it, and is cut out of the capture kernel's memory map.
-  let coreHeader: { mem: bigint; memsz: bigint; input: ElfCoreHeaderInput } | undefined;
+  let coreHeader: { mem: bigint; memsz: bigint; plan: CoreHeaderPlan } | undefined;
   let cmdline = req.cmdline;
   if (req.crash) {
-    const layout = kernelLayout ?? defaultKernelLayout(machine);
-    const noteAreas = crashNoteAreas(machine);
-    const loads = coreLoads(machine, layout);
     const elfClass = req.coreHeaderClass ?? (kernelArch === "x86_64" ? 64 : 32);
-    const input: ElfCoreHeaderInput = { elfClass, notes: noteAreas, loads };
     // Placing needs the size only; the bytes are built when the plan is filled, which `check` never does
     // (4,099 program headers were 5-10 ms of a 64 TiB machine's `check -p`, and `plan -p` built them twice).
-    checkElfCoreHeader(input);
-    const at = placer.place({ what: "ELF core header", size: BigInt(elfCoreHeaderSize(elfClass, noteAreas.length + loads.length)), align: PAGE_SIZE, mins: globalMins, limits: globalLimits, topDown: false });
-    coreHeader = { ...at, input };
+    const header = crashCoreHeader(machine, elfClass, kernelLayout ?? defaultKernelLayout(machine));
+    const at = placer.place({ what: "ELF core header", size: BigInt(elfCoreHeaderSize(elfClass, header.input.notes.length + header.input.loads.length)), align: PAGE_SIZE, mins: globalMins, limits: globalLimits, topDown: false });
+    coreHeader = { ...at, plan: header };
     // Prefixed, as the kernel's loader does: words after "--" belong to init, so a suffix could be lost.
     cmdline = `elfcorehdr=${hex(at.mem)} ${req.cmdline}`.trimEnd();
-    notes.push(`ELF${elfClass} core header: ${noteAreas.length} notes, ${loads.length} PT_LOADs; kernel layout from ${layout.source}`);
+    // First of the notes: withCoreHeader replaces it.
+    notes.push(header.note);
   }
 
   // The purgatory goes first and highest, like kexec-tools' bzImage64 loader; its
@@ -258,7 +332,7 @@ function layOut(image: KernelImage, machine: Machine, request: Request, kernelLa
   // Checked on its own, so a placement bug can never reach the kernel as a plan that "worked".
   assertPlanInvariants(placed, bz, machine, req);
 
-  const fill = (bytes: SegmentBytes): Plan => {
+  const fillWith = (bytes: SegmentBytes, placed: PlacedLoad, header: CoreHeaderPlan | undefined): Plan => {
     const initrd = typeof bytes.initrd === "function" ? (initrdAt ? bytes.initrd(initrdAt.mem) : undefined) : bytes.initrd;
     if (initrd?.length !== req.initrdSize) {
       throw new KexecError("io", `the initrd is ${initrd?.length ?? "absent"} bytes now, ${req.initrdSize ?? "absent"} when it was placed: it changed while kexec-ts read it`,
@@ -278,13 +352,13 @@ function layOut(image: KernelImage, machine: Machine, request: Request, kernelLa
       kernelAddress: kernel.mem,
       efi: efiInput,
     });
-    const filledNotes = [...notes];
+    const filledNotes = [...placed.notes];
     if (zeroPage.e820InSetupData) filledNotes.push(`${zeroPage.e820InSetupData} e820 entries beyond 128 passed as SETUP_E820_EXT`);
     const buffers: Partial<Record<SegmentKind, Uint8Array>> = {
       bootparams: zeroPage.bytes,
       kernel: elf ? elf.buf : image.bytes.subarray(bz.setupSize),
       initrd,
-      elfcorehdr: coreHeader ? buildElfCoreHeader(coreHeader.input) : undefined,
+      elfcorehdr: header ? buildElfCoreHeader(header.input) : undefined,
     };
     const verified = placed.segments.filter((s) => s.kind !== "purgatory").map((s) => ({ ...s, buf: buffers[s.kind]! }));
     const purgatory = buildPurgatory(purgatoryArch, {
@@ -304,7 +378,13 @@ function layOut(image: KernelImage, machine: Machine, request: Request, kernelLa
     assertPlanInvariants(plan, bz, machine, req);
     return plan;
   };
-  return { placed, fill };
+  const laidOut = (placedAs: PlacedLoad, header: CoreHeaderPlan | undefined): LaidOut => ({
+    placed: placedAs,
+    fill: (bytes) => fillWith(bytes, placedAs, header),
+    coreHeader: header,
+    withCoreHeader: (other) => laidOut({ ...placedAs, notes: [other.note, ...placedAs.notes.slice(1)] }, other),
+  });
+  return laidOut(placed, coreHeader?.plan);
 }
 
 function assertPlanInvariants(plan: PlacedLoad | Plan, bz: BzImage, machine: Machine, req: Request): void {
