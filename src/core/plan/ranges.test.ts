@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { alignDown, alignUp, contains, end, findHole, intersect, minus, normalize, overlaps, subtract, totalSize, type Range } from "./ranges.js";
+import { alignDown, alignUp, clip, contains, end, findHole, intersect, minus, normalize, overlaps, subtract, totalSize, type Range } from "./ranges.js";
 
 const arbRange = fc.record({ start: fc.bigInt({ min: 0n, max: 1n << 40n }), size: fc.bigInt({ min: 0n, max: 1n << 32n }) });
 const arbAlign = fc.constantFrom(1n, 0x1000n, 0x200000n, 0x1000000n);
@@ -26,6 +26,34 @@ test("normalize: sorted, disjoint, non-adjacent, same coverage", () => {
     const n = normalize(rs);
     for (let i = 1; i < n.length; i++) assert.ok(n[i]!.start > end(n[i - 1]!));
     for (const p of [...probes, ...rs.map((r) => r.start)]) assert.equal(covers(n, p), covers(rs.filter((r) => r.size > 0n), p));
+  }));
+});
+
+test("normalize: a list already normal comes back as it is, and one short of it (touching, empty, out of order) is sorted and merged", () => {
+  // Normal lists take a path without the sort: the same ranges as sorting and merging them would give.
+  const sortedAndMerged = (rs: readonly Range[]) => {
+    const out: Range[] = [];
+    for (const r of rs.filter((x) => x.size > 0n).sort((x, y) => (x.start < y.start ? -1 : x.start > y.start ? 1 : 0))) {
+      const last = out[out.length - 1];
+      if (last && r.start <= end(last)) out[out.length - 1] = { start: last.start, size: (end(r) > end(last) ? end(r) : end(last)) - last.start };
+      else out.push(r);
+    }
+    return out;
+  };
+  const small = fc.record({ start: fc.bigInt({ min: 0n, max: 64n }), size: fc.bigInt({ min: -2n, max: 24n }) });
+  fc.assert(fc.property(fc.array(fc.oneof(arbRange, small), { maxLength: 12 }), (rs) => {
+    assert.deepEqual(normalize(rs), sortedAndMerged(rs));
+    const n = normalize(rs);
+    assert.deepEqual(normalize(n), n);
+  }), { numRuns: 2000 });
+  const map = [{ start: 0x1000n, size: 0x9f000n }, { start: 0x100000n, size: 0x1000n }];
+  assert.deepEqual(normalize(map), map);
+  assert.deepEqual(normalize([{ start: 0x1000n, size: 0x1000n }, { start: 0x2000n, size: 0x1000n }]), [{ start: 0x1000n, size: 0x2000n }]);
+});
+
+test("clip: each range's part inside the window, in order", () => {
+  fc.assert(fc.property(fc.array(arbRange, { maxLength: 12 }), arbRange, (rs, window) => {
+    assert.deepEqual(clip(rs, window), rs.flatMap((r) => intersect(r, window) ?? []));
   }));
 });
 

@@ -56,6 +56,9 @@ export function minus(a: Range, b: Range): Range[] {
 
 /** Sorted by start, adjacent or overlapping ranges merged, empty ones dropped. */
 export function normalize(ranges: readonly Range[]): Range[] {
+  // A memory map is already so (the 64 TiB model's 4,096 RAM ranges): the same ranges, unsorted.
+  // Sorting them with a comparator, as below, took 1-2 ms of `plan -p` in V8's interpreter.
+  if (isNormal(ranges)) return ranges.slice();
   const sorted = ranges.filter((r) => r.size > 0n).slice().sort((x, y) => (x.start < y.start ? -1 : x.start > y.start ? 1 : 0));
   const out: Range[] = [];
   for (const r of sorted) {
@@ -66,6 +69,16 @@ export function normalize(ranges: readonly Range[]): Range[] {
     } else out.push(r);
   }
   return out;
+}
+
+/** Whether every range is non-empty and starts past the end of the one before: what normalize makes. */
+function isNormal(ranges: readonly Range[]): boolean {
+  let previousEnd: bigint | undefined;
+  for (const r of ranges) {
+    if (r.size <= 0n || (previousEnd !== undefined && r.start <= previousEnd)) return false;
+    previousEnd = r.start + r.size;
+  }
+  return true;
 }
 
 /**
@@ -96,10 +109,15 @@ export function subtract(ranges: readonly Range[], holes: readonly Range[]): Ran
 
 /** Clip every range to the window, dropping what falls outside. */
 export function clip(ranges: readonly Range[], window: Range): Range[] {
-  return ranges.flatMap((r) => {
+  const out: Range[] = [];
+  const stop = end(window);
+  for (const r of ranges) {
+    // Past the window: nothing of it is inside (the capture kernel's low 1 MiB of 4,096 RAM ranges), and no sums to make.
+    if (r.start >= stop) continue;
     const i = intersect(r, window);
-    return i ? [i] : [];
-  });
+    if (i) out.push(i);
+  }
+  return out;
 }
 
 export function alignUp(value: bigint, align: bigint): bigint {
