@@ -100,6 +100,30 @@ test("cpuinfo: first processor's flags, address sizes, model and count", () => {
   assert.throws(() => parseCpuinfo("processor : 0\n\u00a0x\n"), isParse(2));
 });
 
+test("cpuinfo: a block at a time and line by line give the same answer, or the same error, on any shape", () => {
+  const outcome = (text: string, scan: "blocks" | "lines") => {
+    try {
+      return parseCpuinfo(text, scan);
+    } catch (e) {
+      return e instanceof KexecError ? { message: e.message, data: e.data } : { thrown: String(e) };
+    }
+  };
+  const line = fc.constantFrom(
+    "processor\t: 0", "processor : 1", " processor:2", "processor\r: 3", "vendor_id\t: AuthenticAMD", "model name\t: EPYC", "flags\t\t: fpu pae lm la57",
+    "address sizes\t: 46 bits physical, 57 bits virtual", "address sizes : lots", "power management:", "power management:\r", "a:b:c", "processorx : 4",
+    "", " ", "\t \u00a0", "\r", "\u2028", "\uFEFF", "no colon here", " x", "::",
+  );
+  fc.assert(fc.property(fc.array(line, { maxLength: 30 }), fc.boolean(), (lines, trailingNewline) => {
+    const text = lines.join("\n") + (trailingNewline ? "\n" : "");
+    assert.deepEqual(outcome(text, "blocks"), outcome(text, "lines"), JSON.stringify(text));
+  }), { numRuns: 5000 });
+  // The kernel's own shape, which the block scan reads, counted as the line loop counts it.
+  const kernel = Array.from({ length: 64 }, (_, n) => `processor\t: ${n}\nvendor_id\t: GenuineIntel\nflags\t\t: fpu lm\naddress sizes\t: 46 bits physical, 48 bits virtual\npower management:\n\n`).join("");
+  assert.deepEqual(parseCpuinfo(kernel), parseCpuinfo(kernel, "lines"));
+  assert.equal(parseCpuinfo(kernel).count, 64);
+  assert.deepEqual(parseCpuinfo(`\n\n${kernel}`), parseCpuinfo(`\n\n${kernel}`, "lines"));
+});
+
 test("firmware memmap: inclusive ends become sizes, entries sorted by start, bad files named", () => {
   const ranges = parseFirmwareMemmap([
     { index: "1", start: "0x100000\n", end: "0xbfffffff\n", type: "System RAM\n" },
