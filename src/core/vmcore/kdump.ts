@@ -322,7 +322,17 @@ export function readKdump(file: RandomAccess, what = "kdump file", options: Kdum
         const size = storedSize(k);
         const codec = storedCodec(k);
         if (codec === undefined) dst.set(storedBytes.subarray(from, from + size), at + k * blockSize);
-        else decodePage(codec, storedBytes, from, size, dst, at + k * blockSize, blockSize);
+        else {
+          try {
+            decodePage(codec, storedBytes, from, size, dst, at + k * blockSize, blockSize);
+          } catch (e) {
+            // The decoder knows the bytes, not whose they are: the page, its descriptor and where its data lies.
+            if (!(e instanceof KexecError) || e.code !== "decompress") throw e;
+            const dataAt = BigInt(first + from);
+            throw new KexecError("decompress", `${what}: page frame ${hex(pfn + BigInt(k))} (page_desc ${index + k}, ${size} bytes at ${hex(dataAt)}): ${e.message}`,
+              { ...e.data, field: `page_desc ${index + k}`, offset: dataAt }, e.hint);
+          }
+        }
         from += size;
       }
     }

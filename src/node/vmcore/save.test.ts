@@ -161,13 +161,15 @@ test("kdump reader: the system's decoders give the JavaScript decoders' pages, p
         for (const pfn of pfns) try { core.memory.readPage(BigInt(pfn)); } catch (e) { return (e as Error).message; }
         return "no page failed";
       };
-      assert.match(firstError(openVmcoreWithSystemCodecs(bytesAccess(damaged), path)), new RegExp(`^${codec} page data is corrupt: ${libraries[codec].replace(/\./g, "\\.")} `));
+      // Named by the reader: the page frame, its descriptor, and where its stored bytes lie.
+      const page = `^${path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: page frame 0x[0-9a-f]+ \\(page_desc \\d+, \\d+ bytes at 0x[0-9a-f]+\\): `;
+      assert.match(firstError(openVmcoreWithSystemCodecs(bytesAccess(damaged), path)), new RegExp(`${page}${codec} page data is corrupt: ${libraries[codec].replace(/\./g, "\\.")} `));
       const saving = await saveVmcoreTo(opts(path, join(dir, `again-${codec}`), { codec: "lzo", dumpLevel: 0 })).then((r) => r.missing ?? "saved whole", (e: unknown) => (e as Error).message);
       assert.ok(saving.includes(libraries[codec]), `${codec}: a save from the damaged file says ${saving}`);
       process.env["KEXEC_TS_NATIVE_CODECS"] = "0";
       try {
         const said = firstError(openVmcoreWithSystemCodecs(bytesAccess(damaged), path));
-        assert.match(said, new RegExp(`^${codec} page data is corrupt`));
+        assert.match(said, new RegExp(`${page}${codec} page data is corrupt`));
         assert.ok(!said.includes(libraries[codec]), `${codec}: with KEXEC_TS_NATIVE_CODECS=0: ${said}`);
       } finally {
         delete process.env["KEXEC_TS_NATIVE_CODECS"];
