@@ -298,18 +298,18 @@ export function readKdump(file: RandomAccess, what = "kdump file", options: Kdum
     }
     const firstDescAt = descAt + BigInt(index) * BigInt(PAGE_DESC_SIZE);
     readAt(firstDescAt, descBytes.subarray(0, descLength));
+    // Made once per run and called only for a damaged descriptor: a save reads millions of them.
+    const damaged = (k: number, name: "offset" | "size", says: string, expected: string, actual: string) =>
+      new KexecError("parse", `${what}: page_desc ${index + k} (pfn ${hex(pfn + BigInt(k))}) ${says}`,
+        { field: `page_desc.${name}`, offset: firstDescAt + BigInt(k * PAGE_DESC_SIZE + (name === "offset" ? DESC_OFFSET : DESC_SIZE)), expected, actual }, "the dump is corrupt at this page");
     for (let k = 0; k < count; k++) {
       const offset = storedAt(k);
       const size = storedSize(k);
       // An incomplete dump ends before some descriptors were filled: they read as zeros.
       if (offset === 0 && size === 0) return false;
-      // Named only when it is damaged: a save reads millions of descriptors.
-      const damaged = (name: "offset" | "size", says: string, expected: string, actual: string) =>
-        new KexecError("parse", `${what}: page_desc ${index + k} (pfn ${hex(pfn + BigInt(k))}) ${says}`,
-          { field: `page_desc.${name}`, offset: firstDescAt + BigInt(k * PAGE_DESC_SIZE + (name === "offset" ? DESC_OFFSET : DESC_SIZE)), expected, actual }, "the dump is corrupt at this page");
-      if (offset > Number.MAX_SAFE_INTEGER) throw damaged("offset", `says its data is at ${hex(offset)}, past any file`, `< ${hex(file.size)}`, hex(offset));
-      if (size > blockSize) throw damaged("size", `says ${size} bytes, more than a page`, `<= ${blockSize}`, String(size));
-      if (storedCodec(k) === undefined && size !== blockSize) throw damaged("size", `is stored uncompressed in ${size} bytes, expected ${blockSize}`, String(blockSize), String(size));
+      if (offset > Number.MAX_SAFE_INTEGER) throw damaged(k, "offset", `says its data is at ${hex(offset)}, past any file`, `< ${hex(file.size)}`, hex(offset));
+      if (size > blockSize) throw damaged(k, "size", `says ${size} bytes, more than a page`, `<= ${blockSize}`, String(size));
+      if (storedCodec(k) === undefined && size !== blockSize) throw damaged(k, "size", `is stored uncompressed in ${size} bytes, expected ${blockSize}`, String(blockSize), String(size));
     }
     for (let k = 0; k < count;) {
       const first = storedAt(k);
