@@ -110,6 +110,14 @@ function protocolFunctions(stage: string): string[] {
     // Watching the port's transmit count stand still for 0.2 s was not enough: on a loaded host a
     // QEMU stall looked like a drained port (seen twice). Where stty cannot (no tty on stdout),
     // fall back to that watch (at most ~10 s; one second where the kernel has no 8250 port to ask).
+    // Kernel messages and a step's output share the serial port: the kernel writes its lines
+    // straight to the UART while the tty is still sending the step's, so a line can be torn
+    // anywhere ("kexec_crash_loaded[ 9.84] clocksource: ..." then "=0", seen in CI). Checks read a
+    // step's own output, so a step that returns runs with the console at KERN_EMERG only; its
+    // kernel messages stay in dmesg, and a panic or an oops raises the level itself
+    // (console_verbose). The level comes back only once the tty has sent the step's end marker.
+    "kexec_ts_quiet() { kexec_ts_step_level=$(cut -f1 /proc/sys/kernel/printk 2>/dev/null); echo 1 > /proc/sys/kernel/printk 2>/dev/null; }",
+    'kexec_ts_loud() { kexec_ts_drain; [ -n "$kexec_ts_step_level" ] && echo "$kexec_ts_step_level" > /proc/sys/kernel/printk 2>/dev/null; kexec_ts_step_level=; }',
     "kexec_ts_drain() {",
     "  kexec_ts_tx=; kexec_ts_i=0",
     '  if { kexec_ts_g=$(stty -g <&3 2>/dev/null) && stty "$kexec_ts_g" <&3 2>/dev/null; } 3>&1; then return; fi',
@@ -134,11 +142,12 @@ function stepLines(spec: InitSpec, stepDir: string, files: Map<string, string>):
     const script = `${stepDir}/${step.name}.sh`;
     files.set(script, `#!/bin/sh\n${step.run}\n`);
     lines.push(`echo "${STEP}$(kexec_ts_name ${shellQuote(step.name)})"`);
-    if (step.returns === false) lines.push("kexec_ts_drain");
+    lines.push(step.returns === false ? "kexec_ts_drain" : "kexec_ts_quiet");
     lines.push(`sh ${script} </dev/null 2>&1`);
     lines.push("kexec_ts_rc=$?");
     if (step.extract !== undefined) lines.push(`kexec_ts_extract ${shellQuote(step.name)} ${shellQuote(step.extract)}`);
     lines.push(`kexec_ts_mark ${shellQuote(step.name)} " rc=$kexec_ts_rc"`);
+    if (step.returns !== false) lines.push("kexec_ts_loud");
     // A step that does not return may still end (`systemctl kexec` only queues the jump): wait for it, never run on.
     if (step.returns === false) lines.push("while true; do sleep 3600; done");
   }

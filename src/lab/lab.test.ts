@@ -195,6 +195,28 @@ test("a program file brings its loader and libraries into the initramfs", async 
   }
 });
 
+test("a step that returns runs with the kernel's console quiet, and the level comes back only after its end marker is sent", () => {
+  const init = generateInit({ steps: [{ name: "say", run: "echo hi", extract: "/tmp/x" }, { name: "panic", run: "echo c > /proc/sysrq-trigger", returns: false }] }).files.get("/init")!;
+  const lines = init.split("\n");
+  const at = (text: string): number => lines.findIndex((l) => l.includes(text));
+  assert.ok(at("kexec_ts_quiet") < at("say.sh") && at("say.sh") < at("kexec_ts_extract 'say'"), "quiet before the step, the extract inside it");
+  const loud = lines.indexOf("kexec_ts_loud");
+  assert.ok(loud > at("kexec_ts_mark 'say'"), "loud again only after the end marker");
+  assert.equal(lines.filter((l) => l === "kexec_ts_quiet").length, 1, "the step that does not return keeps the console as it is: its panic must be seen");
+  // The functions themselves, on a stand-in for /proc/sys/kernel/printk and with nothing to drain.
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-quiet-"));
+  try {
+    const printk = join(dir, "printk");
+    writeFileSync(printk, "7\t4\t1\t7\n");
+    const fns = [/kexec_ts_quiet\(\) \{.*\}/.exec(init)![0], /kexec_ts_loud\(\) \{.*\}/.exec(init)![0]].map((f) => f.replaceAll("/proc/sys/kernel/printk", printk));
+    const r = spawnSync("sh", ["-c", `kexec_ts_drain() { :; }\n${fns.join("\n")}\nkexec_ts_quiet; echo during=$(cat ${printk}); kexec_ts_loud; echo after=$(cat ${printk})`], { encoding: "utf8", timeout: 20000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, "during=1\nafter=7\n");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("before a step that does not return, the init waits for the console to send what earlier steps printed", () => {
   const init = generateInit({ steps: [{ name: "say", run: "echo hi" }, { name: "panic", run: "echo c > /proc/sysrq-trigger", returns: false }] }).files.get("/init")!;
   const lines = init.split("\n");
