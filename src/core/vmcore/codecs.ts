@@ -8,6 +8,7 @@
 import { unzlibSync } from "fflate";
 import { decompress as zstdDecompress } from "fzstd";
 import { KexecError } from "../errors.js";
+import { adler32, u32be } from "../image/compression/common.js";
 import { decompressLzo1xBlock, decompressLzo1xBlockInto } from "../image/compression/lzo.js";
 
 export type PageCodec = "zlib" | "lzo" | "snappy" | "zstd";
@@ -48,6 +49,13 @@ export function decompressPageInto(codec: PageCodec, input: Uint8Array, page: Ui
   if (out.length !== pageSize) throw corruptPage(codec, `decoded ${out.length} bytes, expected ${pageSize}`, input.length);
   // fflate and fzstd write into the buffer given (a view of it comes back); snappy's is its own.
   if (out.buffer !== page.buffer || out.byteOffset !== page.byteOffset) page.set(out);
+  // fflate drops a zlib stream's trailer unread; zlib's uncompress (the native decoder) checks it,
+  // and both must call the same page damaged.
+  if (codec === "zlib") {
+    const stored = u32be(input, input.length - 4);
+    const sum = adler32(page, 0, pageSize);
+    if (stored !== sum) throw corruptPage(codec, `Adler-32 0x${sum.toString(16).padStart(8, "0")} of the decoded page, the stream says 0x${stored.toString(16).padStart(8, "0")}`, input.length - 4);
+  }
 }
 
 /**

@@ -80,6 +80,19 @@ test("a page decoded into a slot of a larger buffer: its bytes there, its neighb
   }
 });
 
+test("a zlib page whose Adler-32 does not match what it decodes to is damaged, as zlib itself says (fflate alone reads past it)", () => {
+  const page = new Uint8Array(4096).map((_, i) => (i * 7) & 0xff);
+  const stored = zlibSync(page, { level: 1 });
+  const out = new Uint8Array(4096);
+  decompressPageInto("zlib", stored, out);
+  assert.deepEqual(out, page, "the whole stream decodes");
+  for (const at of [stored.length - 4, stored.length - 1]) {
+    const damaged = stored.slice();
+    damaged[at]! ^= 0x10;
+    assert.throws(() => decompressPageInto("zlib", damaged, out), (e: unknown) => e instanceof KexecError && e.code === "decompress" && /Adler-32 0x[0-9a-f]{8} of the decoded page, the stream says 0x[0-9a-f]{8} at byte /.test(e.message), `trailer byte ${at}`);
+  }
+});
+
 test("synthetic ELF vmcore: memory, notes, and the printk ring buffer in makedumpfile's layout", () => {
   const s = syntheticVmcore(64);
   const core = openVmcore(bytesAccess(s.bytes));
