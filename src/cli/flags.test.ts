@@ -13,7 +13,7 @@ import { dirname, join } from "node:path";
 import ts from "typescript";
 import { EXIT_STATUS, KexecError } from "../core/errors.js";
 import { ACTIONS, COMMANDS, flagsTaken, parseCommandLine, routeFor, type CommandSpec } from "./commands.js";
-import { parseMakedumpfileArgs } from "./commands/makedumpfile.js";
+import { planMakedumpfile } from "./commands/makedumpfile.js";
 import { FLAGS } from "./options.js";
 
 const repo = new URL("../../", import.meta.url).pathname;
@@ -316,7 +316,7 @@ test("every kexec-ts command line in the lab's scenarios parses and is routed to
     for (const { argv, asKexec } of kexecTsLines(run, !kexecTools)) {
       lines++;
       try {
-        if (!asKexec && argv[0] === "makedumpfile") parseMakedumpfileArgs(argv.slice(1));
+        if (!asKexec && argv[0] === "makedumpfile") planMakedumpfile(argv.slice(1));
         else {
           const args = parseCommandLine(argv, asKexec);
           if (argv.length > 0 && !args.flags.has("version") && !args.flags.has("help")) routeFor(args, asKexec);

@@ -83,12 +83,6 @@ const OPTIONS: readonly OptionSpec[] = [
   { long: "extension", arg: true, refused: "makedumpfile extensions are not supported" },
 ];
 
-export interface MakedumpfileArgs {
-  /** Options in the order given, by their makedumpfile name ("c", "d", "dump-dmesg"). */
-  options: { name: string; value?: string }[];
-  positionals: string[];
-}
-
 /** makedumpfile's two lines for a command line it cannot use (main's '?' case and each check_param_for_* failure). */
 const COMMANDLINE_INVALID = "Commandline parameter is invalid.\nTry `makedumpfile --help' for more information.\n";
 
@@ -188,23 +182,6 @@ function* getoptLong(argv: readonly string[], positionals: string[]): Generator<
 function refusal(shown: string, why: string, streams: MessageStreams): MakedumpfileUsageError {
   return new MakedumpfileUsageError("kexec-ts", `option ${shown} is not supported by kexec-ts: ${why}`, "", streams, { field: shown },
     "drop it, or run Debian's makedumpfile (/usr/bin/makedumpfile from the makedumpfile package) for it");
-}
-
-/** The options and operands of a command line; getopt's complaints and the options kexec-ts lacks are thrown. */
-export function parseMakedumpfileArgs(argv: readonly string[]): MakedumpfileArgs {
-  const positionals: string[] = [];
-  const options: MakedumpfileArgs["options"] = [];
-  const streams: MessageStreams = { flat: false, level: DEFAULT_MSG_LEVEL, checkParams: false };
-  try {
-    for (const { spec, shown, value } of getoptLong(argv, positionals)) {
-      if (spec.refused) throw refusal(shown, spec.refused, streams);
-      options.push({ name: spec.long ?? spec.short!, ...(value === undefined ? {} : { value }) });
-    }
-  } catch (e) {
-    if (e instanceof GetoptComplaint) throw new MakedumpfileUsageError("getopt", e.message, COMMANDLINE_INVALID, streams, { field: e.field });
-    throw e;
-  }
-  return { options, positionals };
 }
 
 /** atoi's reading where it is a whole number; undefined for text kexec-ts will not guess at ("abc", "3x", "1,31"). */
