@@ -53,12 +53,15 @@ test("a snapshot with a FIFO or a device in place of a file is read without bloc
     rmSync(join(root, "proc/cpuinfo"), { force: true });
     spawnSync("mkfifo", [join(root, "proc/iomem")]);
     symlinkSync("/dev/null", join(root, "proc/cpuinfo"));
+    // Endless, where the two above are empty: refused once the reads outgrow the scratch buffer.
+    rmSync(join(root, "sys/devices/system/cpu/possible"), { force: true });
+    symlinkSync("/dev/zero", join(root, "sys/devices/system/cpu/possible"));
     // In a child with a timeout: opening a FIFO nobody writes blocks for ever, and a test must fail, not hang.
     const child = spawnSync(process.execPath, ["--input-type=module", "-e",
       `import { collectMachineFiles } from ${JSON.stringify(new URL("./rootfs.js", import.meta.url).href)};
        const c = await collectMachineFiles(${JSON.stringify(root)});
-       console.log(JSON.stringify({ iomem: c.errors["proc/iomem"], cpuinfo: c.errors["proc/cpuinfo"], read: "proc/cpuinfo" in c.files }));`], { encoding: "utf8", timeout: 20_000 });
-    assert.deepEqual(JSON.parse(child.stdout.trim() || "null"), { iomem: "a pipe (FIFO)", cpuinfo: "a character device", read: false }, `${child.error?.message ?? ""} ${child.stderr}`);
+       console.log(JSON.stringify({ iomem: c.errors["proc/iomem"], cpuinfo: c.errors["proc/cpuinfo"], possible: c.errors["sys/devices/system/cpu/possible"], read: "proc/cpuinfo" in c.files }));`], { encoding: "utf8", timeout: 20_000 });
+    assert.deepEqual(JSON.parse(child.stdout.trim() || "null"), { iomem: "a pipe (FIFO)", cpuinfo: "a character device", possible: "a character device", read: false }, `${child.error?.message ?? ""} ${child.stderr}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -32,19 +32,38 @@ let scratch = new Uint8Array(64 * 1024);
  * is waiting. `shortReadIsEof`: a read that returns less than asked ends the file, as it does for
  * a sysfs attribute (handed over whole at offset 0) and a regular file (a snapshot); that saves
  * thousands of reads on a large machine. procfs files (seq_file) are read until a read returns 0.
+ *
+ * What is not a file (a FIFO or a device in a --root snapshot) is refused as openRegularFile
+ * refuses it, but asked only when the reads say something is odd: nothing at all, no data yet
+ * (EAGAIN), or more than the scratch buffer holds (a /proc file of a large machine, or /dev/zero,
+ * which would be read until memory ran out). An fstat per file was a third of the syscalls and
+ * 1.5 MB of Stats objects for the 1,055 files of `plan -p` on the 64 TiB model.
  */
 export function readFully(path: string, shortReadIsEof = false): Uint8Array {
-  const fd = openRegularFile(path);
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     let filled = 0;
+    let regular = false;
+    const mustBeRegular = (): void => {
+      if (!regular) refuseUnlessRegular(fd);
+      regular = true;
+    };
     for (;;) {
       if (filled === scratch.length) {
+        mustBeRegular();
         const bigger = new Uint8Array(scratch.length * 2);
         bigger.set(scratch);
         scratch = bigger;
       }
       const asked = scratch.length - filled;
-      const n = readSync(fd, scratch, filled, asked, null);
+      let n: number;
+      try {
+        n = readSync(fd, scratch, filled, asked, null);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "EAGAIN") mustBeRegular();
+        throw e;
+      }
+      if (n === 0 && filled === 0) mustBeRegular();
       filled += n;
       if (n === 0 || (shortReadIsEof && n < asked)) break;
     }
@@ -62,15 +81,19 @@ export function readFully(path: string, shortReadIsEof = false): Uint8Array {
  */
 export function openRegularFile(path: string): number {
   const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  let st;
   try {
-    st = fstatSync(fd);
+    refuseUnlessRegular(fd);
   } catch (e) {
     closeSync(fd);
     throw e;
   }
-  if (st.isFile()) return fd;
-  closeSync(fd);
+  return fd;
+}
+
+/** Throws as openRegularFile does unless `fd` is a regular file. */
+function refuseUnlessRegular(fd: number): void {
+  const st = fstatSync(fd);
+  if (st.isFile()) return;
   const kind = st.isDirectory() ? "EISDIR" : fileKind(st);
   throw Object.assign(new Error(`${st.isDirectory() ? "a directory" : kind}, not a file`), { code: kind });
 }
