@@ -20,7 +20,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CA_CERTS_SET, fmt as f } from "./lib.mjs";
 import { MD_FLAG, SHORT_ROW_REPEAT, SHORT_ROW_S, bestRatio, compressors, realVmcores, renderVmcoreTable, vmcoreTable } from "./vmcore/bench.mjs";
-import { dumpTable, planTable } from "./scale/bench.mjs";
+import { DUMP_RUNS, dumpTable, planTable } from "./scale/bench.mjs";
 import { runLoadBench } from "./load/bench.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -206,14 +206,14 @@ out.push("");
 if (failedSection("dumps")) out.push(failedSection("dumps"));
 else if (ran("dumps")) {
   const d = results.dumps;
-  out.push("The 1 GiB vmcore is a real guest's (capture-vmcore.js); 16 GiB and 1 TiB are made from it by src/lab/synthetic-vmcore.ts: nodes of 64 GiB above 4 GiB with 1 GiB holes between them, each a copy of the guest's first GiB (its struct pages, and the data of the pages -d 31 keeps) then free memory in order-10 buddy blocks and its own vmemmap, reachable through the guest's extended page tables and mem_section. Sparse on disk. Both tools: `-d 31`, lzo, one timed run each, after an untimed makedumpfile run that reads what both read into the page cache; outputs read back by `makedumpfile --dump-dmesg` and compared with the source's log.");
+  out.push("The 1 GiB vmcore is a real guest's (capture-vmcore.js); 16 GiB and 1 TiB are made from it by src/lab/synthetic-vmcore.ts: nodes of 64 GiB above 4 GiB with 1 GiB holes between them, each a copy of the guest's first GiB (its struct pages, and the data of the pages -d 31 keeps) then free memory in order-10 buddy blocks and its own vmemmap, reachable through the guest's extended page tables and mem_section. Sparse on disk. Both tools: `-d 31`, lzo, after an untimed makedumpfile run that reads what both read into the page cache; then " + DUMP_RUNS.small + " timed runs each, alternating (" + DUMP_RUNS.large + " at 1 TiB), with an untimed `sync` before each; wall and CPU are the fastest run's (the slowest wall in brackets), RSS the highest. Each tool's first output is read back by `makedumpfile --dump-dmesg` and compared with the source's log, and its other outputs are the same size to the byte.");
   out.push("");
   out.push("| vmcore | RAM GiB | on disk GiB | md wall s | md CPU s | md RSS MiB | md out MiB | ts wall s | ts CPU s | ts RSS MiB | ts out MiB | md/ts wall | md s per TiB | ts s per TiB |");
   out.push("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
   for (const r of d.rows) {
     const tib = r.ramGiB / 1024;
     const ratio = r.refused.length ? `no ratio: ${r.refused.join("; ")}` : `${f(r.md.wall / r.ts.wall)}x`;
-    out.push(`| ${r.size} | ${f(r.ramGiB, 1)} | ${f(r.allocatedGiB, 1)} | ${f(r.md.wall)} | ${f(r.md.cpu)} | ${f(r.md.rssMiB, 0)} | ${f(r.md.out / 2 ** 20, 1)} | ${f(r.ts.wall)} | ${f(r.ts.cpu)} | ${f(r.ts.rssMiB, 0)} | ${f(r.ts.out / 2 ** 20, 1)} | ${ratio} | ${r.refused.length ? "–" : f(r.md.wall / tib, 0)} | ${r.refused.length ? "–" : f(r.ts.wall / tib, 0)} |`);
+    out.push(`| ${r.size} | ${f(r.ramGiB, 1)} | ${f(r.allocatedGiB, 1)} | ${f(r.md.wall)} (${f(r.md.slowest)}) | ${f(r.md.cpu)} | ${f(r.md.rssMiB, 0)} | ${f(r.md.out / 2 ** 20, 1)} | ${f(r.ts.wall)} (${f(r.ts.slowest)}) | ${f(r.ts.cpu)} | ${f(r.ts.rssMiB, 0)} | ${f(r.ts.out / 2 ** 20, 1)} | ${ratio} | ${r.refused.length ? "–" : f(r.md.wall / tib, 0)} | ${r.refused.length ? "–" : f(r.ts.wall / tib, 0)} |`);
   }
   out.push("");
   const [small, , large] = [d.rows[0], d.rows[1], d.rows.at(-1)];
