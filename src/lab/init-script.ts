@@ -110,14 +110,6 @@ function protocolFunctions(stage: string): string[] {
     // Watching the port's transmit count stand still for 0.2 s was not enough: on a loaded host a
     // QEMU stall looked like a drained port (seen twice). Where stty cannot (no tty on stdout),
     // fall back to that watch (at most ~10 s; one second where the kernel has no 8250 port to ask).
-    // Kernel messages and a step's output share the serial port: the kernel writes its lines
-    // straight to the UART while the tty is still sending the step's, so a line can be torn
-    // anywhere ("kexec_crash_loaded[ 9.84] clocksource: ..." then "=0", seen in CI). Checks read a
-    // step's own output, so a step that returns runs with the console at KERN_EMERG only; its
-    // kernel messages stay in dmesg, and a panic or an oops raises the level itself
-    // (console_verbose). The level comes back only once the tty has sent the step's end marker.
-    "kexec_ts_quiet() { kexec_ts_step_level=$(cut -f1 /proc/sys/kernel/printk 2>/dev/null); echo 1 > /proc/sys/kernel/printk 2>/dev/null; }",
-    'kexec_ts_loud() { kexec_ts_drain; [ -n "$kexec_ts_step_level" ] && echo "$kexec_ts_step_level" > /proc/sys/kernel/printk 2>/dev/null; kexec_ts_step_level=; }',
     "kexec_ts_drain() {",
     "  kexec_ts_tx=; kexec_ts_i=0",
     '  if { kexec_ts_g=$(stty -g <&3 2>/dev/null) && stty "$kexec_ts_g" <&3 2>/dev/null; } 3>&1; then return; fi',
@@ -129,6 +121,14 @@ function protocolFunctions(stage: string): string[] {
     "    sleep 0.2 2>/dev/null || sleep 1",
     "  done",
     "}",
+    // Kernel messages and a step's output share the serial port: the kernel writes its lines
+    // straight to the UART while the tty is still sending the step's, so a line can be torn
+    // anywhere ("kexec_crash_loaded[ 9.84] clocksource: ..." then "=0", seen in CI). Checks read a
+    // step's own output, so a step that returns runs with the console at KERN_EMERG only; its
+    // kernel messages stay in dmesg, and a panic or an oops raises the level itself
+    // (console_verbose). The level comes back only once the tty has sent the step's end marker.
+    "kexec_ts_quiet() { kexec_ts_step_level=$(cut -f1 /proc/sys/kernel/printk 2>/dev/null); echo 1 > /proc/sys/kernel/printk 2>/dev/null; }",
+    'kexec_ts_loud() { kexec_ts_drain; [ -n "$kexec_ts_step_level" ] && echo "$kexec_ts_step_level" > /proc/sys/kernel/printk 2>/dev/null; kexec_ts_step_level=; }',
   ];
 }
 
