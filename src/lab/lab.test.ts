@@ -199,7 +199,8 @@ test("a step that returns runs with the kernel's console quiet, and the level co
   const init = generateInit({ steps: [{ name: "say", run: "echo hi", extract: "/tmp/x" }, { name: "panic", run: "echo c > /proc/sysrq-trigger", returns: false }] }).files.get("/init")!;
   const lines = init.split("\n");
   const at = (text: string): number => lines.findIndex((l) => l.includes(text));
-  assert.ok(at("kexec_ts_quiet") < at("say.sh") && at("say.sh") < at("kexec_ts_extract 'say'"), "quiet before the step, the extract inside it");
+  const quiet = lines.indexOf("kexec_ts_quiet");
+  assert.ok(at("KEXEC-TS-STEP:") < quiet && quiet < at("say.sh") && at("say.sh") < at("kexec_ts_extract 'say'"), "quiet after the step's start marker and before it runs, the extract inside it");
   const loud = lines.indexOf("kexec_ts_loud");
   assert.ok(loud > at("kexec_ts_mark 'say'"), "loud again only after the end marker");
   assert.equal(lines.filter((l) => l === "kexec_ts_quiet").length, 1, "the step that does not return keeps the console as it is: its panic must be seen");
