@@ -43,14 +43,12 @@ export function readFully(path: string, shortReadIsEof = false): Uint8Array {
   const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     let filled = 0;
+    // Asked once however often the buffer grows.
     let regular = false;
-    const mustBeRegular = (): void => {
-      if (!regular) refuseUnlessRegular(fd);
-      regular = true;
-    };
     for (;;) {
       if (filled === scratch.length) {
-        mustBeRegular();
+        if (!regular) refuseUnlessRegular(fd);
+        regular = true;
         const bigger = new Uint8Array(scratch.length * 2);
         bigger.set(scratch);
         scratch = bigger;
@@ -60,10 +58,10 @@ export function readFully(path: string, shortReadIsEof = false): Uint8Array {
       try {
         n = readSync(fd, scratch, filled, asked, null);
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "EAGAIN") mustBeRegular();
+        if ((e as NodeJS.ErrnoException).code === "EAGAIN") refuseUnlessRegular(fd);
         throw e;
       }
-      if (n === 0 && filled === 0) mustBeRegular();
+      if (n === 0 && filled === 0) refuseUnlessRegular(fd);
       filled += n;
       if (n === 0 || (shortReadIsEof && n < asked)) break;
     }
