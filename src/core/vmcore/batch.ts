@@ -74,16 +74,23 @@ export function compressBatch(compress: PageCompressInto, pages: Uint8Array, cou
   const sizes = new Int32Array(count);
   let at = 0;
   for (let i = 0; i < count; i++) {
-    if (skip[i]) { sizes[i] = PAGE_SKIPPED; continue; }
-    const from = i * pageSize;
-    if (isZero(pages, from)) { sizes[i] = PAGE_ZERO; continue; }
-    let n = compress(pages, from, out, at);
-    if (n < 0) {
-      out.set(pages.subarray(from, from + pageSize), at);
-      n = pageSize;
+    // One store for every kind of page: skipped pages are rare (the log's, stored ahead; pages a
+    // source lacks), and a store only they reached threw this loop's optimised code away.
+    let n: number;
+    if (skip[i]) n = PAGE_SKIPPED;
+    else {
+      const from = i * pageSize;
+      if (isZero(pages, from)) n = PAGE_ZERO;
+      else {
+        n = compress(pages, from, out, at);
+        if (n < 0) {
+          out.set(pages.subarray(from, from + pageSize), at);
+          n = pageSize;
+        }
+        at += n;
+      }
     }
     sizes[i] = n;
-    at += n;
   }
   return { sizes, data: out.subarray(0, at), pages };
 }

@@ -437,7 +437,7 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
         fault = readError(opts.what, describeFault(e));
         break writing;
       }
-      if (early.size > 0) for (let k = 0; k < count; k++) if (early.has(pfns[k]!)) skip[k] = 1;
+      if (early.size > 0) skipStoredAhead(early, pfns, count, skip);
       const submitted = compressor.submit(pages, count, skip, out, fileRun ? Float64Array.from(extents) : undefined);
       // A failed batch is dealt with when the chain reaches it, in order; until then it is not "unhandled".
       submitted.catch(() => {});
@@ -597,6 +597,16 @@ function readBatch(memory: Vmcore["memory"], fileRun: Vmcore["memory"]["fileRun"
     }
     i += run;
   }
+}
+
+/**
+ * Marks the batch's pages stored ahead (the log's) as skipped. Every page takes the same store:
+ * the log's pages fall in one or two batches of thousands, met once TurboFan has compiled the
+ * loop, and a store only they reached had no type feedback; their batch threw the optimised code
+ * away (in writeKdumpDump, where this loop was: 34 ms of compiling it again on a 1 GiB -d 1 save).
+ */
+function skipStoredAhead(early: ReadonlyMap<number, unknown>, pfns: Float64Array, count: number, skip: Uint8Array): void {
+  for (let k = 0; k < count; k++) skip[k] = skip[k]! | (early.has(pfns[k]!) ? 1 : 0);
 }
 
 /** One page read here, into slot `k` of the batch, or marked in `skip` where the source does not have it. */
