@@ -1,6 +1,6 @@
 /** Compression across worker threads, results handed back in submission order. */
 import { existsSync } from "node:fs";
-import { Worker } from "node:worker_threads";
+import { createRequire } from "node:module";
 import { compressBatch, readExtents, type CompressedBatch, type FileExtents, type PageCompressInto, type ZeroPageTest } from "../../core/vmcore/batch.js";
 import { BatchReadError, type BatchCompressor } from "../../core/vmcore/dump-writer.js";
 import { pageCompressor, zeroPageTest, type Codec } from "./compress.js";
@@ -61,6 +61,9 @@ export function workerCompressor(codec: Codec, pageSize: number, threads: number
   const compressOne = pageCompressor(codec, pageSize);
   const isZero = zeroPageTest(pageSize);
   const url = workerUrl();
+  // Required here, not imported: a save without threads (lzo on two cores, --threads 0) never
+  // loads node:worker_threads, 2 ms of its start.
+  const { Worker } = createRequire(import.meta.url)("node:worker_threads") as typeof import("node:worker_threads");
   const workers = Array.from({ length: threads }, () => new Worker(url, { workerData: { codec, pageSize, source: source?.path } }));
   const waiting = new Map<number, { resolve: (r: CompressedBatch) => void; reject: (e: Error) => void }>();
   let failure: Error | undefined;
