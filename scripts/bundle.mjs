@@ -69,6 +69,11 @@ function bundle(entry, out, up, comment, more = {}) {
         "function __kexecTsModuleUrl(rel) { return new URL(rel, __kexecTsDist).href; }",
       ].join("\n"),
     },
+    // fflate's build without its Node shim, which serves only fflate's asynchronous (worker) API,
+    // unused here, and loads node:worker_threads with every vmcore command: 2 ms of their start
+    // (pool.ts loads it when a save starts a worker). The synchronous decoders are the same code.
+    // Only in the bundle: unbundled, Node 18 takes that build's .js files for CommonJS.
+    alias: { fflate: "fflate/browser" },
     logLevel: "warning",
     ...more,
   });

@@ -5,10 +5,7 @@
  * LZO1X and snappy are written here from their format descriptions
  * (Documentation/staging/lzo.rst; snappy's format_description.txt).
  */
-// fflate's build without its Node shim: that shim only serves fflate's asynchronous (worker)
-// API, which kexec-ts does not use, and it loads node:worker_threads with every vmcore command,
-// 2 ms of their start. The synchronous decoders are the same code in both builds.
-import { unzlibSync } from "fflate/browser";
+import { unzlibSync } from "fflate";
 import { decompress as zstdDecompress } from "fzstd";
 import { KexecError } from "../errors.js";
 import { adler32, u32be } from "../image/compression/common.js";

@@ -5,8 +5,7 @@
  * check the CRC-32/ISIZE trailer, which fflate's one-shot gunzip does not
  * locate reliably when bytes (the kernel's size) follow the stream.
  */
-// The build without fflate's Node shim, as in vmcore/codecs.ts.
-import { Inflate } from "fflate/browser";
+import { Inflate } from "fflate";
 import { hex } from "../../format.js";
 import { type Decoded, Output, crc32, decompressError, hex32, truncated, u32le } from "./common.js";
 
