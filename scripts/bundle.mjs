@@ -102,13 +102,14 @@ if (!process.argv.includes("--no-cache")) {
   const vmcore = join(scratch, "vmcore");
   writeFileSync(vmcore, syntheticVmcore(1024).bytes);
   const work = {
-    baseline: ["demo", "--root", sample],
+    baseline: { what: "demo on the sample snapshot", args: ["demo", "--root", sample] },
     // A save without threads: the workers run their own bundle, and start without a cache.
-    full: ["vmcore", "save", "--threads", "0", "--compress", "lzo", "-d", "1", vmcore, join(scratch, "dump")],
+    full: { what: "vmcore save on a synthetic vmcore", args: ["vmcore", "save", "--threads", "0", "--compress", "lzo", "-d", "1", vmcore, join(scratch, "dump")] },
   };
+  let failed = false;
   for (const jit of ["baseline", "full"]) {
     const started = Date.now();
-    const r = spawnSync(process.execPath, [join(root, "bin", "kexec-ts.cjs"), ...work[jit]], {
+    const r = spawnSync(process.execPath, [join(root, "bin", "kexec-ts.cjs"), ...work[jit].args], {
       env: { ...process.env, KEXEC_TS_WRITE_CODE_CACHE: "1", KEXEC_TS_JIT: jit, KEXEC_TS_DEBUG: "1" },
       encoding: "utf8",
     });
@@ -117,13 +118,14 @@ if (!process.argv.includes("--no-cache")) {
     const ran = /\((\w+) JIT\)/.exec(r.stderr)?.[1];
     const made = readdirSync(dirname(outfile)).find((f) => f.startsWith("kexec-ts.bundle.cjs.") && f.endsWith(".cache") && statSync(join(dirname(outfile), f)).mtimeMs >= started - 1000 && (ran === "baseline") === f.endsWith("-baseline.cache"));
     if (r.status !== 0 || made === undefined) {
-      process.stderr.write(`bundle: the ${jit} JIT code cache was not made (${work[jit].slice(0, 2).join(" ")} exited ${r.status}): ${(r.stderr || r.stdout).trim().split("\n").slice(-3).join(" / ")}\n`);
-      rmSync(scratch, { recursive: true, force: true });
-      process.exit(1);
+      process.stderr.write(`bundle: the ${jit} JIT code cache was not made (${work[jit].what} exited ${r.status}): ${(r.stderr || r.stdout).trim().split("\n").slice(-3).join(" / ")}\n`);
+      failed = true;
+      break;
     }
-    process.stdout.write(`code cache: dist/cli/${made} (${(readFileSync(join(dirname(outfile), made)).length / 1024).toFixed(0)} KiB, made by running ${jit === "full" ? "vmcore save on a synthetic vmcore" : "demo on the sample snapshot"} with ${ran} JIT)\n`);
+    process.stdout.write(`code cache: dist/cli/${made} (${(readFileSync(join(dirname(outfile), made)).length / 1024).toFixed(0)} KiB, made by running ${work[jit].what} with ${ran} JIT)\n`);
     if (ran !== jit) break;
   }
   rmSync(scratch, { recursive: true, force: true });
+  if (failed) process.exit(1);
 }
 if (!existsSync(outfile)) process.exit(1);
