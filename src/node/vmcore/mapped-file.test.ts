@@ -6,7 +6,8 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { hex } from "../../core/format.js";
 import { missingInput } from "../test-inputs.js";
-import { WINDOW, openMappedFile } from "./mapped-file.js";
+import { WINDOW, isMapFailed, openMappedFile } from "./mapped-file.js";
+import { tryKoffi } from "../ffi.js";
 
 test("reads through mmap windows give the file's bytes, across window edges and after evictions", () => {
   const dir = mkdtempSync(join(tmpdir(), "kexec-ts-mapped-"));
@@ -91,4 +92,18 @@ test("where the kernel refuses mmap, reads go on through read() for good and giv
   // Before Linux 6.16 the very first read was refused a mapping: every read above went through
   // read() from the start, which is the fallback still, only without a switch in mid-read.
   if (!firstWindowMapped) t.diagnostic(`this kernel does not mmap ${path} at all: every read went through read(), none switched midway`);
+});
+
+test("a refused mmap is told from a mapping in each architecture's pointer width", () => {
+  // What koffi gives for (void *)-1: 64 ones here; on i386 Node, 32 (4294967295n, seen on
+  // Debian's i386 Node 18 and koffi 2.16).
+  assert.equal(isMapFailed((1n << 64n) - 1n, "x64"), true);
+  assert.equal(isMapFailed(0xffffffffn, "ia32"), true);
+  assert.equal(isMapFailed(0xffffffffn, "x64"), false);
+  assert.equal(isMapFailed(0xb7000000n, "ia32"), false);
+  // And as this machine's koffi gives it: mmap of no file at all.
+  const koffi = tryKoffi();
+  assert.ok(koffi !== undefined, "koffi loads here");
+  const mmap = koffi.load("libc.so.6").func("void *mmap64(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)") as (...a: unknown[]) => unknown;
+  assert.equal(isMapFailed(koffi.address(mmap(null, 4096, 1, 2, -1, 0))), true);
 });

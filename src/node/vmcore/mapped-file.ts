@@ -22,7 +22,15 @@ export const WINDOW = 4 << 20;
 const WINDOWS_KEPT = 4;
 const PROT_READ = 1;
 const MAP_PRIVATE = 2;
-const MAP_FAILED = (1n << 64n) - 1n;
+
+/**
+ * Whether mmap's result, as koffi gives its address, is MAP_FAILED: (void *)-1, all ones in a
+ * pointer's width. On i386 that is 32 bits (koffi gives 4294967295n there); compared with 64 ones,
+ * a refused mmap read as a window mapped at 0xffffffff.
+ */
+export function isMapFailed(address: bigint, arch: string = process.arch): boolean {
+  return address === (1n << (arch === "ia32" ? 32n : 64n)) - 1n;
+}
 
 interface Window {
   start: number;
@@ -68,7 +76,7 @@ export function openMappedFile(path: string): OpenFile | undefined {
     const start = offset - (offset % WINDOW);
     const length = Math.min(WINDOW, size - start);
     const pointer = mmap(null, length, PROT_READ, MAP_PRIVATE, fd, start);
-    if (pointer === null || koffi.address(pointer) === MAP_FAILED) {
+    if (pointer === null || isMapFailed(koffi.address(pointer))) {
       mmapWorks = false;
       return undefined;
     }
