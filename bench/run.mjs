@@ -18,7 +18,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "no
 import { cpus, homedir, loadavg, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CA_CERTS_SET, fmt as f } from "./lib.mjs";
+import { CA_CERTS_SET, fmt as f, timerCost } from "./lib.mjs";
 import { MD_FLAG, SHORT_ROW_REPEAT, SHORT_ROW_S, bestRatio, compressors, realVmcores, renderVmcoreTable, vmcoreTable } from "./vmcore/bench.mjs";
 import { DUMP_RUNS, dumpTable, planTable } from "./scale/bench.mjs";
 import { runLoadBench } from "./load/bench.mjs";
@@ -111,10 +111,10 @@ for (const [name, title] of [["vmcore", "default threads"], ["threads0", "`--thr
   out.push(`### ${title}${when(name)}`);
   out.push("");
   if (failedSection(name)) { out.push(failedSection(name)); out.push(""); continue; }
-  out.push(`Same vmcore, dump level and codec in one run; page cache dropped, then warm with that vmcore only; every output read back (\`makedumpfile --dump-dmesg\`; zstd by \`kexec-ts vmcore dmesg\`) and compared with the source's log. kexec-ts ran as installed: its bin, executed, whose #! line starts Node with the option of src/core/launch.ts. Each tool ran ${repeat} times per row, alternating, and ${SHORT_ROW_REPEAT} times where every run took under ${SHORT_ROW_S} s (a run of a tenth of a second moves by a tenth with the host's noise); wall is the fastest (slowest in brackets). kexec-ts fsyncs its output, makedumpfile does not; each output is read back and removed before the other tool runs, and before each run, untimed, \`sync\`: each starts from a page cache holding the vmcore only, and neither pays for writing back or reclaiming the other's output.${CA_CERTS_SET ? " Both ran without NODE_EXTRA_CA_CERTS, which this machine sets and which costs Node about 0.1 s of start (bench/lib.mjs RUN_ENV; the planning table below gives Node's start with it)." : ""}`);
+  out.push(`Same vmcore, dump level and codec in one run; page cache dropped, then warm with that vmcore only; every output read back (\`makedumpfile --dump-dmesg\`; zstd by \`kexec-ts vmcore dmesg\`) and compared with the source's log. kexec-ts ran as installed: its bin, executed, whose #! line starts Node with the option of src/core/launch.ts. Each tool ran ${repeat} times per row, alternating, and ${SHORT_ROW_REPEAT} times where every run took under ${SHORT_ROW_S} s (a run of a tenth of a second moves by a tenth with the host's noise); wall is the fastest (slowest in brackets). Times are to the millisecond: wall timed around each run, user+sys CPU from getrusage, each less what timing \`true\` costs (${f(timerCost().wall * 1000, 1)} ms wall here; bench/lib.mjs timed()); GNU time, which gives the peak RSS, prints its times in hundredths cut down, a tenth of the shortest rows. kexec-ts fsyncs its output, makedumpfile does not; each output is read back and removed before the other tool runs, and before each run, untimed, \`sync\`: each starts from a page cache holding the vmcore only, and neither pays for writing back or reclaiming the other's output.${CA_CERTS_SET ? " Both ran without NODE_EXTRA_CA_CERTS, which this machine sets and which costs Node about 0.1 s of start (bench/lib.mjs RUN_ENV; the planning table below gives Node's start with it)." : ""}`);
   const fl = results[name].floor;
   out.push("");
-  out.push(`*best possible* is a measured bound: the ratio kexec-ts would reach if, after its start (\`kexec-ts --version\`, median ${f(fl.startFloor)} s here), it did the row's work at makedumpfile's own CPU cost (the same pages through the same codec library, in C) spread perfectly over ${fl.computeCores} core${fl.computeCores === 1 ? "" : "s"}: makedumpfile's wall / (start + its CPU / ${fl.computeCores}). Where it is below a goal, the goal is out of reach on this machine.`);
+  out.push(`*best possible* is a measured bound: the ratio kexec-ts would reach if, after its start (\`kexec-ts --version\`, median ${f(fl.startFloor, 3)} s here), it did the row's work at makedumpfile's own CPU cost (the same pages through the same codec library, in C) spread perfectly over ${fl.computeCores} core${fl.computeCores === 1 ? "" : "s"}: makedumpfile's wall / (start + its CPU / ${fl.computeCores}). Where it is below a goal, the goal is out of reach on this machine.`);
   if (fl.rss) {
     out.push("");
     out.push(`*Memory floor*, measured the same way: Node doing nothing peaks at ${f(fl.rss.node, 0)} MiB (\`node -e 0\`, started as the bin starts Node: src/core/launch.ts), and at ${f(fl.rss.nodeWithWorker, 0)} MiB with one idle worker thread (on two cores a save with the default threads has one when it compresses with zlib, zstd or snappy and the dump is large enough to need it; lzo starts none there); medians of 5 runs.`);
@@ -182,7 +182,7 @@ out.push("");
 if (failedSection("plans")) out.push(failedSection("plans"));
 else if (ran("plans")) {
   const p = results.plans;
-  out.push(`src/lab/synthetic-machine.ts scales the committed QEMU guest snapshots up: 64 TiB with 4-level paging and 4 PiB with 5-level, 4,096 System RAM ranges (2,048 in the firmware memmap, the rest hot-added), 1,024 CPUs' crash notes, crashkernel=2G,high plus 256M,low; the files sit on tmpfs, standing in for /proc and /sys. Each command is the installed \`kexec-ts\` (bin/kexec-ts.cjs) with a Debian 6.1 amd64 kernel and a ${f(p.inputs.initrdBytes / 2 ** 20, 0)} MiB initrd, ${opt("--runs", "7")} runs each, in rounds that take every command in turn; median wall ms (CPU ms: user + sys).`);
+  out.push(`src/lab/synthetic-machine.ts scales the committed QEMU guest snapshots up: 64 TiB with 4-level paging and 4 PiB with 5-level, 4,096 System RAM ranges (2,048 in the firmware memmap, the rest hot-added), 1,024 CPUs' crash notes, crashkernel=2G,high plus 256M,low; the files sit on tmpfs, standing in for /proc and /sys. Each command is the installed \`kexec-ts\` (bin/kexec-ts.cjs) with a Debian 6.1 amd64 kernel and a ${f(p.inputs.initrdBytes / 2 ** 20, 0)} MiB initrd, ${opt("--runs", "7")} runs each, in rounds that take every command in turn; median wall ms (CPU ms: user + sys), timed as above: to the millisecond, less what timing \`true\` costs.`);
   out.push("");
   const cols = ["machine", "check -p", "plan -p", "check -l", "plan -l"];
   out.push(`| machine | RAM ranges | CPUs | ${cols.join(" | ")} |`);
@@ -213,7 +213,7 @@ else if (ran("dumps")) {
   for (const r of d.rows) {
     const tib = r.ramGiB / 1024;
     const ratio = r.refused.length ? `no ratio: ${r.refused.join("; ")}` : `${f(r.md.wall / r.ts.wall)}x`;
-    out.push(`| ${r.size} | ${f(r.ramGiB, 1)} | ${f(r.allocatedGiB, 1)} | ${f(r.md.wall)} (${f(r.md.slowest)}) | ${f(r.md.cpu)} | ${f(r.md.rssMiB, 0)} | ${f(r.md.out / 2 ** 20, 1)} | ${f(r.ts.wall)} (${f(r.ts.slowest)}) | ${f(r.ts.cpu)} | ${f(r.ts.rssMiB, 0)} | ${f(r.ts.out / 2 ** 20, 1)} | ${ratio} | ${r.refused.length ? "–" : f(r.md.wall / tib, 0)} | ${r.refused.length ? "–" : f(r.ts.wall / tib, 0)} |`);
+    out.push(`| ${r.size} | ${f(r.ramGiB, 1)} | ${f(r.allocatedGiB, 1)} | ${f(r.md.wall, 3)} (${f(r.md.slowest, 3)}) | ${f(r.md.cpu, 3)} | ${f(r.md.rssMiB, 0)} | ${f(r.md.out / 2 ** 20, 1)} | ${f(r.ts.wall, 3)} (${f(r.ts.slowest, 3)}) | ${f(r.ts.cpu, 3)} | ${f(r.ts.rssMiB, 0)} | ${f(r.ts.out / 2 ** 20, 1)} | ${ratio} | ${r.refused.length ? "–" : f(r.md.wall / tib, 0)} | ${r.refused.length ? "–" : f(r.ts.wall / tib, 0)} |`);
   }
   out.push("");
   const [small, , large] = [d.rows[0], d.rows[1], d.rows.at(-1)];

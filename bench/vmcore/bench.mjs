@@ -3,10 +3,11 @@
 //   npm run build && node bench/vmcore/bench.mjs [--threads N] [--only NAME] [--repeat 2] [--out bench/vmcore/RESULTS.md]
 //
 // Vmcores come from the cache (${KEXEC_TS_CACHE:-~/.cache/kexec-ts}/vmcores/*.elf, made by
-// dist/lab/capture-vmcore.js). Each run is timed with GNU time (wall, user+sys CPU,
-// peak RSS); the output is checked by `makedumpfile --dump-dmesg` against the log read from the
-// source, so a fast wrong answer does not count. kexec-ts fsyncs its output before the rename;
-// makedumpfile does not, so kexec-ts's wall time includes flushing the file to the disk.
+// dist/lab/capture-vmcore.js). Each run is timed to the microsecond (wall around it, user+sys
+// CPU from getrusage, peak RSS from GNU time: bench/lib.mjs timed()); the output is checked by
+// `makedumpfile --dump-dmesg` against the log read from the source, so a fast wrong answer does
+// not count. kexec-ts fsyncs its output before the rename; makedumpfile does not, so kexec-ts's
+// wall time includes flushing the file to the disk.
 // A row gets no ratio when a run failed, an output does not read back, or the vmcore changed
 // between the runs (then the tools did not run on the same input): it says which instead.
 // bench/run.mjs (npm run bench) runs this as part of every table of issue 15.
@@ -165,7 +166,7 @@ export async function vmcoreTable({ cores, threads = "auto", repeat = 2, log = (
           refused,
         };
         rows.push(row);
-        log(`${row.vmcore} -d ${level} ${codec}: makedumpfile ${a.wall}s | kexec-ts ${b.wall}s${refused.length ? ` | no ratio: ${refused.join("; ")}` : ` | ${f(a.wall / b.wall)}x`}`);
+        log(`${row.vmcore} -d ${level} ${codec}: makedumpfile ${f(a.wall, 3)} s | kexec-ts ${f(b.wall, 3)} s${refused.length ? ` | no ratio: ${refused.join("; ")}` : ` | ${f(a.wall / b.wall)}x`}`);
       }
     }
   } finally {
@@ -181,7 +182,7 @@ export function renderVmcoreTable({ rows, floor }) {
   return [
     "| vmcore | MiB | -d | codec | md wall s | md CPU s | md RSS MiB | md out MiB | ts wall s | ts fsync s | ts CPU s | ts RSS MiB | ts out MiB | speed (md/ts wall) | speed w/o fsync | best possible | size (ts/md) |",
     "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ...rows.map((r) => `| ${r.vmcore} | ${f(r.sizeMiB, 0)} | ${r.level} | ${r.codec}${r.codec in MD_FLAG ? "" : " (kexec-ts only)"} | ${f(r.md.wall)} (${f(r.md.slowest)}) | ${f(r.md.cpu)} | ${f(r.md.rssMiB, 0)} | ${f(r.md.out / 1048576, 1)} | ${f(r.ts.wall)} (${f(r.ts.slowest)}) | ${f(r.ts.sync)} | ${f(r.ts.cpu)} | ${f(r.ts.rssMiB, 0)} | ${f(r.ts.out / 1048576, 1)} | ${ratio(r, r.md.wall / r.ts.wall)} | ${ratio(r, r.md.wall / (r.ts.wall - r.ts.sync))} | ${best(r)} | ${r.refused.length || !(r.codec in MD_FLAG) ? "–" : `${f(r.ts.out / r.md.out, 3)}x`} |`),
+    ...rows.map((r) => `| ${r.vmcore} | ${f(r.sizeMiB, 0)} | ${r.level} | ${r.codec}${r.codec in MD_FLAG ? "" : " (kexec-ts only)"} | ${f(r.md.wall, 3)} (${f(r.md.slowest, 3)}) | ${f(r.md.cpu, 3)} | ${f(r.md.rssMiB, 0)} | ${f(r.md.out / 1048576, 1)} | ${f(r.ts.wall, 3)} (${f(r.ts.slowest, 3)}) | ${f(r.ts.sync)} | ${f(r.ts.cpu, 3)} | ${f(r.ts.rssMiB, 0)} | ${f(r.ts.out / 1048576, 1)} | ${ratio(r, r.md.wall / r.ts.wall)} | ${ratio(r, r.md.wall / (r.ts.wall - r.ts.sync))} | ${best(r)} | ${r.refused.length || !(r.codec in MD_FLAG) ? "–" : `${f(r.ts.out / r.md.out, 3)}x`} |`),
   ].join("\n");
 }
 
@@ -212,7 +213,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     "",
     `Each tool ran ${repeat} times per row, alternating, and ${SHORT_ROW_REPEAT} times where every run took under ${SHORT_ROW_S} s; wall is the fastest run (slowest in brackets), CPU and RSS are from that run.`,
     "ts fsync s is the part of kexec-ts's wall time spent in fsync (file and directory); speed w/o fsync leaves it out.",
-    `best possible is the ratio kexec-ts would reach if, after its start (\`kexec-ts --version\`: ${f(table.floor.startFloor)} s), it did the row's work at makedumpfile's CPU cost spread over ${table.floor.computeCores} core(s): makedumpfile's wall / (start + its CPU / cores).`,
+    `best possible is the ratio kexec-ts would reach if, after its start (\`kexec-ts --version\`: ${f(table.floor.startFloor, 3)} s), it did the row's work at makedumpfile's CPU cost spread over ${table.floor.computeCores} core(s): makedumpfile's wall / (start + its CPU / cores).`,
     `Memory floor: Node doing nothing peaks at ${f(table.floor.rss.node, 0)} MiB, with one idle worker thread at ${f(table.floor.rss.nodeWithWorker, 0)} MiB.`,
     "",
     renderVmcoreTable(table),
