@@ -13,6 +13,7 @@ import { KexecError } from "../../core/errors.js";
 import { buildBzImage } from "../../core/image/testing/synthetic.js";
 import { parseConfig } from "../../core/kdump/config.js";
 import { noEstimateError } from "./kdump.js";
+import { literally } from "../../core/testing/pattern.js";
 
 const main = new URL("../main.js", import.meta.url).pathname;
 
@@ -69,7 +70,7 @@ test("kdump import: a --config path that cannot be written is an I/O error namin
     for (const [config, says, hint] of cases) {
       const r = kexecTs(["kdump", "import", tools, "--config", config]);
       assert.equal(r.status, 74, `${config}: ${r.stderr}`);
-      assert.match(r.stderr, new RegExp(`^kexec-ts: ${config.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`), config);
+      assert.match(r.stderr, new RegExp(`^kexec-ts: ${literally(config)}`), config);
       assert.match(r.stderr, says, config);
       assert.match(r.stderr, hint, config);
       assert.doesNotMatch(r.stderr, /internal error|    at /, config);

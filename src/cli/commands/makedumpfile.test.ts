@@ -11,6 +11,7 @@ import { syntheticVmcore } from "../../core/vmcore/testing.js";
 import { openVmcore, vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
 import { missingInput, missingTool } from "../../node/test-inputs.js";
 import { planMakedumpfile, type MakedumpfileAction } from "./makedumpfile.js";
+import { literally } from "../../core/testing/pattern.js";
 
 const split = (line: string) => line.split(/\s+/).filter(Boolean);
 
@@ -354,7 +355,7 @@ const USAGE_ERRORS: { argv: string; stdout: string; stderr: string | RegExp; ali
   { argv: "--dump-dmesg a", stdout: COMMANDLINE_INVALID + FAILED, stderr: /^makedumpfile \(kexec-ts\): --dump-dmesg takes VMCORE and DUMPFILE\n$/, alike: "stdout" },
   { argv: "-c -E a b", stdout: COMMANDLINE_INVALID + FAILED, stderr: /^makedumpfile \(kexec-ts\): -E \(ELF\) stores pages uncompressed and cannot be combined with -c\/-l\/-p\/-z\n$/, alike: "stdout" },
   { argv: "-R a b", stdout: COMMANDLINE_INVALID + FAILED, stderr: /^makedumpfile \(kexec-ts\): -R takes one DUMPFILE/, alike: "stdout" },
-  { argv: "-E -F a b", stdout: "", stderr: new RegExp(`^makedumpfile \\(kexec-ts\\): -F takes VMCORE and writes to standard output\\n${COMMANDLINE_INVALID.replace(/[.`'()]/g, "\\$&")}\\nmakedumpfile Failed\\.\\n$`), alike: "both" },
+  { argv: "-E -F a b", stdout: "", stderr: new RegExp(`^makedumpfile \\(kexec-ts\\): -F takes VMCORE and writes to standard output\\n${literally(COMMANDLINE_INVALID)}\\nmakedumpfile Failed\\.\\n$`), alike: "both" },
   { argv: "--check-params a", stdout: COMMANDLINE_INVALID, stderr: /^makedumpfile \(kexec-ts\): VMCORE and DUMPFILE are needed\n$/, alike: "stdout" },
   { argv: "--message-level 2 -l a", stdout: COMMANDLINE_INVALID + FAILED, stderr: "", alike: "both" },
   // Options kexec-ts lacks: its refusal and hint on stderr, Failed where makedumpfile's failure to run

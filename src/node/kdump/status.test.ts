@@ -10,8 +10,8 @@ import { buildBzImage } from "../../core/image/testing/synthetic.js";
 import { kdumpPaths, type KdumpPaths } from "./paths.js";
 import { arm, readArmState, readBootId, type ArmState } from "./service.js";
 import { kdumpStatus } from "./status.js";
+import { literally } from "../../core/testing/pattern.js";
 
-const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /** A config naming a capture kernel that reads as a bzImage, so that status's answer does not depend on this machine's /boot. */
 function usableKernel(root: string, paths: KdumpPaths): string {
@@ -76,7 +76,7 @@ test("a damaged arm state in /run is not taken at its word: status is not ready 
       const s = kdumpStatus(paths);
       assert.equal(s.ready, false);
       assert.equal(s.state, null, "nothing of a damaged state is reported as the state");
-      assert.match(s.reasons[0] ?? "", new RegExp(`^${paths.runState.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} is damaged: ${why.source}; whether kexec-ts armed the crash kernel cannot be told`), String(why));
+      assert.match(s.reasons[0] ?? "", new RegExp(`^${literally(paths.runState)} is damaged: ${why.source}; whether kexec-ts armed the crash kernel cannot be told`), String(why));
     }
     // A FIFO there is said to be one, not read (a read would block for ever).
     rmSync(paths.runState);
@@ -100,7 +100,7 @@ test("status says why the capture kernel is unusable, when not started and after
     // A usable kernel: what status said before, alone.
     assert.equal(kdumpStatus(paths).reasons.length, 1);
     assert.match(kdumpStatus(paths).reasons[0]!, notStarted);
-    const hint = `\\(set kernel = in ${escape(paths.config)} to a bzImage \\(/boot/vmlinuz-<release>\\), or leave it empty for the running kernel's\\)$`;
+    const hint = `\\(set kernel = in ${literally(paths.config)} to a bzImage \\(/boot/vmlinuz-<release>\\), or leave it empty for the running kernel's\\)$`;
     const cases: [string, () => void, RegExp][] = [
       ["damaged", () => writeFileSync(kernel, "not a kernel at all\n".repeat(64)), /not a kernel image: no bzImage "HdrS" at offset 0x202/],
       ["cut short", () => writeFileSync(kernel, buildBzImage({ tail: 0x2000 }).subarray(0, 0x300)), /bzImage: /],
@@ -113,7 +113,7 @@ test("status says why the capture kernel is unusable, when not started and after
       const s = kdumpStatus(paths);
       assert.equal(s.ready, false, what);
       assert.match(s.reasons[0] ?? "", notStarted, what);
-      assert.match(s.reasons[1] ?? "", new RegExp(`^${escape(kernel)}: ${why.source}.* ${hint}`), `${what}: ${s.reasons.join("\n")}`);
+      assert.match(s.reasons[1] ?? "", new RegExp(`^${literally(kernel)}: ${why.source}.* ${hint}`), `${what}: ${s.reasons.join("\n")}`);
       assert.equal(s.reasons.length, 2, what);
 
       // The state a refused start writes (load: false builds it without writing or loading; start writes it so).
@@ -130,7 +130,7 @@ test("status says why the capture kernel is unusable, when not started and after
     const running = readFileSync("/proc/sys/kernel/osrelease", "utf8").trim();
     if (!existsSync(`/boot/vmlinuz-${running}`)) {
       writeFileSync(paths.config, `target = ${join(root, "crash")}\n`);
-      assert.match(kdumpStatus(paths).reasons[1] ?? "", new RegExp(`^/boot/vmlinuz-${escape(running)}: cannot read capture kernel: no such file or directory \\(ENOENT\\) \\(install the running kernel's package \\(it provides /boot/vmlinuz-${escape(running)}\\), or set kernel = in ${escape(paths.config)} to an installed bzImage\\)$`));
+      assert.match(kdumpStatus(paths).reasons[1] ?? "", new RegExp(`^/boot/vmlinuz-${literally(running)}: cannot read capture kernel: no such file or directory \\(ENOENT\\) \\(install the running kernel's package \\(it provides /boot/vmlinuz-${literally(running)}\\), or set kernel = in ${literally(paths.config)} to an installed bzImage\\)$`));
     }
 
     // Armed, and the kernel damaged since: not "restart" (a refused restart unloads what is armed), but why it would be refused.
@@ -146,7 +146,7 @@ test("status says why the capture kernel is unusable, when not started and after
     writeFileSync(kernel, "not a kernel at all\n".repeat(64));
     const reasons = kdumpStatus(paths).reasons.join("\n");
     assert.doesNotMatch(reasons, /changed since it was armed: kexec-ts kdump restart/);
-    assert.match(reasons, new RegExp(`the capture kernel ${escape(kernel)} changed since it was armed at 2026-12-01T00:00:00.000Z and is now unusable; the crash kernel loaded then still works, but a restart would be refused and unload it: ${escape(kernel)}: not a kernel image: .* ${hint}`));
+    assert.match(reasons, new RegExp(`the capture kernel ${literally(kernel)} changed since it was armed at 2026-12-01T00:00:00.000Z and is now unusable; the crash kernel loaded then still works, but a restart would be refused and unload it: ${literally(kernel)}: not a kernel image: .* ${hint}`));
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -19,6 +19,7 @@ import { openRandomAccess } from "./file.js";
 import { nativePageDecoder } from "./native-codecs.js";
 import { openVmcoreWithSystemCodecs } from "./open.js";
 import { autoThreads, saveVmcoreTo, type SaveOptions } from "./save.js";
+import { literally } from "../../core/testing/pattern.js";
 
 function tmp(): string {
   return mkdtempSync(join(tmpdir(), "kexec-ts-vmcore-"));
@@ -162,7 +163,7 @@ test("kdump reader: the system's decoders give the JavaScript decoders' pages, p
         return "no page failed";
       };
       // Named by the reader: the page frame, its descriptor, and where its stored bytes lie.
-      const page = `^${path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: page frame 0x[0-9a-f]+ \\(page_desc \\d+, \\d+ bytes at 0x[0-9a-f]+\\): `;
+      const page = `^${literally(path)}: page frame 0x[0-9a-f]+ \\(page_desc \\d+, \\d+ bytes at 0x[0-9a-f]+\\): `;
       assert.match(firstError(openVmcoreWithSystemCodecs(bytesAccess(damaged), path)), new RegExp(`${page}${codec} page data is corrupt: ${libraries[codec].replace(/\./g, "\\.")} `));
       const saving = await saveVmcoreTo(opts(path, join(dir, `again-${codec}`), { codec: "lzo", dumpLevel: 0 })).then((r) => r.missing ?? "saved whole", (e: unknown) => (e as Error).message);
       assert.ok(saving.includes(libraries[codec]), `${codec}: a save from the damaged file says ${saving}`);
@@ -420,7 +421,7 @@ test("save --format flat to a reader that stops (cat > a full disk): exit 74 say
       assert.equal(spawnSync("sh", ["-c", script], { timeout: 120_000 }).status, 0);
       const stderr = readFileSync(join(dir, "stderr"), "utf8");
       assert.equal(Number(readFileSync(join(dir, "rc"), "utf8")), status, stderr);
-      assert.match(stderr, new RegExp(`^${name.replace(/[()]/g, "\\$&")}: standard output: the reader of the stream went away after \\d+ bytes: the flattened dump is cut short`, "m"));
+      assert.match(stderr, new RegExp(`^${literally(name)}: standard output: the reader of the stream went away after \\d+ bytes: the flattened dump is cut short`, "m"));
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
