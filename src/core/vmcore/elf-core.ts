@@ -168,16 +168,15 @@ export function elfCoreMemory(core: ElfCore, file: RandomAccess, pageSize: numbe
   const fileParts = segments.filter((s) => s.p_filesz > 0n).map((s) => ({ paddr: Number(s.p_paddr), fileEnd: Number(s.p_paddr + s.p_filesz), offset: Number(s.p_offset) }));
   const findPart = spanFinder(fileParts.map((s) => s.paddr), fileParts.map((s) => s.fileEnd));
   const findSegment = spanFinder(segments.map((s) => s.p_paddr), segments.map((s) => s.p_paddr + s.p_memsz));
-  let lastPart = 0;
+  // Searched on every call, without remembering the last part found: the search's loop then runs
+  // from the first call, and TurboFan, which inlines this into the dump writer's readBatch, has
+  // its type feedback. A part remembered made the search a path only a run entering another part
+  // reached, and that run threw readBatch's optimised code away (a few calls per vmcore).
   const fileRun = (pfn: number, max: number): { offset: number; pages: number } | undefined => {
     const paddr = pfn * pageSize;
-    let part = fileParts[lastPart];
-    if (!part || paddr < part.paddr || paddr + pageSize > part.fileEnd) {
-      const i = findPart(paddr, paddr + pageSize);
-      if (i < 0) return undefined;
-      lastPart = i;
-      part = fileParts[i]!;
-    }
+    const i = findPart(paddr, paddr + pageSize);
+    if (i < 0) return undefined;
+    const part = fileParts[i]!;
     return { offset: part.offset + (paddr - part.paddr), pages: Math.min(max, Math.floor((part.fileEnd - paddr) / pageSize)) };
   };
   return {
