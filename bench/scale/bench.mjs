@@ -209,7 +209,7 @@ export async function dumpTable({ sizes = ["1G", "16G", "1T"], log = () => {} } 
         same ? undefined : "the input changed between the runs",
       ].filter(Boolean);
       rows.push({ size, file: core, runs, ramGiB: ramBytes / 2 ** 30, apparentGiB: st.size / 2 ** 30, allocatedGiB: (st.blocks * 512) / 2 ** 30, md: a, ts: b, refused });
-      log(`${size}: makedumpfile ${a.wall} s (${a.slowest}) ${a.rssMiB.toFixed(0)} MiB | kexec-ts ${b.wall} s (${b.slowest}) ${b.rssMiB.toFixed(0)} MiB${refused.length ? ` | ${refused.join("; ")}` : ""}`);
+      log(`${size}: makedumpfile ${a.wall.toFixed(3)} s (${a.slowest.toFixed(3)}) ${a.rssMiB.toFixed(0)} MiB | kexec-ts ${b.wall.toFixed(3)} s (${b.slowest.toFixed(3)}) ${b.rssMiB.toFixed(0)} MiB${refused.length ? ` | ${refused.join("; ")}` : ""}`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
