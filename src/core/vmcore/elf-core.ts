@@ -168,10 +168,10 @@ export function elfCoreMemory(core: ElfCore, file: RandomAccess, pageSize: numbe
   const fileParts = segments.filter((s) => s.p_filesz > 0n).map((s) => ({ paddr: Number(s.p_paddr), fileEnd: Number(s.p_paddr + s.p_filesz), offset: Number(s.p_offset) }));
   const findPart = spanFinder(fileParts.map((s) => s.paddr), fileParts.map((s) => s.fileEnd));
   const findSegment = spanFinder(segments.map((s) => s.p_paddr), segments.map((s) => s.p_paddr + s.p_memsz));
-  // Searched on every call, without remembering the last part found: the search's loop then runs
-  // from the first call, and TurboFan, which inlines this into the dump writer's readBatch, has
-  // its type feedback. A part remembered made the search a path only a run entering another part
-  // reached, and that run threw readBatch's optimised code away (a few calls per vmcore).
+  // Searched on every call, without remembering the last part found: the search then runs from
+  // the first call, and TurboFan, which inlines this into the dump writer's readBatch, has its
+  // type feedback. With a part remembered, only the few runs that enter another part searched,
+  // and the first of them threw readBatch's optimised code away.
   const fileRun = (pfn: number, max: number): { offset: number; pages: number } | undefined => {
     const paddr = pfn * pageSize;
     const i = findPart(paddr, paddr + pageSize);
