@@ -12,7 +12,6 @@ import { arm, readArmState, readBootId, type ArmState } from "./service.js";
 import { kdumpStatus } from "./status.js";
 import { literally } from "../../core/testing/pattern.js";
 
-
 /** A config naming a capture kernel that reads as a bzImage, so that status's answer does not depend on this machine's /boot. */
 function usableKernel(root: string, paths: KdumpPaths): string {
   const kernel = join(root, "vmlinuz-6.1.0-synthetic");

@@ -164,7 +164,7 @@ test("kdump reader: the system's decoders give the JavaScript decoders' pages, p
       };
       // Named by the reader: the page frame, its descriptor, and where its stored bytes lie.
       const page = `^${literally(path)}: page frame 0x[0-9a-f]+ \\(page_desc \\d+, \\d+ bytes at 0x[0-9a-f]+\\): `;
-      assert.match(firstError(openVmcoreWithSystemCodecs(bytesAccess(damaged), path)), new RegExp(`${page}${codec} page data is corrupt: ${libraries[codec].replace(/\./g, "\\.")} `));
+      assert.match(firstError(openVmcoreWithSystemCodecs(bytesAccess(damaged), path)), new RegExp(`${page}${codec} page data is corrupt: ${literally(libraries[codec])} `));
       const saving = await saveVmcoreTo(opts(path, join(dir, `again-${codec}`), { codec: "lzo", dumpLevel: 0 })).then((r) => r.missing ?? "saved whole", (e: unknown) => (e as Error).message);
       assert.ok(saving.includes(libraries[codec]), `${codec}: a save from the damaged file says ${saving}`);
       process.env["KEXEC_TS_NATIVE_CODECS"] = "0";
