@@ -56,6 +56,17 @@ for (const [codec, library, comesWith] of expected) {
   });
 }
 
+test("native compressors are made once per thread: each save and each message naming the library takes the same one (libzstd's context is never freed)", () => {
+  for (const codec of ["zlib", "zstd"] as const) {
+    const first = nativePageCompressor(codec, PS);
+    assert.ok(first);
+    assert.equal(nativePageCompressor(codec, PS), first, `${codec}: the same compressor again`);
+    assert.equal(compressorSource(codec, PS), first.library);
+    assert.equal(nativePageCompressor(codec, PS), first, `${codec}: naming its library made no other`);
+    assert.notEqual(nativePageCompressor(codec, 2 * PS), first, `${codec}: another page size has its own`);
+  }
+});
+
 test("KEXEC_TS_NATIVE_CODECS=0: lzo and zlib fall back to the built-in encoders; zstd says what it needs", () => {
   process.env["KEXEC_TS_NATIVE_CODECS"] = "0";
   try {

@@ -74,10 +74,25 @@ export interface NativeCompressor {
 }
 
 /**
- * A native compressor for the codec, or undefined when the library (or koffi) is not there.
- * Each returns the stored length in dst, or -1 when the page does not shrink below a page.
+ * This thread's native compressors, by codec and page size, made when first asked for and kept:
+ * libzstd's context is never freed, and a compressor is made for every save and for every message
+ * that names its library. Their calls are synchronous, so sharing one is safe.
+ */
+const threadCompressors = new Map<string, NativeCompressor | undefined>();
+
+/**
+ * A native compressor for the codec, or undefined when the library (or koffi) is not there, or
+ * KEXEC_TS_NATIVE_CODECS=0. Each returns the stored length in dst, or -1 when the page does not
+ * shrink below a page.
  */
 export function nativePageCompressor(codec: PageCodec, pageSize: number): NativeCompressor | undefined {
+  if (!nativeCodecsEnabled()) return undefined;
+  const key = `${codec}/${pageSize}`;
+  if (!threadCompressors.has(key)) threadCompressors.set(key, makeNativePageCompressor(codec, pageSize));
+  return threadCompressors.get(key);
+}
+
+function makeNativePageCompressor(codec: PageCodec, pageSize: number): NativeCompressor | undefined {
   const setup = nativeSetup(codec);
   if (!setup) return undefined;
   const { lib, name, koffi, addresses, len } = setup;
@@ -87,7 +102,9 @@ export function nativePageCompressor(codec: PageCodec, pageSize: number): Native
     const compress2 = lib.func("int compress2(uintptr_t dest, uintptr_t destLen, uintptr_t source, unsigned long sourceLen, int level)") as Fn;
     // makedumpfile: Z_BEST_SPEED. With room for less than a page, zlib answers Z_BUF_ERROR (-5)
     // for a page that does not shrink enough, and the page is stored raw, as makedumpfile does.
-    // It never writes past destLen: straight into dst.
+    // It never writes past destLen: straight into dst. (One deflate stream kept and reset for each
+    // page writes the same bytes in the same time: 1 GiB -d 1 with a worker 2.337 against 2.354 s,
+    // -d 31 alone 0.748 against 0.749, medians of 5 and 11 alternating runs, stop 39.)
     return {
       library: name,
       compress(src, from, dst, at) {
