@@ -4,7 +4,7 @@ import { createRequire } from "node:module";
 import { compressBatch, readExtents, type CompressedBatch, type FileExtents, type PageCompressInto, type ZeroPageTest } from "../../core/vmcore/batch.js";
 import { BatchReadError, type BatchCompressor } from "../../core/vmcore/dump-writer.js";
 import { pageCompressor, zeroPageTest, type Codec } from "./compress.js";
-import type { ExclusionReply, ExclusionRequest, WorkReply, WorkRequest, WorkerData } from "./worker.js";
+import type { ExclusionReply, ExclusionRequest, WorkReply, WorkRequest } from "./worker.js";
 
 export { BatchReadError };
 
@@ -51,25 +51,10 @@ function workerUrl(): URL {
 }
 
 /**
- * A worker takes a batch while it has fewer than this many (the one it compresses and one
- * waiting); otherwise the calling thread compresses the batch itself.
- */
-const WORKER_QUEUE = 2;
-
-/**
- * `threads` worker threads, and the calling thread compresses batches too: it would otherwise
- * only wait for them. On two cores that is one worker instead of two: 60-70 ms less of starting
- * an isolate and loading the codecs, ~20 MiB less peak RSS, and no third thread competing for
- * two cores.
- *
- * Who compresses a batch is decided as it comes, by how many each worker has (WORKER_QUEUE):
- * the calling thread also reads, describes and writes every batch, so with every other batch
- * its own (as until stop 39), the worker waited for it, and both cores were idle for 10-15% of a
- * zlib -d 1 save. A worker still starting leaves its share to the calling thread too. The count
- * is in shared memory, lowered by the worker as it finishes: a count kept from its replies does
- * not move while the calling thread compresses (it reads no message then), and with 3 batches in
- * flight per thread that save took 2.65 s against 2.33. Same bytes; 1 GiB -d 1 zlib 2.389
- * against 2.466 s (9 alternating runs), 4 GiB 6.696 against 7.013 s (3), at the same peak RSS.
+ * `threads` worker threads, and the calling thread compresses every (threads + 1)th batch
+ * itself: it would otherwise only wait for them. On two cores that is one worker instead of
+ * two: 60-70 ms less of starting an isolate and loading the codecs, ~20 MiB less peak RSS,
+ * and no third thread competing for two cores.
  */
 export function workerCompressor(codec: Codec, pageSize: number, threads: number, source?: SourceFile): Compressor {
   // Made here first: a codec that cannot work (zstd without libzstd) fails now, with the usage error.
@@ -80,9 +65,7 @@ export function workerCompressor(codec: Codec, pageSize: number, threads: number
   // (scripts/bundle.mjs), a save without threads (lzo on two cores, --threads 0) never loads
   // node:worker_threads, 2 ms of its start.
   const { Worker } = createRequire(import.meta.url)("node:worker_threads") as typeof import("node:worker_threads");
-  // Batches handed to each worker and not yet compressed by it (worker.ts lowers its own).
-  const queued = new Int32Array(new SharedArrayBuffer(4 * threads));
-  const workers = Array.from({ length: threads }, (_, index) => new Worker(url, { workerData: { codec, pageSize, source: source?.path, queued, index } satisfies WorkerData }));
+  const workers = Array.from({ length: threads }, () => new Worker(url, { workerData: { codec, pageSize, source: source?.path } }));
   const waiting = new Map<number, { resolve: (r: CompressedBatch) => void; reject: (e: Error) => void }>();
   let failure: Error | undefined;
   // Each thread says when it has loaded its modules; close() waits for that (see worker.ts).
@@ -115,15 +98,12 @@ export function workerCompressor(codec: Codec, pageSize: number, threads: number
     submit(pages, count, skip, out, extents) {
       if (failure) return Promise.reject(failure);
       const id = next++;
-      let to = 0;
-      for (let k = 1; k < threads; k++) if (Atomics.load(queued, k) < Atomics.load(queued, to)) to = k;
-      if (Atomics.load(queued, to) >= WORKER_QUEUE) return compressHere(compressOne, isZero, pageSize, source, pages, count, skip, out, extents);
+      if (id % (threads + 1) === threads) return compressHere(compressOne, isZero, pageSize, source, pages, count, skip, out, extents);
       const req: WorkRequest = { id, pages, out, count, skip, extents };
-      Atomics.add(queued, to, 1);
       return new Promise((resolve, reject) => {
         waiting.set(id, { resolve, reject });
         // Transferred, not copied: the buffers move to the worker and back.
-        workers[to]!.postMessage(req, [pages.buffer as ArrayBuffer, out.buffer as ArrayBuffer]);
+        workers[id % (threads + 1)]!.postMessage(req, [pages.buffer as ArrayBuffer, out.buffer as ArrayBuffer]);
       });
     },
     async close() {

@@ -21,17 +21,7 @@ export type WorkReply =
   | { id: number; sizes: Int32Array; data: Uint8Array; pages: Uint8Array; error?: undefined }
   | { id: number; error: string; pages: Uint8Array; out: Uint8Array };
 
-export interface WorkerData {
-  codec: Codec;
-  pageSize: number;
-  /** The vmcore, where this thread reads the batches' extents itself. */
-  source?: string | undefined;
-  /** Per worker, the batches handed to it and not yet compressed (pool.ts): this thread's is `index`. */
-  queued: Int32Array;
-  index: number;
-}
-
-const { codec, pageSize, source, queued, index } = workerData as WorkerData;
+const { codec, pageSize, source } = workerData as { codec: Codec; pageSize: number; source?: string };
 const compress = pageCompressor(codec, pageSize);
 const isZero = zeroPageTest(pageSize);
 // Loaded (koffi and the codec library included): only now may the pool terminate this thread.
@@ -52,14 +42,11 @@ parentPort!.on("message", (req: WorkRequest | ExclusionRequest) => {
       readExtents(file.readInto, req.extents, req.pages, pageSize);
     }
   } catch (e) {
-    Atomics.sub(queued, index, 1);
     const reply: WorkReply = { id: req.id, error: (e as Error).message, pages: req.pages, out: req.out };
     parentPort!.postMessage(reply, [req.pages.buffer as ArrayBuffer, req.out.buffer as ArrayBuffer]);
     return;
   }
   const { sizes, data, pages } = compressBatch(compress, req.pages, req.count, pageSize, req.skip, req.out, isZero);
-  // Done here: the pool may hand this thread another batch before it reads this reply.
-  Atomics.sub(queued, index, 1);
   const reply: WorkReply = { id: req.id, sizes, data, pages };
   parentPort!.postMessage(reply, [sizes.buffer as ArrayBuffer, data.buffer as ArrayBuffer, pages.buffer as ArrayBuffer]);
 });
