@@ -59,9 +59,9 @@ function workerUrl(): URL {
  * The calling thread also reads, describes and writes every batch, so the worker waits for it
  * now and then. Handing the worker each batch while it had fewer than two (its count in shared
  * memory, lowered as it finished one), and compressing here only otherwise, was faster: 1 GiB
- * -d 1 zlib 2.389 against 2.466 s (9 alternating runs), 4 GiB 6.696 against 7.013 s. But a 16 GiB
- * -d 1 save then peaked at 93-100 MiB against 86-91 (this thread's young generation grew near its
- * end, by --trace-gc), and the memory goal is missed already; not kept (stop 39).
+ * -d 1 zlib 2.389 against 2.466 s (9 alternating runs), 4 GiB 6.696 against 7.013 s. But a
+ * 16 GiB -d 1 save then peaked at 87-100 MiB (six runs) against 86-91: this thread's young
+ * generation grew near the end (--trace-gc). The memory goal is missed already; not kept (stop 39).
  */
 export function workerCompressor(codec: Codec, pageSize: number, threads: number, source?: SourceFile): Compressor {
   // Made here first: a codec that cannot work (zstd without libzstd) fails now, with the usage error.
