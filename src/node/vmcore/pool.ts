@@ -60,8 +60,9 @@ function workerUrl(): URL {
  * now and then. Handing the worker each batch while it had fewer than two (its count in shared
  * memory, lowered as it finished one), and compressing here only otherwise, was faster: 1 GiB
  * -d 1 zlib 2.389 against 2.466 s (9 alternating runs), 4 GiB 6.696 against 7.013 s. But a
- * 16 GiB -d 1 save then peaked at 87-100 MiB (six runs) against 86-91: this thread's young
- * generation grew near the end (--trace-gc). The memory goal is missed already; not kept (stop 39).
+ * 16 GiB -d 1 save then peaked at 87-100 MiB (six runs) against 86-91: near its end one scavenge
+ * took this thread's V8 heap from 16 to 24 MB (--trace-gc). The memory goal is missed already;
+ * not kept (stop 39).
  */
 export function workerCompressor(codec: Codec, pageSize: number, threads: number, source?: SourceFile): Compressor {
   // Made here first: a codec that cannot work (zstd without libzstd) fails now, with the usage error.
