@@ -546,16 +546,18 @@ test("real 6.1 vmcore: the 2nd bitmap made a window at a time (read back from th
   }
 });
 
-test("--threads auto: a worker per other core where the codec pays for one, none for lzo on two cores", () => {
+test("--threads auto: a worker per other core where the codec pays for one; lzo only from 512 MiB to compress", () => {
   const GiB = 1n << 30n;
   // 4 GiB at -d 31 (a quarter of it guessed to be compressed) is enough for every codec's threshold.
   assert.equal(autoThreads("zlib", 4n * GiB, 31, 2), 1);
   assert.equal(autoThreads("zstd", 4n * GiB, 31, 2), 1);
   assert.equal(autoThreads("snappy", 4n * GiB, 31, 2), 1);
-  // lzo: the main thread's reading and writing and the kernel's writeback fill the second core.
-  assert.equal(autoThreads("lzo", 4n * GiB, 31, 2), 0);
-  assert.equal(autoThreads("lzo", 1024n * GiB, 1, 2), 0);
+  assert.equal(autoThreads("lzo", 4n * GiB, 31, 2), 1);
   assert.equal(autoThreads("lzo", 4n * GiB, 31, 4), 3);
+  // lzo: a 1 GiB machine at -d 31 keeps too little for a worker's start to pay; at -d 1 it does not.
+  assert.equal(autoThreads("zlib", 1n * GiB, 31, 2), 1);
+  assert.equal(autoThreads("lzo", 1n * GiB, 31, 2), 0);
+  assert.equal(autoThreads("lzo", 1n * GiB, 1, 2), 1);
   // One core (a capture kernel with nr_cpus=1), or too little to compress: none.
   assert.equal(autoThreads("zlib", 4n * GiB, 31, 1), 0);
   assert.equal(autoThreads("zlib", 32n << 20n, 31, 2), 0);

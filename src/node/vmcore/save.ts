@@ -70,15 +70,33 @@ function writeAllAsync(fd: number, data: Uint8Array, position: number): Promise<
   });
 }
 
-function fileSink(fd: number, path: string): OutputSink {
+function writeAllSync(fd: number, data: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < data.length) done += writeSync(fd, data, done, data.length - done, position + done);
+}
+
+/**
+ * The dump file. `inline`: the writer's batches are written in this thread too, as makedumpfile
+ * writes them, instead of on libuv's threads. A compressed dump writes two small pieces per
+ * batch of 256 pages (its pages, ~150 KiB at -d 1 with lzo, and their descriptors, 6 KiB):
+ * 5,000 writes for a 4 GiB vmcore. Each one handed to libuv wakes one of its four threads
+ * (a futex, 27,000 calls in all), and those threads then compete for two cores with the
+ * compressing ones. On the 2-core Intel host of stop 40 (alternating runs, medians), written
+ * here: 4 GiB -d 1 lzo 1.575 s against 1.676 with `--threads 0`, 1.276 against 1.396 with a
+ * worker; 1 GiB -d 1 zlib 2.182 against 2.242 s. An ELF dump (or a kdump file without
+ * compression) writes its pages as they are, a gigabyte per GiB at -d 1, and there the copy
+ * into the page cache on another core is worth its wake-ups: 1 GiB -d 1 took 1.101 s so,
+ * 1.169 s written inline.
+ */
+function fileSink(fd: number, path: string, inline: boolean): OutputSink {
   const writeback = writebackStarter(fd);
   return {
     write(offset, data) {
-      let done = 0;
-      while (done < data.length) done += writeSync(fd, data, done, data.length - done, Number(offset) + done);
+      writeAllSync(fd, data, Number(offset));
     },
     writeAsync: async (offset, data) => {
-      await writeAllAsync(fd, data, Number(offset));
+      if (inline) writeAllSync(fd, data, Number(offset));
+      else await writeAllAsync(fd, data, Number(offset));
       writeback?.wrote(data.length);
     },
     readBack(offset, into) {
@@ -249,7 +267,7 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
         yield: () => new Promise((r) => setImmediate(r)),
       };
       try {
-        const sink = toStdout ? stdoutFlatSink() : opts.flat ? fileFlatSink(fd) : fileSink(fd, tmp);
+        const sink = toStdout ? stdoutFlatSink() : opts.flat ? fileFlatSink(fd) : fileSink(fd, tmp, opts.format === "kdump" && opts.codec !== "none");
         const dumpOptions = { codec: opts.codec, dumpLevel: opts.dumpLevel, what: opts.src, ...(opts.faultAfterPages === undefined ? {} : { faultAfterPages: opts.faultAfterPages }), ...(opts.windowPages === undefined ? {} : { windowPages: opts.windowPages }) };
         let result: SaveResult;
         try {
@@ -333,12 +351,22 @@ async function shareExclusion(core: Vmcore, window: DumpBitmaps, opts: SaveOptio
  * themselves once the pages take longer than that to compress on one thread: zlib level 1 does
  * about 140 MB/s, zstd level 1 about 500 MB/s, liblzo2 about 1 GB/s on vmcore pages (measured
  * on the lab's 6.1 vmcores, most pages of a -d 1 dump being zeros that are only scanned).
+ *
+ * lzo's bound is the highest because the main thread alone is nearly as fast. On the 2-core
+ * Intel host of stop 40, with the dump written in the main thread (fileSink), one worker against
+ * none (alternating runs, medians; makedumpfile in brackets): 1 GiB -d 1 0.472 against 0.555 s
+ * (0.433), 4 GiB -d 1 1.276 against 1.575 (1.262), 4 GiB -d 31 0.245 against 0.259 (0.174),
+ * 16 GiB -d 31 0.421 against 0.534 (0.427); but 1 GiB -d 31, which keeps 88 MiB of pages, 0.201
+ * against 0.186 (0.108): the worker's start is not paid back there. Its estimate (a quarter of
+ * 1 GiB) is under this bound, a 4 GiB machine's at -d 31 and any 1 GiB machine's at -d 1 above
+ * it. Before stop 40 lzo started no worker on two cores: with the writes on libuv's threads, two
+ * full bench runs on AMD EPYC hosts had measured one slower by 7-34% on five of ten lzo rows.
  */
 const WORKERS_FROM_BYTES: Record<Exclude<DumpCodec, "none">, bigint> = {
   zlib: 16n << 20n,
   snappy: 64n << 20n,
   zstd: 64n << 20n,
-  lzo: 256n << 20n,
+  lzo: 512n << 20n,
 };
 
 /**
@@ -350,26 +378,6 @@ function estimatedDumpBytes(presentBytes: bigint, dumpLevel: number): bigint {
   return dumpLevel & ~DL_EXCLUDE_ZERO ? presentBytes / 4n : presentBytes;
 }
 
-/**
- * The cores a codec needs before a worker is worth starting. Besides compressing its share, the
- * main thread reads, describes and writes every page, and the kernel writes the dump back to the
- * disk: on two cores those take the second core as much as a worker would. liblzo2 compresses so
- * fast that a worker then only adds its start and its messages. In two full bench runs on two
- * cores (2026-12-04), of the ten lzo rows where a worker ran (1, 4 and 16 GiB at -d 1, 4 and 16
- * GiB at -d 31), it was faster in one (16 GiB -d 31, by 10%) and slower by 7-34% in five (4 GiB
- * -d 31: 0.43 s against 0.32 s, and 0.35 against 0.27); zstd gained up to 1.3x there, and zlib,
- * whose compressing is most of the work, up to 1.7x. Above two cores lzo is unmeasured and keeps
- * its workers. Unsettled: in the three bench runs since, 16 GiB -d 31 without its worker measured
- * 0.71-0.79x of makedumpfile where it had been 0.86x, yet by hand, alternating, one worker and
- * none took the same time there (605 and 599 ms).
- */
-const WORKERS_FROM_CORES: Record<Exclude<DumpCodec, "none">, number> = {
-  zlib: 2,
-  snappy: 2,
-  zstd: 2,
-  lzo: 3,
-};
-
 /** Worker threads: with "auto", one per core but the main thread's, which compresses its share (pool.ts). */
 function resolveThreads(threads: number | "auto", presentBytes: bigint, dumpLevel: number, codec: Exclude<DumpCodec, "none">): number {
   if (threads !== "auto") return threads;
@@ -378,7 +386,7 @@ function resolveThreads(threads: number | "auto", presentBytes: bigint, dumpLeve
 
 /** What `--threads auto` starts on `cores` cores for a vmcore with `presentBytes` of memory. */
 export function autoThreads(codec: Exclude<DumpCodec, "none">, presentBytes: bigint, dumpLevel: number, cores: number): number {
-  return estimatedDumpBytes(presentBytes, dumpLevel) >= WORKERS_FROM_BYTES[codec] && cores >= WORKERS_FROM_CORES[codec] ? cores - 1 : 0;
+  return estimatedDumpBytes(presentBytes, dumpLevel) >= WORKERS_FROM_BYTES[codec] && cores >= 2 ? cores - 1 : 0;
 }
 
 /**
