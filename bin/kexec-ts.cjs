@@ -84,6 +84,8 @@ if (source === undefined) {
     // compiled: the code cache is checked against the flags, and a cache written with this one set
     // (at exit, above) would not match the next run's flags at compile time.
     require("node:v8").setFlagsFromString("--semi-space-growth-factor=1");
+    // Recorded for src/node/jit.ts, which sets it again after a worker thread's start undoes it.
+    globalThis[Symbol.for("kexec-ts.semi-space-growth")] = 1;
   }
   const bundled = new Module(bundle, module);
   bundled.filename = bundle;

@@ -4,6 +4,7 @@ import { createRequire } from "node:module";
 import { compressBatch, readExtents, type CompressedBatch, type FileExtents, type PageCompressInto, type ZeroPageTest } from "../../core/vmcore/batch.js";
 import { BatchReadError, type BatchCompressor } from "../../core/vmcore/dump-writer.js";
 import { pageCompressor, zeroPageTest, type Codec } from "./compress.js";
+import { youngGenerationKeptAgain } from "../jit.js";
 import type { ExclusionReply, ExclusionRequest, WorkReply, WorkRequest } from "./worker.js";
 
 export { BatchReadError };
@@ -81,6 +82,7 @@ export function workerCompressor(codec: Codec, pageSize: number, threads: number
     w.once("exit", () => resolve());
     w.on("message", (m: { ready?: boolean }) => { if (m.ready) resolve(); });
   }));
+  void Promise.all(ready).then(youngGenerationKeptAgain);
   // The exclusion scan's replies, by worker: its own, or its failure, whichever comes first.
   let exclusionReply: ((worker: number, r: ExclusionReply["exclusion"]) => void) | undefined;
   for (const [index, w] of workers.entries()) {
