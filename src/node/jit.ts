@@ -1,7 +1,9 @@
 /**
- * bin/kexec-ts.cjs starts the short commands (check, plan, machine, kexec's actions) without V8's
- * optimising compiler: they end before its code would pay for itself. Work inside them that
- * turns out to be long, JavaScript decompression of a whole kernel, turns it back on first.
+ * V8's flags as bin/kexec-ts.cjs set them after start, changed or set again later on. The bin
+ * starts the short commands (check, plan, machine, kexec's actions) without V8's optimising
+ * compiler: they end before its code would pay for itself. Work inside them that turns out to be
+ * long, JavaScript decompression of a whole kernel, turns it back on first. And it keeps V8's
+ * young generation from growing, which a worker thread's start undoes.
  */
 import { setFlagsFromString } from "node:v8";
 

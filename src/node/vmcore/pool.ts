@@ -71,7 +71,7 @@ export function workerCompressor(codec: Codec, pageSize: number, threads: number
   const isZero = zeroPageTest(pageSize);
   const url = workerUrl();
   // Required here, not imported: in the bundle, where fflate does not load it either
-  // (scripts/bundle.mjs), a save without threads (lzo on two cores, --threads 0) never loads
+  // (scripts/bundle.mjs), a save without threads (--threads 0, a small dump, one core) never loads
   // node:worker_threads, 2 ms of its start.
   const { Worker } = createRequire(import.meta.url)("node:worker_threads") as typeof import("node:worker_threads");
   const workers = Array.from({ length: threads }, () => new Worker(url, { workerData: { codec, pageSize, source: source?.path } }));
