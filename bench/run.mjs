@@ -117,7 +117,7 @@ for (const [name, title] of [["vmcore", "default threads"], ["threads0", "`--thr
   out.push(`*best possible* is a measured bound: the ratio kexec-ts would reach if, after its start (\`kexec-ts --version\`, median ${f(fl.startFloor, 3)} s here), it did the row's work at makedumpfile's own CPU cost (the same pages through the same codec library, in C) spread perfectly over ${fl.computeCores} core${fl.computeCores === 1 ? "" : "s"}: makedumpfile's wall / (start + its CPU / ${fl.computeCores}). Where it is below a goal, the goal is out of reach on this machine.`);
   if (fl.rss) {
     out.push("");
-    out.push(`*Memory floor*, measured the same way: Node doing nothing peaks at ${f(fl.rss.node, 0)} MiB (\`node -e 0\`, started as the bin starts Node: src/core/launch.ts), and at ${f(fl.rss.nodeWithWorker, 0)} MiB with one idle worker thread (on two cores a save with the default threads has one when it compresses with zlib, zstd or snappy and the dump is large enough to need it; lzo starts none there); medians of 5 runs.`);
+    out.push(`*Memory floor*, measured the same way: Node doing nothing peaks at ${f(fl.rss.node, 0)} MiB (\`node -e 0\`, started as the bin starts Node: src/core/launch.ts), and at ${f(fl.rss.nodeWithWorker, 0)} MiB with one idle worker thread (on two cores a save with the default threads has one when the dump is large enough to need it: for lzo, from 512 MiB of guessed dump; src/node/vmcore/save.ts autoThreads); medians of 5 runs.`);
   }
   out.push("");
   out.push(renderVmcoreTable(results[name]));
