@@ -25,9 +25,9 @@ export function optimisingCompilerOn(): void {
  * --semi-space-growth-factor=1, set after start). Starting a worker thread makes V8 enforce its
  * flags' implications again, and one of them raises that factor back to 2: with a worker, the
  * main thread's young generation then doubled during a save as before, and a 16 GiB -d 1 save
- * peaked at 94-100 MiB where a 1 GiB one peaked at 83, 85-87 MiB with this (stop 40). Called
- * once the workers have said they are ready: a worker's isolate is made on its own thread, and
- * one still being made would raise the factor again.
+ * peaked at 94-100 MiB where a 1 GiB one peaked at 83; at 85-89 MiB with this (stop 40).
+ * Called once the workers have said they are ready: a worker's isolate is made on its own
+ * thread, and one still being made would raise the factor again.
  */
 export function youngGenerationKeptAgain(): void {
   if ((globalThis as Record<symbol, unknown>)[Symbol.for("kexec-ts.semi-space-growth")] !== 1) return;

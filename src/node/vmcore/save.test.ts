@@ -554,7 +554,7 @@ test("--threads auto: a worker per other core where the codec pays for one; lzo 
   assert.equal(autoThreads("snappy", 4n * GiB, 31, 2), 1);
   assert.equal(autoThreads("lzo", 4n * GiB, 31, 2), 1);
   assert.equal(autoThreads("lzo", 4n * GiB, 31, 4), 3);
-  // lzo: a 1 GiB machine at -d 31 keeps too little for a worker's start to pay; at -d 1 it does not.
+  // lzo: a 1 GiB machine at -d 31 keeps too little for a worker's start to pay back; at -d 1 it keeps enough.
   assert.equal(autoThreads("zlib", 1n * GiB, 31, 2), 1);
   assert.equal(autoThreads("lzo", 1n * GiB, 31, 2), 0);
   assert.equal(autoThreads("lzo", 1n * GiB, 1, 2), 1);
