@@ -30,7 +30,7 @@
  *
  * x86_64 with 4-level paging and SPARSEMEM_VMEMMAP (Debian's amd64 kernels) only.
  */
-import { closeSync, ftruncateSync, openSync, writeSync } from "node:fs";
+import { closeSync, ftruncateSync, openSync } from "node:fs";
 import { KexecError } from "../core/errors.js";
 import { hex } from "../core/format.js";
 import { DL_EXCLUDE_CACHE, DL_EXCLUDE_CACHE_PRI, DL_EXCLUDE_FREE, DL_EXCLUDE_USER_DATA, excludeByPageFlags, isZeroPage, presentBitmaps, testBit } from "../core/vmcore/exclude.js";
@@ -38,7 +38,7 @@ import { START_KERNEL_MAP } from "../core/vmcore/kernel-memory.js";
 import { encodeElfCoreHeader, type OutputLoad } from "../core/vmcore/elf-writer.js";
 import { vmcoreKernelMemory } from "../core/vmcore/vmcore.js";
 import { openVmcoreWithSystemCodecs } from "../node/vmcore/open.js";
-import { openRandomAccess } from "../node/vmcore/file.js";
+import { openRandomAccess, writeFullyAt } from "../node/vmcore/file.js";
 
 const PAGE = 4096;
 const PAGE_N = 4096n;
@@ -266,10 +266,7 @@ export function writeSyntheticVmcore(o: SyntheticVmcoreOptions): SyntheticVmcore
     let stored = 0n;
     try {
       ftruncateSync(fd, 0);
-      const write = (bytes: Uint8Array, at: bigint): void => {
-        let done = 0;
-        while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done, Number(at) + done);
-      };
+      const write = (bytes: Uint8Array, at: bigint): void => writeFullyAt(fd, bytes, Number(at));
       write(encodeElfCoreHeader("x86_64", loads.map(({ source: _, ...l }) => l), core.noteBytes), 0n);
       // The guest's segments as they are, in 8 MiB pieces.
       const buf = new Uint8Array(8 << 20);

@@ -16,7 +16,7 @@
  * check_param_for_*), with its exit statuses: 0 completed, 1 failed. An option kexec-ts does not
  * implement is refused by name, never ignored.
  */
-import { closeSync, readSync, rmSync, writeSync } from "node:fs";
+import { closeSync, readSync, rmSync } from "node:fs";
 import { KexecError, isKexecError } from "../../core/errors.js";
 import { formatDmesg, readLockless } from "../../core/vmcore/dmesg.js";
 import type { DumpCodec } from "../../core/vmcore/dump-writer.js";
@@ -25,7 +25,7 @@ import { vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
 import { openVmcoreWithSystemCodecs } from "../../node/vmcore/open.js";
 import { messageWriteErrorsIgnored, stdoutCarriesTheOutput } from "../../node/entry.js";
 import { checkOutputPath, errnoText, openTemporaryOutput, renameOutputIntoPlace, syncAndCloseOutput, temporaryOutputPath, writeError, writeOutputFile, type OutputPath } from "../../node/files.js";
-import { openRandomAccess } from "../../node/vmcore/file.js";
+import { openRandomAccess, writeFullyAt } from "../../node/vmcore/file.js";
 import { saveVmcoreTo, type SaveOptions } from "../../node/vmcore/save.js";
 import { describeSave } from "./vmcore.js";
 
@@ -492,8 +492,7 @@ function writeLogToStdout(bytes: Uint8Array): Promise<void> {
 
 function writeAt(fd: number, data: Uint8Array, position: number, path: string, what: string): void {
   try {
-    let done = 0;
-    while (done < data.length) done += writeSync(fd, data, done, data.length - done, position + done);
+    writeFullyAt(fd, data, position);
   } catch (e) {
     throw writeError(e, path, what);
   }

@@ -4,7 +4,7 @@
  * the pipe's back-pressure), and the signals that stop a dump. What goes where in the dump is the
  * core's (core/vmcore/dump-writer.ts).
  */
-import { closeSync, fstatSync, unlinkSync, write, writeSync } from "node:fs";
+import { closeSync, fstatSync, unlinkSync, write } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { KexecError } from "../../core/errors.js";
 import { hex } from "../../core/format.js";
@@ -16,7 +16,7 @@ import { openVmcoreWithSystemCodecs } from "./open.js";
 import { stdoutCarriesTheOutput } from "../entry.js";
 import { tryKoffi } from "../ffi.js";
 import { checkOutputPath, openTemporaryOutput, outputName, renameOutputIntoPlace, syncAndCloseOutput, temporaryOutputPath, writeError } from "../files.js";
-import { readFullyAt } from "./file.js";
+import { readFullyAt, writeFullyAt } from "./file.js";
 import { openVmcoreSource } from "./mapped-file.js";
 import { inlineCompressor, workerCompressor, type Compressor, type SourceFile } from "./pool.js";
 import { Progress } from "./progress.js";
@@ -70,11 +70,6 @@ function writeAllAsync(fd: number, data: Uint8Array, position: number): Promise<
   });
 }
 
-function writeAllSync(fd: number, data: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < data.length) done += writeSync(fd, data, done, data.length - done, position + done);
-}
-
 /**
  * The dump file. `inline`: the writer's batches are written in this thread too, as makedumpfile
  * writes them, instead of on libuv's threads. A compressed dump writes two small pieces per
@@ -92,10 +87,10 @@ function fileSink(fd: number, path: string, inline: boolean): OutputSink {
   const writeback = writebackStarter(fd);
   return {
     write(offset, data) {
-      writeAllSync(fd, data, Number(offset));
+      writeFullyAt(fd, data, Number(offset));
     },
     writeAsync: async (offset, data) => {
-      if (inline) writeAllSync(fd, data, Number(offset));
+      if (inline) writeFullyAt(fd, data, Number(offset));
       else await writeAllAsync(fd, data, Number(offset));
       writeback?.wrote(data.length);
     },
@@ -198,7 +193,7 @@ function stdoutFlatSink(): OutputSink {
 /** The flattened format into a file (as a pipe would have written it). */
 function fileFlatSink(fd: number): OutputSink {
   let at = 0;
-  const put = (data: Uint8Array) => { let done = 0; while (done < data.length) done += writeSync(fd, data, done, data.length - done, at + done); at += data.length; };
+  const put = (data: Uint8Array) => { writeFullyAt(fd, data, at); at += data.length; };
   put(encodeFlatHeader());
   const record = (offset: bigint, data: Uint8Array) => {
     if (data.length === 0) return;
