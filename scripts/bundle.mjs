@@ -49,6 +49,48 @@ const importMetaUrl = {
 };
 
 /**
+ * The JavaScript zlib and zstd page decoders' libraries, fflate and fzstd, loaded when a page is
+ * first decoded with them rather than when dist/core/vmcore/codecs.js is. Every vmcore command
+ * imports that module, and nearly none of them calls these decoders: Node decodes a dump's pages
+ * with the system's libraries (native-codecs.ts), and a save from /proc/vmcore decodes none. Yet
+ * fflate builds its Huffman tables as it loads, in loops hot enough for V8 to compile them
+ * optimised: about 7 ms of TurboFan (--trace-opt) in the main thread, and again in each
+ * compression worker. A 1 GiB -d 31 lzo save on one CPU (taskset, as in a capture kernel booted
+ * with nr_cpus=1) took 0.232 s with them loaded with the module, 0.223 s with them loaded on first
+ * use (11 alternating runs, stop 41).
+ * Only in the bundle: unbundled (the tests, a build without it) the imports stay as written,
+ * with the same functions. The import lines are rewritten as they are written; if codecs.ts
+ * changes them, the build fails here instead of quietly loading the libraries again.
+ */
+const lazyPageDecoderLibraries = {
+  name: "lazy-page-decoder-libraries",
+  setup(b) {
+    // Each library through a module of its own that re-exports only the function used: required
+    // as it is, the whole library came with it (its namespace object keeps every export: 60 KiB
+    // more bundle), and as its CommonJS build, a second copy beside the ES module build that the
+    // kernel image decoders import.
+    b.onResolve({ filter: /^lazy-page-decoder:/ }, (args) => ({ path: args.path.slice("lazy-page-decoder:".length), namespace: "lazy-page-decoder", pluginData: { resolveDir: args.resolveDir } }));
+    b.onLoad({ filter: /.*/, namespace: "lazy-page-decoder" }, (args) => {
+      const [library, name] = args.path.split("/");
+      return { contents: `export { ${name} } from "${library}";`, loader: "js", resolveDir: args.pluginData.resolveDir };
+    });
+    b.onLoad({ filter: /[\\/]core[\\/]vmcore[\\/]codecs\.js$/ }, (args) => {
+      if (!args.path.startsWith(dist)) return undefined;
+      let contents = readFileSync(args.path, "utf8");
+      const imports = [
+        ['import { unzlibSync } from "fflate";', 'let fflateLoaded; const unzlibSync = (...args) => (fflateLoaded ??= require("lazy-page-decoder:fflate/unzlibSync")).unzlibSync(...args);'],
+        ['import { decompress as zstdDecompress } from "fzstd";', 'let fzstdLoaded; const zstdDecompress = (...args) => (fzstdLoaded ??= require("lazy-page-decoder:fzstd/decompress")).decompress(...args);'],
+      ];
+      for (const [written, lazy] of imports) {
+        if (!contents.includes(written)) throw new Error(`bundle: ${relative(root, args.path)} no longer has \`${written}\`: update lazyPageDecoderLibraries in scripts/bundle.mjs`);
+        contents = contents.replace(written, lazy);
+      }
+      return { contents, loader: "js" };
+    });
+  },
+};
+
+/**
  * One entry point and all it imports as one CommonJS file (koffi stays outside: native code).
  * `up` is the path from the output's directory back to dist/, for the banner's module URLs.
  */
@@ -61,7 +103,7 @@ function bundle(entry, out, up, comment, more = {}) {
     format: "cjs",
     target: "node18",
     external: ["koffi"],
-    plugins: [importMetaUrl],
+    plugins: [importMetaUrl, lazyPageDecoderLibraries],
     banner: {
       js: [
         `/* ${comment} */`,

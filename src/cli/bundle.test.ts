@@ -111,6 +111,29 @@ test("bundled vmcore save starts its compression threads (a worker found through
   }
 });
 
+test("bundled, a kdump file's zlib and zstd pages decode through the JavaScript decoders too, whose libraries the bundle loads when first used", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-bundle-"));
+  try {
+    const src = join(dir, "src.elf");
+    writeFileSync(src, syntheticVmcore(1024).bytes);
+    const log = run(main, ["vmcore", "dmesg", src]);
+    assert.equal(log.status, 0, log.stderr);
+    assert.match(log.stdout, /Linux version/);
+    for (const codec of ["zlib", "zstd"]) {
+      const dst = join(dir, `${codec}.kdump`);
+      const saved = run(bin, ["vmcore", "save", "--dump-level", "1", "--compress", codec, src, dst]);
+      assert.equal(saved.status, 0, saved.stderr);
+      // Without the system's libraries: fflate (zlib) and fzstd (zstd) decode the log's pages.
+      for (const entry of [bin, main]) {
+        const r = run(entry, ["vmcore", "dmesg", dst], { KEXEC_TS_NATIVE_CODECS: "0" });
+        assert.deepEqual({ status: r.status, stdout: r.stdout }, { status: 0, stdout: log.stdout }, `${codec}, ${entry === bin ? "bundled" : "unbundled"}: ${r.stderr}`);
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("nothing on the load path decompresses the kernel's payload: check and plan take a Debian kernel whose payload is damaged, inspect --vmlinux does not", (t) => {
   const kernel = cachedKernels().find((k) => k.flavour === "amd64");
   if (!kernel) return missingInput(t, "no Debian amd64 kernel in the cache (bash .ci/setup-debian.sh)");
