@@ -55,19 +55,37 @@ export function bestRatio(row, { startFloor, computeCores }) {
   return row.md.wall / (startFloor + row.md.cpu / computeCores);
 }
 
+/**
+ * The `--threads 0` table runs both tools on one CPU (taskset), as a capture kernel booted with
+ * nr_cpus=1 (kdump-tools' default) runs them: there V8's compiler and garbage collector threads
+ * take their time from the save's one CPU, where on a machine of two they took it from the other.
+ */
+const ONE_CPU = ["taskset", "-c", "0"];
+
+/** A command as the table runs it: on one CPU, or as it is. */
+function placed(oneCpu, cmd, args) {
+  return oneCpu ? { cmd: ONE_CPU[0], args: [...ONE_CPU.slice(1), cmd, ...args] } : { cmd, args };
+}
+
+/** timed(), on one CPU where the table says so. */
+function timedOn(oneCpu, cmd, args, options = {}) {
+  const p = placed(oneCpu, cmd, args);
+  return timed(p.cmd, p.args, options);
+}
+
 /** The median of one measure (`wall`, `rssMiB`) over `runs` successful runs of a command; NaN if none succeeded. */
-function medianOfRuns({ cmd, args, env }, measure, runs) {
+function medianOfRuns({ cmd, args, env }, measure, runs, oneCpu = false) {
   const v = [];
   for (let i = 0; i < runs; i++) {
-    const r = timed(cmd, args, env ? { env } : {});
+    const r = timedOn(oneCpu, cmd, args, env ? { env } : {});
     if (r.status === 0) v.push(r[measure]);
   }
   return v.length ? v.sort((a, b) => a - b)[(v.length - 1) >> 1] : NaN;
 }
 
 /** Median wall seconds of `kexec-ts --version`: what every save pays before it reads a byte. */
-function startFloor(runs = 7) {
-  return medianOfRuns({ cmd: tool, args: ["--version"] }, "wall", runs);
+function startFloor(oneCpu, runs = 7) {
+  return medianOfRuns({ cmd: tool, args: ["--version"] }, "wall", runs, oneCpu);
 }
 
 /** A worker thread that starts, says so and is ended: the memory of one more V8 isolate, with nothing loaded. */
@@ -79,8 +97,8 @@ const IDLE_WORKER = 'const { Worker } = require("node:worker_threads"); const w 
  * thread is a V8 isolate of its own). The 64 MiB goal is measured against these: they are paid
  * before a page is read.
  */
-function rssFloor(runs = 5) {
-  return { node: medianOfRuns(launchedNode(["-e", "0"]), "rssMiB", runs), nodeWithWorker: medianOfRuns(launchedNode(["-e", IDLE_WORKER]), "rssMiB", runs) };
+function rssFloor(oneCpu, runs = 5) {
+  return { node: medianOfRuns(launchedNode(["-e", "0"]), "rssMiB", runs, oneCpu), nodeWithWorker: medianOfRuns(launchedNode(["-e", IDLE_WORKER]), "rssMiB", runs, oneCpu) };
 }
 
 /**
@@ -92,8 +110,9 @@ function rssFloor(runs = 5) {
 export const SHORT_ROW_S = 1.5;
 export const SHORT_ROW_REPEAT = 5;
 
-export async function vmcoreTable({ cores, threads = "auto", repeat = 2, log = () => {} }) {
-  const floor = { startFloor: startFloor(), computeCores: threads === "0" ? 1 : cpus().length, rss: rssFloor() };
+export async function vmcoreTable({ cores, threads = "auto", repeat = 2, oneCpu = false, log = () => {} }) {
+  if (oneCpu && spawnSync(ONE_CPU[0], [...ONE_CPU.slice(1), "true"]).status !== 0) throw new Error(`${ONE_CPU.join(" ")} true failed: the one-CPU table needs taskset (util-linux) and CPU 0`);
+  const floor = { startFloor: startFloor(oneCpu), computeCores: oneCpu || threads === "0" ? 1 : cpus().length, rss: rssFloor(oneCpu), oneCpu };
   const cases = [];
   // zstd: kexec-ts alone (Debian's makedumpfile 1.7.2 is built without it).
   for (const level of [1, 31]) for (const codec of ["lzo", "zlib", "zstd"]) cases.push({ level, codec });
@@ -136,14 +155,14 @@ export async function vmcoreTable({ cores, threads = "auto", repeat = 2, log = (
           // unsynced output, 4.8-5.4 s after a sync (alternating runs, stop 23).
           if (peer) {
             execFileSync("sync");
-            ra.push(timed("makedumpfile", [MD_FLAG[codec], "-d", String(level), core, md]));
+            ra.push(timedOn(oneCpu, "makedumpfile", [MD_FLAG[codec], "-d", String(level), core, md]));
             // Every run's output is read back, not only the last one.
             mdOk = mdOk && ra.at(-1).status === 0 && reference !== undefined && dmesgOf(md, dir) === reference;
             if (ra.at(-1).status === 0) mdOut = statSync(md).size;
             rmSync(md, { force: true });
           }
           execFileSync("sync");
-          rb.push(timed(tool, ["vmcore", "save", "--dump-level", String(level), "--compress", codec, ...(threads === "auto" ? [] : ["--threads", threads]), core, ours]));
+          rb.push(timedOn(oneCpu, tool, ["vmcore", "save", "--dump-level", String(level), "--compress", codec, ...(threads === "auto" ? [] : ["--threads", threads]), core, ours]));
           tsOk = tsOk && rb.at(-1).status === 0 && (peer ? reference !== undefined && dmesgOf(ours, dir) === reference : ourReference !== undefined && ourDmesgOf(ours) === ourReference);
           if (rb.at(-1).status === 0) tsOut = statSync(ours).size;
           rmSync(ours, { force: true });
