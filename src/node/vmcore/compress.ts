@@ -1,5 +1,5 @@
 /** Page compression as makedumpfile does it, shared by the inline path and the workers. */
-import { createRequire } from "node:module";
+import { deflateSync } from "node:zlib";
 import { KexecError } from "../../core/errors.js";
 import type { PageCodec } from "../../core/vmcore/codecs.js";
 import { EncodeBuffer, LZO_HASH_BITS, lzo1xCompressInto, snappyCompress } from "../../core/vmcore/page-encoders.js";
@@ -36,17 +36,12 @@ export function pageCompressor(codec: Codec, pageSize: number): PageCompressInto
     // makedumpfile: compress2(..., Z_BEST_SPEED), a zlib stream at level 1 of the system zlib. Node bundles
     // Chromium's zlib, whose level 1 gives 1.8% more bytes on real pages; its level 3 costs the same time
     // and lands within 0.1% of the system zlib's level 1 (measured on a 6.1 vmcore, -d 31).
-    case "zlib": {
-      // Required here, not imported: node:zlib brings Node's streams with it, 1-2 ms of the start
-      // of every save, and only this fallback (no system zlib) uses it.
-      const { deflateSync } = createRequire(import.meta.url)("node:zlib") as typeof import("node:zlib");
-      return (src, from, dst, at) => {
-        const c = deflateSync(src.subarray(from, from + pageSize), { level: 3 });
-        if (c.length >= pageSize) return -1;
-        dst.set(c, at);
-        return c.length;
-      };
-    }
+    case "zlib": return (src, from, dst, at) => {
+      const c = deflateSync(src.subarray(from, from + pageSize), { level: 3 });
+      if (c.length >= pageSize) return -1;
+      dst.set(c, at);
+      return c.length;
+    };
     case "lzo": {
       const table = new Int32Array(1 << LZO_HASH_BITS);
       let viewOf: Uint8Array | undefined;
