@@ -419,10 +419,10 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
    * write-out chained after the batches before it. Returns where the batch after it starts,
    * WINDOW_DONE when the window has no dumpable page left, or STOPPED when a fault ends the dump.
    * A closure of its own, not the loop's body: V8 optimises a function whole once it has run long
-   * enough, and with this inline, the batches of a 1 GiB -d 1 save made it compile writeKdumpDump
-   * whole, 40-48 ms of TurboFan (--trace-opt), on a thread that competes with the compressing
-   * ones; 10-12 ms so. That save with lzo took 0.472 s against 0.492 with a worker, 0.625 against
-   * 0.644 on one CPU (11 alternating runs, stop 41); 4 GiB, as long as before.
+   * enough. With this inline, the batches of a 1 GiB -d 1 save made it compile writeKdumpDump
+   * with it, 40-48 ms of TurboFan (--trace-opt) on a thread that competes with the compressing
+   * ones; without it, 10-12 ms. That save with lzo took 0.472 s against 0.492 with a worker, 0.625
+   * against 0.644 on one CPU (11 alternating runs, stop 41); 4 GiB took as long as before.
    */
   const startBatch = (w: number, windowEnd: number, cursor: number): number => {
     // Doubles: page frames reach past 2^31 (8 TiB), where an Int32Array wrapped them negative.
