@@ -38,7 +38,8 @@ import { START_KERNEL_MAP } from "../core/vmcore/kernel-memory.js";
 import { encodeElfCoreHeader, type OutputLoad } from "../core/vmcore/elf-writer.js";
 import { vmcoreKernelMemory } from "../core/vmcore/vmcore.js";
 import { openVmcoreWithSystemCodecs } from "../node/vmcore/open.js";
-import { openRandomAccess, writeFullyAt } from "../node/vmcore/file.js";
+import { openRandomAccess } from "../node/vmcore/file.js";
+import { writeFullyAt } from "../node/files.js";
 
 const PAGE = 4096;
 const PAGE_N = 4096n;

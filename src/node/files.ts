@@ -4,6 +4,12 @@ import { dirname, resolve } from "node:path";
 import { sha256 } from "./crypto.js";
 import { KexecError } from "../core/errors.js";
 
+/** All of `data` written at `position` (writeSync may write less than asked); errors are the caller's to word. */
+export function writeFullyAt(fd: number, data: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < data.length) done += writeSync(fd, data, done, data.length - done, position + done);
+}
+
 /** A regular file's size, without reading it (placement needs only the initrd's size). */
 /** A file's size, checked to be a regular file (and, unless `allowEmpty`, not empty). */
 export function fileSize(path: string, what: string, options: { allowEmpty?: boolean } = {}): number {
@@ -298,7 +304,7 @@ export function writeOutputFile(out: OutputPath, data: Uint8Array, mode = 0o644)
   }
   try {
     try {
-      for (let done = 0; done < data.length;) done += writeSync(fd, data, done, data.length - done);
+      writeFullyAt(fd, data, 0);
     } catch (e) {
       closeSync(fd);
       throw writeError(e, out.path, out.what, target);
@@ -409,7 +415,7 @@ export function replaceFileDurably(path: string, data: Uint8Array | string, mode
   try {
     try {
       const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-      for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done);
+      writeFullyAt(fd, bytes, 0);
       fsyncSync(fd);
     } finally {
       closeSync(fd);

@@ -24,8 +24,8 @@ import { FlatReassembler } from "../../core/vmcore/flat.js";
 import { vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
 import { openVmcoreWithSystemCodecs } from "../../node/vmcore/open.js";
 import { messageWriteErrorsIgnored, stdoutCarriesTheOutput } from "../../node/entry.js";
-import { checkOutputPath, errnoText, openTemporaryOutput, renameOutputIntoPlace, syncAndCloseOutput, temporaryOutputPath, writeError, writeOutputFile, type OutputPath } from "../../node/files.js";
-import { openRandomAccess, writeFullyAt } from "../../node/vmcore/file.js";
+import { checkOutputPath, errnoText, openTemporaryOutput, renameOutputIntoPlace, syncAndCloseOutput, temporaryOutputPath, writeError, writeFullyAt, writeOutputFile, type OutputPath } from "../../node/files.js";
+import { openRandomAccess } from "../../node/vmcore/file.js";
 import { saveVmcoreTo, type SaveOptions } from "../../node/vmcore/save.js";
 import { describeSave } from "./vmcore.js";
 

@@ -14,7 +14,7 @@ import { isKexecError, type KexecError } from "../../core/errors.js";
 import { describeJsonValue } from "../../core/format.js";
 import { captureSave } from "./save.js";
 import { checkDumpTarget, listDumps, readDump, readJsonFile, readStateFile, summarizeDumpOnDisk, targetError, type DumpOnDisk } from "./dumps.js";
-import { makeDirectories } from "../files.js";
+import { makeDirectories, writeFullyAt } from "../files.js";
 import { bootStatePath, reportedPath, testStatePath, type KdumpPaths } from "./paths.js";
 import { readBootId, writeJsonDurably, type BootRecord } from "./service.js";
 import type { KdumpConfig } from "../../core/kdump/config.js";
@@ -140,7 +140,7 @@ async function convertRawCopy(config: KdumpConfig, record: RawRecord, say: (line
     for (let at = 0; at < record.bytes;) {
       const n = readSync(src, buf, 0, Math.min(buf.length, record.bytes - at), at);
       if (n === 0) break;
-      for (let done = 0; done < n;) done += writeSync(dst, buf, done, n - done);
+      writeFullyAt(dst, buf.subarray(0, n), at);
       at += n;
     }
     fsyncSync(dst);

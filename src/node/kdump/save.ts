@@ -9,7 +9,7 @@
  * A second panic or a reset during the save leaves report.json at "saving" and the dump marked
  * incomplete, which `kdump report` says after the reboot. Exit 0 when the dump is complete.
  */
-import { closeSync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { KexecError, isKexecError } from "../../core/errors.js";
 import { size } from "../../core/format.js";
@@ -21,7 +21,7 @@ import { vmcoreKernelMemory } from "../../core/vmcore/vmcore.js";
 import { openVmcoreWithSystemCodecs } from "../vmcore/open.js";
 import { openRandomAccess } from "../vmcore/file.js";
 import { saveVmcoreTo } from "../vmcore/save.js";
-import { makeDirectories } from "../files.js";
+import { makeDirectories, writeFullyAt } from "../files.js";
 
 export interface CaptureSaveOptions {
   /** The crashed kernel's memory; /proc/vmcore in the capture kernel. */
@@ -109,7 +109,7 @@ function writeDurably(path: string, text: string, reserve = 0): void {
     const body = new TextEncoder().encode(text);
     const bytes = new Uint8Array(Math.max(body.length, reserve)).fill(0x20);
     bytes.set(body, 0);
-    for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done);
+    writeFullyAt(fd, bytes, 0);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
@@ -121,7 +121,7 @@ function rewriteInPlace(path: string, text: string): void {
   const fd = openSync(path, "r+");
   try {
     const bytes = new TextEncoder().encode(text);
-    for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done, done);
+    writeFullyAt(fd, bytes, 0);
     ftruncateSync(fd, bytes.length);
     fsyncSync(fd);
   } finally {

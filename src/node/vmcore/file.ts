@@ -1,5 +1,5 @@
 /** Random access to a vmcore file through a file descriptor (files of many GiB never sit in memory). */
-import { closeSync, fstatSync, openSync, readSync, statSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
 import { KexecError } from "../../core/errors.js";
 import { hex } from "../../core/format.js";
 import type { RandomAccess } from "../../core/vmcore/memory.js";
@@ -60,12 +60,6 @@ function refuseUnreadableKind(path: string): void {
     throw new KexecError("io", `${path}: is ${kind}: a vmcore is read at random offsets, from a file`, { file: path, expected: "a regular file", actual: kind },
       "save the stream into a file first (a flattened stream: makedumpfile -R FILE < stream), then read the file");
   }
-}
-
-/** All of `data` written at `position` (writeSync may write less than asked); errors are the caller's to word. */
-export function writeFullyAt(fd: number, data: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < data.length) done += writeSync(fd, data, done, data.length - done, position + done);
 }
 
 /** The vmcore's descriptor, for reading; a failure in words, with its errno in the data. */
