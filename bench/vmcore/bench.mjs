@@ -62,15 +62,9 @@ export function bestRatio(row, { startFloor, computeCores }) {
  */
 const ONE_CPU = ["taskset", "-c", "0"];
 
-/** A command as the table runs it: on one CPU, or as it is. */
-function placed(oneCpu, cmd, args) {
-  return oneCpu ? { cmd: ONE_CPU[0], args: [...ONE_CPU.slice(1), cmd, ...args] } : { cmd, args };
-}
-
 /** timed(), on one CPU where the table says so. */
 function timedOn(oneCpu, cmd, args, options = {}) {
-  const p = placed(oneCpu, cmd, args);
-  return timed(p.cmd, p.args, options);
+  return oneCpu ? timed(ONE_CPU[0], [...ONE_CPU.slice(1), cmd, ...args], options) : timed(cmd, args, options);
 }
 
 /** The median of one measure (`wall`, `rssMiB`) over `runs` successful runs of a command; NaN if none succeeded. */
