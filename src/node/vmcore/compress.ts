@@ -19,11 +19,25 @@ export function compressorSource(codec: Codec, pageSize: number): string {
 /**
  * The zero-page test as one native memcmp against a zero page (Buffer#compare over a range, no
  * array made per page): 2-3x faster than the best JavaScript loop, and at -d 1 most of a vmcore's
- * pages are zero pages that are only tested.
+ * pages are zero pages that are only tested. A page whose first 16 bytes are not all zero is
+ * answered before that call: most pages that are not zero say so there, and the call, with
+ * Buffer#compare's checks of its arguments, costs more than the memcmp of a page (1 GiB -d 1 lzo
+ * `--threads 0` on one CPU: 0.633 against 0.644 s, 4 GiB 1.997 against 2.051 s, stop 42).
  */
 export function zeroPageTest(pageSize: number): ZeroPageTest {
   const zero = Buffer.alloc(pageSize);
-  return (src, from) => zero.compare(src, from, from + pageSize) === 0;
+  let wordsOf: Uint8Array | undefined;
+  let words: Int32Array = new Int32Array(0);
+  return (src, from) => {
+    const byte = src.byteOffset + from;
+    if ((byte & 3) === 0) {
+      // One word view per buffer (a batch's pages), not per page.
+      if (src !== wordsOf) { wordsOf = src; words = new Int32Array(src.buffer, 0, src.buffer.byteLength >>> 2); }
+      const k = byte >>> 2;
+      if ((words[k]! | words[k + 1]! | words[k + 2]! | words[k + 3]!) !== 0) return false;
+    }
+    return zero.compare(src, from, from + pageSize) === 0;
+  };
 }
 
 export function pageCompressor(codec: Codec, pageSize: number): PageCompressInto {

@@ -134,8 +134,11 @@ test("native codecs refuse a page that does not lie whole in its buffers (C woul
 test("zero-page tests: the native memcmp and the JavaScript one agree, for a single non-zero byte anywhere and at any offset into a buffer", () => {
   const native = zeroPageTest(PS);
   const words = wordsZeroTest(PS);
-  fc.assert(fc.property(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 2 }), fc.option(fc.integer({ min: 0, max: PS - 1 })), fc.integer({ min: 1, max: 255 }), (skew, page, at, value) => {
-    // A view that starts `skew` bytes into its buffer: unaligned pages take the byte loop.
+  // The first 16 bytes half the time: the native test answers from them before its memcmp.
+  const where = fc.oneof(fc.integer({ min: 0, max: 15 }), fc.integer({ min: 0, max: PS - 1 }));
+  fc.assert(fc.property(fc.integer({ min: 0, max: 8 }), fc.integer({ min: 0, max: 2 }), fc.option(where), fc.integer({ min: 1, max: 255 }), (skew, page, at, value) => {
+    // A view that starts `skew` bytes into its buffer: unaligned pages take the byte loop, and
+    // aligned ones (skew 4, 8) find their words from the buffer's start.
     const buffer = new Uint8Array(new ArrayBuffer(3 * PS + 8), skew, 3 * PS);
     if (at !== null) buffer[page * PS + at] = value;
     const want = at === null;
