@@ -492,21 +492,31 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
     pending.push(step.then((r) => r?.writing));
     return next;
   };
-  // Pass 2: the pages of each window in pfn order, its bits read back from the file or made again.
-  writing: for (let w = 0; w < windowFirsts.length; w++) {
-    // A window with no page to dump is neither read back nor made again: its bits in the output are clear.
-    if (windowCounts[w] === 0) continue;
-    await loadWindow(w);
+  /**
+   * Starts the batches of window `w`, at most inFlight out at once. Resolves true when the window
+   * has no dumpable page left, false when the dump stops (a fault, a signal). Its own function, as
+   * startBatch is: V8 counts a loop's turns to the function that holds it, and with this loop in
+   * writeKdumpDump it compiled the whole writer (22 ms of TurboFan on a 1 GiB -d 1 save), then
+   * threw that code away at the window loop's first `w++`, which had not run yet.
+   */
+  const startWindow = async (w: number): Promise<boolean> => {
     const windowEnd = Math.min(maxPfn, windowFirsts[w]! + span);
     let cursor = windowFirsts[w]!; // next pfn to look at
     for (;;) {
-      if (hooks.stopReason?.() || fault || readFault || writeFault) break writing;
+      if (hooks.stopReason?.() || fault || readFault || writeFault) return false;
       const next = startBatch(w, windowEnd, cursor);
-      if (next === WINDOW_DONE) break;
-      if (next === STOPPED) break writing;
+      if (next === WINDOW_DONE) return true;
+      if (next === STOPPED) return false;
       cursor = next;
       if (pending.length >= inFlight) await pending.shift();
     }
+  };
+  // Pass 2: the pages of each window in pfn order, its bits read back from the file or made again.
+  for (let w = 0; w < windowFirsts.length; w++) {
+    // A window with no page to dump is neither read back nor made again: its bits in the output are clear.
+    if (windowCounts[w] === 0) continue;
+    await loadWindow(w);
+    if (!(await startWindow(w))) break;
     if (windowed) {
       // The next window's bits take this one's place: its batches are described first (which
       // may clear bits: pages a kdump source lacks), and what changed goes back to the output.
