@@ -300,19 +300,37 @@ export function excludeByPageFlags(mem: KernelMemory, info: VmcoreInfo, bitmaps:
   // memory per chunk cost a page fault per 4 KiB, twice, as much as reading it.
   let buffer = bitmaps.scanBuffer ?? new Uint8Array(0);
   let claimed = -1;
-  for (const { first, count, memMap, what } of chunks) {
-    if (share) {
-      // Claims only grow, and chunks come in pfn order: a group passed over is another thread's.
-      // Groups count from the window's first page frame (a multiple of the group's size but in tests).
-      const group = Math.floor((first - base) / groupPages);
-      while (claimed < group) claimed = share.claim();
-      if (claimed !== group) continue;
+  const at: ScanPosition = { pages: buffer, words: new Uint32Array(0), first: 0, count: 0, from: 0, to: 0 };
+  const pending = chunks[Symbol.iterator]();
+  const advance = (): boolean => {
+    if (at.from < at.count) {
+      at.to = Math.min(at.count, at.from + SCAN_PIECE);
+      return true;
     }
-    const bytes = count * pageStruct;
-    if (buffer.length < bytes) buffer = bitmaps.scanBuffer = new Uint8Array(bytes);
-    mem.readInto(memMap + BigInt(first) * BigInt(pageStruct), buffer, 0, bytes, what);
-    scanStructPages(buffer, new Uint32Array(buffer.buffer, 0, bytes >>> 2), first, count, dumpable, base, scan, exclude);
-  }
+    for (;;) {
+      const r = pending.next();
+      if (r.done === true) return false;
+      const { first, count, memMap, what } = r.value;
+      if (share) {
+        // Claims only grow, and chunks come in pfn order: a group passed over is another thread's.
+        // Groups count from the window's first page frame (a multiple of the group's size but in tests).
+        const group = Math.floor((first - base) / groupPages);
+        while (claimed < group) claimed = share.claim();
+        if (claimed !== group) continue;
+      }
+      const bytes = count * pageStruct;
+      if (buffer.length < bytes) buffer = bitmaps.scanBuffer = new Uint8Array(bytes);
+      mem.readInto(memMap + BigInt(first) * BigInt(pageStruct), buffer, 0, bytes, what);
+      at.pages = buffer;
+      at.words = new Uint32Array(buffer.buffer, 0, bytes >>> 2);
+      at.first = first;
+      at.count = count;
+      at.from = 0;
+      at.to = Math.min(count, SCAN_PIECE);
+      return true;
+    }
+  };
+  scanStructPages(at, advance, dumpable, base, scan, exclude);
   for (let kind = 0; kind < SCAN_KINDS.length; kind++) counts[SCAN_KINDS[kind]!] += BigInt(excluded[kind]!);
 }
 
@@ -354,12 +372,20 @@ interface StructPageScan {
 }
 
 /**
- * One chunk of struct pages (pfns [first, first + count)): each dumpable page's flags decide
- * whether `exclude` clears it. A function of its own, apart from excludeByPageFlags' setup, so
- * V8's optimising compiler compiles this loop alone: with the setup around it, it compiled the
- * whole function (30 ms on a 1 GiB save), then again after the first rare branch.
+ * The struct pages of every chunk, a piece at a time from `advance` (which reads the next chunk
+ * when one is done): each dumpable page's flags decide whether `exclude` clears it. A function of
+ * its own, apart from excludeByPageFlags' setup, so V8's optimising compiler compiles this loop
+ * alone: with the setup around it, it compiled the whole function (30 ms on a 1 GiB save), then
+ * again after the first rare branch.
+ *
+ * One call for the whole scan, not one per chunk: V8 compiled a call per chunk twice, on stack
+ * replacement in the first chunk and again when the next call came (8-13 ms more TurboFan on a
+ * 1 GiB -d 31 save, on the save's own CPU where a capture kernel has one). In one call, a call
+ * site first reached after that compile throws its code away (insufficient type feedback): so
+ * `advance` is called every SCAN_PIECE pages, and has been reached before V8 compiles the loop.
+ * A run that ends past its piece (a free block, a compound page) moves the next piece's start.
  */
-function scanStructPages(pages: Uint8Array, words: Uint32Array, first: number, count: number, dumpable: Uint8Array, dumpableFirst: number, s: StructPageScan,
+function scanStructPages(at: ScanPosition, advance: () => boolean, dumpable: Uint8Array, dumpableFirst: number, s: StructPageScan,
   exclude: (from: number, n: number, kind: number) => void): void {
   const { pageStruct, flagsWord, mappingWord, mapcountWord, privateWord, compoundHeadWord, compoundOrderAt, compoundDtorAt, wide } = s;
   const { lruLo, lruHi, privateLo, privateHi, swapcacheLo, swapcacheHi, swapbackedLo, swapbackedHi, hwpoisonLo, hwpoisonHi, headLo, headHi } = s;
@@ -367,45 +393,64 @@ function scanStructPages(pages: Uint8Array, words: Uint32Array, first: number, c
   const structWords = pageStruct >>> 2;
   // One call of `exclude` for every kind of page: a call site the first pages never reached has
   // no type feedback, and reaching it threw the optimised loop away.
-  const bitFirst = first - dumpableFirst;
-  for (let i = 0; i < count; ) {
-    const b = bitFirst + i;
-    if ((dumpable[b >>> 3]! & (1 << (b & 7))) === 0) { i++; continue; }
-    const w = i * structWords;
-    const flagsLo = words[w + flagsWord]!;
-    const flagsHi = wide ? words[w + flagsWord + 1]! : 0;
-    const pageType = words[w + mapcountWord]!;
-    // A tail page of a compound page (compound_head has bit 0 set): its head decides.
-    if (compoundHeadWord >= 0 && (words[w + compoundHeadWord]! & 1) === 1) { i++; continue; }
-    let n = 1;
-    let kind = -1;
-    if (excludeFree && hasBuddy && ((pageType & buddyMask) >>> 0) === PAGE_TYPE_BASE >>> 0) {
-      const orderLo = words[w + privateWord]!;
-      n = (wide ? words[w + privateWord + 1]! : 0) === 0 && orderLo < MAX_ORDER ? 1 << orderLo : 1;
-      kind = FREE;
-    } else if (((flagsLo & hwpoisonLo) | (flagsHi & hwpoisonHi)) !== 0) kind = HWPOISON;
-    else {
-      let hugetlb = false;
-      if (((flagsLo & headLo) | (flagsHi & headHi)) !== 0 && i + 1 < count) {
-        const order = compoundOrderAt < 0 ? 0 : pages[(i + 1) * pageStruct + compoundOrderAt]!;
-        if (order > 0 && order < 19) n = 1 << order;
-        if (hugetlbDtor >= 0) hugetlb = pages[(i + 1) * pageStruct + compoundDtorAt]! === hugetlbDtor;
+  while (advance()) {
+    const { pages, words, first, count, to } = at;
+    const bitFirst = first - dumpableFirst;
+    let i = at.from;
+    while (i < to) {
+      const b = bitFirst + i;
+      if ((dumpable[b >>> 3]! & (1 << (b & 7))) === 0) { i++; continue; }
+      const w = i * structWords;
+      const flagsLo = words[w + flagsWord]!;
+      const flagsHi = wide ? words[w + flagsWord + 1]! : 0;
+      const pageType = words[w + mapcountWord]!;
+      // A tail page of a compound page (compound_head has bit 0 set): its head decides.
+      if (compoundHeadWord >= 0 && (words[w + compoundHeadWord]! & 1) === 1) { i++; continue; }
+      let n = 1;
+      let kind = -1;
+      if (excludeFree && hasBuddy && ((pageType & buddyMask) >>> 0) === PAGE_TYPE_BASE >>> 0) {
+        const orderLo = words[w + privateWord]!;
+        n = (wide ? words[w + privateWord + 1]! : 0) === 0 && orderLo < MAX_ORDER ? 1 << orderLo : 1;
+        kind = FREE;
+      } else if (((flagsLo & hwpoisonLo) | (flagsHi & hwpoisonHi)) !== 0) kind = HWPOISON;
+      else {
+        let hugetlb = false;
+        if (((flagsLo & headLo) | (flagsHi & headHi)) !== 0 && i + 1 < count) {
+          const order = compoundOrderAt < 0 ? 0 : pages[(i + 1) * pageStruct + compoundOrderAt]!;
+          if (order > 0 && order < 19) n = 1 << order;
+          if (hugetlbDtor >= 0) hugetlb = pages[(i + 1) * pageStruct + compoundDtorAt]! === hugetlbDtor;
+        }
+        // PAGE_MAPPING_ANON is bit 0 of page->mapping.
+        const anon = (words[w + mappingWord]! & 1) === 1;
+        // On the LRU, or swap-backed and in the swap cache. Without || and &&: the swap cache's test,
+        // reached only by pages off the LRU, came after the loop was compiled and threw it away.
+        const swapbacked = (flagsLo & swapbackedLo) | (flagsHi & swapbackedHi);
+        const swapcache = (flagsLo & swapcacheLo) | (flagsHi & swapcacheHi);
+        const cache = ((flagsLo & lruLo) | (flagsHi & lruHi) | (swapbacked !== 0 ? swapcache : 0)) !== 0;
+        const priv = ((flagsLo & privateLo) | (flagsHi & privateHi)) !== 0;
+        if (excludeCache && cache && !priv && !anon) kind = CACHE;
+        else if (excludeCachePrivate && cache && !anon) kind = CACHE_PRIVATE;
+        else if (excludeUser && (anon || hugetlb)) kind = USER;
       }
-      // PAGE_MAPPING_ANON is bit 0 of page->mapping.
-      const anon = (words[w + mappingWord]! & 1) === 1;
-      // On the LRU, or swap-backed and in the swap cache. Without || and &&: the swap cache's test,
-      // reached only by pages off the LRU, came after the loop was compiled and threw it away.
-      const swapbacked = (flagsLo & swapbackedLo) | (flagsHi & swapbackedHi);
-      const swapcache = (flagsLo & swapcacheLo) | (flagsHi & swapcacheHi);
-      const cache = ((flagsLo & lruLo) | (flagsHi & lruHi) | (swapbacked !== 0 ? swapcache : 0)) !== 0;
-      const priv = ((flagsLo & privateLo) | (flagsHi & privateHi)) !== 0;
-      if (excludeCache && cache && !priv && !anon) kind = CACHE;
-      else if (excludeCachePrivate && cache && !anon) kind = CACHE_PRIVATE;
-      else if (excludeUser && (anon || hugetlb)) kind = USER;
+      if (kind >= 0) exclude(first + i, n, kind);
+      i += n;
     }
-    if (kind >= 0) exclude(first + i, n, kind);
-    i += n;
+    at.from = i;
+    at.from = i;
   }
+}
+
+/** Struct pages scanned between two calls of the scan's `advance`: few enough that the loop has called it before V8 optimises it. */
+const SCAN_PIECE = 256;
+
+/** Where the struct page scan is: its chunk's pfns [first, first + count), read into `pages` (`words` over the same bytes), and the piece [from, to) of it to scan next. */
+interface ScanPosition {
+  pages: Uint8Array;
+  words: Uint32Array;
+  first: number;
+  count: number;
+  from: number;
+  to: number;
 }
 
 /** A run of struct pages: pfns [first, first + count) have theirs at memMap + pfn * SIZE(page). */
