@@ -116,6 +116,9 @@ function bundle(entry, out, up, comment, more = {}) {
     // (pool.ts loads it when a save starts a worker). The synchronous decoders are the same code.
     // Only in the bundle: unbundled, Node 18 takes that build's .js files for CommonJS.
     alias: { fflate: "fflate/browser" },
+    // ASCII only (esbuild's default, stated): bin/kexec-ts.cjs reads the bundle as latin1, which
+    // is that text only where every byte is below 0x80 (checked after the build, below).
+    charset: "ascii",
     logLevel: "warning",
     ...more,
   });
@@ -130,6 +133,12 @@ const workerOut = join(dist, "node", "vmcore", "worker.bundle.cjs");
 await bundle(join(dist, "node", "vmcore", "worker.js"), workerOut, ["..", ".."],
   "kexec-ts's compression worker, bundled by scripts/bundle.mjs from dist/ (pool.ts starts it).");
 process.stdout.write(`bundle: ${relative(root, workerOut)}\n`);
+// bin/kexec-ts.cjs decodes the bundle as latin1: a byte above 0x7f would be another character there.
+{
+  const bytes = readFileSync(outfile);
+  const at = bytes.findIndex((b) => b > 0x7f);
+  if (at >= 0) throw new Error(`bundle: ${relative(root, outfile)} has byte 0x${bytes[at].toString(16)} at offset ${at}, but bin/kexec-ts.cjs reads it as latin1, which needs ASCII: keep esbuild's charset "ascii"`);
+}
 const inputs = Object.keys(result.metafile.inputs).length;
 const bytes = result.metafile.outputs[relative(root, outfile)]?.bytes ?? readFileSync(outfile).length;
 process.stdout.write(`bundle: ${relative(root, outfile)} (${inputs} modules, ${(bytes / 1024).toFixed(0)} KiB)\n`);
