@@ -496,7 +496,7 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
    * Starts the batches of window `w`, at most inFlight out at once. Resolves true when the window
    * has no dumpable page left, false when the dump stops (a fault, a signal). Its own function, as
    * startBatch is: V8 counts a loop's turns to the function that holds it, and with this loop in
-   * writeKdumpDump it compiled the whole writer (22 ms of TurboFan on a 1 GiB -d 1 save), then
+   * writeKdumpDump it compiled the whole writer (18-22 ms of TurboFan on a 1 GiB -d 1 save), then
    * threw that code away at the window loop's first `w++`, which had not run yet.
    */
   const startWindow = async (w: number): Promise<boolean> => {
