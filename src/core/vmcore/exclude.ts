@@ -301,14 +301,14 @@ export function excludeByPageFlags(mem: KernelMemory, info: VmcoreInfo, bitmaps:
   let buffer = bitmaps.scanBuffer ?? new Uint8Array(0);
   let claimed = -1;
   const at: ScanPosition = { pages: buffer, words: new Uint32Array(0), first: 0, count: 0, from: 0, to: 0 };
-  const pending = chunks[Symbol.iterator]();
+  const remaining = chunks[Symbol.iterator]();
   const advance = (): boolean => {
     if (at.from < at.count) {
       at.to = Math.min(at.count, at.from + SCAN_PIECE);
       return true;
     }
     for (;;) {
-      const r = pending.next();
+      const r = remaining.next();
       if (r.done === true) return false;
       const { first, count, memMap, what } = r.value;
       if (share) {
@@ -435,7 +435,6 @@ function scanStructPages(at: ScanPosition, advance: () => boolean, dumpable: Uin
       if (kind >= 0) exclude(first + i, n, kind);
       i += n;
     }
-    at.from = i;
     at.from = i;
   }
 }
