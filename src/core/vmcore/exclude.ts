@@ -300,14 +300,13 @@ export function excludeByPageFlags(mem: KernelMemory, info: VmcoreInfo, bitmaps:
   // memory per chunk cost a page fault per 4 KiB, twice, as much as reading it.
   let buffer = bitmaps.scanBuffer ?? new Uint8Array(0);
   let claimed = -1;
-  const at: ScanPosition = { pages: buffer, words: new Uint32Array(0), first: 0, count: 0, from: 0, to: 0 };
+  const at: ScanPosition = { pages: buffer, words: new Uint32Array(0), first: 0, count: 0, from: 0 };
   const remaining = chunks[Symbol.iterator]();
+  // Leaves `at` at a chunk with pages still to scan, reading the next one (this thread's) when
+  // the last is done; false when no chunk is left.
   const advance = (): boolean => {
-    if (at.from < at.count) {
-      at.to = Math.min(at.count, at.from + SCAN_PIECE);
-      return true;
-    }
     for (;;) {
+      if (at.from < at.count) return true;
       const r = remaining.next();
       if (r.done === true) return false;
       const { first, count, memMap, what } = r.value;
@@ -326,8 +325,6 @@ export function excludeByPageFlags(mem: KernelMemory, info: VmcoreInfo, bitmaps:
       at.first = first;
       at.count = count;
       at.from = 0;
-      at.to = Math.min(count, SCAN_PIECE);
-      return true;
     }
   };
   scanStructPages(at, advance, dumpable, base, scan, exclude);
@@ -372,8 +369,8 @@ interface StructPageScan {
 }
 
 /**
- * The struct pages of every chunk, a piece at a time from `advance` (which reads the next chunk
- * when one is done): each dumpable page's flags decide whether `exclude` clears it. A function of
+ * The struct pages of every chunk, SCAN_PIECE at a time, each piece after a call of `advance`
+ * (which reads the next chunk when one is done): each dumpable page's flags decide whether `exclude` clears it. A function of
  * its own, apart from excludeByPageFlags' setup, so V8's optimising compiler compiles this loop
  * alone: with the setup around it, it compiled the whole function (30 ms on a 1 GiB save), then
  * again after the first rare branch.
@@ -394,9 +391,10 @@ function scanStructPages(at: ScanPosition, advance: () => boolean, dumpable: Uin
   // One call of `exclude` for every kind of page: a call site the first pages never reached has
   // no type feedback, and reaching it threw the optimised loop away.
   while (advance()) {
-    const { pages, words, first, count, to } = at;
+    const { pages, words, first, count } = at;
     const bitFirst = first - dumpableFirst;
     let i = at.from;
+    const to = Math.min(count, i + SCAN_PIECE);
     while (i < to) {
       const b = bitFirst + i;
       if ((dumpable[b >>> 3]! & (1 << (b & 7))) === 0) { i++; continue; }
@@ -442,14 +440,13 @@ function scanStructPages(at: ScanPosition, advance: () => boolean, dumpable: Uin
 /** Struct pages scanned between two calls of the scan's `advance`: few enough that the loop has called it before V8 optimises it. */
 const SCAN_PIECE = 256;
 
-/** Where the struct page scan is: its chunk's pfns [first, first + count), read into `pages` (`words` over the same bytes), and the piece [from, to) of it to scan next. */
+/** Where the struct page scan is: its chunk's pfns [first, first + count), read into `pages` (`words` over the same bytes), and the first of them still to scan. */
 interface ScanPosition {
   pages: Uint8Array;
   words: Uint32Array;
   first: number;
   count: number;
   from: number;
-  to: number;
 }
 
 /** A run of struct pages: pfns [first, first + count) have theirs at memMap + pfn * SIZE(page). */
