@@ -1,10 +1,55 @@
 /**
- * The compression pool's threads and V8's young generation: starting a worker thread must not
- * leave the main thread's young generation free to double again (jit.ts youngGenerationKeptAgain).
+ * The compression pool's threads: which thread a batch goes to, and V8's young generation:
+ * starting a worker thread must not leave the main thread's young generation free to double
+ * again (jit.ts youngGenerationKeptAgain).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { batchOutBytes } from "../../core/vmcore/batch.js";
+import { BatchReadError, inlineCompressor, workerCompressor } from "./pool.js";
+
+test("a batch goes to a worker only once it has loaded, and while it holds fewer than two; a read error there comes back with the batch's buffers", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-pool-"));
+  const PS = 4096;
+  const PAGES = 8;
+  try {
+    // Pages that compress (text), one that does not (noise) and a zero page.
+    const bytes = Buffer.alloc(PAGES * PS);
+    for (let i = 0; i < PAGES - 2; i++) bytes.write(`page ${i} `.repeat(PS / 8), i * PS, PS, "latin1");
+    for (let k = 0; k < PS; k++) bytes[(PAGES - 2) * PS + k] = (k * 2654435761) >>> 24;
+    const src = join(dir, "pages");
+    writeFileSync(src, bytes);
+    // This thread's reads fail, naming it; a worker reads the file by its path. So a batch's
+    // outcome says which thread read it.
+    const here = { path: src, readInto: () => { throw new Error("read in the calling thread"); } };
+    const compressor = workerCompressor("lzo", PS, 1, here);
+    const batch = (extents: number[]) => compressor.submit(new Uint8Array(PAGES * PS), PAGES, new Uint8Array(PAGES), new Uint8Array(batchOutBytes(PAGES, PS)), Float64Array.from(extents));
+    const calledHere = (e: unknown) => e instanceof BatchReadError && e.message === "read in the calling thread" && e.pages.length === PAGES * PS;
+    try {
+      // The worker cannot have loaded yet (an isolate and the codecs: tens of milliseconds).
+      await assert.rejects(batch([0, 0, PAGES]), calledHere);
+      await compressor.loaded;
+      // Two at once: both to the worker, which reads them itself.
+      const [a, b] = await Promise.all([batch([0, 0, PAGES]), batch([0, 0, PAGES])]);
+      const expected = await inlineCompressor("lzo", PS).submit(Uint8Array.from(bytes), PAGES, new Uint8Array(PAGES), new Uint8Array(batchOutBytes(PAGES, PS)));
+      for (const got of [a, b]) {
+        assert.deepEqual([...got.sizes], [...expected.sizes]);
+        assert.ok(Buffer.from(got.data).equals(Buffer.from(expected.data)), "the worker stored the same bytes as this thread would");
+      }
+      // Past the end of the file, read in the worker: its error, and the buffers back for reuse.
+      await assert.rejects(batch([0, PAGES * PS, 1]), (e: unknown) =>
+        e instanceof BatchReadError && e.message !== "read in the calling thread" && /past the end|end of file|offset/i.test(e.message) && e.pages.length === PAGES * PS && e.out.length === batchOutBytes(PAGES, PS));
+    } finally {
+      await compressor.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 const pool = new URL("./pool.js", import.meta.url).href;
 

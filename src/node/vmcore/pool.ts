@@ -5,7 +5,11 @@ import { compressBatch, readExtents, type CompressedBatch, type FileExtents, typ
 import { BatchReadError, type BatchCompressor } from "../../core/vmcore/dump-writer.js";
 import { pageCompressor, zeroPageTest, type Codec } from "./compress.js";
 import { youngGenerationKeptAgain } from "../jit.js";
-import type { ExclusionReply, ExclusionRequest, WorkReply, WorkRequest } from "./worker.js";
+import { emptyCounts } from "../../core/vmcore/exclude.js";
+import type { ExclusionReply, ExclusionRequest, WorkReply, WorkRequest, WorkerSetup } from "./worker.js";
+
+/** The exclusion scan's share as the caller gives it; the pool adds who has joined. */
+export type ExclusionJob = Omit<ExclusionRequest["exclusion"], "joined" | "index">;
 
 export { BatchReadError };
 
@@ -14,9 +18,13 @@ export interface Compressor extends BatchCompressor {
   close(): Promise<void>;
   /**
    * Worker threads take part in the exclusion scan (ExclusionRequest) while the caller does its
-   * own part; settles with each thread's reply once all are done. Absent without workers.
+   * own part. The function returned is called when the caller's part is done: it settles with
+   * each thread's reply once all that joined are done. A thread still starting then is left out
+   * (it has taken nothing), and answers with empty counts. Absent without workers.
    */
-  shareExclusion?(job: ExclusionRequest["exclusion"]): Promise<ExclusionReply["exclusion"][]>;
+  shareExclusion?(job: ExclusionJob): () => Promise<ExclusionReply["exclusion"][]>;
+  /** Settles once every worker has loaded (or ended); batches go to a worker only from then on. Absent without workers. */
+  loaded?: Promise<void>;
 }
 
 /** The source file, for compressors that read extents themselves. */
@@ -51,19 +59,26 @@ function workerUrl(): URL {
   return existsSync(bundled) ? bundled : new URL("./worker.js", import.meta.url);
 }
 
+/** Batches a worker holds at most: one compressing, one waiting (3 was slower: 4 GiB -d 1 lzo 1.43 against 1.22 s). */
+const WORKER_QUEUE = 2;
+
 /**
- * `threads` worker threads, and the calling thread compresses every (threads + 1)th batch
- * itself: it would otherwise only wait for them. On two cores that is one worker instead of
- * two: 60-70 ms less of starting an isolate and loading the codecs, ~20 MiB less peak RSS,
- * and no third thread competing for two cores.
+ * `threads` worker threads, and the calling thread compresses too: it would otherwise only wait
+ * for them. On two cores that is one worker instead of two: 60-70 ms less of starting an isolate
+ * and loading the codecs, ~20 MiB less peak RSS, and no third thread competing for two cores.
  *
- * The calling thread also reads, describes and writes every batch, so the worker waits for it
- * now and then. Handing the worker each batch while it had fewer than two (its count in shared
- * memory, lowered as it finished one), and compressing here only otherwise, was faster: 1 GiB
- * -d 1 zlib 2.389 against 2.466 s (9 alternating runs), 4 GiB 6.696 against 7.013 s. But a
- * 16 GiB -d 1 save then peaked at 87-100 MiB (six runs) against 86-91: near its end one scavenge
- * took this thread's V8 heap from 16 to 24 MB (--trace-gc). The memory goal is missed already;
- * not kept (stop 39).
+ * A worker is handed a batch while it has fewer than WORKER_QUEUE (its count in shared memory,
+ * lowered as it finishes one, so it moves while this thread compresses and reads no message);
+ * otherwise, and while no worker has loaded yet, the batch is compressed here. This thread also
+ * reads, describes and writes every batch, so an even split left the worker waiting for it: on
+ * lzo -d 1 the split by turns took 1.252 s on 4 GiB (makedumpfile 1.251) and 5.277 on 16 GiB
+ * (5.662) against 1.136 and 4.416 now; 16 GiB -d 1 zlib 24.56 against 23.04 s (alternating runs,
+ * medians, stop 43). Peak RSS 84-90 MiB against 82-87 at 16 GiB: stop 39 had measured this
+ * hand-out at 87-100, when a worker's start still let this thread's young generation grow (jit.ts).
+ *
+ * The exclusion scan does not wait for a worker that had not joined it by its end: the worker's
+ * start (40-60 ms, an isolate and the codecs) left this thread idle for as long there, and again
+ * at the first batches handed to it by turns. 1 GiB -d 31 lzo with a worker 0.192 against 0.199 s.
  */
 export function workerCompressor(codec: Codec, pageSize: number, threads: number, source?: SourceFile): Compressor {
   // Made here first: a codec that cannot work (zstd without libzstd) fails now, with the usage error.
@@ -74,7 +89,11 @@ export function workerCompressor(codec: Codec, pageSize: number, threads: number
   // (scripts/bundle.mjs), a save without threads (--threads 0, a small dump, one core) never loads
   // node:worker_threads, 2 ms of its start.
   const { Worker } = createRequire(import.meta.url)("node:worker_threads") as typeof import("node:worker_threads");
-  const workers = Array.from({ length: threads }, () => new Worker(url, { workerData: { codec, pageSize, source: source?.path } }));
+  // By worker, in shared memory, read here without waiting for a message: 1 once it has loaded,
+  // and the batches handed to it that it has not compressed yet (it lowers that itself).
+  const loaded = new Int32Array(new SharedArrayBuffer(4 * threads));
+  const queued = new Int32Array(new SharedArrayBuffer(4 * threads));
+  const workers = Array.from({ length: threads }, (_, index) => new Worker(url, { workerData: { codec, pageSize, source: source?.path, loaded, queued, index } satisfies WorkerSetup }));
   const waiting = new Map<number, { resolve: (r: CompressedBatch) => void; reject: (e: Error) => void }>();
   let failure: Error | undefined;
   // Each thread says when it has loaded its modules; close() waits for that (see worker.ts).
@@ -82,7 +101,7 @@ export function workerCompressor(codec: Codec, pageSize: number, threads: number
     w.once("exit", () => resolve());
     w.on("message", (m: { ready?: boolean }) => { if (m.ready) resolve(); });
   }));
-  void Promise.all(ready).then(youngGenerationKeptAgain);
+  const allLoaded = Promise.all(ready).then(youngGenerationKeptAgain);
   // The exclusion scan's replies, by worker: its own, or its failure, whichever comes first.
   let exclusionReply: ((worker: number, r: ExclusionReply["exclusion"]) => void) | undefined;
   for (const [index, w] of workers.entries()) {
@@ -108,31 +127,55 @@ export function workerCompressor(codec: Codec, pageSize: number, threads: number
     submit(pages, count, skip, out, extents) {
       if (failure) return Promise.reject(failure);
       const id = next++;
-      if (id % (threads + 1) === threads) return compressHere(compressOne, isZero, pageSize, source, pages, count, skip, out, extents);
+      // The loaded worker holding the fewest batches, if it has room for one more; else this thread.
+      let to = -1;
+      let least = WORKER_QUEUE;
+      for (let i = 0; i < threads; i++) {
+        const held = Atomics.load(queued, i);
+        if (held < least && Atomics.load(loaded, i) === 1) { to = i; least = held; }
+      }
+      if (to < 0) return compressHere(compressOne, isZero, pageSize, source, pages, count, skip, out, extents);
+      Atomics.add(queued, to, 1);
       const req: WorkRequest = { id, pages, out, count, skip, extents };
       return new Promise((resolve, reject) => {
         waiting.set(id, { resolve, reject });
         // Transferred, not copied: the buffers move to the worker and back.
-        workers[id % (threads + 1)]!.postMessage(req, [pages.buffer as ArrayBuffer, out.buffer as ArrayBuffer]);
+        workers[to]!.postMessage(req, [pages.buffer as ArrayBuffer, out.buffer as ArrayBuffer]);
       });
     },
+    loaded: allLoaded,
     async close() {
-      await Promise.all(ready);
+      await allLoaded;
       await Promise.all(workers.map((w) => w.terminate()));
     },
     ...(source === undefined ? {} : {
-      shareExclusion: (job) => new Promise((resolve) => {
+      shareExclusion: (job) => {
         // A thread that failed already would never answer.
-        if (failure) { resolve([{ error: failure.message }]); return; }
+        if (failure) {
+          const failed = [{ error: failure.message }];
+          return () => Promise.resolve(failed);
+        }
+        // By worker: 0 until it joins the scan (1), or 2 once the caller has left it out.
+        const joined = new Int32Array(new SharedArrayBuffer(4 * threads));
         const got: (ExclusionReply["exclusion"] | undefined)[] = workers.map(() => undefined);
-        let pending = workers.length;
-        exclusionReply = (worker, r) => {
+        let waitingFor = threads;
+        let allIn: (replies: ExclusionReply["exclusion"][]) => void;
+        const settled = new Promise<ExclusionReply["exclusion"][]>((resolve) => { allIn = resolve; });
+        const take = (worker: number, r: ExclusionReply["exclusion"]) => {
           if (got[worker] !== undefined) return;
           got[worker] = r;
-          if (--pending === 0) { exclusionReply = undefined; resolve(got as ExclusionReply["exclusion"][]); }
+          if (--waitingFor === 0) { exclusionReply = undefined; allIn(got as ExclusionReply["exclusion"][]); }
         };
-        for (const w of workers) w.postMessage({ exclusion: job } satisfies ExclusionRequest);
-      }),
+        exclusionReply = take;
+        for (const [index, w] of workers.entries()) w.postMessage({ exclusion: { ...job, joined, index } } satisfies ExclusionRequest);
+        return () => {
+          // A worker that has not joined by now never will, and sends nothing: it took no group.
+          for (let index = 0; index < threads; index++) {
+            if (Atomics.compareExchange(joined, index, 0, 2) === 0) take(index, { counts: emptyCounts() });
+          }
+          return settled;
+        };
+      },
     }),
   };
 }

@@ -306,15 +306,15 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
  * The dump level's exclusion, shared with the compression threads: they are idle until it ends,
  * and it reads every struct page (64 bytes per 4 KiB page: 256 MiB at 16 GiB, 16 GiB at 1 TiB).
  * The dumpable bitmap is in shared memory, and each thread takes groups of page frames from a
- * common counter (exclude.ts), so a thread still starting leaves the work to the others. If a
- * thread fails its part, the main thread scans everything again alone: the same bitmap, or the
- * error, told as a scan in this thread tells it.
+ * common counter (exclude.ts), so a thread still starting leaves the work to the others, and is
+ * not waited for (pool.ts). If a thread fails its part, the main thread scans everything again
+ * alone: the same bitmap, or the error, told as a scan in this thread tells it.
  */
 async function shareExclusion(core: Vmcore, window: DumpBitmaps, opts: SaveOptions, compressor: Compressor, sharing: { failed: boolean }): Promise<void> {
   const first = window.dumpableFirst ?? 0;
   if (!sharing.failed) {
     const counter = new Int32Array(new SharedArrayBuffer(4));
-    const shares = compressor.shareExclusion?.({ dumpable: window.dumpable, first, level: opts.dumpLevel, counter }) ?? Promise.resolve([]);
+    const shares = compressor.shareExclusion?.({ dumpable: window.dumpable, first, level: opts.dumpLevel, counter }) ?? (() => Promise.resolve([]));
     // This window's counts apart, until every thread's part has succeeded.
     const mine = { ...window, counts: emptyCounts() };
     let failed = false;
@@ -326,7 +326,7 @@ async function shareExclusion(core: Vmcore, window: DumpBitmaps, opts: SaveOptio
       // No group is left for the workers to take: they stop at their next claim.
       Atomics.store(counter, 0, 0x3fffffff);
     }
-    const replies = await shares;
+    const replies = await shares();
     if (!failed && !replies.some((r) => r.error !== undefined)) {
       for (const counts of [mine.counts, ...replies.map((r) => ("counts" in r ? r.counts : undefined))]) {
         if (counts === undefined) continue;

@@ -13,24 +13,33 @@ export interface WorkRequest { id: number; pages: Uint8Array; out: Uint8Array; c
 /**
  * A share of the exclusion scan: the dumpable bitmap and the group counter live in shared
  * memory, and this thread takes groups from the counter until none is left (exclude.ts).
+ * `joined[index]`: 0 until this thread joins (1) or the main thread has left it out (2).
  */
-export interface ExclusionRequest { exclusion: { dumpable: Uint8Array; first: number; level: number; counter: Int32Array } }
+export interface ExclusionRequest { exclusion: { dumpable: Uint8Array; first: number; level: number; counter: Int32Array; joined: Int32Array; index: number } }
+/**
+ * What a worker starts from. In shared memory: `loaded[index]`, set to 1 once it can take
+ * batches, and `queued[index]`, the batches handed to it not yet compressed (the pool adds, it subtracts).
+ */
+export interface WorkerSetup { codec: Codec; pageSize: number; source?: string; loaded: Int32Array; queued: Int32Array; index: number }
 /** What a thread's share excluded, or why it could not scan (the main thread then scans alone). */
 export type ExclusionReply = { exclusion: { counts: ExclusionCounts; error?: undefined } } | { exclusion: { error: string } };
 export type WorkReply =
   | { id: number; sizes: Int32Array; data: Uint8Array; pages: Uint8Array; error?: undefined }
   | { id: number; error: string; pages: Uint8Array; out: Uint8Array };
 
-const { codec, pageSize, source } = workerData as { codec: Codec; pageSize: number; source?: string };
+const { codec, pageSize, source, loaded, queued, index } = workerData as WorkerSetup;
 const compress = pageCompressor(codec, pageSize);
 const isZero = zeroPageTest(pageSize);
-// Loaded (koffi and the codec library included): only now may the pool terminate this thread.
-// Terminating a thread while koffi registers itself aborts the whole process.
+// Loaded (koffi and the codec library included): the pool hands this thread batches from now on
+// (until then the main thread compresses them), and only now may it terminate this thread:
+// terminating a thread while koffi registers itself aborts the whole process.
+Atomics.store(loaded, index, 1);
 parentPort!.postMessage({ ready: true });
 // Each thread opens the source itself: its own descriptor, positioned reads.
 let file: OpenFile | undefined;
 /** What this thread's shares of the exclusion scan keep between windows (a request per window). */
-let scanning: { core: Vmcore; present: PresentPages; scanBuffer?: Uint8Array } | undefined;
+interface ScanState { core: Vmcore; present: PresentPages; scanBuffer?: Uint8Array }
+let scanning: ScanState | undefined;
 
 parentPort!.on("message", (req: WorkRequest | ExclusionRequest) => {
   if ("exclusion" in req) { scanShare(req); return; }
@@ -42,33 +51,57 @@ parentPort!.on("message", (req: WorkRequest | ExclusionRequest) => {
       readExtents(file.readInto, req.extents, req.pages, pageSize);
     }
   } catch (e) {
+    Atomics.sub(queued, index, 1);
     const reply: WorkReply = { id: req.id, error: (e as Error).message, pages: req.pages, out: req.out };
     parentPort!.postMessage(reply, [req.pages.buffer as ArrayBuffer, req.out.buffer as ArrayBuffer]);
     return;
   }
   const { sizes, data, pages } = compressBatch(compress, req.pages, req.count, pageSize, req.skip, req.out, isZero);
+  Atomics.sub(queued, index, 1);
   const reply: WorkReply = { id: req.id, sizes, data, pages };
   parentPort!.postMessage(reply, [sizes.buffer as ArrayBuffer, data.buffer as ArrayBuffer, pages.buffer as ArrayBuffer]);
 });
 
 function scanShare({ exclusion: job }: ExclusionRequest): void {
-  let reply: ExclusionReply;
+  // Left out already (this thread was loading while the main thread scanned): nothing to open.
+  if (Atomics.load(job.joined, job.index) !== 0) return;
+  let opened: ScanState | Error;
   try {
-    file ??= openVmcoreSource(source!);
-    // The present pages (and so the bitmap's length) from this thread's own reading of the same
-    // file, once: a kdump file's bitmap comes a window at a time, a request each.
-    scanning ??= (() => {
-      const core = openVmcoreWithSystemCodecs(file, source);
-      // Shares are asked for by the kdump writer only, which follows page frames past a whole bitmap's limit.
-      return { core, present: new PresentPages(core.memory.ranges, pageSize, KDUMP_WRITER_LIMIT) };
-    })();
-    const { core, present } = scanning;
-    const bitmaps: DumpBitmaps = { present, dumpable: job.dumpable, dumpableFirst: job.first, maxPfn: BigInt(present.maxPfn), counts: emptyCounts(), presentPages: BigInt(present.count), scanBuffer: scanning.scanBuffer };
-    excludeByPageFlags(vmcoreKernelMemory(core), core.vmcoreinfo!, bitmaps, job.level, pageSize, undefined, { claim: () => Atomics.add(job.counter, 0, 1) });
-    scanning.scanBuffer = bitmaps.scanBuffer;
-    reply = { exclusion: { counts: bitmaps.counts } };
+    opened = openForScan();
   } catch (e) {
-    reply = { exclusion: { error: (e as Error).message } };
+    opened = e as Error;
   }
+  // Joined only while the main thread's part is not over: it does not wait for a thread that has
+  // not joined by then (one still loading), and such a thread takes nothing and says nothing.
+  // Opened before joining, so that the main thread never waits for that either.
+  if (Atomics.compareExchange(job.joined, job.index, 0, 1) !== 0) return;
+  const reply: ExclusionReply = opened instanceof Error ? { exclusion: { error: opened.message } } : scanPart(opened, job);
   parentPort!.postMessage(reply);
+}
+
+/**
+ * The source, opened by this thread once for every window's share: a kdump file's bitmap comes a
+ * window at a time, a request each. Its present pages (and so the bitmap's length) come from this
+ * thread's own reading of the same file.
+ */
+function openForScan(): ScanState {
+  file ??= openVmcoreSource(source!);
+  const opened = file;
+  return scanning ??= (() => {
+    const core = openVmcoreWithSystemCodecs(opened, source);
+    // Shares are asked for by the kdump writer only, which follows page frames past a whole bitmap's limit.
+    return { core, present: new PresentPages(core.memory.ranges, pageSize, KDUMP_WRITER_LIMIT) };
+  })();
+}
+
+function scanPart(state: ScanState, job: ExclusionRequest["exclusion"]): ExclusionReply {
+  try {
+    const { core, present } = state;
+    const bitmaps: DumpBitmaps = { present, dumpable: job.dumpable, dumpableFirst: job.first, maxPfn: BigInt(present.maxPfn), counts: emptyCounts(), presentPages: BigInt(present.count), scanBuffer: state.scanBuffer };
+    excludeByPageFlags(vmcoreKernelMemory(core), core.vmcoreinfo!, bitmaps, job.level, pageSize, undefined, { claim: () => Atomics.add(job.counter, 0, 1) });
+    state.scanBuffer = bitmaps.scanBuffer;
+    return { exclusion: { counts: bitmaps.counts } };
+  } catch (e) {
+    return { exclusion: { error: (e as Error).message } };
+  }
 }
