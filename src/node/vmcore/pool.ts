@@ -19,8 +19,8 @@ export interface Compressor extends BatchCompressor {
   /**
    * Worker threads take part in the exclusion scan (ExclusionRequest) while the caller does its
    * own part. The function returned is called when the caller's part is done: it settles with
-   * each thread's reply once all that joined are done. A thread still starting then is left out
-   * (it has taken nothing), and answers with empty counts. Absent without workers.
+   * each thread's reply once all that joined are done. A thread still starting then is left out:
+   * it has taken nothing, and its reply is empty counts. Absent without workers.
    */
   shareExclusion?(job: ExclusionJob): () => Promise<ExclusionReply["exclusion"][]>;
   /** Settles once every worker has loaded (or ended); batches go to a worker only from then on. Absent without workers. */
@@ -67,8 +67,8 @@ const WORKER_QUEUE = 2;
  * for them. On two cores that is one worker instead of two: 60-70 ms less of starting an isolate
  * and loading the codecs, ~20 MiB less peak RSS, and no third thread competing for two cores.
  *
- * A worker is handed a batch while it has fewer than WORKER_QUEUE (its count in shared memory,
- * lowered as it finishes one, so it moves while this thread compresses and reads no message);
+ * A worker is handed a batch while it holds fewer than WORKER_QUEUE (a count in shared memory
+ * that it lowers as it finishes one, so it moves while this thread compresses and reads no message);
  * otherwise, and while no worker has loaded yet, the batch is compressed here. This thread also
  * reads, describes and writes every batch, so an even split left the worker waiting for it: on
  * lzo -d 1 the split by turns took 1.252 s on 4 GiB (makedumpfile 1.251) and 5.277 on 16 GiB
