@@ -370,10 +370,10 @@ interface StructPageScan {
 
 /**
  * The struct pages of every chunk, SCAN_PIECE at a time, each piece after a call of `advance`
- * (which reads the next chunk when one is done): each dumpable page's flags decide whether `exclude` clears it. A function of
- * its own, apart from excludeByPageFlags' setup, so V8's optimising compiler compiles this loop
- * alone: with the setup around it, it compiled the whole function (30 ms on a 1 GiB save), then
- * again after the first rare branch.
+ * (which reads the next chunk when one is done): each dumpable page's flags decide whether
+ * `exclude` clears it. A function of its own, apart from excludeByPageFlags' setup, so V8's
+ * optimising compiler compiles this loop alone: with the setup around it, it compiled the whole
+ * function (30 ms on a 1 GiB save), then again after the first rare branch.
  *
  * One call for the whole scan, not one per chunk: V8 compiled a call per chunk twice, on stack
  * replacement in the first chunk and again when the next call came (8-13 ms more TurboFan on a

@@ -9,7 +9,7 @@ import { emptyCounts } from "../../core/vmcore/exclude.js";
 import type { ExclusionReply, ExclusionRequest, WorkReply, WorkRequest, WorkerSetup } from "./worker.js";
 
 /** The exclusion scan's share as the caller gives it; the pool adds who has joined. */
-export type ExclusionJob = Omit<ExclusionRequest["exclusion"], "joined" | "index">;
+export type ExclusionJob = Omit<ExclusionRequest["exclusion"], "joined">;
 
 export { BatchReadError };
 
@@ -167,7 +167,7 @@ export function workerCompressor(codec: Codec, pageSize: number, threads: number
           if (--waitingFor === 0) { exclusionReply = undefined; allIn(got as ExclusionReply["exclusion"][]); }
         };
         exclusionReply = take;
-        for (const [index, w] of workers.entries()) w.postMessage({ exclusion: { ...job, joined, index } } satisfies ExclusionRequest);
+        for (const w of workers) w.postMessage({ exclusion: { ...job, joined } } satisfies ExclusionRequest);
         return () => {
           // A worker that has not joined by now never will, and sends nothing: it took no group.
           for (let index = 0; index < threads; index++) {

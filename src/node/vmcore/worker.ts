@@ -13,9 +13,9 @@ export interface WorkRequest { id: number; pages: Uint8Array; out: Uint8Array; c
 /**
  * A share of the exclusion scan: the dumpable bitmap and the group counter live in shared
  * memory, and this thread takes groups from the counter until none is left (exclude.ts).
- * `joined[index]`: 0 until this thread joins (1) or the main thread has left it out (2).
+ * `joined[index]` (this thread's index, WorkerSetup): 0 until it joins (1) or the main thread has left it out (2).
  */
-export interface ExclusionRequest { exclusion: { dumpable: Uint8Array; first: number; level: number; counter: Int32Array; joined: Int32Array; index: number } }
+export interface ExclusionRequest { exclusion: { dumpable: Uint8Array; first: number; level: number; counter: Int32Array; joined: Int32Array } }
 /**
  * What a worker starts from. In shared memory: `loaded[index]`, set to 1 once it can take
  * batches, and `queued[index]`, the batches handed to it not yet compressed (the pool adds, it subtracts).
@@ -64,7 +64,7 @@ parentPort!.on("message", (req: WorkRequest | ExclusionRequest) => {
 
 function scanShare({ exclusion: job }: ExclusionRequest): void {
   // Left out already (this thread was loading while the main thread scanned): nothing to open.
-  if (Atomics.load(job.joined, job.index) !== 0) return;
+  if (Atomics.load(job.joined, index) !== 0) return;
   let opened: ScanState | Error;
   try {
     opened = openForScan();
@@ -74,7 +74,7 @@ function scanShare({ exclusion: job }: ExclusionRequest): void {
   // Joined only while the main thread's part is not over: it does not wait for a thread that has
   // not joined by then (one still loading), and such a thread takes nothing and says nothing.
   // Opened before joining, so that the main thread never waits for that either.
-  if (Atomics.compareExchange(job.joined, job.index, 0, 1) !== 0) return;
+  if (Atomics.compareExchange(job.joined, index, 0, 1) !== 0) return;
   const reply: ExclusionReply = opened instanceof Error ? { exclusion: { error: opened.message } } : scanPart(opened, job);
   parentPort!.postMessage(reply);
 }
