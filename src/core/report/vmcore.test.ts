@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { KexecError } from "../errors.js";
 import { hex } from "../format.js";
-import { compressBatch, readExtents, type PageCompressInto } from "../vmcore/batch.js";
+import { compressBatch, type PageCompressInto } from "../vmcore/batch.js";
 import { writeKdumpDump, type BatchCompressor } from "../vmcore/dump-writer.js";
 import { exclusionLeavingOut, syntheticVmcore } from "../vmcore/testing.js";
 import { bytesAccess, type PhysRange } from "../vmcore/memory.js";
@@ -46,8 +46,8 @@ function storingCompressor(source: Uint8Array): BatchCompressor {
   return {
     compressOne,
     async submit(pages, count, skip, out, extents) {
-      if (extents) readExtents((offset, dst, at, length) => dst.set(source.subarray(Number(offset), Number(offset) + length), at), extents, pages, PS);
-      return compressBatch(compressOne, pages, count, PS, skip, out);
+      const file = { readInto: (offset: bigint, dst: Uint8Array, at: number, length: number) => dst.set(source.subarray(Number(offset), Number(offset) + length), at) };
+      return compressBatch(compressOne, pages, count, PS, skip, out, undefined, extents, file);
     },
   };
 }

@@ -66,42 +66,119 @@ export function wordsZeroTest(pageSize: number): ZeroPageTest {
 }
 
 /**
- * Compresses `count` pages of `pages` into `out` (batchOutBytes: every stored page is at most a
- * page, and a codec may need room past that while it works), finding zero pages on the way so
- * the thread that reads never scans them.
- */
-export function compressBatch(compress: PageCompressInto, pages: Uint8Array, count: number, pageSize: number, skip: Uint8Array, out: Uint8Array, isZero: ZeroPageTest = wordsZeroTest(pageSize)): CompressedBatch {
-  const sizes = new Int32Array(count);
-  let at = 0;
-  for (let i = 0; i < count; i++) {
-    // One store for every kind of page: skipped pages are rare (the log's, stored ahead; pages a
-    // source lacks), and a store only they reached threw this loop's optimised code away.
-    let n: number;
-    if (skip[i]) n = PAGE_SKIPPED;
-    else {
-      const from = i * pageSize;
-      if (isZero(pages, from)) n = PAGE_ZERO;
-      else {
-        n = compress(pages, from, out, at);
-        if (n < 0) {
-          out.set(pages.subarray(from, from + pageSize), at);
-          n = pageSize;
-        }
-        at += n;
-      }
-    }
-    sizes[i] = n;
-  }
-  return { sizes, data: out.subarray(0, at), pages };
-}
-
-/**
  * Where a batch's pages are in the source file, as triples (first page index in the batch, file
  * offset, page count): the thread that compresses reads them itself, so reading is spread over the
  * compression threads instead of queueing in the one that writes.
  */
 export type FileExtents = Float64Array;
 
-export function readExtents(read: (offset: bigint, out: Uint8Array, at: number, length: number) => void, extents: FileExtents, pages: Uint8Array, pageSize: number): void {
-  for (let e = 0; e < extents.length; e += 3) read(BigInt(extents[e + 1]!), pages, extents[e]! * pageSize, extents[e + 2]! * pageSize);
+/** Bytes of a source seen in place: `bytes[from, from + length)`. */
+export interface SourceView { bytes: Uint8Array; from: number; length: number }
+
+/** The source file, as the thread that compresses a batch reads its extents. */
+export interface ExtentSource {
+  readInto(offset: bigint, out: Uint8Array, at: number, length: number): void;
+  /**
+   * The bytes from `offset` on, as many of `length` as one mapping holds, in place: compressed from
+   * there, not copied into the batch first. Valid only until the source's next call (a window may
+   * then be unmapped). Undefined where the source is not mapped: the bytes are read instead.
+   */
+  view?(offset: number, length: number): SourceView | undefined;
+}
+
+/**
+ * A batch whose pages could not be read: its buffers, to be used again, and why. Thrown by the
+ * thread that compresses (or sent back by it) in place of the batch.
+ */
+export class BatchReadError extends Error {
+  constructor(message: string, readonly pages: Uint8Array, readonly out: Uint8Array) {
+    super(message);
+  }
+}
+
+/**
+ * Compresses `count` pages into `out` (batchOutBytes: every stored page is at most a page, and a
+ * codec may need room past that while it works), finding zero pages on the way so the thread that
+ * reads never scans them. Page k is in `pages` at k * pageSize, except those `extents` lists: they
+ * are read from `source` here, or, where it has them in place (a mapped file), compressed from
+ * there without a copy. A read that fails is a BatchReadError carrying both buffers.
+ */
+export function compressBatch(compress: PageCompressInto, pages: Uint8Array, count: number, pageSize: number, skip: Uint8Array, out: Uint8Array, isZero: ZeroPageTest = wordsZeroTest(pageSize), extents?: FileExtents, source?: ExtentSource): CompressedBatch {
+  const sizes = new Int32Array(count);
+  let at = 0;
+  // The first page not compressed yet: those between extents are in `pages`.
+  let next = 0;
+  if (extents !== undefined && extents.length > 0) {
+    if (source === undefined) throw new Error("compressBatch: extents without a source to read them from");
+    for (let e = 0; e < extents.length; e += 3) {
+      const first = extents[e]!;
+      const offset = extents[e + 1]!;
+      const n = extents[e + 2]!;
+      at = compressPages(compress, isZero, pages, next * pageSize, next, first - next, pageSize, skip, out, at, sizes);
+      for (let done = 0; done < n; ) {
+        const k = first + done;
+        const place = offset + done * pageSize;
+        const seen = viewOf(source, place, (n - done) * pageSize, pages, out);
+        const whole = seen === undefined ? 0 : Math.floor(seen.length / pageSize);
+        if (whole > 0) {
+          at = compressPages(compress, isZero, seen!.bytes, seen!.from, k, whole, pageSize, skip, out, at, sizes);
+          done += whole;
+          continue;
+        }
+        // Not in place: the source is not mapped (the rest of the extent is read at once), or
+        // this page lies across the end of a mapping window (an ELF file whose segments are not
+        // page-aligned), and that page alone is read.
+        const rest = seen === undefined ? n - done : 1;
+        readOrThrow(source, place, pages, k * pageSize, rest * pageSize, out);
+        at = compressPages(compress, isZero, pages, k * pageSize, k, rest, pageSize, skip, out, at, sizes);
+        done += rest;
+      }
+      next = first + n;
+    }
+  }
+  at = compressPages(compress, isZero, pages, next * pageSize, next, count - next, pageSize, skip, out, at, sizes);
+  return { sizes, data: out.subarray(0, at), pages };
+}
+
+/**
+ * Pages first .. first+n-1 of the batch, which are in `src` from `from` on, one after another.
+ * Returns where the next stored page goes in `out`.
+ */
+function compressPages(compress: PageCompressInto, isZero: ZeroPageTest, src: Uint8Array, from: number, first: number, n: number, pageSize: number, skip: Uint8Array, out: Uint8Array, at: number, sizes: Int32Array): number {
+  for (let i = 0; i < n; i++) {
+    // One store for every kind of page: skipped pages are rare (the log's, stored ahead; pages a
+    // source lacks), and a store only they reached threw this loop's optimised code away.
+    let size: number;
+    if (skip[first + i]) size = PAGE_SKIPPED;
+    else {
+      const page = from + i * pageSize;
+      if (isZero(src, page)) size = PAGE_ZERO;
+      else {
+        size = compress(src, page, out, at);
+        if (size < 0) {
+          out.set(src.subarray(page, page + pageSize), at);
+          size = pageSize;
+        }
+        at += size;
+      }
+    }
+    sizes[first + i] = size;
+  }
+  return at;
+}
+
+function viewOf(source: ExtentSource, offset: number, length: number, pages: Uint8Array, out: Uint8Array): SourceView | undefined {
+  try {
+    return source.view?.(offset, length);
+  } catch (e) {
+    throw new BatchReadError((e as Error).message, pages, out);
+  }
+}
+
+function readOrThrow(source: ExtentSource, offset: number, into: Uint8Array, at: number, length: number, out: Uint8Array): void {
+  try {
+    source.readInto(BigInt(offset), into, at, length);
+  } catch (e) {
+    throw new BatchReadError((e as Error).message, into, out);
+  }
 }

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { compressBatch, readExtents, type PageCompressInto } from "./batch.js";
+import { compressBatch, type ExtentSource, type PageCompressInto } from "./batch.js";
 import { LZO_HASH_BITS, lzo1xCompressInto } from "./codecs.js";
 import { BatchReadError, ElfLoadPlanner, prepareDumpBitmaps, writeElfDump, writeKdumpDump, type BatchCompressor, type DumpExclusion, type DumpOptions, type DumpSink } from "./dump-writer.js";
 import { clearBit } from "./exclude.js";
@@ -54,15 +54,39 @@ class ReadableMemorySink extends MemorySink {
   }
 }
 
-/** The built-in lzo1x_1 encoder, in the calling thread, reading the extents it is given from the source bytes. */
+/**
+ * The source's bytes as a mapped file shows them to the batches: in windows of WINDOW_BYTES, not a
+ * multiple of the page size, so that pages lie across windows' ends and are read, not seen in place.
+ * Each view is a copy that is spoiled at the next call, as an unmapped window would be gone.
+ */
+const WINDOW_BYTES = 3 * PS + 512;
+function windowedSource(file: Uint8Array): ExtentSource {
+  let last: Uint8Array | undefined;
+  const spoil = () => { last?.fill(0xa5); last = undefined; };
+  return {
+    readInto(offset, dst, at, length) {
+      spoil();
+      dst.set(file.subarray(Number(offset), Number(offset) + length), at);
+    },
+    view(offset, length) {
+      spoil();
+      const start = offset - (offset % WINDOW_BYTES);
+      const end = Math.min(start + WINDOW_BYTES, file.length);
+      last = file.slice(start, end);
+      return { bytes: last, from: offset - start, length: Math.min(length, end - offset) };
+    },
+  };
+}
+
+/** The built-in lzo1x_1 encoder, in the calling thread, reading the extents it is given from the source bytes (windowedSource). */
 function lzoCompressor(file: Uint8Array): BatchCompressor {
   const table = new Int32Array(1 << LZO_HASH_BITS);
   const compressOne: PageCompressInto = (src, from, dst, at) => lzo1xCompressInto(src, new DataView(src.buffer, src.byteOffset, src.byteLength), from, PS, dst, at, at + PS - 1, table);
+  const source = windowedSource(file);
   return {
     compressOne,
     async submit(pages, count, skip, out, extents) {
-      if (extents) readExtents((offset, dst, at, length) => dst.set(file.subarray(Number(offset), Number(offset) + length), at), extents, pages, PS);
-      return compressBatch(compressOne, pages, count, PS, skip, out);
+      return compressBatch(compressOne, pages, count, PS, skip, out, undefined, extents, source);
     },
   };
 }

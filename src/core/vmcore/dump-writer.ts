@@ -14,7 +14,7 @@
  */
 import { KexecError } from "../errors.js";
 import { hex, size } from "../format.js";
-import { PAGE_SKIPPED, PAGE_ZERO, batchOutBytes, type CompressedBatch, type FileExtents, type PageCompressInto } from "./batch.js";
+import { BatchReadError, PAGE_SKIPPED, PAGE_ZERO, batchOutBytes, type CompressedBatch, type FileExtents, type PageCompressInto } from "./batch.js";
 import type { PageCodec } from "./codecs.js";
 import { printkPageFrames } from "./dmesg.js";
 import { KEXEC_TS_NOTE_DESC, KEXEC_TS_NOTE_NAME, NT_KEXEC_TS_COMPLETE, NT_KEXEC_TS_INCOMPLETE, elfHeaderSize, encodeElfCoreHeader, encodeNote, type OutputLoad } from "./elf-writer.js";
@@ -53,12 +53,7 @@ export interface DumpSink {
   readBack?(offset: bigint, into: Uint8Array): void;
 }
 
-/** A batch that could not be read: the buffers come back for reuse, with the reason. */
-export class BatchReadError extends Error {
-  constructor(message: string, readonly pages: Uint8Array, readonly out: Uint8Array) {
-    super(message);
-  }
-}
+export { BatchReadError };
 
 export interface BatchCompressor {
   /**

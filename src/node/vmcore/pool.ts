@@ -1,8 +1,8 @@
 /** Compression across worker threads, results handed back in submission order. */
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
-import { compressBatch, readExtents, type CompressedBatch, type FileExtents, type PageCompressInto, type ZeroPageTest } from "../../core/vmcore/batch.js";
-import { BatchReadError, type BatchCompressor } from "../../core/vmcore/dump-writer.js";
+import { BatchReadError, compressBatch, type CompressedBatch, type ExtentSource, type FileExtents, type PageCompressInto, type ZeroPageTest } from "../../core/vmcore/batch.js";
+import type { BatchCompressor } from "../../core/vmcore/dump-writer.js";
 import { pageCompressor, zeroPageTest, type Codec } from "./compress.js";
 import { youngGenerationKeptAgain } from "../jit.js";
 import { emptyCounts } from "../../core/vmcore/exclude.js";
@@ -27,8 +27,8 @@ export interface Compressor extends BatchCompressor {
   loaded?: Promise<void>;
 }
 
-/** The source file, for compressors that read extents themselves. */
-export interface SourceFile { path: string; readInto(offset: bigint, out: Uint8Array, at: number, length: number): void }
+/** The source file, for compressors that read extents themselves: workers open it again by its path. */
+export interface SourceFile extends ExtentSource { path: string }
 
 export function inlineCompressor(codec: Codec, pageSize: number, source?: SourceFile): Compressor {
   const compress = pageCompressor(codec, pageSize);
@@ -42,12 +42,7 @@ export function inlineCompressor(codec: Codec, pageSize: number, source?: Source
 
 /** A batch read (when `extents` says where) and compressed in the calling thread. */
 async function compressHere(compress: PageCompressInto, isZero: ZeroPageTest, pageSize: number, source: SourceFile | undefined, pages: Uint8Array, count: number, skip: Uint8Array, out: Uint8Array, extents?: FileExtents): Promise<CompressedBatch> {
-  try {
-    if (extents && extents.length > 0) readExtents(source!.readInto, extents, pages, pageSize);
-  } catch (e) {
-    throw new BatchReadError((e as Error).message, pages, out);
-  }
-  const batch = compressBatch(compress, pages, count, pageSize, skip, out, isZero);
+  const batch = compressBatch(compress, pages, count, pageSize, skip, out, isZero, extents, source);
   // Let signals, the progress timer and the workers' replies run between batches.
   await new Promise((r) => setImmediate(r));
   return batch;

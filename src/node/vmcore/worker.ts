@@ -1,6 +1,6 @@
 /** A compression worker: a batch of pages (or where to read them) in, the bytes to store (and the buffers, for reuse) out. */
 import { parentPort, workerData } from "node:worker_threads";
-import { compressBatch, readExtents, type FileExtents } from "../../core/vmcore/batch.js";
+import { BatchReadError, compressBatch, type CompressedBatch, type FileExtents } from "../../core/vmcore/batch.js";
 import { PresentPages, emptyCounts, excludeByPageFlags, type DumpBitmaps, type ExclusionCounts } from "../../core/vmcore/exclude.js";
 import { KDUMP_WRITER_LIMIT } from "../../core/vmcore/page-frame-limits.js";
 import { vmcoreKernelMemory, type Vmcore } from "../../core/vmcore/vmcore.js";
@@ -45,22 +45,34 @@ parentPort!.on("message", (req: WorkRequest | ExclusionRequest) => {
   if ("exclusion" in req) { scanShare(req); return; }
   // Batches come once the scan is over: what it kept goes.
   scanning = undefined;
-  try {
-    if (req.extents && req.extents.length > 0) {
-      file ??= openVmcoreSource(source!);
-      readExtents(file.readInto, req.extents, req.pages, pageSize);
-    }
-  } catch (e) {
-    Atomics.sub(queued, index, 1);
-    const reply: WorkReply = { id: req.id, error: (e as Error).message, pages: req.pages, out: req.out };
+  const batch = compressRequest(req);
+  Atomics.sub(queued, index, 1);
+  if (batch instanceof BatchReadError) {
+    const reply: WorkReply = { id: req.id, error: batch.message, pages: req.pages, out: req.out };
     parentPort!.postMessage(reply, [req.pages.buffer as ArrayBuffer, req.out.buffer as ArrayBuffer]);
     return;
   }
-  const { sizes, data, pages } = compressBatch(compress, req.pages, req.count, pageSize, req.skip, req.out, isZero);
-  Atomics.sub(queued, index, 1);
+  const { sizes, data, pages } = batch;
   const reply: WorkReply = { id: req.id, sizes, data, pages };
   parentPort!.postMessage(reply, [sizes.buffer as ArrayBuffer, data.buffer as ArrayBuffer, pages.buffer as ArrayBuffer]);
 });
+
+/** The batch, or why its pages could not be read. Any other error (a bug) is the thread's error event, which fails the save. */
+function compressRequest(req: WorkRequest): CompressedBatch | BatchReadError {
+  if (req.extents && req.extents.length > 0) {
+    try {
+      file ??= openVmcoreSource(source!);
+    } catch (e) {
+      return new BatchReadError((e as Error).message, req.pages, req.out);
+    }
+  }
+  try {
+    return compressBatch(compress, req.pages, req.count, pageSize, req.skip, req.out, isZero, req.extents, file);
+  } catch (e) {
+    if (e instanceof BatchReadError) return e;
+    throw e;
+  }
+}
 
 function scanShare({ exclusion: job }: ExclusionRequest): void {
   // Left out already (this thread was loading while the main thread scanned): nothing to open.
