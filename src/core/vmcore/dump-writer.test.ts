@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { compressBatch, type ExtentSource, type PageCompressInto } from "./batch.js";
+import { PAGE_SKIPPED, PAGE_ZERO, batchOutBytes, compressBatch, type ExtentSource, type PageCompressInto } from "./batch.js";
 import { LZO_HASH_BITS, lzo1xCompressInto } from "./codecs.js";
 import { BatchReadError, ElfLoadPlanner, prepareDumpBitmaps, writeElfDump, writeKdumpDump, type BatchCompressor, type DumpExclusion, type DumpOptions, type DumpSink } from "./dump-writer.js";
 import { clearBit } from "./exclude.js";
@@ -95,6 +95,53 @@ function source(pages = 600): { core: Vmcore; s: ReturnType<typeof syntheticVmco
   const s = syntheticVmcore(pages);
   return { core: openVmcore(bytesAccess(s.bytes), "synthetic"), s, compressor: lzoCompressor(s.bytes) };
 }
+
+test("compressBatch: pages seen in place, read, or read once views are refused make the same batch; a failed read carries both buffers", () => {
+  const table = new Int32Array(1 << LZO_HASH_BITS);
+  const compress: PageCompressInto = (src, from, dst, at) => lzo1xCompressInto(src, new DataView(src.buffer, src.byteOffset, src.byteLength), from, PS, dst, at, at + PS - 1, table);
+  // A file of 40 pages at an offset that is not page-aligned: text, zero, and incompressible pages.
+  const base = 1234;
+  const file = new Uint8Array(base + 40 * PS);
+  let seed = 7;
+  for (let p = 0; p < 40; p++) {
+    const page = file.subarray(base + p * PS, base + (p + 1) * PS);
+    if (p % 5 === 1) continue;
+    if (p % 7 === 3) { for (let i = 0; i < PS; i++) page[i] = (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24; continue; }
+    page.set(new TextEncoder().encode(`page ${p} `.repeat(PS / 8)).subarray(0, PS));
+  }
+  const count = 24;
+  // Batch pages 0-6 and 10-21 from the file (two extents), 7-9 and 22-23 put in the batch by the caller.
+  const extents = Float64Array.from([0, base + 3 * PS, 7, 10, base + 17 * PS, 12]);
+  const fromFile = [...Array.from({ length: 7 }, (_, k) => 3 + k), -1, -1, -1, ...Array.from({ length: 12 }, (_, k) => 17 + k), -1, -1];
+  const skip = new Uint8Array(count);
+  skip[4] = 1;
+  skip[12] = 1;
+  const filled = (): Uint8Array => {
+    const pages = new Uint8Array(count * PS);
+    for (const k of [7, 8, 9, 22, 23]) pages.fill(k, k * PS, k * PS + 100);
+    return pages;
+  };
+  // What every way must give: the batch with all its pages copied in first.
+  const whole = filled();
+  for (const [k, p] of fromFile.entries()) if (p >= 0) whole.set(file.subarray(base + p * PS, base + (p + 1) * PS), k * PS);
+  const expected = compressBatch(compress, whole, count, PS, skip, new Uint8Array(batchOutBytes(count, PS)));
+  assert.ok(expected.sizes.includes(PAGE_ZERO) && expected.sizes.includes(PS) && expected.sizes.includes(PAGE_SKIPPED), "zero, raw and skipped pages are all in the batch");
+  const readOnly = { readInto: (offset: bigint, dst: Uint8Array, at: number, length: number) => dst.set(file.subarray(Number(offset), Number(offset) + length), at) };
+  let views = 0;
+  const refusedAfterOne: ExtentSource = { ...readOnly, view: (offset, length) => (views++ === 0 ? { bytes: file, from: offset, length: Math.min(length, 2 * PS) } : undefined) };
+  for (const [name, source] of [["read", readOnly], ["seen in windows", windowedSource(file)], ["seen, then refused", refusedAfterOne]] as const) {
+    const got = compressBatch(compress, filled(), count, PS, skip, new Uint8Array(batchOutBytes(count, PS)), undefined, extents, source);
+    assert.deepEqual([...got.sizes], [...expected.sizes], name);
+    assert.deepEqual(got.data, expected.data, name);
+  }
+  // Seen, refused (the rest of that extent read at once), refused for the second extent.
+  assert.equal(views, 3, "a refused view is not asked for again within its extent");
+  const pages = filled();
+  const out = new Uint8Array(batchOutBytes(count, PS));
+  const failing: ExtentSource = { readInto: () => { throw new Error("synthetic: read error at offset 0x4000"); } };
+  assert.throws(() => compressBatch(compress, pages, count, PS, skip, out, undefined, extents, failing),
+    (e: unknown) => e instanceof BatchReadError && e.message === "synthetic: read error at offset 0x4000" && e.pages === pages && e.out === out);
+});
 
 test("dump writer (kdump): every header field as makedumpfile fills it, from the crashed kernel's own data", async () => {
   const { core, compressor } = source();

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KexecError } from "../../core/errors.js";
 import { openRandomAccess } from "./file.js";
-import { openMappedFile } from "./mapped-file.js";
+import { openMappedFile, openViewedFile } from "./mapped-file.js";
 
 test("openRandomAccess: a directory, or a FIFO, is refused by what it is, before a read (not a 'failing device', not a wait for a writer)", () => {
   const dir = mkdtempSync(join(tmpdir(), "kexec-ts-file-"));
@@ -46,11 +46,11 @@ test("a FIFO nobody writes, given as a vmcore, is refused by kind, not opened (t
   }
 });
 
-test("a source that cannot be opened is said in words with its errno, by both readers (read(2) and mmap)", () => {
+test("a source that cannot be opened is said in words with its errno, by every reader (read(2), mmap, read(2) with views)", () => {
   const dir = mkdtempSync(join(tmpdir(), "kexec-ts-open-"));
   try {
     const missing = join(dir, "vmcore");
-    for (const open of [openRandomAccess, openMappedFile]) {
+    for (const open of [openRandomAccess, openMappedFile, openViewedFile]) {
       assert.throws(() => open(missing), (e: unknown) =>
         e instanceof KexecError && e.code === "io" && e.message === `cannot open ${missing}: no such file or directory (ENOENT)` &&
         e.data.file === missing && e.data.errno === "ENOENT" && /needs root/.test(e.hint ?? ""));

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { hex } from "../../core/format.js";
 import { missingInput } from "../test-inputs.js";
-import { WINDOW, isMapFailed, openMappedFile } from "./mapped-file.js";
+import { WINDOW, isMapFailed, openMappedFile, openViewedFile } from "./mapped-file.js";
 import { tryKoffi } from "../ffi.js";
 
 test("reads through mmap windows give the file's bytes, across window edges and after evictions", () => {
@@ -35,6 +35,54 @@ test("reads through mmap windows give the file's bytes, across window edges and 
       assert.throws(() => f.read(BigInt(size - 10), 11), /run past the end/);
     } finally {
       f.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("views show a file's bytes in place, a window at most, all through one buffer; one window of the file is mapped at a time, and reads are read()", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-viewed-"));
+  try {
+    // Three windows and a short fourth.
+    const size = 3 * WINDOW + 3 * 4096 + 100;
+    const data = new Uint8Array(size);
+    for (let i = 0; i + 4 <= size; i += 4) new DataView(data.buffer).setUint32(i, (i * 2246822519) >>> 0, true);
+    const path = join(dir, "f");
+    writeFileSync(path, data);
+    for (const open of [openViewedFile, openMappedFile]) {
+      const f = open(path)!;
+      assert.ok(f?.view !== undefined, `${open.name}: koffi loads here, and the file can be seen in place`);
+      try {
+        const buffers = new Set<ArrayBufferLike>();
+        fc.assert(fc.property(fc.integer({ min: 0, max: size - 1 }), fc.integer({ min: 1, max: 2 * WINDOW }), (offset, want) => {
+          const length = Math.min(want, size - offset);
+          const seen = f.view!(offset, length)!;
+          assert.ok(seen !== undefined, `${open.name}: mapped`);
+          // As far as the window goes: to the asked length, or to the window's end.
+          assert.equal(seen.length, Math.min(length, WINDOW - (offset % WINDOW)));
+          assert.deepEqual(seen.bytes.subarray(seen.from, seen.from + seen.length), data.subarray(offset, offset + seen.length), `${seen.length} bytes at ${hex(offset)}`);
+          buffers.add(seen.bytes.buffer);
+        }), { numRuns: 50 });
+        // The windows are mapped over each other: no memory for V8 to count per window.
+        assert.equal(buffers.size, 1, `${open.name}: one buffer under every view`);
+        assert.throws(() => f.view!(size - 10, 11), /run past the end/);
+        if (open === openViewedFile) {
+          f.view!(0, 4096);
+          f.read(BigInt(2 * WINDOW), 4096);
+          assert.deepEqual(mappedOffsets(path), [0], "the window last seen, and nothing for the read");
+        }
+      } finally {
+        f.close();
+      }
+      assert.deepEqual(mappedOffsets(path), [], `${open.name}: close unmaps`);
+    }
+    // Not a regular file: read() only, no views.
+    const device = openViewedFile("/dev/zero")!;
+    try {
+      assert.equal(device.view, undefined);
+    } finally {
+      device.close();
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
