@@ -67,8 +67,8 @@ export function wordsZeroTest(pageSize: number): ZeroPageTest {
 
 /**
  * Where a batch's pages are in the source file, as triples (first page index in the batch, file
- * offset, page count): the thread that compresses reads them itself, so reading is spread over the
- * compression threads instead of queueing in the one that writes.
+ * offset, page count), in the batch's order: the thread that compresses takes them from the file
+ * itself, so reading is spread over the compression threads instead of queueing in the one that writes.
  */
 export type FileExtents = Float64Array;
 

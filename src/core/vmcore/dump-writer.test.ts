@@ -1,8 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { PAGE_SKIPPED, PAGE_ZERO, batchOutBytes, compressBatch, type ExtentSource, type PageCompressInto } from "./batch.js";
+import { BatchReadError, PAGE_SKIPPED, PAGE_ZERO, batchOutBytes, compressBatch, type ExtentSource, type PageCompressInto } from "./batch.js";
 import { LZO_HASH_BITS, lzo1xCompressInto } from "./codecs.js";
-import { BatchReadError, ElfLoadPlanner, prepareDumpBitmaps, writeElfDump, writeKdumpDump, type BatchCompressor, type DumpExclusion, type DumpOptions, type DumpSink } from "./dump-writer.js";
+import { ElfLoadPlanner, prepareDumpBitmaps, writeElfDump, writeKdumpDump, type BatchCompressor, type DumpExclusion, type DumpOptions, type DumpSink } from "./dump-writer.js";
 import { clearBit } from "./exclude.js";
 import { DISK_DUMP_HEADER_64, DUMP_DH_COMPRESSED_INCOMPLETE, DUMP_DH_COMPRESSED_LZO, KDUMP_HEADER_VERSION, KDUMP_SUB_HEADER_64, PAGE_DESC, PAGE_DESC_SIZE, readDiskDumpHeader, readKdump } from "./kdump.js";
 import { offsetOf, readStruct } from "../bytes/layout.js";

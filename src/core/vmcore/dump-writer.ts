@@ -53,13 +53,11 @@ export interface DumpSink {
   readBack?(offset: bigint, into: Uint8Array): void;
 }
 
-export { BatchReadError };
-
 export interface BatchCompressor {
   /**
    * `pages` and `out` (each as big as the batch) belong to the compressor until the promise
    * settles; they come back in the result (or in a BatchReadError). With `extents`, those pages
-   * are read from the source file first, by the thread that compresses them.
+   * are taken from the source file by the thread that compresses them (compressBatch).
    */
   submit(pages: Uint8Array, count: number, skip: Uint8Array, out: Uint8Array, extents?: FileExtents): Promise<CompressedBatch>;
   /** One page, in the calling thread (the log's pages, stored before the batches). */

@@ -125,7 +125,7 @@ export function openMappedFile(path: string): OpenFile | undefined {
 
 /**
  * A regular file read through read(), whose pages a save compresses are seen in place; undefined
- * where koffi cannot be loaded or the path is not a regular file (a device: read() only).
+ * where koffi cannot be loaded. Anything else (a device) is read through read() only, without views.
  */
 export function openViewedFile(path: string): OpenFile | undefined {
   const koffi = tryKoffi();

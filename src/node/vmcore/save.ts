@@ -233,7 +233,7 @@ export async function saveVmcoreTo(opts: SaveOptions): Promise<SaveResult> {
     const threads = opts.format === "elf" || opts.codec === "none" ? 0 : resolveThreads(opts.threads, presentBytes, opts.dumpLevel, opts.codec);
     // With threads to share the exclusion scan, the dumpable bitmap is made in shared memory.
     const sharedScan = threads > 0 && core.elf !== undefined && core.vmcoreinfo !== undefined && (opts.dumpLevel & ~DL_EXCLUDE_ZERO) !== 0;
-    // An ELF source is read by the compressing threads themselves (positioned reads of whole runs).
+    // An ELF source is read by the compressing threads themselves: whole runs, seen in place through a mapping (or read).
     const source: SourceFile | undefined = core.elf ? { path: opts.src, readInto: src.readInto, ...(src.view ? { view: src.view } : {}) } : undefined;
     const compressor = threads > 0 ? workerCompressor(opts.codec, ps, threads, source) : inlineCompressor(opts.codec, ps, source);
     try {

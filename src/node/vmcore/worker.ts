@@ -35,7 +35,7 @@ const isZero = zeroPageTest(pageSize);
 // terminating a thread while koffi registers itself aborts the whole process.
 Atomics.store(loaded, index, 1);
 parentPort!.postMessage({ ready: true });
-// Each thread opens the source itself: its own descriptor, positioned reads.
+// Each thread opens the source itself: its own descriptor and mapping windows.
 let file: OpenFile | undefined;
 /** What this thread's shares of the exclusion scan keep between windows (a request per window). */
 interface ScanState { core: Vmcore; present: PresentPages; scanBuffer?: Uint8Array }
