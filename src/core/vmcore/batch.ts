@@ -4,6 +4,7 @@
  * zlib/liblzo2/libzstd through koffi in Node, or the built-in encoders), so the same code runs in
  * the main thread, in a worker, or in a browser.
  */
+import type { SourceView } from "./memory.js";
 
 /**
  * Compresses the page src[from, from+pageSize) into dst at `at` and returns its length, or -1
@@ -72,16 +73,13 @@ export function wordsZeroTest(pageSize: number): ZeroPageTest {
  */
 export type FileExtents = Float64Array;
 
-/** Bytes of a source seen in place: `bytes[from, from + length)`. */
-export interface SourceView { bytes: Uint8Array; from: number; length: number }
-
 /** The source file, as the thread that compresses a batch reads its extents. */
 export interface ExtentSource {
   readInto(offset: bigint, out: Uint8Array, at: number, length: number): void;
   /**
    * The bytes from `offset` on, as many of `length` as one mapping holds, in place: compressed from
-   * there, not copied into the batch first. Valid only until the source's next call (a window may
-   * then be unmapped). Undefined where the source is not mapped: the bytes are read instead.
+   * there, not copied into the batch first (RandomAccess.view). Undefined where the source is not
+   * mapped: the bytes are read instead.
    */
   view?(offset: number, length: number): SourceView | undefined;
 }

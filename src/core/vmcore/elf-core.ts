@@ -192,6 +192,17 @@ export function elfCoreMemory(core: ElfCore, file: RandomAccess, pageSize: numbe
       else dst.set(file.read(BigInt(run.offset), count * pageSize), at);
       return true;
     },
+    ...(file.view === undefined ? {} : {
+      view(paddr: bigint, length: number) {
+        const pfn = Number(paddr / ps);
+        const within = Number(paddr % ps);
+        const pages = Math.ceil((within + length) / pageSize);
+        const run = fileRun(pfn, pages);
+        if (!run || run.pages < pages) return undefined;
+        const seen = file.view!(run.offset + within, length);
+        return seen !== undefined && seen.length === length ? seen : undefined;
+      },
+    }),
     readPage(pfn: bigint): Uint8Array | undefined {
       const paddr = pfn * ps;
       let seg = segments[last];

@@ -3,12 +3,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { PresentPages, excludeByPageFlags, presentBitmaps, setBit, testBit, type DumpBitmaps } from "./exclude.js";
-import type { PhysRange } from "./memory.js";
+import type { PhysRange, RandomAccess, SourceView } from "./memory.js";
 import { KDUMP_WRITER_LIMIT } from "./page-frame-limits.js";
 import { openVmcore, vmcoreKernelMemory } from "./vmcore.js";
 import { cachedVmcorePath } from "../../node/kernel-cache.js";
 import { missingInput } from "../../node/test-inputs.js";
 import { openRandomAccess } from "../../node/vmcore/file.js";
+import { openViewedFile } from "../../node/vmcore/mapped-file.js";
 
 const REAL = cachedVmcorePath("amd64-6.1");
 
@@ -116,5 +117,47 @@ test("exclusion scan split between two threads' claims clears the same pages, an
     assert.ok(first.counts.free > 0n && second.counts.free > 0n, "both threads' shares excluded pages");
   } finally {
     file.close();
+  }
+});
+
+test("exclusion scan with struct pages seen in place (a mapped file, or views spoiled at the next view) clears the same pages as reading them (real 6.1 vmcore, -d 31)", (t) => {
+  if (!existsSync(REAL)) return missingInput(t, `no captured vmcore at ${REAL} (run: node dist/lab/capture-vmcore.js, or the e2e suite's vmcore-amd64-6.1)`);
+  const scanWith = (file: RandomAccess): DumpBitmaps => {
+    const core = openVmcore(file, REAL);
+    const bitmaps = presentBitmaps(core.memory.ranges, 4096);
+    excludeByPageFlags(vmcoreKernelMemory(core), core.vmcoreinfo!, bitmaps, 31, 4096);
+    return bitmaps;
+  };
+  const plain = openRandomAccess(REAL);
+  const mapped = openViewedFile(REAL)!;
+  try {
+    assert.equal(plain.view, undefined);
+    const read = scanWith(plain);
+    assert.ok(read.counts.free > 0n && read.counts.cache > 0n, "the scan excluded free and cache pages (it ran)");
+    // Views as copies of 3 MiB windows, each filled with garbage at the next view: a scan that
+    // kept using one after asking for another would see it.
+    let last: Uint8Array | undefined;
+    let whole = 0;
+    const spoiled: RandomAccess = {
+      size: plain.size, read: plain.read, readInto: plain.readInto,
+      view(offset: number, length: number): SourceView {
+        last?.fill(0xa5);
+        const n = Math.min(length, 3 << 20);
+        last = plain.read(BigInt(offset), n).slice();
+        if (n === length) whole++;
+        return { bytes: last, from: 0, length: n };
+      },
+    };
+    let inPlace = 0;
+    const counted: RandomAccess = { ...mapped, view: (offset, length) => { const v = mapped.view!(offset, length); if (v?.length === length) inPlace++; return v; } };
+    for (const [name, file] of [["spoiled views", spoiled], ["a mapped file", counted]] as const) {
+      const seen = scanWith(file);
+      assert.deepEqual(Buffer.from(seen.dumpable), Buffer.from(read.dumpable), `${name}: the same pages stay dumpable`);
+      assert.deepEqual(seen.counts, read.counts, name);
+    }
+    assert.ok(whole >= 4 && inPlace >= 4, `sections' struct pages were seen whole in place (${whole} and ${inPlace} times)`);
+  } finally {
+    plain.close();
+    mapped.close();
   }
 });

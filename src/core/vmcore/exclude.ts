@@ -318,10 +318,20 @@ export function excludeByPageFlags(mem: KernelMemory, info: VmcoreInfo, bitmaps:
         if (claimed !== group) continue;
       }
       const bytes = count * pageStruct;
-      if (buffer.length < bytes) buffer = bitmaps.scanBuffer = new Uint8Array(bytes);
-      mem.readInto(memMap + BigInt(first) * BigInt(pageStruct), buffer, 0, bytes, what);
-      at.pages = buffer;
-      at.words = new Uint32Array(buffer.buffer, 0, bytes >>> 2);
+      const vaddr = memMap + BigInt(first) * BigInt(pageStruct);
+      // In place where the source is mapped (a section's struct pages lie together physically:
+      // vmemmap maps them with 2 MiB pages), not copied into the buffer first: at 16 GiB the
+      // copies were 256 MiB. The words need a 4-byte aligned place.
+      const seen = mem.view(vaddr, bytes, what);
+      if (seen !== undefined && ((seen.bytes.byteOffset + seen.from) & 3) === 0) {
+        at.pages = seen.bytes.subarray(seen.from, seen.from + bytes);
+        at.words = new Uint32Array(seen.bytes.buffer, seen.bytes.byteOffset + seen.from, bytes >>> 2);
+      } else {
+        if (buffer.length < bytes) buffer = bitmaps.scanBuffer = new Uint8Array(bytes);
+        mem.readInto(vaddr, buffer, 0, bytes, what);
+        at.pages = buffer;
+        at.words = new Uint32Array(buffer.buffer, 0, bytes >>> 2);
+      }
       at.first = first;
       at.count = count;
       at.from = 0;

@@ -14,7 +14,7 @@
  */
 import { KexecError } from "../errors.js";
 import { hex } from "../format.js";
-import { fieldName, readPhysical, u32At, u64At, type Field, type PhysicalMemory } from "./memory.js";
+import { fieldName, readPhysical, u32At, u64At, type Field, type PhysicalMemory, type SourceView } from "./memory.js";
 import type { VmcoreInfo } from "./vmcoreinfo.js";
 import type { PagingFormat } from "../pgtable/format.js";
 import { walkPageTable } from "../pgtable/walk.js";
@@ -44,6 +44,11 @@ export interface KernelMemory {
   read(vaddr: bigint, length: number, field: Field): Uint8Array;
   /** The same bytes into dst at `at` (a scan of the struct page array reuses one buffer). */
   readInto(vaddr: bigint, dst: Uint8Array, at: number, length: number, field: Field): void;
+  /**
+   * The same bytes in place (PhysicalMemory.view: valid until the next view), when they lie
+   * together physically and the source shows them so; else undefined, and the caller reads them.
+   */
+  view(vaddr: bigint, length: number, field: Field): SourceView | undefined;
   u64(vaddr: bigint, field: Field): bigint;
   /** sizeof(long) and of a pointer in the crashed kernel: 8 on x86_64, 4 on i386. */
   pointerSize: 4 | 8;
@@ -246,14 +251,23 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
     while (done < length) {
       const at = vaddr + BigInt(done);
       const start = translate(at, field);
-      // Virtual pages that follow each other physically are read as one run.
-      let n = Math.min(length - done, contiguousFrom(at));
-      for (let next = at + BigInt(n); done + n < length && translate(next, field) === start + BigInt(n); next = at + BigInt(n)) {
-        n += Math.min(length - done - n, contiguousFrom(next));
-      }
+      const n = physicallyTogether(at, start, length - done, field);
       readPhysicalRunInto(phys, start, out, outAt + done, n, field);
       done += n;
     }
+  };
+  /** Of `length` bytes from vaddr (at paddr `start`), how many follow each other physically: virtual pages in a run. */
+  const physicallyTogether = (vaddr: bigint, start: bigint, length: number, field: Field): number => {
+    let n = Math.min(length, contiguousFrom(vaddr));
+    for (let next = vaddr + BigInt(n); n < length && translate(next, field) === start + BigInt(n); next = vaddr + BigInt(n)) {
+      n += Math.min(length - n, contiguousFrom(next));
+    }
+    return n;
+  };
+  const view = (vaddr: bigint, length: number, field: Field): SourceView | undefined => {
+    if (phys.view === undefined) return undefined;
+    const start = translate(vaddr, field);
+    return physicallyTogether(vaddr, start, length, field) === length ? phys.view(start, length) : undefined;
   };
   const read = (vaddr: bigint, length: number, field: Field): Uint8Array => {
     const out = new Uint8Array(length);
@@ -269,7 +283,7 @@ export function kernelMemory(phys: PhysicalMemory, options: KernelMemoryOptions)
   };
   const pointerSize = i386 ? 4 : 8;
   return {
-    phys, translate, read, readInto, u64: (vaddr, field) => u64At(read(vaddr, 8, field), 0), pageTablePages, pointerSize,
+    phys, translate, read, readInto, view, u64: (vaddr, field) => u64At(read(vaddr, 8, field), 0), pageTablePages, pointerSize,
     ulong: (vaddr, field) => (i386 ? BigInt(u32At(read(vaddr, 4, field), 0)) : u64At(read(vaddr, 8, field), 0)),
   };
 }

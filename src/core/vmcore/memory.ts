@@ -13,7 +13,16 @@ export interface RandomAccess {
   read(offset: bigint, length: number): Uint8Array;
   /** Optional: the same bytes into dst at `at`, without allocating (the save path reads GiBs this way). */
   readInto?(offset: bigint, dst: Uint8Array, at: number, length: number): void;
+  /**
+   * Optional, where the file is mapped: the bytes from `offset` on, as many of `length` as one
+   * mapping holds, in place. Valid only until the next call of `view` (its window may then be
+   * mapped over); reads leave it be. Undefined where the bytes cannot be seen in place.
+   */
+  view?(offset: number, length: number): SourceView | undefined;
 }
+
+/** Bytes of a source seen in place: `bytes[from, from + length)`. */
+export interface SourceView { bytes: Uint8Array; from: number; length: number }
 
 export function bytesAccess(bytes: Uint8Array, what = "vmcore"): RandomAccess {
   return {
@@ -63,6 +72,8 @@ export interface PhysicalMemory {
   fileRun?(pfn: number, max: number): { offset: number; pages: number } | undefined;
   /** Optional: whether a page is stored, without reading it (kdump files answer from their bitmap). */
   hasPage?(pfn: bigint): boolean;
+  /** Optional: `length` bytes from `paddr` in place (RandomAccess.view), or undefined when they are not all in one view. */
+  view?(paddr: bigint, length: number): SourceView | undefined;
 }
 
 /**

@@ -3,15 +3,12 @@ import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
 import { KexecError } from "../../core/errors.js";
 import { hex } from "../../core/format.js";
 import type { RandomAccess } from "../../core/vmcore/memory.js";
-import type { SourceView } from "../../core/vmcore/batch.js";
 import { errnoText, fileKind } from "../files.js";
 
 export interface OpenFile extends RandomAccess {
   readonly path: string;
   readonly fd: number;
   readInto(offset: bigint, out: Uint8Array, at: number, length: number): void;
-  /** Bytes in place, where the file is mapped (mapped-file.ts; ExtentSource.view says how long they stay). */
-  view?(offset: number, length: number): SourceView | undefined;
   close(): void;
 }
 

@@ -27,13 +27,15 @@ import { closeSync, fstatSync } from "node:fs";
 import { KexecError } from "../../core/errors.js";
 import { hex } from "../../core/format.js";
 import { tryKoffi, type Koffi } from "../ffi.js";
-import type { SourceView } from "../../core/vmcore/batch.js";
+import type { SourceView } from "../../core/vmcore/memory.js";
 import { SOURCE_FAILING, openRandomAccess, openVmcoreFile, pastEndOfFile, readFullyAt, type OpenFile } from "./file.js";
 
 /** makedumpfile's default window on /proc/vmcore is 4 MiB too. */
 export const WINDOW = 4 << 20;
 /** Windows kept for the reads of /proc/vmcore. */
 const WINDOWS_KEPT = 4;
+/** mmap's unit of file offsets on x86. */
+const PAGE = 4096;
 const PROT_NONE = 0;
 const PROT_READ = 1;
 const MAP_PRIVATE = 2;
@@ -93,7 +95,7 @@ export function openMappedFile(path: string): OpenFile | undefined {
     let pos = Number(offset);
     let done = 0;
     while (done < length) {
-      const w = windows.holding(pos, false);
+      const w = windows.holding(pos);
       if (w === undefined) {
         // mmap refused: read() from here on, the rest of this read included.
         readFullyAt(fd, path, BigInt(pos), out, at + done, length - done, SOURCE_FAILING, (end) =>
@@ -180,16 +182,27 @@ class WindowMapper {
     this.inPlace = slot(kept);
   }
 
-  /** The bytes from `offset` on, as many of `length` as one window holds, in place; undefined once mmap has been refused. */
+  /**
+   * The bytes from `offset` on, as many of `length` as one window holds, in place; undefined once
+   * mmap has been refused. Up to a window less a page comes whole: a window for a view starts at
+   * the page of its first byte (a section's struct pages, 2 MiB, are seen in one piece).
+   */
   view(offset: number, length: number): SourceView | undefined {
-    const w = this.holding(offset, true);
-    if (w === undefined) return undefined;
+    const whole = Math.min(length, WINDOW - PAGE);
+    const holds = (w: Slot): boolean => offset >= w.start && offset + whole <= w.start + w.length;
+    // Only from the view slot: reads remap the kept ones, and a view must outlive them.
+    let w = this.inPlace !== undefined && holds(this.inPlace) ? this.inPlace : undefined;
+    if (w === undefined) {
+      if (!this.works) return undefined;
+      w = this.mapInto(this.inPlace!, offset - (offset % PAGE));
+      if (w === undefined) return undefined;
+    }
     const from = offset - w.start;
     return { bytes: w.bytes, from, length: Math.min(length, w.length - from) };
   }
 
-  /** The window holding `offset`, mapped now if no slot holds it: into the view slot for a view, else the least recently used kept slot. */
-  holding(offset: number, forView: boolean): Slot | undefined {
+  /** The window holding `offset`, for a read: mapped now into the least recently used kept slot if no slot holds it. */
+  holding(offset: number): Slot | undefined {
     const held = (w: Slot): boolean => offset >= w.start && offset < w.start + w.length;
     if (this.inPlace !== undefined && held(this.inPlace)) return this.inPlace;
     const hit = this.kept.findIndex(held);
@@ -198,19 +211,18 @@ class WindowMapper {
       this.kept.unshift(w!);
       return w;
     }
-    if (!this.works) return undefined;
-    let w: Slot;
-    if (forView || this.kept.length === 0) w = this.inPlace!;
-    else {
-      w = this.kept.pop()!;
-      this.kept.unshift(w);
-    }
-    const start = offset - (offset % WINDOW);
+    if (!this.works || this.kept.length === 0) return undefined;
+    const w = this.kept.pop()!;
+    this.kept.unshift(w);
+    return this.mapInto(w, offset - (offset % WINDOW));
+  }
+
+  /** The window from `start` (a page boundary) mapped into slot `w`, over what it held; undefined, and read() from now on, where the kernel refuses. */
+  private mapInto(w: Slot, start: number): Slot | undefined {
     const length = Math.min(WINDOW, this.size - start);
-    // Mapped over the window the slot held.
     w.length = 0;
     if (Number(this.mapAt(w.at, length, PROT_READ, MAP_PRIVATE | MAP_FIXED, this.fd, start)) !== w.at) {
-      // Refused: read() from here on. What the slot held was unmapped first.
+      // What the slot held was unmapped first.
       w.lost = true;
       this.works = false;
       return undefined;
