@@ -34,8 +34,6 @@ import { SOURCE_FAILING, openRandomAccess, openVmcoreFile, pastEndOfFile, readFu
 export const WINDOW = 4 << 20;
 /** Windows kept for the reads of /proc/vmcore. */
 const WINDOWS_KEPT = 4;
-/** mmap's unit of file offsets on x86. */
-const PAGE = 4096;
 const PROT_NONE = 0;
 const PROT_READ = 1;
 const MAP_PRIVATE = 2;
@@ -184,17 +182,20 @@ class WindowMapper {
 
   /**
    * The bytes from `offset` on, as many of `length` as one window holds, in place; undefined once
-   * mmap has been refused. Up to a window less a page comes whole: a window for a view starts at
-   * the page of its first byte (a section's struct pages, 2 MiB, are seen in one piece).
+   * mmap has been refused. Up to half a window comes whole (a section's struct pages, 2 MiB, in one
+   * piece): a window for a view starts at the half-window boundary below its first byte. Not at
+   * that byte's page: the kernel maps a large folio of the page cache whole only where the
+   * window's address and file offset agree modulo its size, and a window from any page made 4 GiB
+   * -d 1 lzo on one CPU 7% slower (1.534 against 1.431 s).
    */
   view(offset: number, length: number): SourceView | undefined {
-    const whole = Math.min(length, WINDOW - PAGE);
+    const whole = Math.min(length, WINDOW / 2);
     const holds = (w: Slot): boolean => offset >= w.start && offset + whole <= w.start + w.length;
     // Only from the view slot: reads remap the kept ones, and a view must outlive them.
     let w = this.inPlace !== undefined && holds(this.inPlace) ? this.inPlace : undefined;
     if (w === undefined) {
       if (!this.works) return undefined;
-      w = this.mapInto(this.inPlace!, offset - (offset % PAGE));
+      w = this.mapInto(this.inPlace!, offset - (offset % (WINDOW / 2)));
       if (w === undefined) return undefined;
     }
     const from = offset - w.start;
@@ -217,7 +218,7 @@ class WindowMapper {
     return this.mapInto(w, offset - (offset % WINDOW));
   }
 
-  /** The window from `start` (a page boundary) mapped into slot `w`, over what it held; undefined, and read() from now on, where the kernel refuses. */
+  /** The window from `start` (a multiple of the page size) mapped into slot `w`, over what it held; undefined, and read() from now on, where the kernel refuses. */
   private mapInto(w: Slot, start: number): Slot | undefined {
     const length = Math.min(WINDOW, this.size - start);
     w.length = 0;
