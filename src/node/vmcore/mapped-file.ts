@@ -5,17 +5,16 @@
  * memory through a mapping made and torn down for that page alone (copy_oldmem_page: ioremap,
  * copy, iounmap, a TLB flush each time); mmap() maps a whole window of old memory into this
  * process at once (remap_oldmem_pfn_range, Linux 3.11 and later), and reading it is a memory
- * copy. A few windows stay mapped, most recently used first, because a save reads both in order
- * (the pages, window after window) and here and there (struct pages and page tables for the
- * exclusion scan).
+ * copy. A few windows stay mapped, most recently used first: a save reads here and there
+ * (headers, page tables, the log).
  *
- * Of any vmcore, /proc/vmcore or a file, the pages a save compresses are seen in place (`view`),
- * in a window of their own, and compressed from there: read() copied every byte of the vmcore
- * once more (0.17 s of system time per GiB here), and the compressor then read the copy. 4 GiB
- * -d 1 lzo on one CPU took 1.38 s against 1.59 (makedumpfile 1.24), 1.04 against 1.11 s with a
- * worker (alternating runs, medians, stop 44). A file's other reads (headers, the log, the
- * exclusion scan's struct pages) stay read() copies: a fault maps more of a file than the page it
- * is on, and the 162 log pages of a 1 GiB vmcore, read through kept windows, left 15.6 MiB of it
+ * Of any vmcore, /proc/vmcore or a file, the bytes a save goes through are seen in place
+ * (`view`), in a window of their own: the pages it compresses, and the struct pages its exclusion
+ * scan reads (exclude.ts). read() copied them once more (0.17 s of system time per GiB here), and
+ * the compressor or the scan then read the copy. 4 GiB -d 1 lzo on one CPU took 1.38 s against
+ * 1.59 (makedumpfile 1.24), 1.04 against 1.11 s with a worker (alternating runs, medians, stop
+ * 44). A file's other reads stay read() copies: a fault maps more of a file than the page it is
+ * on, and the 162 log pages of a 1 GiB vmcore, read through kept windows, left 15.6 MiB of it
  * resident.
  *
  * Where mmap is refused (a kernel without it, a file system without it) the reads fall back to
@@ -149,8 +148,8 @@ export function openViewedFile(path: string): OpenFile | undefined {
 
 /**
  * A file's windows in slots of reserved address space: `kept` for reads, least recently used
- * remapped first, and one for views, remapped at each view outside it (ExtentSource.view: valid
- * until the next call). The view slot is apart so that its pages, all touched, are resident once,
+ * remapped first, and one for views, remapped at each view outside it (RandomAccess.view: valid
+ * until the next view). The view slot is apart so that its pages, all touched, are resident once,
  * not in every kept slot: 1 GiB -d 1 lzo peaked at 97-99 MiB with views in the kept slots.
  */
 class WindowMapper {
@@ -184,9 +183,9 @@ class WindowMapper {
    * The bytes from `offset` on, as many of `length` as one window holds, in place; undefined once
    * mmap has been refused. Up to half a window comes whole (a section's struct pages, 2 MiB, in one
    * piece): a window for a view starts at the half-window boundary below its first byte. Not at
-   * that byte's page: the kernel maps a large folio of the page cache whole only where the
-   * window's address and file offset agree modulo its size, and a window from any page made 4 GiB
-   * -d 1 lzo on one CPU 7% slower (1.534 against 1.431 s).
+   * that byte's page: windows from any page made 4 GiB -d 1 lzo on one CPU 7% slower (1.534
+   * against 1.431 s), likely because the kernel can map a large folio of the page cache whole
+   * only where a window's address and file offset agree modulo the folio's size.
    */
   view(offset: number, length: number): SourceView | undefined {
     const whole = Math.min(length, WINDOW / 2);
