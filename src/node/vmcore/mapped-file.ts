@@ -84,9 +84,7 @@ export function openMappedFile(path: string): OpenFile | undefined {
   const fd = openVmcoreFile(path);
   const size = fstatSync(fd).size;
   const windows = new WindowMapper(koffi, fd, size, WINDOWS_KEPT);
-  const checkInside = (offset: bigint, length: number): void => {
-    if (Number(offset) + length > size) throw pastEndOfFile(path, offset, length, BigInt(size));
-  };
+  const checkInside = (offset: bigint, length: number): void => throwPastEnd(path, size, Number(offset), length);
   const readInto = (offset: bigint, out: Uint8Array, at: number, length: number): void => {
     checkInside(offset, length);
     let pos = Number(offset);
@@ -122,6 +120,11 @@ export function openMappedFile(path: string): OpenFile | undefined {
   };
 }
 
+/** A read or view of `length` bytes at `offset` of a file of `size` bytes must lie inside it (pastEndOfFile says where not). */
+function throwPastEnd(path: string, size: number, offset: number, length: number): void {
+  if (offset + length > size) throw pastEndOfFile(path, BigInt(offset), length, BigInt(size));
+}
+
 /**
  * A regular file read through read(), whose pages a save compresses are seen in place; undefined
  * where koffi cannot be loaded. Anything else (a device) is read through read() only, without views.
@@ -136,7 +139,7 @@ export function openViewedFile(path: string): OpenFile | undefined {
   return {
     ...file,
     view(offset, length) {
-      if (offset + length > st.size) throw pastEndOfFile(path, BigInt(offset), length, BigInt(st.size));
+      throwPastEnd(path, st.size, offset, length);
       return windows.view(offset, length);
     },
     close() {
