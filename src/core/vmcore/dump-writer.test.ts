@@ -10,7 +10,7 @@ import { bytesAccess, type PhysicalMemory, type PhysRange, type RandomAccess } f
 import { decompressPage } from "./codecs.js";
 import { kernelMemory } from "./kernel-memory.js";
 import { hex } from "../format.js";
-import { SYNTH_UTSNAME, exclusionLeavingOut, syntheticVmcore } from "./testing.js";
+import { SYNTH_UTSNAME, exclusionLeavingOut, spoilingViews, syntheticVmcore } from "./testing.js";
 import { DUMP_LIST_HEADER_BYTES, openVmcore, readDumpHeaderMark, vmcoreKernelMemory, type Vmcore } from "./vmcore.js";
 import { encodeFlatHeader } from "./flat.js";
 import { KEXEC_TS_NOTE_NAME, NT_KEXEC_TS_COMPLETE, encodeElfCoreHeader, encodeNote } from "./elf-writer.js";
@@ -55,27 +55,11 @@ class ReadableMemorySink extends MemorySink {
 }
 
 /**
- * The source's bytes as a mapped file shows them to the batches: in windows of WINDOW_BYTES, not a
+ * The source's bytes as a mapped file shows them to the batches (spoilingViews), in windows not a
  * multiple of the page size, so that pages lie across windows' ends and are read, not seen in place.
- * Each view is a copy that is spoiled at the next call, as an unmapped window would be gone.
  */
-const WINDOW_BYTES = 3 * PS + 512;
 function windowedSource(file: Uint8Array): ExtentSource {
-  let last: Uint8Array | undefined;
-  const spoil = () => { last?.fill(0xa5); last = undefined; };
-  return {
-    readInto(offset, dst, at, length) {
-      spoil();
-      dst.set(file.subarray(Number(offset), Number(offset) + length), at);
-    },
-    view(offset, length) {
-      spoil();
-      const start = offset - (offset % WINDOW_BYTES);
-      const end = Math.min(start + WINDOW_BYTES, file.length);
-      last = file.slice(start, end);
-      return { bytes: last, from: offset - start, length: Math.min(length, end - offset) };
-    },
-  };
+  return spoilingViews((offset, length) => file.subarray(offset, offset + length), file.length, 3 * PS + 512);
 }
 
 /** The built-in lzo1x_1 encoder, in the calling thread, reading the extents it is given from the source bytes (windowedSource). */

@@ -3,7 +3,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { PresentPages, excludeByPageFlags, presentBitmaps, setBit, testBit, type DumpBitmaps } from "./exclude.js";
-import type { PhysRange, RandomAccess, SourceView } from "./memory.js";
+import type { PhysRange, RandomAccess } from "./memory.js";
+import { spoilingViews } from "./testing.js";
 import { KDUMP_WRITER_LIMIT } from "./page-frame-limits.js";
 import { openVmcore, vmcoreKernelMemory } from "./vmcore.js";
 import { cachedVmcorePath } from "../../node/kernel-cache.js";
@@ -134,20 +135,10 @@ test("exclusion scan with struct pages seen in place (a mapped file, or views sp
     assert.equal(plain.view, undefined);
     const read = scanWith(plain);
     assert.ok(read.counts.free > 0n && read.counts.cache > 0n, "the scan excluded free and cache pages (it ran)");
-    // Views as copies of 3 MiB windows, each filled with garbage at the next view: a scan that
+    // Views as copies of 4 MiB windows, each filled with garbage at the next view: a scan that
     // kept using one after asking for another would see it.
-    let last: Uint8Array | undefined;
-    let whole = 0;
-    const spoiled: RandomAccess = {
-      size: plain.size, read: plain.read, readInto: plain.readInto,
-      view(offset: number, length: number): SourceView {
-        last?.fill(0xa5);
-        const n = Math.min(length, 3 << 20);
-        last = plain.read(BigInt(offset), n).slice();
-        if (n === length) whole++;
-        return { bytes: last, from: 0, length: n };
-      },
-    };
+    const views = spoilingViews((offset, length) => plain.read(BigInt(offset), length), Number(plain.size), 4 << 20);
+    const spoiled: RandomAccess = { size: plain.size, read: plain.read, ...views };
     let inPlace = 0;
     const counted: RandomAccess = { ...mapped, view: (offset, length) => { const v = mapped.view!(offset, length); if (v?.length === length) inPlace++; return v; } };
     for (const [name, file] of [["spoiled views", spoiled], ["a mapped file", counted]] as const) {
@@ -155,7 +146,7 @@ test("exclusion scan with struct pages seen in place (a mapped file, or views sp
       assert.deepEqual(Buffer.from(seen.dumpable), Buffer.from(read.dumpable), `${name}: the same pages stay dumpable`);
       assert.deepEqual(seen.counts, read.counts, name);
     }
-    assert.ok(whole >= 4 && inPlace >= 4, `sections' struct pages were seen whole in place (${whole} and ${inPlace} times)`);
+    assert.ok(views.wholeViews >= 4 && inPlace >= 4, `sections' struct pages were seen whole in place (${views.wholeViews} and ${inPlace} times)`);
   } finally {
     plain.close();
     mapped.close();

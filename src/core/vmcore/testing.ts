@@ -10,6 +10,7 @@ import { concatBytes } from "../bytes/reader.js";
 import { NEW_UTSNAME, type Utsname } from "./kdump.js";
 import type { DumpExclusion } from "./dump-writer.js";
 import { clearBit } from "./exclude.js";
+import type { RandomAccess, SourceView } from "./memory.js";
 
 export const SYNTH_PAGE = 4096;
 export const SYNTH_PAGE_OFFSET = 0xffff888000000000n;
@@ -174,4 +175,32 @@ export function exclusionLeavingOut(left: ReadonlySet<number>): DumpExclusion {
       for (const p of left) if (p >= first && p < first + b.dumpable.length * 8) clearBit(b.dumpable, p - first);
     },
   };
+}
+
+/**
+ * A file's bytes with views as a mapped file gives them (src/node/vmcore/mapped-file.ts): a
+ * window of `windowBytes` from the half-window boundary below the view's first byte. Each view is
+ * a copy, filled with 0xa5 at the next view, as a window mapped over would be gone: a reader that
+ * keeps using one after asking for another sees it. Reads leave views be, as the contract says.
+ * `wholeViews` counts the views that gave all the bytes asked for.
+ */
+export function spoilingViews(read: (offset: number, length: number) => Uint8Array, size: number, windowBytes: number): Required<Pick<RandomAccess, "readInto" | "view">> & { wholeViews: number } {
+  let last: Uint8Array | undefined;
+  const half = Math.floor(windowBytes / 2);
+  const views = {
+    wholeViews: 0,
+    readInto(offset: bigint, dst: Uint8Array, at: number, length: number): void {
+      dst.set(read(Number(offset), length), at);
+    },
+    view(offset: number, length: number): SourceView {
+      last?.fill(0xa5);
+      const start = offset - (offset % half);
+      const end = Math.min(start + windowBytes, size);
+      last = read(start, end - start).slice();
+      const seen = Math.min(length, end - offset);
+      if (seen === length) views.wholeViews++;
+      return { bytes: last, from: offset - start, length: seen };
+    },
+  };
+  return views;
 }
