@@ -121,7 +121,7 @@ for (const [name, title] of [["vmcore", "default threads"], ["threads0", "`--thr
   out.push(`*best possible* is a measured bound: the ratio kexec-ts would reach if, after its start (\`kexec-ts --version\`, median ${f(fl.startFloor, 3)} s here), it did the row's work at makedumpfile's own CPU cost (the same pages through the same codec library, in C) spread perfectly over ${fl.computeCores} core${fl.computeCores === 1 ? "" : "s"}: makedumpfile's wall / (start + its CPU / ${fl.computeCores}). Where it is below a goal, the goal is out of reach on this machine.`);
   if (fl.rss) {
     out.push("");
-    out.push(`*Memory floor*, measured the same way: Node doing nothing peaks at ${f(fl.rss.node, 0)} MiB (\`node -e 0\`, started as the bin starts Node: src/core/launch.ts), and at ${f(fl.rss.nodeWithWorker, 0)} MiB with one idle worker thread (on two cores a save with the default threads has one when the dump is large enough to need it: for lzo, from 512 MiB of guessed dump; src/node/vmcore/save.ts autoThreads); medians of 5 runs.`);
+    out.push(`*Memory floor*, measured the same way: Node doing nothing peaks at ${f(fl.rss.node, 0)} MiB (\`node -e 0\`, started as the bin starts Node: src/core/launch.ts), and at ${f(fl.rss.nodeWithWorker, 0)} MiB with one idle worker thread (on two cores a save with the default threads has one when the dump is large enough to need it: for lzo, from 512 MiB of guessed dump; src/node/vmcore/save.ts autoThreads). What a save adds to that before the vmcore's size counts (the bundle, and the worker's bundle with one; koffi and the codec library; a batch's buffers; the file's mapping): \`vmcore save\` of a 4 MiB synthetic vmcore, lzo -d 1, peaks at ${f(fl.rss.save, 0)} MiB without a worker and ${f(fl.rss.saveWithWorker, 0)} MiB with one. Medians of 5 runs.`);
   }
   out.push("");
   out.push(renderVmcoreTable(results[name]));
@@ -140,7 +140,7 @@ if (ran("vmcore") || ran("threads0")) {
   for (const r of results.threads0?.rows ?? []) if (r.codec in MD_FLAG && !r.refused.length && r.md.wall / r.ts.wall < 0.9) misses.push(`--threads 0 on one CPU ${r.vmcore} -d ${r.level} ${r.codec} ${f(r.md.wall / r.ts.wall)}x < 0.9x${reach(r, results.threads0.floor, 0.9)}`);
   const rss = Math.max(...(results.vmcore?.rows ?? []).map((r) => r.ts.rssMiB));
   const rssFloor = results.vmcore?.floor?.rss;
-  if (rss > 64) misses.push(`peak RSS up to ${f(rss, 0)} MiB > 64 MiB${rssFloor ? ` (Node alone ${f(rssFloor.node, 0)} MiB, with one idle worker thread ${f(rssFloor.nodeWithWorker, 0)} MiB)` : ""}`);
+  if (rss > 64) misses.push(`peak RSS up to ${f(rss, 0)} MiB > 64 MiB${rssFloor ? ` (Node alone ${f(rssFloor.node, 0)} MiB, with one idle worker thread ${f(rssFloor.nodeWithWorker, 0)} MiB; a save of a 4 MiB vmcore ${f(rssFloor.save, 0)} MiB, with one worker ${f(rssFloor.saveWithWorker, 0)} MiB)` : ""}`);
   const sizes = rows.filter((r) => !r.refused.length && r.ts.out !== r.md.out).map((r) => `${r.vmcore} -d ${r.level} ${r.codec}`);
   if (sizes.length) misses.push(`outputs of another size than makedumpfile's: ${sizes.join(", ")}`);
   out.push(`**Verdict: ${misses.length ? `not met** (${misses.length} misses): ${misses.join("; ")}.` : "met** on every row."}`);
