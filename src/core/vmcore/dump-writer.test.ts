@@ -155,6 +155,31 @@ test("dump writer (kdump): pages in pfn order in, the same pages out; zero pages
   for (const [pfn, page] of s.pages) assert.deepEqual(out.memory.readPage(BigInt(pfn)), page, `pfn ${pfn}`);
 });
 
+test("dump writer (kdump): the log's pages, stored ahead of the rest, are stored once: every byte of page data belongs to one descriptor", async () => {
+  // 3,000 pages: the log's lie in one batch of several, between batches that do not reach them.
+  const { core, compressor } = source(3000);
+  const logFrames = [...printkPageFrames(vmcoreKernelMemory(core), core.vmcoreinfo!, PS)].map(Number);
+  assert.ok(logFrames.length > 0, "the synthetic vmcore has a log");
+  const sink = new MemorySink();
+  await writeKdumpDump(core, { codec: "lzo", dumpLevel: 1, what: "synthetic" }, sink, compressor);
+  const out = sink.file();
+  const { fields } = readDiskDumpHeader(sink.bytes.subarray(0, PS));
+  const descOffset = (1 + Number(fields.sub_hdr_size) + Number(fields.bitmap_blocks)) * PS;
+  const descCount = Number(out.kdump!.dumpedPages);
+  const dataOffset = descOffset + descCount * PAGE_DESC_SIZE;
+  // Each place in the data is one page's (zero pages all share the first); stored twice, a page
+  // would leave its first copy's bytes to no descriptor.
+  const places = new Map<number, number>();
+  for (let i = 0; i < descCount; i++) {
+    const d = readStruct(PAGE_DESC, sink.bytes, descOffset + i * PAGE_DESC_SIZE);
+    places.set(Number(d.offset), Number(d.size));
+  }
+  let covered = 0;
+  for (const size of places.values()) covered += size;
+  assert.equal(covered, sink.length - dataOffset, "the page data is exactly what the descriptors point at");
+  for (const pfn of logFrames) assert.ok(out.memory.readPage(BigInt(pfn)), `log page ${pfn} is in the dump`);
+});
+
 test("dump writer (kdump): a write error part-way leaves a marked, readable prefix and says where it stopped", async () => {
   const { core, s, compressor } = source(3000);
   const sink = new MemorySink(700_000);

@@ -369,6 +369,9 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
       i += run;
     }
   }
+  // The page frames the log's pages lie between (a batch outside them has none: skipStoredAhead).
+  const earlySpan = { first: Infinity, last: -Infinity };
+  for (const p of early.keys()) { earlySpan.first = Math.min(earlySpan.first, p); earlySpan.last = Math.max(earlySpan.last, p); }
   let descIndex = 0n;
   let written = 0n;
   let committedUpTo = 0; // every dumpable pfn below this is written
@@ -435,7 +438,7 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
       fault = readError(opts.what, describeFault(e));
       return STOPPED;
     }
-    if (early.size > 0) skipStoredAhead(early, pfns, count, skip);
+    if (early.size > 0) skipStoredAhead(early, earlySpan, pfns, count, skip);
     const submitted = compressor.submit(pages, count, skip, out, fileRun ? Float64Array.from(extents) : undefined);
     // A failed batch is dealt with when the chain reaches it, in order; until then it is not "unhandled".
     submitted.catch(() => {});
@@ -628,7 +631,11 @@ function readBatch(memory: Vmcore["memory"], fileRun: Vmcore["memory"]["fileRun"
  * loop, and a store only they reached had no type feedback; their batch threw the optimised code
  * away (in writeKdumpDump, where this loop was: 34 ms of compiling it again on a 1 GiB -d 1 save).
  */
-function skipStoredAhead(early: ReadonlyMap<number, unknown>, pfns: Float64Array, count: number, skip: Uint8Array): void {
+function skipStoredAhead(early: ReadonlyMap<number, unknown>, span: { first: number; last: number }, pfns: Float64Array, count: number, skip: Uint8Array): void {
+  // A batch's page frames ascend: one wholly outside the log's span has none of its pages. Only
+  // the one or two batches across the log look each page up (a Map lookup for every page of a
+  // 1 GiB -d 1 save was 4-5 ms of its main thread).
+  if (pfns[count - 1]! < span.first || pfns[0]! > span.last) return;
   for (let k = 0; k < count; k++) skip[k] = skip[k]! | (early.has(pfns[k]!) ? 1 : 0);
 }
 
