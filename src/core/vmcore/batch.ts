@@ -39,8 +39,15 @@ export interface CompressedBatch {
   pages: Uint8Array;
 }
 
-/** Whether the page src[from, from+pageSize) is all zero bytes. */
-export type ZeroPageTest = (src: Uint8Array, from: number) => boolean;
+/** Whether the page src[from, from+pageSize) is all zero bytes; with `pages`, whether that many pages from there on are. */
+export type ZeroPageTest = (src: Uint8Array, from: number, pages?: number) => boolean;
+
+/**
+ * Pages compressPages tests at once where a batch's pages may run zero (free memory at -d 1 is
+ * whole runs of them): one test where there were sixteen. 4 GiB -d 1 lzo `--threads 0` on one
+ * CPU 1.429 against 1.479 s, 1 GiB 0.484 against 0.492 (11 alternating runs, stop 45).
+ */
+export const ZERO_RUN_PAGES = 16;
 
 /**
  * The zero test in JavaScript, for where nothing faster is handed in (a browser): eight words
@@ -51,15 +58,15 @@ export function wordsZeroTest(pageSize: number): ZeroPageTest {
   let wordsOf: Uint8Array | undefined;
   let words: Int32Array = new Int32Array(0);
   const pageWords = pageSize >>> 2;
-  return (src, from) => {
+  return (src, from, pages = 1) => {
     if ((src.byteOffset + from) & 3) {
-      for (let k = from; k < from + pageSize; k++) if (src[k] !== 0) return false;
+      for (let k = from; k < from + pages * pageSize; k++) if (src[k] !== 0) return false;
       return true;
     }
     // One word view per buffer, not per page.
     if (src !== wordsOf) { wordsOf = src; words = new Int32Array(src.buffer, 0, src.buffer.byteLength >>> 2); }
     const first = (src.byteOffset + from) >>> 2;
-    for (let k = first; k < first + pageWords; k += 8) {
+    for (let k = first; k < first + pages * pageWords; k += 8) {
       if ((words[k]! | words[k + 1]! | words[k + 2]! | words[k + 3]! | words[k + 4]! | words[k + 5]! | words[k + 6]! | words[k + 7]!) !== 0) return false;
     }
     return true;
@@ -144,6 +151,13 @@ export function compressBatch(compress: PageCompressInto, pages: Uint8Array, cou
  */
 function compressPages(compress: PageCompressInto, isZero: ZeroPageTest, src: Uint8Array, from: number, first: number, n: number, pageSize: number, skip: Uint8Array, out: Uint8Array, at: number, sizes: Int32Array): number {
   for (let i = 0; i < n; i++) {
+    // A group of ZERO_RUN_PAGES all zero, none of them skipped, is done in one test; any other
+    // group goes page by page (a page that is not zero mostly says so in its first bytes).
+    if (i % ZERO_RUN_PAGES === 0 && i + ZERO_RUN_PAGES <= n && isZero(src, from + i * pageSize, ZERO_RUN_PAGES) && noneSkipped(skip, first + i, ZERO_RUN_PAGES)) {
+      sizes.fill(PAGE_ZERO, first + i, first + i + ZERO_RUN_PAGES);
+      i += ZERO_RUN_PAGES - 1;
+      continue;
+    }
     // One store for every kind of page: skipped pages are rare (the log's, stored ahead; pages a
     // source lacks), and a store only they reached threw this loop's optimised code away.
     let size: number;
@@ -163,6 +177,12 @@ function compressPages(compress: PageCompressInto, isZero: ZeroPageTest, src: Ui
     sizes[first + i] = size;
   }
   return at;
+}
+
+function noneSkipped(skip: Uint8Array, from: number, n: number): boolean {
+  let any = 0;
+  for (let k = from; k < from + n; k++) any |= skip[k]!;
+  return any === 0;
 }
 
 function viewOf(source: ExtentSource, offset: number, length: number, pages: Uint8Array, out: Uint8Array): SourceView | undefined {

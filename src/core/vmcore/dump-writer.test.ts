@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { BatchReadError, PAGE_SKIPPED, PAGE_ZERO, batchOutBytes, compressBatch, type ExtentSource, type PageCompressInto } from "./batch.js";
+import fc from "fast-check";
+import { BatchReadError, PAGE_SKIPPED, PAGE_ZERO, ZERO_RUN_PAGES, batchOutBytes, compressBatch, wordsZeroTest, type ExtentSource, type PageCompressInto, type ZeroPageTest } from "./batch.js";
 import { LZO_HASH_BITS, lzo1xCompressInto } from "./codecs.js";
 import { ElfLoadPlanner, prepareDumpBitmaps, writeElfDump, writeKdumpDump, type BatchCompressor, type DumpExclusion, type DumpOptions, type DumpSink } from "./dump-writer.js";
 import { clearBit } from "./exclude.js";
@@ -125,6 +126,51 @@ test("compressBatch: pages seen in place, read, or read once views are refused m
   const failing: ExtentSource = { readInto: () => { throw new Error("synthetic: read error at offset 0x4000"); } };
   assert.throws(() => compressBatch(compress, pages, count, PS, skip, out, undefined, extents, failing),
     (e: unknown) => e instanceof BatchReadError && e.message === "synthetic: read error at offset 0x4000" && e.pages === pages && e.out === out);
+});
+
+test("compressBatch: runs of zero pages tested a group at a time make the batch that page by page makes, skipped pages and extents' ends included", () => {
+  const table = new Int32Array(1 << LZO_HASH_BITS);
+  const compress: PageCompressInto = (src, from, dst, at) => lzo1xCompressInto(src, new DataView(src.buffer, src.byteOffset, src.byteLength), from, PS, dst, at, at + PS - 1, table);
+  const count = 100;
+  const pages = new Uint8Array(count * PS);
+  // Zero but for: one page in the middle of the 3rd group, the last page of the 4th, every page
+  // from 70 on but 80-95 (a whole group of zeros again); a skipped page in the 2nd group.
+  const text = new TextEncoder().encode("not zero ".repeat(PS / 8)).subarray(0, PS);
+  for (const k of [40, 63, ...Array.from({ length: 30 }, (_, i) => 70 + i).filter((k) => k < 80 || k >= 96)]) pages.set(text, k * PS);
+  const skip = new Uint8Array(count);
+  skip[20] = 1;
+  const words = wordsZeroTest(PS);
+  const runs = { asked: 0, zero: 0 };
+  const grouped: ZeroPageTest = (src, from, n = 1) => {
+    if (n > 1) { runs.asked++; if (words(src, from, n)) runs.zero++; }
+    return words(src, from, n);
+  };
+  const onePage: ZeroPageTest = (src, from, n = 1) => n === 1 && words(src, from);
+  const file = new Uint8Array(7 + count * PS);
+  file.set(pages, 7);
+  // Also the pages in two extents that do not start or end on a group's bounds.
+  const extents = Float64Array.from([3, 7 + 3 * PS, 50, 60, 7 + 60 * PS, 37]);
+  const seen = spoilingViews((offset, length) => file.subarray(offset, offset + length), file.length, 48 * PS);
+  // Windows of a few pages (windowedSource) leave no whole group in a view: page by page only.
+  const ways: [string, Float64Array | undefined, ExtentSource | undefined, boolean][] = [["in the batch", undefined, undefined, true], ["in extents", extents, seen, true], ["in extents, small windows", extents, windowedSource(file), false]];
+  for (const [name, fromFile, source, inGroups] of ways) {
+    const expected = compressBatch(compress, pages.slice(), count, PS, skip, new Uint8Array(batchOutBytes(count, PS)), onePage, fromFile, source);
+    runs.asked = runs.zero = 0;
+    const got = compressBatch(compress, pages.slice(), count, PS, skip, new Uint8Array(batchOutBytes(count, PS)), grouped, fromFile, source);
+    assert.deepEqual([...got.sizes], [...expected.sizes], name);
+    assert.deepEqual(got.data, expected.data, name);
+    assert.equal(got.sizes.filter((s) => s === PAGE_ZERO).length, count - 1 - 1 - 1 - 14, `${name}: every zero page found`);
+    if (inGroups) assert.ok(runs.zero >= 2 && runs.asked > runs.zero, `${name}: groups were tested at once, some zero and some not (${runs.zero} of ${runs.asked})`);
+  }
+});
+
+test("zero-page tests: a run of pages is zero exactly when each of its pages is", () => {
+  const words = wordsZeroTest(PS);
+  fc.assert(fc.property(fc.integer({ min: 0, max: 8 }), fc.integer({ min: 0, max: ZERO_RUN_PAGES + 1 }), fc.integer({ min: 0, max: PS - 1 }), fc.integer({ min: 0, max: 2 }), fc.integer({ min: 1, max: ZERO_RUN_PAGES }), (skew, page, at, start, n) => {
+    const buffer = new Uint8Array(new ArrayBuffer((ZERO_RUN_PAGES + 4) * PS), skew, (ZERO_RUN_PAGES + 3) * PS);
+    buffer[page * PS + at] = 1;
+    assert.equal(words(buffer, start * PS, n), page < start || page >= start + n);
+  }), { numRuns: 300 });
 });
 
 test("dump writer (kdump): every header field as makedumpfile fills it, from the crashed kernel's own data", async () => {

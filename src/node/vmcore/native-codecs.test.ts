@@ -7,7 +7,7 @@ import { runInNewContext } from "node:vm";
 import { decodePageInto, decompressPage, lzo1xCompress, type PageCodec } from "../../core/vmcore/codecs.js";
 import { KexecError } from "../../core/errors.js";
 import fc from "fast-check";
-import { wordsZeroTest } from "../../core/vmcore/batch.js";
+import { ZERO_RUN_PAGES, wordsZeroTest } from "../../core/vmcore/batch.js";
 import { compressorSource, pageCompressor, zeroPageTest } from "./compress.js";
 import { missingInput, missingTool } from "../test-inputs.js";
 import { nativePageCompressor, nativePageDecoder, systemPageDecoder, type NativeDecoder } from "./native-codecs.js";
@@ -147,6 +147,18 @@ test("zero-page tests: the native memcmp and the JavaScript one agree, for a sin
     // The pages around it stay zero.
     for (const other of [0, 1, 2].filter((p) => p !== page)) { assert.equal(native(buffer, other * PS), true); assert.equal(words(buffer, other * PS), true); }
   }), { numRuns: 400 });
+});
+
+test("zero-page tests: over a run of pages, the native memcmp and the JavaScript one agree, and say zero exactly when each page is", () => {
+  const native = zeroPageTest(PS);
+  const words = wordsZeroTest(PS);
+  fc.assert(fc.property(fc.integer({ min: 0, max: 8 }), fc.integer({ min: 0, max: ZERO_RUN_PAGES + 1 }), fc.oneof(fc.integer({ min: 0, max: 15 }), fc.integer({ min: 0, max: PS - 1 })), fc.integer({ min: 0, max: 2 }), fc.integer({ min: 1, max: ZERO_RUN_PAGES }), (skew, page, at, start, n) => {
+    const buffer = new Uint8Array(new ArrayBuffer((ZERO_RUN_PAGES + 4) * PS), skew, (ZERO_RUN_PAGES + 3) * PS);
+    buffer[page * PS + at] = 1;
+    const want = page < start || page >= start + n;
+    assert.equal(native(buffer, start * PS, n), want);
+    assert.equal(words(buffer, start * PS, n), want);
+  }), { numRuns: 300 });
 });
 
 // ---- decoding ----
