@@ -1,7 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import fc from "fast-check";
-import { BatchReadError, PAGE_SKIPPED, PAGE_ZERO, ZERO_RUN_PAGES, batchOutBytes, compressBatch, wordsZeroTest, type ExtentSource, type PageCompressInto, type ZeroPageTest } from "./batch.js";
+import { BatchReadError, PAGE_SKIPPED, PAGE_ZERO, batchOutBytes, compressBatch, wordsZeroTest, type ExtentSource, type PageCompressInto, type ZeroPageTest } from "./batch.js";
 import { LZO_HASH_BITS, lzo1xCompressInto } from "./codecs.js";
 import { ElfLoadPlanner, prepareDumpBitmaps, writeElfDump, writeKdumpDump, type BatchCompressor, type DumpExclusion, type DumpOptions, type DumpSink } from "./dump-writer.js";
 import { clearBit } from "./exclude.js";
@@ -135,8 +134,9 @@ test("compressBatch: runs of zero pages tested a group at a time make the batch 
   const pages = new Uint8Array(count * PS);
   // Zero but for: one page in the middle of the 3rd group, the last page of the 4th, every page
   // from 70 on but 80-95 (a whole group of zeros again); a skipped page in the 2nd group.
+  const notZero = [40, 63, ...Array.from({ length: 30 }, (_, i) => 70 + i).filter((k) => k < 80 || k >= 96)];
   const text = new TextEncoder().encode("not zero ".repeat(PS / 8)).subarray(0, PS);
-  for (const k of [40, 63, ...Array.from({ length: 30 }, (_, i) => 70 + i).filter((k) => k < 80 || k >= 96)]) pages.set(text, k * PS);
+  for (const k of notZero) pages.set(text, k * PS);
   const skip = new Uint8Array(count);
   skip[20] = 1;
   const words = wordsZeroTest(PS);
@@ -159,18 +159,9 @@ test("compressBatch: runs of zero pages tested a group at a time make the batch 
     const got = compressBatch(compress, pages.slice(), count, PS, skip, new Uint8Array(batchOutBytes(count, PS)), grouped, fromFile, source);
     assert.deepEqual([...got.sizes], [...expected.sizes], name);
     assert.deepEqual(got.data, expected.data, name);
-    assert.equal(got.sizes.filter((s) => s === PAGE_ZERO).length, count - 1 - 1 - 1 - 14, `${name}: every zero page found`);
+    assert.equal(got.sizes.filter((s) => s === PAGE_ZERO).length, count - notZero.length - 1, `${name}: every zero page found, none of the skipped one`);
     if (inGroups) assert.ok(runs.zero >= 2 && runs.asked > runs.zero, `${name}: groups were tested at once, some zero and some not (${runs.zero} of ${runs.asked})`);
   }
-});
-
-test("zero-page tests: a run of pages is zero exactly when each of its pages is", () => {
-  const words = wordsZeroTest(PS);
-  fc.assert(fc.property(fc.integer({ min: 0, max: 8 }), fc.integer({ min: 0, max: ZERO_RUN_PAGES + 1 }), fc.integer({ min: 0, max: PS - 1 }), fc.integer({ min: 0, max: 2 }), fc.integer({ min: 1, max: ZERO_RUN_PAGES }), (skew, page, at, start, n) => {
-    const buffer = new Uint8Array(new ArrayBuffer((ZERO_RUN_PAGES + 4) * PS), skew, (ZERO_RUN_PAGES + 3) * PS);
-    buffer[page * PS + at] = 1;
-    assert.equal(words(buffer, start * PS, n), page < start || page >= start + n);
-  }), { numRuns: 300 });
 });
 
 test("dump writer (kdump): every header field as makedumpfile fills it, from the crashed kernel's own data", async () => {
