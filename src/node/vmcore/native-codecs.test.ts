@@ -7,7 +7,7 @@ import { runInNewContext } from "node:vm";
 import { decodePageInto, decompressPage, lzo1xCompress, type PageCodec } from "../../core/vmcore/codecs.js";
 import { KexecError } from "../../core/errors.js";
 import fc from "fast-check";
-import { ZERO_RUN_PAGES, wordsZeroTest } from "../../core/vmcore/batch.js";
+import { PAGE_ZERO, ZERO_RUN_PAGES, batchOutBytes, compressBatch, wordsZeroTest } from "../../core/vmcore/batch.js";
 import { compressorSource, pageCompressor, zeroPageTest } from "./compress.js";
 import { missingInput, missingTool } from "../test-inputs.js";
 import { nativePageCompressor, nativePageDecoder, systemPageDecoder, type NativeDecoder } from "./native-codecs.js";
@@ -159,6 +159,13 @@ test("zero-page tests: over a run of pages, the native memcmp and the JavaScript
     assert.equal(native(buffer, start * PS, n), want);
     assert.equal(words(buffer, start * PS, n), want);
   }), { numRuns: 300 });
+});
+
+test("compressBatch with the native zero test: zero pages past the last whole group are tested one by one, never as a group past the batch's end", () => {
+  // The pages are exactly the batch: a group tested past its end would ask memcmp for bytes beyond it.
+  const count = ZERO_RUN_PAGES + 4;
+  const batch = compressBatch(() => -1, new Uint8Array(count * PS), count, PS, new Uint8Array(count), new Uint8Array(batchOutBytes(count, PS)), zeroPageTest(PS));
+  assert.deepEqual([...batch.sizes], new Array(count).fill(PAGE_ZERO));
 });
 
 // ---- decoding ----
