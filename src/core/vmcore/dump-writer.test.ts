@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { BatchReadError, PAGE_SKIPPED, PAGE_ZERO, batchOutBytes, compressBatch, wordsZeroTest, type ExtentSource, type PageCompressInto, type ZeroPageTest } from "./batch.js";
+import { BatchReadError, PAGE_SKIPPED, PAGE_ZERO, batchOutBytes, compressBatch, wordsZeroTest, type CompressedBatch, type ExtentSource, type PageCompressInto, type ZeroPageTest } from "./batch.js";
 import { LZO_HASH_BITS, lzo1xCompressInto } from "./codecs.js";
 import { ElfLoadPlanner, prepareDumpBitmaps, writeElfDump, writeKdumpDump, type BatchCompressor, type DumpExclusion, type DumpOptions, type DumpSink } from "./dump-writer.js";
 import { clearBit } from "./exclude.js";
@@ -215,6 +215,47 @@ test("dump writer (kdump): the log's pages, stored ahead of the rest, are stored
   for (const size of places.values()) covered += size;
   assert.equal(covered, sink.length - dataOffset, "the page data is exactly what the descriptors point at");
   for (const pfn of logFrames) assert.ok(out.memory.readPage(BigInt(pfn)), `log page ${pfn} is in the dump`);
+});
+
+test("dump writer (kdump): batches taken back while the writer waits, settled out of order, give the same file; buffers come from the compressor", async () => {
+  const { core, s } = source(3000);
+  const whole = new MemorySink();
+  await writeKdumpDump(core, { codec: "lzo", dumpLevel: 1, what: "synthetic" }, whole, lzoCompressor(s.bytes));
+  // Two "threads": every batch is held, as by a busy worker, until a macrotask later, unless the
+  // writer takes it back first. Taking back settles the youngest held batch at once, ahead of
+  // older ones still held, until the batch waited for is settled.
+  const inner = lzoCompressor(s.bytes);
+  // By their memory: the writer reuses a batch's buffers through views of its own.
+  const fromCompressor = new WeakSet<ArrayBufferLike>();
+  const held: { promise: Promise<CompressedBatch>; settle: () => void }[] = [];
+  const asked: Promise<CompressedBatch>[] = [];
+  let takenBack = 0;
+  const release = (batch: (typeof held)[number]) => { held.splice(held.indexOf(batch), 1); batch.settle(); };
+  const holding: BatchCompressor = {
+    compressOne: inner.compressOne,
+    parallel: 2,
+    batchBuffer: (bytes) => { const b = new Uint8Array(bytes); fromCompressor.add(b.buffer); return b; },
+    submit(pages, count, skip, out, extents) {
+      assert.ok(fromCompressor.has(pages.buffer) && fromCompressor.has(out.buffer), "batch buffers from batchBuffer");
+      let settle!: () => void;
+      const promise = new Promise<CompressedBatch>((resolve, reject) => { settle = () => inner.submit(pages, count, skip, out, extents).then(resolve, reject); });
+      const batch = { promise, settle };
+      held.push(batch);
+      setTimeout(() => { if (held.includes(batch)) release(batch); }, 0);
+      return promise;
+    },
+    takeBack(waitingFor) {
+      asked.push(waitingFor);
+      if (!held.some((b) => b.promise === waitingFor)) return false;
+      release(held[held.length - 1]!);
+      takenBack++;
+      return true;
+    },
+  };
+  const sink = new MemorySink();
+  assert.equal((await writeKdumpDump(core, { codec: "lzo", dumpLevel: 1, what: "synthetic" }, sink, holding)).complete, true);
+  assert.deepEqual(sink.bytes.subarray(0, sink.length), whole.bytes.subarray(0, whole.length), "the same file");
+  assert.ok(takenBack > 0 && asked.length > 0, `taken back ${takenBack} times of ${asked.length} asked`);
 });
 
 test("dump writer (kdump): a write error part-way leaves a marked, readable prefix and says where it stopped", async () => {

@@ -64,6 +64,15 @@ export interface BatchCompressor {
   readonly compressOne: PageCompressInto;
   /** Batches it compresses at once (its threads); 1 when it compresses in the calling thread. */
   readonly parallel?: number;
+  /** Where batch buffers come from, when the compressor needs them in memory its threads share. */
+  batchBuffer?(bytes: number): Uint8Array;
+  /**
+   * Called before waiting for the batch `waitingFor` (a promise submit returned). While another
+   * thread is still compressing it, compresses here, now, the oldest batch handed to another
+   * thread that has not begun it, and returns true. False when there is nothing to take back or
+   * no need (the batch is compressed already, or was compressed here).
+   */
+  takeBack?(waitingFor: Promise<CompressedBatch>): boolean;
 }
 
 export interface DumpHooks {
@@ -376,7 +385,7 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
   let written = 0n;
   let committedUpTo = 0; // every dumpable pfn below this is written
   let committedBytes = dataAt; // the data of those pages ends here
-  const pending: Promise<unknown>[] = [];
+  const pending: { done: Promise<unknown>; submitted: Promise<CompressedBatch> }[] = [];
   let chain: Promise<void> = Promise.resolve();
   // Batches are given their place in the file in pfn order, but written concurrently (libuv's
   // threads): the ledger, in that order, tells how far the file is whole.
@@ -405,7 +414,8 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
   // and garbage collection on every batch. At most inFlight batches are out at once.
   const batchBytes = BATCH_PAGES * ps;
   const free: { pages: Uint8Array; out: Uint8Array }[] = [];
-  const takeBuffers = () => free.pop() ?? { pages: new Uint8Array(batchBytes), out: new Uint8Array(batchOutBytes(BATCH_PAGES, ps)) };
+  const newBuffer = (bytes: number) => compressor.batchBuffer?.(bytes) ?? new Uint8Array(bytes);
+  const takeBuffers = () => free.pop() ?? { pages: newBuffer(batchBytes), out: newBuffer(batchOutBytes(BATCH_PAGES, ps)) };
   const inFlight = IN_FLIGHT_PER_COMPRESSOR * Math.max(1, compressor.parallel ?? 1);
   const scanned = { count: 0 };
   const describing: DescribeContext = { early, bitmaps, zeroAt, pageSize: ps, codecFlag, countZero: (opts.dumpLevel & DL_EXCLUDE_ZERO) !== 0, cleared: [] };
@@ -485,7 +495,7 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
     chain = step.then(() => undefined);
     // Done when the batch is on its way to the disk: that bounds the batches in flight (memory
     // stays a few MiB per thread).
-    pending.push(step.then((r) => r?.writing));
+    pending.push({ done: step.then((r) => r?.writing), submitted });
     return next;
   };
   /**
@@ -504,7 +514,12 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
       if (next === WINDOW_DONE) return true;
       if (next === STOPPED) return false;
       cursor = next;
-      if (pending.length >= inFlight) await pending.shift();
+      if (pending.length >= inFlight) {
+        const oldest = pending.shift()!;
+        // Rather than wait for another thread's batch, this thread compresses one it has not begun.
+        while (compressor.takeBack?.(oldest.submitted)) { /* taken back */ }
+        await oldest.done;
+      }
     }
   };
   // Pass 2: the pages of each window in pfn order, its bits read back from the file or made again.
@@ -517,7 +532,7 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
       // The next window's bits take this one's place: its batches are described first (which
       // may clear bits: pages a kdump source lacks), and what changed goes back to the output.
       await chain;
-      while (pending.length > 0) await pending.shift();
+      while (pending.length > 0) await pending.shift()!.done;
       if (describing.cleared.length > 0) {
         windowCounts[w]! -= describing.cleared.length;
         if (!sink.readBack) remade.absent.set(w, describing.cleared);
@@ -531,7 +546,7 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
     }
   }
   await chain;
-  await Promise.all(pending);
+  await Promise.all(pending.map((p) => p.done));
   const missing = hooks.stopReason?.() ?? writeFault ?? readFault ?? fault;
   if (missing) {
     // Keep the written prefix consistent: later pages leave the 2nd bitmap (readers see them as

@@ -1,5 +1,5 @@
 /**
- * The compression pool's threads: which thread a batch goes to, and V8's young generation:
+ * The compression pool's threads: which thread a batch goes to, which takes it back, and V8's young generation:
  * starting a worker thread must not leave the main thread's young generation free to double
  * again (jit.ts youngGenerationKeptAgain).
  */
@@ -12,37 +12,84 @@ import { join } from "node:path";
 import { batchOutBytes } from "../../core/vmcore/batch.js";
 import { BatchReadError, inlineCompressor, workerCompressor } from "./pool.js";
 
-test("a batch goes to a worker only once it has loaded, and while it holds fewer than two; a read error there comes back with the batch's buffers", async () => {
+/** Pages that compress (text), one that does not (noise) and a zero page, in a file of their own. */
+function pagesFile(dir: string, pages: number, PS: number): { path: string; bytes: Buffer } {
+  const bytes = Buffer.alloc(pages * PS);
+  for (let i = 0; i < pages - 2; i++) bytes.write(`page ${i} `.repeat(PS / 8), i * PS, PS, "latin1");
+  for (let k = 0; k < PS; k++) bytes[(pages - 2) * PS + k] = (k * 2654435761) >>> 24;
+  const path = join(dir, "pages");
+  writeFileSync(path, bytes);
+  return { path, bytes };
+}
+
+test("a batch goes to a worker once it has loaded, in buffers from batchBuffer; a read error there comes back with the batch's buffers", async () => {
   const dir = mkdtempSync(join(tmpdir(), "kexec-ts-pool-"));
   const PS = 4096;
   const PAGES = 8;
   try {
-    // Pages that compress (text), one that does not (noise) and a zero page.
-    const bytes = Buffer.alloc(PAGES * PS);
-    for (let i = 0; i < PAGES - 2; i++) bytes.write(`page ${i} `.repeat(PS / 8), i * PS, PS, "latin1");
-    for (let k = 0; k < PS; k++) bytes[(PAGES - 2) * PS + k] = (k * 2654435761) >>> 24;
-    const src = join(dir, "pages");
-    writeFileSync(src, bytes);
+    const { path, bytes } = pagesFile(dir, PAGES, PS);
     // This thread's reads fail, naming it; a worker reads the file by its path. So a batch's
     // outcome says which thread read it.
-    const here = { path: src, readInto: () => { throw new Error("read in the calling thread"); } };
+    const here = { path, readInto: () => { throw new Error("read in the calling thread"); } };
     const compressor = workerCompressor("lzo", PS, 1, here);
-    const batch = (extents: number[]) => compressor.submit(new Uint8Array(PAGES * PS), PAGES, new Uint8Array(PAGES), new Uint8Array(batchOutBytes(PAGES, PS)), Float64Array.from(extents));
+    const shared = () => ({ pages: compressor.batchBuffer!(PAGES * PS), out: compressor.batchBuffer!(batchOutBytes(PAGES, PS)) });
+    const batch = (extents: number[], buffers = shared()) => compressor.submit(buffers.pages, PAGES, new Uint8Array(PAGES), buffers.out, Float64Array.from(extents));
     const calledHere = (e: unknown) => e instanceof BatchReadError && e.message === "read in the calling thread" && e.pages.length === PAGES * PS;
     try {
       // The worker cannot have loaded yet (an isolate and the codecs: tens of milliseconds).
       await assert.rejects(batch([0, 0, PAGES]), calledHere);
       await compressor.loaded;
-      // Two at once: both to the worker, which reads them itself.
-      const [a, b] = await Promise.all([batch([0, 0, PAGES]), batch([0, 0, PAGES])]);
+      // Four at once: all to the worker, which reads them itself.
+      const got = await Promise.all([0, 1, 2, 3].map(() => batch([0, 0, PAGES])));
       const expected = await inlineCompressor("lzo", PS).submit(Uint8Array.from(bytes), PAGES, new Uint8Array(PAGES), new Uint8Array(batchOutBytes(PAGES, PS)));
-      for (const got of [a, b]) {
-        assert.deepEqual([...got.sizes], [...expected.sizes]);
-        assert.ok(Buffer.from(got.data).equals(Buffer.from(expected.data)), "the worker stored the same bytes as this thread would");
+      for (const g of got) {
+        assert.deepEqual([...g.sizes], [...expected.sizes]);
+        assert.ok(Buffer.from(g.data).equals(Buffer.from(expected.data)), "the worker stored the same bytes as this thread would");
       }
+      // Buffers a worker cannot see (not shared memory) are compressed here, not copied to it.
+      await assert.rejects(batch([0, 0, PAGES], { pages: new Uint8Array(PAGES * PS), out: new Uint8Array(batchOutBytes(PAGES, PS)) }), calledHere);
       // Past the end of the file, read in the worker: its error, and the buffers back for reuse.
-      await assert.rejects(batch([0, PAGES * PS, 1]), (e: unknown) =>
-        e instanceof BatchReadError && e.message !== "read in the calling thread" && /past the end|end of file|offset/i.test(e.message) && e.pages.length === PAGES * PS && e.out.length === batchOutBytes(PAGES, PS));
+      const buffers = shared();
+      await assert.rejects(batch([0, PAGES * PS, 1], buffers), (e: unknown) =>
+        e instanceof BatchReadError && e.message !== "read in the calling thread" && /past the end|end of file|offset/i.test(e.message) && e.pages === buffers.pages && e.out === buffers.out);
+    } finally {
+      await compressor.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("takeBack: while a worker compresses the batch waited for, this thread compresses the oldest batch no worker has begun; each batch is compressed once, to the same bytes", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "kexec-ts-pool-"));
+  const PS = 4096;
+  const PAGES = 256;
+  try {
+    const { path, bytes } = pagesFile(dir, PAGES, PS);
+    // This thread reads only what it takes back: every batch goes to the loaded worker.
+    let readHere = 0;
+    const here = { path, readInto: (offset: bigint, into: Uint8Array, at: number, length: number) => { readHere++; into.set(bytes.subarray(Number(offset), Number(offset) + length), at); } };
+    const compressor = workerCompressor("zlib", PS, 1, here);
+    const expected = await inlineCompressor("zlib", PS).submit(Uint8Array.from(bytes), PAGES, new Uint8Array(PAGES), new Uint8Array(batchOutBytes(PAGES, PS)));
+    try {
+      await compressor.loaded;
+      assert.equal(compressor.takeBack!(Promise.resolve(expected)), false, "nothing to take back for a batch no worker has");
+      let taken = 0;
+      // Whether the worker has begun a batch is a race; over a few rounds of four it has not begun some.
+      for (let round = 0; round < 50 && taken === 0; round++) {
+        const batches = [0, 1, 2, 3].map(() => compressor.submit(compressor.batchBuffer!(PAGES * PS), PAGES, new Uint8Array(PAGES), compressor.batchBuffer!(batchOutBytes(PAGES, PS)), Float64Array.from([0, 0, PAGES])));
+        while (compressor.takeBack!(batches[0]!)) taken++;
+        // At most the three the worker had not begun, as the first may be its own.
+        assert.ok(taken <= 4);
+        for (const got of await Promise.all(batches)) {
+          assert.deepEqual([...got.sizes], [...expected.sizes]);
+          assert.ok(Buffer.from(got.data).equals(Buffer.from(expected.data)), "the same bytes, whichever thread compressed it");
+        }
+        // Once the batch waited for is compressed, nothing more is taken back for it.
+        assert.equal(compressor.takeBack!(batches[0]!), false);
+      }
+      assert.ok(taken > 0, "this thread took a batch back while the worker compressed");
+      assert.ok(readHere > 0, "what was taken back was read and compressed here");
     } finally {
       await compressor.close();
     }

@@ -7,6 +7,7 @@ import { pageCompressor, zeroPageTest, type Codec } from "./compress.js";
 import { youngGenerationKeptAgain } from "../jit.js";
 import { emptyCounts } from "../../core/vmcore/exclude.js";
 import type { ExclusionReply, ExclusionRequest, WorkReply, WorkRequest, WorkerSetup } from "./worker.js";
+import { CLAIM_DONE, CLAIM_MAIN, CLAIM_OPEN, CLAIM_SLOTS, claimSlot } from "./claims.js";
 
 /** The exclusion scan's share as the caller gives it; the pool adds who has joined. */
 export type ExclusionJob = Omit<ExclusionRequest["exclusion"], "joined">;
@@ -25,6 +26,21 @@ export interface Compressor extends BatchCompressor {
   shareExclusion?(job: ExclusionJob): () => Promise<ExclusionReply["exclusion"][]>;
   /** Settles once every worker has loaded (or ended); batches go to a worker only from then on. Absent without workers. */
   loaded?: Promise<void>;
+}
+
+/** A batch handed to a worker, until its reply comes or this thread takes it back. */
+interface HandedOut {
+  req: WorkRequest;
+  /** The worker's index. */
+  to: number;
+  /** What submit returned for it. */
+  promise: Promise<CompressedBatch>;
+  resolve(batch: CompressedBatch): void;
+  reject(e: Error): void;
+}
+
+function isShared(bytes: Uint8Array): boolean {
+  return bytes.buffer instanceof SharedArrayBuffer;
 }
 
 /** The source file, for compressors that read extents themselves: workers open it again by its path. */
@@ -54,22 +70,27 @@ function workerUrl(): URL {
   return existsSync(bundled) ? bundled : new URL("./worker.js", import.meta.url);
 }
 
-/** Batches a worker holds at most: one compressing, one waiting (3 was slower: 4 GiB -d 1 lzo 1.43 against 1.22 s). */
-const WORKER_QUEUE = 2;
-
 /**
  * `threads` worker threads, and the calling thread compresses too: it would otherwise only wait
  * for them. On two cores that is one worker instead of two: 60-70 ms less of starting an isolate
  * and loading the codecs, ~20 MiB less peak RSS, and no third thread competing for two cores.
  *
- * A worker is handed a batch while it holds fewer than WORKER_QUEUE (a count in shared memory
- * that it lowers as it finishes one, so it moves while this thread compresses and reads no message);
- * otherwise, and while no worker has loaded yet, the batch is compressed here. This thread also
- * reads, describes and writes every batch, so an even split left the worker waiting for it: on
- * lzo -d 1 the split by turns took 1.252 s on 4 GiB (makedumpfile 1.251) and 5.277 on 16 GiB
- * (5.662) against 1.136 and 4.416 now; 16 GiB -d 1 zlib 24.56 against 23.04 s (alternating runs,
- * medians, stop 43). Peak RSS 84-90 MiB against 82-87 at 16 GiB: stop 39 had measured this
- * hand-out at 87-100, when a worker's start still let this thread's young generation grow (jit.ts).
+ * Every batch is handed to the loaded worker holding the fewest (a count in shared memory that it
+ * lowers as it finishes one); while no worker has loaded yet, it is compressed here. This thread
+ * also reads, describes and writes every batch, so how much compressing it has room for depends
+ * on the codec: little with lzo, about half with zlib. It takes that share itself, by taking
+ * batches back: when it would wait for a batch a worker is still compressing, it compresses the
+ * oldest batch handed out that no worker has begun (takeBack; claims.ts says who has a batch).
+ * Batch buffers are shared memory for that (batchBuffer), and nothing moves between threads.
+ *
+ * A fixed share was too much for lzo and too little for zlib. Before (stop 45), a worker took a
+ * batch only while it held fewer than two, and this thread compressed the others: with lzo the
+ * worker then sat waiting for its next batch (strace: 117 ms in epoll_pwait on a 1 GiB -d 1 save)
+ * while this thread, with its own work and a share of the compressing, was the one behind.
+ * Against that (alternating runs, medians, stop 46): 1 GiB -d 1 lzo 0.451 against 0.480 s, zlib
+ * 2.391 against 2.591 s; 4 GiB -d 1 lzo 1.196 against 1.331 s, -d 31 lzo 0.251 against 0.261 s;
+ * 1 GiB -d 31 zlib 0.506 against 0.538 s. Every batch to the worker and none taken back: 0.691 s
+ * against 0.542 on the 1 GiB lzo save, this thread waiting instead.
  *
  * The exclusion scan does not wait for a worker that had not joined it by its end: the worker's
  * start (40-60 ms, an isolate and the codecs) left this thread idle for as long there, and again
@@ -85,11 +106,14 @@ export function workerCompressor(codec: Codec, pageSize: number, threads: number
   // node:worker_threads, 2 ms of its start.
   const { Worker } = createRequire(import.meta.url)("node:worker_threads") as typeof import("node:worker_threads");
   // By worker, in shared memory, read here without waiting for a message: 1 once it has loaded,
-  // and the batches handed to it that it has not compressed yet (it lowers that itself).
+  // and the batches handed to it that it has not compressed yet (it lowers that itself, and this
+  // thread when it takes one back).
   const loaded = new Int32Array(new SharedArrayBuffer(4 * threads));
   const queued = new Int32Array(new SharedArrayBuffer(4 * threads));
-  const workers = Array.from({ length: threads }, (_, index) => new Worker(url, { workerData: { codec, pageSize, source: source?.path, loaded, queued, index } satisfies WorkerSetup }));
-  const waiting = new Map<number, { resolve: (r: CompressedBatch) => void; reject: (e: Error) => void }>();
+  const claims = new Int32Array(new SharedArrayBuffer(4 * CLAIM_SLOTS));
+  const workers = Array.from({ length: threads }, (_, index) => new Worker(url, { workerData: { codec, pageSize, source: source?.path, loaded, queued, claims, index } satisfies WorkerSetup }));
+  // Batches handed to a worker and not settled, oldest first (a Map keeps insertion order).
+  const waiting = new Map<number, HandedOut>();
   let failure: Error | undefined;
   // Each thread says when it has loaded its modules; close() waits for that (see worker.ts).
   const ready = workers.map((w) => new Promise<void>((resolve) => {
@@ -104,9 +128,11 @@ export function workerCompressor(codec: Codec, pageSize: number, threads: number
       if ("ready" in reply) return;
       if ("exclusion" in reply) { exclusionReply?.(index, reply.exclusion); return; }
       const done = waiting.get(reply.id);
+      if (done === undefined) return;
       waiting.delete(reply.id);
-      if (reply.error !== undefined) done?.reject(new BatchReadError(reply.error, reply.pages, reply.out));
-      else done?.resolve({ sizes: reply.sizes, data: reply.data, pages: reply.pages });
+      const { pages, out } = done.req;
+      if (reply.error !== undefined) done.reject(new BatchReadError(reply.error, pages, out));
+      else done.resolve({ sizes: reply.sizes, data: out.subarray(0, reply.stored), pages });
     });
     w.on("error", (e) => {
       failure = e;
@@ -122,21 +148,47 @@ export function workerCompressor(codec: Codec, pageSize: number, threads: number
     submit(pages, count, skip, out, extents) {
       if (failure) return Promise.reject(failure);
       const id = next++;
-      // The loaded worker holding the fewest batches, if it has room for one more; else this thread.
+      // The loaded worker holding the fewest batches; this thread while none has loaded, or for
+      // buffers a worker cannot see (not from batchBuffer).
       let to = -1;
-      let least = WORKER_QUEUE;
+      let least = Infinity;
       for (let i = 0; i < threads; i++) {
         const held = Atomics.load(queued, i);
         if (held < least && Atomics.load(loaded, i) === 1) { to = i; least = held; }
       }
-      if (to < 0) return compressHere(compressOne, isZero, pageSize, source, pages, count, skip, out, extents);
+      if (to < 0 || !isShared(pages) || !isShared(out)) return compressHere(compressOne, isZero, pageSize, source, pages, count, skip, out, extents);
       Atomics.add(queued, to, 1);
+      Atomics.store(claims, claimSlot(id), CLAIM_OPEN);
       const req: WorkRequest = { id, pages, out, count, skip, extents };
-      return new Promise((resolve, reject) => {
-        waiting.set(id, { resolve, reject });
-        // Transferred, not copied: the buffers move to the worker and back.
-        workers[to]!.postMessage(req, [pages.buffer as ArrayBuffer, out.buffer as ArrayBuffer]);
-      });
+      let settle!: Pick<HandedOut, "resolve" | "reject">;
+      const promise = new Promise<CompressedBatch>((resolve, reject) => { settle = { resolve, reject }; });
+      waiting.set(id, { req, to, promise, ...settle });
+      // Shared memory: the worker sees the same buffers, nothing is copied or moved.
+      workers[to]!.postMessage(req);
+      return promise;
+    },
+    batchBuffer: (bytes) => new Uint8Array(new SharedArrayBuffer(bytes)),
+    takeBack(waitingFor) {
+      // Only while a worker is compressing the batch waited for (or has not begun it).
+      let compressing = false;
+      for (const [id, handed] of waiting) {
+        if (handed.promise === waitingFor) { compressing = Atomics.load(claims, claimSlot(id)) !== CLAIM_DONE; break; }
+      }
+      if (!compressing) return false;
+      for (const [id, handed] of waiting) {
+        if (Atomics.compareExchange(claims, claimSlot(id), CLAIM_OPEN, CLAIM_MAIN) !== CLAIM_OPEN) continue;
+        waiting.delete(id);
+        Atomics.sub(queued, handed.to, 1);
+        const { pages, count, skip, out, extents } = handed.req;
+        try {
+          handed.resolve(compressBatch(compressOne, pages, count, pageSize, skip, out, isZero, extents, source));
+        } catch (e) {
+          // A BatchReadError is the batch's outcome; anything else fails the save, as in a worker.
+          handed.reject(e as Error);
+        }
+        return true;
+      }
+      return false;
     },
     loaded: allLoaded,
     async close() {

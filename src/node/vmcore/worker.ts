@@ -8,7 +8,9 @@ import { openVmcoreWithSystemCodecs } from "./open.js";
 import { pageCompressor, zeroPageTest, type Codec } from "./compress.js";
 import type { OpenFile } from "./file.js";
 import { openVmcoreSource } from "./mapped-file.js";
+import { CLAIM_DONE, CLAIM_OPEN, CLAIM_WORKER, claimSlot } from "./claims.js";
 
+/** A batch to compress, in buffers shared with the main thread (which may take it back: claims.ts). */
 export interface WorkRequest { id: number; pages: Uint8Array; out: Uint8Array; count: number; skip: Uint8Array; extents?: FileExtents }
 /**
  * A share of the exclusion scan: the dumpable bitmap and the group counter live in shared
@@ -18,16 +20,19 @@ export interface WorkRequest { id: number; pages: Uint8Array; out: Uint8Array; c
 export interface ExclusionRequest { exclusion: { dumpable: Uint8Array; first: number; level: number; counter: Int32Array; joined: Int32Array } }
 /**
  * What a worker starts from. In shared memory: `loaded[index]`, set to 1 once it can take
- * batches, and `queued[index]`, the batches handed to it not yet compressed (the pool adds, it subtracts).
+ * batches; `queued[index]`, the batches handed to it not yet compressed (the pool adds, and
+ * subtracts those it takes back; the worker subtracts those it compresses); `claims`, who
+ * compresses each batch (claims.ts).
  */
-export interface WorkerSetup { codec: Codec; pageSize: number; source?: string; loaded: Int32Array; queued: Int32Array; index: number }
+export interface WorkerSetup { codec: Codec; pageSize: number; source?: string; loaded: Int32Array; queued: Int32Array; claims: Int32Array; index: number }
 /** What a thread's share excluded, or why it could not scan (the main thread then scans alone). */
 export type ExclusionReply = { exclusion: { counts: ExclusionCounts; error?: undefined } } | { exclusion: { error: string } };
+/** The batch's page sizes and its stored length (the bytes are in its shared `out`), or why its pages could not be read. */
 export type WorkReply =
-  | { id: number; sizes: Int32Array; data: Uint8Array; pages: Uint8Array; error?: undefined }
-  | { id: number; error: string; pages: Uint8Array; out: Uint8Array };
+  | { id: number; sizes: Int32Array; stored: number; error?: undefined }
+  | { id: number; error: string };
 
-const { codec, pageSize, source, loaded, queued, index } = workerData as WorkerSetup;
+const { codec, pageSize, source, loaded, queued, claims, index } = workerData as WorkerSetup;
 const compress = pageCompressor(codec, pageSize);
 const isZero = zeroPageTest(pageSize);
 // Loaded (koffi and the codec library included): the pool hands this thread batches from now on
@@ -45,16 +50,18 @@ parentPort!.on("message", (req: WorkRequest | ExclusionRequest) => {
   if ("exclusion" in req) { scanShare(req); return; }
   // Batches come once the scan is over: what it kept goes.
   scanning = undefined;
+  // Begun here unless the main thread took it back while it sat in this queue (it lowered
+  // `queued` then, and settled the batch): nothing to say about it.
+  if (Atomics.compareExchange(claims, claimSlot(req.id), CLAIM_OPEN, CLAIM_WORKER) !== CLAIM_OPEN) return;
   const batch = compressRequest(req);
+  Atomics.store(claims, claimSlot(req.id), CLAIM_DONE);
   Atomics.sub(queued, index, 1);
   if (batch instanceof BatchReadError) {
-    const reply: WorkReply = { id: req.id, error: batch.message, pages: req.pages, out: req.out };
-    parentPort!.postMessage(reply, [req.pages.buffer as ArrayBuffer, req.out.buffer as ArrayBuffer]);
+    parentPort!.postMessage({ id: req.id, error: batch.message } satisfies WorkReply);
     return;
   }
-  const { sizes, data, pages } = batch;
-  const reply: WorkReply = { id: req.id, sizes, data, pages };
-  parentPort!.postMessage(reply, [sizes.buffer as ArrayBuffer, data.buffer as ArrayBuffer, pages.buffer as ArrayBuffer]);
+  const { sizes, data } = batch;
+  parentPort!.postMessage({ id: req.id, sizes, stored: data.length } satisfies WorkReply, [sizes.buffer as ArrayBuffer]);
 });
 
 /** The batch, or why its pages could not be read. Any other error (a bug) is the thread's error event, which fails the save. */
