@@ -94,7 +94,7 @@ function workerUrl(): URL {
  *
  * The exclusion scan does not wait for a worker that had not joined it by its end: the worker's
  * start (40-60 ms, an isolate and the codecs) left this thread idle for as long there, and again
- * at the first batches handed to it by turns. 1 GiB -d 31 lzo with a worker 0.192 against 0.199 s.
+ * at the first batches handed to it. 1 GiB -d 31 lzo with a worker 0.192 against 0.199 s.
  */
 export function workerCompressor(codec: Codec, pageSize: number, threads: number, source?: SourceFile): Compressor {
   // Made here first: a codec that cannot work (zstd without libzstd) fails now, with the usage error.
