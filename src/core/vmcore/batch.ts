@@ -106,10 +106,11 @@ export class BatchReadError extends Error {
  * codec may need room past that while it works), finding zero pages on the way so the thread that
  * reads never scans them. Page k is in `pages` at k * pageSize, except those `extents` lists: they
  * are read from `source` here, or, where it has them in place (a mapped file), compressed from
- * there without a copy. A read that fails is a BatchReadError carrying both buffers.
+ * there without a copy. A read that fails is a BatchReadError carrying both buffers. The sizes go
+ * into `sizesInto` where given (a batch's own, used again), else into an array made here.
  */
-export function compressBatch(compress: PageCompressInto, pages: Uint8Array, count: number, pageSize: number, skip: Uint8Array, out: Uint8Array, isZero: ZeroPageTest = wordsZeroTest(pageSize), extents?: FileExtents, source?: ExtentSource): CompressedBatch {
-  const sizes = new Int32Array(count);
+export function compressBatch(compress: PageCompressInto, pages: Uint8Array, count: number, pageSize: number, skip: Uint8Array, out: Uint8Array, isZero: ZeroPageTest = wordsZeroTest(pageSize), extents?: FileExtents, source?: ExtentSource, sizesInto?: Int32Array): CompressedBatch {
+  const sizes = sizesInto ? sizesInto.subarray(0, count) : new Int32Array(count);
   let at = 0;
   // The first page not compressed yet: those between extents are in `pages`.
   let next = 0;

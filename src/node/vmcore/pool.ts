@@ -39,7 +39,7 @@ interface HandedOut {
   reject(e: Error): void;
 }
 
-function isShared(bytes: Uint8Array): boolean {
+function isShared(bytes: Uint8Array | Int32Array): boolean {
   return bytes.buffer instanceof SharedArrayBuffer;
 }
 
@@ -51,14 +51,14 @@ export function inlineCompressor(codec: Codec, pageSize: number, source?: Source
   const isZero = zeroPageTest(pageSize);
   return {
     compressOne: compress,
-    submit: (pages, count, skip, out, extents) => compressHere(compress, isZero, pageSize, source, pages, count, skip, out, extents),
+    submit: (pages, count, skip, out, extents, sizes) => compressHere(compress, isZero, pageSize, source, pages, count, skip, out, extents, sizes),
     async close() {},
   };
 }
 
 /** A batch read (when `extents` says where) and compressed in the calling thread. */
-async function compressHere(compress: PageCompressInto, isZero: ZeroPageTest, pageSize: number, source: SourceFile | undefined, pages: Uint8Array, count: number, skip: Uint8Array, out: Uint8Array, extents?: FileExtents): Promise<CompressedBatch> {
-  const batch = compressBatch(compress, pages, count, pageSize, skip, out, isZero, extents, source);
+async function compressHere(compress: PageCompressInto, isZero: ZeroPageTest, pageSize: number, source: SourceFile | undefined, pages: Uint8Array, count: number, skip: Uint8Array, out: Uint8Array, extents?: FileExtents, sizes?: Int32Array): Promise<CompressedBatch> {
+  const batch = compressBatch(compress, pages, count, pageSize, skip, out, isZero, extents, source, sizes);
   // Let signals, the progress timer and the workers' replies run between batches.
   await new Promise((r) => setImmediate(r));
   return batch;
@@ -132,7 +132,7 @@ export function workerCompressor(codec: Codec, pageSize: number, threads: number
       waiting.delete(reply.id);
       const { pages, out } = done.req;
       if (reply.error !== undefined) done.reject(new BatchReadError(reply.error, pages, out));
-      else done.resolve({ sizes: reply.sizes, data: out.subarray(0, reply.stored), pages });
+      else done.resolve({ sizes: reply.sizes ?? done.req.sizes!.subarray(0, done.req.count), data: out.subarray(0, reply.stored), pages });
     });
     w.on("error", (e) => {
       failure = e;
@@ -145,7 +145,7 @@ export function workerCompressor(codec: Codec, pageSize: number, threads: number
   return {
     compressOne,
     parallel: threads + 1,
-    submit(pages, count, skip, out, extents) {
+    submit(pages, count, skip, out, extents, sizes) {
       if (failure) return Promise.reject(failure);
       const id = next++;
       // The loaded worker holding the fewest batches; this thread while none has loaded, or for
@@ -156,10 +156,11 @@ export function workerCompressor(codec: Codec, pageSize: number, threads: number
         const held = Atomics.load(queued, i);
         if (held < least && Atomics.load(loaded, i) === 1) { to = i; least = held; }
       }
-      if (to < 0 || !isShared(pages) || !isShared(out)) return compressHere(compressOne, isZero, pageSize, source, pages, count, skip, out, extents);
+      if (to < 0 || !isShared(pages) || !isShared(out)) return compressHere(compressOne, isZero, pageSize, source, pages, count, skip, out, extents, sizes);
       Atomics.add(queued, to, 1);
       Atomics.store(claims, claimSlot(id), CLAIM_OPEN);
-      const req: WorkRequest = { id, pages, out, count, skip, extents };
+      // Sizes the worker cannot write where this thread sees them come back in its reply.
+      const req: WorkRequest = { id, pages, out, count, skip, extents, ...(sizes && isShared(sizes) ? { sizes } : {}) };
       let settle!: Pick<HandedOut, "resolve" | "reject">;
       const promise = new Promise<CompressedBatch>((resolve, reject) => { settle = { resolve, reject }; });
       waiting.set(id, { req, to, promise, ...settle });
@@ -179,9 +180,9 @@ export function workerCompressor(codec: Codec, pageSize: number, threads: number
         if (Atomics.compareExchange(claims, claimSlot(id), CLAIM_OPEN, CLAIM_MAIN) !== CLAIM_OPEN) continue;
         waiting.delete(id);
         Atomics.sub(queued, handed.to, 1);
-        const { pages, count, skip, out, extents } = handed.req;
+        const { pages, count, skip, out, extents, sizes } = handed.req;
         try {
-          handed.resolve(compressBatch(compressOne, pages, count, pageSize, skip, out, isZero, extents, source));
+          handed.resolve(compressBatch(compressOne, pages, count, pageSize, skip, out, isZero, extents, source, sizes));
         } catch (e) {
           // A BatchReadError is the batch's outcome; anything else fails the save, as in a worker.
           handed.reject(e as Error);

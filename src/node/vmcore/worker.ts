@@ -11,7 +11,7 @@ import { openVmcoreSource } from "./mapped-file.js";
 import { CLAIM_DONE, CLAIM_OPEN, CLAIM_WORKER, claimSlot } from "./claims.js";
 
 /** A batch to compress, in buffers shared with the main thread (which may take it back: claims.ts). */
-export interface WorkRequest { id: number; pages: Uint8Array; out: Uint8Array; count: number; skip: Uint8Array; extents?: FileExtents }
+export interface WorkRequest { id: number; pages: Uint8Array; out: Uint8Array; count: number; skip: Uint8Array; extents?: FileExtents; sizes?: Int32Array }
 /**
  * A share of the exclusion scan: the dumpable bitmap and the group counter live in shared
  * memory, and this thread takes groups from the counter until none is left (exclude.ts).
@@ -27,9 +27,12 @@ export interface ExclusionRequest { exclusion: { dumpable: Uint8Array; first: nu
 export interface WorkerSetup { codec: Codec; pageSize: number; source?: string; loaded: Int32Array; queued: Int32Array; claims: Int32Array; index: number }
 /** What a thread's share excluded, or why it could not scan (the main thread then scans alone). */
 export type ExclusionReply = { exclusion: { counts: ExclusionCounts; error?: undefined } } | { exclusion: { error: string } };
-/** The batch's page sizes and its stored length (the bytes are in its shared `out`), or why its pages could not be read. */
+/**
+ * The batch's stored length (the bytes are in its shared `out`) and its page sizes where the
+ * request had no shared `sizes` to put them in, or why its pages could not be read.
+ */
 export type WorkReply =
-  | { id: number; sizes: Int32Array; stored: number; error?: undefined }
+  | { id: number; sizes?: Int32Array; stored: number; error?: undefined }
   | { id: number; error: string };
 
 const { codec, pageSize, source, loaded, queued, claims, index } = workerData as WorkerSetup;
@@ -61,7 +64,8 @@ parentPort!.on("message", (req: WorkRequest | ExclusionRequest) => {
     return;
   }
   const { sizes, data } = batch;
-  parentPort!.postMessage({ id: req.id, sizes, stored: data.length } satisfies WorkReply, [sizes.buffer as ArrayBuffer]);
+  if (req.sizes) parentPort!.postMessage({ id: req.id, stored: data.length } satisfies WorkReply);
+  else parentPort!.postMessage({ id: req.id, sizes, stored: data.length } satisfies WorkReply, [sizes.buffer as ArrayBuffer]);
 });
 
 /** The batch, or why its pages could not be read. Any other error (a bug) is the thread's error event, which fails the save. */
@@ -74,7 +78,7 @@ function compressRequest(req: WorkRequest): CompressedBatch | BatchReadError {
     }
   }
   try {
-    return compressBatch(compress, req.pages, req.count, pageSize, req.skip, req.out, isZero, req.extents, file);
+    return compressBatch(compress, req.pages, req.count, pageSize, req.skip, req.out, isZero, req.extents, file, req.sizes);
   } catch (e) {
     if (e instanceof BatchReadError) return e;
     throw e;
