@@ -414,10 +414,10 @@ export async function writeKdumpDump(core: Vmcore, opts: DumpOptions, sink: Dump
   // Batch buffers are recycled: fresh multi-MiB allocations cost page faults (system time)
   // and garbage collection on every batch. At most inFlight batches are out at once.
   const batchBytes = BATCH_PAGES * ps;
-  // A batch's small arrays too (its page frames, skipped pages, extents, sizes, descriptors): made anew for each,
-  // they outlived young-generation collections while a worker held the batch, and the main
-  // thread's heap grew by their garbage until a full collection (16 GiB -d 1 lzo: heapTotal 12 ->
-  // 19 MB, peak RSS 109-112 MiB against 99-103 with them kept; stop 46).
+  // A batch's small arrays are used again too (its page frames, skipped pages, extents, sizes,
+  // descriptors). Made anew for each batch, they outlived young-generation collections while a
+  // worker held the batch, and the main thread's heap grew by their garbage until a full
+  // collection: 16 GiB -d 1 lzo peaked at 109-112 MiB, 93-97 with them kept (3 runs each, stop 46).
   const free: BatchBuffers[] = [];
   const newBuffer = (bytes: number) => compressor.batchBuffer?.(bytes) ?? new Uint8Array(bytes);
   const takeBuffers = (): BatchBuffers => free.pop() ?? {
