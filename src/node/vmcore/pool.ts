@@ -78,7 +78,7 @@ function workerUrl(): URL {
  * Every batch is handed to the loaded worker holding the fewest (a count in shared memory that it
  * lowers as it finishes one); while no worker has loaded yet, it is compressed here. This thread
  * also reads, describes and writes every batch, so how much compressing it has room for depends
- * on the codec: little with lzo, about half with zlib. It takes that share itself, by taking
+ * on the codec and the machine. It takes that share itself, by taking
  * batches back: when it would wait for a batch a worker is still compressing, it compresses the
  * oldest batch handed out that no worker has begun (takeBack; claims.ts says who has a batch).
  * Batch buffers are shared memory for that (batchBuffer), and nothing moves between threads.
