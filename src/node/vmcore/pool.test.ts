@@ -79,7 +79,8 @@ test("takeBack: while a worker compresses the batch waited for, this thread comp
       for (let round = 0; round < 50 && taken === 0; round++) {
         const batches = [0, 1, 2, 3].map(() => compressor.submit(compressor.batchBuffer!(PAGES * PS), PAGES, new Uint8Array(PAGES), compressor.batchBuffer!(batchOutBytes(PAGES, PS)), Float64Array.from([0, 0, PAGES])));
         while (compressor.takeBack!(batches[0]!)) taken++;
-        // At most the three the worker had not begun, as the first may be its own.
+        // At most this round's four (the worker may not have begun even the first); the loop ends
+        // at the first round that takes any.
         assert.ok(taken <= 4);
         for (const got of await Promise.all(batches)) {
           assert.deepEqual([...got.sizes], [...expected.sizes]);
